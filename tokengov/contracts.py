@@ -1,0 +1,402 @@
+"""The wire contract of DESIGN.md as pydantic v2 models: one module, imported everywhere.
+
+Readers of the wire are tolerant: unknown fields are ignored and never stored.
+What cannot be trusted (negative or impossible counts, unknown ``kind``,
+unparseable or naive timestamps, oversized or control-character-laden strings)
+fails validation with a message that names the field; callers dead-letter it.
+
+A Kafka message on ``tokengov.events`` is one event (a JSON object) or a batch
+envelope (a JSON array of events); :func:`decode_message` accepts both and
+keeps the valid events of an envelope when some of its items are bad.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated, Any, Final, Literal
+
+import orjson
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
+
+__all__ = [
+    "MAX_ID_CHARS",
+    "MAX_NAME_CHARS",
+    "SCHEMA_VERSION",
+    "UNATTRIBUTED",
+    "Alert",
+    "AlertKind",
+    "CallEvent",
+    "Components",
+    "DecodeFailure",
+    "DecodeResult",
+    "Decision",
+    "Event",
+    "Outcome",
+    "TokenCounts",
+    "decode_message",
+    "describe_validation_error",
+    "encode_events",
+    "event_adapter",
+    "new_event_id",
+    "parse_event",
+    "utcnow",
+]
+
+SCHEMA_VERSION: Final = 1
+UNATTRIBUTED: Final = "unattributed"
+MAX_NAME_CHARS: Final = 256
+MAX_ID_CHARS: Final = 128
+
+#: Printable text only: no ASCII control characters (C0 and DEL) anywhere.
+_PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME_CHARS, pattern=_PRINTABLE)]
+Identifier = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS, pattern=_PRINTABLE)
+]
+
+
+def _attribution(value: Any) -> Any:
+    """Missing attribution is not an error: the spend is kept under ``unattributed``."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return UNATTRIBUTED
+    return value
+
+
+def _to_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+Attribution = Annotated[Name, BeforeValidator(_attribution)]
+UtcTimestamp = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def new_event_id() -> str:
+    return str(uuid.uuid4())
+
+
+class _Wire(BaseModel):
+    """Tolerant reader of the wire: unknown fields are ignored, models are frozen."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, str_strip_whitespace=False)
+
+
+class TokenCounts(_Wire):
+    """Token counts of one call. ``cached_input`` and ``cache_write`` are parts of ``input``;
+    ``reasoning`` is part of ``output`` (DESIGN.md)."""
+
+    input: NonNegativeInt = 0
+    output: NonNegativeInt = 0
+    cached_input: NonNegativeInt = 0
+    cache_write: NonNegativeInt = 0
+    reasoning: NonNegativeInt = 0
+
+    @model_validator(mode="after")
+    def _parts_within_totals(self) -> TokenCounts:
+        if self.cached_input + self.cache_write > self.input:
+            raise ValueError(
+                f"cached_input ({self.cached_input}) + cache_write ({self.cache_write}) "
+                f"exceeds input ({self.input}); both are parts of input"
+            )
+        if self.reasoning > self.output:
+            raise ValueError(
+                f"reasoning ({self.reasoning}) exceeds output ({self.output}); "
+                "reasoning is part of output"
+            )
+        return self
+
+    @property
+    def total(self) -> int:
+        return self.input + self.output
+
+
+COMPONENT_NAMES: Final = (
+    "system",
+    "tool_definitions",
+    "retrieved",
+    "history",
+    "tool_responses",
+    "handoff",
+    "memory",
+)
+
+
+class Components(_Wire):
+    """Where the input tokens came from. May be partial; absent components are 0."""
+
+    system: NonNegativeInt = 0
+    tool_definitions: NonNegativeInt = 0
+    retrieved: NonNegativeInt = 0
+    history: NonNegativeInt = 0
+    tool_responses: NonNegativeInt = 0
+    handoff: NonNegativeInt = 0
+    memory: NonNegativeInt = 0
+
+    @property
+    def total(self) -> int:
+        return (
+            self.system
+            + self.tool_definitions
+            + self.retrieved
+            + self.history
+            + self.tool_responses
+            + self.handoff
+            + self.memory
+        )
+
+
+class CallEvent(_Wire):
+    """One model call. Never prompt or completion text: counts and names only."""
+
+    kind: Literal["call"] = "call"
+    schema_version: Literal[1] = SCHEMA_VERSION
+    event_id: Identifier = Field(description="The idempotency key: the same id counts once.")
+    ts: UtcTimestamp
+    team: Attribution = UNATTRIBUTED
+    workflow: Attribution = UNATTRIBUTED
+    task_id: Identifier | None = Field(
+        default=None, description="Absent: the event is its own task (task_id = event_id)."
+    )
+    agent: Name = "agent"
+    parent_agent: Name | None = None
+    step: NonNegativeInt = 0
+    provider: Name = "unknown"
+    model: Name
+    tokens: TokenCounts = Field(default_factory=TokenCounts)
+    components: Components = Field(default_factory=Components)
+    attempt: int = Field(default=1, ge=1)
+    tool_calls: NonNegativeInt = 0
+    tool_name: Name | None = None
+    latency_ms: NonNegativeInt | None = None
+    status: Literal["ok", "error", "timeout"] = "ok"
+    cost_usd: Decimal | None = Field(
+        default=None, ge=0, max_digits=28, decimal_places=12, allow_inf_nan=False
+    )
+    context_window: NonNegativeInt | None = Field(
+        default=None,
+        description="The model's context window in tokens, where the agent reports it "
+        "(context utilization = input / context_window).",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CallEvent:
+        if self.components.total > self.tokens.input:
+            raise ValueError(
+                f"components: sum to {self.components.total}, more than tokens.input "
+                f"({self.tokens.input}); components break input down"
+            )
+        if self.task_id is None:
+            object.__setattr__(self, "task_id", self.event_id)
+        return self
+
+    @property
+    def task(self) -> str:
+        """The task id, never None (an event without one is its own task)."""
+        return self.task_id or self.event_id
+
+    @property
+    def is_retry(self) -> bool:
+        return self.attempt > 1
+
+    @property
+    def is_handoff(self) -> bool:
+        return self.parent_agent is not None
+
+
+class Outcome(_Wire):
+    """How a task ended: one per task."""
+
+    kind: Literal["outcome"] = "outcome"
+    schema_version: Literal[1] = SCHEMA_VERSION
+    event_id: Identifier = Field(description="The idempotency key: the same id counts once.")
+    ts: UtcTimestamp
+    team: Attribution = UNATTRIBUTED
+    workflow: Attribution = UNATTRIBUTED
+    task_id: Identifier
+    status: Literal["success", "failure", "abandoned"]
+    quality: float | None = Field(default=None, ge=0.0, le=1.0, allow_inf_nan=False)
+
+    def met_quality_bar(self, quality_bar: float | None) -> bool:
+        """Success and (when a bar is set) ``quality`` at or above it."""
+        if self.status != "success":
+            return False
+        if quality_bar is None:
+            return True
+        return self.quality is not None and self.quality >= quality_bar
+
+
+Event = Annotated[CallEvent | Outcome, Field(discriminator="kind")]
+event_adapter: TypeAdapter[CallEvent | Outcome] = TypeAdapter(Event)
+
+AlertKind = Literal[
+    "runaway",
+    "retry_storm",
+    "loop",
+    "budget_threshold",
+    "budget_forecast",
+    "missing_cost_profile",
+    "unpriced_model",
+    "attribution_coverage",
+    "debt_finding",
+    "receiver_failing",
+]
+
+
+class Alert(_Wire):
+    """An alert on ``tokengov.alerts`` (key = team), in ClickHouse and in every notification."""
+
+    alert_id: str = Field(default_factory=new_event_id)
+    fingerprint: str
+    kind: AlertKind
+    severity: Literal["info", "warning", "critical"]
+    status: Literal["firing", "resolved"] = "firing"
+    team: Attribution = UNATTRIBUTED
+    workflow: str | None = None
+    task_id: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    summary: str
+    evidence: dict[str, Any] = Field(default_factory=dict)
+    starts_at: UtcTimestamp = Field(default_factory=utcnow)
+    ends_at: UtcTimestamp | None = None
+
+    def label_set(self) -> dict[str, str]:
+        """Every label routing can match on: the alert's own fields plus ``labels``."""
+        base = {"kind": self.kind, "severity": self.severity, "team": self.team}
+        if self.workflow:
+            base["workflow"] = self.workflow
+        if self.task_id:
+            base["task_id"] = self.task_id
+        return {**base, **self.labels}
+
+
+class Decision(_Wire):
+    """A governance decision on ``tokengov.decisions`` (compacted, key = ``scope:key``)."""
+
+    scope: Literal["task", "workflow", "team"]
+    key: Name
+    action: Literal["proceed", "throttle", "fallback", "pause"]
+    reason: str
+    fallback_model: str | None = None
+    throttle_ms: NonNegativeInt | None = Field(
+        default=None, description="For throttle: how long the agent waits before each call."
+    )
+    issued_at: UtcTimestamp = Field(default_factory=utcnow)
+    expires_at: UtcTimestamp | None = None
+
+    @property
+    def topic_key(self) -> str:
+        return f"{self.scope}:{self.key}"
+
+    def active(self, now: datetime) -> bool:
+        return self.expires_at is None or now < self.expires_at
+
+
+_FRIENDLY = {
+    "string_pattern_mismatch": "must not contain control characters",
+    "timezone_aware": "timestamp must carry a UTC offset (e.g. 2026-11-29T05:00:00Z)",
+    "missing": "required",
+}
+
+
+def describe_validation_error(error: ValidationError, *, prefix: str = "") -> str:
+    """One readable line per problem, each naming the field: ``tokens.input: must be ≥ 0``."""
+    parts: list[str] = []
+    for item in error.errors(include_url=False):
+        loc = [p for p in item["loc"] if p not in ("call", "outcome")]
+        path = ".".join(str(p) for p in loc)
+        message = _FRIENDLY.get(item["type"]) or item["msg"].removeprefix("Value error, ")
+        where = f"{prefix}{path}" if path else (prefix.rstrip(".") or "event")
+        parts.append(f"{where}: {message}")
+    return "; ".join(parts)
+
+
+def parse_event(obj: Any) -> CallEvent | Outcome:
+    """Validate one decoded JSON object. Raises :class:`tokengov.errors.ContractError`."""
+    from tokengov.errors import ContractError
+
+    if not isinstance(obj, dict):
+        raise ContractError(f"expected a JSON object, got {type(obj).__name__}")
+    kind = obj.get("kind")
+    if kind not in ("call", "outcome"):
+        raise ContractError(f"unknown kind {kind!r}; expected 'call' or 'outcome'", field="kind")
+    try:
+        return event_adapter.validate_python(obj)
+    except ValidationError as exc:
+        raise ContractError(describe_validation_error(exc)) from exc
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeFailure:
+    """One part of a message that cannot be trusted, and why."""
+
+    reason: str
+    index: int | None = None  # position in a batch envelope; None for the whole message
+    event_id: str | None = None
+
+
+@dataclass(slots=True)
+class DecodeResult:
+    events: list[CallEvent | Outcome] = field(default_factory=list)
+    failures: list[DecodeFailure] = field(default_factory=list)
+    envelope: bool = False
+
+
+def decode_message(raw: bytes | str) -> DecodeResult:
+    """Decode one Kafka message: a single event or a batch envelope (JSON array).
+
+    Valid events of an envelope are kept even when some of its items are bad.
+    """
+    from tokengov.errors import ContractError
+
+    result = DecodeResult()
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        result.failures.append(DecodeFailure(f"not valid JSON: {exc}"))
+        return result
+    items: Iterable[Any]
+    if isinstance(doc, list):
+        result.envelope = True
+        items = doc
+    else:
+        items = (doc,)
+    for index, item in enumerate(items):
+        try:
+            result.events.append(parse_event(item))
+        except ContractError as exc:
+            event_id = item.get("event_id") if isinstance(item, dict) else None
+            result.failures.append(
+                DecodeFailure(
+                    str(exc),
+                    index if result.envelope else None,
+                    event_id if isinstance(event_id, str) else None,
+                )
+            )
+    return result
+
+
+def encode_events(events: Iterable[CallEvent | Outcome]) -> bytes:
+    """Encode one event as an object, several as a batch envelope (a JSON array)."""
+    docs = [e.model_dump(mode="json", exclude_none=False) for e in events]
+    return orjson.dumps(docs[0] if len(docs) == 1 else docs)

@@ -1,0 +1,56 @@
+"""One typed settings object, read by entrypoints only (prefix ``TOKENGOV_``).
+
+Library classes take explicit arguments; only the CLI and the worker build a
+:class:`Settings` and hand its values down.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TOKENGOV_", extra="ignore")
+
+    kafka_bootstrap: str = Field(
+        default="127.0.0.1:9092", description="Kafka bootstrap servers, host:port[,host:port]."
+    )
+    policy: Path | None = Field(default=None, description="Path of the policy YAML file.")
+    data_dir: Path = Field(
+        default=Path(".tokengov"),
+        description="Embedded broker state, worker state, and the embedded ClickHouse store.",
+    )
+    clickhouse_url: str | None = Field(
+        default=None,
+        description="clickhouse-connect DSN: chdb:///path or http(s)://user:pass@host:8123/db. "
+        "Default: the embedded store at <data dir>/clickhouse.",
+    )
+    grafana_url: str | None = None
+    grafana_token: SecretStr | None = None
+    query_endpoint: str = Field(
+        default="127.0.0.1:8124",
+        description="host:port of the local read-only query endpoint served in embedded mode.",
+    )
+
+    @property
+    def clickhouse_dsn(self) -> str:
+        if self.clickhouse_url:
+            return self.clickhouse_url
+        return f"chdb://{(self.data_dir / 'clickhouse').resolve()}"
+
+    @property
+    def embedded_clickhouse(self) -> bool:
+        return self.clickhouse_dsn.startswith("chdb:")
+
+    @property
+    def broker_state_dir(self) -> Path:
+        return self.data_dir / "broker"
+
+    @property
+    def worker_state_dir(self) -> Path:
+        return self.data_dir / "worker"
