@@ -20,6 +20,7 @@ __all__ = [
     "FINDINGS",
     "METRICS",
     "TopicSpec",
+    "Topics",
     "ensure_topics",
     "topic_specs",
 ]
@@ -33,6 +34,22 @@ METRICS: Final = "tokengov.metrics"
 FINDINGS: Final = "tokengov.findings"
 DEADLETTER: Final = "tokengov.deadletter"
 ALL_TOPICS: Final = (EVENTS, ALERTS, DECISIONS, METRICS, FINDINGS, DEADLETTER)
+
+
+@dataclass(frozen=True)
+class Topics:
+    """The real topic names a component uses. Tests give each run its own prefix."""
+
+    events: str = EVENTS
+    alerts: str = ALERTS
+    decisions: str = DECISIONS
+    metrics: str = METRICS
+    findings: str = FINDINGS
+    deadletter: str = DEADLETTER
+
+    @classmethod
+    def with_prefix(cls, prefix: str) -> Topics:
+        return cls(*(prefix + name for name in ALL_TOPICS))
 
 
 @dataclass(frozen=True)

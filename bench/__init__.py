@@ -1,0 +1,1 @@
+"""tokengov bench."""

@@ -1,0 +1,57 @@
+"""Shared fixtures. Integration tests get a real Tansu broker (one per session) and
+their own topics (a unique prefix per test) so that tests do not leak into each other."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tokengov.local.broker import EmbeddedBroker, free_port
+from tokengov.topics import TopicSpec, Topics, ensure_topics, topic_specs
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+    """A real Tansu process on a free loopback port, for the whole session."""
+    state = tmp_path_factory.mktemp("broker")
+    embedded = EmbeddedBroker(state, port=free_port())
+    embedded.start(detach=False)
+    try:
+        yield embedded
+    finally:
+        embedded.stop()
+
+
+@pytest.fixture
+def bootstrap(broker: EmbeddedBroker) -> str:
+    return broker.bootstrap
+
+
+@pytest.fixture
+def topic_prefix() -> str:
+    """A prefix unique to this test: ``t<hex>.`` → ``t1a2b….tokengov.events``."""
+    return f"t{uuid.uuid4().hex[:10]}."
+
+
+@pytest.fixture
+def topics(bootstrap: str, topic_prefix: str) -> dict[str, str]:
+    """The project's topics, created for this test only. Maps the canonical name to the real one."""
+    specs: list[TopicSpec] = topic_specs(prefix=topic_prefix, event_partitions=4)
+    ensure_topics(bootstrap, specs)
+    return {s.name.removeprefix(topic_prefix): s.name for s in specs}
+
+
+@pytest.fixture
+def topic_names(topics: dict[str, str], topic_prefix: str) -> Topics:
+    """The same topics as a :class:`Topics` value, to hand to components."""
+    return Topics.with_prefix(topic_prefix)
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "data"
+    path.mkdir()
+    return path

@@ -1,0 +1,1 @@
+"""The tokengov command line."""

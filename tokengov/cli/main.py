@@ -1,0 +1,32 @@
+"""The ``tokengov`` console script: one Typer app, one module per command group."""
+
+from __future__ import annotations
+
+import typer
+
+from tokengov import __version__
+from tokengov.cli import broker, policy
+
+app = typer.Typer(
+    name="tokengov",
+    help="Real-time token governance for agentic AI.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(broker.app, name="broker")
+app.add_typer(policy.app, name="policy")
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
