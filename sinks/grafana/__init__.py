@@ -1,0 +1,1 @@
+"""Grafana: dashboards as code, provisioning, and sync to a running Grafana."""
