@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
-
-from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from sinks.grafana.client import Annotation
 from sinks.grafana.dashboards import ALERT_TAG
 from sinks.grafana.sql import ALERTS_FOR_ANNOTATIONS
 from tokengov.errors import QueryError
 
-__all__ = ["ALERT_ID_TAG", "AlertMark", "alert_id_of", "read_alert_marks"]
+__all__ = ["ALERT_ID_TAG", "AlertMark", "AlertQuery", "alert_id_of", "read_alert_marks"]
+
+AlertQuery = Callable[[str, dict[str, Any]], Iterable[Mapping[str, Any]]]
 
 ALERT_ID_TAG: Final = "alert_id:"
 # Grafana stores a tag's key and value in columns of at most 100 characters each.
@@ -69,17 +70,18 @@ def _utc(value: Any) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def read_alert_marks(client: Any, since: datetime) -> list[AlertMark]:
-    """Alerts that started at or after ``since``, one per alert_id (a clickhouse-connect
-    client: ``chdb://`` or a server)."""
-    try:
-        result = client.query(ALERTS_FOR_ANNOTATIONS, parameters={"since": since.astimezone(UTC)})
-    except ClickHouseError as exc:
-        raise QueryError(f"reading alerts for annotations: {exc}") from exc
+def read_alert_marks(query: AlertQuery, since: datetime) -> list[AlertMark]:
+    """Alerts that started at or after ``since``, one per alert_id.
+
+    ``query(sql, parameters)`` runs a statement with server-side parameters on the store and
+    returns its rows as mappings (clickhouse-connect's ``named_results()``, or the
+    ClickHouse store's ``dicts()``).
+    """
     marks: list[AlertMark] = []
-    for row in result.named_results():
+    for row in query(ALERTS_FOR_ANNOTATIONS, {"since": since.astimezone(UTC)}):
         starts_at = _utc(row["first_start"])
-        assert starts_at is not None
+        if starts_at is None:
+            raise QueryError(f"alert {row['alert_id']}: no starts_at")
         marks.append(
             AlertMark(
                 alert_id=str(row["alert_id"]),

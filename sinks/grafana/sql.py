@@ -127,9 +127,9 @@ FROM {HOURLY}
 WHERE $__timeFilter(hour) AND {scope(team=None, workflow=None)}""")
 
     unpriced_calls = _table(f"""
-SELECT count() AS unpriced_calls
-FROM {EVENTS}
-WHERE $__timeFilter(ts) AND cost_source = 'unpriced' AND {scope()}""")
+SELECT sum(unpriced_calls) AS unpriced_calls
+FROM {HOURLY}
+WHERE $__timeFilter(hour) AND {scope()}""")
 
     spend_by_team_over_time = _ts(f"""
 SELECT $__timeInterval(hour) AS time, team, sum(cost_usd) AS spend_usd
@@ -274,6 +274,11 @@ ORDER BY cost_per_success_usd DESC""")
 # --- Governance ----------------------------------------------------------------------------------
 
 
+# Attempt results (sinks/router): delivered, failed, dead_letter (gave up); the store also
+# knows retrying and suppressed (silenced), neither of which is a failure.
+_FAILED = "'failed', 'dead_letter'"
+
+
 class Governance:
     # Period-to-date spend per team and workflow, with a linear forecast to the end of the
     # period (UTC day and month), next to the latest limit a budget alert reported.
@@ -336,7 +341,7 @@ GROUP BY time, action
 ORDER BY time, action""")
 
     recent_decisions = _table(f"""
-SELECT issued_at, scope, key, action, reason, fallback_model, expires_at
+SELECT issued_at, scope, key, action, reason, fallback_model, throttle_ms, expires_at
 FROM {DECISIONS}
 WHERE $__timeFilter(issued_at) AND action != 'proceed'
   AND (scope != 'team' OR {_match("team", "key")})
@@ -346,8 +351,8 @@ LIMIT 50""")
 
     delivery_by_receiver = _table(f"""
 SELECT receiver, count() AS attempts,
-       countIf(result = 'ok') / count() AS success_share,
-       countIf(result != 'ok') AS failed_attempts,
+       countIf(result = 'delivered') / nullIf(countIf(result != 'suppressed'), 0) AS success_share,
+       countIf(result IN ({_FAILED})) AS failed_attempts,
        uniqExact(alert_id) AS alerts,
        quantile(0.95)(latency_ms) AS p95_latency_ms,
        max(ts) AS last_attempt
@@ -366,7 +371,7 @@ ORDER BY time, result""")
     delivery_failures = _table(f"""
 SELECT ts, receiver, alert_id, attempt, result, error, latency_ms
 FROM {NOTIFICATIONS}
-WHERE $__timeFilter(ts) AND result != 'ok'
+WHERE $__timeFilter(ts) AND result IN ({_FAILED})
 ORDER BY ts DESC
 LIMIT 50""")
 

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import SecretStr
 
 from tokengov.cli.common import DataDirOpt, console, err_console, fail, load_settings, setup_logging
 from tokengov.contracts import utcnow
-from tokengov.errors import TokenGovError
+from tokengov.errors import QueryError, TokenGovError
 from tokengov.policy import parse_duration
+
+if TYPE_CHECKING:
+    from sinks.grafana.alert_marks import AlertMark
 
 app = typer.Typer(help="Grafana dashboards: generate them, push them.", no_args_is_help=True)
 
@@ -53,6 +56,35 @@ def _since(value: str) -> datetime:
         raise typer.BadParameter(str(exc)) from exc
 
 
+def _alert_marks(dsn: str, since: datetime) -> list[AlertMark]:
+    """The alerts to annotate, read from the ClickHouse store at ``dsn``."""
+    import clickhouse_connect
+    from clickhouse_connect.driver.exceptions import ClickHouseError
+
+    from sinks.grafana.alert_marks import read_alert_marks
+
+    try:
+        client = clickhouse_connect.get_client(dsn=dsn)
+    except ClickHouseError as exc:
+        raise QueryError(f"cannot open ClickHouse at {_redacted(dsn)}: {exc}") from exc
+    try:
+        return read_alert_marks(
+            lambda sql, params: client.query(sql, parameters=params).named_results(), since
+        )
+    except ClickHouseError as exc:
+        raise QueryError(f"reading alerts from {_redacted(dsn)}: {exc}") from exc
+    finally:
+        client.close()
+
+
+def _redacted(dsn: str) -> str:
+    if "@" not in dsn or "://" not in dsn:
+        return dsn
+    scheme, rest = dsn.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
+
+
 @app.command()
 def sync(
     url: Annotated[
@@ -78,9 +110,6 @@ def sync(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Create or update the folder, data source and dashboards; annotate alerts."""
-    import clickhouse_connect
-
-    from sinks.grafana.alert_marks import read_alert_marks
     from sinks.grafana.client import GrafanaAPI
     from sinks.grafana.datasource import ClickHouseDatasource
     from sinks.grafana.sync import sync as run_sync
@@ -90,16 +119,7 @@ def sync(
     start = _since(since)
     try:
         datasource = ClickHouseDatasource.from_url(datasource_url) if datasource_url else None
-        marks = []
-        if annotations:
-            try:
-                client = clickhouse_connect.get_client(dsn=settings.clickhouse_dsn)
-            except Exception as exc:  # clickhouse-connect raises several unrelated types
-                fail(f"cannot open ClickHouse at {settings.clickhouse_dsn}: {exc}")
-            try:
-                marks = read_alert_marks(client, start)
-            finally:
-                client.close()
+        marks = _alert_marks(settings.clickhouse_dsn, start) if annotations else []
         token: SecretStr | None = settings.grafana_token
         with GrafanaAPI(url or settings.grafana_url or "", token) as api:
             report = run_sync(api, alerts=marks, now=utcnow(), datasource=datasource)

@@ -46,7 +46,7 @@ def build() -> dashboard.Dashboard:
         )
         .with_panel(
             p.time_series(
-                "Spend by team",
+                "Spend over time by team",
                 "Cost per interval, stacked by team.",
                 [q.spend_by_team_over_time],
                 unit="currencyUSD",
@@ -55,7 +55,7 @@ def build() -> dashboard.Dashboard:
         )
         .with_panel(
             p.time_series(
-                "Spend by model",
+                "Spend over time by model",
                 "Cost per interval, stacked by model.",
                 [q.spend_by_model_over_time],
                 unit="currencyUSD",
@@ -104,7 +104,7 @@ def build() -> dashboard.Dashboard:
         .with_row(p.row("Attribution and pricing"))
         .with_panel(
             p.time_series(
-                "Attribution coverage",
+                "Attribution coverage over time",
                 "Share of calls attributed to a team and a workflow, per interval (fleet-wide).",
                 [q.attribution_over_time],
                 unit="percentunit",

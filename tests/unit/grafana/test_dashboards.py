@@ -53,6 +53,8 @@ def test_dashboard_shape(spec: Any) -> None:
     model = to_model(spec.build())
     assert model["uid"] == spec.uid and len(spec.uid) <= 40
     assert model["title"] == spec.title and isinstance(model["schemaVersion"], int)
+    titles = [p["title"] for p in _panels(model)]
+    assert len(titles) == len(set(titles)), "panel titles must be unique within a dashboard"
     ids = [p["id"] for p in model["panels"]]
     assert ids == list(range(1, len(ids) + 1))
     variables = {v["name"]: v for v in model["templating"]["list"]}
