@@ -74,7 +74,28 @@ class EmitterStats:
 
 
 # What the call site enqueues: cheap to build, validated on the sender thread.
-_Pending = tuple[str, float, dict[str, Any]]
+# kind "model": a built event; "call"/"outcome": a dict of values; "task-call": a tuple
+# in the order of _TASK_CALL_FIELDS (the hot path of TaskContext.record).
+_Pending = tuple[str, float, Any]
+_TASK_CALL_FIELDS: Final = (
+    "team",
+    "workflow",
+    "task_id",
+    "agent",
+    "parent_agent",
+    "step",
+    "attempt",
+    "provider",
+    "model",
+    "usage",
+    "components",
+    "tool_calls",
+    "tool_name",
+    "latency_ms",
+    "status",
+    "cost_usd",
+    "context_window",
+)
 
 
 class TokenEmitter:
@@ -147,21 +168,24 @@ class TokenEmitter:
     def emit_outcome(self, **values: Any) -> None:
         self._enqueue("outcome", None, values)
 
-    def _enqueue(self, kind: str, event: Any, values: dict[str, Any] | None) -> None:
+    def _enqueue(self, kind: str, event: Any, values: Any) -> None:
         if len(self._queue) >= self._max_queue or self._closed:
-            self.stats.overflow += 1
-            if self.stats.overflow == 1 or self.stats.overflow % 10_000 == 0:
-                log.error(
-                    "tokengov emitter %s: %d event(s) not sent (queue of %d full or emitter closed)",
-                    self.topic,
-                    self.stats.overflow,
-                    self._max_queue,
-                )
+            self._overflow()
             return
-        self._queue.append((kind, time.time(), values if values is not None else {"_": event}))
+        self._queue.append((kind, time.time(), values if values is not None else event))
         self.stats.accepted += 1
         if len(self._queue) >= self._envelope_max:
             self._wake.set()
+
+    def _overflow(self) -> None:
+        self.stats.overflow += 1
+        if self.stats.overflow == 1 or self.stats.overflow % 10_000 == 0:
+            log.error(
+                "tokengov emitter %s: %d event(s) not sent (queue of %d full or emitter closed)",
+                self.topic,
+                self.stats.overflow,
+                self._max_queue,
+            )
 
     def task(
         self,
@@ -231,20 +255,22 @@ class TokenEmitter:
     _busy = False
 
     def _run(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.wait(self._linger_s)
+            self._wake.clear()
+            self._busy = True
+            try:
+                self._step()
+            except Exception:  # the agent must not notice; the next step tries again
+                log.exception("tokengov emitter: sender step failed; retrying")
+                time.sleep(0.1)
+            finally:
+                self._busy = False
         try:
-            while not self._stopping.is_set():
-                self._wake.wait(self._linger_s)
-                self._wake.clear()
-                self._busy = True
-                try:
-                    self._step()
-                finally:
-                    self._busy = False
             self._shutdown(30.0)
-        except Exception:  # the last line of defence: the agent must not notice
-            log.exception("tokengov emitter thread failed; spooling what is left")
-            with contextlib.suppress(Exception):
-                self._drain_to_spool()
+        except Exception:
+            log.exception("tokengov emitter: shutdown failed; spooling what is left")
+            self._drain_to_spool()
 
     def _step(self) -> None:
         if self._producer is not None and (self._unhealthy or self._delivery_failed):
@@ -295,16 +321,19 @@ class TokenEmitter:
             return events[0].__pydantic_serializer__.to_json(events[0])
         return _events_adapter.dump_json(events)
 
-    def _build(self, kind: str, at: float, values: dict[str, Any]) -> CallEvent | Outcome | None:
+    def _build(self, kind: str, at: float, values: Any) -> CallEvent | Outcome | None:
         try:
             if kind == "model":
-                event = values["_"]
-                if not isinstance(event, CallEvent | Outcome):
+                if not isinstance(values, CallEvent | Outcome):
                     raise ContractError(
-                        f"expected CallEvent or Outcome, got {type(event).__name__}"
+                        f"expected CallEvent or Outcome, got {type(values).__name__}"
                     )
-                return event
-            doc = dict(values)
+                return values
+            if kind == "task-call":
+                doc = dict(zip(_TASK_CALL_FIELDS, values, strict=True))
+                kind = "call"
+            else:
+                doc = dict(values)
             doc.setdefault("event_id", new_event_id())
             doc.setdefault("ts", datetime.fromtimestamp(at, UTC))
             if kind == "call":
@@ -315,8 +344,8 @@ class TokenEmitter:
             return Outcome.model_validate(doc)
         except ValidationError as exc:
             self._invalid(describe_validation_error(exc))
-        except ContractError as exc:
-            self._invalid(str(exc))
+        except (ContractError, TypeError, ValueError) as exc:
+            self._invalid(f"{type(exc).__name__}: {exc}")
         return None
 
     def _invalid(self, reason: str) -> None:
@@ -550,25 +579,36 @@ class TaskContext:
             shared["attempt"] = 1
         if attempt is not None:
             shared["attempt"] = attempt
-        self.emitter.emit_call(
-            team=self.team,
-            workflow=self.workflow,
-            task_id=self.task_id,
-            agent=self.agent,
-            parent_agent=self.parent_agent,
-            step=shared["step"],
-            attempt=shared["attempt"],
-            provider=provider or self.provider,
-            model=model,
-            usage=usage,
-            components=components or {},
-            tool_calls=tool_calls,
-            tool_name=tool_name,
-            latency_ms=latency_ms,
-            status=status,
-            cost_usd=cost_usd,
-            context_window=context_window,
+        emitter = self.emitter
+        if emitter._closed or len(emitter._queue) >= emitter._max_queue:
+            emitter._overflow()
+            return
+        emitter._queue.append(
+            (
+                "task-call",
+                time.time(),
+                (
+                    self.team,
+                    self.workflow,
+                    self.task_id,
+                    self.agent,
+                    self.parent_agent,
+                    shared["step"],
+                    shared["attempt"],
+                    provider or self.provider,
+                    model,
+                    usage,
+                    components or {},
+                    tool_calls,
+                    tool_name,
+                    latency_ms,
+                    status,
+                    cost_usd,
+                    context_window,
+                ),
+            )
         )
+        emitter.stats.accepted += 1
 
     def outcome(self, status: str, quality: float | None = None) -> None:
         """Set how the task ended; emitted when the context exits."""

@@ -6,6 +6,8 @@ import typer
 
 from tokengov import __version__
 from tokengov.cli import bench, broker, policy
+from tokengov.cli.emit import emit_command
+from tokengov.cli.tail import tail_command
 
 app = typer.Typer(
     name="tokengov",
@@ -17,6 +19,8 @@ app = typer.Typer(
 app.add_typer(broker.app, name="broker")
 app.add_typer(policy.app, name="policy")
 app.add_typer(bench.app, name="bench")
+app.command("emit")(emit_command)
+app.command("tail")(tail_command)
 
 
 @app.command()

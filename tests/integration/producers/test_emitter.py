@@ -60,10 +60,11 @@ def test_invalid_values_are_counted_not_raised(bootstrap, topic_names, tmp_path)
     with TokenEmitter(bootstrap, topic=topic_names.events, spool_dir=tmp_path / "spool") as emitter:
         with emitter.task(team="search", workflow="wf", task_id="t-bad") as task:
             task.record({"input": 10, "output": 1, "cached_input": 50}, model="m")  # impossible
+            task.record("garbage", model="m", components="also garbage")  # type: ignore[arg-type]
             task.record({"input": 10, "output": 1}, model="m")
-    assert emitter.stats.invalid == 1
+    assert emitter.stats.invalid == 2
     events = read_events(bootstrap, topic_names.events, expected=2)
-    assert len(events) == 2
+    assert len(events) == 2  # the good call and the outcome: the sender survived the garbage
 
 
 def test_broker_down_spools_and_replays_in_order(tmp_path):
