@@ -8,7 +8,8 @@ its first-day value) across the days observed.
 
 Waste model: the prompt could have stayed at its size on the first day
 observed; the latest day's mean system tokens per call beyond that baseline,
-times the workflow's calls per day (mean over the days observed), is waste per
+times the workflow's calls per day (mean over the days observed, less the
+first and last, which are usually partial), is waste per
 day, priced at the average input price the workflow paid for system tokens.
 """
 
@@ -65,7 +66,9 @@ class SystemPromptGrowth(Detector):
         excess_per_call = means[-1] - baseline
         if growth < ctx.policy.system_prompt_min_growth or excess_per_call <= 0:
             return None
-        calls_per_day = total.get("calls") / len(days)
+        # The first and last days are usually partial: count calls per day on the others.
+        interior = days[1:-1] if len(days) >= 3 else days
+        calls_per_day = sum(t.get("calls") for _, t in interior) / len(interior)
         tokens_day = int(excess_per_call * calls_per_day)
         usd_per_token = Decimal(str(total.get("system_usd"))) / Decimal(
             str(max(1.0, total.get("system_tokens")))
