@@ -40,12 +40,19 @@ class Pattern:
 PATTERNS: Final = (
     Pattern("triage-bloated", "triage-lean", "search", "tool_definition_bloat", "agent_design"),
     Pattern("chat-resend", "chat-summarized", "support", "history_resend", "context_management"),
-    Pattern("research-fullhandoff", "research-structured", "research", "full_context_handoff",
-            "orchestration"),
+    Pattern(
+        "research-fullhandoff",
+        "research-structured",
+        "research",
+        "full_context_handoff",
+        "orchestration",
+    ),
     Pattern("concierge-replay", "concierge-distilled", "support", "memory_replay", "memory"),
     Pattern("kb-repeat", "kb-reranked", "search", "retrieval_waste", "retrieval"),
     Pattern("ops-whole", "ops-trimmed", "ops", "tool_response_bloat", "tool_usage"),
-    Pattern("billing-retrystorm", "billing-backoff", "billing", "retry_without_backoff", "workflow"),
+    Pattern(
+        "billing-retrystorm", "billing-backoff", "billing", "retry_without_backoff", "workflow"
+    ),
     Pattern("faq-growing", "faq-stable", "support", "system_prompt_growth", "system_prompt"),
 )
 
@@ -137,8 +144,15 @@ def _tool_bloat(b: _Builder, t: datetime, rng: random.Random, wasteful: bool) ->
     for step in range(4):
         tool = rng.choice(("search_docs", "lookup_order", "escalate"))
         tools_tokens = 6000 if wasteful else 3 * 140  # the whole catalogue vs the 3 tools used
-        b.call(t, "triager", step=step, tool_name=tool, system=_SYSTEM_TOKENS,
-               tool_definitions=tools_tokens, output=rng.randint(250, 350))
+        b.call(
+            t,
+            "triager",
+            step=step,
+            tool_name=tool,
+            system=_SYSTEM_TOKENS,
+            tool_definitions=tools_tokens,
+            output=rng.randint(250, 350),
+        )
         t += timedelta(seconds=rng.uniform(2, 4))
     return t
 
@@ -157,9 +171,14 @@ def _handoff(b: _Builder, t: datetime, rng: random.Random, wasteful: bool) -> da
     retrieved = 3000 + rng.randint(-200, 200)
     planner = None
     for step in range(2):  # retrieve once; the second call carries it in its history
-        planner = b.call(t, "planner", step=step, system=_SYSTEM_TOKENS,
-                         retrieved=retrieved if step == 0 else 0,
-                         history=1000 + (retrieved if step else 0))
+        planner = b.call(
+            t,
+            "planner",
+            step=step,
+            system=_SYSTEM_TOKENS,
+            retrieved=retrieved if step == 0 else 0,
+            history=1000 + (retrieved if step else 0),
+        )
         t += timedelta(seconds=rng.uniform(2, 4))
     assert planner is not None
     handoff = planner.tokens.input if wasteful else 400  # the whole context vs a brief
@@ -173,8 +192,9 @@ def _memory(b: _Builder, t: datetime, rng: random.Random, wasteful: bool) -> dat
     for step in range(4):
         raw = 6000 + rng.randint(-300, 300)
         distilled = 500 + rng.randint(-50, 50)
-        b.call(t, "concierge", step=step, system=_SYSTEM_TOKENS,
-               memory=raw if wasteful else distilled)
+        b.call(
+            t, "concierge", step=step, system=_SYSTEM_TOKENS, memory=raw if wasteful else distilled
+        )
         t += timedelta(seconds=rng.uniform(2, 4))
     return t
 
@@ -183,12 +203,11 @@ def _retrieval(b: _Builder, t: datetime, rng: random.Random, wasteful: bool) -> 
     chunks = 7000 + rng.randint(-500, 500)  # the same top-k fetched on every call
     reranked = 2500 + rng.randint(-200, 200)
     for step in range(4):
-        if wasteful:
-            retrieved = chunks
-        else:
-            retrieved = reranked if step == 0 else 0  # reranked once, then reused
-        b.call(t, "answerer", step=step, system=_SYSTEM_TOKENS, retrieved=retrieved,
-               history=300 * step)
+        # wasteful: the same chunks every call; well designed: reranked once, then reused
+        retrieved = chunks if wasteful else (reranked if step == 0 else 0)
+        b.call(
+            t, "answerer", step=step, system=_SYSTEM_TOKENS, retrieved=retrieved, history=300 * step
+        )
         t += timedelta(seconds=rng.uniform(2, 4))
     return t
 
@@ -197,8 +216,15 @@ def _tool_payload(b: _Builder, t: datetime, rng: random.Random, wasteful: bool) 
     for step in range(4):
         whole = 9000 + rng.randint(-500, 500)
         trimmed = 1800 + rng.randint(-100, 100)
-        b.call(t, "operator", step=step, system=_SYSTEM_TOKENS, output=250,
-               tool_responses=whole if wasteful else trimmed, tool_name="get_logs")
+        b.call(
+            t,
+            "operator",
+            step=step,
+            system=_SYSTEM_TOKENS,
+            output=250,
+            tool_responses=whole if wasteful else trimmed,
+            tool_name="get_logs",
+        )
         t += timedelta(seconds=rng.uniform(2, 4))
     return t
 
@@ -212,8 +238,16 @@ def _retries(b: _Builder, t: datetime, rng: random.Random, wasteful: bool) -> da
             attempts = 6 if wasteful else 2
             for attempt in range(1, attempts + 1):
                 ok = attempt == attempts
-                b.call(t, "charger", step=step, attempt=attempt, status="ok" if ok else "error",
-                       system=_SYSTEM_TOKENS, history=1500, latency_ms=600)
+                b.call(
+                    t,
+                    "charger",
+                    step=step,
+                    attempt=attempt,
+                    status="ok" if ok else "error",
+                    system=_SYSTEM_TOKENS,
+                    history=1500,
+                    latency_ms=600,
+                )
                 gap = 0.05 if wasteful else 1.0 * 2 ** (attempt - 1)
                 t += timedelta(milliseconds=600) + timedelta(seconds=gap)
         else:
@@ -291,8 +325,14 @@ def scripted_fleet(
     for pattern in PATTERNS:
         if pattern.detector in scripts:
             run.wasted_tokens[pattern.wasteful] = _run_pattern(
-                events, pattern, scripts[pattern.detector], tasks=tasks_per_pattern,
-                start=start, span=duration, rng=rng, prefix="t",
+                events,
+                pattern,
+                scripts[pattern.detector],
+                tasks=tasks_per_pattern,
+                start=start,
+                span=duration,
+                rng=rng,
+                prefix="t",
             )
     prompt = next(p for p in PATTERNS if p.detector == "system_prompt_growth")
     today = end.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -300,8 +340,14 @@ def scripted_fleet(
     for day in range(prompt_days):  # full UTC days, the last one ending at today's midnight
         day_start = today - timedelta(days=prompt_days - day)
         extra = _run_pattern(
-            events, prompt, _make_prompt(day), tasks=prompt_tasks_per_day, start=day_start,
-            span=timedelta(days=1) - timedelta(minutes=1), rng=rng, prefix=f"d{day}-",
+            events,
+            prompt,
+            _make_prompt(day),
+            tasks=prompt_tasks_per_day,
+            start=day_start,
+            span=timedelta(days=1) - timedelta(minutes=1),
+            rng=rng,
+            prefix=f"d{day}-",
         )
     # Its waste per day: what the last day's prompt cost beyond the first day's, that day.
     run.wasted_tokens[prompt.wasteful] = extra

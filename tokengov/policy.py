@@ -187,7 +187,8 @@ class CostProfile(_Strict):
     max_retries: PositiveInt | None = None
     max_tokens_per_task: PositiveInt | None = None
     max_same_tool_calls: PositiveInt | None = Field(
-        default=None, description="Loop detection: the same tool called this often without progress."
+        default=None,
+        description="Loop detection: the same tool called this often without progress.",
     )
     quality_bar: float | None = Field(default=None, ge=0, le=1)
     on_runaway: Action = "proceed"
@@ -388,7 +389,9 @@ def _line_index(text: str) -> dict[tuple[int | str, ...], int]:
     return lines
 
 
-def _nearest_line(lines: dict[tuple[int | str, ...], int], loc: tuple[int | str, ...]) -> int | None:
+def _nearest_line(
+    lines: dict[tuple[int | str, ...], int], loc: tuple[int | str, ...]
+) -> int | None:
     path = tuple(p for p in loc if p not in {"webhook", "slack", "email", "pagerduty", "log"})
     while path:
         if path in lines:
@@ -420,7 +423,9 @@ def _reference_problems(doc: Mapping[str, Any]) -> Iterator[tuple[tuple[int | st
         if scope == "workflow" and name not in profiles:
             yield ("budgets", i, "name"), f'undefined workflow "{name}" (no cost profile)'
 
-    def walk(route: Any, path: tuple[int | str, ...]) -> Iterator[tuple[tuple[int | str, ...], str]]:
+    def walk(
+        route: Any, path: tuple[int | str, ...]
+    ) -> Iterator[tuple[tuple[int | str, ...], str]]:
         if not isinstance(route, dict):
             return
         receiver = route.get("receiver")
@@ -467,7 +472,9 @@ def parse_policy(text: str, *, source: str = "<policy>") -> Policy:
     except ValidationError as exc:
         for err in exc.errors(include_url=False):
             loc = tuple(err["loc"])
-            found.append((_nearest_line(lines, loc), f"{_format_loc(loc)}: {_friendly(err['msg'])}"))
+            found.append(
+                (_nearest_line(lines, loc), f"{_format_loc(loc)}: {_friendly(err['msg'])}")
+            )
     for loc, message in _reference_problems(doc):
         found.append((_nearest_line(lines, loc), f"{_format_loc(loc)}: {message}"))
     if found or policy is None:

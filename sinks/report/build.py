@@ -33,7 +33,9 @@ def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _finding(row: dict[str, Any], last_active: dict[tuple[str, str], date], policy: Policy) -> FindingRow:
+def _finding(
+    row: dict[str, Any], last_active: dict[tuple[str, str], date], policy: Policy
+) -> FindingRow:
     first_ts, last_ts = _utc(row["first_ts"]), _utc(row["last_ts"])
     first_waste = int(row["first_waste_tokens_per_day"])
     waste = int(row["waste_tokens_per_day"])
@@ -76,27 +78,41 @@ def _maturity(
         team_findings = [f for f in findings if f.team == team]
         facts = policy_facts(policy, team, None)
         named = [u.workflow for u in owned if u.workflow != UNATTRIBUTED]
-        rows.append(grade(MaturityFacts(
-            team=team, workflow=None, spend_usd=spend, attributed_share=share,
-            budget_set=facts.budget_set,
-            cost_profile_documented=bool(named) and all(w in policy.cost_profiles for w in named),
-            alerts_routed_to_owner=facts.alerts_routed_to_owner,
-            findings=len(team_findings),
-            findings_acted_on=sum(f.acted_on for f in team_findings),
-        )))
+        rows.append(
+            grade(
+                MaturityFacts(
+                    team=team,
+                    workflow=None,
+                    spend_usd=spend,
+                    attributed_share=share,
+                    budget_set=facts.budget_set,
+                    cost_profile_documented=bool(named)
+                    and all(w in policy.cost_profiles for w in named),
+                    alerts_routed_to_owner=facts.alerts_routed_to_owner,
+                    findings=len(team_findings),
+                    findings_acted_on=sum(f.acted_on for f in team_findings),
+                )
+            )
+        )
         for units in sorted(owned, key=lambda u: u.workflow):
             wf_findings = [f for f in team_findings if f.workflow == units.workflow]
             wf_facts = policy_facts(policy, team, units.workflow)
             attributed_wf = team != UNATTRIBUTED and units.workflow != UNATTRIBUTED
-            rows.append(grade(MaturityFacts(
-                team=team, workflow=units.workflow, spend_usd=units.cost_usd,
-                attributed_share=1.0 if attributed_wf else 0.0,
-                budget_set=wf_facts.budget_set,
-                cost_profile_documented=wf_facts.cost_profile_documented,
-                alerts_routed_to_owner=wf_facts.alerts_routed_to_owner,
-                findings=len(wf_findings),
-                findings_acted_on=sum(f.acted_on for f in wf_findings),
-            )))
+            rows.append(
+                grade(
+                    MaturityFacts(
+                        team=team,
+                        workflow=units.workflow,
+                        spend_usd=units.cost_usd,
+                        attributed_share=1.0 if attributed_wf else 0.0,
+                        budget_set=wf_facts.budget_set,
+                        cost_profile_documented=wf_facts.cost_profile_documented,
+                        alerts_routed_to_owner=wf_facts.alerts_routed_to_owner,
+                        findings=len(wf_findings),
+                        findings_acted_on=sum(f.acted_on for f in wf_findings),
+                    )
+                )
+            )
     return rows
 
 
@@ -123,9 +139,19 @@ def build_report(
     last_active: dict[tuple[str, str], date] = {}
     for r in spend_rows:
         key = (r["team"], r["workflow"])
-        acc = per_workflow.setdefault(key, {"calls": 0, "tokens": 0, "cost_usd": Decimal(0),
-                                            "retries": 0, "errors": 0, "outcomes": 0,
-                                            "successes": 0, "met_bar": 0})
+        acc = per_workflow.setdefault(
+            key,
+            {
+                "calls": 0,
+                "tokens": 0,
+                "cost_usd": Decimal(0),
+                "retries": 0,
+                "errors": 0,
+                "outcomes": 0,
+                "successes": 0,
+                "met_bar": 0,
+            },
+        )
         for name in ("calls", "tokens", "retries", "errors"):
             acc[name] += int(r[name])
         acc["cost_usd"] += Decimal(r["cost_usd"])
@@ -134,31 +160,33 @@ def build_report(
     met_by_day: dict[tuple[str, str, date], int] = {}
     for r in outcome_rows:
         key = (r["team"], r["workflow"])
-        acc = per_workflow.get(key)
-        if acc is None:
+        found = per_workflow.get(key)
+        if found is None:
             continue  # outcomes of a workflow with no spend in the period
         for name in ("outcomes", "successes", "met_bar"):
-            acc[name] += int(r[name])
+            found[name] += int(r[name])
         met_by_day[(*key, r["day"])] = int(r["met_bar"])
     workflows = sorted(
         (WorkflowUnits(team=t, workflow=w, **acc) for (t, w), acc in per_workflow.items()),
-        key=lambda u: u.cost_usd, reverse=True,
+        key=lambda u: u.cost_usd,
+        reverse=True,
     )
     series: dict[str, list[tuple[date, float]]] = {}
     for units in workflows[:max_outcome_series]:
         points = [
             (day, tokens_by_day[(units.team, units.workflow, day)] / met)
             for (t, w, day), met in sorted(met_by_day.items())
-            if (t, w) == (units.team, units.workflow) and met > 0
-            and (t, w, day) in tokens_by_day
+            if (t, w) == (units.team, units.workflow) and met > 0 and (t, w, day) in tokens_by_day
         ]
         if points:
             series[units.workflow] = points
 
     since_ts = datetime(since.year, since.month, since.day, tzinfo=UTC)
-    findings = [_finding(r, last_active, policy) for r in fetch(client, findings_sql(since_ts, team))]
+    findings = [
+        _finding(r, last_active, policy) for r in fetch(client, findings_sql(since_ts, team))
+    ]
     findings.sort(key=lambda f: (f.acted_on, -f.waste_usd_per_day, -f.waste_tokens_per_day))
-    waste_by_area = {area: Decimal(0) for area in AREAS}
+    waste_by_area: dict[str, Decimal] = {area: Decimal(0) for area in AREAS}
     for f in findings:
         if not f.acted_on and f.area in waste_by_area:
             waste_by_area[f.area] += f.waste_usd_per_day

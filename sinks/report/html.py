@@ -36,8 +36,10 @@ def _pct(value: float | None) -> str:
 
 
 def _evidence(finding: FindingRow) -> str:
-    items = ", ".join(f"{escape(k)}={v:,}" if isinstance(v, int) else f"{escape(k)}={v:g}"
-                      for k, v in finding.evidence.items())
+    items = ", ".join(
+        f"{escape(k)}={v:,}" if isinstance(v, int) else f"{escape(k)}={v:g}"
+        for k, v in finding.evidence.items()
+    )
     return f'<span class="evidence">{items}</span>'
 
 
@@ -45,7 +47,7 @@ def _findings(data: ReportData) -> str:
     rows = []
     for rank, f in enumerate(data.findings, 1):
         where = escape(f.workflow) + (f" / {escape(f.agent)}" if f.agent else "")
-        status = ('<span class="acted">acted on</span>' if f.acted_on else "open")
+        status = '<span class="acted">acted on</span>' if f.acted_on else "open"
         rows.append(
             f"<tr><td class='num'>{rank}</td><td>{escape(f.team)}</td><td>{where}</td>"
             f"<td>{escape(f.area.replace('_', ' '))}<br><span class='muted'>{escape(f.detector)}"
@@ -61,7 +63,8 @@ def _findings(data: ReportData) -> str:
         "<th>workflow / agent</th><th>area</th><th class='num'>waste tokens/day</th>"
         "<th class='num'>waste USD/day</th><th class='num'>confidence</th><th>status</th>"
         "<th>evidence</th><th>better pattern</th></tr></thead><tbody>"
-        + "".join(rows) + "</tbody></table>"
+        + "".join(rows)
+        + "</tbody></table>"
     )
 
 
@@ -105,7 +108,8 @@ def _maturity(data: ReportData) -> str:
     return (
         "<table id='maturity'><thead><tr><th>team</th><th>workflow</th><th>level</th>"
         "<th>facts met</th><th>what lifts it a level</th></tr></thead><tbody>"
-        + "".join(rows) + "</tbody></table>"
+        + "".join(rows)
+        + "</tbody></table>"
     )
 
 
@@ -113,24 +117,32 @@ def render_html(data: ReportData) -> str:
     scope = f"team {escape(data.team)}" if data.team else "all teams"
     spend = line_chart(
         {"spend (USD)": [(d.day.isoformat(), float(d.cost_usd)) for d in data.days]},
-        chart_id="chart-spend", title="Spend per day (USD)", fmt=lambda v: f"${v:,.2f}",
+        chart_id="chart-spend",
+        title="Spend per day (USD)",
+        fmt=lambda v: f"${v:,.2f}",
     )
     waste = bar_chart(
         [(area.replace("_", " "), float(usd)) for area, usd in data.waste_by_area.items()],
-        chart_id="chart-waste", title="Open estimated waste by area (USD per day)",
+        chart_id="chart-waste",
+        title="Open estimated waste by area (USD per day)",
         fmt=lambda v: f"${v:,.2f}",
     )
     per_outcome = line_chart(
-        {w: [(d.isoformat(), v) for d, v in points] for w, points in data.tokens_per_outcome.items()},
-        chart_id="chart-tokens-per-outcome", title="Tokens per successful outcome, per day",
+        {
+            w: [(d.isoformat(), v) for d, v in points]
+            for w, points in data.tokens_per_outcome.items()
+        },
+        chart_id="chart-tokens-per-outcome",
+        title="Tokens per successful outcome, per day",
     )
+    open_count = sum(not f.acted_on for f in data.findings)
     kpis = (
         f"<div class='kpis'><div class='kpi'>total spend<b>{_money(data.total_cost_usd)}</b></div>"
         f"<div class='kpi'>tokens<b>{data.total_tokens:,}</b></div>"
         f"<div class='kpi'>spend trend<b>{_pct(data.trend_pct)}</b>"
         "<span class='muted'>later half vs earlier half</span></div>"
         f"<div class='kpi'>open waste<b>{_money(data.open_waste_usd_per_day)}/day</b>"
-        f"<span class='muted'>{sum(not f.acted_on for f in data.findings)} open findings</span></div>"
+        f"<span class='muted'>{open_count} open findings</span></div>"
         "</div>"
     )
     return (

@@ -6,14 +6,23 @@ a ``viewBox`` (so it scales), ``role="img"`` and a ``<title>`` for readers.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from html import escape
 from typing import Final
 
 __all__ = ["PALETTE", "bar_chart", "line_chart", "nice_max"]
 
-PALETTE: Final = ("#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#db2777",
-                  "#4b5563")
+PALETTE: Final = (
+    "#2563eb",
+    "#dc2626",
+    "#16a34a",
+    "#d97706",
+    "#7c3aed",
+    "#0891b2",
+    "#db2777",
+    "#4b5563",
+)
 _FONT: Final = 'font-family="system-ui, sans-serif" font-size="11" fill="#374151"'
 
 
@@ -21,13 +30,9 @@ def nice_max(value: float) -> float:
     """The smallest of 1, 2, 2.5, 5 × 10^k at or above ``value`` (1 when nothing to show)."""
     if value <= 0:
         return 1.0
-    magnitude = 10 ** (len(str(int(value))) - 1) if value >= 1 else 1.0
-    if value < 1:
-        magnitude = 1.0
-        while magnitude / 10 >= value:
-            magnitude /= 10
+    magnitude = 10.0 ** math.floor(math.log10(value))
     for step in (1, 2, 2.5, 5, 10):
-        if step * magnitude >= value:
+        if step * magnitude >= value * (1 - 1e-12):
             return step * magnitude
     return 10 * magnitude
 
@@ -44,8 +49,10 @@ def _svg_open(chart_id: str, title: str, width: int, height: int) -> list[str]:
 
 
 def _no_data(parts: list[str], width: int, height: int) -> str:
-    parts.append(f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle" {_FONT}>'
-                 "no data in this period</text></svg>")
+    parts.append(
+        f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle" {_FONT}>'
+        "no data in this period</text></svg>"
+    )
     return "".join(parts)
 
 
@@ -77,23 +84,32 @@ def line_chart(
     for i in range(5):
         value = top_value * i / 4
         y = y_of(value)
-        parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" '
-                     'stroke="#e5e7eb"/>')
-        parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" {_FONT}>'
-                     f"{escape(fmt(value))}</text>")
+        parts.append(
+            f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" stroke="#e5e7eb"/>'
+        )
+        parts.append(
+            f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" {_FONT}>'
+            f"{escape(fmt(value))}</text>"
+        )
     step = max(1, len(xs) // 8)
     for index, label in enumerate(xs):
         if index % step == 0 or index == len(xs) - 1:
-            parts.append(f'<text x="{x_of(label):.1f}" y="{top + plot_h + 16}" '
-                         f'text-anchor="middle" {_FONT}>{escape(label)}</text>')
+            parts.append(
+                f'<text x="{x_of(label):.1f}" y="{top + plot_h + 16}" '
+                f'text-anchor="middle" {_FONT}>{escape(label)}</text>'
+            )
     for n, (name, points) in enumerate(series.items()):
         color = PALETTE[n % len(PALETTE)]
         coords = " ".join(f"{x_of(x):.1f},{y_of(v):.1f}" for x, v in sorted(points))
-        parts.append(f'<polyline class="series" fill="none" stroke="{color}" stroke-width="2" '
-                     f'points="{coords}"/>')
+        parts.append(
+            f'<polyline class="series" fill="none" stroke="{color}" stroke-width="2" '
+            f'points="{coords}"/>'
+        )
         for x, v in points:
-            parts.append(f'<circle cx="{x_of(x):.1f}" cy="{y_of(v):.1f}" r="2.5" fill="{color}">'
-                         f"<title>{escape(name)} {escape(x)}: {escape(fmt(v))}</title></circle>")
+            parts.append(
+                f'<circle cx="{x_of(x):.1f}" cy="{y_of(v):.1f}" r="2.5" fill="{color}">'
+                f"<title>{escape(name)} {escape(x)}: {escape(fmt(v))}</title></circle>"
+            )
         lx = left + (n % 4) * (plot_w / 4)
         ly = top + plot_h + 30 + 16 * (n // 4)
         parts.append(f'<rect x="{lx:.1f}" y="{ly - 9}" width="10" height="10" fill="{color}"/>')
@@ -122,12 +138,18 @@ def bar_chart(
     for n, (label, value) in enumerate(items):
         y = 32 + n * (bar_height + 8)
         w = max(0.0, plot_w * value / top_value)
-        parts.append(f'<text x="{left - 8}" y="{y + bar_height * 0.7:.1f}" text-anchor="end" '
-                     f"{_FONT}>{escape(label)}</text>")
-        parts.append(f'<rect class="bar" x="{left}" y="{y}" width="{w:.1f}" '
-                     f'height="{bar_height}" fill="{PALETTE[n % len(PALETTE)]}">'
-                     f"<title>{escape(label)}: {escape(fmt(value))}</title></rect>")
-        parts.append(f'<text x="{left + w + 6:.1f}" y="{y + bar_height * 0.7:.1f}" {_FONT}>'
-                     f"{escape(fmt(value))}</text>")
+        parts.append(
+            f'<text x="{left - 8}" y="{y + bar_height * 0.7:.1f}" text-anchor="end" '
+            f"{_FONT}>{escape(label)}</text>"
+        )
+        parts.append(
+            f'<rect class="bar" x="{left}" y="{y}" width="{w:.1f}" '
+            f'height="{bar_height}" fill="{PALETTE[n % len(PALETTE)]}">'
+            f"<title>{escape(label)}: {escape(fmt(value))}</title></rect>"
+        )
+        parts.append(
+            f'<text x="{left + w + 6:.1f}" y="{y + bar_height * 0.7:.1f}" {_FONT}>'
+            f"{escape(fmt(value))}</text>"
+        )
     parts.append("</svg>")
     return "".join(parts)

@@ -23,7 +23,7 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Final, Literal
 
 from streams.debt.calls import Call
 from streams.debt.detectors import Detector, JudgeContext, TaskContext, Verdict, all_detectors
@@ -183,7 +183,7 @@ class DebtEngine:
         by_name = {d.name: d for d in self.detectors}
         keys = set(self._buckets) | set(provisional) | set(self._standing)
         for key in sorted(keys, key=lambda k: (k[0], k[1], k[2] or "", k[3])):
-            team, workflow, agent, name = key
+            workflow, name = key[1], key[3]
             detector = by_name.get(name)
             verdict: Verdict | None = None
             if detector is not None:
@@ -249,7 +249,9 @@ class DebtEngine:
         usd = verdict.waste_usd_per_day
         if usd >= debt.alert_usd_per_day and debt.alert_usd_per_day > 0:
             starts_at = starts_at or now
-            severity = "critical" if usd >= debt.critical_usd_per_day else "warning"
+            severity: Literal["warning", "critical"] = (
+                "critical" if usd >= debt.critical_usd_per_day else "warning"
+            )
             result.alerts.append(finding_alert(finding, severity=severity, starts_at=starts_at))
         elif starts_at is not None and standing is not None and standing.finding is not None:
             result.alerts.append(

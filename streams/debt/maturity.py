@@ -73,20 +73,38 @@ def grade(facts: MaturityFacts) -> Maturity:
     attributed = facts.team != UNATTRIBUTED and facts.attributed_share >= ATTRIBUTION_BAR
     open_findings = facts.findings - facts.findings_acted_on
     steps: list[list[tuple[bool, str, str]]] = [
-        [(attributed,
-          f"spend attributed ({facts.attributed_share:.0%})",
-          f"attribute spend to a team and workflow on every event "
-          f"({facts.attributed_share:.0%} now; {ATTRIBUTION_BAR:.0%} needed)")],
-        [(facts.budget_set, "budget set", "set a budget (policy budgets:)"),
-         (facts.cost_profile_documented, "cost profile documented",
-          "document a cost profile for the workflow (policy cost_profiles:)")],
-        [(facts.alerts_routed_to_owner, "alerts routed to the owner's receiver",
-          "route the team's alerts to a receiver the owner reads (policy routes: or "
-          "teams.<team>.receiver), not the catch-all log")],
-        [(open_findings <= 0,
-          f"findings acted on ({facts.findings_acted_on}/{facts.findings})",
-          f"act on the open token-debt findings ({open_findings} of {facts.findings} "
-          "without falling waste)")],
+        [
+            (
+                attributed,
+                f"spend attributed ({facts.attributed_share:.0%})",
+                f"attribute spend to a team and workflow on every event "
+                f"({facts.attributed_share:.0%} now; {ATTRIBUTION_BAR:.0%} needed)",
+            )
+        ],
+        [
+            (facts.budget_set, "budget set", "set a budget (policy budgets:)"),
+            (
+                facts.cost_profile_documented,
+                "cost profile documented",
+                "document a cost profile for the workflow (policy cost_profiles:)",
+            ),
+        ],
+        [
+            (
+                facts.alerts_routed_to_owner,
+                "alerts routed to the owner's receiver",
+                "route the team's alerts to a receiver the owner reads (policy routes: or "
+                "teams.<team>.receiver), not the catch-all log",
+            )
+        ],
+        [
+            (
+                open_findings <= 0,
+                f"findings acted on ({facts.findings_acted_on}/{facts.findings})",
+                f"act on the open token-debt findings ({open_findings} of {facts.findings} "
+                "without falling waste)",
+            )
+        ],
     ]
     met: list[str] = []
     level_index = 0
@@ -147,7 +165,9 @@ def policy_facts(policy: Policy, team: str, workflow: str | None) -> PolicyFacts
         owned = [w for w, p in policy.cost_profiles.items() if p.team == team]
         budget = team_budget or (
             bool(owned)
-            and all(any(b.scope == "workflow" and b.name == w for b in policy.budgets) for w in owned)
+            and all(
+                any(b.scope == "workflow" and b.name == w for b in policy.budgets) for w in owned
+            )
         )
         profile = bool(owned)
     else:

@@ -12,11 +12,11 @@ role's to dead-letter; here they are counted and logged, never judged.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import faust
+from faust.types import StreamT
 
 from streams.debt.engine import DebtEngine, FlushResult
 from tokengov.contracts import decode_message
@@ -39,18 +39,25 @@ class DebtRole:
 
 def register(app: faust.App, ctx: WorkerContext, *, engine: DebtEngine | None = None) -> DebtRole:
     role = DebtRole(engine or DebtEngine(ctx.policy))
-    events = app.topic(ctx.topics.events, key_type=bytes, value_type=bytes,
-                       key_serializer="raw", value_serializer="raw")
+    events = app.topic(
+        ctx.topics.events,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
     findings = app.topic(ctx.topics.findings, key_serializer="raw", value_serializer="raw")
     alerts = app.topic(ctx.topics.alerts, key_serializer="raw", value_serializer="raw")
 
-    async def consume(stream: AsyncIterator[Any]) -> None:
+    async def consume(stream: StreamT[Any]) -> None:
         async for raw in stream:
             decoded = decode_message(raw)
             if decoded.failures:
                 role.undecodable += len(decoded.failures)
-                log.debug("debt: %d undecodable item(s) skipped (dead-lettered by the streams role)",
-                          len(decoded.failures))
+                log.debug(
+                    "debt: %d undecodable item(s) skipped (dead-lettered by the streams role)",
+                    len(decoded.failures),
+                )
             for event in decoded.events:
                 role.engine.observe(event)
 
@@ -74,5 +81,6 @@ async def publish_result(
         await alerts.send(key=alert.team.encode(), value=alert.model_dump_json().encode())
         role.alerts_sent += 1
     if result.findings or result.alerts:
-        log.info("debt: published %d finding(s), %d alert(s)", len(result.findings),
-                 len(result.alerts))
+        log.info(
+            "debt: published %d finding(s), %d alert(s)", len(result.findings), len(result.alerts)
+        )

@@ -13,8 +13,9 @@ from tokengov.contracts import utcnow
 from tokengov.errors import PolicyError, QueryError
 from tokengov.policy import Policy, load_policy, parse_duration
 
-app = typer.Typer(help="Token debt: wasteful patterns, what they cost, maturity.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Token debt: wasteful patterns, what they cost, maturity.", no_args_is_help=True
+)
 
 
 def parse_since(value: str, now: datetime) -> date:
@@ -33,14 +34,22 @@ def parse_since(value: str, now: datetime) -> date:
 
 @app.command()
 def report(
-    since: Annotated[str, typer.Option(help="Period start: a duration back from now (7d) "
-                                       "or a date (YYYY-MM-DD).")] = "14d",
+    since: Annotated[
+        str,
+        typer.Option(help="Period start: a duration back from now (7d) or a date (YYYY-MM-DD)."),
+    ] = "14d",
     team: Annotated[str | None, typer.Option(help="Only this team.")] = None,
-    out: Annotated[Path | None, typer.Option(help="Write the self-contained HTML report here.")]
-    = None,
-    clickhouse_url: Annotated[str | None, typer.Option(
-        "--clickhouse-url", help="clickhouse-connect DSN (env TOKENGOV_CLICKHOUSE_URL; "
-        "default the embedded store in the data dir).")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Write the self-contained HTML report here.")
+    ] = None,
+    clickhouse_url: Annotated[
+        str | None,
+        typer.Option(
+            "--clickhouse-url",
+            help="clickhouse-connect DSN (env TOKENGOV_CLICKHOUSE_URL; "
+            "default the embedded store in the data dir).",
+        ),
+    ] = None,
     data_dir: DataDirOpt = None,
     policy: PolicyOpt = None,
 ) -> None:
@@ -60,8 +69,10 @@ def report(
         except PolicyError as exc:
             fail(str(exc))
     else:
-        err_console.print("[yellow]no policy given (--policy or TOKENGOV_POLICY): quality bars, "
-                          "budgets, cost profiles and routes count as unset[/]")
+        err_console.print(
+            "[yellow]no policy given (--policy or TOKENGOV_POLICY): quality bars, "
+            "budgets, cost profiles and routes count as unset[/]"
+        )
         loaded = Policy(version=1)
     dsn = settings.clickhouse_dsn
     try:
@@ -69,8 +80,10 @@ def report(
     except Exception as exc:  # clickhouse-connect raises several unrelated types
         hint = ""
         if settings.embedded_clickhouse:
-            hint = (f"\n  the embedded store may be held by a running worker; point "
-                    f"--clickhouse-url at http://{settings.query_endpoint}")
+            hint = (
+                f"\n  the embedded store may be held by a running worker; point "
+                f"--clickhouse-url at http://{settings.query_endpoint}"
+            )
         fail(f"cannot open ClickHouse at {dsn}: {exc}{hint}")
     try:
         data = build_report(client, loaded, since=start, team=team, now=now)

@@ -46,7 +46,9 @@ class ToolDefinitionBloat(Detector):
                 tally.add("calls")
                 tally.add("input_tokens", e.tokens.input)
                 tally.add("tool_definitions_tokens", e.components.tool_definitions)
-                tally.add("tool_definitions_usd", float(call.input_usd(e.components.tool_definitions)))
+                tally.add(
+                    "tool_definitions_usd", float(call.input_usd(e.components.tool_definitions))
+                )
                 tally.add("tool_calls", e.tool_calls)
                 if e.tool_name:
                     tally.names.add(e.tool_name)

@@ -97,9 +97,7 @@ class Detector(ABC):
         the detector judges whole workflows)."""
 
     @abstractmethod
-    def judge(
-        self, buckets: Sequence[tuple[datetime, Tally]], ctx: JudgeContext
-    ) -> Verdict | None:
+    def judge(self, buckets: Sequence[tuple[datetime, Tally]], ctx: JudgeContext) -> Verdict | None:
         """The horizon's tallies (by bucket start, oldest first) → a verdict, or None when
         the pattern is absent or the evidence too thin."""
 

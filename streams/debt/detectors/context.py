@@ -76,7 +76,9 @@ class HistoryResend(Detector):
                 "calls": int(calls),
                 "multi_turn_tasks": int(tasks),
                 "growing_task_share": round(growing_share, 3),
-                "history_growth_tokens_per_turn": round(t.get("growth_tokens_per_turn_sum") / tasks),
+                "history_growth_tokens_per_turn": round(
+                    t.get("growth_tokens_per_turn_sum") / tasks
+                ),
                 "history_tokens_per_call": round(t.get("history_tokens") / calls),
                 "cached_input_share": round(cache_share, 3),
                 "history_budget_tokens": ctx.policy.history_budget_tokens,

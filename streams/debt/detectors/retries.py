@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from itertools import pairwise
 
 from streams.debt.calls import Call
 from streams.debt.detectors.base import (
@@ -36,7 +37,7 @@ __all__ = ["RetryWithoutBackoff", "backs_off"]
 
 def _gaps(chain: Sequence[Call]) -> list[float]:
     gaps: list[float] = []
-    for before, after in zip(chain, chain[1:], strict=False):
+    for before, after in pairwise(chain):
         end = before.event.ts + timedelta(milliseconds=before.event.latency_ms or 0)
         gaps.append((after.event.ts - end).total_seconds())
     return gaps
@@ -47,7 +48,7 @@ def backs_off(chain: Sequence[Call], min_backoff: timedelta, factor: float) -> b
     gaps = _gaps(chain)
     if not gaps or gaps[0] < min_backoff.total_seconds():
         return False
-    return all(later >= factor * earlier for earlier, later in zip(gaps, gaps[1:], strict=False))
+    return all(later >= factor * earlier for earlier, later in pairwise(gaps))
 
 
 class RetryWithoutBackoff(Detector):
@@ -77,7 +78,9 @@ class RetryWithoutBackoff(Detector):
                 tally.add("retry_tokens", sum(c.event.tokens.total for c in retries))
                 over_bound = len(retries) > bound
                 tally.add("chains_over_bound", int(over_bound))
-                if not backs_off(chain, ctx.policy.retry_min_backoff, ctx.policy.retry_backoff_factor):
+                if not backs_off(
+                    chain, ctx.policy.retry_min_backoff, ctx.policy.retry_backoff_factor
+                ):
                     tally.add("chains_without_backoff")
                     wasted = [c for c in retries if c.event.status != "ok"]
                 else:

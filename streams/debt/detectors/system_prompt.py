@@ -20,7 +20,14 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from streams.debt.calls import Call
-from streams.debt.detectors.base import DAY, Detector, JudgeContext, TaskContext, Verdict, confidence
+from streams.debt.detectors.base import (
+    DAY,
+    Detector,
+    JudgeContext,
+    TaskContext,
+    Verdict,
+    confidence,
+)
 from streams.debt.stats import r_squared, slope
 from streams.debt.tally import Tally
 from tokengov.policy import DebtPolicy
@@ -53,7 +60,10 @@ class SystemPromptGrowth(Detector):
     def judge(self, buckets: Sequence[tuple[datetime, Tally]], ctx: JudgeContext) -> Verdict | None:
         days = [(start, t) for start, t in buckets if t.get("calls") > 0]
         total = self.total(days)
-        if len(days) < ctx.policy.system_prompt_min_days or total.get("calls") < ctx.policy.min_calls:
+        if (
+            len(days) < ctx.policy.system_prompt_min_days
+            or total.get("calls") < ctx.policy.min_calls
+        ):
             return None
         first_day = days[0][0]
         xs = [(start - first_day) / DAY for start, _ in days]

@@ -68,15 +68,48 @@ ROLLUP = """INSERT INTO spend_daily
     GROUP BY day, team, workflow, model"""
 
 EVENT_COLUMNS = (
-    "event_id", "ts", "team", "workflow", "task_id", "agent", "parent_agent", "step", "provider",
-    "model", "input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens",
-    "reasoning_tokens", "system_tokens", "tool_definitions_tokens", "retrieved_tokens",
-    "history_tokens", "tool_responses_tokens", "handoff_tokens", "memory_tokens", "attempt",
-    "tool_calls", "tool_name", "latency_ms", "status", "cost_usd", "schema_version",
+    "event_id",
+    "ts",
+    "team",
+    "workflow",
+    "task_id",
+    "agent",
+    "parent_agent",
+    "step",
+    "provider",
+    "model",
+    "input_tokens",
+    "output_tokens",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "system_tokens",
+    "tool_definitions_tokens",
+    "retrieved_tokens",
+    "history_tokens",
+    "tool_responses_tokens",
+    "handoff_tokens",
+    "memory_tokens",
+    "attempt",
+    "tool_calls",
+    "tool_name",
+    "latency_ms",
+    "status",
+    "cost_usd",
+    "schema_version",
 )
 FINDING_COLUMNS = (
-    "finding_id", "ts", "area", "team", "workflow", "agent", "detector", "evidence",
-    "estimated_waste_tokens_per_day", "estimated_waste_usd_per_day", "confidence",
+    "finding_id",
+    "ts",
+    "area",
+    "team",
+    "workflow",
+    "agent",
+    "detector",
+    "evidence",
+    "estimated_waste_tokens_per_day",
+    "estimated_waste_usd_per_day",
+    "confidence",
     "better_pattern",
 )
 
@@ -91,32 +124,92 @@ class Store:
         for e in events:
             if isinstance(e, CallEvent):
                 t, c = e.tokens, e.components
-                calls.append([
-                    e.event_id, e.ts, e.team, e.workflow, e.task, e.agent, e.parent_agent, e.step,
-                    e.provider, e.model, t.input, t.output, t.cached_input, t.cache_write,
-                    t.reasoning, c.system, c.tool_definitions, c.retrieved, c.history,
-                    c.tool_responses, c.handoff, c.memory, e.attempt, e.tool_calls, e.tool_name,
-                    e.latency_ms, e.status, price_call(e, catalog).cost_usd, e.schema_version,
-                ])
+                calls.append(
+                    [
+                        e.event_id,
+                        e.ts,
+                        e.team,
+                        e.workflow,
+                        e.task,
+                        e.agent,
+                        e.parent_agent,
+                        e.step,
+                        e.provider,
+                        e.model,
+                        t.input,
+                        t.output,
+                        t.cached_input,
+                        t.cache_write,
+                        t.reasoning,
+                        c.system,
+                        c.tool_definitions,
+                        c.retrieved,
+                        c.history,
+                        c.tool_responses,
+                        c.handoff,
+                        c.memory,
+                        e.attempt,
+                        e.tool_calls,
+                        e.tool_name,
+                        e.latency_ms,
+                        e.status,
+                        price_call(e, catalog).cost_usd,
+                        e.schema_version,
+                    ]
+                )
             else:
-                outcomes.append([e.event_id, e.ts, e.team, e.workflow, e.task_id, e.status,
-                                 e.quality, e.schema_version])
+                outcomes.append(
+                    [
+                        e.event_id,
+                        e.ts,
+                        e.team,
+                        e.workflow,
+                        e.task_id,
+                        e.status,
+                        e.quality,
+                        e.schema_version,
+                    ]
+                )
         if calls:
             self.client.insert("token_events", calls, column_names=list(EVENT_COLUMNS))
         if outcomes:
-            self.client.insert("task_outcomes", outcomes, column_names=[
-                "event_id", "ts", "team", "workflow", "task_id", "status", "quality",
-                "schema_version"])
+            self.client.insert(
+                "task_outcomes",
+                outcomes,
+                column_names=[
+                    "event_id",
+                    "ts",
+                    "team",
+                    "workflow",
+                    "task_id",
+                    "status",
+                    "quality",
+                    "schema_version",
+                ],
+            )
 
     def roll_up(self) -> None:
         self.client.command("TRUNCATE TABLE spend_daily")
         self.client.command(ROLLUP)
 
     def insert_findings(self, findings: Sequence[Finding]) -> None:
-        rows = [[f.finding_id, f.ts, f.area, f.team, f.workflow, f.agent, f.detector,
-                 json.dumps(f.evidence), f.estimated_waste_tokens_per_day,
-                 f.estimated_waste_usd_per_day, f.confidence, f.better_pattern]
-                for f in findings]
+        rows = [
+            [
+                f.finding_id,
+                f.ts,
+                f.area,
+                f.team,
+                f.workflow,
+                f.agent,
+                f.detector,
+                json.dumps(f.evidence),
+                f.estimated_waste_tokens_per_day,
+                f.estimated_waste_usd_per_day,
+                f.confidence,
+                f.better_pattern,
+            ]
+            for f in findings
+        ]
         if rows:
             self.client.insert("findings", rows, column_names=list(FINDING_COLUMNS))
 
@@ -186,7 +279,10 @@ async def _cdp_check(ws_url: str, url: str, timeout_s: float) -> PageCheck:
                     pending.pop(data["id"]).set_result(data)
                 method = data.get("method")
                 params = data.get("params", {})
-                if method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
+                if method == "Runtime.consoleAPICalled" and params.get("type") in (
+                    "error",
+                    "assert",
+                ):
                     check.console_errors.append(json.dumps(params.get("args")))
                 elif method == "Runtime.exceptionThrown":
                     check.exceptions.append(json.dumps(params.get("exceptionDetails")))
@@ -224,15 +320,29 @@ def chromium(tmp_path: Path) -> Iterator[Any]:
     profile, no network services) and report console errors and what the page shows."""
     binary = find_chromium()
     if binary is None:
-        pytest.skip("chromium is not installed (apt-get install chromium); "
-                    "CI installs it, see docs/debt.md")
+        pytest.skip(
+            "chromium is not installed (apt-get install chromium); CI installs it, see docs/debt.md"
+        )
     profile = tmp_path / "chromium-profile"
     process = subprocess.Popen(
-        [binary, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-extensions", "--disable-dev-shm-usage", f"--user-data-dir={profile}",
-         "--remote-debugging-port=0", "--remote-debugging-address=127.0.0.1", "about:blank"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            binary,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-extensions",
+            "--disable-dev-shm-usage",
+            f"--user-data-dir={profile}",
+            "--remote-debugging-port=0",
+            "--remote-debugging-address=127.0.0.1",
+            "about:blank",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         port_file = profile / "DevToolsActivePort"
@@ -245,9 +355,9 @@ def chromium(tmp_path: Path) -> Iterator[Any]:
 
         def load(path: Path, timeout_s: float = 30) -> PageCheck:
             async def run() -> PageCheck:
-                async with aiohttp.ClientSession() as session:
-                    async with session.get(f"http://127.0.0.1:{port}/json/list") as response:
-                        targets = await response.json(content_type=None)
+                url = f"http://127.0.0.1:{port}/json/list"
+                async with aiohttp.ClientSession() as session, session.get(url) as response:
+                    targets = await response.json(content_type=None)
                 page = next(t for t in targets if t.get("type") == "page")
                 return await _cdp_check(page["webSocketDebuggerUrl"], path.as_uri(), timeout_s)
 

@@ -49,8 +49,13 @@ def _produce(bootstrap: str, topic: str, run_events: list) -> int:
 
 
 def _read_all(bootstrap: str, topic: str, partitions: int) -> list[bytes]:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"t-{uuid.uuid4().hex}",
-                         "enable.auto.commit": False})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"t-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+        }
+    )
     consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
     out: list[bytes] = []
     try:
@@ -106,8 +111,13 @@ async def test_role_publishes_findings_and_alerts(
     assert role.engine.stats.observed_calls == calls  # duplicates counted once
     assert role.engine.stats.duplicates > 0
     assert role.undecodable == 1
-    findings = [Finding.model_validate_json(raw) for raw in _read_all(bootstrap, topic_names.findings, 2)]
+    findings = [
+        Finding.model_validate_json(raw) for raw in _read_all(bootstrap, topic_names.findings, 2)
+    ]
     assert {f.workflow for f in findings} == wasteful
-    alerts = [Alert.model_validate(orjson.loads(raw)) for raw in _read_all(bootstrap, topic_names.alerts, 4)]
+    alerts = [
+        Alert.model_validate(orjson.loads(raw))
+        for raw in _read_all(bootstrap, topic_names.alerts, 4)
+    ]
     assert alerts and all(a.kind == "debt_finding" for a in alerts)
     assert {a.workflow for a in alerts} <= wasteful

@@ -39,22 +39,43 @@ def call(
 ) -> CallEvent:
     comps = Components(**components)
     return CallEvent(
-        event_id=f"e{next(_ids)}", ts=ts, team=team, workflow=workflow, task_id=task,
-        agent=agent, parent_agent=parent_agent, step=step, model="gpt-4.1-mini",
+        event_id=f"e{next(_ids)}",
+        ts=ts,
+        team=team,
+        workflow=workflow,
+        task_id=task,
+        agent=agent,
+        parent_agent=parent_agent,
+        step=step,
+        model="gpt-4.1-mini",
         tokens=TokenCounts(input=comps.total + 200, output=output, cached_input=cached),
-        components=comps, attempt=attempt, status=status, tool_name=tool_name,
-        tool_calls=1 if tool_name else 0, latency_ms=latency_ms,
+        components=comps,
+        attempt=attempt,
+        status=status,
+        tool_name=tool_name,
+        tool_calls=1 if tool_name else 0,
+        latency_ms=latency_ms,
     )
 
 
 def outcome(ts: datetime, task: str, workflow: str = "wf", team: str = "search") -> Outcome:
-    return Outcome(event_id=f"o{next(_ids)}", ts=ts, team=team, workflow=workflow, task_id=task,
-                   status="success", quality=0.9)
+    return Outcome(
+        event_id=f"o{next(_ids)}",
+        ts=ts,
+        team=team,
+        workflow=workflow,
+        task_id=task,
+        status="success",
+        quality=0.9,
+    )
 
 
 def tasks(
-    n: int, per_task: Callable[[int, datetime], Iterable[CallEvent | Outcome]],
-    *, span: timedelta = timedelta(minutes=50), start: datetime = T0,
+    n: int,
+    per_task: Callable[[int, datetime], Iterable[CallEvent | Outcome]],
+    *,
+    span: timedelta = timedelta(minutes=50),
+    start: datetime = T0,
 ) -> list[CallEvent | Outcome]:
     """``n`` tasks spread evenly over ``span``; ``per_task(i, begin)`` yields each one's events."""
     out: list[CallEvent | Outcome] = []
@@ -69,12 +90,15 @@ def policy() -> Policy:
 
 
 def run_engine(
-    policy: Policy, events: Sequence[CallEvent | Outcome], detector: Detector | None = None,
+    policy: Policy,
+    events: Sequence[CallEvent | Outcome],
+    detector: Detector | None = None,
     **kwargs: Any,
 ) -> list[Finding]:
     end = max(e.ts for e in events)
-    engine = DebtEngine(policy, clock=lambda: end,
-                        detectors=[detector] if detector is not None else None, **kwargs)
+    engine = DebtEngine(
+        policy, clock=lambda: end, detectors=[detector] if detector is not None else None, **kwargs
+    )
     for event in events:
         engine.observe(event)
     return engine.flush(end).findings
