@@ -156,3 +156,27 @@ def test_cli_writes_the_report(store, fleet, tmp_path: Path) -> None:
         app, ["debt", "report", "--since", "yesterday", "--clickhouse-url", store.dsn]
     )
     assert bad.exit_code != 0 and "neither a duration" in bad.output
+
+
+def test_falling_waste_counts_as_acted_on(store, fleet) -> None:
+    run, policy, findings = fleet
+    store.insert_events(run.events, policy.catalog)
+    store.roll_up()
+    first = next(f for f in findings if f.workflow == "chat-resend")
+    later = first.model_copy(
+        update={
+            "finding_id": "later",
+            "ts": first.ts + timedelta(hours=2),
+            "estimated_waste_tokens_per_day": first.estimated_waste_tokens_per_day // 4,
+        }
+    )
+    store.insert_findings([first, later])
+    data = build_report(
+        store.client, policy, since=(run.end - timedelta(days=7)).date(), now=run.end
+    )
+    [row] = data.findings
+    assert row.acted_on and row.times == 2 and row.finding_id == "later"
+    assert row.first_waste_tokens_per_day == first.estimated_waste_tokens_per_day
+    assert data.open_waste_usd_per_day == 0
+    levels = {(m.facts.team, m.facts.workflow): m.level for m in data.maturity}
+    assert levels[("support", "chat-resend")] == "systemic"
