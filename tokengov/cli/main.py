@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from tokengov import __version__
-from tokengov.cli import bench, broker, policy
+from tokengov.cli import bench, broker, debt, policy
 from tokengov.cli.emit import emit_command
 from tokengov.cli.tail import tail_command
 
@@ -19,6 +19,7 @@ app = typer.Typer(
 app.add_typer(broker.app, name="broker")
 app.add_typer(policy.app, name="policy")
 app.add_typer(bench.app, name="bench")
+app.add_typer(debt.app, name="debt")
 app.command("emit")(emit_command)
 app.command("tail")(tail_command)
 
