@@ -88,7 +88,8 @@ class LocalStack:
         topic_prefix: str = "",
         event_partitions: int = 4,
         worker_roles: str = "all",
-        worker_output: IO[Any] | int | None = None,
+        worker_stdout: IO[Any] | int | None = None,
+        worker_stderr: IO[Any] | int | None = None,
         worker_args: Sequence[str] = (),
         env: dict[str, str] | None = None,
     ) -> None:
@@ -98,7 +99,8 @@ class LocalStack:
         self.topics = topics or Topics.with_prefix(topic_prefix)
         self.event_partitions = event_partitions
         self.worker_roles = worker_roles
-        self.worker_output = worker_output
+        self.worker_stdout = worker_stdout
+        self.worker_stderr = worker_stderr
         self.worker_args = list(worker_args)
         self.env = env or {}
         self.broker = EmbeddedBroker(settings.broker_state_dir, port=port)
@@ -166,8 +168,8 @@ class LocalStack:
         self.worker = subprocess.Popen(
             self.worker_command(),
             stdin=subprocess.DEVNULL,
-            stdout=self.worker_output,
-            stderr=subprocess.STDOUT if self.worker_output is not None else None,
+            stdout=self.worker_stdout,
+            stderr=self.worker_stderr,
             env=env,
         )
         log.info("worker started (pid %d)", self.worker.pid)
@@ -199,7 +201,9 @@ class LocalStack:
             try:
                 worker.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:
-                log.error("worker (pid %d) did not stop within %.0fs; killing it", worker.pid, timeout_s)
+                log.error(
+                    "worker (pid %d) did not stop within %.0fs; killing it", worker.pid, timeout_s
+                )
                 worker.kill()
                 worker.wait(timeout=10)
         return worker.returncode

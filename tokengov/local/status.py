@@ -47,7 +47,11 @@ class KafkaProbe:
         self.events_topic = events_topic
         self.group = group
         self._consumer = Consumer(
-            {"bootstrap.servers": bootstrap, "group.id": f"{group}-status", "enable.auto.commit": False}
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": f"{group}-status",
+                "enable.auto.commit": False,
+            }
         )
         self._admin = AdminClient({"bootstrap.servers": bootstrap})
         self._last: tuple[float, int] | None = None
@@ -84,7 +88,9 @@ class KafkaProbe:
         self._last = (now, total)
         try:
             committed = self._committed(list(highs))
-            status.lag_messages = sum(max(0, high - committed.get(p, 0)) for p, high in highs.items())
+            status.lag_messages = sum(
+                max(0, high - committed.get(p, 0)) for p, high in highs.items()
+            )
         except KafkaException as exc:
             log.debug("status: no committed offsets for %s: %s", self.group, exc)
         return status
