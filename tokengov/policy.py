@@ -28,6 +28,7 @@ from tokengov.errors import PolicyError
 __all__ = [
     "Budget",
     "CostProfile",
+    "DebtPolicy",
     "Policy",
     "Price",
     "PriceCatalog",
@@ -186,7 +187,8 @@ class CostProfile(_Strict):
     max_retries: PositiveInt | None = None
     max_tokens_per_task: PositiveInt | None = None
     max_same_tool_calls: PositiveInt | None = Field(
-        default=None, description="Loop detection: the same tool called this often without progress."
+        default=None,
+        description="Loop detection: the same tool called this often without progress.",
     )
     quality_bar: float | None = Field(default=None, ge=0, le=1)
     on_runaway: Action = "proceed"
@@ -199,6 +201,62 @@ class CostProfile(_Strict):
         if self.on_runaway == "fallback" and not self.fallback_model:
             raise ValueError("on_runaway is fallback: set fallback_model")
         return self
+
+
+class DebtPolicy(_Strict):
+    """The token-debt detectors (``streams/debt``): horizon, cadence, alerting, thresholds.
+
+    Every key has a default, so ``debt:`` may be left out of the file. The waste
+    models these thresholds feed are documented in ``docs/debt.md``.
+    """
+
+    horizon: Duration = Field(
+        default=timedelta(hours=1), description="Sliding window of event time the detectors judge."
+    )
+    min_span: Duration = Field(
+        default=timedelta(minutes=10),
+        description="Shortest span a per-day waste rate is extrapolated from.",
+    )
+    task_idle: Duration = Field(
+        default=timedelta(minutes=10),
+        description="A task with no call for this long (event time) is closed without an outcome.",
+    )
+    flush_interval: Duration = timedelta(seconds=60)
+    reemit_interval: Duration = Field(
+        default=timedelta(hours=1), description="A standing finding is republished this often."
+    )
+    min_calls: PositiveInt = Field(default=20, description="Calls a window needs to be judged.")
+    min_waste_tokens_per_day: Annotated[int, Field(ge=0)] = 100_000
+    alert_usd_per_day: NonNegativeMoney = Decimal(5)
+    critical_usd_per_day: NonNegativeMoney = Decimal(100)
+    # agent design
+    tool_tokens_per_definition: PositiveInt = 150
+    tool_definitions_min_share: Annotated[float, Field(gt=0, le=1)] = 0.2
+    # context management
+    history_budget_tokens: PositiveInt = 2000
+    history_min_growth_per_turn: PositiveInt = 150
+    history_max_cache_share: Annotated[float, Field(ge=0, le=1)] = 0.5
+    # orchestration
+    handoff_budget_tokens: PositiveInt = 800
+    handoff_min_context_share: Annotated[float, Field(gt=0, le=1)] = 0.5
+    # memory
+    memory_budget_tokens: PositiveInt = 1000
+    # retrieval
+    retrieval_budget_tokens: PositiveInt = 4000
+    retrieval_min_repeat_tokens: PositiveInt = 500
+    # tool usage
+    tool_response_tokens_per_output: PositiveInt = 10
+    tool_response_min_tokens: PositiveInt = 500
+    # workflow (retries)
+    retry_bound: PositiveInt = Field(
+        default=3, description="Retries allowed when the cost profile sets no max_retries."
+    )
+    retry_min_backoff: Duration = timedelta(milliseconds=500)
+    retry_backoff_factor: Annotated[float, Field(ge=1)] = 1.5
+    # system prompt growth
+    system_prompt_days: PositiveInt = 14
+    system_prompt_min_days: Annotated[int, Field(ge=2)] = 3
+    system_prompt_min_growth: Annotated[float, Field(gt=0)] = 0.1
 
 
 class Budget(_Strict):
@@ -258,6 +316,7 @@ class Policy(_Strict):
     cost_profiles: dict[str, CostProfile] = Field(default_factory=dict)
     budgets: list[Budget] = Field(default_factory=list)
     routes: Route = Field(default_factory=lambda: Route(receiver="console"))
+    debt: DebtPolicy = Field(default_factory=DebtPolicy)
 
     @property
     def catalog(self) -> PriceCatalog:
@@ -330,7 +389,9 @@ def _line_index(text: str) -> dict[tuple[int | str, ...], int]:
     return lines
 
 
-def _nearest_line(lines: dict[tuple[int | str, ...], int], loc: tuple[int | str, ...]) -> int | None:
+def _nearest_line(
+    lines: dict[tuple[int | str, ...], int], loc: tuple[int | str, ...]
+) -> int | None:
     path = tuple(p for p in loc if p not in {"webhook", "slack", "email", "pagerduty", "log"})
     while path:
         if path in lines:
@@ -362,7 +423,9 @@ def _reference_problems(doc: Mapping[str, Any]) -> Iterator[tuple[tuple[int | st
         if scope == "workflow" and name not in profiles:
             yield ("budgets", i, "name"), f'undefined workflow "{name}" (no cost profile)'
 
-    def walk(route: Any, path: tuple[int | str, ...]) -> Iterator[tuple[tuple[int | str, ...], str]]:
+    def walk(
+        route: Any, path: tuple[int | str, ...]
+    ) -> Iterator[tuple[tuple[int | str, ...], str]]:
         if not isinstance(route, dict):
             return
         receiver = route.get("receiver")
@@ -409,7 +472,9 @@ def parse_policy(text: str, *, source: str = "<policy>") -> Policy:
     except ValidationError as exc:
         for err in exc.errors(include_url=False):
             loc = tuple(err["loc"])
-            found.append((_nearest_line(lines, loc), f"{_format_loc(loc)}: {_friendly(err['msg'])}"))
+            found.append(
+                (_nearest_line(lines, loc), f"{_format_loc(loc)}: {_friendly(err['msg'])}")
+            )
     for loc, message in _reference_problems(doc):
         found.append((_nearest_line(lines, loc), f"{_format_loc(loc)}: {message}"))
     if found or policy is None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import typer
 
 from tokengov import __version__
-from tokengov.cli import bench, broker, grafana, policy
+from tokengov.cli import bench, broker, debt, grafana, policy
+from tokengov.cli.emit import emit_command
+from tokengov.cli.tail import tail_command
 
 app = typer.Typer(
     name="tokengov",
@@ -17,7 +19,10 @@ app = typer.Typer(
 app.add_typer(broker.app, name="broker")
 app.add_typer(policy.app, name="policy")
 app.add_typer(bench.app, name="bench")
+app.add_typer(debt.app, name="debt")
 app.add_typer(grafana.app, name="grafana")
+app.command("emit")(emit_command)
+app.command("tail")(tail_command)
 
 
 @app.command()
