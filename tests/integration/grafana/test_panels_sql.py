@@ -234,16 +234,31 @@ def _findings(now: datetime) -> tuple[list[Any], Decimal]:
     found = []
     latest = Decimal(0)
     patterns = [
-        ("context_management", "search", "support-triage", "planner", Decimal("12.5")),
-        ("retrieval", "research", "deep-research", None, Decimal("4.25")),
-        ("tool_usage", "support", "refund-agent", "worker", Decimal("1.75")),
+        (
+            "context_management",
+            "history_resend",
+            "search",
+            "support-triage",
+            "planner",
+            Decimal("12.5"),
+        ),
+        ("retrieval", "oversized_retrieval", "research", "deep-research", None, Decimal("4.25")),
+        (
+            "tool_usage",
+            "whole_tool_responses",
+            "support",
+            "refund-agent",
+            "worker",
+            Decimal("1.75"),
+        ),
     ]
-    for area, team, workflow, agent, base in patterns:
+    for area, detector, team, workflow, agent, base in patterns:
         for window in range(3):  # re-judged every window: only the latest estimate counts
             waste = base + window
             found.append(
                 rows.Finding(
                     area=area,
+                    detector=detector,  # stored once findings has the column (see docs)
                     team=team,
                     workflow=workflow,
                     agent=agent,
