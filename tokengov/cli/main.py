@@ -6,8 +6,11 @@ import typer
 
 from tokengov import __version__
 from tokengov.cli import bench, broker, debt, grafana, policy
+from tokengov.cli.demo import demo_command
 from tokengov.cli.emit import emit_command
+from tokengov.cli.fleet import fleet_command
 from tokengov.cli.tail import tail_command
+from tokengov.cli.up import up_command
 
 app = typer.Typer(
     name="tokengov",
@@ -23,6 +26,9 @@ app.add_typer(debt.app, name="debt")
 app.add_typer(grafana.app, name="grafana")
 app.command("emit")(emit_command)
 app.command("tail")(tail_command)
+app.command("up")(up_command)
+app.command("demo")(demo_command)
+app.command("fleet")(fleet_command)
 
 
 @app.command()
