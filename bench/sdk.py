@@ -20,7 +20,14 @@ from confluent_kafka import Producer
 
 from bench.common import bench_broker, console, summarize_ns, table
 from producers.emitter import TokenEmitter
-from tokengov.contracts import CallEvent, encode_events, new_event_id, utcnow
+from tokengov.contracts import (
+    CallEvent,
+    Components,
+    TokenCounts,
+    encode_events,
+    new_event_id,
+    utcnow,
+)
 from tokengov.topics import EVENTS
 
 USAGE = {
@@ -66,8 +73,8 @@ def _sample_bytes(task_id: str, step: int) -> bytes:
         step=step,
         provider="openai",
         model="gpt-4.1-mini",
-        tokens={"input": 5200, "output": 410, "cached_input": 3072, "reasoning": 128},
-        components=COMPONENTS,
+        tokens=TokenCounts(input=5200, output=410, cached_input=3072, reasoning=128),
+        components=Components(**COMPONENTS),
         tool_calls=1,
         tool_name="search_docs",
         latency_ms=850,

@@ -493,6 +493,16 @@ class TokenEmitter:
         self._spool.seal()
 
 
+@dataclass
+class _TaskState:
+    """What every agent's view of one task shares."""
+
+    step: int = 0
+    attempt: int = 1
+    outcome: tuple[str, float | None] | None = None
+    done: bool = False
+
+
 class TaskContext:
     """One task as an agent sees it: ``with emitter.task(...) as task: task.record(...)``.
 
@@ -513,7 +523,7 @@ class TaskContext:
         agent: str,
         provider: str,
         parent_agent: str | None = None,
-        _shared: dict[str, Any] | None = None,
+        _shared: _TaskState | None = None,
     ) -> None:
         self.emitter = emitter
         self.team = team
@@ -522,13 +532,11 @@ class TaskContext:
         self.agent = agent
         self.provider = provider
         self.parent_agent = parent_agent
-        self._shared = (
-            _shared if _shared is not None else {"step": 0, "attempt": 1, "outcome": None}
-        )
+        self._shared = _shared if _shared is not None else _TaskState()
 
     @property
     def step(self) -> int:
-        return int(self._shared["step"])
+        return self._shared.step
 
     def handoff(self, agent: str) -> TaskContext:
         """The task as seen by ``agent``, which receives it from this context's agent."""
@@ -571,14 +579,14 @@ class TaskContext:
         """Record one model call. ``retry=True`` marks another attempt of the last step."""
         shared = self._shared
         if step is not None:
-            shared["step"], shared["attempt"] = step, attempt or 1
+            shared.step, shared.attempt = step, attempt or 1
         elif retry:
-            shared["attempt"] += 1
+            shared.attempt += 1
         else:
-            shared["step"] += 1
-            shared["attempt"] = 1
+            shared.step += 1
+            shared.attempt = 1
         if attempt is not None:
-            shared["attempt"] = attempt
+            shared.attempt = attempt
         emitter = self.emitter
         if emitter._closed or len(emitter._queue) >= emitter._max_queue:
             emitter._overflow()
@@ -593,8 +601,8 @@ class TaskContext:
                     self.task_id,
                     self.agent,
                     self.parent_agent,
-                    shared["step"],
-                    shared["attempt"],
+                    shared.step,
+                    shared.attempt,
                     provider or self.provider,
                     model,
                     usage,
@@ -612,7 +620,7 @@ class TaskContext:
 
     def outcome(self, status: str, quality: float | None = None) -> None:
         """Set how the task ended; emitted when the context exits."""
-        self._shared["outcome"] = (status, quality)
+        self._shared.outcome = (status, quality)
 
     def __enter__(self) -> TaskContext:
         return self
@@ -620,10 +628,10 @@ class TaskContext:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any
     ) -> None:
-        if self._shared.get("done"):
+        if self._shared.done:
             return
-        self._shared["done"] = True
-        chosen = self._shared["outcome"]
+        self._shared.done = True
+        chosen = self._shared.outcome
         if chosen is None:
             if exc_type is None:
                 chosen = ("success", None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from tokengov import __version__
-from tokengov.cli import bench, broker, debt, grafana, policy
+from tokengov.cli import bench, broker, debt, grafana, policy, schema
 from tokengov.cli.demo import demo_command
 from tokengov.cli.emit import emit_command
 from tokengov.cli.fleet import fleet_command
@@ -24,6 +24,7 @@ app.add_typer(policy.app, name="policy")
 app.add_typer(bench.app, name="bench")
 app.add_typer(debt.app, name="debt")
 app.add_typer(grafana.app, name="grafana")
+app.add_typer(schema.app, name="schema")
 app.command("emit")(emit_command)
 app.command("tail")(tail_command)
 app.command("up")(up_command)

@@ -106,19 +106,22 @@ class _TopicFollower(threading.Thread):
 
     def run(self) -> None:
         assignments = []
-        for topic in self._topics:
-            metadata = self._consumer.list_topics(topic, timeout=10)
-            for p in metadata.topics[topic].partitions:
-                assignments.append(TopicPartition(topic, p, OFFSET_BEGINNING))
+        for name in self._topics:
+            metadata = self._consumer.list_topics(name, timeout=10)
+            for p in metadata.topics[name].partitions:
+                assignments.append(TopicPartition(name, p, OFFSET_BEGINNING))
         self._consumer.assign(assignments)
         while not self._stop.is_set():
             msg = self._consumer.poll(0.2)
-            if msg is None or msg.error() or msg.value() is None:
+            if msg is None or msg.error():
+                continue
+            value, topic = msg.value(), msg.topic()
+            if value is None or topic is None:
                 continue
             received = datetime.now().astimezone()
             try:
-                doc = orjson.loads(msg.value())
-                if self._topics[msg.topic()] == "alert":
+                doc = orjson.loads(value)
+                if self._topics[topic] == "alert":
                     self._on_alert(Alert.model_validate(doc), received)
                 else:
                     self._on_decision(Decision.model_validate(doc))
