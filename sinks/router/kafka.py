@@ -31,6 +31,9 @@ from tokengov.errors import BrokerError
 __all__ = ["KafkaAlertSink", "KafkaDeadLetters", "KafkaPublisher", "SilenceTopic"]
 
 log = logging.getLogger(__name__)
+#: librdkafka's own log (syslog levels): connection retries are routine, our callers
+#: report what failed; keep only critical messages out of the terminal.
+_LIBRDKAFKA_LOG_LEVEL = 2
 
 
 class KafkaPublisher:
@@ -45,6 +48,7 @@ class KafkaPublisher:
                 "linger.ms": 5,
                 "acks": "all",
                 "partitioner": "murmur2_random",
+                "log_level": _LIBRDKAFKA_LOG_LEVEL,
             }
         )
         self.failed = 0
@@ -124,6 +128,7 @@ def _reader(bootstrap: str, *, client_id: str) -> Consumer:
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
             "enable.partition.eof": False,
+            "log_level": _LIBRDKAFKA_LOG_LEVEL,
         }
     )
 

@@ -43,6 +43,7 @@ NOTIFICATION_COLUMNS: Final = (
 class NotificationLog(Protocol):
     def record(self, attempt: NotificationAttempt) -> None: ...
     def flush(self) -> None: ...
+    def close(self) -> None: ...
 
 
 class MemoryNotificationLog:
@@ -57,6 +58,9 @@ class MemoryNotificationLog:
             self.attempts.append(attempt)
 
     def flush(self) -> None:
+        return None
+
+    def close(self) -> None:
         return None
 
     def for_alert(self, alert_id: str) -> list[NotificationAttempt]:
@@ -125,6 +129,9 @@ class ClickHouseNotificationLog:
                 raise SinkError(
                     f"insert of {len(rows)} row(s) into {self.table} failed: {exc}", retryable=True
                 ) from exc
+
+    def close(self) -> None:
+        self.client.close()
 
     @property
     def buffered(self) -> int:

@@ -180,6 +180,7 @@ class RouterRuntime:
         self._stop_follow.set()
         if self.router is not None:
             await self.router.stop()
+            self.router.close()
         if self._follower is not None:
             await asyncio.to_thread(self._follower.join, 5.0)
         if self._publisher is not None:

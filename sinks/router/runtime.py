@@ -127,6 +127,10 @@ class Router:
         await asyncio.to_thread(self._flush_log_once)
         self.started = False
 
+    def close(self) -> None:
+        """Release the notification log (after :meth:`stop`)."""
+        self.notification_log.close()
+
     def set_receivers(self, receivers: Mapping[str, Receiver]) -> None:
         """A new policy: queues for new receivers, new objects for the rest."""
         self._receivers = dict(receivers)

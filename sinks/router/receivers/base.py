@@ -10,6 +10,7 @@ can carry a URL).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from typing import Protocol
@@ -20,9 +21,19 @@ import httpx
 from sinks.router.notification import Notification
 from tokengov.errors import DeliveryError
 
-__all__ = ["REDACTED", "Receiver", "Secrets", "post", "safe_target"]
+__all__ = ["REDACTED", "Receiver", "Secrets", "post", "quiet_http_loggers", "safe_target"]
 
 REDACTED = "«redacted»"
+
+
+def quiet_http_loggers() -> None:
+    """httpx logs every request's full URL at INFO (httpcore at DEBUG); a Slack or webhook
+    URL from the environment is a credential. Whoever configures logging (a Faust worker
+    sets up the root logger), these two stay at WARNING while the router's receivers exist."""
+    for name in ("httpx", "httpcore"):
+        logger = logging.getLogger(name)
+        if logger.getEffectiveLevel() < logging.WARNING:
+            logger.setLevel(logging.WARNING)
 
 
 class Receiver(Protocol):

@@ -15,7 +15,7 @@ import httpx
 import orjson
 
 from sinks.router.notification import Notification
-from sinks.router.receivers.base import Secrets, post
+from sinks.router.receivers.base import Secrets, post, quiet_http_loggers
 from sinks.router.receivers.render import dashboard_url, decision_text, numbers_text
 from tokengov.contracts import Alert
 from tokengov.policy import PagerDutyReceiver as PagerDutyConfig
@@ -76,6 +76,7 @@ class PagerDutyReceiver:
         self.name = name
         self.config = config
         self.client = client
+        quiet_http_loggers()
         self.env = env
         self.grafana_url = grafana_url
 

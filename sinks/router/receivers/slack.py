@@ -16,7 +16,7 @@ import httpx
 import orjson
 
 from sinks.router.notification import Notification
-from sinks.router.receivers.base import Secrets, post
+from sinks.router.receivers.base import Secrets, post, quiet_http_loggers
 from sinks.router.receivers.render import dashboard_url, facts
 from tokengov.contracts import Alert
 from tokengov.policy import SlackReceiver as SlackConfig
@@ -101,6 +101,7 @@ class SlackReceiver:
         self.name = name
         self.config = config
         self.client = client
+        quiet_http_loggers()
         self.env = env
         self.grafana_url = grafana_url
 

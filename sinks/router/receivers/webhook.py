@@ -13,7 +13,7 @@ from collections.abc import Mapping
 import httpx
 
 from sinks.router.notification import Notification
-from sinks.router.receivers.base import Secrets, post
+from sinks.router.receivers.base import Secrets, post, quiet_http_loggers
 from tokengov.policy import WebhookReceiver as WebhookConfig
 
 __all__ = ["SIGNATURE_HEADER", "WebhookReceiver", "sign"]
@@ -32,6 +32,7 @@ class WebhookReceiver:
         self.name = name
         self.config = config
         self.client = client
+        quiet_http_loggers()
         self.env = env
 
     async def send(self, notification: Notification) -> None:
