@@ -76,13 +76,15 @@ def list_alerts_sql(
     if kind:
         where.append("kind = {kind:String}")
         params["kind"] = kind
-    inner_where = f"WHERE {' AND '.join(where)} " if where else ""
-    version = "(starts_at, status = 'resolved', coalesce(ends_at, starts_at))"
-    latest = ", ".join(
-        f"argMax({c}, {version}) AS {c}" for c in _ALERT_COLUMNS if c != "fingerprint"
+    inner_where = f" WHERE {' AND '.join(where)}" if where else ""
+    latest = ", ".join(f"argMax({c}, v) AS {c}" for c in _ALERT_COLUMNS if c != "fingerprint")
+    # v orders the versions of one alert: later start, then resolved over firing.
+    versions = (
+        "SELECT *, (starts_at, status = 'resolved', coalesce(ends_at, starts_at)) AS v "
+        f"FROM alerts{inner_where}"
     )
     # Identifiers are constants of this module; every user value is a bound parameter.
-    sql = f"SELECT fingerprint, {latest} FROM alerts {inner_where}GROUP BY fingerprint"  # noqa: S608
+    sql = f"SELECT fingerprint, {latest} FROM ({versions}) GROUP BY fingerprint"  # noqa: S608
     outer = ""
     if status:
         outer = "WHERE status = {status:String} "

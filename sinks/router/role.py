@@ -42,7 +42,7 @@ from tokengov.errors import BrokerError
 from tokengov.policy import Policy
 from tokengov.runtime import WorkerContext
 
-__all__ = ["RouterRuntime", "inhibitor_for", "register"]
+__all__ = ["RouterRuntime", "inhibitor_for", "register", "router_app"]
 
 log = logging.getLogger(__name__)
 
@@ -191,8 +191,28 @@ class RouterRuntime:
             self._state.close()
 
 
-def register(app: faust.App, ctx: WorkerContext) -> None:
-    """Add the router to a Faust app: an agent on the alerts topic and its service."""
+def router_app(
+    ctx: WorkerContext, *, app_id: str = "tokengov-router"
+) -> tuple[faust.App, RouterRuntime]:
+    """A Faust app running only the router (tests and ``tokengov bench alerts``; the
+    worker builds its own app and calls :func:`register`). Timeouts tuned per DESIGN.md."""
+    app = faust.App(
+        app_id,
+        broker=f"kafka://{ctx.bootstrap}",
+        store="memory://",
+        web_enabled=False,
+        topic_allow_declare=False,
+        topic_disable_leader=True,
+        broker_session_timeout=6,
+        broker_rebalance_timeout=6,
+        broker_heartbeat_interval=1,
+    )
+    return app, register(app, ctx)
+
+
+def register(app: faust.App, ctx: WorkerContext) -> RouterRuntime:
+    """Add the router to a Faust app: an agent on the alerts topic and its service.
+    Returns the runtime (its ``router`` is set once the app has started)."""
     runtime = RouterRuntime(ctx)
     topic = app.topic(
         ctx.topics.alerts, value_type=bytes, value_serializer="raw", key_serializer="raw"
@@ -222,3 +242,4 @@ def register(app: faust.App, ctx: WorkerContext) -> None:
             await runtime.stop()
 
     app.service(RouterService)
+    return runtime

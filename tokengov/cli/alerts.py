@@ -84,9 +84,8 @@ def list_alerts(
         fail(str(exc))
     finally:
         history.close()
-    table = Table(
-        "since", "status", "severity", "team", "kind", "workflow", "task", "summary", "alert id"
-    )
+    table = Table("since", "status", "severity", "team", "kind", "workflow", "task", "summary")
+    table.add_column("alert id", no_wrap=True)
     for row in rows:
         color = (
             "green"
@@ -338,23 +337,20 @@ def silence_list(
     except BrokerError as exc:
         fail(str(exc))
     now = utcnow()
-    table = Table("id", "state", "matchers", "starts", "ends", "by", "reason")
     shown = 0
+    colors = {"active": "yellow", "pending": "cyan", "expired": "dim"}
     for s in silences:
         state = s.state(now)
         if state == "expired" and not show_all:
             continue
         shown += 1
-        table.add_row(
-            s.silence_id,
-            state,
-            escape(", ".join(s.matchers)),
-            _ts(s.starts_at),
-            _ts(s.ends_at),
-            escape(s.created_by),
-            escape(s.reason),
+        console.print(
+            f"[{colors[state]}]●[/] {s.silence_id} [{colors[state]}]{state}[/] "
+            f"by {escape(s.created_by)}"
         )
-    console.print(table)
+        console.print(f"    {_ts(s.starts_at)} → {_ts(s.ends_at)} UTC")
+        console.print(f"    matchers: {escape(', '.join(s.matchers))}")
+        console.print(f"    reason: {escape(s.reason)}")
     console.print(f"{shown} silence(s)")
 
 

@@ -196,3 +196,37 @@ async def eventually(predicate, *, timeout_s: float = 10.0, what: str = "conditi
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.02)
+
+
+# The ClickHouse tables the router writes and reads, as assumed here until the
+# ClickHouse part's schema is merged (columns from DESIGN.md / issue 4).
+ALERTS_DDL = """
+CREATE TABLE IF NOT EXISTS alerts (
+    alert_id String, fingerprint String, kind LowCardinality(String),
+    severity LowCardinality(String), status LowCardinality(String), team LowCardinality(String),
+    workflow Nullable(String), task_id Nullable(String), labels Map(String, String),
+    summary String, evidence String, starts_at DateTime64(3, 'UTC'),
+    ends_at Nullable(DateTime64(3, 'UTC'))
+) ENGINE = MergeTree ORDER BY (team, starts_at, alert_id)
+"""
+NOTIFICATIONS_DDL = """
+CREATE TABLE IF NOT EXISTS notifications (
+    alert_id String, fingerprint String, receiver LowCardinality(String), attempt UInt16,
+    result LowCardinality(String), error String, latency_ms UInt32, ts DateTime64(3, 'UTC')
+) ENGINE = MergeTree ORDER BY (alert_id, ts)
+"""
+
+
+@pytest.fixture
+def chdb_dsn(tmp_path: Path) -> Iterator[str]:
+    """An embedded ClickHouse store (chdb) with the two tables; every client closed after."""
+    import clickhouse_connect
+
+    dsn = f"chdb://{tmp_path / 'clickhouse'}"
+    client = clickhouse_connect.get_client(dsn=dsn)
+    try:
+        client.command(ALERTS_DDL)
+        client.command(NOTIFICATIONS_DDL)
+        yield dsn
+    finally:
+        client.close()
