@@ -80,7 +80,7 @@ def list_alerts_sql(
     latest = ", ".join(f"argMax({c}, v) AS {c}" for c in _ALERT_COLUMNS if c != "fingerprint")
     # v orders the versions of one alert: later start, then resolved over firing.
     versions = (
-        "SELECT *, (starts_at, status = 'resolved', coalesce(ends_at, starts_at)) AS v "
+        "SELECT *, (starts_at, status = 'resolved', coalesce(ends_at, starts_at)) AS v "  # noqa: S608
         f"FROM alerts{inner_where}"
     )
     # Identifiers are constants of this module; every user value is a bound parameter.
@@ -168,7 +168,7 @@ class AlertHistory:
         except Exception as exc:
             raise QueryError(str(exc)) from exc
 
-    def list(
+    def latest(
         self,
         *,
         team: str | None = None,

@@ -181,13 +181,14 @@ class SilenceTopic:
                 if msg.error():
                     log.warning("reading %s: %s", self.topic, msg.error())
                     continue
-                silence = _decode(msg.value(), msg.partition(), msg.offset())
+                partition, offset = msg.partition() or 0, msg.offset() or 0
+                silence = _decode(msg.value(), partition, offset)
                 if silence is not None:
                     known = found.get(silence.silence_id)
                     if known is None or silence.updated_at >= known.updated_at:
                         found[silence.silence_id] = silence
-                if msg.offset() + 1 >= ends[msg.partition()]:
-                    remaining.discard(msg.partition())
+                if offset + 1 >= ends[partition]:
+                    remaining.discard(partition)
             if remaining:
                 raise BrokerError(f"timed out reading {self.topic} from {self.bootstrap}")
             return sorted(found.values(), key=lambda s: (s.starts_at, s.silence_id))
@@ -223,12 +224,13 @@ class SilenceTopic:
                 if msg.error():
                     log.warning("following %s: %s", self.topic, msg.error())
                     continue
-                silence = _decode(msg.value(), msg.partition(), msg.offset())
+                partition, offset = msg.partition() or 0, msg.offset() or 0
+                silence = _decode(msg.value(), partition, offset)
                 if silence is not None:
                     seen.add(silence.silence_id)
                     on_silence(silence)
-                if behind and msg.offset() + 1 >= ends.get(msg.partition(), 0):
-                    behind.discard(msg.partition())
+                if behind and offset + 1 >= ends.get(partition, 0):
+                    behind.discard(partition)
                     if not behind and on_caught_up:
                         on_caught_up(seen)
         finally:

@@ -44,6 +44,14 @@ class RouterState(Protocol):
     def close(self) -> None: ...
 
 
+def _blob(value: object) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode()
+    raise TypeError(f"unexpected column value {type(value).__name__} in router state")
+
+
 class MemoryState:
     """The same, in memory: for unit tests and for ``test-route``."""
 
@@ -126,7 +134,7 @@ class SqliteState:
             return self._db.execute(sql, tuple(args)).fetchall()
 
     def load_groups(self) -> list[AggrGroup]:
-        return [AggrGroup.from_json(bytes(row[0])) for row in self._run("SELECT doc FROM groups")]  # type: ignore[arg-type]
+        return [AggrGroup.from_json(_blob(row[0])) for row in self._run("SELECT doc FROM groups")]
 
     def save_group(self, group: AggrGroup) -> None:
         self._run(
@@ -188,7 +196,7 @@ class SqliteState:
 
     def outbox_all(self) -> list[Notification]:
         rows = self._run("SELECT doc FROM outbox ORDER BY created_at")
-        return [Notification.model_validate_json(bytes(row[0])) for row in rows]  # type: ignore[arg-type]
+        return [Notification.model_validate_json(_blob(row[0])) for row in rows]
 
     def save_silence(self, silence: Silence) -> None:
         self._run(
@@ -197,7 +205,7 @@ class SqliteState:
         )
 
     def load_silences(self) -> list[Silence]:
-        return [Silence.from_json(bytes(row[0])) for row in self._run("SELECT doc FROM silences")]  # type: ignore[arg-type]
+        return [Silence.from_json(_blob(row[0])) for row in self._run("SELECT doc FROM silences")]
 
     def close(self) -> None:
         with self._lock:

@@ -79,7 +79,7 @@ def list_alerts(
         fail(f"--status: {status!r} is not firing or resolved")
     history = _history(load_settings(data_dir=data_dir), clickhouse)
     try:
-        rows = history.list(team=team, status=status, kind=kind, limit=limit)
+        rows = history.latest(team=team, status=status, kind=kind, limit=limit)
     except QueryError as exc:
         fail(str(exc))
     finally:

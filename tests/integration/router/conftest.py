@@ -56,12 +56,16 @@ class Capture:
     def on(self, path: str) -> list[Received]:
         return [r for r in self.received if r.path.startswith(path)]
 
-    async def wait_for(self, count: int, *, path: str = "/", timeout_s: float = 10.0) -> list[Received]:
+    async def wait_for(
+        self, count: int, *, path: str = "/", timeout_s: float = 10.0
+    ) -> list[Received]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         while len(self.on(path)) < count:
             if loop.time() > deadline:
-                raise AssertionError(f"expected {count} request(s) on {path}, got {len(self.on(path))}")
+                raise AssertionError(
+                    f"expected {count} request(s) on {path}, got {len(self.on(path))}"
+                )
             await asyncio.sleep(0.02)
         return self.on(path)
 
@@ -99,7 +103,10 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
@@ -124,7 +131,7 @@ class Mailbox:
     logins: list[tuple[str, str]] = field(default_factory=list)
     tls_sessions: int = 0
 
-    async def handle_DATA(self, server: object, session: Session, envelope: Envelope) -> str:  # noqa: N802
+    async def handle_DATA(self, server: object, session: Session, envelope: Envelope) -> str:
         if session.ssl is not None:
             self.tls_sessions += 1
         self.messages.append(envelope)
@@ -135,7 +142,7 @@ def _smtp(tls_files: tuple[Path, Path] | None, *, user: str, password: str) -> I
     port = free_port()
     box = Mailbox("127.0.0.1", port)
 
-    def authenticator(server, session, envelope, mechanism, auth_data):  # noqa: ANN001
+    def authenticator(server, session, envelope, mechanism, auth_data):
         if isinstance(auth_data, LoginPassword):
             box.logins.append((auth_data.login.decode(), auth_data.password.decode()))
             ok = auth_data.login.decode() == user and auth_data.password.decode() == password
@@ -148,8 +155,12 @@ def _smtp(tls_files: tuple[Path, Path] | None, *, user: str, password: str) -> I
         context.load_cert_chain(str(tls_files[0]), str(tls_files[1]))
         kwargs = {"tls_context": context, "require_starttls": True}
     controller = Controller(
-        box, hostname="127.0.0.1", port=port, authenticator=authenticator,
-        auth_require_tls=tls_files is not None, **kwargs,
+        box,
+        hostname="127.0.0.1",
+        port=port,
+        authenticator=authenticator,
+        auth_require_tls=tls_files is not None,
+        **kwargs,
     )
     controller.start()
     try:
@@ -174,7 +185,9 @@ def read_topic(bootstrap: str, topic: str, count: int, *, timeout_s: float = 15.
 
     from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "unused", "enable.auto.commit": False})
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": "unused", "enable.auto.commit": False}
+    )
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
@@ -189,7 +202,7 @@ def read_topic(bootstrap: str, topic: str, count: int, *, timeout_s: float = 15.
         consumer.close()
 
 
-async def eventually(predicate, *, timeout_s: float = 10.0, what: str = "condition") -> None:  # noqa: ANN001
+async def eventually(predicate, *, timeout_s: float = 10.0, what: str = "condition") -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
     while not predicate():

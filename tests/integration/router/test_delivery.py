@@ -52,9 +52,16 @@ FAST_RETRY = RetryPolicy(max_attempts=3, initial_backoff_s=0.01, max_backoff_s=0
 
 def alert(task: str = "t-1", severity: str = "warning", status: str = "firing") -> Alert:
     return Alert(
-        fingerprint=f"runaway|search|wf|{task}|max_calls", kind="runaway", severity=severity,
-        status=status, team="search", workflow="wf", task_id=task, summary=f"{task} ran away",
-        evidence={"observed": 9, "limit": 8}, starts_at=datetime.now(UTC),
+        fingerprint=f"runaway|search|wf|{task}|max_calls",
+        kind="runaway",
+        severity=severity,
+        status=status,
+        team="search",
+        workflow="wf",
+        task_id=task,
+        summary=f"{task} ran away",
+        evidence={"observed": 9, "limit": 8},
+        starts_at=datetime.now(UTC),
     )
 
 
@@ -70,12 +77,20 @@ async def make_router(http_capture, client):
 
     async def make(**kwargs) -> Router:
         policy = parse_policy(POLICY.format(url=http_capture.url))
-        dispatcher = Dispatcher(RouteTree.from_policy(policy), kwargs.pop("state", MemoryState()),
-                                inhibitor=Inhibitor())
-        receivers = build_receivers(policy, client=client, env={},
-                                    console=Console(file=io.StringIO()))
-        router = Router(dispatcher, receivers, notification_log=MemoryNotificationLog(),
-                        retry=kwargs.pop("retry", FAST_RETRY), log_flush_interval_s=0.1, **kwargs)
+        dispatcher = Dispatcher(
+            RouteTree.from_policy(policy), kwargs.pop("state", MemoryState()), inhibitor=Inhibitor()
+        )
+        receivers = build_receivers(
+            policy, client=client, env={}, console=Console(file=io.StringIO())
+        )
+        router = Router(
+            dispatcher,
+            receivers,
+            notification_log=MemoryNotificationLog(),
+            retry=kwargs.pop("retry", FAST_RETRY),
+            log_flush_interval_s=0.1,
+            **kwargs,
+        )
         await router.start()
         routers.append(router)
         return router
@@ -92,7 +107,11 @@ async def test_retries_with_backoff_then_delivers(make_router, http_capture):
     await http_capture.wait_for(3, path="/search")
     log = router.notification_log
     await eventually(lambda: len(log.attempts) == 3, what="three attempts recorded")
-    assert [(a.attempt, a.result) for a in log.attempts] == [(1, "failed"), (2, "failed"), (3, "delivered")]
+    assert [(a.attempt, a.result) for a in log.attempts] == [
+        (1, "failed"),
+        (2, "failed"),
+        (3, "delivered"),
+    ]
     assert "HTTP 503" in log.attempts[0].error and log.attempts[2].error == ""
     assert router.dead_lettered == 0
 
@@ -113,8 +132,9 @@ async def test_failing_receiver_dead_letters_and_raises_receiver_failing(
     assert [a["kind"] for a in body["alerts"]] == ["receiver_failing"]
     assert body["alerts"][0]["labels"] == {"receiver": "search-hook"}
     assert "HTTP 500" in body["alerts"][0]["evidence"]["last_error"]
-    assert [a.result for a in router.notification_log.attempts if a.receiver == "search-hook"][:3] == [
-        "failed", "failed", "dead_letter"]
+    assert [a.result for a in router.notification_log.attempts if a.receiver == "search-hook"][
+        :3
+    ] == ["failed", "failed", "dead_letter"]
     publisher.flush()
     [dead] = read_topic(bootstrap, topic_names.deadletter, 1)
     headers = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in dead.headers()}
@@ -140,8 +160,13 @@ async def test_slow_receiver_does_not_delay_the_others(make_router, http_capture
     assert router.queues["slow-hook"].busy == 1
     http_capture.hold.set()
     log = router.notification_log
-    await eventually(lambda: {a.receiver for a in log.attempts if a.result == "delivered"}
-                     == {"slow-hook", "search-hook"}, what="both delivered")
+    await eventually(
+        lambda: (
+            {a.receiver for a in log.attempts if a.result == "delivered"}
+            == {"slow-hook", "search-hook"}
+        ),
+        what="both delivered",
+    )
 
 
 async def test_resolved_alert_is_notified(make_router, http_capture):

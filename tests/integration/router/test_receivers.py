@@ -40,21 +40,35 @@ PD_KEY = "pd-routing-key-0123456789"
 
 def runaway(status: str = "firing") -> Alert:
     return Alert(
-        alert_id="a-1", fingerprint="runaway|search|support-triage|t-8812|max_tool_calls",
-        kind="runaway", severity="critical", status=status, team="search",
-        workflow="support-triage", task_id="t-8812", labels={"limit": "max_tool_calls"},
+        alert_id="a-1",
+        fingerprint="runaway|search|support-triage|t-8812|max_tool_calls",
+        kind="runaway",
+        severity="critical",
+        status=status,
+        team="search",
+        workflow="support-triage",
+        task_id="t-8812",
+        labels={"limit": "max_tool_calls"},
         summary="task t-8812 made 13 tool calls; its cost profile allows 12",
-        evidence={"observed": 13, "limit": 12, "decision": {"action": "pause", "scope": "task",
-                                                            "key": "t-8812", "reason": "runaway"}},
-        starts_at=NOW, ends_at=NOW if status == "resolved" else None,
+        evidence={
+            "observed": 13,
+            "limit": 12,
+            "decision": {"action": "pause", "scope": "task", "key": "t-8812", "reason": "runaway"},
+        },
+        starts_at=NOW,
+        ends_at=NOW if status == "resolved" else None,
     )
 
 
 def notification(*alerts: Alert, receiver: str = "r") -> Notification:
     return Notification(
-        receiver=receiver, route="routes.routes[0]", group_key='routes>r:{team="search"}',
-        group_labels={"team": "search", "kind": "runaway"}, reason="first notification",
-        created_at=NOW, alerts=list(alerts or [runaway()]),
+        receiver=receiver,
+        route="routes.routes[0]",
+        group_key='routes>r:{team="search"}',
+        group_labels={"team": "search", "kind": "runaway"},
+        reason="first notification",
+        created_at=NOW,
+        alerts=list(alerts or [runaway()]),
     )
 
 
@@ -89,14 +103,23 @@ async def test_webhook_without_secret_is_unsigned(http_capture, client):
 async def test_slack_message_is_actionable(http_capture, client):
     config = SlackConfig(type="slack", url_env="SLACK_URL", channel="#search-oncall")
     env = {"SLACK_URL": f"{http_capture.url}/services/{SLACK_TOKEN}"}
-    receiver = SlackReceiver("search-slack", config, client, env, grafana_url="http://grafana.local:3000")
+    receiver = SlackReceiver(
+        "search-slack", config, client, env, grafana_url="http://grafana.local:3000"
+    )
     await receiver.send(notification())
     [got] = await http_capture.wait_for(1, path="/services/")
     message = orjson.loads(got.body)
     text = message["text"]
-    for needle in ("task t-8812 made 13 tool calls", "Team: search", "Workflow: support-triage",
-                   "Task: t-8812", "observed 13", "limit 12 (max_tool_calls)",
-                   "Decision: pause task:t-8812 (runaway)", "FIRING:1"):
+    for needle in (
+        "task t-8812 made 13 tool calls",
+        "Team: search",
+        "Workflow: support-triage",
+        "Task: t-8812",
+        "observed 13",
+        "limit 12 (max_tool_calls)",
+        "Decision: pause task:t-8812 (runaway)",
+        "FIRING:1",
+    ):
         assert needle in text, needle
     assert message["channel"] == "#search-oncall"
     buttons = [e for b in message["blocks"] if b["type"] == "actions" for e in b["elements"]]
@@ -106,11 +129,15 @@ async def test_slack_message_is_actionable(http_capture, client):
 
 async def test_pagerduty_triggers_then_resolves_with_the_fingerprint(http_capture, client):
     http_capture.default_status = 202
-    config = PagerDutyConfig(type="pagerduty", routing_key_env="PD_KEY", url=f"{http_capture.url}/v2/enqueue")
+    config = PagerDutyConfig(
+        type="pagerduty", routing_key_env="PD_KEY", url=f"{http_capture.url}/v2/enqueue"
+    )
     receiver = PagerDutyReceiver("pager", config, client, {"PD_KEY": PD_KEY})
     await receiver.send(notification(runaway()))
     await receiver.send(notification(runaway("resolved")))
-    first, second = [orjson.loads(r.body) for r in await http_capture.wait_for(2, path="/v2/enqueue")]
+    first, second = [
+        orjson.loads(r.body) for r in await http_capture.wait_for(2, path="/v2/enqueue")
+    ]
     assert first["event_action"] == "trigger" and second["event_action"] == "resolve"
     assert first["dedup_key"] == second["dedup_key"] == runaway().fingerprint
     assert first["routing_key"] == PD_KEY
@@ -120,8 +147,12 @@ async def test_pagerduty_triggers_then_resolves_with_the_fingerprint(http_captur
 
 async def test_email_over_starttls_with_login(smtp_starttls, tls_files):
     config = EmailConfig(
-        type="email", to=["search-oncall@example.com"], smtp_host=smtp_starttls.host,
-        smtp_port=smtp_starttls.port, username_env="SMTP_USER", password_env="SMTP_PASS",
+        type="email",
+        to=["search-oncall@example.com"],
+        smtp_host=smtp_starttls.host,
+        smtp_port=smtp_starttls.port,
+        username_env="SMTP_USER",
+        password_env="SMTP_PASS",
     )
     trust = ssl.create_default_context(cafile=str(tls_files[0]))
     env = {"SMTP_USER": "mailer", "SMTP_PASS": "s3cret-smtp-pass"}
@@ -137,8 +168,9 @@ async def test_email_over_starttls_with_login(smtp_starttls, tls_files):
 
 
 async def test_email_refuses_a_server_without_starttls(smtp_plain):
-    config = EmailConfig(type="email", to=["x@example.com"], smtp_host=smtp_plain.host,
-                         smtp_port=smtp_plain.port)
+    config = EmailConfig(
+        type="email", to=["x@example.com"], smtp_host=smtp_plain.host, smtp_port=smtp_plain.port
+    )
     with pytest.raises(DeliveryError, match="does not offer STARTTLS") as info:
         await EmailReceiver("mail", config, {}).send(notification())
     assert info.value.retryable is False
@@ -157,18 +189,41 @@ async def test_secrets_never_reach_errors_or_logs(http_capture, client, caplog, 
     http_capture.echo = True  # the server answers with the URL and body it got
     http_capture.default_status = 500
     errors: list[str] = []
-    slack = SlackReceiver("s", SlackConfig(type="slack", url_env="U"), client,
-                          {"U": f"{http_capture.url}/services/{SLACK_TOKEN}"})
-    pager = PagerDutyReceiver("p", PagerDutyConfig(type="pagerduty", routing_key_env="K",
-                                                   url=f"{http_capture.url}/v2/enqueue"),
-                              client, {"K": PD_KEY})
-    hook = WebhookReceiver("w", WebhookConfig(type="webhook", url_env="W", secret_env="S"), client,
-                           {"W": f"{http_capture.url}/hook?token={SECRET}x", "S": SECRET})
-    dead = WebhookReceiver("d", WebhookConfig(type="webhook", url_env="W"), client,
-                           {"W": f"http://user:{SECRET}@127.0.0.1:1/closed"})
-    smtp_config = EmailConfig(type="email", to=["x@example.com"], smtp_host=smtp_plain.host,
-                              smtp_port=smtp_plain.port, starttls=False,
-                              username_env="U", password_env="P")
+    slack = SlackReceiver(
+        "s",
+        SlackConfig(type="slack", url_env="U"),
+        client,
+        {"U": f"{http_capture.url}/services/{SLACK_TOKEN}"},
+    )
+    pager = PagerDutyReceiver(
+        "p",
+        PagerDutyConfig(
+            type="pagerduty", routing_key_env="K", url=f"{http_capture.url}/v2/enqueue"
+        ),
+        client,
+        {"K": PD_KEY},
+    )
+    hook = WebhookReceiver(
+        "w",
+        WebhookConfig(type="webhook", url_env="W", secret_env="S"),
+        client,
+        {"W": f"{http_capture.url}/hook?token={SECRET}x", "S": SECRET},
+    )
+    dead = WebhookReceiver(
+        "d",
+        WebhookConfig(type="webhook", url_env="W"),
+        client,
+        {"W": f"http://user:{SECRET}@127.0.0.1:1/closed"},
+    )
+    smtp_config = EmailConfig(
+        type="email",
+        to=["x@example.com"],
+        smtp_host=smtp_plain.host,
+        smtp_port=smtp_plain.port,
+        starttls=False,
+        username_env="U",
+        password_env="P",
+    )
     mail = EmailReceiver("m", smtp_config, {"U": "mailer", "P": "wrong-" + SECRET})
     for receiver in (slack, pager, hook, dead, mail):
         with pytest.raises(DeliveryError) as info:

@@ -31,7 +31,10 @@ routes:
   group_by: [team, kind]
   group_wait: 10s
   routes:
-    - {match: {team: search, severity: critical}, receiver: search-pager, group_wait: 2s, continue: true}
+    - match: {team: search, severity: critical}
+      receiver: search-pager
+      group_wait: 2s
+      continue: true
 """
 
 
@@ -46,8 +49,15 @@ class Clock:
 def test_sqlite_state_survives_a_restart(data_dir):
     clock = Clock()
     tree = RouteTree.from_policy(parse_policy(POLICY))
-    alert = Alert(fingerprint="fp", kind="runaway", severity="warning", team="search",
-                  task_id="t-1", summary="s", starts_at=clock.now)
+    alert = Alert(
+        fingerprint="fp",
+        kind="runaway",
+        severity="warning",
+        team="search",
+        task_id="t-1",
+        summary="s",
+        starts_at=clock.now,
+    )
     state = SqliteState.in_data_dir(data_dir)
     first = Dispatcher(tree, state, clock=clock)
     first.ingest(alert)
@@ -55,8 +65,15 @@ def test_sqlite_state_survives_a_restart(data_dir):
     clock.now += timedelta(seconds=10)
     [n] = first.flush_due()
     first.delivered(n)
-    state.save_silence(new_silence(["team=search"], created_by="a", reason="r",
-                                   ends_at=clock.now + timedelta(hours=1), now=clock.now))
+    state.save_silence(
+        new_silence(
+            ["team=search"],
+            created_by="a",
+            reason="r",
+            ends_at=clock.now + timedelta(hours=1),
+            now=clock.now,
+        )
+    )
     state.close()
 
     state = SqliteState.in_data_dir(data_dir)
@@ -70,7 +87,10 @@ def test_sqlite_state_survives_a_restart(data_dir):
     second.ingest(alert.model_copy(update={"status": "resolved"}))
     clock.now += timedelta(minutes=5)
     [resolved] = second.flush_due()
-    assert [(a.fingerprint, a.status) for a in resolved.alerts] == [("fp", "resolved"), ("fp2", "firing")]
+    assert [(a.fingerprint, a.status) for a in resolved.alerts] == [
+        ("fp", "resolved"),
+        ("fp2", "firing"),
+    ]
     assert resolved.reason == "some alerts resolved"
     assert state.nflog_gc(clock.now + timedelta(days=30)) == 1
     state.close()
@@ -79,9 +99,24 @@ def test_sqlite_state_survives_a_restart(data_dir):
 def test_silence_commands_and_test_route(bootstrap, topic_names, tmp_path):
     runner = CliRunner()
     topic = ["--bootstrap", bootstrap, "--silences-topic", topic_names.silences]
-    added = runner.invoke(app, ["alerts", "silence", "add", "team=search", "kind=~runaway|loop",
-                                "--reason", "deploy in progress", "--by", "alice", "--duration", "1h",
-                                *topic], terminal_width=200)
+    added = runner.invoke(
+        app,
+        [
+            "alerts",
+            "silence",
+            "add",
+            "team=search",
+            "kind=~runaway|loop",
+            "--reason",
+            "deploy in progress",
+            "--by",
+            "alice",
+            "--duration",
+            "1h",
+            *topic,
+        ],
+        terminal_width=200,
+    )
     assert added.exit_code == 0, added.output
     silence_id = added.output.split("silence ")[1].split()[0]
     listed = runner.invoke(app, ["alerts", "silence", "list", *topic], terminal_width=200)
@@ -89,8 +124,20 @@ def test_silence_commands_and_test_route(bootstrap, topic_names, tmp_path):
 
     policy = tmp_path / "policy.yaml"
     policy.write_text(POLICY)
-    routed = runner.invoke(app, ["alerts", "test-route", "team=search", "severity=critical",
-                                 "kind=runaway", "--policy", str(policy), *topic], terminal_width=200)
+    routed = runner.invoke(
+        app,
+        [
+            "alerts",
+            "test-route",
+            "team=search",
+            "severity=critical",
+            "kind=runaway",
+            "--policy",
+            str(policy),
+            *topic,
+        ],
+        terminal_width=200,
+    )
     assert routed.exit_code == 0, routed.output
     out = routed.output
     assert "→ search-pager via routes.routes[0]" in out
@@ -98,11 +145,25 @@ def test_silence_commands_and_test_route(bootstrap, topic_names, tmp_path):
     assert "→ search-hook via routes (only the root matched: team search's own receiver)" not in out
     assert "→ console via routes" not in out  # the root is not a match when a child matched
     assert "team-budget-breached-mutes-task-alerts" in out
-    assert f"1 active silence(s)" in out and silence_id in out
+    assert "1 active silence(s)" in out and silence_id in out
 
-    warning = runner.invoke(app, ["alerts", "test-route", "team=search", "severity=warning",
-                                  "--policy", str(policy), "--no-silences"], terminal_width=200)
-    assert "→ search-hook via routes (only the root matched: team search's own receiver)" in warning.output
+    warning = runner.invoke(
+        app,
+        [
+            "alerts",
+            "test-route",
+            "team=search",
+            "severity=warning",
+            "--policy",
+            str(policy),
+            "--no-silences",
+        ],
+        terminal_width=200,
+    )
+    assert (
+        "→ search-hook via routes (only the root matched: team search's own receiver)"
+        in warning.output
+    )
 
     expired = runner.invoke(app, ["alerts", "silence", "expire", silence_id, *topic])
     assert expired.exit_code == 0, expired.output

@@ -36,16 +36,29 @@ AlertFactory = Callable[..., Alert]
 
 @pytest.fixture
 def make_alert(clock: FakeClock) -> AlertFactory:
-    def make(kind: str = "runaway", *, team: str = "search", task: str | None = "t-1",
-             severity: str = "critical", workflow: str | None = "support-triage",
-             limit: str = "max_tool_calls", **extra: Any) -> Alert:
+    def make(
+        kind: str = "runaway",
+        *,
+        team: str = "search",
+        task: str | None = "t-1",
+        severity: str = "critical",
+        workflow: str | None = "support-triage",
+        limit: str = "max_tool_calls",
+        **extra: Any,
+    ) -> Alert:
         fingerprint = extra.pop("fingerprint", None) or "|".join(
             [kind, team, workflow or "", task or "", limit]
         )
         fields: dict[str, Any] = dict(
-            fingerprint=fingerprint, kind=kind, severity=severity, team=team,
-            workflow=workflow, task_id=task, labels={"limit": limit},
-            summary=f"{kind} on {task}", evidence={"observed": 13, "limit": 12},
+            fingerprint=fingerprint,
+            kind=kind,
+            severity=severity,
+            team=team,
+            workflow=workflow,
+            task_id=task,
+            labels={"limit": limit},
+            summary=f"{kind} on {task}",
+            evidence={"observed": 13, "limit": 12},
             starts_at=clock.now,
         )
         fields.update(extra)

@@ -141,7 +141,9 @@ def test_resolve_is_notified_then_the_group_is_gone(make_dispatcher, make_alert,
     assert d.flush_due() == []
 
 
-def test_ends_at_in_the_future_resolves_the_alert_when_it_passes(make_dispatcher, make_alert, clock):
+def test_ends_at_in_the_future_resolves_the_alert_when_it_passes(
+    make_dispatcher, make_alert, clock
+):
     d = make_dispatcher()
     d.ingest(make_alert(severity="warning", ends_at=clock.now + timedelta(seconds=90)))
     clock.advance(10)
@@ -212,8 +214,11 @@ def test_silence_mutes_matching_alerts_until_it_expires(make_dispatcher, make_al
     store = SilenceStore()
     d = make_dispatcher(silences=store)
     silence = new_silence(
-        ["task_id=t-1"], created_by="alice", reason="known incident",
-        ends_at=clock.now + timedelta(minutes=5), now=clock.now,
+        ["task_id=t-1"],
+        created_by="alice",
+        reason="known incident",
+        ends_at=clock.now + timedelta(minutes=5),
+        now=clock.now,
     )
     store.apply(silence)
     d.ingest(make_alert(task="t-1", severity="warning"))
@@ -232,8 +237,15 @@ def test_silence_mutes_matching_alerts_until_it_expires(make_dispatcher, make_al
 def test_everything_silenced_sends_nothing(make_dispatcher, make_alert, clock):
     store = SilenceStore()
     d = make_dispatcher(silences=store)
-    store.apply(new_silence(["team=search"], created_by="a", reason="r",
-                            ends_at=clock.now + timedelta(hours=1), now=clock.now))
+    store.apply(
+        new_silence(
+            ["team=search"],
+            created_by="a",
+            reason="r",
+            ends_at=clock.now + timedelta(hours=1),
+            now=clock.now,
+        )
+    )
     d.ingest(make_alert(severity="warning"))
     clock.advance(10)
     assert d.flush_due() == []
@@ -241,15 +253,22 @@ def test_everything_silenced_sends_nothing(make_dispatcher, make_alert, clock):
 
 def budget(make_alert, threshold, *, team="search", status="firing", **kw):
     return make_alert(
-        "budget_threshold", team=team, task=None, workflow=None, severity="warning",
+        "budget_threshold",
+        team=team,
+        task=None,
+        workflow=None,
+        severity="warning",
         fingerprint=f"budget_threshold|team:{team}:day|{threshold}",
         labels={"budget": f"team:{team}:day", "threshold": str(threshold)},
         evidence={"spent_usd": "100", "limit_usd": "200", "threshold": threshold},
-        status=status, **kw,
+        status=status,
+        **kw,
     )
 
 
-def test_breached_budget_inhibits_lower_thresholds_and_task_alerts(make_dispatcher, make_alert, clock):
+def test_breached_budget_inhibits_lower_thresholds_and_task_alerts(
+    make_dispatcher, make_alert, clock
+):
     d = make_dispatcher(inhibitor=Inhibitor())
     d.ingest(budget(make_alert, 0.5))
     d.ingest(budget(make_alert, 0.8))
@@ -259,7 +278,11 @@ def test_breached_budget_inhibits_lower_thresholds_and_task_alerts(make_dispatch
     d.ingest(budget(make_alert, 1.0))
     clock.advance(10)
     sent = d.flush_due()
-    shown = sorted((n.group_labels["team"], a.kind, a.labels.get("threshold", "")) for n in sent for a in n.alerts)
+    shown = sorted(
+        (n.group_labels["team"], a.kind, a.labels.get("threshold", ""))
+        for n in sent
+        for a in n.alerts
+    )
     assert shown == [("growth", "runaway", ""), ("search", "budget_threshold", "1.0")]
     assert d.counters["alerts_inhibited"] == 4
 
@@ -280,10 +303,16 @@ def test_inhibition_lifts_when_the_source_resolves(make_dispatcher, make_alert, 
 
 def test_workflow_budget_inhibits_only_its_workflow(make_dispatcher, make_alert, clock):
     d = make_dispatcher(inhibitor=Inhibitor())
-    d.ingest(make_alert(
-        "budget_threshold", task=None, workflow="support-triage", severity="warning",
-        fingerprint="b|wf", labels={"budget": "workflow:support-triage:month", "threshold": "100%"},
-    ))
+    d.ingest(
+        make_alert(
+            "budget_threshold",
+            task=None,
+            workflow="support-triage",
+            severity="warning",
+            fingerprint="b|wf",
+            labels={"budget": "workflow:support-triage:month", "threshold": "100%"},
+        )
+    )
     d.ingest(make_alert("runaway", task="t-1", workflow="support-triage", severity="warning"))
     d.ingest(make_alert("runaway", task="t-2", workflow="doc-qa", severity="warning"))
     clock.advance(10)

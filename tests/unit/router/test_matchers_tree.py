@@ -49,7 +49,9 @@ def test_routes_match_depth_first_with_continue(policy):
 def test_first_match_without_continue_stops_the_level(policy):
     tree = RouteTree.from_policy(policy)
     matches = tree.match({"team": "search", "severity": "warning", "kind": "loop"})
-    assert [(m.node.path, m.receiver) for m in matches] == [("routes.routes[1].routes[0]", "console")]
+    assert [(m.node.path, m.receiver) for m in matches] == [
+        ("routes.routes[1].routes[0]", "console")
+    ]
 
 
 def test_children_inherit_unset_options(policy):
@@ -66,7 +68,9 @@ def test_children_inherit_unset_options(policy):
 
 
 def test_unmatched_alert_goes_to_the_root_and_alertmanager_defaults_apply():
-    policy = parse_policy("version: 1\nreceivers: {console: {type: log}}\nroutes: {receiver: console}\n")
+    policy = parse_policy(
+        "version: 1\nreceivers: {console: {type: log}}\nroutes: {receiver: console}\n"
+    )
     tree = RouteTree.from_policy(policy)
     [match] = tree.match({"team": "growth", "kind": "loop"})
     assert match.node is tree.root and match.receiver == "console" and not match.team_receiver
@@ -93,7 +97,11 @@ routes:
     )
     tree = RouteTree.from_policy(policy)
     [search] = tree.match({"team": "search", "kind": "runaway"})
-    assert (search.receiver, search.team_receiver, search.node.path) == ("search-slack", True, "routes")
+    assert (search.receiver, search.team_receiver, search.node.path) == (
+        "search-slack",
+        True,
+        "routes",
+    )
     [support_loop] = tree.match({"team": "support", "kind": "loop"})
     assert (support_loop.receiver, support_loop.team_receiver) == ("ops-hook", False)
     [nobody] = tree.match({"team": "tokengov", "kind": "receiver_failing"})

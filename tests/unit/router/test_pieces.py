@@ -13,7 +13,13 @@ from sinks.router.history import list_alerts_sql, notifications_sql
 from sinks.router.inhibit import Inhibitor, rules_from_policy
 from sinks.router.labels import routing_labels
 from sinks.router.notification import Notification
-from sinks.router.receivers import Secrets, dashboard_url, email_message, pagerduty_event, slack_message
+from sinks.router.receivers import (
+    Secrets,
+    dashboard_url,
+    email_message,
+    pagerduty_event,
+    slack_message,
+)
 from sinks.router.silences import Silence, SilenceStore, new_silence
 from tokengov.errors import DeliveryError, PolicyError
 from tokengov.policy import parse_policy
@@ -22,12 +28,19 @@ NOW = datetime(2026, 11, 29, 5, 0, tzinfo=UTC)
 
 
 def test_budget_alerts_get_derived_labels(make_alert):
-    breach = make_alert("budget_threshold", task=None, workflow=None, labels={},
-                        evidence={"budget_id": "team:search:day", "threshold": 1.0})
+    breach = make_alert(
+        "budget_threshold",
+        task=None,
+        workflow=None,
+        labels={},
+        evidence={"budget_id": "team:search:day", "threshold": 1.0},
+    )
     labels = routing_labels(breach)
     assert labels["budget"] == "team:search:day" and labels["budget_scope"] == "team"
     assert labels["budget_breached"] == "true" and labels["threshold"] == "1"
-    eighty = make_alert("budget_threshold", labels={"budget": "workflow:wf:month", "threshold": "80%"})
+    eighty = make_alert(
+        "budget_threshold", labels={"budget": "workflow:wf:month", "threshold": "80%"}
+    )
     assert routing_labels(eighty)["budget_breached"] == "false"
     assert routing_labels(eighty)["threshold"] == "80%"  # the alert's own label is kept
     assert "budget" not in routing_labels(make_alert("runaway"))
@@ -39,7 +52,9 @@ version: 1
 receivers: {c: {type: log}}
 routes: {receiver: c}
 inhibit_rules:
-  - {source_match: {kind: attribution_coverage}, target_match_re: {kind: "unpriced_model"}, equal: [team]}
+  - source_match: {kind: attribution_coverage}
+    target_match_re: {kind: "unpriced_model"}
+    equal: [team]
 """)
     inhibitor = Inhibitor(rules_from_policy(policy.inhibit_rules))
     source = make_alert("attribution_coverage", task=None, fingerprint="cov")
@@ -51,17 +66,26 @@ inhibit_rules:
     inhibitor.observe("cov", routing_labels(source), firing=True, ends_at=NOW)
     assert inhibitor.muted_by("x", target, NOW) is None  # its ends_at has passed
     with pytest.raises(PolicyError, match="set target_match"):
-        parse_policy("version: 1\nreceivers: {c: {type: log}}\nroutes: {receiver: c}\n"
-                     "inhibit_rules: [{source_match: {kind: x}}]\n")
+        parse_policy(
+            "version: 1\nreceivers: {c: {type: log}}\nroutes: {receiver: c}\n"
+            "inhibit_rules: [{source_match: {kind: x}}]\n"
+        )
 
 
 def test_silence_validation_and_latest_version_wins():
     with pytest.raises(ValidationError, match="must not mute everything"):
-        new_silence(["team=~.*"], created_by="a", reason="r", ends_at=NOW + timedelta(hours=1), now=NOW)
+        new_silence(
+            ["team=~.*"], created_by="a", reason="r", ends_at=NOW + timedelta(hours=1), now=NOW
+        )
     with pytest.raises(ValidationError, match="reason"):
         new_silence(["team=search"], created_by="a", reason="", ends_at=NOW, now=NOW)
-    s = new_silence(["team=search", "kind!=loop"], created_by="alice", reason="deploy",
-                    ends_at=NOW + timedelta(hours=1), now=NOW)
+    s = new_silence(
+        ["team=search", "kind!=loop"],
+        created_by="alice",
+        reason="deploy",
+        ends_at=NOW + timedelta(hours=1),
+        now=NOW,
+    )
     assert Silence.from_json(s.to_json()) == s
     assert s.mutes({"team": "search", "kind": "runaway"}, NOW)
     assert not s.mutes({"team": "search", "kind": "loop"}, NOW)
@@ -73,8 +97,15 @@ def test_silence_validation_and_latest_version_wins():
 
 
 def note(*alerts):
-    return Notification(receiver="r", route="routes", group_key="g", group_labels={"team": "search"},
-                        reason="first notification", created_at=NOW, alerts=list(alerts))
+    return Notification(
+        receiver="r",
+        route="routes",
+        group_key="g",
+        group_labels={"team": "search"},
+        reason="first notification",
+        created_at=NOW,
+        alerts=list(alerts),
+    )
 
 
 def test_messages_carry_what_a_person_needs(make_alert):
@@ -86,12 +117,20 @@ def test_messages_carry_what_a_person_needs(make_alert):
     event = pagerduty_event(alert, "key", grafana_url="http://g/")
     assert event["links"][0]["href"].startswith("http://g/d/tokengov-overview?var-team=search")
     assert dashboard_url(None, alert) is None
-    resolved = pagerduty_event(alert.model_copy(update={"status": "resolved"}), "key", grafana_url=None)
-    assert resolved == {"routing_key": "key", "event_action": "resolve", "dedup_key": alert.fingerprint}
+    resolved = pagerduty_event(
+        alert.model_copy(update={"status": "resolved"}), "key", grafana_url=None
+    )
+    assert resolved == {
+        "routing_key": "key",
+        "event_action": "resolve",
+        "dedup_key": alert.fingerprint,
+    }
 
 
 def test_secrets_are_scrubbed_from_text():
-    secrets = Secrets("hook", {"URL": "https://hooks.slack.com/services/T1/B2/abcdef", "K": "pd-key-123"})
+    secrets = Secrets(
+        "hook", {"URL": "https://hooks.slack.com/services/T1/B2/abcdef", "K": "pd-key-123"}
+    )
     url = secrets.get("URL", "url_env")
     secrets.get("K", "routing_key_env")
     text = secrets.redact(f"POST {url} failed; body echoed /services/T1/B2/abcdef and pd-key-123")
@@ -101,7 +140,9 @@ def test_secrets_are_scrubbed_from_text():
 
 
 def test_sql_is_parameterised():
-    sql, params = list_alerts_sql(team="search'; DROP TABLE alerts --", status="firing", kind=None, limit=5)
+    sql, params = list_alerts_sql(
+        team="search'; DROP TABLE alerts --", status="firing", kind=None, limit=5
+    )
     assert "DROP" not in sql and params["team"].startswith("search'")
     assert "team = {team:String}" in sql and "WHERE status = {status:String}" in sql
     assert sql.endswith("LIMIT {limit:UInt32}")
