@@ -192,7 +192,10 @@ class RouterRuntime:
 
 
 def router_app(
-    ctx: WorkerContext, *, app_id: str = "tokengov-router"
+    ctx: WorkerContext,
+    *,
+    app_id: str = "tokengov-router",
+    notification_log: NotificationLog | None = None,
 ) -> tuple[faust.App, RouterRuntime]:
     """A Faust app running only the router (tests and ``tokengov bench alerts``; the
     worker builds its own app and calls :func:`register`). Timeouts tuned per DESIGN.md."""
@@ -207,13 +210,16 @@ def router_app(
         broker_rebalance_timeout=6,
         broker_heartbeat_interval=1,
     )
-    return app, register(app, ctx)
+    return app, register(app, ctx, notification_log=notification_log)
 
 
-def register(app: faust.App, ctx: WorkerContext) -> RouterRuntime:
+def register(
+    app: faust.App, ctx: WorkerContext, *, notification_log: NotificationLog | None = None
+) -> RouterRuntime:
     """Add the router to a Faust app: an agent on the alerts topic and its service.
-    Returns the runtime (its ``router`` is set once the app has started)."""
-    runtime = RouterRuntime(ctx)
+    Returns the runtime (its ``router`` is set once the app has started).
+    ``notification_log`` defaults to ClickHouse ``notifications`` at ``settings.clickhouse_dsn``."""
+    runtime = RouterRuntime(ctx, notification_log=notification_log)
     topic = app.topic(
         ctx.topics.alerts, value_type=bytes, value_serializer="raw", key_serializer="raw"
     )

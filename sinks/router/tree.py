@@ -8,8 +8,10 @@
 - ``receiver``, ``group_by``, ``group_wait``, ``group_interval`` and
   ``repeat_interval`` are inherited from the parent when a node leaves them unset;
   the root's defaults are Alertmanager's (30s, 5m, 4h, group by nothing).
-- tokengov's one addition: when only the root matched, a team's own receiver
-  (``teams.<team>.receiver``) is used instead of the default receiver.
+- tokengov's additions: when only the root matched, a team's own receiver
+  (``teams.<team>.receiver``) is used instead of the default receiver; and a
+  ``receiver_failing`` alert always goes to the default receiver, whatever the tree
+  says (a failing receiver must not be the one asked to report its own failure).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ __all__ = [
 DEFAULT_GROUP_WAIT: Final = timedelta(seconds=30)
 DEFAULT_GROUP_INTERVAL: Final = timedelta(minutes=5)
 DEFAULT_REPEAT_INTERVAL: Final = timedelta(hours=4)
+RECEIVER_FAILING: Final = "receiver_failing"
 #: ``group_by: ['...']`` groups by every label (each distinct alert is its own group).
 GROUP_BY_ALL: Final = "..."
 
@@ -155,6 +158,8 @@ class RouteTree:
         return team.receiver if team and team.receiver else None
 
     def match(self, labels: Mapping[str, str]) -> list[RouteMatch]:
+        if labels.get("kind") == RECEIVER_FAILING:
+            return [RouteMatch(self.root, self.root.opts.receiver)]
         nodes = self.root.match(labels)
         if nodes == [self.root]:
             team_receiver = self._team_receiver(labels)
@@ -176,6 +181,9 @@ class RouteTree:
     def explain(self, labels: Mapping[str, str]) -> list[TraceStep]:
         """Every node visited while matching, with why it matched or not."""
         steps: list[TraceStep] = []
+        if labels.get("kind") == RECEIVER_FAILING:
+            note = "receiver_failing alerts always go to the default receiver"
+            return [TraceStep(0, self.root.path, True, note)]
 
         def visit(node: RouteNode, depth: int) -> bool:
             failed = node.matches_self(labels)

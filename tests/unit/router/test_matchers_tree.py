@@ -141,3 +141,20 @@ def test_policy_rejects_zero_interval():
         parse_policy(
             "version: 1\nreceivers: {c: {type: log}}\nroutes: {receiver: c, group_interval: 0s}\n"
         )
+
+
+def test_receiver_failing_always_goes_to_the_default_receiver():
+    policy = parse_policy(
+        """
+version: 1
+receivers: {console: {type: log}, pager: {type: pagerduty, routing_key_env: K}}
+routes:
+  receiver: console
+  routes: [{match: {severity: critical}, receiver: pager}]
+"""
+    )
+    tree = RouteTree.from_policy(policy)
+    [m] = tree.match({"kind": "receiver_failing", "severity": "critical", "receiver": "pager"})
+    assert (m.receiver, m.node.path) == ("console", "routes")
+    [step] = tree.explain({"kind": "receiver_failing"})
+    assert "default receiver" in step.detail
