@@ -171,7 +171,15 @@ class Router:
             if self.dead_letters is not None:
                 self.dead_letters.publish(raw, reason=reason, headers=dict(where or {}))
             return False
-        self.ingest(alert)
+        try:
+            self.ingest(alert)
+        except Exception as exc:
+            # The alert could not be stored (state unwritable…): give the message an ending.
+            reason = f"router could not take the alert: {type(exc).__name__}: {exc}"
+            log.exception("%s (alert %s)", reason, alert.alert_id)
+            if self.dead_letters is not None:
+                self.dead_letters.publish(raw, reason=reason, headers=dict(where or {}))
+            return False
         return True
 
     # ---------------------------------------------------------------- timers

@@ -38,6 +38,7 @@ class WebhookReceiver:
     async def send(self, notification: Notification) -> None:
         secrets = Secrets(self.name, self.env)
         url = self.config.url or secrets.get(self.config.url_env or "", "url_env")
+        secrets.remember(url)  # a hook URL may carry a token in its path or query
         body = notification.body()
         headers = {
             "Content-Type": "application/json",
