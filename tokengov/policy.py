@@ -29,6 +29,7 @@ __all__ = [
     "Budget",
     "CostProfile",
     "DebtPolicy",
+    "InhibitRule",
     "Policy",
     "Price",
     "PriceCatalog",
@@ -300,11 +301,44 @@ class Route(_Strict):
 
     @model_validator(mode="after")
     def _regexes_compile(self) -> Route:
+        for name in ("group_interval", "repeat_interval"):
+            value = getattr(self, name)
+            if value is not None and value <= timedelta(0):
+                raise ValueError(f"{name}: must be greater than 0")
+        if self.group_wait is not None and self.group_wait < timedelta(0):
+            raise ValueError("group_wait: must not be negative")
         for label, pattern in self.match_re.items():
             try:
                 re.compile(pattern)
             except re.error as exc:
                 raise ValueError(f"match_re.{label}: invalid regular expression: {exc}") from exc
+        return self
+
+
+class InhibitRule(_Strict):
+    """Alertmanager's inhibit rule: while a firing alert matches ``source_*``, alerts that
+    match ``target_*`` and carry the same values for the ``equal`` labels are muted.
+
+    The router always applies its built-in budget rules as well (docs/alerting.md)."""
+
+    source_match: dict[str, str] = Field(default_factory=dict)
+    source_match_re: dict[str, str] = Field(default_factory=dict)
+    target_match: dict[str, str] = Field(default_factory=dict)
+    target_match_re: dict[str, str] = Field(default_factory=dict)
+    equal: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _valid(self) -> InhibitRule:
+        for side in ("source_match_re", "target_match_re"):
+            for label, pattern in getattr(self, side).items():
+                try:
+                    re.compile(pattern)
+                except re.error as exc:
+                    raise ValueError(f"{side}.{label}: invalid regular expression: {exc}") from exc
+        if not (self.source_match or self.source_match_re):
+            raise ValueError("set source_match or source_match_re (which alerts inhibit)")
+        if not (self.target_match or self.target_match_re):
+            raise ValueError("set target_match or target_match_re (which alerts are muted)")
         return self
 
 
@@ -317,6 +351,7 @@ class Policy(_Strict):
     budgets: list[Budget] = Field(default_factory=list)
     routes: Route = Field(default_factory=lambda: Route(receiver="console"))
     debt: DebtPolicy = Field(default_factory=DebtPolicy)
+    inhibit_rules: list[InhibitRule] = Field(default_factory=list)
 
     @property
     def catalog(self) -> PriceCatalog:

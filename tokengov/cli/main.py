@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from tokengov import __version__
-from tokengov.cli import bench, broker, debt, grafana, policy, schema
+from tokengov.cli import alerts, bench, broker, debt, grafana, policy, schema
 from tokengov.cli.demo import demo_command
 from tokengov.cli.emit import emit_command
 from tokengov.cli.fleet import fleet_command
@@ -30,6 +30,7 @@ app.command("tail")(tail_command)
 app.command("up")(up_command)
 app.command("demo")(demo_command)
 app.command("fleet")(fleet_command)
+app.add_typer(alerts.app, name="alerts")
 
 
 @app.command()
