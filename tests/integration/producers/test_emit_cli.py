@@ -13,8 +13,13 @@ pytestmark = pytest.mark.integration
 
 def call(i: int, **extra) -> dict:
     doc = {
-        "kind": "call", "event_id": f"e-{i}", "ts": "2026-11-29T05:00:00Z", "team": "search",
-        "workflow": "support-triage", "task_id": f"t-{i % 3}", "model": "gpt-4.1-mini",
+        "kind": "call",
+        "event_id": f"e-{i}",
+        "ts": "2026-11-29T05:00:00Z",
+        "team": "search",
+        "workflow": "support-triage",
+        "task_id": f"t-{i % 3}",
+        "model": "gpt-4.1-mini",
         "tokens": {"input": 100, "output": 10},
     }
     doc.update(extra)
@@ -24,7 +29,10 @@ def call(i: int, **extra) -> dict:
 def run_cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "tokengov.cli.main", *args],
-        input=stdin, capture_output=True, text=True, timeout=120,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -36,8 +44,15 @@ def test_emit_produces_valid_lines_and_reports_invalid_ones(bootstrap, topic_nam
         "{this is not json",
         json.dumps(call(3)),
         json.dumps(call(4, kind="trace")),
-        json.dumps({"kind": "outcome", "event_id": "o-1", "ts": "2026-11-29T05:01:00Z",
-                    "task_id": "t-1", "status": "success"}),
+        json.dumps(
+            {
+                "kind": "outcome",
+                "event_id": "o-1",
+                "ts": "2026-11-29T05:01:00Z",
+                "task_id": "t-1",
+                "status": "success",
+            }
+        ),
     ]
     path = tmp_path / "events.jsonl"
     path.write_text("\n".join(lines) + "\n")
@@ -59,10 +74,25 @@ def test_emit_dry_run_from_stdin_sends_nothing(bootstrap, topic_names):
 
 def test_tail_shows_events_readably(bootstrap, topic_names, tmp_path):
     path = tmp_path / "events.jsonl"
-    path.write_text(json.dumps(call(7, tokens={"input": 1200, "output": 300, "cached_input": 800})) + "\n")
-    assert run_cli("emit", str(path), "--bootstrap", bootstrap, "--topic", topic_names.events).returncode == 0
-    result = run_cli("tail", "--bootstrap", bootstrap, "--topic", topic_names.events,
-                     "--from-beginning", "--limit", "1")
+    path.write_text(
+        json.dumps(call(7, tokens={"input": 1200, "output": 300, "cached_input": 800})) + "\n"
+    )
+    assert (
+        run_cli(
+            "emit", str(path), "--bootstrap", bootstrap, "--topic", topic_names.events
+        ).returncode
+        == 0
+    )
+    result = run_cli(
+        "tail",
+        "--bootstrap",
+        bootstrap,
+        "--topic",
+        topic_names.events,
+        "--from-beginning",
+        "--limit",
+        "1",
+    )
     assert result.returncode == 0, result.stderr
     assert "search/support-triage" in result.stdout and "in=1,200" in result.stdout
     assert "cached=800" in result.stdout

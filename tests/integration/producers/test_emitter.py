@@ -18,10 +18,18 @@ def test_events_arrive_exactly_once_with_task_keys(bootstrap, topic_names, tmp_p
     n_tasks, calls_per_task = 40, 25
     with TokenEmitter(bootstrap, topic=topic_names.events, spool_dir=tmp_path / "spool") as emitter:
         for t in range(n_tasks):
-            with emitter.task(team="search", workflow="support-triage", task_id=f"t-{t}", agent="planner") as task:
+            with emitter.task(
+                team="search", workflow="support-triage", task_id=f"t-{t}", agent="planner"
+            ) as task:
                 for i in range(calls_per_task):
-                    task.record({"prompt_tokens": 100 + i, "completion_tokens": 10}, model="gpt-4.1-mini",
-                                provider="openai", components={"system": 50}, tool_calls=1, tool_name="search")
+                    task.record(
+                        {"prompt_tokens": 100 + i, "completion_tokens": 10},
+                        model="gpt-4.1-mini",
+                        provider="openai",
+                        components={"system": 50},
+                        tool_calls=1,
+                        tool_name="search",
+                    )
     assert emitter.stats.invalid == 0 and emitter.stats.overflow == 0 and emitter.stats.spooled == 0
     expected = n_tasks * (calls_per_task + 1)
     events = read_events(bootstrap, topic_names.events, expected=expected)
@@ -39,29 +47,34 @@ def test_events_arrive_exactly_once_with_task_keys(bootstrap, topic_names, tmp_p
 
 
 def test_task_context_stamps_retries_handoffs_and_failure(bootstrap, topic_names, tmp_path):
-    with TokenEmitter(bootstrap, topic=topic_names.events, spool_dir=tmp_path / "spool") as emitter:
-        with pytest.raises(RuntimeError):
-            with emitter.task(team="search", workflow="wf", task_id="t-x", agent="planner") as task:
-                task.record({"input": 10, "output": 1}, model="m")
-                task.record({"input": 10, "output": 1}, model="m", retry=True, status="error")
-                researcher = task.handoff("researcher")
-                researcher.record({"input": 30, "output": 2}, model="m", components={"handoff": 20})
-                raise RuntimeError("the agent crashed")
+    emitter = TokenEmitter(bootstrap, topic=topic_names.events, spool_dir=tmp_path / "spool")
+    with (
+        emitter,
+        pytest.raises(RuntimeError),
+        emitter.task(team="search", workflow="wf", task_id="t-x", agent="planner") as task,
+    ):
+        task.record({"input": 10, "output": 1}, model="m")
+        task.record({"input": 10, "output": 1}, model="m", retry=True, status="error")
+        researcher = task.handoff("researcher")
+        researcher.record({"input": 30, "output": 2}, model="m", components={"handoff": 20})
+        raise RuntimeError("the agent crashed")
     events = read_events(bootstrap, topic_names.events, expected=4)
     calls = [e for _, e in events if isinstance(e, CallEvent)]
     assert [(c.step, c.attempt, c.agent, c.parent_agent) for c in calls] == [
-        (1, 1, "planner", None), (1, 2, "planner", None), (2, 1, "researcher", "planner")
+        (1, 1, "planner", None),
+        (1, 2, "planner", None),
+        (2, 1, "researcher", "planner"),
     ]
     outcome = [e for _, e in events if isinstance(e, Outcome)]
     assert [o.status for o in outcome] == ["failure"]
 
 
 def test_invalid_values_are_counted_not_raised(bootstrap, topic_names, tmp_path):
-    with TokenEmitter(bootstrap, topic=topic_names.events, spool_dir=tmp_path / "spool") as emitter:
-        with emitter.task(team="search", workflow="wf", task_id="t-bad") as task:
-            task.record({"input": 10, "output": 1, "cached_input": 50}, model="m")  # impossible
-            task.record("garbage", model="m", components="also garbage")  # type: ignore[arg-type]
-            task.record({"input": 10, "output": 1}, model="m")
+    emitter = TokenEmitter(bootstrap, topic=topic_names.events, spool_dir=tmp_path / "spool")
+    with emitter, emitter.task(team="search", workflow="wf", task_id="t-bad") as task:
+        task.record({"input": 10, "output": 1, "cached_input": 50}, model="m")  # impossible
+        task.record("garbage", model="m", components="also garbage")  # type: ignore[arg-type]
+        task.record({"input": 10, "output": 1}, model="m")
     assert emitter.stats.invalid == 2
     events = read_events(bootstrap, topic_names.events, expected=2)
     assert len(events) == 2  # the good call and the outcome: the sender survived the garbage
@@ -78,8 +91,12 @@ def test_broker_down_spools_and_replays_in_order(tmp_path):
     broker.start(detach=False)
     try:
         ensure_topics(broker.bootstrap, specs)
-        emitter = TokenEmitter(broker.bootstrap, spool_dir=tmp_path / "spool",
-                               delivery_timeout_ms=3000, probe_interval_s=0.3)
+        emitter = TokenEmitter(
+            broker.bootstrap,
+            spool_dir=tmp_path / "spool",
+            delivery_timeout_ms=3000,
+            probe_interval_s=0.3,
+        )
         tasks = [emitter.task(team="search", workflow="wf", task_id=f"t-{i}") for i in range(5)]
         for round_ in range(10):
             for task in tasks:
@@ -122,8 +139,9 @@ def test_broker_down_spools_and_replays_in_order(tmp_path):
 
 def test_close_without_broker_spools_and_next_emitter_replays(bootstrap, topic_names, tmp_path):
     dead = f"127.0.0.1:{free_port()}"
-    emitter = TokenEmitter(dead, topic=topic_names.events, spool_dir=tmp_path / "spool",
-                           delivery_timeout_ms=1500)
+    emitter = TokenEmitter(
+        dead, topic=topic_names.events, spool_dir=tmp_path / "spool", delivery_timeout_ms=1500
+    )
     with emitter.task(team="search", workflow="wf", task_id="t-1") as task:
         for _ in range(7):
             task.record({"input": 10, "output": 1}, model="m")
@@ -133,8 +151,9 @@ def test_close_without_broker_spools_and_next_emitter_replays(bootstrap, topic_n
     assert emitter.stats.spooled == 8  # 7 calls + the outcome, safely on disk
     assert emitter.spooled_pending >= 1  # messages (envelopes) on disk
 
-    replayer = TokenEmitter(bootstrap, topic=topic_names.events, spool_dir=tmp_path / "spool",
-                            probe_interval_s=0.2)
+    replayer = TokenEmitter(
+        bootstrap, topic=topic_names.events, spool_dir=tmp_path / "spool", probe_interval_s=0.2
+    )
     deadline = time.monotonic() + 20
     while replayer.spooling and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -133,8 +133,16 @@ def test_unknown_fields_are_ignored_and_never_kept():
 
 def test_outcome_and_quality_bar():
     outcome = parse_event(
-        {"kind": "outcome", "event_id": "o1", "ts": "2026-11-29T05:00:00Z", "task_id": "t-1",
-         "status": "success", "quality": 0.92, "team": "search", "workflow": "support-triage"}
+        {
+            "kind": "outcome",
+            "event_id": "o1",
+            "ts": "2026-11-29T05:00:00Z",
+            "task_id": "t-1",
+            "status": "success",
+            "quality": 0.92,
+            "team": "search",
+            "workflow": "support-triage",
+        }
     )
     assert isinstance(outcome, Outcome)
     assert outcome.met_quality_bar(0.8)
@@ -174,8 +182,12 @@ counts = st.integers(min_value=0, max_value=10**9)
 @given(inp=counts, out=counts, cached=counts, write=counts, reasoning=counts)
 def test_token_invariants_hold_exactly_when_accepted(inp, out, cached, write, reasoning):
     doc = with_(
-        tokens__input=inp, tokens__output=out, tokens__cached_input=cached,
-        tokens__cache_write=write, tokens__reasoning=reasoning, components={},
+        tokens__input=inp,
+        tokens__output=out,
+        tokens__cached_input=cached,
+        tokens__cache_write=write,
+        tokens__reasoning=reasoning,
+        components={},
     )
     consistent = cached + write <= inp and reasoning <= out
     if consistent:
@@ -193,13 +205,23 @@ def test_names_accept_printable_text_only(name):
     if printable and len(name) <= 256:
         assert parse_event(doc).agent == name
     else:
-        with pytest.raises(ContractError, match="^agent"):
+        with pytest.raises(ContractError, match=r"^agent"):
             parse_event(doc)
 
 
 @given(
     st.dictionaries(
-        st.sampled_from(["system", "tool_definitions", "retrieved", "history", "tool_responses", "handoff", "memory"]),
+        st.sampled_from(
+            [
+                "system",
+                "tool_definitions",
+                "retrieved",
+                "history",
+                "tool_responses",
+                "handoff",
+                "memory",
+            ]
+        ),
         st.integers(min_value=0, max_value=5000),
     )
 )
@@ -208,5 +230,5 @@ def test_components_never_exceed_input(components):
     if sum(components.values()) <= 1200:
         assert parse_event(doc).components.total == sum(components.values())
     else:
-        with pytest.raises(ContractError, match="^components"):
+        with pytest.raises(ContractError, match=r"^components"):
             parse_event(doc)

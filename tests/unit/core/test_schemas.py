@@ -15,7 +15,9 @@ def test_committed_schemas_match_the_models():
     committed = {p.name: p.read_bytes() for p in SCHEMA_DIR.glob("*.json")}
     assert set(committed) == set(rendered), "run: tokengov schema export"
     for name, content in rendered.items():
-        assert committed[name] == content, f"schemas/{name} drifted from the models: run tokengov schema export"
+        assert committed[name] == content, (
+            f"schemas/{name} drifted from the models: run tokengov schema export"
+        )
 
 
 def test_event_schema_accepts_the_design_example_and_rejects_bad_kind():

@@ -46,8 +46,10 @@ def test_openai_chat_prompt_tokens_include_cached():
     assert tokens == TokenCounts(input=2006, output=300, cached_input=1920, reasoning=192)
     # 86 uncached input, 1920 cached, 108 visible output, 192 reasoning (priced as output)
     expected = (
-        Decimal(86) * Decimal("1.10") + Decimal(1920) * Decimal("0.275")
-        + Decimal(108) * Decimal("4.40") + Decimal(192) * Decimal("4.40")
+        Decimal(86) * Decimal("1.10")
+        + Decimal(1920) * Decimal("0.275")
+        + Decimal(108) * Decimal("4.40")
+        + Decimal(192) * Decimal("4.40")
     ) / Decimal(1_000_000)
     assert price_tokens("o4-mini", tokens, AT, CATALOG).cost_usd == expected
 
@@ -56,38 +58,51 @@ def test_openai_responses_shape():
     tokens = from_openai_responses(load("openai_responses.json")["usage"])
     assert tokens == TokenCounts(input=328, output=52, cached_input=128, reasoning=0)
     cost = price_tokens("gpt-4.1", tokens, AT, CATALOG).cost_usd
-    assert cost == (Decimal(200) * 2 + Decimal(128) * Decimal("0.5") + Decimal(52) * 8) / Decimal(10**6)
+    assert cost == (Decimal(200) * 2 + Decimal(128) * Decimal("0.5") + Decimal(52) * 8) / Decimal(
+        10**6
+    )
 
 
 def test_anthropic_input_tokens_exclude_cache_reads_and_writes():
     tokens = from_anthropic(load("anthropic_messages.json")["usage"])
     assert tokens == TokenCounts(input=21 + 188086, output=393, cached_input=0, cache_write=188086)
     cost = price_tokens("claude-sonnet-4", tokens, AT, CATALOG).cost_usd
-    assert cost == (Decimal(21) * 3 + Decimal(188086) * Decimal("3.75") + Decimal(393) * 15) / Decimal(10**6)
+    assert cost == (
+        Decimal(21) * 3 + Decimal(188086) * Decimal("3.75") + Decimal(393) * 15
+    ) / Decimal(10**6)
 
 
 def test_anthropic_cache_hit_is_cheap_not_free_nor_full_price():
     tokens = from_anthropic(load("anthropic_cache_hit.json")["usage"])
     assert tokens.input == 100050 and tokens.cached_input == 100000
     cost = price_tokens("claude-sonnet-4", tokens, AT, CATALOG).cost_usd
-    assert cost == (Decimal(50) * 3 + Decimal(100000) * Decimal("0.30") + Decimal(503) * 15) / Decimal(10**6)
+    assert cost == (
+        Decimal(50) * 3 + Decimal(100000) * Decimal("0.30") + Decimal(503) * 15
+    ) / Decimal(10**6)
 
 
 def test_otel_genai_attributes_include_cache_in_input():
     tokens = from_otel_attributes(load("otel_genai_span.json"))
-    assert tokens == TokenCounts(input=1500, output=400, cached_input=1000, cache_write=200, reasoning=150)
+    assert tokens == TokenCounts(
+        input=1500, output=400, cached_input=1000, cache_write=200, reasoning=150
+    )
 
 
 def test_otel_reported_exclusive_of_cache_is_recognised():
     tokens = from_otel_attributes(
-        {"gen_ai.usage.input_tokens": 50, "gen_ai.usage.cache_read.input_tokens": 1000,
-         "gen_ai.usage.output_tokens": 10}
+        {
+            "gen_ai.usage.input_tokens": 50,
+            "gen_ai.usage.cache_read.input_tokens": 1000,
+            "gen_ai.usage.output_tokens": 10,
+        }
     )
     assert tokens.input == 1050 and tokens.cached_input == 1000
 
 
 def test_otel_legacy_prompt_completion_names():
-    tokens = from_otel_attributes({"gen_ai.usage.prompt_tokens": 70, "gen_ai.usage.completion_tokens": 7})
+    tokens = from_otel_attributes(
+        {"gen_ai.usage.prompt_tokens": 70, "gen_ai.usage.completion_tokens": 7}
+    )
     assert tokens == TokenCounts(input=70, output=7)
 
 
