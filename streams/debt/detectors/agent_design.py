@@ -16,20 +16,13 @@ from datetime import datetime
 from decimal import Decimal
 
 from streams.debt.calls import Call
-from streams.debt.detectors.base import (
-    Detector,
-    JudgeContext,
-    TaskContext,
-    Verdict,
-    by_agent,
-    confidence,
-)
+from streams.debt.detectors.base import AgentDetector, JudgeContext, TaskContext, Verdict
 from streams.debt.tally import Tally
 
 __all__ = ["ToolDefinitionBloat"]
 
 
-class ToolDefinitionBloat(Detector):
+class ToolDefinitionBloat(AgentDetector):
     name = "tool_definition_bloat"
     area = "agent_design"
     better_pattern = (
@@ -37,23 +30,15 @@ class ToolDefinitionBloat(Detector):
         "instead of sending every tool definition on every call."
     )
 
-    def tally_task(self, calls: Sequence[Call], ctx: TaskContext) -> dict[str | None, Tally]:
-        out: dict[str | None, Tally] = {}
-        for agent, agent_calls in by_agent(calls).items():
-            tally = Tally()
-            for call in agent_calls:
-                e = call.event
-                tally.add("calls")
-                tally.add("input_tokens", e.tokens.input)
-                tally.add("tool_definitions_tokens", e.components.tool_definitions)
-                tally.add(
-                    "tool_definitions_usd", float(call.input_usd(e.components.tool_definitions))
-                )
-                tally.add("tool_calls", e.tool_calls)
-                if e.tool_name:
-                    tally.names.add(e.tool_name)
-            out[agent] = tally
-        return out
+    def tally_agent(self, tally: Tally, calls: Sequence[Call], ctx: TaskContext) -> None:
+        for call in calls:
+            e = call.event
+            tally.add("input_tokens", e.tokens.input)
+            tally.add("tool_definitions_tokens", e.components.tool_definitions)
+            tally.add("tool_definitions_usd", float(call.input_usd(e.components.tool_definitions)))
+            tally.add("tool_calls", e.tool_calls)
+            if e.tool_name:
+                tally.names.add(e.tool_name)
 
     def judge(self, buckets: Sequence[tuple[datetime, Tally]], ctx: JudgeContext) -> Verdict | None:
         t = self.total(buckets)
@@ -70,17 +55,12 @@ class ToolDefinitionBloat(Detector):
         waste_tokens = int(definitions - calls * allowance)
         usd_per_token = Decimal(str(t.get("tool_definitions_usd"))) / Decimal(str(definitions))
         t.waste(waste_tokens, usd_per_token * waste_tokens)
-        tokens_day, usd_day = self.rates(t, ctx)
-        return Verdict(
-            evidence={
-                "calls": int(calls),
-                "tool_definitions_tokens_per_call": round(per_call),
-                "tool_definitions_share_of_input": round(share, 3),
-                "distinct_tools_called": len(t.names),
-                "tool_calls_per_call": round(t.get("tool_calls") / calls, 2),
-                "needed_tool_definitions_tokens_per_call": allowance,
-            },
-            waste_tokens_per_day=tokens_day,
-            waste_usd_per_day=usd_day,
-            confidence=confidence(calls, 1 - allowance / per_call),
-        )
+        evidence: dict[str, float | int] = {
+            "calls": int(calls),
+            "tool_definitions_tokens_per_call": round(per_call),
+            "tool_definitions_share_of_input": round(share, 3),
+            "distinct_tools_called": len(t.names),
+            "tool_calls_per_call": round(t.get("tool_calls") / calls, 2),
+            "needed_tool_definitions_tokens_per_call": allowance,
+        }
+        return self.verdict(t, ctx, evidence, sample=calls, share=1 - allowance / per_call)

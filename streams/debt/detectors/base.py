@@ -22,16 +22,21 @@ from tokengov.policy import CostProfile, DebtPolicy
 
 __all__ = [
     "DAY",
+    "MIN_SHARE",
+    "AgentDetector",
     "Detector",
     "JudgeContext",
     "TaskContext",
     "Verdict",
     "by_agent",
     "confidence",
+    "flagged_share",
     "per_day",
 ]
 
 DAY: Final = timedelta(days=1)
+#: The share of the units that could show a pattern that must show it before it is reported.
+MIN_SHARE: Final = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +74,16 @@ def confidence(sample: float, share: float, *, half_at: float = 10) -> float:
         return 0.0
     value = sample / (sample + half_at) * max(0.0, min(1.0, share))
     return round(max(0.0, min(1.0, value)), 2)
+
+
+def flagged_share(tally: Tally, ctx: JudgeContext, units: float, flagged: float) -> float | None:
+    """``flagged / units``: the share of the units (calls or tasks that could show a
+    pattern) that show it. None when the window has fewer than ``min_calls`` calls, no
+    units or no waste, or when the share is below :data:`MIN_SHARE`."""
+    if tally.get("calls") < ctx.policy.min_calls or units <= 0 or tally.waste_tokens <= 0:
+        return None
+    share = flagged / units
+    return share if share >= MIN_SHARE else None
 
 
 def by_agent(calls: Sequence[Call]) -> dict[str, list[Call]]:
@@ -110,3 +125,41 @@ class Detector(ABC):
         tokens = int(per_day(tally.waste_tokens, ctx.span))
         usd = per_day(tally.waste_usd, ctx.span).quantize(Decimal("0.000001"))
         return tokens, usd
+
+    def verdict(
+        self,
+        tally: Tally,
+        ctx: JudgeContext,
+        evidence: dict[str, float | int],
+        *,
+        sample: float,
+        share: float,
+        half_at: float = 10,
+    ) -> Verdict:
+        """The verdict on a window whose waste is ``tally``'s, at the window's per-day
+        :meth:`rates`, with :func:`confidence` of ``sample`` and ``share``."""
+        tokens_day, usd_day = self.rates(tally, ctx)
+        return Verdict(
+            evidence=evidence,
+            waste_tokens_per_day=tokens_day,
+            waste_usd_per_day=usd_day,
+            confidence=confidence(sample, share, half_at=half_at),
+        )
+
+
+class AgentDetector(Detector):
+    """A detector that tallies each agent of a task on its own. Every agent's tally
+    starts with its ``calls``; :meth:`tally_agent` adds the rest."""
+
+    def tally_task(self, calls: Sequence[Call], ctx: TaskContext) -> dict[str | None, Tally]:
+        out: dict[str | None, Tally] = {}
+        for agent, agent_calls in by_agent(calls).items():
+            tally = Tally()
+            tally.add("calls", len(agent_calls))
+            self.tally_agent(tally, agent_calls, ctx)
+            out[agent] = tally
+        return out
+
+    @abstractmethod
+    def tally_agent(self, tally: Tally, calls: Sequence[Call], ctx: TaskContext) -> None:
+        """Add one agent's calls of one task (in event-time order) to ``tally``."""

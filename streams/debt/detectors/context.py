@@ -18,12 +18,11 @@ from datetime import datetime
 
 from streams.debt.calls import Call
 from streams.debt.detectors.base import (
-    Detector,
+    AgentDetector,
     JudgeContext,
     TaskContext,
     Verdict,
-    by_agent,
-    confidence,
+    flagged_share,
 )
 from streams.debt.stats import slope
 from streams.debt.tally import Tally
@@ -31,7 +30,7 @@ from streams.debt.tally import Tally
 __all__ = ["HistoryResend"]
 
 
-class HistoryResend(Detector):
+class HistoryResend(AgentDetector):
     name = "history_resend"
     area = "context_management"
     better_pattern = (
@@ -39,51 +38,39 @@ class HistoryResend(Detector):
         "stable prefix first so the provider's prompt cache serves it."
     )
 
-    def tally_task(self, calls: Sequence[Call], ctx: TaskContext) -> dict[str | None, Tally]:
-        out: dict[str | None, Tally] = {}
+    def tally_agent(self, tally: Tally, calls: Sequence[Call], ctx: TaskContext) -> None:
         budget = ctx.policy.history_budget_tokens
-        for agent, turns in by_agent(calls).items():
-            tally = Tally()
-            tally.add("calls", len(turns))
-            tally.add("input_tokens", sum(c.event.tokens.input for c in turns))
-            tally.add("cached_input_tokens", sum(c.event.tokens.cached_input for c in turns))
-            history = [c.event.components.history for c in turns]
-            tally.add("history_tokens", sum(history))
-            if len(turns) >= 3:
-                growth = slope(list(range(len(turns))), history)
-                tally.add("multi_turn_tasks")
-                tally.add("growth_tokens_per_turn_sum", growth)
-                if growth >= ctx.policy.history_min_growth_per_turn:
-                    tally.add("growing_tasks")
-                    for call in turns:
-                        excess = max(0, call.event.components.history - budget)
-                        tally.waste(excess, call.input_usd(excess))
-            out[agent] = tally
-        return out
+        tally.add("input_tokens", sum(c.event.tokens.input for c in calls))
+        tally.add("cached_input_tokens", sum(c.event.tokens.cached_input for c in calls))
+        history = [c.event.components.history for c in calls]
+        tally.add("history_tokens", sum(history))
+        if len(calls) >= 3:
+            growth = slope(list(range(len(calls))), history)
+            tally.add("multi_turn_tasks")
+            tally.add("growth_tokens_per_turn_sum", growth)
+            if growth >= ctx.policy.history_min_growth_per_turn:
+                tally.add("growing_tasks")
+                for call in calls:
+                    excess = max(0, call.event.components.history - budget)
+                    tally.waste(excess, call.input_usd(excess))
 
     def judge(self, buckets: Sequence[tuple[datetime, Tally]], ctx: JudgeContext) -> Verdict | None:
         t = self.total(buckets)
         calls, tasks = t.get("calls"), t.get("multi_turn_tasks")
-        if calls < ctx.policy.min_calls or tasks <= 0 or t.waste_tokens <= 0:
+        growing_share = flagged_share(t, ctx, tasks, t.get("growing_tasks"))
+        if growing_share is None:
             return None
-        growing_share = t.get("growing_tasks") / tasks
         cache_share = t.get("cached_input_tokens") / max(1.0, t.get("input_tokens"))
-        if growing_share < 0.5 or cache_share >= ctx.policy.history_max_cache_share:
+        if cache_share >= ctx.policy.history_max_cache_share:
             return None
-        tokens_day, usd_day = self.rates(t, ctx)
-        return Verdict(
-            evidence={
-                "calls": int(calls),
-                "multi_turn_tasks": int(tasks),
-                "growing_task_share": round(growing_share, 3),
-                "history_growth_tokens_per_turn": round(
-                    t.get("growth_tokens_per_turn_sum") / tasks
-                ),
-                "history_tokens_per_call": round(t.get("history_tokens") / calls),
-                "cached_input_share": round(cache_share, 3),
-                "history_budget_tokens": ctx.policy.history_budget_tokens,
-            },
-            waste_tokens_per_day=tokens_day,
-            waste_usd_per_day=usd_day,
-            confidence=confidence(tasks, growing_share * (1 - cache_share)),
-        )
+        evidence: dict[str, float | int] = {
+            "calls": int(calls),
+            "multi_turn_tasks": int(tasks),
+            "growing_task_share": round(growing_share, 3),
+            "history_growth_tokens_per_turn": round(t.get("growth_tokens_per_turn_sum") / tasks),
+            "history_tokens_per_call": round(t.get("history_tokens") / calls),
+            "cached_input_share": round(cache_share, 3),
+            "history_budget_tokens": ctx.policy.history_budget_tokens,
+        }
+        share = growing_share * (1 - cache_share)
+        return self.verdict(t, ctx, evidence, sample=tasks, share=share)

@@ -15,19 +15,18 @@ from datetime import datetime
 
 from streams.debt.calls import Call
 from streams.debt.detectors.base import (
-    Detector,
+    AgentDetector,
     JudgeContext,
     TaskContext,
     Verdict,
-    by_agent,
-    confidence,
+    flagged_share,
 )
 from streams.debt.tally import Tally
 
 __all__ = ["MemoryReplay"]
 
 
-class MemoryReplay(Detector):
+class MemoryReplay(AgentDetector):
     name = "memory_replay"
     area = "memory"
     better_pattern = (
@@ -35,44 +34,31 @@ class MemoryReplay(Detector):
         "replaying raw transcripts into every call."
     )
 
-    def tally_task(self, calls: Sequence[Call], ctx: TaskContext) -> dict[str | None, Tally]:
-        out: dict[str | None, Tally] = {}
+    def tally_agent(self, tally: Tally, calls: Sequence[Call], ctx: TaskContext) -> None:
         budget = ctx.policy.memory_budget_tokens
-        for agent, agent_calls in by_agent(calls).items():
-            tally = Tally()
-            tally.add("calls", len(agent_calls))
-            with_memory = [c for c in agent_calls if c.event.components.memory > 0]
-            large = [c for c in with_memory if c.event.components.memory >= budget]
-            tally.add("memory_calls", len(with_memory))
-            tally.add("memory_tokens", sum(c.event.components.memory for c in with_memory))
-            tally.add("large_memory_calls", len(large))
-            if len(large) >= 2:
-                tally.add("replaying_tasks")
-                for call in large:
-                    excess = call.event.components.memory - budget
-                    tally.waste(excess, call.input_usd(excess))
-            out[agent] = tally
-        return out
+        with_memory = [c for c in calls if c.event.components.memory > 0]
+        large = [c for c in with_memory if c.event.components.memory >= budget]
+        tally.add("memory_calls", len(with_memory))
+        tally.add("memory_tokens", sum(c.event.components.memory for c in with_memory))
+        tally.add("large_memory_calls", len(large))
+        if len(large) >= 2:
+            tally.add("replaying_tasks")
+            for call in large:
+                excess = call.event.components.memory - budget
+                tally.waste(excess, call.input_usd(excess))
 
     def judge(self, buckets: Sequence[tuple[datetime, Tally]], ctx: JudgeContext) -> Verdict | None:
         t = self.total(buckets)
         memory_calls = t.get("memory_calls")
-        if t.get("calls") < ctx.policy.min_calls or memory_calls <= 0 or t.waste_tokens <= 0:
+        large_share = flagged_share(t, ctx, memory_calls, t.get("large_memory_calls"))
+        if large_share is None:
             return None
-        large_share = t.get("large_memory_calls") / memory_calls
-        if large_share < 0.5:
-            return None
-        tokens_day, usd_day = self.rates(t, ctx)
-        return Verdict(
-            evidence={
-                "calls": int(t.get("calls")),
-                "memory_calls": int(memory_calls),
-                "memory_tokens_per_call": round(t.get("memory_tokens") / memory_calls),
-                "large_memory_share": round(large_share, 3),
-                "replaying_tasks": int(t.get("replaying_tasks")),
-                "memory_budget_tokens": ctx.policy.memory_budget_tokens,
-            },
-            waste_tokens_per_day=tokens_day,
-            waste_usd_per_day=usd_day,
-            confidence=confidence(memory_calls, large_share),
-        )
+        evidence: dict[str, float | int] = {
+            "calls": int(t.get("calls")),
+            "memory_calls": int(memory_calls),
+            "memory_tokens_per_call": round(t.get("memory_tokens") / memory_calls),
+            "large_memory_share": round(large_share, 3),
+            "replaying_tasks": int(t.get("replaying_tasks")),
+            "memory_budget_tokens": ctx.policy.memory_budget_tokens,
+        }
+        return self.verdict(t, ctx, evidence, sample=memory_calls, share=large_share)

@@ -16,7 +16,13 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from streams.debt.calls import Call
-from streams.debt.detectors.base import Detector, JudgeContext, TaskContext, Verdict, confidence
+from streams.debt.detectors.base import (
+    MIN_SHARE,
+    Detector,
+    JudgeContext,
+    TaskContext,
+    Verdict,
+)
 from streams.debt.tally import Tally
 
 __all__ = ["FullContextHandoff"]
@@ -58,21 +64,16 @@ class FullContextHandoff(Detector):
         if handoffs < ctx.policy.min_calls or t.waste_tokens <= 0:
             return None
         full_share = t.get("full_context_handoffs") / handoffs
-        if full_share < 0.5:
+        if full_share < MIN_SHARE:
             return None
-        tokens_day, usd_day = self.rates(t, ctx)
-        return Verdict(
-            evidence={
-                "handoff_calls": int(handoffs),
-                "handoff_tokens_per_call": round(t.get("handoff_tokens") / handoffs),
-                "sender_context_tokens_per_call": round(t.get("sender_context_tokens") / handoffs),
-                "handoff_share_of_sender_context": round(
-                    t.get("handoff_tokens") / t.get("sender_context_tokens"), 3
-                ),
-                "full_context_handoff_share": round(full_share, 3),
-                "handoff_budget_tokens": ctx.policy.handoff_budget_tokens,
-            },
-            waste_tokens_per_day=tokens_day,
-            waste_usd_per_day=usd_day,
-            confidence=confidence(handoffs, full_share),
-        )
+        evidence: dict[str, float | int] = {
+            "handoff_calls": int(handoffs),
+            "handoff_tokens_per_call": round(t.get("handoff_tokens") / handoffs),
+            "sender_context_tokens_per_call": round(t.get("sender_context_tokens") / handoffs),
+            "handoff_share_of_sender_context": round(
+                t.get("handoff_tokens") / t.get("sender_context_tokens"), 3
+            ),
+            "full_context_handoff_share": round(full_share, 3),
+            "handoff_budget_tokens": ctx.policy.handoff_budget_tokens,
+        }
+        return self.verdict(t, ctx, evidence, sample=handoffs, share=full_share)

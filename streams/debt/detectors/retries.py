@@ -22,14 +22,7 @@ from datetime import datetime, timedelta
 from itertools import pairwise
 
 from streams.debt.calls import Call
-from streams.debt.detectors.base import (
-    Detector,
-    JudgeContext,
-    TaskContext,
-    Verdict,
-    by_agent,
-    confidence,
-)
+from streams.debt.detectors.base import AgentDetector, JudgeContext, TaskContext, Verdict
 from streams.debt.tally import Tally
 
 __all__ = ["RetryWithoutBackoff", "backs_off"]
@@ -51,7 +44,7 @@ def backs_off(chain: Sequence[Call], min_backoff: timedelta, factor: float) -> b
     return all(later >= factor * earlier for earlier, later in pairwise(gaps))
 
 
-class RetryWithoutBackoff(Detector):
+class RetryWithoutBackoff(AgentDetector):
     name = "retry_without_backoff"
     area = "workflow"
     better_pattern = (
@@ -59,59 +52,44 @@ class RetryWithoutBackoff(Detector):
         "once the bound is hit, instead of retrying immediately and without limit."
     )
 
-    def tally_task(self, calls: Sequence[Call], ctx: TaskContext) -> dict[str | None, Tally]:
-        out: dict[str | None, Tally] = {}
+    def tally_agent(self, tally: Tally, calls: Sequence[Call], ctx: TaskContext) -> None:
         bound = (ctx.profile.max_retries if ctx.profile else None) or ctx.policy.retry_bound
-        for agent, agent_calls in by_agent(calls).items():
-            tally = Tally()
-            tally.add("calls", len(agent_calls))
-            steps: dict[int, list[Call]] = {}
-            for call in agent_calls:
-                steps.setdefault(call.event.step, []).append(call)
-            for chain in steps.values():
-                if max(c.event.attempt for c in chain) < 2:
-                    continue
-                chain.sort(key=lambda c: (c.event.attempt, c.event.ts))
-                retries = [c for c in chain if c.event.attempt > 1]
-                tally.add("chains")
-                tally.add("retry_calls", len(retries))
-                tally.add("retry_tokens", sum(c.event.tokens.total for c in retries))
-                over_bound = len(retries) > bound
-                tally.add("chains_over_bound", int(over_bound))
-                if not backs_off(
-                    chain, ctx.policy.retry_min_backoff, ctx.policy.retry_backoff_factor
-                ):
-                    tally.add("chains_without_backoff")
-                    wasted = [c for c in retries if c.event.status != "ok"]
-                else:
-                    wasted = [
-                        c for c in retries if c.event.attempt > 1 + bound and c.event.status != "ok"
-                    ]
-                if wasted:
-                    tally.add("wasteful_chains")
-                for call in wasted:
-                    tally.waste(call.event.tokens.total, call.cost_usd)
-            out[agent] = tally
-        return out
+        steps: dict[int, list[Call]] = {}
+        for call in calls:
+            steps.setdefault(call.event.step, []).append(call)
+        for chain in steps.values():
+            if max(c.event.attempt for c in chain) < 2:
+                continue
+            chain.sort(key=lambda c: (c.event.attempt, c.event.ts))
+            retries = [c for c in chain if c.event.attempt > 1]
+            tally.add("chains")
+            tally.add("retry_calls", len(retries))
+            tally.add("retry_tokens", sum(c.event.tokens.total for c in retries))
+            tally.add("chains_over_bound", int(len(retries) > bound))
+            if not backs_off(chain, ctx.policy.retry_min_backoff, ctx.policy.retry_backoff_factor):
+                tally.add("chains_without_backoff")
+                wasted = [c for c in retries if c.event.status != "ok"]
+            else:
+                wasted = [
+                    c for c in retries if c.event.attempt > 1 + bound and c.event.status != "ok"
+                ]
+            if wasted:
+                tally.add("wasteful_chains")
+            for call in wasted:
+                tally.waste(call.event.tokens.total, call.cost_usd)
 
     def judge(self, buckets: Sequence[tuple[datetime, Tally]], ctx: JudgeContext) -> Verdict | None:
         t = self.total(buckets)
         chains, wasteful = t.get("chains"), t.get("wasteful_chains")
         if t.get("calls") < ctx.policy.min_calls or wasteful < 2 or t.waste_tokens <= 0:
             return None
-        share = wasteful / chains
-        tokens_day, usd_day = self.rates(t, ctx)
-        return Verdict(
-            evidence={
-                "calls": int(t.get("calls")),
-                "retry_chains": int(chains),
-                "chains_without_backoff": int(t.get("chains_without_backoff")),
-                "chains_over_bound": int(t.get("chains_over_bound")),
-                "retries_per_chain": round(t.get("retry_calls") / chains, 2),
-                "retry_tokens": int(t.get("retry_tokens")),
-                "wasted_retry_tokens": t.waste_tokens,
-            },
-            waste_tokens_per_day=tokens_day,
-            waste_usd_per_day=usd_day,
-            confidence=confidence(chains, share, half_at=3),
-        )
+        evidence: dict[str, float | int] = {
+            "calls": int(t.get("calls")),
+            "retry_chains": int(chains),
+            "chains_without_backoff": int(t.get("chains_without_backoff")),
+            "chains_over_bound": int(t.get("chains_over_bound")),
+            "retries_per_chain": round(t.get("retry_calls") / chains, 2),
+            "retry_tokens": int(t.get("retry_tokens")),
+            "wasted_retry_tokens": t.waste_tokens,
+        }
+        return self.verdict(t, ctx, evidence, sample=chains, share=wasteful / chains, half_at=3)

@@ -17,19 +17,18 @@ from datetime import datetime
 
 from streams.debt.calls import Call
 from streams.debt.detectors.base import (
-    Detector,
+    AgentDetector,
     JudgeContext,
     TaskContext,
     Verdict,
-    by_agent,
-    confidence,
+    flagged_share,
 )
 from streams.debt.tally import Tally
 
 __all__ = ["RetrievalWaste"]
 
 
-class RetrievalWaste(Detector):
+class RetrievalWaste(AgentDetector):
     name = "retrieval_waste"
     area = "retrieval"
     better_pattern = (
@@ -37,48 +36,35 @@ class RetrievalWaste(Detector):
         "task's retrievals instead of fetching the same chunks again."
     )
 
-    def tally_task(self, calls: Sequence[Call], ctx: TaskContext) -> dict[str | None, Tally]:
-        out: dict[str | None, Tally] = {}
+    def tally_agent(self, tally: Tally, calls: Sequence[Call], ctx: TaskContext) -> None:
         budget = ctx.policy.retrieval_budget_tokens
-        for agent, agent_calls in by_agent(calls).items():
-            tally = Tally()
-            tally.add("calls", len(agent_calls))
-            seen: set[int] = set()
-            for call in agent_calls:
-                retrieved = call.event.components.retrieved
-                if retrieved <= 0:
-                    continue
-                tally.add("retrieval_calls")
-                tally.add("retrieved_tokens", retrieved)
-                if retrieved >= ctx.policy.retrieval_min_repeat_tokens and retrieved in seen:
-                    tally.add("repeated_retrievals")
-                    tally.waste(retrieved, call.input_usd(retrieved))
-                elif retrieved > budget:
-                    tally.add("oversized_retrievals")
-                    tally.waste(retrieved - budget, call.input_usd(retrieved - budget))
-                seen.add(retrieved)
-            out[agent] = tally
-        return out
+        seen: set[int] = set()
+        for call in calls:
+            retrieved = call.event.components.retrieved
+            if retrieved <= 0:
+                continue
+            tally.add("retrieval_calls")
+            tally.add("retrieved_tokens", retrieved)
+            if retrieved >= ctx.policy.retrieval_min_repeat_tokens and retrieved in seen:
+                tally.add("repeated_retrievals")
+                tally.waste(retrieved, call.input_usd(retrieved))
+            elif retrieved > budget:
+                tally.add("oversized_retrievals")
+                tally.waste(retrieved - budget, call.input_usd(retrieved - budget))
+            seen.add(retrieved)
 
     def judge(self, buckets: Sequence[tuple[datetime, Tally]], ctx: JudgeContext) -> Verdict | None:
         t = self.total(buckets)
         retrievals = t.get("retrieval_calls")
-        if t.get("calls") < ctx.policy.min_calls or retrievals <= 0 or t.waste_tokens <= 0:
-            return None
         flagged = t.get("repeated_retrievals") + t.get("oversized_retrievals")
-        share = flagged / retrievals
-        if share < 0.5:
+        share = flagged_share(t, ctx, retrievals, flagged)
+        if share is None:
             return None
-        tokens_day, usd_day = self.rates(t, ctx)
-        return Verdict(
-            evidence={
-                "retrieval_calls": int(retrievals),
-                "retrieved_tokens_per_call": round(t.get("retrieved_tokens") / retrievals),
-                "oversized_retrievals": int(t.get("oversized_retrievals")),
-                "repeated_retrievals": int(t.get("repeated_retrievals")),
-                "retrieval_budget_tokens": ctx.policy.retrieval_budget_tokens,
-            },
-            waste_tokens_per_day=tokens_day,
-            waste_usd_per_day=usd_day,
-            confidence=confidence(retrievals, share),
-        )
+        evidence: dict[str, float | int] = {
+            "retrieval_calls": int(retrievals),
+            "retrieved_tokens_per_call": round(t.get("retrieved_tokens") / retrievals),
+            "oversized_retrievals": int(t.get("oversized_retrievals")),
+            "repeated_retrievals": int(t.get("repeated_retrievals")),
+            "retrieval_budget_tokens": ctx.policy.retrieval_budget_tokens,
+        }
+        return self.verdict(t, ctx, evidence, sample=retrievals, share=share)

@@ -83,6 +83,7 @@ class SystemPromptGrowth(Detector):
         usd_per_token = Decimal(str(total.get("system_usd"))) / Decimal(
             str(max(1.0, total.get("system_tokens")))
         )
+        fit = r_squared(xs, means)
         return Verdict(
             evidence={
                 "days": len(days),
@@ -91,9 +92,9 @@ class SystemPromptGrowth(Detector):
                 "system_tokens_per_call_last_day": round(means[-1]),
                 "growth_tokens_per_call_per_day": round(rise, 1),
                 "growth_share": round(growth, 3),
-                "fit_r_squared": round(r_squared(xs, means), 3),
+                "fit_r_squared": round(fit, 3),
             },
             waste_tokens_per_day=tokens_day,
             waste_usd_per_day=(usd_per_token * tokens_day).quantize(Decimal("0.000001")),
-            confidence=confidence(len(days), r_squared(xs, means), half_at=3),
+            confidence=confidence(len(days), fit, half_at=3),
         )
