@@ -84,6 +84,20 @@ def _bucket_start(ts: datetime, size: timedelta) -> datetime:
     return _EPOCH + ((ts - _EPOCH) // size) * size
 
 
+def _merge_at(buckets: dict[datetime, Tally], start: datetime, tally: Tally) -> None:
+    """Add ``tally`` to the bucket at ``start`` (a new bucket holds a copy, never ``tally``)."""
+    held = buckets.get(start)
+    if held is None:
+        held = buckets[start] = Tally()
+    held.merge(tally)
+
+
+def _resolved(finding: Finding, starts_at: datetime, now: datetime) -> Alert:
+    return finding_alert(
+        finding, severity="info", starts_at=starts_at, status="resolved", ends_at=now
+    )
+
+
 class DebtEngine:
     """``observe(event)`` every event; ``flush(now)`` on a timer."""
 
@@ -159,7 +173,7 @@ class DebtEngine:
     def _close(self, task: _Task) -> None:
         self.stats.tasks_closed += 1
         for key, start, tally in self._tallies(task):
-            self._buckets.setdefault(key, {}).setdefault(start, Tally()).merge(tally)
+            _merge_at(self._buckets.setdefault(key, {}), start, tally)
 
     # ------------------------------------------------------------------ output
 
@@ -178,7 +192,7 @@ class DebtEngine:
         provisional: dict[Key, dict[datetime, Tally]] = {}
         for task in self._tasks.values():
             for key, start, tally in self._tallies(task):
-                provisional.setdefault(key, {}).setdefault(start, Tally()).merge(tally)
+                _merge_at(provisional.setdefault(key, {}), start, tally)
 
         by_name = {d.name: d for d in self.detectors}
         keys = set(self._buckets) | set(provisional) | set(self._standing)
@@ -190,7 +204,7 @@ class DebtEngine:
                 merged: dict[datetime, Tally] = {}
                 for source in (self._buckets.get(key, {}), provisional.get(key, {})):
                     for start, tally in source.items():
-                        merged.setdefault(start, Tally()).merge(tally)
+                        _merge_at(merged, start, tally)
                 span = self._span(workflow, watermark)
                 ctx = JudgeContext(debt, span, policy.profile(workflow))
                 verdict = detector.judge(sorted(merged.items(), key=lambda kv: kv[0]), ctx)
@@ -214,15 +228,7 @@ class DebtEngine:
         if verdict is None or detector is None:
             if standing is not None:
                 if standing.alert_starts_at is not None and standing.finding is not None:
-                    result.alerts.append(
-                        finding_alert(
-                            standing.finding,
-                            severity="info",
-                            starts_at=standing.alert_starts_at,
-                            status="resolved",
-                            ends_at=now,
-                        )
-                    )
+                    result.alerts.append(_resolved(standing.finding, standing.alert_starts_at, now))
                 del self._standing[key]
             return
         generation = self._generation.get(workflow, 0)
@@ -254,11 +260,7 @@ class DebtEngine:
             )
             result.alerts.append(finding_alert(finding, severity=severity, starts_at=starts_at))
         elif starts_at is not None and standing is not None and standing.finding is not None:
-            result.alerts.append(
-                finding_alert(
-                    finding, severity="info", starts_at=starts_at, status="resolved", ends_at=now
-                )
-            )
+            result.alerts.append(_resolved(finding, starts_at, now))
             starts_at = None
         self._standing[key] = _Standing(now, generation, starts_at, finding)
 

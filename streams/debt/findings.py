@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Final, Literal
+from typing import Final, Literal, get_args
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -36,16 +36,7 @@ Area = Literal[
     "workflow",
     "system_prompt",
 ]
-AREAS: Final[tuple[Area, ...]] = (
-    "agent_design",
-    "context_management",
-    "orchestration",
-    "memory",
-    "retrieval",
-    "tool_usage",
-    "workflow",
-    "system_prompt",
-)
+AREAS: Final[tuple[Area, ...]] = get_args(Area)
 
 _NAMESPACE: Final = uuid.UUID("6b1d3c52-5b0e-4c59-9a57-2f0d3f7a8e11")
 
