@@ -128,6 +128,34 @@ def test_alert_fires_to_the_owner_and_resolves_when_the_waste_stops(kit) -> None
     assert alerts[0].starts_at == alert.starts_at and alerts[0].ends_at == clock["now"]
 
 
+def test_alert_resolves_while_a_smaller_finding_stands(kit) -> None:
+    policy = parse_policy(
+        "version: 1\nteams: {support: {owner: s@example.com}}\n"
+        "prices: {gpt-4.1-mini: {input: 40, output: 160}}\n"
+        "debt: {alert_usd_per_day: 50, critical_usd_per_day: 100000}\n"
+    )
+    engine, clock = _engine(policy, kit)
+    for e in _replay_tasks(kit, 20):
+        engine.observe(e)
+    [alert] = engine.flush().alerts
+    assert alert.status == "firing"
+    # memory just over the budget: still replayed, but its waste is now below the alert bar
+    clock["now"] += timedelta(hours=2)
+    for e in _replay_tasks(kit, 20, memory=1200, start=kit.T0 + timedelta(hours=1, minutes=40)):
+        engine.observe(e)
+    [finding], alerts = engine.flush()
+    assert finding.estimated_waste_usd_per_day < policy.debt.alert_usd_per_day
+    assert [(a.status, a.fingerprint) for a in alerts] == [("resolved", alert.fingerprint)]
+    assert alerts[0].starts_at == alert.starts_at and alerts[0].ends_at == clock["now"]
+    assert alerts[0].evidence["finding_id"] == finding.finding_id
+    # once resolved, the standing finding raises nothing more
+    clock["now"] += timedelta(hours=2)
+    for e in _replay_tasks(kit, 20, memory=1200, start=kit.T0 + timedelta(hours=3, minutes=40)):
+        engine.observe(e)
+    result = engine.flush()
+    assert len(result.findings) == 1 and result.alerts == []
+
+
 def test_no_alert_below_the_threshold(policy, kit) -> None:
     engine, _ = _engine(policy, kit)  # fleet policy: $0.40/M, default alert at $5/day
     for e in _replay_tasks(kit, 5):
