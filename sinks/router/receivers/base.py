@@ -13,7 +13,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from typing import Protocol
+from datetime import timedelta
+from typing import Final, Generic, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -21,9 +22,22 @@ import httpx
 from sinks.router.notification import Notification
 from tokengov.errors import DeliveryError
 
-__all__ = ["REDACTED", "Receiver", "Secrets", "post", "quiet_http_loggers", "safe_target"]
+__all__ = [
+    "JSON_HEADERS",
+    "OK_STATUS",
+    "REDACTED",
+    "HttpReceiver",
+    "Receiver",
+    "Secrets",
+    "hook_url",
+    "post",
+    "quiet_http_loggers",
+    "safe_target",
+]
 
 REDACTED = "«redacted»"
+JSON_HEADERS: Final[Mapping[str, str]] = {"Content-Type": "application/json"}
+OK_STATUS: Final = frozenset({200, 201, 202, 204})
 
 
 def quiet_http_loggers() -> None:
@@ -93,6 +107,15 @@ class Secrets:
         return DeliveryError(self.receiver, self.redact(message), retryable=retryable)
 
 
+def hook_url(url: str | None, url_env: str | None, secrets: Secrets) -> str:
+    """The configured ``url``, else the one in ``url_env``; a secret either way (a hook
+    URL may carry a token in its path or query, even when it is written in the file)."""
+    if url:
+        secrets.remember(url)
+        return url
+    return secrets.get(url_env or "", "url_env")
+
+
 def safe_target(url: str) -> str:
     """What may be shown of a URL: scheme, host and port only."""
     parts = urlsplit(url)
@@ -110,7 +133,7 @@ async def post(
     headers: Mapping[str, str],
     timeout_s: float,
     secrets: Secrets,
-    ok_status: frozenset[int] = frozenset({200, 201, 202, 204}),
+    ok_status: frozenset[int] = OK_STATUS,
 ) -> httpx.Response:
     """POST ``content``; a status outside ``ok_status`` or a transport error raises a
     redacted :class:`DeliveryError` (5xx, 408, 425, 429 and transport errors are retryable)."""
@@ -133,3 +156,51 @@ async def post(
             retryable=retryable,
         )
     return response
+
+
+class _HttpConfig(Protocol):
+    @property
+    def timeout(self) -> timedelta: ...
+
+
+ConfigT = TypeVar("ConfigT", bound=_HttpConfig)
+
+
+class HttpReceiver(Generic[ConfigT]):
+    """What the HTTP receivers share: their config, the shared client, the environment
+    their secrets come from, and :func:`post` with the config's timeout."""
+
+    def __init__(
+        self,
+        name: str,
+        config: ConfigT,
+        client: httpx.AsyncClient,
+        env: Mapping[str, str],
+        *,
+        grafana_url: str | None = None,
+    ) -> None:
+        self.name = name
+        self.config = config
+        self.client = client
+        quiet_http_loggers()
+        self.env = env
+        self.grafana_url = grafana_url
+
+    async def post(
+        self,
+        url: str,
+        body: bytes,
+        secrets: Secrets,
+        *,
+        headers: Mapping[str, str] = JSON_HEADERS,
+        ok_status: frozenset[int] = OK_STATUS,
+    ) -> httpx.Response:
+        return await post(
+            self.client,
+            url,
+            content=body,
+            headers=headers,
+            timeout_s=self.config.timeout.total_seconds(),
+            secrets=secrets,
+            ok_status=ok_status,
+        )

@@ -8,14 +8,12 @@ incident per alert however often it is re-sent: ``trigger`` while it fires,
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-import httpx
 import orjson
 
 from sinks.router.notification import Notification
-from sinks.router.receivers.base import Secrets, post, quiet_http_loggers
+from sinks.router.receivers.base import HttpReceiver, Secrets
 from sinks.router.receivers.render import dashboard_url, decision_text, numbers_text
 from tokengov.contracts import Alert
 from tokengov.policy import PagerDutyReceiver as PagerDutyConfig
@@ -23,6 +21,7 @@ from tokengov.policy import PagerDutyReceiver as PagerDutyConfig
 __all__ = ["PagerDutyReceiver", "pagerduty_event"]
 
 _SEVERITY = {"critical": "critical", "warning": "warning", "info": "info"}
+_ACCEPTED_STATUS = frozenset({200, 201, 202})
 
 
 def pagerduty_event(alert: Alert, routing_key: str, *, grafana_url: str | None) -> dict[str, Any]:
@@ -63,35 +62,13 @@ def pagerduty_event(alert: Alert, routing_key: str, *, grafana_url: str | None) 
     return event
 
 
-class PagerDutyReceiver:
-    def __init__(
-        self,
-        name: str,
-        config: PagerDutyConfig,
-        client: httpx.AsyncClient,
-        env: Mapping[str, str],
-        *,
-        grafana_url: str | None = None,
-    ) -> None:
-        self.name = name
-        self.config = config
-        self.client = client
-        quiet_http_loggers()
-        self.env = env
-        self.grafana_url = grafana_url
-
+class PagerDutyReceiver(HttpReceiver[PagerDutyConfig]):
     async def send(self, notification: Notification) -> None:
         secrets = Secrets(self.name, self.env)
         routing_key = secrets.get(self.config.routing_key_env, "routing_key_env")
         # Triggers first, then resolves: the order a person would read them in.
         for alert in [*notification.firing, *notification.resolved]:
             event = pagerduty_event(alert, routing_key, grafana_url=self.grafana_url)
-            await post(
-                self.client,
-                self.config.url,
-                content=orjson.dumps(event),
-                headers={"Content-Type": "application/json"},
-                timeout_s=self.config.timeout.total_seconds(),
-                secrets=secrets,
-                ok_status=frozenset({200, 201, 202}),
+            await self.post(
+                self.config.url, orjson.dumps(event), secrets, ok_status=_ACCEPTED_STATUS
             )

@@ -9,14 +9,12 @@ that do not render blocks.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-import httpx
 import orjson
 
 from sinks.router.notification import Notification
-from sinks.router.receivers.base import Secrets, post, quiet_http_loggers
+from sinks.router.receivers.base import HttpReceiver, Secrets, hook_url
 from sinks.router.receivers.render import dashboard_url, facts
 from tokengov.contracts import Alert
 from tokengov.policy import SlackReceiver as SlackConfig
@@ -88,36 +86,11 @@ def slack_message(
     return message
 
 
-class SlackReceiver:
-    def __init__(
-        self,
-        name: str,
-        config: SlackConfig,
-        client: httpx.AsyncClient,
-        env: Mapping[str, str],
-        *,
-        grafana_url: str | None = None,
-    ) -> None:
-        self.name = name
-        self.config = config
-        self.client = client
-        quiet_http_loggers()
-        self.env = env
-        self.grafana_url = grafana_url
-
+class SlackReceiver(HttpReceiver[SlackConfig]):
     async def send(self, notification: Notification) -> None:
         secrets = Secrets(self.name, self.env)
-        url = self.config.url or secrets.get(self.config.url_env or "", "url_env")
-        if self.config.url:
-            secrets.remember(self.config.url)  # a Slack hook URL is a credential even in the file
+        url = hook_url(self.config.url, self.config.url_env, secrets)
         body = orjson.dumps(
             slack_message(notification, grafana_url=self.grafana_url, channel=self.config.channel)
         )
-        await post(
-            self.client,
-            url,
-            content=body,
-            headers={"Content-Type": "application/json"},
-            timeout_s=self.config.timeout.total_seconds(),
-            secrets=secrets,
-        )
+        await self.post(url, body, secrets)

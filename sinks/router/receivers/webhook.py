@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Mapping
-
-import httpx
 
 from sinks.router.notification import Notification
-from sinks.router.receivers.base import Secrets, post, quiet_http_loggers
+from sinks.router.receivers.base import JSON_HEADERS, HttpReceiver, Secrets, hook_url
 from tokengov.policy import WebhookReceiver as WebhookConfig
 
 __all__ = ["SIGNATURE_HEADER", "WebhookReceiver", "sign"]
@@ -25,23 +22,13 @@ def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-class WebhookReceiver:
-    def __init__(
-        self, name: str, config: WebhookConfig, client: httpx.AsyncClient, env: Mapping[str, str]
-    ) -> None:
-        self.name = name
-        self.config = config
-        self.client = client
-        quiet_http_loggers()
-        self.env = env
-
+class WebhookReceiver(HttpReceiver[WebhookConfig]):
     async def send(self, notification: Notification) -> None:
         secrets = Secrets(self.name, self.env)
-        url = self.config.url or secrets.get(self.config.url_env or "", "url_env")
-        secrets.remember(url)  # a hook URL may carry a token in its path or query
+        url = hook_url(self.config.url, self.config.url_env, secrets)
         body = notification.body()
         headers = {
-            "Content-Type": "application/json",
+            **JSON_HEADERS,
             "User-Agent": "tokengov-router",
             "X-Tokengov-Notification-Id": notification.notification_id,
         }
@@ -49,11 +36,4 @@ class WebhookReceiver:
             headers[SIGNATURE_HEADER] = sign(
                 secrets.get(self.config.secret_env, "secret_env"), body
             )
-        await post(
-            self.client,
-            url,
-            content=body,
-            headers=headers,
-            timeout_s=self.config.timeout.total_seconds(),
-            secrets=secrets,
-        )
+        await self.post(url, body, secrets, headers=headers)

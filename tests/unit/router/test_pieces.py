@@ -20,6 +20,7 @@ from sinks.router.receivers import (
     pagerduty_event,
     slack_message,
 )
+from sinks.router.receivers.base import hook_url
 from sinks.router.silences import Silence, SilenceStore, new_silence
 from tokengov.errors import DeliveryError, PolicyError
 from tokengov.policy import parse_policy
@@ -137,6 +138,22 @@ def test_secrets_are_scrubbed_from_text():
     assert text == "POST «redacted» failed; body echoed «redacted» and «redacted»"
     with pytest.raises(DeliveryError, match="MISSING is not set"):
         secrets.get("MISSING", "secret_env")
+
+
+def test_a_hook_url_is_a_secret_from_the_file_or_the_environment():
+    in_file = Secrets("slack", {})
+    url = hook_url("https://hooks.slack.com/services/T1/B2/abcdef", "UNUSED", in_file)
+    assert url == "https://hooks.slack.com/services/T1/B2/abcdef"
+    assert in_file.redact(f"POST {url}: echoed /services/T1/B2/abcdef") == (
+        "POST «redacted»: echoed «redacted»"
+    )
+    from_env = Secrets("hook", {"W": "http://127.0.0.1:9/hook?token=s3cret"})
+    url = hook_url(None, "W", from_env)
+    assert url == "http://127.0.0.1:9/hook?token=s3cret"
+    assert from_env.redact("GET /hook?token=s3cret") == "GET «redacted»?«redacted»"
+    with pytest.raises(DeliveryError, match="url_env: environment variable W is not set") as info:
+        hook_url(None, "W", Secrets("hook", {}))
+    assert info.value.retryable is False
 
 
 def test_sql_is_parameterised():
