@@ -68,23 +68,20 @@ class KafkaPublisher:
         key: bytes | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
+        def produce() -> None:
+            self._producer.produce(
+                topic,
+                value=value,
+                key=key,
+                headers=list((headers or {}).items()),
+                on_delivery=self._on_delivery,
+            )
+
         try:
-            self._producer.produce(
-                topic,
-                value=value,
-                key=key,
-                headers=list((headers or {}).items()),
-                on_delivery=self._on_delivery,
-            )
-        except BufferError:
+            produce()
+        except BufferError:  # the local queue is full: serve delivery reports, try once more
             self._producer.poll(0.5)
-            self._producer.produce(
-                topic,
-                value=value,
-                key=key,
-                headers=list((headers or {}).items()),
-                on_delivery=self._on_delivery,
-            )
+            produce()
         except KafkaException as exc:
             raise BrokerError(f"cannot publish to {topic} on {self.bootstrap}: {exc}") from exc
         self._producer.poll(0)
@@ -161,28 +158,41 @@ class SilenceTopic:
             )
         return [TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in sorted(topic.partitions)]
 
+    def _assign_all(self, consumer: Consumer, timeout_s: float) -> dict[int, int]:
+        """Assign every partition from its start; returns each partition's end offset."""
+        partitions = self._partitions(consumer, timeout_s)
+        ends = {
+            tp.partition: consumer.get_watermark_offsets(tp, timeout=timeout_s)[1]
+            for tp in partitions
+        }
+        consumer.assign(partitions)
+        return ends
+
+    def _poll(self, consumer: Consumer, doing: str) -> tuple[int, int, Silence | None] | None:
+        """The next message as (partition, offset, its silence or None), or None when
+        there was none or it was an error (logged)."""
+        msg = consumer.poll(0.2)
+        if msg is None:
+            return None
+        if msg.error():
+            log.warning("%s %s: %s", doing, self.topic, msg.error())
+            return None
+        partition, offset = msg.partition() or 0, msg.offset() or 0
+        return partition, offset, _decode(msg.value(), partition, offset)
+
     def read_all(self, *, timeout_s: float = 10.0) -> list[Silence]:
         """Every silence on the topic, latest version of each."""
         consumer = _reader(self.bootstrap, client_id="tokengov-silences-reader")
         try:
-            partitions = self._partitions(consumer, timeout_s)
-            ends = {
-                tp.partition: consumer.get_watermark_offsets(tp, timeout=timeout_s)[1]
-                for tp in partitions
-            }
+            ends = self._assign_all(consumer, timeout_s)
             remaining = {p for p, high in ends.items() if high > 0}
-            consumer.assign(partitions)
             found: dict[str, Silence] = {}
             deadline = time.monotonic() + timeout_s
             while remaining and time.monotonic() < deadline:
-                msg = consumer.poll(0.2)
-                if msg is None:
+                polled = self._poll(consumer, "reading")
+                if polled is None:
                     continue
-                if msg.error():
-                    log.warning("reading %s: %s", self.topic, msg.error())
-                    continue
-                partition, offset = msg.partition() or 0, msg.offset() or 0
-                silence = _decode(msg.value(), partition, offset)
+                partition, offset, silence = polled
                 if silence is not None:
                     known = found.get(silence.silence_id)
                     if known is None or silence.updated_at >= known.updated_at:
@@ -207,25 +217,16 @@ class SilenceTopic:
         ``on_caught_up`` gets the ids seen once the topic's backlog has been read."""
         consumer = _reader(self.bootstrap, client_id="tokengov-silences-follower")
         try:
-            partitions = self._partitions(consumer, timeout_s)
-            ends = {
-                tp.partition: consumer.get_watermark_offsets(tp, timeout=timeout_s)[1]
-                for tp in partitions
-            }
+            ends = self._assign_all(consumer, timeout_s)
             behind = {p for p, high in ends.items() if high > 0}
-            consumer.assign(partitions)
             seen: set[str] = set()
             if not behind and on_caught_up:
                 on_caught_up(seen)
             while not stop.is_set():
-                msg = consumer.poll(0.2)
-                if msg is None:
+                polled = self._poll(consumer, "following")
+                if polled is None:
                     continue
-                if msg.error():
-                    log.warning("following %s: %s", self.topic, msg.error())
-                    continue
-                partition, offset = msg.partition() or 0, msg.offset() or 0
-                silence = _decode(msg.value(), partition, offset)
+                partition, offset, silence = polled
                 if silence is not None:
                     seen.add(silence.silence_id)
                     on_silence(silence)
