@@ -18,12 +18,16 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sinks.router.labels import TASK_KINDS
-from sinks.router.matchers import Matcher, matches_all
+from sinks.router.matchers import Matcher, from_match, matches_all
 from tokengov.policy import InhibitRule
 
 __all__ = ["BUILTIN_RULES", "Inhibition", "Inhibitor", "Rule", "rules_from_policy"]
 
 _TASKS = "|".join(sorted(TASK_KINDS))
+_BUDGET_BREACHED = (
+    Matcher.equal("kind", "budget_threshold"),
+    Matcher.equal("budget_breached", "true"),
+)
 
 
 @dataclass(frozen=True)
@@ -40,48 +44,41 @@ class Rule:
         return f"{self.name}: a firing {{{src}}} mutes {{{tgt}}}{eq}"
 
 
+def _scope_breached_mutes_task_alerts(scope: str) -> Rule:
+    """A breached budget of ``scope`` (team or workflow) mutes that scope's per-task alerts."""
+    return Rule(
+        f"{scope}-budget-breached-mutes-task-alerts",
+        (*_BUDGET_BREACHED, Matcher.equal("budget_scope", scope)),
+        (Matcher.regex("kind", _TASKS),),
+        (scope,),
+    )
+
+
 BUILTIN_RULES: tuple[Rule, ...] = (
     Rule(
         "budget-breached-mutes-lower-thresholds",
-        (Matcher.equal("kind", "budget_threshold"), Matcher.equal("budget_breached", "true")),
+        _BUDGET_BREACHED,
         (
             Matcher.regex("kind", "budget_threshold|budget_forecast"),
             Matcher("budget_breached", "!=", "true"),
         ),
         ("budget",),
     ),
-    Rule(
-        "team-budget-breached-mutes-task-alerts",
-        (
-            Matcher.equal("kind", "budget_threshold"),
-            Matcher.equal("budget_breached", "true"),
-            Matcher.equal("budget_scope", "team"),
-        ),
-        (Matcher.regex("kind", _TASKS),),
-        ("team",),
-    ),
-    Rule(
-        "workflow-budget-breached-mutes-task-alerts",
-        (
-            Matcher.equal("kind", "budget_threshold"),
-            Matcher.equal("budget_breached", "true"),
-            Matcher.equal("budget_scope", "workflow"),
-        ),
-        (Matcher.regex("kind", _TASKS),),
-        ("workflow",),
-    ),
+    _scope_breached_mutes_task_alerts("team"),
+    _scope_breached_mutes_task_alerts("workflow"),
 )
 
 
 def rules_from_policy(rules: Iterable[InhibitRule]) -> list[Rule]:
-    out: list[Rule] = []
-    for i, rule in enumerate(rules):
-        source = [Matcher.equal(k, v) for k, v in rule.source_match.items()]
-        source += [Matcher.regex(k, v) for k, v in rule.source_match_re.items()]
-        target = [Matcher.equal(k, v) for k, v in rule.target_match.items()]
-        target += [Matcher.regex(k, v) for k, v in rule.target_match_re.items()]
-        out.append(Rule(f"inhibit_rules[{i}]", tuple(source), tuple(target), tuple(rule.equal)))
-    return out
+    return [
+        Rule(
+            f"inhibit_rules[{i}]",
+            tuple(from_match(rule.source_match, rule.source_match_re)),
+            tuple(from_match(rule.target_match, rule.target_match_re)),
+            tuple(rule.equal),
+        )
+        for i, rule in enumerate(rules)
+    ]
 
 
 @dataclass(frozen=True)

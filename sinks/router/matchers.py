@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["MatchOp", "Matcher", "matches_all", "parse_matcher", "parse_matchers"]
+__all__ = ["MatchOp", "Matcher", "from_match", "matches_all", "parse_matcher", "parse_matchers"]
 
 MatchOp = Literal["=", "!=", "=~", "!~"]
 
@@ -80,6 +80,13 @@ def parse_matcher(text: str) -> Matcher:
     if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
         value = value[1:-1]
     return Matcher(name, op, value)  # type: ignore[arg-type]
+
+
+def from_match(match: Mapping[str, str], match_re: Mapping[str, str]) -> list[Matcher]:
+    """A policy's ``match`` (equality) and ``match_re`` (regex) maps as matchers."""
+    return [Matcher.equal(k, v) for k, v in match.items()] + [
+        Matcher.regex(k, v) for k, v in match_re.items()
+    ]
 
 
 def parse_matchers(texts: Iterable[str]) -> list[Matcher]:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Final
 
-from sinks.router.matchers import Matcher
+from sinks.router.matchers import Matcher, from_match
 from tokengov.policy import Policy, Route, TeamPolicy
 
 __all__ = [
@@ -89,8 +89,7 @@ class RouteNode:
                 route.repeat_interval if route.repeat_interval is not None else base.repeat_interval
             ),
         )
-        matchers = [Matcher.equal(k, v) for k, v in route.match.items()]
-        matchers += [Matcher.regex(k, v) for k, v in route.match_re.items()]
+        matchers = from_match(route.match, route.match_re)
         matchers.sort(key=lambda m: (m.name, m.op, m.value))
         node = cls(path, tuple(matchers), opts, route.continue_)
         node.children = [
