@@ -31,6 +31,17 @@ def _replay_tasks(kit, n, memory=6000, start=None, span=timedelta(minutes=30)):
     )
 
 
+def _alerting_policy():
+    """An expensive model (so the replay's waste crosses the $50/day alert bar) and a
+    workflow owned by its cost profile's team."""
+    return parse_policy(
+        "version: 1\nteams: {support: {owner: s@example.com}, concierge-team: {owner: c@x.com}}\n"
+        "prices: {gpt-4.1-mini: {input: 40, output: 160}}\n"
+        "cost_profiles: {concierge: {team: concierge-team}}\n"
+        "debt: {alert_usd_per_day: 50, critical_usd_per_day: 100000}\n"
+    )
+
+
 def _engine(policy, kit, **kw):
     clock = {"now": kit.T0}
     engine = DebtEngine(policy, clock=lambda: clock["now"], detectors=[MemoryReplay()], **kw)
@@ -102,12 +113,7 @@ def test_standing_finding_republished_only_after_interval_and_new_calls(policy, 
 
 
 def test_alert_fires_to_the_owner_and_resolves_when_the_waste_stops(kit) -> None:
-    policy = parse_policy(
-        "version: 1\nteams: {support: {owner: s@example.com}, concierge-team: {owner: c@x.com}}\n"
-        "prices: {gpt-4.1-mini: {input: 40, output: 160}}\n"
-        "cost_profiles: {concierge: {team: concierge-team}}\n"
-        "debt: {alert_usd_per_day: 50, critical_usd_per_day: 100000}\n"
-    )
+    policy = _alerting_policy()
     engine, clock = _engine(policy, kit)
     for e in _replay_tasks(kit, 20):
         engine.observe(e)
@@ -129,11 +135,7 @@ def test_alert_fires_to_the_owner_and_resolves_when_the_waste_stops(kit) -> None
 
 
 def test_alert_resolves_while_a_smaller_finding_stands(kit) -> None:
-    policy = parse_policy(
-        "version: 1\nteams: {support: {owner: s@example.com}}\n"
-        "prices: {gpt-4.1-mini: {input: 40, output: 160}}\n"
-        "debt: {alert_usd_per_day: 50, critical_usd_per_day: 100000}\n"
-    )
+    policy = _alerting_policy()
     engine, clock = _engine(policy, kit)
     for e in _replay_tasks(kit, 20):
         engine.observe(e)
