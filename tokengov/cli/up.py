@@ -46,18 +46,23 @@ def where_table(info: StackInfo) -> Table:
 
 def read_clickhouse_status(settings: Settings, status: Status) -> None:
     """Alerts firing, spend today and events stored, through the query endpoint."""
-    from sinks.clickhouse.client import query_rows  # the reader that uses the endpoint
+    from sinks.clickhouse.reader import open_reader  # the worker's endpoint, or the store
 
     try:
-        rows = query_rows(
-            settings,
+        reader = open_reader(settings.clickhouse_dsn, settings.data_dir)
+    except TokenGovError:
+        return
+    try:
+        rows = reader.query(
             "SELECT (SELECT sum(cost_usd) FROM spend_daily WHERE day = today()) AS spend,"
             " (SELECT count() FROM (SELECT fingerprint, argMax(status, starts_at) AS s FROM alerts"
             "   GROUP BY fingerprint) WHERE s = 'firing') AS firing,"
             " (SELECT sum(calls) FROM spend_daily) AS calls",
-        )
+        ).rows
     except TokenGovError:
         return
+    finally:
+        reader.close()
     if rows:
         spend, firing, calls = rows[0]
         status.spend_today_usd = spend

@@ -166,7 +166,14 @@ def run_demo(
     settle_timeout_s: float = 90.0,
 ) -> DemoResult:
     from producers.guard import Guard
-    from sinks.clickhouse.client import query_rows
+    from sinks.clickhouse.reader import open_reader
+
+    def query_rows(sql: str) -> list[tuple[Any, ...]]:
+        reader = open_reader(settings.clickhouse_dsn, settings.data_dir)
+        try:
+            return reader.query(sql).rows
+        finally:
+            reader.close()
 
     policy = load_policy(policy_path)
     settings = settings.model_copy(update={"query_endpoint": f"127.0.0.1:{free_port()}"})
@@ -248,7 +255,7 @@ def run_demo(
         stored_calls, stored_cost = 0, Decimal(0)
         while time.monotonic() < deadline and not should_stop():
             with contextlib.suppress(TokenGovError):
-                rows = query_rows(settings, "SELECT count(), sum(cost_usd) FROM token_events FINAL")
+                rows = query_rows("SELECT count(), sum(cost_usd) FROM token_events FINAL")
                 stored_calls, stored_cost = int(rows[0][0]), Decimal(rows[0][1] or 0)
             with lock:
                 all_caught = all(c.caught for c in catches.values())
@@ -256,7 +263,7 @@ def run_demo(
                 break
             time.sleep(0.5)
         follower.stop()
-        summary = _summary_queries(settings, query_rows)
+        summary = _summary_queries(query_rows)
         return DemoResult(
             report,
             catches,
@@ -284,12 +291,12 @@ SUMMARY_SQL = {
 
 
 def _summary_queries(
-    settings: Settings, query_rows: Callable[..., list[tuple[Any, ...]]]
+    query_rows: Callable[[str], list[tuple[Any, ...]]],
 ) -> dict[str, list[tuple[Any, ...]]]:
     out: dict[str, list[tuple[Any, ...]]] = {}
     for name, sql in SUMMARY_SQL.items():
         try:
-            out[name] = query_rows(settings, sql)
+            out[name] = query_rows(sql)
         except TokenGovError as exc:
             log.warning("demo summary query %s failed: %s", name, exc)
             out[name] = []
