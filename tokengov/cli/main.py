@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from tokengov import __version__
-from tokengov.cli import bench, broker, policy
+from tokengov.cli import bench, broker, db, policy, query
 
 app = typer.Typer(
     name="tokengov",
@@ -17,6 +17,9 @@ app = typer.Typer(
 app.add_typer(broker.app, name="broker")
 app.add_typer(policy.app, name="policy")
 app.add_typer(bench.app, name="bench")
+app.add_typer(db.app, name="db")
+app.command("query")(query.query)
+app.command("report")(query.report)
 
 
 @app.command()

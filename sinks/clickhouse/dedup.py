@@ -1,0 +1,77 @@
+"""Which of a flush's event ids the store already holds (SQL built here, tested twice).
+
+The lookup reads ``token_events`` only around the flush's timestamps: the ids'
+timestamps are grouped into a few ranges (a new range after a gap of more than
+``gap``), which the table's monthly partitions, its key (``toStartOfHour(ts)``)
+and its ``ts`` min/max index turn into a read of a few granules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from sinks.clickhouse.store import ClickHouseStore
+
+__all__ = ["existing_event_ids", "existing_ids_sql", "quote", "ts_ranges"]
+
+CHUNK: Final = 5000
+MAX_RANGES: Final = 16
+
+
+def quote(value: str) -> str:
+    """A ClickHouse string literal."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _ts_literal(value: datetime) -> str:
+    return f"toDateTime64('{value:%Y-%m-%d %H:%M:%S.%f}', 6, 'UTC')"
+
+
+def ts_ranges(
+    stamps: Sequence[datetime], *, gap: timedelta = timedelta(hours=1), max_ranges: int = MAX_RANGES
+) -> list[tuple[datetime, datetime]]:
+    """Cover ``stamps`` with at most ``max_ranges`` closed ranges, split at the widest gaps
+    larger than ``gap``."""
+    if not stamps:
+        return []
+    ordered = sorted(stamps)
+    gaps = sorted(
+        ((ordered[i + 1] - ordered[i], i) for i in range(len(ordered) - 1)
+         if ordered[i + 1] - ordered[i] > gap),
+        reverse=True,
+    )[: max_ranges - 1]
+    cuts = sorted(i for _, i in gaps)
+    ranges: list[tuple[datetime, datetime]] = []
+    start = 0
+    for cut in cuts:
+        ranges.append((ordered[start], ordered[cut]))
+        start = cut + 1
+    ranges.append((ordered[start], ordered[-1]))
+    return ranges
+
+
+def existing_ids_sql(ids: Sequence[str], ranges: Sequence[tuple[datetime, datetime]]) -> str:
+    where_ts = " OR ".join(
+        f"ts BETWEEN {_ts_literal(lo)} AND {_ts_literal(hi)}" for lo, hi in ranges
+    )
+    id_list = ", ".join(quote(i) for i in ids)
+    return (
+        f"SELECT DISTINCT event_id FROM token_events WHERE ({where_ts}) "
+        f"AND event_id IN ({id_list})"
+    )
+
+
+def existing_event_ids(
+    store: ClickHouseStore, keyed: Sequence[tuple[str, datetime]], *, chunk: int = CHUNK
+) -> set[str]:
+    """The ids among ``keyed`` (event_id, ts) that ``token_events`` already holds."""
+    found: set[str] = set()
+    for start in range(0, len(keyed), chunk):
+        part = keyed[start : start + chunk]
+        sql = existing_ids_sql([i for i, _ in part], ts_ranges([t for _, t in part]))
+        result = store.query(sql, settings={"max_query_size": len(sql) + 1024})
+        found.update(str(row[0]) for row in result.rows)
+    return found
