@@ -57,8 +57,12 @@ class DeadLetterProducer:
     def _client(self) -> Producer:
         if self._producer is None:
             self._producer = Producer(
-                {"bootstrap.servers": self._bootstrap, "acks": "all", "linger.ms": 5,
-                 "message.timeout.ms": 15000}
+                {
+                    "bootstrap.servers": self._bootstrap,
+                    "acks": "all",
+                    "linger.ms": 5,
+                    "message.timeout.ms": 15000,
+                }
             )
         return self._producer
 
@@ -74,11 +78,16 @@ class DeadLetterProducer:
         self._errors.clear()
         for letter in letters:
             log.warning(
-                "dead-lettering %s[%d]@%d event_id=%s: %s", letter.source_topic,
-                letter.source_partition, letter.source_offset, letter.event_id, letter.reason,
+                "dead-lettering %s[%d]@%d event_id=%s: %s",
+                letter.source_topic,
+                letter.source_partition,
+                letter.source_offset,
+                letter.event_id,
+                letter.reason,
             )
-            producer.produce(self.topic, letter.payload, headers=letter.headers(),
-                             on_delivery=self._delivered)
+            producer.produce(
+                self.topic, letter.payload, headers=letter.headers(), on_delivery=self._delivered
+            )
         remaining = producer.flush(timeout_s)
         if remaining or self._errors:
             raise SinkError(

@@ -17,16 +17,6 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ValidationError
 
-from tokengov.contracts import (
-    Alert,
-    CallEvent,
-    Decision,
-    describe_validation_error,
-    decode_message,
-)
-from tokengov.policy import PriceCatalog
-from tokengov.pricing import price_call
-
 from sinks.clickhouse.rows import (
     Finding,
     RowError,
@@ -36,12 +26,21 @@ from sinks.clickhouse.rows import (
     finding_row,
     outcome_row,
 )
+from tokengov.contracts import (
+    Alert,
+    CallEvent,
+    Decision,
+    decode_message,
+    describe_validation_error,
+)
+from tokengov.policy import PriceCatalog
+from tokengov.pricing import price_call
 
 __all__ = ["Decoded", "Item", "MessageDecoder", "Reject", "TopicKind"]
 
 TopicKind = Literal["events", "alerts", "decisions", "findings"]
 
-TOKEN_EVENTS: Final = "token_events"
+TOKEN_EVENTS: Final = "token_events"  # noqa: S105
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,11 +108,17 @@ class MessageDecoder:
                     row = event_row(event, price_call(event, catalog))
                     out.items.append(Item(TOKEN_EVENTS, row, event, event.event_id, event.ts))
                 else:
-                    out.items.append(Item("task_outcomes", outcome_row(event), event))
+                    out.items.append(
+                        Item("task_outcomes", outcome_row(event), event, event.event_id, event.ts)
+                    )
             except RowError as exc:
                 out.rejects.append(
-                    Reject(str(exc), _model_payload(event), event.event_id,
-                           index if result.envelope else None)
+                    Reject(
+                        str(exc),
+                        _model_payload(event),
+                        event.event_id,
+                        index if result.envelope else None,
+                    )
                 )
 
     @staticmethod

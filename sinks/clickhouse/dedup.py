@@ -1,9 +1,10 @@
-"""Which of a flush's event ids the store already holds (SQL built here, tested twice).
+"""Which of a flush's event ids a table already holds (SQL built here, tested twice).
 
-The lookup reads ``token_events`` only around the flush's timestamps: the ids'
-timestamps are grouped into a few ranges (a new range after a gap of more than
-``gap``), which the table's monthly partitions, its key (``toStartOfHour(ts)``)
-and its ``ts`` min/max index turn into a read of a few granules.
+The lookup reads the table (``token_events`` or ``task_outcomes``) only around
+the flush's timestamps: the ids' timestamps are grouped into a few ranges (a new
+range after a gap of more than ``gap``), which the monthly partitions, the key
+(``toStartOfHour(ts)`` of token_events) and its ``ts`` min/max index turn into a
+read of a few granules.
 """
 
 from __future__ import annotations
@@ -39,8 +40,11 @@ def ts_ranges(
         return []
     ordered = sorted(stamps)
     gaps = sorted(
-        ((ordered[i + 1] - ordered[i], i) for i in range(len(ordered) - 1)
-         if ordered[i + 1] - ordered[i] > gap),
+        (
+            (ordered[i + 1] - ordered[i], i)
+            for i in range(len(ordered) - 1)
+            if ordered[i + 1] - ordered[i] > gap
+        ),
         reverse=True,
     )[: max_ranges - 1]
     cuts = sorted(i for _, i in gaps)
@@ -53,25 +57,28 @@ def ts_ranges(
     return ranges
 
 
-def existing_ids_sql(ids: Sequence[str], ranges: Sequence[tuple[datetime, datetime]]) -> str:
+def existing_ids_sql(
+    table: str, ids: Sequence[str], ranges: Sequence[tuple[datetime, datetime]]
+) -> str:
     where_ts = " OR ".join(
         f"ts BETWEEN {_ts_literal(lo)} AND {_ts_literal(hi)}" for lo, hi in ranges
     )
     id_list = ", ".join(quote(i) for i in ids)
-    return (
-        f"SELECT DISTINCT event_id FROM token_events WHERE ({where_ts}) "
-        f"AND event_id IN ({id_list})"
-    )
+    return f"SELECT DISTINCT event_id FROM {table} WHERE ({where_ts}) AND event_id IN ({id_list})"
 
 
 def existing_event_ids(
-    store: ClickHouseStore, keyed: Sequence[tuple[str, datetime]], *, chunk: int = CHUNK
+    store: ClickHouseStore,
+    table: str,
+    keyed: Sequence[tuple[str, datetime]],
+    *,
+    chunk: int = CHUNK,
 ) -> set[str]:
-    """The ids among ``keyed`` (event_id, ts) that ``token_events`` already holds."""
+    """The ids among ``keyed`` (event_id, ts) that ``table`` already holds."""
     found: set[str] = set()
     for start in range(0, len(keyed), chunk):
         part = keyed[start : start + chunk]
-        sql = existing_ids_sql([i for i, _ in part], ts_ranges([t for _, t in part]))
+        sql = existing_ids_sql(table, [i for i, _ in part], ts_ranges([t for _, t in part]))
         result = store.query(sql, settings={"max_query_size": len(sql) + 1024})
         found.update(str(row[0]) for row in result.rows)
     return found

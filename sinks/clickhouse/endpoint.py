@@ -32,9 +32,8 @@ from uuid import UUID
 
 import orjson
 
-from tokengov.errors import QueryError
-
 from sinks.clickhouse.store import ClickHouseStore, StoreError
+from tokengov.errors import QueryError
 
 __all__ = [
     "STATE_FILE",
@@ -76,7 +75,9 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, UUID | bytes | bytearray):
-        return value.decode(errors="replace") if isinstance(value, bytes | bytearray) else str(value)
+        return (
+            value.decode(errors="replace") if isinstance(value, bytes | bytearray) else str(value)
+        )
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**53:
         return str(value)
     if isinstance(value, dict):
@@ -137,8 +138,11 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._reply(
             HTTPStatus.OK,
-            {"columns": result.columns, "types": result.types,
-             "rows": [jsonable(list(row)) for row in result.rows]},
+            {
+                "columns": result.columns,
+                "types": result.types,
+                "rows": [jsonable(list(row)) for row in result.rows],
+            },
         )
 
 
@@ -168,13 +172,15 @@ class QueryEndpoint:
     def start(self) -> None:
         self._server = _Server((self.host, self.port), self._store)
         self.port = int(self._server.server_address[1])
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        name="clickhouse-query-endpoint", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="clickhouse-query-endpoint", daemon=True
+        )
         self._thread.start()
         self.state_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"host": self.host, "port": self.port, "pid": os.getpid(),
-                                   "dsn": self._dsn}))
+        tmp.write_text(
+            json.dumps({"host": self.host, "port": self.port, "pid": os.getpid(), "dsn": self._dsn})
+        )
         tmp.replace(self.state_file)
         log.info("read-only query endpoint on http://%s", self.address)
 

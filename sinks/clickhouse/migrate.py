@@ -14,10 +14,9 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
+from sinks.clickhouse.schema import MIGRATIONS, TTL_TABLES, Migration, SchemaOptions
 from tokengov.contracts import utcnow
 from tokengov.errors import SinkError
-
-from sinks.clickhouse.schema import MIGRATIONS, TTL_TABLES, Migration, SchemaOptions
 
 if TYPE_CHECKING:
     from sinks.clickhouse.store import ClickHouseStore
@@ -117,8 +116,9 @@ def migrate(
         for migration in MIGRATIONS:
             if migration.version <= previous or migration.version > target:
                 continue
-            log.info("ClickHouse schema: applying version %d (%s)", migration.version,
-                     migration.name)
+            log.info(
+                "ClickHouse schema: applying version %d (%s)", migration.version, migration.name
+            )
             for statement in migration.steps(options):
                 store.command(statement, settings=_DDL_SETTINGS)
             store.insert(

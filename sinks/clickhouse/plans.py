@@ -1,4 +1,9 @@
-"""``sink_batches``: the writer's record of each flush, read back after a crash."""
+"""``sink_batches``: the offsets of each flush, written before its rows.
+
+After a restart, a partition whose committed offset has not passed the end of
+its last plan had a flush in flight: the writer then reconciles the rollups of
+the rows it reads again in that range (see reconcile.py).
+"""
 
 from __future__ import annotations
 
@@ -19,42 +24,33 @@ PLAN_COLUMNS: Final = (
     "partition",
     "start_offset",
     "end_offset",
-    "token",
-    "skipped_event_ids",
     "version",
 )
 
 
 def write_plans(store: ClickHouseStore, group: str, plans: Iterable[Plan]) -> None:
     version = time.time_ns()
-    rows = [
-        (group, p.topic, p.partition, p.start_offset, p.end_offset, p.token,
-         list(p.skipped_event_ids), version)
-        for p in plans
-    ]
+    rows = [(group, p.topic, p.partition, p.start_offset, p.end_offset, version) for p in plans]
     store.insert("sink_batches", rows, columns=PLAN_COLUMNS)
 
 
 def plans_sql() -> str:
     return (
-        "SELECT topic, partition, argMax(start_offset, version), argMax(end_offset, version), "
-        "argMax(token, version), argMax(skipped_event_ids, version) FROM sink_batches "
+        "SELECT topic, partition, argMax(start_offset, version), argMax(end_offset, version) "
+        "FROM sink_batches "
         "WHERE consumer_group = {group:String} AND topic IN {topics:Array(String)} "
         "GROUP BY topic, partition"
     )
 
 
-def load_plans(
-    store: ClickHouseStore, group: str, keys: Iterable[tuple[str, int]]
-) -> list[Plan]:
+def load_plans(store: ClickHouseStore, group: str, keys: Iterable[tuple[str, int]]) -> list[Plan]:
     """The latest plan of each of the partitions ``keys``."""
     wanted = set(keys)
     if not wanted:
         return []
     result = store.query(plans_sql(), {"group": group, "topics": sorted({t for t, _ in wanted})})
-    plans = []
-    for topic, partition, start, end, token, skipped in result.rows:
-        if (topic, int(partition)) in wanted:
-            plans.append(Plan(str(topic), int(partition), int(start), int(end), str(token),
-                              tuple(str(s) for s in skipped)))
-    return plans
+    return [
+        Plan(str(topic), int(partition), int(start), int(end))
+        for topic, partition, start, end in result.rows
+        if (topic, int(partition)) in wanted
+    ]

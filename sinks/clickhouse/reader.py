@@ -17,10 +17,9 @@ from typing import Any, Protocol
 
 import httpx
 
-from tokengov.errors import QueryError
-
 from sinks.clickhouse.endpoint import STATE_FILE, check_read_only
 from sinks.clickhouse.store import ClickHouseStore, QueryResult, StoreError
+from tokengov.errors import QueryError
 
 __all__ = ["EndpointReader", "Reader", "StoreReader", "endpoint_address", "open_reader"]
 
@@ -75,8 +74,9 @@ class EndpointReader:
 
     def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> QueryResult:
         try:
-            response = self._http.post("/query", json={"sql": sql,
-                                                       "parameters": dict(parameters or {})})
+            response = self._http.post(
+                "/query", json={"sql": sql, "parameters": dict(parameters or {})}
+            )
         except httpx.HTTPError as exc:
             raise QueryError(f"query endpoint {self.url} did not answer: {exc}") from exc
         body = response.json()

@@ -26,11 +26,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final
 
-from tokengov.contracts import UNATTRIBUTED
-from tokengov.policy import Budget, Policy
-
 from sinks.clickhouse.reader import Reader
 from sinks.clickhouse.store import QueryResult
+from tokengov.contracts import UNATTRIBUTED
+from tokengov.policy import Budget, Policy
 
 __all__ = [
     "REPORTS",
@@ -99,8 +98,8 @@ def top_tasks_sql() -> str:
     ORDER BY cost_usd DESC, task_id
     LIMIT {{limit:UInt32}}
 )
-SELECT ranked.task_id AS task_id, task_team AS team, task_workflow AS workflow, calls, tokens, cost_usd, retries, tool_calls,
-    first_call, last_call, ifNull(o.outcome, '') AS outcome
+SELECT ranked.task_id AS task_id, task_team AS team, task_workflow AS workflow, calls, tokens,
+    cost_usd, retries, tool_calls, first_call, last_call, ifNull(o.outcome, '') AS outcome
 FROM ranked
 LEFT JOIN (
     SELECT task_id, if(countIf(status = 'success') > 0, 'success', any(status)) AS outcome
@@ -225,10 +224,14 @@ def _top_tasks(reader: Reader, window: ReportWindow) -> QueryResult:
 def _unit_economics(reader: Reader, window: ReportWindow) -> QueryResult:
     bars: dict[str, float] = {}
     if window.policy is not None:
-        bars = {name: p.quality_bar for name, p in window.policy.cost_profiles.items()
-                if p.quality_bar is not None}
+        bars = {
+            name: p.quality_bar
+            for name, p in window.policy.cost_profiles.items()
+            if p.quality_bar is not None
+        }
     parameters = window.parameters() | {
-        "bar_workflows": list(bars), "bar_values": list(bars.values())
+        "bar_workflows": list(bars),
+        "bar_values": list(bars.values()),
     }
     return reader.query(unit_economics_sql(), parameters)
 
@@ -261,8 +264,18 @@ def _budgets(reader: Reader, window: ReportWindow) -> QueryResult:
         raise ValueError("the budgets report needs the policy (--policy or TOKENGOV_POLICY)")
     at = window.until
     spend = reader.query(budget_spend_sql(), {"today": at.astimezone(UTC).date().isoformat()})
-    columns = ["budget_id", "period_start", "spent_usd", "limit_usd", "used_usd", "spent_tokens",
-               "limit_tokens", "used_tokens", "forecast_usd", "status"]
+    columns = [
+        "budget_id",
+        "period_start",
+        "spent_usd",
+        "limit_usd",
+        "used_usd",
+        "spent_tokens",
+        "limit_tokens",
+        "used_tokens",
+        "forecast_usd",
+        "status",
+    ]
     rows: list[tuple[Any, ...]] = []
     for budget in window.policy.budgets:
         spent_usd, spent_tokens = Decimal(0), 0
@@ -276,19 +289,43 @@ def _budgets(reader: Reader, window: ReportWindow) -> QueryResult:
         start, end = _period(budget, at)
         elapsed = max((at - start).total_seconds(), 1.0)
         forecast = spent_usd * Decimal((end - start).total_seconds() / elapsed)
-        used = [u for u in (_pct(spent_usd, budget.limit_usd),
-                            _pct(spent_tokens, budget.limit_tokens)) if u is not None]
+        used = [
+            u
+            for u in (_pct(spent_usd, budget.limit_usd), _pct(spent_tokens, budget.limit_tokens))
+            if u is not None
+        ]
         crossed = [t for t in sorted(budget.thresholds) if used and max(used) >= t]
-        status = "breached" if used and max(used) >= 1.0 else (
-            f"over {crossed[-1]:.0%}" if crossed else "ok")
-        rows.append((
-            budget.budget_id, start.date().isoformat(), spent_usd.quantize(Decimal("0.000001")),
-            budget.limit_usd, _pct(spent_usd, budget.limit_usd), spent_tokens,
-            budget.limit_tokens, _pct(spent_tokens, budget.limit_tokens),
-            forecast.quantize(Decimal("0.01")), status,
-        ))
-    types = ["String", "String", "Decimal", "Nullable(Decimal)", "Nullable(Float64)", "UInt64",
-             "Nullable(UInt64)", "Nullable(Float64)", "Decimal", "String"]
+        status = (
+            "breached"
+            if used and max(used) >= 1.0
+            else (f"over {crossed[-1]:.0%}" if crossed else "ok")
+        )
+        rows.append(
+            (
+                budget.budget_id,
+                start.date().isoformat(),
+                spent_usd.quantize(Decimal("0.000001")),
+                budget.limit_usd,
+                _pct(spent_usd, budget.limit_usd),
+                spent_tokens,
+                budget.limit_tokens,
+                _pct(spent_tokens, budget.limit_tokens),
+                forecast.quantize(Decimal("0.01")),
+                status,
+            )
+        )
+    types = [
+        "String",
+        "String",
+        "Decimal",
+        "Nullable(Decimal)",
+        "Nullable(Float64)",
+        "UInt64",
+        "Nullable(UInt64)",
+        "Nullable(Float64)",
+        "Decimal",
+        "String",
+    ]
     return QueryResult(columns, types, rows)
 
 
@@ -305,10 +342,18 @@ REPORTS: Final[dict[str, Report]] = {
     for r in (
         Report("spend", "spend by team, workflow and model (hourly rollup)", _spend),
         Report("top-tasks", "the most expensive tasks, with their outcome", _top_tasks),
-        Report("unit-economics", "per workflow: success rate, tokens per outcome, cost per "
-               "successful task, retry token ratio", _unit_economics),
-        Report("budgets", "each budget of the policy: spent, % used, forecast, status",
-               _budgets, needs_policy=True),
+        Report(
+            "unit-economics",
+            "per workflow: success rate, tokens per outcome, cost per "
+            "successful task, retry token ratio",
+            _unit_economics,
+        ),
+        Report(
+            "budgets",
+            "each budget of the policy: spent, % used, forecast, status",
+            _budgets,
+            needs_policy=True,
+        ),
         Report("alerts", "alerts by team, kind and severity", _alerts),
         Report("coverage", "attribution coverage and unpriced calls per day", _coverage),
     )

@@ -16,13 +16,12 @@ import logging
 import faust
 from mode import Service
 
-from tokengov.runtime import WorkerContext
-
 from sinks.clickhouse.decode import MessageDecoder
 from sinks.clickhouse.endpoint import QueryEndpoint
 from sinks.clickhouse.schema import SchemaOptions
 from sinks.clickhouse.store import ClickHouseStore
 from sinks.clickhouse.writer import SinkConfig, SinkWriter
+from tokengov.runtime import WorkerContext
 
 __all__ = ["SinkRole", "register"]
 
@@ -40,12 +39,14 @@ class SinkRole:
             topics=ctx.topics,
             store=self.store,
             decoder=MessageDecoder(lambda: ctx.policy.current.catalog),
-            config=config or SinkConfig(schema=SchemaOptions(ttl_days=settings.clickhouse_ttl_days)),
+            config=config
+            or SinkConfig(schema=SchemaOptions(ttl_days=settings.clickhouse_ttl_days)),
         )
         self.endpoint: QueryEndpoint | None = None
         if settings.embedded_clickhouse:
-            self.endpoint = QueryEndpoint(settings.clickhouse_dsn, settings.query_endpoint,
-                                          settings.data_dir)
+            self.endpoint = QueryEndpoint(
+                settings.clickhouse_dsn, settings.query_endpoint, settings.data_dir
+            )
 
     def start(self) -> None:
         self.writer.start()
@@ -53,8 +54,11 @@ class SinkRole:
             try:
                 self.endpoint.start()
             except OSError as exc:
-                log.warning("query endpoint %s unavailable (%s); serving on a free port",
-                            self.endpoint.address, exc)
+                log.warning(
+                    "query endpoint %s unavailable (%s); serving on a free port",
+                    self.endpoint.address,
+                    exc,
+                )
                 self.endpoint.port = 0
                 self.endpoint.start()
 

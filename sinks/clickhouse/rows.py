@@ -282,7 +282,9 @@ class Finding(BaseModel):
     def id(self) -> str:
         if self.finding_id:
             return self.finding_id
-        basis = "|".join((self.area, self.team, self.workflow, self.agent or "", self.ts.isoformat()))
+        basis = "|".join(
+            (self.area, self.team, self.workflow, self.agent or "", self.ts.isoformat())
+        )
         return hashlib.sha256(basis.encode()).hexdigest()[:32]
 
 

@@ -9,11 +9,12 @@ Version 1 is the schema of DESIGN.md; version 2 adds the contract additions
 (``context_window``, ``cost_source``), an ``unpriced_calls`` count to the
 rollups, and a min/max index on ``ts`` for time-range queries on the raw table.
 
-Deduplication (see docs/clickhouse.md, "Exactly-once"): every table the writer
-fills keeps a deduplication log of its last ``dedup_window`` insert blocks
-(``non_replicated_deduplication_window``), so an insert retried with the same
-``insert_deduplication_token`` is a no-op — for the raw table *and* for the
-rollups the materialized views feed (``deduplicate_blocks_in_dependent_materialized_views``).
+Exactly-once (see docs/clickhouse.md): the raw tables are ReplacingMergeTree on
+their event id and keep a deduplication log of their last ``dedup_window``
+insert blocks (``non_replicated_deduplication_window``), so an identical insert
+retried with the same ``insert_deduplication_token`` is a no-op. The rollups
+are SummingMergeTree tables fed by materialized views; their counts are signed
+(Int64) so that a reconciliation after a crash can correct them by difference.
 
 No column can hold prompt or completion text: counts, names and ids only
 (``summary``/``reason``/``evidence`` are written by tokengov's detectors).
@@ -207,27 +208,26 @@ ORDER BY (receiver, ts, alert_id)"""
 
 
 def sink_batches_v1(_: SchemaOptions) -> str:
-    """The writer's plan of each batch, written before the batch is inserted; see writer.py."""
+    """The offset ranges of each flush, written before its rows; see writer.py."""
     return f"""CREATE TABLE IF NOT EXISTS sink_batches (
     consumer_group LowCardinality(String),
     topic LowCardinality(String),
     partition UInt32,
     start_offset Int64,
     end_offset Int64,
-    token String,
-    skipped_event_ids Array(String),
     version UInt64,
     created_at {TS} DEFAULT now64(3, 'UTC')
 ) ENGINE = ReplacingMergeTree(version)
 ORDER BY (consumer_group, topic, partition)"""
 
 
-def _rollup_table(name: str, bucket: str, bucket_type: str, extra: list[str],
-                  opts: SchemaOptions) -> str:
+def _rollup_table(
+    name: str, bucket: str, bucket_type: str, extra: list[str], opts: SchemaOptions
+) -> str:
     counts = ",\n    ".join(
-        ["calls UInt64"]
-        + [f"{k}_tokens UInt64" for k in TOKEN_KINDS]
-        + [f"cost_usd {MONEY}", "retries UInt64", "errors UInt64"]
+        ["calls Int64"]
+        + [f"{k}_tokens Int64" for k in TOKEN_KINDS]
+        + [f"cost_usd {MONEY}", "retries Int64", "errors Int64"]
         + extra
     )
     partition = f"toYYYYMM({bucket})"
@@ -247,8 +247,11 @@ def _rollup_select(bucket: str, bucket_expr: str, extra: list[str]) -> str:
     sums = ",\n    ".join(
         ["count() AS calls"]
         + [f"sum({k}_tokens) AS {k}_tokens" for k in TOKEN_KINDS]
-        + ["sum(cost_usd) AS cost_usd", "countIf(attempt > 1) AS retries",
-           "countIf(status != 'ok') AS errors"]
+        + [
+            "sum(cost_usd) AS cost_usd",
+            "countIf(attempt > 1) AS retries",
+            "countIf(status != 'ok') AS errors",
+        ]
         + extra
     )
     return f"""SELECT
@@ -299,7 +302,7 @@ def _v2(_: SchemaOptions) -> list[str]:
         "ALTER TABLE token_events ADD INDEX IF NOT EXISTS ts_minmax ts TYPE minmax GRANULARITY 1",
         "ALTER TABLE token_events MATERIALIZE INDEX ts_minmax",
     ]
-    extra_col = ["unpriced_calls UInt64"]
+    extra_col = ["unpriced_calls Int64"]
     extra_sum = ["countIf(cost_source = 'unpriced') AS unpriced_calls"]
     for name, (bucket, _type, expr) in _BUCKETS.items():
         steps.append(f"ALTER TABLE {name} ADD COLUMN IF NOT EXISTS {extra_col[0]} AFTER errors")
@@ -310,8 +313,9 @@ def _v2(_: SchemaOptions) -> list[str]:
 
 
 MIGRATIONS: Final[tuple[Migration, ...]] = (
-    Migration(1, "initial: events, outcomes, alerts, decisions, findings, notifications, rollups",
-              _v1),
+    Migration(
+        1, "initial: events, outcomes, alerts, decisions, findings, notifications, rollups", _v1
+    ),
     Migration(2, "context_window, cost_source, unpriced_calls in rollups, ts min/max index", _v2),
 )
 

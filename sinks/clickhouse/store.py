@@ -195,8 +195,9 @@ class ClickHouseStore:
                 f"cannot open ClickHouse at {self.redacted_dsn}: {clickhouse_message(exc)}",
                 retryable=True,
             ) from exc
-        log.debug("connected to ClickHouse %s (server %s)", self.redacted_dsn,
-                  client.server_version)
+        log.debug(
+            "connected to ClickHouse %s (server %s)", self.redacted_dsn, client.server_version
+        )
         return client
 
     def close(self) -> None:
@@ -270,8 +271,7 @@ class ClickHouseStore:
         ts: datetime | None = None,
     ) -> None:
         """Who was told what, when, with what result: one row in ``notifications``."""
-        row = (alert_id, fingerprint, receiver, attempt, result, error, latency_ms,
-               ts or utcnow())
+        row = (alert_id, fingerprint, receiver, attempt, result, error, latency_ms, ts or utcnow())
         self.insert("notifications", [row], columns=NOTIFICATION_COLUMNS)
 
     def ensure_schema(self) -> int:
@@ -293,7 +293,8 @@ class ClickHouseStore:
         own message; an unreachable store as a retryable :class:`StoreError`."""
         try:
             result = self.client().query(
-                sql, parameters=dict(parameters) if parameters else None,
+                sql,
+                parameters=dict(parameters) if parameters else None,
                 settings=dict(settings or {}),
             )
         except OperationalError as exc:

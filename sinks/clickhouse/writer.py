@@ -4,21 +4,24 @@ nothing twice.
 One thread runs a confluent-kafka consumer (group ``tokengov-sink``, manual
 commits) over the events, alerts, decisions and findings topics. Each flush:
 
-1. looks up which of its event ids ``token_events`` already holds (replays,
-   redeliveries, producer retries) and leaves those out;
-2. records its plan in ``sink_batches`` (offset ranges, token, exclusions);
-3. inserts each table's rows with the flush's ``insert_deduplication_token``
+1. looks up which of its event ids are already stored (replays, redeliveries,
+   producer retries, a previous attempt) and leaves those rows out;
+2. records its offset ranges in ``sink_batches`` (its *plan*);
+3. inserts each table's rows with a deduplication token derived from those rows
    (a row ClickHouse rejects is isolated by bisection and dead-lettered with the
-   server's message);
-4. produces its dead letters and waits for the broker's ack;
-5. commits the offsets.
+   server's message); the materialized views add them to the rollups;
+4. if an earlier attempt of this flush may have been applied in part — the
+   writer died between 2 and 5 (a plan whose range was not committed) or the
+   store failed mid-insert — reconciles the rollups of every key the flush
+   touches with the raw rows (reconcile.py);
+5. produces its dead letters and waits for the broker's ack;
+6. commits the offsets.
 
-A crash anywhere before 5 re-reads the same messages; the partition restarts at
-the start of its plan, so the flush is rebuilt with the same token and the same
-exclusions and step 3 is a no-op for every table and rollup that already has
-it. ClickHouse unreachable → every assigned partition is paused (backpressure),
-the group membership is kept alive, and the flush is retried with bounded
-exponential backoff until it goes through.
+A crash anywhere before 6 re-reads the messages; step 1 then leaves out what
+reached the raw tables and step 4 repairs the rollups. ClickHouse unreachable →
+every assigned partition is paused (backpressure), the group membership is kept
+alive, and the flush is retried with bounded exponential backoff until it goes
+through.
 """
 
 from __future__ import annotations
@@ -32,16 +35,14 @@ from typing import Any, Final
 
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, TopicPartition
 
-from tokengov.errors import SinkError
-from tokengov.topics import Topics
-
 from sinks.clickhouse.backoff import Backoff
-from sinks.clickhouse.batch import Batcher, Consumed, Flush, Plan, TopicPartitionKey
+from sinks.clickhouse.batch import Batcher, Consumed, Flush, TopicPartitionKey, content_token
 from sinks.clickhouse.deadletter import DeadLetter, DeadLetterProducer
-from sinks.clickhouse.decode import Item, MessageDecoder, TopicKind
+from sinks.clickhouse.decode import TOKEN_EVENTS, Item, MessageDecoder, TopicKind
 from sinks.clickhouse.dedup import existing_event_ids
 from sinks.clickhouse.migrate import migrate
 from sinks.clickhouse.plans import load_plans, write_plans
+from sinks.clickhouse.reconcile import RollupKey, reconcile
 from sinks.clickhouse.rows import (
     ALERT_COLUMNS,
     DECISION_COLUMNS,
@@ -51,6 +52,8 @@ from sinks.clickhouse.rows import (
 )
 from sinks.clickhouse.schema import SchemaOptions
 from sinks.clickhouse.store import ClickHouseStore, StoreError
+from tokengov.errors import SinkError
+from tokengov.topics import Topics
 
 __all__ = ["COLUMNS", "SinkConfig", "SinkCounters", "SinkWriter", "StageHook"]
 
@@ -63,6 +66,9 @@ COLUMNS: Final[Mapping[str, tuple[str, ...]]] = {
     "decisions": DECISION_COLUMNS,
     "findings": FINDING_COLUMNS,
 }
+
+#: Tables whose rows are deduplicated by event id before inserting.
+DEDUP_TABLES: Final = (TOKEN_EVENTS, "task_outcomes")
 
 #: Called at each stage of a flush ("planned", "inserted", "committed"); tests use it.
 StageHook = Callable[[str, Flush], None]
@@ -79,7 +85,6 @@ class SinkConfig:
     max_delay_s: float = 1.0
     backoff_initial_s: float = 0.2
     backoff_max_s: float = 30.0
-    recovery_timeout_s: float = 30.0
     stop_flush_timeout_s: float = 10.0
     poll_batch: int = 2000
     schema: SchemaOptions = field(default_factory=SchemaOptions)
@@ -115,8 +120,8 @@ class SinkCounters:
     flushes: int = 0
     retries: int = 0
     commit_failures: int = 0
-    recovered_flushes: int = 0
-    recoveries_given_up: int = 0
+    reconciled_flushes: int = 0
+    reconciled_rows: int = 0
 
     @property
     def rows(self) -> int:
@@ -153,16 +158,14 @@ class SinkWriter:
             topics.findings: "findings",
         }
         self._batcher = Batcher(
-            self.config.group_id,
-            max_rows=self.config.max_rows,
-            max_delay_s=self.config.max_delay_s,
-            clock=clock,
-            recovery_timeout_s=self.config.recovery_timeout_s,
+            max_rows=self.config.max_rows, max_delay_s=self.config.max_delay_s, clock=clock
         )
         self._dlq = DeadLetterProducer(bootstrap, topics.deadletter)
         self._consumer: Consumer | None = None
         self._assigned: set[TopicPartitionKey] = set()
         self._needs_plans: set[TopicPartitionKey] = set()
+        # Partition → last offset of a flush that was in flight when a writer stopped.
+        self._suspect: dict[TopicPartitionKey, int] = {}
         self._paused = False
         self._stop = threading.Event()
         self._stop_deadline: float | None = None
@@ -182,8 +185,9 @@ class SinkWriter:
         return self._batcher.rows
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run_guarded, name="clickhouse-sink",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._run_guarded, name="clickhouse-sink", daemon=True
+        )
         self._thread.start()
 
     def stop(self, timeout_s: float = 30.0) -> None:
@@ -210,12 +214,18 @@ class SinkWriter:
         consumer = Consumer(self.config.consumer_config(self._bootstrap))
         self._consumer = consumer
         consumer.subscribe(
-            list(self._kinds), on_assign=self._on_assign, on_revoke=self._on_revoke,
+            list(self._kinds),
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
             on_lost=self._on_revoke,
         )
         self.ready.set()
-        log.info("ClickHouse writer consuming %s as group %s into %s", ", ".join(self._kinds),
-                 self.config.group_id, self._store.redacted_dsn)
+        log.info(
+            "ClickHouse writer consuming %s as group %s into %s",
+            ", ".join(self._kinds),
+            self.config.group_id,
+            self._store.redacted_dsn,
+        )
         try:
             while not self._stop.is_set():
                 self._step()
@@ -251,17 +261,6 @@ class SinkWriter:
             self._wait(self.config.backoff_initial_s)
             return
         self._poll(0.05 if self._batcher.messages else 0.2)
-        for token in self._batcher.expire_recoveries():
-            self.counters.recoveries_given_up += 1
-            log.warning("gave up re-reading flush %s; its messages are deduplicated by event id",
-                        token)
-        recovered = self._batcher.take_recovered()
-        if recovered is not None:
-            self.counters.recovered_flushes += 1
-            log.info("re-inserting flush %s after a restart (%d messages)", recovered.token,
-                     recovered.messages)
-            self._write(recovered)
-            return
         if self._batcher.due():
             flush = self._batcher.take()
             if flush is not None:
@@ -270,7 +269,7 @@ class SinkWriter:
     def _drain(self) -> None:
         """On stop: write what is buffered if the store answers within the deadline."""
         self._check_stop()
-        while (flush := self._batcher.take_recovered() or self._batcher.take()) is not None:
+        while (flush := self._batcher.take()) is not None:
             self._write(flush)
 
     def _check_stop(self) -> None:
@@ -285,7 +284,9 @@ class SinkWriter:
     def _poll(self, timeout_s: float) -> None:
         consumer = self._consumer
         assert consumer is not None
-        for message in consumer.consume(self.config.poll_batch, timeout_s):
+        # Read about as many messages as the batch still has room for (one row each at least).
+        room = max(1, min(self.config.poll_batch, self.config.max_rows - self._batcher.rows))
+        for message in consumer.consume(room, timeout_s):
             error = message.error()
             if error is not None:
                 if error.code() != KafkaError._PARTITION_EOF:
@@ -300,8 +301,13 @@ class SinkWriter:
             self.counters.invalid_events += decoded.invalid_events
             self.counters.tombstones += decoded.tombstones
             if decoded.invalid_events:
-                log.debug("%s[%d]@%d: %d invalid event(s) skipped (the streams dead-letter them)",
-                          topic, partition, offset, decoded.invalid_events)
+                log.debug(
+                    "%s[%d]@%d: %d invalid event(s) skipped (the streams dead-letter them)",
+                    topic,
+                    partition,
+                    offset,
+                    decoded.invalid_events,
+                )
             self._batcher.add(Consumed(topic, partition, offset, decoded))
 
     def _wait(self, seconds: float) -> None:
@@ -326,10 +332,14 @@ class SinkWriter:
         keys = {(tp.topic, tp.partition) for tp in partitions}
         self._assigned -= keys
         self._needs_plans -= keys
+        for key in keys:
+            self._suspect.pop(key, None)
         self._batcher.revoke(keys)
         log.info("revoked %d partition(s)", len(keys))
 
     def _load_plans(self) -> bool:
+        """Find the flushes that were in flight when a writer of this group stopped: a plan
+        whose range the group's committed offset has not passed."""
         consumer = self._consumer
         assert consumer is not None
         keys = set(self._needs_plans)
@@ -345,27 +355,23 @@ class SinkWriter:
             log.warning("cannot read committed offsets yet: %s", exc)
             return False
         offsets = {(tp.topic, tp.partition): tp.offset for tp in committed}
-        for token in self._batcher.expect(self._current(plans, offsets), self._assigned):
-            log.info("flush %s was not committed before the last stop; re-reading it", token)
+        for plan in plans:
+            key = (plan.topic, plan.partition)
+            if offsets.get(key, OFFSET_INVALID) <= plan.end_offset:
+                self._suspect[key] = plan.end_offset
+                log.info(
+                    "%s[%d]@%d-%d was being written when a writer stopped; its rollups "
+                    "will be reconciled",
+                    plan.topic,
+                    plan.partition,
+                    plan.start_offset,
+                    plan.end_offset,
+                )
         self._needs_plans -= keys
         ready = [TopicPartition(t, p) for t, p in keys if (t, p) in self._assigned]
         if ready and not self._paused:
             consumer.resume(ready)
         return True
-
-    @staticmethod
-    def _current(plans: list[Plan], committed: dict[TopicPartitionKey, int]) -> list[Plan]:
-        """The plans of flushes that were not committed: every partition of the flush restarts
-        at its plan's start (or has no committed offset yet)."""
-        by_token: dict[str, list[Plan]] = {}
-        for plan in plans:
-            by_token.setdefault(plan.token, []).append(plan)
-        current: list[Plan] = []
-        for group in by_token.values():
-            if all(committed.get((p.topic, p.partition), OFFSET_INVALID) in
-                   (p.start_offset, OFFSET_INVALID) for p in group):
-                current.extend(group)
-        return current
 
     def _pause_all(self) -> None:
         consumer = self._consumer
@@ -379,8 +385,9 @@ class SinkWriter:
         consumer = self._consumer
         if consumer is None or not self._paused:
             return
-        ready = [tp for tp in consumer.assignment()
-                 if (tp.topic, tp.partition) not in self._needs_plans]
+        ready = [
+            tp for tp in consumer.assignment() if (tp.topic, tp.partition) not in self._needs_plans
+        ]
         if ready:
             consumer.resume(ready)
         self._paused = False
@@ -393,52 +400,86 @@ class SinkWriter:
             self._on_stage(stage, flush)
 
     def _write(self, flush: Flush) -> None:
+        log.debug(
+            "flush: %s",
+            ", ".join(f"{s.topic}[{s.partition}]@{s.start}-{s.end}" for s in flush.slices),
+        )
+        flush.reconcile = any(
+            s.key in self._suspect and s.start <= self._suspect[s.key] for s in flush.slices
+        )
         backoff = self._backoff()
-        prepared = flush.recovered
         while True:
             self._check_stop()
             revoked = {s.key for s in flush.slices} - self._assigned
             if revoked:
-                flush = flush.without(revoked, self.config.group_id)
-                prepared = False
+                flush = flush.without(revoked)
                 if not flush.slices:
                     return
             try:
-                if not prepared:
-                    self._prepare(flush)
-                    prepared = True
+                self._prepare(flush)
                 letters = self._insert(flush)
                 self._stage("inserted", flush)
+                if flush.reconcile:
+                    self._reconcile(flush)
                 self._dlq.send_all(letters)
                 self._commit(flush)
                 self._stage("committed", flush)
             except SinkError as exc:
                 if not exc.retryable:
                     raise
+                # The attempt may have been applied in part: look up and reconcile next time.
+                flush.reconcile = True
                 self.counters.retries += 1
                 delay = backoff.next_delay()
-                log.warning("flush of %d rows not acknowledged (%s); retrying in %.1f s",
-                            flush.rows, exc, delay)
+                log.warning(
+                    "flush of %d rows not acknowledged (%s); retrying in %.1f s",
+                    flush.rows,
+                    exc,
+                    delay,
+                )
                 self._pause_all()
                 self._wait(delay)
                 continue
             self.counters.flushes += 1
             self.counters.dead_lettered += len(letters)
+            for piece in flush.slices:
+                if self._suspect.get(piece.key, -1) <= piece.end:
+                    self._suspect.pop(piece.key, None)
             self._resume_all()
             return
 
     def _prepare(self, flush: Flush) -> None:
-        keyed = flush.keyed_event_ids()
-        existing = existing_event_ids(self._store, keyed) if keyed else set()
+        existing: set[str] = set()
+        keyed_total = 0
+        unique: set[str] = set()
+        for table in DEDUP_TABLES:
+            keyed = flush.keyed_event_ids(table)
+            if keyed:
+                existing |= existing_event_ids(self._store, table, keyed)
+                keyed_total += len(keyed)
+                unique.update(event_id for event_id, _ in keyed)
         flush.skipped_event_ids = frozenset(existing)
         # Every occurrence but the first of a new id, and every occurrence of a stored one.
-        skipped = len(keyed) - len({event_id for event_id, _ in keyed} - existing)
+        skipped = keyed_total - len(unique - existing)
         self.counters.duplicates_skipped += skipped
         if skipped:
-            log.info("%d event(s) already stored or repeated in the batch: not counted again",
-                     skipped)
+            log.info(
+                "%d event(s) already stored or repeated in the batch: not counted again", skipped
+            )
         write_plans(self._store, self.config.group_id, flush.plans())
         self._stage("planned", flush)
+
+    def _reconcile(self, flush: Flush) -> None:
+        keys: set[RollupKey] = set()
+        for _, item in flush.items():
+            if item.table == TOKEN_EVENTS and item.ts is not None:
+                row = item.row
+                hour = item.ts.replace(minute=0, second=0, microsecond=0)
+                keys.add((hour, row[2], row[3], row[9]))  # team, workflow, model
+        rows = reconcile(self._store, keys, ttl_days=self.config.schema.ttl_days)
+        self.counters.reconciled_flushes += 1
+        self.counters.reconciled_rows += rows
+        self._stage("reconciled", flush)
 
     def _insert(self, flush: Flush) -> list[DeadLetter]:
         letters = [
@@ -446,24 +487,37 @@ class SinkWriter:
             for m, r in flush.rejects()
         ]
         for table, pairs in flush.rows_by_table().items():
-            rejected = self._insert_bisect(table, pairs, flush.token)
+            rejected = self._insert_bisect(table, pairs)
             inserted = len(pairs) - len(rejected)
-            self.counters.rows_inserted[table] = self.counters.rows_inserted.get(table, 0) + inserted
+            self.counters.rows_inserted[table] = (
+                self.counters.rows_inserted.get(table, 0) + inserted
+            )
             letters.extend(
-                DeadLetter(reason, item.source.model_dump_json().encode(), m.topic, m.partition,
-                           m.offset, item.event_id, table)
+                DeadLetter(
+                    reason,
+                    item.source.model_dump_json().encode(),
+                    m.topic,
+                    m.partition,
+                    m.offset,
+                    item.event_id,
+                    table,
+                )
                 for m, item, reason in rejected
             )
         return letters
 
     def _insert_bisect(
-        self, table: str, pairs: list[tuple[Consumed, Item]], token: str
+        self, table: str, pairs: list[tuple[Consumed, Item]]
     ) -> list[tuple[Consumed, Item, str]]:
         """Insert; when ClickHouse rejects the data, split until the rejected rows are found.
-        Each half has its own deterministic token, so a retry stays idempotent."""
+        Each insert's token comes from its rows, so a retry of the same rows is a no-op."""
         try:
-            self._store.insert(table, [i.row for _, i in pairs], columns=COLUMNS[table],
-                               token=token)
+            self._store.insert(
+                table,
+                [i.row for _, i in pairs],
+                columns=COLUMNS[table],
+                token=content_token(table, pairs),
+            )
             return []
         except StoreError as exc:
             if exc.retryable:
@@ -472,15 +526,18 @@ class SinkWriter:
                 message, item = pairs[0]
                 return [(message, item, str(exc))]
         middle = len(pairs) // 2
-        return self._insert_bisect(table, pairs[:middle], f"{token}/0") + self._insert_bisect(
-            table, pairs[middle:], f"{token}/1"
+        return self._insert_bisect(table, pairs[:middle]) + self._insert_bisect(
+            table, pairs[middle:]
         )
 
     def _commit(self, flush: Flush) -> None:
         consumer = self._consumer
         assert consumer is not None
-        offsets = [TopicPartition(t, p, o) for t, p, o in flush.commit_offsets()
-                   if (t, p) in self._assigned]
+        offsets = [
+            TopicPartition(t, p, o)
+            for t, p, o in flush.commit_offsets()
+            if (t, p) in self._assigned
+        ]
         if not offsets:
             return
         try:
@@ -489,5 +546,6 @@ class SinkWriter:
             # The rows are in; whoever reads these offsets again rebuilds this flush from its
             # plan (same token) or finds its event ids stored: nothing counts twice.
             self.counters.commit_failures += 1
-            log.warning("offset commit failed (%s); the flush will be re-read and deduplicated",
-                        exc)
+            log.warning(
+                "offset commit failed (%s); the flush will be re-read and deduplicated", exc
+            )

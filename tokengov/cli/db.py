@@ -7,21 +7,22 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from tokengov.cli.common import DataDirOpt, console, fail, load_settings, setup_logging
-from tokengov.settings import Settings
-
 from sinks.clickhouse.migrate import SchemaTooNew, current_version, migrate
 from sinks.clickhouse.reader import endpoint_address
 from sinks.clickhouse.schema import MIGRATIONS, SchemaOptions
 from sinks.clickhouse.store import ClickHouseStore, StoreError
+from tokengov.cli.common import DataDirOpt, console, fail, load_settings, setup_logging
+from tokengov.settings import Settings
 
 app = typer.Typer(help="The ClickHouse schema.", no_args_is_help=True)
 
 
 def _open(settings: Settings) -> ClickHouseStore:
     if settings.embedded_clickhouse and endpoint_address(settings.data_dir) is not None:
-        fail(f"the embedded store {settings.clickhouse_dsn} is owned by a running worker, "
-             "which migrates it when it starts; stop the worker to run this command")
+        fail(
+            f"the embedded store {settings.clickhouse_dsn} is owned by a running worker, "
+            "which migrates it when it starts; stop the worker to run this command"
+        )
     return ClickHouseStore(settings.clickhouse_dsn)
 
 
@@ -37,8 +38,9 @@ def migrate_command(
     settings = load_settings(data_dir=data_dir)
     with _open(settings) as store:
         try:
-            report = migrate(store, SchemaOptions(ttl_days=settings.clickhouse_ttl_days),
-                             target=target)
+            report = migrate(
+                store, SchemaOptions(ttl_days=settings.clickhouse_ttl_days), target=target
+            )
         except (StoreError, SchemaTooNew, ValueError) as exc:
             fail(str(exc))
     if not report.changed:
@@ -65,8 +67,10 @@ def status(data_dir: DataDirOpt = None) -> None:
             )
         except StoreError as exc:
             fail(str(exc))
-    console.print(f"{store.redacted_dsn}: schema version {version} "
-                  f"(this tokengov knows {MIGRATIONS[-1].version})")
+    console.print(
+        f"{store.redacted_dsn}: schema version {version} "
+        f"(this tokengov knows {MIGRATIONS[-1].version})"
+    )
     table = Table("table", "engine", "rows", title_justify="left")
     for name, engine, rows in tables.rows:
         table.add_row(str(name), str(engine), "" if rows is None else f"{rows:,}")

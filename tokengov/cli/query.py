@@ -18,14 +18,13 @@ import orjson
 import typer
 from rich.table import Table
 
-from tokengov.cli.common import DataDirOpt, PolicyOpt, console, fail, load_settings
-from tokengov.errors import PolicyError, QueryError
-from tokengov.policy import load_policy, parse_duration
-
 from sinks.clickhouse.endpoint import jsonable
 from sinks.clickhouse.reader import open_reader
 from sinks.clickhouse.reports import REPORTS, ReportWindow, run_report
 from sinks.clickhouse.store import QueryResult
+from tokengov.cli.common import DataDirOpt, PolicyOpt, console, fail, load_settings
+from tokengov.errors import PolicyError, QueryError
+from tokengov.policy import load_policy, parse_duration
 
 __all__ = ["parse_when", "query", "render", "report"]
 
@@ -99,8 +98,10 @@ def query(
 
 def report(
     name: Annotated[str, typer.Argument(help=f"One of: {', '.join(REPORTS)}.")],
-    since: Annotated[str | None, typer.Option(help="Start (date, time or age like 7d). "
-                                              "Default: 7 days before --until.")] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(help="Start (date, time or age like 7d). Default: 7 days before --until."),
+    ] = None,
     until: Annotated[str | None, typer.Option(help="End, exclusive. Default: now.")] = None,
     team: Annotated[str | None, typer.Option(help="Only this team.")] = None,
     limit: Annotated[int, typer.Option(help="Rows of top-tasks.")] = 20,
@@ -135,6 +136,8 @@ def report(
     finally:
         reader.close()
     if fmt is Format.table:
-        console.print(f"[bold]{name}[/] {start:%Y-%m-%d %H:%M} → {end:%Y-%m-%d %H:%M} UTC"
-                      + (f", team {team}" if team else ""))
+        console.print(
+            f"[bold]{name}[/] {start:%Y-%m-%d %H:%M} → {end:%Y-%m-%d %H:%M} UTC"
+            + (f", team {team}" if team else "")
+        )
     render(result, fmt)

@@ -18,12 +18,11 @@ import orjson
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from sinks.clickhouse.migrate import migrate
+from sinks.clickhouse.store import ClickHouseStore
 from tokengov.contracts import CallEvent, parse_event
 from tokengov.policy import Policy, parse_policy
 from tokengov.pricing import price_call
-
-from sinks.clickhouse.migrate import migrate
-from sinks.clickhouse.store import ClickHouseStore
 
 POLICY = """
 version: 1
@@ -92,21 +91,36 @@ def make_events(n_tasks: int, *, seed: int, start: datetime | None = None) -> li
                 write = rng.randint(0, (inp - cached) // 4)
                 out = rng.randint(10, 3000)
                 event: dict[str, Any] = {
-                    "kind": "call", "schema_version": 1, "event_id": str(uuid.uuid4()),
+                    "kind": "call",
+                    "schema_version": 1,
+                    "event_id": str(uuid.uuid4()),
                     "ts": (ts + timedelta(seconds=17 * step + attempt)).isoformat(),
-                    "task_id": task_id, "agent": rng.choice(("planner", "coder")),
-                    "parent_agent": "planner" if rng.random() < 0.2 else None, "step": step,
-                    "provider": "test", "model": rng.choice(MODELS),
-                    "tokens": {"input": inp, "output": out, "cached_input": cached,
-                               "cache_write": write, "reasoning": rng.randint(0, out // 3)},
-                    "components": {"system": inp // 10, "history": inp // 5,
-                                   "tool_responses": inp // 20},
-                    "attempt": attempt, "tool_calls": rng.randint(0, 3),
+                    "task_id": task_id,
+                    "agent": rng.choice(("planner", "coder")),
+                    "parent_agent": "planner" if rng.random() < 0.2 else None,
+                    "step": step,
+                    "provider": "test",
+                    "model": rng.choice(MODELS),
+                    "tokens": {
+                        "input": inp,
+                        "output": out,
+                        "cached_input": cached,
+                        "cache_write": write,
+                        "reasoning": rng.randint(0, out // 3),
+                    },
+                    "components": {
+                        "system": inp // 10,
+                        "history": inp // 5,
+                        "tool_responses": inp // 20,
+                    },
+                    "attempt": attempt,
+                    "tool_calls": rng.randint(0, 3),
                     "tool_name": rng.choice((None, "search_docs", "run_sql")),
                     "latency_ms": rng.randint(50, 5000),
                     "status": rng.choices(("ok", "error", "timeout"), (90, 7, 3))[0],
                     "cost_usd": str(Decimal(rng.randint(1, 10**6)) / 10**8)
-                    if rng.random() < 0.1 else None,
+                    if rng.random() < 0.1
+                    else None,
                     "context_window": rng.choice((None, 128_000, 200_000)),
                 }
                 if team is not None:
@@ -115,13 +129,19 @@ def make_events(n_tasks: int, *, seed: int, start: datetime | None = None) -> li
                     event["workflow"] = workflow
                 events.append(event)
         if rng.random() < 0.85:
-            events.append({
-                "kind": "outcome", "schema_version": 1, "event_id": str(uuid.uuid4()),
-                "ts": (ts + timedelta(minutes=5)).isoformat(), "team": team,
-                "workflow": workflow, "task_id": task_id,
-                "status": rng.choices(("success", "failure", "abandoned"), (70, 20, 10))[0],
-                "quality": round(rng.random(), 3),
-            })
+            events.append(
+                {
+                    "kind": "outcome",
+                    "schema_version": 1,
+                    "event_id": str(uuid.uuid4()),
+                    "ts": (ts + timedelta(minutes=5)).isoformat(),
+                    "team": team,
+                    "workflow": workflow,
+                    "task_id": task_id,
+                    "status": rng.choices(("success", "failure", "abandoned"), (70, 20, 10))[0],
+                    "quality": round(rng.random(), 3),
+                }
+            )
     return events
 
 
@@ -144,12 +164,19 @@ class _Delivery:
         self.ends[key] = max(self.ends.get(key, 0), msg.offset() + 1)
 
 
-def produce(bootstrap: str, topic: str, events: list[dict[str, Any]], *, envelope: int = 1,
-            extra: list[bytes] | None = None) -> Ends:
+def produce(
+    bootstrap: str,
+    topic: str,
+    events: list[dict[str, Any]],
+    *,
+    envelope: int = 1,
+    extra: list[bytes] | None = None,
+) -> Ends:
     """Produce ``events`` keyed by task id: one per message, or batch envelopes of up to
     ``envelope`` events of one task (one partition). ``extra`` raw values are sent too."""
-    producer = Producer({"bootstrap.servers": bootstrap, "partitioner": "murmur2_random",
-                         "linger.ms": 5})
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "partitioner": "murmur2_random", "linger.ms": 5}
+    )
     delivery = _Delivery()
     by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for event in events:
@@ -171,8 +198,9 @@ def produce_json(bootstrap: str, topic: str, docs: list[dict[str, Any]], key: st
     producer = Producer({"bootstrap.servers": bootstrap})
     delivery = _Delivery()
     for doc in docs:
-        producer.produce(topic, orjson.dumps(doc), key=str(doc.get(key, "k")).encode(),
-                         on_delivery=delivery)
+        producer.produce(
+            topic, orjson.dumps(doc), key=str(doc.get(key, "k")).encode(), on_delivery=delivery
+        )
     assert producer.flush(30) == 0
     assert not delivery.errors, delivery.errors
     return delivery.ends
@@ -186,7 +214,9 @@ def merge(*ends: Ends) -> Ends:
     return out
 
 
-def expected_rollup(events: list[dict[str, Any]], policy: Policy) -> dict[tuple[Any, ...], list[Any]]:
+def expected_rollup(
+    events: list[dict[str, Any]], policy: Policy
+) -> dict[tuple[Any, ...], list[Any]]:
     """(hour, team, workflow, model) → [calls, input, output, cached, write, reasoning, cost,
     retries, errors, unpriced], computed in Python from the unique call events."""
     seen: set[str] = set()
@@ -218,8 +248,9 @@ _ROLLUP_MEASURES = (
 )
 
 
-def rollup_totals(store: ClickHouseStore, table: str = "spend_hourly",
-                  bucket: str = "hour") -> dict[tuple[Any, ...], list[Any]]:
+def rollup_totals(
+    store: ClickHouseStore, table: str = "spend_hourly", bucket: str = "hour"
+) -> dict[tuple[Any, ...], list[Any]]:
     result = store.query(
         f"SELECT {bucket}, team, workflow, model, {_ROLLUP_MEASURES} FROM {table} "
         f"GROUP BY {bucket}, team, workflow, model"
@@ -261,8 +292,9 @@ def assert_exact(store: ClickHouseStore, events: list[dict[str, Any]], policy: P
 
 def committed(bootstrap: str, group: str, ends: Ends) -> bool:
     """True when ``group`` has committed each partition of ``ends`` up to its end."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
-                         "enable.auto.commit": False})
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False}
+    )
     try:
         offsets = consumer.committed([TopicPartition(t, p) for t, p in ends], timeout=10)
         return all(tp.offset == ends[(tp.topic, tp.partition)] for tp in offsets)
@@ -272,8 +304,14 @@ def committed(bootstrap: str, group: str, ends: Ends) -> bool:
 
 def read_all(bootstrap: str, topic: str, *, expect: int, timeout_s: float = 20.0) -> list[Any]:
     """Every message of ``topic`` (assign, no group), waiting for at least ``expect``."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"reader-{uuid.uuid4()}",
-                         "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"reader-{uuid.uuid4()}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        }
+    )
     try:
         metadata = consumer.list_topics(topic, timeout=10)
         consumer.assign([TopicPartition(topic, p, 0) for p in metadata.topics[topic].partitions])
