@@ -149,7 +149,8 @@ SELECT workflow,
     round(sumIf(tokens, status IS NOT NULL) / nullIf(countIf(status IS NOT NULL), 0), 1)
         AS tokens_per_outcome,
     sum(cost_usd) AS cost_usd,
-    round(toFloat64(cost_usd) / nullIf(countIf(success), 0), 6) AS cost_per_successful_task,
+    if(countIf(success) = 0, NULL, cost_usd / countIf(success))
+        AS cost_per_successful_task,
     round(sum(retry_tokens) / nullIf(sum(tokens), 0), 4) AS retry_token_ratio
 FROM joined
 GROUP BY workflow
