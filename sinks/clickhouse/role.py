@@ -1,17 +1,19 @@
 """``tokengov worker --role sink``: the ClickHouse writer (and, for an embedded store, the
 read-only query endpoint) as a service of the worker's Faust app.
 
-The writer uses its own confluent-kafka consumer (group ``tokengov-sink``) in a
-thread: it needs manual commits after ClickHouse acknowledges, and pause/resume
-for backpressure, which it controls there directly. The service starts it with
-the app, stops it (flushing what is buffered) with the app, and crashes the
-worker if the writer dies.
+The writer uses its own confluent-kafka consumer in a thread: it needs manual
+commits after ClickHouse acknowledges, and pause/resume for backpressure,
+which it controls there directly. The service starts it with the app, stops it
+(flushing what is buffered) with the app, and crashes the worker if the writer
+dies. Its consumer group is ``tokengov-sink`` (``<prefix>tokengov-sink`` when
+the topics carry a prefix).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 
 import faust
 from mode import Service
@@ -22,6 +24,7 @@ from sinks.clickhouse.schema import SchemaOptions
 from sinks.clickhouse.store import ClickHouseStore
 from sinks.clickhouse.writer import SinkConfig, SinkWriter
 from tokengov.runtime import WorkerContext
+from tokengov.topics import EVENTS
 
 __all__ = ["SinkRole", "register"]
 
@@ -33,38 +36,64 @@ class SinkRole:
 
     def __init__(self, ctx: WorkerContext, config: SinkConfig | None = None) -> None:
         settings = ctx.settings
+        # Topics with a prefix (a test, a second deployment) get a consumer group to match.
+        prefix = ctx.topics.events.removesuffix(EVENTS)
+        if config is None:
+            config = SinkConfig(
+                group_id=f"{prefix}tokengov-sink",
+                schema=SchemaOptions(ttl_days=settings.clickhouse_ttl_days),
+            )
         self.store = ClickHouseStore(settings.clickhouse_dsn)
         self.writer = SinkWriter(
             bootstrap=ctx.bootstrap,
             topics=ctx.topics,
             store=self.store,
             decoder=MessageDecoder(lambda: ctx.policy.current.catalog),
-            config=config
-            or SinkConfig(schema=SchemaOptions(ttl_days=settings.clickhouse_ttl_days)),
+            config=config,
         )
         self.endpoint: QueryEndpoint | None = None
         if settings.embedded_clickhouse:
             self.endpoint = QueryEndpoint(
                 settings.clickhouse_dsn, settings.query_endpoint, settings.data_dir
             )
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._serving = False
 
     def start(self) -> None:
         self.writer.start()
         if self.endpoint is not None:
+            threading.Thread(
+                target=self._serve_when_ready, name="clickhouse-endpoint-start", daemon=True
+            ).start()
+
+    def _serve_when_ready(self) -> None:
+        """Serve queries once the schema is in place (the writer migrates it first)."""
+        while not self.writer.ready.wait(0.5):
+            if self._stopping.is_set() or not self.writer.alive:
+                return
+        endpoint = self.endpoint
+        assert endpoint is not None
+        with self._lock:
+            if self._stopping.is_set():
+                return
             try:
-                self.endpoint.start()
+                endpoint.start()
             except OSError as exc:
                 log.warning(
                     "query endpoint %s unavailable (%s); serving on a free port",
-                    self.endpoint.address,
+                    endpoint.address,
                     exc,
                 )
-                self.endpoint.port = 0
-                self.endpoint.start()
+                endpoint.port = 0
+                endpoint.start()
+            self._serving = True
 
     def stop(self) -> None:
-        if self.endpoint is not None:
-            self.endpoint.stop()
+        with self._lock:
+            self._stopping.set()
+            if self.endpoint is not None and self._serving:
+                self.endpoint.stop()
         self.writer.stop()
         self.store.close()
 

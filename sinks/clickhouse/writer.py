@@ -246,6 +246,7 @@ class SinkWriter:
             except StoreError as exc:
                 if not exc.retryable:
                     raise
+                self.counters.retries += 1
                 delay = backoff.next_delay()
                 log.warning("ClickHouse not ready (%s); retrying in %.1f s", exc, delay)
                 self._stop.wait(delay)

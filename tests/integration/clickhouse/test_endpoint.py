@@ -27,11 +27,20 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 def cli(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
-    env = os.environ | {"PYTHONPATH": str(ROOT), "TOKENGOV_DATA_DIR": str(data_dir),
-                        "COLUMNS": "200"}
+    env = os.environ | {
+        "PYTHONPATH": str(ROOT),
+        "TOKENGOV_DATA_DIR": str(data_dir),
+        "COLUMNS": "200",
+    }
     env.pop("TOKENGOV_CLICKHOUSE_URL", None)
-    return subprocess.run([sys.executable, "-m", "tokengov.cli.main", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "tokengov.cli.main", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 @pytest.fixture
@@ -62,15 +71,21 @@ def served(data_dir):
 def test_endpoint_answers_reads_and_refuses_writes(served):
     reader = EndpointReader(served.host, served.port)
     try:
-        result = reader.query("SELECT team, sum(cost_usd) AS cost_usd FROM token_events "
-                              "GROUP BY team ORDER BY team")
+        result = reader.query(
+            "SELECT team, sum(cost_usd) AS cost_usd FROM token_events GROUP BY team ORDER BY team"
+        )
         assert result.columns == ["team", "cost_usd"]
         assert result.rows == [("search", "0.000560000000"), ("support", "0.002244000000")]
-        params = reader.query("SELECT count() FROM token_events WHERE team = {t:String}",
-                              {"t": "search"})
+        params = reader.query(
+            "SELECT count() FROM token_events WHERE team = {t:String}", {"t": "search"}
+        )
         assert params.rows == [(1,)]
-        for statement in ("DROP TABLE token_events", "INSERT INTO alerts SELECT * FROM alerts",
-                          "SELECT 1; DROP TABLE token_events", "ALTER TABLE x DELETE WHERE 1"):
+        for statement in (
+            "DROP TABLE token_events",
+            "INSERT INTO alerts SELECT * FROM alerts",
+            "SELECT 1; DROP TABLE token_events",
+            "ALTER TABLE x DELETE WHERE 1",
+        ):
             with pytest.raises(QueryError, match="read-only|one statement"):
                 reader.query(statement)
         # The engine itself refuses to leave read-only mode.
@@ -80,28 +95,53 @@ def test_endpoint_answers_reads_and_refuses_writes(served):
             reader.query("SELECT no_such_column FROM token_events")
     finally:
         reader.close()
-    raw = httpx.post(f"http://{served.address}/query", json={"sql": "DROP TABLE token_events"},
-                     timeout=10)
+    raw = httpx.post(
+        f"http://{served.address}/query", json={"sql": "DROP TABLE token_events"}, timeout=10
+    )
     assert raw.status_code == 400 and "read-only" in raw.json()["error"]
 
 
 def test_cli_query_goes_through_the_running_owner(served, data_dir):
     state = json.loads((data_dir / STATE_FILE).read_text())
     assert state["pid"] == os.getpid() and state["port"] == served.port
-    done = cli("query", "SELECT team, count() AS calls FROM token_events GROUP BY team "
-               "ORDER BY team", "--format", "json", data_dir=data_dir)
+    done = cli(
+        "query",
+        "SELECT team, count() AS calls FROM token_events GROUP BY team ORDER BY team",
+        "--format",
+        "json",
+        data_dir=data_dir,
+    )
     assert done.returncode == 0, done.stderr
-    assert orjson.loads(done.stdout) == [{"team": "search", "calls": 1},
-                                         {"team": "support", "calls": 1}]
-    as_csv = cli("query", "SELECT event_id, cost_usd FROM token_events ORDER BY event_id",
-                 "-f", "csv", data_dir=data_dir)
-    assert as_csv.stdout.splitlines() == ["event_id,cost_usd", "e1,0.000560000000",
-                                          "e2,0.002244000000"]
+    assert orjson.loads(done.stdout) == [
+        {"team": "search", "calls": 1},
+        {"team": "support", "calls": 1},
+    ]
+    as_csv = cli(
+        "query",
+        "SELECT event_id, cost_usd FROM token_events ORDER BY event_id",
+        "-f",
+        "csv",
+        data_dir=data_dir,
+    )
+    assert as_csv.stdout.splitlines() == [
+        "event_id,cost_usd",
+        "e1,0.000560000000",
+        "e2,0.002244000000",
+    ]
     failed = cli("query", "SELECT nope FROM token_events", data_dir=data_dir)
     assert failed.returncode == 1
     assert "UNKNOWN_IDENTIFIER" in failed.stderr and "Traceback" not in failed.stderr
-    report = cli("report", "spend", "--since", "2026-10-30", "--until", "2026-10-31",
-                 "-f", "json", data_dir=data_dir)
+    report = cli(
+        "report",
+        "spend",
+        "--since",
+        "2026-10-30",
+        "--until",
+        "2026-10-31",
+        "-f",
+        "json",
+        data_dir=data_dir,
+    )
     assert report.returncode == 0, report.stderr
     spend = orjson.loads(report.stdout)
     assert [(r["team"], r["calls"]) for r in spend] == [("support", 1), ("search", 1)]
@@ -109,8 +149,9 @@ def test_cli_query_goes_through_the_running_owner(served, data_dir):
 
 def test_without_an_owner_the_store_is_opened_directly(data_dir):
     # A state file left by a process that is gone does not send queries into the void.
-    (data_dir / STATE_FILE).write_text(json.dumps({"host": "127.0.0.1", "port": free_port(),
-                                                   "pid": 2**22 + 12345}))
+    (data_dir / STATE_FILE).write_text(
+        json.dumps({"host": "127.0.0.1", "port": free_port(), "pid": 2**22 + 12345})
+    )
     dsn = f"chdb://{data_dir / 'clickhouse'}"
     with ClickHouseStore(dsn) as store:
         migrate(store)

@@ -36,29 +36,66 @@ def populated(store: ClickHouseStore, policy: Policy) -> list[CallEvent | Outcom
     decoder = MessageDecoder(lambda: policy.catalog)
     piece = PartitionSlice("events", 0)
     for offset, doc in enumerate(docs):
-        piece.messages.append(Consumed("events", 0, offset,
-                                       decoder.decode("events", orjson.dumps(doc))))
+        piece.messages.append(
+            Consumed("events", 0, offset, decoder.decode("events", orjson.dumps(doc)))
+        )
     for table, pairs in Flush.of([piece]).rows_by_table().items():
         store.insert(table, [i.row for _, i in pairs], columns=COLUMNS[table])
     alerts = [
-        Alert(alert_id="a1", fingerprint="f1", kind="runaway", severity="critical",
-              team="search", summary="s", starts_at=datetime(2026, 10, 30, 13, tzinfo=UTC)),
-        Alert(alert_id="a1", fingerprint="f1", kind="runaway", severity="critical",
-              status="resolved", team="search", summary="s",
-              starts_at=datetime(2026, 10, 30, 13, tzinfo=UTC)),
-        Alert(alert_id="a2", fingerprint="f2", kind="runaway", severity="critical",
-              team="search", summary="s", starts_at=datetime(2026, 10, 31, 1, tzinfo=UTC)),
-        Alert(alert_id="a3", fingerprint="f3", kind="budget_threshold", severity="warning",
-              team="support", summary="s", starts_at=datetime(2026, 10, 31, 2, tzinfo=UTC)),
-        Alert(alert_id="a4", fingerprint="f4", kind="runaway", severity="critical",
-              team="search", summary="s", starts_at=datetime(2026, 9, 1, tzinfo=UTC)),  # outside
+        Alert(
+            alert_id="a1",
+            fingerprint="f1",
+            kind="runaway",
+            severity="critical",
+            team="search",
+            summary="s",
+            starts_at=datetime(2026, 10, 30, 13, tzinfo=UTC),
+        ),
+        Alert(
+            alert_id="a1",
+            fingerprint="f1",
+            kind="runaway",
+            severity="critical",
+            status="resolved",
+            team="search",
+            summary="s",
+            starts_at=datetime(2026, 10, 30, 13, tzinfo=UTC),
+        ),
+        Alert(
+            alert_id="a2",
+            fingerprint="f2",
+            kind="runaway",
+            severity="critical",
+            team="search",
+            summary="s",
+            starts_at=datetime(2026, 10, 31, 1, tzinfo=UTC),
+        ),
+        Alert(
+            alert_id="a3",
+            fingerprint="f3",
+            kind="budget_threshold",
+            severity="warning",
+            team="support",
+            summary="s",
+            starts_at=datetime(2026, 10, 31, 2, tzinfo=UTC),
+        ),
+        Alert(
+            alert_id="a4",
+            fingerprint="f4",
+            kind="runaway",
+            severity="critical",
+            team="search",
+            summary="s",
+            starts_at=datetime(2026, 9, 1, tzinfo=UTC),
+        ),  # outside
     ]
     store.insert("alerts", [alert_row(a) for a in alerts], columns=COLUMNS["alerts"])
     return [parse_event(d) for d in docs]
 
 
-def _report(name: str, store: ClickHouseStore, policy: Policy | None = None,
-            **kw: Any) -> list[dict[str, Any]]:
+def _report(
+    name: str, store: ClickHouseStore, policy: Policy | None = None, **kw: Any
+) -> list[dict[str, Any]]:
     reader = StoreReader(store.dsn)
     try:
         window = ReportWindow(kw.pop("since", SINCE), kw.pop("until", UNTIL), policy=policy, **kw)
@@ -85,8 +122,10 @@ def test_spend(store, populated, policy):
             acc[1] += price_call(e, policy.catalog).cost_usd
             acc[2] += e.attempt > 1
     rows = _report("spend", store, team="search")
-    assert {(r["team"], r["workflow"], r["model"]): [r["calls"], r["cost_usd"], r["retries"]]
-            for r in rows} == {k: v for k, v in expected.items()}
+    assert {
+        (r["team"], r["workflow"], r["model"]): [r["calls"], r["cost_usd"], r["retries"]]
+        for r in rows
+    } == {k: v for k, v in expected.items()}
     assert [r["cost_usd"] for r in rows] == sorted((r["cost_usd"] for r in rows), reverse=True)
 
 
@@ -115,8 +154,18 @@ def test_unit_economics(store, populated, policy):
     outcomes = {e.task_id: e for e in populated if isinstance(e, Outcome)}
     per: dict[str, dict[str, Any]] = {}
     for task, workflow in workflow_of.items():
-        w = per.setdefault(workflow, {"tasks": 0, "with": 0, "ok": 0, "tok_with": 0, "tok": 0,
-                                      "retry": 0, "cost": Decimal(0)})
+        w = per.setdefault(
+            workflow,
+            {
+                "tasks": 0,
+                "with": 0,
+                "ok": 0,
+                "tok_with": 0,
+                "tok": 0,
+                "retry": 0,
+                "cost": Decimal(0),
+            },
+        )
         w["tasks"] += 1
         w["tok"] += tokens[task]
         w["retry"] += retry_tokens[task]
@@ -129,30 +178,48 @@ def test_unit_economics(store, populated, policy):
     assert set(rows) == set(per)
     for workflow, w in per.items():
         r = rows[workflow]
-        assert (r["tasks"], r["tasks_with_outcome"], r["successes"]) == (w["tasks"], w["with"],
-                                                                          w["ok"])
+        assert (r["tasks"], r["tasks_with_outcome"], r["successes"]) == (
+            w["tasks"],
+            w["with"],
+            w["ok"],
+        )
         assert r["cost_usd"] == w["cost"]
         assert r["success_rate"] == pytest.approx(w["ok"] / w["with"], abs=1e-4)
         assert r["tokens_per_outcome"] == pytest.approx(w["tok_with"] / w["with"], abs=0.1)
         assert r["retry_token_ratio"] == pytest.approx(w["retry"] / w["tok"], abs=1e-4)
         if w["ok"]:
-            assert r["cost_per_successful_task"] == pytest.approx(w["cost"] / w["ok"],
-                                                                  abs=Decimal("1e-12"))
+            assert r["cost_per_successful_task"] == pytest.approx(
+                w["cost"] / w["ok"], abs=Decimal("1e-12")
+            )
 
 
 def test_budgets(store, populated, policy):
     until = datetime(2026, 10, 31, 18, tzinfo=UTC)
-    day_usd = sum((price_call(e, policy.catalog).cost_usd for e in _calls(populated)
-                   if e.team == "search" and e.ts.date() == until.date()), Decimal(0))
-    month_tokens = sum(e.tokens.total for e in _calls(populated)
-                       if e.workflow == "summary" and e.ts.month == 10)
+    day_usd = sum(
+        (
+            price_call(e, policy.catalog).cost_usd
+            for e in _calls(populated)
+            if e.team == "search" and e.ts.date() == until.date()
+        ),
+        Decimal(0),
+    )
+    month_tokens = sum(
+        e.tokens.total for e in _calls(populated) if e.workflow == "summary" and e.ts.month == 10
+    )
     rows = {r["budget_id"]: r for r in _report("budgets", store, policy, until=until)}
     team = rows["team:search:day"]
     assert team["spent_usd"] == day_usd.quantize(Decimal("0.000001"))
     assert team["used_usd"] == pytest.approx(float(day_usd / Decimal("0.05")), abs=1e-4)
     used = day_usd / Decimal("0.05")
-    expected_status = ("breached" if used >= 1 else "over 80%" if used >= Decimal("0.8")
-                       else "over 50%" if used >= Decimal("0.5") else "ok")
+    expected_status = (
+        "breached"
+        if used >= 1
+        else "over 80%"
+        if used >= Decimal("0.8")
+        else "over 50%"
+        if used >= Decimal("0.5")
+        else "ok"
+    )
     assert team["status"] == expected_status
     assert team["forecast_usd"] == (day_usd * Decimal(24 / 18)).quantize(Decimal("0.01"))
     workflow = rows["workflow:summary:month"]
@@ -163,7 +230,9 @@ def test_budgets(store, populated, policy):
 def test_alerts(store, populated):
     rows = _report("alerts", store)
     assert [(r["team"], r["kind"], r["alerts"], r["firing"], r["resolved"]) for r in rows] == [
-        ("search", "runaway", 2, 1, 1), ("support", "budget_threshold", 1, 1, 0)]
+        ("search", "runaway", 2, 1, 1),
+        ("support", "budget_threshold", 1, 1, 0),
+    ]
     assert _report("alerts", store, team="support")[0]["alerts"] == 1
 
 

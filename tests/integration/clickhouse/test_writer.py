@@ -50,8 +50,11 @@ def running_writer(
         "backoff_initial_s": 0.1,
         "backoff_max_s": 0.5,
         # A fast group join (DESIGN.md's values are the defaults; these are shorter still).
-        "consumer": {"session.timeout.ms": 1000, "heartbeat.interval.ms": 200,
-                     "max.poll.interval.ms": 3000},
+        "consumer": {
+            "session.timeout.ms": 1000,
+            "heartbeat.interval.ms": 200,
+            "max.poll.interval.ms": 3000,
+        },
     } | config
     writer = SinkWriter(
         bootstrap=bootstrap,
@@ -340,3 +343,45 @@ def test_store_failing_mid_run_pauses_and_loses_nothing(bootstrap, topic_names, 
         wait_committed(bootstrap, group, ends, writer)
         assert not writer.paused
     assert_exact(store, first + second, policy)
+
+
+def test_store_unavailable_at_start_then_everything_arrives(
+    bootstrap, topic_names, tmp_path, policy
+):
+    """Another process holds the embedded store (chdb allows one per directory): the writer
+    consumes nothing and retries until it is released, then loses nothing."""
+    import subprocess
+    import sys
+
+    dsn = f"chdb://{tmp_path / 'ch'}"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, clickhouse_connect\n"
+            "client = clickhouse_connect.get_client(dsn=sys.argv[1])\n"
+            "print('held', flush=True)\n"
+            "sys.stdin.read()\n",
+            dsn,
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        events = make_events(30, seed=7)
+        ends = produce(bootstrap, topic_names.events, events)
+        group = f"sink-{uuid.uuid4().hex[:8]}"
+        store = ClickHouseStore(dsn)
+        with running_writer(bootstrap, topic_names, store, policy, group) as writer:
+            wait_until(lambda: writer.counters.retries >= 3, 30, "the writer to retry")
+            assert not writer.ready.is_set() and writer.counters.messages == 0
+            assert not committed(bootstrap, group, ends)
+            holder.communicate("", timeout=30)  # the other process lets go
+            wait_committed(bootstrap, group, ends, writer)
+        assert_exact(store, events, policy)
+        store.close()
+    finally:
+        holder.kill()
+        holder.wait()
