@@ -108,12 +108,12 @@ class Flush:
                 for item in message.decoded.items:
                     yield message, item
 
-    def keyed_event_ids(self, table: str) -> list[tuple[str, datetime | None]]:
+    def keyed_event_ids(self, table: str) -> list[tuple[str, datetime]]:
         """(event_id, ts) of the rows of ``table`` deduplicated by event id."""
         return [
             (i.event_id, i.ts)
             for _, i in self.items()
-            if i.table == table and i.event_id is not None
+            if i.table == table and i.event_id is not None and i.ts is not None
         ]
 
     def rows_by_table(self) -> dict[str, list[tuple[Consumed, Item]]]:

@@ -30,8 +30,8 @@ class DeadLetter:
     event_id: str | None = None
     table: str | None = None
 
-    def headers(self) -> list[tuple[str, bytes]]:
-        headers = [
+    def headers(self) -> list[tuple[str, str | bytes | None]]:
+        headers: list[tuple[str, str | bytes | None]] = [
             ("reason", self.reason.encode()),
             ("stage", b"sink"),
             ("source_topic", self.source_topic.encode()),

@@ -306,7 +306,9 @@ class ClickHouseStore:
         if not result.column_names and self.embedded:
             return self._describe_empty(sql, parameters)
         types = [t.name for t in result.column_types]
-        return QueryResult(list(result.column_names), types, list(result.result_rows))
+        return QueryResult(
+            list(result.column_names), types, [tuple(r) for r in result.result_rows]
+        )
 
     def _describe_empty(self, sql: str, parameters: Mapping[str, Any] | None) -> QueryResult:
         """chdb returns no column names with an empty result; ask for them."""

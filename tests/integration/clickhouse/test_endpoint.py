@@ -13,13 +13,12 @@ import httpx
 import orjson
 import pytest
 
-from tokengov.errors import QueryError
-from tokengov.local.broker import free_port
-
 from sinks.clickhouse.endpoint import STATE_FILE, QueryEndpoint
 from sinks.clickhouse.migrate import migrate
 from sinks.clickhouse.reader import EndpointReader, StoreReader, open_reader
 from sinks.clickhouse.store import ClickHouseStore
+from tokengov.errors import QueryError
+from tokengov.local.broker import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -86,10 +85,10 @@ def test_endpoint_answers_reads_and_refuses_writes(served):
             "SELECT 1; DROP TABLE token_events",
             "ALTER TABLE x DELETE WHERE 1",
         ):
-            with pytest.raises(QueryError, match="read-only|one statement"):
+            with pytest.raises(QueryError, match=r"read-only|one statement"):
                 reader.query(statement)
         # The engine itself refuses to leave read-only mode.
-        with pytest.raises(QueryError, match="READONLY|readonly"):
+        with pytest.raises(QueryError, match=r"READONLY|readonly"):
             reader.query("SELECT 1 SETTINGS readonly = 0")
         with pytest.raises(QueryError, match=r"Code: 47.*UNKNOWN_IDENTIFIER"):
             reader.query("SELECT no_such_column FROM token_events")

@@ -10,10 +10,6 @@ from typing import Any
 import orjson
 import pytest
 
-from tokengov.contracts import Alert, CallEvent, Outcome, parse_event
-from tokengov.policy import Policy
-from tokengov.pricing import price_call
-
 from sinks.clickhouse.batch import Consumed, Flush, PartitionSlice
 from sinks.clickhouse.decode import MessageDecoder
 from sinks.clickhouse.reader import StoreReader
@@ -21,6 +17,9 @@ from sinks.clickhouse.reports import REPORTS, ReportWindow, run_report
 from sinks.clickhouse.rows import alert_row
 from sinks.clickhouse.store import ClickHouseStore
 from sinks.clickhouse.writer import COLUMNS
+from tokengov.contracts import Alert, CallEvent, Outcome, parse_event
+from tokengov.policy import Policy
+from tokengov.pricing import price_call
 
 from .conftest import make_events
 

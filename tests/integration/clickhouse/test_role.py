@@ -13,10 +13,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tokengov.local.broker import free_port
-
 from sinks.clickhouse.endpoint import STATE_FILE
 from sinks.clickhouse.reader import EndpointReader, endpoint_address
+from tokengov.local.broker import free_port
 
 from .conftest import POLICY, make_events, produce, wait_until
 

@@ -8,8 +8,6 @@ from typing import Any
 import orjson
 import pytest
 
-from tokengov.policy import Policy
-
 from sinks.clickhouse.batch import Consumed, Flush, PartitionSlice
 from sinks.clickhouse.decode import MessageDecoder
 from sinks.clickhouse.dedup import existing_event_ids
@@ -19,6 +17,7 @@ from sinks.clickhouse.rows import TOKEN_EVENT_COLUMNS
 from sinks.clickhouse.schema import SchemaOptions, latest_version
 from sinks.clickhouse.store import ClickHouseStore, StoreError
 from sinks.clickhouse.writer import COLUMNS
+from tokengov.policy import Policy
 
 from .conftest import assert_exact, make_events, raw_totals, rollup_totals
 
