@@ -78,15 +78,14 @@ class Plan:
     end_offset: int
 
 
-def content_token(table: str, pairs: Iterable[tuple[Consumed, Item]]) -> str:
-    """An insert's deduplication token from the rows it carries (their source positions)."""
+def content_token(table: str, flush: Flush) -> str:
+    """The deduplication token of ``table``'s insert for ``flush``: its rows are fixed by
+    the flush's offset ranges and the ids it leaves out, so those fix the token."""
     digest = hashlib.sha256(table.encode())
-    for message, item in pairs:
-        digest.update(f"|{message.topic}:{message.partition}:{message.offset}".encode())
-        if item.event_id is not None:
-            digest.update(item.event_id.encode())
-        else:
-            digest.update(repr(item.row[:2]).encode())
+    for piece in flush.slices:
+        digest.update(f"|{piece.topic}:{piece.partition}:{piece.start}-{piece.end}".encode())
+    for event_id in sorted(flush.skipped_event_ids):
+        digest.update(f"|-{event_id}".encode())
     return f"{TOKEN_PREFIX}:{digest.hexdigest()[:40]}"
 
 

@@ -25,6 +25,7 @@ from sinks.clickhouse.rows import (
     event_row,
     finding_row,
     outcome_row,
+    row_payload,
 )
 from tokengov.contracts import (
     Alert,
@@ -46,13 +47,19 @@ TOKEN_EVENTS: Final = "token_events"  # noqa: S105
 @dataclass(frozen=True, slots=True)
 class Item:
     """One row bound for ``table``. ``event_id`` and ``ts`` are set for rows deduplicated by
-    event id; ``source`` is what a dead letter of the row carries."""
+    event id. ``raw`` is the message value of a one-object message (alerts, decisions,
+    findings); an event's dead letter is rebuilt from its row instead, so that no parsed
+    model outlives decoding (a batch holds tens of thousands of rows)."""
 
     table: str
     row: tuple[Any, ...]
-    source: BaseModel
     event_id: str | None = None
     ts: datetime | None = None
+    raw: bytes | None = None
+
+    def payload(self) -> bytes:
+        """What a dead letter of this row carries: the contract JSON of the item."""
+        return self.raw if self.raw is not None else row_payload(self.table, self.row)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,10 +113,10 @@ class MessageDecoder:
             try:
                 if isinstance(event, CallEvent):
                     row = event_row(event, price_call(event, catalog))
-                    out.items.append(Item(TOKEN_EVENTS, row, event, event.event_id, event.ts))
+                    out.items.append(Item(TOKEN_EVENTS, row, event.event_id, event.ts))
                 else:
                     out.items.append(
-                        Item("task_outcomes", outcome_row(event), event, event.event_id, event.ts)
+                        Item("task_outcomes", outcome_row(event), event.event_id, event.ts)
                     )
             except RowError as exc:
                 out.rejects.append(
@@ -136,6 +143,6 @@ class MessageDecoder:
             out.rejects.append(Reject(reason, value))
             return
         try:
-            out.items.append(Item(table, to_row(obj), obj))
+            out.items.append(Item(table, to_row(obj), raw=value))
         except RowError as exc:
             out.rejects.append(Reject(str(exc), value))

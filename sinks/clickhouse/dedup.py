@@ -16,9 +16,15 @@ from typing import TYPE_CHECKING, Final
 if TYPE_CHECKING:
     from sinks.clickhouse.store import ClickHouseStore
 
-__all__ = ["existing_event_ids", "existing_ids_sql", "quote", "ts_ranges"]
+__all__ = [
+    "existing_event_ids",
+    "existing_ids_sql",
+    "quote",
+    "stored_in_ranges_sql",
+    "ts_ranges",
+]
 
-CHUNK: Final = 5000
+CHUNK: Final = 20_000
 MAX_RANGES: Final = 16
 
 
@@ -57,14 +63,31 @@ def ts_ranges(
     return ranges
 
 
+def _where_ts(ranges: Sequence[tuple[datetime, datetime]]) -> str:
+    return " OR ".join(f"ts BETWEEN {_ts_literal(lo)} AND {_ts_literal(hi)}" for lo, hi in ranges)
+
+
+def stored_in_ranges_sql(
+    table: str, ranges: Sequence[tuple[datetime, datetime]], *, count: bool
+) -> str:
+    what = "count()" if count else "DISTINCT event_id"
+    return f"SELECT {what} FROM {table} WHERE {_where_ts(ranges)}"
+
+
 def existing_ids_sql(
     table: str, ids: Sequence[str], ranges: Sequence[tuple[datetime, datetime]]
 ) -> str:
-    where_ts = " OR ".join(
-        f"ts BETWEEN {_ts_literal(lo)} AND {_ts_literal(hi)}" for lo, hi in ranges
+    """The ids travel as one TSV block read by ``format()`` — parsed by ClickHouse's TSV
+    reader, several times cheaper than an IN list of literals or an array parameter."""
+    if any("$$" in i or "\\" in i for i in ids):
+        id_set = "(" + ", ".join(quote(i) for i in ids) + ")"
+    else:
+        block = "\n".join(ids)
+        id_set = f"(SELECT id FROM format(TSVRaw, 'id String', $${block}$$))"
+    return (
+        f"SELECT DISTINCT event_id FROM {table} WHERE ({_where_ts(ranges)}) "
+        f"AND event_id IN {id_set}"
     )
-    id_list = ", ".join(quote(i) for i in ids)
-    return f"SELECT DISTINCT event_id FROM {table} WHERE ({where_ts}) AND event_id IN ({id_list})"
 
 
 def existing_event_ids(
@@ -74,11 +97,26 @@ def existing_event_ids(
     *,
     chunk: int = CHUNK,
 ) -> set[str]:
-    """The ids among ``keyed`` (event_id, ts) that ``table`` already holds."""
+    """The ids among ``keyed`` (event_id, ts) that ``table`` already holds.
+
+    First counts what the table holds in the flush's time ranges: nothing there (the
+    common case for fresh events) settles it; a few rows there (a late event, a partial
+    replay) are fetched and compared here; many (a replay) are looked up by id.
+    """
+    if not keyed:
+        return set()
+    wanted = {event_id for event_id, _ in keyed}
+    ranges = ts_ranges([t for _, t in keyed])
+    stored = int(store.fetch(stored_in_ranges_sql(table, ranges, count=True)).scalar() or 0)
+    if stored == 0:
+        return set()
+    if stored <= len(wanted):
+        rows = store.fetch(stored_in_ranges_sql(table, ranges, count=False)).rows
+        return wanted & {str(r[0]) for r in rows}
     found: set[str] = set()
     for start in range(0, len(keyed), chunk):
         part = keyed[start : start + chunk]
         sql = existing_ids_sql(table, [i for i, _ in part], ts_ranges([t for _, t in part]))
-        result = store.query(sql, settings={"max_query_size": len(sql) + 1024})
+        result = store.fetch(sql, settings={"max_query_size": len(sql) + 1024})
         found.update(str(row[0]) for row in result.rows)
     return found

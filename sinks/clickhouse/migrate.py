@@ -68,13 +68,13 @@ def checksum(migration: Migration, options: SchemaOptions) -> str:
 def current_version(store: ClickHouseStore) -> int:
     """The highest version recorded; 0 for an empty store."""
     store.command(_MIGRATIONS_TABLE)
-    version = store.query("SELECT max(version) FROM schema_migrations").scalar()
+    version = store.fetch("SELECT max(version) FROM schema_migrations").scalar()
     return int(version or 0)
 
 
 def ttl_statements(store: ClickHouseStore, options: SchemaOptions) -> list[str]:
     """The ALTERs that bring each raw table's TTL to ``options.ttl_days`` (none when it is)."""
-    result = store.query(
+    result = store.fetch(
         "SELECT name, engine_full FROM system.tables "
         "WHERE database = currentDatabase() AND name IN {names:Array(String)}",
         {"names": list(TTL_TABLES)},

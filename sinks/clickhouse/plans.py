@@ -48,7 +48,7 @@ def load_plans(store: ClickHouseStore, group: str, keys: Iterable[tuple[str, int
     wanted = set(keys)
     if not wanted:
         return []
-    result = store.query(plans_sql(), {"group": group, "topics": sorted({t for t, _ in wanted})})
+    result = store.fetch(plans_sql(), {"group": group, "topics": sorted({t for t, _ in wanted})})
     return [
         Plan(str(topic), int(partition), int(start), int(end))
         for topic, partition, start, end in result.rows

@@ -137,8 +137,8 @@ def reconcile(
         bucketed = sorted({(_bucket(h, bucket), t, w, m) for h, t, w, m in wanted})
         for start in range(0, len(bucketed), chunk):
             part = bucketed[start : start + chunk]
-            raw = store.query(rollup_sql("token_events", bucket, expr, part)).rows
-            current = store.query(rollup_sql(table, bucket, expr, part)).rows
+            raw = store.fetch(rollup_sql("token_events", bucket, expr, part)).rows
+            current = store.fetch(rollup_sql(table, bucket, expr, part)).rows
             deltas = rollup_deltas(raw, current)
             if deltas:
                 store.insert(

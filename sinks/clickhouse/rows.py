@@ -35,6 +35,7 @@ __all__ = [
     "event_row",
     "finding_row",
     "outcome_row",
+    "row_payload",
 ]
 
 UINT32_MAX: Final = 2**32 - 1
@@ -302,3 +303,54 @@ def finding_row(finding: Finding) -> tuple[Any, ...]:
         finding.better_pattern,
         finding.ts,
     )
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+def row_payload(table: str, row: tuple[Any, ...]) -> bytes:
+    """The contract JSON of an event or outcome row (for a dead letter): what
+    ``tokengov emit`` would accept again once the store takes it."""
+    if table == "token_events":
+        r = dict(zip(TOKEN_EVENT_COLUMNS, row, strict=True))
+        doc: dict[str, Any] = {"kind": "call"}
+        for key in (
+            "schema_version",
+            "event_id",
+            "ts",
+            "team",
+            "workflow",
+            "task_id",
+            "agent",
+            "parent_agent",
+            "step",
+            "provider",
+            "model",
+        ):
+            doc[key] = _iso(r[key])
+        doc["tokens"] = {
+            k: r[f"{k}_tokens"]
+            for k in ("input", "output", "cached_input", "cache_write", "reasoning")
+        }
+        doc["components"] = {
+            k: r[f"{k}_tokens"]
+            for k in (
+                "system",
+                "tool_definitions",
+                "retrieved",
+                "history",
+                "tool_responses",
+                "handoff",
+                "memory",
+            )
+        }
+        for key in ("attempt", "tool_calls", "tool_name", "latency_ms", "status", "context_window"):
+            doc[key] = r[key]
+        doc["cost_usd"] = str(r["cost_usd"]) if r["cost_source"] == "reported" else None
+    elif table == "task_outcomes":
+        r = dict(zip(OUTCOME_COLUMNS, row, strict=True))
+        doc = {"kind": "outcome", **{k: _iso(v) for k, v in r.items()}}
+    else:
+        raise ValueError(f"no contract payload for {table} rows")
+    return orjson.dumps(doc)

@@ -187,6 +187,8 @@ class ClickHouseStore:
                 send_receive_timeout=self._send_receive_timeout_s,
                 query_retries=0,
                 autogenerate_session_id=False,
+                # Query parameters (the writer's id lookups) go in the body, not the URL.
+                form_encode_query_params=True,
             )
         try:
             client = clickhouse_connect.get_client(dsn=self.dsn, **kwargs)
@@ -238,8 +240,12 @@ class ClickHouseStore:
         if token is not None:
             settings["insert_deduplication_token"] = token
             settings["deduplicate_blocks_in_dependent_materialized_views"] = 1
+        # Column-oriented: clickhouse-connect serializes whole columns at a time (~1.5x faster).
+        data = list(zip(*rows, strict=True))
         try:
-            self.client().insert(table, rows, column_names=list(columns), settings=settings)
+            self.client().insert(
+                table, data, column_names=list(columns), settings=settings, column_oriented=True
+            )
         except DriverError as exc:
             error = _classify(exc, f"insert into {table}")
             self._reset_after(error)
@@ -289,26 +295,47 @@ class ClickHouseStore:
         *,
         settings: Mapping[str, Any] | None = None,
     ) -> QueryResult:
-        """Run a query. ClickHouse's refusal comes back as :class:`QueryError` with its
-        own message; an unreachable store as a retryable :class:`StoreError`."""
+        """An analyst's query. ClickHouse's refusal comes back as :class:`QueryError` with
+        its own message; an unreachable store as a retryable :class:`StoreError`."""
         try:
-            result = self.client().query(
-                sql,
-                parameters=dict(parameters) if parameters else None,
-                settings=dict(settings or {}),
-            )
+            result = self._run(sql, parameters, settings)
         except OperationalError as exc:
             error = _classify(exc, "query")
             self._reset_after(error)
             raise error from exc
         except DriverError as exc:
             raise QueryError(clickhouse_message(exc)) from exc
-        if not result.column_names and self.embedded:
+        if not result.columns and self.embedded:
             return self._describe_empty(sql, parameters)
-        types = [t.name for t in result.column_types]
-        return QueryResult(
-            list(result.column_names), types, [tuple(r) for r in result.result_rows]
+        return result
+
+    def fetch(
+        self,
+        sql: str,
+        parameters: Mapping[str, Any] | None = None,
+        *,
+        settings: Mapping[str, Any] | None = None,
+    ) -> QueryResult:
+        """tokengov's own query (the writer's lookups, migrations): any failure is a
+        :class:`StoreError`, retryable unless ClickHouse rejected the data."""
+        try:
+            return self._run(sql, parameters, settings)
+        except DriverError as exc:
+            error = _classify(exc, "query")
+            self._reset_after(error)
+            raise error from exc
+
+    def _run(
+        self,
+        sql: str,
+        parameters: Mapping[str, Any] | None,
+        settings: Mapping[str, Any] | None,
+    ) -> QueryResult:
+        result = self.client().query(
+            sql, parameters=dict(parameters) if parameters else None, settings=dict(settings or {})
         )
+        types = [t.name for t in result.column_types]
+        return QueryResult(list(result.column_names), types, [tuple(r) for r in result.result_rows])
 
     def _describe_empty(self, sql: str, parameters: Mapping[str, Any] | None) -> QueryResult:
         """chdb returns no column names with an empty result; ask for them."""

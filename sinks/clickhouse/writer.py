@@ -261,7 +261,9 @@ class SinkWriter:
         if self._needs_plans and not self._load_plans():
             self._wait(self.config.backoff_initial_s)
             return
-        self._poll(0.05 if self._batcher.messages else 0.2)
+        # While a batch fills, return as soon as the queue is drained (consume otherwise waits
+        # for a full `room` of messages); when idle, wait a little longer per call.
+        self._poll(0.005 if self._batcher.messages else 0.2)
         if self._batcher.due():
             flush = self._batcher.take()
             if flush is not None:
@@ -488,7 +490,7 @@ class SinkWriter:
             for m, r in flush.rejects()
         ]
         for table, pairs in flush.rows_by_table().items():
-            rejected = self._insert_bisect(table, pairs)
+            rejected = self._insert_bisect(table, pairs, content_token(table, flush))
             inserted = len(pairs) - len(rejected)
             self.counters.rows_inserted[table] = (
                 self.counters.rows_inserted.get(table, 0) + inserted
@@ -496,7 +498,7 @@ class SinkWriter:
             letters.extend(
                 DeadLetter(
                     reason,
-                    item.source.model_dump_json().encode(),
+                    item.payload(),
                     m.topic,
                     m.partition,
                     m.offset,
@@ -508,16 +510,14 @@ class SinkWriter:
         return letters
 
     def _insert_bisect(
-        self, table: str, pairs: list[tuple[Consumed, Item]]
+        self, table: str, pairs: list[tuple[Consumed, Item]], token: str
     ) -> list[tuple[Consumed, Item, str]]:
         """Insert; when ClickHouse rejects the data, split until the rejected rows are found.
-        Each insert's token comes from its rows, so a retry of the same rows is a no-op."""
+        The token follows the rows (the flush's, then ``/0``, ``/1`` for each half), so a
+        retry of the same rows is a no-op."""
         try:
             self._store.insert(
-                table,
-                [i.row for _, i in pairs],
-                columns=COLUMNS[table],
-                token=content_token(table, pairs),
+                table, [i.row for _, i in pairs], columns=COLUMNS[table], token=token
             )
             return []
         except StoreError as exc:
@@ -527,8 +527,8 @@ class SinkWriter:
                 message, item = pairs[0]
                 return [(message, item, str(exc))]
         middle = len(pairs) // 2
-        return self._insert_bisect(table, pairs[:middle]) + self._insert_bisect(
-            table, pairs[middle:]
+        return self._insert_bisect(table, pairs[:middle], f"{token}/0") + self._insert_bisect(
+            table, pairs[middle:], f"{token}/1"
         )
 
     def _commit(self, flush: Flush) -> None:

@@ -17,7 +17,7 @@ class Clock:
 
 
 def msg(partition: int, offset: int, *ids: str, table: str = "token_events") -> Consumed:
-    items = [Item(table, (i,), source=None, event_id=i, ts=TS) for i in ids]  # type: ignore[arg-type]
+    items = [Item(table, (i,), event_id=i, ts=TS) for i in ids]
     return Consumed("events", partition, offset, Decoded(items=items))
 
 
@@ -61,7 +61,6 @@ def test_revoke_forgets_a_partition():
 
 
 def test_stored_and_repeated_ids_are_left_out():
-    flush = Flush.of([])
     flush = Flush.of([*_slices()])
     flush.skipped_event_ids = frozenset({"b"})
     rows = [item.event_id for _, item in flush.rows_by_table()["token_events"]]
@@ -78,13 +77,16 @@ def _slices():
     return flush.slices
 
 
-def test_content_token_depends_on_the_rows_only():
-    one = [(msg(0, 1, "a"), Item("token_events", ("a",), None, "a", TS))]  # type: ignore[arg-type]
-    same = [(msg(0, 1, "a"), Item("token_events", ("a",), None, "a", TS))]  # type: ignore[arg-type]
-    other = [(msg(0, 2, "a"), Item("token_events", ("a",), None, "a", TS))]  # type: ignore[arg-type]
-    assert content_token("token_events", one) == content_token("token_events", same)
-    assert content_token("token_events", one) != content_token("token_events", other)
-    assert content_token("token_events", one) != content_token("task_outcomes", one)
+def test_content_token_follows_ranges_and_exclusions():
+    flush = Flush.of([*_slices()])
+    same = Flush.of([*_slices()])
+    assert content_token("token_events", flush) == content_token("token_events", same)
+    assert content_token("token_events", flush) != content_token("task_outcomes", flush)
+    same.skipped_event_ids = frozenset({"b"})
+    assert content_token("token_events", flush) != content_token("token_events", same)
+    shorter = Flush.of([*_slices()])
+    shorter.slices[0].messages.pop()
+    assert content_token("token_events", flush) != content_token("token_events", shorter)
 
 
 def test_rejects_and_without():

@@ -88,3 +88,22 @@ def test_finding_is_tolerant_and_gets_a_stable_id():
     assert Finding.model_validate(doc | {"finding_id": "f-1"}).id == "f-1"
     with pytest.raises(ValueError):
         Finding.model_validate(doc | {"confidence": 1.5})
+
+
+@pytest.mark.parametrize("cost", [None, "0.25"])
+def test_a_dead_letter_rebuilt_from_the_row_is_the_same_event(cost):
+    from sinks.clickhouse.rows import row_payload
+    from tokengov.contracts import parse_event
+
+    event = _event(
+        team="search",
+        parent_agent="planner",
+        tool_name="t",
+        latency_ms=5,
+        context_window=128_000,
+        components={"history": 30},
+        cost_usd=cost,
+    )
+    source = "reported" if cost else "catalog"
+    row = event_row(event, PricedCall(Decimal(cost or "0.1"), source))
+    assert parse_event(orjson.loads(row_payload("token_events", row))) == event
