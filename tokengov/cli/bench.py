@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.table import Table
 
-from tokengov.cli.common import BootstrapOpt, console
+from tokengov.cli.common import BootstrapOpt, console, err_console, setup_logging
 
 app = typer.Typer(
     help="Benchmarks: a baseline and the real thing in one run, with the ratio.",
@@ -64,3 +66,67 @@ def alerts(
     )
     verdict = "[green]within[/]" if real <= 5000 and result.lost == 0 else "[red]NOT within[/]"
     console.print(f"p95 end to end {real / 1000:.2f}s: {verdict} the 5 s target")
+
+
+@app.command()
+def sink(
+    writer_events: Annotated[
+        int, typer.Option("--writer-events", help="Call events through the writer.")
+    ] = 200_000,
+    events: Annotated[
+        int, typer.Option("--events", help="Events generated in ClickHouse for the reports.")
+    ] = 10_000_000,
+    batch_rows: Annotated[int, typer.Option("--batch-rows", help="Rows per insert.")] = 50_000,
+    policy: Annotated[Path, typer.Option("--policy", help="Prices for the writer.")] = Path(
+        "examples/policy.yaml"
+    ),
+    bootstrap: BootstrapOpt = None,
+) -> None:
+    """ClickHouse writer vs a bare clickhouse-connect insert; report latency over --events."""
+    from bench.sink import run
+
+    setup_logging()
+    result = run(
+        writer_events=writer_events,
+        report_events=events,
+        policy_path=policy,
+        bootstrap=bootstrap,
+        batch_rows=batch_rows,
+        progress=lambda msg: err_console.print(f"[dim]{msg}[/]"),
+    )
+    table = Table(
+        "path", "rows", "seconds", "rows/s", title="Writer vs bare insert", title_justify="left"
+    )
+    table.add_row(
+        "bare clickhouse-connect insert",
+        f"{result.writer_rows:,}",
+        f"{result.bare_s:.2f}",
+        f"{result.bare_rate:,.0f}",
+    )
+    table.add_row(
+        "tokengov writer (Kafka → ClickHouse)",
+        f"{result.writer_rows:,}",
+        f"{result.writer_s:.2f}",
+        f"{result.writer_rate:,.0f}",
+    )
+    table.add_row(
+        "  of which: decode + price + rows, no I/O",
+        f"{result.writer_rows:,}",
+        f"{result.decode_s:.2f}",
+        f"{result.decode_rate:,.0f}",
+    )
+    console.print(table)
+    ratio = result.writer_rate / result.bare_rate
+    console.print(f"writer / bare = [bold]{ratio:.0%}[/] (target ≥ 50%)")
+    reports = Table(
+        "report",
+        "rows",
+        "latency (best of 3)",
+        "target < 1 s",
+        title=f"Reports over {result.report_events:,} events "
+        f"(generated in {result.generate_s:.0f} s)",
+        title_justify="left",
+    )
+    for name, (seconds, rows) in result.reports.items():
+        reports.add_row(name, str(rows), f"{seconds * 1000:.0f} ms", "yes" if seconds < 1 else "NO")
+    console.print(reports)

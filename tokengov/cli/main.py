@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from tokengov import __version__
-from tokengov.cli import alerts, bench, broker, debt, grafana, policy, schema
+from tokengov.cli import alerts, bench, broker, db, debt, grafana, policy, query, schema
 from tokengov.cli.demo import demo_command
 from tokengov.cli.emit import emit_command
 from tokengov.cli.fleet import fleet_command
@@ -31,6 +31,9 @@ app.command("up")(up_command)
 app.command("demo")(demo_command)
 app.command("fleet")(fleet_command)
 app.add_typer(alerts.app, name="alerts")
+app.add_typer(db.app, name="db")
+app.command("query")(query.query)
+app.command("report")(query.report)
 
 
 @app.command()

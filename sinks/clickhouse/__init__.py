@@ -1,0 +1,1 @@
+"""ClickHouse history: schema, writer, store, query endpoint, reports."""
