@@ -33,6 +33,7 @@ __all__ = [
     "PriceCatalog",
     "Receiver",
     "Route",
+    "StreamsSettings",
     "TeamPolicy",
     "load_policy",
     "parse_duration",
@@ -186,7 +187,8 @@ class CostProfile(_Strict):
     max_retries: PositiveInt | None = None
     max_tokens_per_task: PositiveInt | None = None
     max_same_tool_calls: PositiveInt | None = Field(
-        default=None, description="Loop detection: the same tool called this often without progress."
+        default=None,
+        description="Loop detection: the same tool called this often without progress.",
     )
     quality_bar: float | None = Field(default=None, ge=0, le=1)
     on_runaway: Action = "proceed"
@@ -212,6 +214,9 @@ class Budget(_Strict):
     )
     on_breach: Action = Field(default="proceed", description="Decision when 100% is crossed.")
     fallback_model: str | None = None
+    throttle: Duration = Field(
+        default=timedelta(seconds=2), description="For on_breach throttle: wait before each call."
+    )
     forecast: bool = True
 
     @model_validator(mode="after")
@@ -250,6 +255,63 @@ class Route(_Strict):
         return self
 
 
+class StreamsSettings(_Strict):
+    """Knobs of the stream processors (``streams:`` in the file); every key has a default."""
+
+    late_grace: Duration = Field(
+        default=timedelta(seconds=30),
+        description="Windows, budgets and unit metrics still count events this late (event time).",
+    )
+    window_idle_close: Duration = Field(
+        default=timedelta(seconds=30),
+        description="Publish a window that no new data has touched for this long (processing "
+        "time), even when event time has not moved past its end plus the grace.",
+    )
+    retry_storm_min_retries: PositiveInt = Field(
+        default=3, description="Retries of one step before the backoff check applies."
+    )
+    retry_backoff_growth: float = Field(
+        default=1.3,
+        gt=1,
+        description="Gaps between attempts must grow this much per retry to count as backoff.",
+    )
+    default_max_same_tool_calls: PositiveInt = Field(
+        default=6, description="Loop limit for profiles without max_same_tool_calls."
+    )
+    min_attribution_coverage: float | None = Field(
+        default=0.9,
+        ge=0,
+        le=1,
+        description="Alert when the attributed share of an hour's tokens is below (null: never).",
+    )
+    forecast_min_elapsed: Duration = Field(
+        default=timedelta(minutes=15),
+        description="Forecast a budget only after this much of its period has elapsed.",
+    )
+    forecast_window: Duration = Field(
+        default=timedelta(hours=1),
+        description="The burn rate is measured over this trailing window.",
+    )
+    unit_metrics_interval: Duration = Field(
+        default=timedelta(seconds=10),
+        description="How often the unit metrics of each workflow and day are republished.",
+    )
+    task_idle_timeout: Duration = Field(
+        default=timedelta(hours=1),
+        description="Per-task state is dropped after this long without an event (its event ids "
+        "move to the global dedup set).",
+    )
+    dedup_horizon: Duration = Field(
+        default=timedelta(hours=1),
+        description="How long event ids of dropped tasks are remembered for deduplication.",
+    )
+    alert_ledger_lookback: Duration = Field(
+        default=timedelta(minutes=15),
+        description="On taking over partitions, alerts published this recently are read back so "
+        "that a replay after a crash never repeats one.",
+    )
+
+
 class Policy(_Strict):
     version: Literal[1]
     teams: dict[str, TeamPolicy] = Field(default_factory=dict)
@@ -258,6 +320,7 @@ class Policy(_Strict):
     cost_profiles: dict[str, CostProfile] = Field(default_factory=dict)
     budgets: list[Budget] = Field(default_factory=list)
     routes: Route = Field(default_factory=lambda: Route(receiver="console"))
+    streams: StreamsSettings = Field(default_factory=StreamsSettings)
 
     @property
     def catalog(self) -> PriceCatalog:
@@ -330,7 +393,9 @@ def _line_index(text: str) -> dict[tuple[int | str, ...], int]:
     return lines
 
 
-def _nearest_line(lines: dict[tuple[int | str, ...], int], loc: tuple[int | str, ...]) -> int | None:
+def _nearest_line(
+    lines: dict[tuple[int | str, ...], int], loc: tuple[int | str, ...]
+) -> int | None:
     path = tuple(p for p in loc if p not in {"webhook", "slack", "email", "pagerduty", "log"})
     while path:
         if path in lines:
@@ -362,7 +427,9 @@ def _reference_problems(doc: Mapping[str, Any]) -> Iterator[tuple[tuple[int | st
         if scope == "workflow" and name not in profiles:
             yield ("budgets", i, "name"), f'undefined workflow "{name}" (no cost profile)'
 
-    def walk(route: Any, path: tuple[int | str, ...]) -> Iterator[tuple[tuple[int | str, ...], str]]:
+    def walk(
+        route: Any, path: tuple[int | str, ...]
+    ) -> Iterator[tuple[tuple[int | str, ...], str]]:
         if not isinstance(route, dict):
             return
         receiver = route.get("receiver")
@@ -409,7 +476,9 @@ def parse_policy(text: str, *, source: str = "<policy>") -> Policy:
     except ValidationError as exc:
         for err in exc.errors(include_url=False):
             loc = tuple(err["loc"])
-            found.append((_nearest_line(lines, loc), f"{_format_loc(loc)}: {_friendly(err['msg'])}"))
+            found.append(
+                (_nearest_line(lines, loc), f"{_format_loc(loc)}: {_friendly(err['msg'])}")
+            )
     for loc, message in _reference_problems(doc):
         found.append((_nearest_line(lines, loc), f"{_format_loc(loc)}: {message}"))
     if found or policy is None:
