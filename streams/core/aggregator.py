@@ -30,6 +30,7 @@ __all__ = ["Aggregator"]
 log = logging.getLogger(__name__)
 
 META_KEY = "meta"
+WINDOW_RETENTION_MS = 600_000  # published windows wait this long (event time) for laggards
 WINDOW_RETENTION_IDLE_S = 600.0
 
 
@@ -129,7 +130,8 @@ class Aggregator:
             if closed and (group.revision < 0 or group.changed):
                 publish_window(group, min_coverage, now, out)
                 self._dirty.add(f"w|{key[0]}|{key[1]}")
-            expired = wm >= group.end_ms + grace_ms + group.size_ms or (
+            retention_ms = max(group.size_ms, WINDOW_RETENTION_MS)
+            expired = wm >= group.end_ms + grace_ms + retention_ms or (
                 now_s - group.touched_s >= max(WINDOW_RETENTION_IDLE_S, 10 * idle_s)
             )
             if group.revision >= 0 and not group.changed and expired:
