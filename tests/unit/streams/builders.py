@@ -51,7 +51,8 @@ cost_profiles:
     max_tool_calls: 30
     on_runaway: proceed
 budgets:
-  - {scope: team, name: search, period: day, limit_usd: 10, thresholds: [0.5, 0.8, 1.0], on_breach: throttle}
+  - {scope: team, name: search, period: day, limit_usd: 10, thresholds: [0.5, 0.8, 1.0],
+     on_breach: throttle}
   - {scope: workflow, name: support-triage, period: month, limit_tokens: 1000000, forecast: false}
 routes: {receiver: console}
 streams:

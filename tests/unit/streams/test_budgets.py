@@ -138,7 +138,7 @@ def test_tokens_budget_counts_input_and_output() -> None:
 
 
 FORECAST_POLICY = POLICY.replace(
-    "thresholds: [0.5, 0.8, 1.0], on_breach: throttle}",
+    "thresholds: [0.5, 0.8, 1.0],\n     on_breach: throttle}",
     "thresholds: [0.8, 1.0], forecast: true}",
 )
 
