@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from tokengov import __version__
-from tokengov.cli import bench, broker, policy
+from tokengov.cli import bench, broker, policy, worker
 
 app = typer.Typer(
     name="tokengov",
@@ -17,6 +17,7 @@ app = typer.Typer(
 app.add_typer(broker.app, name="broker")
 app.add_typer(policy.app, name="policy")
 app.add_typer(bench.app, name="bench")
+app.add_typer(worker.app, name="worker")
 
 
 @app.command()
