@@ -17,7 +17,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 
 from tokengov.errors import BrokerError
 
-__all__ = ["Record", "latest_by_key", "read_to_end"]
+__all__ = ["Record", "end_offsets", "latest_by_key", "read_to_end"]
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +37,19 @@ def _consumer(bootstrap: str) -> Consumer:
             "bootstrap.servers": bootstrap,
             "group.id": f"tokengov-reader-{uuid.uuid4().hex}",  # never joined: assign() only
             "enable.auto.commit": False,
-            "enable.partition.eof": False,
+            "enable.partition.eof": True,
             "fetch.wait.max.ms": 50,
             "socket.connection.setup.timeout.ms": 5000,
         }
     )
+
+
+def _partitions(consumer: Consumer, topic: str, bootstrap: str, timeout_s: float) -> list[int]:
+    metadata = consumer.list_topics(topic, timeout=timeout_s)
+    meta = metadata.topics.get(topic)
+    if meta is None or meta.error is not None:
+        raise BrokerError(f"cannot read {topic} on {bootstrap}: no such topic")
+    return sorted(meta.partitions)
 
 
 def read_to_end(
@@ -53,42 +61,28 @@ def read_to_end(
     timeout_s: float = 60.0,
 ) -> Iterator[Record]:
     """Every record of ``topic`` (or of ``partitions``) from the beginning — or from the first
-    record at or after ``since_ms`` — up to the end as it was when the read began."""
+    record at or after ``since_ms`` — up to the end of each partition.
+
+    The end is where a fetch reports end-of-partition: Tansu answers ListOffsets(latest)
+    with the base offset of the last batch rather than the next offset, so the watermark
+    it returns cannot be trusted as the end."""
     consumer = _consumer(bootstrap)
     try:
         if partitions is None:
-            metadata = consumer.list_topics(topic, timeout=timeout_s)
-            meta = metadata.topics.get(topic)
-            if meta is None or meta.error is not None:
-                raise BrokerError(f"cannot read {topic} on {bootstrap}: no such topic")
-            partitions = sorted(meta.partitions)
-        ends: dict[int, int] = {}
-        starts: dict[int, int] = {}
-        for p in partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)
-            if high > low:
-                ends[p], starts[p] = high, low
-        if not ends:
-            return
+            partitions = _partitions(consumer, topic, bootstrap, timeout_s)
+        starts = {p: OFFSET_BEGINNING for p in partitions}
         if since_ms is not None:
-            wanted = [TopicPartition(topic, p, since_ms) for p in ends]
+            wanted = [TopicPartition(topic, p, since_ms) for p in partitions]
             try:
                 for tp in consumer.offsets_for_times(wanted, timeout=timeout_s):
                     if tp.offset >= 0:
-                        starts[tp.partition] = max(starts[tp.partition], tp.offset)
-                    elif tp.offset == -1:  # nothing at or after since_ms
-                        starts[tp.partition] = ends[tp.partition]
+                        starts[tp.partition] = tp.offset
             except KafkaException as exc:  # a broker without time index: read it all
                 log.debug("offsets_for_times on %s failed (%s); reading from the start", topic, exc)
-        remaining = {p for p in ends if starts[p] < ends[p]}
+        remaining = set(partitions)
         if not remaining:
             return
-        consumer.assign(
-            [
-                TopicPartition(topic, p, starts[p] if starts[p] > 0 else OFFSET_BEGINNING)
-                for p in remaining
-            ]
-        )
+        consumer.assign([TopicPartition(topic, p, starts[p]) for p in remaining])
         deadline = time.monotonic() + timeout_s
         while remaining:
             if time.monotonic() > deadline:
@@ -100,17 +94,39 @@ def read_to_end(
                 err = msg.error()
                 if err is not None:
                     if err.code() == KafkaError._PARTITION_EOF:
+                        remaining.discard(msg.partition())
                         continue
                     raise BrokerError(f"reading {topic} on {bootstrap}: {err}")
-                p, offset = msg.partition(), msg.offset()
-                if p not in remaining:
-                    continue
-                if offset >= ends[p] - 1:
-                    remaining.discard(p)
-                if offset >= ends[p]:
-                    continue
                 headers = {k: v or b"" for k, v in (msg.headers() or [])}
-                yield Record(p, offset, msg.key(), msg.value(), headers)
+                yield Record(msg.partition(), msg.offset(), msg.key(), msg.value(), headers)
+    except KafkaException as exc:
+        raise BrokerError(f"reading {topic} on {bootstrap}: {exc}") from exc
+    finally:
+        consumer.close()
+
+
+def end_offsets(bootstrap: str, topic: str, timeout_s: float = 30.0) -> dict[int, int]:
+    """The next offset of every partition, as a fetch reports it (see :func:`read_to_end`)."""
+    consumer = _consumer(bootstrap)
+    try:
+        partitions = _partitions(consumer, topic, bootstrap, timeout_s)
+        starts = {}
+        for p in partitions:  # a lower bound from ListOffsets: little left to read from there
+            _, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)
+            starts[p] = max(high, 0)
+        consumer.assign([TopicPartition(topic, p, starts[p]) for p in partitions])
+        ends: dict[int, int] = {}
+        deadline = time.monotonic() + timeout_s
+        while len(ends) < len(partitions):
+            if time.monotonic() > deadline:
+                raise BrokerError(f"no end-of-partition from {topic} on {bootstrap}")
+            for msg in consumer.consume(num_messages=10_000, timeout=0.2):
+                err = msg.error()
+                if err is not None and err.code() == KafkaError._PARTITION_EOF:
+                    ends[msg.partition()] = msg.offset()
+                elif err is not None:
+                    raise BrokerError(f"reading {topic} on {bootstrap}: {err}")
+        return ends
     except KafkaException as exc:
         raise BrokerError(f"reading {topic} on {bootstrap}: {exc}") from exc
     finally:

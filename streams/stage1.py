@@ -23,7 +23,7 @@ from streams.codec import decode_events
 from streams.core import Output, PartitionProcessor, Suppressor, position
 from streams.core.clock import Clock
 from streams.deadletter import dead_letter
-from streams.kafka_read import latest_by_key, read_to_end
+from streams.kafka_read import Record, latest_by_key, read_to_end
 from streams.ledger import read_published
 from streams.publisher import Publisher
 from streams.topics import StreamsTopics
@@ -59,6 +59,7 @@ class Stage1:
         self.flush_interval_s = flush_interval_s
         self.max_pending = max_pending
         self.processors: dict[int, PartitionProcessor] = {}
+        self.assigned: set[int] = set()
         self.pending: list[tuple[Any, faust.types.EventT]] = []  # (stream, event) to ack
         self.lock = asyncio.Lock()
         self.out = Output(suppressor=suppressor)
@@ -74,6 +75,7 @@ class Stage1:
         the state of a partition we keep is current; the others are dropped, and newly
         assigned ones are loaded on first use, after reading back what was published."""
         async with self.lock:
+            self.assigned = set(partitions)
             for p in list(self.processors):
                 if p not in partitions:
                     del self.processors[p]
@@ -93,20 +95,27 @@ class Stage1:
             )
             self.suppressor.known |= known
             self.ledger_fresh = True
+        # load every assigned partition we do not hold yet in one read of the state topic
+        wanted = sorted((self.assigned - set(self.processors)) | {partition})
         started = time.monotonic()
-        records = await asyncio.to_thread(
-            lambda: latest_by_key(read_to_end(bootstrap, self.names.state, [partition]))
-        )
-        proc = PartitionProcessor.load(partition, records.items(), settings, self.clock)
-        self.processors[partition] = proc
-        log.info(
-            "partition %d: state recovered in %.2fs (%d tasks, applied up to offset %d)",
-            partition,
-            time.monotonic() - started,
-            len(proc.tasks),
-            proc.agg.applied_pos >> 20 if proc.agg.applied_pos >= 0 else -1,
-        )
-        return proc
+        records = await asyncio.to_thread(self._read_state, wanted)
+        for p in wanted:
+            proc = PartitionProcessor.load(p, records.get(p, {}).items(), settings, self.clock)
+            self.processors[p] = proc
+            log.info(
+                "partition %d: state recovered (%d tasks, applied up to offset %d)",
+                p,
+                len(proc.tasks),
+                proc.agg.applied_pos >> 20 if proc.agg.applied_pos >= 0 else -1,
+            )
+        log.info("state of partitions %s recovered in %.2fs", wanted, time.monotonic() - started)
+        return self.processors[partition]
+
+    def _read_state(self, partitions: list[int]) -> dict[int, dict[str, bytes]]:
+        by_partition: dict[int, list[Record]] = {p: [] for p in partitions}
+        for record in read_to_end(self.ctx.bootstrap, self.names.state, partitions):
+            by_partition[record.partition].append(record)
+        return {p: latest_by_key(iter(records)) for p, records in by_partition.items()}
 
     # ------------------------------------------------------------ messages
 

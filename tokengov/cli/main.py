@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from tokengov import __version__
-from tokengov.cli import bench, broker, policy, worker
+from tokengov.cli import bench, broker, decisions, policy, worker
 
 app = typer.Typer(
     name="tokengov",
@@ -18,6 +18,7 @@ app.add_typer(broker.app, name="broker")
 app.add_typer(policy.app, name="policy")
 app.add_typer(bench.app, name="bench")
 app.add_typer(worker.app, name="worker")
+app.add_typer(decisions.app, name="decisions")
 
 
 @app.command()
