@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 from tokengov.contracts import Alert, Decision
 
 __all__ = ["Output", "Suppressor"]
+
+log = logging.getLogger(__name__)
 
 
 class Suppressor:
@@ -37,6 +40,7 @@ class Output:
         """Queue an alert (and the decision it causes) unless it was already published."""
         if alert.fingerprint in self.suppressor:
             self.suppressed += 1
+            log.info("not publishing %s again: it is already on the alerts topic", alert.fingerprint)
             return False
         self.suppressor.add(alert.fingerprint)
         if decision is not None:
@@ -48,6 +52,7 @@ class Output:
         """Queue a decision that has no alert of its own (a budget breach)."""
         if cause in self.suppressor:
             self.suppressed += 1
+            log.info("not publishing the decision of %s again: it is already published", cause)
             return False
         self.suppressor.add(cause)
         self.decisions.append((decision, cause))

@@ -44,6 +44,7 @@ def read_decisions(bootstrap: str, topics: Topics) -> dict[str, Decision]:
 @app.command("list")
 def list_(
     show_all: Annotated[bool, typer.Option("--all", help="Include expired decisions.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
     bootstrap: BootstrapOpt = None,
     topic_prefix: PrefixOpt = "",
 ) -> None:
@@ -70,6 +71,9 @@ def list_(
         if not (active or show_all):
             continue
         shown += 1
+        if as_json:
+            typer.echo(d.model_dump_json())
+            continue
         detail = d.fallback_model or (f"{d.throttle_ms} ms" if d.throttle_ms else "")
         table.add_row(
             key,
@@ -79,6 +83,8 @@ def list_(
             d.issued_at.isoformat(timespec="seconds"),
             d.expires_at.isoformat(timespec="seconds") if d.expires_at else "never",
         )
+    if as_json:
+        return
     if shown:
         console.print(table)
     else:
