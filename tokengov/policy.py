@@ -35,6 +35,7 @@ __all__ = [
     "PriceCatalog",
     "Receiver",
     "Route",
+    "StreamsSettings",
     "TeamPolicy",
     "load_policy",
     "parse_duration",
@@ -271,6 +272,9 @@ class Budget(_Strict):
     )
     on_breach: Action = Field(default="proceed", description="Decision when 100% is crossed.")
     fallback_model: str | None = None
+    throttle: Duration = Field(
+        default=timedelta(seconds=2), description="For on_breach throttle: wait before each call."
+    )
     forecast: bool = True
 
     @model_validator(mode="after")
@@ -342,6 +346,63 @@ class InhibitRule(_Strict):
         return self
 
 
+class StreamsSettings(_Strict):
+    """Knobs of the stream processors (``streams:`` in the file); every key has a default."""
+
+    late_grace: Duration = Field(
+        default=timedelta(seconds=30),
+        description="Windows, budgets and unit metrics still count events this late (event time).",
+    )
+    window_idle_close: Duration = Field(
+        default=timedelta(seconds=30),
+        description="Publish a window that no new data has touched for this long (processing "
+        "time), even when event time has not moved past its end plus the grace.",
+    )
+    retry_storm_min_retries: PositiveInt = Field(
+        default=3, description="Retries of one step before the backoff check applies."
+    )
+    retry_backoff_growth: float = Field(
+        default=1.3,
+        gt=1,
+        description="Gaps between attempts must grow this much per retry to count as backoff.",
+    )
+    default_max_same_tool_calls: PositiveInt = Field(
+        default=6, description="Loop limit for profiles without max_same_tool_calls."
+    )
+    min_attribution_coverage: float | None = Field(
+        default=0.9,
+        ge=0,
+        le=1,
+        description="Alert when the attributed share of an hour's tokens is below (null: never).",
+    )
+    forecast_min_elapsed: Duration = Field(
+        default=timedelta(minutes=15),
+        description="Forecast a budget only after this much of its period has elapsed.",
+    )
+    forecast_window: Duration = Field(
+        default=timedelta(hours=1),
+        description="The burn rate is measured over this trailing window.",
+    )
+    unit_metrics_interval: Duration = Field(
+        default=timedelta(seconds=10),
+        description="How often the unit metrics of each workflow and day are republished.",
+    )
+    task_idle_timeout: Duration = Field(
+        default=timedelta(hours=1),
+        description="Per-task state is dropped after this long without an event (its event ids "
+        "move to the global dedup set).",
+    )
+    dedup_horizon: Duration = Field(
+        default=timedelta(hours=1),
+        description="How long event ids of dropped tasks are remembered for deduplication.",
+    )
+    alert_ledger_lookback: Duration = Field(
+        default=timedelta(minutes=15),
+        description="On taking over partitions, alerts published this recently are read back so "
+        "that a replay after a crash never repeats one.",
+    )
+
+
 class Policy(_Strict):
     version: Literal[1]
     teams: dict[str, TeamPolicy] = Field(default_factory=dict)
@@ -352,6 +413,8 @@ class Policy(_Strict):
     routes: Route = Field(default_factory=lambda: Route(receiver="console"))
     debt: DebtPolicy = Field(default_factory=DebtPolicy)
     inhibit_rules: list[InhibitRule] = Field(default_factory=list)
+
+    streams: StreamsSettings = Field(default_factory=StreamsSettings)
 
     @property
     def catalog(self) -> PriceCatalog:

@@ -5,7 +5,19 @@ from __future__ import annotations
 import typer
 
 from tokengov import __version__
-from tokengov.cli import alerts, bench, broker, db, debt, grafana, policy, query, schema
+from tokengov.cli import (
+    alerts,
+    bench,
+    broker,
+    db,
+    debt,
+    decisions,
+    grafana,
+    policy,
+    query,
+    schema,
+    worker,
+)
 from tokengov.cli.demo import demo_command
 from tokengov.cli.emit import emit_command
 from tokengov.cli.fleet import fleet_command
@@ -34,6 +46,8 @@ app.add_typer(alerts.app, name="alerts")
 app.add_typer(db.app, name="db")
 app.command("query")(query.query)
 app.command("report")(query.report)
+app.add_typer(worker.app, name="worker")
+app.add_typer(decisions.app, name="decisions")
 
 
 @app.command()
