@@ -413,9 +413,10 @@ class Fleet:
             task.task_id,
         )
         try:
-            for turn in range(1, 200):
+            for _ in range(1, 200):
                 self.ask_guard(task)
-                comps = _components(shape, rng, min(turn, 3))
+                comps = _components(shape, rng, 1, tool_responses=150)
+                comps["retrieved"] = 400
                 self.record(
                     task,
                     shape,
@@ -463,8 +464,23 @@ class Fleet:
         self.finish(task, "failure", None)
 
     def chatty_handoffs(self, rng: random.Random) -> Iterator[None]:
-        shape = SHAPES[3]
-        for n in range(3):
+        """A multi-agent workflow whose every handoff resends the sender's whole context."""
+        shape = WorkflowShape(
+            "research",
+            "market-research",
+            "o4-mini",
+            "openai",
+            1500,
+            2200,
+            (3000, 6000),
+            (4, 4),
+            1200,
+            6000,
+            (500, 1500),
+            ("web_search",),
+            reasoning_share=0.5,
+        )
+        for n in range(8):  # 24 handoffs: enough for the detector to judge
             task = self.new_task(shape.team, shape.workflow, "planner", prefix="handoff")
             if n == 0:
                 self.start_incident(
@@ -502,13 +518,14 @@ class Fleet:
             for turn in range(1, 13):
                 comps = _components(shape, rng, turn, full_history=True)
                 comps["retrieved"] = 800
+                searched = turn % 3 == 1  # a search every third turn: within max_tool_calls
                 self.record(
                     task,
                     shape,
                     _usage(shape, rng, comps, cached=False),
                     comps,
-                    tool_name="search_docs",
-                    tool_calls=1,
+                    tool_name="search_docs" if searched else None,
+                    tool_calls=1 if searched else 0,
                 )
                 yield
             self.finish(task, "success", 0.85)

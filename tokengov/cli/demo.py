@@ -15,6 +15,8 @@ from rich.table import Table
 
 from tokengov.cli.common import DataDirOpt, PolicyOpt, console, fail, load_settings
 from tokengov.cli.up import resolve_policy
+from producers.fleet import Incident
+from tokengov.contracts import Decision
 from tokengov.errors import TokenGovError
 
 ANALYST_QUERIES = (
@@ -97,6 +99,14 @@ def demo_command(
     _print_summary(result)
 
 
+def _concerns(decision: Decision, incident: Incident) -> bool:
+    if decision.scope == "task":
+        return bool(incident.task_id) and decision.key == incident.task_id
+    if decision.scope == "team":
+        return decision.key == incident.team and incident.name == "budget_burn"
+    return decision.key == incident.workflow
+
+
 def _print_summary(result: Any) -> None:
     fleet = result.fleet
     console.rule("[bold]tokengov demo — summary")
@@ -128,14 +138,16 @@ def _print_summary(result: Any) -> None:
         title_justify="left",
     )
     for row in result.summary_rows.get("unit", []):
-        workflow, tasks, success_rate, tokens_per, cost_per, retry_ratio = row
+        success_rate = row.get("success_rate")
         unit.add_row(
-            str(workflow),
-            f"{int(tasks):,}",
-            f"{float(success_rate or 0):.0%}",
-            f"{float(tokens_per or 0):,.0f}",
-            _money(cost_per),
-            f"{float(retry_ratio or 0):.3f}",
+            str(row["workflow"]),
+            f"{int(row['tasks']):,}",
+            f"{float(success_rate):.0%}" if success_rate is not None else "—",
+            f"{float(row['tokens_per_outcome'] or 0):,.0f}",
+            _money(row["cost_per_successful_task"])
+            if row["cost_per_successful_task"] is not None
+            else "—",
+            f"{float(row['retry_token_ratio'] or 0):.3f}",
         )
     console.print(unit)
     incidents = Table(
@@ -149,9 +161,12 @@ def _print_summary(result: Any) -> None:
     for name, catch in result.catches.items():
         kinds = sorted({a.kind for a in catch.alerts})
         seconds = catch.seconds_to_alert
-        note = "; ".join(catch.incident.notes) or catch.incident.description
-        if catch.decisions:
-            note += f" · decisions: {', '.join(d.action for d in catch.decisions)}"
+        note = catch.incident.description
+        if result.fleet.paused_tasks and name == "runaway_loop" and catch.incident.notes:
+            note = catch.incident.notes[0].split(":")[0]  # "agent paused by tokengov after N calls"
+        actions = sorted({d.action for d in result.decisions if _concerns(d, catch.incident)})
+        if actions:
+            note += f" · decision: {', '.join(actions)}"
         incidents.add_row(
             name,
             ", ".join(kinds) if kinds else "[red]not caught[/]",
@@ -168,6 +183,12 @@ def _print_summary(result: Any) -> None:
         f"{len(result.alerts)} alerts, {len(result.decisions)} decisions, paused tasks: "
         f"{', '.join(fleet.paused_tasks) or 'none'}"
     )
+    for receiver, count in sorted(result.webhooks_received.items()):
+        rejected = result.webhooks_rejected.get(receiver, 0)
+        console.print(
+            f"webhook receiver {receiver}: {count} signed notification(s) delivered to a loopback "
+            "endpoint, every signature verified" + (f"; {rejected} REJECTED" if rejected else "")
+        )
     console.rule("[bold]Try next")
     for title, sql in ANALYST_QUERIES:
         console.print(f"[bold]{title}[/]")

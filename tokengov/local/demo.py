@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from tokengov.contracts import Alert, Decision
 from tokengov.errors import TokenGovError
 from tokengov.local.broker import free_port
 from tokengov.local.stack import LocalStack
+from tokengov.local.webhook_sink import WebhookSink
 from tokengov.policy import load_policy
 from tokengov.settings import Settings
 
@@ -77,7 +78,9 @@ class DemoResult:
     run_started: datetime
     data_dir: Path
     bootstrap: str
-    summary_rows: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
+    summary_rows: dict[str, list[Any]] = field(default_factory=dict)
+    webhooks_received: dict[str, int] = field(default_factory=dict)
+    webhooks_rejected: dict[str, int] = field(default_factory=dict)
 
 
 class _TopicFollower(threading.Thread):
@@ -102,7 +105,7 @@ class _TopicFollower(threading.Thread):
         self._topics = {alerts_topic: "alert", decisions_topic: "decision"}
         self._on_alert = on_alert
         self._on_decision = on_decision
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self) -> None:
         assignments = []
@@ -111,7 +114,7 @@ class _TopicFollower(threading.Thread):
             for p in metadata.topics[name].partitions:
                 assignments.append(TopicPartition(name, p, OFFSET_BEGINNING))
         self._consumer.assign(assignments)
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             msg = self._consumer.poll(0.2)
             if msg is None or msg.error():
                 continue
@@ -130,7 +133,7 @@ class _TopicFollower(threading.Thread):
         self._consumer.close()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join(timeout=5)
 
 
@@ -140,10 +143,10 @@ def _match(incident: Incident, alert: Alert) -> bool:
     if alert.kind in ("runaway", "retry_storm"):
         return alert.task_id == incident.task_id
     if alert.kind == "debt_finding":
-        area = {"chatty_handoffs": "orchestration", "full_history": "context"}[incident.name]
-        return alert.workflow == incident.workflow and area in (
-            alert.labels.get("area", "") + alert.summary
-        )
+        area = {"chatty_handoffs": "orchestration", "full_history": "context_management"}[
+            incident.name
+        ]
+        return alert.workflow == incident.workflow and alert.labels.get("area") == area
     if alert.kind == "budget_threshold":
         return alert.team == incident.team
     if alert.kind == "unpriced_model":
@@ -167,6 +170,7 @@ def run_demo(
 ) -> DemoResult:
     from producers.guard import Guard
     from sinks.clickhouse.reader import open_reader
+    from sinks.clickhouse.reports import ReportWindow, run_report
 
     def query_rows(sql: str) -> list[tuple[Any, ...]]:
         reader = open_reader(settings.clickhouse_dsn, settings.data_dir)
@@ -175,14 +179,29 @@ def run_demo(
         finally:
             reader.close()
 
+    def unit_economics(since: datetime) -> list[Any]:
+        reader = open_reader(settings.clickhouse_dsn, settings.data_dir)
+        window = ReportWindow(
+            since=since - timedelta(minutes=1),
+            until=datetime.now(UTC) + timedelta(minutes=1),
+            policy=policy,
+        )
+        try:
+            return run_report("unit-economics", reader, window).dicts()
+        finally:
+            reader.close()
+
     policy = load_policy(policy_path)
     settings = settings.model_copy(update={"query_endpoint": f"127.0.0.1:{free_port()}"})
+    webhooks = WebhookSink(policy)
+    webhooks.start()
     stack = LocalStack(
         settings,
         policy_path,
         port=free_port(),
         worker_stdout=worker_stdout,
         worker_stderr=worker_stderr,
+        env=webhooks.environment(),
     )
     alerts: list[Alert] = []
     decisions: list[Decision] = []
@@ -263,7 +282,12 @@ def run_demo(
                 break
             time.sleep(0.5)
         follower.stop()
+        webhooks.stop()
         summary = _summary_queries(query_rows)
+        try:
+            summary["unit"] = unit_economics(run_started)
+        except (TokenGovError, ValueError) as exc:
+            log.warning("demo summary: unit economics failed: %s", exc)
         return DemoResult(
             report,
             catches,
@@ -275,6 +299,8 @@ def run_demo(
             settings.data_dir,
             info.bootstrap,
             summary,
+            dict(webhooks.received),
+            dict(webhooks.bad_signatures),
         )
 
 
@@ -292,8 +318,8 @@ SUMMARY_SQL = {
 
 def _summary_queries(
     query_rows: Callable[[str], list[tuple[Any, ...]]],
-) -> dict[str, list[tuple[Any, ...]]]:
-    out: dict[str, list[tuple[Any, ...]]] = {}
+) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {}
     for name, sql in SUMMARY_SQL.items():
         try:
             out[name] = query_rows(sql)

@@ -20,7 +20,8 @@ class LogReceiver:
         self, name: str, *, console: Console | None = None, grafana_url: str | None = None
     ) -> None:
         self.name = name
-        self.console = console or Console(stderr=True, highlight=False)
+        # stdout: what the receiver shows is the product (logs go to stderr).
+        self.console = console or Console(highlight=False)
         self.grafana_url = grafana_url
 
     async def send(self, notification: Notification) -> None:

@@ -25,7 +25,7 @@ __all__ = [
 #: The uid of the Grafana dashboard alerts link to (the grafana part provisions it).
 GRAFANA_DASHBOARD_UID: Final = "tokengov-overview"
 
-_SKIP_EVIDENCE = {"observed", "limit", "decision", "action"}
+_SKIP_EVIDENCE = {"observed", "limit", "decision", "action", "on_runaway", "on_breach"}
 
 
 def _scalar(value: Any) -> str | None:
@@ -66,7 +66,15 @@ def decision_text(alert: Alert) -> str:
         return f"{action}{where}" + (f" ({reason})" if reason else "")
     if isinstance(decision, str) and decision:
         return decision
-    return alert.labels.get("action") or "none (notify only)"
+    if alert.labels.get("action"):
+        return alert.labels["action"]
+    # The streams name the policy's action for the alert's scope (profile or budget).
+    for key in ("on_runaway", "on_breach"):
+        action = alert.evidence.get(key)
+        if isinstance(action, str) and action != "proceed":
+            target = f"task {alert.task_id}" if key == "on_runaway" and alert.task_id else alert.team
+            return f"{action} {target} (policy {key})"
+    return "none (notify only)"
 
 
 def dashboard_url(grafana_url: str | None, alert: Alert) -> str | None:
