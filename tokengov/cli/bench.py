@@ -16,6 +16,58 @@ app = typer.Typer(
 )
 
 
+@app.command("sdk")
+def sdk_bench(
+    events: int = typer.Option(200_000, help="Events per side."),
+    bootstrap: str | None = typer.Option(None, help="Use this broker instead of an embedded one."),
+) -> None:
+    """The SDK's per-event cost at the call site vs a bare confluent-kafka produce."""
+    from bench.sdk import report, run
+
+    report(run(events, bootstrap))
+
+
+@app.command("alerts")
+def alerts(
+    count: Annotated[int, typer.Option("--alerts", min=1, help="Alerts to send.")] = 40,
+    interval_s: Annotated[
+        float, typer.Option("--interval", min=0.0, help="Seconds between alerts.")
+    ] = 0.1,
+    group_wait: Annotated[
+        str, typer.Option("--group-wait", help="group_wait of the critical route (≤ 2s).")
+    ] = "1s",
+    bootstrap: BootstrapOpt = None,
+) -> None:
+    """Alert latency: alerts topic → router → loopback webhook, next to a direct POST.
+
+    Starts an embedded broker unless --bootstrap is given. Target: p95 within 5 s."""
+    from rich.table import Table
+
+    from bench.alerts import run_alert_bench, summarize
+
+    result = run_alert_bench(
+        bootstrap=bootstrap, alerts=count, interval_s=interval_s, group_wait=group_wait
+    )
+    table = Table(
+        "path",
+        "p50 ms",
+        "p95 ms",
+        "max ms",
+        title=f"{result.alerts} alerts, group_wait {result.group_wait_s:g}s",
+    )
+    for row in summarize(result):
+        table.add_row(*row)
+    console.print(table)
+    base = result.pct(result.baseline_ms, 0.95)
+    real = result.pct(result.router_ms, 0.95)
+    console.print(
+        f"p95 ratio router / direct POST: {real / base:,.0f}x "
+        f"(the router waits group_wait on purpose); lost: {result.lost}"
+    )
+    verdict = "[green]within[/]" if real <= 5000 and result.lost == 0 else "[red]NOT within[/]"
+    console.print(f"p95 end to end {real / 1000:.2f}s: {verdict} the 5 s target")
+
+
 @app.command()
 def sink(
     writer_events: Annotated[

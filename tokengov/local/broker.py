@@ -65,7 +65,9 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def broker_answers(bootstrap: str, timeout_s: float = 1.0) -> bool:
     """True when a Kafka metadata request to ``bootstrap`` is answered."""
-    admin = AdminClient({"bootstrap.servers": bootstrap, "socket.connection.setup.timeout.ms": 1000})
+    admin = AdminClient(
+        {"bootstrap.servers": bootstrap, "socket.connection.setup.timeout.ms": 1000}
+    )
     try:
         metadata = admin.list_topics(timeout=timeout_s)
     except KafkaException:
@@ -182,8 +184,7 @@ class EmbeddedBroker:
             time.sleep(0.05)
         self._kill(self._process.pid)
         raise BrokerError(
-            f"the broker on port {self.port} did not answer within {timeout_s:.0f}s; "
-            f"see {log_path}"
+            f"the broker on port {self.port} did not answer within {timeout_s:.0f}s; see {log_path}"
         )
 
     def status(self) -> BrokerInfo | None:

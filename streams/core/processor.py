@@ -1,0 +1,393 @@
+"""Stage 1: everything that happens to the events of one partition (pure, no I/O).
+
+For each event, in partition order: deduplicate by ``event_id``; price it;
+update the task's state (calls, tool calls, hops, retries, tokens, largest
+context) and check it against the workflow's cost profile (runaway, retry
+storm, loop); add it to the partition's cumulative partials (windows,
+budgets, unit metrics, missing profiles, unpriced models) that the
+aggregator (stage 2) sums across partitions.
+
+Re-processing is exact: an event is applied to a task only if its position is
+past the task's ``applied_pos`` and to the partials only if past theirs, so
+a crash between persisting one record and another neither loses nor doubles
+anything (see :mod:`streams.core.task_state`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from streams.core.clock import Clock
+from streams.core.dedup import GlobalSeen, first_seen, trim_task_seen
+from streams.core.loop import check_loop, observe_step
+from streams.core.output import Output
+from streams.core.partials import WINDOW_SIZES_MS, PartitionAggregates
+from streams.core.retry_storm import check_retry_storm
+from streams.core.runaway import check_runaway
+from streams.core.task_state import TaskState
+from streams.core.timeutil import DAY_MS, day_key, period_key, to_ms
+from streams.core.view import PolicyView
+from tokengov.contracts import UNATTRIBUTED, CallEvent, Outcome
+from tokengov.policy import CostProfile, StreamsSettings
+from tokengov.pricing import PricedCall
+
+__all__ = ["AGG_KEY", "ENDED_TASK_LINGER_S", "PartitionProcessor", "position"]
+
+log = logging.getLogger(__name__)
+
+AGG_KEY = "agg"
+TASK_PREFIX = "t|"
+SEEN_PREFIX = "seen|"
+ENDED_TASK_LINGER_S = 600.0
+INDEX_BITS = 20
+
+
+def position(offset: int, index: int) -> int:
+    """An event's position in its partition: the message offset, then its index in the envelope."""
+    return (offset << INDEX_BITS) | index
+
+
+class PartitionProcessor:
+    def __init__(
+        self,
+        partition: int,
+        settings: StreamsSettings,
+        clock: Clock,
+        *,
+        tasks: dict[str, TaskState] | None = None,
+        aggregates: PartitionAggregates | None = None,
+        global_seen: GlobalSeen | None = None,
+    ) -> None:
+        self.partition = partition
+        self.clock = clock
+        late_grace_ms = int(settings.late_grace.total_seconds() * 1000)
+        self.tasks: dict[str, TaskState] = tasks or {}
+        self.agg = aggregates or PartitionAggregates(partition, late_grace_ms)
+        self.global_seen = global_seen or GlobalSeen(settings.dedup_horizon.total_seconds())
+        self.dirty_tasks: set[str] = set()
+        self.removed_tasks: set[str] = set()
+        self.removed_seen: set[int] = set()
+        self.now_s = clock.now().timestamp()
+        self.events_applied = 0
+
+    # ------------------------------------------------------------ processing
+
+    def begin(self) -> None:
+        """Read the clock once for the events that follow (eviction bookkeeping)."""
+        self.now_s = self.clock.now().timestamp()
+
+    def process(self, event: CallEvent | Outcome, pos: int, view: PolicyView, out: Output) -> None:
+        self.agg.late_grace_ms = view.late_grace_ms
+        task_id = event.task_id or event.event_id
+        task = self.tasks.get(task_id)
+        if task is None:
+            task = self.tasks[task_id] = TaskState.new(task_id, event.team, event.workflow)
+        first = first_seen(task, event.event_id, self.global_seen)
+        apply_task = pos > task.applied_pos
+        apply_agg = pos > self.agg.applied_pos
+        if first is not None and first < pos:  # a duplicate: counted once, everywhere
+            if task.applied_pos < 0:  # created just now for an id of a dropped task
+                del self.tasks[task_id]
+            if apply_agg:
+                self.agg.duplicates += 1
+                self.agg.applied_pos = pos
+                self.agg.changed = True
+            return
+        if isinstance(event, CallEvent):
+            priced = view.pricer.price(event)
+            if apply_task:
+                self._apply_call_to_task(task, event, pos, priced, view, out)
+            if apply_agg:
+                self._apply_call_to_partials(event, priced, view)
+        else:
+            if apply_task:
+                self._apply_outcome_to_task(task, event, pos)
+            if apply_agg:
+                self._apply_outcome_to_partials(task, event, pos, view)
+        if apply_agg:
+            self.agg.applied_pos = pos
+            self.agg.changed = True
+            self.events_applied += 1
+
+    def _claim(self, task: TaskState, event: CallEvent | Outcome, pos: int) -> None:
+        task.seen[event.event_id] = pos
+        task.applied_pos = pos
+        task.touched_s = self.now_s
+        if task.team == UNATTRIBUTED and event.team != UNATTRIBUTED:
+            task.team = event.team
+        if task.workflow == UNATTRIBUTED and event.workflow != UNATTRIBUTED:
+            task.workflow = event.workflow
+        self.dirty_tasks.add(task.task_id)
+        if len(task.seen) > 50_000:
+            trim_task_seen(task, self.global_seen, self.now_s)
+
+    def _apply_call_to_task(
+        self,
+        task: TaskState,
+        event: CallEvent,
+        pos: int,
+        priced: PricedCall,
+        view: PolicyView,
+        out: Output,
+    ) -> None:
+        self._claim(task, event, pos)
+        ts_ms = to_ms(event.ts)
+        if task.calls == 0 or ts_ms < task.first_ts_ms:
+            task.first_ts_ms = ts_ms
+        if ts_ms > task.last_ts_ms:
+            task.last_ts_ms = ts_ms
+        tokens = event.tokens
+        total = tokens.input + tokens.output
+        task.calls += 1
+        task.tokens += total
+        task.cost_usd += priced.cost_usd
+        task.tool_calls += event.tool_calls
+        if event.attempt > 1:
+            task.retries += 1
+            task.retry_tokens += total
+        else:
+            task.first_attempt_tokens += total
+        if tokens.input > task.largest_context:
+            task.largest_context = tokens.input
+        if event.parent_agent is not None:
+            edge = f"{event.parent_agent}>{event.agent}"
+            if edge not in task.hops:
+                task.hops.append(edge)
+        attempts = task.record_attempt(event.step, event.attempt, ts_ms)
+        observe_step(task, event.step, event.attempt, event.tool_name)
+
+        profile = view.profiles.get(task.workflow)
+        team = self._team(task, profile)
+        if profile is not None:
+            for alert, decision in check_runaway(
+                task,
+                profile,
+                team=team,
+                event_ts=event.ts,
+                event_id=event.event_id,
+                now=self.clock.now(),
+            ):
+                out.alert(alert, decision)
+        if event.attempt > 1:
+            storm = check_retry_storm(
+                task,
+                event.step,
+                attempts,
+                profile,
+                view.settings,
+                team=team,
+                event_ts=event.ts,
+                event_id=event.event_id,
+            )
+            if storm is not None:
+                out.alert(storm)
+        limit = (
+            profile.max_same_tool_calls
+            if profile is not None and profile.max_same_tool_calls is not None
+            else view.settings.default_max_same_tool_calls
+        )
+        if task.loop_run > limit:
+            loop = check_loop(task, limit, team=team, event_ts=event.ts, event_id=event.event_id)
+            if loop is not None:
+                out.alert(loop)
+
+    @staticmethod
+    def _team(task: TaskState, profile: CostProfile | None) -> str:
+        if task.team != UNATTRIBUTED or profile is None:
+            return task.team
+        return profile.team
+
+    def _apply_call_to_partials(
+        self, event: CallEvent, priced: PricedCall, view: PolicyView
+    ) -> None:
+        agg = self.agg
+        ts_ms = to_ms(event.ts)
+        late = False
+        tokens = event.tokens
+        comps = event.components
+        total = tokens.input + tokens.output
+        cost = priced.cost_usd
+        retry = event.attempt > 1
+        error = event.status != "ok"
+        unpriced = priced.source == "unpriced"
+        team, workflow = event.team, event.workflow
+        for size in WINDOW_SIZES_MS:
+            start = ts_ms - ts_ms % size
+            if not agg.window_open(size, start):
+                late = True
+                continue
+            row = agg.window((size, start, team, workflow, event.agent, event.model))
+            row[0] += 1
+            row[1] += tokens.input
+            row[2] += tokens.output
+            row[3] += tokens.cached_input
+            row[4] += tokens.cache_write
+            row[5] += tokens.reasoning
+            row[6] += comps.system
+            row[7] += comps.tool_definitions
+            row[8] += comps.retrieved
+            row[9] += comps.history
+            row[10] += comps.tool_responses
+            row[11] += comps.handoff
+            row[12] += comps.memory
+            row[13] += retry
+            row[14] += error
+            row[15] += unpriced
+            row[16] += cost
+        budgets = view.team_budgets.get(team, ())
+        wf_budgets = view.workflow_budgets.get(workflow, ())
+        for budget in (*budgets, *wf_budgets):
+            period = period_key(ts_ms, budget.period)
+            if agg.period_open(period):
+                agg.budget((budget.budget_id, period), total, cost)
+            else:
+                late = True
+        day_start = ts_ms - ts_ms % DAY_MS
+        if agg.day_open(day_start):
+            day = day_key(ts_ms)
+            unit = agg.unit((workflow, day), team)
+            ints, floats = unit.ints, unit.floats
+            ints[0] += 1
+            ints[1] += total
+            if retry:
+                ints[2] += total
+            else:
+                ints[3] += total
+            unit.cost_usd += cost
+            window = event.context_window
+            if window:
+                utilization = tokens.input / window
+                ints[8] += 1
+                floats[2] += utilization
+                if utilization > floats[3]:
+                    floats[3] = utilization
+            if workflow != UNATTRIBUTED and workflow not in view.profiles:
+                agg.missing_profile((workflow, day), team)
+            if unpriced:
+                agg.unpriced_call((event.model, day), team, total)
+        else:
+            late = True
+        if late:
+            agg.late_events += 1
+        agg.advance(ts_ms)
+
+    def _apply_outcome_to_task(self, task: TaskState, event: Outcome, pos: int) -> None:
+        self._claim(task, event, pos)
+        if task.outcome is None:
+            task.outcome = event.status
+            task.outcome_pos = pos
+            task.outcome_tokens = task.tokens
+            task.outcome_cost_usd = task.cost_usd
+
+    def _apply_outcome_to_partials(
+        self, task: TaskState, event: Outcome, pos: int, view: PolicyView
+    ) -> None:
+        if task.outcome_pos != pos:
+            return  # a second outcome for the task: the first one counts
+        agg = self.agg
+        ts_ms = to_ms(event.ts)
+        workflow = event.workflow if event.workflow != UNATTRIBUTED else task.workflow
+        team = event.team if event.team != UNATTRIBUTED else task.team
+        day_start = ts_ms - ts_ms % DAY_MS
+        if not agg.day_open(day_start):
+            agg.late_events += 1
+            return
+        unit = agg.unit((workflow, day_key(ts_ms)), team)
+        ints, floats = unit.ints, unit.floats
+        profile = view.profiles.get(workflow)
+        ints[4] += 1
+        if event.status == "success":
+            ints[5] += 1
+        if event.met_quality_bar(profile.quality_bar if profile else None):
+            ints[6] += 1
+        if profile is not None and profile.baseline_tokens and task.outcome_tokens > 0:
+            amplification = task.outcome_tokens / profile.baseline_tokens
+            ints[7] += 1
+            floats[0] += amplification
+            if amplification > floats[1]:
+                floats[1] = amplification
+        agg.advance(ts_ms)
+
+    # ------------------------------------------------------------ housekeeping
+
+    def sweep(self, settings: StreamsSettings) -> int:
+        """Drop idle tasks (their ids go to the global dedup set) and forget old ids."""
+        now_s = self.clock.now().timestamp()
+        idle = settings.task_idle_timeout.total_seconds()
+        ended = min(idle, ENDED_TASK_LINGER_S)
+        gone = [
+            t
+            for t, s in self.tasks.items()
+            if now_s - s.touched_s > (ended if s.outcome is not None else idle)
+        ]
+        for task_id in gone:
+            state = self.tasks.pop(task_id)
+            self.global_seen.add(state.seen, now_s)
+            self.dirty_tasks.discard(task_id)
+            self.removed_tasks.add(task_id)
+        self.removed_seen.update(self.global_seen.expire(now_s))
+        return len(gone)
+
+    # ------------------------------------------------------------ persistence
+
+    def take_records(self) -> list[tuple[str, bytes | None]]:
+        """Records to persist since the last call, in a safe order: dedup buckets before the
+        tombstones of the tasks whose ids they hold, the partials record last."""
+        records: list[tuple[str, bytes | None]] = []
+        for bucket in sorted(self.global_seen.dirty):
+            records.append(
+                (f"{SEEN_PREFIX}{bucket}", orjson.dumps(self.global_seen.buckets[bucket]))
+            )
+        self.global_seen.dirty.clear()
+        for bucket in sorted(self.removed_seen):
+            records.append((f"{SEEN_PREFIX}{bucket}", None))
+        self.removed_seen.clear()
+        for task_id in self.dirty_tasks:
+            task = self.tasks.get(task_id)
+            if task is not None:
+                records.append((TASK_PREFIX + task_id, orjson.dumps(task.to_doc())))
+        self.dirty_tasks.clear()
+        for task_id in self.removed_tasks:
+            records.append((TASK_PREFIX + task_id, None))
+        self.removed_tasks.clear()
+        if self.agg.changed:
+            records.append((AGG_KEY, orjson.dumps(self.agg.to_doc())))
+            self.agg.changed = False
+        return records
+
+    @classmethod
+    def load(
+        cls,
+        partition: int,
+        records: Iterable[tuple[str, bytes]],
+        settings: StreamsSettings,
+        clock: Clock,
+    ) -> PartitionProcessor:
+        """Rebuild from the latest record of every key (tombstones already removed)."""
+        late_grace_ms = int(settings.late_grace.total_seconds() * 1000)
+        proc = cls(partition, settings, clock)
+        for key, raw in records:
+            doc: Any = orjson.loads(raw)
+            if key == AGG_KEY:
+                proc.agg = PartitionAggregates.from_doc(doc, late_grace_ms)
+            elif key.startswith(TASK_PREFIX):
+                task = TaskState.from_doc(doc)
+                proc.tasks[task.task_id] = task
+            elif key.startswith(SEEN_PREFIX):
+                proc.global_seen.load(int(key[len(SEEN_PREFIX) :]), doc)
+            else:
+                log.warning("partition %d: ignoring unknown state record %r", partition, key)
+        return proc
+
+    def totals(self) -> dict[str, Decimal | int]:
+        """Diagnostics: how much this partition holds."""
+        return {
+            "tasks": len(self.tasks),
+            "windows": len(self.agg.windows),
+            "seen_ids": len(self.global_seen),
+        }

@@ -1,0 +1,100 @@
+"""Runaway detection: a task crossing a limit of its workflow's cost profile.
+
+Each limit fires once per task, the moment the observed value first exceeds
+it (``observed > limit``), naming the limit, the observed value and the limit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final
+
+from streams.core.alerts import fingerprint, make_alert
+from streams.core.decisions import runaway_decision
+from streams.core.task_state import TaskState
+from tokengov.contracts import Alert, Decision
+from tokengov.policy import CostProfile
+
+__all__ = ["LIMITS", "Crossing", "check_runaway", "crossings"]
+
+#: limit name → (what the task did, as a phrase with {observed})
+LIMITS: Final[dict[str, str]] = {
+    "max_calls": "made {observed:,} model calls",
+    "max_tool_calls": "made {observed:,} tool calls",
+    "max_hops": "handed off to subagents {observed:,} times",
+    "max_retries": "retried {observed:,} calls",
+    "max_tokens_per_task": "used {observed:,} tokens",
+    "max_context_tokens": "sent a {observed:,}-token context in one call",
+}
+
+
+def _observed(task: TaskState, limit: str) -> int:
+    if limit == "max_calls":
+        return task.calls
+    if limit == "max_tool_calls":
+        return task.tool_calls
+    if limit == "max_hops":
+        return len(task.hops)
+    if limit == "max_retries":
+        return task.retries
+    if limit == "max_tokens_per_task":
+        return task.tokens
+    return task.largest_context
+
+
+@dataclass(frozen=True, slots=True)
+class Crossing:
+    limit: str
+    observed: int
+    allowed: int
+
+
+def crossings(task: TaskState, profile: CostProfile) -> list[Crossing]:
+    """Limits the task exceeds now and has not been alerted on yet."""
+    found: list[Crossing] = []
+    for limit in LIMITS:
+        allowed: int | None = getattr(profile, limit)
+        if allowed is None or limit in task.fired:
+            continue
+        observed = _observed(task, limit)
+        if observed > allowed:
+            found.append(Crossing(limit, observed, allowed))
+    return found
+
+
+def check_runaway(
+    task: TaskState,
+    profile: CostProfile,
+    *,
+    team: str,
+    event_ts: datetime,
+    event_id: str,
+    now: datetime,
+) -> list[tuple[Alert, Decision | None]]:
+    """One alert (and the profile's decision) per newly crossed limit; marks them fired."""
+    out: list[tuple[Alert, Decision | None]] = []
+    for c in crossings(task, profile):
+        task.mark_fired(c.limit)
+        did = LIMITS[c.limit].format(observed=c.observed)
+        summary = f"task {task.task_id} {did}; its cost profile allows {c.allowed:,}"
+        alert = make_alert(
+            kind="runaway",
+            fingerprint=fingerprint("runaway", team, task.workflow, task.task_id, c.limit),
+            severity="critical",
+            team=team,
+            workflow=task.workflow,
+            task_id=task.task_id,
+            labels={"limit": c.limit},
+            summary=summary,
+            evidence={
+                "observed": c.observed,
+                "limit": c.allowed,
+                "event_id": event_id,
+                "on_runaway": profile.on_runaway,
+            },
+            starts_at=event_ts,
+        )
+        reason = f"runaway: {c.limit} {c.observed} > {c.allowed}"
+        out.append((alert, runaway_decision(task.task_id, profile, reason, now)))
+    return out

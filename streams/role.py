@@ -1,0 +1,126 @@
+"""``register(app, ctx)``: the streams role on a Faust app (DESIGN.md's stream processors).
+
+Two agents and a timer: stage 1 consumes ``tokengov.events`` (one
+:class:`~streams.core.PartitionProcessor` per assigned partition), stage 2
+consumes the partials (one partition: one worker aggregates at a time), and
+the timer flushes idle batches and ticks the aggregator.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+
+from streams.core import Suppressor, SystemClock
+from streams.core.clock import Clock
+from streams.publisher import Publisher
+from streams.stage1 import Stage1
+from streams.stage2 import Stage2
+from streams.topics import StreamsTopics, ensure_streams_topics
+from streams.views import ViewHolder
+from tokengov.runtime import WorkerContext
+
+__all__ = ["StreamsRole", "register"]
+
+log = logging.getLogger(__name__)
+
+STATS_INTERVAL_S = 30.0
+
+
+@dataclass
+class StreamsRole:
+    names: StreamsTopics
+    event_partitions: int
+    stage1: Stage1
+    stage2: Stage2
+    views: ViewHolder
+    publisher: Publisher
+    handles: tuple[Any, ...] = ()  # the agents and timers, for introspection
+
+
+def _raw_topic(app: faust.App, name: str) -> Any:
+    return app.topic(
+        name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+    )
+
+
+def register(app: faust.App, ctx: WorkerContext, *, clock: Clock | None = None) -> StreamsRole:
+    clock = clock or SystemClock()
+    names, partitions = ensure_streams_topics(ctx.bootstrap, ctx.topics)
+    views = ViewHolder(ctx.policy)
+    publisher = Publisher(app, ctx.topics)
+    suppressor = Suppressor()
+    stage1 = Stage1(ctx, names, views, publisher, suppressor, clock)
+    stage2 = Stage2(ctx, names, views, publisher, suppressor, clock)
+    role = StreamsRole(names, partitions, stage1, stage2, views, publisher)
+    events_topic = _raw_topic(app, ctx.topics.events)
+    partials_topic = _raw_topic(app, names.partials)
+
+    async def run(stage: Stage1 | Stage2, stream: Any) -> None:
+        manual = stream.noack()
+        try:
+            async for event in manual.events():
+                await stage.handle(manual, event)
+        except Exception as exc:
+            # The broker failed us mid-flush (or a bug outside per-event handling): stop the
+            # worker instead of acking around the hole; the restart replays exactly.
+            log.critical("streams: %s failed, stopping the worker: %r", type(stage).__name__, exc)
+            await app.crash(exc)
+            raise
+
+    @app.agent(events_topic, name="tokengov.streams.stage1")
+    async def stage1_agent(stream: Any) -> None:
+        await run(stage1, stream)
+
+    @app.agent(partials_topic, name="tokengov.streams.stage2")
+    async def stage2_agent(stream: Any) -> None:
+        await run(stage2, stream)
+
+    @app.timer(0.1, name="tokengov.streams.flush")
+    async def flush_timer() -> None:
+        await stage1.flush_if_due()
+
+    @app.timer(1.0, name="tokengov.streams.tick")
+    async def tick_timer() -> None:
+        await stage2.tick()
+
+    started = time.monotonic()
+
+    @app.timer(STATS_INTERVAL_S, name="tokengov.streams.stats")
+    async def stats_timer() -> None:
+        s = stage1.stats
+        elapsed = max(time.monotonic() - started, 1e-9)
+        log.info(
+            "streams: %d events in %d messages (%.0f/s since start), %d dead-lettered, "
+            "%d failed; %d alerts, %d decisions, %d metrics published; partitions %s",
+            s["events"],
+            s["messages"],
+            s["events"] / elapsed,
+            s["dead_lettered"],
+            s["failed"],
+            publisher.sent["alerts"],
+            publisher.sent["decisions"],
+            publisher.sent["metrics"],
+            sorted(stage1.processors),
+        )
+
+    @app.on_partitions_assigned.connect
+    async def on_assigned(sender: Any, assigned: Any = None, **_: Any) -> None:
+        tps = assigned or set()
+        await stage1.on_assigned({tp.partition for tp in tps if tp.topic == ctx.topics.events})
+        await stage2.on_assigned(any(tp.topic == names.partials for tp in tps))
+
+    log.info(
+        "streams role: %s (%d partitions) → alerts %s, decisions %s, metrics %s",
+        ctx.topics.events,
+        partitions,
+        ctx.topics.alerts,
+        ctx.topics.decisions,
+        ctx.topics.metrics,
+    )
+    role.handles = (stage1_agent, stage2_agent, flush_timer, tick_timer, stats_timer, on_assigned)
+    return role

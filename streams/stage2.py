@@ -1,0 +1,134 @@
+"""The thin adapter around stage 2: partials in, budgets/windows/unit metrics out.
+
+Same discipline as stage 1: outputs are delivered, then state written, then
+the partial messages acked. A timer ticks the aggregator (windows closing,
+unit metrics due) and persists what the tick changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import faust
+import orjson
+
+from streams.core import Aggregator, Output, Suppressor
+from streams.core.clock import Clock
+from streams.deadletter import dead_letter
+from streams.kafka_read import latest_by_key, read_to_end
+from streams.ledger import read_published
+from streams.publisher import Publisher
+from streams.topics import StreamsTopics
+from streams.views import ViewHolder
+from tokengov.runtime import WorkerContext
+
+__all__ = ["Stage2"]
+
+log = logging.getLogger(__name__)
+
+
+class Stage2:
+    def __init__(
+        self,
+        ctx: WorkerContext,
+        names: StreamsTopics,
+        views: ViewHolder,
+        publisher: Publisher,
+        suppressor: Suppressor,
+        clock: Clock,
+        *,
+        flush_interval_s: float = 0.2,
+    ) -> None:
+        self.ctx = ctx
+        self.names = names
+        self.views = views
+        self.publisher = publisher
+        self.suppressor = suppressor
+        self.clock = clock
+        self.flush_interval_s = flush_interval_s
+        self.aggregator: Aggregator | None = None
+        self.pending: list[tuple[Any, faust.types.EventT]] = []
+        self.lock = asyncio.Lock()
+        self.out = Output(suppressor=suppressor)
+        self.last_flush = time.monotonic()
+        self.owned = False
+
+    async def on_assigned(self, owned: bool) -> None:
+        async with self.lock:
+            if not owned:
+                self.aggregator = None
+                self.pending.clear()
+            self.owned = owned
+
+    async def _aggregator(self) -> Aggregator:
+        if self.aggregator is not None:
+            return self.aggregator
+        bootstrap = self.ctx.bootstrap
+        lookback = self.views.view.settings.alert_ledger_lookback
+        self.suppressor.known |= await asyncio.to_thread(
+            read_published, bootstrap, self.ctx.topics, lookback
+        )
+        records = await asyncio.to_thread(
+            lambda: latest_by_key(read_to_end(bootstrap, self.names.aggregate_state, [0]))
+        )
+        self.aggregator = Aggregator.load(records.items(), self.clock)
+        log.info(
+            "aggregator: state recovered (%d budget periods, %d windows open)",
+            len(self.aggregator.budgets),
+            len(self.aggregator.windows),
+        )
+        return self.aggregator
+
+    async def handle(self, stream: Any, event: faust.types.EventT) -> None:
+        async with self.lock:
+            message = event.message
+            agg = await self._aggregator()
+            try:
+                partial = orjson.loads(message.value)
+                agg.apply(partial, self.views.view, self.out)
+            except Exception as exc:  # never expected: our own messages; keep a record anyway
+                log.exception("aggregator: bad partial at offset %d", message.offset)
+                await self.publisher.dead_letter(
+                    message.key,
+                    dead_letter(
+                        reason=f"bad partial: {type(exc).__name__}: {exc}",
+                        stage="process",
+                        topic=message.topic,
+                        partition=message.partition,
+                        offset=message.offset,
+                        key=message.key,
+                        raw=message.value,
+                    ),
+                )
+            if self.out:
+                await self.publisher.outputs(self.out)
+            self.pending.append((stream, event))
+            if time.monotonic() - self.last_flush >= self.flush_interval_s:
+                await self._flush()
+
+    async def tick(self) -> None:
+        """Close windows, publish unit metrics that are due, persist, ack what is pending."""
+        if not self.owned and self.aggregator is None:
+            return
+        async with self.lock:
+            if self.aggregator is None:
+                return
+            self.aggregator.tick(self.views.view, self.out)
+            if self.out:
+                await self.publisher.outputs(self.out)
+            await self._flush()
+
+    async def _flush(self) -> None:
+        self.last_flush = time.monotonic()
+        await self.publisher.delivered()
+        if self.aggregator is not None:
+            for key, value in self.aggregator.take_records():
+                await self.publisher.send(
+                    self.names.aggregate_state, key.encode(), value, partition=0
+                )
+        pending, self.pending = self.pending, []
+        for stream, event in pending:
+            await stream.ack(event)

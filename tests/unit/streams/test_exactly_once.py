@@ -1,0 +1,156 @@
+"""Deduplication and crash recovery: every event counts once, every alert fires once.
+
+A crash is simulated the way it happens to the worker: records persisted since
+the last commit may be any subset of what the processor wrote (a partial
+flush), outputs published before the state was written are known (read back
+from the alerts topic), and the messages after the committed offset are
+processed again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streams.core import ManualClock, Output, PartitionProcessor, PolicyView, Suppressor, position
+from tests.unit.streams.builders import T0, call, outcome, policy
+from tokengov.contracts import CallEvent, Outcome
+
+VIEW = PolicyView(policy())
+
+
+def persist(store: dict[str, bytes], records: list[tuple[str, bytes | None]]) -> None:
+    for key, raw in records:
+        if raw is None:
+            store.pop(key, None)
+        else:
+            store[key] = raw
+
+
+def run(
+    messages: list[list[CallEvent | Outcome]],
+    proc: PartitionProcessor,
+    out: Output,
+    start: int = 0,
+) -> None:
+    proc.begin()
+    for offset in range(start, len(messages)):
+        for index, event in enumerate(messages[offset]):
+            proc.process(event, position(offset, index), VIEW, out)
+
+
+def snapshot(proc: PartitionProcessor) -> dict[str, Any]:
+    agg = proc.agg
+    return {
+        "tasks": {
+            t: (s.calls, s.tool_calls, s.retries, s.tokens, s.cost_usd, sorted(s.fired), s.outcome)
+            for t, s in sorted(proc.tasks.items())
+        },
+        "windows": {k: list(v) for k, v in agg.windows.items()},
+        "budgets": {k: list(v) for k, v in agg.budgets.items()},
+        "units": {k: (u.ints, u.floats, u.cost_usd) for k, u in agg.units.items()},
+        "duplicates": agg.duplicates,
+    }
+
+
+def scenario() -> list[list[CallEvent | Outcome]]:
+    """Messages (single events and envelopes) with duplicates and limit crossings."""
+    msgs: list[list[CallEvent | Outcome]] = []
+    for i in range(14):
+        msgs.append([call(task="a", step=i, tool_calls=1, at=i)])
+    env = [call(task="b", step=i, input=9000, output=1000, at=20 + i) for i in range(7)]
+    msgs.append(env)
+    msgs.append([env[2], env[3]])  # a producer retry of part of the envelope
+    msgs.append([env[4], call(task="c", tool="grep", step=1, at=30), env[4]])
+    msgs.append([call(task="c", tool="grep", step=1, at=31 + i) for i in range(7)])
+    msgs.append([outcome(task="a", at=50), outcome(task="b", at=51)])
+    return msgs
+
+
+def reference(messages) -> tuple[dict[str, Any], list[str]]:
+    proc = PartitionProcessor(0, VIEW.settings, ManualClock(T0))
+    out = Output()
+    run(messages, proc, out)
+    return snapshot(proc), [a.fingerprint for a in out.alerts]
+
+
+def test_duplicates_count_once() -> None:
+    messages = scenario()
+    snap, alerts = reference(messages)
+    assert snap["tasks"]["b"][0] == 7  # seven distinct calls despite the retries
+    assert snap["duplicates"] == 4
+    assert len(alerts) == len(set(alerts))
+    assert {a.split("|")[-1] for a in alerts} == {"max_tool_calls", "max_tokens_per_task", "grep"}
+
+
+def test_replay_of_the_same_message_is_not_a_duplicate() -> None:
+    messages = scenario()
+    proc = PartitionProcessor(0, VIEW.settings, ManualClock(T0))
+    out = Output()
+    run(messages, proc, out)
+    before = snapshot(proc)
+    run(messages, proc, out)  # the same positions again: nothing changes
+    assert snapshot(proc) == before
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    commit=st.integers(min_value=0, max_value=19),
+    crash=st.integers(min_value=0, max_value=19),
+    keep=st.lists(st.booleans(), min_size=40, max_size=40),
+)
+def test_crash_anywhere_neither_loses_nor_repeats(
+    commit: int, crash: int, keep: list[bool]
+) -> None:
+    messages = scenario()
+    commit, crash = min(commit, crash), max(commit, crash)
+    expected_state, expected_alerts = reference(messages)
+
+    clock = ManualClock(T0)
+    store: dict[str, bytes] = {}
+    published: list[str] = []
+    proc = PartitionProcessor(0, VIEW.settings, clock)
+    out = Output()
+    # everything before the committed offset was persisted and published
+    run(messages[:commit], proc, out)
+    persist(store, proc.take_records())
+    published += [a.fingerprint for a in out.alerts]
+    # then more is processed; its alerts are published, and only some of its records land
+    out = Output(suppressor=out.suppressor)
+    run(messages[:crash], proc, out, start=commit)
+    published += [a.fingerprint for a in out.alerts]
+    records = proc.take_records()
+    persist(store, [r for r, k in zip(records, keep, strict=False) if k])
+
+    # restart: state from the store, fingerprints read back, replay from the commit
+    recovered = PartitionProcessor.load(0, store.items(), VIEW.settings, clock)
+    out = Output(suppressor=Suppressor(set(published)))
+    run(messages, recovered, out, start=commit)
+    published += [a.fingerprint for a in out.alerts]
+
+    assert snapshot(recovered) == expected_state
+    assert sorted(published) == sorted(expected_alerts)
+
+
+def test_idle_tasks_are_dropped_and_their_ids_still_deduplicate() -> None:
+    clock = ManualClock(T0)
+    proc = PartitionProcessor(0, VIEW.settings, clock)
+    out = Output()
+    first = call(task="old", step=1)
+    proc.begin()
+    proc.process(first, position(0, 0), VIEW, out)
+    clock.advance(3601)
+    assert proc.sweep(VIEW.settings) == 1
+    assert "old" not in proc.tasks
+    records = proc.take_records()
+    assert ("t|old", None) in records
+    assert any(k.startswith("seen|") and v for k, v in records)
+    proc.process(first, position(1, 0), VIEW, out)  # a late producer retry
+    assert "old" not in proc.tasks
+    assert proc.agg.duplicates == 1
+    # ids are forgotten after the dedup horizon
+    clock.advance(3601 + 600)
+    proc.sweep(VIEW.settings)
+    assert len(proc.global_seen) == 0

@@ -1,0 +1,115 @@
+"""Pricing (DESIGN.md's formula) in Decimal: cached, cache-write and reasoning tokens,
+effective dates, unpriced models, and the hot path's cached lookup agreeing with it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from streams.core.pricer import Pricer
+from tests.unit.streams.builders import call
+from tokengov.contracts import TokenCounts
+from tokengov.policy import parse_policy
+from tokengov.pricing import price_call, price_tokens
+
+CATALOG = parse_policy(
+    """
+version: 1
+prices:
+  gpt-4.1-mini: {input: 0.40, output: 1.60, cached_input: 0.10}
+  claude-sonnet-4: {input: 3.00, output: 15.00, cached_input: 0.30, cache_write: 3.75}
+  claude-sonnet-4@2027-01-01: {input: 2.50, output: 12.00, cached_input: 0.25, cache_write: 3.10}
+  o-think: {input: 1.00, output: 4.00, reasoning: 8.00}
+  plain: {input: 2.00, output: 6.00}
+  future-only@2027-06-01: {input: 1.00, output: 1.00}
+"""
+).catalog
+NOV = datetime(2026, 11, 29, 5, tzinfo=UTC)
+
+
+def cost(model: str, at: datetime = NOV, **tokens: int) -> Decimal:
+    priced = price_tokens(model, TokenCounts(**tokens), at, CATALOG)
+    assert priced.source == "catalog"
+    return priced.cost_usd
+
+
+def test_cached_input_is_priced_at_the_cache_rate() -> None:
+    # 400 uncached × 0.40 + 800 cached × 0.10 + 300 output × 1.60, per million
+    assert cost("gpt-4.1-mini", input=1200, output=300, cached_input=800) == Decimal("0.00072")
+
+
+def test_cache_write_and_reasoning_tokens() -> None:
+    # uncached 10000-2000-3000 = 5000 × 3 + 2000 × 0.30 + 3000 × 3.75 + (1000-400) × 15 + 400 × 15
+    got = cost(
+        "claude-sonnet-4",
+        input=10000,
+        cached_input=2000,
+        cache_write=3000,
+        output=1000,
+        reasoning=400,
+    )
+    assert got == Decimal("0.04185")
+
+
+def test_reasoning_has_its_own_price_when_set() -> None:
+    # 1000 input × 1 + 400 visible output × 4 + 600 reasoning × 8
+    assert cost("o-think", input=1000, output=1000, reasoning=600) == Decimal("0.0074")
+
+
+def test_missing_cache_prices_fall_back_to_input_and_reasoning_to_output() -> None:
+    with_parts = cost(
+        "plain", input=1000, cached_input=300, cache_write=200, output=500, reasoning=100
+    )
+    without = cost("plain", input=1000, output=500)
+    assert with_parts == without == Decimal("0.005")
+
+
+def test_effective_date_switches_at_utc_midnight() -> None:
+    tokens = {"input": 1_000_000, "output": 1_000_000}
+    before = datetime(2026, 12, 31, 23, 59, 59, 999000, tzinfo=UTC)
+    after = datetime(2027, 1, 1, tzinfo=UTC)
+    assert cost("claude-sonnet-4", before, **tokens) == Decimal("18.00")
+    assert cost("claude-sonnet-4", after, **tokens) == Decimal("14.50")
+    # an offset timestamp is read in UTC: 2027-01-01T01:00+02:00 is still 2026 in UTC
+    local = datetime(2027, 1, 1, 1, tzinfo=UTC) - timedelta(hours=2)
+    assert cost("claude-sonnet-4", local, **tokens) == Decimal("18.00")
+
+
+def test_unpriced_model_costs_zero_and_says_so() -> None:
+    priced = price_call(call(model="gpt-9"), CATALOG)
+    assert priced.cost_usd == 0 and priced.unpriced and priced.source == "unpriced"
+    # a price that only takes effect later does not apply yet
+    assert price_call(call(model="future-only"), CATALOG).unpriced
+
+
+def test_reported_cost_wins() -> None:
+    priced = price_call(call(cost="0.123"), CATALOG)
+    assert priced.cost_usd == Decimal("0.123") and priced.source == "reported"
+
+
+def test_cost_is_exact_decimal() -> None:
+    total = sum((cost("gpt-4.1-mini", input=1, output=0) for _ in range(1000)), Decimal(0))
+    assert total == Decimal("0.0004")
+
+
+@given(
+    model=st.sampled_from(["gpt-4.1-mini", "claude-sonnet-4", "o-think", "plain", "gpt-9"]),
+    day=st.integers(min_value=-400, max_value=400),
+    inp=st.integers(min_value=0, max_value=2_000_000),
+    out=st.integers(min_value=0, max_value=200_000),
+    split=st.tuples(*(st.floats(min_value=0, max_value=1),) * 3),
+)
+def test_hot_path_pricer_agrees_with_price_call(model, day, inp, out, split) -> None:
+    cached = int(inp * split[0] / 2)
+    write = int(inp * split[1] / 2)
+    reasoning = int(out * split[2])
+    event = call(
+        model=model, input=inp, output=out, cached=cached, cache_write=write, reasoning=reasoning
+    )
+    event = event.model_copy(update={"ts": NOV + timedelta(days=day)})
+    pricer = Pricer(CATALOG)
+    assert pricer.price(event) == price_call(event, CATALOG)
+    assert pricer.price(event) == price_call(event, CATALOG)  # cached lookup

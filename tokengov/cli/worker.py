@@ -1,0 +1,80 @@
+"""``tokengov worker [--role all|streams|sink|router]``: the Faust worker."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+
+from tokengov.cli.common import (
+    BootstrapOpt,
+    DataDirOpt,
+    PolicyOpt,
+    fail,
+    load_settings,
+    setup_logging,
+)
+from tokengov.errors import TokenGovError
+from tokengov.runtime import PolicyHolder, WorkerContext
+from tokengov.topics import Topics, ensure_topics, topic_specs
+
+log = logging.getLogger(__name__)
+
+app = typer.Typer(help="Run the Faust worker.", invoke_without_command=True)
+
+RoleOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--role",
+        help="all (embedded mode), streams, sink or router; repeat to combine. Default: all.",
+    ),
+]
+
+
+@app.callback(invoke_without_command=True)
+def worker(
+    role: RoleOpt = None,
+    policy: PolicyOpt = None,
+    data_dir: DataDirOpt = None,
+    bootstrap: BootstrapOpt = None,
+    topic_prefix: Annotated[
+        str, typer.Option("--topic-prefix", hidden=True, help="Prefix of every topic (tests).")
+    ] = "",
+    create_topics: Annotated[
+        bool,
+        typer.Option(
+            "--create-topics/--no-create-topics",
+            help="Create the project's topics when missing (8 event partitions).",
+        ),
+    ] = True,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Consume tokengov.events and govern spend as it happens (SIGHUP reloads the policy)."""
+    setup_logging(verbose)
+    settings = load_settings(data_dir=data_dir, policy=policy, bootstrap=bootstrap)
+    if settings.policy is None:
+        fail("no policy: pass --policy FILE or set TOKENGOV_POLICY")
+    try:
+        holder = PolicyHolder.from_file(settings.policy)
+    except TokenGovError as exc:
+        fail(str(exc))
+    topics = Topics.with_prefix(topic_prefix) if topic_prefix else Topics()
+    ctx = WorkerContext(settings=settings, policy=holder, topics=topics)
+    from faust.worker import Worker
+
+    from streams.app import create_app
+
+    try:
+        if create_topics:
+            ensure_topics(settings.kafka_bootstrap, topic_specs(prefix=topic_prefix))
+        faust_app = create_app(ctx, role or ["all"])
+    except TokenGovError as exc:
+        fail(str(exc))
+    log.info("worker starting: roles %s, broker %s", ", ".join(role or ["all"]), ctx.bootstrap)
+    Worker(
+        faust_app,
+        loglevel="DEBUG" if verbose else "WARNING",
+        redirect_stdouts=False,
+        quiet=True,
+    ).execute_from_commandline()
