@@ -258,7 +258,7 @@ SELECT toString(generateUUIDv4(number + {events})),
     toDateTime64('{start}', 3, 'UTC')
         + toIntervalMillisecond(intDiv((number * 10 + 9) * {seconds}000, {events})),
     {teams}[number % 5 + 1], {flows}[number % 5 + 1], concat('t-', toString(number)),
-    ['success','success','success','failure','abandoned'][number % 5 + 1],
+    ['success','success','success','failure','abandoned'][intDiv(number, 5) % 5 + 1],
     (number % 100) / 100, 1
 FROM numbers({events // 10})""",
         settings=settings,
@@ -275,6 +275,25 @@ SELECT toString(number), concat('runaway|', toString(number % 500)),
     toDateTime64('{start}', 3, 'UTC') + toIntervalSecond(number * 777 % {seconds})
 FROM numbers({max(events // 1000, 10)})""",
         settings=settings,
+    )
+
+
+def settle(store: ClickHouseStore, timeout_s: float = 300.0) -> int:
+    """Wait until ClickHouse's background merges of the fresh data are done (a store at
+    rest, as analysts meet it); returns the active parts of token_events."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        merging = store.fetch(
+            "SELECT count() FROM system.merges WHERE database = currentDatabase()"
+        ).scalar()
+        if not merging:
+            break
+        time.sleep(0.5)
+    return int(
+        store.fetch(
+            "SELECT count() FROM system.parts WHERE database = currentDatabase() "
+            "AND table = 'token_events' AND active"
+        ).scalar()
     )
 
 
@@ -330,6 +349,8 @@ def run(
             generate_history(store, report_events)
             generate_s = time.perf_counter() - started
             progress(f"generated {report_events:,} events in ClickHouse in {generate_s:.1f} s")
+            parts = settle(store)
+            progress(f"background merges settled: token_events has {parts} active parts")
             reports = _bench_reports(store, policy)
         finally:
             store.close()

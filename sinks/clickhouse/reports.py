@@ -40,6 +40,7 @@ __all__ = [
     "coverage_sql",
     "run_report",
     "spend_sql",
+    "task_outcomes_sql",
     "top_tasks_sql",
     "unit_economics_sql",
 ]
@@ -87,26 +88,21 @@ ORDER BY cost_usd DESC, team, workflow, model"""
 
 
 def top_tasks_sql() -> str:
-    return f"""WITH ranked AS (
-    SELECT task_id, any(team) AS task_team, any(workflow) AS task_workflow, count() AS calls,
-        sum(input_tokens + output_tokens) AS tokens, sum(cost_usd) AS cost_usd,
-        countIf(attempt > 1) AS retries, sum(tool_calls) AS tool_calls,
-        min(ts) AS first_call, max(ts) AS last_call
-    FROM token_events
-    WHERE {_TS_WINDOW} AND {_TEAM}
-    GROUP BY task_id
-    ORDER BY cost_usd DESC, task_id
-    LIMIT {{limit:UInt32}}
-)
-SELECT ranked.task_id AS task_id, task_team AS team, task_workflow AS workflow, calls, tokens,
-    cost_usd, retries, tool_calls, first_call, last_call, ifNull(o.outcome, '') AS outcome
-FROM ranked
-LEFT JOIN (
-    SELECT task_id, if(countIf(status = 'success') > 0, 'success', any(status)) AS outcome
-    FROM task_outcomes WHERE task_id IN (SELECT task_id FROM ranked) GROUP BY task_id
-) AS o ON ranked.task_id = o.task_id
+    return f"""SELECT task_id, any(team) AS task_team, any(workflow) AS task_workflow,
+    count() AS calls, sum(input_tokens + output_tokens) AS tokens, sum(cost_usd) AS cost_usd,
+    countIf(attempt > 1) AS retries, sum(tool_calls) AS tool_calls,
+    min(ts) AS first_call, max(ts) AS last_call
+FROM token_events
+WHERE {_TS_WINDOW} AND {_TEAM}
+GROUP BY task_id
 ORDER BY cost_usd DESC, task_id
-SETTINGS join_use_nulls = 1"""
+LIMIT {{limit:UInt32}}"""
+
+
+def task_outcomes_sql() -> str:
+    """The outcome of each of some tasks (a success wins over other reports of one task)."""
+    return """SELECT task_id, if(countIf(status = 'success') > 0, 'success', any(status))
+FROM task_outcomes WHERE task_id IN {tasks:Array(String)} GROUP BY task_id"""
 
 
 def unit_economics_sql() -> str:
@@ -130,7 +126,7 @@ def unit_economics_sql() -> str:
 outcomes AS (
     SELECT task_id, argMax(status, ts) AS status, argMax(quality, ts) AS quality
     FROM task_outcomes
-    WHERE ts >= {{since:DateTime64(3, 'UTC')}} AND task_id IN (SELECT task_id FROM tasks)
+    WHERE ts >= {{since:DateTime64(3, 'UTC')}}
     GROUP BY task_id
 ),
 joined AS (
@@ -219,7 +215,13 @@ def _spend(reader: Reader, window: ReportWindow) -> QueryResult:
 
 
 def _top_tasks(reader: Reader, window: ReportWindow) -> QueryResult:
-    return reader.query(top_tasks_sql(), window.parameters())
+    # Two queries: ClickHouse would compute a CTE once per reference.
+    ranked = reader.query(top_tasks_sql(), window.parameters())
+    tasks = [str(row[0]) for row in ranked.rows]
+    outcomes = dict(reader.query(task_outcomes_sql(), {"tasks": tasks}).rows) if tasks else {}
+    columns = ["task_id", "team", "workflow", *ranked.columns[3:], "outcome"]
+    rows = [(*row, str(outcomes.get(row[0], ""))) for row in ranked.rows]
+    return QueryResult(columns, [*ranked.types, "String"], rows)
 
 
 def _unit_economics(reader: Reader, window: ReportWindow) -> QueryResult:

@@ -117,6 +117,7 @@ FINDING_COLUMNS: Final = (
     "team",
     "workflow",
     "agent",
+    "detector",
     "evidence",
     "estimated_waste_tokens_per_day",
     "estimated_waste_usd_per_day",
@@ -270,6 +271,7 @@ class Finding(BaseModel):
     team: Annotated[str, BeforeValidator(_attribution)] = UNATTRIBUTED
     workflow: Annotated[str, BeforeValidator(_attribution)] = UNATTRIBUTED
     agent: str | None = None
+    detector: str = Field(default="", max_length=256, description="The detector's name.")
     evidence: Annotated[str, BeforeValidator(_evidence)] = "{}"
     estimated_waste_tokens_per_day: NonNegativeInt = 0
     estimated_waste_usd_per_day: Decimal = Field(
@@ -283,9 +285,8 @@ class Finding(BaseModel):
     def id(self) -> str:
         if self.finding_id:
             return self.finding_id
-        basis = "|".join(
-            (self.area, self.team, self.workflow, self.agent or "", self.ts.isoformat())
-        )
+        parts = (self.detector, self.area, self.team, self.workflow, self.agent or "")
+        basis = "|".join((*parts, self.ts.isoformat()))
         return hashlib.sha256(basis.encode()).hexdigest()[:32]
 
 
@@ -296,6 +297,7 @@ def finding_row(finding: Finding) -> tuple[Any, ...]:
         finding.team,
         finding.workflow,
         finding.agent,
+        finding.detector,
         finding.evidence,
         _u64("estimated_waste_tokens_per_day", finding.estimated_waste_tokens_per_day),
         _money("estimated_waste_usd_per_day", finding.estimated_waste_usd_per_day),

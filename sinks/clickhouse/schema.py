@@ -7,7 +7,8 @@ completed version in ``schema_migrations``.
 
 Version 1 is the schema of DESIGN.md; version 2 adds the contract additions
 (``context_window``, ``cost_source``), an ``unpriced_calls`` count to the
-rollups, and a min/max index on ``ts`` for time-range queries on the raw table.
+rollups, and a min/max index on ``ts`` for time-range queries on the raw table;
+version 3 adds the ``detector`` of a token-debt finding.
 
 Exactly-once (see docs/clickhouse.md): the raw tables are ReplacingMergeTree on
 their event id and keep a deduplication log of their last ``dedup_window``
@@ -312,11 +313,19 @@ def _v2(_: SchemaOptions) -> list[str]:
     return steps
 
 
+def _v3(_: SchemaOptions) -> list[str]:
+    return [
+        "ALTER TABLE findings ADD COLUMN IF NOT EXISTS detector LowCardinality(String) "
+        "DEFAULT '' AFTER agent",
+    ]
+
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(
         1, "initial: events, outcomes, alerts, decisions, findings, notifications, rollups", _v1
     ),
     Migration(2, "context_window, cost_source, unpriced_calls in rollups, ts min/max index", _v2),
+    Migration(3, "findings.detector: which token-debt detector made the finding", _v3),
 )
 
 

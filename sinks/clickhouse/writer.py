@@ -67,6 +67,8 @@ COLUMNS: Final[Mapping[str, tuple[str, ...]]] = {
     "findings": FINDING_COLUMNS,
 }
 
+_TEAM, _WORKFLOW, _MODEL = (TOKEN_EVENT_COLUMNS.index(c) for c in ("team", "workflow", "model"))
+
 #: Tables whose rows are deduplicated by event id before inserting.
 DEDUP_TABLES: Final = (TOKEN_EVENTS, "task_outcomes")
 
@@ -478,7 +480,7 @@ class SinkWriter:
             if item.table == TOKEN_EVENTS and item.ts is not None:
                 row = item.row
                 hour = item.ts.replace(minute=0, second=0, microsecond=0)
-                keys.add((hour, row[2], row[3], row[9]))  # team, workflow, model
+                keys.add((hour, row[_TEAM], row[_WORKFLOW], row[_MODEL]))
         rows = reconcile(self._store, keys, ttl_days=self.config.schema.ttl_days)
         self.counters.reconciled_flushes += 1
         self.counters.reconciled_rows += rows

@@ -51,7 +51,7 @@ def empty_store(tmp_path) -> ClickHouseStore:
 
 def test_migrate_is_idempotent_and_recorded(empty_store):
     first = migrate(empty_store)
-    assert first.applied == [1, 2] and first.previous == 0
+    assert first.applied == list(range(1, latest_version() + 1)) and first.previous == 0
     second = migrate(empty_store)
     assert not second.changed and second.version == latest_version()
     assert current_version(empty_store) == latest_version()
@@ -88,8 +88,15 @@ def test_upgrade_from_v1_keeps_every_row(empty_store, policy):
     rollup_before = empty_store.query("SELECT sum(calls), sum(cost_usd) FROM spend_daily").rows
     assert before[0][0] == len(v1_rows) > 0
 
+    empty_store.command(
+        "INSERT INTO findings (finding_id, area, team, workflow, evidence, confidence, "
+        "better_pattern, ts) VALUES ('f1', 'memory', 'search', 'triage', '{}', 0.5, 'x', "
+        "'2026-10-30 12:00:00')"
+    )
+
     report = migrate(empty_store)
-    assert report.previous == 1 and report.applied == [2]
+    assert report.previous == 1 and report.applied == list(range(2, latest_version() + 1))
+    assert empty_store.query("SELECT finding_id, detector FROM findings").rows == [("f1", "")]
 
     assert (
         empty_store.query("SELECT count(), sum(input_tokens), sum(cost_usd) FROM token_events").rows
@@ -180,6 +187,7 @@ def test_no_column_can_hold_prompt_or_completion_text(store):
             "team",
             "workflow",
             "agent",
+            "detector",
             "evidence",
             "better_pattern",
         },

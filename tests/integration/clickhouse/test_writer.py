@@ -145,19 +145,25 @@ def test_rows_match_what_was_produced(bootstrap, topic_names, store, policy):
         },
     ]
     ends = merge(ends, produce_json(bootstrap, topic_names.decisions, decisions, "key"))
+    # The token-debt engine's own model, as it publishes it, and a minimal legacy shape.
+    from streams.debt.findings import Finding as DebtFinding
+
+    debt = DebtFinding(
+        finding_id="f-1",
+        ts=datetime(2026, 10, 30, 12, tzinfo=UTC),
+        area="memory",
+        team="search",
+        workflow="triage",
+        agent="planner",
+        evidence={"turns": 12, "growth": 1.4},
+        estimated_waste_tokens_per_day=120000,
+        estimated_waste_usd_per_day=Decimal("0.480000"),
+        confidence=0.8,
+        better_pattern="summarise history",
+        detector="memory_replay",
+    )
     findings = [
-        {
-            "area": "history_resent",
-            "team": "search",
-            "workflow": "triage",
-            "agent": "planner",
-            "evidence": {"turns": 12, "growth": 1.4},
-            "estimated_waste_tokens_per_day": 120000,
-            "estimated_waste_usd_per_day": "0.480000",
-            "confidence": 0.8,
-            "better_pattern": "summarise history",
-            "ts": "2026-10-30T12:00:00Z",
-        },
+        orjson.loads(debt.model_dump_json()),
         {
             "area": "unbounded_retries",
             "workflow": "summary",
@@ -258,12 +264,20 @@ def test_rows_match_what_was_produced(bootstrap, topic_names, store, policy):
         "SELECT scope, key, action, throttle_ms FROM decisions ORDER BY key"
     ).rows == [("team", "search", "throttle", 250), ("task", "t1", "pause", None)]
     finding_rows = store.query(
-        "SELECT area, team, workflow, evidence, estimated_waste_usd_per_day, confidence "
-        "FROM findings ORDER BY area"
+        "SELECT area, team, workflow, detector, evidence, estimated_waste_usd_per_day, "
+        "confidence FROM findings ORDER BY area"
     ).rows
     assert finding_rows == [
-        ("history_resent", "search", "triage", '{"growth":1.4,"turns":12}', Decimal("0.48"), 0.8),
-        ("unbounded_retries", "unattributed", "summary", '{"retries": 9}', Decimal(0), 0.6),
+        (
+            "memory",
+            "search",
+            "triage",
+            "memory_replay",
+            '{"growth":1.4,"turns":12}',
+            Decimal("0.48"),
+            0.8,
+        ),
+        ("unbounded_retries", "unattributed", "summary", "", '{"retries": 9}', Decimal(0), 0.6),
     ]
 
 
