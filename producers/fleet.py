@@ -490,16 +490,26 @@ class Fleet:
                     shape.workflow,
                     task.task_id,
                 )
-            ctx = task
-            context = 0
-            for hop, agent in enumerate(("researcher", "analyst", "writer", "reviewer")):
-                comps = _components(shape, rng, 2, handoff=0)
-                if hop:
-                    comps["handoff"] = context  # the whole previous context, resent
-                tokens = _usage(shape, rng, comps)
-                self.record(ctx, shape, tokens, comps, tool_name="web_search", tool_calls=1)
-                context = tokens.input
-                ctx = ctx.handoff(agent)
+            # A planner delegates three sub-questions to a researcher, resending its whole
+            # context with each one instead of a short brief.
+            researcher = task.handoff("researcher")
+            for round_ in range(1, 4):
+                comps = _components(shape, rng, round_)
+                planner_tokens = _usage(shape, rng, comps)
+                self.record(
+                    task, shape, planner_tokens, comps, tool_name="web_search", tool_calls=1
+                )
+                yield
+                comps = _components(shape, rng, 1)
+                comps["handoff"] = planner_tokens.input  # the whole context, resent
+                self.record(
+                    researcher,
+                    shape,
+                    _usage(shape, rng, comps),
+                    comps,
+                    tool_name="web_search",
+                    tool_calls=1,
+                )
                 yield
             self.finish(task, "success", round(rng.uniform(0.8, 0.9), 3))
 
@@ -646,12 +656,12 @@ class Fleet:
         """When each incident starts, as a share of the run."""
         at = {
             "budget_burn": 0.02,
-            "missing_profile": 0.10,
-            "runaway_loop": 0.15,
+            "missing_profile": 0.08,
+            "runaway_loop": 0.12,
+            "chatty_handoffs": 0.18,
             "unpriced_model": 0.25,
-            "retry_storm": 0.35,
-            "full_history": 0.45,
-            "chatty_handoffs": 0.55,
+            "retry_storm": 0.33,
+            "full_history": 0.40,
         }
         return sorted((share, name) for name, share in at.items() if name in self.enabled)
 
