@@ -10,6 +10,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from tokengov.errors import BrokerError
+from tokengov.kafka_logging import client_logging
 
 __all__ = [
     "ALERTS",
@@ -90,7 +91,7 @@ def topic_specs(*, prefix: str = "", event_partitions: int = 8) -> list[TopicSpe
 
 def ensure_topics(bootstrap: str, specs: list[TopicSpec], *, timeout_s: float = 15.0) -> list[str]:
     """Create the topics that do not exist yet; return the names created."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient({"bootstrap.servers": bootstrap, **client_logging()})
     try:
         existing = set(admin.list_topics(timeout=timeout_s).topics)
     except KafkaException as exc:

@@ -13,9 +13,9 @@ import typer
 from rich.panel import Panel
 from rich.table import Table
 
+from producers.fleet import Incident
 from tokengov.cli.common import DataDirOpt, PolicyOpt, console, fail, load_settings
 from tokengov.cli.up import resolve_policy
-from producers.fleet import Incident
 from tokengov.contracts import Decision
 from tokengov.errors import TokenGovError
 

@@ -12,6 +12,7 @@ from rich.markup import escape
 
 from tokengov.cli.common import BootstrapOpt, console, fail, load_settings
 from tokengov.contracts import CallEvent, Outcome, decode_message
+from tokengov.kafka_logging import client_logging
 from tokengov.topics import ALERTS, ALL_TOPICS, DECISIONS, EVENTS
 
 _SEVERITY = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
@@ -91,6 +92,7 @@ def tail_command(
             "bootstrap.servers": settings.kafka_bootstrap,
             "group.id": "tokengov-tail",
             "enable.auto.commit": False,
+            **client_logging(),
         }
     )
     try:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
+from decimal import Decimal
 from pathlib import Path
 from types import FrameType
 from typing import Annotated
@@ -20,8 +22,10 @@ from tokengov.local.status import KafkaProbe, Status
 from tokengov.policy import load_policy
 from tokengov.settings import Settings
 
+log = logging.getLogger(__name__)
+
 EXAMPLE_POLICY = Path(__file__).resolve().parents[2] / "examples" / "policy.yaml"
-STREAMS_GROUP = "tokengov-streams"
+STREAMS_GROUP = "tokengov-worker"  # the Faust app id is its consumer group
 
 
 def resolve_policy(settings: Settings) -> Path:
@@ -33,12 +37,16 @@ def resolve_policy(settings: Settings) -> Path:
     return path
 
 
-def where_table(info: StackInfo) -> Table:
+def where_table(info: StackInfo, data_dir: Path) -> Table:
     table = Table.grid(padding=(0, 2))
     table.add_row("[bold]Kafka bootstrap[/]", info.bootstrap)
     table.add_row("[bold]data directory[/]", str(info.data_dir))
     table.add_row("[bold]ClickHouse[/]", info.clickhouse_dsn)
-    table.add_row("[bold]query endpoint[/]", f'{info.query_endpoint}  (tokengov query "SELECT …")')
+    from sinks.clickhouse.reader import endpoint_address
+
+    served = endpoint_address(data_dir)  # the worker falls back to a free port when taken
+    endpoint = f"http://{served[0]}:{served[1]}" if served else info.query_endpoint
+    table.add_row("[bold]query endpoint[/]", f'{endpoint}  (tokengov query "SELECT …")')
     table.add_row("[bold]policy[/]", str(info.policy))
     table.add_row("[bold]worker[/]", f"pid {info.worker_pid}, roles streams + sink + router")
     return table
@@ -65,9 +73,47 @@ def read_clickhouse_status(settings: Settings, status: Status) -> None:
         reader.close()
     if rows:
         spend, firing, calls = rows[0]
-        status.spend_today_usd = spend
+        status.spend_today_usd = Decimal(str(spend)) if spend is not None else Decimal(0)
         status.alerts_firing = int(firing)
         status.events_total = int(calls or 0)
+
+
+def _show_status(
+    stack: LocalStack,
+    settings: Settings,
+    probe: KafkaProbe,
+    status: Status,
+    stop: threading.Event,
+    interval_s: float,
+) -> None:
+    """A live line on a terminal; a line every minute or so when the output is a file."""
+
+    def refresh() -> bool:
+        if not stack.worker_alive():
+            err_console.print("[bold red]the worker exited[/]; stopping")
+            return False
+        try:
+            probe.sample(status)
+            read_clickhouse_status(settings, status)
+        except Exception:  # the status line must never bring the stack down
+            log.exception("status refresh failed")
+        return True
+
+    if err_console.is_terminal:
+        with Live(console=err_console, refresh_per_second=2, transient=True) as live:
+            while not stop.wait(interval_s):
+                if not refresh():
+                    return
+                live.update(status.line())
+        return
+    every = max(1, round(60 / interval_s))
+    ticks = 0
+    while not stop.wait(interval_s):
+        if not refresh():
+            return
+        ticks += 1
+        if ticks % every == 0:
+            err_console.print(status.line(), soft_wrap=True)
 
 
 def up_command(
@@ -94,27 +140,26 @@ def up_command(
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
+        info = stack.start()  # stops what it started when it fails
+    except TokenGovError as exc:
+        worker_log.close()
+        fail(str(exc))
+    try:
         try:
-            info = stack.start()
             stack.wait_ready(timeout_s=90)
         except TokenGovError as exc:
-            fail(str(exc))
+            fail(f"{exc}; see {settings.data_dir / 'worker.log'}")
         console.print(
             Panel(
-                where_table(stack.info()), title="tokengov up", subtitle="Ctrl-C stops everything"
+                where_table(stack.info(), settings.data_dir),
+                title="tokengov up",
+                subtitle="Ctrl-C stops everything",
             )
         )
         probe = KafkaProbe(info.bootstrap, stack.topics.events, STREAMS_GROUP)
         status = Status()
         try:
-            with Live(console=err_console, refresh_per_second=2, transient=True) as live:
-                while not stop.wait(status_interval):
-                    if not stack.worker_alive():
-                        err_console.print("[bold red]the worker exited[/]; stopping")
-                        break
-                    probe.sample(status)
-                    read_clickhouse_status(settings, status)
-                    live.update(status.line())
+            _show_status(stack, settings, probe, status, stop, status_interval)
         finally:
             probe.close()
     finally:

@@ -27,6 +27,7 @@ from producers.emitter import TokenEmitter
 from producers.fleet import INCIDENTS, Fleet, FleetReport, Incident
 from tokengov.contracts import Alert, Decision
 from tokengov.errors import TokenGovError
+from tokengov.kafka_logging import client_logging
 from tokengov.local.broker import free_port
 from tokengov.local.stack import LocalStack
 from tokengov.local.webhook_sink import WebhookSink
@@ -100,6 +101,7 @@ class _TopicFollower(threading.Thread):
                 "bootstrap.servers": bootstrap,
                 "group.id": "tokengov-demo",
                 "enable.auto.commit": False,
+                **client_logging(),
             }
         )
         self._topics = {alerts_topic: "alert", decisions_topic: "decision"}

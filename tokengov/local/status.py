@@ -16,6 +16,8 @@ from decimal import Decimal
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from tokengov.kafka_logging import client_logging
+
 __all__ = ["KafkaProbe", "Status"]
 
 log = logging.getLogger(__name__)
@@ -26,7 +28,7 @@ class Status:
     messages_per_s: float = 0.0
     lag_messages: int | None = None
     alerts_firing: int | None = None
-    spend_today_usd: Decimal | None = None
+    spend_today_usd: Decimal | None = None  # the endpoint sends decimals as strings: convert
     events_total: int | None = None
 
     def line(self) -> str:
@@ -51,9 +53,10 @@ class KafkaProbe:
                 "bootstrap.servers": bootstrap,
                 "group.id": f"{group}-status",
                 "enable.auto.commit": False,
+                **client_logging(),
             }
         )
-        self._admin = AdminClient({"bootstrap.servers": bootstrap})
+        self._admin = AdminClient({"bootstrap.servers": bootstrap, **client_logging()})
         self._last: tuple[float, int] | None = None
 
     def _high_watermarks(self) -> dict[int, int]:
