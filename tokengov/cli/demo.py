@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 import threading
 from decimal import Decimal
@@ -18,6 +19,7 @@ from tokengov.cli.common import DataDirOpt, PolicyOpt, console, fail, load_setti
 from tokengov.cli.up import resolve_policy
 from tokengov.contracts import Decision
 from tokengov.errors import TokenGovError
+from tokengov.local.stack import DataDirLock
 
 ANALYST_QUERIES = (
     (
@@ -48,7 +50,7 @@ def _money(value: Any) -> str:
 
 
 def demo_command(
-    duration: Annotated[float, typer.Option(help="Seconds the fleet runs.")] = 75.0,
+    duration: Annotated[float, typer.Option(help="Seconds the fleet runs.")] = 60.0,
     rate: Annotated[float, typer.Option(help="Model calls per second, about.")] = 40.0,
     seed: Annotated[int, typer.Option(help="Same seed, same fleet.")] = 7,
     data_dir: DataDirOpt = None,
@@ -60,6 +62,11 @@ def demo_command(
     settings = load_settings(data_dir=data_dir, policy=policy)
     policy_path = resolve_policy(settings)
     demo_dir = Path(settings.data_dir) / "demo"
+    if (demo_dir / "tokengov.lock").exists():
+        DataDirLock(
+            demo_dir
+        ).acquire_or_fail_fast()  # another demo is running: say so, touch nothing
+    shutil.rmtree(demo_dir, ignore_errors=True)  # every demo starts from a clean store
     demo_dir.mkdir(parents=True, exist_ok=True)
     settings = settings.model_copy(update={"data_dir": demo_dir})
     stop = threading.Event()
@@ -74,7 +81,7 @@ def demo_command(
             "through the real SDK, with scripted incidents: a runaway loop, a retry storm, chatty handoffs, "
             "a conversation resending its history, a team burning its daily budget, a workflow with no cost "
             "profile and a model with no price. Alerts routed to the console receiver appear below as they "
-            f"happen.\nstate: {demo_dir}",
+            f"happen.\nstate: {demo_dir} (each demo starts from a clean store there)",
             title="tokengov demo",
         )
     )

@@ -59,6 +59,11 @@ class DataDirLock:
         fh.flush()
         self._fh = fh
 
+    def acquire_or_fail_fast(self) -> None:
+        """Check that nobody holds the lock (raises like :meth:`acquire`), and let go again."""
+        self.acquire()
+        self.release()
+
     def release(self) -> None:
         if self._fh is not None:
             with contextlib.suppress(OSError):
