@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
@@ -74,7 +75,11 @@ def test_endpoint_answers_reads_and_refuses_writes(served):
             "SELECT team, sum(cost_usd) AS cost_usd FROM token_events GROUP BY team ORDER BY team"
         )
         assert result.columns == ["team", "cost_usd"]
-        assert result.rows == [("search", "0.000560000000"), ("support", "0.002244000000")]
+        assert result.rows == [
+            ("search", Decimal("0.000560000000")),
+            ("support", Decimal("0.002244000000")),
+        ]
+        assert all(isinstance(cost, Decimal) for _, cost in result.rows)
         params = reader.query(
             "SELECT count() FROM token_events WHERE team = {t:String}", {"t": "search"}
         )
