@@ -107,16 +107,25 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def endpoint_address(data_dir: Path) -> tuple[str, int] | None:
-    """The live endpoint recorded under ``data_dir``, if its process still runs."""
+def _store_path(dsn: str) -> Path:
+    return Path(dsn.removeprefix("chdb:").removeprefix("//")).expanduser().resolve()
+
+
+def endpoint_address(data_dir: Path, dsn: str | None = None) -> tuple[str, int] | None:
+    """The live endpoint recorded under ``data_dir``, if its process still runs (and, with
+    ``dsn``, serves that embedded store rather than another)."""
     state_file = data_dir / STATE_FILE
     try:
         state = json.loads(state_file.read_text())
         host, port, pid = str(state["host"]), int(state["port"]), int(state["pid"])
-    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        served = state.get("dsn")
+    except (FileNotFoundError, ValueError, KeyError, TypeError, AttributeError):
         return None
     if not _pid_alive(pid):
         log.debug("stale %s (pid %d is gone)", state_file, pid)
+        return None
+    if dsn is not None and isinstance(served, str) and _store_path(served) != _store_path(dsn):
+        log.debug("%s serves %s, not %s", state_file, served, dsn)
         return None
     return host, port
 
@@ -124,7 +133,7 @@ def endpoint_address(data_dir: Path) -> tuple[str, int] | None:
 def open_reader(dsn: str, data_dir: Path) -> Reader:
     """The endpoint when a worker serves the embedded store, else the store itself."""
     if dsn.startswith("chdb:"):
-        address = endpoint_address(data_dir)
+        address = endpoint_address(data_dir, dsn)
         if address is not None:
             reader = EndpointReader(*address)
             if reader.ping():

@@ -16,7 +16,7 @@ import pytest
 
 from sinks.clickhouse.endpoint import STATE_FILE, QueryEndpoint
 from sinks.clickhouse.migrate import migrate
-from sinks.clickhouse.reader import EndpointReader, StoreReader, open_reader
+from sinks.clickhouse.reader import EndpointReader, StoreReader, endpoint_address, open_reader
 from sinks.clickhouse.store import ClickHouseStore
 from tokengov.errors import QueryError
 from tokengov.local.broker import free_port
@@ -165,5 +165,23 @@ def test_without_an_owner_the_store_is_opened_directly(data_dir):
         assert reader.query("SELECT count() FROM token_events").rows == [(0,)]
         with pytest.raises(QueryError, match="read-only"):
             reader.query("TRUNCATE TABLE token_events")
+    finally:
+        reader.close()
+
+
+def test_an_endpoint_serving_another_store_is_not_used(served, data_dir, tmp_path):
+    """``TOKENGOV_CLICKHOUSE_URL`` naming another embedded store: its own, not the data dir's."""
+    here = f"chdb://{data_dir / 'clickhouse'}"
+    assert endpoint_address(data_dir, here) == (served.host, served.port)
+    reader = open_reader(f"chdb://{data_dir}/./clickhouse", data_dir)
+    try:
+        assert isinstance(reader, EndpointReader)
+    finally:
+        reader.close()
+    other = f"chdb://{tmp_path / 'other-store'}"
+    assert endpoint_address(data_dir, other) is None
+    reader = open_reader(other, data_dir)
+    try:
+        assert isinstance(reader, StoreReader) and "other-store" in reader.description
     finally:
         reader.close()
