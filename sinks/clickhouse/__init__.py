@@ -9,7 +9,8 @@ Modules, following the data:
   writer's parts; ``writer`` — :class:`SinkWriter`
 * ``role`` — ``register(app, ctx)`` for ``tokengov worker --role sink`` (imports Faust, so it
   is loaded on first use of ``register`` / ``SinkRole``)
-* ``endpoint`` / ``reader`` / ``reports`` — analysts' access
+* ``endpoint`` / ``wire`` (its JSON values and parameters by ClickHouse type) / ``reader`` /
+  ``reports`` — analysts' access
 """
 
 from __future__ import annotations

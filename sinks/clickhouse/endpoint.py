@@ -4,7 +4,8 @@ chdb lets one process open a data directory, so while the worker runs, other
 processes (``tokengov query``, ``tokengov report``) ask it over loopback HTTP:
 
 * ``GET /ping`` → ``{"ok": true}``
-* ``POST /query`` with ``{"sql": "...", "parameters": {...}}`` →
+* ``POST /query`` with ``{"sql": "...", "parameters": {...}}`` (values JSON cannot carry
+  tagged by :func:`sinks.clickhouse.wire.encode_parameters`) →
   ``{"columns": [...], "types": [...], "rows": [[...], ...]}``, or status 400 with
   ``{"error": "<ClickHouse's message>"}``.
 
@@ -33,6 +34,7 @@ from uuid import UUID
 import orjson
 
 from sinks.clickhouse.store import ClickHouseStore, StoreError
+from sinks.clickhouse.wire import decode_parameters
 from tokengov.errors import QueryError
 
 __all__ = [
@@ -128,7 +130,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             request = json.loads(self.rfile.read(length) or b"{}")
             sql = check_read_only(str(request.get("sql", "")))
-            parameters = request.get("parameters") or None
+            parameters = decode_parameters(request.get("parameters") or {}) or None
             result = self.server.store.query(sql, parameters)
         except (ValueError, QueryError) as exc:
             self._reply(HTTPStatus.BAD_REQUEST, {"error": str(exc)})

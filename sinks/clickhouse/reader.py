@@ -19,6 +19,7 @@ import httpx
 
 from sinks.clickhouse.endpoint import STATE_FILE, check_read_only
 from sinks.clickhouse.store import ClickHouseStore, QueryResult, StoreError
+from sinks.clickhouse.wire import decode_row, decoder, encode_parameters
 from tokengov.errors import QueryError
 
 __all__ = ["EndpointReader", "Reader", "StoreReader", "endpoint_address", "open_reader"]
@@ -56,7 +57,9 @@ class StoreReader:
 
 
 class EndpointReader:
-    """Queries the endpoint of the process that owns the embedded store."""
+    """Queries the endpoint of the process that owns the embedded store; each value is
+    decoded by its column's type (:mod:`sinks.clickhouse.wire`), so rows equal a
+    :class:`StoreReader`'s for the same query."""
 
     def __init__(self, host: str, port: int, *, timeout_s: float = 120.0) -> None:
         self.url = f"http://{host}:{port}"
@@ -75,14 +78,20 @@ class EndpointReader:
     def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> QueryResult:
         try:
             response = self._http.post(
-                "/query", json={"sql": sql, "parameters": dict(parameters or {})}
+                "/query", json={"sql": sql, "parameters": encode_parameters(parameters)}
             )
         except httpx.HTTPError as exc:
             raise QueryError(f"query endpoint {self.url} did not answer: {exc}") from exc
-        body = response.json()
+        try:
+            body = response.json()
+        except ValueError:
+            body = {"error": f"query endpoint {self.url}: HTTP {response.status_code}"}
         if response.status_code != 200:
             raise QueryError(str(body.get("error", response.text)))
-        return QueryResult(body["columns"], body["types"], [tuple(r) for r in body["rows"]])
+        types = [str(t) for t in body["types"]]
+        decoders = [decoder(t) for t in types]
+        rows = [decode_row(decoders, row) for row in body["rows"]]
+        return QueryResult(list(body["columns"]), types, rows)
 
     def close(self) -> None:
         self._http.close()
@@ -98,16 +107,25 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def endpoint_address(data_dir: Path) -> tuple[str, int] | None:
-    """The live endpoint recorded under ``data_dir``, if its process still runs."""
+def _store_path(dsn: str) -> Path:
+    return Path(dsn.removeprefix("chdb:").removeprefix("//")).expanduser().resolve()
+
+
+def endpoint_address(data_dir: Path, dsn: str | None = None) -> tuple[str, int] | None:
+    """The live endpoint recorded under ``data_dir``, if its process still runs (and, with
+    ``dsn``, serves that embedded store rather than another)."""
     state_file = data_dir / STATE_FILE
     try:
         state = json.loads(state_file.read_text())
         host, port, pid = str(state["host"]), int(state["port"]), int(state["pid"])
-    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        served = state.get("dsn")
+    except (FileNotFoundError, ValueError, KeyError, TypeError, AttributeError):
         return None
     if not _pid_alive(pid):
         log.debug("stale %s (pid %d is gone)", state_file, pid)
+        return None
+    if dsn is not None and isinstance(served, str) and _store_path(served) != _store_path(dsn):
+        log.debug("%s serves %s, not %s", state_file, served, dsn)
         return None
     return host, port
 
@@ -115,7 +133,7 @@ def endpoint_address(data_dir: Path) -> tuple[str, int] | None:
 def open_reader(dsn: str, data_dir: Path) -> Reader:
     """The endpoint when a worker serves the embedded store, else the store itself."""
     if dsn.startswith("chdb:"):
-        address = endpoint_address(data_dir)
+        address = endpoint_address(data_dir, dsn)
         if address is not None:
             reader = EndpointReader(*address)
             if reader.ping():

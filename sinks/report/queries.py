@@ -1,7 +1,9 @@
 """Every SQL statement the debt report runs, one small function each.
 
 Each ``*_sql`` function returns ``(statement, parameters)`` for clickhouse-connect
-server-side binding; each ``fetch_*`` runs one and returns plain rows. The
+server-side binding; :func:`fetch` runs one on a :class:`QueryClient` — a
+:class:`sinks.clickhouse.reader.Reader` from ``open_reader`` (the running worker's
+query endpoint, the embedded store, or a ClickHouse server) — and returns rows as dicts. The
 tables and columns are DESIGN.md's: ``spend_daily`` (``day``, ``team``,
 ``workflow``, ``model``, ``calls``, the five token counts, ``cost_usd``,
 ``retries``, ``errors``), ``task_outcomes`` (``event_id``, ``ts``, ``team``,
@@ -19,10 +21,11 @@ counts twice.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
+from sinks.clickhouse.store import QueryResult
 from tokengov.errors import QueryError
 
 __all__ = [
@@ -38,9 +41,9 @@ Statement = tuple[str, dict[str, Any]]
 
 
 class QueryClient(Protocol):
-    """The part of clickhouse-connect's client the report uses."""
+    """The part of a :class:`sinks.clickhouse.reader.Reader` the report uses."""
 
-    def query(self, query: str, parameters: dict[str, Any] | None = None) -> Any: ...
+    def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> QueryResult: ...
 
 
 def _scope(since: date, team: str | None, *, day_column: str) -> tuple[str, dict[str, Any]]:
@@ -125,8 +128,6 @@ def fetch(client: QueryClient, statement: Statement) -> list[dict[str, Any]]:
     """Run one statement; rows as dicts. ClickHouse's refusal becomes a QueryError."""
     sql, params = statement
     try:
-        result = client.query(sql, parameters=params)
-    except Exception as exc:  # clickhouse-connect raises several unrelated types
+        return client.query(sql, params).dicts()
+    except QueryError as exc:
         raise QueryError(f"the debt report's query failed: {exc}\n  {sql}") from exc
-    names: Sequence[str] = result.column_names
-    return [dict(zip(names, row, strict=True)) for row in result.result_rows]

@@ -1,5 +1,7 @@
 """On-call's view of the history: alerts and their notifications, read from ClickHouse
-(tables ``alerts`` and ``notifications``) through clickhouse-connect.
+(tables ``alerts`` and ``notifications``) through a :class:`sinks.clickhouse.reader.Reader`:
+the running worker's query endpoint when it owns the embedded store, else the store (or
+ClickHouse server) itself.
 
 The statements are built by small functions (unit-tested as strings) and run with
 server-side parameters, never string interpolation of user input.
@@ -9,11 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
 
-from tokengov.errors import QueryError
+from sinks.clickhouse.reader import Reader, open_reader
 
 __all__ = ["AlertHistory", "AlertRow", "NotificationRow", "list_alerts_sql", "notifications_sql"]
 
@@ -148,25 +151,18 @@ def _alert_row(row: tuple[Any, ...]) -> AlertRow:
 
 
 class AlertHistory:
-    """Reads alerts and notifications. ``client`` is a clickhouse-connect client."""
+    """Reads alerts and notifications through ``reader`` (``query(sql, parameters)``)."""
 
-    def __init__(self, client: Any) -> None:
-        self.client = client
+    def __init__(self, reader: Reader) -> None:
+        self.reader = reader
 
     @classmethod
-    def from_dsn(cls, dsn: str) -> AlertHistory:
-        import clickhouse_connect
-
-        try:
-            return cls(clickhouse_connect.get_client(dsn=dsn))
-        except Exception as exc:
-            raise QueryError(f"cannot open ClickHouse at {_safe_dsn(dsn)}: {exc}") from exc
+    def open(cls, dsn: str, data_dir: Path) -> AlertHistory:
+        """On the store at ``dsn``: through the endpoint of the worker that owns it, if any."""
+        return cls(open_reader(dsn, data_dir))
 
     def _query(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-        try:
-            return list(self.client.query(sql, parameters=params).result_rows)
-        except Exception as exc:
-            raise QueryError(str(exc)) from exc
+        return self.reader.query(sql, params).rows
 
     def latest(
         self,
@@ -201,14 +197,4 @@ class AlertHistory:
         return alerts, notes
 
     def close(self) -> None:
-        self.client.close()
-
-
-def _safe_dsn(dsn: str) -> str:
-    """A DSN without its password."""
-    scheme, sep, rest = dsn.partition("://")
-    if "@" in rest:
-        creds, _, host = rest.rpartition("@")
-        user = creds.split(":", 1)[0]
-        return f"{scheme}{sep}{user}:***@{host}"
-    return dsn
+        self.reader.close()

@@ -48,10 +48,9 @@ def _ts(value: datetime | None) -> str:
 
 
 def _history(settings: Settings, dsn: str | None) -> AlertHistory:
-    try:
-        return AlertHistory.from_dsn(dsn or settings.clickhouse_dsn)
-    except QueryError as exc:
-        fail(f"{exc}\n(in embedded mode, stop the worker or query through it)")
+    """The history at ``dsn`` (default the settings'): through the running worker's query
+    endpoint when it owns the embedded store, else the store itself."""
+    return AlertHistory.open(dsn or settings.clickhouse_dsn, settings.data_dir)
 
 
 def _policy(settings: Settings) -> Policy | None:

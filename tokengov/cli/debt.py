@@ -46,16 +46,18 @@ def report(
         str | None,
         typer.Option(
             "--clickhouse-url",
-            help="clickhouse-connect DSN (env TOKENGOV_CLICKHOUSE_URL; "
-            "default the embedded store in the data dir).",
+            help="clickhouse-connect DSN of the store (env TOKENGOV_CLICKHOUSE_URL; default "
+            "the embedded store in the data dir, read through the running worker if any).",
         ),
     ] = None,
     data_dir: DataDirOpt = None,
     policy: PolicyOpt = None,
 ) -> None:
-    """Spend and trend, findings ranked by estimated waste, unit metrics, maturity."""
-    import clickhouse_connect
+    """Spend and trend, findings ranked by estimated waste, unit metrics, maturity.
 
+    With the embedded store it reads through the running worker's query endpoint
+    when there is one, else the store itself."""
+    from sinks.clickhouse.reader import open_reader
     from sinks.report import build_report, render_html, render_text
 
     settings = load_settings(data_dir=data_dir, policy=policy)
@@ -74,23 +76,13 @@ def report(
             "budgets, cost profiles and routes count as unset[/]"
         )
         loaded = Policy(version=1)
-    dsn = settings.clickhouse_dsn
+    reader = open_reader(settings.clickhouse_dsn, settings.data_dir)
     try:
-        client = clickhouse_connect.get_client(dsn=dsn)
-    except Exception as exc:  # clickhouse-connect raises several unrelated types
-        hint = ""
-        if settings.embedded_clickhouse:
-            hint = (
-                f"\n  the embedded store may be held by a running worker; point "
-                f"--clickhouse-url at http://{settings.query_endpoint}"
-            )
-        fail(f"cannot open ClickHouse at {dsn}: {exc}{hint}")
-    try:
-        data = build_report(client, loaded, since=start, team=team, now=now)
+        data = build_report(reader, loaded, since=start, team=team, now=now)
     except QueryError as exc:
         fail(str(exc))
     finally:
-        client.close()
+        reader.close()
     render_text(data, console)
     if out is not None:
         out.write_text(render_html(data), encoding="utf-8")

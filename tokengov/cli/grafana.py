@@ -13,6 +13,7 @@ from tokengov.cli.common import DataDirOpt, console, err_console, fail, load_set
 from tokengov.contracts import utcnow
 from tokengov.errors import QueryError, TokenGovError
 from tokengov.policy import parse_duration
+from tokengov.settings import Settings
 
 if TYPE_CHECKING:
     from sinks.grafana.alert_marks import AlertMark
@@ -56,33 +57,19 @@ def _since(value: str) -> datetime:
         raise typer.BadParameter(str(exc)) from exc
 
 
-def _alert_marks(dsn: str, since: datetime) -> list[AlertMark]:
-    """The alerts to annotate, read from the ClickHouse store at ``dsn``."""
-    import clickhouse_connect
-    from clickhouse_connect.driver.exceptions import ClickHouseError
-
+def _alert_marks(settings: Settings, since: datetime) -> list[AlertMark]:
+    """The alerts to annotate: through the running worker's query endpoint when it owns
+    the embedded store, else from the store (or ClickHouse server) itself."""
+    from sinks.clickhouse.reader import open_reader
     from sinks.grafana.alert_marks import read_alert_marks
 
+    reader = open_reader(settings.clickhouse_dsn, settings.data_dir)
     try:
-        client = clickhouse_connect.get_client(dsn=dsn)
-    except ClickHouseError as exc:
-        raise QueryError(f"cannot open ClickHouse at {_redacted(dsn)}: {exc}") from exc
-    try:
-        return read_alert_marks(
-            lambda sql, params: client.query(sql, parameters=params).named_results(), since
-        )
-    except ClickHouseError as exc:
-        raise QueryError(f"reading alerts from {_redacted(dsn)}: {exc}") from exc
+        return read_alert_marks(lambda sql, params: reader.query(sql, params).dicts(), since)
+    except QueryError as exc:
+        raise QueryError(f"reading alerts from {reader.description}: {exc}") from exc
     finally:
-        client.close()
-
-
-def _redacted(dsn: str) -> str:
-    if "@" not in dsn or "://" not in dsn:
-        return dsn
-    scheme, rest = dsn.split("://", 1)
-    creds, host = rest.rsplit("@", 1)
-    return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
+        reader.close()
 
 
 @app.command()
@@ -119,7 +106,7 @@ def sync(
     start = _since(since)
     try:
         datasource = ClickHouseDatasource.from_url(datasource_url) if datasource_url else None
-        marks = _alert_marks(settings.clickhouse_dsn, start) if annotations else []
+        marks = _alert_marks(settings, start) if annotations else []
         token: SecretStr | None = settings.grafana_token
         with GrafanaAPI(url or settings.grafana_url or "", token) as api:
             report = run_sync(api, alerts=marks, now=utcnow(), datasource=datasource)

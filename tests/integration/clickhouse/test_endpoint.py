@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
@@ -15,7 +16,7 @@ import pytest
 
 from sinks.clickhouse.endpoint import STATE_FILE, QueryEndpoint
 from sinks.clickhouse.migrate import migrate
-from sinks.clickhouse.reader import EndpointReader, StoreReader, open_reader
+from sinks.clickhouse.reader import EndpointReader, StoreReader, endpoint_address, open_reader
 from sinks.clickhouse.store import ClickHouseStore
 from tokengov.errors import QueryError
 from tokengov.local.broker import free_port
@@ -74,7 +75,11 @@ def test_endpoint_answers_reads_and_refuses_writes(served):
             "SELECT team, sum(cost_usd) AS cost_usd FROM token_events GROUP BY team ORDER BY team"
         )
         assert result.columns == ["team", "cost_usd"]
-        assert result.rows == [("search", "0.000560000000"), ("support", "0.002244000000")]
+        assert result.rows == [
+            ("search", Decimal("0.000560000000")),
+            ("support", Decimal("0.002244000000")),
+        ]
+        assert all(isinstance(cost, Decimal) for _, cost in result.rows)
         params = reader.query(
             "SELECT count() FROM token_events WHERE team = {t:String}", {"t": "search"}
         )
@@ -160,5 +165,23 @@ def test_without_an_owner_the_store_is_opened_directly(data_dir):
         assert reader.query("SELECT count() FROM token_events").rows == [(0,)]
         with pytest.raises(QueryError, match="read-only"):
             reader.query("TRUNCATE TABLE token_events")
+    finally:
+        reader.close()
+
+
+def test_an_endpoint_serving_another_store_is_not_used(served, data_dir, tmp_path):
+    """``TOKENGOV_CLICKHOUSE_URL`` naming another embedded store: its own, not the data dir's."""
+    here = f"chdb://{data_dir / 'clickhouse'}"
+    assert endpoint_address(data_dir, here) == (served.host, served.port)
+    reader = open_reader(f"chdb://{data_dir}/./clickhouse", data_dir)
+    try:
+        assert isinstance(reader, EndpointReader)
+    finally:
+        reader.close()
+    other = f"chdb://{tmp_path / 'other-store'}"
+    assert endpoint_address(data_dir, other) is None
+    reader = open_reader(other, data_dir)
+    try:
+        assert isinstance(reader, StoreReader) and "other-store" in reader.description
     finally:
         reader.close()

@@ -22,6 +22,7 @@ import aiohttp
 import clickhouse_connect
 import pytest
 
+from sinks.clickhouse.reader import StoreReader
 from streams.debt.findings import Finding
 from tokengov.contracts import CallEvent, Outcome
 from tokengov.policy import PriceCatalog
@@ -118,6 +119,10 @@ FINDING_COLUMNS = (
 class Store:
     client: Any
     dsn: str
+
+    def reader(self) -> StoreReader:
+        """The store as the report reads it: a read-only :class:`StoreReader`."""
+        return StoreReader(self.dsn)
 
     def insert_events(self, events: Sequence[CallEvent | Outcome], catalog: PriceCatalog) -> None:
         calls, outcomes = [], []

@@ -8,6 +8,10 @@ models' known biases are smaller (see docs/debt.md), the rest is the fleet's noi
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,16 +19,20 @@ import pytest
 from typer.testing import CliRunner
 
 from producers.debt_fleet import FleetRun, fleet_policy_yaml, scripted_fleet
+from sinks.clickhouse.endpoint import QueryEndpoint
+from sinks.clickhouse.reader import EndpointReader
 from sinks.report import build_report, render_html
 from streams.debt.engine import DebtEngine
 from streams.debt.findings import Finding
 from tokengov.cli.main import app
 from tokengov.contracts import CallEvent, Outcome, utcnow
+from tokengov.local.broker import free_port
 from tokengov.policy import Policy, parse_policy
 
 pytestmark = pytest.mark.integration
 
 TOLERANCE = 0.25
+ROOT = Path(__file__).resolve().parents[3]
 
 POLICY_EXTRA = """
 receivers:
@@ -64,7 +72,11 @@ def test_report_lists_each_pattern_within_tolerance(store, fleet, tmp_path: Path
     store.roll_up()
     store.insert_findings(findings)
     since = (run.end - timedelta(days=7)).date()
-    data = build_report(store.client, policy, since=since, now=run.end)
+    reader = store.reader()
+    try:
+        data = build_report(reader, policy, since=since, now=run.end)
+    finally:
+        reader.close()
 
     listed = {(f.workflow, f.detector): f for f in data.findings}
     for pattern in run.patterns:
@@ -171,12 +183,77 @@ def test_falling_waste_counts_as_acted_on(store, fleet) -> None:
         }
     )
     store.insert_findings([first, later])
-    data = build_report(
-        store.client, policy, since=(run.end - timedelta(days=7)).date(), now=run.end
-    )
+    reader = store.reader()
+    try:
+        data = build_report(reader, policy, since=(run.end - timedelta(days=7)).date(), now=run.end)
+    finally:
+        reader.close()
     [row] = data.findings
     assert row.acted_on and row.times == 2 and row.finding_id == "later"
     assert row.first_waste_tokens_per_day == first.estimated_waste_tokens_per_day
     assert data.open_waste_usd_per_day == 0
     levels = {(m.facts.team, m.facts.workflow): m.level for m in data.maturity}
     assert levels[("support", "chat-resend")] == "systemic"
+
+
+GENERATED = re.compile(r"generated \d{4}-\d\d-\d\d \d\d:\d\d UTC")
+
+
+def cli(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
+    env = os.environ | {"PYTHONPATH": str(ROOT), "COLUMNS": "200"}
+    env.pop("TOKENGOV_CLICKHOUSE_URL", None)
+    env.pop("TOKENGOV_DATA_DIR", None)
+    return subprocess.run(
+        [sys.executable, "-m", "tokengov.cli.main", *args, "--data-dir", str(data_dir)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_debt_report_reads_through_the_running_owner(store, fleet, tmp_path: Path) -> None:
+    run, policy, findings = fleet
+    store.insert_events(run.events, policy.catalog)
+    store.roll_up()
+    store.insert_findings(findings)
+    policy_file = tmp_path / "policy.yaml"
+    policy_file.write_text(fleet_policy_yaml() + POLICY_EXTRA)
+    since = (run.end - timedelta(days=7)).date()
+    args = ("debt", "report", "--since", since.isoformat(), "--policy", str(policy_file))
+
+    # Held by this process and not served: the CLI cannot open it, and says so plainly.
+    held = cli(*args, data_dir=tmp_path)
+    assert held.returncode == 1, held.stdout
+    assert "cannot open ClickHouse" in held.stderr and "Traceback" not in held.stderr
+
+    endpoint = QueryEndpoint(store.dsn, f"127.0.0.1:{free_port()}", tmp_path)
+    endpoint.start()
+    try:
+        out = tmp_path / "debt.html"
+        done = cli(*args, "--team", "support", "--out", str(out), data_dir=tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert "Token-debt report" in done.stdout and f"wrote {out}" in done.stdout
+
+        now = utcnow()
+        through_endpoint = EndpointReader(endpoint.host, endpoint.port)
+        try:
+            served = build_report(through_endpoint, policy, since=since, team="support", now=now)
+        finally:
+            through_endpoint.close()
+        direct = store.reader()
+        try:
+            expected = build_report(direct, policy, since=since, team="support", now=now)
+        finally:
+            direct.close()
+    finally:
+        endpoint.stop()
+
+    # The endpoint's values are the store's: the same report, field for field.
+    assert served == expected
+    assert {f.workflow for f in expected.findings} >= {"chat-resend", "faq-growing"}
+    assert expected.findings and all(f.team == "support" for f in expected.findings)
+    # And the CLI's HTML is that report.
+    html = out.read_text()
+    assert GENERATED.sub("", html) == GENERATED.sub("", render_html(expected))

@@ -7,7 +7,10 @@ The schema and the rows come from the ClickHouse part (``sinks.clickhouse``: ``m
 from __future__ import annotations
 
 import json
+import os
 import random
+import subprocess
+import sys
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,6 +23,7 @@ import pytest
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
+from sinks.clickhouse.endpoint import QueryEndpoint
 from sinks.grafana.alert_marks import read_alert_marks
 from sinks.grafana.client import GrafanaAPI
 from sinks.grafana.macros import TimeRange, VariableValue, render_query
@@ -27,6 +31,7 @@ from sinks.grafana.sql import ALL_VALUE
 from sinks.grafana.sync import sync
 from tokengov.cli.main import app
 from tokengov.contracts import Alert, CallEvent, Components, Decision, Outcome, TokenCounts, utcnow
+from tokengov.local.broker import free_port
 from tokengov.policy import load_policy
 from tokengov.pricing import price_call
 
@@ -536,3 +541,53 @@ def test_cli_sync_end_to_end(
     monkeypatch.setenv("TOKENGOV_GRAFANA_TOKEN", "wrong")
     denied = CliRunner().invoke(app, args)
     assert denied.exit_code == 1 and "rejected the token" in denied.output
+
+
+def test_cli_sync_reads_alerts_through_the_running_owner(
+    populated: Populated, fake_grafana: FakeGrafana, tmp_path: Path
+) -> None:
+    """While a worker owns the embedded store (here: this process, serving a real query
+    endpoint), ``tokengov grafana sync`` in another process reads the alerts through it."""
+    env = os.environ | {
+        "PYTHONPATH": str(REPO),
+        "TOKENGOV_CLICKHOUSE_URL": populated.dsn,
+        "TOKENGOV_DATA_DIR": str(tmp_path),
+        "TOKENGOV_GRAFANA_URL": fake_grafana.url,
+        "TOKENGOV_GRAFANA_TOKEN": "editor-token",
+        "COLUMNS": "200",
+    }
+    command = [sys.executable, "-m", "tokengov.cli.main", "grafana", "sync", "--since", "2d"]
+
+    def sync_cli() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+        )
+
+    held = sync_cli()  # the store is held and not served: a plain error
+    assert held.returncode == 1 and "reading alerts from" in held.stderr, held.stderr
+    assert "Traceback" not in held.stderr and fake_grafana.annotations == []
+
+    endpoint = QueryEndpoint(populated.dsn, f"127.0.0.1:{free_port()}", tmp_path)
+    endpoint.start()
+    try:
+        done = sync_cli()
+    finally:
+        endpoint.stop()
+    assert done.returncode == 0, done.stderr
+    marks = read_alert_marks(
+        lambda sql, p: populated.store.query(sql, p).dicts(), utcnow() - timedelta(days=2)
+    )
+    assert marks and f"{len(marks)} posted, 0 already there" in done.stdout
+    posted = sorted(
+        (a["time"], a.get("timeEnd"), tuple(a["tags"]), a["text"]) for a in fake_grafana.annotations
+    )
+    expected = [m.annotation() for m in marks]
+    assert posted == sorted(
+        (
+            int(a.time.timestamp() * 1000),
+            int(a.time_end.timestamp() * 1000) if a.time_end else None,
+            a.tags,
+            a.text,
+        )
+        for a in expected
+    )

@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import clickhouse_connect
 import orjson
 import pytest
 from typer.testing import CliRunner
 
+from sinks.clickhouse.endpoint import QueryEndpoint
+from sinks.clickhouse.reader import StoreReader
 from sinks.router.history import AlertHistory
 from sinks.router.notification import NotificationAttempt
 from sinks.router.notification_log import ClickHouseNotificationLog
 from tokengov.cli.main import app
+from tokengov.local.broker import free_port
 
 pytestmark = pytest.mark.integration
 
+ROOT = Path(__file__).resolve().parents[3]
 T0 = datetime(2026, 11, 29, 5, 0, tzinfo=UTC)
 COLUMNS = [
     "alert_id",
@@ -91,8 +99,9 @@ def populated(chdb_dsn):
     client.close()
 
 
-def test_latest_state_per_alert(populated):
-    history = AlertHistory.from_dsn(populated)
+def test_latest_state_per_alert(populated, tmp_path):
+    history = AlertHistory.open(populated, tmp_path)
+    assert isinstance(history.reader, StoreReader)  # no worker serves this store
     try:
         assert [(a.alert_id, a.status) for a in history.latest()] == [
             ("a3", "firing"),
@@ -103,6 +112,8 @@ def test_latest_state_per_alert(populated):
         assert [a.alert_id for a in history.latest(kind="runaway")] == ["a1r"]
         alerts, notes = history.show("a2")
         assert alerts[0].evidence == {"observed": 13, "limit": 12}
+        assert alerts[0].labels == {"limit": "max_tool_calls"}
+        assert alerts[0].starts_at == T0 + timedelta(minutes=2)
         assert [(n.attempt, n.result) for n in notes] == [(1, "failed"), (2, "delivered")]
     finally:
         history.close()
@@ -137,3 +148,61 @@ def test_cli_list_and_show(populated, tmp_path):
         assert needle in shown.output, needle
     missing = runner.invoke(app, ["alerts", "show", "nope", "--clickhouse", populated])
     assert missing.exit_code == 1 and "no alert with id" in missing.output
+
+
+def _cli(*args: str, data_dir) -> subprocess.CompletedProcess[str]:
+    env = os.environ | {
+        "PYTHONPATH": str(ROOT),
+        "COLUMNS": "200",
+        "TOKENGOV_DATA_DIR": str(data_dir),
+    }
+    env.pop("TOKENGOV_CLICKHOUSE_URL", None)
+    return subprocess.run(
+        [sys.executable, "-m", "tokengov.cli.main", "alerts", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_cli_list_and_show_while_the_worker_owns_the_store(populated, tmp_path):
+    """The store is held by this process (as the running worker holds it) and served by a
+    real query endpoint; ``tokengov alerts`` in another process reads through it and prints
+    what it prints when it opens the store itself."""
+    assert populated == f"chdb://{tmp_path / 'clickhouse'}"  # the data dir's own store
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "version: 1\nteams: {search: {owner: s@example.com, receiver: hook}}\n"
+        "receivers: {console: {type: log}, hook: {type: webhook, url: 'http://127.0.0.1:9/x'}}\n"
+        "routes: {receiver: console}\n"
+    )
+    commands = [
+        ("list", "--status", "firing"),
+        ("list", "--team", "search", "--limit", "2"),
+        ("show", "a2", "--policy", str(policy)),
+    ]
+    held = _cli(*commands[0], data_dir=tmp_path)
+    assert held.returncode == 1 and "cannot open ClickHouse" in held.stderr, held.stderr
+    assert "Traceback" not in held.stderr
+
+    runner = CliRunner(env={"COLUMNS": "200", "TOKENGOV_CLICKHOUSE_URL": None})
+    direct = [
+        runner.invoke(app, ["alerts", *c, "--data-dir", str(tmp_path)], terminal_width=200)
+        for c in commands
+    ]
+    endpoint = QueryEndpoint(populated, f"127.0.0.1:{free_port()}", tmp_path)
+    endpoint.start()
+    try:
+        served = [_cli(*c, data_dir=tmp_path) for c in commands]
+        missing = _cli("show", "nope", data_dir=tmp_path)
+    finally:
+        endpoint.stop()
+    for command, here, there in zip(commands, direct, served, strict=True):
+        assert here.exit_code == 0, here.output
+        assert there.returncode == 0, there.stderr
+        assert there.stdout == here.output, command
+    assert "a2" in served[0].stdout and "a3" in served[0].stdout and "a1r" not in served[0].stdout
+    assert all(n in served[2].stdout for n in ('"observed": 13', "HTTP 503", "delivered"))
+    assert missing.returncode == 1 and "no alert with id" in missing.stderr
