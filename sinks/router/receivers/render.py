@@ -72,7 +72,9 @@ def decision_text(alert: Alert) -> str:
     for key in ("on_runaway", "on_breach"):
         action = alert.evidence.get(key)
         if isinstance(action, str) and action != "proceed":
-            target = f"task {alert.task_id}" if key == "on_runaway" and alert.task_id else alert.team
+            target = (
+                f"task {alert.task_id}" if key == "on_runaway" and alert.task_id else alert.team
+            )
             return f"{action} {target} (policy {key})"
     return "none (notify only)"
 

@@ -42,8 +42,9 @@ def test_demo_catches_every_incident_and_stores_exactly_what_was_emitted(tmp_pat
     data_dir = tmp_path / "demo"
     settings = Settings(data_dir=data_dir)
     with (tmp_path / "worker.log").open("ab") as log:
-        result = run_demo(settings, POLICY, duration_s=30, rate=40, seed=11,
-                          worker_stdout=log, worker_stderr=log)
+        result = run_demo(
+            settings, POLICY, duration_s=30, rate=40, seed=11, worker_stdout=log, worker_stderr=log
+        )
     fleet = result.fleet
     missed = [name for name in INCIDENTS if not result.catches[name].caught]
     assert not missed, f"incidents without their alert: {missed}"
@@ -54,7 +55,8 @@ def test_demo_catches_every_incident_and_stores_exactly_what_was_emitted(tmp_pat
     assert runaway.task_id in fleet.paused_tasks
     # the budget: 50 %, 80 % and 100 % each once
     thresholds = sorted(
-        float(a.evidence["threshold"]) for a in result.catches["budget_burn"].alerts
+        float(a.evidence["threshold"])
+        for a in result.catches["budget_burn"].alerts
         if a.kind == "budget_threshold" and a.status == "firing"
     )
     assert thresholds == [0.5, 0.8, 1.0]
@@ -70,8 +72,19 @@ def test_demo_catches_every_incident_and_stores_exactly_what_was_emitted(tmp_pat
 def test_interrupted_demo_leaves_nothing_behind(tmp_path):
     data_dir = tmp_path / "interrupted"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tokengov.cli.main", "demo", "--duration", "60", "--data-dir", str(data_dir)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "tokengov.cli.main",
+            "demo",
+            "--duration",
+            "60",
+            "--data-dir",
+            str(data_dir),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     assert proc.stdout is not None
     deadline = time.monotonic() + 120

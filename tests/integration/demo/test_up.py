@@ -7,8 +7,8 @@ import json
 import os
 import signal
 import subprocess
-import threading
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -27,8 +27,19 @@ class Up:
 
     def __init__(self, data_dir: Path, port: int) -> None:
         self.proc = subprocess.Popen(
-            [*CLI, "up", "--data-dir", str(data_dir), "--port", str(port), "--status-interval", "0.5"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [
+                *CLI,
+                "up",
+                "--data-dir",
+                str(data_dir),
+                "--port",
+                str(port),
+                "--status-interval",
+                "0.5",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
             env={**os.environ, "COLUMNS": "250"},
         )
         self.lines: list[str] = []
@@ -60,8 +71,20 @@ class Up:
 
 
 def query_count(data_dir: Path) -> int:
-    result = subprocess.run([*CLI, "query", "--data-dir", str(data_dir), "--format", "json",
-                             "SELECT count() AS n FROM token_events"], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [
+            *CLI,
+            "query",
+            "--data-dir",
+            str(data_dir),
+            "--format",
+            "json",
+            "SELECT count() AS n FROM token_events",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     return int(json.loads(result.stdout)[0]["n"])
 
@@ -73,23 +96,49 @@ def test_up_keeps_history_refuses_clearly_and_stops_cleanly(tmp_path):
     assert f"127.0.0.1:{port}" in text and str(data_dir) in text and "policy.yaml" in text
 
     events = tmp_path / "events.jsonl"
-    events.write_text("".join(
-        json.dumps({"kind": "call", "event_id": f"e-{i}", "ts": "2026-11-29T05:00:00Z", "team": "search",
-                    "workflow": "support-triage", "task_id": f"t-{i % 4}", "model": "gpt-4.1-mini",
-                    "tokens": {"input": 1000, "output": 100}}) + "\n" for i in range(25)))
-    emitted = subprocess.run([*CLI, "emit", str(events), "--bootstrap", f"127.0.0.1:{port}"],
-                             capture_output=True, text=True, timeout=60)
+    events.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "kind": "call",
+                    "event_id": f"e-{i}",
+                    "ts": "2026-11-29T05:00:00Z",
+                    "team": "search",
+                    "workflow": "support-triage",
+                    "task_id": f"t-{i % 4}",
+                    "model": "gpt-4.1-mini",
+                    "tokens": {"input": 1000, "output": 100},
+                }
+            )
+            + "\n"
+            for i in range(25)
+        )
+    )
+    emitted = subprocess.run(
+        [*CLI, "emit", str(events), "--bootstrap", f"127.0.0.1:{port}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert emitted.returncode == 0, emitted.stderr
     deadline = time.monotonic() + 60
     while query_count(data_dir) < 25 and time.monotonic() < deadline:
         time.sleep(0.5)
     assert query_count(data_dir) == 25  # through the running worker's query endpoint
 
-    second = subprocess.run([*CLI, "up", "--data-dir", str(data_dir), "--port", str(free_port())],
-                            capture_output=True, text=True, timeout=60)
+    second = subprocess.run(
+        [*CLI, "up", "--data-dir", str(data_dir), "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert second.returncode != 0 and "is in use" in second.stderr, second.stderr
-    busy = subprocess.run([*CLI, "up", "--data-dir", str(tmp_path / "other"), "--port", str(port)],
-                          capture_output=True, text=True, timeout=60)
+    busy = subprocess.run(
+        [*CLI, "up", "--data-dir", str(tmp_path / "other"), "--port", str(port)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert busy.returncode != 0 and f"port {port}" in busy.stderr, busy.stderr
 
     out = up.stop()
