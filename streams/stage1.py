@@ -19,7 +19,7 @@ from typing import Any
 import faust
 import orjson
 
-from streams.codec import decode_events
+from streams.decode import decode_events
 from streams.core import Output, PartitionProcessor, Suppressor, position
 from streams.core.clock import Clock
 from streams.deadletter import dead_letter
@@ -153,7 +153,7 @@ class Stage1:
                         "process",
                         index if decoded.envelope else None,
                         item_event.event_id,
-                        item_event.model_dump(mode="json") if decoded.envelope else None,
+                        None,  # the whole message; ``index`` names the event in it
                     )
             self.stats["events"] += len(decoded.events)
             if out:

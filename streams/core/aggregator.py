@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -67,7 +66,7 @@ class Aggregator:
             group = self.windows.get((size, start))
             if group is None:
                 group = self.windows[(size, start)] = WindowGroup(size, start)
-            if group.merge((team, wf, agent, model), p, v, ints, Decimal(cost)):
+            if group.merge((team, wf, agent, model), p, v, ints, cost):
                 group.touched_s = now_s
                 self._dirty.add(f"w|{size}|{start}")
         touched: list[BudgetAgg] = []
@@ -75,13 +74,13 @@ class Aggregator:
             agg = self.budgets.get((budget_id, period))
             if agg is None:
                 agg = self.budgets[(budget_id, period)] = BudgetAgg(budget_id, period)
-            if agg.merge(p, v, tokens, Decimal(cost), calls):
+            if agg.merge(p, v, tokens, cost, calls):
                 touched.append(agg)
         for wf, day, team, ints, floats, cost in partial["u"]:
             unit = self.units.get((wf, day))
             if unit is None:
                 unit = self.units[(wf, day)] = UnitAgg(wf, day)
-            if unit.merge(p, v, team, ints, floats, Decimal(cost)):
+            if unit.merge(p, v, team, ints, floats, cost):
                 self._dirty.add(f"u|{wf}|{day}")
         for wf, day, team, calls in partial["m"]:
             if wf in view.profiles or wf == UNATTRIBUTED:

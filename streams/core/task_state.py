@@ -11,7 +11,6 @@ position is a duplicate.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 __all__ = ["MAX_ATTEMPTS_PER_STEP", "MAX_STEPS_TRACKED", "TaskState"]
@@ -35,7 +34,7 @@ class TaskState:
     tokens: int = 0
     first_attempt_tokens: int = 0
     retry_tokens: int = 0
-    cost_usd: Decimal = Decimal(0)
+    cost_femto: int = 0  # femto-USD (see streams.core.events)
     largest_context: int = 0
     hops: list[str] = field(default_factory=list)  # distinct parent>agent handoffs
     max_step: int = -1
@@ -46,7 +45,7 @@ class TaskState:
     outcome: str | None = None
     outcome_pos: int = -1
     outcome_tokens: int = 0
-    outcome_cost_usd: Decimal = Decimal(0)
+    outcome_cost_femto: int = 0
     seen: dict[str, int] = field(default_factory=dict)
 
     @classmethod
@@ -86,7 +85,7 @@ class TaskState:
             "tokens": self.tokens,
             "first_attempt_tokens": self.first_attempt_tokens,
             "retry_tokens": self.retry_tokens,
-            "cost_usd": str(self.cost_usd),
+            "cost_femto": self.cost_femto,
             "largest_context": self.largest_context,
             "hops": self.hops,
             "max_step": self.max_step,
@@ -97,7 +96,7 @@ class TaskState:
             "outcome": self.outcome,
             "outcome_pos": self.outcome_pos,
             "outcome_tokens": self.outcome_tokens,
-            "outcome_cost_usd": str(self.outcome_cost_usd),
+            "outcome_cost_femto": self.outcome_cost_femto,
             "seen": self.seen,
         }
 
@@ -129,9 +128,9 @@ class TaskState:
             "outcome_pos",
             "outcome_tokens",
             "seen",
+            "cost_femto",
+            "outcome_cost_femto",
         ):
             setattr(state, name, doc[name])
-        state.cost_usd = Decimal(doc["cost_usd"])
-        state.outcome_cost_usd = Decimal(doc["outcome_cost_usd"])
         state.steps = {int(step): attempts for step, attempts in doc["steps"]}
         return state
