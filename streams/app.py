@@ -79,6 +79,9 @@ def create_app(ctx: WorkerContext, roles: Sequence[str]) -> faust.App:
         broker_commit_interval=1.0,
         producer_max_request_size=4_000_000,
         stream_buffer_maxsize=4096,
+        # Acks wait for the flush that persists their state (streams/stage1.py); at shutdown the
+        # flush timer is gone, so do not wait for acks: what was not flushed is replayed, exactly.
+        stream_wait_empty=False,
     )
     for role, module in modules.items():
         module.register(app, ctx)

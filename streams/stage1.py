@@ -19,10 +19,10 @@ from typing import Any
 import faust
 import orjson
 
-from streams.decode import decode_events
 from streams.core import Output, PartitionProcessor, Suppressor, position
 from streams.core.clock import Clock
 from streams.deadletter import dead_letter
+from streams.decode import decode_events
 from streams.kafka_read import Record, latest_by_key, read_to_end
 from streams.ledger import read_published
 from streams.publisher import Publisher
@@ -128,7 +128,7 @@ class Stage1:
             decoded = decode_events(raw)
             self.stats["messages"] += 1
             for failure, item in decoded.failures:
-                await self._dead_letter(
+                self._dead_letter(
                     message, failure.reason, "decode", failure.index, failure.event_id, item
                 )
             view = self.views.view
@@ -147,7 +147,7 @@ class Stage1:
                         index,
                         item_event.event_id,
                     )
-                    await self._dead_letter(
+                    self._dead_letter(
                         message,
                         f"processing failed: {type(exc).__name__}: {exc}",
                         "process",
@@ -157,7 +157,7 @@ class Stage1:
                     )
             self.stats["events"] += len(decoded.events)
             if out:
-                await self.publisher.outputs(out)
+                self.publisher.outputs(out)
             self.pending.append((stream, event))
             if (
                 len(self.pending) >= self.max_pending
@@ -165,7 +165,7 @@ class Stage1:
             ):
                 await self._flush()
 
-    async def _dead_letter(
+    def _dead_letter(
         self,
         message: Any,
         reason: str,
@@ -196,7 +196,7 @@ class Stage1:
             event_id=event_id,
             item=item,
         )
-        await self.publisher.dead_letter(message.key, record)
+        self.publisher.dead_letter(message.key, record)
 
     # ------------------------------------------------------------ flushing
 
@@ -213,7 +213,7 @@ class Stage1:
         for p, proc in self.processors.items():
             partial = proc.agg.take_partial()
             if partial is not None:
-                await self.publisher.send(self.names.partials, f"p{p}".encode(), _dumps(partial))
+                self.publisher.send(self.names.partials, f"p{p}".encode(), _dumps(partial))
         await self.publisher.delivered()
         # 3. state records (Faust flushes the producer before it commits offsets)
         sweep = time.monotonic() - self.last_sweep >= SWEEP_INTERVAL_S
@@ -225,7 +225,7 @@ class Stage1:
             if sweep:
                 proc.sweep(settings)
             for key, value in proc.take_records():
-                await self.publisher.send(self.names.state, key.encode(), value, partition=p)
+                self.publisher.send(self.names.state, key.encode(), value, partition=p)
         # 4. only now may the offsets be committed
         pending, self.pending = self.pending, []
         for stream, event in pending:

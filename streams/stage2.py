@@ -91,7 +91,7 @@ class Stage2:
                 agg.apply(partial, self.views.view, self.out)
             except Exception as exc:  # never expected: our own messages; keep a record anyway
                 log.exception("aggregator: bad partial at offset %d", message.offset)
-                await self.publisher.dead_letter(
+                self.publisher.dead_letter(
                     message.key,
                     dead_letter(
                         reason=f"bad partial: {type(exc).__name__}: {exc}",
@@ -104,7 +104,7 @@ class Stage2:
                     ),
                 )
             if self.out:
-                await self.publisher.outputs(self.out)
+                self.publisher.outputs(self.out)
             self.pending.append((stream, event))
             if time.monotonic() - self.last_flush >= self.flush_interval_s:
                 await self._flush()
@@ -118,7 +118,7 @@ class Stage2:
                 return
             self.aggregator.tick(self.views.view, self.out)
             if self.out:
-                await self.publisher.outputs(self.out)
+                self.publisher.outputs(self.out)
             await self._flush()
 
     async def _flush(self) -> None:
@@ -126,9 +126,7 @@ class Stage2:
         await self.publisher.delivered()
         if self.aggregator is not None:
             for key, value in self.aggregator.take_records():
-                await self.publisher.send(
-                    self.names.aggregate_state, key.encode(), value, partition=0
-                )
+                self.publisher.send(self.names.aggregate_state, key.encode(), value, partition=0)
         pending, self.pending = self.pending, []
         for stream, event in pending:
             await stream.ack(event)

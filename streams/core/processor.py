@@ -356,7 +356,7 @@ class PartitionProcessor:
         for task_id in self.dirty_tasks:
             task = tasks.get(task_id)
             if task is not None:
-                records.append((TASK_PREFIX + task_id, orjson.dumps(task.to_doc())))
+                records.append((TASK_PREFIX + task_id, task.to_bytes()))
         self.dirty_tasks.clear()
         for task_id in self.removed_tasks:
             records.append((TASK_PREFIX + task_id, None))

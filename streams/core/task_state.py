@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 __all__ = ["MAX_ATTEMPTS_PER_STEP", "MAX_STEPS_TRACKED", "TaskState"]
 
 MAX_STEPS_TRACKED = 16
@@ -70,67 +72,12 @@ class TaskState:
             del attempts[0]
         return attempts
 
-    def to_doc(self) -> dict[str, Any]:
-        return {
-            "task_id": self.task_id,
-            "team": self.team,
-            "workflow": self.workflow,
-            "applied_pos": self.applied_pos,
-            "first_ts_ms": self.first_ts_ms,
-            "last_ts_ms": self.last_ts_ms,
-            "touched_s": self.touched_s,
-            "calls": self.calls,
-            "tool_calls": self.tool_calls,
-            "retries": self.retries,
-            "tokens": self.tokens,
-            "first_attempt_tokens": self.first_attempt_tokens,
-            "retry_tokens": self.retry_tokens,
-            "cost_femto": self.cost_femto,
-            "largest_context": self.largest_context,
-            "hops": self.hops,
-            "max_step": self.max_step,
-            "loop_tool": self.loop_tool,
-            "loop_run": self.loop_run,
-            "steps": [[step, attempts] for step, attempts in self.steps.items()],
-            "fired": self.fired,
-            "outcome": self.outcome,
-            "outcome_pos": self.outcome_pos,
-            "outcome_tokens": self.outcome_tokens,
-            "outcome_cost_femto": self.outcome_cost_femto,
-            "seen": self.seen,
-        }
+    def to_bytes(self) -> bytes:
+        """The state record (JSON); orjson serialises the dataclass directly."""
+        return orjson.dumps(self, option=orjson.OPT_NON_STR_KEYS)
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> TaskState:
-        state = cls(
-            task_id=doc["task_id"],
-            team=doc["team"],
-            workflow=doc["workflow"],
-        )
-        for name in (
-            "applied_pos",
-            "first_ts_ms",
-            "last_ts_ms",
-            "touched_s",
-            "calls",
-            "tool_calls",
-            "retries",
-            "tokens",
-            "first_attempt_tokens",
-            "retry_tokens",
-            "largest_context",
-            "hops",
-            "max_step",
-            "loop_tool",
-            "loop_run",
-            "fired",
-            "outcome",
-            "outcome_pos",
-            "outcome_tokens",
-            "seen",
-            "cost_femto",
-            "outcome_cost_femto",
-        ):
-            setattr(state, name, doc[name])
-        state.steps = {int(step): attempts for step, attempts in doc["steps"]}
+        state = cls(**doc)
+        state.steps = {int(step): attempts for step, attempts in doc["steps"].items()}
         return state
