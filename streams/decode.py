@@ -100,9 +100,10 @@ def _ts(value: Any) -> datetime:
     if type(value) is not str or not _TS.match(value):
         raise _Slow
     try:
-        return datetime.fromisoformat(value).astimezone(UTC)
+        parsed = datetime.fromisoformat(value)
     except ValueError:
         raise _Slow from None
+    return parsed if value[-1] == "Z" else parsed.astimezone(UTC)
 
 
 def _ok_text(value: Any, limit: int) -> bool:
@@ -114,19 +115,24 @@ def _ok_text(value: Any, limit: int) -> bool:
 
 
 def _fast_call(d: dict[str, Any]) -> Call:
-    # Inlined on purpose: this runs once per event (see the module docstring).
+    # Inlined on purpose: this runs once per event (see the module docstring). Every check
+    # is the contract's; a string that is not plainly printable goes to _ok_text.
     get = d.get
     version = get("schema_version", 1)
     if version != 1 or type(version) is not int:
         raise _Slow
     event_id = get("event_id")
-    if not _ok_text(event_id, MAX_ID_CHARS):
+    if not (
+        type(event_id) is str and 0 < len(event_id) <= MAX_ID_CHARS and event_id.isprintable()
+    ) and not _ok_text(event_id, MAX_ID_CHARS):
         raise _Slow
     ts = _ts(get("ts"))
     task = get("task_id")
     if task is None:
         task = event_id
-    elif not _ok_text(task, MAX_ID_CHARS):
+    elif not (
+        type(task) is str and 0 < len(task) <= MAX_ID_CHARS and task.isprintable()
+    ) and not _ok_text(task, MAX_ID_CHARS):
         raise _Slow
     tokens = get("tokens", _MISSING)
     if tokens is _MISSING:
@@ -134,11 +140,8 @@ def _fast_call(d: dict[str, Any]) -> Call:
     elif type(tokens) is dict:
         tget = tokens.get
         inp, out = tget("input", 0), tget("output", 0)
-        cached, write, reasoning = (
-            tget("cached_input", 0),
-            tget("cache_write", 0),
-            tget("reasoning", 0),
-        )
+        cached, write = tget("cached_input", 0), tget("cache_write", 0)
+        reasoning = tget("reasoning", 0)
         if (
             type(inp) is not int
             or type(out) is not int
@@ -161,20 +164,26 @@ def _fast_call(d: dict[str, Any]) -> Call:
         components = NO_COMPONENTS
     elif type(comps) is dict:
         cget = comps.get
-        components = (
+        c0, c1, c2, c3 = (
             cget("system", 0),
             cget("tool_definitions", 0),
             cget("retrieved", 0),
             cget("history", 0),
-            cget("tool_responses", 0),
-            cget("handoff", 0),
-            cget("memory", 0),
         )
-        for value in components:
-            if type(value) is not int or value < 0:
-                raise _Slow
-        if sum(components) > inp:
+        c4, c5, c6 = cget("tool_responses", 0), cget("handoff", 0), cget("memory", 0)
+        if (
+            type(c0) is not int
+            or type(c1) is not int
+            or type(c2) is not int
+            or type(c3) is not int
+            or type(c4) is not int
+            or type(c5) is not int
+            or type(c6) is not int
+            or min(c0, c1, c2, c3, c4, c5, c6) < 0
+            or c0 + c1 + c2 + c3 + c4 + c5 + c6 > inp
+        ):
             raise _Slow
+        components = (c0, c1, c2, c3, c4, c5, c6)
     else:
         raise _Slow
     status = get("status", "ok")
@@ -200,19 +209,31 @@ def _fast_call(d: dict[str, Any]) -> Call:
     model = get("model")
     agent, provider = get("agent", "agent"), get("provider", "unknown")
     parent, tool = get("parent_agent"), get("tool_name")
-    if (
-        not _ok_text(model, MAX_NAME_CHARS)
-        or not _ok_text(agent, MAX_NAME_CHARS)
-        or not _ok_text(provider, MAX_NAME_CHARS)
-        or (parent is not None and not _ok_text(parent, MAX_NAME_CHARS))
-        or (tool is not None and not _ok_text(tool, MAX_NAME_CHARS))
+    team, workflow = get("team"), get("workflow")
+    # the names, all at once: each is a non-empty printable string within the limit
+    names = [model, agent, provider]
+    if parent is not None:
+        names.append(parent)
+    if tool is not None:
+        names.append(tool)
+    for name in names:
+        if not (
+            type(name) is str and 0 < len(name) <= MAX_NAME_CHARS and name.isprintable()
+        ) and not _ok_text(name, MAX_NAME_CHARS):
+            raise _Slow
+    if not (type(team) is str and 0 < len(team) <= MAX_NAME_CHARS and team.isprintable()) or (
+        team.isspace()
     ):
-        raise _Slow
+        team = _attribution(team)
+    if not (
+        type(workflow) is str and 0 < len(workflow) <= MAX_NAME_CHARS and workflow.isprintable()
+    ) or (workflow.isspace()):
+        workflow = _attribution(workflow)
     return Call(
         event_id,
         ts,
-        _attribution(get("team")),
-        _attribution(get("workflow")),
+        team,
+        workflow,
         task,
         agent,
         parent,
@@ -223,7 +244,7 @@ def _fast_call(d: dict[str, Any]) -> Call:
         cached,
         write,
         reasoning,
-        components,  # type: ignore[arg-type]
+        components,
         attempt,
         calls,
         tool,

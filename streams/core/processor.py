@@ -156,6 +156,7 @@ class PartitionProcessor:
             edge = f"{event.parent_agent}>{event.agent}"
             if edge not in task.hops:
                 task.hops.append(edge)
+                task.hop_count += 1
         attempts = task.record_attempt(event.step, attempt, ts_ms)
         observe_step(task, event.step, attempt, event.tool_name)
 
@@ -175,7 +176,7 @@ class PartitionProcessor:
                 now=self.clock.now(),
             ):
                 out.alert(alert, decision)
-        if attempt > 1:
+        if attempts is not None:
             storm = check_retry_storm(
                 task,
                 event.step,

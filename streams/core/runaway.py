@@ -6,7 +6,7 @@ it (``observed > limit``), naming the limit, the observed value and the limit.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
@@ -17,7 +17,7 @@ from streams.core.task_state import TaskState
 from tokengov.contracts import Alert, Decision
 from tokengov.policy import CostProfile
 
-__all__ = ["LIMITS", "Crossing", "check_runaway", "crossings"]
+__all__ = ["LIMITS", "OBSERVED", "Crossing", "check_runaway", "crossings"]
 
 #: limit name → (what the task did, as a phrase with {observed})
 LIMITS: Final[dict[str, str]] = {
@@ -30,13 +30,14 @@ LIMITS: Final[dict[str, str]] = {
 }
 
 
-_OBSERVED: Final[dict[str, Callable[[TaskState], int]]] = {
-    "max_calls": lambda t: t.calls,
-    "max_tool_calls": lambda t: t.tool_calls,
-    "max_hops": lambda t: len(t.hops),
-    "max_retries": lambda t: t.retries,
-    "max_tokens_per_task": lambda t: t.tokens,
-    "max_context_tokens": lambda t: t.largest_context,
+#: limit name → the TaskState attribute it bounds
+OBSERVED: Final[dict[str, str]] = {
+    "max_calls": "calls",
+    "max_tool_calls": "tool_calls",
+    "max_hops": "hop_count",
+    "max_retries": "retries",
+    "max_tokens_per_task": "tokens",
+    "max_context_tokens": "largest_context",
 }
 
 
@@ -47,11 +48,11 @@ class Crossing:
     allowed: int
 
 
-def crossings(task: TaskState, limits: Iterable[tuple[str, int]]) -> list[Crossing]:
-    """Limits (name, allowed) the task exceeds now and has not been alerted on yet."""
+def crossings(task: TaskState, limits: Iterable[tuple[str, int, str]]) -> list[Crossing]:
+    """Limits (name, allowed, attribute) the task exceeds and has not been alerted on yet."""
     found: list[Crossing] = []
-    for limit, allowed in limits:
-        observed = _OBSERVED[limit](task)
+    for limit, allowed, attribute in limits:
+        observed: int = getattr(task, attribute)
         if observed > allowed and limit not in task.fired:
             found.append(Crossing(limit, observed, allowed))
     return found
@@ -60,7 +61,7 @@ def crossings(task: TaskState, limits: Iterable[tuple[str, int]]) -> list[Crossi
 def check_runaway(
     task: TaskState,
     profile: CostProfile,
-    limits: Iterable[tuple[str, int]],
+    limits: Iterable[tuple[str, int, str]],
     *,
     team: str,
     event_ts: datetime,

@@ -39,10 +39,12 @@ class TaskState:
     cost_femto: int = 0  # femto-USD (see streams.core.events)
     largest_context: int = 0
     hops: list[str] = field(default_factory=list)  # distinct parent>agent handoffs
+    hop_count: int = 0  # len(hops)
     max_step: int = -1
     loop_tool: str | None = None
     loop_run: int = 0
-    steps: dict[int, list[list[int]]] = field(default_factory=dict)  # step -> [[attempt, ts_ms]]
+    first_ts: dict[int, int] = field(default_factory=dict)  # step -> ts_ms of attempt 1
+    steps: dict[int, list[list[int]]] = field(default_factory=dict)  # retried step -> attempts
     fired: list[str] = field(default_factory=list)
     outcome: str | None = None
     outcome_pos: int = -1
@@ -60,13 +62,21 @@ class TaskState:
     def mark_fired(self, name: str) -> None:
         self.fired.append(name)
 
-    def record_attempt(self, step: int, attempt: int, ts_ms: int) -> list[list[int]]:
-        """Remember when each attempt of a step happened (bounded); returns the step's attempts."""
+    def record_attempt(self, step: int, attempt: int, ts_ms: int) -> list[list[int]] | None:
+        """Remember when attempts happened (bounded). For a retry, returns the step's attempts
+        ``[[attempt, ts_ms], …]`` (the first attempt included when it was seen)."""
+        if attempt == 1:
+            first = self.first_ts
+            first[step] = ts_ms
+            if len(first) > MAX_STEPS_TRACKED:
+                del first[next(iter(first))]
+            return None
         attempts = self.steps.get(step)
         if attempts is None:
-            attempts = self.steps[step] = []
+            first_ts = self.first_ts.get(step)
+            attempts = self.steps[step] = [] if first_ts is None else [[1, first_ts]]
             if len(self.steps) > MAX_STEPS_TRACKED:
-                del self.steps[min(self.steps)]
+                del self.steps[next(iter(self.steps))]
         attempts.append([attempt, ts_ms])
         if len(attempts) > MAX_ATTEMPTS_PER_STEP:
             del attempts[0]
@@ -80,4 +90,5 @@ class TaskState:
     def from_doc(cls, doc: dict[str, Any]) -> TaskState:
         state = cls(**doc)
         state.steps = {int(step): attempts for step, attempts in doc["steps"].items()}
+        state.first_ts = {int(step): ts for step, ts in doc["first_ts"].items()}
         return state

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Final
 
 from streams.core.pricer import Pricer
+from streams.core.runaway import OBSERVED
 from tokengov.policy import Budget, CostProfile, Policy, StreamsSettings
 
 __all__ = ["LIMIT_NAMES", "PolicyView"]
@@ -32,9 +33,9 @@ class PolicyView:
             index = self.team_budgets if budget.scope == "team" else self.workflow_budgets
             index[budget.name] = (*index.get(budget.name, ()), budget)
             self.budgets[budget.budget_id] = budget
-        #: per workflow: the limits its profile sets, as (name, allowed)
-        self.limits: dict[str, tuple[tuple[str, int], ...]] = {
-            wf: tuple((n, v) for n in LIMIT_NAMES if (v := getattr(p, n)) is not None)
+        #: per workflow: the limits its profile sets, as (name, allowed, TaskState attribute)
+        self.limits: dict[str, tuple[tuple[str, int, str], ...]] = {
+            wf: tuple((n, v, OBSERVED[n]) for n in LIMIT_NAMES if (v := getattr(p, n)) is not None)
             for wf, p in self.profiles.items()
         }
         self.loop_limits: dict[str, int] = {
