@@ -261,6 +261,8 @@ def run(
     result = StreamsBench(offered_rate=rate)
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tokengov-bench-")))
+        if os.environ.get("TOKENGOV_BENCH_KEEP"):
+            tmp = Path(tempfile.mkdtemp(prefix="tokengov-bench-kept-"))
         if bootstrap is None:
             broker = EmbeddedBroker(tmp / "broker", port=free_port())
             broker.start(detach=False)

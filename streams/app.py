@@ -19,6 +19,7 @@ from typing import Any
 import faust
 
 from streams.topics import topic_prefix
+from streams.tuning import shorten_fetch_wait
 from tokengov.errors import TokenGovError
 from tokengov.runtime import ROLES, WorkerContext
 
@@ -61,6 +62,7 @@ def _role_module(role: str) -> Any:
 def create_app(ctx: WorkerContext, roles: Sequence[str]) -> faust.App:
     wanted = expand_roles(roles)
     modules = {role: _role_module(role) for role in wanted}  # fail before connecting anywhere
+    shorten_fetch_wait()
     state_dir = ctx.settings.worker_state_dir
     state_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
