@@ -123,8 +123,10 @@ class Call:
         self.context_window = context_window
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is Call and all(
-            getattr(self, s) == getattr(other, s) for s in Call.__slots__
+        return (
+            type(other) is Call
+            and all(getattr(self, s) == getattr(other, s) for s in Call.__slots__)
+            and self.ts.utcoffset() == other.ts.utcoffset()
         )
 
     def __repr__(self) -> str:
@@ -165,8 +167,10 @@ class Done:
         return self.quality is not None and self.quality >= quality_bar
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is Done and all(
-            getattr(self, s) == getattr(other, s) for s in Done.__slots__
+        return (
+            type(other) is Done
+            and all(getattr(self, s) == getattr(other, s) for s in Done.__slots__)
+            and self.ts.utcoffset() == other.ts.utcoffset()
         )
 
     def __repr__(self) -> str:

@@ -46,7 +46,15 @@ def snapshot(proc: PartitionProcessor) -> dict[str, Any]:
     agg = proc.agg
     return {
         "tasks": {
-            t: (s.calls, s.tool_calls, s.retries, s.tokens, s.cost_femto, sorted(s.fired), s.outcome)
+            t: (
+                s.calls,
+                s.tool_calls,
+                s.retries,
+                s.tokens,
+                s.cost_femto,
+                sorted(s.fired),
+                s.outcome,
+            )
             for t, s in sorted(proc.tasks.items())
         },
         "windows": {k: list(v) for k, v in agg.windows.items()},
