@@ -86,8 +86,8 @@ class AlertWatch:
     def _run(self) -> None:
         while not self._stop.is_set():
             for msg in self._consumer.consume(1000, 0.05):
-                if msg.error() is None:
-                    task = orjson.loads(msg.value()).get("task_id")
+                if msg.error() is None and (value := msg.value()) is not None:
+                    task = orjson.loads(value).get("task_id")
                     if task and task not in self.seen:
                         self.seen[task] = time.time()
 

@@ -63,7 +63,7 @@ TOOLS = ["search_docs", "read_ticket", "run_sql", "fetch_url"]
 
 def partition_of(key: str, partitions: int) -> int:
     """The partition Kafka's default partitioner (murmur2) gives a key."""
-    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+    return int(murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
 
 class Workload:

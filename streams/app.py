@@ -89,10 +89,11 @@ def create_app(ctx: WorkerContext, roles: Sequence[str]) -> faust.App:
         module.register(app, ctx)
         log.info("role %s registered", role)
 
-    @app.task
     async def install_sighup() -> None:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGHUP, _reload, ctx)
+
+    app.task(install_sighup)
 
     return app
 

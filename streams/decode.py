@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import orjson
 
@@ -230,15 +230,15 @@ def _fast_call(d: dict[str, Any]) -> Call:
     ) or (workflow.isspace()):
         workflow = _attribution(workflow)
     return Call(
-        event_id,
+        cast(str, event_id),
         ts,
         team,
         workflow,
-        task,
-        agent,
+        cast(str, task),
+        cast(str, agent),
         parent,
         step,
-        model,
+        cast(str, model),
         inp,
         out,
         cached,

@@ -62,7 +62,7 @@ class Stage1:
         self.max_pending = max_pending
         self.processors: dict[int, PartitionProcessor] = {}
         self.assigned: set[int] = set()
-        self.pending: list[tuple[Any, faust.types.EventT]] = []  # (stream, event) to ack
+        self.pending: list[tuple[Any, faust.types.EventT[Any]]] = []  # (stream, event) to ack
         self.lock = asyncio.Lock()
         self.out = Output(suppressor=suppressor)
         self.last_flush = time.monotonic()
@@ -122,7 +122,7 @@ class Stage1:
 
     # ------------------------------------------------------------ messages
 
-    async def handle(self, stream: Any, event: faust.types.EventT) -> None:
+    async def handle(self, stream: Any, event: faust.types.EventT[Any]) -> None:
         async with self.lock:
             message = event.message
             partition, offset = message.partition, message.offset

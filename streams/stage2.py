@@ -50,7 +50,7 @@ class Stage2:
         self.clock = clock
         self.flush_interval_s = flush_interval_s
         self.aggregator: Aggregator | None = None
-        self.pending: list[tuple[Any, faust.types.EventT]] = []
+        self.pending: list[tuple[Any, faust.types.EventT[Any]]] = []
         self.lock = asyncio.Lock()
         self.out = Output(suppressor=suppressor)
         self.last_flush = time.monotonic()
@@ -82,12 +82,12 @@ class Stage2:
         )
         return self.aggregator
 
-    async def handle(self, stream: Any, event: faust.types.EventT) -> None:
+    async def handle(self, stream: Any, event: faust.types.EventT[Any]) -> None:
         async with self.lock:
             message = event.message
             agg = await self._aggregator()
             try:
-                partial = orjson.loads(message.value)
+                partial = orjson.loads(message.value or b"null")
                 agg.apply(partial, self.views.view, self.out)
             except Exception as exc:  # never expected: our own messages; keep a record anyway
                 log.exception("aggregator: bad partial at offset %d", message.offset)
