@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test unit integration lint typecheck bench clean
+.PHONY: demo test unit integration lint typecheck bench clean system-deps
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,3 +36,13 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .tokengov .pytest_cache
+
+# Debian packages some tests drive: chromium (the debt report in a headless browser) and
+# docker-compose (validates docker-compose.yml offline). Needs root; CI runs it.
+SYSTEM_PACKAGES := chromium docker-compose
+system-deps:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do command -v $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import json
 import logging
+import os
 import signal
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,10 +30,11 @@ __all__ = ["ROLE_MODULES", "create_app", "expand_roles"]
 
 log = logging.getLogger(__name__)
 
-ROLE_MODULES = {
-    "streams": "streams.role",
-    "sink": "sinks.clickhouse.role",
-    "router": "sinks.router.role",
+#: Each role and the modules that register it (the streams role includes token debt).
+ROLE_MODULES: dict[str, tuple[str, ...]] = {
+    "streams": ("streams.role", "streams.debt.role"),
+    "sink": ("sinks.clickhouse.role",),
+    "router": ("sinks.router.role",),
 }
 
 
@@ -46,22 +50,24 @@ def expand_roles(roles: Sequence[str]) -> list[str]:
     return out
 
 
-def _role_module(role: str) -> Any:
-    module = ROLE_MODULES[role]
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name and module.startswith(exc.name):
-            raise TokenGovError(
-                f"role {role!r} needs the module {module}, which is not installed in this "
-                f"build (missing {exc.name}); run the other roles with --role"
-            ) from exc
-        raise
+def _role_modules(role: str) -> list[Any]:
+    modules = []
+    for module in ROLE_MODULES[role]:
+        try:
+            modules.append(importlib.import_module(module))
+        except ModuleNotFoundError as exc:
+            if exc.name and module.startswith(exc.name):
+                raise TokenGovError(
+                    f"role {role!r} needs the module {module}, which is not installed in this "
+                    f"build (missing {exc.name}); run the other roles with --role"
+                ) from exc
+            raise
+    return modules
 
 
 def create_app(ctx: WorkerContext, roles: Sequence[str]) -> faust.App:
     wanted = expand_roles(roles)
-    modules = {role: _role_module(role) for role in wanted}  # fail before connecting anywhere
+    modules = {role: _role_modules(role) for role in wanted}  # fail before connecting anywhere
     shorten_fetch_wait()
     state_dir = ctx.settings.worker_state_dir
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -85,17 +91,45 @@ def create_app(ctx: WorkerContext, roles: Sequence[str]) -> faust.App:
         # flush timer is gone, so do not wait for acks: what was not flushed is replayed, exactly.
         stream_wait_empty=False,
     )
-    for role, module in modules.items():
-        module.register(app, ctx)
+    for role, role_modules in modules.items():
+        for module in role_modules:
+            module.register(app, ctx)
         log.info("role %s registered", role)
+
+    async def announce_ready() -> None:
+        await _announce_ready(ctx, wanted)
 
     async def install_sighup() -> None:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGHUP, _reload, ctx)
 
+    app.task(announce_ready)
     app.task(install_sighup)
 
     return app
+
+
+READY_FILE = "ready.json"
+
+
+async def _announce_ready(ctx: WorkerContext, roles: list[str], timeout_s: float = 120.0) -> None:
+    """Write ``<worker state dir>/ready.json`` once this process serves what it should:
+    with the sink role, its query endpoint (the embedded stack waits for this file)."""
+    if "sink" in roles and ctx.settings.embedded_clickhouse:
+        from sinks.clickhouse.reader import endpoint_address
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while endpoint_address(ctx.data_dir) is None:
+            if loop.time() > deadline:
+                log.error("the query endpoint did not come up within %.0fs", timeout_s)
+                return
+            await asyncio.sleep(0.1)
+    state = ctx.settings.worker_state_dir / READY_FILE
+    tmp = state.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"pid": os.getpid(), "roles": roles, "ready_at": time.time()}))
+    tmp.replace(state)
+    log.info("worker ready: roles %s", ", ".join(roles))
 
 
 def _reload(ctx: WorkerContext) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tokengov.local.broker import EmbeddedBroker, free_port
-from tokengov.topics import TopicSpec, Topics, ensure_topics, topic_specs
+from tokengov.topics import Topics, TopicSpec, ensure_topics, topic_specs
 
 
 @pytest.fixture(scope="session")

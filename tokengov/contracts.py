@@ -43,9 +43,9 @@ __all__ = [
     "AlertKind",
     "CallEvent",
     "Components",
+    "Decision",
     "DecodeFailure",
     "DecodeResult",
-    "Decision",
     "Event",
     "Outcome",
     "TokenCounts",
@@ -66,7 +66,9 @@ MAX_ID_CHARS: Final = 128
 #: Printable text only: no ASCII control characters (C0 and DEL) anywhere.
 _PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
 
-Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME_CHARS, pattern=_PRINTABLE)]
+Name = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_NAME_CHARS, pattern=_PRINTABLE)
+]
 Identifier = Annotated[
     str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS, pattern=_PRINTABLE)
 ]
@@ -326,8 +328,10 @@ def describe_validation_error(error: ValidationError, *, prefix: str = "") -> st
         loc = [p for p in item["loc"] if p not in ("call", "outcome")]
         path = ".".join(str(p) for p in loc)
         message = _FRIENDLY.get(item["type"]) or item["msg"].removeprefix("Value error, ")
-        where = f"{prefix}{path}" if path else (prefix.rstrip(".") or "event")
-        parts.append(f"{where}: {message}")
+        if path:
+            parts.append(f"{prefix}{path}: {message}")
+        else:  # a whole-event check: its message names the fields itself
+            parts.append(f"{prefix}{message}")
     return "; ".join(parts)
 
 

@@ -39,14 +39,14 @@ def render_schemas() -> dict[str, bytes]:
     files: dict[str, bytes] = {}
     for name, model in _MODELS.items():
         schema = _with_id(model.model_json_schema(mode="validation"), name)
-        files[f"{name}.v{SCHEMA_VERSION}.json"] = orjson.dumps(
-            schema, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
-        ) + b"\n"
+        files[f"{name}.v{SCHEMA_VERSION}.json"] = (
+            orjson.dumps(schema, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+        )
     event = _with_id(event_adapter.json_schema(mode="validation"), "event")
     event["title"] = "TokenGovEvent"
-    files[f"event.v{SCHEMA_VERSION}.json"] = orjson.dumps(
-        event, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
-    ) + b"\n"
+    files[f"event.v{SCHEMA_VERSION}.json"] = (
+        orjson.dumps(event, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+    )
     return files
 
 

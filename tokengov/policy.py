@@ -28,6 +28,8 @@ from tokengov.errors import PolicyError
 __all__ = [
     "Budget",
     "CostProfile",
+    "DebtPolicy",
+    "InhibitRule",
     "Policy",
     "Price",
     "PriceCatalog",
@@ -203,6 +205,62 @@ class CostProfile(_Strict):
         return self
 
 
+class DebtPolicy(_Strict):
+    """The token-debt detectors (``streams/debt``): horizon, cadence, alerting, thresholds.
+
+    Every key has a default, so ``debt:`` may be left out of the file. The waste
+    models these thresholds feed are documented in ``docs/debt.md``.
+    """
+
+    horizon: Duration = Field(
+        default=timedelta(hours=1), description="Sliding window of event time the detectors judge."
+    )
+    min_span: Duration = Field(
+        default=timedelta(minutes=10),
+        description="Shortest span a per-day waste rate is extrapolated from.",
+    )
+    task_idle: Duration = Field(
+        default=timedelta(minutes=10),
+        description="A task with no call for this long (event time) is closed without an outcome.",
+    )
+    flush_interval: Duration = timedelta(seconds=60)
+    reemit_interval: Duration = Field(
+        default=timedelta(hours=1), description="A standing finding is republished this often."
+    )
+    min_calls: PositiveInt = Field(default=20, description="Calls a window needs to be judged.")
+    min_waste_tokens_per_day: Annotated[int, Field(ge=0)] = 100_000
+    alert_usd_per_day: NonNegativeMoney = Decimal(5)
+    critical_usd_per_day: NonNegativeMoney = Decimal(100)
+    # agent design
+    tool_tokens_per_definition: PositiveInt = 150
+    tool_definitions_min_share: Annotated[float, Field(gt=0, le=1)] = 0.2
+    # context management
+    history_budget_tokens: PositiveInt = 2000
+    history_min_growth_per_turn: PositiveInt = 150
+    history_max_cache_share: Annotated[float, Field(ge=0, le=1)] = 0.5
+    # orchestration
+    handoff_budget_tokens: PositiveInt = 800
+    handoff_min_context_share: Annotated[float, Field(gt=0, le=1)] = 0.5
+    # memory
+    memory_budget_tokens: PositiveInt = 1000
+    # retrieval
+    retrieval_budget_tokens: PositiveInt = 4000
+    retrieval_min_repeat_tokens: PositiveInt = 500
+    # tool usage
+    tool_response_tokens_per_output: PositiveInt = 10
+    tool_response_min_tokens: PositiveInt = 500
+    # workflow (retries)
+    retry_bound: PositiveInt = Field(
+        default=3, description="Retries allowed when the cost profile sets no max_retries."
+    )
+    retry_min_backoff: Duration = timedelta(milliseconds=500)
+    retry_backoff_factor: Annotated[float, Field(ge=1)] = 1.5
+    # system prompt growth
+    system_prompt_days: PositiveInt = 14
+    system_prompt_min_days: Annotated[int, Field(ge=2)] = 3
+    system_prompt_min_growth: Annotated[float, Field(gt=0)] = 0.1
+
+
 class Budget(_Strict):
     scope: Literal["team", "workflow"]
     name: str
@@ -247,11 +305,44 @@ class Route(_Strict):
 
     @model_validator(mode="after")
     def _regexes_compile(self) -> Route:
+        for name in ("group_interval", "repeat_interval"):
+            value = getattr(self, name)
+            if value is not None and value <= timedelta(0):
+                raise ValueError(f"{name}: must be greater than 0")
+        if self.group_wait is not None and self.group_wait < timedelta(0):
+            raise ValueError("group_wait: must not be negative")
         for label, pattern in self.match_re.items():
             try:
                 re.compile(pattern)
             except re.error as exc:
                 raise ValueError(f"match_re.{label}: invalid regular expression: {exc}") from exc
+        return self
+
+
+class InhibitRule(_Strict):
+    """Alertmanager's inhibit rule: while a firing alert matches ``source_*``, alerts that
+    match ``target_*`` and carry the same values for the ``equal`` labels are muted.
+
+    The router always applies its built-in budget rules as well (docs/alerting.md)."""
+
+    source_match: dict[str, str] = Field(default_factory=dict)
+    source_match_re: dict[str, str] = Field(default_factory=dict)
+    target_match: dict[str, str] = Field(default_factory=dict)
+    target_match_re: dict[str, str] = Field(default_factory=dict)
+    equal: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _valid(self) -> InhibitRule:
+        for side in ("source_match_re", "target_match_re"):
+            for label, pattern in getattr(self, side).items():
+                try:
+                    re.compile(pattern)
+                except re.error as exc:
+                    raise ValueError(f"{side}.{label}: invalid regular expression: {exc}") from exc
+        if not (self.source_match or self.source_match_re):
+            raise ValueError("set source_match or source_match_re (which alerts inhibit)")
+        if not (self.target_match or self.target_match_re):
+            raise ValueError("set target_match or target_match_re (which alerts are muted)")
         return self
 
 
@@ -320,6 +411,9 @@ class Policy(_Strict):
     cost_profiles: dict[str, CostProfile] = Field(default_factory=dict)
     budgets: list[Budget] = Field(default_factory=list)
     routes: Route = Field(default_factory=lambda: Route(receiver="console"))
+    debt: DebtPolicy = Field(default_factory=DebtPolicy)
+    inhibit_rules: list[InhibitRule] = Field(default_factory=list)
+
     streams: StreamsSettings = Field(default_factory=StreamsSettings)
 
     @property

@@ -52,7 +52,9 @@ def cost_of_tokens(tokens: TokenCounts, price: Price) -> Decimal:
     return micro_usd / _PER_MILLION
 
 
-def price_tokens(model: str, tokens: TokenCounts, at: datetime, catalog: PriceCatalog) -> PricedCall:
+def price_tokens(
+    model: str, tokens: TokenCounts, at: datetime, catalog: PriceCatalog
+) -> PricedCall:
     price = catalog.lookup(model, at)
     if price is None:
         return PricedCall(ZERO, "unpriced")

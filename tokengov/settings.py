@@ -30,6 +30,12 @@ class Settings(BaseSettings):
         description="clickhouse-connect DSN: chdb:///path or http(s)://user:pass@host:8123/db. "
         "Default: the embedded store at <data dir>/clickhouse.",
     )
+    clickhouse_ttl_days: int | None = Field(
+        default=None,
+        ge=1,
+        description="Retention of the raw ClickHouse tables (token_events, task_outcomes, "
+        "notifications) in days; rollups are kept. Default: keep everything.",
+    )
     grafana_url: str | None = None
     grafana_token: SecretStr | None = None
     query_endpoint: str = Field(

@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from tokengov.errors import BrokerError
+from tokengov.kafka_logging import client_logging
 
 __all__ = [
     "ALERTS",
@@ -19,6 +20,7 @@ __all__ = [
     "EVENTS",
     "FINDINGS",
     "METRICS",
+    "SILENCES",
     "TopicSpec",
     "Topics",
     "ensure_topics",
@@ -33,7 +35,10 @@ DECISIONS: Final = "tokengov.decisions"
 METRICS: Final = "tokengov.metrics"
 FINDINGS: Final = "tokengov.findings"
 DEADLETTER: Final = "tokengov.deadletter"
-ALL_TOPICS: Final = (EVENTS, ALERTS, DECISIONS, METRICS, FINDINGS, DEADLETTER)
+#: Alert silences (compacted; key = silence id), written by ``tokengov alerts silence``,
+#: followed by every alert router. A contract addition to DESIGN.md's list.
+SILENCES: Final = "tokengov.silences"
+ALL_TOPICS: Final = (EVENTS, ALERTS, DECISIONS, METRICS, FINDINGS, DEADLETTER, SILENCES)
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,7 @@ class Topics:
     metrics: str = METRICS
     findings: str = FINDINGS
     deadletter: str = DEADLETTER
+    silences: str = SILENCES
 
     @classmethod
     def with_prefix(cls, prefix: str) -> Topics:
@@ -60,7 +66,7 @@ class TopicSpec:
 
 
 def topic_specs(*, prefix: str = "", event_partitions: int = 8) -> list[TopicSpec]:
-    """The topics with explicit partition counts; the decisions topic is compacted.
+    """The topics with explicit partition counts; the decisions and silences topics are compacted.
 
     ``prefix`` lets tests give each run its own topics (``<prefix>tokengov.events``).
     """
@@ -75,12 +81,17 @@ def topic_specs(*, prefix: str = "", event_partitions: int = 8) -> list[TopicSpe
         TopicSpec(prefix + METRICS, 4),
         TopicSpec(prefix + FINDINGS, 2),
         TopicSpec(prefix + DEADLETTER, 2),
+        TopicSpec(
+            prefix + SILENCES,
+            1,
+            {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"},
+        ),
     ]
 
 
 def ensure_topics(bootstrap: str, specs: list[TopicSpec], *, timeout_s: float = 15.0) -> list[str]:
     """Create the topics that do not exist yet; return the names created."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient({"bootstrap.servers": bootstrap, **client_logging()})
     try:
         existing = set(admin.list_topics(timeout=timeout_s).topics)
     except KafkaException as exc:

@@ -43,7 +43,9 @@ def test_cli_broker_lifecycle(tmp_path):
     port = str(free_port())
     cli = [sys.executable, "-m", "tokengov.cli.main", "broker"]
     env_args = ["--data-dir", str(tmp_path)]
-    start = subprocess.run([*cli, "start", "--port", port, *env_args], capture_output=True, text=True, timeout=60)
+    start = subprocess.run(
+        [*cli, "start", "--port", port, *env_args], capture_output=True, text=True, timeout=60
+    )
     assert start.returncode == 0, start.stderr
     status = subprocess.run([*cli, "status", *env_args], capture_output=True, text=True, timeout=60)
     assert status.returncode == 0, status.stderr

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from tokengov.cli.common import BootstrapOpt, console
+from tokengov.cli.common import BootstrapOpt, console, err_console, setup_logging
 
 app = typer.Typer(
     help="Benchmarks: a baseline and the real thing in one run, with the ratio.",
@@ -66,3 +67,119 @@ def streams(
         f"max {max(r.latencies_ms, default=float('nan')):.0f} ms"
         + (f"; {r.lost_probes} crossings without an alert" if r.lost_probes else "")
     )
+
+
+@app.command("sdk")
+def sdk_bench(
+    events: int = typer.Option(200_000, help="Events per side."),
+    bootstrap: str | None = typer.Option(None, help="Use this broker instead of an embedded one."),
+) -> None:
+    """The SDK's per-event cost at the call site vs a bare confluent-kafka produce."""
+    from bench.sdk import report, run
+
+    report(run(events, bootstrap))
+
+
+@app.command("alerts")
+def alerts(
+    count: Annotated[int, typer.Option("--alerts", min=1, help="Alerts to send.")] = 40,
+    interval_s: Annotated[
+        float, typer.Option("--interval", min=0.0, help="Seconds between alerts.")
+    ] = 0.1,
+    group_wait: Annotated[
+        str, typer.Option("--group-wait", help="group_wait of the critical route (≤ 2s).")
+    ] = "1s",
+    bootstrap: BootstrapOpt = None,
+) -> None:
+    """Alert latency: alerts topic → router → loopback webhook, next to a direct POST.
+
+    Starts an embedded broker unless --bootstrap is given. Target: p95 within 5 s."""
+    from rich.table import Table
+
+    from bench.alerts import run_alert_bench, summarize
+
+    result = run_alert_bench(
+        bootstrap=bootstrap, alerts=count, interval_s=interval_s, group_wait=group_wait
+    )
+    table = Table(
+        "path",
+        "p50 ms",
+        "p95 ms",
+        "max ms",
+        title=f"{result.alerts} alerts, group_wait {result.group_wait_s:g}s",
+    )
+    for row in summarize(result):
+        table.add_row(*row)
+    console.print(table)
+    base = result.pct(result.baseline_ms, 0.95)
+    real = result.pct(result.router_ms, 0.95)
+    console.print(
+        f"p95 ratio router / direct POST: {real / base:,.0f}x "
+        f"(the router waits group_wait on purpose); lost: {result.lost}"
+    )
+    verdict = "[green]within[/]" if real <= 5000 and result.lost == 0 else "[red]NOT within[/]"
+    console.print(f"p95 end to end {real / 1000:.2f}s: {verdict} the 5 s target")
+
+
+@app.command()
+def sink(
+    writer_events: Annotated[
+        int, typer.Option("--writer-events", help="Call events through the writer.")
+    ] = 200_000,
+    events: Annotated[
+        int, typer.Option("--events", help="Events generated in ClickHouse for the reports.")
+    ] = 10_000_000,
+    batch_rows: Annotated[int, typer.Option("--batch-rows", help="Rows per insert.")] = 50_000,
+    policy: Annotated[Path, typer.Option("--policy", help="Prices for the writer.")] = Path(
+        "examples/policy.yaml"
+    ),
+    bootstrap: BootstrapOpt = None,
+) -> None:
+    """ClickHouse writer vs a bare clickhouse-connect insert; report latency over --events."""
+    from bench.sink import run
+
+    setup_logging()
+    result = run(
+        writer_events=writer_events,
+        report_events=events,
+        policy_path=policy,
+        bootstrap=bootstrap,
+        batch_rows=batch_rows,
+        progress=lambda msg: err_console.print(f"[dim]{msg}[/]"),
+    )
+    table = Table(
+        "path", "rows", "seconds", "rows/s", title="Writer vs bare insert", title_justify="left"
+    )
+    table.add_row(
+        "bare clickhouse-connect insert",
+        f"{result.writer_rows:,}",
+        f"{result.bare_s:.2f}",
+        f"{result.bare_rate:,.0f}",
+    )
+    table.add_row(
+        "tokengov writer (Kafka → ClickHouse)",
+        f"{result.writer_rows:,}",
+        f"{result.writer_s:.2f}",
+        f"{result.writer_rate:,.0f}",
+    )
+    table.add_row(
+        "  of which: decode + price + rows, no I/O",
+        f"{result.writer_rows:,}",
+        f"{result.decode_s:.2f}",
+        f"{result.decode_rate:,.0f}",
+    )
+    console.print(table)
+    ratio = result.writer_rate / result.bare_rate
+    console.print(f"writer / bare = [bold]{ratio:.0%}[/] (target ≥ 50%)")
+    reports = Table(
+        "report",
+        "rows",
+        "latency (best of 3)",
+        "target < 1 s",
+        title=f"Reports over {result.report_events:,} events "
+        f"(generated in {result.generate_s:.0f} s)",
+        title_justify="left",
+    )
+    for name, (seconds, rows) in result.reports.items():
+        reports.add_row(name, str(rows), f"{seconds * 1000:.0f} ms", "yes" if seconds < 1 else "NO")
+    console.print(reports)

@@ -13,7 +13,10 @@ from tokengov.topics import ensure_topics, topic_specs
 
 app = typer.Typer(help="The embedded Kafka-compatible broker (Tansu).", no_args_is_help=True)
 
-PortOpt = Annotated[int | None, typer.Option("--port", help="Loopback port (default: from TOKENGOV_KAFKA_BOOTSTRAP, 9092).")]
+PortOpt = Annotated[
+    int | None,
+    typer.Option("--port", help="Loopback port (default: from TOKENGOV_KAFKA_BOOTSTRAP, 9092)."),
+]
 
 
 def _broker(data_dir: DataDirOpt, port: int | None) -> EmbeddedBroker:
@@ -35,7 +38,9 @@ def start(
         created = ensure_topics(info.bootstrap, topic_specs(event_partitions=partitions))
     except BrokerError as exc:
         fail(str(exc))
-    console.print(f"broker up on [bold]{info.bootstrap}[/] (pid {info.pid}); state in {broker.state_dir}")
+    console.print(
+        f"broker up on [bold]{info.bootstrap}[/] (pid {info.pid}); state in {broker.state_dir}"
+    )
     if created:
         console.print(f"created topics: {', '.join(created)}")
 

@@ -28,7 +28,9 @@ err_console = Console(stderr=True, highlight=False)
 
 DataDirOpt = Annotated[
     Path | None,
-    typer.Option("--data-dir", help="State directory (env TOKENGOV_DATA_DIR, default ./.tokengov)."),
+    typer.Option(
+        "--data-dir", help="State directory (env TOKENGOV_DATA_DIR, default ./.tokengov)."
+    ),
 ]
 PolicyOpt = Annotated[
     Path | None, typer.Option("--policy", help="Policy file (env TOKENGOV_POLICY).")

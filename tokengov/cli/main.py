@@ -5,7 +5,24 @@ from __future__ import annotations
 import typer
 
 from tokengov import __version__
-from tokengov.cli import bench, broker, decisions, policy, worker
+from tokengov.cli import (
+    alerts,
+    bench,
+    broker,
+    db,
+    debt,
+    decisions,
+    grafana,
+    policy,
+    query,
+    schema,
+    worker,
+)
+from tokengov.cli.demo import demo_command
+from tokengov.cli.emit import emit_command
+from tokengov.cli.fleet import fleet_command
+from tokengov.cli.tail import tail_command
+from tokengov.cli.up import up_command
 
 app = typer.Typer(
     name="tokengov",
@@ -17,6 +34,18 @@ app = typer.Typer(
 app.add_typer(broker.app, name="broker")
 app.add_typer(policy.app, name="policy")
 app.add_typer(bench.app, name="bench")
+app.add_typer(debt.app, name="debt")
+app.add_typer(grafana.app, name="grafana")
+app.add_typer(schema.app, name="schema")
+app.command("emit")(emit_command)
+app.command("tail")(tail_command)
+app.command("up")(up_command)
+app.command("demo")(demo_command)
+app.command("fleet")(fleet_command)
+app.add_typer(alerts.app, name="alerts")
+app.add_typer(db.app, name="db")
+app.command("query")(query.query)
+app.command("report")(query.report)
 app.add_typer(worker.app, name="worker")
 app.add_typer(decisions.app, name="decisions")
 

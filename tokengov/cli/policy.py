@@ -22,18 +22,31 @@ def _summary(policy: Policy, path: Path) -> None:
         teams.add_row(name, team.owner, team.receiver or "—")
     console.print(teams)
     profiles = Table(
-        "workflow", "team", "max tokens/task", "max tool calls", "on runaway",
-        title="Workflows with a cost profile", title_justify="left",
+        "workflow",
+        "team",
+        "max tokens/task",
+        "max tool calls",
+        "on runaway",
+        title="Workflows with a cost profile",
+        title_justify="left",
     )
     for name, p in sorted(policy.cost_profiles.items()):
         profiles.add_row(
-            name, p.team, str(p.max_tokens_per_task or "—"), str(p.max_tool_calls or "—"), p.on_runaway
+            name,
+            p.team,
+            str(p.max_tokens_per_task or "—"),
+            str(p.max_tool_calls or "—"),
+            p.on_runaway,
         )
     console.print(profiles)
-    budgets = Table("scope", "name", "period", "limit", "thresholds", title="Budgets", title_justify="left")
+    budgets = Table(
+        "scope", "name", "period", "limit", "thresholds", title="Budgets", title_justify="left"
+    )
     for b in policy.budgets:
         limit = f"${b.limit_usd}" if b.limit_usd is not None else f"{b.limit_tokens:,} tokens"
-        budgets.add_row(b.scope, b.name, b.period, limit, ", ".join(f"{t:.0%}" for t in b.thresholds))
+        budgets.add_row(
+            b.scope, b.name, b.period, limit, ", ".join(f"{t:.0%}" for t in b.thresholds)
+        )
     console.print(budgets)
     console.print(
         f"{len(policy.receivers)} receivers, {len(policy.catalog.models())} priced models, "

@@ -24,6 +24,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from tokengov.errors import BrokerError
+from tokengov.kafka_logging import silent_logging
 
 __all__ = ["BrokerInfo", "EmbeddedBroker", "broker_answers", "port_in_use", "tansu_binary"]
 
@@ -65,7 +66,13 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def broker_answers(bootstrap: str, timeout_s: float = 1.0) -> bool:
     """True when a Kafka metadata request to ``bootstrap`` is answered."""
-    admin = AdminClient({"bootstrap.servers": bootstrap, "socket.connection.setup.timeout.ms": 1000})
+    admin = AdminClient(
+        {
+            "bootstrap.servers": bootstrap,
+            "socket.connection.setup.timeout.ms": 1000,
+            **silent_logging(),  # "connection refused" while it starts is expected
+        }
+    )
     try:
         metadata = admin.list_topics(timeout=timeout_s)
     except KafkaException:
@@ -182,8 +189,7 @@ class EmbeddedBroker:
             time.sleep(0.05)
         self._kill(self._process.pid)
         raise BrokerError(
-            f"the broker on port {self.port} did not answer within {timeout_s:.0f}s; "
-            f"see {log_path}"
+            f"the broker on port {self.port} did not answer within {timeout_s:.0f}s; see {log_path}"
         )
 
     def status(self) -> BrokerInfo | None:

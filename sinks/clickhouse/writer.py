@@ -1,0 +1,554 @@
+"""The ClickHouse writer: Kafka → batches → ClickHouse → offsets, losing nothing, counting
+nothing twice.
+
+One thread runs a confluent-kafka consumer (group ``tokengov-sink``, manual
+commits) over the events, alerts, decisions and findings topics. Each flush:
+
+1. looks up which of its event ids are already stored (replays, redeliveries,
+   producer retries, a previous attempt) and leaves those rows out;
+2. records its offset ranges in ``sink_batches`` (its *plan*);
+3. inserts each table's rows with a deduplication token derived from those rows
+   (a row ClickHouse rejects is isolated by bisection and dead-lettered with the
+   server's message); the materialized views add them to the rollups;
+4. if an earlier attempt of this flush may have been applied in part — the
+   writer died between 2 and 5 (a plan whose range was not committed) or the
+   store failed mid-insert — reconciles the rollups of every key the flush
+   touches with the raw rows (reconcile.py);
+5. produces its dead letters and waits for the broker's ack;
+6. commits the offsets.
+
+A crash anywhere before 6 re-reads the messages; step 1 then leaves out what
+reached the raw tables and step 4 repairs the rollups. ClickHouse unreachable →
+every assigned partition is paused (backpressure), the group membership is kept
+alive, and the flush is retried with bounded exponential backoff until it goes
+through.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, TopicPartition
+
+from sinks.clickhouse.backoff import Backoff
+from sinks.clickhouse.batch import Batcher, Consumed, Flush, TopicPartitionKey, content_token
+from sinks.clickhouse.deadletter import DeadLetter, DeadLetterProducer
+from sinks.clickhouse.decode import TOKEN_EVENTS, Item, MessageDecoder, TopicKind
+from sinks.clickhouse.dedup import existing_event_ids
+from sinks.clickhouse.migrate import migrate
+from sinks.clickhouse.plans import load_plans, write_plans
+from sinks.clickhouse.reconcile import RollupKey, reconcile
+from sinks.clickhouse.rows import (
+    ALERT_COLUMNS,
+    DECISION_COLUMNS,
+    FINDING_COLUMNS,
+    OUTCOME_COLUMNS,
+    TOKEN_EVENT_COLUMNS,
+)
+from sinks.clickhouse.schema import SchemaOptions
+from sinks.clickhouse.store import ClickHouseStore, StoreError
+from tokengov.errors import SinkError
+from tokengov.topics import Topics
+
+__all__ = ["COLUMNS", "SinkConfig", "SinkCounters", "SinkWriter", "StageHook"]
+
+log = logging.getLogger(__name__)
+
+COLUMNS: Final[Mapping[str, tuple[str, ...]]] = {
+    "token_events": TOKEN_EVENT_COLUMNS,
+    "task_outcomes": OUTCOME_COLUMNS,
+    "alerts": ALERT_COLUMNS,
+    "decisions": DECISION_COLUMNS,
+    "findings": FINDING_COLUMNS,
+}
+
+_TEAM, _WORKFLOW, _MODEL = (TOKEN_EVENT_COLUMNS.index(c) for c in ("team", "workflow", "model"))
+
+#: Tables whose rows are deduplicated by event id before inserting.
+DEDUP_TABLES: Final = (TOKEN_EVENTS, "task_outcomes")
+
+#: Called at each stage of a flush ("planned", "inserted", "committed"); tests use it.
+StageHook = Callable[[str, Flush], None]
+
+
+class _Abandoned(Exception):
+    """The writer is stopping and the store did not come back in time."""
+
+
+@dataclass(frozen=True)
+class SinkConfig:
+    group_id: str = "tokengov-sink"
+    max_rows: int = 50_000
+    max_delay_s: float = 1.0
+    backoff_initial_s: float = 0.2
+    backoff_max_s: float = 30.0
+    stop_flush_timeout_s: float = 10.0
+    poll_batch: int = 2000
+    schema: SchemaOptions = field(default_factory=SchemaOptions)
+    consumer: Mapping[str, Any] = field(default_factory=dict)
+
+    def consumer_config(self, bootstrap: str) -> dict[str, Any]:
+        """Manual commits; the group timeouts measured in DESIGN.md (a fast first join)."""
+        config: dict[str, Any] = {
+            "bootstrap.servers": bootstrap,
+            "group.id": self.group_id,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": 6000,
+            "heartbeat.interval.ms": 1000,
+            "max.poll.interval.ms": 7000,
+            "partition.assignment.strategy": "roundrobin",
+        }
+        config.update(self.consumer)
+        return config
+
+
+@dataclass
+class SinkCounters:
+    """What happened to every message (read by tests, logs and the bench)."""
+
+    messages: int = 0
+    rows_inserted: dict[str, int] = field(default_factory=dict)
+    invalid_events: int = 0
+    tombstones: int = 0
+    duplicates_skipped: int = 0
+    dead_lettered: int = 0
+    flushes: int = 0
+    retries: int = 0
+    commit_failures: int = 0
+    reconciled_flushes: int = 0
+    reconciled_rows: int = 0
+
+    @property
+    def rows(self) -> int:
+        return sum(self.rows_inserted.values())
+
+
+class SinkWriter:
+    """Consumes ``topics`` and writes them to ``store``; run it with :meth:`start` (a
+    thread) or :meth:`run` (blocking until ``stop`` is set)."""
+
+    def __init__(
+        self,
+        *,
+        bootstrap: str,
+        topics: Topics,
+        store: ClickHouseStore,
+        decoder: MessageDecoder,
+        config: SinkConfig | None = None,
+        on_stage: StageHook | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config or SinkConfig()
+        self.topics = topics
+        self.counters = SinkCounters()
+        self._bootstrap = bootstrap
+        self._store = store
+        self._decoder = decoder
+        self._on_stage = on_stage
+        self._clock = clock
+        self._kinds: dict[str, TopicKind] = {
+            topics.events: "events",
+            topics.alerts: "alerts",
+            topics.decisions: "decisions",
+            topics.findings: "findings",
+        }
+        self._batcher = Batcher(
+            max_rows=self.config.max_rows, max_delay_s=self.config.max_delay_s, clock=clock
+        )
+        self._dlq = DeadLetterProducer(bootstrap, topics.deadletter)
+        self._consumer: Consumer | None = None
+        self._assigned: set[TopicPartitionKey] = set()
+        self._needs_plans: set[TopicPartitionKey] = set()
+        # Partition → last offset of a flush that was in flight when a writer stopped.
+        self._suspect: dict[TopicPartitionKey, int] = {}
+        self._paused = False
+        self._stop = threading.Event()
+        self._stop_deadline: float | None = None
+        self._thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+        self.ready = threading.Event()  # set once the schema is in place and consuming
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    @property
+    def paused(self) -> bool:
+        """True while consumption is paused because the store does not acknowledge."""
+        return self._paused
+
+    @property
+    def buffered_rows(self) -> int:
+        return self._batcher.rows
+
+    def start(self) -> None:
+        self._thread = threading.Thread(
+            target=self._run_guarded, name="clickhouse-sink", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            if self._thread.is_alive():
+                log.error("the ClickHouse writer did not stop within %.0f s", timeout_s)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _run_guarded(self) -> None:
+        try:
+            self.run()
+        except BaseException as exc:
+            self.error = exc
+            log.critical("the ClickHouse writer stopped on an error: %s", exc, exc_info=exc)
+
+    def run(self) -> None:
+        if not self._wait_for_schema():
+            return
+        consumer = Consumer(self.config.consumer_config(self._bootstrap))
+        self._consumer = consumer
+        consumer.subscribe(
+            list(self._kinds),
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_revoke,
+        )
+        self.ready.set()
+        log.info(
+            "ClickHouse writer consuming %s as group %s into %s",
+            ", ".join(self._kinds),
+            self.config.group_id,
+            self._store.redacted_dsn,
+        )
+        try:
+            while not self._stop.is_set():
+                self._step()
+            self._drain()
+        except _Abandoned:
+            log.warning("stopping with buffered rows uncommitted; they are re-read on restart")
+        finally:
+            self._consumer = None
+            consumer.close()
+            self._dlq.close()
+
+    def _wait_for_schema(self) -> bool:
+        backoff = self._backoff()
+        while not self._stop.is_set():
+            try:
+                migrate(self._store, self.config.schema)
+                return True
+            except StoreError as exc:
+                if not exc.retryable:
+                    raise
+                self.counters.retries += 1
+                delay = backoff.next_delay()
+                log.warning("ClickHouse not ready (%s); retrying in %.1f s", exc, delay)
+                self._stop.wait(delay)
+        return False
+
+    def _backoff(self) -> Backoff:
+        return Backoff(self.config.backoff_initial_s, self.config.backoff_max_s)
+
+    # -- the loop -------------------------------------------------------------------
+
+    def _step(self) -> None:
+        if self._needs_plans and not self._load_plans():
+            self._wait(self.config.backoff_initial_s)
+            return
+        # While a batch fills, return as soon as the queue is drained (consume otherwise waits
+        # for a full `room` of messages); when idle, wait a little longer per call.
+        self._poll(0.005 if self._batcher.messages else 0.2)
+        if self._batcher.due():
+            flush = self._batcher.take()
+            if flush is not None:
+                self._write(flush)
+
+    def _drain(self) -> None:
+        """On stop: write what is buffered if the store answers within the deadline."""
+        self._check_stop()
+        while (flush := self._batcher.take()) is not None:
+            self._write(flush)
+
+    def _check_stop(self) -> None:
+        """Once stop is requested, the store has ``stop_flush_timeout_s`` to answer."""
+        if not self._stop.is_set():
+            return
+        if self._stop_deadline is None:
+            self._stop_deadline = self._clock() + self.config.stop_flush_timeout_s
+        if self._clock() > self._stop_deadline:
+            raise _Abandoned
+
+    def _poll(self, timeout_s: float) -> None:
+        consumer = self._consumer
+        assert consumer is not None
+        # Read about as many messages as the batch still has room for (one row each at least).
+        room = max(1, min(self.config.poll_batch, self.config.max_rows - self._batcher.rows))
+        for message in consumer.consume(room, timeout_s):
+            error = message.error()
+            if error is not None:
+                if error.code() != KafkaError._PARTITION_EOF:
+                    log.warning("consumer error: %s", error)
+                continue
+            topic = message.topic()
+            partition = message.partition()
+            offset = message.offset()
+            assert topic is not None and partition is not None and offset is not None
+            decoded = self._decoder.decode(self._kinds[topic], message.value())
+            self.counters.messages += 1
+            self.counters.invalid_events += decoded.invalid_events
+            self.counters.tombstones += decoded.tombstones
+            if decoded.invalid_events:
+                log.debug(
+                    "%s[%d]@%d: %d invalid event(s) skipped (the streams dead-letter them)",
+                    topic,
+                    partition,
+                    offset,
+                    decoded.invalid_events,
+                )
+            self._batcher.add(Consumed(topic, partition, offset, decoded))
+
+    def _wait(self, seconds: float) -> None:
+        """Wait while keeping the group membership alive (poll serves the callbacks)."""
+        deadline = self._clock() + seconds
+        while (remaining := deadline - self._clock()) > 0:
+            self._check_stop()
+            self._poll(min(0.2, remaining))
+
+    # -- rebalance ------------------------------------------------------------------
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        keys = {(tp.topic, tp.partition) for tp in partitions}
+        self._assigned |= keys
+        self._needs_plans |= keys
+        consumer.assign(partitions)
+        # No message of these partitions is read before their plans are known.
+        consumer.pause(partitions)
+        log.info("assigned %d partition(s)", len(keys))
+
+    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        keys = {(tp.topic, tp.partition) for tp in partitions}
+        self._assigned -= keys
+        self._needs_plans -= keys
+        for key in keys:
+            self._suspect.pop(key, None)
+        self._batcher.revoke(keys)
+        log.info("revoked %d partition(s)", len(keys))
+
+    def _load_plans(self) -> bool:
+        """Find the flushes that were in flight when a writer of this group stopped: a plan
+        whose range the group's committed offset has not passed."""
+        consumer = self._consumer
+        assert consumer is not None
+        keys = set(self._needs_plans)
+        try:
+            plans = load_plans(self._store, self.config.group_id, keys)
+            committed = consumer.committed([TopicPartition(t, p) for t, p in keys], timeout=10)
+        except StoreError as exc:
+            if not exc.retryable:
+                raise
+            log.warning("cannot read the writer's plans yet: %s", exc)
+            return False
+        except KafkaException as exc:
+            log.warning("cannot read committed offsets yet: %s", exc)
+            return False
+        offsets = {(tp.topic, tp.partition): tp.offset for tp in committed}
+        for plan in plans:
+            key = (plan.topic, plan.partition)
+            if offsets.get(key, OFFSET_INVALID) <= plan.end_offset:
+                self._suspect[key] = plan.end_offset
+                log.info(
+                    "%s[%d]@%d-%d was being written when a writer stopped; its rollups "
+                    "will be reconciled",
+                    plan.topic,
+                    plan.partition,
+                    plan.start_offset,
+                    plan.end_offset,
+                )
+        self._needs_plans -= keys
+        ready = [TopicPartition(t, p) for t, p in keys if (t, p) in self._assigned]
+        if ready and not self._paused:
+            consumer.resume(ready)
+        return True
+
+    def _pause_all(self) -> None:
+        consumer = self._consumer
+        if consumer is None or self._paused:
+            return
+        consumer.pause(consumer.assignment())
+        self._paused = True
+        log.warning("ClickHouse is not acknowledging: consumption paused")
+
+    def _resume_all(self) -> None:
+        consumer = self._consumer
+        if consumer is None or not self._paused:
+            return
+        ready = [
+            tp for tp in consumer.assignment() if (tp.topic, tp.partition) not in self._needs_plans
+        ]
+        if ready:
+            consumer.resume(ready)
+        self._paused = False
+        log.info("ClickHouse acknowledges again: consumption resumed")
+
+    # -- one flush ------------------------------------------------------------------
+
+    def _stage(self, stage: str, flush: Flush) -> None:
+        if self._on_stage is not None:
+            self._on_stage(stage, flush)
+
+    def _write(self, flush: Flush) -> None:
+        log.debug(
+            "flush: %s",
+            ", ".join(f"{s.topic}[{s.partition}]@{s.start}-{s.end}" for s in flush.slices),
+        )
+        flush.reconcile = any(
+            s.key in self._suspect and s.start <= self._suspect[s.key] for s in flush.slices
+        )
+        backoff = self._backoff()
+        while True:
+            self._check_stop()
+            revoked = {s.key for s in flush.slices} - self._assigned
+            if revoked:
+                flush = flush.without(revoked)
+                if not flush.slices:
+                    return
+            try:
+                self._prepare(flush)
+                letters = self._insert(flush)
+                self._stage("inserted", flush)
+                if flush.reconcile:
+                    self._reconcile(flush)
+                self._dlq.send_all(letters)
+                self._commit(flush)
+                self._stage("committed", flush)
+            except SinkError as exc:
+                if not exc.retryable:
+                    raise
+                # The attempt may have been applied in part: look up and reconcile next time.
+                flush.reconcile = True
+                self.counters.retries += 1
+                delay = backoff.next_delay()
+                log.warning(
+                    "flush of %d rows not acknowledged (%s); retrying in %.1f s",
+                    flush.rows,
+                    exc,
+                    delay,
+                )
+                self._pause_all()
+                self._wait(delay)
+                continue
+            self.counters.flushes += 1
+            self.counters.dead_lettered += len(letters)
+            for piece in flush.slices:
+                if self._suspect.get(piece.key, -1) <= piece.end:
+                    self._suspect.pop(piece.key, None)
+            self._resume_all()
+            return
+
+    def _prepare(self, flush: Flush) -> None:
+        existing: set[str] = set()
+        keyed_total = 0
+        unique: set[str] = set()
+        for table in DEDUP_TABLES:
+            keyed = flush.keyed_event_ids(table)
+            if keyed:
+                existing |= existing_event_ids(self._store, table, keyed)
+                keyed_total += len(keyed)
+                unique.update(event_id for event_id, _ in keyed)
+        flush.skipped_event_ids = frozenset(existing)
+        # Every occurrence but the first of a new id, and every occurrence of a stored one.
+        skipped = keyed_total - len(unique - existing)
+        self.counters.duplicates_skipped += skipped
+        if skipped:
+            log.info(
+                "%d event(s) already stored or repeated in the batch: not counted again", skipped
+            )
+        write_plans(self._store, self.config.group_id, flush.plans())
+        self._stage("planned", flush)
+
+    def _reconcile(self, flush: Flush) -> None:
+        keys: set[RollupKey] = set()
+        for _, item in flush.items():
+            if item.table == TOKEN_EVENTS and item.ts is not None:
+                row = item.row
+                hour = item.ts.replace(minute=0, second=0, microsecond=0)
+                keys.add((hour, row[_TEAM], row[_WORKFLOW], row[_MODEL]))
+        rows = reconcile(self._store, keys, ttl_days=self.config.schema.ttl_days)
+        self.counters.reconciled_flushes += 1
+        self.counters.reconciled_rows += rows
+        self._stage("reconciled", flush)
+
+    def _insert(self, flush: Flush) -> list[DeadLetter]:
+        letters = [
+            DeadLetter(r.reason, r.payload, m.topic, m.partition, m.offset, r.event_id)
+            for m, r in flush.rejects()
+        ]
+        for table, pairs in flush.rows_by_table().items():
+            rejected = self._insert_bisect(table, pairs, content_token(table, flush))
+            inserted = len(pairs) - len(rejected)
+            self.counters.rows_inserted[table] = (
+                self.counters.rows_inserted.get(table, 0) + inserted
+            )
+            letters.extend(
+                DeadLetter(
+                    reason,
+                    item.payload(),
+                    m.topic,
+                    m.partition,
+                    m.offset,
+                    item.event_id,
+                    table,
+                )
+                for m, item, reason in rejected
+            )
+        return letters
+
+    def _insert_bisect(
+        self, table: str, pairs: list[tuple[Consumed, Item]], token: str
+    ) -> list[tuple[Consumed, Item, str]]:
+        """Insert; when ClickHouse rejects the data, split until the rejected rows are found.
+        The token follows the rows (the flush's, then ``/0``, ``/1`` for each half), so a
+        retry of the same rows is a no-op."""
+        try:
+            self._store.insert(
+                table, [i.row for _, i in pairs], columns=COLUMNS[table], token=token
+            )
+            return []
+        except StoreError as exc:
+            if exc.retryable:
+                raise
+            if len(pairs) == 1:
+                message, item = pairs[0]
+                return [(message, item, str(exc))]
+        middle = len(pairs) // 2
+        return self._insert_bisect(table, pairs[:middle], f"{token}/0") + self._insert_bisect(
+            table, pairs[middle:], f"{token}/1"
+        )
+
+    def _commit(self, flush: Flush) -> None:
+        consumer = self._consumer
+        assert consumer is not None
+        offsets = [
+            TopicPartition(t, p, o)
+            for t, p, o in flush.commit_offsets()
+            if (t, p) in self._assigned
+        ]
+        if not offsets:
+            return
+        try:
+            consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            # The rows are in; whoever reads these offsets again rebuilds this flush from its
+            # plan (same token) or finds its event ids stored: nothing counts twice.
+            self.counters.commit_failures += 1
+            log.warning(
+                "offset commit failed (%s); the flush will be re-read and deduplicated", exc
+            )

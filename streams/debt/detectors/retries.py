@@ -1,0 +1,95 @@
+"""Workflow: retries without backoff or without a bound, and the tokens they burn.
+
+A retry chain is the calls of one agent for one ``step`` of a task with
+``attempt`` > 1 among them, ordered by attempt. The gap before a retry is the
+time from the end of the previous attempt (``ts`` + ``latency_ms``) to the
+retry's ``ts``. A chain backs off when its first gap is at least
+``retry_min_backoff`` and each later gap is at least ``retry_backoff_factor``
+times the one before; it is bounded when it makes at most the workflow's
+``max_retries`` (cost profile) or ``retry_bound`` retries.
+
+Waste model: an immediate retry meets the same transient condition, and a
+retry after a growing backoff usually does not, so in a chain without backoff
+every *failed* retry is waste (the one that finally succeeds is not); in a
+chain with backoff, the failed retries beyond the bound are waste (a bound
+would have stopped them). Each is priced whole (input and output).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from itertools import pairwise
+
+from streams.debt.calls import Call
+from streams.debt.detectors.base import AgentDetector, JudgeContext, TaskContext, Verdict
+from streams.debt.tally import Tally
+
+__all__ = ["RetryWithoutBackoff", "backs_off"]
+
+
+def _gaps(chain: Sequence[Call]) -> list[float]:
+    gaps: list[float] = []
+    for before, after in pairwise(chain):
+        end = before.event.ts + timedelta(milliseconds=before.event.latency_ms or 0)
+        gaps.append((after.event.ts - end).total_seconds())
+    return gaps
+
+
+def backs_off(chain: Sequence[Call], min_backoff: timedelta, factor: float) -> bool:
+    """True when the gaps between attempts start at ``min_backoff`` and keep growing."""
+    gaps = _gaps(chain)
+    if not gaps or gaps[0] < min_backoff.total_seconds():
+        return False
+    return all(later >= factor * earlier for earlier, later in pairwise(gaps))
+
+
+class RetryWithoutBackoff(AgentDetector):
+    name = "retry_without_backoff"
+    area = "workflow"
+    better_pattern = (
+        "Retry with exponential backoff and jitter, a bound on attempts, and a fallback "
+        "once the bound is hit, instead of retrying immediately and without limit."
+    )
+
+    def tally_agent(self, tally: Tally, calls: Sequence[Call], ctx: TaskContext) -> None:
+        bound = (ctx.profile.max_retries if ctx.profile else None) or ctx.policy.retry_bound
+        steps: dict[int, list[Call]] = {}
+        for call in calls:
+            steps.setdefault(call.event.step, []).append(call)
+        for chain in steps.values():
+            if max(c.event.attempt for c in chain) < 2:
+                continue
+            chain.sort(key=lambda c: (c.event.attempt, c.event.ts))
+            retries = [c for c in chain if c.event.attempt > 1]
+            tally.add("chains")
+            tally.add("retry_calls", len(retries))
+            tally.add("retry_tokens", sum(c.event.tokens.total for c in retries))
+            tally.add("chains_over_bound", int(len(retries) > bound))
+            if not backs_off(chain, ctx.policy.retry_min_backoff, ctx.policy.retry_backoff_factor):
+                tally.add("chains_without_backoff")
+                wasted = [c for c in retries if c.event.status != "ok"]
+            else:
+                wasted = [
+                    c for c in retries if c.event.attempt > 1 + bound and c.event.status != "ok"
+                ]
+            if wasted:
+                tally.add("wasteful_chains")
+            for call in wasted:
+                tally.waste(call.event.tokens.total, call.cost_usd)
+
+    def judge(self, buckets: Sequence[tuple[datetime, Tally]], ctx: JudgeContext) -> Verdict | None:
+        t = self.total(buckets)
+        chains, wasteful = t.get("chains"), t.get("wasteful_chains")
+        if t.get("calls") < ctx.policy.min_calls or wasteful < 2 or t.waste_tokens <= 0:
+            return None
+        evidence: dict[str, float | int] = {
+            "calls": int(t.get("calls")),
+            "retry_chains": int(chains),
+            "chains_without_backoff": int(t.get("chains_without_backoff")),
+            "chains_over_bound": int(t.get("chains_over_bound")),
+            "retries_per_chain": round(t.get("retry_calls") / chains, 2),
+            "retry_tokens": int(t.get("retry_tokens")),
+            "wasted_retry_tokens": t.waste_tokens,
+        }
+        return self.verdict(t, ctx, evidence, sample=chains, share=wasteful / chains, half_at=3)

@@ -1,0 +1,182 @@
+"""The scripted fleet end to end: its events through the DebtEngine, events and findings into
+a real ClickHouse engine (chdb), the report built from there and opened in headless chromium.
+
+Tolerance: every wasteful pattern's estimated waste per day is within 25% of what the
+fleet actually wasted (its tokens beyond its well-designed twin's, per day); the
+models' known biases are smaller (see docs/debt.md), the rest is the fleet's noise.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from producers.debt_fleet import FleetRun, fleet_policy_yaml, scripted_fleet
+from sinks.report import build_report, render_html
+from streams.debt.engine import DebtEngine
+from streams.debt.findings import Finding
+from tokengov.cli.main import app
+from tokengov.contracts import CallEvent, Outcome, utcnow
+from tokengov.policy import Policy, parse_policy
+
+pytestmark = pytest.mark.integration
+
+TOLERANCE = 0.25
+
+POLICY_EXTRA = """
+receivers:
+  support-hook: {type: webhook, url: "http://127.0.0.1:9/hook"}
+  console: {type: log}
+cost_profiles:
+  chat-resend: {team: support, quality_bar: 0.85}
+  chat-summarized: {team: support, quality_bar: 0.85}
+budgets:
+  - {scope: team, name: support, period: day, limit_usd: 50}
+routes:
+  receiver: console
+  routes:
+    - {match: {team: support}, receiver: support-hook}
+"""
+
+
+def _fleet() -> tuple[FleetRun, Policy, list[Finding]]:
+    end = utcnow().replace(microsecond=0) - timedelta(hours=1)
+    run = scripted_fleet(end=end)
+    policy = parse_policy(fleet_policy_yaml() + POLICY_EXTRA)
+    engine = DebtEngine(policy, clock=lambda: end)
+    for event in run.events:
+        engine.observe(event)
+    return run, policy, engine.flush(end).findings
+
+
+@pytest.fixture(scope="module")
+def fleet() -> tuple[FleetRun, Policy, list[Finding]]:
+    return _fleet()
+
+
+def test_report_lists_each_pattern_within_tolerance(store, fleet, tmp_path: Path, chromium) -> None:
+    run, policy, findings = fleet
+    store.insert_events(run.events, policy.catalog)
+    store.insert_events(run.events[:50], policy.catalog)  # a replay counts once
+    store.roll_up()
+    store.insert_findings(findings)
+    since = (run.end - timedelta(days=7)).date()
+    data = build_report(store.client, policy, since=since, now=run.end)
+
+    listed = {(f.workflow, f.detector): f for f in data.findings}
+    for pattern in run.patterns:
+        finding = listed.get((pattern.wasteful, pattern.detector))
+        assert finding is not None, f"{pattern.wasteful}: no {pattern.detector} finding"
+        actual = run.actual_waste_tokens_per_day(pattern.wasteful)
+        assert abs(finding.waste_tokens_per_day - actual) <= TOLERANCE * actual, (
+            pattern.wasteful,
+            finding.waste_tokens_per_day,
+            actual,
+        )
+        assert finding.waste_usd_per_day > 0 and finding.better_pattern
+        assert not any(f.workflow == pattern.twin for f in data.findings), pattern.twin
+    assert len(data.findings) == len(run.patterns)
+    usd = [f.waste_usd_per_day for f in data.findings]
+    assert usd == sorted(usd, reverse=True)
+
+    # unit metrics agree with the fleet's own counts
+    calls = [e for e in run.events if isinstance(e, CallEvent)]
+    outcomes = [e for e in run.events if isinstance(e, Outcome)]
+    units = {u.workflow: u for u in data.workflows}
+    for workflow in ("chat-resend", "kb-repeat"):
+        mine = [e for e in calls if e.workflow == workflow]
+        assert units[workflow].calls == len(mine)
+        assert units[workflow].tokens == sum(e.tokens.total for e in mine)
+        ends = [o for o in outcomes if o.workflow == workflow]
+        bar = 0.85 if workflow == "chat-resend" else None
+        assert units[workflow].outcomes == len(ends)
+        assert units[workflow].met_bar == sum(o.met_quality_bar(bar) for o in ends)
+    assert data.total_tokens == sum(e.tokens.total for e in calls)
+    assert set(data.tokens_per_outcome) and all(
+        v > 0 for s in data.tokens_per_outcome.values() for _, v in s
+    )
+
+    # maturity: support has a budget and a routed receiver; findings are open
+    levels = {(m.facts.team, m.facts.workflow): m for m in data.maturity}
+    assert levels[("support", "chat-summarized")].level == "systemic"
+    assert levels[("support", "chat-resend")].level == "governed"
+    assert levels[("search", None)].level == "observed"
+
+    # the HTML report in a real browser
+    page = tmp_path / "report.html"
+    page.write_text(render_html(data), encoding="utf-8")
+    check = chromium(page)
+    assert check.console_errors == [] and check.exceptions == [] and check.log_errors == []
+    charts = check.probe["charts"]
+    assert {c["id"] for c in charts} == {"chart-spend", "chart-waste", "chart-tokens-per-outcome"}
+    for chart in charts:
+        assert chart["visible"] and chart["width"] > 0 and chart["height"] > 0, chart
+        assert chart["marks"] > 0, chart
+    rows = check.probe["findings"]
+    assert rows is not None and len(rows) == len(run.patterns)
+    ranked = [f"{f.workflow} / {f.agent}" if f.agent else f.workflow for f in data.findings]
+    assert [row[2].replace("\n", " ") for row in rows] == ranked
+    assert check.probe["resources"] == []  # nothing fetched: self-contained
+
+
+def test_cli_writes_the_report(store, fleet, tmp_path: Path) -> None:
+    run, policy, findings = fleet
+    store.insert_events(run.events, policy.catalog)
+    store.roll_up()
+    store.insert_findings(findings)
+    policy_file = tmp_path / "policy.yaml"
+    policy_file.write_text(fleet_policy_yaml() + POLICY_EXTRA)
+    out = tmp_path / "debt.html"
+    result = CliRunner().invoke(
+        app,
+        [
+            "debt",
+            "report",
+            "--since",
+            "10d",
+            "--team",
+            "support",
+            "--out",
+            str(out),
+            "--clickhouse-url",
+            store.dsn,
+            "--policy",
+            str(policy_file),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    html = out.read_text()
+    assert "chat-resend" in html and "concierge-replay" in html and "faq-growing" in html
+    assert "kb-repeat" not in html  # another team's
+    assert "Token-debt report" in result.output and "history resend" not in result.output.lower()
+    bad = CliRunner().invoke(
+        app, ["debt", "report", "--since", "yesterday", "--clickhouse-url", store.dsn]
+    )
+    assert bad.exit_code != 0 and "neither a duration" in bad.output
+
+
+def test_falling_waste_counts_as_acted_on(store, fleet) -> None:
+    run, policy, findings = fleet
+    store.insert_events(run.events, policy.catalog)
+    store.roll_up()
+    first = next(f for f in findings if f.workflow == "chat-resend")
+    later = first.model_copy(
+        update={
+            "finding_id": "later",
+            "ts": first.ts + timedelta(hours=2),
+            "estimated_waste_tokens_per_day": first.estimated_waste_tokens_per_day // 4,
+        }
+    )
+    store.insert_findings([first, later])
+    data = build_report(
+        store.client, policy, since=(run.end - timedelta(days=7)).date(), now=run.end
+    )
+    [row] = data.findings
+    assert row.acted_on and row.times == 2 and row.finding_id == "later"
+    assert row.first_waste_tokens_per_day == first.estimated_waste_tokens_per_day
+    assert data.open_waste_usd_per_day == 0
+    levels = {(m.facts.team, m.facts.workflow): m.level for m in data.maturity}
+    assert levels[("support", "chat-resend")] == "systemic"

@@ -1,0 +1,123 @@
+"""The debt role on a real Faust app against the real (Tansu) broker: events in as single
+messages and batch envelopes (with duplicates), findings and alerts out on their topics."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from pathlib import Path
+
+import faust
+import orjson
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from producers.debt_fleet import fleet_policy_yaml, scripted_fleet
+from streams.debt.findings import Finding
+from streams.debt.role import register
+from tokengov.contracts import Alert, encode_events
+from tokengov.policy import parse_policy
+from tokengov.runtime import PolicyHolder, WorkerContext
+from tokengov.settings import Settings
+from tokengov.topics import Topics
+
+pytestmark = pytest.mark.integration
+
+
+def _produce(bootstrap: str, topic: str, run_events: list) -> int:
+    producer = Producer({"bootstrap.servers": bootstrap, "partitioner": "murmur2_random"})
+    by_task: dict[str, list] = {}
+    for event in run_events:
+        by_task.setdefault(event.task_id, []).append(event)
+    messages = 0
+    for i, (task, events) in enumerate(sorted(by_task.items())):
+        if i % 2:  # half the tasks as one batch envelope, half as single events
+            producer.produce(topic, key=task.encode(), value=encode_events(events))
+            messages += 1
+        else:
+            for event in events:
+                producer.produce(topic, key=task.encode(), value=encode_events([event]))
+                messages += 1
+        if i % 5 == 0:  # redelivery: the same events again count once
+            producer.produce(topic, key=task.encode(), value=encode_events(events))
+            messages += 1
+        producer.poll(0)
+    producer.produce(topic, key=b"junk", value=b"{not json")
+    assert producer.flush(15) == 0
+    return messages
+
+
+def _read_all(bootstrap: str, topic: str, partitions: int) -> list[bytes]:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"t-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    out: list[bytes] = []
+    try:
+        while True:
+            message = consumer.poll(0.5)
+            if message is None:
+                return out
+            if message.error() is None and message.value() is not None:
+                out.append(message.value())
+    finally:
+        consumer.close()
+
+
+@pytest.mark.asyncio
+async def test_role_publishes_findings_and_alerts(
+    bootstrap: str, topic_names: Topics, tmp_path: Path
+) -> None:
+    policy_text = fleet_policy_yaml() + "debt: {flush_interval: 1s, alert_usd_per_day: 3}\n"
+    (tmp_path / "policy.yaml").write_text(policy_text)
+    ctx = WorkerContext(
+        Settings(kafka_bootstrap=bootstrap, data_dir=tmp_path),
+        PolicyHolder(parse_policy(policy_text), tmp_path / "policy.yaml"),
+        topic_names,
+    )
+    run = scripted_fleet(tasks_per_pattern=25, prompt_days=0)
+    _produce(bootstrap, topic_names.events, run.events)
+
+    app = faust.App(
+        f"debt-{uuid.uuid4().hex[:8]}",
+        broker=f"kafka://{bootstrap}",
+        store="memory://",
+        web_enabled=False,
+        topic_disable_leader=True,
+        broker_session_timeout=6,
+        broker_rebalance_timeout=6,
+        broker_heartbeat_interval=1,
+        consumer_auto_offset_reset="earliest",
+        datadir=str(tmp_path / "faust"),
+    )
+    role = register(app, ctx)
+    wasteful = {p.wasteful for p in run.patterns if p.detector != "system_prompt_growth"}
+    calls = sum(1 for e in run.events if e.kind == "call")
+    await app.start()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if role.engine.stats.observed_calls >= calls and role.findings_sent >= len(wasteful):
+                break
+            await asyncio.sleep(0.2)
+    finally:
+        await app.stop()
+
+    assert role.engine.stats.observed_calls == calls  # duplicates counted once
+    assert role.engine.stats.duplicates > 0
+    assert role.undecodable == 1
+    findings = [
+        Finding.model_validate_json(raw) for raw in _read_all(bootstrap, topic_names.findings, 2)
+    ]
+    assert {f.workflow for f in findings} == wasteful
+    alerts = [
+        Alert.model_validate(orjson.loads(raw))
+        for raw in _read_all(bootstrap, topic_names.alerts, 4)
+    ]
+    assert alerts and all(a.kind == "debt_finding" for a in alerts)
+    assert {a.workflow for a in alerts} <= wasteful

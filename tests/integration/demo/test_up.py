@@ -1,0 +1,106 @@
+"""``tokengov up``: where everything is, history kept across restarts, clear refusals, and
+nothing left behind after SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.integration.demo.test_demo import processes_mentioning
+from tokengov.local.broker import free_port
+
+pytestmark = pytest.mark.integration
+
+CLI = [sys.executable, "-m", "tokengov.cli.main"]
+
+
+class Up:
+    """``tokengov up`` in a subprocess, its output read continuously (a full pipe would stall it)."""
+
+    def __init__(self, data_dir: Path, port: int) -> None:
+        self.proc = subprocess.Popen(
+            [*CLI, "up", "--data-dir", str(data_dir), "--port", str(port), "--status-interval", "0.5"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env={**os.environ, "COLUMNS": "250"},
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for(self, needle: str, timeout_s: float = 120) -> str:
+        deadline = time.monotonic() + timeout_s
+        while needle not in self.text:
+            assert self.proc.poll() is None, f"up exited early:\n{self.text}"
+            assert time.monotonic() < deadline, f"no {needle!r} within {timeout_s}s:\n{self.text}"
+            time.sleep(0.1)
+        return self.text
+
+    def stop(self) -> str:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=90)
+        self._reader.join(timeout=10)
+        return self.text
+
+
+def query_count(data_dir: Path) -> int:
+    result = subprocess.run([*CLI, "query", "--data-dir", str(data_dir), "--format", "json",
+                             "SELECT count() AS n FROM token_events"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return int(json.loads(result.stdout)[0]["n"])
+
+
+def test_up_keeps_history_refuses_clearly_and_stops_cleanly(tmp_path):
+    data_dir, port = tmp_path / "stack", free_port()
+    up = Up(data_dir, port)
+    text = up.wait_for("Ctrl-C stops everything")
+    assert f"127.0.0.1:{port}" in text and str(data_dir) in text and "policy.yaml" in text
+
+    events = tmp_path / "events.jsonl"
+    events.write_text("".join(
+        json.dumps({"kind": "call", "event_id": f"e-{i}", "ts": "2026-11-29T05:00:00Z", "team": "search",
+                    "workflow": "support-triage", "task_id": f"t-{i % 4}", "model": "gpt-4.1-mini",
+                    "tokens": {"input": 1000, "output": 100}}) + "\n" for i in range(25)))
+    emitted = subprocess.run([*CLI, "emit", str(events), "--bootstrap", f"127.0.0.1:{port}"],
+                             capture_output=True, text=True, timeout=60)
+    assert emitted.returncode == 0, emitted.stderr
+    deadline = time.monotonic() + 60
+    while query_count(data_dir) < 25 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert query_count(data_dir) == 25  # through the running worker's query endpoint
+
+    second = subprocess.run([*CLI, "up", "--data-dir", str(data_dir), "--port", str(free_port())],
+                            capture_output=True, text=True, timeout=60)
+    assert second.returncode != 0 and "is in use" in second.stderr, second.stderr
+    busy = subprocess.run([*CLI, "up", "--data-dir", str(tmp_path / "other"), "--port", str(port)],
+                          capture_output=True, text=True, timeout=60)
+    assert busy.returncode != 0 and f"port {port}" in busy.stderr, busy.stderr
+
+    out = up.stop()
+    assert up.proc.returncode == 0, out
+    assert "nothing left running" in out
+    assert not processes_mentioning(str(data_dir))
+    assert not processes_mentioning(f"127.0.0.1:{port}")
+
+    assert query_count(data_dir) == 25  # the store opened directly, no worker running
+    again = Up(data_dir, port)
+    again.wait_for("Ctrl-C stops everything")
+    assert query_count(data_dir) == 25  # the history is still there
+    again.stop()
+    assert not processes_mentioning(str(data_dir))

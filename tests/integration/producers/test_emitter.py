@@ -1,0 +1,163 @@
+from __future__ import annotations
+
+import collections
+import time
+
+import pytest
+
+from producers.emitter import TokenEmitter
+from tests.kafka_helpers import read_events
+from tokengov.contracts import CallEvent, Outcome
+from tokengov.local.broker import EmbeddedBroker, free_port
+from tokengov.topics import ensure_topics, topic_specs
+
+pytestmark = pytest.mark.integration
+
+
+def test_events_arrive_exactly_once_with_task_keys(bootstrap, topic_names, tmp_path):
+    n_tasks, calls_per_task = 40, 25
+    with TokenEmitter(bootstrap, topic=topic_names.events, spool_dir=tmp_path / "spool") as emitter:
+        for t in range(n_tasks):
+            with emitter.task(
+                team="search", workflow="support-triage", task_id=f"t-{t}", agent="planner"
+            ) as task:
+                for i in range(calls_per_task):
+                    task.record(
+                        {"prompt_tokens": 100 + i, "completion_tokens": 10},
+                        model="gpt-4.1-mini",
+                        provider="openai",
+                        components={"system": 50},
+                        tool_calls=1,
+                        tool_name="search",
+                    )
+    assert emitter.stats.invalid == 0 and emitter.stats.overflow == 0 and emitter.stats.spooled == 0
+    expected = n_tasks * (calls_per_task + 1)
+    events = read_events(bootstrap, topic_names.events, expected=expected)
+    ids = [e.event_id for _, e in events]
+    assert len(ids) == expected and len(set(ids)) == expected
+    for key, event in events:
+        assert key == event.task_id  # partitioned by task
+    by_task = collections.defaultdict(list)
+    for _, event in events:
+        by_task[event.task_id].append(event)
+    for task_events in by_task.values():
+        calls = [e for e in task_events if isinstance(e, CallEvent)]
+        assert [c.step for c in calls] == list(range(1, calls_per_task + 1))
+        assert isinstance(task_events[-1], Outcome) and task_events[-1].status == "success"
+
+
+def test_task_context_stamps_retries_handoffs_and_failure(bootstrap, topic_names, tmp_path):
+    emitter = TokenEmitter(bootstrap, topic=topic_names.events, spool_dir=tmp_path / "spool")
+    with (
+        emitter,
+        pytest.raises(RuntimeError),
+        emitter.task(team="search", workflow="wf", task_id="t-x", agent="planner") as task,
+    ):
+        task.record({"input": 10, "output": 1}, model="m")
+        task.record({"input": 10, "output": 1}, model="m", retry=True, status="error")
+        researcher = task.handoff("researcher")
+        researcher.record({"input": 30, "output": 2}, model="m", components={"handoff": 20})
+        raise RuntimeError("the agent crashed")
+    events = read_events(bootstrap, topic_names.events, expected=4)
+    calls = [e for _, e in events if isinstance(e, CallEvent)]
+    assert [(c.step, c.attempt, c.agent, c.parent_agent) for c in calls] == [
+        (1, 1, "planner", None),
+        (1, 2, "planner", None),
+        (2, 1, "researcher", "planner"),
+    ]
+    outcome = [e for _, e in events if isinstance(e, Outcome)]
+    assert [o.status for o in outcome] == ["failure"]
+
+
+def test_invalid_values_are_counted_not_raised(bootstrap, topic_names, tmp_path):
+    emitter = TokenEmitter(bootstrap, topic=topic_names.events, spool_dir=tmp_path / "spool")
+    with emitter, emitter.task(team="search", workflow="wf", task_id="t-bad") as task:
+        task.record({"input": 10, "output": 1, "cached_input": 50}, model="m")  # impossible
+        task.record("garbage", model="m", components="also garbage")  # type: ignore[arg-type]
+        task.record({"input": 10, "output": 1}, model="m")
+    assert emitter.stats.invalid == 2
+    events = read_events(bootstrap, topic_names.events, expected=2)
+    assert len(events) == 2  # the good call and the outcome: the sender survived the garbage
+
+
+def test_broker_down_spools_and_replays_in_order(tmp_path):
+    """Broker stopped mid-stream → events spooled → broker back → every event delivered,
+    in order per task. Tansu keeps topics in memory, so the restarted broker starts empty:
+    what it holds at the end is exactly what was spooled and replayed; what was delivered
+    before the stop was read before the stop."""
+    port = free_port()
+    broker = EmbeddedBroker(tmp_path / "broker", port=port)
+    specs = topic_specs(event_partitions=4)
+    broker.start(detach=False)
+    try:
+        ensure_topics(broker.bootstrap, specs)
+        emitter = TokenEmitter(
+            broker.bootstrap,
+            spool_dir=tmp_path / "spool",
+            delivery_timeout_ms=3000,
+            probe_interval_s=0.3,
+        )
+        tasks = [emitter.task(team="search", workflow="wf", task_id=f"t-{i}") for i in range(5)]
+        for round_ in range(10):
+            for task in tasks:
+                task.record({"input": 100 + round_, "output": 5}, model="m")
+        assert emitter.flush(20)
+        before = read_events(broker.bootstrap, "tokengov.events", expected=50)
+        assert len(before) == 50 and emitter.stats.spooled == 0
+
+        broker.stop()
+        for round_ in range(10, 30):
+            for task in tasks:
+                task.record({"input": 100 + round_, "output": 5}, model="m")
+        deadline = time.monotonic() + 30
+        while emitter.stats.spooled < 100 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert emitter.spooling and emitter.stats.spooled == 100
+        assert emitter.spooled_pending > 0
+
+        broker.start(detach=False)
+        ensure_topics(broker.bootstrap, specs)
+        deadline = time.monotonic() + 30
+        while emitter.spooling and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not emitter.spooling, "the spool was not replayed"
+        for task in tasks:
+            task.record({"input": 999, "output": 5}, model="m")  # direct again
+        emitter.close()
+        after = read_events(broker.bootstrap, "tokengov.events", expected=105)
+    finally:
+        broker.stop()
+    assert emitter.stats.replayed >= 1
+    all_events = [e for _, e in before] + [e for _, e in after]
+    ids = [e.event_id for e in all_events]
+    assert len(ids) == 155 == len(set(ids)), "every event exactly once"
+    for i in range(5):
+        steps = [e.step for e in all_events if e.task_id == f"t-{i}"]
+        assert steps == list(range(1, 32)), f"task t-{i} out of order: {steps}"
+    assert not list((tmp_path / "spool").glob("spool-*.log"))
+
+
+def test_close_without_broker_spools_and_next_emitter_replays(bootstrap, topic_names, tmp_path):
+    dead = f"127.0.0.1:{free_port()}"
+    emitter = TokenEmitter(
+        dead, topic=topic_names.events, spool_dir=tmp_path / "spool", delivery_timeout_ms=1500
+    )
+    with emitter.task(team="search", workflow="wf", task_id="t-1") as task:
+        for _ in range(7):
+            task.record({"input": 10, "output": 1}, model="m")
+    started = time.monotonic()
+    emitter.close(timeout_s=5)
+    assert time.monotonic() - started < 15
+    assert emitter.stats.spooled == 8  # 7 calls + the outcome, safely on disk
+    assert emitter.spooled_pending >= 1  # messages (envelopes) on disk
+
+    replayer = TokenEmitter(
+        bootstrap, topic=topic_names.events, spool_dir=tmp_path / "spool", probe_interval_s=0.2
+    )
+    deadline = time.monotonic() + 20
+    while replayer.spooling and time.monotonic() < deadline:
+        time.sleep(0.05)
+    replayer.close()
+    events = read_events(bootstrap, topic_names.events, expected=8)
+    assert [e.step for _, e in events if isinstance(e, CallEvent)] == list(range(1, 8))
+    assert isinstance(events[-1][1], Outcome)

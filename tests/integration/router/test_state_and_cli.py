@@ -1,0 +1,177 @@
+"""The SQLite state across a restart, and the silence / test-route commands against the
+real broker."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from typer.testing import CliRunner
+
+from sinks.router.dispatcher import Dispatcher
+from sinks.router.kafka import SilenceTopic
+from sinks.router.silences import new_silence
+from sinks.router.state import SqliteState
+from sinks.router.tree import RouteTree
+from tokengov.cli.main import app
+from tokengov.contracts import Alert
+from tokengov.policy import parse_policy
+
+pytestmark = pytest.mark.integration
+
+POLICY = """
+version: 1
+teams: {search: {owner: s@example.com, receiver: search-hook}}
+receivers:
+  console: {type: log}
+  search-hook: {type: webhook, url: "http://127.0.0.1:9/x"}
+  search-pager: {type: pagerduty, routing_key_env: PD}
+routes:
+  receiver: console
+  group_by: [team, kind]
+  group_wait: 10s
+  routes:
+    - match: {team: search, severity: critical}
+      receiver: search-pager
+      group_wait: 2s
+      continue: true
+"""
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def test_sqlite_state_survives_a_restart(data_dir):
+    clock = Clock()
+    tree = RouteTree.from_policy(parse_policy(POLICY))
+    alert = Alert(
+        fingerprint="fp",
+        kind="runaway",
+        severity="warning",
+        team="search",
+        task_id="t-1",
+        summary="s",
+        starts_at=clock.now,
+    )
+    state = SqliteState.in_data_dir(data_dir)
+    first = Dispatcher(tree, state, clock=clock)
+    first.ingest(alert)
+    first.ingest(alert.model_copy(update={"fingerprint": "fp2", "task_id": "t-2"}))
+    clock.now += timedelta(seconds=10)
+    [n] = first.flush_due()
+    first.delivered(n)
+    state.save_silence(
+        new_silence(
+            ["team=search"],
+            created_by="a",
+            reason="r",
+            ends_at=clock.now + timedelta(hours=1),
+            now=clock.now,
+        )
+    )
+    state.close()
+
+    state = SqliteState.in_data_dir(data_dir)
+    second = Dispatcher(tree, state, clock=clock)
+    assert second.groups.keys() == first.groups.keys()
+    assert second.groups[n.group_key].alerts.keys() == {"fp", "fp2"}
+    assert [s.reason for s in state.load_silences()] == ["r"]
+    second.ingest(alert)  # redelivered
+    clock.now += timedelta(minutes=5)
+    assert second.flush_due() == []
+    second.ingest(alert.model_copy(update={"status": "resolved"}))
+    clock.now += timedelta(minutes=5)
+    [resolved] = second.flush_due()
+    assert [(a.fingerprint, a.status) for a in resolved.alerts] == [
+        ("fp", "resolved"),
+        ("fp2", "firing"),
+    ]
+    assert resolved.reason == "some alerts resolved"
+    assert state.nflog_gc(clock.now + timedelta(days=30)) == 1
+    state.close()
+
+
+def test_silence_commands_and_test_route(bootstrap, topic_names, tmp_path):
+    runner = CliRunner()
+    topic = ["--bootstrap", bootstrap, "--silences-topic", topic_names.silences]
+    added = runner.invoke(
+        app,
+        [
+            "alerts",
+            "silence",
+            "add",
+            "team=search",
+            "kind=~runaway|loop",
+            "--reason",
+            "deploy in progress",
+            "--by",
+            "alice",
+            "--duration",
+            "1h",
+            *topic,
+        ],
+        terminal_width=200,
+    )
+    assert added.exit_code == 0, added.output
+    silence_id = added.output.split("silence ")[1].split()[0]
+    listed = runner.invoke(app, ["alerts", "silence", "list", *topic], terminal_width=200)
+    assert silence_id in listed.output and "alice" in listed.output and "active" in listed.output
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(POLICY)
+    routed = runner.invoke(
+        app,
+        [
+            "alerts",
+            "test-route",
+            "team=search",
+            "severity=critical",
+            "kind=runaway",
+            "--policy",
+            str(policy),
+            *topic,
+        ],
+        terminal_width=200,
+    )
+    assert routed.exit_code == 0, routed.output
+    out = routed.output
+    assert "→ search-pager via routes.routes[0]" in out
+    assert "continue: true" in out
+    assert "→ search-hook via routes (only the root matched: team search's own receiver)" not in out
+    assert "→ console via routes" not in out  # the root is not a match when a child matched
+    assert "team-budget-breached-mutes-task-alerts" in out
+    assert "1 active silence(s)" in out and silence_id in out
+
+    warning = runner.invoke(
+        app,
+        [
+            "alerts",
+            "test-route",
+            "team=search",
+            "severity=warning",
+            "--policy",
+            str(policy),
+            "--no-silences",
+        ],
+        terminal_width=200,
+    )
+    assert (
+        "→ search-hook via routes (only the root matched: team search's own receiver)"
+        in warning.output
+    )
+
+    expired = runner.invoke(app, ["alerts", "silence", "expire", silence_id, *topic])
+    assert expired.exit_code == 0, expired.output
+    [after] = SilenceTopic(bootstrap, topic_names.silences).read_all()
+    assert after.state(datetime.now(UTC)) == "expired" and after.created_by == "alice"
+    listed = runner.invoke(app, ["alerts", "silence", "list", *topic], terminal_width=200)
+    assert silence_id not in listed.output
+    listed = runner.invoke(app, ["alerts", "silence", "list", "--all", *topic], terminal_width=200)
+    assert silence_id in listed.output and "expired" in listed.output
+    bad = runner.invoke(app, ["alerts", "silence", "add", "team", "--reason", "x", *topic])
+    assert bad.exit_code == 1 and "not a matcher" in bad.output

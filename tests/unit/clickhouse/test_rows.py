@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import orjson
+import pytest
+
+from sinks.clickhouse.rows import (
+    ALERT_COLUMNS,
+    FINDING_COLUMNS,
+    TOKEN_EVENT_COLUMNS,
+    Finding,
+    RowError,
+    alert_row,
+    event_row,
+    finding_row,
+)
+from tokengov.contracts import Alert, CallEvent
+from tokengov.pricing import PricedCall
+
+TS = datetime(2026, 11, 29, 5, tzinfo=UTC)
+
+
+def _event(**kw) -> CallEvent:
+    doc = {
+        "event_id": "e1",
+        "ts": TS,
+        "model": "m",
+        "tokens": {"input": 100, "output": 10, "cached_input": 40},
+    } | kw
+    return CallEvent.model_validate(doc)
+
+
+def test_event_row_follows_the_columns():
+    row = event_row(
+        _event(team=None, components={"history": 30}), PricedCall(Decimal("0.1"), "catalog")
+    )
+    as_dict = dict(zip(TOKEN_EVENT_COLUMNS, row, strict=True))
+    assert as_dict["team"] == "unattributed"
+    assert as_dict["task_id"] == "e1"  # an event without task_id is its own task
+    assert (as_dict["input_tokens"], as_dict["cached_input_tokens"]) == (100, 40)
+    assert as_dict["history_tokens"] == 30 and as_dict["memory_tokens"] == 0
+    assert (as_dict["cost_usd"], as_dict["cost_source"]) == (Decimal("0.1"), "catalog")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("step", 2**32), ("attempt", 2**40), ("tool_calls", 2**33)]
+)
+def test_values_a_column_cannot_hold_name_the_field(field, value):
+    with pytest.raises(RowError, match=field):
+        event_row(_event(**{field: value}), PricedCall(Decimal(0), "catalog"))
+
+
+def test_huge_token_counts_are_refused():
+    event = _event(tokens={"input": 2**64, "output": 1})
+    with pytest.raises(RowError, match=r"tokens\.input"):
+        event_row(event, PricedCall(Decimal(0), "catalog"))
+
+
+def test_alert_row_stores_evidence_as_sorted_json():
+    alert = Alert(
+        fingerprint="f",
+        kind="runaway",
+        severity="critical",
+        summary="s",
+        evidence={"z": 1, "a": [1, 2]},
+        labels={"limit": "x"},
+    )
+    row = dict(zip(ALERT_COLUMNS, alert_row(alert), strict=True))
+    assert row["evidence"] == '{"a":[1,2],"z":1}'
+    assert row["labels"] == {"limit": "x"}
+
+
+def test_finding_is_tolerant_and_gets_a_stable_id():
+    doc = {
+        "area": "history_resent",
+        "evidence": {"turns": 3},
+        "ts": "2026-11-29T05:00:00Z",
+        "workflow": "",
+        "unknown": "ignored",
+        "confidence": 0.5,
+    }
+    first, second = Finding.model_validate(doc), Finding.model_validate_json(orjson.dumps(doc))
+    assert first.id == second.id and len(first.id) == 32
+    row = dict(zip(FINDING_COLUMNS, finding_row(first), strict=True))
+    assert row["workflow"] == "unattributed" and row["evidence"] == '{"turns":3}'
+    assert Finding.model_validate(doc | {"finding_id": "f-1"}).id == "f-1"
+    with pytest.raises(ValueError):
+        Finding.model_validate(doc | {"confidence": 1.5})
+
+
+@pytest.mark.parametrize("cost", [None, "0.25"])
+def test_a_dead_letter_rebuilt_from_the_row_is_the_same_event(cost):
+    from sinks.clickhouse.rows import row_payload
+    from tokengov.contracts import parse_event
+
+    event = _event(
+        team="search",
+        parent_agent="planner",
+        tool_name="t",
+        latency_ms=5,
+        context_window=128_000,
+        components={"history": 30},
+        cost_usd=cost,
+    )
+    source = "reported" if cost else "catalog"
+    row = event_row(event, PricedCall(Decimal(cost or "0.1"), source))
+    assert parse_event(orjson.loads(row_payload("token_events", row))) == event

@@ -1,0 +1,90 @@
+"""The schema's statements as strings: ordered versions, idempotent steps, the contract's
+fields as columns."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from sinks.clickhouse.rows import TOKEN_EVENT_COLUMNS
+from sinks.clickhouse.schema import MIGRATIONS, SchemaOptions, latest_version
+from tokengov.contracts import CallEvent, Components, TokenCounts
+
+
+def _statements() -> list[str]:
+    return [s for m in MIGRATIONS for s in m.steps(SchemaOptions())]
+
+
+def test_versions_are_ordered_and_contiguous():
+    assert [m.version for m in MIGRATIONS] == list(range(1, latest_version() + 1))
+
+
+@pytest.mark.parametrize("statement", _statements())
+def test_every_step_can_run_twice(statement):
+    idempotent = (
+        "CREATE TABLE IF NOT EXISTS",
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS",
+        "ADD COLUMN IF NOT EXISTS",
+        "ADD INDEX IF NOT EXISTS",
+        "ADD CONSTRAINT IF NOT EXISTS",
+        "MODIFY QUERY",
+        "MATERIALIZE INDEX",
+    )
+    assert any(marker in statement for marker in idempotent), statement
+    assert "DROP TABLE" not in statement  # an upgrade never drops data
+
+
+def test_token_events_has_a_column_for_every_contract_field():
+    ddl = "\n".join(_statements())
+    columns = set(
+        re.findall(
+            r"^\s+(\w+) [A-Z]",
+            ddl.split("CREATE TABLE IF NOT EXISTS token_events")[1].split("ENGINE")[0],
+            re.MULTILINE,
+        )
+    )
+    columns |= set(re.findall(r"token_events ADD COLUMN IF NOT EXISTS (\w+)", ddl))
+    assert set(TOKEN_EVENT_COLUMNS) <= columns
+    flattened = {f"{k}_tokens" for k in TokenCounts.model_fields} | {
+        f"{k}_tokens" for k in Components.model_fields
+    }
+    contract = (set(CallEvent.model_fields) - {"tokens", "components", "kind"}) | flattened
+    assert contract <= columns
+
+
+def test_rollups_have_the_measures_of_design_md():
+    ddl = "\n".join(_statements())
+    for table in ("spend_hourly", "spend_daily"):
+        body = ddl.split(f"CREATE TABLE IF NOT EXISTS {table}")[1].split("ENGINE")[0]
+        for column in (
+            "team",
+            "workflow",
+            "model",
+            "calls",
+            "input_tokens",
+            "output_tokens",
+            "cached_input_tokens",
+            "cache_write_tokens",
+            "reasoning_tokens",
+            "cost_usd",
+            "retries",
+            "errors",
+        ):
+            assert re.search(rf"^\s+{column} ", body, re.MULTILINE), (table, column)
+        assert "SummingMergeTree" in ddl.split(f"CREATE TABLE IF NOT EXISTS {table}")[1][:2000]
+
+
+def test_raw_tables_are_partitioned_by_month_and_deduplicate():
+    ddl = "\n".join(_statements())
+    events = ddl.split("CREATE TABLE IF NOT EXISTS token_events")[1].split("CREATE TABLE")[0]
+    assert "PARTITION BY toYYYYMM(ts)" in events
+    assert "ReplacingMergeTree" in events
+    assert "non_replicated_deduplication_window = 10000" in events
+    assert "LowCardinality(String)" in events and "Decimal(38, 12)" in events
+
+
+@pytest.mark.parametrize("kwargs", [{"ttl_days": 0}, {"dedup_window": 10}])
+def test_schema_options_are_checked(kwargs):
+    with pytest.raises(ValueError):
+        SchemaOptions(**kwargs)

@@ -1,0 +1,97 @@
+"""``tokengov debt report``: the token-debt report from ClickHouse, as HTML and as text."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tokengov.cli.common import DataDirOpt, PolicyOpt, console, err_console, fail, load_settings
+from tokengov.contracts import utcnow
+from tokengov.errors import PolicyError, QueryError
+from tokengov.policy import Policy, load_policy, parse_duration
+
+app = typer.Typer(
+    help="Token debt: wasteful patterns, what they cost, maturity.", no_args_is_help=True
+)
+
+
+def parse_since(value: str, now: datetime) -> date:
+    """``7d``, ``36h`` (back from now) or an ISO date ``2026-11-01``."""
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        pass
+    try:
+        return (now - parse_duration(value)).date()
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is neither a duration (7d, 36h) nor a date (YYYY-MM-DD)"
+        ) from None
+
+
+@app.command()
+def report(
+    since: Annotated[
+        str,
+        typer.Option(help="Period start: a duration back from now (7d) or a date (YYYY-MM-DD)."),
+    ] = "14d",
+    team: Annotated[str | None, typer.Option(help="Only this team.")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Write the self-contained HTML report here.")
+    ] = None,
+    clickhouse_url: Annotated[
+        str | None,
+        typer.Option(
+            "--clickhouse-url",
+            help="clickhouse-connect DSN (env TOKENGOV_CLICKHOUSE_URL; "
+            "default the embedded store in the data dir).",
+        ),
+    ] = None,
+    data_dir: DataDirOpt = None,
+    policy: PolicyOpt = None,
+) -> None:
+    """Spend and trend, findings ranked by estimated waste, unit metrics, maturity."""
+    import clickhouse_connect
+
+    from sinks.report import build_report, render_html, render_text
+
+    settings = load_settings(data_dir=data_dir, policy=policy)
+    if clickhouse_url:
+        settings = settings.model_copy(update={"clickhouse_url": clickhouse_url})
+    now = utcnow()
+    start = parse_since(since, now)
+    if settings.policy is not None:
+        try:
+            loaded = load_policy(settings.policy)
+        except PolicyError as exc:
+            fail(str(exc))
+    else:
+        err_console.print(
+            "[yellow]no policy given (--policy or TOKENGOV_POLICY): quality bars, "
+            "budgets, cost profiles and routes count as unset[/]"
+        )
+        loaded = Policy(version=1)
+    dsn = settings.clickhouse_dsn
+    try:
+        client = clickhouse_connect.get_client(dsn=dsn)
+    except Exception as exc:  # clickhouse-connect raises several unrelated types
+        hint = ""
+        if settings.embedded_clickhouse:
+            hint = (
+                f"\n  the embedded store may be held by a running worker; point "
+                f"--clickhouse-url at http://{settings.query_endpoint}"
+            )
+        fail(f"cannot open ClickHouse at {dsn}: {exc}{hint}")
+    try:
+        data = build_report(client, loaded, since=start, team=team, now=now)
+    except QueryError as exc:
+        fail(str(exc))
+    finally:
+        client.close()
+    render_text(data, console)
+    if out is not None:
+        out.write_text(render_html(data), encoding="utf-8")
+        console.print(f"[green]✓[/] wrote {out}")
