@@ -115,7 +115,10 @@ class Stage2:
             return
         async with self.lock:
             if self.aggregator is None:
-                return
+                if not self.owned:
+                    return
+                await self._aggregator()  # taken over: windows close even with no new partials
+            assert self.aggregator is not None
             self.aggregator.tick(self.views.view, self.out)
             if self.out:
                 self.publisher.outputs(self.out)
