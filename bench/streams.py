@@ -44,6 +44,8 @@ class StreamsBench:
     seconds: float = 0.0
     naive_events: int = 0
     naive_seconds: float = 0.0
+    with_debt_events: int = 0
+    with_debt_seconds: float = 0.0
     offered_rate: int = 0
     latency_events: int = 0
     latencies_ms: list[float] = field(default_factory=list)
@@ -52,6 +54,10 @@ class StreamsBench:
     @property
     def events_per_s(self) -> float:
         return self.events / self.seconds if self.seconds else 0.0
+
+    @property
+    def with_debt_per_s(self) -> float:
+        return self.with_debt_events / self.with_debt_seconds if self.with_debt_seconds else 0.0
 
     @property
     def naive_per_s(self) -> float:
@@ -272,42 +278,46 @@ def run(
         policy.write_text(BENCH_POLICY)
         producer = _producer(bootstrap)
 
-        # ---- the real worker
-        prefix = f"bench{uuid.uuid4().hex[:6]}."
-        topics = Topics.with_prefix(prefix)
-        ensure_topics(bootstrap, topic_specs(prefix=prefix, event_partitions=partitions))
-        worker = _start(
-            [
-                sys.executable,
-                "-m",
-                "tokengov.cli.main",
-                "worker",
-                "--role",
-                "streams",
-                "--policy",
-                str(policy),
-                "--data-dir",
-                str(tmp / "data"),
-                "--bootstrap",
-                bootstrap,
-                "--topic-prefix",
-                prefix,
-                "--no-create-topics",
-            ],
-            tmp / "worker.log",
-        )
-        stack.callback(_stop, worker)
-        watch = AlertWatch(bootstrap, topics.alerts)
-        stack.callback(watch.close)
-        wl = Workload(seed, partitions)
-        _warm_up(wl, producer, topics, watch, tmp / "worker.log")
-        result.events, result.seconds = _throughput(
-            wl, producer, topics, watch, tasks, single=False
-        )
-        result.latency_events, result.latencies_ms, result.lost_probes = _latency(
-            wl, producer, topics, watch, rate, latency_seconds
-        )
-        _stop(worker)
+        # ---- the real worker: the stream processors (governance), then with token debt too
+        for role in ("governance", "streams"):
+            prefix = f"bench{uuid.uuid4().hex[:6]}."
+            topics = Topics.with_prefix(prefix)
+            ensure_topics(bootstrap, topic_specs(prefix=prefix, event_partitions=partitions))
+            log_path = tmp / f"worker-{role}.log"
+            worker = _start(
+                [
+                    sys.executable,
+                    "-m",
+                    "tokengov.cli.main",
+                    "worker",
+                    "--role",
+                    role,
+                    "--policy",
+                    str(policy),
+                    "--data-dir",
+                    str(tmp / f"data-{role}"),
+                    "--bootstrap",
+                    bootstrap,
+                    "--topic-prefix",
+                    prefix,
+                    "--no-create-topics",
+                ],
+                log_path,
+            )
+            stack.callback(_stop, worker)
+            watch = AlertWatch(bootstrap, topics.alerts)
+            stack.callback(watch.close)
+            wl = Workload(seed, partitions)
+            _warm_up(wl, producer, topics, watch, log_path)
+            events, seconds = _throughput(wl, producer, topics, watch, tasks, single=False)
+            if role == "governance":
+                result.events, result.seconds = events, seconds
+                result.latency_events, result.latencies_ms, result.lost_probes = _latency(
+                    wl, producer, topics, watch, rate, latency_seconds
+                )
+            else:
+                result.with_debt_events, result.with_debt_seconds = events, seconds
+            _stop(worker)
 
         # ---- the naive baseline, same mix, one event per message
         prefix = f"naive{uuid.uuid4().hex[:6]}."

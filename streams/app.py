@@ -26,7 +26,7 @@ from streams.tuning import shorten_fetch_wait
 from tokengov.errors import TokenGovError
 from tokengov.runtime import ROLES, WorkerContext
 
-__all__ = ["ROLE_MODULES", "create_app", "expand_roles"]
+__all__ = ["ROLE_MODULES", "app_id", "create_app", "expand_roles"]
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,9 @@ ROLE_MODULES: dict[str, tuple[str, ...]] = {
     "streams": ("streams.role", "streams.debt.role"),
     "sink": ("sinks.clickhouse.role",),
     "router": ("sinks.router.role",),
+    # the stream processors without the token-debt detectors (``tokengov bench streams``
+    # measures both); not part of ``all``
+    "governance": ("streams.role",),
 }
 
 
@@ -44,10 +47,23 @@ def expand_roles(roles: Sequence[str]) -> list[str]:
         names = list(ROLES) if role == "all" else [role]
         for name in names:
             if name not in ROLE_MODULES:
-                raise TokenGovError(f"unknown role {name!r}; choose from all, {', '.join(ROLES)}")
+                raise TokenGovError(
+                    f"unknown role {name!r}; choose from all, {', '.join(ROLE_MODULES)}"
+                )
             if name not in out:
                 out.append(name)
     return out
+
+
+def app_id(ctx: WorkerContext, roles: Sequence[str]) -> str:
+    """The Faust app id, which is also the consumer group. Every role reads whole topics, so
+    processes that run different roles must not share a group (Kafka would split the
+    partitions of ``tokengov.events`` between, say, a streams and a sink service):
+    ``tokengov-worker`` for all roles in one process, ``tokengov-worker-<roles>`` otherwise."""
+    prefix = topic_prefix(ctx.topics)
+    if set(roles) == set(ROLES):
+        return f"{prefix}tokengov-worker"
+    return f"{prefix}tokengov-worker-{'-'.join(roles)}"
 
 
 def _role_modules(role: str) -> list[Any]:
@@ -72,7 +88,7 @@ def create_app(ctx: WorkerContext, roles: Sequence[str]) -> faust.App:
     state_dir = ctx.settings.worker_state_dir
     state_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
-        f"{topic_prefix(ctx.topics)}tokengov-worker",
+        app_id(ctx, wanted),
         broker=f"kafka://{ctx.bootstrap}",
         store="memory://",
         datadir=str(state_dir / "faust"),
