@@ -22,10 +22,11 @@ from typing import Any
 import faust
 
 from streams.topics import topic_prefix
+from streams.tuning import shorten_fetch_wait
 from tokengov.errors import TokenGovError
 from tokengov.runtime import ROLES, WorkerContext
 
-__all__ = ["ROLE_MODULES", "create_app", "expand_roles"]
+__all__ = ["ROLE_MODULES", "app_id", "create_app", "expand_roles"]
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,9 @@ ROLE_MODULES: dict[str, tuple[str, ...]] = {
     "streams": ("streams.role", "streams.debt.role"),
     "sink": ("sinks.clickhouse.role",),
     "router": ("sinks.router.role",),
+    # the stream processors without the token-debt detectors (``tokengov bench streams``
+    # measures both); not part of ``all``
+    "governance": ("streams.role",),
 }
 
 
@@ -43,10 +47,23 @@ def expand_roles(roles: Sequence[str]) -> list[str]:
         names = list(ROLES) if role == "all" else [role]
         for name in names:
             if name not in ROLE_MODULES:
-                raise TokenGovError(f"unknown role {name!r}; choose from all, {', '.join(ROLES)}")
+                raise TokenGovError(
+                    f"unknown role {name!r}; choose from all, {', '.join(ROLE_MODULES)}"
+                )
             if name not in out:
                 out.append(name)
     return out
+
+
+def app_id(ctx: WorkerContext, roles: Sequence[str]) -> str:
+    """The Faust app id, which is also the consumer group. Every role reads whole topics, so
+    processes that run different roles must not share a group (Kafka would split the
+    partitions of ``tokengov.events`` between, say, a streams and a sink service):
+    ``tokengov-worker`` for all roles in one process, ``tokengov-worker-<roles>`` otherwise."""
+    prefix = topic_prefix(ctx.topics)
+    if set(roles) == set(ROLES):
+        return f"{prefix}tokengov-worker"
+    return f"{prefix}tokengov-worker-{'-'.join(roles)}"
 
 
 def _role_modules(role: str) -> list[Any]:
@@ -67,10 +84,11 @@ def _role_modules(role: str) -> list[Any]:
 def create_app(ctx: WorkerContext, roles: Sequence[str]) -> faust.App:
     wanted = expand_roles(roles)
     modules = {role: _role_modules(role) for role in wanted}  # fail before connecting anywhere
+    shorten_fetch_wait()
     state_dir = ctx.settings.worker_state_dir
     state_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
-        f"{topic_prefix(ctx.topics)}tokengov-worker",
+        app_id(ctx, wanted),
         broker=f"kafka://{ctx.bootstrap}",
         store="memory://",
         datadir=str(state_dir / "faust"),
@@ -85,20 +103,24 @@ def create_app(ctx: WorkerContext, roles: Sequence[str]) -> faust.App:
         broker_commit_interval=1.0,
         producer_max_request_size=4_000_000,
         stream_buffer_maxsize=4096,
+        # Acks wait for the flush that persists their state (streams/stage1.py); at shutdown the
+        # flush timer is gone, so do not wait for acks: what was not flushed is replayed, exactly.
+        stream_wait_empty=False,
     )
     for role, role_modules in modules.items():
         for module in role_modules:
             module.register(app, ctx)
         log.info("role %s registered", role)
 
-    @app.task
     async def announce_ready() -> None:
         await _announce_ready(ctx, wanted)
 
-    @app.task
     async def install_sighup() -> None:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGHUP, _reload, ctx)
+
+    app.task(announce_ready)
+    app.task(install_sighup)
 
     return app
 

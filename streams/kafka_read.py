@@ -97,8 +97,17 @@ def read_to_end(
                         remaining.discard(msg.partition())
                         continue
                     raise BrokerError(f"reading {topic} on {bootstrap}: {err}")
-                headers = {k: v or b"" for k, v in (msg.headers() or [])}
-                yield Record(msg.partition(), msg.offset(), msg.key(), msg.value(), headers)
+                headers: dict[str, bytes] = {}
+                for header in msg.headers() or []:
+                    name, raw = header[0], header[1]
+                    headers[name] = raw.encode() if isinstance(raw, str) else (raw or b"")
+                yield Record(
+                    int(msg.partition() or 0),
+                    int(msg.offset() or 0),
+                    msg.key(),
+                    msg.value(),
+                    headers,
+                )
     except KafkaException as exc:
         raise BrokerError(f"reading {topic} on {bootstrap}: {exc}") from exc
     finally:
@@ -123,7 +132,7 @@ def end_offsets(bootstrap: str, topic: str, timeout_s: float = 30.0) -> dict[int
             for msg in consumer.consume(num_messages=10_000, timeout=0.2):
                 err = msg.error()
                 if err is not None and err.code() == KafkaError._PARTITION_EOF:
-                    ends[msg.partition()] = msg.offset()
+                    ends[int(msg.partition() or 0)] = int(msg.offset() or 0)
                 elif err is not None:
                     raise BrokerError(f"reading {topic} on {bootstrap}: {err}")
         return ends

@@ -52,7 +52,7 @@ def register(app: faust.App, ctx: WorkerContext, *, clock: Clock | None = None) 
     clock = clock or SystemClock()
     names, partitions = ensure_streams_topics(ctx.bootstrap, ctx.topics)
     views = ViewHolder(ctx.policy)
-    publisher = Publisher(app, ctx.topics)
+    publisher = Publisher(ctx.bootstrap, ctx.topics)
     suppressor = Suppressor()
     stage1 = Stage1(ctx, names, views, publisher, suppressor, clock)
     stage2 = Stage2(ctx, names, views, publisher, suppressor, clock)
@@ -80,17 +80,17 @@ def register(app: faust.App, ctx: WorkerContext, *, clock: Clock | None = None) 
     async def stage2_agent(stream: Any) -> None:
         await run(stage2, stream)
 
-    @app.timer(0.1, name="tokengov.streams.flush")
     async def flush_timer() -> None:
         await stage1.flush_if_due()
 
-    @app.timer(1.0, name="tokengov.streams.tick")
     async def tick_timer() -> None:
         await stage2.tick()
 
+    app.timer(0.1, name="tokengov.streams.flush")(flush_timer)
+    app.timer(1.0, name="tokengov.streams.tick")(tick_timer)
+
     started = time.monotonic()
 
-    @app.timer(STATS_INTERVAL_S, name="tokengov.streams.stats")
     async def stats_timer() -> None:
         s = stage1.stats
         elapsed = max(time.monotonic() - started, 1e-9)
@@ -108,11 +108,14 @@ def register(app: faust.App, ctx: WorkerContext, *, clock: Clock | None = None) 
             sorted(stage1.processors),
         )
 
-    @app.on_partitions_assigned.connect
-    async def on_assigned(sender: Any, assigned: Any = None, **_: Any) -> None:
-        tps = assigned or set()
+    app.timer(STATS_INTERVAL_S, name="tokengov.streams.stats")(stats_timer)
+
+    async def on_assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
+        tps = (args[0] if args else kwargs.get("assigned")) or set()
         await stage1.on_assigned({tp.partition for tp in tps if tp.topic == ctx.topics.events})
         await stage2.on_assigned(any(tp.topic == names.partials for tp in tps))
+
+    app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]  # mode's stub
 
     log.info(
         "streams role: %s (%d partitions) → alerts %s, decisions %s, metrics %s",

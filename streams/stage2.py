@@ -50,7 +50,7 @@ class Stage2:
         self.clock = clock
         self.flush_interval_s = flush_interval_s
         self.aggregator: Aggregator | None = None
-        self.pending: list[tuple[Any, faust.types.EventT]] = []
+        self.pending: list[tuple[Any, faust.types.EventT[Any]]] = []
         self.lock = asyncio.Lock()
         self.out = Output(suppressor=suppressor)
         self.last_flush = time.monotonic()
@@ -82,16 +82,16 @@ class Stage2:
         )
         return self.aggregator
 
-    async def handle(self, stream: Any, event: faust.types.EventT) -> None:
+    async def handle(self, stream: Any, event: faust.types.EventT[Any]) -> None:
         async with self.lock:
             message = event.message
             agg = await self._aggregator()
             try:
-                partial = orjson.loads(message.value)
+                partial = orjson.loads(message.value or b"null")
                 agg.apply(partial, self.views.view, self.out)
             except Exception as exc:  # never expected: our own messages; keep a record anyway
                 log.exception("aggregator: bad partial at offset %d", message.offset)
-                await self.publisher.dead_letter(
+                self.publisher.dead_letter(
                     message.key,
                     dead_letter(
                         reason=f"bad partial: {type(exc).__name__}: {exc}",
@@ -104,7 +104,7 @@ class Stage2:
                     ),
                 )
             if self.out:
-                await self.publisher.outputs(self.out)
+                self.publisher.outputs(self.out)
             self.pending.append((stream, event))
             if time.monotonic() - self.last_flush >= self.flush_interval_s:
                 await self._flush()
@@ -115,10 +115,13 @@ class Stage2:
             return
         async with self.lock:
             if self.aggregator is None:
-                return
+                if not self.owned:
+                    return
+                await self._aggregator()  # taken over: windows close even with no new partials
+            assert self.aggregator is not None
             self.aggregator.tick(self.views.view, self.out)
             if self.out:
-                await self.publisher.outputs(self.out)
+                self.publisher.outputs(self.out)
             await self._flush()
 
     async def _flush(self) -> None:
@@ -126,9 +129,7 @@ class Stage2:
         await self.publisher.delivered()
         if self.aggregator is not None:
             for key, value in self.aggregator.take_records():
-                await self.publisher.send(
-                    self.names.aggregate_state, key.encode(), value, partition=0
-                )
+                self.publisher.send(self.names.aggregate_state, key.encode(), value, partition=0)
         pending, self.pending = self.pending, []
         for stream, event in pending:
             await stream.ack(event)

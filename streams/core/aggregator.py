@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -67,7 +66,7 @@ class Aggregator:
             group = self.windows.get((size, start))
             if group is None:
                 group = self.windows[(size, start)] = WindowGroup(size, start)
-            if group.merge((team, wf, agent, model), p, v, ints, Decimal(cost)):
+            if group.merge((team, wf, agent, model), p, v, ints, cost):
                 group.touched_s = now_s
                 self._dirty.add(f"w|{size}|{start}")
         touched: list[BudgetAgg] = []
@@ -75,13 +74,13 @@ class Aggregator:
             agg = self.budgets.get((budget_id, period))
             if agg is None:
                 agg = self.budgets[(budget_id, period)] = BudgetAgg(budget_id, period)
-            if agg.merge(p, v, tokens, Decimal(cost), calls):
+            if agg.merge(p, v, tokens, cost, calls):
                 touched.append(agg)
         for wf, day, team, ints, floats, cost in partial["u"]:
             unit = self.units.get((wf, day))
             if unit is None:
                 unit = self.units[(wf, day)] = UnitAgg(wf, day)
-            if unit.merge(p, v, team, ints, floats, Decimal(cost)):
+            if unit.merge(p, v, team, ints, floats, cost):
                 self._dirty.add(f"u|{wf}|{day}")
         for wf, day, team, calls in partial["m"]:
             if wf in view.profiles or wf == UNATTRIBUTED:
@@ -140,7 +139,7 @@ class Aggregator:
                 self._removed.add(f"w|{key[0]}|{key[1]}")
                 self._dirty.add(META_KEY)
         interval_s = view.settings.unit_metrics_interval.total_seconds()
-        for key, unit in list(self.units.items()):
+        for unit_key, unit in list(self.units.items()):
             day_end = period_bounds(unit.day)[1]
             day_over = wm >= day_end + grace_ms
             if unit.changed and (now_s - unit.published_s >= interval_s or day_over):
@@ -148,14 +147,14 @@ class Aggregator:
                     f"unit|{unit.day}|{unit.workflow}",
                     unit_metric(unit, view.profiles.get(unit.workflow), now),
                 )
-                self._dirty.add(f"u|{key[0]}|{key[1]}")
+                self._dirty.add(f"u|{unit.workflow}|{unit.day}")
             if day_over and not unit.changed and wm >= day_end + DAY_MS:
-                del self.units[key]
-                self._removed.add(f"u|{key[0]}|{key[1]}")
-        for key, agg in list(self.budgets.items()):
+                del self.units[unit_key]
+                self._removed.add(f"u|{unit.workflow}|{unit.day}")
+        for budget_key, agg in list(self.budgets.items()):
             if wm >= period_bounds(agg.period)[1] + max(grace_ms, DAY_MS):
-                del self.budgets[key]
-                self._removed.add(f"b|{key[0]}|{key[1]}")
+                del self.budgets[budget_key]
+                self._removed.add(f"b|{agg.budget_id}|{agg.period}")
         stale = [fp for fp, end in self.once.items() if wm >= end + DAY_MS]
         for fp in stale:
             del self.once[fp]

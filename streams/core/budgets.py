@@ -19,6 +19,7 @@ from typing import Any
 
 from streams.core.alerts import fingerprint, make_alert
 from streams.core.decisions import budget_decision
+from streams.core.events import usd
 from streams.core.output import Output
 from streams.core.timeutil import MINUTE_MS, from_ms, iso_ms, period_bounds
 from tokengov.policy import Budget, StreamsSettings
@@ -32,17 +33,17 @@ PERIOD_WORD = {"day": "daily", "month": "monthly"}
 class BudgetAgg:
     budget_id: str
     period: str
-    parts: dict[int, list[Any]] = field(default_factory=dict)  # p -> [v, tokens, cost, calls]
+    parts: dict[int, list[int]] = field(default_factory=dict)  # p -> [v, tokens, femto, calls]
     fired: list[str] = field(default_factory=list)
     breached: bool = False
     forecast_fired: bool = False
-    samples: dict[int, list[Any]] = field(default_factory=dict)  # minute_ms -> [tokens, cost]
+    samples: dict[int, list[Any]] = field(default_factory=dict)  # minute_ms -> [tokens, USD]
 
-    def merge(self, partition: int, v: int, tokens: int, cost_usd: Decimal, calls: int) -> bool:
+    def merge(self, partition: int, v: int, tokens: int, cost_femto: int, calls: int) -> bool:
         prev = self.parts.get(partition)
         if prev is not None and prev[0] >= v:
             return False
-        self.parts[partition] = [v, tokens, cost_usd, calls]
+        self.parts[partition] = [v, tokens, cost_femto, calls]
         return True
 
     @property
@@ -51,7 +52,7 @@ class BudgetAgg:
 
     @property
     def cost_usd(self) -> Decimal:
-        return sum((p[2] for p in self.parts.values()), Decimal(0))
+        return usd(sum(p[2] for p in self.parts.values()))
 
     @property
     def calls(self) -> int:
@@ -61,7 +62,7 @@ class BudgetAgg:
         return {
             "budget_id": self.budget_id,
             "period": self.period,
-            "parts": [[p, v, t, str(c), n] for p, (v, t, c, n) in self.parts.items()],
+            "parts": [[p, v, t, c, n] for p, (v, t, c, n) in self.parts.items()],
             "fired": self.fired,
             "breached": self.breached,
             "forecast_fired": self.forecast_fired,
@@ -71,7 +72,7 @@ class BudgetAgg:
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> BudgetAgg:
         agg = cls(doc["budget_id"], doc["period"])
-        agg.parts = {p: [v, t, Decimal(c), n] for p, v, t, c, n in doc["parts"]}
+        agg.parts = {p: [v, t, c, n] for p, v, t, c, n in doc["parts"]}
         agg.fired = list(doc["fired"])
         agg.breached = doc["breached"]
         agg.forecast_fired = doc["forecast_fired"]

@@ -17,7 +17,7 @@ from streams.core.task_state import TaskState
 
 __all__ = ["MAX_SEEN_PER_TASK", "GlobalSeen", "first_seen", "trim_task_seen"]
 
-MAX_SEEN_PER_TASK: Final = 50_000
+MAX_SEEN_PER_TASK: Final = 10_000
 BUCKETS_PER_HORIZON: Final = 6
 
 

@@ -40,7 +40,9 @@ class Output:
         """Queue an alert (and the decision it causes) unless it was already published."""
         if alert.fingerprint in self.suppressor:
             self.suppressed += 1
-            log.info("not publishing %s again: it is already on the alerts topic", alert.fingerprint)
+            log.info(
+                "not publishing %s again: it is already on the alerts topic", alert.fingerprint
+            )
             return False
         self.suppressor.add(alert.fingerprint)
         if decision is not None:

@@ -16,7 +16,6 @@ only, and a closed key is never re-opened.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any, Final
 
 from streams.core.timeutil import DAY_MS, HOUR_MS, MINUTE_MS, period_bounds
@@ -76,7 +75,7 @@ class UnitPartial:
     team: str
     ints: list[int] = field(default_factory=lambda: [0] * len(UNIT_INT_FIELDS))
     floats: list[float] = field(default_factory=lambda: [0.0] * len(UNIT_FLOAT_FIELDS))
-    cost_usd: Decimal = Decimal(0)
+    cost_femto: int = 0
 
 
 @dataclass
@@ -85,8 +84,8 @@ class PartitionAggregates:
     late_grace_ms: int = 30_000
     applied_pos: int = -1
     watermark_ms: int = 0
-    windows: dict[WindowKey, list[Any]] = field(default_factory=dict)  # 16 ints + Decimal
-    budgets: dict[BudgetKey, list[Any]] = field(default_factory=dict)  # tokens, cost, calls
+    windows: dict[WindowKey, list[int]] = field(default_factory=dict)  # 16 counts + femto-USD
+    budgets: dict[BudgetKey, list[int]] = field(default_factory=dict)  # tokens, femto-USD, calls
     units: dict[DayKey, UnitPartial] = field(default_factory=dict)
     missing: dict[DayKey, list[Any]] = field(default_factory=dict)  # team, calls
     unpriced: dict[DayKey, list[Any]] = field(default_factory=dict)  # team, calls, tokens
@@ -119,20 +118,20 @@ class PartitionAggregates:
 
     # ------------------------------------------------------------ updates
 
-    def window(self, key: WindowKey) -> list[Any]:
+    def window(self, key: WindowKey) -> list[int]:
         row = self.windows.get(key)
         if row is None:
-            row = self.windows[key] = [0] * len(WINDOW_FIELDS) + [Decimal(0)]
+            row = self.windows[key] = [0] * (len(WINDOW_FIELDS) + 1)
         self.dirty_windows.add(key)
         self.changed = True
         return row
 
-    def budget(self, key: BudgetKey, tokens: int, cost_usd: Decimal) -> None:
+    def budget(self, key: BudgetKey, tokens: int, cost_femto: int) -> None:
         row = self.budgets.get(key)
         if row is None:
-            row = self.budgets[key] = [0, Decimal(0), 0]
+            row = self.budgets[key] = [0, 0, 0]
         row[0] += tokens
-        row[1] += cost_usd
+        row[1] += cost_femto
         row[2] += 1
         self.dirty_budgets.add(key)
         self.changed = True
@@ -179,17 +178,11 @@ class PartitionAggregates:
             "v": self.applied_pos,
             "wm": self.watermark_ms,
             "w": [
-                [*k, row[:-1], str(row[-1])]
-                for k in self.dirty_windows
-                if (row := self.windows.get(k))
+                [*k, row[:-1], row[-1]] for k in self.dirty_windows if (row := self.windows.get(k))
             ],
-            "b": [
-                [*k, r[0], str(r[1]), r[2]]
-                for k in self.dirty_budgets
-                if (r := self.budgets.get(k))
-            ],
+            "b": [[*k, r[0], r[1], r[2]] for k in self.dirty_budgets if (r := self.budgets.get(k))],
             "u": [
-                [*k, u.team, u.ints, u.floats, str(u.cost_usd)]
+                [*k, u.team, u.ints, u.floats, u.cost_femto]
                 for k in self.dirty_units
                 if (u := self.units.get(k))
             ],
@@ -227,11 +220,9 @@ class PartitionAggregates:
             "partition": self.partition,
             "applied_pos": self.applied_pos,
             "watermark_ms": self.watermark_ms,
-            "windows": [[*k, row[:-1], str(row[-1])] for k, row in self.windows.items()],
-            "budgets": [[*k, r[0], str(r[1]), r[2]] for k, r in self.budgets.items()],
-            "units": [
-                [*k, u.team, u.ints, u.floats, str(u.cost_usd)] for k, u in self.units.items()
-            ],
+            "windows": [[*k, row[:-1], row[-1]] for k, row in self.windows.items()],
+            "budgets": [[*k, r[0], r[1], r[2]] for k, r in self.budgets.items()],
+            "units": [[*k, u.team, u.ints, u.floats, u.cost_femto] for k, u in self.units.items()],
             "missing": [[*k, *r] for k, r in self.missing.items()],
             "unpriced": [[*k, *r] for k, r in self.unpriced.items()],
             "late_events": self.late_events,
@@ -244,11 +235,11 @@ class PartitionAggregates:
         agg.applied_pos = doc["applied_pos"]
         agg.watermark_ms = doc["watermark_ms"]
         for size, start, team, wf, agent, model, ints, cost in doc["windows"]:
-            agg.windows[(size, start, team, wf, agent, model)] = [*ints, Decimal(cost)]
+            agg.windows[(size, start, team, wf, agent, model)] = [*ints, cost]
         for budget_id, period, tokens, cost, calls in doc["budgets"]:
-            agg.budgets[(budget_id, period)] = [tokens, Decimal(cost), calls]
+            agg.budgets[(budget_id, period)] = [tokens, cost, calls]
         for wf, day, team, ints, floats, cost in doc["units"]:
-            agg.units[(wf, day)] = UnitPartial(team, list(ints), list(floats), Decimal(cost))
+            agg.units[(wf, day)] = UnitPartial(team, list(ints), list(floats), cost)
         for wf, day, team, calls in doc["missing"]:
             agg.missing[(wf, day)] = [team, calls]
         for model, day, team, calls, tokens in doc["unpriced"]:

@@ -1,35 +1,71 @@
-"""Pricing in the hot path: :func:`tokengov.pricing.price_call` with the catalog lookup cached.
+"""Pricing in the hot path: DESIGN.md's formula in integer femto-USD (1e-15 USD).
 
-The formula is the project's (``tokengov.pricing.cost_of_tokens``); only the
-lookup of the entry in force for a model on a UTC day is memoised.
+Same formula as :func:`tokengov.pricing.cost_of_tokens` — the catalog entry in
+force on the call's UTC day, cache prices falling back to the input price and
+the reasoning price to the output price — computed on integers: a price of
+``p`` USD per million tokens is ``p × 10⁹`` femto-USD per token, exact for
+every price with up to nine decimals (others are rounded half-even to the
+femto-dollar). Tests check it against ``price_call`` for arbitrary calls.
 """
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import date
+from decimal import Decimal
+from typing import Final
 
-from tokengov.contracts import CallEvent
+from streams.core.events import Call
 from tokengov.policy import Price, PriceCatalog
-from tokengov.pricing import ZERO, PricedCall, cost_of_tokens
 
 __all__ = ["Pricer"]
+
+_PER_TOKEN: Final = Decimal(10**9)  # femto-USD per token for 1 USD per million tokens
+
+Rates = tuple[int, int, int, int, int]  # input, cached_input, cache_write, output, reasoning
+
+
+def _rates(price: Price) -> Rates:
+    def f(value: Decimal) -> int:
+        return int((value * _PER_TOKEN).to_integral_value())
+
+    cached = price.cached_input if price.cached_input is not None else price.input
+    write = price.cache_write if price.cache_write is not None else price.input
+    reasoning = price.reasoning if price.reasoning is not None else price.output
+    return f(price.input), f(cached), f(write), f(price.output), f(reasoning)
 
 
 class Pricer:
     def __init__(self, catalog: PriceCatalog) -> None:
         self.catalog = catalog
-        self._cache: dict[tuple[str, object], Price | None] = {}
+        self._cache: dict[tuple[str, date], Rates | None] = {}
 
-    def price(self, event: CallEvent) -> PricedCall:
-        if event.cost_usd is not None:
-            return PricedCall(event.cost_usd, "reported")
-        key = (event.model, event.ts.astimezone(UTC).date())
+    def rates(self, model: str, day: date) -> Rates | None:
+        key = (model, day)
         try:
-            price = self._cache[key]
+            return self._cache[key]
         except KeyError:
-            price = self._cache[key] = self.catalog.lookup(event.model, event.ts)
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-        if price is None:
-            return PricedCall(ZERO, "unpriced")
-        return PricedCall(cost_of_tokens(event.tokens, price), "catalog")
+            pass
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        from datetime import UTC, datetime, time
+
+        price = self.catalog.lookup(model, datetime.combine(day, time(), UTC))
+        rates = self._cache[key] = None if price is None else _rates(price)
+        return rates
+
+    def price(self, call: Call) -> int | None:
+        """The cost in femto-USD; a reported cost wins; None: the model has no price (unpriced)."""
+        if call.cost_femto is not None:
+            return call.cost_femto
+        rates = self.rates(call.model, call.ts.date())
+        if rates is None:
+            return None
+        r_in, r_cached, r_write, r_out, r_reason = rates
+        cached, write, reasoning = call.cached_input, call.cache_write, call.reasoning
+        return (
+            (call.input - cached - write) * r_in
+            + cached * r_cached
+            + write * r_write
+            + (call.output - reasoning) * r_out
+            + reasoning * r_reason
+        )

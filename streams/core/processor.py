@@ -17,24 +17,23 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from decimal import Decimal
 from typing import Any
 
 import orjson
 
 from streams.core.clock import Clock
-from streams.core.dedup import GlobalSeen, first_seen, trim_task_seen
+from streams.core.dedup import MAX_SEEN_PER_TASK, GlobalSeen, trim_task_seen
+from streams.core.events import Call, Done
 from streams.core.loop import check_loop, observe_step
 from streams.core.output import Output
-from streams.core.partials import WINDOW_SIZES_MS, PartitionAggregates
+from streams.core.partials import PartitionAggregates
 from streams.core.retry_storm import check_retry_storm
-from streams.core.runaway import check_runaway
+from streams.core.runaway import check_runaway, crossings
 from streams.core.task_state import TaskState
-from streams.core.timeutil import DAY_MS, day_key, period_key, to_ms
+from streams.core.timeutil import DAY_MS, HOUR_MS, MINUTE_MS, day_key, period_key
 from streams.core.view import PolicyView
-from tokengov.contracts import UNATTRIBUTED, CallEvent, Outcome
-from tokengov.policy import CostProfile, StreamsSettings
-from tokengov.pricing import PricedCall
+from tokengov.contracts import UNATTRIBUTED
+from tokengov.policy import StreamsSettings
 
 __all__ = ["AGG_KEY", "ENDED_TASK_LINGER_S", "PartitionProcessor", "position"]
 
@@ -81,40 +80,45 @@ class PartitionProcessor:
         """Read the clock once for the events that follow (eviction bookkeeping)."""
         self.now_s = self.clock.now().timestamp()
 
-    def process(self, event: CallEvent | Outcome, pos: int, view: PolicyView, out: Output) -> None:
-        self.agg.late_grace_ms = view.late_grace_ms
-        task_id = event.task_id or event.event_id
+    def process(self, event: Call | Done, pos: int, view: PolicyView, out: Output) -> None:
+        agg = self.agg
+        agg.late_grace_ms = view.late_grace_ms
+        task_id = event.task_id
         task = self.tasks.get(task_id)
         if task is None:
             task = self.tasks[task_id] = TaskState.new(task_id, event.team, event.workflow)
-        first = first_seen(task, event.event_id, self.global_seen)
+        event_id = event.event_id
+        first = task.seen.get(event_id)
+        if first is None and self.global_seen.buckets:
+            first = self.global_seen.get(event_id)
         apply_task = pos > task.applied_pos
-        apply_agg = pos > self.agg.applied_pos
+        apply_agg = pos > agg.applied_pos
         if first is not None and first < pos:  # a duplicate: counted once, everywhere
             if task.applied_pos < 0:  # created just now for an id of a dropped task
                 del self.tasks[task_id]
             if apply_agg:
-                self.agg.duplicates += 1
-                self.agg.applied_pos = pos
-                self.agg.changed = True
+                agg.duplicates += 1
+                agg.applied_pos = pos
+                agg.changed = True
             return
-        if isinstance(event, CallEvent):
-            priced = view.pricer.price(event)
+        if type(event) is Call:
+            cost = view.pricer.price(event)
             if apply_task:
-                self._apply_call_to_task(task, event, pos, priced, view, out)
+                self._apply_call_to_task(task, event, pos, cost or 0, view, out)
             if apply_agg:
-                self._apply_call_to_partials(event, priced, view)
+                self._apply_call_to_partials(event, cost, view)
         else:
+            assert type(event) is Done
             if apply_task:
                 self._apply_outcome_to_task(task, event, pos)
             if apply_agg:
                 self._apply_outcome_to_partials(task, event, pos, view)
         if apply_agg:
-            self.agg.applied_pos = pos
-            self.agg.changed = True
+            agg.applied_pos = pos
+            agg.changed = True
             self.events_applied += 1
 
-    def _claim(self, task: TaskState, event: CallEvent | Outcome, pos: int) -> None:
+    def _claim(self, task: TaskState, event: Call | Done, pos: int) -> None:
         task.seen[event.event_id] = pos
         task.applied_pos = pos
         task.touched_s = self.now_s
@@ -123,132 +127,134 @@ class PartitionProcessor:
         if task.workflow == UNATTRIBUTED and event.workflow != UNATTRIBUTED:
             task.workflow = event.workflow
         self.dirty_tasks.add(task.task_id)
-        if len(task.seen) > 50_000:
+        if len(task.seen) > MAX_SEEN_PER_TASK:
             trim_task_seen(task, self.global_seen, self.now_s)
 
     def _apply_call_to_task(
-        self,
-        task: TaskState,
-        event: CallEvent,
-        pos: int,
-        priced: PricedCall,
-        view: PolicyView,
-        out: Output,
+        self, task: TaskState, event: Call, pos: int, cost: int, view: PolicyView, out: Output
     ) -> None:
         self._claim(task, event, pos)
-        ts_ms = to_ms(event.ts)
+        ts_ms = event.ts_ms
         if task.calls == 0 or ts_ms < task.first_ts_ms:
             task.first_ts_ms = ts_ms
         if ts_ms > task.last_ts_ms:
             task.last_ts_ms = ts_ms
-        tokens = event.tokens
-        total = tokens.input + tokens.output
+        total = event.input + event.output
         task.calls += 1
         task.tokens += total
-        task.cost_usd += priced.cost_usd
+        task.cost_femto += cost
         task.tool_calls += event.tool_calls
-        if event.attempt > 1:
+        attempt = event.attempt
+        if attempt > 1:
             task.retries += 1
             task.retry_tokens += total
         else:
             task.first_attempt_tokens += total
-        if tokens.input > task.largest_context:
-            task.largest_context = tokens.input
+        if event.input > task.largest_context:
+            task.largest_context = event.input
         if event.parent_agent is not None:
             edge = f"{event.parent_agent}>{event.agent}"
             if edge not in task.hops:
                 task.hops.append(edge)
-        attempts = task.record_attempt(event.step, event.attempt, ts_ms)
-        observe_step(task, event.step, event.attempt, event.tool_name)
+                task.hop_count += 1
+        attempts = task.record_attempt(event.step, attempt, ts_ms)
+        observe_step(task, event.step, attempt, event.tool_name)
 
-        profile = view.profiles.get(task.workflow)
-        team = self._team(task, profile)
-        if profile is not None:
+        workflow = task.workflow
+        profile = view.profiles.get(workflow)
+        limits = view.limits.get(workflow)
+        if limits and crossings(task, limits):
+            assert profile is not None
+            team = self._team(task, view)
             for alert, decision in check_runaway(
                 task,
                 profile,
+                limits,
                 team=team,
                 event_ts=event.ts,
                 event_id=event.event_id,
                 now=self.clock.now(),
             ):
                 out.alert(alert, decision)
-        if event.attempt > 1:
+        if attempts is not None:
             storm = check_retry_storm(
                 task,
                 event.step,
                 attempts,
                 profile,
                 view.settings,
-                team=team,
+                team=self._team(task, view),
                 event_ts=event.ts,
                 event_id=event.event_id,
             )
             if storm is not None:
                 out.alert(storm)
-        limit = (
-            profile.max_same_tool_calls
-            if profile is not None and profile.max_same_tool_calls is not None
-            else view.settings.default_max_same_tool_calls
-        )
-        if task.loop_run > limit:
-            loop = check_loop(task, limit, team=team, event_ts=event.ts, event_id=event.event_id)
+        if task.loop_run > (limit := view.loop_limit(workflow)):
+            loop = check_loop(
+                task, limit, team=self._team(task, view), event_ts=event.ts, event_id=event.event_id
+            )
             if loop is not None:
                 out.alert(loop)
 
     @staticmethod
-    def _team(task: TaskState, profile: CostProfile | None) -> str:
-        if task.team != UNATTRIBUTED or profile is None:
+    def _team(task: TaskState, view: PolicyView) -> str:
+        if task.team != UNATTRIBUTED:
             return task.team
-        return profile.team
+        profile = view.profiles.get(task.workflow)
+        return profile.team if profile is not None else task.team
 
-    def _apply_call_to_partials(
-        self, event: CallEvent, priced: PricedCall, view: PolicyView
-    ) -> None:
+    def _apply_call_to_partials(self, event: Call, cost: int | None, view: PolicyView) -> None:
         agg = self.agg
-        ts_ms = to_ms(event.ts)
+        ts_ms = event.ts_ms
         late = False
-        tokens = event.tokens
-        comps = event.components
-        total = tokens.input + tokens.output
-        cost = priced.cost_usd
+        total = event.input + event.output
+        unpriced = cost is None
+        if unpriced:
+            cost = 0
+        assert cost is not None
         retry = event.attempt > 1
         error = event.status != "ok"
-        unpriced = priced.source == "unpriced"
-        team, workflow = event.team, event.workflow
-        for size in WINDOW_SIZES_MS:
+        team, workflow, model = event.team, event.workflow, event.model
+        comps = event.components
+        grace_edge = agg.watermark_ms - agg.late_grace_ms  # open while end >= this
+        for size in (MINUTE_MS, HOUR_MS):
             start = ts_ms - ts_ms % size
-            if not agg.window_open(size, start):
+            if start + size < grace_edge:
                 late = True
                 continue
-            row = agg.window((size, start, team, workflow, event.agent, event.model))
+            key = (size, start, team, workflow, event.agent, model)
+            row = agg.windows.get(key)
+            if row is None:
+                row = agg.window(key)
+            else:
+                agg.dirty_windows.add(key)
             row[0] += 1
-            row[1] += tokens.input
-            row[2] += tokens.output
-            row[3] += tokens.cached_input
-            row[4] += tokens.cache_write
-            row[5] += tokens.reasoning
-            row[6] += comps.system
-            row[7] += comps.tool_definitions
-            row[8] += comps.retrieved
-            row[9] += comps.history
-            row[10] += comps.tool_responses
-            row[11] += comps.handoff
-            row[12] += comps.memory
+            row[1] += event.input
+            row[2] += event.output
+            row[3] += event.cached_input
+            row[4] += event.cache_write
+            row[5] += event.reasoning
+            row[6] += comps[0]
+            row[7] += comps[1]
+            row[8] += comps[2]
+            row[9] += comps[3]
+            row[10] += comps[4]
+            row[11] += comps[5]
+            row[12] += comps[6]
             row[13] += retry
             row[14] += error
             row[15] += unpriced
             row[16] += cost
-        budgets = view.team_budgets.get(team, ())
-        wf_budgets = view.workflow_budgets.get(workflow, ())
-        for budget in (*budgets, *wf_budgets):
-            period = period_key(ts_ms, budget.period)
-            if agg.period_open(period):
-                agg.budget((budget.budget_id, period), total, cost)
-            else:
-                late = True
         day_start = ts_ms - ts_ms % DAY_MS
-        if agg.day_open(day_start):
+        for budgets in (view.team_budgets.get(team), view.workflow_budgets.get(workflow)):
+            if budgets:
+                for budget in budgets:
+                    period = period_key(ts_ms, budget.period)
+                    if agg.period_open(period):
+                        agg.budget((budget.budget_id, period), total, cost)
+                    else:
+                        late = True
+        if day_start + DAY_MS >= grace_edge:
             day = day_key(ts_ms)
             unit = agg.unit((workflow, day), team)
             ints, floats = unit.ints, unit.floats
@@ -258,10 +264,10 @@ class PartitionProcessor:
                 ints[2] += total
             else:
                 ints[3] += total
-            unit.cost_usd += cost
+            unit.cost_femto += cost
             window = event.context_window
             if window:
-                utilization = tokens.input / window
+                utilization = event.input / window
                 ints[8] += 1
                 floats[2] += utilization
                 if utilization > floats[3]:
@@ -269,32 +275,32 @@ class PartitionProcessor:
             if workflow != UNATTRIBUTED and workflow not in view.profiles:
                 agg.missing_profile((workflow, day), team)
             if unpriced:
-                agg.unpriced_call((event.model, day), team, total)
+                agg.unpriced_call((model, day), team, total)
         else:
             late = True
         if late:
             agg.late_events += 1
-        agg.advance(ts_ms)
+        if ts_ms > agg.watermark_ms:
+            agg.watermark_ms = ts_ms
 
-    def _apply_outcome_to_task(self, task: TaskState, event: Outcome, pos: int) -> None:
+    def _apply_outcome_to_task(self, task: TaskState, event: Done, pos: int) -> None:
         self._claim(task, event, pos)
         if task.outcome is None:
             task.outcome = event.status
             task.outcome_pos = pos
             task.outcome_tokens = task.tokens
-            task.outcome_cost_usd = task.cost_usd
+            task.outcome_cost_femto = task.cost_femto
 
     def _apply_outcome_to_partials(
-        self, task: TaskState, event: Outcome, pos: int, view: PolicyView
+        self, task: TaskState, event: Done, pos: int, view: PolicyView
     ) -> None:
         if task.outcome_pos != pos:
             return  # a second outcome for the task: the first one counts
         agg = self.agg
-        ts_ms = to_ms(event.ts)
+        ts_ms = event.ts_ms
         workflow = event.workflow if event.workflow != UNATTRIBUTED else task.workflow
         team = event.team if event.team != UNATTRIBUTED else task.team
-        day_start = ts_ms - ts_ms % DAY_MS
-        if not agg.day_open(day_start):
+        if not agg.day_open(ts_ms - ts_ms % DAY_MS):
             agg.late_events += 1
             return
         unit = agg.unit((workflow, day_key(ts_ms)), team)
@@ -347,10 +353,11 @@ class PartitionProcessor:
         for bucket in sorted(self.removed_seen):
             records.append((f"{SEEN_PREFIX}{bucket}", None))
         self.removed_seen.clear()
+        tasks = self.tasks
         for task_id in self.dirty_tasks:
-            task = self.tasks.get(task_id)
+            task = tasks.get(task_id)
             if task is not None:
-                records.append((TASK_PREFIX + task_id, orjson.dumps(task.to_doc())))
+                records.append((TASK_PREFIX + task_id, task.to_bytes()))
         self.dirty_tasks.clear()
         for task_id in self.removed_tasks:
             records.append((TASK_PREFIX + task_id, None))
@@ -383,11 +390,3 @@ class PartitionProcessor:
             else:
                 log.warning("partition %d: ignoring unknown state record %r", partition, key)
         return proc
-
-    def totals(self) -> dict[str, Decimal | int]:
-        """Diagnostics: how much this partition holds."""
-        return {
-            "tasks": len(self.tasks),
-            "windows": len(self.agg.windows),
-            "seen_ids": len(self.global_seen),
-        }

@@ -6,6 +6,7 @@ it (``observed > limit``), naming the limit, the observed value and the limit.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
@@ -16,7 +17,7 @@ from streams.core.task_state import TaskState
 from tokengov.contracts import Alert, Decision
 from tokengov.policy import CostProfile
 
-__all__ = ["LIMITS", "Crossing", "check_runaway", "crossings"]
+__all__ = ["LIMITS", "OBSERVED", "Crossing", "check_runaway", "crossings"]
 
 #: limit name → (what the task did, as a phrase with {observed})
 LIMITS: Final[dict[str, str]] = {
@@ -29,18 +30,15 @@ LIMITS: Final[dict[str, str]] = {
 }
 
 
-def _observed(task: TaskState, limit: str) -> int:
-    if limit == "max_calls":
-        return task.calls
-    if limit == "max_tool_calls":
-        return task.tool_calls
-    if limit == "max_hops":
-        return len(task.hops)
-    if limit == "max_retries":
-        return task.retries
-    if limit == "max_tokens_per_task":
-        return task.tokens
-    return task.largest_context
+#: limit name → the TaskState attribute it bounds
+OBSERVED: Final[dict[str, str]] = {
+    "max_calls": "calls",
+    "max_tool_calls": "tool_calls",
+    "max_hops": "hop_count",
+    "max_retries": "retries",
+    "max_tokens_per_task": "tokens",
+    "max_context_tokens": "largest_context",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,15 +48,12 @@ class Crossing:
     allowed: int
 
 
-def crossings(task: TaskState, profile: CostProfile) -> list[Crossing]:
-    """Limits the task exceeds now and has not been alerted on yet."""
+def crossings(task: TaskState, limits: Iterable[tuple[str, int, str]]) -> list[Crossing]:
+    """Limits (name, allowed, attribute) the task exceeds and has not been alerted on yet."""
     found: list[Crossing] = []
-    for limit in LIMITS:
-        allowed: int | None = getattr(profile, limit)
-        if allowed is None or limit in task.fired:
-            continue
-        observed = _observed(task, limit)
-        if observed > allowed:
+    for limit, allowed, attribute in limits:
+        observed: int = getattr(task, attribute)
+        if observed > allowed and limit not in task.fired:
             found.append(Crossing(limit, observed, allowed))
     return found
 
@@ -66,6 +61,7 @@ def crossings(task: TaskState, profile: CostProfile) -> list[Crossing]:
 def check_runaway(
     task: TaskState,
     profile: CostProfile,
+    limits: Iterable[tuple[str, int, str]],
     *,
     team: str,
     event_ts: datetime,
@@ -74,7 +70,7 @@ def check_runaway(
 ) -> list[tuple[Alert, Decision | None]]:
     """One alert (and the profile's decision) per newly crossed limit; marks them fired."""
     out: list[tuple[Alert, Decision | None]] = []
-    for c in crossings(task, profile):
+    for c in crossings(task, limits):
         task.mark_fired(c.limit)
         did = LIMITS[c.limit].format(observed=c.observed)
         summary = f"task {task.task_id} {did}; its cost profile allows {c.allowed:,}"

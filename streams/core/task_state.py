@@ -11,8 +11,9 @@ position is a duplicate.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
+
+import orjson
 
 __all__ = ["MAX_ATTEMPTS_PER_STEP", "MAX_STEPS_TRACKED", "TaskState"]
 
@@ -35,18 +36,20 @@ class TaskState:
     tokens: int = 0
     first_attempt_tokens: int = 0
     retry_tokens: int = 0
-    cost_usd: Decimal = Decimal(0)
+    cost_femto: int = 0  # femto-USD (see streams.core.events)
     largest_context: int = 0
     hops: list[str] = field(default_factory=list)  # distinct parent>agent handoffs
+    hop_count: int = 0  # len(hops)
     max_step: int = -1
     loop_tool: str | None = None
     loop_run: int = 0
-    steps: dict[int, list[list[int]]] = field(default_factory=dict)  # step -> [[attempt, ts_ms]]
+    first_ts: dict[int, int] = field(default_factory=dict)  # step -> ts_ms of attempt 1
+    steps: dict[int, list[list[int]]] = field(default_factory=dict)  # retried step -> attempts
     fired: list[str] = field(default_factory=list)
     outcome: str | None = None
     outcome_pos: int = -1
     outcome_tokens: int = 0
-    outcome_cost_usd: Decimal = Decimal(0)
+    outcome_cost_femto: int = 0
     seen: dict[str, int] = field(default_factory=dict)
 
     @classmethod
@@ -59,79 +62,33 @@ class TaskState:
     def mark_fired(self, name: str) -> None:
         self.fired.append(name)
 
-    def record_attempt(self, step: int, attempt: int, ts_ms: int) -> list[list[int]]:
-        """Remember when each attempt of a step happened (bounded); returns the step's attempts."""
+    def record_attempt(self, step: int, attempt: int, ts_ms: int) -> list[list[int]] | None:
+        """Remember when attempts happened (bounded). For a retry, returns the step's attempts
+        ``[[attempt, ts_ms], …]`` (the first attempt included when it was seen)."""
+        if attempt == 1:
+            first = self.first_ts
+            first[step] = ts_ms
+            if len(first) > MAX_STEPS_TRACKED:
+                del first[next(iter(first))]
+            return None
         attempts = self.steps.get(step)
         if attempts is None:
-            attempts = self.steps[step] = []
+            first_ts = self.first_ts.get(step)
+            attempts = self.steps[step] = [] if first_ts is None else [[1, first_ts]]
             if len(self.steps) > MAX_STEPS_TRACKED:
-                del self.steps[min(self.steps)]
+                del self.steps[next(iter(self.steps))]
         attempts.append([attempt, ts_ms])
         if len(attempts) > MAX_ATTEMPTS_PER_STEP:
             del attempts[0]
         return attempts
 
-    def to_doc(self) -> dict[str, Any]:
-        return {
-            "task_id": self.task_id,
-            "team": self.team,
-            "workflow": self.workflow,
-            "applied_pos": self.applied_pos,
-            "first_ts_ms": self.first_ts_ms,
-            "last_ts_ms": self.last_ts_ms,
-            "touched_s": self.touched_s,
-            "calls": self.calls,
-            "tool_calls": self.tool_calls,
-            "retries": self.retries,
-            "tokens": self.tokens,
-            "first_attempt_tokens": self.first_attempt_tokens,
-            "retry_tokens": self.retry_tokens,
-            "cost_usd": str(self.cost_usd),
-            "largest_context": self.largest_context,
-            "hops": self.hops,
-            "max_step": self.max_step,
-            "loop_tool": self.loop_tool,
-            "loop_run": self.loop_run,
-            "steps": [[step, attempts] for step, attempts in self.steps.items()],
-            "fired": self.fired,
-            "outcome": self.outcome,
-            "outcome_pos": self.outcome_pos,
-            "outcome_tokens": self.outcome_tokens,
-            "outcome_cost_usd": str(self.outcome_cost_usd),
-            "seen": self.seen,
-        }
+    def to_bytes(self) -> bytes:
+        """The state record (JSON); orjson serialises the dataclass directly."""
+        return orjson.dumps(self, option=orjson.OPT_NON_STR_KEYS)
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> TaskState:
-        state = cls(
-            task_id=doc["task_id"],
-            team=doc["team"],
-            workflow=doc["workflow"],
-        )
-        for name in (
-            "applied_pos",
-            "first_ts_ms",
-            "last_ts_ms",
-            "touched_s",
-            "calls",
-            "tool_calls",
-            "retries",
-            "tokens",
-            "first_attempt_tokens",
-            "retry_tokens",
-            "largest_context",
-            "hops",
-            "max_step",
-            "loop_tool",
-            "loop_run",
-            "fired",
-            "outcome",
-            "outcome_pos",
-            "outcome_tokens",
-            "seen",
-        ):
-            setattr(state, name, doc[name])
-        state.cost_usd = Decimal(doc["cost_usd"])
-        state.outcome_cost_usd = Decimal(doc["outcome_cost_usd"])
-        state.steps = {int(step): attempts for step, attempts in doc["steps"]}
+        state = cls(**doc)
+        state.steps = {int(step): attempts for step, attempts in doc["steps"].items()}
+        state.first_ts = {int(step): ts for step, ts in doc["first_ts"].items()}
         return state

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from typing import Final, Literal
 
 __all__ = [
@@ -37,15 +38,21 @@ def iso_ms(ms: int) -> str:
 
 def day_key(ms: int) -> str:
     """The UTC day of an instant: ``2026-11-29``."""
-    return from_ms(ms).date().isoformat()
+    return _day_key(ms - ms % DAY_MS)
+
+
+@lru_cache(maxsize=1024)
+def _day_key(day_start_ms: int) -> str:
+    return from_ms(day_start_ms).date().isoformat()
 
 
 def period_key(ms: int, period: Literal["day", "month"]) -> str:
     """``2026-11-29`` for a day, ``2026-11`` for a month (UTC)."""
-    d = from_ms(ms).date()
-    return d.isoformat() if period == "day" else f"{d.year:04d}-{d.month:02d}"
+    day = day_key(ms)
+    return day if period == "day" else day[:7]
 
 
+@lru_cache(maxsize=4096)
 def period_bounds(key: str) -> tuple[int, int]:
     """Start and end (exclusive) of the period named by ``key``, in ms."""
     if len(key) == 10:

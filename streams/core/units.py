@@ -21,6 +21,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from streams.core.events import usd, usd_str
 from streams.core.partials import UNIT_FLOAT_FIELDS, UNIT_INT_FIELDS
 from streams.core.timeutil import iso_ms
 from tokengov.policy import CostProfile
@@ -32,7 +33,7 @@ __all__ = ["UnitAgg", "unit_metric"]
 class UnitAgg:
     workflow: str
     day: str
-    parts: dict[int, list[Any]] = field(default_factory=dict)  # p -> [v, team, ints, floats, cost]
+    parts: dict[int, list[Any]] = field(default_factory=dict)  # p -> [v, team, ints, floats, femto]
     revision: int = -1
     changed: bool = False
     published_s: float = 0.0
@@ -44,7 +45,7 @@ class UnitAgg:
         team: str,
         ints: list[int],
         floats: list[float],
-        cost: Decimal,
+        cost: int,
     ) -> bool:
         prev = self.parts.get(partition)
         if prev is not None and prev[0] >= v:
@@ -57,7 +58,7 @@ class UnitAgg:
         return {
             "workflow": self.workflow,
             "day": self.day,
-            "parts": [[p, v, t, i, f, str(c)] for p, (v, t, i, f, c) in self.parts.items()],
+            "parts": [[p, v, t, i, f, c] for p, (v, t, i, f, c) in self.parts.items()],
             "revision": self.revision,
             "changed": self.changed,
             "published_s": self.published_s,
@@ -66,7 +67,7 @@ class UnitAgg:
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> UnitAgg:
         agg = cls(doc["workflow"], doc["day"])
-        agg.parts = {p: [v, t, list(i), list(f), Decimal(c)] for p, v, t, i, f, c in doc["parts"]}
+        agg.parts = {p: [v, t, list(i), list(f), c] for p, v, t, i, f, c in doc["parts"]}
         agg.revision = doc["revision"]
         agg.changed = doc["changed"]
         agg.published_s = doc["published_s"]
@@ -85,7 +86,7 @@ def unit_metric(agg: UnitAgg, profile: CostProfile | None, now: datetime) -> dic
     ints = [0] * len(UNIT_INT_FIELDS)
     sums = {"amplification_sum": 0.0, "context_utilization_sum": 0.0}
     maxes = {"amplification_max": 0.0, "context_utilization_max": 0.0}
-    cost = Decimal(0)
+    femto = 0
     teams: dict[str, int] = {}
     for _, team, part_ints, floats, part_cost in agg.parts.values():
         for i, value in enumerate(part_ints):
@@ -95,9 +96,10 @@ def unit_metric(agg: UnitAgg, profile: CostProfile | None, now: datetime) -> dic
             sums[key] += named[key]
         for key in maxes:
             maxes[key] = max(maxes[key], named[key])
-        cost += part_cost
+        femto += part_cost
         teams[team] = teams.get(team, 0) + part_ints[0]
     c = dict(zip(UNIT_INT_FIELDS, ints, strict=True))
+    cost = usd(femto)
     team = profile.team if profile else max(teams, key=lambda t: teams[t], default="unattributed")
     good = c["tasks_met_quality_bar"]
     cost_per = (cost / good).quantize(Decimal("0.000001")) if good else None
@@ -108,7 +110,7 @@ def unit_metric(agg: UnitAgg, profile: CostProfile | None, now: datetime) -> dic
         "team": team,
         "calls": c["calls"],
         "tokens": c["tokens"],
-        "cost_usd": str(cost),
+        "cost_usd": usd_str(femto),
         "tasks_finished": c["tasks_finished"],
         "tasks_succeeded": c["tasks_succeeded"],
         "tasks_met_quality_bar": good,

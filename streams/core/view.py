@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from streams.core.pricer import Pricer
+from streams.core.runaway import OBSERVED
 from tokengov.policy import Budget, CostProfile, Policy, StreamsSettings
 
-__all__ = ["PolicyView"]
+__all__ = ["LIMIT_NAMES", "PolicyView"]
+
+LIMIT_NAMES: Final = (
+    "max_calls",
+    "max_tool_calls",
+    "max_hops",
+    "max_retries",
+    "max_tokens_per_task",
+    "max_context_tokens",
+)
 
 
 class PolicyView:
@@ -14,14 +26,26 @@ class PolicyView:
         self.settings: StreamsSettings = policy.streams
         self.profiles: dict[str, CostProfile] = dict(policy.cost_profiles)
         self.pricer = Pricer(policy.catalog)
-        self.team_budgets: dict[str, list[Budget]] = {}
-        self.workflow_budgets: dict[str, list[Budget]] = {}
+        self.team_budgets: dict[str, tuple[Budget, ...]] = {}
+        self.workflow_budgets: dict[str, tuple[Budget, ...]] = {}
         self.budgets: dict[str, Budget] = {}
         for budget in policy.budgets:
             index = self.team_budgets if budget.scope == "team" else self.workflow_budgets
-            index.setdefault(budget.name, []).append(budget)
+            index[budget.name] = (*index.get(budget.name, ()), budget)
             self.budgets[budget.budget_id] = budget
+        #: per workflow: the limits its profile sets, as (name, allowed, TaskState attribute)
+        self.limits: dict[str, tuple[tuple[str, int, str], ...]] = {
+            wf: tuple((n, v, OBSERVED[n]) for n in LIMIT_NAMES if (v := getattr(p, n)) is not None)
+            for wf, p in self.profiles.items()
+        }
+        self.loop_limits: dict[str, int] = {
+            wf: p.max_same_tool_calls or self.settings.default_max_same_tool_calls
+            for wf, p in self.profiles.items()
+        }
         self.late_grace_ms = int(self.settings.late_grace.total_seconds() * 1000)
+
+    def loop_limit(self, workflow: str) -> int:
+        return self.loop_limits.get(workflow, self.settings.default_max_same_tool_calls)
 
     def budget_team(self, budget: Budget) -> str:
         """The team that owns a budget's spend: the team itself, or the workflow's owner."""

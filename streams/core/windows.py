@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from streams.core.alerts import fingerprint, make_alert
+from streams.core.events import usd, usd_str
 from streams.core.output import Output
 from streams.core.partials import WINDOW_FIELDS
 from streams.core.timeutil import HOUR_MS, MINUTE_MS, iso_ms
@@ -40,7 +40,7 @@ def window_label(size_ms: int) -> str:
 class WindowGroup:
     size_ms: int
     start_ms: int
-    rows: dict[Dims, dict[int, list[Any]]] = field(default_factory=dict)  # p -> [v, ints, cost]
+    rows: dict[Dims, dict[int, list[Any]]] = field(default_factory=dict)  # p -> [v, ints, femto]
     revision: int = -1
     changed: bool = False
     touched_s: float = 0.0
@@ -50,7 +50,7 @@ class WindowGroup:
     def end_ms(self) -> int:
         return self.start_ms + self.size_ms
 
-    def merge(self, dims: Dims, partition: int, v: int, ints: list[int], cost: Decimal) -> bool:
+    def merge(self, dims: Dims, partition: int, v: int, ints: list[int], cost: int) -> bool:
         cell = self.rows.setdefault(dims, {})
         prev = cell.get(partition)
         if prev is not None and prev[0] >= v:
@@ -59,11 +59,12 @@ class WindowGroup:
         self.changed = True
         return True
 
-    def totals(self) -> dict[Dims, tuple[list[int], Decimal]]:
-        out: dict[Dims, tuple[list[int], Decimal]] = {}
+    def totals(self) -> dict[Dims, tuple[list[int], int]]:
+        """Per dims: the summed counts and the summed cost in femto-USD."""
+        out: dict[Dims, tuple[list[int], int]] = {}
         for dims, cell in self.rows.items():
             ints = [0] * len(WINDOW_FIELDS)
-            cost = Decimal(0)
+            cost = 0
             for _, part, part_cost in cell.values():
                 for i, value in enumerate(part):
                     ints[i] += value
@@ -76,7 +77,7 @@ class WindowGroup:
             "size_ms": self.size_ms,
             "start_ms": self.start_ms,
             "rows": [
-                [*dims, [[p, v, ints, str(c)] for p, (v, ints, c) in cell.items()]]
+                [*dims, [[p, v, ints, c] for p, (v, ints, c) in cell.items()]]
                 for dims, cell in self.rows.items()
             ],
             "revision": self.revision,
@@ -90,7 +91,7 @@ class WindowGroup:
         group = cls(doc["size_ms"], doc["start_ms"])
         for team, wf, agent, model, cells in doc["rows"]:
             group.rows[(team, wf, agent, model)] = {
-                p: [v, list(ints), Decimal(c)] for p, v, ints, c in cells
+                p: [v, list(ints), c] for p, v, ints, c in cells
             }
         group.revision = doc["revision"]
         group.changed = doc["changed"]
@@ -109,7 +110,7 @@ def publish_window(
     start, end = iso_ms(group.start_ms), iso_ms(group.end_ms)
     emitted_at = iso_ms(int(now.timestamp() * 1000))
     total_tokens = unattributed_tokens = 0
-    total_cost = unattributed_cost = Decimal(0)
+    total_femto = unattributed_femto = 0
     for (team, workflow, agent, model), (ints, cost) in sorted(group.totals().items()):
         doc: dict[str, Any] = {
             "metric": "usage",
@@ -122,16 +123,17 @@ def publish_window(
             "model": model,
         }
         doc.update(zip(WINDOW_FIELDS, ints, strict=True))
-        doc["cost_usd"] = str(cost)
+        doc["cost_usd"] = usd_str(cost)
         doc["revision"] = group.revision
         doc["emitted_at"] = emitted_at
         out.metric(f"usage|{label}|{start}|{team}|{workflow}|{agent}|{model}", doc)
         tokens = ints[1] + ints[2]
         total_tokens += tokens
-        total_cost += cost
+        total_femto += cost
         if team == UNATTRIBUTED or workflow == UNATTRIBUTED:
             unattributed_tokens += tokens
-            unattributed_cost += cost
+            unattributed_femto += cost
+    total_cost, unattributed_cost = usd(total_femto), usd(unattributed_femto)
     token_coverage = 1 - unattributed_tokens / total_tokens if total_tokens else None
     cost_coverage = float(1 - unattributed_cost / total_cost) if total_cost else None
     out.metric(
@@ -143,8 +145,8 @@ def publish_window(
             "window_end": end,
             "tokens": total_tokens,
             "unattributed_tokens": unattributed_tokens,
-            "cost_usd": str(total_cost),
-            "unattributed_cost_usd": str(unattributed_cost),
+            "cost_usd": usd_str(total_femto),
+            "unattributed_cost_usd": usd_str(unattributed_femto),
             "token_coverage": token_coverage,
             "cost_coverage": cost_coverage,
             "revision": group.revision,
@@ -176,7 +178,7 @@ def publish_window(
                     "cost_coverage": None if cost_coverage is None else round(cost_coverage, 4),
                     "tokens": total_tokens,
                     "unattributed_tokens": unattributed_tokens,
-                    "unattributed_cost_usd": str(unattributed_cost),
+                    "unattributed_cost_usd": usd_str(unattributed_femto),
                     "min_coverage": min_coverage,
                     "window_start": start,
                 },

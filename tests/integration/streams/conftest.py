@@ -152,7 +152,7 @@ class Cluster:
         consumer = Consumer(
             {
                 "bootstrap.servers": self.bootstrap,
-                "group.id": f"{self.prefix}tokengov-worker",
+                "group.id": f"{self.prefix}tokengov-worker-streams",
                 "enable.auto.commit": False,
             }
         )

@@ -16,6 +16,7 @@ from streams.core import (
     PolicyView,
     position,
 )
+from streams.core.events import from_model
 from tokengov.contracts import Alert, CallEvent, Decision, Outcome
 from tokengov.policy import Policy, parse_policy
 
@@ -181,12 +182,12 @@ class Pipeline:
             offset = self.offsets.get(partition, 0)
             self.offsets[partition] = offset + 1
             for index, event in enumerate(events):
-                proc.process(event, position(offset, index), self.view, self.out)
+                proc.process(from_model(event), position(offset, index), self.view, self.out)
         else:
             for event in events:
                 offset = self.offsets.get(partition, 0)
                 self.offsets[partition] = offset + 1
-                proc.process(event, position(offset, 0), self.view, self.out)
+                proc.process(from_model(event), position(offset, 0), self.view, self.out)
         self._collect()
 
     def flush(self, tick: bool = True) -> None:

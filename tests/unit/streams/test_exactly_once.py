@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams.core import ManualClock, Output, PartitionProcessor, PolicyView, Suppressor, position
+from streams.core.events import from_model
 from tests.unit.streams.builders import T0, call, outcome, policy
 from tokengov.contracts import CallEvent, Outcome
 
@@ -38,19 +39,27 @@ def run(
     proc.begin()
     for offset in range(start, len(messages)):
         for index, event in enumerate(messages[offset]):
-            proc.process(event, position(offset, index), VIEW, out)
+            proc.process(from_model(event), position(offset, index), VIEW, out)
 
 
 def snapshot(proc: PartitionProcessor) -> dict[str, Any]:
     agg = proc.agg
     return {
         "tasks": {
-            t: (s.calls, s.tool_calls, s.retries, s.tokens, s.cost_usd, sorted(s.fired), s.outcome)
+            t: (
+                s.calls,
+                s.tool_calls,
+                s.retries,
+                s.tokens,
+                s.cost_femto,
+                sorted(s.fired),
+                s.outcome,
+            )
             for t, s in sorted(proc.tasks.items())
         },
         "windows": {k: list(v) for k, v in agg.windows.items()},
         "budgets": {k: list(v) for k, v in agg.budgets.items()},
-        "units": {k: (u.ints, u.floats, u.cost_usd) for k, u in agg.units.items()},
+        "units": {k: (u.ints, u.floats, u.cost_femto) for k, u in agg.units.items()},
         "duplicates": agg.duplicates,
     }
 
@@ -140,14 +149,14 @@ def test_idle_tasks_are_dropped_and_their_ids_still_deduplicate() -> None:
     out = Output()
     first = call(task="old", step=1)
     proc.begin()
-    proc.process(first, position(0, 0), VIEW, out)
+    proc.process(from_model(first), position(0, 0), VIEW, out)
     clock.advance(3601)
     assert proc.sweep(VIEW.settings) == 1
     assert "old" not in proc.tasks
     records = proc.take_records()
     assert ("t|old", None) in records
     assert any(k.startswith("seen|") and v for k, v in records)
-    proc.process(first, position(1, 0), VIEW, out)  # a late producer retry
+    proc.process(from_model(first), position(1, 0), VIEW, out)  # a late producer retry
     assert "old" not in proc.tasks
     assert proc.agg.duplicates == 1
     # ids are forgotten after the dedup horizon

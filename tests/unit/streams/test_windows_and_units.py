@@ -209,4 +209,4 @@ def test_unpriced_model_costs_zero_is_counted_and_alerted_once_per_day() -> None
     assert alert.evidence["calls"] == 4 and alert.evidence["tokens"] == 4000
     rows = usage(pipe, "1m", model="gpt-9", window_start="2026-11-29T05:00:00.000Z")
     assert rows[0]["unpriced_calls"] == 4 and Decimal(rows[0]["cost_usd"]) == 0
-    assert pipe.proc().tasks["u0"].cost_usd == 0
+    assert pipe.proc().tasks["u0"].cost_femto == 0

@@ -1,0 +1,45 @@
+"""Role selection of ``create_app``: unknown or missing roles fail before anything connects."""
+
+from __future__ import annotations
+
+import pytest
+
+from streams.app import ROLE_MODULES, app_id, create_app, expand_roles
+from tokengov.errors import TokenGovError
+from tokengov.policy import parse_policy
+from tokengov.runtime import PolicyHolder, WorkerContext
+from tokengov.settings import Settings
+from tokengov.topics import Topics
+
+
+def test_all_expands_to_every_role_once() -> None:
+    assert expand_roles(["all"]) == ["streams", "sink", "router"]
+    assert expand_roles(["streams", "all", "streams"]) == ["streams", "sink", "router"]
+    with pytest.raises(TokenGovError, match="unknown role 'sinks'"):
+        expand_roles(["sinks"])
+
+
+def test_processes_with_different_roles_use_different_groups(tmp_path) -> None:
+    ctx = WorkerContext(
+        settings=Settings(data_dir=tmp_path),
+        policy=PolicyHolder(parse_policy("version: 1\n")),
+        topics=Topics.with_prefix("p."),
+    )
+    assert app_id(ctx, expand_roles(["all"])) == "p.tokengov-worker"
+    groups = {app_id(ctx, expand_roles([r])) for r in ("streams", "sink", "router", "governance")}
+    assert groups == {
+        "p.tokengov-worker-streams",
+        "p.tokengov-worker-sink",
+        "p.tokengov-worker-router",
+        "p.tokengov-worker-governance",
+    }
+
+
+def test_a_role_whose_module_is_missing_says_so(tmp_path, monkeypatch) -> None:
+    monkeypatch.setitem(ROLE_MODULES, "router", ("sinks.no_such_router.role",))
+    ctx = WorkerContext(
+        settings=Settings(data_dir=tmp_path, kafka_bootstrap="127.0.0.1:1"),
+        policy=PolicyHolder(parse_policy("version: 1\n")),
+    )
+    with pytest.raises(TokenGovError, match=r"role 'router' needs the module sinks\.no_such"):
+        create_app(ctx, ["streams", "router"])  # checked before anything connects

@@ -1,0 +1,238 @@
+"""The fast decoder agrees with the contract's pydantic models on every input (hypothesis),
+and keeps envelopes' valid items with their indices."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streams.core.events import from_model
+from streams.decode import decode_events, fast_event
+from tests.unit.streams.builders import call, outcome
+from tokengov.contracts import parse_event
+from tokengov.errors import ContractError
+
+BASE_CALL = call(
+    task="t-1", tool="search", parent="planner", cached=100, reasoning=10, context_window=8000
+).model_dump(mode="json")
+BASE_OUTCOME = outcome(task="t-1").model_dump(mode="json")
+
+odd_text = st.sampled_from(
+    [
+        "",
+        " ",
+        "  \t",
+        "search",
+        " search ",
+        "a\x00b",
+        "a\n",
+        "a\x7f",
+        "\u2028",
+        "é",
+        "x" * 129,
+        "x" * 257,
+        "٣",
+        "\u00ad",
+    ]
+)
+text = st.one_of(st.text(max_size=6), odd_text)
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-5, max_value=5),
+    st.sampled_from([0, 1, 2**53, 2**63, 10**30, 1.0, 0.5, -0.0, "5"]),
+    text,
+)
+timestamps = st.one_of(
+    st.datetimes(
+        min_value=datetime(1970, 1, 2),
+        max_value=datetime(2100, 1, 1),
+        timezones=st.sampled_from(
+            [UTC, timezone(timedelta(hours=5, minutes=30)), timezone(-timedelta(hours=8))]
+        ),
+    ).map(lambda d: d.isoformat()),
+    st.datetimes().map(lambda d: d.isoformat()),  # naive
+    st.sampled_from(
+        [
+            "2026-11-29T05:00:00Z",
+            "2026-11-29T05:00:00.123456Z",
+            "2026-11-29T05:00:00.1234567Z",
+            "2026-11-29 05:00:00Z",
+            "2026-11-29T05:00:00z",
+            "2026-13-29T05:00:00Z",
+            "2026-11-29T24:00:00Z",
+            "2026-11-29T05:00:00+0000",
+            "20261129T050000Z",
+            "2026-11-29T05:00:60Z",
+            "٢٠٢٦-11-29T05:00:00Z",
+            "2026-11-29T05:00:00.5+05:30",
+        ]
+    ),
+    scalars,
+)
+small = st.one_of(*[st.integers(min_value=-1, max_value=12)] * 8, scalars)  # mostly counts
+token_dicts = st.fixed_dictionaries(
+    {},
+    optional={
+        k: small for k in ("input", "output", "cached_input", "cache_write", "reasoning", "extra")
+    },
+)
+component_dicts = st.fixed_dictionaries(
+    {},
+    optional={
+        k: small
+        for k in (
+            "system",
+            "tool_definitions",
+            "retrieved",
+            "history",
+            "tool_responses",
+            "handoff",
+            "memory",
+            "extra",
+        )
+    },
+)
+
+
+def mutate(base: dict[str, Any], data: st.DataObject) -> dict[str, Any]:
+    doc = dict(base)
+    keys = st.sampled_from([*sorted(base), "unknown_field", "tokens", "components", "ts"])
+    for key in data.draw(st.lists(keys, max_size=4)):
+        choice = data.draw(st.integers(0, 4))
+        if choice == 0:
+            doc.pop(key, None)
+        elif choice == 1 and key == "tokens":
+            doc[key] = data.draw(st.one_of(token_dicts, token_dicts, scalars))
+        elif choice == 1 and key == "components":
+            doc["tokens"] = data.draw(token_dicts)
+            doc[key] = data.draw(st.one_of(component_dicts, component_dicts, scalars))
+        elif choice == 2 and key == "ts":
+            doc[key] = data.draw(timestamps)
+        elif choice == 3 and isinstance(base.get(key), int):
+            doc[key] = data.draw(st.one_of(st.integers(min_value=-3, max_value=10**7), scalars))
+        else:
+            doc[key] = data.draw(scalars)
+    return doc
+
+
+def slow(doc: Any) -> Any:
+    try:
+        return from_model(parse_event(doc))
+    except ContractError:
+        return None
+
+
+@settings(max_examples=1500, deadline=None)
+@given(data=st.data(), base=st.sampled_from([BASE_CALL, BASE_OUTCOME]))
+def test_fast_path_agrees_with_the_models(data: st.DataObject, base: dict[str, Any]) -> None:
+    doc = mutate(base, data)
+    fast = fast_event(doc)
+    expected = slow(doc)
+    if fast is not None:  # the fast path may only accept what the models accept, identically
+        assert expected is not None, doc
+        assert fast == expected, doc
+    # and the decoder (fast path + fallback) always ends where the models do
+    try:
+        raw = orjson.dumps(doc)
+    except TypeError:  # beyond 64-bit integers: orjson refuses them on the wire too
+        return
+    decoded = decode_events(raw)
+    if expected is None:
+        assert decoded.events == [] and len(decoded.failures) == 1
+    else:
+        assert decoded.events == [(0, expected)] and decoded.failures == []
+
+
+def test_ordinary_events_take_the_fast_path() -> None:
+    for doc in (
+        BASE_CALL,
+        BASE_OUTCOME,
+        {"kind": "call", "event_id": "e", "ts": "2026-11-29T05:00:00Z", "model": "m"},
+    ):
+        assert fast_event(doc) is not None, doc
+    assert decode_events(orjson.dumps([BASE_CALL, BASE_OUTCOME])).slow == 0
+
+
+def test_envelope_keeps_good_items_with_their_index() -> None:
+    bad = {**BASE_CALL, "event_id": "bad", "tokens": {"input": -1}}
+    odd = {**BASE_CALL, "event_id": "odd", "cost_usd": "0.5"}  # reported cost: models decide
+    decoded = decode_events(orjson.dumps([BASE_CALL, bad, odd, BASE_OUTCOME]))
+    assert [i for i, _ in decoded.events] == [0, 2, 3]
+    assert decoded.events[1][1].cost_femto == 5 * 10**14
+    ((failure, item),) = decoded.failures
+    assert failure.index == 1 and failure.event_id == "bad" and "tokens.input" in failure.reason
+    assert item == bad and decoded.envelope and decoded.slow == 2
+
+
+def test_whole_message_failures() -> None:
+    assert "not valid JSON" in decode_events(b"{nope").failures[0][0].reason
+    assert "empty message" in decode_events(None).failures[0][0].reason
+    assert "unknown kind" in decode_events(b'{"kind": "x"}').failures[0][0].reason
+    assert decode_events(b"{nope").failures[0][0].index is None
+
+
+TOKEN_KEYS = ("input", "output", "cached_input", "cache_write", "reasoning")
+COMPONENT_KEYS = (
+    "system",
+    "tool_definitions",
+    "retrieved",
+    "history",
+    "tool_responses",
+    "handoff",
+    "memory",
+)
+
+
+def agree(doc: dict[str, Any]) -> None:
+    fast, expected = fast_event(doc), slow(doc)
+    if fast is not None:
+        assert expected is not None and fast == expected, doc
+
+
+@settings(max_examples=800, deadline=None)
+@given(
+    tokens=st.fixed_dictionaries({k: st.integers(min_value=-1, max_value=12) for k in TOKEN_KEYS}),
+    comps=st.fixed_dictionaries(
+        {k: st.integers(min_value=-1, max_value=4) for k in COMPONENT_KEYS}
+    ),
+    drop=st.sets(st.sampled_from(TOKEN_KEYS + COMPONENT_KEYS)),
+    counts=st.tuples(*(st.integers(min_value=-1, max_value=3),) * 5),
+)
+def test_counts_and_their_constraints_agree(tokens, comps, drop, counts) -> None:
+    doc = dict(BASE_CALL)
+    doc["tokens"] = {k: v for k, v in tokens.items() if k not in drop}
+    doc["components"] = {k: v for k, v in comps.items() if k not in drop}
+    for key, value in zip(
+        ("step", "attempt", "tool_calls", "latency_ms", "context_window"), counts, strict=True
+    ):
+        doc[key] = value
+    agree(doc)
+
+
+@settings(max_examples=800, deadline=None)
+@given(
+    field=st.sampled_from(
+        [
+            "event_id",
+            "task_id",
+            "team",
+            "workflow",
+            "agent",
+            "parent_agent",
+            "provider",
+            "model",
+            "tool_name",
+            "status",
+            "ts",
+        ]
+    ),
+    value=st.one_of(text, timestamps),
+    kind=st.sampled_from([BASE_CALL, BASE_OUTCOME]),
+)
+def test_names_and_timestamps_agree(field, value, kind) -> None:
+    agree({**kind, field: value})
