@@ -160,7 +160,7 @@ def _print_summary(result: Any) -> None:
     incidents = Table(
         "incident",
         "caught by",
-        "time to alert",
+        "first alert after",
         "what happened",
         title="Incidents",
         title_justify="left",
