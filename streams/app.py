@@ -35,9 +35,10 @@ ROLE_MODULES: dict[str, tuple[str, ...]] = {
     "streams": ("streams.role", "streams.debt.role"),
     "sink": ("sinks.clickhouse.role",),
     "router": ("sinks.router.role",),
-    # the stream processors without the token-debt detectors (``tokengov bench streams``
-    # measures both); not part of ``all``
+    # the two halves of ``streams``, to run as separate services (each its own group);
+    # ``tokengov bench streams`` measures both. Not part of ``all``.
     "governance": ("streams.role",),
+    "debt": ("streams.debt.role",),
 }
 
 

@@ -27,7 +27,8 @@ RoleOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--role",
-        help="all (embedded mode), streams, sink or router; repeat to combine. Default: all.",
+        help="all (embedded mode), streams, sink or router (streams = governance + debt, "
+        "to run as separate services); repeat to combine. Default: all.",
     ),
 ]
 

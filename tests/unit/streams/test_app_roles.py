@@ -26,12 +26,14 @@ def test_processes_with_different_roles_use_different_groups(tmp_path) -> None:
         topics=Topics.with_prefix("p."),
     )
     assert app_id(ctx, expand_roles(["all"])) == "p.tokengov-worker"
-    groups = {app_id(ctx, expand_roles([r])) for r in ("streams", "sink", "router", "governance")}
+    roles = ("streams", "sink", "router", "governance", "debt")
+    groups = {app_id(ctx, expand_roles([r])) for r in roles}
     assert groups == {
         "p.tokengov-worker-streams",
         "p.tokengov-worker-sink",
         "p.tokengov-worker-router",
         "p.tokengov-worker-governance",
+        "p.tokengov-worker-debt",
     }
 
 
