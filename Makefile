@@ -15,7 +15,8 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/tokengov demo
 
-test: $(STAMP)
+# Every test, after the checks CI would otherwise catch too late (lint, format, types).
+test: $(STAMP) lint typecheck
 	$(BIN)/python -m pytest
 
 unit: $(STAMP)

@@ -85,18 +85,24 @@ def test_interrupted_demo_leaves_nothing_behind(tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,  # its own process group, so a failing test can end all of it
     )
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 120
-    seen = []
-    for line in proc.stdout:
-        seen.append(line)
-        if "fleet " in line or time.monotonic() > deadline:
-            break
-    assert any("fleet " in line for line in seen), "".join(seen)
-    assert processes_mentioning(str(data_dir)), "the stack should be running"
-    proc.send_signal(signal.SIGINT)
-    proc.communicate(timeout=90)
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 120
+        seen = []
+        for line in proc.stdout:
+            seen.append(line)
+            if "fleet " in line or time.monotonic() > deadline:
+                break
+        assert any("fleet " in line for line in seen), "".join(seen)
+        assert processes_mentioning(str(data_dir)), "the stack should be running"
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:  # whatever happened above, nothing outlives the test
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
     deadline = time.monotonic() + 30
     while processes_mentioning(str(data_dir)) and time.monotonic() < deadline:
         time.sleep(0.2)

@@ -41,6 +41,7 @@ class Up:
             stderr=subprocess.STDOUT,
             text=True,
             env={**os.environ, "COLUMNS": "250"},
+            start_new_session=True,  # its own process group, so a failing test can end all of it
         )
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -69,6 +70,19 @@ class Up:
         self._reader.join(timeout=10)
         return self.text
 
+    def __enter__(self) -> Up:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Whatever the test did, nothing of this ``up`` outlives it."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+
 
 def query_count(data_dir: Path) -> int:
     result = subprocess.run(
@@ -91,65 +105,65 @@ def query_count(data_dir: Path) -> int:
 
 def test_up_keeps_history_refuses_clearly_and_stops_cleanly(tmp_path):
     data_dir, port = tmp_path / "stack", free_port()
-    up = Up(data_dir, port)
-    text = up.wait_for("Ctrl-C stops everything")
-    assert f"127.0.0.1:{port}" in text and str(data_dir) in text and "policy.yaml" in text
+    with Up(data_dir, port) as up:
+        text = up.wait_for("Ctrl-C stops everything")
+        assert f"127.0.0.1:{port}" in text and str(data_dir) in text and "policy.yaml" in text
 
-    events = tmp_path / "events.jsonl"
-    events.write_text(
-        "".join(
-            json.dumps(
-                {
-                    "kind": "call",
-                    "event_id": f"e-{i}",
-                    "ts": "2026-11-29T05:00:00Z",
-                    "team": "search",
-                    "workflow": "support-triage",
-                    "task_id": f"t-{i % 4}",
-                    "model": "gpt-4.1-mini",
-                    "tokens": {"input": 1000, "output": 100},
-                }
+        events = tmp_path / "events.jsonl"
+        events.write_text(
+            "".join(
+                json.dumps(
+                    {
+                        "kind": "call",
+                        "event_id": f"e-{i}",
+                        "ts": "2026-11-29T05:00:00Z",
+                        "team": "search",
+                        "workflow": "support-triage",
+                        "task_id": f"t-{i % 4}",
+                        "model": "gpt-4.1-mini",
+                        "tokens": {"input": 1000, "output": 100},
+                    }
+                )
+                + "\n"
+                for i in range(25)
             )
-            + "\n"
-            for i in range(25)
         )
-    )
-    emitted = subprocess.run(
-        [*CLI, "emit", str(events), "--bootstrap", f"127.0.0.1:{port}"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert emitted.returncode == 0, emitted.stderr
-    deadline = time.monotonic() + 60
-    while query_count(data_dir) < 25 and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert query_count(data_dir) == 25  # through the running worker's query endpoint
+        emitted = subprocess.run(
+            [*CLI, "emit", str(events), "--bootstrap", f"127.0.0.1:{port}"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert emitted.returncode == 0, emitted.stderr
+        deadline = time.monotonic() + 60
+        while query_count(data_dir) < 25 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert query_count(data_dir) == 25  # through the running worker's query endpoint
 
-    second = subprocess.run(
-        [*CLI, "up", "--data-dir", str(data_dir), "--port", str(free_port())],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert second.returncode != 0 and "is in use" in second.stderr, second.stderr
-    busy = subprocess.run(
-        [*CLI, "up", "--data-dir", str(tmp_path / "other"), "--port", str(port)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert busy.returncode != 0 and f"port {port}" in busy.stderr, busy.stderr
+        second = subprocess.run(
+            [*CLI, "up", "--data-dir", str(data_dir), "--port", str(free_port())],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert second.returncode != 0 and "is in use" in second.stderr, second.stderr
+        busy = subprocess.run(
+            [*CLI, "up", "--data-dir", str(tmp_path / "other"), "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert busy.returncode != 0 and f"port {port}" in busy.stderr, busy.stderr
 
-    out = up.stop()
-    assert up.proc.returncode == 0, out
-    assert "nothing left running" in out
-    assert not processes_mentioning(str(data_dir))
-    assert not processes_mentioning(f"127.0.0.1:{port}")
+        out = up.stop()
+        assert up.proc.returncode == 0, out
+        assert "nothing left running" in out
+        assert not processes_mentioning(str(data_dir))
+        assert not processes_mentioning(f"127.0.0.1:{port}")
 
-    assert query_count(data_dir) == 25  # the store opened directly, no worker running
-    again = Up(data_dir, port)
-    again.wait_for("Ctrl-C stops everything")
-    assert query_count(data_dir) == 25  # the history is still there
-    again.stop()
-    assert not processes_mentioning(str(data_dir))
+        assert query_count(data_dir) == 25  # the store opened directly, no worker running
+    with Up(data_dir, port) as again:
+        again.wait_for("Ctrl-C stops everything")
+        assert query_count(data_dir) == 25  # the history is still there
+        again.stop()
+        assert not processes_mentioning(str(data_dir))
