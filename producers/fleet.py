@@ -295,6 +295,18 @@ def normal_task(
         fleet.finish(task, "failure", None)
 
 
+def _advance(running: list[Iterator[None]]) -> None:
+    """One step of the next script in turn; a finished script leaves the rotation."""
+    if not running:
+        return
+    script = running.pop(0)
+    try:
+        next(script)
+        running.append(script)
+    except StopIteration:
+        pass
+
+
 class Fleet:
     """Runs the fleet for ``duration_s`` at about ``rate`` calls per second."""
 
@@ -321,6 +333,8 @@ class Fleet:
         self.clock = clock
         self._task_seq = 0
         self._open: dict[str, TaskContext] = {}
+        self.tick = 0
+        self.total_ticks = max(1, round(duration_s * rate))
 
     # ---------------------------------------------------------------- helpers
 
@@ -562,20 +576,18 @@ class Fleet:
             shape.workflow,
         )
         target = budget.limit_usd * Decimal("1.08")
-        burn_window = self.duration_s * 0.72
-        started = time.monotonic()
+        burn_ticks = self.total_ticks * 0.72  # paced in ticks, so the run is a function of the seed
+        start_tick = self.tick
         model = "claude-sonnet-4"
+
+        def due() -> Decimal:
+            return target * Decimal(min(1.0, (self.tick - start_tick) / burn_ticks))
+
         while self._team_cost("research") < target:
             task = self.new_task("research", shape.workflow, "deep-researcher", prefix="burn")
             for turn in range(1, 4):
-                elapsed = time.monotonic() - started
-                due = target * Decimal(min(1.0, elapsed / burn_window))
-                while (
-                    self._team_cost("research") > due and time.monotonic() - started < burn_window
-                ):
+                while self._team_cost("research") > due() and self.tick - start_tick < burn_ticks:
                     yield  # ahead of schedule: wait
-                    elapsed = time.monotonic() - started
-                    due = target * Decimal(min(1.0, elapsed / burn_window))
                 comps = _components(shape, rng, turn)
                 comps["retrieved"] = 30_000
                 tokens = _usage(shape, rng, comps)
@@ -596,6 +608,23 @@ class Fleet:
         row = self.report.by_team.get(team)
         return row["cost_usd"] if row else Decimal(0)
 
+    def _well_run_tasks(
+        self,
+        name: str,
+        description: str,
+        shape: WorkflowShape,
+        agent: str,
+        prefix: str,
+        tasks: int,
+        rng: random.Random,
+    ) -> Iterator[None]:
+        """Ordinary tasks whose only fault is their setting (no profile, no price)."""
+        for n in range(tasks):
+            task = self.new_task(shape.team, shape.workflow, agent, prefix=prefix)
+            if n == 0:
+                self.start_incident(name, description, shape.team, shape.workflow, task.task_id)
+            yield from normal_task(self, task, rng, shape)
+
     def missing_profile(self, rng: random.Random) -> Iterator[None]:
         shape = WorkflowShape(
             "growth",
@@ -611,17 +640,10 @@ class Fleet:
             (100, 300),
             ("crm_lookup",),
         )
-        for n in range(4):
-            task = self.new_task(shape.team, shape.workflow, "scorer", prefix="growth")
-            if n == 0:
-                self.start_incident(
-                    "missing_profile",
-                    f"workflow {UNPROFILED_WORKFLOW} has no cost profile",
-                    shape.team,
-                    shape.workflow,
-                    task.task_id,
-                )
-            yield from normal_task(self, task, rng, shape)
+        description = f"workflow {UNPROFILED_WORKFLOW} has no cost profile"
+        return self._well_run_tasks(
+            "missing_profile", description, shape, "scorer", "growth", 4, rng
+        )
 
     def unpriced_model(self, rng: random.Random) -> Iterator[None]:
         shape = WorkflowShape(
@@ -638,17 +660,10 @@ class Fleet:
             (150, 400),
             ("fetch_ticket",),
         )
-        for n in range(3):
-            task = self.new_task(shape.team, shape.workflow, "summarizer", prefix="unpriced")
-            if n == 0:
-                self.start_incident(
-                    "unpriced_model",
-                    f"calls to {UNPRICED_MODEL}, which has no price",
-                    shape.team,
-                    shape.workflow,
-                    task.task_id,
-                )
-            yield from normal_task(self, task, rng, shape)
+        description = f"calls to {UNPRICED_MODEL}, which has no price"
+        return self._well_run_tasks(
+            "unpriced_model", description, shape, "summarizer", "unpriced", 3, rng
+        )
 
     # ------------------------------------------------------------------- run
 
@@ -670,28 +685,22 @@ class Fleet:
         shapes = [s for s in SHAPES for _ in range(s.weight)]
         running: list[Iterator[None]] = []
         schedule = self._schedule()
-        started = time.monotonic()
         interval = 1.0 / self.rate
-        next_tick = started
-        while not should_stop():
-            elapsed = time.monotonic() - started
-            if elapsed >= self.duration_s:
-                break
-            while schedule and elapsed >= schedule[0][0] * self.duration_s:
+        next_tick = time.monotonic()
+        # Scheduling counts ticks (one script step each), not seconds: what happens is a
+        # function of the seed; the clock only paces it.
+        while not should_stop() and self.tick < self.total_ticks:
+            while schedule and self.tick >= schedule[0][0] * self.total_ticks:
                 _, name = schedule.pop(0)
                 running.append(getattr(self, name)(random.Random(f"{self.seed}:{name}")))
-            if len(running) < 12 and elapsed < self.duration_s * 0.9:
+            if len(running) < 12 and self.tick < self.total_ticks * 0.9:
                 shape = rng.choice(shapes)
                 task = self.new_task(
                     shape.team, shape.workflow, "planner" if shape.handoff_to else "agent"
                 )
                 running.append(normal_task(self, task, random.Random(rng.random()), shape))
-            script = running.pop(0)
-            try:
-                next(script)
-                running.append(script)
-            except StopIteration:
-                pass
+            self.tick += 1
+            _advance(running)
             next_tick += interval
             delay = next_tick - time.monotonic()
             if delay > 0:
@@ -700,14 +709,10 @@ class Fleet:
                 next_tick = time.monotonic()  # fell behind: do not burst to catch up
         # Wind down: no new tasks; let running ones finish, paced, for a little longer;
         # whatever is still open then ends as abandoned, so every task has its outcome.
-        wind_down = time.monotonic() + max(3.0, self.duration_s * 0.15)
-        while running and time.monotonic() < wind_down and not should_stop():
-            script = running.pop(0)
-            try:
-                next(script)
-                running.append(script)
-            except StopIteration:
-                pass
+        wind_down = self.tick + max(3 * self.rate, 0.15 * self.total_ticks)
+        while running and self.tick < wind_down and not should_stop():
+            self.tick += 1
+            _advance(running)
             time.sleep(interval)
         for task in list(self._open.values()):
             self.finish(task, "abandoned", None)

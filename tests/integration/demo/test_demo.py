@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from producers.fleet import INCIDENTS
+from tokengov.cli.demo import ANALYST_QUERIES
 from tokengov.local.demo import run_demo
 from tokengov.settings import Settings
 
@@ -67,6 +68,39 @@ def test_demo_catches_every_incident_and_stores_exactly_what_was_emitted(tmp_pat
     assert result.webhooks_received.get("search-hook", 0) >= 1
     assert not result.webhooks_rejected
     assert not processes_mentioning(str(data_dir)), "the demo left a process behind"
+
+    # what the summary tells an analyst to run next works on the real store
+    cli = [sys.executable, "-m", "tokengov.cli.main"]
+    for _title, sql in ANALYST_QUERIES:
+        ran = subprocess.run(
+            [*cli, "query", "--data-dir", str(data_dir), sql],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert ran.returncode == 0 and "row(s)" in ran.stdout, ran.stderr
+    out = tmp_path / "debt.html"
+    report = subprocess.run(
+        [
+            *cli,
+            "debt",
+            "report",
+            "--data-dir",
+            str(data_dir),
+            "--policy",
+            str(POLICY),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert report.returncode == 0, report.stderr
+    html = out.read_text()
+    assert (
+        "orchestration" in html and "context" in html
+    )  # the chatty handoffs and the resent history
 
 
 def test_interrupted_demo_leaves_nothing_behind(tmp_path):
