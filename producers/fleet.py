@@ -267,6 +267,7 @@ def normal_task(
     try:
         for turn in range(1, turns + 1):
             model = fleet.ask_guard(ctx) or shape.model
+            yield from fleet.wait_if_throttled()
             if shape.handoff_to and turn == turns and ctx is task:
                 ctx = task.handoff(shape.handoff_to)
                 comps = _components(shape, rng, turn, handoff=600)
@@ -334,6 +335,7 @@ class Fleet:
         self._task_seq = 0
         self._open: dict[str, TaskContext] = {}
         self.tick = 0
+        self._deferred_s = 0.0
         self.total_ticks = max(1, round(duration_s * rate))
 
     # ---------------------------------------------------------------- helpers
@@ -393,6 +395,17 @@ class Fleet:
         self.report.outcomes += 1
         self.report.outcome_status[status] += 1
 
+    def defer(self, seconds: float) -> None:
+        """The guard's ``sleep`` for a throttled agent. The fleet runs every agent on one
+        thread, so instead of sleeping (and stalling them all) the throttled agent's own
+        script waits that long in ticks (:meth:`wait_if_throttled`)."""
+        self._deferred_s += seconds
+
+    def wait_if_throttled(self) -> Iterator[None]:
+        ticks, self._deferred_s = round(self._deferred_s * self.rate), 0.0
+        for _ in range(ticks):
+            yield
+
     def ask_guard(self, ctx: TaskContext) -> str | None:
         """The guard's answer before a call: a fallback model, or None to go on. Pauses raise."""
         verdict = ctx.before_call()
@@ -429,6 +442,7 @@ class Fleet:
         try:
             for _ in range(1, 200):
                 self.ask_guard(task)
+                yield from self.wait_if_throttled()
                 comps = _components(shape, rng, 1, tool_responses=150)
                 comps["retrieved"] = 400
                 self.record(
@@ -592,6 +606,7 @@ class Fleet:
                 comps["retrieved"] = 30_000
                 tokens = _usage(shape, rng, comps)
                 fallback = self.ask_guard(task)
+                yield from self.wait_if_throttled()
                 self.record(
                     task,
                     shape,

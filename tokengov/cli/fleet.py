@@ -42,29 +42,28 @@ def fleet_command(
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, on_signal)
     topics = Topics()
+    emitter = TokenEmitter(
+        settings.kafka_bootstrap, topic=topics.events, spool_dir=Path(settings.data_dir) / "spool"
+    )
+    fleet = Fleet(
+        emitter,
+        load_policy(policy_path),
+        seed=seed,
+        rate=rate,
+        duration_s=duration,
+        on_incident=lambda incident, what: console.print(
+            f"[cyan]fleet[/] {incident.name}: {incident.description} — {what}"
+        ),
+    )
     follower = None
     if guard:
         from producers.guard import Guard
 
-        follower = Guard(settings.kafka_bootstrap, topics)
+        # A throttled agent waits in its own script, not by stalling the fleet's one thread.
+        follower = Guard(settings.kafka_bootstrap, topics, sleep=fleet.defer)
         follower.start()
-    emitter = TokenEmitter(
-        settings.kafka_bootstrap,
-        topic=topics.events,
-        spool_dir=Path(settings.data_dir) / "spool",
-        guard=follower,
-    )
+        emitter.guard = follower
     try:
-        fleet = Fleet(
-            emitter,
-            load_policy(policy_path),
-            seed=seed,
-            rate=rate,
-            duration_s=duration,
-            on_incident=lambda incident, what: console.print(
-                f"[cyan]fleet[/] {incident.name}: {incident.description} — {what}"
-            ),
-        )
         report = fleet.run(should_stop=stop.is_set)
     finally:
         emitter.close()

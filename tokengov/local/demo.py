@@ -244,25 +244,24 @@ def run_demo(
             info.bootstrap, stack.topics.alerts, stack.topics.decisions, on_alert, on_decision
         )
         follower.start()
-        guard = Guard(info.bootstrap, stack.topics)
-        guard.start()
         run_started = datetime.now().astimezone()
         emitter = TokenEmitter(
-            info.bootstrap,
-            topic=stack.topics.events,
-            spool_dir=settings.data_dir / "spool",
-            guard=guard,
+            info.bootstrap, topic=stack.topics.events, spool_dir=settings.data_dir / "spool"
         )
+        fleet = Fleet(
+            emitter,
+            policy,
+            seed=seed,
+            rate=rate,
+            duration_s=duration_s,
+            incidents=incidents,
+            on_incident=on_incident,
+        )
+        # A throttled agent waits in its own script, not by stalling the fleet's one thread.
+        guard = Guard(info.bootstrap, stack.topics, sleep=fleet.defer)
+        guard.start()
+        emitter.guard = guard
         try:
-            fleet = Fleet(
-                emitter,
-                policy,
-                seed=seed,
-                rate=rate,
-                duration_s=duration_s,
-                incidents=incidents,
-                on_incident=on_incident,
-            )
             report = fleet.run(should_stop=should_stop)
         finally:
             emitter.close()
