@@ -63,8 +63,17 @@ def ts_ranges(
     return ranges
 
 
+def _stored_precision(value: datetime) -> datetime:
+    """The timestamp as ``DateTime64(3)`` keeps it: floored to the millisecond. Bounds must be
+    floored too, or an event whose stored ts lost its microseconds falls outside its range."""
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
 def _where_ts(ranges: Sequence[tuple[datetime, datetime]]) -> str:
-    return " OR ".join(f"ts BETWEEN {_ts_literal(lo)} AND {_ts_literal(hi)}" for lo, hi in ranges)
+    return " OR ".join(
+        f"ts BETWEEN {_ts_literal(_stored_precision(lo))} AND {_ts_literal(_stored_precision(hi))}"
+        for lo, hi in ranges
+    )
 
 
 def stored_in_ranges_sql(

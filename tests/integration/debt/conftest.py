@@ -1,10 +1,5 @@
-"""Fixtures for the debt report: a tmp chdb store holding DESIGN.md's tables, and a real
-headless chromium driven over the DevTools protocol.
-
-The DDL below is a stand-in with DESIGN.md's table and column names, so the report
-is tested against the real engine while the schema owner (sinks/clickhouse) writes
-the real one; the lead reconciles the two.
-"""
+"""Fixtures for the debt report: a tmp chdb store with the project's real schema, and a
+real headless chromium driven over the DevTools protocol."""
 
 from __future__ import annotations
 
@@ -19,105 +14,32 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import clickhouse_connect
 import pytest
 
+from sinks.clickhouse.dedup import existing_event_ids
 from sinks.clickhouse.reader import StoreReader
+from sinks.clickhouse.rows import (
+    FINDING_COLUMNS,
+    OUTCOME_COLUMNS,
+    TOKEN_EVENT_COLUMNS,
+    event_row,
+    finding_row,
+    outcome_row,
+)
+from sinks.clickhouse.rows import Finding as SinkFinding
+from sinks.clickhouse.store import ClickHouseStore
 from streams.debt.findings import Finding
 from tokengov.contracts import CallEvent, Outcome
 from tokengov.policy import PriceCatalog
 from tokengov.pricing import price_call
 
-DDL = (
-    """CREATE TABLE token_events (
-        event_id String, ts DateTime64(3, 'UTC'), team LowCardinality(String),
-        workflow LowCardinality(String), task_id String, agent String,
-        parent_agent Nullable(String), step UInt32, provider LowCardinality(String),
-        model LowCardinality(String), input_tokens UInt64, output_tokens UInt64,
-        cached_input_tokens UInt64, cache_write_tokens UInt64, reasoning_tokens UInt64,
-        system_tokens UInt64, tool_definitions_tokens UInt64, retrieved_tokens UInt64,
-        history_tokens UInt64, tool_responses_tokens UInt64, handoff_tokens UInt64,
-        memory_tokens UInt64, attempt UInt32, tool_calls UInt32, tool_name Nullable(String),
-        latency_ms Nullable(UInt32), status LowCardinality(String),
-        cost_usd Decimal(38, 12), schema_version UInt8
-    ) ENGINE = ReplacingMergeTree ORDER BY (team, workflow, ts, event_id)""",
-    """CREATE TABLE task_outcomes (
-        event_id String, ts DateTime64(3, 'UTC'), team LowCardinality(String),
-        workflow LowCardinality(String), task_id String, status LowCardinality(String),
-        quality Nullable(Float64), schema_version UInt8
-    ) ENGINE = ReplacingMergeTree ORDER BY (team, workflow, ts, event_id)""",
-    """CREATE TABLE findings (
-        finding_id String, ts DateTime64(3, 'UTC'), area LowCardinality(String),
-        team LowCardinality(String), workflow String, agent Nullable(String),
-        detector LowCardinality(String), evidence String,
-        estimated_waste_tokens_per_day UInt64, estimated_waste_usd_per_day Decimal(38, 12),
-        confidence Float64, better_pattern String
-    ) ENGINE = ReplacingMergeTree ORDER BY (team, workflow, detector, ts, finding_id)""",
-    """CREATE TABLE spend_daily (
-        day Date, team LowCardinality(String), workflow LowCardinality(String),
-        model LowCardinality(String), calls UInt64, input_tokens UInt64, output_tokens UInt64,
-        cached_input_tokens UInt64, cache_write_tokens UInt64, reasoning_tokens UInt64,
-        cost_usd Decimal(38, 12), retries UInt64, errors UInt64
-    ) ENGINE = SummingMergeTree ORDER BY (day, team, workflow, model)""",
-)
-
-ROLLUP = """INSERT INTO spend_daily
-    SELECT toDate(ts) AS day, team, workflow, model, count(), sum(input_tokens),
-           sum(output_tokens), sum(cached_input_tokens), sum(cache_write_tokens),
-           sum(reasoning_tokens), sum(cost_usd), countIf(attempt > 1), countIf(status != 'ok')
-    FROM (SELECT * FROM token_events ORDER BY ts LIMIT 1 BY event_id)
-    GROUP BY day, team, workflow, model"""
-
-EVENT_COLUMNS = (
-    "event_id",
-    "ts",
-    "team",
-    "workflow",
-    "task_id",
-    "agent",
-    "parent_agent",
-    "step",
-    "provider",
-    "model",
-    "input_tokens",
-    "output_tokens",
-    "cached_input_tokens",
-    "cache_write_tokens",
-    "reasoning_tokens",
-    "system_tokens",
-    "tool_definitions_tokens",
-    "retrieved_tokens",
-    "history_tokens",
-    "tool_responses_tokens",
-    "handoff_tokens",
-    "memory_tokens",
-    "attempt",
-    "tool_calls",
-    "tool_name",
-    "latency_ms",
-    "status",
-    "cost_usd",
-    "schema_version",
-)
-FINDING_COLUMNS = (
-    "finding_id",
-    "ts",
-    "area",
-    "team",
-    "workflow",
-    "agent",
-    "detector",
-    "evidence",
-    "estimated_waste_tokens_per_day",
-    "estimated_waste_usd_per_day",
-    "confidence",
-    "better_pattern",
-)
-
 
 @dataclass
 class Store:
-    client: Any
+    """The real ClickHouse schema (``sinks.clickhouse`` migrations, rollups kept by its
+    materialized views) in a tmp chdb store, filled the way the sink's writer fills it."""
+
+    store: ClickHouseStore
     dsn: str
 
     def reader(self) -> StoreReader:
@@ -125,112 +47,45 @@ class Store:
         return StoreReader(self.dsn)
 
     def insert_events(self, events: Sequence[CallEvent | Outcome], catalog: PriceCatalog) -> None:
-        calls, outcomes = [], []
-        for e in events:
-            if isinstance(e, CallEvent):
-                t, c = e.tokens, e.components
-                calls.append(
-                    [
-                        e.event_id,
-                        e.ts,
-                        e.team,
-                        e.workflow,
-                        e.task,
-                        e.agent,
-                        e.parent_agent,
-                        e.step,
-                        e.provider,
-                        e.model,
-                        t.input,
-                        t.output,
-                        t.cached_input,
-                        t.cache_write,
-                        t.reasoning,
-                        c.system,
-                        c.tool_definitions,
-                        c.retrieved,
-                        c.history,
-                        c.tool_responses,
-                        c.handoff,
-                        c.memory,
-                        e.attempt,
-                        e.tool_calls,
-                        e.tool_name,
-                        e.latency_ms,
-                        e.status,
-                        price_call(e, catalog).cost_usd,
-                        e.schema_version,
-                    ]
-                )
-            else:
-                outcomes.append(
-                    [
-                        e.event_id,
-                        e.ts,
-                        e.team,
-                        e.workflow,
-                        e.task_id,
-                        e.status,
-                        e.quality,
-                        e.schema_version,
-                    ]
-                )
-        if calls:
-            self.client.insert("token_events", calls, column_names=list(EVENT_COLUMNS))
-        if outcomes:
-            self.client.insert(
-                "task_outcomes",
-                outcomes,
-                column_names=[
-                    "event_id",
-                    "ts",
-                    "team",
-                    "workflow",
-                    "task_id",
-                    "status",
-                    "quality",
-                    "schema_version",
-                ],
-            )
+        """Insert as the writer does: event ids already stored are left out (the writer's
+        own lookup), so a replay counts once in the raw tables and in the rollups."""
+        calls = [e for e in events if isinstance(e, CallEvent)]
+        outcomes = [e for e in events if isinstance(e, Outcome)]
+        for table, items, columns in (
+            ("token_events", calls, TOKEN_EVENT_COLUMNS),
+            ("task_outcomes", outcomes, OUTCOME_COLUMNS),
+        ):
+            stored = existing_event_ids(self.store, table, [(e.event_id, e.ts) for e in items])
+            fresh = [e for e in items if e.event_id not in stored]
+            rows = [
+                event_row(e, price_call(e, catalog)) if isinstance(e, CallEvent) else outcome_row(e)
+                for e in fresh
+            ]
+            if rows:
+                self.store.insert(table, rows, columns=columns)
 
     def roll_up(self) -> None:
-        self.client.command("TRUNCATE TABLE spend_daily")
-        self.client.command(ROLLUP)
+        """Nothing to do: ClickHouse keeps spend_hourly and spend_daily itself."""
 
     def insert_findings(self, findings: Sequence[Finding]) -> None:
         rows = [
-            [
-                f.finding_id,
-                f.ts,
-                f.area,
-                f.team,
-                f.workflow,
-                f.agent,
-                f.detector,
-                json.dumps(f.evidence),
-                f.estimated_waste_tokens_per_day,
-                f.estimated_waste_usd_per_day,
-                f.confidence,
-                f.better_pattern,
-            ]
-            for f in findings
+            finding_row(SinkFinding.model_validate(f.model_dump(mode="json"))) for f in findings
         ]
         if rows:
-            self.client.insert("findings", rows, column_names=list(FINDING_COLUMNS))
+            self.store.insert("findings", rows, columns=FINDING_COLUMNS)
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
-    """A fresh embedded ClickHouse (chdb) with the report's tables. One per test: chdb
-    holds one data directory per process, so the client is closed at the end."""
+    """A fresh embedded ClickHouse (chdb) with the project's schema. One per test: chdb
+    holds one data directory per process, so the store is closed at the end."""
     dsn = f"chdb://{tmp_path / 'clickhouse'}"
-    client = clickhouse_connect.get_client(dsn=dsn)
+    store = ClickHouseStore(dsn)
     try:
-        for statement in DDL:
-            client.command(statement)
-        yield Store(client, dsn)
+        store.ensure_schema()
+        yield Store(store, dsn)
     finally:
-        client.close()
+        store.close()
 
 
 # ------------------------------------------------------------------ chromium

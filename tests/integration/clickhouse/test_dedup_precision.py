@@ -1,0 +1,42 @@
+"""Regression: the stored ts is DateTime64(3); a replayed event whose ts carries microseconds
+must still be found by the writer's duplicate lookup (it was missed at the range bounds)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from sinks.clickhouse.dedup import existing_event_ids
+from sinks.clickhouse.rows import TOKEN_EVENT_COLUMNS, event_row
+from sinks.clickhouse.store import ClickHouseStore
+from tokengov.contracts import CallEvent, TokenCounts
+from tokengov.pricing import PricedCall
+
+pytestmark = pytest.mark.integration
+
+
+def test_replayed_ids_with_microseconds_are_found(tmp_path):
+    store = ClickHouseStore(f"chdb://{tmp_path / 'clickhouse'}")
+    try:
+        store.ensure_schema()
+        base = datetime(2026, 11, 29, 5, 0, 0, 123456, tzinfo=UTC)
+        events = [
+            CallEvent(
+                event_id=f"e-{i}",
+                ts=base + timedelta(seconds=i, microseconds=789 * i),
+                model="m",
+                tokens=TokenCounts(input=10, output=1),
+            )
+            for i in range(5)
+        ]
+        rows = [event_row(e, PricedCall(cost_usd=Decimal(0), source="catalog")) for e in events]
+        store.insert("token_events", rows, columns=TOKEN_EVENT_COLUMNS)
+        keyed = [(e.event_id, e.ts) for e in events]
+        assert existing_event_ids(store, "token_events", keyed) == {e.event_id for e in events}
+        # the first and the last alone: each is the bound of its own range
+        assert existing_event_ids(store, "token_events", keyed[:1]) == {"e-0"}
+        assert existing_event_ids(store, "token_events", keyed[-1:]) == {"e-4"}
+    finally:
+        store.close()
