@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from sinks.clickhouse.endpoint import QueryEndpoint
 from sinks.clickhouse.reader import StoreReader
+from sinks.clickhouse.rows import ALERT_COLUMNS
 from sinks.router.history import AlertHistory
 from sinks.router.notification import NotificationAttempt
 from sinks.router.notification_log import ClickHouseNotificationLog
@@ -25,21 +26,6 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[3]
 T0 = datetime(2026, 11, 29, 5, 0, tzinfo=UTC)
-COLUMNS = [
-    "alert_id",
-    "fingerprint",
-    "kind",
-    "severity",
-    "status",
-    "team",
-    "workflow",
-    "task_id",
-    "labels",
-    "summary",
-    "evidence",
-    "starts_at",
-    "ends_at",
-]
 
 
 def row(alert_id, fingerprint, kind, team, status, starts_min, *, task=None, ends_min=None):
@@ -71,7 +57,7 @@ def populated(chdb_dsn):
             row("a2", "fp-2", "loop", "search", "firing", 2, task="t-2"),
             row("a3", "fp-3", "budget_threshold", "growth", "firing", 3),
         ],
-        column_names=COLUMNS,
+        column_names=list(ALERT_COLUMNS),
     )
     log = ClickHouseNotificationLog(client)
     for attempt, result, error in [
