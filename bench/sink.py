@@ -2,14 +2,15 @@
 millions of events.
 
 1. Writer: N call events in 200-event batch envelopes on a real (embedded) broker,
-   consumed by :class:`SinkWriter` into chdb — decode, price, event-id lookup, plan,
-   insert (the views fill the rollups), commit. Rows/s from its first message to
-   its last commit.
+   consumed by :class:`SinkWriter` into chdb — decode, price, serialize, event-id
+   lookup, plan, insert (the views fill the rollups), commit. Rows/s from its first
+   message to its last commit; once with the writer's decoder processes (``--decoders``,
+   the worker's default) and once decoding in the writer's own thread.
 2. Baseline: the same rows, already built (as columns), inserted with a bare
    clickhouse-connect ``client.insert`` in the same batch size into the same (emptied)
    tables, views included.
-3. Decode ceiling: the same messages through ``decode_message`` + pricing + row
-   building only, no I/O — where the writer's time goes.
+3. Decode ceiling: the same messages decoded, priced and serialized to Native blocks
+   in this one process, no I/O — where the writer's time goes.
 4. Reports: ``--events`` call events (and an outcome per task, and alerts)
    generated inside ClickHouse with ``INSERT … SELECT FROM numbers()``, then each
    report's latency (best of 3) through the same code path ``tokengov report`` uses.
@@ -17,6 +18,7 @@ millions of events.
 
 from __future__ import annotations
 
+import gc
 import tempfile
 import threading
 import time
@@ -30,14 +32,15 @@ from typing import Any
 import orjson
 from confluent_kafka import Producer
 
-from sinks.clickhouse.batch import Consumed, Flush, PartitionSlice
+from sinks.clickhouse.batch import Flush
 from sinks.clickhouse.decode import MessageDecoder
+from sinks.clickhouse.encode import DecodePool, default_decoders
 from sinks.clickhouse.migrate import migrate
 from sinks.clickhouse.reader import StoreReader
 from sinks.clickhouse.reports import REPORTS, ReportWindow, run_report
-from sinks.clickhouse.role import tune_gc
 from sinks.clickhouse.store import ClickHouseStore
-from sinks.clickhouse.writer import COLUMNS, SinkConfig, SinkWriter
+from sinks.clickhouse.tuning import tune_gc
+from sinks.clickhouse.writer import COLUMNS, SinkConfig, SinkWriter, column_types
 from tokengov.local.broker import EmbeddedBroker, free_port
 from tokengov.policy import Policy, load_policy
 from tokengov.topics import Topics, ensure_topics, topic_specs
@@ -54,6 +57,8 @@ START = datetime(2026, 9, 1, tzinfo=UTC)
 class SinkBenchResult:
     writer_rows: int
     writer_s: float
+    inline_s: float
+    decoders: int
     bare_s: float
     decode_s: float
     report_events: int
@@ -63,6 +68,10 @@ class SinkBenchResult:
     @property
     def writer_rate(self) -> float:
         return self.writer_rows / self.writer_s
+
+    @property
+    def inline_rate(self) -> float:
+        return self.writer_rows / self.inline_s
 
     @property
     def bare_rate(self) -> float:
@@ -131,14 +140,20 @@ def _messages(docs: list[dict[str, Any]], envelope: int) -> list[tuple[bytes, by
     return out
 
 
-def _decode_rows(messages: list[tuple[bytes, bytes]], policy: Policy) -> tuple[list[Any], float]:
+def _decode_rows(
+    messages: list[tuple[bytes, bytes]], policy: Policy, store: ClickHouseStore, run: int
+) -> tuple[list[Any], float]:
+    """The rows of ``messages`` (for the bare insert), and the time one process takes to
+    decode, price and serialize them as the writer's decoders do."""
     decoder = MessageDecoder(lambda: policy.catalog)
+    pool = DecodePool(0, column_types(store), decoder, decoder.catalog)
+    values: list[bytes | None] = [value for _key, value in messages]
     started = time.perf_counter()
-    piece = PartitionSlice("events", 0)
-    for offset, (_key, value) in enumerate(messages):
-        piece.messages.append(Consumed("events", 0, offset, decoder.decode("events", value)))
-    rows = [i.row for _, i in Flush.of([piece]).rows_by_table()["token_events"]]
-    return rows, time.perf_counter() - started
+    for i in range(0, len(values), run):
+        pool.encode_here("events", values[i : i + run])
+    elapsed = time.perf_counter() - started
+    rows = [item.row for v in values for item in decoder.decode("events", v).items]
+    return rows, elapsed
 
 
 def _bench_writer(
@@ -148,8 +163,12 @@ def _bench_writer(
     rows: int,
     policy: Policy,
     batch_rows: int,
+    decoders: int,
     progress: Callable[[str], None],
 ) -> float:
+    for table in ("token_events", "spend_hourly", "spend_daily"):
+        store.command(f"TRUNCATE TABLE {table}")
+    settle(store)
     prefix = f"bench{uuid.uuid4().hex[:6]}."
     ensure_topics(bootstrap, topic_specs(prefix=prefix, event_partitions=4))
     topics = Topics.with_prefix(prefix)
@@ -166,7 +185,6 @@ def _bench_writer(
         producer.poll(0)
     producer.flush(60)
     progress(f"produced {len(messages):,} envelopes")
-    first: list[float] = []
     done = threading.Event()
 
     def stage(name: str, _flush: Flush) -> None:
@@ -177,38 +195,33 @@ def _bench_writer(
         bootstrap=bootstrap,
         topics=topics,
         store=store,
-        decoder=_TimedDecoder(MessageDecoder(lambda: policy.catalog), first),
-        config=SinkConfig(group_id=f"{prefix}sink", max_rows=batch_rows, max_delay_s=0.5),
+        decoder=MessageDecoder(lambda: policy.catalog),
+        config=SinkConfig(
+            group_id=f"{prefix}sink", max_rows=batch_rows, max_delay_s=0.5, decoders=decoders
+        ),
         on_stage=stage,
     )
     writer.start()
     try:
         if not done.wait(600):
-            raise RuntimeError(f"writer did not finish: {writer.counters}")
-        finished = time.perf_counter()
+            raise RuntimeError(f"writer did not finish: {writer.error or writer.counters}")
+        finished = time.monotonic()
     finally:
         writer.stop()
     if writer.error is not None:
         raise RuntimeError(f"writer failed: {writer.error}")
-    return finished - first[0]
-
-
-class _TimedDecoder(MessageDecoder):
-    """Notes when the writer receives its first message."""
-
-    def __init__(self, inner: MessageDecoder, first: list[float]) -> None:
-        self._inner = inner
-        self._first = first
-
-    def decode(self, kind: Any, value: bytes | None) -> Any:
-        if not self._first:
-            self._first.append(time.perf_counter())
-        return self._inner.decode(kind, value)
+    stored = store.fetch("SELECT count() FROM token_events").scalar()
+    if stored != rows or writer.counters.row_path_flushes:
+        raise RuntimeError(f"writer stored {stored} of {rows} rows: {writer.counters}")
+    first = writer.counters.first_message_at
+    assert first is not None
+    return finished - first
 
 
 def _bench_bare(store: ClickHouseStore, rows: list[Any], batch_rows: int) -> float:
     for table in ("token_events", "spend_hourly", "spend_daily"):
         store.command(f"TRUNCATE TABLE {table}")
+    settle(store)
     client = store.client()
     columns = list(COLUMNS["token_events"])
     # The rows as columns, prepared before the clock starts: the fastest bare insert.
@@ -322,14 +335,13 @@ def run(
     policy_path: Path,
     bootstrap: str | None = None,
     batch_rows: int = 50_000,
+    decoders: int | None = None,
     progress: Callable[[str], None] = lambda _msg: None,
 ) -> SinkBenchResult:
     policy = load_policy(policy_path)
     tune_gc()  # as `tokengov worker --role sink` does
-    docs = _events(writer_events)
-    messages = _messages(docs, 200)
-    rows, decode_s = _decode_rows(messages, policy)
-    progress(f"decoded {len(rows):,} rows without I/O in {decode_s:.2f} s")
+    decoders = default_decoders() if decoders is None else decoders
+    messages = _messages(_events(writer_events), 200)
     with tempfile.TemporaryDirectory(prefix="tokengov-bench-sink-") as tmp:
         broker: EmbeddedBroker | None = None
         if bootstrap is None:
@@ -339,12 +351,26 @@ def run(
         store = ClickHouseStore(f"chdb://{Path(tmp) / 'clickhouse'}")
         try:
             migrate(store)
-            writer_s = _bench_writer(
-                store, bootstrap, messages, len(rows), policy, batch_rows, progress
-            )
-            progress(f"writer: {len(rows):,} rows in {writer_s:.2f} s")
+            config = SinkConfig()
+            rows, decode_s = _decode_rows(messages, policy, store, config.run_messages)
+            progress(f"decoded and serialized {len(rows):,} rows without I/O in {decode_s:.2f} s")
+            # The bench's own data (every message, every row) lives to the end: keep it out of
+            # the collector's scans, which would otherwise slow whatever runs next.
+            gc.freeze()
+            # The bare insert runs first (an empty store) and again last; the faster counts.
             bare_s = _bench_bare(store, rows, batch_rows)
             progress(f"bare insert: {len(rows):,} rows in {bare_s:.2f} s")
+            writer_s = _bench_writer(
+                store, bootstrap, messages, len(rows), policy, batch_rows, decoders, progress
+            )
+            progress(f"writer ({decoders} decoders): {len(rows):,} rows in {writer_s:.2f} s")
+            inline_s = _bench_writer(
+                store, bootstrap, messages, len(rows), policy, batch_rows, 0, progress
+            )
+            progress(f"writer (decoding in its thread): {len(rows):,} rows in {inline_s:.2f} s")
+            again_s = _bench_bare(store, rows, batch_rows)
+            progress(f"bare insert again: {len(rows):,} rows in {again_s:.2f} s")
+            bare_s = min(bare_s, again_s)
             started = time.perf_counter()
             generate_history(store, report_events)
             generate_s = time.perf_counter() - started
@@ -357,5 +383,13 @@ def run(
             if broker is not None:
                 broker.stop()
     return SinkBenchResult(
-        len(rows), writer_s, bare_s, decode_s, report_events, generate_s, reports
+        len(rows),
+        writer_s,
+        inline_s,
+        decoders,
+        bare_s,
+        decode_s,
+        report_events,
+        generate_s,
+        reports,
     )

@@ -36,6 +36,12 @@ class Settings(BaseSettings):
         description="Retention of the raw ClickHouse tables (token_events, task_outcomes, "
         "notifications) in days; rollups are kept. Default: keep everything.",
     )
+    sink_decoders: int | None = Field(
+        default=None,
+        ge=0,
+        description="Decoder processes of the ClickHouse writer (0: decode in the writer's "
+        "thread). Default: one per CPU, at most four.",
+    )
     grafana_url: str | None = None
     grafana_token: SecretStr | None = None
     query_endpoint: str = Field(

@@ -1,26 +1,30 @@
 """What the writer buffers, when it flushes, and what one flush writes (pure; no I/O).
 
 A *flush* is every buffered message of some Kafka partitions, each partition a
-contiguous offset range. It leaves out the rows whose event id is already
-stored (``skipped_event_ids``, filled by the writer) or repeated earlier in the
-flush, and derives each insert's deduplication token from the rows it actually
-carries: the same rows give the same token, different rows a different one.
+contiguous offset range, held as runs of messages (:class:`Consumed`) that the
+decoder pool encoded (:mod:`sinks.clickhouse.encode`). Its rows go in as the
+runs' Native blocks; when rows must be left out — their event id is already
+stored (``skipped_event_ids``, filled by the writer) or repeats an earlier row of
+the flush — the flush is decoded again into rows (:meth:`Flush.decode`). Each
+insert's deduplication token is derived from the rows it actually carries: the
+same rows give the same token, different rows a different one.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Final
 
 from sinks.clickhouse.decode import Decoded, Item, Reject
+from sinks.clickhouse.encode import Encoded, summarize
 
 __all__ = [
     "Batcher",
     "Consumed",
     "Flush",
+    "Origin",
     "PartitionSlice",
     "Plan",
     "TopicPartitionKey",
@@ -28,21 +32,40 @@ __all__ = [
 ]
 
 TopicPartitionKey = tuple[str, int]
+#: Where a row or a reject came from: (topic, partition, offset).
+Origin = tuple[str, int, int]
 TOKEN_PREFIX: Final = "tokengov-sink"  # noqa: S105
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Consumed:
-    """One Kafka message, decoded."""
+    """A run of consecutive messages of one partition (ascending offsets), encoded for
+    ClickHouse. ``decoded`` (one per message) is filled only when the row path needs it."""
 
     topic: str
     partition: int
-    offset: int
-    decoded: Decoded
+    offsets: list[int]
+    values: list[bytes | None]
+    encoded: Encoded
+    decoded: list[Decoded] | None = None
+
+    @classmethod
+    def of_decoded(cls, topic: str, partition: int, offset: int, decoded: Decoded) -> Consumed:
+        """One message decoded here, without Native blocks (its rows take the row path)."""
+        encoded, _rows = summarize([decoded])
+        return cls(topic, partition, [offset], [None], encoded, [decoded])
+
+    @property
+    def offset(self) -> int:
+        return self.offsets[0]
+
+    @property
+    def end(self) -> int:
+        return self.offsets[-1]
 
     @property
     def rows(self) -> int:
-        return len(self.decoded.items)
+        return self.encoded.row_count
 
 
 @dataclass(slots=True)
@@ -61,7 +84,7 @@ class PartitionSlice:
 
     @property
     def end(self) -> int:
-        return self.messages[-1].offset
+        return self.messages[-1].end
 
     @property
     def rows(self) -> int:
@@ -95,41 +118,87 @@ class Flush:
 
     slices: list[PartitionSlice]
     skipped_event_ids: frozenset[str] = frozenset()
+    repeats: bool = False  # an event id occurs more than once in the flush
     reconcile: bool = False  # an earlier attempt may have been applied in part
 
     @classmethod
     def of(cls, slices: Iterable[PartitionSlice]) -> Flush:
         return cls(sorted((s for s in slices if s.messages), key=lambda s: s.key))
 
-    def items(self) -> Iterator[tuple[Consumed, Item]]:
+    @property
+    def decoded(self) -> bool:
+        """Whether every message's rows are at hand (the row path)."""
+        return all(m.decoded is not None for s in self.slices for m in s.messages)
+
+    def decode(self, decode: Callable[[str, Sequence[bytes | None]], list[Decoded]]) -> None:
+        """Fill in the rows of every run (``decode(topic, values)`` decodes its messages)."""
         for piece in self.slices:
             for message in piece.messages:
-                for item in message.decoded.items:
-                    yield message, item
+                if message.decoded is None:
+                    message.decoded = decode(message.topic, message.values)
 
-    def keyed_event_ids(self, table: str) -> list[tuple[str, datetime]]:
-        """(event_id, ts) of the rows of ``table`` deduplicated by event id."""
-        return [
-            (i.event_id, i.ts)
-            for _, i in self.items()
-            if i.table == table and i.event_id is not None and i.ts is not None
-        ]
+    def items(self) -> Iterator[tuple[Origin, Item]]:
+        """Every row of the flush with its message (needs :meth:`decode` first)."""
+        for piece in self.slices:
+            for message in piece.messages:
+                if message.decoded is None:
+                    raise RuntimeError("rows asked of a flush that was not decoded")
+                for offset, decoded in zip(message.offsets, message.decoded, strict=True):
+                    origin = (message.topic, message.partition, offset)
+                    for item in decoded.items:
+                        yield origin, item
 
-    def rows_by_table(self) -> dict[str, list[tuple[Consumed, Item]]]:
+    def keyed_event_ids(self, table: str) -> tuple[list[str], list[int]]:
+        """Event ids of ``table``'s rows and their timestamps (ms since the epoch, as stored)."""
+        ids: list[str] = []
+        stamps: list[int] = []
+        for piece in self.slices:
+            for message in piece.messages:
+                ids.extend(message.encoded.ids.get(table, ()))
+                stamps.extend(message.encoded.ts_ms.get(table, ()))
+        return ids, stamps
+
+    def tables(self) -> list[str]:
+        """The tables this flush has rows for, in a fixed order."""
+        found = {t for s in self.slices for m in s.messages for t, n in m.encoded.rows.items() if n}
+        return sorted(found)
+
+    def native(self, table: str) -> bytes | None:
+        """``table``'s rows as one Native insert body, or None when some run has no block
+        for it (its values could not be serialized: the row path finds out why)."""
+        blocks: list[bytes] = []
+        for piece in self.slices:
+            for message in piece.messages:
+                if message.encoded.rows.get(table):
+                    block = message.encoded.blocks.get(table)
+                    if block is None:
+                        return None
+                    blocks.append(block)
+        return b"".join(blocks)
+
+    def rows_of(self, table: str) -> int:
+        return sum(m.encoded.rows.get(table, 0) for s in self.slices for m in s.messages)
+
+    def rows_by_table(self) -> dict[str, list[tuple[Origin, Item]]]:
         """Items per table in a deterministic order; rows whose event id is already stored,
-        or repeats an earlier row of the flush, are left out."""
-        tables: dict[str, list[tuple[Consumed, Item]]] = {}
+        or repeats an earlier row of the flush, are left out (needs :meth:`decode` first)."""
+        tables: dict[str, list[tuple[Origin, Item]]] = {}
         seen: set[str] = set()
-        for message, item in self.items():
+        for origin, item in self.items():
             if item.event_id is not None:
                 if item.event_id in self.skipped_event_ids or item.event_id in seen:
                     continue
                 seen.add(item.event_id)
-            tables.setdefault(item.table, []).append((message, item))
+            tables.setdefault(item.table, []).append((origin, item))
         return tables
 
-    def rejects(self) -> list[tuple[Consumed, Reject]]:
-        return [(m, r) for s in self.slices for m in s.messages for r in m.decoded.rejects]
+    def rejects(self) -> list[tuple[Origin, Reject]]:
+        return [
+            ((m.topic, m.partition, m.offsets[index]), reject)
+            for s in self.slices
+            for m in s.messages
+            for index, reject in m.encoded.rejects
+        ]
 
     def plans(self) -> list[Plan]:
         return [Plan(s.topic, s.partition, s.start, s.end) for s in self.slices]
@@ -144,12 +213,15 @@ class Flush:
 
     @property
     def messages(self) -> int:
-        return sum(len(s.messages) for s in self.slices)
+        return sum(len(m.offsets) for s in self.slices for m in s.messages)
 
     def without(self, keys: set[TopicPartitionKey]) -> Flush:
         """This flush minus some partitions (revoked from this writer)."""
         return Flush(
-            [s for s in self.slices if s.key not in keys], self.skipped_event_ids, self.reconcile
+            [s for s in self.slices if s.key not in keys],
+            self.skipped_event_ids,
+            self.repeats,
+            self.reconcile,
         )
 
 
@@ -183,7 +255,7 @@ class Batcher:
             piece = self._slices[key] = PartitionSlice(message.topic, message.partition)
         piece.messages.append(message)
         self._rows += message.rows
-        self._messages += 1
+        self._messages += len(message.offsets)
         if self._oldest is None:
             self._oldest = self._clock()
 
@@ -210,6 +282,6 @@ class Batcher:
             piece = self._slices.pop(key, None)
             if piece is not None:
                 self._rows -= piece.rows
-                self._messages -= len(piece.messages)
+                self._messages -= sum(len(m.offsets) for m in piece.messages)
         if not self._slices:
             self._oldest = None

@@ -12,7 +12,6 @@ the topics carry a prefix).
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import threading
 
@@ -20,9 +19,11 @@ import faust
 from mode import Service
 
 from sinks.clickhouse.decode import MessageDecoder
+from sinks.clickhouse.encode import default_decoders
 from sinks.clickhouse.endpoint import QueryEndpoint
 from sinks.clickhouse.schema import SchemaOptions
 from sinks.clickhouse.store import ClickHouseStore
+from sinks.clickhouse.tuning import GC_GEN0_THRESHOLD, tune_gc
 from sinks.clickhouse.writer import SinkConfig, SinkWriter
 from tokengov.runtime import WorkerContext
 from tokengov.topics import EVENTS
@@ -30,19 +31,6 @@ from tokengov.topics import EVENTS
 __all__ = ["GC_GEN0_THRESHOLD", "SinkRole", "register", "tune_gc"]
 
 log = logging.getLogger(__name__)
-
-#: The writer keeps a batch (tens of thousands of rows) alive while it decodes the next
-#: messages; with CPython's default gen-0 threshold (700) the collector then rescans it over
-#: and over — measured: a third of the writer's decoding time. 10,000 removes most of it.
-GC_GEN0_THRESHOLD = 10_000
-
-
-def tune_gc() -> None:
-    """Raise the collector's gen-0 threshold (never lower it) for this process."""
-    gen0, gen1, gen2 = gc.get_threshold()
-    if gen0 < GC_GEN0_THRESHOLD:
-        gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
-        log.debug("gc gen-0 threshold %d → %d", gen0, GC_GEN0_THRESHOLD)
 
 
 class SinkRole:
@@ -53,9 +41,11 @@ class SinkRole:
         # Topics with a prefix (a test, a second deployment) get a consumer group to match.
         prefix = ctx.topics.events.removesuffix(EVENTS)
         if config is None:
+            decoders = settings.sink_decoders
             config = SinkConfig(
                 group_id=f"{prefix}tokengov-sink",
                 schema=SchemaOptions(ttl_days=settings.clickhouse_ttl_days),
+                decoders=default_decoders() if decoders is None else decoders,
             )
         self.store = ClickHouseStore(settings.clickhouse_dsn)
         self.writer = SinkWriter(

@@ -19,7 +19,8 @@ from typing import Annotated, Any, Final
 import orjson
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, NonNegativeInt
 
-from tokengov.contracts import UNATTRIBUTED, Alert, CallEvent, Decision, Outcome
+from streams.core.events import Call, Done
+from tokengov.contracts import SCHEMA_VERSION, UNATTRIBUTED, Alert, CallEvent, Decision, Outcome
 from tokengov.pricing import PricedCall
 
 __all__ = [
@@ -27,11 +28,14 @@ __all__ = [
     "DECISION_COLUMNS",
     "FINDING_COLUMNS",
     "OUTCOME_COLUMNS",
+    "TABLE_COLUMNS",
     "TOKEN_EVENT_COLUMNS",
     "Finding",
     "RowError",
     "alert_row",
+    "call_row",
     "decision_row",
+    "done_row",
     "event_row",
     "finding_row",
     "outcome_row",
@@ -127,6 +131,16 @@ FINDING_COLUMNS: Final = (
 )
 
 
+#: Each table the writer fills → its columns, in the order of the row tuples.
+TABLE_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
+    "token_events": TOKEN_EVENT_COLUMNS,
+    "task_outcomes": OUTCOME_COLUMNS,
+    "alerts": ALERT_COLUMNS,
+    "decisions": DECISION_COLUMNS,
+    "findings": FINDING_COLUMNS,
+}
+
+
 class RowError(ValueError):
     """A valid contract object holds a value its ClickHouse column cannot store."""
 
@@ -198,6 +212,60 @@ def event_row(event: CallEvent, priced: PricedCall) -> tuple[Any, ...]:
         priced.source,
         event.context_window,
         event.schema_version,
+    )
+
+
+def call_row(call: Call, cost_usd: Decimal, source: str) -> tuple[Any, ...]:
+    """The row of a call the fast decoder (:mod:`streams.decode`) accepted: the same row
+    :func:`event_row` builds from the model (a test checks it). The fast decoder keeps token
+    counts, latency and context window below 2**53, so only the UInt32 columns are checked."""
+    c = call.components
+    return (
+        call.event_id,
+        call.ts,
+        call.team,
+        call.workflow,
+        call.task_id,
+        call.agent,
+        call.parent_agent,
+        call.step if call.step <= UINT32_MAX else _u32("step", call.step),
+        call.provider,
+        call.model,
+        call.input,
+        call.output,
+        call.cached_input,
+        call.cache_write,
+        call.reasoning,
+        c[0],
+        c[1],
+        c[2],
+        c[3],
+        c[4],
+        c[5],
+        c[6],
+        call.attempt if call.attempt <= UINT32_MAX else _u32("attempt", call.attempt),
+        call.tool_calls if call.tool_calls <= UINT32_MAX else _u32("tool_calls", call.tool_calls),
+        call.tool_name,
+        call.latency_ms,
+        call.status,
+        cost_usd,
+        source,
+        call.context_window,
+        SCHEMA_VERSION,
+    )
+
+
+def done_row(done: Done) -> tuple[Any, ...]:
+    """The row of an outcome the fast decoder accepted (as :func:`outcome_row`)."""
+    return (
+        done.event_id,
+        done.ts,
+        done.team,
+        done.workflow,
+        done.task_id,
+        done.status,
+        done.quality,
+        SCHEMA_VERSION,
     )
 
 

@@ -126,6 +126,16 @@ def _classify(exc: DriverError, action: str) -> StoreError:
     return StoreError(message, retryable=True, code=code)
 
 
+def _token_settings(token: str | None) -> dict[str, Any]:
+    """An insert with ``token`` is idempotent, for its table and the rollups its views feed."""
+    if token is None:
+        return {}
+    return {
+        "insert_deduplication_token": token,
+        "deduplicate_blocks_in_dependent_materialized_views": 1,
+    }
+
+
 def _is_embedded(dsn: str) -> bool:
     return dsn.startswith("chdb:")
 
@@ -236,15 +246,15 @@ class ClickHouseStore:
         rollups its materialized views feed. Returns the number of rows sent."""
         if not rows:
             return 0
-        settings: dict[str, Any] = {}
-        if token is not None:
-            settings["insert_deduplication_token"] = token
-            settings["deduplicate_blocks_in_dependent_materialized_views"] = 1
         # Column-oriented: clickhouse-connect serializes whole columns at a time (~1.5x faster).
         data = list(zip(*rows, strict=True))
         try:
             self.client().insert(
-                table, data, column_names=list(columns), settings=settings, column_oriented=True
+                table,
+                data,
+                column_names=list(columns),
+                settings=_token_settings(token),
+                column_oriented=True,
             )
         except DriverError as exc:
             error = _classify(exc, f"insert into {table}")
@@ -253,6 +263,26 @@ class ClickHouseStore:
         except (ValueError, TypeError, OverflowError) as exc:
             raise StoreError(f"insert into {table}: {exc}", retryable=False) from exc
         return len(rows)
+
+    def insert_native(
+        self, table: str, body: bytes, *, columns: Sequence[str], token: str | None = None
+    ) -> None:
+        """Insert rows already serialized in ClickHouse's Native format for ``columns``
+        (:func:`sinks.clickhouse.encode.native_block`); ``token`` as for :meth:`insert`."""
+        if not body:
+            return
+        try:
+            self.client().raw_insert(
+                table,
+                list(columns),
+                insert_block=body,
+                settings=_token_settings(token),
+                fmt="Native",
+            )
+        except DriverError as exc:
+            error = _classify(exc, f"insert into {table}")
+            self._reset_after(error)
+            raise error from exc
 
     def command(self, sql: str, *, settings: Mapping[str, Any] | None = None) -> None:
         """Run a statement (DDL); failures raise :class:`StoreError` (retryable unless the
@@ -324,6 +354,20 @@ class ClickHouseStore:
             error = _classify(exc, "query")
             self._reset_after(error)
             raise error from exc
+
+    def fetch_lines(self, sql: str, *, settings: Mapping[str, Any] | None = None) -> list[str]:
+        """The rows of a one-column query as text lines (``TSVRaw``: the values as stored, no
+        escaping — for values without control characters, such as event ids). Skips the
+        client's parsing of the statement and the result: for the writer's id lookups, whose
+        statements carry tens of thousands of ids."""
+        try:
+            raw = self.client().raw_query(sql, settings=dict(settings or {}), fmt="TSVRaw")
+        except DriverError as exc:
+            error = _classify(exc, "query")
+            self._reset_after(error)
+            raise error from exc
+        # Only "\n" ends a line (str.splitlines would also split at U+2028 and the like).
+        return raw.decode().removesuffix("\n").split("\n") if raw else []
 
     def _run(
         self,

@@ -2,14 +2,19 @@
 nothing twice.
 
 One thread runs a confluent-kafka consumer (group ``tokengov-sink``, manual
-commits) over the events, alerts, decisions and findings topics. Each flush:
+commits) over the events, alerts, decisions and findings topics, and hands runs
+of messages to decoder processes (:mod:`sinks.clickhouse.encode`) that return
+them as ClickHouse Native blocks; it keeps them in the order read. Each flush:
 
 1. looks up which of its event ids are already stored (replays, redeliveries,
    producer retries, a previous attempt) and leaves those rows out;
 2. records its offset ranges in ``sink_batches`` (its *plan*);
-3. inserts each table's rows with a deduplication token derived from those rows
-   (a row ClickHouse rejects is isolated by bisection and dead-lettered with the
-   server's message); the materialized views add them to the rollups;
+3. inserts each table's rows with a deduplication token derived from those rows —
+   the runs' Native blocks in one statement, or, when rows must be left out or
+   ClickHouse refuses the blocks, the flush decoded again here into rows (the
+   *row path*; a row ClickHouse rejects is isolated by bisection and
+   dead-lettered with the server's message); the materialized views add them to
+   the rollups;
 4. if an earlier attempt of this flush may have been applied in part — the
    writer died between 2 and 5 (a plan whose range was not committed) or the
    store failed mid-insert — reconciles the rollups of every key the flush
@@ -29,51 +34,55 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, TopicPartition
 
 from sinks.clickhouse.backoff import Backoff
-from sinks.clickhouse.batch import Batcher, Consumed, Flush, TopicPartitionKey, content_token
+from sinks.clickhouse.batch import (
+    Batcher,
+    Consumed,
+    Flush,
+    Origin,
+    TopicPartitionKey,
+    content_token,
+)
 from sinks.clickhouse.deadletter import DeadLetter, DeadLetterProducer
 from sinks.clickhouse.decode import TOKEN_EVENTS, Item, MessageDecoder, TopicKind
 from sinks.clickhouse.dedup import existing_event_ids
+from sinks.clickhouse.encode import DEDUP_TABLES, DecodePool, Encoded
 from sinks.clickhouse.migrate import migrate
 from sinks.clickhouse.plans import load_plans, write_plans
 from sinks.clickhouse.reconcile import RollupKey, reconcile
-from sinks.clickhouse.rows import (
-    ALERT_COLUMNS,
-    DECISION_COLUMNS,
-    FINDING_COLUMNS,
-    OUTCOME_COLUMNS,
-    TOKEN_EVENT_COLUMNS,
-)
+from sinks.clickhouse.rows import TABLE_COLUMNS, TOKEN_EVENT_COLUMNS
 from sinks.clickhouse.schema import SchemaOptions
 from sinks.clickhouse.store import ClickHouseStore, StoreError
 from tokengov.errors import SinkError
 from tokengov.topics import Topics
 
-__all__ = ["COLUMNS", "SinkConfig", "SinkCounters", "SinkWriter", "StageHook"]
+__all__ = ["COLUMNS", "SinkConfig", "SinkCounters", "SinkWriter", "StageHook", "column_types"]
 
 log = logging.getLogger(__name__)
 
-COLUMNS: Final[Mapping[str, tuple[str, ...]]] = {
-    "token_events": TOKEN_EVENT_COLUMNS,
-    "task_outcomes": OUTCOME_COLUMNS,
-    "alerts": ALERT_COLUMNS,
-    "decisions": DECISION_COLUMNS,
-    "findings": FINDING_COLUMNS,
-}
+COLUMNS: Final[Mapping[str, tuple[str, ...]]] = TABLE_COLUMNS
 
 _TEAM, _WORKFLOW, _MODEL = (TOKEN_EVENT_COLUMNS.index(c) for c in ("team", "workflow", "model"))
 
-#: Tables whose rows are deduplicated by event id before inserting.
-DEDUP_TABLES: Final = (TOKEN_EVENTS, "task_outcomes")
-
 #: Called at each stage of a flush ("planned", "inserted", "committed"); tests use it.
 StageHook = Callable[[str, Flush], None]
+
+
+def column_types(store: ClickHouseStore) -> dict[str, list[str]]:
+    """Each table's ClickHouse column types in row order (what the encoders serialize for)."""
+    types: dict[str, list[str]] = {}
+    for table, columns in COLUMNS.items():
+        described = {str(r[0]): str(r[1]) for r in store.fetch(f"DESCRIBE TABLE {table}").rows}
+        types[table] = [described[c] for c in columns]
+    return types
 
 
 class _Abandoned(Exception):
@@ -89,6 +98,13 @@ class SinkConfig:
     backoff_max_s: float = 30.0
     stop_flush_timeout_s: float = 10.0
     poll_batch: int = 2000
+    #: Decoder processes (0: decode in the writer's thread); see sinks/clickhouse/encode.py.
+    decoders: int = 0
+    #: Messages per run handed to a decoder, and runs read ahead of the batch being written.
+    run_messages: int = 20
+    max_pending_messages: int = 4000
+    #: Rows that are written as soon as the writer has caught up with its partitions.
+    idle_rows: int = 5_000
     schema: SchemaOptions = field(default_factory=SchemaOptions)
     consumer: Mapping[str, Any] = field(default_factory=dict)
 
@@ -124,6 +140,8 @@ class SinkCounters:
     commit_failures: int = 0
     reconciled_flushes: int = 0
     reconciled_rows: int = 0
+    row_path_flushes: int = 0  # flushes decoded again into rows (duplicates, rejections)
+    first_message_at: float | None = None  # monotonic time of the first message read
 
     @property
     def rows(self) -> int:
@@ -169,6 +187,11 @@ class SinkWriter:
         # Partition → last offset of a flush that was in flight when a writer stopped.
         self._suspect: dict[TopicPartitionKey, int] = {}
         self._paused = False
+        self._pool: DecodePool | None = None
+        # Runs of messages handed to the decoders, in the order they were read.
+        self._pending: deque[tuple[str, int, list[int], list[bytes | None], Future[Encoded]]]
+        self._pending = deque()
+        self._pending_messages = 0
         self._stop = threading.Event()
         self._stop_deadline: float | None = None
         self._thread: threading.Thread | None = None
@@ -213,6 +236,9 @@ class SinkWriter:
     def run(self) -> None:
         if not self._wait_for_schema():
             return
+        self._pool = DecodePool(
+            self.config.decoders, column_types(self._store), self._decoder, self._decoder.catalog
+        )
         consumer = Consumer(self.config.consumer_config(self._bootstrap))
         self._consumer = consumer
         consumer.subscribe(
@@ -238,6 +264,7 @@ class SinkWriter:
             self._consumer = None
             consumer.close()
             self._dlq.close()
+            self._pool.close()
 
     def _wait_for_schema(self) -> bool:
         backoff = self._backoff()
@@ -265,8 +292,12 @@ class SinkWriter:
             return
         # While a batch fills, return as soon as the queue is drained (consume otherwise waits
         # for a full `room` of messages); when idle, wait a little longer per call.
-        self._poll(0.005 if self._batcher.messages else 0.2)
-        if self._batcher.due():
+        read = self._poll(0.005 if self._batcher.messages or self._pending else 0.2)
+        self._collect(block=self._pending_messages >= self.config.max_pending_messages)
+        # Caught up (nothing read, nothing decoding) with a good part of a batch: write it now
+        # rather than when it is max_delay_s old (the end of a burst, a backlog read).
+        caught_up = not read and not self._pending
+        if self._batcher.due() or (caught_up and self._batcher.rows >= self.config.idle_rows):
             flush = self._batcher.take()
             if flush is not None:
                 self._write(flush)
@@ -274,8 +305,11 @@ class SinkWriter:
     def _drain(self) -> None:
         """On stop: write what is buffered if the store answers within the deadline."""
         self._check_stop()
-        while (flush := self._batcher.take()) is not None:
-            self._write(flush)
+        while self._pending or self._batcher.messages:
+            self._collect(block=True)
+            flush = self._batcher.take()
+            if flush is not None:
+                self._write(flush)
 
     def _check_stop(self) -> None:
         """Once stop is requested, the store has ``stop_flush_timeout_s`` to answer."""
@@ -286,11 +320,16 @@ class SinkWriter:
         if self._clock() > self._stop_deadline:
             raise _Abandoned
 
-    def _poll(self, timeout_s: float) -> None:
+    def _poll(self, timeout_s: float) -> int:
+        """Read messages and hand them to the decoders in runs of one partition; returns how
+        many were read."""
         consumer = self._consumer
         assert consumer is not None
-        # Read about as many messages as the batch still has room for (one row each at least).
-        room = max(1, min(self.config.poll_batch, self.config.max_rows - self._batcher.rows))
+        room = max(
+            1,
+            min(self.config.poll_batch, self.config.max_pending_messages - self._pending_messages),
+        )
+        runs: dict[tuple[str, int], tuple[list[int], list[bytes | None]]] = {}
         for message in consumer.consume(room, timeout_s):
             error = message.error()
             if error is not None:
@@ -301,19 +340,49 @@ class SinkWriter:
             partition = message.partition()
             offset = message.offset()
             assert topic is not None and partition is not None and offset is not None
-            decoded = self._decoder.decode(self._kinds[topic], message.value())
-            self.counters.messages += 1
-            self.counters.invalid_events += decoded.invalid_events
-            self.counters.tombstones += decoded.tombstones
-            if decoded.invalid_events:
+            run = runs.get((topic, partition))
+            if run is None:
+                run = runs[(topic, partition)] = ([], [])
+            run[0].append(offset)
+            run[1].append(message.value())
+        if not runs:
+            return 0
+        if self.counters.first_message_at is None:
+            self.counters.first_message_at = time.monotonic()
+        assert self._pool is not None
+        size = self.config.run_messages
+        for (topic, partition), (offsets, values) in runs.items():
+            kind = self._kinds[topic]
+            for i in range(0, len(offsets), size):
+                part = values[i : i + size]
+                future = self._pool.submit(kind, part)
+                self._pending.append((topic, partition, offsets[i : i + size], part, future))
+                self._pending_messages += len(part)
+                self.counters.messages += len(part)
+        return sum(len(offsets) for offsets, _values in runs.values())
+
+    def _collect(self, *, block: bool) -> None:
+        """Move decoded runs, in the order they were read, into the batch — those ready, or
+        (``block``) until the batch is full or nothing is pending."""
+        while self._pending and self._batcher.rows < self.config.max_rows:
+            topic, partition, offsets, values, future = self._pending[0]
+            if not (block or future.done()):
+                return
+            encoded = future.result()
+            self._pending.popleft()
+            self._pending_messages -= len(offsets)
+            self.counters.invalid_events += encoded.invalid_events
+            self.counters.tombstones += encoded.tombstones
+            if encoded.invalid_events:
                 log.debug(
-                    "%s[%d]@%d: %d invalid event(s) skipped (the streams dead-letter them)",
+                    "%s[%d]@%d-%d: %d invalid event(s) skipped (the streams dead-letter them)",
                     topic,
                     partition,
-                    offset,
-                    decoded.invalid_events,
+                    offsets[0],
+                    offsets[-1],
+                    encoded.invalid_events,
                 )
-            self._batcher.add(Consumed(topic, partition, offset, decoded))
+            self._batcher.add(Consumed(topic, partition, offsets, values, encoded))
 
     def _wait(self, seconds: float) -> None:
         """Wait while keeping the group membership alive (poll serves the callbacks)."""
@@ -340,6 +409,9 @@ class SinkWriter:
         for key in keys:
             self._suspect.pop(key, None)
         self._batcher.revoke(keys)
+        kept = [p for p in self._pending if (p[0], p[1]) not in keys]
+        self._pending = deque(kept)
+        self._pending_messages = sum(len(p[2]) for p in kept)
         log.info("revoked %d partition(s)", len(keys))
 
     def _load_plans(self) -> bool:
@@ -454,27 +526,40 @@ class SinkWriter:
             return
 
     def _prepare(self, flush: Flush) -> None:
+        self._lookup(flush)
+        write_plans(self._store, self.config.group_id, flush.plans())
+        self._stage("planned", flush)
+
+    def _lookup(self, flush: Flush) -> None:
+        """Which of the flush's event ids are already stored (or repeated in it): left out."""
         existing: set[str] = set()
         keyed_total = 0
         unique: set[str] = set()
         for table in DEDUP_TABLES:
-            keyed = flush.keyed_event_ids(table)
-            if keyed:
-                existing |= existing_event_ids(self._store, table, keyed)
-                keyed_total += len(keyed)
-                unique.update(event_id for event_id, _ in keyed)
+            ids, stamps = flush.keyed_event_ids(table)
+            if ids:
+                existing |= existing_event_ids(self._store, table, ids, stamps)
+                keyed_total += len(ids)
+                unique.update(ids)
         flush.skipped_event_ids = frozenset(existing)
         # Every occurrence but the first of a new id, and every occurrence of a stored one.
         skipped = keyed_total - len(unique - existing)
+        flush.repeats = keyed_total != len(unique)
         self.counters.duplicates_skipped += skipped
         if skipped:
             log.info(
                 "%d event(s) already stored or repeated in the batch: not counted again", skipped
             )
-        write_plans(self._store, self.config.group_id, flush.plans())
-        self._stage("planned", flush)
+
+    def _decode_rows(self, flush: Flush) -> None:
+        """Decode the flush again, here, into rows (the row path)."""
+        if not flush.decoded:
+            assert self._pool is not None
+            pool = self._pool
+            flush.decode(lambda topic, values: pool.decode_here(self._kinds[topic], values))
 
     def _reconcile(self, flush: Flush) -> None:
+        self._decode_rows(flush)
         keys: set[RollupKey] = set()
         for _, item in flush.items():
             if item.table == TOKEN_EVENTS and item.ts is not None:
@@ -488,35 +573,65 @@ class SinkWriter:
 
     def _insert(self, flush: Flush) -> list[DeadLetter]:
         letters = [
-            DeadLetter(r.reason, r.payload, m.topic, m.partition, m.offset, r.event_id)
-            for m, r in flush.rejects()
+            DeadLetter(r.reason, r.payload, topic, partition, offset, r.event_id)
+            for (topic, partition, offset), r in flush.rejects()
         ]
-        for table, pairs in flush.rows_by_table().items():
-            rejected = self._insert_bisect(table, pairs, content_token(table, flush))
+        by_table: dict[str, list[tuple[Origin, Item]]] | None = None
+        for table in flush.tables():
+            if not (table in DEDUP_TABLES and (flush.skipped_event_ids or flush.repeats)):
+                body = flush.native(table)
+                if body is not None:
+                    if self._insert_native(table, body, content_token(table, flush)):
+                        count = flush.rows_of(table)
+                        self.counters.rows_inserted[table] = (
+                            self.counters.rows_inserted.get(table, 0) + count
+                        )
+                        continue
+                    if table in DEDUP_TABLES:
+                        # An insert of several blocks can store some before ClickHouse refuses
+                        # one: look again, and repair the rollups once the rows are in.
+                        flush.reconcile = True
+                        self._lookup(flush)
+                        by_table = None
+            # The row path: rows to leave out, or data ClickHouse (or a column) refused.
+            token = content_token(table, flush)
+            if by_table is None:
+                if not flush.decoded:
+                    self.counters.row_path_flushes += 1
+                    self._decode_rows(flush)
+                by_table = flush.rows_by_table()
+            pairs = by_table.get(table, [])
+            rejected = self._insert_bisect(table, pairs, token)
             inserted = len(pairs) - len(rejected)
             self.counters.rows_inserted[table] = (
                 self.counters.rows_inserted.get(table, 0) + inserted
             )
             letters.extend(
-                DeadLetter(
-                    reason,
-                    item.payload(),
-                    m.topic,
-                    m.partition,
-                    m.offset,
-                    item.event_id,
-                    table,
-                )
-                for m, item, reason in rejected
+                DeadLetter(reason, item.payload(), topic, partition, offset, item.event_id, table)
+                for (topic, partition, offset), item, reason in rejected
             )
         return letters
 
+    def _insert_native(self, table: str, body: bytes, token: str) -> bool:
+        """Insert the flush's Native blocks; False when ClickHouse refused the data (nothing
+        of it is stored; the row path then finds the refused rows)."""
+        try:
+            self._store.insert_native(table, body, columns=COLUMNS[table], token=token)
+            return True
+        except StoreError as exc:
+            if exc.retryable:
+                raise
+            log.warning("ClickHouse refused a batch for %s (%s): finding the rows", table, exc)
+            return False
+
     def _insert_bisect(
-        self, table: str, pairs: list[tuple[Consumed, Item]], token: str
-    ) -> list[tuple[Consumed, Item, str]]:
+        self, table: str, pairs: list[tuple[Origin, Item]], token: str
+    ) -> list[tuple[Origin, Item, str]]:
         """Insert; when ClickHouse rejects the data, split until the rejected rows are found.
         The token follows the rows (the flush's, then ``/0``, ``/1`` for each half), so a
         retry of the same rows is a no-op."""
+        if not pairs:
+            return []
         try:
             self._store.insert(
                 table, [i.row for _, i in pairs], columns=COLUMNS[table], token=token
@@ -526,8 +641,8 @@ class SinkWriter:
             if exc.retryable:
                 raise
             if len(pairs) == 1:
-                message, item = pairs[0]
-                return [(message, item, str(exc))]
+                origin, item = pairs[0]
+                return [(origin, item, str(exc))]
         middle = len(pairs) // 2
         return self._insert_bisect(table, pairs[:middle], f"{token}/0") + self._insert_bisect(
             table, pairs[middle:], f"{token}/1"

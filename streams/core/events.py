@@ -59,9 +59,11 @@ class Call:
         "cost_femto",
         "event_id",
         "input",
+        "latency_ms",
         "model",
         "output",
         "parent_agent",
+        "provider",
         "reasoning",
         "status",
         "step",
@@ -98,6 +100,8 @@ class Call:
         status: str,
         cost_femto: int | None,
         context_window: int | None,
+        provider: str = "unknown",
+        latency_ms: int | None = None,
     ) -> None:
         self.event_id = event_id
         self.ts = ts
@@ -121,6 +125,8 @@ class Call:
         self.status = status
         self.cost_femto = cost_femto
         self.context_window = context_window
+        self.provider = provider
+        self.latency_ms = latency_ms
 
     def __eq__(self, other: object) -> bool:
         return (
@@ -224,4 +230,6 @@ def from_model(event: CallEvent | Outcome) -> Call | Done:
         event.status,
         None if event.cost_usd is None else to_femto(event.cost_usd),
         event.context_window,
+        event.provider,
+        event.latency_ms,
     )

@@ -10,14 +10,14 @@ femto-dollar). Tests check it against ``price_call`` for arbitrary calls.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
-from typing import Final
+from typing import Final, NamedTuple
 
 from streams.core.events import Call
 from tokengov.policy import Price, PriceCatalog
 
-__all__ = ["Pricer"]
+__all__ = ["Entry", "Pricer", "Rates", "femto_exact"]
 
 _PER_TOKEN: Final = Decimal(10**9)  # femto-USD per token for 1 USD per million tokens
 
@@ -34,12 +34,28 @@ def _rates(price: Price) -> Rates:
     return f(price.input), f(cached), f(write), f(price.output), f(reasoning)
 
 
+def femto_exact(price: Price) -> bool:
+    """Whether every price of the entry is a whole number of femto-USD per token (at most
+    nine decimals per million tokens): then the integer formula gives the exact cost."""
+    values = (price.input, price.output, price.cached_input, price.cache_write, price.reasoning)
+    return all(v is None or (v * 10**9) % 1 == 0 for v in values)
+
+
+class Entry(NamedTuple):
+    """The catalog entry in force for a model on a day, its femto-USD rates, and whether
+    those rates are exact."""
+
+    price: Price
+    rates: Rates
+    exact: bool
+
+
 class Pricer:
     def __init__(self, catalog: PriceCatalog) -> None:
         self.catalog = catalog
-        self._cache: dict[tuple[str, date], Rates | None] = {}
+        self._cache: dict[tuple[str, date], Entry | None] = {}
 
-    def rates(self, model: str, day: date) -> Rates | None:
+    def entry(self, model: str, day: date) -> Entry | None:
         key = (model, day)
         try:
             return self._cache[key]
@@ -47,11 +63,15 @@ class Pricer:
             pass
         if len(self._cache) > 10_000:
             self._cache.clear()
-        from datetime import UTC, datetime, time
-
         price = self.catalog.lookup(model, datetime.combine(day, time(), UTC))
-        rates = self._cache[key] = None if price is None else _rates(price)
-        return rates
+        found = self._cache[key] = (
+            None if price is None else Entry(price, _rates(price), femto_exact(price))
+        )
+        return found
+
+    def rates(self, model: str, day: date) -> Rates | None:
+        found = self.entry(model, day)
+        return None if found is None else found.rates
 
     def price(self, call: Call) -> int | None:
         """The cost in femto-USD; a reported cost wins; None: the model has no price (unpriced)."""

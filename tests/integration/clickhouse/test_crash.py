@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -35,6 +36,20 @@ def _spawn(args: list[str], log: Path) -> subprocess.Popen[str]:
         )
 
 
+def _decoder_pids(log: str) -> list[int]:
+    """The decoder processes every writer of the log started (the pool logs them)."""
+    found = re.findall(r"decoder process\(es\) \[([0-9, ]+)\]", log)
+    return [int(pid) for group in found for pid in group.split(",")]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")
+
+
 def test_sigkill_at_every_stage_then_restart_counts_everything_once(
     bootstrap, topic_names, tmp_path, policy
 ):
@@ -55,6 +70,9 @@ def test_sigkill_at_every_stage_then_restart_counts_everything_once(
         str(policy_file),
         "--max-rows",
         "60",
+        # decoder processes, as the worker runs it: a SIGKILLed writer must leave none behind
+        "--decoders",
+        "2",
     ]
     log = tmp_path / "writer.log"
     events: list[dict] = []
@@ -74,6 +92,9 @@ def test_sigkill_at_every_stage_then_restart_counts_everything_once(
         finally:
             proc.kill()
             proc.communicate()
+        started = _decoder_pids(log.read_text())
+        assert len(started) == 2 * (seed - 9), log.read_text()[-3000:]
+        wait_until(lambda pids=started: not any(map(_alive, pids)), 15, "the decoders to exit")
 
     proc = _spawn(base, log)
     try:

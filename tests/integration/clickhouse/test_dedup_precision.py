@@ -8,7 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from sinks.clickhouse.dedup import existing_event_ids
+from sinks.clickhouse.dedup import SMALL, existing_event_ids
+from sinks.clickhouse.encode import epoch_ms
 from sinks.clickhouse.rows import TOKEN_EVENT_COLUMNS, event_row
 from sinks.clickhouse.store import ClickHouseStore
 from tokengov.contracts import CallEvent, TokenCounts
@@ -33,10 +34,25 @@ def test_replayed_ids_with_microseconds_are_found(tmp_path):
         ]
         rows = [event_row(e, PricedCall(cost_usd=Decimal(0), source="catalog")) for e in events]
         store.insert("token_events", rows, columns=TOKEN_EVENT_COLUMNS)
-        keyed = [(e.event_id, e.ts) for e in events]
-        assert existing_event_ids(store, "token_events", keyed) == {e.event_id for e in events}
+        ids = [e.event_id for e in events]
+        stamps = [epoch_ms(e.ts) for e in events]
+        assert existing_event_ids(store, "token_events", ids, stamps) == set(ids)
         # the first and the last alone: each is the bound of its own range
-        assert existing_event_ids(store, "token_events", keyed[:1]) == {"e-0"}
-        assert existing_event_ids(store, "token_events", keyed[-1:]) == {"e-4"}
+        assert existing_event_ids(store, "token_events", ids[:1], stamps[:1]) == {"e-0"}
+        assert existing_event_ids(store, "token_events", ids[-1:], stamps[-1:]) == {"e-4"}
+        # more stored rows in the ranges than a fetch-and-compare takes: looked up by id, the
+        # ids travelling in a string literal (quotes, backslashes, dollars included)
+        odd = [f"o-{i}'\\$${i}" for i in range(SMALL + 5)]
+        rows = [
+            event_row(
+                CallEvent(event_id=i, ts=base, model="m", tokens=TokenCounts(input=1)),
+                PricedCall(cost_usd=Decimal(0), source="catalog"),
+            )
+            for i in odd
+        ]
+        store.insert("token_events", rows, columns=TOKEN_EVENT_COLUMNS)
+        wanted = [*odd[:3], "never-stored"]
+        stamp = epoch_ms(base)
+        assert existing_event_ids(store, "token_events", wanted, [stamp] * 4) == set(odd[:3])
     finally:
         store.close()

@@ -36,7 +36,7 @@ def populated(store: ClickHouseStore, policy: Policy) -> list[CallEvent | Outcom
     piece = PartitionSlice("events", 0)
     for offset, doc in enumerate(docs):
         piece.messages.append(
-            Consumed("events", 0, offset, decoder.decode("events", orjson.dumps(doc)))
+            Consumed.of_decoded("events", 0, offset, decoder.decode("events", orjson.dumps(doc)))
         )
     for table, pairs in Flush.of([piece]).rows_by_table().items():
         store.insert(table, [i.row for _, i in pairs], columns=COLUMNS[table])

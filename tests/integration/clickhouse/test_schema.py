@@ -34,7 +34,7 @@ def _flush(events: list[dict[str, Any]], policy: Policy) -> Flush:
     piece = PartitionSlice("events", 0)
     for offset, event in enumerate(events):
         piece.messages.append(
-            Consumed("events", 0, offset, decoder.decode("events", orjson.dumps(event)))
+            Consumed.of_decoded("events", 0, offset, decoder.decode("events", orjson.dumps(event)))
         )
     return Flush.of([piece])
 
@@ -224,8 +224,8 @@ def test_rollups_repaired_after_an_insert_applied_in_part(store, policy):
     assert stored == len(rows)  # the raw rows did go in …
     assert store.query("SELECT count() FROM spend_daily").scalar() == 0  # … the daily did not
 
-    keyed = flush.keyed_event_ids("token_events")
-    assert existing_event_ids(store, "token_events", keyed) == {k for k, _ in keyed}
+    ids, stamps = flush.keyed_event_ids("token_events")
+    assert existing_event_ids(store, "token_events", ids, stamps) == set(ids)
     keys = {
         (item.ts.replace(minute=0, second=0, microsecond=0), item.row[2], item.row[3], item.row[9])
         for _, item in flush.items()

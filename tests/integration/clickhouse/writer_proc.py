@@ -37,6 +37,7 @@ def main() -> None:
     parser.add_argument("--kill-stage", default=None)
     parser.add_argument("--kill-at", type=int, default=1)
     parser.add_argument("--max-rows", type=int, default=100)
+    parser.add_argument("--decoders", type=int, default=0)
     args = parser.parse_args()
     logging.basicConfig(
         level=logging.DEBUG, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s"
@@ -61,6 +62,7 @@ def main() -> None:
         config=SinkConfig(
             group_id=args.group,
             max_rows=args.max_rows,
+            decoders=args.decoders,
             max_delay_s=0.2,
             backoff_initial_s=0.1,
             backoff_max_s=0.5,

@@ -17,6 +17,7 @@ import aiohttp
 import pytest
 
 from sinks.clickhouse.dedup import existing_event_ids
+from sinks.clickhouse.encode import epoch_ms
 from sinks.clickhouse.reader import StoreReader
 from sinks.clickhouse.rows import (
     FINDING_COLUMNS,
@@ -55,7 +56,9 @@ class Store:
             ("token_events", calls, TOKEN_EVENT_COLUMNS),
             ("task_outcomes", outcomes, OUTCOME_COLUMNS),
         ):
-            stored = existing_event_ids(self.store, table, [(e.event_id, e.ts) for e in items])
+            stored = existing_event_ids(
+                self.store, table, [e.event_id for e in items], [epoch_ms(e.ts) for e in items]
+            )
             fresh = [e for e in items if e.event_id not in stored]
             rows = [
                 event_row(e, price_call(e, catalog)) if isinstance(e, CallEvent) else outcome_row(e)

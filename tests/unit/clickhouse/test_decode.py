@@ -1,11 +1,19 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sinks.clickhouse.decode import MessageDecoder
+from sinks.clickhouse.rows import RowError, event_row, outcome_row
+from tests.unit.streams.test_decode import BASE_CALL, BASE_OUTCOME, mutate, wire
+from tokengov.contracts import CallEvent, parse_event
+from tokengov.errors import ContractError
 from tokengov.policy import parse_policy
+from tokengov.pricing import price_call
 
 POLICY = parse_policy("""
 version: 1
@@ -74,3 +82,65 @@ def test_alerts_decisions_findings_and_tombstones():
     assert decision.items[0].row[:3] == ("task", "t", "pause")
     finding = d.decode("findings", orjson.dumps({"area": "a", "ts": "2026-11-29T05:00:00Z"}))
     assert finding.items[0].table == "findings"
+
+
+# -- the fast paths give the rows the contract's models give -------------------------------
+
+PRICED = parse_policy("""
+version: 1
+teams: {t: {owner: o@example.com}}
+receivers: {console: {type: log}}
+prices:
+  gpt-4.1-mini: {input: 0.4, output: 1.6, cached_input: 0.1}
+  gpt-4.1-mini@2026-11-29: {input: 0.000000000123, output: 1.6}
+routes: {receiver: console}
+""")
+
+
+def _model_rows(doc: dict[str, Any]) -> list[tuple[Any, ...]] | None:
+    """What the models make of ``doc``: its row, [] when no column holds it, None when the
+    contract refuses it."""
+    try:
+        event = parse_event(doc)
+    except ContractError:
+        return None
+    try:
+        if isinstance(event, CallEvent):
+            return [event_row(event, price_call(event, PRICED.catalog))]
+        return [outcome_row(event)]
+    except RowError:
+        return []
+
+
+@settings(max_examples=800, deadline=None)
+@given(
+    data=st.data(),
+    base=st.sampled_from(
+        [
+            BASE_CALL | {"ts": "2026-11-28T23:59:59.999Z"},  # integer femto-USD pricing
+            BASE_OUTCOME,
+            BASE_CALL | {"ts": "2026-11-30T01:00:00+01:00"},  # a >9-decimal price: Decimal
+            BASE_CALL | {"model": "unpriced-model", "provider": "p", "latency_ms": 7},
+        ]
+    ),
+)
+def test_rows_are_the_models_rows(data: st.DataObject, base: dict[str, Any]) -> None:
+    doc = mutate(base, data)
+    raw = wire(doc)
+    if raw is None:
+        return
+    out = MessageDecoder(lambda: PRICED.catalog).decode("events", raw)
+    expected = _model_rows(doc)
+    if expected is None:
+        assert out.items == [] and out.invalid_events == 1, doc
+    elif expected == []:
+        assert out.items == [] and len(out.rejects) == 1, doc
+    else:
+        assert [item.row for item in out.items] == expected, doc
+        assert [type(v) for v in out.items[0].row] == [type(v) for v in expected[0]], doc
+
+
+def test_prices_with_more_than_nine_decimals_are_exact():
+    doc = BASE_CALL | {"ts": "2026-11-29T05:00:00Z", "tokens": {"input": 7, "output": 0}}
+    (item,) = MessageDecoder(lambda: PRICED.catalog).decode("events", orjson.dumps(doc)).items
+    assert item.row[27] == Decimal("0.000000000123") * 7 / 1_000_000

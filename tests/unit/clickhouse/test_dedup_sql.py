@@ -1,8 +1,12 @@
+import calendar
 from datetime import UTC, datetime, timedelta
 
 from sinks.clickhouse.dedup import existing_ids_sql, quote, stored_in_ranges_sql, ts_ranges
+from sinks.clickhouse.encode import epoch_ms
 
 T0 = datetime(2026, 11, 29, tzinfo=UTC)
+MS = epoch_ms(T0)
+HOUR = 3_600_000
 
 
 def test_quote_escapes_quotes_and_backslashes():
@@ -10,8 +14,16 @@ def test_quote_escapes_quotes_and_backslashes():
     assert quote("a\\b") == "'a\\\\b'"
 
 
+def test_epoch_ms_floors_to_the_stored_millisecond():
+    assert epoch_ms(T0) == calendar.timegm(T0.timetuple()) * 1000
+    assert epoch_ms(T0 + timedelta(microseconds=1999)) == MS + 1
+    assert epoch_ms(T0 - timedelta(microseconds=1)) == MS - 1  # floored, not truncated
+    # exact where float arithmetic is not: every whole millisecond of a second
+    assert [epoch_ms(T0 + timedelta(milliseconds=i)) - MS for i in range(1000)] == list(range(1000))
+
+
 def test_ranges_split_at_gaps_wider_than_an_hour():
-    stamps = [T0, T0 + timedelta(minutes=30), T0 + timedelta(hours=5), T0 + timedelta(days=40)]
+    stamps = [MS, MS + HOUR // 2, MS + 5 * HOUR, MS + 40 * 24 * HOUR]
     assert ts_ranges(stamps) == [
         (stamps[0], stamps[1]),
         (stamps[2], stamps[2]),
@@ -21,7 +33,7 @@ def test_ranges_split_at_gaps_wider_than_an_hour():
 
 
 def test_ranges_are_capped_by_merging_the_narrowest_gaps():
-    stamps = [T0 + timedelta(hours=3 * i) for i in range(10)]
+    stamps = [MS + 3 * HOUR * i for i in range(10)]
     ranges = ts_ranges(stamps, max_ranges=3)
     assert len(ranges) == 3 and ranges[0][0] == stamps[0] and ranges[-1][1] == stamps[-1]
     covered = [s for s in stamps if any(lo <= s <= hi for lo, hi in ranges)]
@@ -29,18 +41,15 @@ def test_ranges_are_capped_by_merging_the_narrowest_gaps():
 
 
 def test_lookup_sql_sends_ids_as_one_block_and_bounds_the_time():
-    sql = existing_ids_sql("token_events", ["a", "b'c"], [(T0, T0 + timedelta(seconds=1))])
+    sql = existing_ids_sql("token_events", ["a", "b'c", "d\\e"], [(MS, MS + 1000)])
     assert sql.startswith("SELECT DISTINCT event_id FROM token_events WHERE (ts BETWEEN")
-    assert "toDateTime64('2026-11-29 00:00:01.000000', 6, 'UTC')" in sql
-    assert sql.endswith("AND event_id IN (SELECT id FROM format(TSVRaw, 'id String', $$a\nb'c$$))")
-
-
-def test_ids_that_would_end_the_block_are_quoted_instead():
-    sql = existing_ids_sql("task_outcomes", ["a$$b", "c"], [(T0, T0)])
-    assert sql.endswith("AND event_id IN ('a$$b', 'c')")
+    assert f"fromUnixTimestamp64Milli(toInt64({MS + 1000}), 'UTC')" in sql
+    assert sql.endswith(
+        "AND event_id IN (SELECT id FROM format(TSVRaw, 'id String', 'a\\nb\\'c\\nd\\\\e'))"
+    )
 
 
 def test_range_probe_sql():
-    sql = stored_in_ranges_sql("token_events", [(T0, T0)], count=True)
+    sql = stored_in_ranges_sql("token_events", [(MS, MS)], count=True)
     assert sql.startswith("SELECT count() FROM token_events WHERE ts BETWEEN")
-    assert "DISTINCT event_id" in stored_in_ranges_sql("token_events", [(T0, T0)], count=False)
+    assert "DISTINCT event_id" in stored_in_ranges_sql("token_events", [(MS, MS)], count=False)

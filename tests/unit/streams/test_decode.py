@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams.core.events import from_model
-from streams.decode import decode_events, fast_event
+from streams.decode import decode_events, fast_event, fast_message
 from tests.unit.streams.builders import call, outcome
 from tokengov.contracts import parse_event
 from tokengov.errors import ContractError
@@ -120,6 +120,15 @@ def mutate(base: dict[str, Any], data: st.DataObject) -> dict[str, Any]:
     return doc
 
 
+def wire(doc: Any) -> bytes | None:
+    """``doc`` as a message; None beyond 64-bit integers (orjson refuses them, as the wire
+    does)."""
+    try:
+        return orjson.dumps(doc)
+    except TypeError:
+        return None
+
+
 def slow(doc: Any) -> Any:
     try:
         return from_model(parse_event(doc))
@@ -137,15 +146,41 @@ def test_fast_path_agrees_with_the_models(data: st.DataObject, base: dict[str, A
         assert expected is not None, doc
         assert fast == expected, doc
     # and the decoder (fast path + fallback) always ends where the models do
-    try:
-        raw = orjson.dumps(doc)
-    except TypeError:  # beyond 64-bit integers: orjson refuses them on the wire too
+    raw = wire(doc)
+    if raw is None:
         return
     decoded = decode_events(raw)
     if expected is None:
         assert decoded.events == [] and len(decoded.failures) == 1
     else:
         assert decoded.events == [(0, expected)] and decoded.failures == []
+
+
+@settings(max_examples=1500, deadline=None)
+@given(data=st.data(), base=st.sampled_from([BASE_CALL, BASE_OUTCOME]))
+def test_message_path_agrees_with_the_models(data: st.DataObject, base: dict[str, Any]) -> None:
+    doc = mutate(base, data)
+    raw = wire(doc)
+    if raw is None:
+        return
+    expected = slow(doc)
+    for message, envelope in ((raw, False), (b"[" + raw + b"," + raw + b"]", True)):
+        fast = fast_message(message)
+        if fast is not None:  # only what the models accept, identically
+            assert expected is not None, doc
+            assert fast == (envelope, [expected] * (2 if envelope else 1)), doc
+
+
+def test_ordinary_messages_take_the_message_path() -> None:
+    envelope = orjson.dumps([BASE_CALL, BASE_OUTCOME])
+    fast = fast_message(envelope)
+    assert fast is not None and fast[0] and [e.kind for e in fast[1]] == ["call", "outcome"]
+    assert fast[1][0] == from_model(parse_event(BASE_CALL))
+    # one item the message path is not sure about sends the whole message to the others
+    odd = dict(BASE_CALL, step=1.0)
+    assert fast_message(orjson.dumps([BASE_CALL, odd])) is None
+    decoded = decode_events(orjson.dumps([BASE_CALL, odd, {"kind": "call"}]))
+    assert [i for i, _ in decoded.events] == [0, 1] and len(decoded.failures) == 1
 
 
 def test_ordinary_events_take_the_fast_path() -> None:
