@@ -530,8 +530,9 @@ class SinkWriter:
         write_plans(self._store, self.config.group_id, flush.plans())
         self._stage("planned", flush)
 
-    def _lookup(self, flush: Flush) -> None:
-        """Which of the flush's event ids are already stored (or repeated in it): left out."""
+    def _lookup(self, flush: Flush, *, again: bool = False) -> None:
+        """Which of the flush's event ids are already stored (or repeated in it): left out.
+        ``again``: after a refused insert — what it stored is this writer's, not duplicates."""
         existing: set[str] = set()
         keyed_total = 0
         unique: set[str] = set()
@@ -545,6 +546,8 @@ class SinkWriter:
         # Every occurrence but the first of a new id, and every occurrence of a stored one.
         skipped = keyed_total - len(unique - existing)
         flush.repeats = keyed_total != len(unique)
+        if again:
+            return
         self.counters.duplicates_skipped += skipped
         if skipped:
             log.info(
@@ -591,7 +594,7 @@ class SinkWriter:
                         # An insert of several blocks can store some before ClickHouse refuses
                         # one: look again, and repair the rollups once the rows are in.
                         flush.reconcile = True
-                        self._lookup(flush)
+                        self._lookup(flush, again=True)
                         by_table = None
             # The row path: rows to leave out, or data ClickHouse (or a column) refused.
             token = content_token(table, flush)
