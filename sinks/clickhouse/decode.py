@@ -49,7 +49,7 @@ from tokengov.contracts import (
 )
 from tokengov.errors import ContractError
 from tokengov.policy import PriceCatalog
-from tokengov.pricing import ZERO, PricedCall, cost_of_tokens, price_call
+from tokengov.pricing import ZERO, cost_of_tokens, price_call
 
 __all__ = ["Decoded", "ExactPricer", "Item", "MessageDecoder", "Reject", "TopicKind"]
 
@@ -124,7 +124,6 @@ def _model_payload(model: BaseModel) -> bytes:
 
 
 _MONEY_MAX_FEMTO: Final = int(MONEY_MAX) * FEMTO
-_UNPRICED: Final = PricedCall(ZERO, "unpriced")
 
 
 class ExactPricer:
@@ -143,17 +142,9 @@ class ExactPricer:
         entry = self._integer.entry(call.model, call.ts.date())
         if entry is None:
             return ZERO, "unpriced"
-        price, rates, exact = entry
-        if exact:  # the formula of streams.core.pricer, on exact integer rates
-            r_in, r_cached, r_write, r_out, r_reason = rates
-            cached, write, reasoning = call.cached_input, call.cache_write, call.reasoning
-            femto = (
-                (call.input - cached - write) * r_in
-                + cached * r_cached
-                + write * r_write
-                + (call.output - reasoning) * r_out
-                + reasoning * r_reason
-            )
+        if entry.exact:
+            femto = self._integer.price(call)
+            assert femto is not None  # priced: the entry above
             if femto >= _MONEY_MAX_FEMTO:
                 raise RowError("cost_usd", f"{femto / FEMTO:.0f} does not fit Decimal(38, 12)")
             return Decimal(femto).scaleb(-15), "catalog"
@@ -164,7 +155,7 @@ class ExactPricer:
             cache_write=call.cache_write,
             reasoning=call.reasoning,
         )
-        cost = cost_of_tokens(tokens, price)
+        cost = cost_of_tokens(tokens, entry.price)
         if cost >= MONEY_MAX:
             raise RowError("cost_usd", f"{cost} does not fit Decimal(38, 12)")
         return cost, "catalog"
