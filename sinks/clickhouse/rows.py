@@ -19,7 +19,7 @@ from typing import Annotated, Any, Final
 import orjson
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, NonNegativeInt
 
-from streams.core.events import Call, Done
+from streams.core.events import Call, Done, from_model
 from tokengov.contracts import SCHEMA_VERSION, UNATTRIBUTED, Alert, CallEvent, Decision, Outcome
 from tokengov.pricing import PricedCall
 
@@ -172,53 +172,26 @@ def _json(value: Any) -> str:
 
 
 def event_row(event: CallEvent, priced: PricedCall) -> tuple[Any, ...]:
+    """The row of a call the contract's models accepted (the models allow counts beyond
+    2**53, which the fast decoder leaves to them: the UInt64 columns are checked here)."""
     t = event.tokens
-    c = event.components
     big = max(t.input, t.output, event.latency_ms or 0, event.context_window or 0)
     if big > UINT64_MAX:
         for name in ("input", "output"):
             _u64(f"tokens.{name}", getattr(t, name))
         _u64("latency_ms", event.latency_ms or 0)
         _u64("context_window", event.context_window or 0)
-    return (
-        event.event_id,
-        event.ts,
-        event.team,
-        event.workflow,
-        event.task,
-        event.agent,
-        event.parent_agent,
-        _u32("step", event.step),
-        event.provider,
-        event.model,
-        t.input,
-        t.output,
-        t.cached_input,
-        t.cache_write,
-        t.reasoning,
-        c.system,
-        c.tool_definitions,
-        c.retrieved,
-        c.history,
-        c.tool_responses,
-        c.handoff,
-        c.memory,
-        _u32("attempt", event.attempt),
-        _u32("tool_calls", event.tool_calls),
-        event.tool_name,
-        event.latency_ms,
-        event.status,
-        _money("cost_usd", priced.cost_usd),
-        priced.source,
-        event.context_window,
-        event.schema_version,
-    )
+    call = from_model(event)
+    assert isinstance(call, Call)
+    row = call_row(call, priced.cost_usd, priced.source)
+    _money("cost_usd", priced.cost_usd)
+    return row
 
 
 def call_row(call: Call, cost_usd: Decimal, source: str) -> tuple[Any, ...]:
-    """The row of a call the fast decoder (:mod:`streams.decode`) accepted: the same row
-    :func:`event_row` builds from the model (a test checks it). The fast decoder keeps token
-    counts, latency and context window below 2**53, so only the UInt32 columns are checked."""
+    """The row of a call in the streams' form (:class:`streams.core.events.Call`): token
+    counts, latency and context window below 2**53 (the fast decoder's bound; ``event_row``
+    checks the models' larger ones), so only the UInt32 columns are checked here."""
     c = call.components
     return (
         call.event_id,
@@ -256,7 +229,7 @@ def call_row(call: Call, cost_usd: Decimal, source: str) -> tuple[Any, ...]:
 
 
 def done_row(done: Done) -> tuple[Any, ...]:
-    """The row of an outcome the fast decoder accepted (as :func:`outcome_row`)."""
+    """The row of an outcome in the streams' form (:class:`streams.core.events.Done`)."""
     return (
         done.event_id,
         done.ts,
@@ -270,16 +243,9 @@ def done_row(done: Done) -> tuple[Any, ...]:
 
 
 def outcome_row(outcome: Outcome) -> tuple[Any, ...]:
-    return (
-        outcome.event_id,
-        outcome.ts,
-        outcome.team,
-        outcome.workflow,
-        outcome.task_id,
-        outcome.status,
-        outcome.quality,
-        outcome.schema_version,
-    )
+    done = from_model(outcome)
+    assert isinstance(done, Done)
+    return done_row(done)
 
 
 def alert_row(alert: Alert) -> tuple[Any, ...]:
