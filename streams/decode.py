@@ -371,18 +371,6 @@ _Wire = _CallWire | _OutcomeWire
 _WIRE: Final = msgspec.json.Decoder(list[_Wire] | _Wire)
 
 
-def _wire_attribution(value: str | None) -> str:
-    if value is None:
-        return UNATTRIBUTED
-    if len(value) > MAX_NAME_CHARS:
-        raise _Slow
-    if value.isprintable() and not value.isspace() and value:
-        return value
-    if not value.strip():
-        return UNATTRIBUTED
-    raise _Slow
-
-
 def _from_wire(w: _CallWire | _OutcomeWire) -> Call | Done:
     # Printable text: str.isprintable() is stricter than the contract (it also refuses, say,
     # a soft hyphen); a name it refuses sends the message to path 2, which decides exactly.
@@ -392,8 +380,8 @@ def _from_wire(w: _CallWire | _OutcomeWire) -> Call | Done:
         return Done(
             w.event_id,
             _ts(w.ts),
-            _wire_attribution(w.team),
-            _wire_attribution(w.workflow),
+            _attribution(w.team),
+            _attribution(w.workflow),
             w.task_id,
             w.status,
             w.quality,
@@ -430,8 +418,8 @@ def _from_wire(w: _CallWire | _OutcomeWire) -> Call | Done:
     return Call(
         c.event_id,
         _ts(c.ts),
-        _wire_attribution(c.team),
-        _wire_attribution(c.workflow),
+        _attribution(c.team),
+        _attribution(c.workflow),
         c.event_id if c.task_id is None else c.task_id,
         c.agent,
         c.parent_agent,

@@ -45,7 +45,7 @@ def test_lookup_sql_sends_ids_as_one_block_and_bounds_the_time():
     assert sql.startswith("SELECT DISTINCT event_id FROM token_events WHERE (ts BETWEEN")
     assert f"fromUnixTimestamp64Milli(toInt64({MS + 1000}), 'UTC')" in sql
     assert sql.endswith(
-        "AND event_id IN (SELECT id FROM format(TSVRaw, 'id String', 'a\\nb\\'c\\nd\\\\e'))"
+        "AND event_id IN (SELECT id FROM format(TSVRaw, 'id String', 'a\nb\\'c\nd\\\\e'))"
     )
 
 
