@@ -156,6 +156,13 @@ def _decode_rows(
     return rows, elapsed
 
 
+def _empty(store: ClickHouseStore) -> None:
+    """token_events and its rollups emptied, and ClickHouse's merges at rest."""
+    for table in ("token_events", "spend_hourly", "spend_daily"):
+        store.command(f"TRUNCATE TABLE {table}")
+    settle(store)
+
+
 def _bench_writer(
     store: ClickHouseStore,
     bootstrap: str,
@@ -166,9 +173,7 @@ def _bench_writer(
     decoders: int,
     progress: Callable[[str], None],
 ) -> float:
-    for table in ("token_events", "spend_hourly", "spend_daily"):
-        store.command(f"TRUNCATE TABLE {table}")
-    settle(store)
+    _empty(store)
     prefix = f"bench{uuid.uuid4().hex[:6]}."
     ensure_topics(bootstrap, topic_specs(prefix=prefix, event_partitions=4))
     topics = Topics.with_prefix(prefix)
@@ -219,9 +224,7 @@ def _bench_writer(
 
 
 def _bench_bare(store: ClickHouseStore, rows: list[Any], batch_rows: int) -> float:
-    for table in ("token_events", "spend_hourly", "spend_daily"):
-        store.command(f"TRUNCATE TABLE {table}")
-    settle(store)
+    _empty(store)
     client = store.client()
     columns = list(COLUMNS["token_events"])
     # The rows as columns, prepared before the clock starts: the fastest bare insert.

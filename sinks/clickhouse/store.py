@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, Literal
@@ -225,6 +226,17 @@ class ClickHouseStore:
         if exc.retryable and not self.embedded:
             self.close()
 
+    @contextmanager
+    def _failing(self, action: str, *, only: type[DriverError] = DriverError) -> Iterator[None]:
+        """The client's ``only`` errors as :class:`StoreError` (ClickHouse's own message,
+        retryable or not), dropping a client whose connection failed."""
+        try:
+            yield
+        except only as exc:
+            error = _classify(exc, action)
+            self._reset_after(error)
+            raise error from exc
+
     def __enter__(self) -> ClickHouseStore:
         return self
 
@@ -249,17 +261,14 @@ class ClickHouseStore:
         # Column-oriented: clickhouse-connect serializes whole columns at a time (~1.5x faster).
         data = list(zip(*rows, strict=True))
         try:
-            self.client().insert(
-                table,
-                data,
-                column_names=list(columns),
-                settings=_token_settings(token),
-                column_oriented=True,
-            )
-        except DriverError as exc:
-            error = _classify(exc, f"insert into {table}")
-            self._reset_after(error)
-            raise error from exc
+            with self._failing(f"insert into {table}"):
+                self.client().insert(
+                    table,
+                    data,
+                    column_names=list(columns),
+                    settings=_token_settings(token),
+                    column_oriented=True,
+                )
         except (ValueError, TypeError, OverflowError) as exc:
             raise StoreError(f"insert into {table}: {exc}", retryable=False) from exc
         return len(rows)
@@ -271,7 +280,7 @@ class ClickHouseStore:
         (:func:`sinks.clickhouse.encode.native_block`); ``token`` as for :meth:`insert`."""
         if not body:
             return
-        try:
+        with self._failing(f"insert into {table}"):
             self.client().raw_insert(
                 table,
                 list(columns),
@@ -279,20 +288,12 @@ class ClickHouseStore:
                 settings=_token_settings(token),
                 fmt="Native",
             )
-        except DriverError as exc:
-            error = _classify(exc, f"insert into {table}")
-            self._reset_after(error)
-            raise error from exc
 
     def command(self, sql: str, *, settings: Mapping[str, Any] | None = None) -> None:
         """Run a statement (DDL); failures raise :class:`StoreError` (retryable unless the
         server rejected the statement itself)."""
-        try:
+        with self._failing("statement"):
             self.client().command(sql, settings=dict(settings or {}))
-        except DriverError as exc:
-            error = _classify(exc, "statement")
-            self._reset_after(error)
-            raise error from exc
 
     def record_notification(
         self,
@@ -328,11 +329,8 @@ class ClickHouseStore:
         """An analyst's query. ClickHouse's refusal comes back as :class:`QueryError` with
         its own message; an unreachable store as a retryable :class:`StoreError`."""
         try:
-            result = self._run(sql, parameters, settings)
-        except OperationalError as exc:
-            error = _classify(exc, "query")
-            self._reset_after(error)
-            raise error from exc
+            with self._failing("query", only=OperationalError):
+                result = self._run(sql, parameters, settings)
         except DriverError as exc:
             raise QueryError(clickhouse_message(exc)) from exc
         if not result.columns and self.embedded:
@@ -348,24 +346,16 @@ class ClickHouseStore:
     ) -> QueryResult:
         """tokengov's own query (the writer's lookups, migrations): any failure is a
         :class:`StoreError`, retryable unless ClickHouse rejected the data."""
-        try:
+        with self._failing("query"):
             return self._run(sql, parameters, settings)
-        except DriverError as exc:
-            error = _classify(exc, "query")
-            self._reset_after(error)
-            raise error from exc
 
     def fetch_lines(self, sql: str, *, settings: Mapping[str, Any] | None = None) -> list[str]:
         """The rows of a one-column query as text lines (``TSVRaw``: the values as stored, no
         escaping — for values without control characters, such as event ids). Skips the
         client's parsing of the statement and the result: for the writer's id lookups, whose
         statements carry tens of thousands of ids."""
-        try:
+        with self._failing("query"):
             raw = self.client().raw_query(sql, settings=dict(settings or {}), fmt="TSVRaw")
-        except DriverError as exc:
-            error = _classify(exc, "query")
-            self._reset_after(error)
-            raise error from exc
         # Only "\n" ends a line (str.splitlines would also split at U+2028 and the like).
         return raw.decode().removesuffix("\n").split("\n") if raw else []
 
