@@ -80,6 +80,14 @@ def _opt_name(value: Any) -> str | None:
 
 
 def _attribution(value: Any) -> str:
+    # the usual case first, without a call: a plainly printable, non-blank name
+    if (
+        type(value) is str
+        and 0 < len(value) <= MAX_NAME_CHARS
+        and value.isprintable()
+        and not value.isspace()
+    ):
+        return value
     if value is None or value is _MISSING:
         return UNATTRIBUTED
     if type(value) is str:
@@ -229,14 +237,8 @@ def _fast_call(d: dict[str, Any]) -> Call:
             type(name) is str and 0 < len(name) <= MAX_NAME_CHARS and name.isprintable()
         ) and not _ok_text(name, MAX_NAME_CHARS):
             raise _Slow
-    if not (type(team) is str and 0 < len(team) <= MAX_NAME_CHARS and team.isprintable()) or (
-        team.isspace()
-    ):
-        team = _attribution(team)
-    if not (
-        type(workflow) is str and 0 < len(workflow) <= MAX_NAME_CHARS and workflow.isprintable()
-    ) or (workflow.isspace()):
-        workflow = _attribution(workflow)
+    team = _attribution(team)
+    workflow = _attribution(workflow)
     return Call(
         cast(str, event_id),
         ts,
