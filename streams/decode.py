@@ -26,17 +26,21 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal, cast
 
 import msgspec
-import orjson
 
 from streams.core.events import NO_COMPONENTS, Call, Done, from_model
 from tokengov.contracts import (
+    MAX_COUNT,
     MAX_ID_CHARS,
+    MAX_MESSAGE_BYTES,
     MAX_NAME_CHARS,
+    TS_MAX,
+    TS_MIN,
     UNATTRIBUTED,
     DecodeFailure,
     parse_event,
 )
 from tokengov.errors import ContractError
+from tokengov.wire import load_items, plain_id
 
 __all__ = ["Decoded", "decode_events", "fast_event", "fast_message"]
 
@@ -44,7 +48,7 @@ _TS: Final = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?(?:Z|[+-][0-9]{2}:[0-9]{2})\Z"
 )
 _CTRL: Final = re.compile(r"[\x00-\x1f\x7f]")
-_INT_LIMIT: Final = 2**53
+_INT_LIMIT: Final = MAX_COUNT + 1  # every integer field: 0 <= n < 2**63
 _STATUSES: Final = frozenset(("ok", "error", "timeout"))
 _OUTCOME_STATUSES: Final = frozenset(("success", "failure", "abandoned"))
 _COMPONENTS: Final = (
@@ -119,6 +123,8 @@ def _ts(value: Any) -> datetime:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise _Slow from None
+    if not TS_MIN <= parsed < TS_MAX:
+        raise _Slow  # out of range: the models say so (and converting could overflow)
     return parsed if value[-1] == "Z" else parsed.astimezone(UTC)
 
 
@@ -304,12 +310,12 @@ def fast_event(item: Any) -> Call | Done | None:
 
 # -- path 1: the whole message through msgspec ----------------------------------------
 
-_Count = Annotated[int, msgspec.Meta(ge=0, lt=_INT_LIMIT)]
+_Count = Annotated[int, msgspec.Meta(ge=0, le=MAX_COUNT)]
 _WireName = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_NAME_CHARS)]
 _WireId = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_CHARS)]
 
 
-class _TokensWire(msgspec.Struct):
+class _TokensWire(msgspec.Struct, forbid_unknown_fields=True):
     input: _Count = 0
     output: _Count = 0
     cached_input: _Count = 0
@@ -317,7 +323,7 @@ class _TokensWire(msgspec.Struct):
     reasoning: _Count = 0
 
 
-class _ComponentsWire(msgspec.Struct):
+class _ComponentsWire(msgspec.Struct, forbid_unknown_fields=True):
     system: _Count = 0
     tool_definitions: _Count = 0
     retrieved: _Count = 0
@@ -331,10 +337,11 @@ _NO_TOKENS: Final = _TokensWire()
 _NO_COMPONENTS_WIRE: Final = _ComponentsWire()
 
 
-class _CallWire(msgspec.Struct, tag_field="kind", tag="call"):
+class _CallWire(msgspec.Struct, tag_field="kind", tag="call", forbid_unknown_fields=True):
     """A call as path 1 accepts it: strictly typed (no coercion), a reported cost refused
     (Decimal rules are the models' job); absent ``tokens``/``components`` are UNSET (a JSON
-    ``null`` there is refused, as the contract refuses it)."""
+    ``null`` there is refused, as the contract refuses it). Unknown fields are left to path 2,
+    which checks how deep they nest; so nothing here nests deeper than three levels."""
 
     event_id: _WireId
     ts: str
@@ -349,7 +356,7 @@ class _CallWire(msgspec.Struct, tag_field="kind", tag="call"):
     provider: _WireName = "unknown"
     tokens: _TokensWire | msgspec.UnsetType = msgspec.UNSET
     components: _ComponentsWire | msgspec.UnsetType = msgspec.UNSET
-    attempt: Annotated[int, msgspec.Meta(ge=1, lt=_INT_LIMIT)] = 1
+    attempt: Annotated[int, msgspec.Meta(ge=1, le=MAX_COUNT)] = 1
     tool_calls: _Count = 0
     tool_name: _WireName | None = None
     latency_ms: _Count | None = None
@@ -358,7 +365,7 @@ class _CallWire(msgspec.Struct, tag_field="kind", tag="call"):
     context_window: _Count | None = None
 
 
-class _OutcomeWire(msgspec.Struct, tag_field="kind", tag="outcome"):
+class _OutcomeWire(msgspec.Struct, tag_field="kind", tag="outcome", forbid_unknown_fields=True):
     event_id: _WireId
     ts: str
     task_id: _WireId
@@ -447,9 +454,11 @@ def _from_wire(w: _CallWire | _OutcomeWire) -> Call | Done:
 def fast_message(raw: bytes) -> tuple[bool, list[Call | Done]] | None:
     """Path 1: (is an envelope, every event of the message), or None when any part of the
     message needs a slower path (then nothing of it is taken from here)."""
+    if len(raw) > MAX_MESSAGE_BYTES:
+        return None
     try:
         doc = _WIRE.decode(raw)
-    except msgspec.DecodeError:  # includes ValidationError
+    except (msgspec.DecodeError, UnicodeDecodeError):  # DecodeError includes ValidationError
         return None
     try:
         if type(doc) is list:
@@ -468,28 +477,20 @@ class Decoded:
 
 
 def decode_events(raw: bytes | None) -> Decoded:
+    """Every event of one message, and every part of it that cannot be trusted with its
+    reason. Never raises: the limits of the wire (:mod:`tokengov.wire`) come first."""
     result = Decoded()
-    if raw is None:
-        result.failures.append((DecodeFailure("empty message (no value)"), None))
-        return result
-    fast = fast_message(raw)
-    if fast is not None:
-        result.envelope, events = fast
-        result.events = list(enumerate(events))
-        return result
-    try:
-        doc = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        result.failures.append((DecodeFailure(f"not valid JSON: {exc}"), None))
-        return result
-    items: list[Any]
-    if type(doc) is list:
-        result.envelope = True
-        items = doc
-    else:
-        items = [doc]
+    if raw is not None:
+        fast = fast_message(raw)
+        if fast is not None:
+            result.envelope, events = fast
+            result.events = list(enumerate(events))
+            return result
+    loaded = load_items(raw)
+    result.envelope = loaded.envelope
+    result.failures = loaded.failures
     append = result.events.append
-    for index, item in enumerate(items):
+    for index, item in loaded.items:
         event = fast_event(item)
         if event is not None:
             append((index, event))
@@ -502,7 +503,9 @@ def decode_events(raw: bytes | None) -> Decoded:
             failure = DecodeFailure(
                 str(exc),
                 index if result.envelope else None,
-                event_id if isinstance(event_id, str) else None,
+                event_id if plain_id(event_id) else None,
             )
             result.failures.append((failure, item))
+    if len(result.failures) > 1:
+        result.failures.sort(key=lambda f: -1 if f[0].index is None else f[0].index)
     return result

@@ -15,9 +15,9 @@ import asyncio
 import logging
 from typing import Any
 
-import orjson
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from streams.core import codec
 from streams.ledger import CAUSE_HEADER
 from tokengov.contracts import Alert, Decision
 from tokengov.errors import BrokerError
@@ -97,7 +97,7 @@ class Publisher:
         log.warning("decision %s %s: %s", decision.action, decision.topic_key, decision.reason)
 
     def metric(self, key: str, doc: dict[str, Any]) -> None:
-        self.send(self.topics.metrics, key.encode(), orjson.dumps(doc))
+        self.send(self.topics.metrics, key.encode(), codec.dumps(doc))
         self.sent["metrics"] += 1
 
     def dead_letter(self, key: bytes | None, record: bytes) -> None:

@@ -18,9 +18,8 @@ import time
 from typing import Any
 
 import faust
-import orjson
 
-from streams.core import Output, PartitionProcessor, Suppressor, position
+from streams.core import Output, PartitionProcessor, Suppressor, codec, position
 from streams.core.clock import Clock
 from streams.deadletter import dead_letter
 from streams.decode import decode_events
@@ -249,4 +248,4 @@ class Stage1:
 
 
 def _dumps(doc: dict[str, Any]) -> bytes:
-    return orjson.dumps(doc)
+    return codec.dumps(doc)

@@ -35,9 +35,14 @@ from pydantic import (
 )
 
 __all__ = [
+    "MAX_COUNT",
     "MAX_ID_CHARS",
+    "MAX_JSON_DEPTH",
+    "MAX_MESSAGE_BYTES",
     "MAX_NAME_CHARS",
     "SCHEMA_VERSION",
+    "TS_MAX",
+    "TS_MIN",
     "UNATTRIBUTED",
     "Alert",
     "AlertKind",
@@ -63,6 +68,17 @@ UNATTRIBUTED: Final = "unattributed"
 MAX_NAME_CHARS: Final = 256
 MAX_ID_CHARS: Final = 128
 
+# The limits of the wire (docs/streams.md, "Limits"); every layer holds the same ones.
+#: The largest message on ``tokengov.events`` (one event or an envelope): 1 MiB.
+MAX_MESSAGE_BYTES: Final = 1_048_576
+#: JSON nesting of one event: the event object is level 1 (``tokens`` level 2).
+MAX_JSON_DEPTH: Final = 64
+#: The largest value of every integer field of an event (a signed 64-bit integer).
+MAX_COUNT: Final = 2**63 - 1
+#: Event time: ``TS_MIN <= ts < TS_MAX``.
+TS_MIN: Final = datetime(2000, 1, 1, tzinfo=UTC)
+TS_MAX: Final = datetime(2100, 1, 1, tzinfo=UTC)
+
 #: Printable text only: no ASCII control characters (C0 and DEL) anywhere.
 _PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
 
@@ -85,8 +101,23 @@ def _to_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
+def _event_time(value: datetime) -> datetime:
+    """In UTC, within ``[TS_MIN, TS_MAX)`` (comparing aware datetimes cannot overflow;
+    converting year 1 or 9999 with an offset can)."""
+    if not TS_MIN <= value < TS_MAX:
+        raise ValueError(
+            f"must be from {TS_MIN:%Y-%m-%dT%H:%M:%SZ} up to (not including) "
+            f"{TS_MAX:%Y-%m-%dT%H:%M:%SZ}, got {value.isoformat()}"
+        )
+    return value.astimezone(UTC)
+
+
 Attribution = Annotated[Name, BeforeValidator(_attribution)]
 UtcTimestamp = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+#: The time of an event: aware, and within the range every layer can hold.
+EventTime = Annotated[AwareDatetime, AfterValidator(_event_time)]
+#: An integer field of an event: 0 ≤ n ≤ 2**63 − 1.
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
 
 
 def utcnow() -> datetime:
@@ -108,11 +139,11 @@ class TokenCounts(_Wire):
     """Token counts of one call. ``cached_input`` and ``cache_write`` are parts of ``input``;
     ``reasoning`` is part of ``output`` (DESIGN.md)."""
 
-    input: NonNegativeInt = 0
-    output: NonNegativeInt = 0
-    cached_input: NonNegativeInt = 0
-    cache_write: NonNegativeInt = 0
-    reasoning: NonNegativeInt = 0
+    input: Count = 0
+    output: Count = 0
+    cached_input: Count = 0
+    cache_write: Count = 0
+    reasoning: Count = 0
 
     @model_validator(mode="after")
     def _parts_within_totals(self) -> TokenCounts:
@@ -147,13 +178,13 @@ COMPONENT_NAMES: Final = (
 class Components(_Wire):
     """Where the input tokens came from. May be partial; absent components are 0."""
 
-    system: NonNegativeInt = 0
-    tool_definitions: NonNegativeInt = 0
-    retrieved: NonNegativeInt = 0
-    history: NonNegativeInt = 0
-    tool_responses: NonNegativeInt = 0
-    handoff: NonNegativeInt = 0
-    memory: NonNegativeInt = 0
+    system: Count = 0
+    tool_definitions: Count = 0
+    retrieved: Count = 0
+    history: Count = 0
+    tool_responses: Count = 0
+    handoff: Count = 0
+    memory: Count = 0
 
     @property
     def total(self) -> int:
@@ -174,7 +205,7 @@ class CallEvent(_Wire):
     kind: Literal["call"] = "call"
     schema_version: Literal[1] = SCHEMA_VERSION
     event_id: Identifier = Field(description="The idempotency key: the same id counts once.")
-    ts: UtcTimestamp
+    ts: EventTime
     team: Attribution = UNATTRIBUTED
     workflow: Attribution = UNATTRIBUTED
     task_id: Identifier | None = Field(
@@ -182,20 +213,20 @@ class CallEvent(_Wire):
     )
     agent: Name = "agent"
     parent_agent: Name | None = None
-    step: NonNegativeInt = 0
+    step: Count = 0
     provider: Name = "unknown"
     model: Name
     tokens: TokenCounts = Field(default_factory=TokenCounts)
     components: Components = Field(default_factory=Components)
-    attempt: int = Field(default=1, ge=1)
-    tool_calls: NonNegativeInt = 0
+    attempt: int = Field(default=1, ge=1, le=MAX_COUNT)
+    tool_calls: Count = 0
     tool_name: Name | None = None
-    latency_ms: NonNegativeInt | None = None
+    latency_ms: Count | None = None
     status: Literal["ok", "error", "timeout"] = "ok"
     cost_usd: Decimal | None = Field(
         default=None, ge=0, max_digits=28, decimal_places=12, allow_inf_nan=False
     )
-    context_window: NonNegativeInt | None = Field(
+    context_window: Count | None = Field(
         default=None,
         description="The model's context window in tokens, where the agent reports it "
         "(context utilization = input / context_window).",
@@ -232,7 +263,7 @@ class Outcome(_Wire):
     kind: Literal["outcome"] = "outcome"
     schema_version: Literal[1] = SCHEMA_VERSION
     event_id: Identifier = Field(description="The idempotency key: the same id counts once.")
-    ts: UtcTimestamp
+    ts: EventTime
     team: Attribution = UNATTRIBUTED
     workflow: Attribution = UNATTRIBUTED
     task_id: Identifier
@@ -262,6 +293,7 @@ AlertKind = Literal[
     "attribution_coverage",
     "debt_finding",
     "receiver_failing",
+    "clock_skew",
 ]
 
 
@@ -366,26 +398,19 @@ class DecodeResult:
     envelope: bool = False
 
 
-def decode_message(raw: bytes | str) -> DecodeResult:
+def decode_message(raw: bytes | str | None) -> DecodeResult:
     """Decode one Kafka message: a single event or a batch envelope (JSON array).
 
-    Valid events of an envelope are kept even when some of its items are bad.
-    """
+    Valid events of an envelope are kept even when some of its items are bad; the limits of
+    the wire (size, nesting, UTF-8: :mod:`tokengov.wire`) apply first. Never raises."""
     from tokengov.errors import ContractError
+    from tokengov.wire import load_items, plain_id
 
     result = DecodeResult()
-    try:
-        doc = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        result.failures.append(DecodeFailure(f"not valid JSON: {exc}"))
-        return result
-    items: Iterable[Any]
-    if isinstance(doc, list):
-        result.envelope = True
-        items = doc
-    else:
-        items = (doc,)
-    for index, item in enumerate(items):
+    loaded = load_items(raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else raw)
+    result.envelope = loaded.envelope
+    result.failures.extend(failure for failure, _ in loaded.failures)
+    for index, item in loaded.items:
         try:
             result.events.append(parse_event(item))
         except ContractError as exc:
@@ -394,7 +419,7 @@ def decode_message(raw: bytes | str) -> DecodeResult:
                 DecodeFailure(
                     str(exc),
                     index if result.envelope else None,
-                    event_id if isinstance(event_id, str) else None,
+                    event_id if plain_id(event_id) else None,
                 )
             )
     return result

@@ -401,6 +401,29 @@ class StreamsSettings(_Strict):
         description="On taking over partitions, alerts published this recently are read back so "
         "that a replay after a crash never repeats one.",
     )
+    max_clock_ahead: Duration = Field(
+        default=timedelta(minutes=5),
+        description="An event stamped further ahead of the worker's clock is kept but governed at "
+        "processing time (budgets, windows, watermarks), counted and alerted (clock_skew).",
+    )
+    max_clock_behind: Duration = Field(
+        default=timedelta(days=1),
+        description="An event stamped further behind the worker's clock is late: kept and priced "
+        "into its task, but not counted into windows, budgets or unit metrics; counted and "
+        "alerted (clock_skew).",
+    )
+    max_message_attempts: PositiveInt = Field(
+        default=3,
+        description="A message whose handling failed (or killed the worker) this many times is "
+        "skipped: dead-lettered whole, with an ERROR log naming topic, partition and offset.",
+    )
+
+    @model_validator(mode="after")
+    def _clock_bounds_positive(self) -> StreamsSettings:
+        for name in ("max_clock_ahead", "max_clock_behind"):
+            if getattr(self, name) <= timedelta(0):
+                raise ValueError(f"{name}: must be positive")
+        return self
 
 
 class Policy(_Strict):

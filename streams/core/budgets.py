@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from streams.core.alerts import fingerprint, make_alert
+from streams.core.codec import big, wide
 from streams.core.decisions import budget_decision
 from streams.core.events import usd
 from streams.core.output import Output
@@ -43,7 +44,7 @@ class BudgetAgg:
         prev = self.parts.get(partition)
         if prev is not None and prev[0] >= v:
             return False
-        self.parts[partition] = [v, tokens, cost_femto, calls]
+        self.parts[partition] = [v, big(tokens), big(cost_femto), big(calls)]
         return True
 
     @property
@@ -62,21 +63,21 @@ class BudgetAgg:
         return {
             "budget_id": self.budget_id,
             "period": self.period,
-            "parts": [[p, v, t, c, n] for p, (v, t, c, n) in self.parts.items()],
+            "parts": [[p, v, wide(t), wide(c), wide(n)] for p, (v, t, c, n) in self.parts.items()],
             "fired": self.fired,
             "breached": self.breached,
             "forecast_fired": self.forecast_fired,
-            "samples": [[m, t, str(c)] for m, (t, c) in self.samples.items()],
+            "samples": [[m, wide(t), str(c)] for m, (t, c) in self.samples.items()],
         }
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> BudgetAgg:
         agg = cls(doc["budget_id"], doc["period"])
-        agg.parts = {p: [v, t, c, n] for p, v, t, c, n in doc["parts"]}
+        agg.parts = {p: [v, big(t), big(c), big(n)] for p, v, t, c, n in doc["parts"]}
         agg.fired = list(doc["fired"])
         agg.breached = doc["breached"]
         agg.forecast_fired = doc["forecast_fired"]
-        agg.samples = {m: [t, Decimal(c)] for m, t, c in doc["samples"]}
+        agg.samples = {m: [big(t), Decimal(c)] for m, t, c in doc["samples"]}
         return agg
 
 

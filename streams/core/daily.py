@@ -5,12 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 
 from streams.core.alerts import fingerprint, make_alert
+from streams.core.codec import big
 from tokengov.contracts import Alert
 
 __all__ = ["missing_profile_alert", "unpriced_model_alert"]
 
 
-def missing_profile_alert(workflow: str, team: str, day: str, calls: int, now: datetime) -> Alert:
+def missing_profile_alert(
+    workflow: str, team: str, day: str, calls: int | str, now: datetime
+) -> Alert:
+    calls = big(calls)  # a partial writes sums beyond 64 bits as text
     return make_alert(
         kind="missing_cost_profile",
         fingerprint=fingerprint("missing_cost_profile", team, workflow, day),
@@ -28,8 +32,9 @@ def missing_profile_alert(workflow: str, team: str, day: str, calls: int, now: d
 
 
 def unpriced_model_alert(
-    model: str, team: str, day: str, calls: int, tokens: int, now: datetime
+    model: str, team: str, day: str, calls: int | str, tokens: int | str, now: datetime
 ) -> Alert:
+    calls, tokens = big(calls), big(tokens)  # a partial writes sums beyond 64 bits as text
     return make_alert(
         kind="unpriced_model",
         fingerprint=fingerprint("unpriced_model", team, model, day),

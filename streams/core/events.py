@@ -128,6 +128,15 @@ class Call:
         self.provider = provider
         self.latency_ms = latency_ms
 
+    def at(self, ts: datetime) -> Call:
+        """The same call stamped ``ts`` (clock skew: governed at processing time)."""
+        copy = Call.__new__(Call)
+        for name in Call.__slots__:
+            setattr(copy, name, getattr(self, name))
+        copy.ts = ts
+        copy.ts_ms = int(ts.timestamp() * 1000)
+        return copy
+
     def __eq__(self, other: object) -> bool:
         return (
             type(other) is Call
@@ -163,6 +172,12 @@ class Done:
         self.task_id = task_id
         self.status = status
         self.quality = quality
+
+    def at(self, ts: datetime) -> Done:
+        """The same outcome stamped ``ts`` (clock skew: governed at processing time)."""
+        return Done(
+            self.event_id, ts, self.team, self.workflow, self.task_id, self.status, self.quality
+        )
 
     def met_quality_bar(self, quality_bar: float | None) -> bool:
         """Success and (when a bar is set) ``quality`` at or above it — as ``Outcome`` says."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from streams.core.codec import big
 from streams.core.timeutil import DAY_MS, HOUR_MS, MINUTE_MS, period_bounds
 
 __all__ = [
@@ -91,6 +92,9 @@ class PartitionAggregates:
     unpriced: dict[DayKey, list[Any]] = field(default_factory=dict)  # team, calls, tokens
     late_events: int = 0
     duplicates: int = 0
+    clock_ahead_events: int = 0  # governed at processing time (streams.core.skew)
+    clock_behind_events: int = 0  # counted late
+    skew_alerted: dict[str, int] = field(default_factory=dict)  # clock_skew fingerprint -> day end
     dirty_windows: set[WindowKey] = field(default_factory=set)
     dirty_budgets: set[BudgetKey] = field(default_factory=set)
     dirty_units: set[DayKey] = field(default_factory=set)
@@ -190,6 +194,7 @@ class PartitionAggregates:
             "x": [[*k, *r] for k in self.dirty_unpriced if (r := self.unpriced.get(k))],
             "late": self.late_events,
             "dups": self.duplicates,
+            "skew": [self.clock_ahead_events, self.clock_behind_events],
         }
         self.dirty_windows.clear()
         self.dirty_budgets.clear()
@@ -208,6 +213,9 @@ class PartitionAggregates:
         self.units = {k: v for k, v in self.units.items() if self.day_open(day_ms[k])}
         self.missing = {k: v for k, v in self.missing.items() if self.day_open(day_ms[k])}
         self.unpriced = {k: v for k, v in self.unpriced.items() if self.day_open(day_ms[k])}
+        self.skew_alerted = {
+            fp: end for fp, end in self.skew_alerted.items() if end + DAY_MS > self.watermark_ms
+        }
         dropped = before - (len(self.windows) + len(self.budgets) + len(self.units))
         if dropped:
             self.changed = True
@@ -227,6 +235,9 @@ class PartitionAggregates:
             "unpriced": [[*k, *r] for k, r in self.unpriced.items()],
             "late_events": self.late_events,
             "duplicates": self.duplicates,
+            "clock_ahead_events": self.clock_ahead_events,
+            "clock_behind_events": self.clock_behind_events,
+            "skew_alerted": self.skew_alerted,
         }
 
     @classmethod
@@ -235,15 +246,18 @@ class PartitionAggregates:
         agg.applied_pos = doc["applied_pos"]
         agg.watermark_ms = doc["watermark_ms"]
         for size, start, team, wf, agent, model, ints, cost in doc["windows"]:
-            agg.windows[(size, start, team, wf, agent, model)] = [*ints, cost]
+            agg.windows[(size, start, team, wf, agent, model)] = [*map(big, ints), big(cost)]
         for budget_id, period, tokens, cost, calls in doc["budgets"]:
-            agg.budgets[(budget_id, period)] = [tokens, cost, calls]
+            agg.budgets[(budget_id, period)] = [big(tokens), big(cost), big(calls)]
         for wf, day, team, ints, floats, cost in doc["units"]:
-            agg.units[(wf, day)] = UnitPartial(team, list(ints), list(floats), cost)
+            agg.units[(wf, day)] = UnitPartial(team, [*map(big, ints)], list(floats), big(cost))
         for wf, day, team, calls in doc["missing"]:
-            agg.missing[(wf, day)] = [team, calls]
+            agg.missing[(wf, day)] = [team, big(calls)]
         for model, day, team, calls, tokens in doc["unpriced"]:
-            agg.unpriced[(model, day)] = [team, calls, tokens]
+            agg.unpriced[(model, day)] = [team, big(calls), big(tokens)]
         agg.late_events = doc["late_events"]
         agg.duplicates = doc["duplicates"]
+        agg.clock_ahead_events = doc.get("clock_ahead_events", 0)
+        agg.clock_behind_events = doc.get("clock_behind_events", 0)
+        agg.skew_alerted = dict(doc.get("skew_alerted", {}))
         return agg

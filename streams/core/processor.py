@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from streams.core import codec
 from streams.core.clock import Clock
 from streams.core.dedup import MAX_SEEN_PER_TASK, GlobalSeen, trim_task_seen
 from streams.core.events import Call, Done
@@ -29,6 +30,7 @@ from streams.core.output import Output
 from streams.core.partials import PartitionAggregates
 from streams.core.retry_storm import check_retry_storm
 from streams.core.runaway import check_runaway, crossings
+from streams.core.skew import clock_skew_alert, clock_skew_fingerprint
 from streams.core.task_state import TaskState
 from streams.core.timeutil import DAY_MS, HOUR_MS, MINUTE_MS, day_key, period_key
 from streams.core.view import PolicyView
@@ -71,14 +73,18 @@ class PartitionProcessor:
         self.dirty_tasks: set[str] = set()
         self.removed_tasks: set[str] = set()
         self.removed_seen: set[int] = set()
-        self.now_s = clock.now().timestamp()
+        self.now = clock.now()
+        self.now_s = self.now.timestamp()
+        self.now_ms = int(self.now_s * 1000)
         self.events_applied = 0
 
     # ------------------------------------------------------------ processing
 
     def begin(self) -> None:
-        """Read the clock once for the events that follow (eviction bookkeeping)."""
-        self.now_s = self.clock.now().timestamp()
+        """Read the clock once for the events that follow (eviction, clock skew)."""
+        self.now = self.clock.now()
+        self.now_s = self.now.timestamp()
+        self.now_ms = int(self.now_s * 1000)
 
     def process(self, event: Call | Done, pos: int, view: PolicyView, out: Output) -> None:
         agg = self.agg
@@ -101,22 +107,52 @@ class PartitionProcessor:
                 agg.applied_pos = pos
                 agg.changed = True
             return
+        cost = view.pricer.price(event) if type(event) is Call else None  # at its ts as sent
+        late = False
+        skew_ms = event.ts_ms - self.now_ms
+        if skew_ms > view.clock_ahead_ms or -skew_ms > view.clock_behind_ms:
+            if apply_agg:
+                self._clock_skew(event, skew_ms, view, out)
+            if skew_ms > 0:  # governed at processing time: moves nobody's windows or budgets
+                event = event.at(self.now)
+            else:
+                late = True  # far behind: late for windows, budgets and unit metrics
         if type(event) is Call:
-            cost = view.pricer.price(event)
             if apply_task:
                 self._apply_call_to_task(task, event, pos, cost or 0, view, out)
             if apply_agg:
-                self._apply_call_to_partials(event, cost, view)
+                if late:
+                    agg.late_events += 1
+                else:
+                    self._apply_call_to_partials(event, cost, view)
         else:
             assert type(event) is Done
             if apply_task:
                 self._apply_outcome_to_task(task, event, pos)
             if apply_agg:
-                self._apply_outcome_to_partials(task, event, pos, view)
+                if late:
+                    agg.late_events += 1
+                else:
+                    self._apply_outcome_to_partials(task, event, pos, view)
         if apply_agg:
             agg.applied_pos = pos
             agg.changed = True
             self.events_applied += 1
+
+    def _clock_skew(self, event: Call | Done, skew_ms: int, view: PolicyView, out: Output) -> None:
+        """Count an event far from the processing clock; alert once per team, agent, day."""
+        agg = self.agg
+        if skew_ms > 0:
+            agg.clock_ahead_events += 1
+        else:
+            agg.clock_behind_events += 1
+        day = day_key(self.now_ms)
+        fp = clock_skew_fingerprint(event, day)
+        if fp in agg.skew_alerted:
+            return
+        agg.skew_alerted[fp] = self.now_ms - self.now_ms % DAY_MS + DAY_MS
+        limit_ms = view.clock_ahead_ms if skew_ms > 0 else view.clock_behind_ms
+        out.alert(clock_skew_alert(event, skew_ms, limit_ms, day, self.now))
 
     def _claim(self, task: TaskState, event: Call | Done, pos: int) -> None:
         task.seen[event.event_id] = pos
@@ -363,7 +399,7 @@ class PartitionProcessor:
             records.append((TASK_PREFIX + task_id, None))
         self.removed_tasks.clear()
         if self.agg.changed:
-            records.append((AGG_KEY, orjson.dumps(self.agg.to_doc())))
+            records.append((AGG_KEY, codec.dumps(self.agg.to_doc())))
             self.agg.changed = False
         return records
 

@@ -15,10 +15,25 @@ from typing import Any
 
 import orjson
 
+from streams.core.codec import big, dumps
+
 __all__ = ["MAX_ATTEMPTS_PER_STEP", "MAX_STEPS_TRACKED", "TaskState"]
 
 MAX_STEPS_TRACKED = 16
 MAX_ATTEMPTS_PER_STEP = 32
+
+
+_SUMS = (
+    "calls",
+    "tool_calls",
+    "retries",
+    "tokens",
+    "first_attempt_tokens",
+    "retry_tokens",
+    "cost_femto",
+    "outcome_tokens",
+    "outcome_cost_femto",
+)
 
 
 @dataclass(slots=True)
@@ -84,11 +99,13 @@ class TaskState:
 
     def to_bytes(self) -> bytes:
         """The state record (JSON); orjson serialises the dataclass directly."""
-        return orjson.dumps(self, option=orjson.OPT_NON_STR_KEYS)
+        return dumps(self, option=orjson.OPT_NON_STR_KEYS)
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> TaskState:
         state = cls(**doc)
+        for name in _SUMS:  # sums beyond 64 bits are written as decimal text
+            setattr(state, name, big(getattr(state, name)))
         state.steps = {int(step): attempts for step, attempts in doc["steps"].items()}
         state.first_ts = {int(step): ts for step, ts in doc["first_ts"].items()}
         return state

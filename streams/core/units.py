@@ -21,6 +21,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from streams.core.codec import big, wide
 from streams.core.events import usd, usd_str
 from streams.core.partials import UNIT_FLOAT_FIELDS, UNIT_INT_FIELDS
 from streams.core.timeutil import iso_ms
@@ -50,7 +51,7 @@ class UnitAgg:
         prev = self.parts.get(partition)
         if prev is not None and prev[0] >= v:
             return False
-        self.parts[partition] = [v, team, ints, floats, cost]
+        self.parts[partition] = [v, team, [*map(big, ints)], floats, big(cost)]
         self.changed = True
         return True
 
@@ -58,7 +59,7 @@ class UnitAgg:
         return {
             "workflow": self.workflow,
             "day": self.day,
-            "parts": [[p, v, t, i, f, c] for p, (v, t, i, f, c) in self.parts.items()],
+            "parts": [[p, v, t, wide(i), f, wide(c)] for p, (v, t, i, f, c) in self.parts.items()],
             "revision": self.revision,
             "changed": self.changed,
             "published_s": self.published_s,
@@ -67,7 +68,9 @@ class UnitAgg:
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> UnitAgg:
         agg = cls(doc["workflow"], doc["day"])
-        agg.parts = {p: [v, t, list(i), list(f), c] for p, v, t, i, f, c in doc["parts"]}
+        agg.parts = {
+            p: [v, t, [*map(big, i)], list(f), big(c)] for p, v, t, i, f, c in doc["parts"]
+        }
         agg.revision = doc["revision"]
         agg.changed = doc["changed"]
         agg.published_s = doc["published_s"]

@@ -43,6 +43,8 @@ class PolicyView:
             for wf, p in self.profiles.items()
         }
         self.late_grace_ms = int(self.settings.late_grace.total_seconds() * 1000)
+        self.clock_ahead_ms = int(self.settings.max_clock_ahead.total_seconds() * 1000)
+        self.clock_behind_ms = int(self.settings.max_clock_behind.total_seconds() * 1000)
 
     def loop_limit(self, workflow: str) -> int:
         return self.loop_limits.get(workflow, self.settings.default_max_same_tool_calls)

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from streams.core.alerts import fingerprint, make_alert
+from streams.core.codec import big, wide
 from streams.core.events import usd, usd_str
 from streams.core.output import Output
 from streams.core.partials import WINDOW_FIELDS
@@ -55,7 +56,7 @@ class WindowGroup:
         prev = cell.get(partition)
         if prev is not None and prev[0] >= v:
             return False
-        cell[partition] = [v, ints, cost]
+        cell[partition] = [v, [*map(big, ints)], big(cost)]
         self.changed = True
         return True
 
@@ -73,11 +74,12 @@ class WindowGroup:
         return out
 
     def to_doc(self) -> dict[str, Any]:
+        """The state record (sums beyond 64 bits as decimal text: see streams.core.codec)."""
         return {
             "size_ms": self.size_ms,
             "start_ms": self.start_ms,
             "rows": [
-                [*dims, [[p, v, ints, c] for p, (v, ints, c) in cell.items()]]
+                [*dims, [[p, v, wide(ints), wide(c)] for p, (v, ints, c) in cell.items()]]
                 for dims, cell in self.rows.items()
             ],
             "revision": self.revision,
@@ -91,7 +93,7 @@ class WindowGroup:
         group = cls(doc["size_ms"], doc["start_ms"])
         for team, wf, agent, model, cells in doc["rows"]:
             group.rows[(team, wf, agent, model)] = {
-                p: [v, list(ints), c] for p, v, ints, c in cells
+                p: [v, [*map(big, ints)], big(c)] for p, v, ints, c in cells
             }
         group.revision = doc["revision"]
         group.changed = doc["changed"]

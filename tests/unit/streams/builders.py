@@ -8,12 +8,15 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import orjson
+
 from streams.core import (
     Aggregator,
     ManualClock,
     Output,
     PartitionProcessor,
     PolicyView,
+    codec,
     position,
 )
 from streams.core.events import from_model
@@ -173,9 +176,18 @@ class Pipeline:
         return self.aggregator
 
     def feed(
-        self, *events: CallEvent | Outcome, partition: int = 0, envelope: bool = False
+        self,
+        *events: CallEvent | Outcome,
+        partition: int = 0,
+        envelope: bool = False,
+        clock_follows: bool = True,
     ) -> None:
-        """Each event is its own message (or all one envelope), at the next offsets."""
+        """Each event is its own message (or all one envelope), at the next offsets. Events
+        happen before they are processed: the clock moves up to the latest event time, unless
+        ``clock_follows`` is False (a producer's clock running ahead)."""
+        latest = max(e.ts for e in events)
+        if clock_follows and latest > self.clock.now():
+            self.clock.set(latest)
         proc = self.proc(partition)
         proc.begin()
         if envelope:
@@ -194,8 +206,8 @@ class Pipeline:
         """Ship every partition's partials to stage 2 (and tick it)."""
         for proc in self.partitions.values():
             partial = proc.agg.take_partial()
-            if partial is not None:
-                self.agg().apply(partial, self.view, self.out)
+            if partial is not None:  # through JSON, as on the partials topic
+                self.agg().apply(orjson.loads(codec.dumps(partial)), self.view, self.out)
             proc.agg.expire()
         if tick:
             self.agg().tick(self.view, self.out)
