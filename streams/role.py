@@ -94,14 +94,22 @@ def register(app: faust.App, ctx: WorkerContext, *, clock: Clock | None = None) 
     async def stats_timer() -> None:
         s = stage1.stats
         elapsed = max(time.monotonic() - started, 1e-9)
+        procs = stage1.processors.values()
         log.info(
-            "streams: %d events in %d messages (%.0f/s since start), %d dead-lettered, "
-            "%d failed; %d alerts, %d decisions, %d metrics published; partitions %s",
+            "streams: %d events in %d messages (%.0f/s since start), %d dead-lettered %s, "
+            "%d failed, %d retried, %d skipped, %d state errors; clock skew: %d ahead, "
+            "%d behind; %d alerts, %d decisions, %d metrics published; partitions %s",
             s["events"],
             s["messages"],
             s["events"] / elapsed,
             s["dead_lettered"],
+            dict(stage1.drops),
             s["failed"],
+            s["retried"],
+            s["skipped"],
+            s["state_errors"],
+            sum(p.agg.clock_ahead_events for p in procs),
+            sum(p.agg.clock_behind_events for p in procs),
             publisher.sent["alerts"],
             publisher.sent["decisions"],
             publisher.sent["metrics"],

@@ -15,10 +15,12 @@ import asyncio
 import gc
 import logging
 import time
+from collections import Counter
 from typing import Any
 
 import faust
 
+from streams.attempts import AttemptLog
 from streams.core import Output, PartitionProcessor, Suppressor, codec, position
 from streams.core.clock import Clock
 from streams.deadletter import dead_letter
@@ -68,7 +70,19 @@ class Stage1:
         self.last_sweep = time.monotonic()
         self.last_full_gc = time.monotonic()
         self.ledger_fresh = False
-        self.stats = {"messages": 0, "events": 0, "dead_lettered": 0, "failed": 0}
+        self.stats = {
+            "messages": 0,
+            "events": 0,
+            "dead_lettered": 0,
+            "failed": 0,  # events whose processing raised (dead-lettered, stage "process")
+            "retried": 0,  # messages whose handling raised and was tried again
+            "skipped": 0,  # messages skipped after max_message_attempts (stage "skip")
+            "state_errors": 0,  # state records that could not be written or read back
+        }
+        #: dead letters by reason class (``too_large``, ``invalid_json``, ``too_deep``,
+        #: ``invalid_utf8``, ``contract``, ``process``, ``skip``)
+        self.drops: Counter[str] = Counter()
+        self.attempts = AttemptLog(ctx.settings.worker_state_dir / "attempts", ctx.topics.events)
 
     # ------------------------------------------------------------ partitions
 
@@ -125,47 +139,94 @@ class Stage1:
         async with self.lock:
             message = event.message
             partition, offset = message.partition, message.offset
-            proc = await self._processor(partition)
-            raw = message.value
-            decoded = decode_events(raw)
+            proc = await self._processor(partition)  # broker trouble here stops the worker
             self.stats["messages"] += 1
-            for failure, item in decoded.failures:
-                self._dead_letter(
-                    message, failure.reason, "decode", failure.index, failure.event_id, item
-                )
-            view = self.views.view
-            proc.begin()
-            out = self.out
-            for index, item_event in decoded.events:
+            limit = self.views.view.settings.max_message_attempts
+            attempt = self.attempts.start(partition, offset)
+            while True:
+                if attempt > limit:
+                    self._skip(message, attempt - 1)
+                    break
                 try:
-                    proc.process(item_event, position(offset, index), view, out)
-                except Exception as exc:  # a bug must not stop the partition: dead-letter it
-                    self.stats["failed"] += 1
+                    self._handle_message(proc, message)
+                    break
+                except Exception:  # a bug: positions make trying again exact
+                    self.stats["retried"] += 1
                     log.exception(
-                        "processing failed: %s partition %d offset %d index %d event_id %s",
+                        "handling failed (attempt %d of %d): %s partition %d offset %d",
+                        attempt,
+                        limit,
                         message.topic,
                         partition,
                         offset,
-                        index,
-                        item_event.event_id,
                     )
-                    self._dead_letter(
-                        message,
-                        f"processing failed: {type(exc).__name__}: {exc}",
-                        "process",
-                        index if decoded.envelope else None,
-                        item_event.event_id,
-                        None,  # the whole message; ``index`` names the event in it
-                    )
-            self.stats["events"] += len(decoded.events)
-            if out:
-                self.publisher.outputs(out)
+                    attempt = self.attempts.failed(partition, offset)
+            self.attempts.done(partition, offset)
             self.pending.append((stream, event))
             if (
                 len(self.pending) >= self.max_pending
                 or time.monotonic() - self.last_flush >= self.flush_interval_s
             ):
                 await self._flush()
+
+    def _skip(self, message: Any, attempts: int) -> None:
+        """The message failed (or killed the worker) ``attempts`` times: dead-letter it whole."""
+        self.stats["skipped"] += 1
+        self.out.clear()  # whatever a failed attempt left half-made
+        log.error(
+            "SKIPPING a message that failed %d times: %s partition %d offset %d key %r "
+            "(%d bytes) — dead-lettered whole; the partition goes on",
+            attempts,
+            message.topic,
+            message.partition,
+            message.offset,
+            (message.key or b"")[:64],
+            len(message.value or b""),
+        )
+        self._dead_letter(
+            message,
+            f"skipped after {attempts} failed attempts (it raised or killed the worker each "
+            "time); see the worker log at this offset",
+            "skip",
+            None,
+            None,
+            None,
+        )
+
+    def _handle_message(self, proc: PartitionProcessor, message: Any) -> None:
+        partition, offset = message.partition, message.offset
+        decoded = decode_events(message.value)
+        for failure, item in decoded.failures:
+            self._dead_letter(
+                message, failure.reason, "decode", failure.index, failure.event_id, item
+            )
+        view = self.views.view
+        proc.begin()
+        out = self.out
+        for index, item_event in decoded.events:
+            try:
+                proc.process(item_event, position(offset, index), view, out)
+            except Exception as exc:  # a bug must not stop the partition: dead-letter it
+                self.stats["failed"] += 1
+                log.exception(
+                    "processing failed: %s partition %d offset %d index %d event_id %s",
+                    message.topic,
+                    partition,
+                    offset,
+                    index,
+                    item_event.event_id,
+                )
+                self._dead_letter(
+                    message,
+                    f"processing failed: {type(exc).__name__}: {exc}",
+                    "process",
+                    index if decoded.envelope else None,
+                    item_event.event_id,
+                    None,  # the whole message; ``index`` names the event in it
+                )
+        self.stats["events"] += len(decoded.events)
+        if out:
+            self.publisher.outputs(out)
 
     def _dead_letter(
         self,
@@ -177,6 +238,7 @@ class Stage1:
         item: Any,
     ) -> None:
         self.stats["dead_lettered"] += 1
+        self.drops[_drop_reason(stage, reason)] += 1
         log.warning(
             "dead-letter %s partition %d offset %d index %s event_id %s: %s",
             message.topic,
@@ -213,9 +275,15 @@ class Stage1:
         await self.publisher.delivered()
         # 2. the partials reach stage 2 before the state that produced them is persisted
         for p, proc in self.processors.items():
-            partial = proc.agg.take_partial()
-            if partial is not None:
-                self.publisher.send(self.names.partials, f"p{p}".encode(), _dumps(partial))
+            try:
+                partial = proc.agg.take_partial()
+                value = None if partial is None else _dumps(partial)
+            except Exception:  # a bug: say so loudly, keep the partition going
+                self.stats["state_errors"] += 1
+                log.exception("partition %d: the partials could not be encoded", p)
+                continue
+            if value is not None:
+                self.publisher.send(self.names.partials, f"p{p}".encode(), value)
         await self.publisher.delivered()
         # 3. state records (Faust flushes the producer before it commits offsets)
         sweep = time.monotonic() - self.last_sweep >= SWEEP_INTERVAL_S
@@ -223,10 +291,18 @@ class Stage1:
             self.last_sweep = time.monotonic()
         settings = self.views.view.settings
         for p, proc in self.processors.items():
-            proc.agg.expire()
-            if sweep:
-                proc.sweep(settings)
-            for key, value in proc.take_records():
+            try:
+                proc.agg.expire()
+                if sweep:
+                    proc.sweep(settings)
+                records = proc.take_records()
+            except Exception:  # a bug: say so loudly, keep the partition going
+                self.stats["state_errors"] += 1
+                log.exception("partition %d: the state records could not be made", p)
+                continue
+            self.stats["state_errors"] += proc.record_errors
+            proc.record_errors = 0
+            for key, value in records:
                 self.publisher.send(self.names.state, key.encode(), value, partition=p)
         # 4. only now may the offsets be committed
         pending, self.pending = self.pending, []
@@ -245,6 +321,22 @@ class Stage1:
             gc.unfreeze()
             gc.collect()
         gc.freeze()
+
+
+def _drop_reason(stage: str, reason: str) -> str:
+    """The class of a dead letter, for the counters."""
+    if stage != "decode":
+        return stage
+    for marker, name in (
+        ("message too large", "too_large"),
+        ("nested", "too_deep"),
+        ("UTF-8", "invalid_utf8"),
+        ("not valid JSON", "invalid_json"),
+        ("empty message", "invalid_json"),
+    ):
+        if marker in reason:
+            return name
+    return "contract"
 
 
 def _dumps(doc: dict[str, Any]) -> bytes:

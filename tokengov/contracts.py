@@ -350,6 +350,7 @@ _FRIENDLY = {
     "string_pattern_mismatch": "must not contain control characters",
     "timezone_aware": "timestamp must carry a UTC offset (e.g. 2026-11-29T05:00:00Z)",
     "missing": "required",
+    "int_parsing_size": f"an integer beyond 64 bits (the largest allowed is {MAX_COUNT})",
 }
 
 

@@ -63,6 +63,8 @@ def item_problem(item: Any, limit: int = MAX_JSON_DEPTH) -> str | None:
     stack: list[tuple[Any, int, str]] = [(item, 1, "")]
     while stack:
         value, depth, path = stack.pop()
+        if len(path) > 60:
+            path = path[:60] + "…"
         if type(value) is str:
             if not value.isascii():
                 try:

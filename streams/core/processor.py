@@ -77,6 +77,7 @@ class PartitionProcessor:
         self.now_s = self.now.timestamp()
         self.now_ms = int(self.now_s * 1000)
         self.events_applied = 0
+        self.record_errors = 0  # state records that could not be encoded or read back
 
     # ------------------------------------------------------------ processing
 
@@ -393,7 +394,13 @@ class PartitionProcessor:
         for task_id in self.dirty_tasks:
             task = tasks.get(task_id)
             if task is not None:
-                records.append((TASK_PREFIX + task_id, task.to_bytes()))
+                try:
+                    records.append((TASK_PREFIX + task_id, task.to_bytes()))
+                except Exception:  # a bug: the task lives on in memory, its record is not written
+                    self.record_errors += 1
+                    log.exception(
+                        "partition %d: task %r: state not written", self.partition, task_id
+                    )
         self.dirty_tasks.clear()
         for task_id in self.removed_tasks:
             records.append((TASK_PREFIX + task_id, None))
@@ -415,14 +422,23 @@ class PartitionProcessor:
         late_grace_ms = int(settings.late_grace.total_seconds() * 1000)
         proc = cls(partition, settings, clock)
         for key, raw in records:
-            doc: Any = orjson.loads(raw)
-            if key == AGG_KEY:
-                proc.agg = PartitionAggregates.from_doc(doc, late_grace_ms)
-            elif key.startswith(TASK_PREFIX):
-                task = TaskState.from_doc(doc)
-                proc.tasks[task.task_id] = task
-            elif key.startswith(SEEN_PREFIX):
-                proc.global_seen.load(int(key[len(SEEN_PREFIX) :]), doc)
-            else:
-                log.warning("partition %d: ignoring unknown state record %r", partition, key)
+            try:
+                doc: Any = orjson.loads(raw)
+                if key == AGG_KEY:
+                    proc.agg = PartitionAggregates.from_doc(doc, late_grace_ms)
+                elif key.startswith(TASK_PREFIX):
+                    task = TaskState.from_doc(doc)
+                    proc.tasks[task.task_id] = task
+                elif key.startswith(SEEN_PREFIX):
+                    proc.global_seen.load(int(key[len(SEEN_PREFIX) :]), doc)
+                else:
+                    log.warning("partition %d: ignoring unknown state record %r", partition, key)
+            except Exception:  # one bad record must not keep the partition from starting
+                proc.record_errors += 1
+                log.exception(
+                    "partition %d: state record %r unreadable (%d bytes), ignored",
+                    partition,
+                    key,
+                    len(raw),
+                )
         return proc

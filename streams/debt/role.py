@@ -33,6 +33,7 @@ class DebtRole:
 
     engine: DebtEngine
     undecodable: int = 0
+    failed: int = 0
     findings_sent: int = 0
     alerts_sent: int = 0
 
@@ -59,7 +60,11 @@ def register(app: faust.App, ctx: WorkerContext, *, engine: DebtEngine | None = 
                     len(decoded.failures),
                 )
             for event in decoded.events:
-                role.engine.observe(event)
+                try:
+                    role.engine.observe(event)
+                except Exception:  # a bug must not stop the worker (the streams role governs)
+                    role.failed += 1
+                    log.exception("debt: event %s could not be observed", event.event_id)
 
     app.agent(events, name="tokengov-debt")(consume)
 
