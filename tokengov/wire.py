@@ -21,39 +21,30 @@ module only says which items they may look at. It never raises on any input.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any
 
 import orjson
 
 from tokengov.contracts import MAX_ID_CHARS, MAX_JSON_DEPTH, MAX_MESSAGE_BYTES, DecodeFailure
 
-__all__ = ["Loaded", "item_problem", "load_items", "nesting_exceeds", "plain_id"]
-
-_KEEP: Final = frozenset(b'"[]{}')
-_DELETE: Final = bytes(b for b in range(256) if b not in _KEEP)
-_STRING: Final = re.compile(rb'"[^"]*"')
-_EMPTY_PAIR: Final = re.compile(rb"\[\]|\{\}")
+__all__ = ["Loaded", "item_problem", "load_items", "plain_id"]
 
 
-def nesting_exceeds(raw: bytes, limit: int) -> bool:
-    """Whether the JSON text ``raw`` nests arrays/objects deeper than ``limit`` levels.
-
-    For valid JSON; C-speed byte operations only: drop escaped backslashes and quotes,
-    keep quotes and brackets, drop the strings, then peel empty pairs one level a pass."""
-    if raw.count(b"[") + raw.count(b"{") <= limit:
+def _shallow(item: Any) -> bool:
+    """True for the usual event: no container below its second level (then nothing in it can
+    break a limit that :func:`item_problem` checks, in valid UTF-8). A quick look, no walk."""
+    if type(item) is not dict:
         return False
-    shape = raw.replace(b"\\\\", b"").replace(b'\\"', b"").translate(None, _DELETE)
-    shape = _STRING.sub(b"", shape)
-    for _ in range(limit):
-        if not shape:
+    for value in item.values():
+        kind = type(value)
+        if kind is dict:
+            for inner in value.values():
+                if type(inner) is dict or type(inner) is list:
+                    return False
+        elif kind is list:
             return False
-        peeled = _EMPTY_PAIR.sub(b"", shape)
-        if peeled == shape:
-            return False  # not balanced: not valid JSON, which the parser says
-        shape = peeled
-    return bool(shape)
+    return True
 
 
 def item_problem(item: Any, limit: int = MAX_JSON_DEPTH) -> str | None:
@@ -170,10 +161,8 @@ def load_items(raw: bytes | None) -> Loaded:
         items: list[Any] = doc
     else:
         items = [doc]
-    # only a message that breaks a limit somewhere has its items examined one by one
-    check = not utf8 or nesting_exceeds(raw, MAX_JSON_DEPTH + result.envelope)
     for index, item in enumerate(items):
-        problem = item_problem(item) if check else None
+        problem = None if utf8 and _shallow(item) else item_problem(item)
         if problem is None:
             result.items.append((index, item))
             continue
