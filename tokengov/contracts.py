@@ -114,6 +114,10 @@ def _event_time(value: datetime) -> datetime:
 
 Attribution = Annotated[Name, BeforeValidator(_attribution)]
 UtcTimestamp = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+_TS_RULE: Final = (
+    "With a UTC offset; 2000-01-01T00:00:00Z <= ts < 2100-01-01T00:00:00Z (outside: the event "
+    "is dead-lettered)."
+)
 #: The time of an event: aware, and within the range every layer can hold.
 EventTime = Annotated[AwareDatetime, AfterValidator(_event_time)]
 #: An integer field of an event: 0 ≤ n ≤ 2**63 − 1.
@@ -205,7 +209,7 @@ class CallEvent(_Wire):
     kind: Literal["call"] = "call"
     schema_version: Literal[1] = SCHEMA_VERSION
     event_id: Identifier = Field(description="The idempotency key: the same id counts once.")
-    ts: EventTime
+    ts: EventTime = Field(description=_TS_RULE)
     team: Attribution = UNATTRIBUTED
     workflow: Attribution = UNATTRIBUTED
     task_id: Identifier | None = Field(
@@ -263,7 +267,7 @@ class Outcome(_Wire):
     kind: Literal["outcome"] = "outcome"
     schema_version: Literal[1] = SCHEMA_VERSION
     event_id: Identifier = Field(description="The idempotency key: the same id counts once.")
-    ts: EventTime
+    ts: EventTime = Field(description=_TS_RULE)
     team: Attribution = UNATTRIBUTED
     workflow: Attribution = UNATTRIBUTED
     task_id: Identifier
