@@ -51,15 +51,22 @@ class AttemptLog:
         self.directory = directory
         self.topic = topic
         self._slots: dict[int, _Slot] = {}
+        self.broken = False  # the directory cannot be written: count in memory only
 
     def _slot(self, partition: int) -> _Slot:
         slot = self._slots.get(partition)
         if slot is not None:
             return slot
-        self.directory.mkdir(parents=True, exist_ok=True)
         path = self.directory / f"{self.topic}-{partition}"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            self._broken(exc)
+            fd = -1
         slot = self._slots[partition] = _Slot(fd)
+        if fd < 0:
+            return slot
         try:
             data = os.pread(fd, _RECORD_BYTES, 0).rstrip(b" \n\x00")
             if data:
@@ -79,14 +86,29 @@ class AttemptLog:
             slot.handling = None
         return slot
 
+    def _broken(self, exc: OSError) -> None:
+        if not self.broken:
+            self.broken = True
+            log.error(
+                "cannot keep attempt records in %s (%s): a message that kills the worker will "
+                "not be skipped across restarts (failures in this process still are)",
+                self.directory,
+                exc,
+            )
+
     def _write(self, slot: _Slot) -> None:
         while len(slot.suspects) > _MAX_SUSPECTS:
             del slot.suspects[min(slot.suspects)]
+        if slot.fd < 0:
+            return
         record = orjson.dumps(
             {"suspects": slot.suspects, "handling": slot.handling},
             option=orjson.OPT_NON_STR_KEYS,
         )
-        os.pwrite(slot.fd, record.ljust(_RECORD_BYTES - 1) + b"\n", 0)
+        try:
+            os.pwrite(slot.fd, record.ljust(_RECORD_BYTES - 1) + b"\n", 0)
+        except OSError as exc:
+            self._broken(exc)
 
     def start(self, partition: int, offset: int) -> int:
         """Record that the message at ``offset`` is being handled; returns which attempt this
@@ -115,5 +137,6 @@ class AttemptLog:
 
     def close(self) -> None:
         for slot in self._slots.values():
-            os.close(slot.fd)
+            if slot.fd >= 0:
+                os.close(slot.fd)
         self._slots.clear()

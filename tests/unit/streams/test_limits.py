@@ -343,3 +343,13 @@ def test_events_within_the_bounds_keep_their_time() -> None:
     assert pipe.proc().agg.watermark_ms == int(T0.timestamp() * 1000) + 240_000
     assert from_model(parse_event(GOOD)).ts.tzinfo is UTC
     assert datetime(2026, 11, 29, 5, tzinfo=UTC) == T0
+
+
+def test_attempts_without_a_writable_directory_count_in_memory(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    log = AttemptLog(blocker / "attempts", "tokengov.events")
+    assert log.start(0, 5) == 1 and log.failed(0, 5) == 2
+    log.done(0, 5)
+    assert log.broken and log.start(0, 6) == 1
+    log.close()
