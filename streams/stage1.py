@@ -172,7 +172,8 @@ class Stage1:
     def _skip(self, message: Any, attempts: int) -> None:
         """The message failed (or killed the worker) ``attempts`` times: dead-letter it whole."""
         self.stats["skipped"] += 1
-        self.out.clear()  # whatever a failed attempt left half-made
+        if self.out:  # what failed attempts applied and alerted on (already suppressed) goes out
+            self.publisher.outputs(self.out)
         log.error(
             "SKIPPING a message that failed %d times: %s partition %d offset %d key %r "
             "(%d bytes) — dead-lettered whole; the partition goes on",
