@@ -247,7 +247,7 @@ class Stage1:
             message.offset,
             index,
             event_id,
-            reason,
+            reason if len(reason) <= 500 else f"{reason[:500]}… ({len(reason)} characters)",
         )
         record = dead_letter(
             reason=reason,

@@ -380,7 +380,8 @@ def parse_event(obj: Any) -> CallEvent | Outcome:
         raise ContractError(f"expected a JSON object, got {type(obj).__name__}")
     kind = obj.get("kind")
     if kind not in ("call", "outcome"):
-        raise ContractError(f"unknown kind {kind!r}; expected 'call' or 'outcome'", field="kind")
+        shown = repr(kind) if len(repr(kind)) <= 80 else repr(kind)[:80] + "…"
+        raise ContractError(f"unknown kind {shown}; expected 'call' or 'outcome'", field="kind")
     try:
         return event_adapter.validate_python(obj)
     except ValidationError as exc:

@@ -353,3 +353,12 @@ def test_attempts_without_a_writable_directory_count_in_memory(tmp_path: Path) -
     log.done(0, 5)
     assert log.broken and log.start(0, 6) == 1
     log.close()
+
+
+def test_reasons_stay_short_whatever_the_input() -> None:
+    ((failure, _),) = decode_events(orjson.dumps({"kind": "x" * 1_000_000})).failures
+    assert failure.reason.startswith("kind: unknown kind 'xxx") and len(failure.reason) < 200
+    long_team = orjson.dumps({**GOOD, "team": "t" * 1_000_000, "event_id": "e" * 1_000})
+    ((failure, _),) = decode_events(long_team).failures
+    assert failure.reason == "team: String should have at most 256 characters"
+    assert failure.event_id is None  # an id too long to name anything
