@@ -52,7 +52,7 @@ _DECODE_DEPTH = 2
 _ESCAPE = re.compile(
     r"(?:%[0-9A-Fa-f]{2})+"  # percent-encoded bytes (UTF-8 sequences decode together)
     r"|(?:\\x[0-9A-Fa-f]{2})+"  # a Python bytes repr
-    r"|\\u[0-9A-Fa-f]{4}(?:\\u[0-9A-Fa-f]{4})?"  # JSON \uXXXX (a surrogate pair together)
+    r"|(?:\\u[0-9A-Fa-f]{4})+"  # JSON \uXXXX (surrogate pairs decode together)
     r"|\\[\"\\/bfnrt]"  # JSON's short escapes
     r"|&(?:#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6}|[A-Za-z]{2,8});"  # HTML character references
 )
@@ -85,10 +85,18 @@ def _unescape(token: str) -> list[tuple[str, int, int]]:
         return _utf8(bytes(int(token[i + 2 : i + 4], 16) for i in range(0, len(token), 4)), 4)
     if token.startswith("\\u"):
         units = [int(token[i + 2 : i + 6], 16) for i in range(0, len(token), 6)]
-        if len(units) == 2 and 0xD800 <= units[0] < 0xDC00 <= units[1] < 0xE000:
-            pair = 0x10000 + ((units[0] - 0xD800) << 10) + (units[1] - 0xDC00)
-            return [(chr(pair), 0, len(token))]
-        return [(chr(u), 6 * k, 6 * k + 6) for k, u in enumerate(units)]
+        out: list[tuple[str, int, int]] = []
+        k = 0
+        while k < len(units):
+            high, low = units[k], units[k + 1] if k + 1 < len(units) else 0
+            if 0xD800 <= high < 0xDC00 <= low < 0xE000:
+                pair = 0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00)
+                out.append((chr(pair), 6 * k, 6 * k + 12))
+                k += 2
+            else:
+                out.append((chr(high), 6 * k, 6 * k + 6))
+                k += 1
+        return out
     if token[0] == "\\":
         return [(_JSON_SHORT.get(token[1], token[1]), 0, len(token))]
     return [(char, 0, len(token)) for char in html.unescape(token)]
