@@ -120,16 +120,20 @@ def _decode(text: str) -> tuple[str, list[tuple[int, int]]]:
     return "".join(chars), spans
 
 
-def _view(text: str) -> tuple[str, list[tuple[int, int]]]:
-    """Unescape until nothing changes (at most three passes: double encoding)."""
+def _views(text: str) -> list[tuple[str, list[tuple[int, int]]]]:
+    """The text and each pass of unescaping it, until nothing changes (at most three:
+    double encoding), each with the spans of ``text`` its characters came from. Every
+    level is searched: a secret may itself contain what looks like an escape."""
     view, spans = text, [(i, i + 1) for i in range(len(text))]
+    views = [(view, spans)]
     for _ in range(3):
         decoded, inner = _decode(view)
         if decoded == view:
             break
         spans = [(spans[a][0], spans[b - 1][1]) for a, b in inner]
         view = decoded
-    return view, spans
+        views.append((view, spans))
+    return views
 
 
 def _canonical(text: str) -> str:
@@ -219,9 +223,14 @@ class Redactor:
             return True
         if any(short in raw for short in self._byte_short):
             return True
-        # The decoded data may itself be escaped or encoded (JSON in base64, …).
+        if depth <= 0:
+            return False
+        # The decoded data may itself be escaped or encoded (JSON in base64, …); look
+        # inside when it reads as text (a wrong alignment decodes to noise: skip it).
         text = raw.decode("utf-8", errors="replace")
-        return depth > 0 and bool(self._find(text, depth - 1))
+        if text.count("\ufffd") > len(text) // 20:
+            return False
+        return bool(self._find(text, depth - 1))
 
     def _base64_secret(self, token: str, depth: int) -> bool:
         """Whether a base64 or base64url token carries a secret, wherever in it the
@@ -243,8 +252,11 @@ class Redactor:
 
     def _find(self, text: str, depth: int = _DECODE_DEPTH) -> list[tuple[int, int]]:
         """Spans of ``text`` to redact."""
-        view, spans = _view(text)
-        found = [(spans[a][0], spans[b - 1][1]) for a, b in self._marks(view) if b > a]
+        views = _views(text)
+        found: list[tuple[int, int]] = []
+        for view, spans in views:
+            found += [(spans[a][0], spans[b - 1][1]) for a, b in self._marks(view) if b > a]
+        view, spans = views[-1]
         for match in _B64_TOKEN.finditer(view):
             if self._base64_secret(match.group(), depth):
                 found.append((spans[match.start()][0], spans[match.end() - 1][1]))

@@ -44,8 +44,10 @@ JSON_HEADERS: Final[Mapping[str, str]] = {"Content-Type": "application/json"}
 OK_STATUS: Final = frozenset({200, 201, 202, 204})
 #: How much of a receiver's answer an error keeps (of the redacted text).
 ANSWER_EXCERPT_CHARS: Final = 200
-#: How much of a receiver's answer is read at all (the rest is never looked at).
-MAX_ANSWER_BYTES: Final = 16 * 1024
+#: How much of a receiver's answer is read at all (the rest is never looked at): all of
+#: it is redacted before the excerpt is cut, so a piece of a secret cut at this edge is
+#: far from the excerpt (and caught anyway when it is 8 characters or more).
+MAX_ANSWER_BYTES: Final = 4 * 1024
 #: The longest error message a receiver raises (after redaction).
 MAX_ERROR_CHARS: Final = 600
 
