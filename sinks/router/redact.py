@@ -14,8 +14,9 @@ it marks
 - every run of at least :data:`FRAGMENT_CHARS` characters that is a piece of a secret
   (so the first 22 characters of a routing key are caught as surely as the whole), and
   every whole occurrence of a shorter secret (at least :data:`MIN_SECRET_CHARS`);
-- every base64 or base64url token whose decoded bytes, read the same way, contain such
-  a piece (at any alignment: the secret may sit anywhere inside the encoded data).
+- every base64 or base64url token whose decoded bytes contain 6 bytes of a secret (8
+  base64 characters' worth) or, read as text the same way, a piece as above (at any
+  alignment: the secret may sit anywhere inside the encoded data).
 
 The marked spans of the original text are replaced by :data:`REDACTED`, and the check
 runs again on the result until nothing is found. Callers redact the *whole* text
@@ -44,6 +45,8 @@ __all__ = [
 REDACTED: Final = "«redacted»"
 #: A piece of a secret this long is as good as the secret: it is redacted wherever it is.
 FRAGMENT_CHARS: Final = 8
+#: Inside base64, 6 bytes of a secret (8 base64 characters) are enough to redact the token.
+_B64_FRAGMENT_BYTES: Final = 6
 #: Shorter values cannot be told from ordinary words; they are not redacted.
 MIN_SECRET_CHARS: Final = 4
 _MAX_ROUNDS = 4
@@ -191,10 +194,9 @@ class Redactor:
                 else:
                     self._short.append(canonical)
                 raw = piece.encode("utf-8", errors="surrogateescape")
-                if len(raw) >= FRAGMENT_CHARS:
-                    self._byte_grams.update(
-                        raw[i : i + FRAGMENT_CHARS] for i in range(len(raw) - FRAGMENT_CHARS + 1)
-                    )
+                if len(canonical) >= FRAGMENT_CHARS:
+                    n = _B64_FRAGMENT_BYTES
+                    self._byte_grams.update(raw[i : i + n] for i in range(len(raw) - n + 1))
                 else:
                     self._byte_short.append(raw)
         self._whole.update(w for w in whole if len(w) >= MIN_SECRET_CHARS)
@@ -219,7 +221,8 @@ class Redactor:
         return marks
 
     def _bytes_secret(self, raw: bytes, depth: int) -> bool:
-        if any(raw[i : i + FRAGMENT_CHARS] in self._byte_grams for i in range(len(raw))):
+        n = _B64_FRAGMENT_BYTES
+        if any(raw[i : i + n] in self._byte_grams for i in range(len(raw) - n + 1)):
             return True
         if any(short in raw for short in self._byte_short):
             return True
