@@ -144,3 +144,23 @@ def test_secrets_error_redacts_before_it_cuts():
 def test_excerpt_is_one_short_line():
     assert excerpt("a\n b\t c", 100) == "a b c"
     assert excerpt("z" * 300, 200) == "z" * 199 + "…"
+
+
+def test_http_request_logging_stays_quiet_when_the_root_logger_opens_up_later():
+    """httpx logs each request's full URL at INFO (a Slack hook URL is a credential)."""
+    import logging
+
+    from sinks.router.receivers.base import quiet_http_loggers
+
+    httpx_logger = logging.getLogger("httpx")
+    root = logging.getLogger()
+    saved = (httpx_logger.level, root.level)
+    try:
+        httpx_logger.setLevel(logging.NOTSET)
+        root.setLevel(logging.WARNING)  # quiet already when the receivers are built…
+        quiet_http_loggers()
+        root.setLevel(logging.DEBUG)  # …and a worker configures DEBUG logging afterwards
+        assert not httpx_logger.isEnabledFor(logging.INFO)
+    finally:
+        httpx_logger.setLevel(saved[0])
+        root.setLevel(saved[1])
