@@ -6,8 +6,14 @@ older than the tolerance, and rejects it tampered with at once."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import re
+import shutil
+import subprocess
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import orjson
@@ -15,13 +21,15 @@ import pytest
 
 from sinks.router.delivery import RetryPolicy
 from sinks.router.dispatcher import Dispatcher
+from sinks.router.notification import Notification
 from sinks.router.notification_log import MemoryNotificationLog
-from sinks.router.receivers import build_receivers
+from sinks.router.receivers import WebhookReceiver, build_receivers
 from sinks.router.runtime import Router
 from sinks.router.state import SqliteState
 from sinks.router.tree import RouteTree
 from tests.integration.router.conftest import Capture, check_signature, eventually
 from tokengov.contracts import Alert
+from tokengov.policy import WebhookReceiver as WebhookConfig
 from tokengov.policy import parse_policy
 from tokengov.signing import DEFAULT_TOLERANCE_S, SignatureError, verify
 
@@ -108,3 +116,52 @@ async def test_retries_carry_one_id_each_signed_and_a_replay_is_refused(
     # Another endpoint's secret: refused.
     with pytest.raises(SignatureError):
         verify(last.body, header, "whsec-someone-else", now=signed_at[-1])
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+async def test_the_documented_node_snippet_verifies_a_real_notification(http_capture: Capture):
+    """docs/alerting.md's Node verifier, run as written, on what a receiver really got."""
+    docs = (Path(__file__).resolve().parents[3] / "docs" / "alerting.md").read_text()
+    [snippet] = re.findall(r"```js\n(.*?)```", docs, flags=re.DOTALL)
+    config = WebhookConfig(type="webhook", url=f"{http_capture.url}/hook", secret_env="S")
+    async with httpx.AsyncClient() as client:
+        await WebhookReceiver("hook", config, client, {"S": SECRET}).send(_notification())
+    [got] = await http_capture.wait_for(1, path="/hook")
+    driver = snippet + (
+        "const [body, header, secret] = JSON.parse(require('fs').readFileSync(0, 'utf8'));\n"
+        "const raw = Buffer.from(body, 'base64');\n"
+        "const tampered = Buffer.concat([raw, Buffer.from(' ')]);\n"
+        "console.log(JSON.stringify([verifyTokengov(raw, header, secret),"
+        " verifyTokengov(tampered, header, secret), verifyTokengov(raw, header, 'other'),"
+        " verifyTokengov(raw, header, secret, -1)]));\n"
+    )
+    stdin = orjson.dumps(
+        [base64.b64encode(got.body).decode(), got.headers["X-Tokengov-Signature"], SECRET]
+    )
+    result = await asyncio.to_thread(
+        subprocess.run, ["node", "-e", driver], input=stdin, capture_output=True, timeout=30
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    # good · tampered body · wrong secret · outside a (negative) tolerance
+    assert orjson.loads(result.stdout) == [True, False, False, False]
+
+
+def _notification() -> Notification:
+    return Notification(
+        receiver="hook",
+        route="routes",
+        group_key="g",
+        group_labels={"team": "search"},
+        reason="first notification",
+        created_at=datetime.now(UTC),
+        alerts=[
+            Alert(
+                fingerprint="runaway|search|wf|t-2|max_calls",
+                kind="runaway",
+                severity="critical",
+                team="search",
+                summary="t-2 ran away — “quoted”, ünïcode",
+                starts_at=datetime.now(UTC),
+            )
+        ],
+    )
