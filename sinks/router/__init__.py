@@ -22,6 +22,7 @@ from sinks.router.notification_log import (
     MemoryNotificationLog,
     NotificationLog,
 )
+from sinks.router.redact import REDACTED, Redactor
 from sinks.router.runtime import AlertSink, DeadLetterSink, Router, receiver_failing_alert
 from sinks.router.silences import Silence, SilenceStore, new_silence
 from sinks.router.state import MemoryState, RouterState, SqliteState
@@ -30,6 +31,7 @@ from sinks.router.tree import RouteMatch, RouteNode, RouteTree, TraceStep
 __all__ = [
     "BUILTIN_RULES",
     "NOTIFICATION_COLUMNS",
+    "REDACTED",
     "AggrGroup",
     "AlertSink",
     "ClickHouseNotificationLog",
@@ -47,6 +49,7 @@ __all__ = [
     "NotificationAttempt",
     "NotificationLog",
     "ReceiverQueue",
+    "Redactor",
     "RetryPolicy",
     "RouteMatch",
     "RouteNode",

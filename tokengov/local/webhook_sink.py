@@ -1,14 +1,12 @@
 """A loopback webhook endpoint for the demo: the policy's webhook receivers deliver here.
 
-It checks each POST's ``X-Tokengov-Signature`` (HMAC-SHA256 of the raw body with the
-receiver's secret) and counts what arrived per receiver, so the demo can show signed
+It checks each POST's ``X-Tokengov-Signature`` (``t=…,v1=…``, verified with
+:func:`tokengov.signing.verify` and the receiver's secret) and counts what arrived per receiver, so the demo can show signed
 notifications really reaching a team's endpoint.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 import threading
 from collections import Counter
@@ -17,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from tokengov.policy import Policy
+from tokengov.signing import SIGNATURE_HEADER, SignatureError, verify
 
 __all__ = ["WebhookSink"]
 
@@ -50,12 +49,10 @@ class WebhookSink:
                 secret = sink.secrets.get(name)
                 valid = True
                 if secret is not None:
-                    expected = (
-                        "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-                    )
-                    valid = hmac.compare_digest(
-                        expected, self.headers.get("X-Tokengov-Signature", "")
-                    )
+                    try:
+                        verify(body, self.headers.get(SIGNATURE_HEADER), secret)
+                    except SignatureError:
+                        valid = False
                 with sink._lock:
                     (sink.received if valid else sink.bad_signatures)[name] += 1
                 self.send_response(HTTPStatus.NO_CONTENT if valid else HTTPStatus.UNAUTHORIZED)

@@ -3,9 +3,11 @@ and one careful HTTP POST.
 
 Secrets (webhook signing keys, Slack webhook URLs, PagerDuty routing keys, SMTP
 passwords) are read from the environment at send time and never appear in a log
-line or an error message: every message a receiver raises goes through
-:meth:`Secrets.redact`, and third-party exceptions are not chained (their text
-can carry a URL).
+line or an error message, in any encoding or in pieces: every message a receiver
+raises goes through :meth:`Secrets.error`, which redacts the whole text
+(:mod:`sinks.router.redact`) and only then cuts it; of a receiver's answer only a
+short excerpt of the redacted text is kept; third-party exceptions are not chained
+(their text can carry a URL).
 """
 
 from __future__ import annotations
@@ -20,10 +22,13 @@ from urllib.parse import urlsplit
 import httpx
 
 from sinks.router.notification import Notification
+from sinks.router.redact import REDACTED, Redactor, excerpt
 from tokengov.errors import DeliveryError
 
 __all__ = [
+    "ANSWER_EXCERPT_CHARS",
     "JSON_HEADERS",
+    "MAX_ERROR_CHARS",
     "OK_STATUS",
     "REDACTED",
     "HttpReceiver",
@@ -35,9 +40,16 @@ __all__ = [
     "safe_target",
 ]
 
-REDACTED = "«redacted»"
 JSON_HEADERS: Final[Mapping[str, str]] = {"Content-Type": "application/json"}
 OK_STATUS: Final = frozenset({200, 201, 202, 204})
+#: How much of a receiver's answer an error keeps (of the redacted text).
+ANSWER_EXCERPT_CHARS: Final = 200
+#: How much of a receiver's answer is read at all (the rest is never looked at): all of
+#: it is redacted before the excerpt is cut, so a piece of a secret cut at this edge is
+#: far from the excerpt (and caught anyway when it is 8 characters or more).
+MAX_ANSWER_BYTES: Final = 4 * 1024
+#: The longest error message a receiver raises (after redaction).
+MAX_ERROR_CHARS: Final = 600
 
 
 def quiet_http_loggers() -> None:
@@ -46,7 +58,9 @@ def quiet_http_loggers() -> None:
     sets up the root logger), these two stay at WARNING while the router's receivers exist."""
     for name in ("httpx", "httpcore"):
         logger = logging.getLogger(name)
-        if logger.getEffectiveLevel() < logging.WARNING:
+        # Its own level, not the effective one: a root logger set to DEBUG later (a
+        # worker configuring logging after the receivers exist) must not open it up.
+        if logger.level < logging.WARNING:
             logger.setLevel(logging.WARNING)
 
 
@@ -66,7 +80,7 @@ class Secrets:
     def __init__(self, receiver: str, env: Mapping[str, str]) -> None:
         self.receiver = receiver
         self._env = env
-        self._values: set[str] = set()
+        self._redactor = Redactor()
 
     def get(self, var: str, what: str) -> str:
         value = self._env.get(var, "")
@@ -86,25 +100,17 @@ class Secrets:
         return value
 
     def remember(self, value: str) -> None:
-        self._values.add(value)
-        # A URL's path and query are as secret as the whole (Slack hooks, tokens).
-        parts = urlsplit(value)
-        if parts.scheme and parts.netloc:
-            if len(parts.path) > 1:
-                self._values.add(parts.path)
-            if parts.query:
-                self._values.add(parts.query)
-            if parts.password:
-                self._values.add(parts.password)
+        """A value to scrub (a URL: its path, query and userinfo too, in pieces)."""
+        self._redactor.add(value)
 
     def redact(self, text: str) -> str:
-        for value in sorted(self._values, key=len, reverse=True):
-            if len(value) >= 4:
-                text = text.replace(value, REDACTED)
-        return text
+        return self._redactor.redact(text)
 
     def error(self, message: str, *, retryable: bool) -> DeliveryError:
-        return DeliveryError(self.receiver, self.redact(message), retryable=retryable)
+        """A :class:`DeliveryError` whose message is redacted whole, then cut."""
+        return DeliveryError(
+            self.receiver, excerpt(self.redact(message), MAX_ERROR_CHARS), retryable=retryable
+        )
 
 
 def hook_url(url: str | None, url_env: str | None, secrets: Secrets) -> str:
@@ -140,22 +146,44 @@ async def post(
     target = safe_target(url)
     started = time.perf_counter()
     try:
-        response = await client.post(url, content=content, headers=dict(headers), timeout=timeout_s)
+        async with client.stream(
+            "POST", url, content=content, headers=dict(headers), timeout=timeout_s
+        ) as response:
+            if response.status_code in ok_status:
+                await response.aread()
+                return response
+            answer = await _read_some(response, MAX_ANSWER_BYTES)
     except httpx.TimeoutException:
         raise secrets.error(
             f"POST {target}: no answer within {timeout_s:g}s", retryable=True
         ) from None
     except httpx.HTTPError as exc:
         raise secrets.error(f"POST {target}: {type(exc).__name__}: {exc}", retryable=True) from None
-    if response.status_code not in ok_status:
-        elapsed_ms = int((time.perf_counter() - started) * 1000)
-        snippet = response.text[:200].replace("\n", " ")
-        retryable = response.status_code >= 500 or response.status_code in _RETRYABLE_STATUS
-        raise secrets.error(
-            f"POST {target}: HTTP {response.status_code} after {elapsed_ms} ms: {snippet}",
-            retryable=retryable,
-        )
-    return response
+    elapsed_ms = int((time.perf_counter() - started) * 1000)
+    # Redact the whole answer first, then keep a short excerpt: a cut made before
+    # redaction could leave a piece of a secret that is no longer recognised.
+    shown = excerpt(secrets.redact(answer), ANSWER_EXCERPT_CHARS)
+    retryable = response.status_code >= 500 or response.status_code in _RETRYABLE_STATUS
+    raise secrets.error(
+        f"POST {target}: HTTP {response.status_code} after {elapsed_ms} ms: {shown}",
+        retryable=retryable,
+    )
+
+
+async def _read_some(response: httpx.Response, limit: int) -> str:
+    """At most ``limit`` bytes of the answer's body, as text (never the whole of a huge one)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= limit:
+            break
+    raw = b"".join(chunks)[:limit]
+    try:
+        return raw.decode(response.charset_encoding or "utf-8", errors="replace")
+    except LookupError:  # a charset Python does not know
+        return raw.decode("utf-8", errors="replace")
 
 
 class _HttpConfig(Protocol):

@@ -15,8 +15,9 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
 from sinks.router.notification import Notification
-from sinks.router.receivers.base import Secrets
+from sinks.router.receivers.base import ANSWER_EXCERPT_CHARS, Secrets
 from sinks.router.receivers.render import dashboard_url, facts
+from sinks.router.redact import excerpt
 from tokengov.errors import DeliveryError
 from tokengov.policy import EmailReceiver as EmailConfig
 
@@ -105,15 +106,42 @@ class EmailReceiver:
                 smtp.send_message(message)
         except DeliveryError:
             raise
+        except UnicodeEncodeError:
+            # smtplib sends AUTH credentials as ASCII only (its text names the characters).
+            raise secrets.error(
+                f"SMTP {target}: the username or password is not ASCII, which SMTP AUTH "
+                "(smtplib) cannot send",
+                retryable=False,
+            ) from None
         except smtplib.SMTPAuthenticationError as exc:
             raise secrets.error(
-                f"SMTP {target}: authentication refused ({exc.smtp_code})", retryable=False
+                f"SMTP {target}: authentication refused: {_reply(exc, secrets)}", retryable=False
             ) from None
         except smtplib.SMTPRecipientsRefused as exc:
+            refused = ", ".join(
+                f"{to} ({_reply_text(code, reply, secrets)})"
+                for to, (code, reply) in exc.recipients.items()
+            )
             raise secrets.error(
-                f"SMTP {target}: recipients refused: {', '.join(exc.recipients)}", retryable=False
+                f"SMTP {target}: recipients refused: {refused}", retryable=False
+            ) from None
+        except smtplib.SMTPResponseException as exc:
+            raise secrets.error(
+                f"SMTP {target}: {type(exc).__name__}: {_reply(exc, secrets)}",
+                retryable=exc.smtp_code < 500,
             ) from None
         except (smtplib.SMTPException, OSError) as exc:
             raise secrets.error(
                 f"SMTP {target}: {type(exc).__name__}: {exc}", retryable=True
             ) from None
+
+
+def _reply_text(code: int, reply: bytes | str, secrets: Secrets) -> str:
+    """A server's reply as text (not a bytes repr, whose ``\\xNN`` would hide a secret's
+    bytes from redaction), redacted whole, then cut."""
+    text = reply.decode("utf-8", errors="replace") if isinstance(reply, bytes) else str(reply)
+    return f"{code} {excerpt(secrets.redact(text), ANSWER_EXCERPT_CHARS)}"
+
+
+def _reply(exc: smtplib.SMTPResponseException, secrets: Secrets) -> str:
+    return _reply_text(exc.smtp_code, exc.smtp_error, secrets)

@@ -1,28 +1,42 @@
 """``type: webhook``: the notification's JSON POSTed, signed when a secret is set.
 
-``X-Tokengov-Signature: sha256=<hex HMAC-SHA256 of the raw body>`` with the
-secret from ``secret_env``; the receiving side recomputes it over the exact bytes.
+With ``secret_env``, each attempt carries ``X-Tokengov-Signature: t=<unix seconds>,
+v1=<hex HMAC-SHA256 of "<t>.<raw body>">`` (Stripe's scheme; :mod:`tokengov.signing`
+signs and verifies it). Every attempt carries ``X-Tokengov-Notification-Id``: the
+notification's id, the same on every retry of it, for receivers that deduplicate.
+A retry is signed again with the time of that attempt, so a receiver's replay window
+never rejects a legitimate late retry.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import time
+from collections.abc import Callable, Mapping
+
+import httpx
 
 from sinks.router.notification import Notification
 from sinks.router.receivers.base import JSON_HEADERS, HttpReceiver, Secrets, hook_url
 from tokengov.policy import WebhookReceiver as WebhookConfig
+from tokengov.signing import NOTIFICATION_ID_HEADER, SIGNATURE_HEADER, sign
 
-__all__ = ["SIGNATURE_HEADER", "WebhookReceiver", "sign"]
-
-SIGNATURE_HEADER = "X-Tokengov-Signature"
-
-
-def sign(secret: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+__all__ = ["NOTIFICATION_ID_HEADER", "SIGNATURE_HEADER", "WebhookReceiver", "sign"]
 
 
 class WebhookReceiver(HttpReceiver[WebhookConfig]):
+    def __init__(
+        self,
+        name: str,
+        config: WebhookConfig,
+        client: httpx.AsyncClient,
+        env: Mapping[str, str],
+        *,
+        grafana_url: str | None = None,
+        clock_s: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(name, config, client, env, grafana_url=grafana_url)
+        self.clock_s = clock_s
+
     async def send(self, notification: Notification) -> None:
         secrets = Secrets(self.name, self.env)
         url = hook_url(self.config.url, self.config.url_env, secrets)
@@ -30,10 +44,9 @@ class WebhookReceiver(HttpReceiver[WebhookConfig]):
         headers = {
             **JSON_HEADERS,
             "User-Agent": "tokengov-router",
-            "X-Tokengov-Notification-Id": notification.notification_id,
+            NOTIFICATION_ID_HEADER: notification.notification_id,
         }
         if self.config.secret_env:
-            headers[SIGNATURE_HEADER] = sign(
-                secrets.get(self.config.secret_env, "secret_env"), body
-            )
+            secret = secrets.get(self.config.secret_env, "secret_env")
+            headers[SIGNATURE_HEADER] = sign(secret, body, timestamp=int(self.clock_s()))
         await self.post(url, body, secrets, headers=headers)

@@ -1,16 +1,25 @@
 """Real servers on loopback for the router's integration tests: an HTTP server that
 records what it receives (webhook, Slack- and PagerDuty-shaped posts) and answers
-as told, and an SMTP server with STARTTLS and AUTH (aiosmtpd)."""
+as told, an SMTP server with STARTTLS and AUTH (aiosmtpd), and careless receivers
+that echo the whole request back (HTTP) or the base64 login (SMTP)."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
+import hashlib
+import hmac
+import html
 import ipaddress
+import json
 import ssl
-from collections.abc import AsyncIterator, Iterator
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import quote, quote_plus
 
 import pytest
 import pytest_asyncio
@@ -22,6 +31,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests.secret_forms import pct_lower
 from tokengov.local.broker import free_port
 
 
@@ -202,6 +212,17 @@ def read_topic(bootstrap: str, topic: str, count: int, *, timeout_s: float = 15.
         consumer.close()
 
 
+def check_signature(body: bytes, header: str, secret: str) -> int:
+    """Stripe's scheme, written here with hmac/hashlib and nothing of tokengov: the header
+    is ``t=<unix>,v1=<hex>[,v1=…]``, each v1 the HMAC-SHA256 of ``"<t>.<body>"``. Returns t."""
+    fields = [part.split("=", 1) for part in header.split(",")]
+    [t] = [value for key, value in fields if key == "t"]
+    signatures = [value for key, value in fields if key == "v1"]
+    mac = hmac.new(secret.encode(), t.encode() + b"." + body, hashlib.sha256).hexdigest()
+    assert any(hmac.compare_digest(mac, s) for s in signatures), "no v1 matches"
+    return int(t)
+
+
 async def eventually(predicate, *, timeout_s: float = 10.0, what: str = "condition") -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
@@ -243,3 +264,162 @@ def chdb_dsn(tmp_path: Path) -> Iterator[str]:
         yield dsn
     finally:
         client.close()
+
+
+# --------------------------------------------------------------- echoing receivers
+
+
+def echo_formats(secrets: list[str]) -> list[Callable[[str], str]]:
+    """Ways a careless receiver answers with the request it got: raw, JSON (ASCII-escaped,
+    or with ``\\/``), percent-encoded in either case, form-encoded, HTML, base64 and
+    base64url, and cut at several places inside the first secret it carries."""
+
+    def cut(k: int) -> Callable[[str], str]:
+        def answer(request: str) -> str:
+            at = min((request.find(s) for s in secrets if s in request), default=-1)
+            return request if at < 0 else f"error near: {request[max(0, at - 40) : at + k]}"
+
+        return answer
+
+    def body(request: str) -> str:
+        return request.partition("\n\n")[2]
+
+    return [
+        lambda r: r,
+        lambda r: json.dumps({"error": "invalid request", "request": r}),
+        lambda r: json.dumps({"request": r}, ensure_ascii=False).replace("/", "\\/"),
+        lambda r: "request=" + quote(r, safe=""),
+        lambda r: "request=" + pct_lower(quote(r, safe="")),
+        lambda r: "request=" + quote_plus(r),
+        lambda r: f"<html><pre>{html.escape(r)}</pre></html>",
+        lambda r: "debug " + base64.b64encode(r.encode()).decode(),
+        lambda r: "debug " + base64.urlsafe_b64encode(r.encode()).decode().rstrip("="),
+        lambda r: json.dumps({"error": "bad body", "body": body(r)}),
+        lambda r: "body=" + base64.b64encode(body(r).encode()).decode(),
+        cut(8),
+        cut(22),  # the issue's case: the first 22 characters of a routing key
+    ]
+
+
+@dataclass
+class EchoServer:
+    """An HTTP server (its own thread) that answers every POST with an error status and
+    the whole request — request line, headers, body — in the next of ``formats`` (counted
+    per first path segment, so each receiver meets every format in turn)."""
+
+    url: str = ""
+    formats: list[Callable[[str], str]] = field(default_factory=lambda: [lambda r: r])
+    statuses: list[int] = field(default_factory=lambda: [500])
+    answers: list[str] = field(default_factory=list)
+    requests: list[Received] = field(default_factory=list)
+    _counts: dict[str, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __repr__(self) -> str:  # short: hypothesis prints the fixtures of a failing example
+        return f"EchoServer({self.url}, {len(self.requests)} request(s))"
+
+    def respond(self, path: str, headers: dict[str, str], body: bytes) -> tuple[int, str]:
+        head = "\n".join([f"POST {path} HTTP/1.1", *(f"{k}: {v}" for k, v in headers.items())])
+        request = head + "\n\n" + body.decode("utf-8", errors="replace")
+        with self._lock:
+            self.requests.append(Received(path, headers, body))
+            key = path.split("/")[1] if "/" in path else path
+            n = self._counts.get(key, 0)
+            self._counts[key] = n + 1
+            status = self.statuses[n % len(self.statuses)]
+            answer = self.formats[n % len(self.formats)](request)
+            self.answers.append(answer)
+        return status, answer
+
+
+@pytest.fixture
+def echo_server() -> Iterator[EchoServer]:
+    echo = EchoServer()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            status, answer = echo.respond(self.path, dict(self.headers.items()), body)
+            data = answer.encode("utf-8", errors="surrogatepass")
+            self.send_response(status)
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, name="echo-http", daemon=True)
+    thread.start()
+    echo.url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        yield echo
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+@dataclass
+class EchoMailServer:
+    """An SMTP server that answers with the base64 login it was sent: ``refuse_auth`` →
+    AUTH fails with a reply quoting it (PLAIN: ``base64("\\0user\\0pass")``; LOGIN: each
+    base64 line); otherwise AUTH succeeds and DATA is refused with the PLAIN form."""
+
+    host: str
+    port: int
+    refuse_auth: bool
+    replies: list[str] = field(default_factory=list)
+    _last_login: str = ""
+
+    def __repr__(self) -> str:
+        return f"EchoMailServer({self.port}, {len(self.replies)} reply(ies))"
+
+    def authenticate(self, server, session, envelope, mechanism, auth_data):  # type: ignore[no-untyped-def]
+        assert isinstance(auth_data, LoginPassword)
+        plain = base64.b64encode(b"\0" + auth_data.login + b"\0" + auth_data.password).decode()
+        self._last_login = plain
+        if not self.refuse_auth:
+            return AuthResult(success=True)
+        if mechanism == "LOGIN":
+            echoed = " ".join(
+                base64.b64encode(v).decode() for v in (auth_data.login, auth_data.password)
+            )
+        else:
+            echoed = plain
+        reply = f"535 5.7.8 authentication failed for {echoed}"
+        self.replies.append(reply)
+        return AuthResult(success=False, handled=False, message=reply)
+
+    async def handle_DATA(self, server: object, session: Session, envelope: Envelope) -> str:
+        reply = f"554 5.7.1 message refused; you logged in as {self._last_login}"
+        self.replies.append(reply)
+        return reply
+
+
+def echo_mail_server(*, refuse_auth: bool) -> Iterator[EchoMailServer]:
+    box = EchoMailServer("127.0.0.1", free_port(), refuse_auth)
+    controller = Controller(
+        box,
+        hostname="127.0.0.1",
+        port=box.port,
+        authenticator=box.authenticate,
+        auth_require_tls=False,
+    )
+    controller.start()
+    try:
+        yield box
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def smtp_refusing_auth() -> Iterator[EchoMailServer]:
+    yield from echo_mail_server(refuse_auth=True)
+
+
+@pytest.fixture
+def smtp_refusing_data() -> Iterator[EchoMailServer]:
+    yield from echo_mail_server(refuse_auth=False)

@@ -4,8 +4,6 @@ server: delivery, dead letters, silences, and no second page after a restart."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -17,7 +15,7 @@ from confluent_kafka import Producer
 from sinks.router.kafka import SilenceTopic
 from sinks.router.role import router_app
 from sinks.router.silences import new_silence
-from tests.integration.router.conftest import eventually, read_topic
+from tests.integration.router.conftest import check_signature, eventually, read_topic
 from tokengov.contracts import Alert
 from tokengov.policy import parse_policy
 from tokengov.runtime import PolicyHolder, WorkerContext
@@ -105,8 +103,7 @@ async def test_router_role_end_to_end(
         tasks = sorted(orjson.loads(r.body)["alerts"][0]["task_id"] for r in received)
         assert tasks == ["t-1", "t-3"]  # t-2 is silenced; t-1, t-3 reach the team's receiver
         for r in received:
-            expected = "sha256=" + hmac.new(b"role-secret", r.body, hashlib.sha256).hexdigest()
-            assert r.headers["X-Tokengov-Signature"] == expected
+            check_signature(r.body, r.headers["X-Tokengov-Signature"], "role-secret")
         await eventually(
             lambda: all(g.has_flushed for g in runtime.router.dispatcher.groups.values()),
             what="every group flushed",
