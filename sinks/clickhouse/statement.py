@@ -264,7 +264,7 @@ class StatementPolicy:
             ):
                 raise QueryError(
                     f"{token.text}() (at {_where(sql, token.offset)}) reaches files, processes "
-                    "or the network; the query endpoint answers from the store only"
+                    "or the network; analysts' queries read the store only"
                 )
         return sql[: tokens[-1].offset + _length(sql, tokens[-1])]
 

@@ -79,7 +79,9 @@ def render(result: QueryResult, fmt: Format) -> None:
 
 
 def query(
-    sql: Annotated[str, typer.Argument(help="One SELECT / SHOW / DESCRIBE / WITH / EXPLAIN.")],
+    sql: Annotated[
+        str, typer.Argument(help="One SELECT / WITH / SHOW / DESCRIBE / EXPLAIN / EXISTS.")
+    ],
     fmt: FormatOpt = Format.table,
     data_dir: DataDirOpt = None,
 ) -> None:
