@@ -26,10 +26,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sinks.clickhouse.endpoint import TOKEN_FILE, QueryEndpoint, ensure_token, read_token
+from sinks.clickhouse.endpoint import (
+    TOKEN_FILE,
+    QueryEndpoint,
+    engine_policy,
+    ensure_token,
+    read_token,
+)
 from sinks.clickhouse.limits import QueryLimits
 from sinks.clickhouse.migrate import migrate
 from sinks.clickhouse.reader import EndpointReader, StoreReader
+from sinks.clickhouse.statement import StatementPolicy
 from sinks.clickhouse.store import ClickHouseStore
 from tokengov.errors import QueryError
 from tokengov.local.broker import free_port
@@ -72,6 +79,8 @@ class Served:
     data_dir: Path
     listener: Listener
     token: str
+    raw: ClickHouseStore  # the read-only session alone, without the statement checks
+    endpoint_policy: StatementPolicy
 
     @property
     def url(self) -> str:
@@ -105,12 +114,15 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         data_dir=data_dir,
         listener=listener,
         token=token,
+        raw=ClickHouseStore(dsn, readonly=True, limits=LIMITS),
+        endpoint_policy=engine_policy(store),
     )
     try:
         yield served
     finally:
         served.reader.close()
         served.direct.close()
+        served.raw.close()
         endpoint.stop()
         store.close()
         listener.close()
@@ -185,31 +197,28 @@ def test_escape_is_refused_by_the_endpoint_and_the_direct_reader(served: Served,
 def test_the_engine_itself_refuses_without_our_statement_checks(served: Served):
     """The first layer alone (the session: readonly = 1, limits), on the endpoint's own
     store, without the statement checks: what the engine stops and what it does not."""
-    store = ClickHouseStore(served.endpoint._store.dsn, readonly=True, limits=LIMITS)
+    store = served.raw
     port = served.listener.port
-    try:
-        for sql in (
-            "SELECT * FROM file('/etc/passwd', 'LineAsString')",
-            f"SELECT * FROM url('http://127.0.0.1:{port}/x.csv', 'CSV')",
-            f"SELECT * FROM remote('127.0.0.1:{port}', system.one)",
-            f"SELECT * FROM mysql('127.0.0.1:{port}', 'db', 't', 'u', 'p')",
-            "SELECT * FROM executable('cat', 'LineAsString', 'x String')",
-            "SELECT 1 SETTINGS readonly = 0",
-            "SET readonly = 0",
-            "DROP TABLE token_events",
-            "INSERT INTO token_events (event_id) VALUES ('x')",
-        ):
-            with pytest.raises(QueryError, match=r"READONLY"):
-                store.query(sql)
-        # What chdb (clickhouse-local) does not stop under readonly = 1, measured here so
-        # that the day it does, this test says the statement checks may be relaxed.
-        assert store.query("SELECT length(file('/etc/passwd')) > 0").rows == [(1,)]
-        outfile = served.data_dir / "engine-outfile.txt"
-        store.query(f"SELECT 1 INTO OUTFILE '{outfile}'")
-        assert outfile.exists()
-        outfile.unlink()
-    finally:
-        store.close()
+    for sql in (
+        "SELECT * FROM file('/etc/passwd', 'LineAsString')",
+        f"SELECT * FROM url('http://127.0.0.1:{port}/x.csv', 'CSV')",
+        f"SELECT * FROM remote('127.0.0.1:{port}', system.one)",
+        f"SELECT * FROM mysql('127.0.0.1:{port}', 'db', 't', 'u', 'p')",
+        "SELECT * FROM executable('cat', 'LineAsString', 'x String')",
+        "SELECT 1 SETTINGS readonly = 0",
+        "SET readonly = 0",
+        "DROP TABLE token_events",
+        "INSERT INTO token_events (event_id) VALUES ('x')",
+    ):
+        with pytest.raises(QueryError, match=r"READONLY"):
+            store.query(sql)
+    # What chdb (clickhouse-local) does not stop under readonly = 1, measured here so
+    # that the day it does, this test says the statement checks may be relaxed.
+    assert store.query("SELECT length(file('/etc/passwd')) > 0").rows == [(1,)]
+    outfile = served.data_dir / "engine-outfile.txt"
+    store.query(f"SELECT 1 INTO OUTFILE '{outfile}'")
+    assert outfile.exists()
+    outfile.unlink()
     assert served.listener.connections == 0
 
 
@@ -442,3 +451,59 @@ def test_tokengov_query_through_the_endpoint_and_on_a_store_it_opens_itself(
     finally:
         (served.data_dir / "token.bak").rename(served.data_dir / TOKEN_FILE)
     assert done.returncode == 1 and TOKEN_FILE in done.stderr and "Traceback" not in done.stderr
+
+
+FRAGMENTS = (
+    " ",
+    "\n",
+    "\r",
+    "\x0b",
+    "\u2028",
+    "--",
+    "#",
+    "#!",
+    "# ",
+    "/*",
+    "*/",
+    "/*/",
+    "'",
+    "''",
+    "\\",
+    '"',
+    "`",
+    "$$",
+    "$a$",
+    "$A$",
+    "x",
+    ",",
+    "1",
+    ";",
+    "(",
+)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    before=st.lists(st.sampled_from(FRAGMENTS), max_size=6),
+    after=st.lists(st.sampled_from(FRAGMENTS), max_size=6),
+)
+def test_the_lexer_never_lets_the_engine_run_what_it_hides(
+    served: Served, before: list[str], after: list[str]
+):
+    """Comment, quote and heredoc markers around a ``file()`` call: whenever our checks let
+    the text through, the engine (the session alone, no checks) does not run the call —
+    the lexer never sees a comment or a string where ClickHouse sees SQL."""
+    marker = served.data_dir / "marker.txt"
+    marker.write_text("MARKER-42")
+    sql = f"SELECT 1 {''.join(before)}, file('{marker}') {''.join(after)}"
+    try:
+        served.endpoint_policy.check(sql)
+    except QueryError:
+        return
+    try:
+        rows = served.raw.query(sql).rows
+    except QueryError:
+        return
+    assert "MARKER-42" not in repr(rows), sql
