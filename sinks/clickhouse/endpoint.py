@@ -342,6 +342,13 @@ class QueryEndpoint:
         )
         tmp.replace(self.state_file)
         log.info("read-only query endpoint on http://%s", self.address)
+        if self.host.lower() not in LOOPBACK_NAMES:
+            log.warning(
+                "the query endpoint listens on %s, not loopback: whoever reaches it with the "
+                "token in %s reads the whole history",
+                self.address,
+                self.token_file,
+            )
 
     def stop(self) -> None:
         with contextlib.suppress(FileNotFoundError):

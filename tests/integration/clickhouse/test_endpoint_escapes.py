@@ -405,8 +405,11 @@ def test_legitimate_project_queries_still_work(served: Served):
     assert history.latest() == []
 
 
-def cli(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, data_dir: Path, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     env = os.environ | {"PYTHONPATH": str(ROOT), "TOKENGOV_DATA_DIR": str(data_dir)}
+    env |= extra_env or {}
     env.pop("TOKENGOV_CLICKHOUSE_URL", None)
     return subprocess.run(
         [sys.executable, "-m", "tokengov.cli.main", *args],
@@ -444,6 +447,15 @@ def test_tokengov_query_through_the_endpoint_and_on_a_store_it_opens_itself(
         assert fine.returncode == 0, fine.stderr
         assert orjson.loads(fine.stdout) == [{"team": "a--b"}]
     assert served.listener.connections == 0
+    # The limits are the process's settings.
+    limited = cli(
+        "query",
+        "SELECT number FROM numbers(10)",
+        data_dir=own,
+        extra_env={"TOKENGOV_QUERY_MAX_RESULT_ROWS": "5"},
+    )
+    assert limited.returncode == 1
+    assert "max_result_rows = 5 rows" in " ".join(limited.stderr.split())
     # Without the token file, the CLI says what is missing (no traceback, no fallback).
     (served.data_dir / TOKEN_FILE).rename(served.data_dir / "token.bak")
     try:
