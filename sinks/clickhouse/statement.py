@@ -12,7 +12,8 @@ stop under ``readonly = 1`` — measured, see docs/clickhouse.md:
   secrets);
 * table functions in ``DESCRIBE`` — ``DESCRIBE TABLE url(…)`` / ``file(…)`` infer a
   schema (an outbound request, a file's first line as column names) without the access
-  check a ``SELECT`` gets; and ``eval(…)``, which runs a query built from a string.
+  check a ``SELECT`` gets; and ``eval(…)``, which runs a query built from a string
+  (experimental and off today, but marked as allowed under ``readonly = 1``).
 
 So: one statement; it starts with ``SELECT``, ``WITH``, ``SHOW``, ``DESCRIBE``/``DESC``,
 ``EXPLAIN`` or ``EXISTS``; no ``INTO OUTFILE``; no call of ``file`` nor of any table

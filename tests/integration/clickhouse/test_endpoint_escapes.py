@@ -219,6 +219,7 @@ def test_the_engine_itself_refuses_without_our_statement_checks(served: Served):
     store.query(f"SELECT 1 INTO OUTFILE '{outfile}'")
     assert outfile.exists()
     outfile.unlink()
+    assert store.query("KILL QUERY WHERE 0").columns  # KILL is allowed at any readonly
     assert served.listener.connections == 0
 
 
