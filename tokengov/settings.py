@@ -48,6 +48,19 @@ class Settings(BaseSettings):
         default="127.0.0.1:8124",
         description="host:port of the local read-only query endpoint served in embedded mode.",
     )
+    # Limits of one analyst's query (the endpoint, `tokengov query`/`report`, every reader).
+    query_timeout_s: float = Field(
+        default=60.0, gt=0, description="ClickHouse max_execution_time of a read query, seconds."
+    )
+    query_max_memory_bytes: int = Field(
+        default=1_000_000_000, ge=1, description="ClickHouse max_memory_usage of a read query."
+    )
+    query_max_result_rows: int = Field(
+        default=100_000, ge=1, description="ClickHouse max_result_rows of a read query."
+    )
+    query_max_threads: int = Field(
+        default=2, ge=1, description="ClickHouse max_threads of a read query."
+    )
 
     @property
     def clickhouse_dsn(self) -> str:

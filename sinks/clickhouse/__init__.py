@@ -10,7 +10,8 @@ Modules, following the data:
 * ``role`` — ``register(app, ctx)`` for ``tokengov worker --role sink`` (imports Faust, so it
   is loaded on first use of ``register`` / ``SinkRole``)
 * ``endpoint`` / ``wire`` (its JSON values and parameters by ClickHouse type) / ``reader`` /
-  ``reports`` — analysts' access
+  ``reports`` — analysts' access; ``statement`` (the lexer and the checks of what a query may
+  do) and ``limits`` (the read-only session and its limits) — what contains it
 """
 
 from __future__ import annotations

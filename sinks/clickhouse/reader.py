@@ -17,7 +17,9 @@ from typing import Any, Protocol
 
 import httpx
 
-from sinks.clickhouse.endpoint import STATE_FILE, check_read_only
+from sinks.clickhouse.endpoint import STATE_FILE, engine_policy, read_token
+from sinks.clickhouse.limits import QueryLimits
+from sinks.clickhouse.statement import StatementPolicy
 from sinks.clickhouse.store import ClickHouseStore, QueryResult, StoreError
 from sinks.clickhouse.wire import decode_row, decoder, encode_parameters
 from tokengov.errors import QueryError
@@ -37,10 +39,12 @@ class Reader(Protocol):
 
 
 class StoreReader:
-    """Queries the store directly, on a read-only client."""
+    """Queries the store directly: the statement checks, then a read-only session with
+    ``limits`` — the same as the endpoint's."""
 
-    def __init__(self, dsn: str) -> None:
-        self._store = ClickHouseStore(dsn, readonly=True)
+    def __init__(self, dsn: str, limits: QueryLimits | None = None) -> None:
+        self._store = ClickHouseStore(dsn, readonly=True, limits=limits)
+        self._policy: StatementPolicy | None = None
 
     @property
     def description(self) -> str:
@@ -48,7 +52,9 @@ class StoreReader:
 
     def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> QueryResult:
         try:
-            return self._store.query(check_read_only(sql), parameters)
+            if self._policy is None:
+                self._policy = engine_policy(self._store)
+            return self._store.query(self._policy.check(sql), parameters)
         except StoreError as exc:
             raise QueryError(str(exc)) from exc
 
@@ -61,19 +67,29 @@ class EndpointReader:
     decoded by its column's type (:mod:`sinks.clickhouse.wire`), so rows equal a
     :class:`StoreReader`'s for the same query."""
 
-    def __init__(self, host: str, port: int, *, timeout_s: float = 120.0) -> None:
-        self.url = f"http://{host}:{port}"
-        self._http = httpx.Client(base_url=self.url, timeout=timeout_s, trust_env=False)
+    def __init__(self, host: str, port: int, token: str, *, timeout_s: float = 120.0) -> None:
+        self.url = f"http://{_url_host(host)}:{port}"
+        self._http = httpx.Client(
+            base_url=self.url,
+            timeout=timeout_s,
+            trust_env=False,
+            headers={"Authorization": f"Bearer {token}"},
+        )
 
     @property
     def description(self) -> str:
         return f"{self.url} (the running worker)"
 
     def ping(self) -> bool:
+        """True when the endpoint answers; :class:`QueryError` when it refuses us (the
+        token, the Host): falling back to opening the store would only fail later."""
         try:
-            return self._http.get("/ping", timeout=2.0).status_code == 200
+            response = self._http.get("/ping", timeout=2.0)
         except httpx.HTTPError:
             return False
+        if response.status_code in (401, 403):
+            raise QueryError(f"query endpoint {self.url}: {_error(response)}")
+        return response.status_code == 200
 
     def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> QueryResult:
         try:
@@ -82,12 +98,9 @@ class EndpointReader:
             )
         except httpx.HTTPError as exc:
             raise QueryError(f"query endpoint {self.url} did not answer: {exc}") from exc
-        try:
-            body = response.json()
-        except ValueError:
-            body = {"error": f"query endpoint {self.url}: HTTP {response.status_code}"}
         if response.status_code != 200:
-            raise QueryError(str(body.get("error", response.text)))
+            raise QueryError(_error(response))
+        body = response.json()
         types = [str(t) for t in body["types"]]
         decoders = [decoder(t) for t in types]
         rows = [decode_row(decoders, row) for row in body["rows"]]
@@ -95,6 +108,22 @@ class EndpointReader:
 
     def close(self) -> None:
         self._http.close()
+
+
+def _error(response: httpx.Response) -> str:
+    try:
+        return str(response.json()["error"])
+    except (ValueError, KeyError, TypeError):
+        return f"HTTP {response.status_code}: {response.text[:200]}"
+
+
+def _url_host(host: str) -> str:
+    """A bind address as a URL host: all interfaces → loopback; IPv6 in brackets."""
+    if host in ("", "0.0.0.0"):  # noqa: S104 (a name, not a bind)
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
 
 
 def _pid_alive(pid: int) -> bool:
@@ -130,13 +159,18 @@ def endpoint_address(data_dir: Path, dsn: str | None = None) -> tuple[str, int] 
     return host, port
 
 
-def open_reader(dsn: str, data_dir: Path) -> Reader:
-    """The endpoint when a worker serves the embedded store, else the store itself."""
+def open_reader(dsn: str, data_dir: Path, limits: QueryLimits | None = None) -> Reader:
+    """The endpoint when a worker serves the embedded store (with the token it keeps in
+    ``data_dir``), else the store itself, read-only with ``limits``."""
     if dsn.startswith("chdb:"):
         address = endpoint_address(data_dir, dsn)
         if address is not None:
-            reader = EndpointReader(*address)
-            if reader.ping():
-                return reader
+            reader = EndpointReader(*address, read_token(data_dir))
+            try:
+                if reader.ping():
+                    return reader
+            except QueryError:
+                reader.close()
+                raise
             reader.close()
-    return StoreReader(dsn)
+    return StoreReader(dsn, limits)

@@ -124,7 +124,10 @@ def unit_economics_sql() -> str:
     GROUP BY workflow, task_id
 ),
 outcomes AS (
-    SELECT task_id, argMax(status, ts) AS status, argMax(quality, ts) AS quality
+    -- Nullable, so that a task without an outcome joins as NULL (readers may not change
+    -- settings such as join_use_nulls: they run with readonly = 1).
+    SELECT task_id, toNullable(argMax(status, ts)) AS status,
+        toNullable(argMax(quality, ts)) AS quality
     FROM task_outcomes
     WHERE ts >= {{since:DateTime64(3, 'UTC')}}
     GROUP BY task_id
@@ -150,8 +153,7 @@ SELECT workflow,
     round(sum(retry_tokens) / nullIf(sum(tokens), 0), 4) AS retry_token_ratio
 FROM joined
 GROUP BY workflow
-ORDER BY cost_usd DESC, workflow
-SETTINGS join_use_nulls = 1"""
+ORDER BY cost_usd DESC, workflow"""
 
 
 def budget_spend_sql() -> str:

@@ -21,6 +21,7 @@ from mode import Service
 from sinks.clickhouse.decode import MessageDecoder
 from sinks.clickhouse.encode import default_decoders
 from sinks.clickhouse.endpoint import QueryEndpoint
+from sinks.clickhouse.limits import QueryLimits
 from sinks.clickhouse.schema import SchemaOptions
 from sinks.clickhouse.store import ClickHouseStore
 from sinks.clickhouse.tuning import GC_GEN0_THRESHOLD, tune_gc
@@ -58,7 +59,10 @@ class SinkRole:
         self.endpoint: QueryEndpoint | None = None
         if settings.embedded_clickhouse:
             self.endpoint = QueryEndpoint(
-                settings.clickhouse_dsn, settings.query_endpoint, settings.data_dir
+                settings.clickhouse_dsn,
+                settings.query_endpoint,
+                settings.data_dir,
+                limits=QueryLimits.from_settings(settings),
             )
         self._stopping = threading.Event()
         self._lock = threading.Lock()

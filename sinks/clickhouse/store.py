@@ -34,6 +34,7 @@ from clickhouse_connect.driver.exceptions import (
 )
 from clickhouse_connect.driver.exceptions import Error as DriverBaseError
 
+from sinks.clickhouse.limits import QueryLimits
 from tokengov.contracts import utcnow
 from tokengov.errors import QueryError, SinkError
 
@@ -144,8 +145,9 @@ def _is_embedded(dsn: str) -> bool:
 class ClickHouseStore:
     """A lazily connected clickhouse-connect client for ``dsn``.
 
-    ``readonly`` opens the client with ClickHouse's ``readonly = 2``: reads and
-    setting changes only, enforced by the engine itself (the analysts' path).
+    ``readonly`` opens the analysts' session: ``limits`` (default :class:`QueryLimits`'),
+    then ClickHouse's ``readonly = 1`` — reads only, no setting can change after it,
+    enforced by the engine itself (:mod:`sinks.clickhouse.limits`).
     """
 
     def __init__(
@@ -153,11 +155,13 @@ class ClickHouseStore:
         dsn: str,
         *,
         readonly: bool = False,
+        limits: QueryLimits | None = None,
         connect_timeout_s: float = 5.0,
         send_receive_timeout_s: float = 60.0,
     ) -> None:
         self.dsn = dsn
         self.readonly = readonly
+        self.limits = limits or QueryLimits()
         self._connect_timeout_s = connect_timeout_s
         self._send_receive_timeout_s = send_receive_timeout_s
         self._client: Client | None = None
@@ -190,8 +194,7 @@ class ClickHouseStore:
             return self._client
 
     def _connect(self) -> Client:
-        settings: dict[str, Any] = {"readonly": 2} if self.readonly else {}
-        kwargs: dict[str, Any] = {"tz_mode": "aware", "settings": settings}
+        kwargs: dict[str, Any] = {"tz_mode": "aware"}
         if not self.embedded:
             kwargs.update(
                 connect_timeout=self._connect_timeout_s,
@@ -203,6 +206,8 @@ class ClickHouseStore:
             )
         try:
             client = clickhouse_connect.get_client(dsn=self.dsn, **kwargs)
+            if self.readonly:
+                self._read_only_session(client)
         except DriverError as exc:
             raise StoreError(
                 f"cannot open ClickHouse at {self.redacted_dsn}: {clickhouse_message(exc)}",
@@ -212,6 +217,17 @@ class ClickHouseStore:
             "connected to ClickHouse %s (server %s)", self.redacted_dsn, client.server_version
         )
         return client
+
+    def _read_only_session(self, client: Client) -> None:
+        """Limits, then ``readonly = 1``, on this client's session (one at a time, in order:
+        after ``readonly`` nothing can be changed). A server user whose profile is already
+        read-only keeps the profile's limits: it may change none of them."""
+        profile = client.server_settings.get("readonly")
+        if not self.embedded and profile is not None and str(profile.value) != "0":
+            log.debug("%s: read-only profile (readonly=%s)", self.redacted_dsn, profile.value)
+            return
+        for name, value in self.limits.session_settings().items():
+            client.set_client_setting(name, value)
 
     def close(self) -> None:
         with self._lock:
@@ -332,7 +348,10 @@ class ClickHouseStore:
             with self._failing("query", only=OperationalError):
                 result = self._run(sql, parameters, settings)
         except DriverError as exc:
-            raise QueryError(clickhouse_message(exc)) from exc
+            message = clickhouse_message(exc)
+            code = exc.code if isinstance(exc, DriverBaseError) else None
+            beyond = self.limits.explain(code) if self.readonly else None
+            raise QueryError(f"{message} — {beyond}" if beyond else message) from exc
         if not result.columns and self.embedded:
             return self._describe_empty(sql, parameters)
         return result

@@ -23,6 +23,7 @@ from tokengov.cli.common import (
     console,
     fail,
     load_settings,
+    open_history,
 )
 from tokengov.contracts import utcnow
 from tokengov.errors import BrokerError, PolicyError, QueryError
@@ -50,7 +51,7 @@ def _ts(value: datetime | None) -> str:
 def _history(settings: Settings, dsn: str | None) -> AlertHistory:
     """The history at ``dsn`` (default the settings'): through the running worker's query
     endpoint when it owns the embedded store, else the store itself."""
-    return AlertHistory.open(dsn or settings.clickhouse_dsn, settings.data_dir)
+    return AlertHistory(open_history(settings, dsn))
 
 
 def _policy(settings: Settings) -> Policy | None:

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
 
+from tokengov.errors import QueryError
 from tokengov.settings import Settings
+
+if TYPE_CHECKING:
+    from sinks.clickhouse.reader import Reader
 
 __all__ = [
     "BootstrapOpt",
@@ -20,6 +24,7 @@ __all__ = [
     "err_console",
     "fail",
     "load_settings",
+    "open_history",
     "setup_logging",
 ]
 
@@ -53,6 +58,21 @@ def load_settings(
     if bootstrap is not None:
         overrides["kafka_bootstrap"] = bootstrap
     return Settings(**overrides)
+
+
+def open_history(settings: Settings, dsn: str | None = None) -> Reader:
+    """The reader of the history at ``dsn`` (default the settings'): the running worker's
+    query endpoint (with its token) or the store itself, read-only with the settings'
+    query limits. A refusal (a missing or unreadable token) ends the command."""
+    from sinks.clickhouse.limits import QueryLimits
+    from sinks.clickhouse.reader import open_reader
+
+    try:
+        return open_reader(
+            dsn or settings.clickhouse_dsn, settings.data_dir, QueryLimits.from_settings(settings)
+        )
+    except QueryError as exc:
+        fail(str(exc))
 
 
 def setup_logging(verbose: bool = False) -> None:

@@ -8,7 +8,15 @@ from typing import Annotated
 
 import typer
 
-from tokengov.cli.common import DataDirOpt, PolicyOpt, console, err_console, fail, load_settings
+from tokengov.cli.common import (
+    DataDirOpt,
+    PolicyOpt,
+    console,
+    err_console,
+    fail,
+    load_settings,
+    open_history,
+)
 from tokengov.contracts import utcnow
 from tokengov.errors import PolicyError, QueryError
 from tokengov.policy import Policy, load_policy, parse_duration
@@ -57,7 +65,6 @@ def report(
 
     With the embedded store it reads through the running worker's query endpoint
     when there is one, else the store itself."""
-    from sinks.clickhouse.reader import open_reader
     from sinks.report import build_report, render_html, render_text
 
     settings = load_settings(data_dir=data_dir, policy=policy)
@@ -76,7 +83,7 @@ def report(
             "budgets, cost profiles and routes count as unset[/]"
         )
         loaded = Policy(version=1)
-    reader = open_reader(settings.clickhouse_dsn, settings.data_dir)
+    reader = open_history(settings)
     try:
         data = build_report(reader, loaded, since=start, team=team, now=now)
     except QueryError as exc:

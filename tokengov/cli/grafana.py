@@ -9,7 +9,15 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from pydantic import SecretStr
 
-from tokengov.cli.common import DataDirOpt, console, err_console, fail, load_settings, setup_logging
+from tokengov.cli.common import (
+    DataDirOpt,
+    console,
+    err_console,
+    fail,
+    load_settings,
+    open_history,
+    setup_logging,
+)
 from tokengov.contracts import utcnow
 from tokengov.errors import QueryError, TokenGovError
 from tokengov.policy import parse_duration
@@ -60,10 +68,9 @@ def _since(value: str) -> datetime:
 def _alert_marks(settings: Settings, since: datetime) -> list[AlertMark]:
     """The alerts to annotate: through the running worker's query endpoint when it owns
     the embedded store, else from the store (or ClickHouse server) itself."""
-    from sinks.clickhouse.reader import open_reader
     from sinks.grafana.alert_marks import read_alert_marks
 
-    reader = open_reader(settings.clickhouse_dsn, settings.data_dir)
+    reader = open_history(settings)
     try:
         return read_alert_marks(lambda sql, params: reader.query(sql, params).dicts(), since)
     except QueryError as exc:

@@ -19,10 +19,9 @@ import typer
 from rich.table import Table
 
 from sinks.clickhouse.endpoint import jsonable
-from sinks.clickhouse.reader import open_reader
 from sinks.clickhouse.reports import REPORTS, ReportWindow, run_report
 from sinks.clickhouse.store import QueryResult
-from tokengov.cli.common import DataDirOpt, PolicyOpt, console, fail, load_settings
+from tokengov.cli.common import DataDirOpt, PolicyOpt, console, fail, load_settings, open_history
 from tokengov.errors import PolicyError, QueryError
 from tokengov.policy import load_policy, parse_duration
 
@@ -80,13 +79,15 @@ def render(result: QueryResult, fmt: Format) -> None:
 
 
 def query(
-    sql: Annotated[str, typer.Argument(help="One SELECT / SHOW / DESCRIBE / WITH / EXPLAIN.")],
+    sql: Annotated[
+        str, typer.Argument(help="One SELECT / WITH / SHOW / DESCRIBE / EXPLAIN / EXISTS.")
+    ],
     fmt: FormatOpt = Format.table,
     data_dir: DataDirOpt = None,
 ) -> None:
     """Run a read-only query against the history."""
     settings = load_settings(data_dir=data_dir)
-    reader = open_reader(settings.clickhouse_dsn, settings.data_dir)
+    reader = open_history(settings)
     try:
         result = reader.query(sql)
     except QueryError as exc:
@@ -128,7 +129,7 @@ def report(
         window = ReportWindow(start, end, team, limit, loaded)
     except ValueError as exc:
         fail(str(exc))
-    reader = open_reader(settings.clickhouse_dsn, settings.data_dir)
+    reader = open_history(settings)
     try:
         result = run_report(name, reader, window)
     except (QueryError, ValueError) as exc:

@@ -42,11 +42,13 @@ def where_table(info: StackInfo, data_dir: Path) -> Table:
     table.add_row("[bold]Kafka bootstrap[/]", info.bootstrap)
     table.add_row("[bold]data directory[/]", str(info.data_dir))
     table.add_row("[bold]ClickHouse[/]", info.clickhouse_dsn)
+    from sinks.clickhouse.endpoint import TOKEN_FILE
     from sinks.clickhouse.reader import endpoint_address
 
     served = endpoint_address(data_dir)  # the worker falls back to a free port when taken
     endpoint = f"http://{served[0]}:{served[1]}" if served else info.query_endpoint
     table.add_row("[bold]query endpoint[/]", f'{endpoint}  (tokengov query "SELECT …")')
+    table.add_row("[bold]its token[/]", f"{data_dir / TOKEN_FILE}  (Authorization: Bearer …)")
     table.add_row("[bold]policy[/]", str(info.policy))
     table.add_row("[bold]worker[/]", f"pid {info.worker_pid}, roles streams + sink + router")
     return table

@@ -14,7 +14,7 @@ import httpx
 import orjson
 import pytest
 
-from sinks.clickhouse.endpoint import STATE_FILE, QueryEndpoint
+from sinks.clickhouse.endpoint import STATE_FILE, QueryEndpoint, read_token
 from sinks.clickhouse.migrate import migrate
 from sinks.clickhouse.reader import EndpointReader, StoreReader, endpoint_address, open_reader
 from sinks.clickhouse.store import ClickHouseStore
@@ -68,8 +68,9 @@ def served(data_dir):
     assert not (data_dir / STATE_FILE).exists()
 
 
-def test_endpoint_answers_reads_and_refuses_writes(served):
-    reader = EndpointReader(served.host, served.port)
+def test_endpoint_answers_reads_and_refuses_writes(served, data_dir):
+    token = read_token(data_dir)
+    reader = EndpointReader(served.host, served.port, token)
     try:
         result = reader.query(
             "SELECT team, sum(cost_usd) AS cost_usd FROM token_events GROUP BY team ORDER BY team"
@@ -93,16 +94,21 @@ def test_endpoint_answers_reads_and_refuses_writes(served):
             with pytest.raises(QueryError, match=r"read-only|one statement"):
                 reader.query(statement)
         # The engine itself refuses to leave read-only mode.
-        with pytest.raises(QueryError, match=r"READONLY|readonly"):
+        with pytest.raises(QueryError, match=r"Cannot modify 'readonly' setting"):
             reader.query("SELECT 1 SETTINGS readonly = 0")
         with pytest.raises(QueryError, match=r"Code: 47.*UNKNOWN_IDENTIFIER"):
             reader.query("SELECT no_such_column FROM token_events")
     finally:
         reader.close()
     raw = httpx.post(
-        f"http://{served.address}/query", json={"sql": "DROP TABLE token_events"}, timeout=10
+        f"http://{served.address}/query",
+        json={"sql": "DROP TABLE token_events"},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
     )
     assert raw.status_code == 400 and "read-only" in raw.json()["error"]
+    anonymous = httpx.post(f"http://{served.address}/query", json={"sql": "SELECT 1"}, timeout=10)
+    assert anonymous.status_code == 401
 
 
 def test_cli_query_goes_through_the_running_owner(served, data_dir):

@@ -11,7 +11,7 @@ from uuid import UUID
 
 import pytest
 
-from sinks.clickhouse.endpoint import QueryEndpoint
+from sinks.clickhouse.endpoint import QueryEndpoint, read_token
 from sinks.clickhouse.migrate import migrate
 from sinks.clickhouse.reader import EndpointReader, StoreReader
 from sinks.clickhouse.store import ClickHouseStore
@@ -86,7 +86,7 @@ def readers(data_dir):
     )
     endpoint = QueryEndpoint(dsn, f"127.0.0.1:{free_port()}", data_dir)
     endpoint.start()
-    through_endpoint = EndpointReader(endpoint.host, endpoint.port)
+    through_endpoint = EndpointReader(endpoint.host, endpoint.port, read_token(data_dir))
     direct = StoreReader(dsn)
     try:
         yield through_endpoint, direct

@@ -13,7 +13,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from sinks.clickhouse.endpoint import STATE_FILE
+from sinks.clickhouse.endpoint import STATE_FILE, read_token
 from sinks.clickhouse.reader import EndpointReader, endpoint_address
 from tokengov.local.broker import free_port
 
@@ -55,7 +55,7 @@ def test_sink_role_in_a_faust_worker(bootstrap, topic_names, topic_prefix, data_
         assert worker.poll() is None, (tmp_path / "worker.log").read_text()[-3000:]
         address = endpoint_address(data_dir)
         assert address is not None
-        reader = EndpointReader(*address)
+        reader = EndpointReader(*address, read_token(data_dir))
 
         def stored() -> int:
             return int(reader.query("SELECT count() FROM token_events").rows[0][0])

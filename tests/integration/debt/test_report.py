@@ -19,7 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 from producers.debt_fleet import FleetRun, fleet_policy_yaml, scripted_fleet
-from sinks.clickhouse.endpoint import QueryEndpoint
+from sinks.clickhouse.endpoint import QueryEndpoint, read_token
 from sinks.clickhouse.reader import EndpointReader
 from sinks.report import build_report, render_html
 from streams.debt.engine import DebtEngine
@@ -237,7 +237,7 @@ def test_debt_report_reads_through_the_running_owner(store, fleet, tmp_path: Pat
         assert "Token-debt report" in done.stdout and f"wrote {out}" in done.stdout
 
         now = utcnow()
-        through_endpoint = EndpointReader(endpoint.host, endpoint.port)
+        through_endpoint = EndpointReader(endpoint.host, endpoint.port, read_token(tmp_path))
         try:
             served = build_report(through_endpoint, policy, since=since, team="support", now=now)
         finally:

@@ -157,7 +157,9 @@ def test_clickhouse_users_and_grafana_security(resolved: dict[str, Any]) -> None
     text = Path(users).read_text()
     assert '<password from_env="CLICKHOUSE_WRITER_PASSWORD" />' in text
     assert '<password from_env="CLICKHOUSE_GRAFANA_PASSWORD" />' in text
-    assert "GRANT SELECT ON tokengov.*" in text and "<readonly>2</readonly>" in text
+    assert "GRANT SELECT ON tokengov.*" in text and "<readonly>1</readonly>" in text
+    config = ch_mounts["/etc/clickhouse-server/config.d/tokengov.xml"]
+    assert Path(config) == REPO / "deploy/clickhouse/config.d/tokengov.xml"
     writer_dsn = services["sink"]["environment"]["TOKENGOV_CLICKHOUSE_URL"]
     assert writer_dsn == "http://tokengov_writer:writer-pw@clickhouse:8123/tokengov"
 
