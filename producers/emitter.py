@@ -47,7 +47,7 @@ from tokengov.contracts import (
     new_event_id,
 )
 from tokengov.errors import ContractError
-from tokengov.topics import EVENTS
+from tokengov.topics import EVENTS, NO_AUTO_CREATE
 
 __all__ = ["EmitterStats", "TaskContext", "TokenEmitter"]
 
@@ -129,6 +129,10 @@ class TokenEmitter:
         self._probe_interval_s = probe_interval_s
         self._config: dict[str, Any] = {
             "bootstrap.servers": bootstrap,
+            # A metadata request for tokengov.events while the broker has no such topic (an
+            # embedded broker restarted empty) must not create it with the broker's default
+            # partition count: the emitter spools until tokengov has created it.
+            **NO_AUTO_CREATE,
             "enable.idempotence": True,
             "acks": "all",
             "compression.type": "lz4",

@@ -36,7 +36,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from pydantic import ValidationError
 
 from tokengov.contracts import Decision, utcnow
-from tokengov.topics import Topics
+from tokengov.topics import NO_AUTO_CREATE, Topics
 
 __all__ = ["Guard", "TaskPaused", "Verdict"]
 
@@ -83,6 +83,7 @@ class Guard:
         self._poll_timeout_s = poll_timeout_s
         self._config = {
             "bootstrap.servers": bootstrap,
+            **NO_AUTO_CREATE,  # the consumers' default too: say it
             "group.id": f"tokengov-guard-{uuid.uuid4().hex}",  # never joined: assign() only
             "enable.auto.commit": False,
             "fetch.wait.max.ms": 100,
