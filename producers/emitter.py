@@ -68,6 +68,7 @@ class EmitterStats:
     replayed: int = 0  # delivered from the spool
     invalid: int = 0  # failed validation: logged with the field, not sent
     overflow: int = 0  # the in-memory queue was full: logged, not sent
+    probes: int = 0  # while spooling: times the broker was asked whether the topic is back
 
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -439,6 +440,7 @@ class TokenEmitter:
         """Replay the spool oldest first; back to direct sending when it is empty."""
         self._drain_to_spool()
         producer = Producer({**self._config, "error_cb": self._on_error})
+        self.stats.probes += 1
         if not self._broker_ready(producer):
             producer.flush(0)
             return
