@@ -16,8 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from streams.topics import StreamsTopics
+from tests.conftest import TEST_EVENT_PARTITIONS
 from tests.integration.streams.conftest import wait_for
 from tests.integration.streams.events import POLICY, call, now
+from tests.integration.streams.test_topics_owned import topics_with
+from tokengov.topics import topic_specs
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +46,9 @@ with ClickHouseStore(dsn) as store:
 """
 
 
-def test_restart_on_intact_state_seeds_nothing_and_counts_once(cluster_factory) -> None:
+def test_restart_on_intact_state_seeds_nothing_and_counts_once(
+    cluster_factory, topic_prefix: str
+) -> None:
     c = cluster_factory(POLICY)
     day = now().date().isoformat()
     half = f"budget_threshold|research|team:research:day|{day}|usd|0.5"
@@ -74,3 +80,14 @@ def test_restart_on_intact_state_seeds_nothing_and_counts_once(cluster_factory) 
     c.send(call("k-last", team="research", tokens={"input": 250_000, "output": 0}))  # $1.00
     wait_for(lambda: full in c.fingerprints(), 40, "the 100 % alert", c.tail)
     assert sorted(c.fingerprints()) == sorted([half, full]), c.tail()
+
+    # two worker runs (Faust, aiokafka and librdkafka inside) created no topic of their own:
+    # no auto-created topic, no Faust leader or changelog topic
+    expected = {
+        s.name: s.partitions
+        for s in (
+            *topic_specs(prefix=topic_prefix, event_partitions=TEST_EVENT_PARTITIONS),
+            *StreamsTopics.for_topics(c.topics).specs(TEST_EVENT_PARTITIONS),
+        )
+    }
+    assert topics_with(c.bootstrap, topic_prefix) == expected

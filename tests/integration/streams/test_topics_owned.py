@@ -1,9 +1,9 @@
 """Topics are only ever created by tokengov, right (issue 12, item 5).
 
 A worker that finds a topic with another partition count than configured refuses to start,
-saying which topic, what it found, what it expected and what to do; a running worker (Faust,
-aiokafka, librdkafka inside) leaves exactly the project's topics on the broker — no
-auto-created topic, no Faust leader or changelog topic.
+saying which topic, what it found, what it expected and what to do. That a running worker
+(Faust, aiokafka, librdkafka inside) leaves exactly the project's topics on the broker is
+checked after the two worker runs of test_restart_seed.py (:func:`topics_with`).
 """
 
 from __future__ import annotations
@@ -14,16 +14,15 @@ import sys
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from streams.topics import StreamsTopics
 from tests.conftest import TEST_EVENT_PARTITIONS
-from tests.integration.streams.conftest import ROOT, wait_for
-from tests.integration.streams.events import POLICY, call
-from tokengov.topics import NO_AUTO_CREATE, Topics, ensure_topics, topic_specs
+from tests.integration.streams.conftest import ROOT
+from tests.integration.streams.events import POLICY
+from tokengov.topics import NO_AUTO_CREATE, ensure_topics, topic_specs
 
 pytestmark = pytest.mark.integration
 
 
-def _topics_with(bootstrap: str, prefix: str) -> dict[str, int]:
+def topics_with(bootstrap: str, prefix: str) -> dict[str, int]:
     admin = AdminClient({"bootstrap.servers": bootstrap, **NO_AUTO_CREATE})
     return {
         name: len(meta.partitions)
@@ -69,17 +68,4 @@ def test_worker_refuses_a_topic_with_another_partition_count(bootstrap, tmp_path
     ), done.stderr
     assert "TOKENGOV_EVENT_PARTITIONS" in message, done.stderr
     # nothing was created on the way: no streams state topics for a worker that never ran
-    assert set(_topics_with(bootstrap, prefix)) == {s.name for s in specs}
-
-
-def test_a_running_worker_leaves_exactly_the_projects_topics(
-    cluster_factory, topic_prefix: str, topic_names: Topics
-) -> None:
-    c = cluster_factory(POLICY)
-    c.start_worker()
-    c.send(call("k-1"))
-    wait_for(lambda: c.processed() and c.metrics(), 60, "the worker to process", c.tail)
-    internal = StreamsTopics.for_topics(topic_names)
-    expected = {s.name: s.partitions for s in topic_specs(prefix=topic_prefix, event_partitions=4)}
-    expected |= {s.name: s.partitions for s in internal.specs(TEST_EVENT_PARTITIONS)}
-    assert _topics_with(c.bootstrap, topic_prefix) == expected
+    assert set(topics_with(bootstrap, prefix)) == {s.name for s in specs}
