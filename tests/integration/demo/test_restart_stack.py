@@ -4,7 +4,8 @@ The embedded broker keeps its topics in memory: after ``tokengov up`` restarts, 
 is new and empty while the ClickHouse store on disk holds the day. The scenario of the issue:
 a team at $6 of its $10 day budget, the whole stack restarted, $5 more → exactly one 100 %
 alert and the budget's throttle decision, and the 50 % alert not published a second time; a
-paused task stays paused, a pause a human lifted stays lifted.
+paused task stays paused, a pause a human lifted stays lifted; the token-debt detectors get
+their horizon back.
 
 The control: a restart of the worker alone (broker and state topics intact, as in
 production) seeds nothing — spend pushed over 80 % then fires 80 % and nothing more, which
@@ -290,6 +291,9 @@ def test_restarted_stack_keeps_budgets_alerts_and_decisions(tmp_path: Path) -> N
             f"{budget}|1.0": 1,
         }
         assert all(n == 1 for n in stored.values()), stored
-        assert "state was gone; recovered from the store" in up.worker_log(10**7)
+        log = " ".join(up.worker_log(10**7).split())  # rich wraps long lines
+        assert "state was gone; recovered from the store" in log
+        # the debt detectors got the day's 10 calls back (all within their horizon)
+        assert "debt: 10 of 10 stored events of the horizon replayed" in log
     finally:
         up.stop()
