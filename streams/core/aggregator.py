@@ -149,7 +149,7 @@ class Aggregator:
             agg = self.budgets.get((budget.budget_id, period))
             if agg is None:
                 agg = self.budgets[(budget.budget_id, period)] = BudgetAgg(budget.budget_id, period)
-            agg.parts[SEED_PARTITION] = [0, tokens, cost_femto, calls]
+            agg.merge(SEED_PARTITION, 0, tokens, cost_femto, calls)
             team = view.budget_team(budget)
             spent = {"usd": agg.cost_usd, "tokens": Decimal(agg.tokens)}
             limits = {"usd": budget.limit_usd, "tokens": budget.limit_tokens}

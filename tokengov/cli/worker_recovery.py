@@ -228,7 +228,10 @@ def recover(
     if settings.embedded_clickhouse and not _embedded_store_exists(settings.clickhouse_dsn):
         log.info("recovery: no store yet at %s; nothing to recover", settings.clickhouse_dsn)
         return None, ()
-    store = ClickHouseStore(settings.clickhouse_dsn, readonly=True)
+    # tokengov's own read, like the writer's lookups (not an analyst's session): with chdb this
+    # process is about to open the same store for its writer, so nothing session-wide (such
+    # as a read-only setting) may be left behind on it.
+    store = ClickHouseStore(settings.clickhouse_dsn)
     try:
         if gone:
             try:
