@@ -124,10 +124,16 @@ def _producer(bootstrap: str) -> Producer:
     )
 
 
-def _start(cmd: list[str], log_path: Path) -> subprocess.Popen[bytes]:
+def _start(
+    cmd: list[str], log_path: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     log = log_path.open("ab")
     return subprocess.Popen(
-        cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "COLUMNS": "300"}
+        cmd,
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "COLUMNS": "300", **(env or {})},
     )
 
 
@@ -303,6 +309,7 @@ def run(
                     "--no-create-topics",
                 ],
                 log_path,
+                {"TOKENGOV_EVENT_PARTITIONS": str(partitions)},
             )
             stack.callback(_stop, worker)
             watch = AlertWatch(bootstrap, topics.alerts)

@@ -47,7 +47,7 @@ from tokengov.contracts import (
     new_event_id,
 )
 from tokengov.errors import ContractError
-from tokengov.topics import EVENTS
+from tokengov.topics import EVENTS, NO_AUTO_CREATE
 
 __all__ = ["EmitterStats", "TaskContext", "TokenEmitter"]
 
@@ -68,6 +68,7 @@ class EmitterStats:
     replayed: int = 0  # delivered from the spool
     invalid: int = 0  # failed validation: logged with the field, not sent
     overflow: int = 0  # the in-memory queue was full: logged, not sent
+    probes: int = 0  # while spooling: times the broker was asked whether the topic is back
 
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -129,6 +130,10 @@ class TokenEmitter:
         self._probe_interval_s = probe_interval_s
         self._config: dict[str, Any] = {
             "bootstrap.servers": bootstrap,
+            # A metadata request for tokengov.events while the broker has no such topic (an
+            # embedded broker restarted empty) must not create it with the broker's default
+            # partition count: the emitter spools until tokengov has created it.
+            **NO_AUTO_CREATE,
             "enable.idempotence": True,
             "acks": "all",
             "compression.type": "lz4",
@@ -435,6 +440,7 @@ class TokenEmitter:
         """Replay the spool oldest first; back to direct sending when it is empty."""
         self._drain_to_spool()
         producer = Producer({**self._config, "error_cb": self._on_error})
+        self.stats.probes += 1
         if not self._broker_ready(producer):
             producer.flush(0)
             return

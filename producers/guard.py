@@ -36,11 +36,14 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from pydantic import ValidationError
 
 from tokengov.contracts import Decision, utcnow
-from tokengov.topics import Topics
+from tokengov.topics import NO_AUTO_CREATE, Topics
 
 __all__ = ["Guard", "TaskPaused", "Verdict"]
 
 log = logging.getLogger(__name__)
+
+#: How often an idle guard checks whether the decisions topic restarted (see ``_restarted``).
+RESTART_CHECK_INTERVAL_S = 1.0
 
 SCOPES: tuple[Literal["task", "workflow", "team"], ...] = ("task", "workflow", "team")
 
@@ -83,8 +86,10 @@ class Guard:
         self._poll_timeout_s = poll_timeout_s
         self._config = {
             "bootstrap.servers": bootstrap,
+            **NO_AUTO_CREATE,  # the consumers' default too: say it
             "group.id": f"tokengov-guard-{uuid.uuid4().hex}",  # never joined: assign() only
             "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",  # see _restarted
             "fetch.wait.max.ms": 100,
             "enable.partition.eof": True,
             "socket.connection.setup.timeout.ms": 3000,
@@ -177,12 +182,17 @@ class Guard:
         try:
             consumer = Consumer(self._config)
             behind = self._assign(consumer)  # partitions not read to their end yet
+            checked = time.monotonic()
             while not self._stop.is_set():
                 if behind is None:
                     behind = self._assign(consumer)
                     continue
                 msg = consumer.poll(self._poll_timeout_s)
                 if msg is None:
+                    if time.monotonic() - checked >= RESTART_CHECK_INTERVAL_S:
+                        checked = time.monotonic()
+                        if self._restarted(consumer):
+                            behind = self._assign(consumer)
                     continue
                 err = msg.error()
                 if err is not None:
@@ -202,6 +212,28 @@ class Guard:
                     consumer.close()
                 except (KafkaException, RuntimeError):
                     log.debug("guard: closing the consumer failed", exc_info=True)
+
+    def _restarted(self, consumer: Consumer) -> bool:
+        """True when the topic's end went below our position: a broker that restarted empty
+        (the embedded one keeps topics in memory) numbers the new topic's offsets from 0,
+        and a fetch at our old position just finds nothing there. The end is what the
+        broker's fetch responses reported (``cached``), which is exact."""
+        try:
+            for tp in consumer.position(consumer.assignment()):
+                _, end = consumer.get_watermark_offsets(tp, cached=True)
+                if tp.offset >= 0 and 0 <= end < tp.offset:
+                    log.warning(
+                        "guard: %s[%d] ends at offset %d, before our position %d: the broker "
+                        "restarted with a new topic; reading it again from its start",
+                        self.topic,
+                        tp.partition,
+                        end,
+                        tp.offset,
+                    )
+                    return True
+        except KafkaException as exc:  # the broker is away: the next check tries again
+            log.debug("guard: cannot compare %s's end with our position: %s", self.topic, exc)
+        return False
 
     def _assign(self, consumer: Consumer) -> set[int] | None:
         """Assign every partition from the beginning; None when the broker does not answer."""

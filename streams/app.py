@@ -22,7 +22,7 @@ from typing import Any
 import faust
 
 from streams.topics import topic_prefix
-from streams.tuning import shorten_fetch_wait
+from streams.tuning import forbid_topic_auto_creation, shorten_fetch_wait
 from tokengov.errors import TokenGovError
 from tokengov.runtime import ROLES, WorkerContext
 
@@ -86,6 +86,7 @@ def create_app(ctx: WorkerContext, roles: Sequence[str]) -> faust.App:
     wanted = expand_roles(roles)
     modules = {role: _role_modules(role) for role in wanted}  # fail before connecting anywhere
     shorten_fetch_wait()
+    forbid_topic_auto_creation()
     state_dir = ctx.settings.worker_state_dir
     state_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
@@ -96,7 +97,10 @@ def create_app(ctx: WorkerContext, roles: Sequence[str]) -> faust.App:
         web_enabled=False,
         autodiscover=False,
         topic_replication_factor=1,
-        topic_allow_declare=True,
+        # Faust creates nothing: the roles use no tables (no changelogs) and no leader; every
+        # topic is created by tokengov with its configured partitions (tokengov/topics.py).
+        topic_allow_declare=False,
+        topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=6,
         broker_rebalance_timeout=6,

@@ -21,7 +21,7 @@ from streams.core import codec
 from streams.ledger import CAUSE_HEADER
 from tokengov.contracts import Alert, Decision
 from tokengov.errors import BrokerError
-from tokengov.topics import Topics
+from tokengov.topics import NO_AUTO_CREATE, Topics
 
 __all__ = ["Publisher"]
 
@@ -37,6 +37,7 @@ class Publisher:
         self._producer = Producer(
             {
                 "bootstrap.servers": bootstrap,
+                **NO_AUTO_CREATE,
                 "partitioner": "murmur2_random",
                 "enable.idempotence": True,
                 "linger.ms": 2,

@@ -3,6 +3,11 @@
 Same discipline as stage 1: outputs are delivered, then state written, then
 the partial messages acked. A timer ticks the aggregator (windows closing,
 unit metrics due) and persists what the tick changed.
+
+When the worker was handed a recovery seed (its state topics were empty: an embedded
+restart), the first load of an *empty* aggregate state rebuilds each budget's current
+period from the stored spend and re-publishes the decisions still in force; a state that
+loads anything is intact and the seed is dropped (see streams/recovery.py).
 """
 
 from __future__ import annotations
@@ -21,8 +26,10 @@ from streams.deadletter import dead_letter
 from streams.kafka_read import latest_by_key, read_to_end
 from streams.ledger import read_published
 from streams.publisher import Publisher
+from streams.recovery import RESTORED_CAUSE, decisions_to_restore
 from streams.topics import StreamsTopics
 from streams.views import ViewHolder
+from tokengov.recovery import RecoverySeed
 from tokengov.runtime import WorkerContext
 
 __all__ = ["Stage2"]
@@ -55,6 +62,9 @@ class Stage2:
         self.out = Output(suppressor=suppressor)
         self.last_flush = time.monotonic()
         self.owned = False
+        self.seed = ctx.seed
+        if self.seed is not None:  # alerts published before the restart are not published again
+            suppressor.known |= self.seed.fired
 
     async def on_assigned(self, owned: bool) -> None:
         async with self.lock:
@@ -75,12 +85,33 @@ class Stage2:
             lambda: latest_by_key(read_to_end(bootstrap, self.names.aggregate_state, [0]))
         )
         self.aggregator = Aggregator.load(records.items(), self.clock)
+        seed, self.seed = self.seed, None
+        if seed is not None and records:
+            log.info("aggregator: state intact; the recovery seed is not applied")
+        elif seed is not None:
+            await self._apply_seed(self.aggregator, seed)
         log.info(
             "aggregator: state recovered (%d budget periods, %d windows open)",
             len(self.aggregator.budgets),
             len(self.aggregator.windows),
         )
         return self.aggregator
+
+    async def _apply_seed(self, agg: Aggregator, seed: RecoverySeed) -> None:
+        budgets = agg.seed(seed, self.views.view)
+        restore = await asyncio.to_thread(
+            decisions_to_restore, self.ctx.bootstrap, self.ctx.topics, seed.decisions
+        )
+        for decision in restore:
+            self.publisher.decision(decision, f"{RESTORED_CAUSE}|{decision.topic_key}")
+        log.warning(
+            "aggregator: state was gone; recovered from the store as of %s: %d budget "
+            "period(s) rebuilt, %d alert(s) known as published, %d decision(s) re-published",
+            seed.as_of.isoformat(),
+            budgets,
+            len(seed.fired),
+            len(restore),
+        )
 
     async def handle(self, stream: Any, event: faust.types.EventT[Any]) -> None:
         async with self.lock:

@@ -18,7 +18,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from tokengov.errors import BrokerError
-from tokengov.topics import EVENTS, Topics, TopicSpec, ensure_topics
+from tokengov.topics import EVENTS, NO_AUTO_CREATE, Topics, TopicSpec, ensure_topics
 
 __all__ = ["StreamsTopics", "ensure_streams_topics", "event_partitions"]
 
@@ -54,7 +54,7 @@ class StreamsTopics:
 
 def event_partitions(bootstrap: str, events_topic: str, timeout_s: float = 15.0) -> int:
     """How many partitions ``tokengov.events`` has (the state topic needs as many)."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient({"bootstrap.servers": bootstrap, **NO_AUTO_CREATE})
     try:
         metadata = admin.list_topics(topic=events_topic, timeout=timeout_s)
     except KafkaException as exc:

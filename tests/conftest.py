@@ -3,6 +3,7 @@ their own topics (a unique prefix per test) so that tests do not leak into each 
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,11 @@ import pytest
 
 from tokengov.local.broker import EmbeddedBroker, free_port
 from tokengov.topics import Topics, TopicSpec, ensure_topics, topic_specs
+
+#: The suite's topics have 4 event partitions (fewer rebalances on 2 cores); every worker a
+#: test starts inherits the setting, and refuses to start on a topic with another count.
+TEST_EVENT_PARTITIONS = 4
+os.environ["TOKENGOV_EVENT_PARTITIONS"] = str(TEST_EVENT_PARTITIONS)
 
 
 @pytest.fixture(scope="session")
@@ -39,7 +45,9 @@ def topic_prefix() -> str:
 @pytest.fixture
 def topics(bootstrap: str, topic_prefix: str) -> dict[str, str]:
     """The project's topics, created for this test only. Maps the canonical name to the real one."""
-    specs: list[TopicSpec] = topic_specs(prefix=topic_prefix, event_partitions=4)
+    specs: list[TopicSpec] = topic_specs(
+        prefix=topic_prefix, event_partitions=TEST_EVENT_PARTITIONS
+    )
     ensure_topics(bootstrap, specs)
     return {s.name.removeprefix(topic_prefix): s.name for s in specs}
 

@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from tokengov.contracts import CallEvent, Outcome
 from tokengov.errors import PolicyError
 from tokengov.policy import Policy, load_policy
+from tokengov.recovery import RecoverySeed
 from tokengov.settings import Settings
 from tokengov.topics import Topics
 
@@ -79,6 +81,11 @@ class WorkerContext:
     settings: Settings
     policy: PolicyHolder
     topics: Topics = field(default_factory=Topics)
+    #: Read from the store by the entrypoint when the streams' state topics were empty
+    #: (an embedded restart); None when the state is intact. See tokengov/recovery.py.
+    seed: RecoverySeed | None = None
+    #: The calls and outcomes of the token-debt horizon, from the store (every start).
+    debt_history: tuple[CallEvent | Outcome, ...] = ()
 
     @property
     def bootstrap(self) -> str:

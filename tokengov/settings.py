@@ -20,6 +20,12 @@ class Settings(BaseSettings):
     kafka_bootstrap: str = Field(
         default="127.0.0.1:9092", description="Kafka bootstrap servers, host:port[,host:port]."
     )
+    event_partitions: int = Field(
+        default=8,
+        ge=1,
+        description="Partitions of tokengov.events: tokengov creates the topic with this many, "
+        "and a worker refuses to start when the topic has another count.",
+    )
     policy: Path | None = Field(default=None, description="Path of the policy YAML file.")
     data_dir: Path = Field(
         default=Path(".tokengov"),

@@ -17,14 +17,17 @@ __all__ = [
     "ALL_TOPICS",
     "DEADLETTER",
     "DECISIONS",
+    "DEFAULT_EVENT_PARTITIONS",
     "EVENTS",
     "FINDINGS",
     "METRICS",
+    "NO_AUTO_CREATE",
     "SILENCES",
     "TopicSpec",
     "Topics",
     "ensure_topics",
     "topic_specs",
+    "verify_topics",
 ]
 
 log = logging.getLogger(__name__)
@@ -39,6 +42,13 @@ DEADLETTER: Final = "tokengov.deadletter"
 #: followed by every alert router. A contract addition to DESIGN.md's list.
 SILENCES: Final = "tokengov.silences"
 ALL_TOPICS: Final = (EVENTS, ALERTS, DECISIONS, METRICS, FINDINGS, DEADLETTER, SILENCES)
+DEFAULT_EVENT_PARTITIONS: Final = 8
+
+#: Merged into the configuration of every librdkafka client of the project (producers and
+#: admin clients default to ``true``): a metadata request for a missing topic must not make a
+#: broker that allows it (Tansu, Kafka with ``auto.create.topics.enable``) create the topic
+#: with its own default partition count. Topics are created by :func:`ensure_topics` only.
+NO_AUTO_CREATE: Final[dict[str, bool]] = {"allow.auto.create.topics": False}
 
 
 @dataclass(frozen=True)
@@ -65,7 +75,9 @@ class TopicSpec:
     config: dict[str, str] = field(default_factory=dict)
 
 
-def topic_specs(*, prefix: str = "", event_partitions: int = 8) -> list[TopicSpec]:
+def topic_specs(
+    *, prefix: str = "", event_partitions: int = DEFAULT_EVENT_PARTITIONS
+) -> list[TopicSpec]:
     """The topics with explicit partition counts; the decisions and silences topics are compacted.
 
     ``prefix`` lets tests give each run its own topics (``<prefix>tokengov.events``).
@@ -89,13 +101,59 @@ def topic_specs(*, prefix: str = "", event_partitions: int = 8) -> list[TopicSpe
     ]
 
 
-def ensure_topics(bootstrap: str, specs: list[TopicSpec], *, timeout_s: float = 15.0) -> list[str]:
-    """Create the topics that do not exist yet; return the names created."""
-    admin = AdminClient({"bootstrap.servers": bootstrap, **client_logging()})
+def _admin(bootstrap: str) -> AdminClient:
+    return AdminClient({"bootstrap.servers": bootstrap, **NO_AUTO_CREATE, **client_logging()})
+
+
+def _partition_counts(admin: AdminClient, bootstrap: str, timeout_s: float) -> dict[str, int]:
+    """Every topic on the broker and its partition count (one metadata request for all topics:
+    it names none, so it can create none)."""
     try:
-        existing = set(admin.list_topics(timeout=timeout_s).topics)
+        metadata = admin.list_topics(timeout=timeout_s)
     except KafkaException as exc:
         raise BrokerError(f"cannot list topics on {bootstrap}: {exc}") from exc
+    return {
+        name: len(meta.partitions)
+        for name, meta in metadata.topics.items()
+        if meta.error is None or meta.partitions
+    }
+
+
+def verify_topics(
+    bootstrap: str, specs: list[TopicSpec], *, require: bool = True, timeout_s: float = 15.0
+) -> None:
+    """Raise :class:`BrokerError` when a topic of ``specs`` has another partition count than
+    configured (or, with ``require``, does not exist), naming the topic, what was found, what
+    was expected and what to do. A worker calls this before it starts consuming: a topic
+    created by something else (a broker's auto-creation) would map tasks to other partitions."""
+    counts = _partition_counts(_admin(bootstrap), bootstrap, timeout_s)
+    problems: list[str] = []
+    for spec in specs:
+        found = counts.get(spec.name)
+        if found is None:
+            if require:
+                problems.append(
+                    f"topic {spec.name} does not exist on {bootstrap} (expected "
+                    f"{spec.partitions} partitions); create the project's topics first: "
+                    "`tokengov broker start`, or `tokengov worker --create-topics`"
+                )
+        elif found != spec.partitions:
+            problems.append(
+                f"topic {spec.name} on {bootstrap} has {found} partitions, expected "
+                f"{spec.partitions}; it was not created by tokengov with its configuration "
+                "(or TOKENGOV_EVENT_PARTITIONS differs from the setting it was created with). "
+                "Set TOKENGOV_EVENT_PARTITIONS to the count in use, or delete the topic and let "
+                "tokengov create it (on the embedded broker: restart `tokengov up`)"
+            )
+    if problems:
+        raise BrokerError("refusing to start: " + "; ".join(problems))
+
+
+def ensure_topics(bootstrap: str, specs: list[TopicSpec], *, timeout_s: float = 15.0) -> list[str]:
+    """Create the topics that do not exist yet, with their configured partitions and settings;
+    return the names created."""
+    admin = _admin(bootstrap)
+    existing = set(_partition_counts(admin, bootstrap, timeout_s))
     missing = [s for s in specs if s.name not in existing]
     if not missing:
         return []

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from confluent_kafka import KafkaError, Message, Producer
 
 from tokengov.errors import SinkError
+from tokengov.topics import NO_AUTO_CREATE
 
 __all__ = ["DeadLetter", "DeadLetterProducer"]
 
@@ -59,6 +60,7 @@ class DeadLetterProducer:
             self._producer = Producer(
                 {
                     "bootstrap.servers": self._bootstrap,
+                    **NO_AUTO_CREATE,
                     "acks": "all",
                     "linger.ms": 5,
                     "message.timeout.ms": 15000,

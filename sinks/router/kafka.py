@@ -27,6 +27,7 @@ from confluent_kafka import (
 from sinks.router.silences import Silence
 from tokengov.contracts import Alert
 from tokengov.errors import BrokerError
+from tokengov.topics import NO_AUTO_CREATE
 
 __all__ = ["KafkaAlertSink", "KafkaDeadLetters", "KafkaPublisher", "SilenceTopic"]
 
@@ -45,6 +46,7 @@ class KafkaPublisher:
             {
                 "bootstrap.servers": bootstrap,
                 "client.id": client_id,
+                **NO_AUTO_CREATE,
                 "linger.ms": 5,
                 "acks": "all",
                 "partitioner": "murmur2_random",

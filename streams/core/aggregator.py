@@ -10,19 +10,23 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from decimal import Decimal
 from typing import Any
 
 import orjson
 
+from streams.core.alerts import fingerprint
 from streams.core.budgets import BudgetAgg, evaluate_budget
 from streams.core.clock import Clock
 from streams.core.daily import missing_profile_alert, unpriced_model_alert
+from streams.core.events import to_femto
 from streams.core.output import Output
-from streams.core.timeutil import DAY_MS, period_bounds
+from streams.core.timeutil import DAY_MS, period_bounds, period_key
 from streams.core.units import UnitAgg, unit_metric
 from streams.core.view import PolicyView
 from streams.core.windows import WindowGroup, publish_window
 from tokengov.contracts import UNATTRIBUTED, Alert
+from tokengov.recovery import RecoverySeed
 
 __all__ = ["Aggregator"]
 
@@ -31,6 +35,9 @@ log = logging.getLogger(__name__)
 META_KEY = "meta"
 WINDOW_RETENTION_MS = 600_000  # published windows wait this long (event time) for laggards
 WINDOW_RETENTION_IDLE_S = 600.0
+#: The part of a budget's total that was rebuilt from the store (no partition sends it):
+#: partials of the real partitions add to it, so stored spend and new spend count once each.
+SEED_PARTITION = -1
 
 
 class Aggregator:
@@ -113,6 +120,56 @@ class Aggregator:
             self.clock.now(),
             out,
         )
+
+    # ------------------------------------------------------------ recovery
+
+    def seed(self, seed: RecoverySeed, view: PolicyView) -> int:
+        """Rebuild the current period of every budget from the spend already stored.
+
+        Only for an aggregator whose state was gone (nothing loaded): the stored spend
+        becomes the :data:`SEED_PARTITION` part of each budget, thresholds whose alert was
+        published are marked fired, a budget already at its limit counts as breached (its
+        decision, if still in force, is re-published from the store), and so is a forecast
+        already sent. Returns how many budget periods were seeded."""
+        now_ms = int(seed.as_of.timestamp() * 1000)
+        seeded = 0
+        for budget in view.budgets.values():
+            period = period_key(now_ms, budget.period)
+            tokens = cost_femto = calls = 0
+            for row in seed.spend:
+                subject = row.team if budget.scope == "team" else row.workflow
+                day_ms = period_bounds(row.day.isoformat())[0]
+                if subject != budget.name or period_key(day_ms, budget.period) != period:
+                    continue
+                tokens += row.tokens
+                cost_femto += to_femto(row.cost_usd)
+                calls += row.calls
+            if not calls and not tokens and not cost_femto:
+                continue
+            agg = self.budgets.get((budget.budget_id, period))
+            if agg is None:
+                agg = self.budgets[(budget.budget_id, period)] = BudgetAgg(budget.budget_id, period)
+            agg.merge(SEED_PARTITION, 0, tokens, cost_femto, calls)
+            team = view.budget_team(budget)
+            spent = {"usd": agg.cost_usd, "tokens": Decimal(agg.tokens)}
+            limits = {"usd": budget.limit_usd, "tokens": budget.limit_tokens}
+            for unit, limit in limits.items():
+                if limit is None:
+                    continue
+                for threshold in budget.thresholds:
+                    fp = fingerprint(
+                        "budget_threshold", team, budget.budget_id, period, unit, threshold
+                    )
+                    key = f"{unit}:{threshold}"
+                    if fp in seed.fired and key not in agg.fired:
+                        agg.fired.append(key)
+                if spent[unit] >= Decimal(limit):
+                    agg.breached = True
+            if fingerprint("budget_forecast", team, budget.budget_id, period) in seed.fired:
+                agg.forecast_fired = True
+            self._dirty.add(f"b|{budget.budget_id}|{period}")
+            seeded += 1
+        return seeded
 
     # ------------------------------------------------------------ time
 

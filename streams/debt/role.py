@@ -40,6 +40,13 @@ class DebtRole:
 
 def register(app: faust.App, ctx: WorkerContext, *, engine: DebtEngine | None = None) -> DebtRole:
     role = DebtRole(engine or DebtEngine(ctx.policy))
+    if ctx.debt_history:
+        # the horizon's history from the store; each event_id counts once, so reading the
+        # same events from the topic again changes nothing
+        taken = sum(role.engine.observe(event) for event in ctx.debt_history)
+        log.info(
+            "debt: %d of %d stored events of the horizon replayed", taken, len(ctx.debt_history)
+        )
     events = app.topic(
         ctx.topics.events,
         key_type=bytes,

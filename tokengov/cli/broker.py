@@ -29,13 +29,17 @@ def _broker(data_dir: DataDirOpt, port: int | None) -> EmbeddedBroker:
 def start(
     port: PortOpt = None,
     data_dir: DataDirOpt = None,
-    partitions: Annotated[int, typer.Option(help="Partitions of tokengov.events.")] = 8,
+    partitions: Annotated[
+        int | None,
+        typer.Option(help="Partitions of tokengov.events (default TOKENGOV_EVENT_PARTITIONS, 8)."),
+    ] = None,
 ) -> None:
     """Start the broker in the background and create the project's topics."""
     broker = _broker(data_dir, port)
+    count = partitions or load_settings(data_dir=data_dir).event_partitions
     try:
         info = broker.start(detach=True)
-        created = ensure_topics(info.bootstrap, topic_specs(event_partitions=partitions))
+        created = ensure_topics(info.bootstrap, topic_specs(event_partitions=count))
     except BrokerError as exc:
         fail(str(exc))
     console.print(

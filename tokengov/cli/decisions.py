@@ -12,7 +12,7 @@ from rich.table import Table
 from tokengov.cli.common import BootstrapOpt, console, fail, load_settings
 from tokengov.contracts import Decision, utcnow
 from tokengov.errors import TokenGovError
-from tokengov.topics import Topics
+from tokengov.topics import NO_AUTO_CREATE, Topics
 
 app = typer.Typer(
     help="Decisions on tokengov.decisions (what the SDK's guard obeys).", no_args_is_help=True
@@ -114,7 +114,11 @@ def lift(
     topics = _topics(topic_prefix)
     try:
         producer = Producer(
-            {"bootstrap.servers": settings.kafka_bootstrap, "message.timeout.ms": 10000}
+            {
+                "bootstrap.servers": settings.kafka_bootstrap,
+                "message.timeout.ms": 10000,
+                **NO_AUTO_CREATE,
+            }
         )
         producer.produce(
             topics.decisions,

@@ -14,7 +14,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from tokengov.cli.common import BootstrapOpt, console, err_console, fail, load_settings
 from tokengov.contracts import CallEvent, Outcome, parse_event
 from tokengov.errors import ContractError
-from tokengov.topics import EVENTS
+from tokengov.topics import EVENTS, NO_AUTO_CREATE
 
 
 def emit_command(
@@ -49,6 +49,7 @@ def emit_command(
         producer = Producer(
             {
                 "bootstrap.servers": settings.kafka_bootstrap,
+                **NO_AUTO_CREATE,
                 "enable.idempotence": True,
                 "acks": "all",
                 "compression.type": "lz4",

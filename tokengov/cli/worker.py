@@ -17,7 +17,7 @@ from tokengov.cli.common import (
 )
 from tokengov.errors import TokenGovError
 from tokengov.runtime import PolicyHolder, WorkerContext
-from tokengov.topics import Topics, ensure_topics, topic_specs
+from tokengov.topics import Topics, ensure_topics, topic_specs, verify_topics
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,9 @@ def worker(
         bool,
         typer.Option(
             "--create-topics/--no-create-topics",
-            help="Create the project's topics when missing (8 event partitions).",
+            help="Create the project's topics when missing (TOKENGOV_EVENT_PARTITIONS event "
+            "partitions, default 8). Either way, a topic with another partition count than "
+            "configured stops the worker before it starts.",
         ),
     ] = True,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
@@ -65,10 +67,18 @@ def worker(
     from faust.worker import Worker
 
     from streams.app import create_app
+    from tokengov.cli.worker_recovery import recover
 
+    specs = topic_specs(prefix=topic_prefix, event_partitions=settings.event_partitions)
     try:
         if create_topics:
-            ensure_topics(settings.kafka_bootstrap, topic_specs(prefix=topic_prefix))
+            ensure_topics(settings.kafka_bootstrap, specs)
+        verify_topics(settings.kafka_bootstrap, specs)
+        # before this worker's own ClickHouse writer stores anything new (see worker_recovery)
+        debt = holder.current.debt
+        ctx.seed, ctx.debt_history = recover(
+            settings, topics, role or ["all"], debt_horizon=debt.horizon + debt.task_idle
+        )
         faust_app = create_app(ctx, role or ["all"])
     except TokenGovError as exc:
         fail(str(exc))

@@ -25,6 +25,7 @@ from confluent_kafka.admin import AdminClient
 
 from tokengov.errors import BrokerError
 from tokengov.kafka_logging import silent_logging
+from tokengov.topics import NO_AUTO_CREATE
 
 __all__ = ["BrokerInfo", "EmbeddedBroker", "broker_answers", "port_in_use", "tansu_binary"]
 
@@ -70,6 +71,7 @@ def broker_answers(bootstrap: str, timeout_s: float = 1.0) -> bool:
         {
             "bootstrap.servers": bootstrap,
             "socket.connection.setup.timeout.ms": 1000,
+            **NO_AUTO_CREATE,
             **silent_logging(),  # "connection refused" while it starts is expected
         }
     )

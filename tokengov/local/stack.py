@@ -91,7 +91,7 @@ class LocalStack:
         port: int,
         topics: Topics | None = None,
         topic_prefix: str = "",
-        event_partitions: int = 4,
+        event_partitions: int | None = None,
         worker_roles: str = "all",
         worker_stdout: IO[Any] | int | None = None,
         worker_stderr: IO[Any] | int | None = None,
@@ -102,7 +102,7 @@ class LocalStack:
         self.policy = policy
         self.topic_prefix = topic_prefix
         self.topics = topics or Topics.with_prefix(topic_prefix)
-        self.event_partitions = event_partitions
+        self.event_partitions = event_partitions or settings.event_partitions
         self.worker_roles = worker_roles
         self.worker_stdout = worker_stdout
         self.worker_stderr = worker_stderr
@@ -166,6 +166,7 @@ class LocalStack:
             "TOKENGOV_KAFKA_BOOTSTRAP": self.bootstrap,
             "TOKENGOV_DATA_DIR": str(self.settings.data_dir),
             "TOKENGOV_QUERY_ENDPOINT": self.settings.query_endpoint,
+            "TOKENGOV_EVENT_PARTITIONS": str(self.event_partitions),
             **self.env,
         }
         if self.settings.clickhouse_url:

@@ -17,6 +17,7 @@ from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaExcepti
 from confluent_kafka.admin import AdminClient
 
 from tokengov.kafka_logging import client_logging
+from tokengov.topics import NO_AUTO_CREATE
 
 __all__ = ["KafkaProbe", "Status"]
 
@@ -56,7 +57,9 @@ class KafkaProbe:
                 **client_logging(),
             }
         )
-        self._admin = AdminClient({"bootstrap.servers": bootstrap, **client_logging()})
+        self._admin = AdminClient(
+            {"bootstrap.servers": bootstrap, **NO_AUTO_CREATE, **client_logging()}
+        )
         self._last: tuple[float, int] | None = None
 
     def _high_watermarks(self) -> dict[int, int]:

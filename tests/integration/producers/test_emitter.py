@@ -4,12 +4,14 @@ import collections
 import time
 
 import pytest
+from confluent_kafka.admin import AdminClient
 
 from producers.emitter import TokenEmitter
+from streams.kafka_read import read_to_end
 from tests.kafka_helpers import read_events
-from tokengov.contracts import CallEvent, Outcome
+from tokengov.contracts import CallEvent, Outcome, decode_message
 from tokengov.local.broker import EmbeddedBroker, free_port
-from tokengov.topics import ensure_topics, topic_specs
+from tokengov.topics import NO_AUTO_CREATE, ensure_topics, topic_specs
 
 pytestmark = pytest.mark.integration
 
@@ -161,3 +163,77 @@ def test_close_without_broker_spools_and_next_emitter_replays(bootstrap, topic_n
     events = read_events(bootstrap, topic_names.events, expected=8)
     assert [e.step for _, e in events if isinstance(e, CallEvent)] == list(range(1, 8))
     assert isinstance(events[-1][1], Outcome)
+
+
+def _by_partition(bootstrap: str, topic: str) -> dict[str, set[int]]:
+    """Each task's partitions on ``topic`` (read to its end)."""
+    seen: dict[str, set[int]] = collections.defaultdict(set)
+    for record in read_to_end(bootstrap, topic, timeout_s=20):
+        for event in decode_message(record.value or b"").events:
+            seen[event.task_id].add(record.partition)
+    return dict(seen)
+
+
+def _partition_count(bootstrap: str, topic: str) -> int | None:
+    """A metadata request that names no topic (so cannot create one)."""
+    admin = AdminClient({"bootstrap.servers": bootstrap, **NO_AUTO_CREATE})
+    meta = admin.list_topics(timeout=10).topics.get(topic)
+    return None if meta is None else len(meta.partitions)
+
+
+def test_broker_restarted_empty_gets_its_topic_from_tokengov_not_from_the_emitter(tmp_path):
+    """Issue 12: the emitter spooling while the embedded broker restarted (empty: Tansu keeps
+    topics in memory) made the new broker auto-create tokengov.events with its default 4
+    partitions instead of the configured 8 — every task on another partition from then on.
+    Now its probes find no topic and it keeps spooling until tokengov creates the topic with
+    its configuration; then it replays everything, once, each task on its old partition."""
+    broker = EmbeddedBroker(tmp_path / "broker", port=free_port())
+    specs = topic_specs(event_partitions=8)
+    broker.start(detach=False)
+    try:
+        ensure_topics(broker.bootstrap, specs)
+        emitter = TokenEmitter(
+            broker.bootstrap,
+            spool_dir=tmp_path / "spool",
+            delivery_timeout_ms=2000,
+            probe_interval_s=0.2,
+        )
+        tasks = [emitter.task(team="search", workflow="wf", task_id=f"t-{i}") for i in range(8)]
+        for task in tasks:
+            task.record({"input": 100, "output": 5}, model="m")
+        assert emitter.flush(20)
+        partitions_before = _by_partition(broker.bootstrap, "tokengov.events")
+        assert sorted(partitions_before) == [f"t-{i}" for i in range(8)]
+
+        broker.stop()
+        for task in tasks:
+            task.record({"input": 200, "output": 5}, model="m")
+        deadline = time.monotonic() + 30
+        while not (emitter.spooling and emitter.stats.spooled >= 8):
+            assert time.monotonic() < deadline, "the emitter did not spool"
+            time.sleep(0.05)
+        assert emitter.stats.spooled == 8
+
+        broker.start(detach=False)  # empty: no topic at all
+        probes = emitter.stats.probes
+        deadline = time.monotonic() + 30
+        while emitter.spooling and emitter.stats.probes < probes + 5:
+            assert time.monotonic() < deadline, "the emitter did not probe the new broker"
+            time.sleep(0.05)
+        found = _partition_count(broker.bootstrap, "tokengov.events")
+        assert found is None, f"the emitter's requests created tokengov.events ({found} partitions)"
+        assert emitter.spooling
+
+        ensure_topics(broker.bootstrap, specs)  # what `tokengov up` / `broker start` do
+        deadline = time.monotonic() + 30
+        while emitter.spooling and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not emitter.spooling, "the spool was not replayed"
+        emitter.close()
+        assert _partition_count(broker.bootstrap, "tokengov.events") == 8
+        after = read_events(broker.bootstrap, "tokengov.events", expected=8)
+        partitions_after = _by_partition(broker.bootstrap, "tokengov.events")
+    finally:
+        broker.stop()
+    assert len(after) == 8 == len({e.event_id for _, e in after}), "every spooled call, once"
+    assert partitions_after == partitions_before, "a task moved to another partition"

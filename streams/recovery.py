@@ -1,0 +1,63 @@
+"""Recovering governance when the streams' state topics are gone (an embedded restart).
+
+The worker's entrypoint asks :func:`state_gone` before it reads a
+:class:`~tokengov.recovery.RecoverySeed` from the store (it reads the seed before its own
+ClickHouse writer stores anything new, so the seed and the new events never overlap), and
+hands it over in :class:`~tokengov.runtime.WorkerContext`. Stage 2 applies it to an empty
+aggregate state only (:meth:`streams.core.Aggregator.seed`), re-publishes the decisions
+still in force (:func:`decisions_to_restore`), and every alert already published is known
+to the suppressor from the start. State topics that hold anything mean the state is
+intact (production, replicated Kafka): no seed is read, nothing is counted twice.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from streams.kafka_read import end_offsets, latest_by_key, read_to_end
+from streams.topics import StreamsTopics
+from tokengov.contracts import Decision
+from tokengov.errors import BrokerError
+from tokengov.topics import Topics
+
+__all__ = ["RESTORED_CAUSE", "decisions_to_restore", "state_gone"]
+
+log = logging.getLogger(__name__)
+
+#: Cause header of a decision re-published from the store (the ledger reads it back).
+RESTORED_CAUSE = "restored"
+
+
+def _empty(bootstrap: str, topic: str) -> bool:
+    try:
+        ends = end_offsets(bootstrap, topic)
+    except BrokerError as exc:
+        if "no such topic" in str(exc):
+            return True
+        raise
+    return not any(ends.values())
+
+
+def state_gone(bootstrap: str, topics: Topics) -> bool:
+    """True when neither stage's state topic holds a record (or they do not exist yet)."""
+    names = StreamsTopics.for_topics(topics)
+    return _empty(bootstrap, names.aggregate_state) and _empty(bootstrap, names.state)
+
+
+def decisions_to_restore(
+    bootstrap: str, topics: Topics, in_force: tuple[Decision, ...]
+) -> list[Decision]:
+    """The decisions of ``in_force`` whose key has no decision on the topic yet (a human may
+    have lifted one with ``tokengov decisions lift`` since the restart: that one stands)."""
+    if not in_force:
+        return []
+    on_topic = latest_by_key(read_to_end(bootstrap, topics.decisions))
+    restore = [d for d in in_force if d.topic_key not in on_topic]
+    log.info(
+        "decisions in force before the restart: %d, re-publishing %d (%d already on %s)",
+        len(in_force),
+        len(restore),
+        len(in_force) - len(restore),
+        topics.decisions,
+    )
+    return restore
