@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import logging
 
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+
 from streams.kafka_read import end_offsets, latest_by_key, read_to_end
 from streams.topics import StreamsTopics
 from tokengov.contracts import Decision
 from tokengov.errors import BrokerError
 from tokengov.topics import Topics
 
-__all__ = ["RESTORED_CAUSE", "decisions_to_restore", "state_gone"]
+__all__ = ["RESTORED_CAUSE", "decisions_to_restore", "stage1_would_reread", "state_gone"]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,34 @@ def state_gone(bootstrap: str, topics: Topics) -> bool:
     """True when neither stage's state topic holds a record (or they do not exist yet)."""
     names = StreamsTopics.for_topics(topics)
     return _empty(bootstrap, names.aggregate_state) and _empty(bootstrap, names.state)
+
+
+def stage1_would_reread(bootstrap: str, topic: str, group: str) -> list[int]:
+    """The partitions of ``topic`` that stage 1 (consumer group ``group``) would read from their
+    beginning: they hold records and the group has no committed position on them.
+
+    Those records may already be in the store (a streams role deployed anew over an existing
+    topic and store), so a seed read from the store would count them twice.
+    """
+    ends = end_offsets(bootstrap, topic)
+    holding = [p for p, end in ends.items() if end > 0]
+    if not holding:
+        return []
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group,  # committed() only: never subscribes, never joins
+            "enable.auto.commit": False,
+            "allow.auto.create.topics": False,
+        }
+    )
+    try:
+        committed = consumer.committed([TopicPartition(topic, p) for p in holding], timeout=30)
+    except KafkaException as exc:
+        raise BrokerError(f"reading {group}'s positions on {topic} at {bootstrap}: {exc}") from exc
+    finally:
+        consumer.close()
+    return sorted(int(tp.partition) for tp in committed if tp.offset < 0)
 
 
 def decisions_to_restore(

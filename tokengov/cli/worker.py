@@ -51,6 +51,16 @@ def worker(
             "configured stops the worker before it starts.",
         ),
     ] = True,
+    recover_mode: Annotated[
+        str,
+        typer.Option(
+            "--recover",
+            help="When the streams' state topics are empty, rebuild budgets, alerts already "
+            "sent and decisions in force from the store: auto (only when stage 1 will not "
+            "read again events the store may hold), always (the embedded stack: its "
+            "memory-only broker starts empty), never.",
+        ),
+    ] = "auto",
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Consume tokengov.events and govern spend as it happens (SIGHUP reloads the policy)."""
@@ -66,7 +76,7 @@ def worker(
     ctx = WorkerContext(settings=settings, policy=holder, topics=topics)
     from faust.worker import Worker
 
-    from streams.app import create_app
+    from streams.app import app_id, create_app, expand_roles
     from tokengov.cli.worker_recovery import recover
 
     specs = topic_specs(prefix=topic_prefix, event_partitions=settings.event_partitions)
@@ -76,8 +86,15 @@ def worker(
         verify_topics(settings.kafka_bootstrap, specs)
         # before this worker's own ClickHouse writer stores anything new (see worker_recovery)
         debt = holder.current.debt
+        if recover_mode not in ("auto", "always", "never"):
+            fail(f"--recover: {recover_mode!r} is not one of auto, always, never")
         ctx.seed, ctx.debt_history = recover(
-            settings, topics, role or ["all"], debt_horizon=debt.horizon + debt.task_idle
+            settings,
+            topics,
+            role or ["all"],
+            debt_horizon=debt.horizon + debt.task_idle,
+            mode=recover_mode,
+            group=app_id(ctx, expand_roles(role or ["all"])),
         )
         faust_app = create_app(ctx, role or ["all"])
     except TokenGovError as exc:

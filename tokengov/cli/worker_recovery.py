@@ -207,12 +207,20 @@ def recover(
     roles: Sequence[str],
     *,
     debt_horizon: timedelta,
+    mode: str = "auto",
+    group: str = "tokengov-worker",
     now: datetime | None = None,
 ) -> tuple[RecoverySeed | None, tuple[CallEvent | Outcome, ...]]:
     """What a worker with ``roles`` should be handed: the seed (only when the streams' state
-    topics are empty) and the debt engine's history (whenever the debt detectors run)."""
+    topics are empty) and the debt engine's history (whenever the debt detectors run).
+
+    ``mode``: ``always`` seeds whenever the state topics are empty (the embedded stack: its
+    memory-only broker starts empty, so nothing on its topics is in the store yet); ``auto``
+    also requires that stage 1 (consumer group ``group``) reads no partition of
+    ``tokengov.events`` from its beginning — records it would read again may already be in
+    the store, and a seed would count them twice; ``never`` seeds nothing."""
     from streams.app import expand_roles
-    from streams.recovery import state_gone
+    from streams.recovery import stage1_would_reread, state_gone
 
     wanted = set(expand_roles(roles))
     governance = bool(wanted & {"streams", "governance"})
@@ -220,9 +228,24 @@ def recover(
     if not governance and not debt:
         return None, ()
     now = now or datetime.now(UTC)
-    gone = governance and state_gone(settings.kafka_bootstrap, topics)
-    if governance and not gone:
+    gone = governance and mode != "never" and state_gone(settings.kafka_bootstrap, topics)
+    if governance and mode == "never":
+        log.info("recovery: --recover never; nothing is seeded")
+    elif governance and not gone:
         log.info("recovery: the streams' state topics hold state; nothing is seeded")
+    if gone and mode == "auto":
+        reread = stage1_would_reread(settings.kafka_bootstrap, topics.events, group)
+        if reread:
+            log.warning(
+                "recovery: the streams' state topics are empty, but stage 1 (group %s) would "
+                "read partitions %s of %s from their beginning, and what it reads again may "
+                "already be in the store: nothing is seeded, to count nothing twice (pass "
+                "--recover always when those records are not in the store)",
+                group,
+                reread,
+                topics.events,
+            )
+            gone = False
     seed: RecoverySeed | None = None
     history: tuple[CallEvent | Outcome, ...] = ()
     if settings.embedded_clickhouse and not _embedded_store_exists(settings.clickhouse_dsn):

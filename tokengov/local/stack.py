@@ -140,6 +140,10 @@ class LocalStack:
             str(self.settings.data_dir),
             "--policy",
             str(self.policy),
+            # the embedded broker keeps topics in memory: whatever is on them after a restart
+            # is new, so the store's totals can be restored without counting anything twice
+            "--recover",
+            "always",
         ]
         if self.topic_prefix:
             command += ["--topic-prefix", self.topic_prefix]
