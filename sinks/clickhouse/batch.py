@@ -120,6 +120,8 @@ class Flush:
     skipped_event_ids: frozenset[str] = frozenset()
     repeats: bool = False  # an event id occurs more than once in the flush
     reconcile: bool = False  # an earlier attempt may have been applied in part
+    #: ClickHouse kept failing on this flush: insert row by row, skip rows that cannot go in.
+    stuck: bool = False
 
     @classmethod
     def of(cls, slices: Iterable[PartitionSlice]) -> Flush:
@@ -222,6 +224,7 @@ class Flush:
             self.skipped_event_ids,
             self.repeats,
             self.reconcile,
+            self.stuck,
         )
 
 

@@ -54,7 +54,14 @@ from sinks.clickhouse.batch import (
 from sinks.clickhouse.deadletter import DeadLetter, DeadLetterProducer
 from sinks.clickhouse.decode import TOKEN_EVENTS, Item, MessageDecoder, TopicKind
 from sinks.clickhouse.dedup import existing_event_ids
-from sinks.clickhouse.encode import DEDUP_TABLES, DecodePool, Encoded
+from sinks.clickhouse.encode import (
+    DEDUP_TABLES,
+    DecodePool,
+    Encoded,
+    epoch_ms,
+    merge,
+    rejected,
+)
 from sinks.clickhouse.migrate import migrate
 from sinks.clickhouse.plans import load_plans, write_plans
 from sinks.clickhouse.reconcile import RollupKey, reconcile
@@ -105,6 +112,11 @@ class SinkConfig:
     max_pending_messages: int = 4000
     #: Rows that are written as soon as the writer has caught up with its partitions.
     idle_rows: int = 5_000
+    #: Tries to encode one message (a decoder process died on it, or a bug) before it is
+    #: dead-lettered; and failed attempts of a flush on which ClickHouse answers with an
+    #: error before the writer looks for the rows that cannot be stored (see _write).
+    decode_attempts: int = 3
+    stuck_attempts: int = 5
     schema: SchemaOptions = field(default_factory=SchemaOptions)
     consumer: Mapping[str, Any] = field(default_factory=dict)
 
@@ -141,7 +153,13 @@ class SinkCounters:
     reconciled_flushes: int = 0
     reconciled_rows: int = 0
     row_path_flushes: int = 0  # flushes decoded again into rows (duplicates, rejections)
+    decoder_restarts: int = 0  # decoder processes replaced after one died
+    stuck_rows: int = 0  # rows dead-lettered because every insert of them failed
     first_message_at: float | None = None  # monotonic time of the first message read
+    #: The last invalid events skipped: (topic, partition, offset, why).
+    recent_invalid: deque[tuple[str, int, int, str]] = field(
+        default_factory=lambda: deque(maxlen=1000)
+    )
 
     @property
     def rows(self) -> int:
@@ -368,21 +386,73 @@ class SinkWriter:
             topic, partition, offsets, values, future = self._pending[0]
             if not (block or future.done()):
                 return
-            encoded = future.result()
+            try:
+                encoded = future.result()
+            except Exception as exc:  # a decoder process died, or a fault in encoding
+                encoded = self._isolate(topic, partition, offsets, values, exc)
             self._pending.popleft()
             self._pending_messages -= len(offsets)
             self.counters.invalid_events += encoded.invalid_events
             self.counters.tombstones += encoded.tombstones
-            if encoded.invalid_events:
-                log.debug(
-                    "%s[%d]@%d-%d: %d invalid event(s) skipped (the streams dead-letter them)",
+            for index, reason in encoded.invalid:
+                # The streams dead-letter these; the writer says why it skips them.
+                log.info(
+                    "%s[%d]@%d: invalid event skipped (dead-lettered by the streams): %s",
                     topic,
                     partition,
-                    offsets[0],
-                    offsets[-1],
-                    encoded.invalid_events,
+                    offsets[index],
+                    reason,
                 )
+                self.counters.recent_invalid.append((topic, partition, offsets[index], reason))
             self._batcher.add(Consumed(topic, partition, offsets, values, encoded))
+
+    def _isolate(
+        self,
+        topic: str,
+        partition: int,
+        offsets: list[int],
+        values: list[bytes | None],
+        fault: BaseException,
+    ) -> Encoded:
+        """A run whose encoding failed (a decoder process died, or a bug): encode its
+        messages one at a time, each up to ``decode_attempts`` times, restarting the decoder
+        processes when they died. A message that still fails is rejected (dead-lettered) and
+        its value dropped from the run, so that the row path never decodes it again."""
+        assert self._pool is not None
+        log.error(
+            "decoding %s[%d]@%d-%d failed (%s: %s): decoding its messages one by one",
+            topic,
+            partition,
+            offsets[0],
+            offsets[-1],
+            type(fault).__name__,
+            fault,
+        )
+        kind = self._kinds[topic]
+        parts: list[Encoded] = []
+        for index, value in enumerate(values):
+            error: BaseException = fault
+            for _attempt in range(self.config.decode_attempts):
+                if self._pool.broken:
+                    self._pool.restart()
+                    self.counters.decoder_restarts += 1
+                try:
+                    parts.append(self._pool.submit(kind, [value]).result())
+                    break
+                except Exception as exc:
+                    error = exc
+            else:
+                reason = (
+                    f"the sink failed to decode this message {self.config.decode_attempts} "
+                    f"times ({type(error).__name__}: {error}); skipped"
+                )
+                log.critical("%s[%d]@%d: %s", topic, partition, offsets[index], reason)
+                parts.append(rejected(value, reason))
+                values[index] = None  # not decoded again (the row path); its reject stays
+        if self._pool.broken:
+            self._pool.restart()
+            self.counters.decoder_restarts += 1
+        return merge(parts)
 
     def _wait(self, seconds: float) -> None:
         """Wait while keeping the group membership alive (poll serves the callbacks)."""
@@ -485,6 +555,7 @@ class SinkWriter:
             s.key in self._suspect and s.start <= self._suspect[s.key] for s in flush.slices
         )
         backoff = self._backoff()
+        answered = 0  # failed attempts in a row on which ClickHouse answered with an error
         while True:
             self._check_stop()
             revoked = {s.key for s in flush.slices} - self._assigned
@@ -507,6 +578,18 @@ class SinkWriter:
                 # The attempt may have been applied in part: look up and reconcile next time.
                 flush.reconcile = True
                 self.counters.retries += 1
+                answered = answered + 1 if isinstance(exc, StoreError) and exc.code else 0
+                if answered >= self.config.stuck_attempts and not flush.stuck:
+                    # ClickHouse is up but keeps refusing: maybe one row it cannot take with
+                    # an error that is not a plain rejection. Insert row by row from now on.
+                    log.error(
+                        "ClickHouse failed %d attempts of a flush of %d rows (%s): inserting "
+                        "it row by row to find rows that cannot be stored",
+                        answered,
+                        flush.rows,
+                        exc,
+                    )
+                    flush.stuck = True
                 delay = backoff.next_delay()
                 log.warning(
                     "flush of %d rows not acknowledged (%s); retrying in %.1f s",
@@ -580,8 +663,12 @@ class SinkWriter:
             for (topic, partition, offset), r in flush.rejects()
         ]
         by_table: dict[str, list[tuple[Origin, Item]]] | None = None
+        stuck: list[tuple[Origin, Item, StoreError]] = []
+        stored = 0
         for table in flush.tables():
-            if not (table in DEDUP_TABLES and (flush.skipped_event_ids or flush.repeats)):
+            if flush.stuck:
+                pass  # row by row (below)
+            elif not (table in DEDUP_TABLES and (flush.skipped_event_ids or flush.repeats)):
                 body = flush.native(table)
                 if body is not None:
                     if self._insert_native(table, body, content_token(table, flush)):
@@ -604,8 +691,11 @@ class SinkWriter:
                     self._decode_rows(flush)
                 by_table = flush.rows_by_table()
             pairs = by_table.get(table, [])
-            rejected = self._insert_bisect(table, pairs, token)
-            inserted = len(pairs) - len(rejected)
+            failing: list[tuple[Origin, Item, StoreError]] | None = [] if flush.stuck else None
+            rejected = self._insert_bisect(table, pairs, token, failing)
+            inserted = len(pairs) - len(rejected) - len(failing or [])
+            stored += inserted
+            stuck.extend(failing or [])
             self.counters.rows_inserted[table] = (
                 self.counters.rows_inserted.get(table, 0) + inserted
             )
@@ -613,7 +703,46 @@ class SinkWriter:
                 DeadLetter(reason, item.payload(), topic, partition, offset, item.event_id, table)
                 for (topic, partition, offset), item, reason in rejected
             )
+        if stuck:
+            if not stored:
+                # Nothing of the flush goes in: the store is failing, not some row. Back off.
+                raise stuck[0][2]
+            stuck = self._not_stored(stuck)
+            for (topic, partition, offset), item, error in stuck:
+                reason = (
+                    f"ClickHouse failed to store this row on every attempt while it stored "
+                    f"the rest of its batch; skipped: {error}"
+                )
+                log.critical(
+                    "%s[%d]@%d event_id=%s: %s", topic, partition, offset, item.event_id, reason
+                )
+                letters.append(
+                    DeadLetter(
+                        reason, item.payload(), topic, partition, offset, item.event_id, item.table
+                    )
+                )
+            self.counters.stuck_rows += len(stuck)
         return letters
+
+    def _not_stored(
+        self, stuck: list[tuple[Origin, Item, StoreError]]
+    ) -> list[tuple[Origin, Item, StoreError]]:
+        """The failing rows that are not in their table after all (an insert into a table
+        and its views is not atomic: a view can fail after the row was written; such a
+        row stays, and the flush's reconciliation repairs the rollups)."""
+        found: set[str] = set()
+        for table in DEDUP_TABLES:
+            keyed = [(i.event_id, i.ts) for _, i, _ in stuck if i.table == table and i.ts]
+            ids = [event_id for event_id, _ in keyed if event_id is not None]
+            if ids:
+                stamps = [epoch_ms(ts) for event_id, ts in keyed if event_id is not None and ts]
+                found |= existing_event_ids(self._store, table, ids, stamps)
+        if found:
+            log.warning(
+                "%d row(s) ClickHouse failed on were stored anyway (a view failed): kept",
+                len(found),
+            )
+        return [entry for entry in stuck if entry[1].event_id not in found]
 
     def _insert_native(self, table: str, body: bytes, token: str) -> bool:
         """Insert the flush's Native blocks; False when ClickHouse refused the data (nothing
@@ -628,11 +757,17 @@ class SinkWriter:
             return False
 
     def _insert_bisect(
-        self, table: str, pairs: list[tuple[Origin, Item]], token: str
+        self,
+        table: str,
+        pairs: list[tuple[Origin, Item]],
+        token: str,
+        failing: list[tuple[Origin, Item, StoreError]] | None = None,
     ) -> list[tuple[Origin, Item, str]]:
         """Insert; when ClickHouse rejects the data, split until the rejected rows are found.
         The token follows the rows (the flush's, then ``/0``, ``/1`` for each half), so a
-        retry of the same rows is a no-op."""
+        retry of the same rows is a no-op. With ``failing`` (a stuck flush), an error
+        ClickHouse answers that is not a rejection is split on too, and the single rows it
+        hits are added to ``failing`` instead of being raised."""
         if not pairs:
             return []
         try:
@@ -641,15 +776,19 @@ class SinkWriter:
             )
             return []
         except StoreError as exc:
-            if exc.retryable:
+            answered = failing is not None and exc.code is not None
+            if exc.retryable and not answered:
                 raise
             if len(pairs) == 1:
                 origin, item = pairs[0]
+                if exc.retryable and failing is not None:
+                    failing.append((origin, item, exc))
+                    return []
                 return [(origin, item, str(exc))]
         middle = len(pairs) // 2
-        return self._insert_bisect(table, pairs[:middle], f"{token}/0") + self._insert_bisect(
-            table, pairs[middle:], f"{token}/1"
-        )
+        return self._insert_bisect(
+            table, pairs[:middle], f"{token}/0", failing
+        ) + self._insert_bisect(table, pairs[middle:], f"{token}/1", failing)
 
     def _commit(self, flush: Flush) -> None:
         consumer = self._consumer

@@ -30,6 +30,9 @@ def test_every_step_can_run_twice(statement):
         "ADD CONSTRAINT IF NOT EXISTS",
         "MODIFY QUERY",
         "MATERIALIZE INDEX",
+        "DROP CONSTRAINT IF EXISTS",  # followed by ADD CONSTRAINT IF NOT EXISTS
+        "MODIFY COLUMN",  # to the type it already has: nothing to do
+        "HAVING calls != 0",  # a repair by difference: zero the second time
     )
     assert any(marker in statement for marker in idempotent), statement
     assert "DROP TABLE" not in statement  # an upgrade never drops data
