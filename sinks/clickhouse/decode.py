@@ -237,14 +237,6 @@ def _model_payload(model: BaseModel) -> bytes:
 _MONEY_MAX_FEMTO: Final = int(MONEY_MAX) * FEMTO
 
 
-def _valid_utf8(value: bytes) -> bool:
-    try:
-        value.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
 class ExactPricer:
     """The cost of a fast-decoded call, equal to :func:`tokengov.pricing.price_call`'s.
 
@@ -328,7 +320,7 @@ class MessageDecoder:
             doc = json.loads(value.decode("utf-8", "surrogateescape"))
         except (ValueError, RecursionError) as exc:
             if fault is None:
-                out.invalid(f"invalid UTF-8, and not JSON: {exc}")
+                out.invalid(f"not JSON: {exc}")
             else:
                 out.rejects.append(Reject(_fault(fault), value))
             return
@@ -399,11 +391,15 @@ class MessageDecoder:
         if nesting_exceeds(value):
             self._deep(value, out)
             return
-        pricer = self._pricer_now()
         try:
-            fast = fast_message(value)
-        except UnicodeDecodeError:  # msgspec's answer to invalid UTF-8
-            fast = None
+            # msgspec skips unknown fields without looking at their UTF-8: check it all here
+            # (C speed, ~0.05 µs per event of an envelope).
+            value.decode("utf-8")
+        except UnicodeDecodeError:
+            self._salvage(value, out, None)
+            return
+        pricer = self._pricer_now()
+        fast = fast_message(value)
         if fast is not None:
             envelope, events = fast
             for index, event in enumerate(events):
@@ -413,11 +409,10 @@ class MessageDecoder:
             return
         try:
             doc = orjson.loads(value)
-        except orjson.JSONDecodeError as exc:
-            if not _valid_utf8(value):
-                self._salvage(value, out, None)
-            else:
-                out.invalid(f"not JSON: {exc}")
+        except orjson.JSONDecodeError:
+            # Invalid UTF-8 in some item, an integer beyond 64 bits, or not JSON: Python's
+            # parser takes the first two, item by item; the contract's rules then decide.
+            self._salvage(value, out, None)
             return
         envelope = type(doc) is list
         items: list[Any] = doc if envelope else [doc]

@@ -377,6 +377,7 @@ class SinkWriter:
                 self._pending.append((topic, partition, offsets[i : i + size], part, future))
                 self._pending_messages += len(part)
                 self.counters.messages += len(part)
+        self.counters.decoder_restarts = self._pool.restarts
         return sum(len(offsets) for offsets, _values in runs.values())
 
     def _collect(self, *, block: bool) -> None:
@@ -435,7 +436,6 @@ class SinkWriter:
             for _attempt in range(self.config.decode_attempts):
                 if self._pool.broken:
                     self._pool.restart()
-                    self.counters.decoder_restarts += 1
                 try:
                     parts.append(self._pool.submit(kind, [value]).result())
                     break
@@ -451,7 +451,7 @@ class SinkWriter:
                 values[index] = None  # not decoded again (the row path); its reject stays
         if self._pool.broken:
             self._pool.restart()
-            self.counters.decoder_restarts += 1
+        self.counters.decoder_restarts = self._pool.restarts
         return merge(parts)
 
     def _wait(self, seconds: float) -> None:
