@@ -132,17 +132,20 @@ class Decoded:
         self.invalid_reasons.append(text[:MAX_REASON_CHARS])
 
 
-# Depth of JSON without parsing it: keep the brackets and the string delimiters, drop the
-# strings, then strip innermost pairs once per level (C-speed bytes operations).
-_KEEP: Final = b'[]{}"\\'
+# Depth of JSON without parsing it (C-speed bytes operations): drop the escapes (a backslash
+# only ever starts one, inside a string), keep brackets and quotes, drop the strings (their
+# quotes now pair up), then strip the innermost pairs once per level.
+_KEEP: Final = b'[]{}"'
 _DROP: Final = bytes(b for b in range(256) if b not in _KEEP)
-_STRING: Final = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_STRING: Final = re.compile(rb'"[^"]*"')
 _PAIR: Final = re.compile(rb"\{\}|\[\]")
 
 
 def nesting_exceeds(value: bytes, limit: int = MAX_DEPTH) -> bool:
     """Whether the JSON ``value`` nests arrays/objects deeper than ``limit`` levels (a
     message that is not JSON at all may give either answer: the parser refuses it)."""
+    if b"\\" in value:
+        value = value.replace(b"\\\\", b"").replace(b'\\"', b"")
     shape = value.translate(None, _DROP).replace(b'""', b"")
     if b'"' in shape:
         shape = _STRING.sub(b"", shape)
