@@ -186,6 +186,7 @@ def merge(parts: Sequence[Encoded]) -> Encoded:
             out.ids.setdefault(table, []).extend(ids)
             out.ts_ms.setdefault(table, []).extend(part.ts_ms[table])
         base += part.messages
+    out.messages = base
     for table in out.rows:
         blocks = [p.blocks.get(table) for p in parts if p.rows.get(table)]
         if all(b is not None for b in blocks):

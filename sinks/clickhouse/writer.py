@@ -154,6 +154,7 @@ class SinkCounters:
     reconciled_rows: int = 0
     row_path_flushes: int = 0  # flushes decoded again into rows (duplicates, rejections)
     decoder_restarts: int = 0  # decoder processes replaced after one died
+    isolated_runs: int = 0  # runs decoded again one message at a time after a failure
     stuck_rows: int = 0  # rows dead-lettered because every insert of them failed
     first_message_at: float | None = None  # monotonic time of the first message read
     #: The last invalid events skipped: (topic, partition, offset, why).
@@ -429,15 +430,29 @@ class SinkWriter:
             type(fault).__name__,
             fault,
         )
+        self.counters.isolated_runs += 1
         kind = self._kinds[topic]
-        parts: list[Encoded] = []
+        pool = self._pool
+        if pool.broken:
+            pool.restart()
+        # All at once first (a process killed from outside: they all go through now) …
+        futures = [pool.submit(kind, [value]) for value in values]
+        parts: list[Encoded | None] = []
+        for future in futures:
+            try:
+                parts.append(future.result())
+            except Exception:
+                parts.append(None)
+        # … then each that failed alone, so that a message that kills its process is known.
         for index, value in enumerate(values):
+            if parts[index] is not None:
+                continue
             error: BaseException = fault
             for _attempt in range(self.config.decode_attempts):
-                if self._pool.broken:
-                    self._pool.restart()
+                if pool.broken:
+                    pool.restart()
                 try:
-                    parts.append(self._pool.submit(kind, [value]).result())
+                    parts[index] = pool.submit(kind, [value]).result()
                     break
                 except Exception as exc:
                     error = exc
@@ -447,12 +462,12 @@ class SinkWriter:
                     f"times ({type(error).__name__}: {error}); skipped"
                 )
                 log.critical("%s[%d]@%d: %s", topic, partition, offsets[index], reason)
-                parts.append(rejected(value, reason))
+                parts[index] = rejected(value, reason)
                 values[index] = None  # not decoded again (the row path); its reject stays
         if self._pool.broken:
             self._pool.restart()
         self.counters.decoder_restarts = self._pool.restarts
-        return merge(parts)
+        return merge([p for p in parts if p is not None])
 
     def _wait(self, seconds: float) -> None:
         """Wait while keeping the group membership alive (poll serves the callbacks)."""

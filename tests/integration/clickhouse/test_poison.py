@@ -211,18 +211,21 @@ def test_poison_corpus_interleaved_with_good_events(
 def test_a_killed_decoder_process_is_replaced_and_nothing_is_lost(
     bootstrap: str, topic_names: Topics, store: Any, policy: Policy
 ) -> None:
-    first = make_events(40, seed=43)
+    first = make_events(150, seed=43)
     second = make_events(40, seed=44)
     ends = produce(bootstrap, topic_names.events, first)
     group = f"sink-{uuid.uuid4().hex[:8]}"
-    with running_writer(bootstrap, topic_names, store, policy, group, decoders=2) as writer:
-        wait_committed(bootstrap, group, ends, writer)
+    # Small runs, many of them in flight while the backlog is read: the kill fails some.
+    config = {"decoders": 2, "run_messages": 5, "max_rows": 100_000, "max_delay_s": 5.0}
+    with running_writer(bootstrap, topic_names, store, policy, group, **config) as writer:
+        wait_until(lambda: writer.counters.messages > 0, 60, "the writer to read the backlog")
         pool = writer._pool
         assert pool is not None
         os.kill(pool.pids[0], signal.SIGKILL)
-        wait_until(lambda: pool.broken, 30, "the pool to notice its dead process")
         ends = merge(ends, produce(bootstrap, topic_names.events, second, envelope=3))
         wait_committed(bootstrap, group, ends, writer)
         assert writer.counters.decoder_restarts >= 1 and writer.alive
         assert writer.counters.dead_lettered == 0
+        isolated = writer.counters.isolated_runs
     assert_exact(store, first + second, policy)
+    print(f"runs decoded again one message at a time: {isolated}")

@@ -156,3 +156,37 @@ def test_dead_letters_keep_at_most_64_KiB_with_size_and_hash():
     assert small.value == b"{}"
     small_headers = dict(small.headers())
     assert "raw_bytes" not in small_headers and len(small_headers["reason"]) == 1000
+
+
+def test_runs_encoded_one_message_at_a_time_merge_into_the_run():
+    """What the writer does after a decoder process died: each message alone, then merged —
+    the same rows, ids, rejects and invalid items at the same message indexes."""
+    from sinks.clickhouse.encode import Encoded, merge, rejected, summarize
+
+    values = [
+        orjson.dumps(CALL | {"event_id": "a"}),
+        b"nope",
+        orjson.dumps(
+            [CALL | {"event_id": "b"}, CALL | {"event_id": "c", "ts": "2150-01-01T00:00:00Z"}]
+        ),
+        orjson.dumps(CALL | {"event_id": "d"}),
+    ]
+    whole, _ = summarize([decode(v) for v in values])
+    parts = [summarize([decode(v)])[0] for v in values]
+    merged = merge(parts)
+    assert (merged.rows, merged.ids, merged.ts_ms) == (whole.rows, whole.ids, whole.ts_ms)
+    assert [(i, r.event_id) for i, r in merged.rejects] == [(2, "c")]
+    assert merged.rejects == whole.rejects and merged.invalid == whole.invalid == [
+        (1, "not JSON: Expecting value: line 1 column 1 (char 0)")
+    ]
+    assert merged.messages == 4 and merged.invalid_events == 1
+    # A table keeps a block only when every part with rows for it has one.
+    parts[0].blocks["token_events"] = b"A"
+    parts[2].blocks["token_events"] = b"B"
+    parts[3].blocks["token_events"] = b"D"
+    assert merge(parts).blocks == {"token_events": b"ABD"}
+    del parts[2].blocks["token_events"]
+    assert merge(parts).blocks == {}
+    lost = merge([parts[0], rejected(b"raw", "why")])
+    assert lost.rejects[-1][0] == 1 and lost.rejects[-1][1].payload == b"raw"
+    assert isinstance(lost, Encoded) and lost.messages == 2
