@@ -679,7 +679,6 @@ class SinkWriter:
         ]
         by_table: dict[str, list[tuple[Origin, Item]]] | None = None
         stuck: list[tuple[Origin, Item, StoreError]] = []
-        stored = 0
         for table in flush.tables():
             if flush.stuck:
                 pass  # row by row (below)
@@ -709,7 +708,9 @@ class SinkWriter:
             failing: list[tuple[Origin, Item, StoreError]] | None = [] if flush.stuck else None
             rejected = self._insert_bisect(table, pairs, token, failing)
             inserted = len(pairs) - len(rejected) - len(failing or [])
-            stored += inserted
+            if failing and not inserted:
+                # Nothing of this table goes in: the table is failing, not some row. Back off.
+                raise failing[0][2]
             stuck.extend(failing or [])
             self.counters.rows_inserted[table] = (
                 self.counters.rows_inserted.get(table, 0) + inserted
@@ -719,14 +720,11 @@ class SinkWriter:
                 for (topic, partition, offset), item, reason in rejected
             )
         if stuck:
-            if not stored:
-                # Nothing of the flush goes in: the store is failing, not some row. Back off.
-                raise stuck[0][2]
             stuck = self._not_stored(stuck)
             for (topic, partition, offset), item, error in stuck:
                 reason = (
                     f"ClickHouse failed to store this row on every attempt while it stored "
-                    f"the rest of its batch; skipped: {error}"
+                    f"other rows of its table; skipped: {error}"
                 )
                 log.critical(
                     "%s[%d]@%d event_id=%s: %s", topic, partition, offset, item.event_id, reason

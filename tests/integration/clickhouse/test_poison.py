@@ -229,3 +229,35 @@ def test_a_killed_decoder_process_is_replaced_and_nothing_is_lost(
         isolated = writer.counters.isolated_runs
     assert_exact(store, first + second, policy)
     print(f"runs decoded again one message at a time: {isolated}")
+
+
+def test_a_table_that_fails_every_row_is_waited_for_not_dead_lettered(
+    bootstrap: str, topic_names: Topics, store: Any, policy: Policy
+) -> None:
+    """The negative of the stuck row: when no row of a table goes in, the table is failing,
+    not a row — the writer backs off with consumption paused and drops nothing (while the
+    outcomes of the same flush, another table, do go in)."""
+    from .conftest import committed
+
+    events = make_events(30, seed=45)
+    store.command(
+        "ALTER TABLE token_events ADD CONSTRAINT test_down "
+        "CHECK throwIf(event_id != '', 'the table is down') = 0"
+    )
+    ends = produce(bootstrap, topic_names.events, events)
+    group = f"sink-{uuid.uuid4().hex[:8]}"
+    config = {"stuck_attempts": 2, "backoff_max_s": 0.2}
+    with running_writer(bootstrap, topic_names, store, policy, group, **config) as writer:
+        wait_until(
+            lambda: writer.paused and writer.counters.retries >= 6,
+            60,
+            "the writer to retry the failing table well past stuck_attempts",
+        )
+        assert writer.counters.dead_lettered == 0 and writer.counters.stuck_rows == 0
+        assert not committed(bootstrap, group, ends)
+        outcomes = sum(1 for e in events if e["kind"] == "outcome")
+        assert store.query("SELECT count() FROM task_outcomes").scalar() == outcomes > 0
+        store.command("ALTER TABLE token_events DROP CONSTRAINT test_down")
+        wait_committed(bootstrap, group, ends, writer)
+        assert writer.counters.dead_lettered == 0 and not writer.paused
+    assert_exact(store, events, policy)
