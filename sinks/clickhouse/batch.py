@@ -122,6 +122,9 @@ class Flush:
     reconcile: bool = False  # an earlier attempt may have been applied in part
     #: ClickHouse kept failing on this flush: insert row by row, skip rows that cannot go in.
     stuck: bool = False
+    #: Single rows that may fail, with nothing of their table stored, before an attempt gives
+    #: up (the table is failing); doubles with each attempt (see the writer's _insert_bisect).
+    stuck_budget: int = 8
 
     @classmethod
     def of(cls, slices: Iterable[PartitionSlice]) -> Flush:
@@ -225,6 +228,7 @@ class Flush:
             self.repeats,
             self.reconcile,
             self.stuck,
+            self.stuck_budget,
         )
 
 

@@ -92,6 +92,16 @@ def column_types(store: ClickHouseStore) -> dict[str, list[str]]:
     return types
 
 
+#: The most single rows an attempt of a stuck flush tries while nothing of their table goes in.
+_MAX_STUCK_BUDGET: Final = 1024
+
+
+@dataclass
+class _Budget:
+    rows: int
+    stored: int = 0
+
+
 class _Abandoned(Exception):
     """The writer is stopping and the store did not come back in time."""
 
@@ -594,6 +604,8 @@ class SinkWriter:
                 flush.reconcile = True
                 self.counters.retries += 1
                 answered = answered + 1 if isinstance(exc, StoreError) and exc.code else 0
+                if flush.stuck:
+                    flush.stuck_budget = min(2 * flush.stuck_budget, _MAX_STUCK_BUDGET)
                 if answered >= self.config.stuck_attempts and not flush.stuck:
                     # ClickHouse is up but keeps refusing: maybe one row it cannot take with
                     # an error that is not a plain rejection. Insert row by row from now on.
@@ -706,7 +718,9 @@ class SinkWriter:
                 by_table = flush.rows_by_table()
             pairs = by_table.get(table, [])
             failing: list[tuple[Origin, Item, StoreError]] | None = [] if flush.stuck else None
-            rejected = self._insert_bisect(table, pairs, token, failing)
+            rejected = self._insert_bisect(
+                table, pairs, token, failing, _Budget(flush.stuck_budget)
+            )
             inserted = len(pairs) - len(rejected) - len(failing or [])
             if failing and not inserted:
                 # Nothing of this table goes in: the table is failing, not some row. Back off.
@@ -775,18 +789,23 @@ class SinkWriter:
         pairs: list[tuple[Origin, Item]],
         token: str,
         failing: list[tuple[Origin, Item, StoreError]] | None = None,
+        budget: _Budget | None = None,
     ) -> list[tuple[Origin, Item, str]]:
         """Insert; when ClickHouse rejects the data, split until the rejected rows are found.
         The token follows the rows (the flush's, then ``/0``, ``/1`` for each half), so a
         retry of the same rows is a no-op. With ``failing`` (a stuck flush), an error
         ClickHouse answers that is not a rejection is split on too, and the single rows it
-        hits are added to ``failing`` instead of being raised."""
+        hits are added to ``failing`` instead of being raised — until ``budget.rows`` of them
+        failed with nothing of the table stored: then the table is failing (a whole table
+        refusing every row would otherwise cost two inserts per row) and the error is raised."""
         if not pairs:
             return []
         try:
             self._store.insert(
                 table, [i.row for _, i in pairs], columns=COLUMNS[table], token=token
             )
+            if budget is not None:
+                budget.stored += len(pairs)
             return []
         except StoreError as exc:
             answered = failing is not None and exc.code is not None
@@ -796,12 +815,14 @@ class SinkWriter:
                 origin, item = pairs[0]
                 if exc.retryable and failing is not None:
                     failing.append((origin, item, exc))
+                    if budget is not None and not budget.stored and len(failing) >= budget.rows:
+                        raise
                     return []
                 return [(origin, item, str(exc))]
         middle = len(pairs) // 2
         return self._insert_bisect(
-            table, pairs[:middle], f"{token}/0", failing
-        ) + self._insert_bisect(table, pairs[middle:], f"{token}/1", failing)
+            table, pairs[:middle], f"{token}/0", failing, budget
+        ) + self._insert_bisect(table, pairs[middle:], f"{token}/1", failing, budget)
 
     def _commit(self, flush: Flush) -> None:
         consumer = self._consumer

@@ -211,7 +211,7 @@ def test_poison_corpus_interleaved_with_good_events(
 def test_a_killed_decoder_process_is_replaced_and_nothing_is_lost(
     bootstrap: str, topic_names: Topics, store: Any, policy: Policy
 ) -> None:
-    first = make_events(150, seed=43)
+    first = make_events(80, seed=43)
     second = make_events(40, seed=44)
     ends = produce(bootstrap, topic_names.events, first)
     group = f"sink-{uuid.uuid4().hex[:8]}"
