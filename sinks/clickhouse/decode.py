@@ -351,8 +351,8 @@ class MessageDecoder:
 
     def _deep(self, value: bytes, out: Decoded) -> None:
         """A message nested deeper than MAX_DEPTH: in an envelope, the items within the limit
-        (the envelope's array counts as one level) go through; otherwise the whole message is
-        invalid."""
+        (each event's object is level 1, the envelope's array not counted: the contract's
+        ``MAX_JSON_DEPTH``) go through; otherwise the whole message is invalid."""
         try:
             doc = json.loads(value.decode("utf-8", "surrogateescape"))
         except (ValueError, RecursionError):
@@ -360,7 +360,7 @@ class MessageDecoder:
         if type(doc) is not list:
             out.invalid(f"JSON nested deeper than {MAX_DEPTH} levels")
             return
-        self._one_by_one(doc, True, value, out, depth=MAX_DEPTH - 1)
+        self._one_by_one(doc, True, value, out, depth=MAX_DEPTH)
 
     def _one_by_one(
         self,

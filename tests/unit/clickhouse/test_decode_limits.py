@@ -55,6 +55,15 @@ def test_nesting_at_the_limit_is_kept_and_one_more_level_is_not():
         assert out.invalid_events == 1 and not out.items and not out.rejects
 
 
+def test_in_an_envelope_each_item_may_nest_64_levels():
+    # The envelope's array is not counted: an event object (level 1) with 63 more inside.
+    at_limit = _with_field(CALL | {"event_id": "deep-ok"}, _deep(MAX_DEPTH - 1))
+    beyond = _with_field(CALL | {"event_id": "too-deep"}, _deep(MAX_DEPTH))
+    out = decode(b"[" + at_limit + b"," + beyond + b"]")
+    assert [i.event_id for i in out.items] == ["deep-ok"]
+    assert out.invalid_reasons == ["item 1: JSON nested deeper than 64 levels"]
+
+
 def test_a_deep_item_of_an_envelope_leaves_the_others():
     good = CALL | {"event_id": "good"}
     value = b"[" + orjson.dumps(good) + b"," + _with_field(CALL, _deep(300)) + b"]"
