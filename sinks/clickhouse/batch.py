@@ -120,6 +120,11 @@ class Flush:
     skipped_event_ids: frozenset[str] = frozenset()
     repeats: bool = False  # an event id occurs more than once in the flush
     reconcile: bool = False  # an earlier attempt may have been applied in part
+    #: ClickHouse kept failing on this flush: insert row by row, skip rows that cannot go in.
+    stuck: bool = False
+    #: Single rows that may fail, with nothing of their table stored, before an attempt gives
+    #: up (the table is failing); doubles with each attempt (see the writer's _insert_bisect).
+    stuck_budget: int = 8
 
     @classmethod
     def of(cls, slices: Iterable[PartitionSlice]) -> Flush:
@@ -222,6 +227,8 @@ class Flush:
             self.skipped_event_ids,
             self.repeats,
             self.reconcile,
+            self.stuck,
+            self.stuck_budget,
         )
 
 

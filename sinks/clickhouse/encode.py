@@ -31,6 +31,7 @@ import signal
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -51,7 +52,9 @@ __all__ = [
     "Encoder",
     "default_decoders",
     "epoch_ms",
+    "merge",
     "native_block",
+    "rejected",
     "summarize",
 ]
 
@@ -112,6 +115,8 @@ class Encoded:
     rejects: list[tuple[int, Reject]] = field(default_factory=list)  # (message index, why)
     invalid_events: int = 0
     tombstones: int = 0
+    invalid: list[tuple[int, str]] = field(default_factory=list)  # (message index, why)
+    messages: int = 0
 
     @property
     def row_count(self) -> int:
@@ -143,12 +148,13 @@ class Encoder:
 
 def summarize(decoded: Sequence[Decoded]) -> tuple[Encoded, dict[str, list[tuple[Any, ...]]]]:
     """What the writer needs to know of decoded messages (no blocks), and their rows."""
-    out = Encoded()
+    out = Encoded(messages=len(decoded))
     rows: dict[str, list[tuple[Any, ...]]] = {}
     for index, message in enumerate(decoded):
         out.invalid_events += message.invalid_events
         out.tombstones += message.tombstones
         out.rejects.extend((index, r) for r in message.rejects)
+        out.invalid.extend((index, r) for r in message.invalid_reasons)
         for item in message.items:
             table_rows = rows.get(item.table)
             if table_rows is None:
@@ -162,6 +168,35 @@ def summarize(decoded: Sequence[Decoded]) -> tuple[Encoded, dict[str, list[tuple
                 out.ts_ms[item.table].append(epoch_ms(item.ts))
     out.rows = {table: len(table_rows) for table, table_rows in rows.items()}
     return out, rows
+
+
+def merge(parts: Sequence[Encoded]) -> Encoded:
+    """Encoded runs of consecutive messages as one run (each part one or more messages, in
+    order). A table keeps a block only when every part that has rows for it has one."""
+    out = Encoded()
+    base = 0
+    for part in parts:
+        out.invalid_events += part.invalid_events
+        out.tombstones += part.tombstones
+        out.rejects.extend((base + i, r) for i, r in part.rejects)
+        out.invalid.extend((base + i, r) for i, r in part.invalid)
+        for table, count in part.rows.items():
+            out.rows[table] = out.rows.get(table, 0) + count
+        for table, ids in part.ids.items():
+            out.ids.setdefault(table, []).extend(ids)
+            out.ts_ms.setdefault(table, []).extend(part.ts_ms[table])
+        base += part.messages
+    out.messages = base
+    for table in out.rows:
+        blocks = [p.blocks.get(table) for p in parts if p.rows.get(table)]
+        if all(b is not None for b in blocks):
+            out.blocks[table] = b"".join(b for b in blocks if b is not None)
+    return out
+
+
+def rejected(value: bytes | None, reason: str) -> Encoded:
+    """One message that cannot be decoded at all, as a run of one: a reject with why."""
+    return Encoded(rejects=[(0, Reject(reason, value or b""))], messages=1)
 
 
 # -- the pool -----------------------------------------------------------------------
@@ -242,19 +277,39 @@ class DecodePool:
         self._catalog_blob = b""
         self._executor: ProcessPoolExecutor | None = None
         self.pids: list[int] = []
+        self.restarts = 0
         if processes:
-            context = multiprocessing.get_context("spawn")
-            self._executor = ProcessPoolExecutor(
-                max_workers=processes,
-                mp_context=context,
-                initializer=_init_worker,
-                initargs=(self.encoder.type_names, os.getpid(), context.Barrier(processes)),
-            )
-            # Start every worker now (imports take a moment) rather than at the first batch:
-            # each start-up task holds its worker until all of them run one.
-            started = [self._executor.submit(_ready) for _ in range(processes)]
-            self.pids = sorted(f.result(timeout=_START_TIMEOUT_S) for f in started)
-            log.info("ClickHouse writer: %d decoder process(es) %s", processes, self.pids)
+            self._start()
+
+    def _start(self) -> None:
+        context = multiprocessing.get_context("spawn")
+        executor = ProcessPoolExecutor(
+            max_workers=self.processes,
+            mp_context=context,
+            initializer=_init_worker,
+            initargs=(self.encoder.type_names, os.getpid(), context.Barrier(self.processes)),
+        )
+        # Start every worker now (imports take a moment) rather than at the first batch:
+        # each start-up task holds its worker until all of them run one.
+        started = [executor.submit(_ready) for _ in range(self.processes)]
+        self.pids = sorted(f.result(timeout=_START_TIMEOUT_S) for f in started)
+        self._executor = executor
+        log.info("ClickHouse writer: %d decoder process(es) %s", self.processes, self.pids)
+
+    @property
+    def broken(self) -> bool:
+        """A decoder process died: every run in flight failed, none is accepted."""
+        return bool(self._executor is not None and getattr(self._executor, "_broken", False))
+
+    def restart(self) -> None:
+        """Replace the decoder processes (after one of them died)."""
+        if self._executor is None:
+            return
+        old, self._executor = self._executor, None
+        old.shutdown(wait=False, cancel_futures=True)
+        self.restarts += 1
+        log.error("a decoder process died; starting %d new one(s)", self.processes)
+        self._start()
 
     def submit(self, kind: TopicKind, values: list[bytes | None]) -> Future[Encoded]:
         if self._executor is None:
@@ -268,7 +323,12 @@ class DecodePool:
         if catalog is not self._catalog_seen:
             self._catalog_blob = pickle.dumps(catalog)
             self._catalog_seen = catalog
-        return self._executor.submit(_encode_in_worker, self._catalog_blob, kind, values)
+        try:
+            return self._executor.submit(_encode_in_worker, self._catalog_blob, kind, values)
+        except BrokenProcessPool:
+            self.restart()
+            assert self._executor is not None
+            return self._executor.submit(_encode_in_worker, self._catalog_blob, kind, values)
 
     def encode_here(self, kind: TopicKind, values: Sequence[bytes | None]) -> Encoded:
         return self.encoder.encode(self.decode_here(kind, values))

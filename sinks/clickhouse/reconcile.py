@@ -38,10 +38,12 @@ MEASURES: Final = (
     "errors",
     "unpriced_calls",
 )
+# Summed in the rollups' own types: a sum of UInt64 wraps at 2**64, of Decimal(38, 12) at
+# ~1.7·10**26, silently.
 _RAW_MEASURES: Final = (
     "count()",
-    *(f"sum({k}_tokens)" for k in TOKEN_KINDS),
-    "sum(cost_usd)",
+    *(f"sum(toInt256({k}_tokens))" for k in TOKEN_KINDS),
+    "sum(toDecimal256(cost_usd, 12))",
     "countIf(attempt > 1)",
     "countIf(status != 'ok')",
     "countIf(cost_source = 'unpriced')",

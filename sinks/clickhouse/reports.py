@@ -87,10 +87,17 @@ GROUP BY team, workflow, model
 ORDER BY cost_usd DESC, team, workflow, model"""
 
 
+# Sums over the raw table, in types no sum of contract values overflows (UInt64 + UInt64
+# wraps at 2**64, a sum of Decimal(38, 12) at ~1.7·10**26, silently); the rollups are
+# already Int256 / Decimal(76, 12).
+_WIDE_TOKENS: Final = "toUInt256(input_tokens) + output_tokens"
+_WIDE_COST: Final = "toDecimal256(cost_usd, 12)"
+
+
 def top_tasks_sql() -> str:
     return f"""SELECT task_id, any(team) AS task_team, any(workflow) AS task_workflow,
-    count() AS calls, sum(input_tokens + output_tokens) AS tokens, sum(cost_usd) AS cost_usd,
-    countIf(attempt > 1) AS retries, sum(tool_calls) AS tool_calls,
+    count() AS calls, sum({_WIDE_TOKENS}) AS tokens, sum({_WIDE_COST}) AS cost_usd,
+    countIf(attempt > 1) AS retries, sum(toUInt256(tool_calls)) AS tool_calls,
     min(ts) AS first_call, max(ts) AS last_call
 FROM token_events
 WHERE {_TS_WINDOW} AND {_TEAM}
@@ -116,9 +123,9 @@ def unit_economics_sql() -> str:
     attempt > 1 ÷ all tokens.
     """
     return f"""WITH tasks AS (
-    SELECT workflow, task_id, sum(input_tokens + output_tokens) AS tokens,
-        sumIf(input_tokens + output_tokens, attempt > 1) AS retry_tokens,
-        sum(cost_usd) AS cost_usd
+    SELECT workflow, task_id, sum({_WIDE_TOKENS}) AS tokens,
+        sumIf({_WIDE_TOKENS}, attempt > 1) AS retry_tokens,
+        sum({_WIDE_COST}) AS cost_usd
     FROM token_events
     WHERE {_TS_WINDOW} AND {_TEAM}
     GROUP BY workflow, task_id

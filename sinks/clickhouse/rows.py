@@ -13,6 +13,7 @@ and no column here could hold it.
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Final
 
@@ -42,8 +43,12 @@ __all__ = [
     "row_payload",
 ]
 
-UINT32_MAX: Final = 2**32 - 1
 UINT64_MAX: Final = 2**64 - 1
+#: The contract's largest integer (every count of an event); the rollups sum them in Int256.
+INT_MAX: Final = 2**63 - 1
+#: The event time the contract and the tables' ``ts_sane`` accept: [TS_MIN, TS_MAX).
+TS_MIN: Final = datetime(2000, 1, 1, tzinfo=UTC)
+TS_MAX: Final = datetime(2100, 1, 1, tzinfo=UTC)
 # Decimal(38, 12): 26 digits before the point.
 MONEY_MAX: Final = Decimal(10) ** 26
 
@@ -149,10 +154,28 @@ class RowError(ValueError):
         super().__init__(f"{field}: {reason}")
 
 
-def _u32(field: str, value: int) -> int:
-    if value > UINT32_MAX:
-        raise RowError(field, f"{value} does not fit the UInt32 column (max {UINT32_MAX})")
+def _count(field: str, value: int) -> int:
+    if value > INT_MAX:
+        raise RowError(field, f"{value} is beyond the contract's limit 2**63-1 ({INT_MAX})")
     return value
+
+
+def _ts(ts: datetime) -> datetime:
+    if not TS_MIN <= ts < TS_MAX:
+        raise RowError(
+            "ts", f"{ts.isoformat()} is outside [2000-01-01T00:00:00Z, 2100-01-01T00:00:00Z)"
+        )
+    return ts
+
+
+#: The integer fields of a call, checked against INT_MAX when one of them is that large.
+_CALL_INTS: Final = (
+    "step",
+    "attempt",
+    "tool_calls",
+    "latency_ms",
+    "context_window",
+)
 
 
 def _u64(field: str, value: int) -> int:
@@ -173,14 +196,15 @@ def _json(value: Any) -> str:
 
 def event_row(event: CallEvent, priced: PricedCall) -> tuple[Any, ...]:
     """The row of a call the contract's models accepted (the models allow counts beyond
-    2**53, which the fast decoder leaves to them: the UInt64 columns are checked here)."""
+    2**53, which the fast decoder leaves to them): every integer is checked against the
+    contract's 2**63-1 here, whatever the decoder let through."""
     t = event.tokens
-    big = max(t.input, t.output, event.latency_ms or 0, event.context_window or 0)
-    if big > UINT64_MAX:
-        for name in ("input", "output"):
-            _u64(f"tokens.{name}", getattr(t, name))
-        _u64("latency_ms", event.latency_ms or 0)
-        _u64("context_window", event.context_window or 0)
+    counts = {f"tokens.{k}": v for k, v in t.model_dump().items()}
+    counts |= {f"components.{k}": v for k, v in event.components.model_dump().items()}
+    counts |= {k: getattr(event, k) or 0 for k in _CALL_INTS}
+    if max(counts.values()) > INT_MAX:
+        for name, value in counts.items():
+            _count(name, value)
     call = from_model(event)
     assert isinstance(call, Call)
     row = call_row(call, priced.cost_usd, priced.source)
@@ -189,19 +213,20 @@ def event_row(event: CallEvent, priced: PricedCall) -> tuple[Any, ...]:
 
 
 def call_row(call: Call, cost_usd: Decimal, source: str) -> tuple[Any, ...]:
-    """The row of a call in the streams' form (:class:`streams.core.events.Call`): token
-    counts, latency and context window below 2**53 (the fast decoder's bound; ``event_row``
-    checks the models' larger ones), so only the UInt32 columns are checked here."""
+    """The row of a call in the streams' form (:class:`streams.core.events.Call`): counts
+    below 2**53 (the fast decoder's bound; ``event_row`` checks the models' larger ones), so
+    only the time is checked here."""
     c = call.components
+    ts = call.ts
     return (
         call.event_id,
-        call.ts,
+        ts if TS_MIN <= ts < TS_MAX else _ts(ts),
         call.team,
         call.workflow,
         call.task_id,
         call.agent,
         call.parent_agent,
-        call.step if call.step <= UINT32_MAX else _u32("step", call.step),
+        call.step,
         call.provider,
         call.model,
         call.input,
@@ -216,8 +241,8 @@ def call_row(call: Call, cost_usd: Decimal, source: str) -> tuple[Any, ...]:
         c[4],
         c[5],
         c[6],
-        call.attempt if call.attempt <= UINT32_MAX else _u32("attempt", call.attempt),
-        call.tool_calls if call.tool_calls <= UINT32_MAX else _u32("tool_calls", call.tool_calls),
+        call.attempt,
+        call.tool_calls,
         call.tool_name,
         call.latency_ms,
         call.status,
@@ -232,7 +257,7 @@ def done_row(done: Done) -> tuple[Any, ...]:
     """The row of an outcome in the streams' form (:class:`streams.core.events.Done`)."""
     return (
         done.event_id,
-        done.ts,
+        _ts(done.ts),
         done.team,
         done.workflow,
         done.task_id,

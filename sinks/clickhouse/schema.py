@@ -8,14 +8,17 @@ completed version in ``schema_migrations``.
 Version 1 is the schema of DESIGN.md; version 2 adds the contract additions
 (``context_window``, ``cost_source``), an ``unpriced_calls`` count to the
 rollups, and a min/max index on ``ts`` for time-range queries on the raw table;
-version 3 adds the ``detector`` of a token-debt finding.
+version 3 adds the ``detector`` of a token-debt finding; version 4 makes the
+rollups exact for every value the contract accepts (see :func:`_v4`).
 
 Exactly-once (see docs/clickhouse.md): the raw tables are ReplacingMergeTree on
 their event id and keep a deduplication log of their last ``dedup_window``
 insert blocks (``non_replicated_deduplication_window``), so an identical insert
 retried with the same ``insert_deduplication_token`` is a no-op. The rollups
-are SummingMergeTree tables fed by materialized views; their counts are signed
-(Int64) so that a reconciliation after a crash can correct them by difference.
+are SummingMergeTree tables fed by materialized views; their measures are signed
+(``Int256``, money ``Decimal(76, 12)`` since version 4) so that a reconciliation
+after a crash can correct them by difference, and wide enough that no sum of
+contract values overflows.
 
 No column can hold prompt or completion text: counts, names and ids only
 (``summary``/``reason``/``evidence`` are written by tokengov's detectors).
@@ -30,14 +33,27 @@ from typing import Final
 __all__ = [
     "MIGRATIONS",
     "ROLLUPS",
+    "ROLLUP_COUNT",
+    "ROLLUP_MONEY",
+    "TS_MAX",
+    "TS_MIN",
     "TTL_TABLES",
     "Migration",
     "SchemaOptions",
     "latest_version",
+    "repair_rollup",
 ]
 
 TS: Final = "DateTime64(3, 'UTC')"
 MONEY: Final = "Decimal(38, 12)"
+#: The rollups' measures (version 4): sums of counts ≤ 2**63-1 and of costs < 10**26 that
+#: cannot overflow (Int256: 2**192 events of 2**63-1 tokens; Decimal(76, 12): 10**38
+#: events of the largest cost a Decimal(38, 12) holds).
+ROLLUP_COUNT: Final = "Int256"
+ROLLUP_MONEY: Final = "Decimal(76, 12)"
+#: The event time the contract accepts (ts_sane, version 4): [TS_MIN, TS_MAX).
+TS_MIN: Final = "2000-01-01 00:00:00"
+TS_MAX: Final = "2100-01-01 00:00:00"
 TOKEN_KINDS: Final = ("input", "output", "cached_input", "cache_write", "reasoning")
 COMPONENT_KINDS: Final = (
     "system",
@@ -320,12 +336,123 @@ def _v3(_: SchemaOptions) -> list[str]:
     ]
 
 
+_WIDE_INTS: Final = ("step", "attempt", "tool_calls")
+_ROLLUP_COUNTS: Final = (
+    "calls",
+    *(f"{k}_tokens" for k in TOKEN_KINDS),
+    "retries",
+    "errors",
+    "unpriced_calls",
+)
+
+
+def _ts_sane(table: str) -> list[str]:
+    return [
+        f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS ts_sane",
+        f"ALTER TABLE {table} ADD CONSTRAINT IF NOT EXISTS ts_sane "
+        f"CHECK ts >= '{TS_MIN}' AND ts < '{TS_MAX}'",
+    ]
+
+
+def _wide_select(bucket: str, bucket_expr: str) -> str:
+    """The view's query of version 4: sums taken in Int256 / Decimal(76, 12) (a ``sum`` of
+    UInt64 wraps at 2**64, of Decimal(38, 12) at ~1.7·10**26, silently)."""
+    sums = ",\n    ".join(
+        ["count() AS calls"]
+        + [f"sum(toInt256({k}_tokens)) AS {k}_tokens" for k in TOKEN_KINDS]
+        + [
+            "sum(toDecimal256(cost_usd, 12)) AS cost_usd",
+            "countIf(attempt > 1) AS retries",
+            "countIf(status != 'ok') AS errors",
+            "countIf(cost_source = 'unpriced') AS unpriced_calls",
+        ]
+    )
+    return f"""SELECT
+    {bucket_expr} AS {bucket},
+    team,
+    workflow,
+    model,
+    {sums}
+FROM token_events
+GROUP BY {bucket}, team, workflow, model"""
+
+
+def _horizon(bucket: str, ttl_days: int | None) -> str:
+    """Buckets whose raw rows are all still there: every one without a TTL; with one, those
+    younger than the retention (older ones keep their rollup rows as they are)."""
+    if ttl_days is None:
+        return "1"
+    first = f"now('UTC') - toIntervalDay({ttl_days})"
+    if bucket == "day":
+        return f"(day > toDate({first}, 'UTC') OR day < toDate('{TS_MIN[:10]}'))"
+    return f"(hour > toStartOfHour({first}) OR hour < toDateTime('{TS_MIN}', 'UTC'))"
+
+
+def repair_rollup(name: str, bucket: str, bucket_expr: str, ttl_days: int | None) -> str:
+    """Insert, for every key where the rollup differs from ``token_events FINAL`` (the rows
+    the contract accepts), the difference: afterwards they are equal. Running it again adds
+    nothing. Repairs sums that wrapped under an older schema, and removes the rows of events
+    outside [2000, 2100) that the 32-bit buckets filed under wrong hours and days."""
+    measures = (*_ROLLUP_COUNTS[:6], "cost_usd", *_ROLLUP_COUNTS[6:])
+    raw = ", ".join(
+        ["toInt256(count())"]
+        + [f"sum(toInt256({k}_tokens))" for k in TOKEN_KINDS]
+        + [
+            "sum(toDecimal256(cost_usd, 12))",
+            "toInt256(countIf(attempt > 1))",
+            "toInt256(countIf(status != 'ok'))",
+            "toInt256(countIf(cost_source = 'unpriced'))",
+        ]
+    )
+    negated = ", ".join(f"-{m}" for m in measures)
+    totals = ", ".join(f"sum(d{i}) AS {m}" for i, m in enumerate(measures))
+    aliases = ", ".join(f"d{i}" for i in range(len(measures)))
+    differs = " OR ".join(f"{m} != 0" for m in measures)
+    horizon = _horizon(bucket, ttl_days)
+    return f"""INSERT INTO {name} ({bucket}, team, workflow, model, {", ".join(measures)})
+SELECT {bucket}, team, workflow, model, {totals}
+FROM (
+    SELECT {bucket_expr} AS {bucket}, team, workflow, model, {raw}
+    FROM token_events FINAL
+    WHERE ts >= '{TS_MIN}' AND ts < '{TS_MAX}'
+    GROUP BY {bucket}, team, workflow, model
+    UNION ALL
+    SELECT {bucket}, team, workflow, model, {negated}
+    FROM {name}
+) AS t ({bucket}, team, workflow, model, {aliases})
+WHERE {horizon}
+GROUP BY {bucket}, team, workflow, model
+HAVING {differs}"""
+
+
+def _v4(opts: SchemaOptions) -> list[str]:
+    """Rollups exact for every value the contract accepts (counts 0..2**63-1 per event,
+    ts in [2000-01-01, 2100-01-01)): measures Int256 and Decimal(76, 12), the views sum in
+    those types, ``ts_sane`` is the contract's range (DateTime buckets hold it: up to
+    2106; Date up to 2149), ``step``/``attempt``/``tool_calls`` UInt64 (the contract allows
+    2**63-1), and the rollups repaired from the raw rows (sums that wrapped before)."""
+    steps = [*_ts_sane("token_events"), *_ts_sane("task_outcomes")]
+    steps += [f"ALTER TABLE token_events MODIFY COLUMN {c} UInt64" for c in _WIDE_INTS]
+    for name, (bucket, _type, expr) in _BUCKETS.items():
+        columns = [f"MODIFY COLUMN {c} {ROLLUP_COUNT}" for c in _ROLLUP_COUNTS]
+        columns.append(f"MODIFY COLUMN cost_usd {ROLLUP_MONEY}")
+        steps.append(f"ALTER TABLE {name} " + ", ".join(columns))
+        steps.append(f"ALTER TABLE {name}_mv MODIFY QUERY\n{_wide_select(bucket, expr)}")
+        steps.append(repair_rollup(name, bucket, expr, opts.ttl_days))
+    return steps
+
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(
         1, "initial: events, outcomes, alerts, decisions, findings, notifications, rollups", _v1
     ),
     Migration(2, "context_window, cost_source, unpriced_calls in rollups, ts min/max index", _v2),
     Migration(3, "findings.detector: which token-debt detector made the finding", _v3),
+    Migration(
+        4,
+        "exact rollups: Int256/Decimal(76, 12) sums, ts_sane [2000, 2100), wide step/attempt",
+        _v4,
+    ),
 )
 
 

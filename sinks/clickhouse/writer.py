@@ -54,7 +54,14 @@ from sinks.clickhouse.batch import (
 from sinks.clickhouse.deadletter import DeadLetter, DeadLetterProducer
 from sinks.clickhouse.decode import TOKEN_EVENTS, Item, MessageDecoder, TopicKind
 from sinks.clickhouse.dedup import existing_event_ids
-from sinks.clickhouse.encode import DEDUP_TABLES, DecodePool, Encoded
+from sinks.clickhouse.encode import (
+    DEDUP_TABLES,
+    DecodePool,
+    Encoded,
+    epoch_ms,
+    merge,
+    rejected,
+)
 from sinks.clickhouse.migrate import migrate
 from sinks.clickhouse.plans import load_plans, write_plans
 from sinks.clickhouse.reconcile import RollupKey, reconcile
@@ -85,6 +92,16 @@ def column_types(store: ClickHouseStore) -> dict[str, list[str]]:
     return types
 
 
+#: The most single rows an attempt of a stuck flush tries while nothing of their table goes in.
+_MAX_STUCK_BUDGET: Final = 1024
+
+
+@dataclass
+class _Budget:
+    rows: int
+    stored: int = 0
+
+
 class _Abandoned(Exception):
     """The writer is stopping and the store did not come back in time."""
 
@@ -105,6 +122,11 @@ class SinkConfig:
     max_pending_messages: int = 4000
     #: Rows that are written as soon as the writer has caught up with its partitions.
     idle_rows: int = 5_000
+    #: Tries to encode one message (a decoder process died on it, or a bug) before it is
+    #: dead-lettered; and failed attempts of a flush on which ClickHouse answers with an
+    #: error before the writer looks for the rows that cannot be stored (see _write).
+    decode_attempts: int = 3
+    stuck_attempts: int = 5
     schema: SchemaOptions = field(default_factory=SchemaOptions)
     consumer: Mapping[str, Any] = field(default_factory=dict)
 
@@ -141,7 +163,14 @@ class SinkCounters:
     reconciled_flushes: int = 0
     reconciled_rows: int = 0
     row_path_flushes: int = 0  # flushes decoded again into rows (duplicates, rejections)
+    decoder_restarts: int = 0  # decoder processes replaced after one died
+    isolated_runs: int = 0  # runs decoded again one message at a time after a failure
+    stuck_rows: int = 0  # rows dead-lettered because every insert of them failed
     first_message_at: float | None = None  # monotonic time of the first message read
+    #: The last invalid events skipped: (topic, partition, offset, why).
+    recent_invalid: deque[tuple[str, int, int, str]] = field(
+        default_factory=lambda: deque(maxlen=1000)
+    )
 
     @property
     def rows(self) -> int:
@@ -359,6 +388,7 @@ class SinkWriter:
                 self._pending.append((topic, partition, offsets[i : i + size], part, future))
                 self._pending_messages += len(part)
                 self.counters.messages += len(part)
+        self.counters.decoder_restarts = self._pool.restarts
         return sum(len(offsets) for offsets, _values in runs.values())
 
     def _collect(self, *, block: bool) -> None:
@@ -368,21 +398,86 @@ class SinkWriter:
             topic, partition, offsets, values, future = self._pending[0]
             if not (block or future.done()):
                 return
-            encoded = future.result()
+            try:
+                encoded = future.result()
+            except Exception as exc:  # a decoder process died, or a fault in encoding
+                encoded = self._isolate(topic, partition, offsets, values, exc)
             self._pending.popleft()
             self._pending_messages -= len(offsets)
             self.counters.invalid_events += encoded.invalid_events
             self.counters.tombstones += encoded.tombstones
-            if encoded.invalid_events:
-                log.debug(
-                    "%s[%d]@%d-%d: %d invalid event(s) skipped (the streams dead-letter them)",
+            for index, reason in encoded.invalid:
+                # The streams dead-letter these; the writer says why it skips them.
+                log.info(
+                    "%s[%d]@%d: invalid event skipped (dead-lettered by the streams): %s",
                     topic,
                     partition,
-                    offsets[0],
-                    offsets[-1],
-                    encoded.invalid_events,
+                    offsets[index],
+                    reason,
                 )
+                self.counters.recent_invalid.append((topic, partition, offsets[index], reason))
             self._batcher.add(Consumed(topic, partition, offsets, values, encoded))
+
+    def _isolate(
+        self,
+        topic: str,
+        partition: int,
+        offsets: list[int],
+        values: list[bytes | None],
+        fault: BaseException,
+    ) -> Encoded:
+        """A run whose encoding failed (a decoder process died, or a bug): encode its
+        messages one at a time, each up to ``decode_attempts`` times, restarting the decoder
+        processes when they died. A message that still fails is rejected (dead-lettered) and
+        its value dropped from the run, so that the row path never decodes it again."""
+        assert self._pool is not None
+        log.error(
+            "decoding %s[%d]@%d-%d failed (%s: %s): decoding its messages one by one",
+            topic,
+            partition,
+            offsets[0],
+            offsets[-1],
+            type(fault).__name__,
+            fault,
+        )
+        self.counters.isolated_runs += 1
+        kind = self._kinds[topic]
+        pool = self._pool
+        if pool.broken:
+            pool.restart()
+        # All at once first (a process killed from outside: they all go through now) …
+        futures = [pool.submit(kind, [value]) for value in values]
+        parts: list[Encoded | None] = []
+        for future in futures:
+            try:
+                parts.append(future.result())
+            except Exception:
+                parts.append(None)
+        # … then each that failed alone, so that a message that kills its process is known.
+        for index, value in enumerate(values):
+            if parts[index] is not None:
+                continue
+            error: BaseException = fault
+            for _attempt in range(self.config.decode_attempts):
+                if pool.broken:
+                    pool.restart()
+                try:
+                    parts[index] = pool.submit(kind, [value]).result()
+                    break
+                except Exception as exc:
+                    error = exc
+            else:
+                reason = (
+                    f"the sink failed to decode this message {self.config.decode_attempts} "
+                    f"times ({type(error).__name__}: {error}); skipped"
+                )
+                log.critical("%s[%d]@%d: %s", topic, partition, offsets[index], reason)
+                parts[index] = rejected(value, reason)
+                values[index] = None  # not decoded again (the row path); its reject stays
+        if self._pool.broken:
+            self._pool.restart()
+        self.counters.decoder_restarts = self._pool.restarts
+        return merge([p for p in parts if p is not None])
 
     def _wait(self, seconds: float) -> None:
         """Wait while keeping the group membership alive (poll serves the callbacks)."""
@@ -485,6 +580,7 @@ class SinkWriter:
             s.key in self._suspect and s.start <= self._suspect[s.key] for s in flush.slices
         )
         backoff = self._backoff()
+        answered = 0  # failed attempts in a row on which ClickHouse answered with an error
         while True:
             self._check_stop()
             revoked = {s.key for s in flush.slices} - self._assigned
@@ -507,6 +603,20 @@ class SinkWriter:
                 # The attempt may have been applied in part: look up and reconcile next time.
                 flush.reconcile = True
                 self.counters.retries += 1
+                answered = answered + 1 if isinstance(exc, StoreError) and exc.code else 0
+                if flush.stuck:
+                    flush.stuck_budget = min(2 * flush.stuck_budget, _MAX_STUCK_BUDGET)
+                if answered >= self.config.stuck_attempts and not flush.stuck:
+                    # ClickHouse is up but keeps refusing: maybe one row it cannot take with
+                    # an error that is not a plain rejection. Insert row by row from now on.
+                    log.error(
+                        "ClickHouse failed %d attempts of a flush of %d rows (%s): inserting "
+                        "it row by row to find rows that cannot be stored",
+                        answered,
+                        flush.rows,
+                        exc,
+                    )
+                    flush.stuck = True
                 delay = backoff.next_delay()
                 log.warning(
                     "flush of %d rows not acknowledged (%s); retrying in %.1f s",
@@ -580,8 +690,11 @@ class SinkWriter:
             for (topic, partition, offset), r in flush.rejects()
         ]
         by_table: dict[str, list[tuple[Origin, Item]]] | None = None
+        stuck: list[tuple[Origin, Item, StoreError]] = []
         for table in flush.tables():
-            if not (table in DEDUP_TABLES and (flush.skipped_event_ids or flush.repeats)):
+            if flush.stuck:
+                pass  # row by row (below)
+            elif not (table in DEDUP_TABLES and (flush.skipped_event_ids or flush.repeats)):
                 body = flush.native(table)
                 if body is not None:
                     if self._insert_native(table, body, content_token(table, flush)):
@@ -604,8 +717,15 @@ class SinkWriter:
                     self._decode_rows(flush)
                 by_table = flush.rows_by_table()
             pairs = by_table.get(table, [])
-            rejected = self._insert_bisect(table, pairs, token)
-            inserted = len(pairs) - len(rejected)
+            failing: list[tuple[Origin, Item, StoreError]] | None = [] if flush.stuck else None
+            rejected = self._insert_bisect(
+                table, pairs, token, failing, _Budget(flush.stuck_budget)
+            )
+            inserted = len(pairs) - len(rejected) - len(failing or [])
+            if failing and not inserted:
+                # Nothing of this table goes in: the table is failing, not some row. Back off.
+                raise failing[0][2]
+            stuck.extend(failing or [])
             self.counters.rows_inserted[table] = (
                 self.counters.rows_inserted.get(table, 0) + inserted
             )
@@ -613,7 +733,43 @@ class SinkWriter:
                 DeadLetter(reason, item.payload(), topic, partition, offset, item.event_id, table)
                 for (topic, partition, offset), item, reason in rejected
             )
+        if stuck:
+            stuck = self._not_stored(stuck)
+            for (topic, partition, offset), item, error in stuck:
+                reason = (
+                    f"ClickHouse failed to store this row on every attempt while it stored "
+                    f"other rows of its table; skipped: {error}"
+                )
+                log.critical(
+                    "%s[%d]@%d event_id=%s: %s", topic, partition, offset, item.event_id, reason
+                )
+                letters.append(
+                    DeadLetter(
+                        reason, item.payload(), topic, partition, offset, item.event_id, item.table
+                    )
+                )
+            self.counters.stuck_rows += len(stuck)
         return letters
+
+    def _not_stored(
+        self, stuck: list[tuple[Origin, Item, StoreError]]
+    ) -> list[tuple[Origin, Item, StoreError]]:
+        """The failing rows that are not in their table after all (an insert into a table
+        and its views is not atomic: a view can fail after the row was written; such a
+        row stays, and the flush's reconciliation repairs the rollups)."""
+        found: set[str] = set()
+        for table in DEDUP_TABLES:
+            keyed = [(i.event_id, i.ts) for _, i, _ in stuck if i.table == table and i.ts]
+            ids = [event_id for event_id, _ in keyed if event_id is not None]
+            if ids:
+                stamps = [epoch_ms(ts) for event_id, ts in keyed if event_id is not None and ts]
+                found |= existing_event_ids(self._store, table, ids, stamps)
+        if found:
+            log.warning(
+                "%d row(s) ClickHouse failed on were stored anyway (a view failed): kept",
+                len(found),
+            )
+        return [entry for entry in stuck if entry[1].event_id not in found]
 
     def _insert_native(self, table: str, body: bytes, token: str) -> bool:
         """Insert the flush's Native blocks; False when ClickHouse refused the data (nothing
@@ -628,28 +784,45 @@ class SinkWriter:
             return False
 
     def _insert_bisect(
-        self, table: str, pairs: list[tuple[Origin, Item]], token: str
+        self,
+        table: str,
+        pairs: list[tuple[Origin, Item]],
+        token: str,
+        failing: list[tuple[Origin, Item, StoreError]] | None = None,
+        budget: _Budget | None = None,
     ) -> list[tuple[Origin, Item, str]]:
         """Insert; when ClickHouse rejects the data, split until the rejected rows are found.
         The token follows the rows (the flush's, then ``/0``, ``/1`` for each half), so a
-        retry of the same rows is a no-op."""
+        retry of the same rows is a no-op. With ``failing`` (a stuck flush), an error
+        ClickHouse answers that is not a rejection is split on too, and the single rows it
+        hits are added to ``failing`` instead of being raised — until ``budget.rows`` of them
+        failed with nothing of the table stored: then the table is failing (a whole table
+        refusing every row would otherwise cost two inserts per row) and the error is raised."""
         if not pairs:
             return []
         try:
             self._store.insert(
                 table, [i.row for _, i in pairs], columns=COLUMNS[table], token=token
             )
+            if budget is not None:
+                budget.stored += len(pairs)
             return []
         except StoreError as exc:
-            if exc.retryable:
+            answered = failing is not None and exc.code is not None
+            if exc.retryable and not answered:
                 raise
             if len(pairs) == 1:
                 origin, item = pairs[0]
+                if exc.retryable and failing is not None:
+                    failing.append((origin, item, exc))
+                    if budget is not None and not budget.stored and len(failing) >= budget.rows:
+                        raise
+                    return []
                 return [(origin, item, str(exc))]
         middle = len(pairs) // 2
-        return self._insert_bisect(table, pairs[:middle], f"{token}/0") + self._insert_bisect(
-            table, pairs[middle:], f"{token}/1"
-        )
+        return self._insert_bisect(
+            table, pairs[:middle], f"{token}/0", failing, budget
+        ) + self._insert_bisect(table, pairs[middle:], f"{token}/1", failing, budget)
 
     def _commit(self, flush: Flush) -> None:
         consumer = self._consumer

@@ -83,7 +83,10 @@ def main() -> None:
     writer.stop()
     counters = dataclasses.asdict(writer.counters)
     print(
-        json.dumps({"counters": counters, "error": repr(writer.error) if writer.error else None}),
+        json.dumps(
+            {"counters": counters, "error": repr(writer.error) if writer.error else None},
+            default=list,  # recent_invalid (a deque)
+        ),
         flush=True,
     )
 

@@ -16,8 +16,9 @@ from sinks.clickhouse.rows import (
     alert_row,
     event_row,
     finding_row,
+    outcome_row,
 )
-from tokengov.contracts import Alert, CallEvent
+from tokengov.contracts import Alert, CallEvent, Outcome
 from tokengov.pricing import PricedCall
 
 TS = datetime(2026, 11, 29, 5, tzinfo=UTC)
@@ -46,17 +47,72 @@ def test_event_row_follows_the_columns():
 
 
 @pytest.mark.parametrize(
-    ("field", "value"), [("step", 2**32), ("attempt", 2**40), ("tool_calls", 2**33)]
+    ("field", "value"),
+    [
+        ("step", 2**63),
+        ("attempt", 2**64 - 1),
+        ("tool_calls", 2**63 + 5),
+        ("latency_ms", 2**63),
+        ("context_window", 2**70),
+    ],
 )
-def test_values_a_column_cannot_hold_name_the_field(field, value):
-    with pytest.raises(RowError, match=field):
-        event_row(_event(**{field: value}), PricedCall(Decimal(0), "catalog"))
+def test_values_beyond_the_contract_name_the_field(field, value):
+    # Built past the models' checks: the row refuses them whatever a decoder let through.
+    event = _event().model_copy(update={field: value})
+    with pytest.raises(RowError, match=f"{field}: {value} is beyond the contract's limit"):
+        event_row(event, PricedCall(Decimal(0), "catalog"))
 
 
 def test_huge_token_counts_are_refused():
     # the contract itself refuses counts beyond 2**63 - 1 (tokengov.contracts.MAX_COUNT)
     with pytest.raises(ValidationError, match=r"tokens\.input"):
         _event(tokens={"input": 2**64, "output": 1})
+
+
+@pytest.mark.parametrize(("field", "value"), [("step", 2**40), ("attempt", 2**63 - 1)])
+def test_values_the_contract_allows_are_kept(field, value):
+    row = event_row(_event(**{field: value}), PricedCall(Decimal(0), "catalog"))
+    assert row[TOKEN_EVENT_COLUMNS.index(field)] == value
+
+
+@pytest.mark.parametrize(
+    "ts",
+    [
+        datetime(1999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC),
+        datetime(2100, 1, 1, tzinfo=UTC),
+        datetime(2150, 6, 1, tzinfo=UTC),
+        datetime(9999, 12, 31, tzinfo=UTC),
+        datetime(1, 1, 1, tzinfo=UTC),
+    ],
+)
+def test_times_outside_the_contract_name_ts(ts):
+    event = _event().model_copy(update={"ts": ts})
+    with pytest.raises(RowError, match=r"^ts: .* is outside \[2000-01-01T00:00:00Z, 2100"):
+        event_row(event, PricedCall(Decimal(0), "catalog"))
+    outcome = Outcome(event_id="o", ts=TS, task_id="t", status="success")
+    with pytest.raises(RowError, match=r"^ts: "):
+        outcome_row(outcome.model_copy(update={"ts": ts}))
+
+
+@pytest.mark.parametrize(
+    "ts",
+    [datetime(2000, 1, 1, tzinfo=UTC), datetime(2099, 12, 31, 23, 59, 59, 999000, tzinfo=UTC)],
+)
+def test_the_edges_of_the_time_range_are_kept(ts):
+    row = event_row(_event().model_copy(update={"ts": ts}), PricedCall(Decimal(0), "catalog"))
+    assert row[1] == ts
+
+
+@pytest.mark.parametrize("value", [2**63, 2**63 + 5, 2**64 - 1, 2**64])
+def test_huge_token_counts_are_refused_by_the_row(value):
+    # Built past the models' checks (the contract refuses them too, where it checks).
+    event = _event()
+    big = event.model_copy(update={"tokens": event.tokens.model_copy(update={"input": value})})
+    with pytest.raises(RowError, match=rf"tokens\.input: {value} is beyond"):
+        event_row(big, PricedCall(Decimal(0), "catalog"))
+    parts = event.components.model_copy(update={"history": value})
+    with pytest.raises(RowError, match=rf"components\.history: {value} is beyond"):
+        event_row(event.model_copy(update={"components": parts}), PricedCall(Decimal(0), "catalog"))
 
 
 def test_alert_row_stores_evidence_as_sorted_json():

@@ -30,6 +30,9 @@ def test_every_step_can_run_twice(statement):
         "ADD CONSTRAINT IF NOT EXISTS",
         "MODIFY QUERY",
         "MATERIALIZE INDEX",
+        "DROP CONSTRAINT IF EXISTS",  # followed by ADD CONSTRAINT IF NOT EXISTS
+        "MODIFY COLUMN",  # to the type it already has: nothing to do
+        "HAVING calls != 0",  # a repair by difference: zero the second time
     )
     assert any(marker in statement for marker in idempotent), statement
     assert "DROP TABLE" not in statement  # an upgrade never drops data
@@ -88,3 +91,47 @@ def test_raw_tables_are_partitioned_by_month_and_deduplicate():
 def test_schema_options_are_checked(kwargs):
     with pytest.raises(ValueError):
         SchemaOptions(**kwargs)
+
+
+def test_version_4_widens_every_rollup_measure_and_sums_wide():
+    from sinks.clickhouse.reconcile import MEASURES
+
+    (v4,) = [m for m in MIGRATIONS if m.version == 4]
+    steps = v4.steps(SchemaOptions())
+    for table in ("spend_hourly", "spend_daily"):
+        (alter,) = [s for s in steps if s.startswith(f"ALTER TABLE {table} MODIFY COLUMN")]
+        for measure in MEASURES:
+            wanted = "Decimal(76, 12)" if measure == "cost_usd" else "Int256"
+            assert f"MODIFY COLUMN {measure} {wanted}" in alter, (table, measure)
+        (view,) = [s for s in steps if s.startswith(f"ALTER TABLE {table}_mv MODIFY QUERY")]
+        assert "sum(toDecimal256(cost_usd, 12)) AS cost_usd" in view
+        for kind in ("input", "output", "cached_input", "cache_write", "reasoning"):
+            assert f"sum(toInt256({kind}_tokens)) AS {kind}_tokens" in view
+        assert re.search(r"sum\((?!toInt256|toDecimal256)", view) is None  # no narrow sum
+
+
+def test_version_4_bounds_ts_to_the_contract_range():
+    (v4,) = [m for m in MIGRATIONS if m.version == 4]
+    steps = v4.steps(SchemaOptions())
+    for table in ("token_events", "task_outcomes"):
+        assert (
+            f"ALTER TABLE {table} ADD CONSTRAINT IF NOT EXISTS ts_sane "
+            "CHECK ts >= '2000-01-01 00:00:00' AND ts < '2100-01-01 00:00:00'"
+        ) in steps
+        drop = steps.index(f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS ts_sane")
+        assert drop < steps.index(next(s for s in steps if f"{table} ADD CONSTRAINT" in s))
+    for column in ("step", "attempt", "tool_calls"):
+        assert f"ALTER TABLE token_events MODIFY COLUMN {column} UInt64" in steps
+
+
+def test_the_repair_reads_the_contract_range_and_spares_expired_buckets():
+    from sinks.clickhouse.schema import repair_rollup
+
+    sql = repair_rollup("spend_daily", "day", "toDate(ts, 'UTC')", None)
+    assert "FROM token_events FINAL" in sql
+    assert "WHERE ts >= '2000-01-01 00:00:00' AND ts < '2100-01-01 00:00:00'" in sql
+    assert "-cost_usd" in sql and "HAVING calls != 0" in sql and "WHERE 1\n" in sql
+    kept = repair_rollup("spend_daily", "day", "toDate(ts, 'UTC')", 30)
+    assert "day > toDate(now('UTC') - toIntervalDay(30), 'UTC')" in kept
+    hourly = repair_rollup("spend_hourly", "hour", "toStartOfHour(toDateTime(ts, 'UTC'))", 7)
+    assert "hour > toStartOfHour(now('UTC') - toIntervalDay(7))" in hourly
