@@ -15,9 +15,12 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/tokengov demo
 
-# Every test, after the checks CI would otherwise catch too late (lint, format, types).
+# Every test, after the checks CI would otherwise catch too late (lint, format, types): two
+# pytest-xdist workers (most integration tests wait on a broker or a worker rather than
+# compute), then the timing-sensitive demo tests alone (marker `serial`).
 test: $(STAMP) lint typecheck
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not serial"
+	$(BIN)/python -m pytest -m serial
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit

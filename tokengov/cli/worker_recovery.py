@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from sinks.clickhouse.schema import COMPONENT_KINDS, TOKEN_KINDS
 from sinks.clickhouse.store import ClickHouseStore
 from tokengov.contracts import CallEvent, Decision, Outcome
 from tokengov.errors import TokenGovError
@@ -126,21 +127,8 @@ def read_seed(store: ClickHouseStore, now: datetime) -> RecoverySeed:
 
 def _call(row: Sequence[Any]) -> CallEvent:
     (event_id, ts, team, workflow, task_id, agent, parent_agent, step, provider, model) = row[:10]
-    tokens = dict(
-        zip(
-            ("input", "output", "cached_input", "cache_write", "reasoning"), row[10:15], strict=True
-        )
-    )
-    names = (
-        "system",
-        "tool_definitions",
-        "retrieved",
-        "history",
-        "tool_responses",
-        "handoff",
-        "memory",
-    )
-    components = dict(zip(names, row[15:22], strict=True))
+    tokens = dict(zip(TOKEN_KINDS, row[10:15], strict=True))
+    components = dict(zip(COMPONENT_KINDS, row[15:22], strict=True))
     attempt, tool_calls, tool_name, latency_ms, status, cost_usd = row[22:28]
     return CallEvent.model_validate(
         {

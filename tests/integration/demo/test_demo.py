@@ -18,7 +18,7 @@ from tokengov.cli.demo import ANALYST_QUERIES
 from tokengov.local.demo import run_demo
 from tokengov.settings import Settings
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.serial]
 
 POLICY = Path(__file__).resolve().parents[3] / "examples" / "policy.yaml"
 

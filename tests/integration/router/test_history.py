@@ -19,6 +19,7 @@ from sinks.clickhouse.rows import ALERT_COLUMNS
 from sinks.router.history import AlertHistory
 from sinks.router.notification import NotificationAttempt
 from sinks.router.notification_log import ClickHouseNotificationLog
+from tokengov.cli import common as cli_common
 from tokengov.cli.main import app
 from tokengov.local.broker import free_port
 
@@ -153,7 +154,7 @@ def _cli(*args: str, data_dir) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_cli_list_and_show_while_the_worker_owns_the_store(populated, tmp_path):
+def test_cli_list_and_show_while_the_worker_owns_the_store(populated, tmp_path, monkeypatch):
     """The store is held by this process (as the running worker holds it) and served by a
     real query endpoint; ``tokengov alerts`` in another process reads through it and prints
     what it prints when it opens the store itself."""
@@ -173,6 +174,10 @@ def test_cli_list_and_show_while_the_worker_owns_the_store(populated, tmp_path):
     assert held.returncode == 1 and "cannot open ClickHouse" in held.stderr, held.stderr
     assert "Traceback" not in held.stderr
 
+    # rich reads COLUMNS once, when the CLI's console is made (at import, by whichever test
+    # of this process came first): give the in-process console the subprocesses' width
+    monkeypatch.setattr(cli_common.console, "_width", 200)
+    monkeypatch.setattr(cli_common.console, "_height", 50)
     runner = CliRunner(env={"COLUMNS": "200", "TOKENGOV_CLICKHOUSE_URL": None})
     direct = [
         runner.invoke(app, ["alerts", *c, "--data-dir", str(tmp_path)], terminal_width=200)
