@@ -51,6 +51,12 @@ NOTIFICATIONS: Final = "notifications"
 HOURLY: Final = "spend_hourly"
 DAILY: Final = "spend_daily"
 
+# Sums over the raw table in types that cannot wrap (every count may be 2**63 - 1, a call's
+# cost up to 10**26 USD): the rollups already hold Int256 / Decimal(76, 12), and the
+# Grafana ClickHouse plugin shows 256-bit integers and decimals as Float64.
+WIDE_TOKENS: Final = "toUInt256(input_tokens) + output_tokens"
+WIDE_COST: Final = "toDecimal256(cost_usd, 12)"
+
 
 def _match(variable: str, column: str) -> str:
     sel = f"${{{variable}:singlequote}}"
@@ -169,9 +175,9 @@ ORDER BY spend_usd DESC""")
 
     top_tasks = _table(f"""
 SELECT task_id, any(team) AS task_team, any(workflow) AS task_workflow,
-       sum(cost_usd) AS task_cost_usd, count() AS calls,
-       sum(input_tokens + output_tokens) AS tokens,
-       countIf(attempt > 1) AS retries, sum(tool_calls) AS tool_calls,
+       sum({WIDE_COST}) AS task_cost_usd, count() AS calls,
+       sum({WIDE_TOKENS}) AS tokens,
+       countIf(attempt > 1) AS retries, sum(toUInt256(tool_calls)) AS tool_calls,
        uniqExact(agent) AS agents, min(ts) AS started, max(ts) AS last_call
 FROM {EVENTS}
 WHERE $__timeFilter(ts) AND {scope()}
@@ -189,7 +195,7 @@ GROUP BY time
 ORDER BY time""")
 
     unpriced_models = _table(f"""
-SELECT model, provider, count() AS calls, sum(input_tokens + output_tokens) AS tokens,
+SELECT model, provider, count() AS calls, sum({WIDE_TOKENS}) AS tokens,
        uniqExact(team) AS teams, min(ts) AS first_seen, max(ts) AS last_seen
 FROM {EVENTS}
 WHERE $__timeFilter(ts) AND cost_source = 'unpriced' AND {scope()}
@@ -209,10 +215,10 @@ ended AS (
     GROUP BY task_id
 ),
 spend AS (
-    SELECT task_id, sum(input_tokens + output_tokens) AS tokens, sum(cost_usd) AS task_cost_usd,
-           sumIf(input_tokens + output_tokens, attempt > 1) AS retry_tokens,
-           sumIf(input_tokens + output_tokens, attempt = 1) AS first_attempt_tokens,
-           argMin(input_tokens + output_tokens, (step, attempt, ts)) AS first_call_tokens
+    SELECT task_id, sum({WIDE_TOKENS}) AS tokens, sum({WIDE_COST}) AS task_cost_usd,
+           sumIf({WIDE_TOKENS}, attempt > 1) AS retry_tokens,
+           sumIf({WIDE_TOKENS}, attempt = 1) AS first_attempt_tokens,
+           argMin({WIDE_TOKENS}, (step, attempt, ts)) AS first_call_tokens
     FROM {EVENTS}
     WHERE task_id IN (SELECT task_id FROM ended) AND {scope(team=None, workflow=None)}
     GROUP BY task_id

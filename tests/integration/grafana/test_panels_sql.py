@@ -591,3 +591,63 @@ def test_cli_sync_reads_alerts_through_the_running_owner(
         )
         for a in expected
     )
+
+
+def test_raw_table_sums_do_not_wrap(tmp_path: Path) -> None:
+    """Two calls of one task at the contract's largest counts: the panels that sum the raw
+    table (top tasks, unpriced models) hold the exact total, which a UInt64
+    sum would wrap to a small number."""
+    now = utcnow().replace(second=0, microsecond=0)
+    big = 2**63 - 1
+    store = store_module.ClickHouseStore(f"chdb://{tmp_path / 'clickhouse'}")
+    try:
+        migrate_module.migrate(store)
+        events = [
+            CallEvent(
+                event_id=f"huge-{i}",
+                ts=now - timedelta(minutes=10 - i),
+                team="search",
+                workflow="support-triage",
+                task_id="t-huge",
+                agent="planner",
+                step=i,
+                provider="acme",
+                model=UNPRICED,
+                tokens=TokenCounts(input=big, output=big),
+            )
+            for i in range(2)
+        ]
+        store.insert(
+            "token_events",
+            [
+                rows.event_row(
+                    e, price_call(e, load_policy(REPO / "examples" / "policy.yaml").catalog)
+                )
+                for e in events
+            ],
+            columns=rows.TOKEN_EVENT_COLUMNS,
+        )
+        store.insert(
+            "task_outcomes",
+            [
+                rows.outcome_row(
+                    Outcome(
+                        event_id="o-huge",
+                        ts=now,
+                        team="search",
+                        workflow="support-triage",
+                        task_id="t-huge",
+                        status="success",
+                    )
+                )
+            ],
+            columns=rows.OUTCOME_COLUMNS,
+        )
+        populated = Populated(store, "", Facts(start=now - timedelta(hours=1), end=now))
+        exact = 36_893_488_147_419_103_228  # 4 × (2**63 − 1), written out by hand
+        top = _run(populated, _panel_sql("tokengov-finops", "Top tasks by cost"), _all()).dicts()
+        assert [(r["task_id"], int(r["tokens"])) for r in top] == [("t-huge", exact)]
+        models = _run(populated, _panel_sql("tokengov-finops", "Unpriced models"), _all()).dicts()
+        assert [int(m["tokens"]) for m in models] == [exact]
+    finally:
+        store.close()
