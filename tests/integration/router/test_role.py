@@ -17,6 +17,7 @@ from sinks.router.role import router_app
 from sinks.router.silences import new_silence
 from tests.integration.router.conftest import check_signature, eventually, read_topic
 from tokengov.contracts import Alert
+from tokengov.deadletter import DeadLetterRecord
 from tokengov.policy import parse_policy
 from tokengov.runtime import PolicyHolder, WorkerContext
 from tokengov.settings import Settings
@@ -110,9 +111,12 @@ async def test_router_role_end_to_end(
         )
         assert runtime.router.dispatcher.counters["alerts_silenced"] >= 1
         [dead] = read_topic(bootstrap, topic_names.deadletter, 1)
-        headers = {k: v.decode() for k, v in dead.headers()}
-        assert headers["reason"].startswith("invalid alert: fingerprint: required")
-        assert headers["topic"] == topic_names.alerts and "offset" in headers
+        record = DeadLetterRecord.model_validate_json(dead.value())
+        assert record.stage == "router" and record.raw_is == "message"
+        assert record.reason.startswith("invalid alert: fingerprint: required")
+        assert record.source_topic == topic_names.alerts and record.source_offset is not None
+        assert record.raw() == b'{"kind": "runaway", "summary": "no fingerprint"}'
+        assert record.key() == dead.key()
     finally:
         await app.stop()
 

@@ -68,7 +68,7 @@ def check_corpus(c: Cluster, cases: list[Poison]) -> None:
     # every bad part of every case is dead-lettered, with its reason, and nothing else is
     letters: dict[tuple[int, int], list[dict[str, Any]]] = defaultdict(list)
     for letter in c.dead_letters():
-        letters[(letter["partition"], letter["offset"])].append(letter)
+        letters[(letter["source_partition"], letter["source_offset"])].append(letter)
     where = {(p, o) for _, p, o in landed}
     assert set(letters) <= where, "a good separator event was dead-lettered"
     for case, p, o in landed:
@@ -146,7 +146,8 @@ def test_a_message_that_killed_its_worker_three_times_is_skipped(cluster_factory
     c.wait_processed(60)
     assert worker.alive(), c.tail()
     (letter,) = c.dead_letters()
-    assert letter["stage"] == "skip" and (letter["partition"], letter["offset"]) == (0, 1)
+    assert letter["stage"] == "skip"
+    assert (letter["source_partition"], letter["source_offset"]) == (0, 1)
     assert "skipped after 3 failed attempts" in letter["reason"]
     assert orjson.loads(base64.b64decode(letter["raw_b64"]))["event_id"] == deadly["event_id"]
     log = worker.tail(50_000)
