@@ -11,10 +11,12 @@ from typing import Any
 
 import orjson
 import pytest
+from typer.testing import CliRunner
 
 from sinks.clickhouse.decode import MessageDecoder
 from sinks.clickhouse.store import ClickHouseStore
 from sinks.clickhouse.writer import SinkConfig, SinkWriter
+from tokengov.cli.main import app
 from tokengov.contracts import CallEvent, parse_event
 from tokengov.deadletter import DeadLetterRecord
 from tokengov.policy import Policy
@@ -365,6 +367,16 @@ def test_rejected_rows_are_dead_lettered_with_the_reason(
     assert orjson.loads(refused.raw())["event_id"] == "refused"
     assert refused.source_topic == topic_names.events and refused.stage == "sink"
     assert refused.details == {"table": "token_events"} and refused.raw_is == "item"
+
+    # the CLI lists it and shows the reason and the original bytes
+    prefix = topic_names.events.removesuffix("tokengov.events")
+    where = ["--bootstrap", bootstrap, "--topic-prefix", prefix]
+    listed = CliRunner().invoke(app, ["deadletter", "list", "--json", "--stage", "sink", *where])
+    assert listed.exit_code == 0, listed.output
+    ids = {doc["event_id"]: doc["id"] for doc in map(orjson.loads, listed.stdout.splitlines())}
+    assert set(ids) == expected
+    shown = CliRunner().invoke(app, ["deadletter", "show", ids["refused"], "--raw", *where])
+    assert shown.exit_code == 0 and shown.stdout_bytes == refused.raw()
 
 
 def test_store_failing_mid_run_pauses_and_loses_nothing(bootstrap, topic_names, store, policy):
