@@ -13,7 +13,14 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    TIMESTAMP_NOT_AVAILABLE,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+)
 
 from tokengov.errors import BrokerError
 
@@ -29,6 +36,8 @@ class Record:
     key: bytes | None
     value: bytes | None
     headers: dict[str, bytes]
+    #: The record's Kafka timestamp (ms since the epoch), when the broker gave one.
+    timestamp_ms: int | None = None
 
 
 def _consumer(bootstrap: str) -> Consumer:
@@ -101,12 +110,14 @@ def read_to_end(
                 for header in msg.headers() or []:
                     name, raw = header[0], header[1]
                     headers[name] = raw.encode() if isinstance(raw, str) else (raw or b"")
+                kind, stamp = msg.timestamp()
                 yield Record(
                     int(msg.partition() or 0),
                     int(msg.offset() or 0),
                     msg.key(),
                     msg.value(),
                     headers,
+                    stamp if kind != TIMESTAMP_NOT_AVAILABLE else None,
                 )
     except KafkaException as exc:
         raise BrokerError(f"reading {topic} on {bootstrap}: {exc}") from exc

@@ -13,6 +13,7 @@ import orjson
 from pydantic import BaseModel
 
 from tokengov.contracts import SCHEMA_VERSION, Alert, CallEvent, Decision, Outcome, event_adapter
+from tokengov.deadletter import DeadLetterRecord
 
 __all__ = ["SCHEMA_DIR", "render_schemas", "write_schemas"]
 
@@ -23,6 +24,7 @@ _MODELS: dict[str, type[BaseModel]] = {
     "outcome": Outcome,
     "alert": Alert,
     "decision": Decision,
+    "deadletter": DeadLetterRecord,
 }
 
 

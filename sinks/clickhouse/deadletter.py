@@ -1,34 +1,28 @@
 """The writer's dead letters: what ClickHouse (or a column) refused, with the reason.
 
-A dead letter's value is the item's JSON (the event, alert, decision or
-finding, or the message as received when it could not be decoded); its headers
-say why and where it came from: ``reason``, ``stage`` (``sink``),
-``source_topic``, ``source_partition``, ``source_offset``, and ``event_id`` /
-``table`` when known. A value above :data:`MAX_RAW_BYTES` keeps its first 64 KiB,
-with the headers ``raw_bytes`` (the full size) and ``raw_sha256`` (hex SHA-256 of
-the full value), so a dead letter never exceeds what the broker takes; a reason is
-cut to :data:`MAX_REASON_CHARS` characters.
+Each is the core record (:mod:`tokengov.deadletter`, stage ``sink``): the item's JSON
+(the event's contract JSON rebuilt from its row, ``raw_is: item``; or the alert,
+decision or finding message as received, ``raw_is: message``), the reason, the source
+topic/partition/offset, ``event_id`` when known and the ``table`` in ``details``. The
+raw is cut at 64 KiB (with its full size and SHA-256), so a dead letter never exceeds
+what the broker takes. The writer does not keep message keys: the record's key is null
+(``tokengov deadletter replay`` then sends it back to its source partition).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
-from typing import Final
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from tokengov.deadletter import MAX_RAW_BYTES, MAX_REASON_CHARS, RawIs, encode_dead_letter
 from tokengov.errors import SinkError
 from tokengov.topics import NO_AUTO_CREATE
 
 __all__ = ["MAX_RAW_BYTES", "MAX_REASON_CHARS", "DeadLetter", "DeadLetterProducer"]
 
 log = logging.getLogger(__name__)
-
-#: The agreed limit of a dead letter's raw bytes (the rest is summarized by size and hash).
-MAX_RAW_BYTES: Final = 65_536
-MAX_REASON_CHARS: Final = 1_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,29 +34,24 @@ class DeadLetter:
     source_offset: int
     event_id: str | None = None
     table: str | None = None
+    raw_is: RawIs = "item"
+    index: int | None = None
 
     @property
     def value(self) -> bytes:
-        """What is produced: the payload, its first MAX_RAW_BYTES when larger."""
-        return self.payload[:MAX_RAW_BYTES]
-
-    def headers(self) -> list[tuple[str, str | bytes | None]]:
-        reason = self.reason[:MAX_REASON_CHARS]
-        headers: list[tuple[str, str | bytes | None]] = [
-            ("reason", reason.encode("utf-8", "replace")),
-            ("stage", b"sink"),
-            ("source_topic", self.source_topic.encode()),
-            ("source_partition", str(self.source_partition).encode()),
-            ("source_offset", str(self.source_offset).encode()),
-        ]
-        if self.event_id:
-            headers.append(("event_id", self.event_id.encode("utf-8", "replace")))
-        if self.table:
-            headers.append(("table", self.table.encode()))
-        if len(self.payload) > MAX_RAW_BYTES:
-            headers.append(("raw_bytes", str(len(self.payload)).encode()))
-            headers.append(("raw_sha256", hashlib.sha256(self.payload).hexdigest().encode()))
-        return headers
+        """What is produced: the dead-letter record (the payload cut at MAX_RAW_BYTES)."""
+        return encode_dead_letter(
+            reason=self.reason,
+            stage="sink",
+            raw=self.payload,
+            raw_is=self.raw_is,
+            source_topic=self.source_topic,
+            source_partition=self.source_partition,
+            source_offset=self.source_offset,
+            index=self.index,
+            event_id=self.event_id,
+            details={"table": self.table} if self.table else None,
+        )
 
 
 class DeadLetterProducer:
@@ -119,9 +108,7 @@ class DeadLetterProducer:
         """Produce one letter, waiting for room when the client's queue is full."""
         for _ in range(100):
             try:
-                producer.produce(
-                    self.topic, letter.value, headers=letter.headers(), on_delivery=self._delivered
-                )
+                producer.produce(self.topic, letter.value, on_delivery=self._delivered)
                 return
             except BufferError:
                 producer.poll(0.1)

@@ -114,6 +114,8 @@ class Reject:
     payload: bytes
     event_id: str | None = None
     index: int | None = None
+    #: True: ``payload`` is the message value as received; False: the item re-encoded.
+    whole: bool = False
 
 
 @dataclass(slots=True)
@@ -331,7 +333,7 @@ class MessageDecoder:
             if kind == "events":
                 self._salvage(value, out, exc)
             else:
-                out.rejects.append(Reject(_fault(exc), value))
+                out.rejects.append(Reject(_fault(exc), value, whole=True))
         return out
 
     def _salvage(self, value: bytes, out: Decoded, fault: Exception | None) -> None:
@@ -344,7 +346,7 @@ class MessageDecoder:
             if fault is None:
                 out.invalid(f"not JSON: {exc}")
             else:
-                out.rejects.append(Reject(_fault(fault), value))
+                out.rejects.append(Reject(_fault(fault), value, whole=True))
             return
         envelope = type(doc) is list
         self._one_by_one(doc if envelope else [doc], envelope, value, out)
@@ -480,9 +482,9 @@ class MessageDecoder:
             obj = model.model_validate_json(value)
         except ValidationError as exc:
             reason = f"not a valid {model.__name__}: {describe_validation_error(exc)}"
-            out.rejects.append(Reject(reason, value))
+            out.rejects.append(Reject(reason, value, whole=True))
             return
         try:
             out.items.append(Item(table, to_row(obj), raw=value))
         except RowError as exc:
-            out.rejects.append(Reject(str(exc), value))
+            out.rejects.append(Reject(str(exc), value, whole=True))

@@ -196,7 +196,7 @@ def merge(parts: Sequence[Encoded]) -> Encoded:
 
 def rejected(value: bytes | None, reason: str) -> Encoded:
     """One message that cannot be decoded at all, as a run of one: a reject with why."""
-    return Encoded(rejects=[(0, Reject(reason, value or b""))], messages=1)
+    return Encoded(rejects=[(0, Reject(reason, value or b"", whole=True))], messages=1)
 
 
 # -- the pool -----------------------------------------------------------------------

@@ -686,7 +686,16 @@ class SinkWriter:
 
     def _insert(self, flush: Flush) -> list[DeadLetter]:
         letters = [
-            DeadLetter(r.reason, r.payload, topic, partition, offset, r.event_id)
+            DeadLetter(
+                r.reason,
+                r.payload,
+                topic,
+                partition,
+                offset,
+                r.event_id,
+                raw_is="message" if r.whole else "item",
+                index=r.index,
+            )
             for (topic, partition, offset), r in flush.rejects()
         ]
         by_table: dict[str, list[tuple[Origin, Item]]] | None = None
@@ -730,7 +739,16 @@ class SinkWriter:
                 self.counters.rows_inserted.get(table, 0) + inserted
             )
             letters.extend(
-                DeadLetter(reason, item.payload(), topic, partition, offset, item.event_id, table)
+                DeadLetter(
+                    reason,
+                    item.payload(),
+                    topic,
+                    partition,
+                    offset,
+                    item.event_id,
+                    table,
+                    raw_is="item" if item.raw is None else "message",
+                )
                 for (topic, partition, offset), item, reason in rejected
             )
         if stuck:
@@ -745,7 +763,14 @@ class SinkWriter:
                 )
                 letters.append(
                     DeadLetter(
-                        reason, item.payload(), topic, partition, offset, item.event_id, item.table
+                        reason,
+                        item.payload(),
+                        topic,
+                        partition,
+                        offset,
+                        item.event_id,
+                        item.table,
+                        raw_is="item" if item.raw is None else "message",
                     )
                 )
             self.counters.stuck_rows += len(stuck)

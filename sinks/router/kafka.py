@@ -2,10 +2,11 @@
 and ``receiver_failing`` alerts, and the ``tokengov.silences`` topic
 (publish, read it whole, follow it).
 
-Dead letters from the router: the value is the raw bytes that could not be handled
-(an undecodable alert message, or the JSON payload of a notification that could
-not be delivered); headers ``source=router``, ``reason`` and, where known,
-``topic``/``partition``/``offset``, ``receiver``, ``notification_id``.
+Dead letters from the router are the core record (:mod:`tokengov.deadletter`, stage
+``router``): an alert message that could not be taken (``raw_is: message``, with its
+source topic/partition/offset and key), or the JSON payload of a notification that could
+not be delivered (``raw_is: notification``; ``receiver``, ``notification_id`` and
+``attempts`` in ``details``).
 """
 
 from __future__ import annotations
@@ -26,10 +27,17 @@ from confluent_kafka import (
 
 from sinks.router.silences import Silence
 from tokengov.contracts import Alert
+from tokengov.deadletter import encode_dead_letter
 from tokengov.errors import BrokerError
 from tokengov.topics import NO_AUTO_CREATE
 
-__all__ = ["KafkaAlertSink", "KafkaDeadLetters", "KafkaPublisher", "SilenceTopic"]
+__all__ = [
+    "KafkaAlertSink",
+    "KafkaDeadLetters",
+    "KafkaPublisher",
+    "SilenceTopic",
+    "router_dead_letter",
+]
 
 log = logging.getLogger(__name__)
 #: librdkafka's own log (syslog levels): connection retries are routine, our callers
@@ -99,10 +107,48 @@ class KafkaDeadLetters:
         self.topic = topic
 
     def publish(
-        self, value: bytes, *, reason: str, headers: Mapping[str, str] | None = None
+        self,
+        value: bytes,
+        *,
+        reason: str,
+        where: Mapping[str, str] | None = None,
+        key: bytes | None = None,
+        details: Mapping[str, str] | None = None,
     ) -> None:
-        all_headers = {"source": "router", "reason": reason, **(headers or {})}
-        self.publisher.publish(self.topic, value, headers=all_headers)
+        record = router_dead_letter(value, reason=reason, where=where, key=key, details=details)
+        self.publisher.publish(self.topic, record, key=key)
+
+
+def router_dead_letter(
+    value: bytes,
+    *,
+    reason: str,
+    where: Mapping[str, str] | None = None,
+    key: bytes | None = None,
+    details: Mapping[str, str] | None = None,
+) -> bytes:
+    """The router's dead-letter record: a message of ``where`` (topic, partition, offset),
+    or without ``where`` an undeliverable notification."""
+    where = where or {}
+    topic = where.get("topic")
+    return encode_dead_letter(
+        reason=reason,
+        stage="router",
+        raw=value,
+        raw_is="message" if topic else "notification",
+        source_topic=topic,
+        source_partition=_int(where.get("partition")),
+        source_offset=_int(where.get("offset")),
+        key=key,
+        details=details,
+    )
+
+
+def _int(text: str | None) -> int | None:
+    try:
+        return None if text is None else int(text)
+    except ValueError:
+        return None
 
 
 class KafkaAlertSink:

@@ -236,6 +236,7 @@ def register(
                     "partition": str(message.partition),
                     "offset": str(message.offset),
                 },
+                key=message.key,
             )
 
     app.agent(topic, name="tokengov.router.alerts")(route_alerts)

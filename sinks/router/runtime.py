@@ -34,8 +34,18 @@ SYSTEM_TEAM = "tokengov"
 
 
 class DeadLetterSink(Protocol):
+    """Publishes a dead letter: ``value`` (a message of ``where`` — topic, partition,
+    offset — with ``key``; or, with no ``where``, an undeliverable notification) with why,
+    and ``details`` (receiver, notification_id, attempts)."""
+
     def publish(
-        self, value: bytes, *, reason: str, headers: Mapping[str, str] | None = None
+        self,
+        value: bytes,
+        *,
+        reason: str,
+        where: Mapping[str, str] | None = None,
+        key: bytes | None = None,
+        details: Mapping[str, str] | None = None,
     ) -> None: ...
 
 
@@ -159,7 +169,9 @@ class Router:
         self.dispatcher.ingest(alert)
         self._wake.set()
 
-    def ingest_raw(self, raw: bytes, *, where: Mapping[str, str] | None = None) -> bool:
+    def ingest_raw(
+        self, raw: bytes, *, where: Mapping[str, str] | None = None, key: bytes | None = None
+    ) -> bool:
         """Decode one message of ``tokengov.alerts``; an invalid one is dead-lettered with
         the reason. True when it was a valid alert."""
         try:
@@ -169,7 +181,7 @@ class Router:
             self.invalid_alerts += 1
             log.error("%s (%s)", reason, ", ".join(f"{k}={v}" for k, v in (where or {}).items()))
             if self.dead_letters is not None:
-                self.dead_letters.publish(raw, reason=reason, headers=dict(where or {}))
+                self.dead_letters.publish(raw, reason=reason, where=where, key=key)
             return False
         try:
             self.ingest(alert)
@@ -178,7 +190,7 @@ class Router:
             reason = f"router could not take the alert: {type(exc).__name__}: {exc}"
             log.exception("%s (alert %s)", reason, alert.alert_id)
             if self.dead_letters is not None:
-                self.dead_letters.publish(raw, reason=reason, headers=dict(where or {}))
+                self.dead_letters.publish(raw, reason=reason, where=where, key=key)
             return False
         return True
 
@@ -232,7 +244,7 @@ class Router:
                 self.dead_letters.publish(
                     notification.body(),
                     reason=f"undeliverable: {error}",
-                    headers={
+                    details={
                         "receiver": notification.receiver,
                         "notification_id": notification.notification_id,
                         "attempts": str(attempts),

@@ -10,6 +10,7 @@ from tokengov.cli import (
     bench,
     broker,
     db,
+    deadletter,
     debt,
     decisions,
     grafana,
@@ -48,6 +49,7 @@ app.command("query")(query.query)
 app.command("report")(query.report)
 app.add_typer(worker.app, name="worker")
 app.add_typer(decisions.app, name="decisions")
+app.add_typer(deadletter.app, name="deadletter")
 
 
 @app.command()

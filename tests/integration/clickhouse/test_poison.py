@@ -17,6 +17,7 @@ import orjson
 import pytest
 from confluent_kafka import Producer
 
+from tokengov.deadletter import DeadLetterRecord
 from tokengov.policy import Policy
 from tokengov.topics import Topics
 
@@ -185,11 +186,12 @@ def test_poison_corpus_interleaved_with_good_events(
         assert len(letters) == dead
         reasons: dict[tuple[int, int], list[str]] = {}
         for message in letters:
-            headers = {k: v.decode() for k, v in message.headers()}
-            assert headers["stage"] == "sink" and headers["source_topic"] == topic_names.events
-            key = (int(headers["source_partition"]), int(headers["source_offset"]))
-            reasons.setdefault(key, []).append(headers["reason"])
-            assert len(message.value()) <= 65_536
+            record = DeadLetterRecord.model_validate_json(message.value())
+            assert record.stage == "sink" and record.source_topic == topic_names.events
+            assert record.source_partition is not None and record.source_offset is not None
+            key = (record.source_partition, record.source_offset)
+            reasons.setdefault(key, []).append(record.reason)
+            assert len(record.raw()) <= 65_536 and len(message.value()) <= 100_000
         for _topic, partition, offset, reason in invalid:
             reasons.setdefault((partition, offset), []).append(reason)
         for (name, _value, why), key in zip(cases, where, strict=True):

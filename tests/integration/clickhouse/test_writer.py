@@ -11,11 +11,14 @@ from typing import Any
 
 import orjson
 import pytest
+from typer.testing import CliRunner
 
 from sinks.clickhouse.decode import MessageDecoder
 from sinks.clickhouse.store import ClickHouseStore
 from sinks.clickhouse.writer import SinkConfig, SinkWriter
+from tokengov.cli.main import app
 from tokengov.contracts import CallEvent, parse_event
+from tokengov.deadletter import DeadLetterRecord
 from tokengov.policy import Policy
 from tokengov.pricing import price_call
 from tokengov.topics import Topics
@@ -350,19 +353,30 @@ def test_rejected_rows_are_dead_lettered_with_the_reason(
     expected = {"refused"} | ({"from-2250"} if not invalid else set())
     assert dead == len(expected)
     letters = read_all(bootstrap, topic_names.deadletter, expect=dead)
-    by_id = {dict(m.headers())["event_id"].decode(): m for m in letters}
+    records = [DeadLetterRecord.model_validate_json(m.value()) for m in letters]
+    by_id = {r.event_id: r for r in records}
     assert set(by_id) == expected
-    reason = dict(by_id["refused"].headers())["reason"].decode()
+    reason = by_id["refused"].reason
     assert "VIOLATED_CONSTRAINT" in reason and "test_refuses" in reason  # ClickHouse's message
     if "from-2250" in by_id:
-        why = dict(by_id["from-2250"].headers())["reason"].decode()
+        why = by_id["from-2250"].reason
         assert why.startswith("ts: 2250-01-01T00:00:00+00:00 is outside")
     else:
         assert any("ts" in r for r in invalid), invalid
-    assert orjson.loads(by_id["refused"].value())["event_id"] == "refused"
-    headers = dict(by_id["refused"].headers())
-    assert headers["source_topic"].decode() == topic_names.events
-    assert headers["stage"] == b"sink"
+    refused = by_id["refused"]
+    assert orjson.loads(refused.raw())["event_id"] == "refused"
+    assert refused.source_topic == topic_names.events and refused.stage == "sink"
+    assert refused.details == {"table": "token_events"} and refused.raw_is == "item"
+
+    # the CLI lists it and shows the reason and the original bytes
+    prefix = topic_names.events.removesuffix("tokengov.events")
+    where = ["--bootstrap", bootstrap, "--topic-prefix", prefix]
+    listed = CliRunner().invoke(app, ["deadletter", "list", "--json", "--stage", "sink", *where])
+    assert listed.exit_code == 0, listed.output
+    ids = {doc["event_id"]: doc["id"] for doc in map(orjson.loads, listed.stdout.splitlines())}
+    assert set(ids) == expected
+    shown = CliRunner().invoke(app, ["deadletter", "show", ids["refused"], "--raw", *where])
+    assert shown.exit_code == 0 and shown.stdout_bytes == refused.raw()
 
 
 def test_store_failing_mid_run_pauses_and_loses_nothing(bootstrap, topic_names, store, policy):

@@ -22,6 +22,7 @@ from sinks.clickhouse.reader import open_reader
 from streams.kafka_read import read_to_end
 from tests.integration.streams.events import POLICY
 from tests.integration.streams.poison import TEAM, corpus, good_call
+from tokengov.deadletter import DeadLetterRecord
 from tokengov.local.broker import free_port
 from tokengov.local.stack import LocalStack
 from tokengov.settings import Settings
@@ -94,9 +95,10 @@ def test_poison_corpus_through_the_whole_worker(tmp_path: Path) -> None:
             # what the contract refuses is dead-lettered once, by the streams, with a reason
             # (the writer skips it, counted; its own dead letters are rows ClickHouse refuses)
             letters = [r for r in read_to_end(stack.bootstrap, "tokengov.deadletter") if r.value]
-            streams = [orjson.loads(r.value) for r in letters if not r.headers]
-            assert len({(d["partition"], d["offset"]) for d in streams}) == bad
-            assert all(d["reason"] and d["stage"] in ("decode", "skip") for d in streams)
+            records = [DeadLetterRecord.model_validate_json(r.value) for r in letters]
+            streams = [d for d in records if d.stage != "sink"]
+            assert len({(d.source_partition, d.source_offset) for d in streams}) == bad
+            assert all(d.reason and d.stage in ("decode", "skip") for d in streams)
 
             # the pipeline goes on after the corpus
             after = [good_call() for _ in range(10)]

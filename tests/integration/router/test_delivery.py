@@ -24,6 +24,7 @@ from sinks.router.state import MemoryState
 from sinks.router.tree import RouteTree
 from tests.integration.router.conftest import eventually, read_topic
 from tokengov.contracts import Alert
+from tokengov.deadletter import DeadLetterRecord
 from tokengov.policy import parse_policy
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
@@ -137,10 +138,11 @@ async def test_failing_receiver_dead_letters_and_raises_receiver_failing(
     ] == ["failed", "failed", "dead_letter"]
     publisher.flush()
     [dead] = read_topic(bootstrap, topic_names.deadletter, 1)
-    headers = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in dead.headers()}
-    assert headers["source"] == "router" and headers["receiver"] == "search-hook"
-    assert headers["reason"].startswith("undeliverable: receiver 'search-hook': POST")
-    assert orjson.loads(dead.value())["alerts"][0]["task_id"] == "t-1"
+    record = DeadLetterRecord.model_validate_json(dead.value())
+    assert record.stage == "router" and record.raw_is == "notification"
+    assert record.details["receiver"] == "search-hook" and record.source_topic is None
+    assert record.reason.startswith("undeliverable: receiver 'search-hook': POST")
+    assert orjson.loads(record.raw())["alerts"][0]["task_id"] == "t-1"
     [published] = read_topic(bootstrap, topic_names.alerts, 1)
     assert Alert.model_validate_json(published.value()).kind == "receiver_failing"
     # The receiver recovers: the next group_interval delivers, receiver_failing resolves.

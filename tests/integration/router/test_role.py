@@ -11,12 +11,15 @@ import clickhouse_connect
 import orjson
 import pytest
 from confluent_kafka import Producer
+from typer.testing import CliRunner
 
 from sinks.router.kafka import SilenceTopic
 from sinks.router.role import router_app
 from sinks.router.silences import new_silence
 from tests.integration.router.conftest import check_signature, eventually, read_topic
+from tokengov.cli.main import app as cli_app
 from tokengov.contracts import Alert
+from tokengov.deadletter import DeadLetterRecord
 from tokengov.policy import parse_policy
 from tokengov.runtime import PolicyHolder, WorkerContext
 from tokengov.settings import Settings
@@ -110,11 +113,24 @@ async def test_router_role_end_to_end(
         )
         assert runtime.router.dispatcher.counters["alerts_silenced"] >= 1
         [dead] = read_topic(bootstrap, topic_names.deadletter, 1)
-        headers = {k: v.decode() for k, v in dead.headers()}
-        assert headers["reason"].startswith("invalid alert: fingerprint: required")
-        assert headers["topic"] == topic_names.alerts and "offset" in headers
+        record = DeadLetterRecord.model_validate_json(dead.value())
+        assert record.stage == "router" and record.raw_is == "message"
+        assert record.reason.startswith("invalid alert: fingerprint: required")
+        assert record.source_topic == topic_names.alerts and record.source_offset is not None
+        assert record.raw() == b'{"kind": "runaway", "summary": "no fingerprint"}'
+        assert record.key() == dead.key()
     finally:
         await app.stop()
+
+    # the CLI lists the router's dead letter and shows its original bytes
+    prefix = topic_names.alerts.removesuffix("tokengov.alerts")
+    where = ["--bootstrap", bootstrap, "--topic-prefix", prefix]
+    listed = CliRunner().invoke(cli_app, ["deadletter", "list", "--json", *where])
+    assert listed.exit_code == 0, listed.output
+    (doc,) = map(orjson.loads, listed.stdout.splitlines())
+    assert doc["stage"] == "router" and doc["reason"] == record.reason
+    shown = CliRunner().invoke(cli_app, ["deadletter", "show", doc["id"], "--raw", *where])
+    assert shown.exit_code == 0 and shown.stdout_bytes == record.raw()
 
     # --- a second worker on the same data dir, in a new consumer group: it reads every
     # alert again from the start, and pages nobody twice.

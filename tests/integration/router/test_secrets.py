@@ -44,6 +44,7 @@ from tests.integration.router.conftest import (
 )
 from tests.secret_forms import leaks
 from tokengov.contracts import Alert
+from tokengov.deadletter import read_dead_letter
 from tokengov.errors import DeliveryError
 from tokengov.policy import EmailReceiver as EmailConfig
 from tokengov.policy import PagerDutyReceiver as PagerDutyConfig
@@ -226,7 +227,8 @@ async def test_no_sink_of_text_holds_a_secret_in_any_form(
     sinks = {
         "notifications.error": "\n".join(errors),
         "dead-letter topic": "\n".join(
-            (m.value() or b"").decode() + str([(k, v.decode()) for k, v in m.headers() or []])
+            (m.value() or b"").decode()
+            + read_dead_letter(m.value())[0].raw().decode("utf-8", "replace")
             for m in dead
         ),
         "alerts topic": "\n".join((m.value() or b"").decode() for m in alerts),

@@ -17,6 +17,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from streams.kafka_read import end_offsets, read_to_end
 from streams.topics import StreamsTopics
+from tokengov.deadletter import DeadLetterRecord
 from tokengov.topics import Topics
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -145,7 +146,11 @@ class Cluster:
         return [orjson.loads(r.value) for r in self.read(self.topics.metrics)]
 
     def dead_letters(self) -> list[dict[str, Any]]:
-        return [orjson.loads(r.value) for r in self.read(self.topics.deadletter)]
+        letters = []
+        for r in self.read(self.topics.deadletter):
+            DeadLetterRecord.model_validate_json(r.value)  # every one is the contract's record
+            letters.append(orjson.loads(r.value))
+        return letters
 
     def processed(self) -> bool:
         """Every message of the events and partials topics is committed by the worker group."""

@@ -15,10 +15,12 @@ import pytest
 from confluent_kafka import Producer
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
 from tests.integration.streams.conftest import Cluster, wait_for
 from tests.integration.streams.events import POLICY
 from tests.integration.streams.poison import Poison, corpus, good_call, mutations
+from tokengov.cli.main import app
 
 pytestmark = pytest.mark.integration
 
@@ -68,7 +70,7 @@ def check_corpus(c: Cluster, cases: list[Poison]) -> None:
     # every bad part of every case is dead-lettered, with its reason, and nothing else is
     letters: dict[tuple[int, int], list[dict[str, Any]]] = defaultdict(list)
     for letter in c.dead_letters():
-        letters[(letter["partition"], letter["offset"])].append(letter)
+        letters[(letter["source_partition"], letter["source_offset"])].append(letter)
     where = {(p, o) for _, p, o in landed}
     assert set(letters) <= where, "a good separator event was dead-lettered"
     for case, p, o in landed:
@@ -146,10 +148,22 @@ def test_a_message_that_killed_its_worker_three_times_is_skipped(cluster_factory
     c.wait_processed(60)
     assert worker.alive(), c.tail()
     (letter,) = c.dead_letters()
-    assert letter["stage"] == "skip" and (letter["partition"], letter["offset"]) == (0, 1)
+    assert letter["stage"] == "skip"
+    assert (letter["source_partition"], letter["source_offset"]) == (0, 1)
     assert "skipped after 3 failed attempts" in letter["reason"]
     assert orjson.loads(base64.b64decode(letter["raw_b64"]))["event_id"] == deadly["event_id"]
     log = worker.tail(50_000)
     assert "ERROR" in log and "SKIPPING a message that failed 3 times" in log
     assert f"{c.topics.events} partition 0 offset 1" in log
     wait_for(lambda: governed_calls(c) == 2, 30, "the two other calls governed", c.tail)
+
+    # the message was fine (what killed the workers is fixed): replay it, and it is governed
+    runner = CliRunner()
+    where = ["--bootstrap", c.bootstrap, "--topic-prefix", c.prefix]
+    listed = runner.invoke(app, ["deadletter", "list", "--json", "--stage", "skip", *where])
+    assert listed.exit_code == 0, listed.output
+    (record,) = [orjson.loads(line) for line in listed.stdout.splitlines()]
+    replayed = runner.invoke(app, ["deadletter", "replay", record["id"], "--yes", *where])
+    assert replayed.exit_code == 0, replayed.output
+    wait_for(lambda: governed_calls(c) == 3, 60, "the replayed call governed", c.tail)
+    assert len(c.dead_letters()) == 1

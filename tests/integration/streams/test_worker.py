@@ -73,8 +73,8 @@ def test_scripted_scenario_gives_exactly_the_expected_alerts_decisions_and_recor
     assert len(dead) == 2
     whole = next(d for d in dead if d["index"] is None)
     assert whole["raw_is"] == "message" and base64.b64decode(whole["raw_b64"]) == b"{not json"
-    assert "not valid JSON" in whole["reason"] and whole["topic"] == c.topics.events
-    assert base64.b64decode(whole["key_b64"]) == b"t-bad" and whole["offset"] >= 0
+    assert "not valid JSON" in whole["reason"] and whole["source_topic"] == c.topics.events
+    assert base64.b64decode(whole["key_b64"]) == b"t-bad" and whole["source_offset"] >= 0
     item = next(d for d in dead if d["index"] is not None)
     assert item["index"] == 0 and item["event_id"] == bad["event_id"]
     assert "tokens.input" in item["reason"]

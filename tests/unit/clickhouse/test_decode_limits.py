@@ -11,8 +11,9 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sinks.clickhouse.deadletter import MAX_RAW_BYTES, DeadLetter
+from sinks.clickhouse.deadletter import MAX_RAW_BYTES, MAX_REASON_CHARS, DeadLetter
 from sinks.clickhouse.decode import MAX_DEPTH, MAX_MESSAGE_BYTES, MessageDecoder, nesting_exceeds
+from tokengov.deadletter import DeadLetterRecord
 from tokengov.policy import parse_policy
 
 POLICY = parse_policy("""
@@ -156,15 +157,18 @@ def test_every_item_of_an_envelope_ends_one_way(items):
 
 def test_dead_letters_keep_at_most_64_KiB_with_size_and_hash():
     raw = bytes(range(256)) * 1000  # 256,000 bytes
-    letter = DeadLetter("why", raw, "tokengov.events", 1, 2)
-    assert letter.value == raw[:MAX_RAW_BYTES]
-    headers = dict(letter.headers())
-    assert headers["raw_bytes"] == b"256000"
-    assert headers["raw_sha256"] == hashlib.sha256(raw).hexdigest().encode()
-    small = DeadLetter("x" * 5000, b"{}", "tokengov.events", 1, 2)
-    assert small.value == b"{}"
-    small_headers = dict(small.headers())
-    assert "raw_bytes" not in small_headers and len(small_headers["reason"]) == 1000
+    letter = DeadLetterRecord.model_validate_json(
+        DeadLetter("why", raw, "tokengov.events", 1, 2).value
+    )
+    assert letter.raw() == raw[:MAX_RAW_BYTES] and letter.raw_truncated
+    assert letter.raw_bytes == 256_000
+    assert letter.raw_sha256 == hashlib.sha256(raw).hexdigest()
+    small = DeadLetterRecord.model_validate_json(
+        DeadLetter("x" * 5000, b"{}", "tokengov.events", 1, 2).value
+    )
+    assert small.raw() == b"{}" and not small.raw_truncated and small.raw_sha256 is None
+    assert small.raw_bytes == 2 and small.reason.endswith("(5000 characters)")
+    assert len(small.reason) <= MAX_REASON_CHARS + 30
 
 
 def test_runs_encoded_one_message_at_a_time_merge_into_the_run():

@@ -13,8 +13,8 @@ class DeadLetters:
     def __init__(self) -> None:
         self.items: list[tuple[bytes, str, dict[str, str]]] = []
 
-    def publish(self, value, *, reason, headers=None):
-        self.items.append((value, reason, dict(headers or {})))
+    def publish(self, value, *, reason, where=None, key=None, details=None):
+        self.items.append((value, reason, {**(where or {}), **(details or {})}))
 
 
 class BrokenState(MemoryState):

@@ -23,6 +23,7 @@ from streams.deadletter import MAX_RAW_BYTES, dead_letter, encode_item
 from streams.decode import decode_events, fast_message
 from tests.unit.streams.builders import POLICY, T0, Pipeline, call, outcome, policy
 from tokengov.contracts import MAX_MESSAGE_BYTES, decode_message, parse_event
+from tokengov.deadletter import DeadLetterRecord
 from tokengov.wire import item_problem, load_items
 
 GOOD = call(task="t-1").model_dump(mode="json")
@@ -183,7 +184,9 @@ def letter(**kwargs: Any) -> dict[str, Any]:
         "raw": b"{}",
         **kwargs,
     }
-    record: dict[str, Any] = orjson.loads(dead_letter(**args))
+    encoded = dead_letter(**args)
+    DeadLetterRecord.model_validate_json(encoded)  # always the contract's record
+    record: dict[str, Any] = orjson.loads(encoded)
     return record
 
 
