@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
 from tokengov.errors import BrokerError
+from tokengov.kafka import KafkaConnection, connection
 
 __all__ = ["Record", "end_offsets", "latest_by_key", "read_to_end"]
 
@@ -31,10 +32,10 @@ class Record:
     headers: dict[str, bytes]
 
 
-def _consumer(bootstrap: str) -> Consumer:
+def _consumer(bootstrap: KafkaConnection | str) -> Consumer:
     return Consumer(
         {
-            "bootstrap.servers": bootstrap,
+            **connection(bootstrap).librdkafka_config(),
             "group.id": f"tokengov-reader-{uuid.uuid4().hex}",  # never joined: assign() only
             "enable.auto.commit": False,
             "enable.partition.eof": True,
@@ -44,7 +45,9 @@ def _consumer(bootstrap: str) -> Consumer:
     )
 
 
-def _partitions(consumer: Consumer, topic: str, bootstrap: str, timeout_s: float) -> list[int]:
+def _partitions(
+    consumer: Consumer, topic: str, bootstrap: KafkaConnection | str, timeout_s: float
+) -> list[int]:
     metadata = consumer.list_topics(topic, timeout=timeout_s)
     meta = metadata.topics.get(topic)
     if meta is None or meta.error is not None:
@@ -53,7 +56,7 @@ def _partitions(consumer: Consumer, topic: str, bootstrap: str, timeout_s: float
 
 
 def read_to_end(
-    bootstrap: str,
+    bootstrap: KafkaConnection | str,
     topic: str,
     partitions: Sequence[int] | None = None,
     *,
@@ -114,7 +117,9 @@ def read_to_end(
         consumer.close()
 
 
-def end_offsets(bootstrap: str, topic: str, timeout_s: float = 30.0) -> dict[int, int]:
+def end_offsets(
+    bootstrap: KafkaConnection | str, topic: str, timeout_s: float = 30.0
+) -> dict[int, int]:
     """The next offset of every partition, as a fetch reports it (see :func:`read_to_end`)."""
     consumer = _consumer(bootstrap)
     try:

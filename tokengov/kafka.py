@@ -23,6 +23,7 @@ Faust when it is called, so the SDK works without the server's dependencies.
 
 from __future__ import annotations
 
+import logging
 import ssl
 from enum import StrEnum
 from pathlib import Path
@@ -31,14 +32,16 @@ from typing import Any, Final, Self
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from tokengov.errors import KafkaConfigError
+from tokengov.errors import BrokerError, KafkaConfigError
 
 __all__ = [
     "ENV_PREFIX",
     "KafkaConnection",
     "SaslMechanism",
     "SecurityProtocol",
+    "check_connection",
     "connection",
+    "explain_refusal",
     "load_connection",
 ]
 
@@ -226,6 +229,10 @@ class KafkaConnection(BaseSettings):
             mechanism=self.sasl_mechanism.value,
         )
 
+    def __str__(self) -> str:
+        """The bootstrap servers: what error messages say ("cannot reach ... on {conn}")."""
+        return self.bootstrap
+
     def describe(self) -> str:
         """One line for logs and error messages; never a secret."""
         return f"{self.bootstrap} ({self.security_protocol.value})"
@@ -249,3 +256,93 @@ def connection(value: KafkaConnection | str) -> KafkaConnection:
     if isinstance(value, KafkaConnection):
         return value
     return KafkaConnection.model_construct(bootstrap=value)
+
+
+def explain_refusal(conn: KafkaConnection, errors: list[str]) -> KafkaConfigError | None:
+    """A :class:`KafkaConfigError` saying which setting to fix, when librdkafka's ``errors``
+    (from ``error_cb`` or the log) show the brokers refused the connection settings."""
+    text = " ".join(errors)
+    lowered = text.lower()
+    where = conn.bootstrap
+    if "certificate verify failed" in lowered or "could not be verified" in lowered:
+        ca = (
+            f"{ENV_PREFIX}SSL_CA_FILE={conn.ssl_ca_file} did not sign it"
+            if conn.ssl_ca_file is not None
+            else f"{ENV_PREFIX}SSL_CA_FILE is not set and the system's CAs did not sign it"
+        )
+        return KafkaConfigError(
+            f"TLS: the certificate of the broker at {where} is not trusted: {ca}. "
+            f"Set {ENV_PREFIX}SSL_CA_FILE to the PEM file of the CA that signed the brokers' "
+            f"certificates. (librdkafka: {text})"
+        )
+    if (
+        conn.security_protocol.tls
+        and "ssl" in lowered
+        and ("alert" in lowered or "handshake" in lowered or "closed by peer" in lowered)
+    ):
+        mtls = (
+            f"; if the brokers require mutual TLS, set {ENV_PREFIX}SSL_CERT_FILE and "
+            f"{ENV_PREFIX}SSL_KEY_FILE to a client certificate they trust"
+        )
+        return KafkaConfigError(
+            f"TLS: the handshake with the broker at {where} failed{mtls}; check "
+            f"{ENV_PREFIX}SSL_CA_FILE. (librdkafka: {text})"
+        )
+    if "authenticat" in lowered or "sasl" in lowered:
+        return KafkaConfigError(
+            f"SASL: the broker at {where} refused the credentials: check "
+            f"{ENV_PREFIX}SASL_MECHANISM, {ENV_PREFIX}SASL_USERNAME and "
+            f"{ENV_PREFIX}SASL_PASSWORD. (librdkafka: {text})"
+        )
+    if not conn.security_protocol.tls and (
+        "disconnected" in lowered or "wrong protocol" in lowered or "ssl" in lowered
+    ):
+        return KafkaConfigError(
+            f"the broker at {where} closed a {conn.security_protocol.value} connection: if it "
+            f"serves TLS, set {ENV_PREFIX}SECURITY_PROTOCOL=SSL (or SASL_SSL) and "
+            f"{ENV_PREFIX}SSL_CA_FILE. (librdkafka: {text})"
+        )
+    return None
+
+
+def check_connection(conn: KafkaConnection, timeout_s: float = 10.0) -> None:
+    """Ask the brokers for metadata; raise :class:`KafkaConfigError` (which setting to fix)
+    when they refuse the settings, :class:`BrokerError` when they cannot be reached."""
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    errors: list[str] = []
+
+    class _Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            errors.append(record.getMessage())
+
+    # librdkafka says why a connection failed (TLS verification, SASL) in its log and in
+    # error_cb; both are collected here, never printed: the raised error carries them.
+    probe_log = logging.getLogger(f"tokengov.librdkafka.probe.{id(errors)}")
+    probe_log.propagate = False
+    probe_log.setLevel(logging.DEBUG)
+    probe_log.handlers = [_Collect()]
+
+    def on_error(err: KafkaError) -> None:
+        errors.append(err.str())
+
+    config: dict[str, Any] = {
+        **conn.librdkafka_config(),
+        "logger": probe_log,
+        "log.connection.close": True,  # a TLS peer that hangs up (mutual TLS) says so here
+        "error_cb": on_error,
+        "socket.connection.setup.timeout.ms": int(timeout_s * 1000),
+    }
+    admin = AdminClient(config)
+    try:
+        metadata = admin.list_topics(timeout=timeout_s)
+    except KafkaException as exc:
+        admin.poll(0)  # serves error_cb
+        logging.Logger.manager.loggerDict.pop(probe_log.name, None)
+        refusal = explain_refusal(conn, [*errors, str(exc)])
+        if refusal is not None:
+            raise refusal from exc
+        raise BrokerError(f"cannot reach the Kafka brokers at {conn.bootstrap}: {exc}") from exc
+    if not metadata.brokers:  # pragma: no cover - a broker that answers lists itself
+        raise BrokerError(f"the Kafka brokers at {conn.bootstrap} list no broker")
