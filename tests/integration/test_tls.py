@@ -10,8 +10,9 @@ its listener: see tokengov/local/tls.py. SASL is covered by the rendering tests
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,13 +20,18 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from producers.emitter import TokenEmitter
-from streams.kafka_read import read_to_end
+from sinks.clickhouse.reader import open_reader
+from streams.kafka_read import latest_by_key, read_to_end
 from tests.tls_certs import TlsFiles, make_tls_files
 from tokengov.contracts import decode_message
 from tokengov.errors import KafkaConfigError
 from tokengov.kafka import KafkaConnection, check_connection, load_connection
 from tokengov.local.broker import EmbeddedBroker, free_port
-from tokengov.local.tls import TlsTerminator
+from tokengov.local.stack import LocalStack
+from tokengov.local.tls import TlsMaterial, TlsTerminator
+from tokengov.local.webhook_sink import WebhookSink
+from tokengov.policy import parse_policy
+from tokengov.settings import Settings
 from tokengov.topics import ensure_topics, topic_specs
 
 pytestmark = pytest.mark.integration
@@ -118,3 +124,97 @@ def test_a_plaintext_client_is_told_to_use_tls(tls_broker: TlsBroker) -> None:
     conn = load_connection(bootstrap=tls_broker.bootstrap)
     with pytest.raises(KafkaConfigError, match="TOKENGOV_KAFKA_SECURITY_PROTOCOL=SSL"):
         check_connection(conn, timeout_s=5)
+
+
+PIPELINE_POLICY = """
+version: 1
+teams:
+  search: {owner: search@example.com, receiver: hook}
+receivers:
+  hook: {type: webhook, url_env: TLS_TEST_HOOK_URL, secret_env: TLS_TEST_HOOK_SECRET}
+prices:
+  gpt-4.1-mini: {input: 0.40, output: 1.60}
+cost_profiles:
+  triage: {team: search, max_tool_calls: 3, on_runaway: pause}
+routes:
+  receiver: hook
+  group_by: [team, kind]
+  group_wait: 1s
+  group_interval: 1s
+  repeat_interval: 1h
+"""
+
+
+def _wait(condition: Callable[[], bool], timeout_s: float, what: str, log: Path) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            tail = log.read_text(errors="replace")[-4000:]
+            raise AssertionError(f"timed out waiting for {what}\n{tail}")
+        time.sleep(0.2)
+
+
+def test_the_whole_pipeline_over_mutual_tls(tmp_path: Path) -> None:
+    """SDK → worker (every role) → ClickHouse, a runaway alert to a loopback webhook and a
+    pause decision back: every Kafka client of the stack on the TLS listener only."""
+    files = make_tls_files(tmp_path / "certs")
+    tls = TlsMaterial(
+        ca_file=files.ca_cert,
+        server_cert_file=files.server_cert,
+        server_key_file=files.server_key,
+        client_cert_file=files.client_cert,
+        client_key_file=files.client_key,
+    )
+    policy_file = tmp_path / "policy.yaml"
+    policy_file.write_text(PIPELINE_POLICY)
+    hooks = WebhookSink(parse_policy(PIPELINE_POLICY, source="tls-test"))
+    hooks.start()
+    settings = Settings(
+        data_dir=tmp_path / "data", query_endpoint=f"127.0.0.1:{free_port()}", policy=policy_file
+    )
+    log = tmp_path / "worker.log"
+    with log.open("ab") as worker_log:
+        stack = LocalStack(
+            settings,
+            policy_file,
+            port=free_port(),
+            worker_stdout=worker_log,
+            worker_stderr=worker_log,
+            env={**hooks.environment(), "TOKENGOV_SINK_DECODERS": "0"},
+            tls=tls,
+        )
+        try:
+            stack.start()
+            stack.wait_ready(timeout_s=120)
+            kafka = stack.kafka
+            # The broker itself is not reachable in plaintext on the stack's port.
+            with pytest.raises(KafkaConfigError):
+                check_connection(load_connection(bootstrap=stack.bootstrap), timeout_s=5)
+            emitter = TokenEmitter(kafka, topic=stack.topics.events, spool_dir=tmp_path / "spool")
+            with (
+                emitter,
+                emitter.task(team="search", workflow="triage", task_id="t-tls", agent="a") as task,
+            ):
+                for _ in range(6):
+                    task.record({"input": 100, "output": 10}, model="gpt-4.1-mini", tool_calls=1)
+            assert emitter.stats.spooled == 0
+
+            def stored() -> int:
+                reader = open_reader(settings.clickhouse_dsn, settings.data_dir)
+                try:
+                    return int(reader.query("SELECT count() FROM token_events").rows[0][0])
+                finally:
+                    reader.close()
+
+            _wait(lambda: stored() == 6, 90, "6 calls in ClickHouse", log)
+            _wait(lambda: hooks.received["hook"] >= 1, 60, "the runaway alert at the webhook", log)
+            assert hooks.bad_signatures["hook"] == 0
+            decisions = latest_by_key(read_to_end(kafka, stack.topics.decisions))
+            assert any(
+                key.endswith("t-tls") and b'"pause"' in (raw or b"")
+                for key, raw in decisions.items()
+            ), decisions
+            assert stack.worker_alive()
+        finally:
+            stack.stop()
+            hooks.stop()

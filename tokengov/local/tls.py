@@ -17,13 +17,45 @@ import contextlib
 import logging
 import ssl
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 from tokengov.errors import BrokerError
+from tokengov.kafka import ENV_PREFIX, KafkaConnection, SecurityProtocol
 
-__all__ = ["TlsTerminator"]
+__all__ = ["TlsMaterial", "TlsTerminator"]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TlsMaterial:
+    """PEM files of an embedded stack served over mutual TLS: the CA, the listener's
+    certificate (for 127.0.0.1/localhost) and the certificate tokengov's clients present."""
+
+    ca_file: Path
+    server_cert_file: Path
+    server_key_file: Path
+    client_cert_file: Path
+    client_key_file: Path
+
+    def connection(self, bootstrap: str) -> KafkaConnection:
+        return KafkaConnection(
+            bootstrap=bootstrap,
+            security_protocol=SecurityProtocol.SSL,
+            ssl_ca_file=self.ca_file,
+            ssl_cert_file=self.client_cert_file,
+            ssl_key_file=self.client_key_file,
+        )
+
+    def environment(self) -> dict[str, str]:
+        """The ``TOKENGOV_KAFKA_*`` variables a client process needs (the worker, an agent)."""
+        return {
+            ENV_PREFIX + "SECURITY_PROTOCOL": SecurityProtocol.SSL.value,
+            ENV_PREFIX + "SSL_CA_FILE": str(self.ca_file),
+            ENV_PREFIX + "SSL_CERT_FILE": str(self.client_cert_file),
+            ENV_PREFIX + "SSL_KEY_FILE": str(self.client_key_file),
+        }
 
 
 class TlsTerminator:
@@ -72,7 +104,13 @@ class TlsTerminator:
             log.warning("tls: upstream %s:%d refused: %s", *self.upstream, exc)
             writer.close()
             return
-        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+        try:
+            await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+        except asyncio.CancelledError:
+            # stop(): end quietly (asyncio logs a connection callback that ends cancelled)
+            for w in (writer, up_writer):
+                with contextlib.suppress(ConnectionError, ssl.SSLError, RuntimeError):
+                    w.close()
 
     async def _serve(self) -> None:
         self._server = await asyncio.start_server(
@@ -84,6 +122,7 @@ class TlsTerminator:
 
     def _run(self) -> None:
         loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
         self._loop = loop
         try:
             loop.run_until_complete(self._serve())
@@ -93,6 +132,11 @@ class TlsTerminator:
             self._error = exc
             self._ready.set()
         finally:
+            # End the connections still open, and wait for them, before closing the loop.
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             loop.close()
 
     def start(self, timeout_s: float = 10.0) -> None:
