@@ -261,8 +261,9 @@ def connection(value: KafkaConnection | str) -> KafkaConnection:
 def explain_refusal(conn: KafkaConnection, errors: list[str]) -> KafkaConfigError | None:
     """A :class:`KafkaConfigError` saying which setting to fix, when librdkafka's ``errors``
     (from ``error_cb`` or the log) show the brokers refused the connection settings."""
-    text = " ".join(errors)
-    lowered = text.lower()
+    unique = list(dict.fromkeys(errors))
+    lowered = " ".join(unique).lower()
+    text = " | ".join(unique[:3]) + (f" (and {len(unique) - 3} more)" if len(unique) > 3 else "")
     where = conn.bootstrap
     if "certificate verify failed" in lowered or "could not be verified" in lowered:
         ca = (

@@ -22,13 +22,13 @@ from aiokafka import AIOKafkaProducer
 from producers.emitter import TokenEmitter
 from sinks.clickhouse.reader import open_reader
 from streams.kafka_read import latest_by_key, read_to_end
-from tests.tls_certs import TlsFiles, make_tls_files
 from tokengov.contracts import decode_message
 from tokengov.errors import KafkaConfigError
 from tokengov.kafka import KafkaConnection, check_connection, load_connection
 from tokengov.local.broker import EmbeddedBroker, free_port
+from tokengov.local.certs import TlsFiles, make_tls_files
 from tokengov.local.stack import LocalStack
-from tokengov.local.tls import TlsMaterial, TlsTerminator
+from tokengov.local.tls import TlsTerminator
 from tokengov.local.webhook_sink import WebhookSink
 from tokengov.policy import parse_policy
 from tokengov.settings import Settings
@@ -158,13 +158,7 @@ def test_the_whole_pipeline_over_mutual_tls(tmp_path: Path) -> None:
     """SDK → worker (every role) → ClickHouse, a runaway alert to a loopback webhook and a
     pause decision back: every Kafka client of the stack on the TLS listener only."""
     files = make_tls_files(tmp_path / "certs")
-    tls = TlsMaterial(
-        ca_file=files.ca_cert,
-        server_cert_file=files.server_cert,
-        server_key_file=files.server_key,
-        client_cert_file=files.client_cert,
-        client_key_file=files.client_key,
-    )
+    tls = files.material()
     policy_file = tmp_path / "policy.yaml"
     policy_file.write_text(PIPELINE_POLICY)
     hooks = WebhookSink(parse_policy(PIPELINE_POLICY, source="tls-test"))

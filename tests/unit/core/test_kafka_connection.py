@@ -13,9 +13,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from confluent_kafka import Consumer, Producer
 
-from tests.tls_certs import TlsFiles, make_tls_files
 from tokengov.errors import KafkaConfigError
 from tokengov.kafka import KafkaConnection, SecurityProtocol, connection, load_connection
+from tokengov.local.certs import TlsFiles, make_tls_files
 from tokengov.settings import Settings
 
 PASSWORD = "s3cr3t-pa55word-xyz"

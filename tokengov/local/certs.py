@@ -1,4 +1,8 @@
-"""Throwaway TLS material for tests: a CA, a server certificate for loopback, a client one."""
+"""Throwaway TLS material for the embedded stack (``tokengov up --tls``) and the tests: a CA,
+a server certificate for 127.0.0.1/localhost and a client certificate, as PEM files.
+
+Needs ``cryptography`` (``pip install 'tokengov[tls]'``; the dev extras have it).
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,19 @@ import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+try:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+except ImportError as exc:  # pragma: no cover - an optional dependency
+    raise ImportError(
+        "TLS certificates for the embedded stack need cryptography: pip install 'tokengov[tls]'"
+    ) from exc
 
-__all__ = ["TlsFiles", "make_tls_files"]
+from tokengov.local.tls import TlsMaterial
+
+__all__ = ["TlsFiles", "load_or_make_material", "make_tls_files"]
 
 
 @dataclass(frozen=True)
@@ -23,6 +34,15 @@ class TlsFiles:
     client_cert: Path
     client_key: Path
     other_ca_cert: Path  # a CA that signed nothing here: a client trusting it must be refused
+
+    def material(self) -> TlsMaterial:
+        return TlsMaterial(
+            ca_file=self.ca_cert,
+            server_cert_file=self.server_cert,
+            server_key_file=self.server_key,
+            client_cert_file=self.client_cert,
+            client_key_file=self.client_key,
+        )
 
 
 def _key() -> ec.EllipticCurvePrivateKey:
@@ -134,3 +154,31 @@ def make_tls_files(directory: Path) -> TlsFiles:
         client_key=_write_key(client_key, directory / "client.key"),
         other_ca_cert=_write_cert(other_ca, directory / "other-ca.pem"),
     )
+
+
+def load_or_make_material(directory: Path) -> TlsMaterial:
+    """The stack's TLS files in ``directory``, generated on first use and kept after that
+    (clients configured once keep working across restarts). Delete the directory to renew
+    (the certificates are valid for a day)."""
+    files = TlsFiles(
+        ca_cert=directory / "ca.pem",
+        server_cert=directory / "server.pem",
+        server_key=directory / "server.key",
+        client_cert=directory / "client.pem",
+        client_key=directory / "client.key",
+        other_ca_cert=directory / "other-ca.pem",
+    )
+    now = dt.datetime.now(dt.UTC)
+    try:
+        valid = (
+            all(
+                x509.load_pem_x509_certificate(p.read_bytes()).not_valid_after_utc
+                > now + dt.timedelta(hours=1)
+                for p in (files.ca_cert, files.server_cert, files.client_cert)
+            )
+            and files.server_key.is_file()
+            and files.client_key.is_file()
+        )
+    except (OSError, ValueError):
+        valid = False
+    return (files if valid else make_tls_files(directory)).material()
