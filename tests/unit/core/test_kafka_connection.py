@@ -14,7 +14,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from confluent_kafka import Consumer, Producer
 
 from tokengov.errors import KafkaConfigError
-from tokengov.kafka import KafkaConnection, SecurityProtocol, connection, load_connection
+from tokengov.kafka import (
+    KafkaConnection,
+    SecurityProtocol,
+    connection,
+    explain_refusal,
+    load_connection,
+)
 from tokengov.local.certs import TlsFiles, make_tls_files
 from tokengov.settings import Settings
 
@@ -259,3 +265,28 @@ def test_aiokafka_accepts_every_rendering(tls: TlsFiles) -> None:
     broken = {**_every_protocol(tls)["SASL_SSL"].aiokafka_config(), "ssl_context": None}
     with pytest.raises(ValueError, match="ssl_context"):
         asyncio.run(construct(broken))
+
+
+def test_refusals_name_the_setting_to_fix(tls: TlsFiles) -> None:
+    """What librdkafka says when a broker refuses, turned into the setting to fix (SASL has
+    no broker to test against here: Tansu 0.6.0 has no SASL listener)."""
+    sasl = _every_protocol(tls)["SASL_SSL"]
+    refusal = explain_refusal(
+        sasl,
+        [
+            "sasl_ssl://b:9093/bootstrap: SASL authentication error: Authentication failed "
+            "during authentication due to invalid credentials with SASL mechanism SCRAM-SHA-512"
+        ],
+    )
+    assert refusal is not None
+    assert "TOKENGOV_KAFKA_SASL_PASSWORD" in str(refusal)
+    assert PASSWORD not in str(refusal)
+    ssl_conn = _every_protocol(tls)["SSL"]
+    untrusted = explain_refusal(ssl_conn, ["SSL handshake failed: certificate verify failed"])
+    assert untrusted is not None
+    assert f"TOKENGOV_KAFKA_SSL_CA_FILE={tls.ca_cert} did not sign it" in str(untrusted)
+    # A broker that is simply not there is not a settings problem.
+    assert explain_refusal(ssl_conn, ["Connect to ipv4#127.0.0.1:1 failed: refused"]) is None
+    lines = [f"SSL handshake failed: certificate verify failed ({i})" for i in range(50)]
+    many = explain_refusal(ssl_conn, lines)
+    assert many is not None and "(and 47 more)" in str(many)
