@@ -289,7 +289,7 @@ def explain_refusal(conn: KafkaConnection, errors: list[str]) -> KafkaConfigErro
             f"TLS: the handshake with the broker at {where} failed{mtls}; check "
             f"{ENV_PREFIX}SSL_CA_FILE. (librdkafka: {text})"
         )
-    if "authenticat" in lowered or "sasl" in lowered:
+    if "authentication" in lowered:  # not "sasl": every line of a SASL client names it
         return KafkaConfigError(
             f"SASL: the broker at {where} refused the credentials: check "
             f"{ENV_PREFIX}SASL_MECHANISM, {ENV_PREFIX}SASL_USERNAME and "
@@ -320,10 +320,8 @@ def check_connection(conn: KafkaConnection, timeout_s: float = 10.0) -> None:
 
     # librdkafka says why a connection failed (TLS verification, SASL) in its log and in
     # error_cb; both are collected here, never printed: the raised error carries them.
-    probe_log = logging.getLogger(f"tokengov.librdkafka.probe.{id(errors)}")
-    probe_log.propagate = False
-    probe_log.setLevel(logging.DEBUG)
-    probe_log.handlers = [_Collect()]
+    probe_log = logging.Logger("tokengov.librdkafka.probe")  # unregistered: no parent, no leak
+    probe_log.addHandler(_Collect())
 
     def on_error(err: KafkaError) -> None:
         errors.append(err.str())
@@ -340,7 +338,6 @@ def check_connection(conn: KafkaConnection, timeout_s: float = 10.0) -> None:
         metadata = admin.list_topics(timeout=timeout_s)
     except KafkaException as exc:
         admin.poll(0)  # serves error_cb
-        logging.Logger.manager.loggerDict.pop(probe_log.name, None)
         refusal = explain_refusal(conn, [*errors, str(exc)])
         if refusal is not None:
             raise refusal from exc

@@ -285,7 +285,10 @@ def test_refusals_name_the_setting_to_fix(tls: TlsFiles) -> None:
     untrusted = explain_refusal(ssl_conn, ["SSL handshake failed: certificate verify failed"])
     assert untrusted is not None
     assert f"TOKENGOV_KAFKA_SSL_CA_FILE={tls.ca_cert} did not sign it" in str(untrusted)
-    # A broker that is simply not there is not a settings problem.
+    # A broker that is simply not there is not a settings problem (every line of a SASL
+    # client names "sasl_ssl://": that alone is no refusal of the credentials).
+    down = "sasl_ssl://127.0.0.1:1/bootstrap: Connect to ipv4#127.0.0.1:1 failed: refused"
+    assert explain_refusal(sasl, [down]) is None
     assert explain_refusal(ssl_conn, ["Connect to ipv4#127.0.0.1:1 failed: refused"]) is None
     lines = [f"SSL handshake failed: certificate verify failed ({i})" for i in range(50)]
     many = explain_refusal(ssl_conn, lines)
