@@ -28,7 +28,6 @@ from tokengov.contracts import (
     new_event_id,
     utcnow,
 )
-from tokengov.kafka import connection
 from tokengov.topics import EVENTS
 
 USAGE = {
@@ -92,7 +91,7 @@ def run(events: int, bootstrap: str | None) -> SdkBenchResult:
         # ---- baseline: bare produce of the same bytes
         producer = Producer(
             {
-                **connection(servers).librdkafka_config(),
+                "bootstrap.servers": servers,
                 "enable.idempotence": True,
                 "acks": "all",
                 "compression.type": "lz4",

@@ -30,7 +30,6 @@ import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from bench.workload import BENCH_POLICY, Workload, envelopes, partition_of
-from tokengov.kafka import connection
 from tokengov.local.broker import EmbeddedBroker, free_port
 from tokengov.topics import Topics, TopicSpec, ensure_topics, topic_specs
 
@@ -79,7 +78,7 @@ class AlertWatch:
         self._stop = threading.Event()
         self._consumer = Consumer(
             {
-                **connection(bootstrap).librdkafka_config(),
+                "bootstrap.servers": bootstrap,
                 "group.id": f"b-{uuid.uuid4()}",
                 "enable.auto.commit": False,
                 "fetch.wait.max.ms": 20,
@@ -115,7 +114,7 @@ class AlertWatch:
 def _producer(bootstrap: str) -> Producer:
     return Producer(
         {
-            **connection(bootstrap).librdkafka_config(),
+            "bootstrap.servers": bootstrap,
             "linger.ms": 5,
             "batch.num.messages": 1000,
             "queue.buffering.max.messages": 1_000_000,

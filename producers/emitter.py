@@ -47,7 +47,6 @@ from tokengov.contracts import (
     new_event_id,
 )
 from tokengov.errors import ContractError
-from tokengov.kafka import KafkaConnection, connection
 from tokengov.topics import EVENTS, NO_AUTO_CREATE
 
 __all__ = ["EmitterStats", "TaskContext", "TokenEmitter"]
@@ -108,7 +107,7 @@ class TokenEmitter:
 
     def __init__(
         self,
-        bootstrap: KafkaConnection | str,
+        bootstrap: str,
         *,
         topic: str = EVENTS,
         spool_dir: str | Path | None = None,
@@ -121,8 +120,7 @@ class TokenEmitter:
         guard: Any | None = None,
         start: bool = True,
     ) -> None:
-        self.kafka = connection(bootstrap)
-        self.bootstrap = self.kafka.bootstrap
+        self.bootstrap = bootstrap
         self.topic = topic
         self.stats = EmitterStats()
         self.guard = guard
@@ -131,7 +129,7 @@ class TokenEmitter:
         self._max_queue = max_queue_events
         self._probe_interval_s = probe_interval_s
         self._config: dict[str, Any] = {
-            **self.kafka.librdkafka_config(),
+            "bootstrap.servers": bootstrap,
             # A metadata request for tokengov.events while the broker has no such topic (an
             # embedded broker restarted empty) must not create it with the broker's default
             # partition count: the emitter spools until tokengov has created it.

@@ -91,8 +91,7 @@ def create_app(ctx: WorkerContext, roles: Sequence[str]) -> faust.App:
     state_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         app_id(ctx, wanted),
-        broker=ctx.kafka.faust_broker_url(),
-        broker_credentials=ctx.kafka.faust_broker_credentials(),
+        broker=f"kafka://{ctx.bootstrap}",
         store="memory://",
         datadir=str(state_dir / "faust"),
         web_enabled=False,

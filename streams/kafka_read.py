@@ -23,7 +23,6 @@ from confluent_kafka import (
 )
 
 from tokengov.errors import BrokerError
-from tokengov.kafka import KafkaConnection, connection
 
 __all__ = ["Record", "end_offsets", "latest_by_key", "read_to_end"]
 
@@ -41,10 +40,10 @@ class Record:
     timestamp_ms: int | None = None
 
 
-def _consumer(bootstrap: KafkaConnection | str) -> Consumer:
+def _consumer(bootstrap: str) -> Consumer:
     return Consumer(
         {
-            **connection(bootstrap).librdkafka_config(),
+            "bootstrap.servers": bootstrap,
             "group.id": f"tokengov-reader-{uuid.uuid4().hex}",  # never joined: assign() only
             "enable.auto.commit": False,
             "enable.partition.eof": True,
@@ -54,9 +53,7 @@ def _consumer(bootstrap: KafkaConnection | str) -> Consumer:
     )
 
 
-def _partitions(
-    consumer: Consumer, topic: str, bootstrap: KafkaConnection | str, timeout_s: float
-) -> list[int]:
+def _partitions(consumer: Consumer, topic: str, bootstrap: str, timeout_s: float) -> list[int]:
     metadata = consumer.list_topics(topic, timeout=timeout_s)
     meta = metadata.topics.get(topic)
     if meta is None or meta.error is not None:
@@ -65,7 +62,7 @@ def _partitions(
 
 
 def read_to_end(
-    bootstrap: KafkaConnection | str,
+    bootstrap: str,
     topic: str,
     partitions: Sequence[int] | None = None,
     *,
@@ -128,9 +125,7 @@ def read_to_end(
         consumer.close()
 
 
-def end_offsets(
-    bootstrap: KafkaConnection | str, topic: str, timeout_s: float = 30.0
-) -> dict[int, int]:
+def end_offsets(bootstrap: str, topic: str, timeout_s: float = 30.0) -> dict[int, int]:
     """The next offset of every partition, as a fetch reports it (see :func:`read_to_end`)."""
     consumer = _consumer(bootstrap)
     try:

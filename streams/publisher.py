@@ -21,7 +21,6 @@ from streams.core import codec
 from streams.ledger import CAUSE_HEADER
 from tokengov.contracts import Alert, Decision
 from tokengov.errors import BrokerError
-from tokengov.kafka import KafkaConnection, connection
 from tokengov.topics import NO_AUTO_CREATE, Topics
 
 __all__ = ["Publisher"]
@@ -31,18 +30,13 @@ log = logging.getLogger(__name__)
 
 class Publisher:
     def __init__(
-        self,
-        bootstrap: KafkaConnection | str,
-        topics: Topics,
-        *,
-        config: dict[str, Any] | None = None,
+        self, bootstrap: str, topics: Topics, *, config: dict[str, Any] | None = None
     ) -> None:
-        self.kafka = connection(bootstrap)
-        self.bootstrap = self.kafka.bootstrap
+        self.bootstrap = bootstrap
         self.topics = topics
         self._producer = Producer(
             {
-                **self.kafka.librdkafka_config(),
+                "bootstrap.servers": bootstrap,
                 **NO_AUTO_CREATE,
                 "partitioner": "murmur2_random",
                 "enable.idempotence": True,

@@ -50,7 +50,7 @@ class SinkRole:
             )
         self.store = ClickHouseStore(settings.clickhouse_dsn)
         self.writer = SinkWriter(
-            bootstrap=ctx.kafka,
+            bootstrap=ctx.bootstrap,
             topics=ctx.topics,
             store=self.store,
             decoder=MessageDecoder(lambda: ctx.policy.current.catalog),

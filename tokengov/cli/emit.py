@@ -48,7 +48,7 @@ def emit_command(
     if not dry_run:
         producer = Producer(
             {
-                **settings.kafka.librdkafka_config(),
+                "bootstrap.servers": settings.kafka_bootstrap,
                 **NO_AUTO_CREATE,
                 "enable.idempotence": True,
                 "acks": "all",
