@@ -260,12 +260,16 @@ ORDER BY (team, workflow, model, {bucket})
 SETTINGS {_dedup(opts)}"""
 
 
-def _rollup_select(bucket: str, bucket_expr: str, extra: list[str]) -> str:
+def _rollup_select(bucket: str, bucket_expr: str, extra: list[str], *, wide: bool = False) -> str:
+    """The rollup views' query. ``wide`` (version 4): sums taken in Int256 / Decimal(76, 12)
+    (a ``sum`` of UInt64 wraps at 2**64, of Decimal(38, 12) at ~1.7·10**26, silently)."""
+    token = "sum(toInt256({k}_tokens))" if wide else "sum({k}_tokens)"
+    cost = "sum(toDecimal256(cost_usd, 12))" if wide else "sum(cost_usd)"
     sums = ",\n    ".join(
         ["count() AS calls"]
-        + [f"sum({k}_tokens) AS {k}_tokens" for k in TOKEN_KINDS]
+        + [f"{token.format(k=k)} AS {k}_tokens" for k in TOKEN_KINDS]
         + [
-            "sum(cost_usd) AS cost_usd",
+            f"{cost} AS cost_usd",
             "countIf(attempt > 1) AS retries",
             "countIf(status != 'ok') AS errors",
         ]
@@ -355,26 +359,10 @@ def _ts_sane(table: str) -> list[str]:
 
 
 def _wide_select(bucket: str, bucket_expr: str) -> str:
-    """The view's query of version 4: sums taken in Int256 / Decimal(76, 12) (a ``sum`` of
-    UInt64 wraps at 2**64, of Decimal(38, 12) at ~1.7·10**26, silently)."""
-    sums = ",\n    ".join(
-        ["count() AS calls"]
-        + [f"sum(toInt256({k}_tokens)) AS {k}_tokens" for k in TOKEN_KINDS]
-        + [
-            "sum(toDecimal256(cost_usd, 12)) AS cost_usd",
-            "countIf(attempt > 1) AS retries",
-            "countIf(status != 'ok') AS errors",
-            "countIf(cost_source = 'unpriced') AS unpriced_calls",
-        ]
+    """The view's query of version 4 (see :func:`_rollup_select`)."""
+    return _rollup_select(
+        bucket, bucket_expr, ["countIf(cost_source = 'unpriced') AS unpriced_calls"], wide=True
     )
-    return f"""SELECT
-    {bucket_expr} AS {bucket},
-    team,
-    workflow,
-    model,
-    {sums}
-FROM token_events
-GROUP BY {bucket}, team, workflow, model"""
 
 
 def _horizon(bucket: str, ttl_days: int | None) -> str:
