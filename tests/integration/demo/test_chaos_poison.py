@@ -10,7 +10,6 @@ checks that together, in one process, nothing stops the pipeline."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from confluent_kafka import Producer
 
 from sinks.clickhouse.reader import open_reader
 from streams.kafka_read import read_to_end
+from tests.integration.demo.test_chaos_kill import wait
 from tests.integration.streams.events import POLICY
 from tests.integration.streams.poison import TEAM, corpus, good_call
 from tokengov.deadletter import DeadLetterRecord
@@ -40,15 +40,6 @@ def query(settings: Settings, sql: str) -> list[Any]:
 
 def stored(settings: Settings) -> int:
     return int(query(settings, f"SELECT count() FROM token_events WHERE team = '{TEAM}'")[0])
-
-
-def wait(predicate: Any, timeout_s: float, what: str, log: Path) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            tail = log.read_text(errors="replace")[-4000:]
-            raise AssertionError(f"timed out waiting for {what}\n{tail}")
-        time.sleep(0.2)
 
 
 def test_poison_corpus_through_the_whole_worker(tmp_path: Path) -> None:
