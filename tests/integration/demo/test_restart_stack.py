@@ -32,6 +32,7 @@ import pytest
 from confluent_kafka import Producer
 
 from streams.kafka_read import read_to_end
+from tests.integration.streams.conftest import wait_for
 from tokengov.local.broker import free_port
 from tokengov.topics import DECISIONS, EVENTS, NO_AUTO_CREATE
 
@@ -134,17 +135,6 @@ class UpProcess:
         self._reader.join(timeout=10)
         if self.proc.stdout is not None:
             self.proc.stdout.close()
-
-
-def wait_for(predicate: Any, timeout_s: float, what: str, tail: Any = lambda: "") -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}\n{tail()}")
-        time.sleep(0.2)
 
 
 def query(data_dir: Path, sql: str) -> list[dict[str, Any]]:
