@@ -739,17 +739,7 @@ class SinkWriter:
                 self.counters.rows_inserted.get(table, 0) + inserted
             )
             letters.extend(
-                DeadLetter(
-                    reason,
-                    item.payload(),
-                    topic,
-                    partition,
-                    offset,
-                    item.event_id,
-                    table,
-                    raw_is="item" if item.raw is None else "message",
-                )
-                for (topic, partition, offset), item, reason in rejected
+                _dead_letter(origin, item, reason, table) for origin, item, reason in rejected
             )
         if stuck:
             stuck = self._not_stored(stuck)
@@ -761,18 +751,7 @@ class SinkWriter:
                 log.critical(
                     "%s[%d]@%d event_id=%s: %s", topic, partition, offset, item.event_id, reason
                 )
-                letters.append(
-                    DeadLetter(
-                        reason,
-                        item.payload(),
-                        topic,
-                        partition,
-                        offset,
-                        item.event_id,
-                        item.table,
-                        raw_is="item" if item.raw is None else "message",
-                    )
-                )
+                letters.append(_dead_letter((topic, partition, offset), item, reason, item.table))
             self.counters.stuck_rows += len(stuck)
         return letters
 
@@ -868,3 +847,18 @@ class SinkWriter:
             log.warning(
                 "offset commit failed (%s); the flush will be re-read and deduplicated", exc
             )
+
+
+def _dead_letter(origin: Origin, item: Item, reason: str, table: str) -> DeadLetter:
+    """The dead letter of one row ClickHouse would not store (``origin``: its message)."""
+    topic, partition, offset = origin
+    return DeadLetter(
+        reason,
+        item.payload(),
+        topic,
+        partition,
+        offset,
+        item.event_id,
+        table,
+        raw_is="item" if item.raw is None else "message",
+    )
