@@ -27,6 +27,7 @@ from confluent_kafka import Producer
 from sinks.router.notification_log import MemoryNotificationLog
 from sinks.router.role import router_app
 from tokengov.contracts import Alert
+from tokengov.kafka import connection
 from tokengov.local.broker import EmbeddedBroker, free_port
 from tokengov.policy import parse_policy
 from tokengov.runtime import PolicyHolder, WorkerContext
@@ -147,7 +148,9 @@ async def _run(
     app, runtime = router_app(
         ctx, app_id=f"bench-router-{uuid.uuid4().hex[:6]}", notification_log=MemoryNotificationLog()
     )
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0, "log_level": 2})
+    producer = Producer(
+        {**connection(bootstrap).librdkafka_config(), "linger.ms": 0, "log_level": 2}
+    )
     sent: dict[str, float] = {}
     try:
         baseline = await _baseline(url, hook, n)
@@ -185,7 +188,11 @@ async def _run(
 
 
 def run_alert_bench(
-    *, bootstrap: str | None, alerts: int = 40, interval_s: float = 0.1, group_wait: str = "1s"
+    *,
+    bootstrap: str | None,
+    alerts: int = 40,
+    interval_s: float = 0.1,
+    group_wait: str = "1s",
 ) -> AlertBenchResult:
     """Run the benchmark; starts an embedded broker when ``bootstrap`` is None."""
     with tempfile.TemporaryDirectory(prefix="tokengov-bench-alerts-") as tmp:

@@ -23,6 +23,7 @@ from streams.core import Output, PartitionProcessor, PolicyView, SystemClock, po
 from streams.core.events import from_model
 from tokengov.contracts import parse_event
 from tokengov.errors import ContractError
+from tokengov.kafka import load_connection
 from tokengov.policy import load_policy
 from tokengov.topics import Topics
 
@@ -32,11 +33,13 @@ log = logging.getLogger(__name__)
 def build(
     bootstrap: str, prefix: str, policy_path: str, datadir: str, partitions: int
 ) -> faust.App:
+    conn = load_connection(bootstrap=bootstrap)  # TOKENGOV_KAFKA_* for TLS/SASL
     topics = Topics.with_prefix(prefix)
     view = PolicyView(load_policy(policy_path))
     app = faust.App(
         f"{prefix}naive-worker",
-        broker=f"kafka://{bootstrap}",
+        broker=conn.faust_broker_url(),
+        broker_credentials=conn.faust_broker_credentials(),
         store="memory://",
         datadir=datadir,
         web_enabled=False,

@@ -28,6 +28,7 @@ from tokengov.contracts import (
     new_event_id,
     utcnow,
 )
+from tokengov.kafka import connection
 from tokengov.topics import EVENTS
 
 USAGE = {
@@ -91,7 +92,7 @@ def run(events: int, bootstrap: str | None) -> SdkBenchResult:
         # ---- baseline: bare produce of the same bytes
         producer = Producer(
             {
-                "bootstrap.servers": servers,
+                **connection(servers).librdkafka_config(),
                 "enable.idempotence": True,
                 "acks": "all",
                 "compression.type": "lz4",

@@ -41,6 +41,7 @@ from sinks.clickhouse.reports import REPORTS, ReportWindow, run_report
 from sinks.clickhouse.store import ClickHouseStore
 from sinks.clickhouse.tuning import tune_gc
 from sinks.clickhouse.writer import COLUMNS, SinkConfig, SinkWriter, column_types
+from tokengov.kafka import connection
 from tokengov.local.broker import EmbeddedBroker, free_port
 from tokengov.policy import Policy, load_policy
 from tokengov.topics import Topics, ensure_topics, topic_specs
@@ -179,7 +180,7 @@ def _bench_writer(
     topics = Topics.with_prefix(prefix)
     producer = Producer(
         {
-            "bootstrap.servers": bootstrap,
+            **connection(bootstrap).librdkafka_config(),
             "partitioner": "murmur2_random",
             "linger.ms": 20,
             "compression.type": "lz4",

@@ -30,6 +30,7 @@ import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from bench.workload import BENCH_POLICY, Workload, envelopes, partition_of
+from tokengov.kafka import connection
 from tokengov.local.broker import EmbeddedBroker, free_port
 from tokengov.topics import Topics, TopicSpec, ensure_topics, topic_specs
 
@@ -78,7 +79,7 @@ class AlertWatch:
         self._stop = threading.Event()
         self._consumer = Consumer(
             {
-                "bootstrap.servers": bootstrap,
+                **connection(bootstrap).librdkafka_config(),
                 "group.id": f"b-{uuid.uuid4()}",
                 "enable.auto.commit": False,
                 "fetch.wait.max.ms": 20,
@@ -114,7 +115,7 @@ class AlertWatch:
 def _producer(bootstrap: str) -> Producer:
     return Producer(
         {
-            "bootstrap.servers": bootstrap,
+            **connection(bootstrap).librdkafka_config(),
             "linger.ms": 5,
             "batch.num.messages": 1000,
             "queue.buffering.max.messages": 1_000_000,

@@ -47,6 +47,7 @@ from tokengov.contracts import (
     new_event_id,
 )
 from tokengov.errors import ContractError
+from tokengov.kafka import KafkaConnection, connection
 from tokengov.topics import EVENTS, NO_AUTO_CREATE
 
 __all__ = ["EmitterStats", "TaskContext", "TokenEmitter"]
@@ -107,7 +108,7 @@ class TokenEmitter:
 
     def __init__(
         self,
-        bootstrap: str,
+        bootstrap: KafkaConnection | str,
         *,
         topic: str = EVENTS,
         spool_dir: str | Path | None = None,
@@ -120,7 +121,8 @@ class TokenEmitter:
         guard: Any | None = None,
         start: bool = True,
     ) -> None:
-        self.bootstrap = bootstrap
+        self.kafka = connection(bootstrap)
+        self.bootstrap = self.kafka.bootstrap
         self.topic = topic
         self.stats = EmitterStats()
         self.guard = guard
@@ -129,7 +131,7 @@ class TokenEmitter:
         self._max_queue = max_queue_events
         self._probe_interval_s = probe_interval_s
         self._config: dict[str, Any] = {
-            "bootstrap.servers": bootstrap,
+            **self.kafka.librdkafka_config(),
             # A metadata request for tokengov.events while the broker has no such topic (an
             # embedded broker restarted empty) must not create it with the broker's default
             # partition count: the emitter spools until tokengov has created it.

@@ -36,6 +36,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from pydantic import ValidationError
 
 from tokengov.contracts import Decision, utcnow
+from tokengov.kafka import KafkaConnection, connection
 from tokengov.topics import NO_AUTO_CREATE, Topics
 
 __all__ = ["Guard", "TaskPaused", "Verdict"]
@@ -71,7 +72,7 @@ class Verdict:
 class Guard:
     def __init__(
         self,
-        bootstrap: str,
+        bootstrap: KafkaConnection | str,
         topics: Topics | None = None,
         *,
         clock: Callable[[], datetime] = utcnow,
@@ -79,13 +80,14 @@ class Guard:
         poll_timeout_s: float = 0.1,
         consumer_config: dict[str, Any] | None = None,
     ) -> None:
-        self.bootstrap = bootstrap
+        self.kafka = connection(bootstrap)
+        self.bootstrap = self.kafka.bootstrap
         self.topic = (topics or Topics()).decisions
         self._clock = clock
         self._sleep = sleep
         self._poll_timeout_s = poll_timeout_s
         self._config = {
-            "bootstrap.servers": bootstrap,
+            **self.kafka.librdkafka_config(),
             **NO_AUTO_CREATE,  # the consumers' default too: say it
             "group.id": f"tokengov-guard-{uuid.uuid4().hex}",  # never joined: assign() only
             "enable.auto.commit": False,

@@ -91,7 +91,8 @@ def create_app(ctx: WorkerContext, roles: Sequence[str]) -> faust.App:
     state_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         app_id(ctx, wanted),
-        broker=f"kafka://{ctx.bootstrap}",
+        broker=ctx.kafka.faust_broker_url(),
+        broker_credentials=ctx.kafka.faust_broker_credentials(),
         store="memory://",
         datadir=str(state_dir / "faust"),
         web_enabled=False,

@@ -23,6 +23,7 @@ from confluent_kafka import (
 )
 
 from tokengov.errors import BrokerError
+from tokengov.kafka import KafkaConnection, connection
 
 __all__ = ["Record", "end_offsets", "latest_by_key", "read_to_end"]
 
@@ -40,10 +41,10 @@ class Record:
     timestamp_ms: int | None = None
 
 
-def _consumer(bootstrap: str) -> Consumer:
+def _consumer(bootstrap: KafkaConnection | str) -> Consumer:
     return Consumer(
         {
-            "bootstrap.servers": bootstrap,
+            **connection(bootstrap).librdkafka_config(),
             "group.id": f"tokengov-reader-{uuid.uuid4().hex}",  # never joined: assign() only
             "enable.auto.commit": False,
             "enable.partition.eof": True,
@@ -53,7 +54,9 @@ def _consumer(bootstrap: str) -> Consumer:
     )
 
 
-def _partitions(consumer: Consumer, topic: str, bootstrap: str, timeout_s: float) -> list[int]:
+def _partitions(
+    consumer: Consumer, topic: str, bootstrap: KafkaConnection | str, timeout_s: float
+) -> list[int]:
     metadata = consumer.list_topics(topic, timeout=timeout_s)
     meta = metadata.topics.get(topic)
     if meta is None or meta.error is not None:
@@ -62,7 +65,7 @@ def _partitions(consumer: Consumer, topic: str, bootstrap: str, timeout_s: float
 
 
 def read_to_end(
-    bootstrap: str,
+    bootstrap: KafkaConnection | str,
     topic: str,
     partitions: Sequence[int] | None = None,
     *,
@@ -125,7 +128,9 @@ def read_to_end(
         consumer.close()
 
 
-def end_offsets(bootstrap: str, topic: str, timeout_s: float = 30.0) -> dict[int, int]:
+def end_offsets(
+    bootstrap: KafkaConnection | str, topic: str, timeout_s: float = 30.0
+) -> dict[int, int]:
     """The next offset of every partition, as a fetch reports it (see :func:`read_to_end`)."""
     consumer = _consumer(bootstrap)
     try:

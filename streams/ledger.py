@@ -16,6 +16,7 @@ import orjson
 
 from streams.kafka_read import read_to_end
 from tokengov.contracts import utcnow
+from tokengov.kafka import KafkaConnection
 from tokengov.topics import Topics
 
 __all__ = ["CAUSE_HEADER", "read_published"]
@@ -25,7 +26,9 @@ log = logging.getLogger(__name__)
 CAUSE_HEADER = "tokengov-cause"
 
 
-def read_published(bootstrap: str, topics: Topics, lookback: timedelta) -> set[str]:
+def read_published(
+    bootstrap: KafkaConnection | str, topics: Topics, lookback: timedelta
+) -> set[str]:
     since_ms = int((utcnow() - lookback).timestamp() * 1000)
     found: set[str] = set()
     alerts = 0

@@ -21,6 +21,7 @@ from streams.core import codec
 from streams.ledger import CAUSE_HEADER
 from tokengov.contracts import Alert, Decision
 from tokengov.errors import BrokerError
+from tokengov.kafka import KafkaConnection, connection
 from tokengov.topics import NO_AUTO_CREATE, Topics
 
 __all__ = ["Publisher"]
@@ -30,13 +31,18 @@ log = logging.getLogger(__name__)
 
 class Publisher:
     def __init__(
-        self, bootstrap: str, topics: Topics, *, config: dict[str, Any] | None = None
+        self,
+        bootstrap: KafkaConnection | str,
+        topics: Topics,
+        *,
+        config: dict[str, Any] | None = None,
     ) -> None:
-        self.bootstrap = bootstrap
+        self.kafka = connection(bootstrap)
+        self.bootstrap = self.kafka.bootstrap
         self.topics = topics
         self._producer = Producer(
             {
-                "bootstrap.servers": bootstrap,
+                **self.kafka.librdkafka_config(),
                 **NO_AUTO_CREATE,
                 "partitioner": "murmur2_random",
                 "enable.idempotence": True,

@@ -20,6 +20,7 @@ from streams.kafka_read import end_offsets, latest_by_key, read_to_end
 from streams.topics import StreamsTopics
 from tokengov.contracts import Decision
 from tokengov.errors import BrokerError
+from tokengov.kafka import KafkaConnection, connection
 from tokengov.topics import Topics
 
 __all__ = ["RESTORED_CAUSE", "decisions_to_restore", "stage1_would_reread", "state_gone"]
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 RESTORED_CAUSE = "restored"
 
 
-def _empty(bootstrap: str, topic: str) -> bool:
+def _empty(bootstrap: KafkaConnection | str, topic: str) -> bool:
     try:
         ends = end_offsets(bootstrap, topic)
     except BrokerError as exc:
@@ -40,13 +41,13 @@ def _empty(bootstrap: str, topic: str) -> bool:
     return not any(ends.values())
 
 
-def state_gone(bootstrap: str, topics: Topics) -> bool:
+def state_gone(bootstrap: KafkaConnection | str, topics: Topics) -> bool:
     """True when neither stage's state topic holds a record (or they do not exist yet)."""
     names = StreamsTopics.for_topics(topics)
     return _empty(bootstrap, names.aggregate_state) and _empty(bootstrap, names.state)
 
 
-def stage1_would_reread(bootstrap: str, topic: str, group: str) -> list[int]:
+def stage1_would_reread(bootstrap: KafkaConnection | str, topic: str, group: str) -> list[int]:
     """The partitions of ``topic`` that stage 1 (consumer group ``group``) would read from their
     beginning: they hold records and the group has no committed position on them.
 
@@ -59,7 +60,7 @@ def stage1_would_reread(bootstrap: str, topic: str, group: str) -> list[int]:
         return []
     consumer = Consumer(
         {
-            "bootstrap.servers": bootstrap,
+            **connection(bootstrap).librdkafka_config(),
             "group.id": group,  # committed() only: never subscribes, never joins
             "enable.auto.commit": False,
             "allow.auto.create.topics": False,
@@ -75,7 +76,7 @@ def stage1_would_reread(bootstrap: str, topic: str, group: str) -> list[int]:
 
 
 def decisions_to_restore(
-    bootstrap: str, topics: Topics, in_force: tuple[Decision, ...]
+    bootstrap: KafkaConnection | str, topics: Topics, in_force: tuple[Decision, ...]
 ) -> list[Decision]:
     """The decisions of ``in_force`` whose key has no decision on the topic yet (a human may
     have lifted one with ``tokengov decisions lift`` since the restart: that one stands)."""

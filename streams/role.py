@@ -50,9 +50,9 @@ def _raw_topic(app: faust.App, name: str) -> Any:
 
 def register(app: faust.App, ctx: WorkerContext, *, clock: Clock | None = None) -> StreamsRole:
     clock = clock or SystemClock()
-    names, partitions = ensure_streams_topics(ctx.bootstrap, ctx.topics)
+    names, partitions = ensure_streams_topics(ctx.kafka, ctx.topics)
     views = ViewHolder(ctx.policy)
-    publisher = Publisher(ctx.bootstrap, ctx.topics)
+    publisher = Publisher(ctx.kafka, ctx.topics)
     suppressor = Suppressor()
     stage1 = Stage1(ctx, names, views, publisher, suppressor, clock)
     stage2 = Stage2(ctx, names, views, publisher, suppressor, clock)

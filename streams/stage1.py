@@ -103,7 +103,7 @@ class Stage1:
         proc = self.processors.get(partition)
         if proc is not None:
             return proc
-        bootstrap = self.ctx.bootstrap
+        bootstrap = self.ctx.kafka
         settings = self.views.view.settings
         if not self.ledger_fresh:
             known = await asyncio.to_thread(
@@ -129,7 +129,7 @@ class Stage1:
 
     def _read_state(self, partitions: list[int]) -> dict[int, dict[str, bytes]]:
         by_partition: dict[int, list[Record]] = {p: [] for p in partitions}
-        for record in read_to_end(self.ctx.bootstrap, self.names.state, partitions):
+        for record in read_to_end(self.ctx.kafka, self.names.state, partitions):
             by_partition[record.partition].append(record)
         return {p: latest_by_key(iter(records)) for p, records in by_partition.items()}
 

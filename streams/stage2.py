@@ -76,7 +76,7 @@ class Stage2:
     async def _aggregator(self) -> Aggregator:
         if self.aggregator is not None:
             return self.aggregator
-        bootstrap = self.ctx.bootstrap
+        bootstrap = self.ctx.kafka
         lookback = self.views.view.settings.alert_ledger_lookback
         self.suppressor.known |= await asyncio.to_thread(
             read_published, bootstrap, self.ctx.topics, lookback
@@ -100,7 +100,7 @@ class Stage2:
     async def _apply_seed(self, agg: Aggregator, seed: RecoverySeed) -> None:
         budgets = agg.seed(seed, self.views.view)
         restore = await asyncio.to_thread(
-            decisions_to_restore, self.ctx.bootstrap, self.ctx.topics, seed.decisions
+            decisions_to_restore, self.ctx.kafka, self.ctx.topics, seed.decisions
         )
         for decision in restore:
             self.publisher.decision(decision, f"{RESTORED_CAUSE}|{decision.topic_key}")

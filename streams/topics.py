@@ -18,6 +18,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from tokengov.errors import BrokerError
+from tokengov.kafka import KafkaConnection, connection
 from tokengov.topics import EVENTS, NO_AUTO_CREATE, Topics, TopicSpec, ensure_topics
 
 __all__ = ["StreamsTopics", "ensure_streams_topics", "event_partitions"]
@@ -52,9 +53,11 @@ class StreamsTopics:
         ]
 
 
-def event_partitions(bootstrap: str, events_topic: str, timeout_s: float = 15.0) -> int:
+def event_partitions(
+    bootstrap: KafkaConnection | str, events_topic: str, timeout_s: float = 15.0
+) -> int:
     """How many partitions ``tokengov.events`` has (the state topic needs as many)."""
-    admin = AdminClient({"bootstrap.servers": bootstrap, **NO_AUTO_CREATE})
+    admin = AdminClient({**connection(bootstrap).librdkafka_config(), **NO_AUTO_CREATE})
     try:
         metadata = admin.list_topics(topic=events_topic, timeout=timeout_s)
     except KafkaException as exc:
@@ -68,7 +71,9 @@ def event_partitions(bootstrap: str, events_topic: str, timeout_s: float = 15.0)
     return len(topic.partitions)
 
 
-def ensure_streams_topics(bootstrap: str, topics: Topics) -> tuple[StreamsTopics, int]:
+def ensure_streams_topics(
+    bootstrap: KafkaConnection | str, topics: Topics
+) -> tuple[StreamsTopics, int]:
     """Create the role's topics if missing; check the state topic matches the event partitions."""
     names = StreamsTopics.for_topics(topics)
     partitions = event_partitions(bootstrap, topics.events)

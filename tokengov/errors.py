@@ -6,6 +6,7 @@
     ├── ContractError          a message that does not satisfy the event contract
     ├── PolicyError            a policy file that is not valid (carries every problem)
     ├── BrokerError            the embedded broker cannot start, answer or stop
+    ├── KafkaConfigError       the Kafka connection settings are invalid or refused (TLS/SASL)
     ├── SinkError              a sink could not write (``retryable`` says whether to retry)
     ├── DeliveryError          a receiver could not be notified (``receiver`` names it)
     └── QueryError             ClickHouse refused an analyst's query (its own message)
@@ -19,6 +20,7 @@ __all__ = [
     "BrokerError",
     "ContractError",
     "DeliveryError",
+    "KafkaConfigError",
     "PolicyError",
     "QueryError",
     "SinkError",
@@ -51,6 +53,11 @@ class PolicyError(TokenGovError):
 
 class BrokerError(TokenGovError):
     """The embedded Kafka-compatible broker cannot start, answer or stop."""
+
+
+class KafkaConfigError(TokenGovError):
+    """The Kafka connection settings (``TOKENGOV_KAFKA_*``) are invalid, or the brokers refuse
+    them (TLS verification, SASL authentication); the message names the setting to fix."""
 
 
 class SinkError(TokenGovError):

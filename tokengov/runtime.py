@@ -16,6 +16,7 @@ from typing import Literal
 
 from tokengov.contracts import CallEvent, Outcome
 from tokengov.errors import PolicyError
+from tokengov.kafka import KafkaConnection
 from tokengov.policy import Policy, load_policy
 from tokengov.recovery import RecoverySeed
 from tokengov.settings import Settings
@@ -90,6 +91,11 @@ class WorkerContext:
     @property
     def bootstrap(self) -> str:
         return self.settings.kafka_bootstrap
+
+    @property
+    def kafka(self) -> KafkaConnection:
+        """The Kafka connection every client of the worker uses (``TOKENGOV_KAFKA_*``)."""
+        return self.settings.kafka
 
     @property
     def data_dir(self) -> Path:

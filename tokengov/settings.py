@@ -6,10 +6,13 @@ Library classes take explicit arguments; only the CLI and the worker build a
 
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tokengov.kafka import KafkaConnection, load_connection
 
 __all__ = ["Settings"]
 
@@ -67,6 +70,13 @@ class Settings(BaseSettings):
     query_max_threads: int = Field(
         default=2, ge=1, description="ClickHouse max_threads of a read query."
     )
+
+    @cached_property
+    def kafka(self) -> KafkaConnection:
+        """The Kafka connection: every ``TOKENGOV_KAFKA_*`` variable, with
+        :attr:`kafka_bootstrap` (``--bootstrap`` included) as the bootstrap servers.
+        Raises :class:`~tokengov.errors.KafkaConfigError` naming the variable to fix."""
+        return load_connection(bootstrap=self.kafka_bootstrap)
 
     @property
     def clickhouse_dsn(self) -> str:

@@ -10,6 +10,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from tokengov.errors import BrokerError
+from tokengov.kafka import KafkaConnection, connection
 from tokengov.kafka_logging import client_logging
 
 __all__ = [
@@ -101,11 +102,15 @@ def topic_specs(
     ]
 
 
-def _admin(bootstrap: str) -> AdminClient:
-    return AdminClient({"bootstrap.servers": bootstrap, **NO_AUTO_CREATE, **client_logging()})
+def _admin(bootstrap: KafkaConnection | str) -> AdminClient:
+    return AdminClient(
+        {**connection(bootstrap).librdkafka_config(), **NO_AUTO_CREATE, **client_logging()}
+    )
 
 
-def _partition_counts(admin: AdminClient, bootstrap: str, timeout_s: float) -> dict[str, int]:
+def _partition_counts(
+    admin: AdminClient, bootstrap: KafkaConnection | str, timeout_s: float
+) -> dict[str, int]:
     """Every topic on the broker and its partition count (one metadata request for all topics:
     it names none, so it can create none)."""
     try:
@@ -120,7 +125,11 @@ def _partition_counts(admin: AdminClient, bootstrap: str, timeout_s: float) -> d
 
 
 def verify_topics(
-    bootstrap: str, specs: list[TopicSpec], *, require: bool = True, timeout_s: float = 15.0
+    bootstrap: KafkaConnection | str,
+    specs: list[TopicSpec],
+    *,
+    require: bool = True,
+    timeout_s: float = 15.0,
 ) -> None:
     """Raise :class:`BrokerError` when a topic of ``specs`` has another partition count than
     configured (or, with ``require``, does not exist), naming the topic, what was found, what
@@ -149,7 +158,9 @@ def verify_topics(
         raise BrokerError("refusing to start: " + "; ".join(problems))
 
 
-def ensure_topics(bootstrap: str, specs: list[TopicSpec], *, timeout_s: float = 15.0) -> list[str]:
+def ensure_topics(
+    bootstrap: KafkaConnection | str, specs: list[TopicSpec], *, timeout_s: float = 15.0
+) -> list[str]:
     """Create the topics that do not exist yet, with their configured partitions and settings;
     return the names created."""
     admin = _admin(bootstrap)

@@ -18,7 +18,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from tokengov.deadletter import MAX_RAW_BYTES, MAX_REASON_CHARS, RawIs, encode_dead_letter
 from tokengov.errors import SinkError
-from tokengov.topics import NO_AUTO_CREATE
+from tokengov.kafka import KafkaConnection, connection
 
 __all__ = ["MAX_RAW_BYTES", "MAX_REASON_CHARS", "DeadLetter", "DeadLetterProducer"]
 
@@ -57,18 +57,17 @@ class DeadLetter:
 class DeadLetterProducer:
     """Produces dead letters and waits until the broker has every one of them."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, kafka: KafkaConnection | str, topic: str) -> None:
         self.topic = topic
         self._producer: Producer | None = None
-        self._bootstrap = bootstrap
+        self._kafka = connection(kafka)
         self._errors: list[str] = []
 
     def _client(self) -> Producer:
         if self._producer is None:
             self._producer = Producer(
                 {
-                    "bootstrap.servers": self._bootstrap,
-                    **NO_AUTO_CREATE,
+                    **self._kafka.librdkafka_config(),  # never auto-creates a topic
                     "acks": "all",
                     "linger.ms": 5,
                     "message.timeout.ms": 15000,

@@ -50,7 +50,7 @@ class SinkRole:
             )
         self.store = ClickHouseStore(settings.clickhouse_dsn)
         self.writer = SinkWriter(
-            bootstrap=ctx.bootstrap,
+            bootstrap=ctx.kafka,
             topics=ctx.topics,
             store=self.store,
             decoder=MessageDecoder(lambda: ctx.policy.current.catalog),

@@ -69,6 +69,7 @@ from sinks.clickhouse.rows import TABLE_COLUMNS, TOKEN_EVENT_COLUMNS
 from sinks.clickhouse.schema import SchemaOptions
 from sinks.clickhouse.store import ClickHouseStore, StoreError
 from tokengov.errors import SinkError
+from tokengov.kafka import KafkaConnection, connection
 from tokengov.topics import Topics
 
 __all__ = ["COLUMNS", "SinkConfig", "SinkCounters", "SinkWriter", "StageHook", "column_types"]
@@ -130,10 +131,10 @@ class SinkConfig:
     schema: SchemaOptions = field(default_factory=SchemaOptions)
     consumer: Mapping[str, Any] = field(default_factory=dict)
 
-    def consumer_config(self, bootstrap: str) -> dict[str, Any]:
+    def consumer_config(self, bootstrap: KafkaConnection | str) -> dict[str, Any]:
         """Manual commits; the group timeouts measured in DESIGN.md (a fast first join)."""
         config: dict[str, Any] = {
-            "bootstrap.servers": bootstrap,
+            **connection(bootstrap).librdkafka_config(),
             "group.id": self.group_id,
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
@@ -184,7 +185,7 @@ class SinkWriter:
     def __init__(
         self,
         *,
-        bootstrap: str,
+        bootstrap: KafkaConnection | str,
         topics: Topics,
         store: ClickHouseStore,
         decoder: MessageDecoder,
@@ -209,7 +210,7 @@ class SinkWriter:
         self._batcher = Batcher(
             max_rows=self.config.max_rows, max_delay_s=self.config.max_delay_s, clock=clock
         )
-        self._dlq = DeadLetterProducer(bootstrap, topics.deadletter)
+        self._dlq = DeadLetterProducer(connection(bootstrap), topics.deadletter)
         self._consumer: Consumer | None = None
         self._assigned: set[TopicPartitionKey] = set()
         self._needs_plans: set[TopicPartitionKey] = set()

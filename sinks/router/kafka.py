@@ -29,6 +29,7 @@ from sinks.router.silences import Silence
 from tokengov.contracts import Alert
 from tokengov.deadletter import encode_dead_letter
 from tokengov.errors import BrokerError
+from tokengov.kafka import KafkaConnection, connection
 from tokengov.topics import NO_AUTO_CREATE
 
 __all__ = [
@@ -48,11 +49,14 @@ _LIBRDKAFKA_LOG_LEVEL = 2
 class KafkaPublisher:
     """A lazy-flushing producer; failures to deliver are logged with topic and key."""
 
-    def __init__(self, bootstrap: str, *, client_id: str = "tokengov-router") -> None:
-        self.bootstrap = bootstrap
+    def __init__(
+        self, bootstrap: KafkaConnection | str, *, client_id: str = "tokengov-router"
+    ) -> None:
+        self.kafka = connection(bootstrap)
+        self.bootstrap = self.kafka.bootstrap
         self._producer = Producer(
             {
-                "bootstrap.servers": bootstrap,
+                **connection(bootstrap).librdkafka_config(),
                 "client.id": client_id,
                 **NO_AUTO_CREATE,
                 "linger.ms": 5,
@@ -164,10 +168,10 @@ class KafkaAlertSink:
         )
 
 
-def _reader(bootstrap: str, *, client_id: str) -> Consumer:
+def _reader(bootstrap: KafkaConnection | str, *, client_id: str) -> Consumer:
     return Consumer(
         {
-            "bootstrap.servers": bootstrap,
+            **connection(bootstrap).librdkafka_config(),
             "group.id": f"{client_id}-unused",  # never joined: partitions are assigned directly
             "client.id": client_id,
             "enable.auto.commit": False,
@@ -181,12 +185,13 @@ def _reader(bootstrap: str, *, client_id: str) -> Consumer:
 class SilenceTopic:
     """``tokengov.silences``: compacted, key = silence id, the latest version wins."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
-        self.bootstrap = bootstrap
+    def __init__(self, bootstrap: KafkaConnection | str, topic: str) -> None:
+        self.kafka = connection(bootstrap)
+        self.bootstrap = self.kafka.bootstrap
         self.topic = topic
 
     def publish(self, silence: Silence, *, timeout_s: float = 10.0) -> None:
-        publisher = KafkaPublisher(self.bootstrap, client_id="tokengov-silences")
+        publisher = KafkaPublisher(self.kafka, client_id="tokengov-silences")
         publisher.publish(self.topic, silence.to_json(), key=silence.silence_id.encode())
         if publisher.flush(timeout_s) or publisher.failed:
             raise BrokerError(
@@ -230,7 +235,7 @@ class SilenceTopic:
 
     def read_all(self, *, timeout_s: float = 10.0) -> list[Silence]:
         """Every silence on the topic, latest version of each."""
-        consumer = _reader(self.bootstrap, client_id="tokengov-silences-reader")
+        consumer = _reader(self.kafka, client_id="tokengov-silences-reader")
         try:
             ends = self._assign_all(consumer, timeout_s)
             remaining = {p for p, high in ends.items() if high > 0}
@@ -263,7 +268,7 @@ class SilenceTopic:
     ) -> None:
         """Apply every silence on the topic, then every new one, until ``stop`` is set.
         ``on_caught_up`` gets the ids seen once the topic's backlog has been read."""
-        consumer = _reader(self.bootstrap, client_id="tokengov-silences-follower")
+        consumer = _reader(self.kafka, client_id="tokengov-silences-follower")
         try:
             ends = self._assign_all(consumer, timeout_s)
             behind = {p for p, high in ends.items() if high > 0}

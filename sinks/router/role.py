@@ -95,7 +95,7 @@ class RouterRuntime:
             silences=silences,
         )
         self._client = httpx.AsyncClient(follow_redirects=False)
-        self._publisher = KafkaPublisher(self.ctx.bootstrap)
+        self._publisher = KafkaPublisher(self.ctx.kafka)
         self.router = Router(
             dispatcher,
             self._receivers(policy),
@@ -143,7 +143,7 @@ class RouterRuntime:
     def _follow_silences(self, store: SilenceStore) -> None:
         assert self._state is not None
         state = self._state
-        topic = SilenceTopic(self.ctx.bootstrap, self.ctx.topics.silences)
+        topic = SilenceTopic(self.ctx.kafka, self.ctx.topics.silences)
 
         def on_silence(silence: Silence) -> None:
             if store.apply(silence):
@@ -201,7 +201,8 @@ def router_app(
     worker builds its own app and calls :func:`register`). Timeouts tuned per DESIGN.md."""
     app = faust.App(
         app_id,
-        broker=f"kafka://{ctx.bootstrap}",
+        broker=ctx.kafka.faust_broker_url(),
+        broker_credentials=ctx.kafka.faust_broker_credentials(),
         store="memory://",
         web_enabled=False,
         topic_allow_declare=False,

@@ -272,7 +272,7 @@ def test_route(
     if no_silences:
         return
     try:
-        silences = SilenceTopic(settings.kafka_bootstrap, silences_topic).read_all(timeout_s=5)
+        silences = SilenceTopic(settings.kafka, silences_topic).read_all(timeout_s=5)
     except BrokerError as exc:
         console.print(f"[bold]Silences[/]: not checked ({escape(str(exc))})")
         return
@@ -315,7 +315,7 @@ def silence_add(
     except ValueError as exc:
         fail(f"invalid silence: {exc}")
     try:
-        SilenceTopic(settings.kafka_bootstrap, silences_topic).publish(silence)
+        SilenceTopic(settings.kafka, silences_topic).publish(silence)
     except BrokerError as exc:
         fail(str(exc))
     console.print(
@@ -333,7 +333,7 @@ def silence_list(
     """Active and pending silences (``--all``: expired ones too)."""
     settings = load_settings(bootstrap=bootstrap)
     try:
-        silences = SilenceTopic(settings.kafka_bootstrap, silences_topic).read_all()
+        silences = SilenceTopic(settings.kafka, silences_topic).read_all()
     except BrokerError as exc:
         fail(str(exc))
     now = utcnow()
@@ -362,7 +362,7 @@ def silence_expire(
 ) -> None:
     """End a silence now."""
     settings = load_settings(bootstrap=bootstrap)
-    topic = SilenceTopic(settings.kafka_bootstrap, silences_topic)
+    topic = SilenceTopic(settings.kafka, silences_topic)
     try:
         known = {s.silence_id: s for s in topic.read_all()}
     except BrokerError as exc:

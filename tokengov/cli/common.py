@@ -42,7 +42,14 @@ PolicyOpt = Annotated[
 ]
 BootstrapOpt = Annotated[
     str | None,
-    typer.Option("--bootstrap", help="Kafka bootstrap (env TOKENGOV_KAFKA_BOOTSTRAP)."),
+    typer.Option(
+        "--bootstrap",
+        help="Kafka bootstrap (env TOKENGOV_KAFKA_BOOTSTRAP). TLS/SASL from the environment: "
+        "TOKENGOV_KAFKA_SECURITY_PROTOCOL (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL), "
+        "TOKENGOV_KAFKA_SSL_CA_FILE, TOKENGOV_KAFKA_SSL_CERT_FILE, TOKENGOV_KAFKA_SSL_KEY_FILE, "
+        "TOKENGOV_KAFKA_SASL_MECHANISM (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512), "
+        "TOKENGOV_KAFKA_SASL_USERNAME, TOKENGOV_KAFKA_SASL_PASSWORD, TOKENGOV_KAFKA_CLIENT_ID.",
+    ),
 ]
 
 

@@ -12,6 +12,7 @@ from rich.table import Table
 from tokengov.cli.common import BootstrapOpt, console, fail, load_settings
 from tokengov.contracts import Decision, utcnow
 from tokengov.errors import TokenGovError
+from tokengov.kafka import KafkaConnection
 from tokengov.topics import NO_AUTO_CREATE, Topics
 
 app = typer.Typer(
@@ -27,7 +28,7 @@ def _topics(prefix: str) -> Topics:
     return Topics.with_prefix(prefix) if prefix else Topics()
 
 
-def read_decisions(bootstrap: str, topics: Topics) -> dict[str, Decision]:
+def read_decisions(bootstrap: KafkaConnection | str, topics: Topics) -> dict[str, Decision]:
     """The latest decision per ``scope:key`` on the compacted topic."""
     from streams.kafka_read import latest_by_key, read_to_end
 
@@ -51,7 +52,7 @@ def list_(
     """The decision in force for every scope:key (active ones; --all for expired too)."""
     settings = load_settings(bootstrap=bootstrap)
     try:
-        decisions = read_decisions(settings.kafka_bootstrap, _topics(topic_prefix))
+        decisions = read_decisions(settings.kafka, _topics(topic_prefix))
     except TokenGovError as exc:
         fail(str(exc))
     now = utcnow()
@@ -115,7 +116,7 @@ def lift(
     try:
         producer = Producer(
             {
-                "bootstrap.servers": settings.kafka_bootstrap,
+                **settings.kafka.librdkafka_config(),
                 "message.timeout.ms": 10000,
                 **NO_AUTO_CREATE,
             }

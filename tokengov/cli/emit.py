@@ -48,7 +48,7 @@ def emit_command(
     if not dry_run:
         producer = Producer(
             {
-                "bootstrap.servers": settings.kafka_bootstrap,
+                **settings.kafka.librdkafka_config(),
                 **NO_AUTO_CREATE,
                 "enable.idempotence": True,
                 "acks": "all",

@@ -43,7 +43,7 @@ def fleet_command(
         signal.signal(sig, on_signal)
     topics = Topics()
     emitter = TokenEmitter(
-        settings.kafka_bootstrap, topic=topics.events, spool_dir=Path(settings.data_dir) / "spool"
+        settings.kafka, topic=topics.events, spool_dir=Path(settings.data_dir) / "spool"
     )
     fleet = Fleet(
         emitter,
@@ -60,7 +60,7 @@ def fleet_command(
         from producers.guard import Guard
 
         # A throttled agent waits in its own script, not by stalling the fleet's one thread.
-        follower = Guard(settings.kafka_bootstrap, topics, sleep=fleet.defer)
+        follower = Guard(settings.kafka, topics, sleep=fleet.defer)
         follower.start()
         emitter.guard = follower
     try:

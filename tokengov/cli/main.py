@@ -19,11 +19,13 @@ from tokengov.cli import (
     schema,
     worker,
 )
+from tokengov.cli.common import err_console
 from tokengov.cli.demo import demo_command
 from tokengov.cli.emit import emit_command
 from tokengov.cli.fleet import fleet_command
 from tokengov.cli.tail import tail_command
 from tokengov.cli.up import up_command
+from tokengov.errors import KafkaConfigError
 
 app = typer.Typer(
     name="tokengov",
@@ -59,7 +61,11 @@ def version() -> None:
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except KafkaConfigError as exc:  # settings are read lazily, by the commands that use Kafka
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

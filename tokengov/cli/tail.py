@@ -89,7 +89,7 @@ def tail_command(
     canonical = next((name for name in ALL_TOPICS if real.endswith(name)), real)
     consumer = Consumer(
         {
-            "bootstrap.servers": settings.kafka_bootstrap,
+            **settings.kafka.librdkafka_config(),
             "group.id": "tokengov-tail",
             "enable.auto.commit": False,
             **client_logging(),

@@ -125,6 +125,15 @@ def up_command(
         int | None, typer.Option(help="Broker port (default from TOKENGOV_KAFKA_BOOTSTRAP).")
     ] = None,
     status_interval: Annotated[float, typer.Option(help="Seconds between status refreshes.")] = 2.0,
+    tls: Annotated[
+        bool,
+        typer.Option(
+            "--tls",
+            help="Serve Kafka over mutual TLS with a throwaway CA and certificates kept in "
+            "<data dir>/tls (needs tokengov[tls]); prints the TOKENGOV_KAFKA_* variables "
+            "clients set.",
+        ),
+    ] = False,
 ) -> None:
     """Run the embedded stack: broker, worker (streams, ClickHouse writer, alert router), query endpoint."""
     settings = load_settings(data_dir=data_dir, policy=policy)
@@ -134,7 +143,17 @@ def up_command(
     worker_log = (settings.data_dir / "worker.log").open("ab")
     # The worker's stdout is the terminal (the console receiver prints routed alerts there);
     # its logs go to <data dir>/worker.log.
-    stack = LocalStack(settings, policy_path, port=broker_port, worker_stderr=worker_log)
+    material = None
+    if tls:
+        try:
+            from tokengov.local.certs import load_or_make_material
+        except ImportError as exc:
+            worker_log.close()
+            fail(str(exc))
+        material = load_or_make_material(settings.data_dir / "tls")
+    stack = LocalStack(
+        settings, policy_path, port=broker_port, worker_stderr=worker_log, tls=material
+    )
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -158,7 +177,12 @@ def up_command(
                 subtitle="Ctrl-C stops everything",
             )
         )
-        probe = KafkaProbe(info.bootstrap, stack.topics.events, STREAMS_GROUP)
+        if material is not None:
+            variables = {"TOKENGOV_KAFKA_BOOTSTRAP": info.bootstrap, **material.environment()}
+            console.print("clients connect with (mutual TLS):")
+            for name, value in variables.items():
+                console.print(f"  {name}={value}", soft_wrap=True)
+        probe = KafkaProbe(stack.kafka, stack.topics.events, STREAMS_GROUP)
         status = Status()
         try:
             _show_status(stack, settings, probe, status, stop, status_interval)

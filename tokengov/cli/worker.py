@@ -16,6 +16,7 @@ from tokengov.cli.common import (
     setup_logging,
 )
 from tokengov.errors import TokenGovError
+from tokengov.kafka import SecurityProtocol, check_connection
 from tokengov.runtime import PolicyHolder, WorkerContext
 from tokengov.topics import Topics, ensure_topics, topic_specs, verify_topics
 
@@ -81,9 +82,12 @@ def worker(
 
     specs = topic_specs(prefix=topic_prefix, event_partitions=settings.event_partitions)
     try:
+        if settings.kafka.security_protocol is not SecurityProtocol.PLAINTEXT:
+            # TLS/SASL refusals come back as "which TOKENGOV_KAFKA_* to fix", not a timeout.
+            check_connection(settings.kafka)
         if create_topics:
-            ensure_topics(settings.kafka_bootstrap, specs)
-        verify_topics(settings.kafka_bootstrap, specs)
+            ensure_topics(settings.kafka, specs)
+        verify_topics(settings.kafka, specs)
         # before this worker's own ClickHouse writer stores anything new (see worker_recovery)
         debt = holder.current.debt
         if recover_mode not in ("auto", "always", "never"):
@@ -99,7 +103,9 @@ def worker(
         faust_app = create_app(ctx, role or ["all"])
     except TokenGovError as exc:
         fail(str(exc))
-    log.info("worker starting: roles %s, broker %s", ", ".join(role or ["all"]), ctx.bootstrap)
+    log.info(
+        "worker starting: roles %s, broker %s", ", ".join(role or ["all"]), ctx.kafka.describe()
+    )
     Worker(
         faust_app,
         loglevel="DEBUG" if verbose else "WARNING",

@@ -216,13 +216,13 @@ def recover(
     if not governance and not debt:
         return None, ()
     now = now or datetime.now(UTC)
-    gone = governance and mode != "never" and state_gone(settings.kafka_bootstrap, topics)
+    gone = governance and mode != "never" and state_gone(settings.kafka, topics)
     if governance and mode == "never":
         log.info("recovery: --recover never; nothing is seeded")
     elif governance and not gone:
         log.info("recovery: the streams' state topics hold state; nothing is seeded")
     if gone and mode == "auto":
-        reread = stage1_would_reread(settings.kafka_bootstrap, topics.events, group)
+        reread = stage1_would_reread(settings.kafka, topics.events, group)
         if reread:
             log.warning(
                 "recovery: the streams' state topics are empty, but stage 1 (group %s) would "

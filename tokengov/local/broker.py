@@ -24,6 +24,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from tokengov.errors import BrokerError
+from tokengov.kafka import KafkaConnection, connection
 from tokengov.kafka_logging import silent_logging
 from tokengov.topics import NO_AUTO_CREATE
 
@@ -65,11 +66,11 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def broker_answers(bootstrap: str, timeout_s: float = 1.0) -> bool:
+def broker_answers(bootstrap: KafkaConnection | str, timeout_s: float = 1.0) -> bool:
     """True when a Kafka metadata request to ``bootstrap`` is answered."""
     admin = AdminClient(
         {
-            "bootstrap.servers": bootstrap,
+            **connection(bootstrap).librdkafka_config(),
             "socket.connection.setup.timeout.ms": 1000,
             **NO_AUTO_CREATE,
             **silent_logging(),  # "connection refused" while it starts is expected
@@ -112,10 +113,20 @@ class BrokerInfo:
 class EmbeddedBroker:
     """One Tansu process on loopback, tracked by a state file under ``state_dir``."""
 
-    def __init__(self, state_dir: Path, *, host: str = "127.0.0.1", port: int = 9092) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 9092,
+        advertised_port: int | None = None,
+    ) -> None:
+        """``advertised_port``: the port clients are told to use (a TLS terminator in front,
+        :mod:`tokengov.local.tls`); default ``port``."""
         self.state_dir = Path(state_dir)
         self.host = host
         self.port = port
+        self.advertised_port = advertised_port or port
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -157,6 +168,7 @@ class EmbeddedBroker:
             )
         self.state_dir.mkdir(parents=True, exist_ok=True)
         url = f"tcp://{self.host}:{self.port}"
+        advertised = f"tcp://{self.host}:{self.advertised_port}"
         log_path = self.state_dir / LOG_FILE
         with log_path.open("ab") as log_file:
             self._process = subprocess.Popen(
@@ -166,7 +178,7 @@ class EmbeddedBroker:
                     "--listener-url",
                     url,
                     "--advertised-listener-url",
-                    url,
+                    advertised,
                     "--storage-engine",
                     "memory://tansu/",
                 ],

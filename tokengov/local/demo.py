@@ -27,6 +27,7 @@ from producers.emitter import TokenEmitter
 from producers.fleet import INCIDENTS, Fleet, FleetReport, Incident
 from tokengov.contracts import Alert, Decision
 from tokengov.errors import TokenGovError
+from tokengov.kafka import KafkaConnection, connection
 from tokengov.kafka_logging import client_logging
 from tokengov.local.broker import free_port
 from tokengov.local.stack import LocalStack
@@ -78,7 +79,7 @@ class DemoResult:
     stored_cost_usd: Decimal
     run_started: datetime
     data_dir: Path
-    bootstrap: str
+    bootstrap: KafkaConnection | str
     summary_rows: dict[str, list[Any]] = field(default_factory=dict)
     webhooks_received: dict[str, int] = field(default_factory=dict)
     webhooks_rejected: dict[str, int] = field(default_factory=dict)
@@ -89,7 +90,7 @@ class _TopicFollower(threading.Thread):
 
     def __init__(
         self,
-        bootstrap: str,
+        bootstrap: KafkaConnection | str,
         alerts_topic: str,
         decisions_topic: str,
         on_alert: Callable[[Alert, datetime], None],
@@ -98,7 +99,7 @@ class _TopicFollower(threading.Thread):
         super().__init__(name="tokengov-demo-follower", daemon=True)
         self._consumer = Consumer(
             {
-                "bootstrap.servers": bootstrap,
+                **connection(bootstrap).librdkafka_config(),
                 "group.id": "tokengov-demo",
                 "enable.auto.commit": False,
                 **client_logging(),

@@ -24,7 +24,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from tokengov.errors import BrokerError, TokenGovError
-from tokengov.local.broker import EmbeddedBroker
+from tokengov.kafka import KafkaConnection, connection
+from tokengov.local.broker import EmbeddedBroker, free_port
+from tokengov.local.tls import TlsMaterial, TlsTerminator
 from tokengov.settings import Settings
 from tokengov.topics import Topics, ensure_topics, topic_specs
 
@@ -97,7 +99,10 @@ class LocalStack:
         worker_stderr: IO[Any] | int | None = None,
         worker_args: Sequence[str] = (),
         env: dict[str, str] | None = None,
+        tls: TlsMaterial | None = None,
     ) -> None:
+        """``tls``: serve Kafka over mutual TLS on ``port`` (a terminator in front of Tansu,
+        which listens on a private loopback port); every client of the stack uses it."""
         self.settings = settings
         self.policy = policy
         self.topic_prefix = topic_prefix
@@ -108,13 +113,28 @@ class LocalStack:
         self.worker_stderr = worker_stderr
         self.worker_args = list(worker_args)
         self.env = env or {}
-        self.broker = EmbeddedBroker(settings.broker_state_dir, port=port)
+        self.tls = tls
+        self.port = port
+        self.broker = EmbeddedBroker(
+            settings.broker_state_dir,
+            port=free_port() if tls is not None else port,
+            advertised_port=port,
+        )
+        self._terminator: TlsTerminator | None = None
         self.lock = DataDirLock(settings.data_dir)
         self.worker: subprocess.Popen[bytes] | None = None
 
     @property
     def bootstrap(self) -> str:
-        return self.broker.bootstrap
+        """What clients connect to (the TLS listener when ``tls``)."""
+        return f"{self.broker.host}:{self.port}"
+
+    @property
+    def kafka(self) -> KafkaConnection:
+        """The connection a client of this stack uses."""
+        if self.tls is not None:
+            return self.tls.connection(self.bootstrap)
+        return connection(self.bootstrap)
 
     def info(self) -> StackInfo:
         return StackInfo(
@@ -153,8 +173,18 @@ class LocalStack:
         self.lock.acquire()
         try:
             self.broker.start(detach=False)
+            if self.tls is not None:
+                self._terminator = TlsTerminator(
+                    host=self.broker.host,
+                    port=self.port,
+                    upstream=(self.broker.host, self.broker.port),
+                    cert_file=self.tls.server_cert_file,
+                    key_file=self.tls.server_key_file,
+                    client_ca_file=self.tls.ca_file,
+                )
+                self._terminator.start()
             ensure_topics(
-                self.bootstrap,
+                self.kafka,
                 topic_specs(prefix=self.topic_prefix, event_partitions=self.event_partitions),
             )
             if with_worker:
@@ -171,6 +201,7 @@ class LocalStack:
             "TOKENGOV_DATA_DIR": str(self.settings.data_dir),
             "TOKENGOV_QUERY_ENDPOINT": self.settings.query_endpoint,
             "TOKENGOV_EVENT_PARTITIONS": str(self.event_partitions),
+            **(self.tls.environment() if self.tls is not None else {}),
             **self.env,
         }
         if self.settings.clickhouse_url:
@@ -223,6 +254,9 @@ class LocalStack:
             self.stop_worker()
         finally:
             try:
+                if self._terminator is not None:
+                    self._terminator.stop()
+                    self._terminator = None
                 self.broker.stop()
             except BrokerError as exc:
                 log.error("%s", exc)

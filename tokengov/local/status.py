@@ -16,6 +16,7 @@ from decimal import Decimal
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from tokengov.kafka import KafkaConnection, connection
 from tokengov.kafka_logging import client_logging
 from tokengov.topics import NO_AUTO_CREATE
 
@@ -46,19 +47,19 @@ class Status:
 class KafkaProbe:
     """Rates and lag from the broker alone."""
 
-    def __init__(self, bootstrap: str, events_topic: str, group: str) -> None:
+    def __init__(self, bootstrap: KafkaConnection | str, events_topic: str, group: str) -> None:
         self.events_topic = events_topic
         self.group = group
         self._consumer = Consumer(
             {
-                "bootstrap.servers": bootstrap,
+                **connection(bootstrap).librdkafka_config(),
                 "group.id": f"{group}-status",
                 "enable.auto.commit": False,
                 **client_logging(),
             }
         )
         self._admin = AdminClient(
-            {"bootstrap.servers": bootstrap, **NO_AUTO_CREATE, **client_logging()}
+            {**connection(bootstrap).librdkafka_config(), **NO_AUTO_CREATE, **client_logging()}
         )
         self._last: tuple[float, int] | None = None
 

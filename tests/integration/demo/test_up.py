@@ -13,8 +13,11 @@ import time
 from pathlib import Path
 
 import pytest
+from confluent_kafka.admin import AdminClient
 
 from tests.integration.demo.test_demo import processes_mentioning
+from tokengov.errors import KafkaConfigError
+from tokengov.kafka import KafkaConnection, check_connection, load_connection
 from tokengov.local.broker import free_port
 
 pytestmark = pytest.mark.integration
@@ -25,7 +28,7 @@ CLI = [sys.executable, "-m", "tokengov.cli.main"]
 class Up:
     """``tokengov up`` in a subprocess, its output read continuously (a full pipe would stall it)."""
 
-    def __init__(self, data_dir: Path, port: int) -> None:
+    def __init__(self, data_dir: Path, port: int, *extra: str) -> None:
         self.proc = subprocess.Popen(
             [
                 *CLI,
@@ -36,6 +39,7 @@ class Up:
                 str(port),
                 "--status-interval",
                 "0.5",
+                *extra,
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -167,3 +171,33 @@ def test_up_keeps_history_refuses_clearly_and_stops_cleanly(tmp_path):
         assert query_count(data_dir) == 25  # the history is still there
         again.stop()
         assert not processes_mentioning(str(data_dir))
+
+
+def test_up_tls_serves_kafka_over_mutual_tls(tmp_path: Path) -> None:
+    """``tokengov up --tls``: certificates in <data dir>/tls, the variables clients set
+    printed, a client with them connects, a plaintext one is refused."""
+    port = free_port()
+    with Up(tmp_path / "data", port, "--tls") as up:
+        text = up.wait_for("TOKENGOV_KAFKA_SSL_KEY_FILE=")  # the reader appends whole lines
+        env = dict(
+            line.strip().split("=", 1)
+            for line in text.splitlines()
+            if line.startswith("  TOKENGOV_KAFKA_")
+        )
+        assert env["TOKENGOV_KAFKA_BOOTSTRAP"] == f"127.0.0.1:{port}"
+        assert env["TOKENGOV_KAFKA_SECURITY_PROTOCOL"] == "SSL"
+        assert Path(env["TOKENGOV_KAFKA_SSL_CA_FILE"]).parent == tmp_path / "data" / "tls"
+        conn = load_connection(
+            **{k.removeprefix("TOKENGOV_KAFKA_").lower(): v for k, v in env.items()}
+        )
+        check_connection(conn)
+        assert "tokengov.events" in read_topics(conn)
+        with pytest.raises(KafkaConfigError, match="TOKENGOV_KAFKA_SECURITY_PROTOCOL=SSL"):
+            check_connection(load_connection(bootstrap=f"127.0.0.1:{port}"), timeout_s=5)
+        up.stop()
+    assert up.proc.returncode == 0, up.text
+
+
+def read_topics(conn: KafkaConnection) -> set[str]:
+    admin = AdminClient(conn.librdkafka_config())
+    return set(admin.list_topics(timeout=10).topics)
