@@ -11,10 +11,14 @@ included provisionally) and returns the findings due and the alerts.
 Time: the horizon ends at the event-time watermark (the latest ``ts`` seen), so
 replayed history is judged as it happened; ``now`` (the clock) stamps findings
 and paces re-emission. A standing finding is published again at most every
-``reemit_interval``, and only when its workflow saw new calls since. A finding
-whose waste reaches ``alert_usd_per_day`` raises a ``debt_finding`` alert to the
-owning team (the workflow's cost-profile team, else the events' team); when it
-stops firing, the alert is resolved.
+``reemit_interval``, and only when its workflow saw new calls since, with one
+exception: a finding whose waste rises across ``alert_usd_per_day`` (or on to
+``critical_usd_per_day``) is published at the next flush, so a finding first
+judged on its first ``min_calls`` calls, just under the bar, does not hold its
+alert back for an hour. A finding whose waste reaches ``alert_usd_per_day``
+raises a ``debt_finding`` alert to the owning team (the workflow's cost-profile
+team, else the events' team); when it stops firing (judged at re-emission, so a
+finding near the bar does not flap), the alert is resolved.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Final, Literal
 
 from streams.debt.calls import Call
@@ -78,6 +83,13 @@ class _Standing:
     generation: int
     alert_starts_at: datetime | None = None
     finding: Finding | None = None
+    alert_level: int = 0  # 0 below the alert bar, 1 warning, 2 critical (:func:`_alert_level`)
+
+
+def _alert_level(usd: Decimal, alert_usd: Decimal, critical_usd: Decimal) -> int:
+    if alert_usd <= 0 or usd < alert_usd:
+        return 0
+    return 2 if usd >= critical_usd else 1
 
 
 def _bucket_start(ts: datetime, size: timedelta) -> datetime:
@@ -232,10 +244,17 @@ class DebtEngine:
                 del self._standing[key]
             return
         generation = self._generation.get(workflow, 0)
-        if standing is not None and (
-            now - standing.emitted_at < debt.reemit_interval or standing.generation == generation
+        usd = verdict.waste_usd_per_day
+        level = _alert_level(usd, debt.alert_usd_per_day, debt.critical_usd_per_day)
+        if (
+            standing is not None
+            and level <= standing.alert_level
+            and (
+                now - standing.emitted_at < debt.reemit_interval
+                or standing.generation == generation
+            )
         ):
-            return
+            return  # rate-limited; an alert that must fire or escalate never waits (see above)
         finding = Finding(
             finding_id=make_finding_id(name, team, workflow, agent, watermark),
             ts=now,
@@ -252,17 +271,14 @@ class DebtEngine:
         )
         result.findings.append(finding)
         starts_at = standing.alert_starts_at if standing else None
-        usd = verdict.waste_usd_per_day
-        if usd >= debt.alert_usd_per_day and debt.alert_usd_per_day > 0:
+        if level:
             starts_at = starts_at or now
-            severity: Literal["warning", "critical"] = (
-                "critical" if usd >= debt.critical_usd_per_day else "warning"
-            )
+            severity: Literal["warning", "critical"] = "critical" if level == 2 else "warning"
             result.alerts.append(finding_alert(finding, severity=severity, starts_at=starts_at))
         elif starts_at is not None and standing is not None and standing.finding is not None:
             result.alerts.append(_resolved(finding, starts_at, now))
             starts_at = None
-        self._standing[key] = _Standing(now, generation, starts_at, finding)
+        self._standing[key] = _Standing(now, generation, starts_at, finding, level)
 
     def _span(self, workflow: str, watermark: datetime) -> timedelta:
         debt = self.policy.debt

@@ -112,6 +112,33 @@ def test_standing_finding_republished_only_after_interval_and_new_calls(policy, 
     assert len(engine.flush().findings) == 1
 
 
+def test_a_finding_that_crosses_the_alert_bar_alerts_at_the_next_flush(kit) -> None:
+    """First judged on its first calls, just under the bar: when more calls push it over,
+    the alert fires at the next flush, not a reemit_interval (an hour) later."""
+    policy = _alerting_policy()
+    engine, clock = _engine(policy, kit)
+    for e in _replay_tasks(kit, 20, memory=1200):
+        engine.observe(e)
+    [first], alerts = engine.flush()
+    assert alerts == [] and first.estimated_waste_usd_per_day < policy.debt.alert_usd_per_day
+    clock["now"] += timedelta(minutes=5)  # well inside reemit_interval (1 h)
+    assert policy.debt.reemit_interval == timedelta(hours=1)
+    for e in _replay_tasks(
+        kit, 20, start=kit.T0 + timedelta(minutes=31), span=timedelta(minutes=5)
+    ):
+        engine.observe(e)
+    [finding], [alert] = engine.flush()
+    assert finding.estimated_waste_usd_per_day >= policy.debt.alert_usd_per_day
+    assert (alert.status, alert.severity) == ("firing", "warning")
+    assert alert.evidence["finding_id"] == finding.finding_id != first.finding_id
+    assert alert.starts_at == clock["now"]
+    # still firing at the same level: the rate limit holds again
+    clock["now"] += timedelta(minutes=5)
+    for e in _replay_tasks(kit, 2, start=kit.T0 + timedelta(minutes=37), span=timedelta(minutes=1)):
+        engine.observe(e)
+    assert engine.flush().findings == []
+
+
 def test_alert_fires_to_the_owner_and_resolves_when_the_waste_stops(kit) -> None:
     policy = _alerting_policy()
     engine, clock = _engine(policy, kit)
