@@ -14,9 +14,8 @@ from datetime import timedelta
 
 import orjson
 
-from streams.kafka_read import read_to_end
 from tokengov.contracts import utcnow
-from tokengov.kafka import KafkaConnection
+from tokengov.kafka import KafkaConnection, read_to_end
 from tokengov.topics import Topics
 
 __all__ = ["CAUSE_HEADER", "read_published"]

@@ -16,11 +16,10 @@ import logging
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from streams.kafka_read import end_offsets, latest_by_key, read_to_end
 from streams.topics import StreamsTopics
 from tokengov.contracts import Decision
 from tokengov.errors import BrokerError
-from tokengov.kafka import KafkaConnection, connection
+from tokengov.kafka import KafkaConnection, connection, end_offsets, latest_by_key, read_to_end
 from tokengov.topics import Topics
 
 __all__ = ["RESTORED_CAUSE", "decisions_to_restore", "stage1_would_reread", "state_gone"]

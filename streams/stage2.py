@@ -23,12 +23,12 @@ import orjson
 from streams.core import Aggregator, Output, Suppressor
 from streams.core.clock import Clock
 from streams.deadletter import dead_letter
-from streams.kafka_read import latest_by_key, read_to_end
 from streams.ledger import read_published
 from streams.publisher import Publisher
 from streams.recovery import RESTORED_CAUSE, decisions_to_restore
 from streams.topics import StreamsTopics
 from streams.views import ViewHolder
+from tokengov.kafka import latest_by_key, read_to_end
 from tokengov.recovery import RecoverySeed
 from tokengov.runtime import WorkerContext
 

@@ -17,6 +17,11 @@ once for librdkafka (confluent-kafka: the SDK, the CLI, the sinks) with
 ``..._CLIENT_ID``              client id the brokers see (default ``tokengov``)
 ============================== ==========================================================
 
+The shared client helpers live here too: :class:`CheckedProducer` (a producer whose every
+delivery is checked), :func:`read_to_end`/:func:`end_offsets` (a topic read to its end
+without a consumer group), :func:`latest_by_key` (what a compacted topic means) and
+:func:`follow_compacted` (read a compacted topic whole, then follow it).
+
 The core imports nothing of Faust or aiokafka: :meth:`faust_broker_credentials` imports
 Faust when it is called, so the SDK works without the server's dependencies.
 """
@@ -25,10 +30,24 @@ from __future__ import annotations
 
 import logging
 import ssl
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final, Self
 
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    TIMESTAMP_NOT_AVAILABLE,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -36,16 +55,27 @@ from tokengov.errors import BrokerError, KafkaConfigError
 
 __all__ = [
     "ENV_PREFIX",
+    "CheckedProducer",
     "KafkaConnection",
+    "Record",
     "SaslMechanism",
     "SecurityProtocol",
     "check_connection",
     "connection",
+    "end_offsets",
     "explain_refusal",
+    "follow_compacted",
+    "latest_by_key",
     "load_connection",
+    "read_to_end",
 ]
 
+log = logging.getLogger(__name__)
+
 ENV_PREFIX: Final = "TOKENGOV_KAFKA_"
+#: librdkafka's own log (syslog levels): connection retries are routine, callers report
+#: what failed; keep only critical messages out of the terminal.
+_LIBRDKAFKA_LOG_LEVEL: Final = 2
 
 
 class SecurityProtocol(StrEnum):
@@ -276,10 +306,20 @@ def explain_refusal(conn: KafkaConnection, errors: list[str]) -> KafkaConfigErro
             f"Set {ENV_PREFIX}SSL_CA_FILE to the PEM file of the CA that signed the brokers' "
             f"certificates. (librdkafka: {text})"
         )
+    if conn.security_protocol.sasl and (
+        "authentication" in lowered  # not "sasl" alone: every line of a SASL client names it
+        or "sasl mechanism" in lowered
+        or "mechanism handshake" in lowered
+    ):
+        return KafkaConfigError(
+            f"SASL: the broker at {where} refused the credentials or the mechanism: check "
+            f"{ENV_PREFIX}SASL_MECHANISM, {ENV_PREFIX}SASL_USERNAME and "
+            f"{ENV_PREFIX}SASL_PASSWORD. (librdkafka: {text})"
+        )
     if (
         conn.security_protocol.tls
         and "ssl" in lowered
-        and ("alert" in lowered or "handshake" in lowered or "closed by peer" in lowered)
+        and ("alert" in lowered or "ssl handshake" in lowered or "closed by peer" in lowered)
     ):
         mtls = (
             f"; if the brokers require mutual TLS, set {ENV_PREFIX}SSL_CERT_FILE and "
@@ -288,12 +328,6 @@ def explain_refusal(conn: KafkaConnection, errors: list[str]) -> KafkaConfigErro
         return KafkaConfigError(
             f"TLS: the handshake with the broker at {where} failed{mtls}; check "
             f"{ENV_PREFIX}SSL_CA_FILE. (librdkafka: {text})"
-        )
-    if "authentication" in lowered:  # not "sasl": every line of a SASL client names it
-        return KafkaConfigError(
-            f"SASL: the broker at {where} refused the credentials: check "
-            f"{ENV_PREFIX}SASL_MECHANISM, {ENV_PREFIX}SASL_USERNAME and "
-            f"{ENV_PREFIX}SASL_PASSWORD. (librdkafka: {text})"
         )
     if not conn.security_protocol.tls and (
         "disconnected" in lowered or "wrong protocol" in lowered or "ssl" in lowered
@@ -309,7 +343,6 @@ def explain_refusal(conn: KafkaConnection, errors: list[str]) -> KafkaConfigErro
 def check_connection(conn: KafkaConnection, timeout_s: float = 10.0) -> None:
     """Ask the brokers for metadata; raise :class:`KafkaConfigError` (which setting to fix)
     when they refuse the settings, :class:`BrokerError` when they cannot be reached."""
-    from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.admin import AdminClient
 
     errors: list[str] = []
@@ -344,3 +377,298 @@ def check_connection(conn: KafkaConnection, timeout_s: float = 10.0) -> None:
         raise BrokerError(f"cannot reach the Kafka brokers at {conn.bootstrap}: {exc}") from exc
     if not metadata.brokers:  # pragma: no cover - a broker that answers lists itself
         raise BrokerError(f"the Kafka brokers at {conn.bootstrap} list no broker")
+
+
+# -- producing with delivery checks ------------------------------------------------------
+
+
+class CheckedProducer:
+    """A confluent-kafka producer that checks every delivery.
+
+    Failed deliveries are counted (:attr:`failed`) and kept (:attr:`errors`, the first
+    100) and logged with topic and key; :meth:`deliver` waits for every outstanding message
+    and raises :class:`~tokengov.errors.BrokerError` unless the brokers acknowledged them
+    all. ``options`` are merged over the connection and the defaults (``acks=all``,
+    ``murmur2_random`` like the Java client, so a key's partition agrees across clients)."""
+
+    def __init__(
+        self,
+        kafka: KafkaConnection | str,
+        *,
+        client_id: str | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> None:
+        self.kafka = connection(kafka)
+        self.bootstrap = self.kafka.bootstrap
+        config: dict[str, Any] = {
+            **self.kafka.librdkafka_config(),  # never auto-creates a topic
+            "acks": "all",
+            "partitioner": "murmur2_random",
+            "linger.ms": 5,
+            "log_level": _LIBRDKAFKA_LOG_LEVEL,
+            **(options or {}),
+        }
+        if client_id is not None:
+            config["client.id"] = client_id
+        self._producer = Producer(config)
+        self.failed = 0
+        self.errors: list[str] = []
+
+    def _on_delivery(self, err: Any, msg: Any) -> None:
+        if err is not None:
+            self.failed += 1
+            if len(self.errors) < 100:
+                self.errors.append(str(err))
+            log.error("could not publish to %s (key %r): %s", msg.topic(), msg.key(), err)
+
+    def publish(
+        self,
+        topic: str,
+        value: bytes | None,
+        *,
+        key: bytes | None = None,
+        headers: Mapping[str, str | bytes] | None = None,
+        partition: int | None = None,
+    ) -> None:
+        """Queue one message (waiting for room when the client's queue is full)."""
+        kwargs: dict[str, Any] = {
+            "value": value,
+            "key": key,
+            "headers": list((headers or {}).items()),
+            "on_delivery": self._on_delivery,
+        }
+        if partition is not None:
+            kwargs["partition"] = partition
+        try:
+            for _ in range(100):
+                try:
+                    self._producer.produce(topic, **kwargs)
+                    break
+                except BufferError:  # the local queue is full: serve delivery reports
+                    self._producer.poll(0.1)
+            else:
+                raise BrokerError(
+                    f"cannot publish to {topic} on {self.bootstrap}: the producer's queue stays "
+                    "full"
+                )
+        except KafkaException as exc:
+            raise BrokerError(f"cannot publish to {topic} on {self.bootstrap}: {exc}") from exc
+        self._producer.poll(0)
+
+    def flush(self, timeout_s: float = 10.0) -> int:
+        """Wait for outstanding messages; returns how many are still undelivered."""
+        return int(self._producer.flush(timeout_s))
+
+    def deliver(self, timeout_s: float = 15.0, *, what: str = "messages") -> None:
+        """Wait for every outstanding message; raise :class:`BrokerError` unless every message
+        published since the last :meth:`deliver` was acknowledged (then start counting anew)."""
+        left = self.flush(timeout_s)
+        failed, errors = self.failed, self.errors
+        self.failed, self.errors = 0, []
+        if left or failed:
+            raise BrokerError(
+                f"{what} not acknowledged by {self.bootstrap}: {left} still pending after "
+                f"{timeout_s:g}s, {failed} failed (errors: {'; '.join(errors[:3]) or 'none'})"
+            )
+
+
+# -- reading a topic to its end, without a consumer group ---------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: dict[str, bytes]
+    #: The record's Kafka timestamp (ms since the epoch), when the broker gave one.
+    timestamp_ms: int | None = None
+
+
+def _record(msg: Any) -> Record:
+    headers: dict[str, bytes] = {}
+    for header in msg.headers() or []:
+        name, raw = header[0], header[1]
+        headers[name] = raw.encode() if isinstance(raw, str) else (raw or b"")
+    kind, stamp = msg.timestamp()
+    return Record(
+        int(msg.partition() or 0),
+        int(msg.offset() or 0),
+        msg.key(),
+        msg.value(),
+        headers,
+        stamp if kind != TIMESTAMP_NOT_AVAILABLE else None,
+    )
+
+
+def _reader(bootstrap: KafkaConnection | str) -> Consumer:
+    return Consumer(
+        {
+            **connection(bootstrap).librdkafka_config(),
+            "group.id": f"tokengov-reader-{uuid.uuid4().hex}",  # never joined: assign() only
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "fetch.wait.max.ms": 50,
+            "socket.connection.setup.timeout.ms": 5000,
+        }
+    )
+
+
+def _partitions(
+    consumer: Consumer, topic: str, bootstrap: KafkaConnection | str, timeout_s: float
+) -> list[int]:
+    metadata = consumer.list_topics(topic, timeout=timeout_s)
+    meta = metadata.topics.get(topic)
+    if meta is None or meta.error is not None:
+        raise BrokerError(f"cannot read {topic} on {bootstrap}: no such topic")
+    return sorted(meta.partitions)
+
+
+def read_to_end(
+    bootstrap: KafkaConnection | str,
+    topic: str,
+    partitions: Sequence[int] | None = None,
+    *,
+    since_ms: int | None = None,
+    timeout_s: float = 60.0,
+) -> Iterator[Record]:
+    """Every record of ``topic`` (or of ``partitions``) from the beginning — or from the first
+    record at or after ``since_ms`` — up to the end of each partition.
+
+    The end is where a fetch reports end-of-partition: Tansu answers ListOffsets(latest)
+    with the base offset of the last batch rather than the next offset, so the watermark
+    it returns cannot be trusted as the end."""
+    consumer = _reader(bootstrap)
+    try:
+        if partitions is None:
+            partitions = _partitions(consumer, topic, bootstrap, timeout_s)
+        starts = {p: OFFSET_BEGINNING for p in partitions}
+        if since_ms is not None:
+            wanted = [TopicPartition(topic, p, since_ms) for p in partitions]
+            try:
+                for tp in consumer.offsets_for_times(wanted, timeout=timeout_s):
+                    if tp.offset >= 0:
+                        starts[tp.partition] = tp.offset
+            except KafkaException as exc:  # a broker without time index: read it all
+                log.debug("offsets_for_times on %s failed (%s); reading from the start", topic, exc)
+        remaining = set(partitions)
+        if not remaining:
+            return
+        consumer.assign([TopicPartition(topic, p, starts[p]) for p in remaining])
+        deadline = time.monotonic() + timeout_s
+        while remaining:
+            if time.monotonic() > deadline:
+                raise BrokerError(
+                    f"reading {topic} partitions {sorted(remaining)} on {bootstrap} did not reach "
+                    f"the end within {timeout_s:.0f}s"
+                )
+            for msg in consumer.consume(num_messages=10_000, timeout=0.2):
+                err = msg.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        remaining.discard(msg.partition())
+                        continue
+                    raise BrokerError(f"reading {topic} on {bootstrap}: {err}")
+                yield _record(msg)
+    except KafkaException as exc:
+        raise BrokerError(f"reading {topic} on {bootstrap}: {exc}") from exc
+    finally:
+        consumer.close()
+
+
+def end_offsets(
+    bootstrap: KafkaConnection | str, topic: str, timeout_s: float = 30.0
+) -> dict[int, int]:
+    """The next offset of every partition, as a fetch reports it (see :func:`read_to_end`)."""
+    consumer = _reader(bootstrap)
+    try:
+        partitions = _partitions(consumer, topic, bootstrap, timeout_s)
+        starts = {}
+        for p in partitions:  # a lower bound from ListOffsets: little left to read from there
+            _, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)
+            starts[p] = max(high, 0)
+        consumer.assign([TopicPartition(topic, p, starts[p]) for p in partitions])
+        ends: dict[int, int] = {}
+        deadline = time.monotonic() + timeout_s
+        while len(ends) < len(partitions):
+            if time.monotonic() > deadline:
+                raise BrokerError(f"no end-of-partition from {topic} on {bootstrap}")
+            for msg in consumer.consume(num_messages=10_000, timeout=0.2):
+                err = msg.error()
+                if err is not None and err.code() == KafkaError._PARTITION_EOF:
+                    ends[int(msg.partition() or 0)] = int(msg.offset() or 0)
+                elif err is not None:
+                    raise BrokerError(f"reading {topic} on {bootstrap}: {err}")
+        return ends
+    except KafkaException as exc:
+        raise BrokerError(f"reading {topic} on {bootstrap}: {exc}") from exc
+    finally:
+        consumer.close()
+
+
+def latest_by_key(records: Iterator[Record]) -> dict[str, bytes]:
+    """What a compacted topic means: the last value of each key; a null value deletes it."""
+    latest: dict[str, bytes] = {}
+    for record in records:
+        if record.key is None:
+            continue
+        key = record.key.decode("utf-8", "replace")
+        if record.value is None:
+            latest.pop(key, None)
+        else:
+            latest[key] = record.value
+    return latest
+
+
+def follow_compacted(
+    kafka: KafkaConnection | str,
+    topic: str,
+    on_record: Callable[[Record], None],
+    stop: threading.Event,
+    *,
+    on_caught_up: Callable[[], None] | None = None,
+    client_id: str = "tokengov-follower",
+    poll_timeout_s: float = 0.2,
+    timeout_s: float = 10.0,
+) -> None:
+    """Every record of a compacted ``topic`` from its start, then every new one, until
+    ``stop`` is set (no consumer group: every partition assigned). ``on_caught_up`` is called
+    once, when every partition was read to the end it had when following began (at once
+    for an empty topic). Errors while following are logged, never raised; a missing topic
+    raises :class:`~tokengov.errors.BrokerError` before anything is read."""
+    conn = connection(kafka)
+    consumer = Consumer(
+        {
+            **conn.librdkafka_config(),
+            "group.id": f"{client_id}-unused",  # never joined: partitions are assigned
+            "client.id": client_id,
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "log_level": _LIBRDKAFKA_LOG_LEVEL,
+        }
+    )
+    try:
+        try:
+            partitions = _partitions(consumer, topic, conn, timeout_s)
+        except KafkaException as exc:
+            raise BrokerError(f"cannot reach {conn.bootstrap}: {exc}") from exc
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        behind = set(partitions)
+        while not stop.is_set():
+            msg = consumer.poll(poll_timeout_s)
+            if msg is None:
+                continue
+            err = msg.error()
+            if err is not None:
+                if err.code() == KafkaError._PARTITION_EOF:
+                    if behind:
+                        behind.discard(int(msg.partition() or 0))
+                        if not behind and on_caught_up is not None:
+                            on_caught_up()
+                else:
+                    log.warning("following %s on %s: %s", topic, conn.bootstrap, err)
+                continue
+            on_record(_record(msg))
+    finally:
+        consumer.close()

@@ -14,11 +14,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from confluent_kafka import KafkaError, KafkaException, Message, Producer
-
 from tokengov.deadletter import MAX_RAW_BYTES, MAX_REASON_CHARS, RawIs, encode_dead_letter
-from tokengov.errors import SinkError
-from tokengov.kafka import KafkaConnection, connection
+from tokengov.errors import BrokerError, SinkError
+from tokengov.kafka import CheckedProducer, KafkaConnection, connection
 
 __all__ = ["MAX_RAW_BYTES", "MAX_REASON_CHARS", "DeadLetter", "DeadLetterProducer"]
 
@@ -59,63 +57,29 @@ class DeadLetterProducer:
 
     def __init__(self, kafka: KafkaConnection | str, topic: str) -> None:
         self.topic = topic
-        self._producer: Producer | None = None
+        self._producer: CheckedProducer | None = None
         self._kafka = connection(kafka)
-        self._errors: list[str] = []
-
-    def _client(self) -> Producer:
-        if self._producer is None:
-            self._producer = Producer(
-                {
-                    **self._kafka.librdkafka_config(),  # never auto-creates a topic
-                    "acks": "all",
-                    "linger.ms": 5,
-                    "message.timeout.ms": 15000,
-                }
-            )
-        return self._producer
-
-    def _delivered(self, err: KafkaError | None, _msg: Message) -> None:
-        if err is not None:
-            self._errors.append(str(err))
 
     def send_all(self, letters: list[DeadLetter], *, timeout_s: float = 15.0) -> None:
         """Produce ``letters``; raise a retryable :class:`SinkError` unless all were acked."""
         if not letters:
             return
-        producer = self._client()
-        self._errors.clear()
-        for letter in letters:
-            log.warning(
-                "dead-lettering %s[%d]@%d event_id=%s: %s",
-                letter.source_topic,
-                letter.source_partition,
-                letter.source_offset,
-                letter.event_id,
-                letter.reason[:MAX_REASON_CHARS],
-            )
-            self._produce(producer, letter)
-        remaining = producer.flush(timeout_s)
-        if remaining or self._errors:
-            raise SinkError(
-                f"dead letters not acknowledged by the broker ({remaining} pending, errors: "
-                f"{'; '.join(self._errors[:3]) or 'none'})",
-                retryable=True,
-            )
-
-    def _produce(self, producer: Producer, letter: DeadLetter) -> None:
-        """Produce one letter, waiting for room when the client's queue is full."""
-        for _ in range(100):
-            try:
-                producer.produce(self.topic, letter.value, on_delivery=self._delivered)
-                return
-            except BufferError:
-                producer.poll(0.1)
-            except KafkaException as exc:
-                raise SinkError(f"dead letter not produced: {exc}", retryable=True) from exc
-        raise SinkError(
-            "dead letters not produced: the producer's queue stays full", retryable=True
-        )
+        if self._producer is None:
+            self._producer = CheckedProducer(self._kafka, options={"message.timeout.ms": 15000})
+        try:
+            for letter in letters:
+                log.warning(
+                    "dead-lettering %s[%d]@%d event_id=%s: %s",
+                    letter.source_topic,
+                    letter.source_partition,
+                    letter.source_offset,
+                    letter.event_id,
+                    letter.reason[:MAX_REASON_CHARS],
+                )
+                self._producer.publish(self.topic, letter.value)
+            self._producer.deliver(timeout_s, what="dead letters")
+        except BrokerError as exc:
+            raise SinkError(str(exc), retryable=True) from exc
 
     def close(self) -> None:
         if self._producer is not None:

@@ -13,29 +13,23 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Mapping
-
-from confluent_kafka import (
-    OFFSET_BEGINNING,
-    Consumer,
-    KafkaError,
-    KafkaException,
-    Producer,
-    TopicPartition,
-)
 
 from sinks.router.silences import Silence
 from tokengov.contracts import Alert
 from tokengov.deadletter import encode_dead_letter
-from tokengov.errors import BrokerError
-from tokengov.kafka import KafkaConnection, connection
-from tokengov.topics import NO_AUTO_CREATE
+from tokengov.kafka import (
+    CheckedProducer,
+    KafkaConnection,
+    Record,
+    connection,
+    follow_compacted,
+    read_to_end,
+)
 
 __all__ = [
     "KafkaAlertSink",
     "KafkaDeadLetters",
-    "KafkaPublisher",
     "SilenceTopic",
     "router_dead_letter",
 ]
@@ -46,67 +40,8 @@ log = logging.getLogger(__name__)
 _LIBRDKAFKA_LOG_LEVEL = 2
 
 
-class KafkaPublisher:
-    """A lazy-flushing producer; failures to deliver are logged with topic and key."""
-
-    def __init__(
-        self, bootstrap: KafkaConnection | str, *, client_id: str = "tokengov-router"
-    ) -> None:
-        self.kafka = connection(bootstrap)
-        self.bootstrap = self.kafka.bootstrap
-        self._producer = Producer(
-            {
-                **connection(bootstrap).librdkafka_config(),
-                "client.id": client_id,
-                **NO_AUTO_CREATE,
-                "linger.ms": 5,
-                "acks": "all",
-                "partitioner": "murmur2_random",
-                "log_level": _LIBRDKAFKA_LOG_LEVEL,
-            }
-        )
-        self.failed = 0
-
-    def _on_delivery(self, err: KafkaError | None, msg: object) -> None:
-        if err is not None:
-            self.failed += 1
-            topic = getattr(msg, "topic", lambda: "?")()
-            key = getattr(msg, "key", lambda: None)()
-            log.error("could not publish to %s (key %r): %s", topic, key, err)
-
-    def publish(
-        self,
-        topic: str,
-        value: bytes,
-        *,
-        key: bytes | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        def produce() -> None:
-            self._producer.produce(
-                topic,
-                value=value,
-                key=key,
-                headers=list((headers or {}).items()),
-                on_delivery=self._on_delivery,
-            )
-
-        try:
-            produce()
-        except BufferError:  # the local queue is full: serve delivery reports, try once more
-            self._producer.poll(0.5)
-            produce()
-        except KafkaException as exc:
-            raise BrokerError(f"cannot publish to {topic} on {self.bootstrap}: {exc}") from exc
-        self._producer.poll(0)
-
-    def flush(self, timeout_s: float = 10.0) -> int:
-        """Wait for outstanding messages; returns how many are still undelivered."""
-        return int(self._producer.flush(timeout_s))
-
-
 class KafkaDeadLetters:
-    def __init__(self, publisher: KafkaPublisher, topic: str) -> None:
+    def __init__(self, publisher: CheckedProducer, topic: str) -> None:
         self.publisher = publisher
         self.topic = topic
 
@@ -158,7 +93,7 @@ def _int(text: str | None) -> int | None:
 class KafkaAlertSink:
     """Publishes alerts the router raises itself (``receiver_failing``), key = team."""
 
-    def __init__(self, publisher: KafkaPublisher, topic: str) -> None:
+    def __init__(self, publisher: CheckedProducer, topic: str) -> None:
         self.publisher = publisher
         self.topic = topic
 
@@ -166,20 +101,6 @@ class KafkaAlertSink:
         self.publisher.publish(
             self.topic, alert.model_dump_json().encode(), key=alert.team.encode()
         )
-
-
-def _reader(bootstrap: KafkaConnection | str, *, client_id: str) -> Consumer:
-    return Consumer(
-        {
-            **connection(bootstrap).librdkafka_config(),
-            "group.id": f"{client_id}-unused",  # never joined: partitions are assigned directly
-            "client.id": client_id,
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            "enable.partition.eof": False,
-            "log_level": _LIBRDKAFKA_LOG_LEVEL,
-        }
-    )
 
 
 class SilenceTopic:
@@ -191,72 +112,20 @@ class SilenceTopic:
         self.topic = topic
 
     def publish(self, silence: Silence, *, timeout_s: float = 10.0) -> None:
-        publisher = KafkaPublisher(self.kafka, client_id="tokengov-silences")
+        publisher = CheckedProducer(self.kafka, client_id="tokengov-silences")
         publisher.publish(self.topic, silence.to_json(), key=silence.silence_id.encode())
-        if publisher.flush(timeout_s) or publisher.failed:
-            raise BrokerError(
-                f"silence {silence.silence_id} was not acknowledged by {self.bootstrap} "
-                f"within {timeout_s:g}s (topic {self.topic})"
-            )
-
-    def _partitions(self, consumer: Consumer, timeout_s: float) -> list[TopicPartition]:
-        try:
-            metadata = consumer.list_topics(self.topic, timeout=timeout_s)
-        except KafkaException as exc:
-            raise BrokerError(f"cannot reach {self.bootstrap}: {exc}") from exc
-        topic = metadata.topics.get(self.topic)
-        if topic is None or topic.error is not None or not topic.partitions:
-            raise BrokerError(
-                f"topic {self.topic} does not exist on {self.bootstrap} (create the topics first)"
-            )
-        return [TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in sorted(topic.partitions)]
-
-    def _assign_all(self, consumer: Consumer, timeout_s: float) -> dict[int, int]:
-        """Assign every partition from its start; returns each partition's end offset."""
-        partitions = self._partitions(consumer, timeout_s)
-        ends = {
-            tp.partition: consumer.get_watermark_offsets(tp, timeout=timeout_s)[1]
-            for tp in partitions
-        }
-        consumer.assign(partitions)
-        return ends
-
-    def _poll(self, consumer: Consumer, doing: str) -> tuple[int, int, Silence | None] | None:
-        """The next message as (partition, offset, its silence or None), or None when
-        there was none or it was an error (logged)."""
-        msg = consumer.poll(0.2)
-        if msg is None:
-            return None
-        if msg.error():
-            log.warning("%s %s: %s", doing, self.topic, msg.error())
-            return None
-        partition, offset = msg.partition() or 0, msg.offset() or 0
-        return partition, offset, _decode(msg.value(), partition, offset)
+        publisher.deliver(timeout_s, what=f"silence {silence.silence_id} (topic {self.topic})")
 
     def read_all(self, *, timeout_s: float = 10.0) -> list[Silence]:
         """Every silence on the topic, latest version of each."""
-        consumer = _reader(self.kafka, client_id="tokengov-silences-reader")
-        try:
-            ends = self._assign_all(consumer, timeout_s)
-            remaining = {p for p, high in ends.items() if high > 0}
-            found: dict[str, Silence] = {}
-            deadline = time.monotonic() + timeout_s
-            while remaining and time.monotonic() < deadline:
-                polled = self._poll(consumer, "reading")
-                if polled is None:
-                    continue
-                partition, offset, silence = polled
-                if silence is not None:
-                    known = found.get(silence.silence_id)
-                    if known is None or silence.updated_at >= known.updated_at:
-                        found[silence.silence_id] = silence
-                if offset + 1 >= ends[partition]:
-                    remaining.discard(partition)
-            if remaining:
-                raise BrokerError(f"timed out reading {self.topic} from {self.bootstrap}")
-            return sorted(found.values(), key=lambda s: (s.starts_at, s.silence_id))
-        finally:
-            consumer.close()
+        found: dict[str, Silence] = {}
+        for record in read_to_end(self.kafka, self.topic, timeout_s=timeout_s):
+            silence = _decode(record)
+            if silence is not None:
+                known = found.get(silence.silence_id)
+                if known is None or silence.updated_at >= known.updated_at:
+                    found[silence.silence_id] = silence
+        return sorted(found.values(), key=lambda s: (s.starts_at, s.silence_id))
 
     def follow(
         self,
@@ -268,36 +137,35 @@ class SilenceTopic:
     ) -> None:
         """Apply every silence on the topic, then every new one, until ``stop`` is set.
         ``on_caught_up`` gets the ids seen once the topic's backlog has been read."""
-        consumer = _reader(self.kafka, client_id="tokengov-silences-follower")
-        try:
-            ends = self._assign_all(consumer, timeout_s)
-            behind = {p for p, high in ends.items() if high > 0}
-            seen: set[str] = set()
-            if not behind and on_caught_up:
-                on_caught_up(seen)
-            while not stop.is_set():
-                polled = self._poll(consumer, "following")
-                if polled is None:
-                    continue
-                partition, offset, silence = polled
-                if silence is not None:
-                    seen.add(silence.silence_id)
-                    on_silence(silence)
-                if behind and offset + 1 >= ends.get(partition, 0):
-                    behind.discard(partition)
-                    if not behind and on_caught_up:
-                        on_caught_up(seen)
-        finally:
-            consumer.close()
+        seen: set[str] = set()
+
+        def on_record(record: Record) -> None:
+            silence = _decode(record)
+            if silence is not None:
+                seen.add(silence.silence_id)
+                on_silence(silence)
+
+        follow_compacted(
+            self.kafka,
+            self.topic,
+            on_record,
+            stop,
+            on_caught_up=(lambda: on_caught_up(seen)) if on_caught_up is not None else None,
+            client_id="tokengov-silences-follower",
+            timeout_s=timeout_s,
+        )
 
 
-def _decode(value: bytes | None, partition: int, offset: int) -> Silence | None:
-    if value is None:
+def _decode(record: Record) -> Silence | None:
+    if record.value is None:
         return None  # a tombstone
     try:
-        return Silence.from_json(value)
+        return Silence.from_json(record.value)
     except ValueError as exc:
         log.error(
-            "silences partition %d offset %d: not a silence, skipped: %s", partition, offset, exc
+            "silences partition %d offset %d: not a silence, skipped: %s",
+            record.partition,
+            record.offset,
+            exc,
         )
         return None

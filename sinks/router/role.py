@@ -26,7 +26,7 @@ from mode import Service
 
 from sinks.router.dispatcher import Dispatcher
 from sinks.router.inhibit import BUILTIN_RULES, Inhibitor, rules_from_policy
-from sinks.router.kafka import KafkaAlertSink, KafkaDeadLetters, KafkaPublisher, SilenceTopic
+from sinks.router.kafka import KafkaAlertSink, KafkaDeadLetters, SilenceTopic
 from sinks.router.notification_log import (
     ClickHouseNotificationLog,
     MemoryNotificationLog,
@@ -39,6 +39,7 @@ from sinks.router.state import SqliteState
 from sinks.router.tree import RouteTree
 from tokengov.contracts import utcnow
 from tokengov.errors import BrokerError
+from tokengov.kafka import CheckedProducer
 from tokengov.policy import Policy
 from tokengov.runtime import WorkerContext
 
@@ -63,7 +64,7 @@ class RouterRuntime:
         self.ready = asyncio.Event()
         self._client: httpx.AsyncClient | None = None
         self._state: SqliteState | None = None
-        self._publisher: KafkaPublisher | None = None
+        self._publisher: CheckedProducer | None = None
         self._stop_follow = threading.Event()
         self._follower: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -95,7 +96,7 @@ class RouterRuntime:
             silences=silences,
         )
         self._client = httpx.AsyncClient(follow_redirects=False)
-        self._publisher = KafkaPublisher(self.ctx.kafka)
+        self._publisher = CheckedProducer(self.ctx.kafka, client_id="tokengov-router")
         self.router = Router(
             dispatcher,
             self._receivers(policy),

@@ -13,10 +13,10 @@ from confluent_kafka import Producer
 from typer.testing import CliRunner
 
 from sinks.clickhouse.deadletter import DeadLetter, DeadLetterProducer
-from sinks.router.kafka import KafkaDeadLetters, KafkaPublisher
+from sinks.router.kafka import KafkaDeadLetters
 from streams.deadletter import dead_letter
-from streams.kafka_read import read_to_end
 from tokengov.cli.main import app
+from tokengov.kafka import CheckedProducer, read_to_end
 from tokengov.topics import Topics
 
 pytestmark = pytest.mark.integration
@@ -67,7 +67,7 @@ def write_with_the_three_writers(bootstrap: str, topics: Topics) -> None:
         ]
     )
     sink.close()
-    publisher = KafkaPublisher(bootstrap)
+    publisher = CheckedProducer(bootstrap)
     router = KafkaDeadLetters(publisher, topics.deadletter)
     router.publish(
         ALERT,

@@ -4,7 +4,9 @@ through :class:`tokengov.kafka.KafkaConnection` (TOKENGOV_KAFKA_*).
 
 Tansu 0.6.0 cannot serve TLS itself (its CLI refuses ``--cert`` with ``--key``) nor SASL on
 its listener: see tokengov/local/tls.py. SASL is covered by the rendering tests
-(tests/unit/core/test_kafka_connection.py): librdkafka and aiokafka accept every rendering.
+(tests/unit/core/test_kafka_connection.py: librdkafka and aiokafka accept every rendering)
+and here by a SASL_SSL client with a wrong password, refused after TLS by a broker whose
+SASL handshake fails: the error names the SASL settings, never the password.
 """
 
 from __future__ import annotations
@@ -21,10 +23,15 @@ from aiokafka import AIOKafkaProducer
 
 from producers.emitter import TokenEmitter
 from sinks.clickhouse.reader import open_reader
-from streams.kafka_read import latest_by_key, read_to_end
 from tokengov.contracts import decode_message
 from tokengov.errors import KafkaConfigError
-from tokengov.kafka import KafkaConnection, check_connection, load_connection
+from tokengov.kafka import (
+    KafkaConnection,
+    check_connection,
+    latest_by_key,
+    load_connection,
+    read_to_end,
+)
 from tokengov.local.broker import EmbeddedBroker, free_port
 from tokengov.local.certs import TlsFiles, make_tls_files
 from tokengov.local.stack import LocalStack
@@ -212,3 +219,24 @@ def test_the_whole_pipeline_over_mutual_tls(tmp_path: Path) -> None:
         finally:
             stack.stop()
             hooks.stop()
+
+
+def test_a_sasl_client_against_a_listener_without_sasl_fails_naming_the_settings(
+    tls_broker: TlsBroker,
+) -> None:
+    """The embedded broker has no SASL (Tansu 0.6.0): a SASL_SSL client with a wrong
+    password still gets through TLS, then its SASL handshake is refused; the error names
+    the SASL settings and never the password."""
+    password = "wrong-" + uuid.uuid4().hex
+    conn = tls_broker.connection(
+        security_protocol="SASL_SSL",
+        sasl_mechanism="SCRAM-SHA-512",
+        sasl_username="tokengov",
+        sasl_password=password,
+    )
+    with pytest.raises(KafkaConfigError) as info:
+        check_connection(conn, timeout_s=5)
+    message = str(info.value)
+    assert message.startswith("SASL: the broker at")
+    assert "TOKENGOV_KAFKA_SASL_MECHANISM" in message and "SASL_PASSWORD" in message
+    assert password not in message

@@ -15,16 +15,16 @@ from typing import Annotated, get_args
 
 import orjson
 import typer
-from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from rich.markup import escape
 from rich.table import Table
 
 from tokengov.cli.common import BootstrapOpt, console, fail, load_settings
 from tokengov.contracts import utcnow
 from tokengov.deadletter import DeadLetterRecord, Shape, Stage, read_dead_letter
-from tokengov.errors import TokenGovError
+from tokengov.errors import BrokerError, TokenGovError
+from tokengov.kafka import CheckedProducer, KafkaConnection, end_offsets, read_to_end
 from tokengov.policy import parse_duration
-from tokengov.topics import NO_AUTO_CREATE, Topics
+from tokengov.topics import Topics
 
 app = typer.Typer(
     help="Dead letters on tokengov.deadletter: list, show, replay.", no_args_is_help=True
@@ -59,14 +59,13 @@ def _topics(prefix: str) -> Topics:
 
 
 def read_dead_letters(
-    bootstrap: str,
+    bootstrap: KafkaConnection | str,
     topic: str,
     *,
     partitions: list[int] | None = None,
     since: datetime | None = None,
 ) -> list[Stored]:
     """Every record on the dead-letter topic (from ``since``), oldest first per partition."""
-    from streams.kafka_read import read_to_end
 
     since_ms = None if since is None else int(since.timestamp() * 1000)
     out = []
@@ -103,8 +102,7 @@ def _since(value: str | None) -> datetime | None:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
-def _find(bootstrap: str, topic: str, ids: list[str]) -> list[Stored]:
-    from streams.kafka_read import end_offsets
+def _find(bootstrap: KafkaConnection | str, topic: str, ids: list[str]) -> list[Stored]:
 
     wanted = [_parse_id(i) for i in ids]
     try:
@@ -157,7 +155,7 @@ def list_(
     topic = _topics(topic_prefix).deadletter
     when = _since(since)
     try:
-        stored = read_dead_letters(settings.kafka_bootstrap, topic, since=when)
+        stored = read_dead_letters(settings.kafka, topic, since=when)
     except TokenGovError as exc:
         fail(str(exc))
     if stage is not None:
@@ -199,7 +197,7 @@ def show(
 ) -> None:
     """One dead letter: the reason, where it came from, and the original bytes."""
     settings = load_settings(bootstrap=bootstrap)
-    [s] = _find(settings.kafka_bootstrap, _topics(topic_prefix).deadletter, [record_id])
+    [s] = _find(settings.kafka, _topics(topic_prefix).deadletter, [record_id])
     r = s.record
     if raw:
         sys.stdout.buffer.write(r.raw())
@@ -246,7 +244,7 @@ def replay(
     With the original key (a record without one goes to its source partition). A
     truncated record is refused: its bytes are not whole."""
     settings = load_settings(bootstrap=bootstrap)
-    chosen = _find(settings.kafka_bootstrap, _topics(topic_prefix).deadletter, record_ids)
+    chosen = _find(settings.kafka, _topics(topic_prefix).deadletter, record_ids)
     refused = [(s, why) for s in chosen if (why := s.record.replay_refusal()) is not None]
     if refused:
         fail(
@@ -258,41 +256,17 @@ def replay(
         )
     if not yes and not typer.confirm(f"send {len(chosen)} record(s) back?"):
         fail("nothing was sent", code=1)
-    errors: list[str] = []
-
-    def delivered(err: KafkaError | None, _msg: Message) -> None:
-        if err is not None:
-            errors.append(str(err))
-
     try:
-        producer = Producer(
-            {
-                "bootstrap.servers": settings.kafka_bootstrap,
-                "acks": "all",
-                "partitioner": "murmur2_random",
-                "message.timeout.ms": 10000,
-                **NO_AUTO_CREATE,
-            }
-        )
+        producer = CheckedProducer(settings.kafka, options={"message.timeout.ms": 10000})
         for s in chosen:
             r = s.record
             assert r.source_topic is not None  # replay_refusal says so
             key = r.key()
             if key is None and r.source_partition is not None:
-                producer.produce(
-                    r.source_topic,
-                    value=r.raw(),
-                    partition=r.source_partition,
-                    on_delivery=delivered,
-                )
+                producer.publish(r.source_topic, r.raw(), partition=r.source_partition)
             else:
-                producer.produce(r.source_topic, value=r.raw(), key=key, on_delivery=delivered)
-        left = producer.flush(15)
-    except KafkaException as exc:
-        fail(f"cannot replay to {settings.kafka_bootstrap}: {exc}")
-    if left or errors:
-        fail(
-            f"{left} record(s) not acknowledged by {settings.kafka_bootstrap} within 15 s"
-            + (f"; errors: {'; '.join(errors[:3])}" if errors else "")
-        )
+                producer.publish(r.source_topic, r.raw(), key=key)
+        producer.deliver(15, what=f"{len(chosen)} replayed record(s)")
+    except BrokerError as exc:
+        fail(f"cannot replay: {exc}")
     console.print(f"[green]✓[/] replayed {len(chosen)} record(s)")

@@ -6,14 +6,13 @@ import getpass
 from typing import Annotated
 
 import typer
-from confluent_kafka import KafkaException, Producer
 from rich.table import Table
 
 from tokengov.cli.common import BootstrapOpt, console, fail, load_settings
 from tokengov.contracts import Decision, utcnow
-from tokengov.errors import TokenGovError
-from tokengov.kafka import KafkaConnection
-from tokengov.topics import NO_AUTO_CREATE, Topics
+from tokengov.errors import BrokerError, TokenGovError
+from tokengov.kafka import CheckedProducer, KafkaConnection
+from tokengov.topics import Topics
 
 app = typer.Typer(
     help="Decisions on tokengov.decisions (what the SDK's guard obeys).", no_args_is_help=True
@@ -30,7 +29,7 @@ def _topics(prefix: str) -> Topics:
 
 def read_decisions(bootstrap: KafkaConnection | str, topics: Topics) -> dict[str, Decision]:
     """The latest decision per ``scope:key`` on the compacted topic."""
-    from streams.kafka_read import latest_by_key, read_to_end
+    from tokengov.kafka import latest_by_key, read_to_end
 
     latest = latest_by_key(read_to_end(bootstrap, topics.decisions, timeout_s=15))
     out: dict[str, Decision] = {}
@@ -114,21 +113,13 @@ def lift(
     )
     topics = _topics(topic_prefix)
     try:
-        producer = Producer(
-            {
-                **settings.kafka.librdkafka_config(),
-                "message.timeout.ms": 10000,
-                **NO_AUTO_CREATE,
-            }
-        )
-        producer.produce(
+        producer = CheckedProducer(settings.kafka, options={"message.timeout.ms": 10000})
+        producer.publish(
             topics.decisions,
             key=decision.topic_key.encode(),
             value=decision.model_dump_json().encode(),
         )
-        left = producer.flush(15)
-    except KafkaException as exc:
-        fail(f"cannot publish to {topics.decisions} on {settings.kafka_bootstrap}: {exc}")
-    if left:
-        fail(f"the decision was not delivered to {settings.kafka_bootstrap} within 15 s")
+        producer.deliver(15, what=f"the decision on {topics.decisions}")
+    except BrokerError as exc:
+        fail(str(exc))
     console.print(f"[green]✓[/] {decision.topic_key}: proceed ({decision.reason})")

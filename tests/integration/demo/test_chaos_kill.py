@@ -25,7 +25,6 @@ import pytest
 
 from sinks.clickhouse.reader import open_reader
 from sinks.clickhouse.store import ClickHouseStore
-from streams.kafka_read import latest_by_key, read_to_end
 from tests.integration.clickhouse.conftest import (
     POLICY,
     assert_exact,
@@ -34,6 +33,7 @@ from tests.integration.clickhouse.conftest import (
     produce,
 )
 from tokengov.contracts import CallEvent, parse_event
+from tokengov.kafka import latest_by_key, read_to_end
 from tokengov.local.broker import free_port
 from tokengov.local.stack import LocalStack
 from tokengov.policy import parse_policy

@@ -31,8 +31,8 @@ import orjson
 import pytest
 from confluent_kafka import Producer
 
-from streams.kafka_read import read_to_end
 from tests.integration.streams.conftest import wait_for
+from tokengov.kafka import read_to_end
 from tokengov.local.broker import free_port
 from tokengov.topics import DECISIONS, EVENTS, NO_AUTO_CREATE
 

@@ -7,9 +7,9 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from producers.emitter import TokenEmitter
-from streams.kafka_read import read_to_end
 from tests.kafka_helpers import read_events
 from tokengov.contracts import CallEvent, Outcome, decode_message
+from tokengov.kafka import read_to_end
 from tokengov.local.broker import EmbeddedBroker, free_port
 from tokengov.topics import NO_AUTO_CREATE, ensure_topics, topic_specs
 

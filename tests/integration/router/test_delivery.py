@@ -16,7 +16,7 @@ from rich.console import Console
 from sinks.router.delivery import RetryPolicy
 from sinks.router.dispatcher import Dispatcher
 from sinks.router.inhibit import Inhibitor
-from sinks.router.kafka import KafkaAlertSink, KafkaDeadLetters, KafkaPublisher
+from sinks.router.kafka import KafkaAlertSink, KafkaDeadLetters
 from sinks.router.notification_log import MemoryNotificationLog
 from sinks.router.receivers import build_receivers
 from sinks.router.runtime import Router
@@ -25,6 +25,7 @@ from sinks.router.tree import RouteTree
 from tests.integration.router.conftest import eventually, read_topic
 from tokengov.contracts import Alert
 from tokengov.deadletter import DeadLetterRecord
+from tokengov.kafka import CheckedProducer
 from tokengov.policy import parse_policy
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
@@ -121,7 +122,7 @@ async def test_failing_receiver_dead_letters_and_raises_receiver_failing(
     make_router, http_capture, bootstrap, topic_names
 ):
     http_capture.statuses = [500, 500, 500]  # /search fails three times: all its attempts
-    publisher = KafkaPublisher(bootstrap)
+    publisher = CheckedProducer(bootstrap)
     router = await make_router(
         dead_letters=KafkaDeadLetters(publisher, topic_names.deadletter),
         alert_sink=KafkaAlertSink(publisher, topic_names.alerts),

@@ -23,7 +23,7 @@ from rich.console import Console
 
 from sinks.router.delivery import RetryPolicy
 from sinks.router.dispatcher import Dispatcher
-from sinks.router.kafka import KafkaAlertSink, KafkaDeadLetters, KafkaPublisher
+from sinks.router.kafka import KafkaAlertSink, KafkaDeadLetters
 from sinks.router.notification import Notification
 from sinks.router.notification_log import ClickHouseNotificationLog
 from sinks.router.receivers import (
@@ -46,6 +46,7 @@ from tests.secret_forms import leaks
 from tokengov.contracts import Alert
 from tokengov.deadletter import read_dead_letter
 from tokengov.errors import DeliveryError
+from tokengov.kafka import CheckedProducer
 from tokengov.policy import EmailReceiver as EmailConfig
 from tokengov.policy import PagerDutyReceiver as PagerDutyConfig
 from tokengov.policy import WebhookReceiver as WebhookConfig
@@ -159,7 +160,7 @@ async def test_no_sink_of_text_holds_a_secret_in_any_form(
     )
     console_out = io.StringIO()
     state = SqliteState.in_data_dir(data_dir)
-    publisher = KafkaPublisher(bootstrap)
+    publisher = CheckedProducer(bootstrap)
     async with httpx.AsyncClient() as client:
         router = Router(
             Dispatcher(RouteTree.from_policy(policy), state),

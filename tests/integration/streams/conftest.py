@@ -15,9 +15,9 @@ import orjson
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from streams.kafka_read import end_offsets, read_to_end
 from streams.topics import StreamsTopics
 from tokengov.deadletter import DeadLetterRecord
+from tokengov.kafka import end_offsets, read_to_end
 from tokengov.topics import Topics
 
 ROOT = Path(__file__).resolve().parents[3]
