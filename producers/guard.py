@@ -1,8 +1,9 @@
 """The SDK's guard: obey the decisions on ``tokengov.decisions`` before each model call.
 
 A background thread follows the compacted decisions topic from its beginning
-(confluent-kafka, ``assign()`` without a consumer group: the first message
-arrives in ~0.1 s) and keeps the latest decision per ``scope:key``.
+(:func:`tokengov.kafka.follow_compacted`: ``assign()`` without a consumer group, the
+first message arrives in ~0.1 s; it waits for a broker that is not up yet and reads a
+topic that restarted empty again) and keeps the latest decision per ``scope:key``.
 :meth:`Guard.before_call` then answers for one task — the most specific
 active decision wins (task > workflow > team), expired ones are ignored:
 
@@ -25,26 +26,22 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Literal
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import KafkaError
 from pydantic import ValidationError
 
 from tokengov.contracts import Decision, utcnow
-from tokengov.kafka import KafkaConnection, connection
-from tokengov.topics import NO_AUTO_CREATE, Topics
+from tokengov.kafka import KafkaConnection, connection, follow_compacted
+from tokengov.topics import Topics
 
 __all__ = ["Guard", "TaskPaused", "Verdict"]
 
 log = logging.getLogger(__name__)
-
-#: How often an idle guard checks whether the decisions topic restarted (see ``_restarted``).
-RESTART_CHECK_INTERVAL_S = 1.0
 
 SCOPES: tuple[Literal["task", "workflow", "team"], ...] = ("task", "workflow", "team")
 
@@ -86,14 +83,8 @@ class Guard:
         self._clock = clock
         self._sleep = sleep
         self._poll_timeout_s = poll_timeout_s
-        self._config = {
-            **self.kafka.librdkafka_config(),
-            **NO_AUTO_CREATE,  # the consumers' default too: say it
-            "group.id": f"tokengov-guard-{uuid.uuid4().hex}",  # never joined: assign() only
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",  # see _restarted
+        self._config: dict[str, Any] = {
             "fetch.wait.max.ms": 100,
-            "enable.partition.eof": True,
             "socket.connection.setup.timeout.ms": 3000,
             "reconnect.backoff.max.ms": 1000,
             "error_cb": self._on_client_error,
@@ -180,82 +171,20 @@ class Guard:
             log.warning("guard: decisions broker %s: %s (proceeding)", self.bootstrap, error)
 
     def _follow(self) -> None:
-        consumer: Consumer | None = None
         try:
-            consumer = Consumer(self._config)
-            behind = self._assign(consumer)  # partitions not read to their end yet
-            checked = time.monotonic()
-            while not self._stop.is_set():
-                if behind is None:
-                    behind = self._assign(consumer)
-                    continue
-                msg = consumer.poll(self._poll_timeout_s)
-                if msg is None:
-                    if time.monotonic() - checked >= RESTART_CHECK_INTERVAL_S:
-                        checked = time.monotonic()
-                        if self._restarted(consumer):
-                            behind = self._assign(consumer)
-                    continue
-                err = msg.error()
-                if err is not None:
-                    if err.code() == KafkaError._PARTITION_EOF:
-                        behind.discard(msg.partition())
-                        if not behind:
-                            self._caught_up.set()
-                    else:
-                        self._on_client_error(err)
-                    continue
-                self._apply(msg.key(), msg.value())
+            follow_compacted(
+                self.kafka,
+                self.topic,
+                lambda record: self._apply(record.key, record.value),
+                self._stop,
+                on_caught_up=self._caught_up.set,
+                client_id="tokengov-guard",
+                poll_timeout_s=self._poll_timeout_s,
+                wait_for_topic=True,  # the agent may start before the broker: proceed, retry
+                options=self._config,
+            )
         except Exception:  # the agent must never crash because of the guard
             log.exception("guard: the decisions follower stopped; every call now proceeds")
-        finally:
-            if consumer is not None:
-                try:
-                    consumer.close()
-                except (KafkaException, RuntimeError):
-                    log.debug("guard: closing the consumer failed", exc_info=True)
-
-    def _restarted(self, consumer: Consumer) -> bool:
-        """True when the topic's end went below our position: a broker that restarted empty
-        (the embedded one keeps topics in memory) numbers the new topic's offsets from 0,
-        and a fetch at our old position just finds nothing there. The end is what the
-        broker's fetch responses reported (``cached``), which is exact."""
-        try:
-            for tp in consumer.position(consumer.assignment()):
-                _, end = consumer.get_watermark_offsets(tp, cached=True)
-                if tp.offset >= 0 and 0 <= end < tp.offset:
-                    log.warning(
-                        "guard: %s[%d] ends at offset %d, before our position %d: the broker "
-                        "restarted with a new topic; reading it again from its start",
-                        self.topic,
-                        tp.partition,
-                        end,
-                        tp.offset,
-                    )
-                    return True
-        except KafkaException as exc:  # the broker is away: the next check tries again
-            log.debug("guard: cannot compare %s's end with our position: %s", self.topic, exc)
-        return False
-
-    def _assign(self, consumer: Consumer) -> set[int] | None:
-        """Assign every partition from the beginning; None when the broker does not answer."""
-        try:
-            metadata = consumer.list_topics(self.topic, timeout=2.0)
-            topic = metadata.topics.get(self.topic)
-            if topic is None or topic.error is not None or not topic.partitions:
-                raise KafkaException(f"no topic {self.topic}")
-            partitions = sorted(topic.partitions)
-            consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in partitions])
-            return set(partitions)
-        except KafkaException as exc:
-            now = time.monotonic()
-            if now - self._last_error_log > 10:
-                self._last_error_log = now
-                log.warning(
-                    "guard: cannot follow %s on %s yet: %s", self.topic, self.bootstrap, exc
-                )
-            self._stop.wait(1.0)
-            return None
 
     def _apply(self, key: bytes | None, value: bytes | None) -> None:
         if key is None:

@@ -55,6 +55,7 @@ from tokengov.errors import BrokerError, KafkaConfigError
 
 __all__ = [
     "ENV_PREFIX",
+    "RESTART_CHECK_INTERVAL_S",
     "CheckedProducer",
     "KafkaConnection",
     "Record",
@@ -520,7 +521,7 @@ def _partitions(
 ) -> list[int]:
     metadata = consumer.list_topics(topic, timeout=timeout_s)
     meta = metadata.topics.get(topic)
-    if meta is None or meta.error is not None:
+    if meta is None or meta.error is not None or not meta.partitions:
         raise BrokerError(f"cannot read {topic} on {bootstrap}: no such topic")
     return sorted(meta.partitions)
 
@@ -621,6 +622,10 @@ def latest_by_key(records: Iterator[Record]) -> dict[str, bytes]:
     return latest
 
 
+#: How often (seconds of quiet) :func:`follow_compacted` checks for a broker restarted empty.
+RESTART_CHECK_INTERVAL_S: Final = 1.0
+
+
 def follow_compacted(
     kafka: KafkaConnection | str,
     topic: str,
@@ -631,33 +636,49 @@ def follow_compacted(
     client_id: str = "tokengov-follower",
     poll_timeout_s: float = 0.2,
     timeout_s: float = 10.0,
+    wait_for_topic: bool = False,
+    options: Mapping[str, Any] | None = None,
 ) -> None:
     """Every record of a compacted ``topic`` from its start, then every new one, until
-    ``stop`` is set (no consumer group: every partition assigned). ``on_caught_up`` is called
-    once, when every partition was read to the end it had when following began (at once
-    for an empty topic). Errors while following are logged, never raised; a missing topic
-    raises :class:`~tokengov.errors.BrokerError` before anything is read."""
+    ``stop`` is set (no consumer group: every partition assigned; a tombstone arrives as a
+    :class:`Record` whose value is None). ``on_caught_up`` is called once, when every
+    partition was read to the end it had when following began (at once for an empty topic).
+
+    A missing topic (or a broker that does not answer) raises
+    :class:`~tokengov.errors.BrokerError` before anything is read — unless
+    ``wait_for_topic``, which retries every second until ``stop`` (the SDK's guard: the
+    agent starts before the broker). Errors while following are logged, never raised. A
+    broker that restarted empty (the embedded one keeps topics in memory) numbers the new
+    topic's offsets from 0: when a partition's end falls below the position, the topic is
+    read again from its start. ``options`` are merged over the consumer's config."""
     conn = connection(kafka)
     consumer = Consumer(
         {
             **conn.librdkafka_config(),
-            "group.id": f"{client_id}-unused",  # never joined: partitions are assigned
+            "group.id": f"{client_id}-{uuid.uuid4().hex}",  # never joined: assign() only
             "client.id": client_id,
             "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",  # a position past a restarted topic's end
             "enable.partition.eof": True,
             "log_level": _LIBRDKAFKA_LOG_LEVEL,
+            **(options or {}),
         }
     )
+    throttle = _LogThrottle()
     try:
-        try:
-            partitions = _partitions(consumer, topic, conn, timeout_s)
-        except KafkaException as exc:
-            raise BrokerError(f"cannot reach {conn.bootstrap}: {exc}") from exc
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-        behind = set(partitions)
+        behind = _assign_from_start(consumer, conn, topic, timeout_s, stop, wait_for_topic)
+        if behind is None:
+            return  # stopped while waiting for the topic
+        if not behind and on_caught_up is not None:
+            on_caught_up()
+        checked = time.monotonic()
         while not stop.is_set():
             msg = consumer.poll(poll_timeout_s)
             if msg is None:
+                if time.monotonic() - checked >= RESTART_CHECK_INTERVAL_S:
+                    checked = time.monotonic()
+                    if _restarted(consumer, topic, throttle):
+                        _assign_from_start(consumer, conn, topic, timeout_s, stop, True)
                 continue
             err = msg.error()
             if err is not None:
@@ -666,9 +687,78 @@ def follow_compacted(
                         behind.discard(int(msg.partition() or 0))
                         if not behind and on_caught_up is not None:
                             on_caught_up()
-                else:
+                elif throttle.ready():
                     log.warning("following %s on %s: %s", topic, conn.bootstrap, err)
                 continue
             on_record(_record(msg))
     finally:
-        consumer.close()
+        try:
+            consumer.close()
+        except (KafkaException, RuntimeError):
+            log.debug("closing the follower of %s failed", topic, exc_info=True)
+
+
+class _LogThrottle:
+    """At most one log line per ``interval_s``: broker trouble is logged, not spammed."""
+
+    def __init__(self, interval_s: float = 10.0) -> None:
+        self.interval_s = interval_s
+        self._last = -interval_s
+
+    def ready(self) -> bool:
+        now = time.monotonic()
+        if now - self._last < self.interval_s:
+            return False
+        self._last = now
+        return True
+
+
+def _assign_from_start(
+    consumer: Consumer,
+    conn: KafkaConnection,
+    topic: str,
+    timeout_s: float,
+    stop: threading.Event,
+    wait: bool,
+) -> set[int] | None:
+    """Assign every partition of ``topic`` from its start; the partitions (None: stopped)."""
+    throttle = _LogThrottle()
+    while True:
+        try:
+            partitions = _partitions(
+                consumer, topic, conn, min(timeout_s, 2.0) if wait else timeout_s
+            )
+            consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+            return set(partitions)
+        except (KafkaException, BrokerError) as exc:
+            if not wait:
+                if isinstance(exc, BrokerError):
+                    raise
+                raise BrokerError(f"cannot reach {conn.bootstrap}: {exc}") from exc
+            if throttle.ready():
+                log.warning("cannot follow %s on %s yet: %s", topic, conn.bootstrap, exc)
+            if stop.wait(1.0):
+                return None
+
+
+def _restarted(consumer: Consumer, topic: str, throttle: _LogThrottle) -> bool:
+    """True when a partition's end went below our position: a broker that restarted empty
+    numbers the new topic's offsets from 0, and a fetch at our old position finds nothing.
+    The end is what the broker's fetch responses reported (``cached``), which is exact."""
+    try:
+        for tp in consumer.position(consumer.assignment()):
+            _, end = consumer.get_watermark_offsets(tp, cached=True)
+            if tp.offset >= 0 and 0 <= end < tp.offset:
+                log.warning(
+                    "%s[%d] ends at offset %d, before our position %d: the broker restarted "
+                    "with a new topic; reading it again from its start",
+                    topic,
+                    tp.partition,
+                    end,
+                    tp.offset,
+                )
+                return True
+    except KafkaException as exc:  # the broker is away: the next check tries again
+        if throttle.ready():
+            log.debug("cannot compare %s's end with our position: %s", topic, exc)
+    return False
