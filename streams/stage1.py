@@ -24,12 +24,12 @@ from streams.attempts import AttemptLog
 from streams.core import Output, PartitionProcessor, Suppressor, codec, position
 from streams.core.clock import Clock
 from streams.deadletter import dead_letter
-from streams.decode import decode_events
 from streams.kafka_read import Record, latest_by_key, read_to_end
 from streams.ledger import read_published
 from streams.publisher import Publisher
 from streams.topics import StreamsTopics
 from streams.views import ViewHolder
+from tokengov.decoding import decode_events
 from tokengov.runtime import WorkerContext
 
 __all__ = ["Stage1"]

@@ -9,12 +9,11 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.core.events import from_model, usd
-from streams.core.pricer import Pricer
 from tests.unit.streams.builders import call
+from tokengov.calls import from_model, usd
 from tokengov.contracts import TokenCounts
 from tokengov.policy import parse_policy
-from tokengov.pricing import price_call, price_tokens
+from tokengov.pricing import Pricer, price_call, price_tokens
 
 CATALOG = parse_policy(
     """
@@ -114,8 +113,10 @@ def test_hot_path_pricer_agrees_with_price_call(model, day, inp, out, split) -> 
     pricer = Pricer(CATALOG)
     expected = price_call(event, CATALOG)
     for _ in range(2):  # the second time from the cached lookup
-        femto = pricer.price(from_model(event))
+        femto = pricer.femto(from_model(event))
         if expected.unpriced:
             assert femto is None
         else:
             assert usd(femto) == expected.cost_usd
+        priced = pricer.priced(from_model(event))
+        assert (priced.cost_usd, priced.source) == (expected.cost_usd, expected.source)
