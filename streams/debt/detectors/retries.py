@@ -69,9 +69,7 @@ class RetryWithoutBackoff(AgentDetector):
                 tally.add("chains_without_backoff")
                 wasted = [(c, p) for c, p in retries if c.status != "ok"]
             else:
-                wasted = [
-                    (c, p) for c, p in retries if c.attempt > 1 + bound and c.status != "ok"
-                ]
+                wasted = [(c, p) for c, p in retries if c.attempt > 1 + bound and c.status != "ok"]
             if wasted:
                 tally.add("wasteful_chains")
             for call, price in wasted:
