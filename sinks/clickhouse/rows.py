@@ -195,9 +195,8 @@ def _json(value: Any) -> str:
 
 
 def event_row(event: CallEvent, priced: PricedCall) -> tuple[Any, ...]:
-    """The row of a call the contract's models accepted (the models allow counts beyond
-    2**53, which the fast decoder leaves to them): every integer is checked against the
-    contract's 2**63-1 here, whatever the decoder let through."""
+    """The row of a contract model (tests, fixtures; the writer stores decoded calls with
+    :func:`call_row`): every integer is checked against the contract's 2**63-1 here."""
     t = event.tokens
     counts = {f"tokens.{k}": v for k, v in t.model_dump().items()}
     counts |= {f"components.{k}": v for k, v in event.components.model_dump().items()}
