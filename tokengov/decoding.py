@@ -69,15 +69,6 @@ _CTRL: Final = re.compile(r"[\x00-\x1f\x7f]")
 _INT_LIMIT: Final = MAX_COUNT + 1  # every integer field: 0 <= n < 2**63
 _STATUSES: Final = frozenset(("ok", "error", "timeout"))
 _OUTCOME_STATUSES: Final = frozenset(("success", "failure", "abandoned"))
-_COMPONENTS: Final = (
-    "system",
-    "tool_definitions",
-    "retrieved",
-    "history",
-    "tool_responses",
-    "handoff",
-    "memory",
-)
 _MISSING: Final = object()
 
 
@@ -108,14 +99,6 @@ def _text(value: Any, limit: int) -> str:
     return value
 
 
-def _name(value: Any, default: str) -> str:
-    return default if value is _MISSING else _text(value, MAX_NAME_CHARS)
-
-
-def _opt_name(value: Any) -> str | None:
-    return None if value is None or value is _MISSING else _text(value, MAX_NAME_CHARS)
-
-
 def _attribution(value: Any) -> str:
     # the usual case first, without a call: a plainly printable, non-blank name
     if (
@@ -133,20 +116,6 @@ def _attribution(value: Any) -> str:
         if not value.strip():
             return UNATTRIBUTED
     raise _Slow
-
-
-def _count(value: Any, default: int, minimum: int = 0) -> int:
-    if value is _MISSING:
-        return default
-    if type(value) is not int or not minimum <= value < _INT_LIMIT:
-        raise _Slow
-    return value
-
-
-def _opt_count(value: Any) -> int | None:
-    if value is None or value is _MISSING:
-        return None
-    return _count(value, 0)
 
 
 def _ts(value: Any) -> datetime:
