@@ -20,8 +20,8 @@ import orjson
 from faust.worker import Worker
 
 from streams.core import Output, PartitionProcessor, PolicyView, SystemClock, position
-from streams.core.events import from_model
-from tokengov.contracts import parse_event
+from tokengov.calls import from_model
+from tokengov.decoding import parse_event
 from tokengov.errors import ContractError
 from tokengov.kafka import load_connection
 from tokengov.policy import load_policy

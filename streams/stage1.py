@@ -24,11 +24,11 @@ from streams.attempts import AttemptLog
 from streams.core import Output, PartitionProcessor, Suppressor, codec, position
 from streams.core.clock import Clock
 from streams.deadletter import dead_letter
-from streams.decode import decode_events
 from streams.ledger import read_published
 from streams.publisher import Publisher
 from streams.topics import StreamsTopics
 from streams.views import ViewHolder
+from tokengov.decoding import decode_events
 from tokengov.kafka import Record, latest_by_key, read_to_end
 from tokengov.runtime import WorkerContext
 

@@ -7,7 +7,8 @@ from collections.abc import Callable
 
 from confluent_kafka import Consumer, TopicPartition
 
-from tokengov.contracts import CallEvent, Outcome, decode_message
+from tokengov.calls import Call, Done
+from tokengov.decoding import decode_events
 
 
 def read_messages(
@@ -39,11 +40,11 @@ def read_messages(
 
 def read_events(
     bootstrap: str, topic: str, *, expected: int, timeout_s: float = 30.0
-) -> list[tuple[str, CallEvent | Outcome]]:
+) -> list[tuple[str, Call | Done]]:
     """(key, event) pairs, envelopes unpacked, until at least ``expected`` events arrived."""
 
     def count(messages: list[tuple[bytes | None, bytes]]) -> int:
-        return sum(len(decode_message(v).events) for _, v in messages)
+        return sum(len(decode_events(v).events) for _, v in messages)
 
     state = {"n": 0, "seen": 0}
 
@@ -54,8 +55,8 @@ def read_events(
         return state["n"] >= expected
 
     messages = read_messages(bootstrap, topic, until=enough, timeout_s=timeout_s)
-    out: list[tuple[str, CallEvent | Outcome]] = []
+    out: list[tuple[str, Call | Done]] = []
     for key, value in messages:
-        for event in decode_message(value).events:
+        for _, event in decode_events(value).events:
             out.append(((key or b"").decode(), event))
     return out

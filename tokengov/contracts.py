@@ -6,15 +6,15 @@ unparseable or naive timestamps, oversized or control-character-laden strings)
 fails validation with a message that names the field; callers dead-letter it.
 
 A Kafka message on ``tokengov.events`` is one event (a JSON object) or a batch
-envelope (a JSON array of events); :func:`decode_message` accepts both and
-keeps the valid events of an envelope when some of its items are bad.
+envelope (a JSON array of events); :mod:`tokengov.decoding` turns one into
+calls and outcomes (keeping the valid events of an envelope when some of its
+items are bad), and is the only place that does.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Final, Literal
@@ -49,17 +49,13 @@ __all__ = [
     "CallEvent",
     "Components",
     "Decision",
-    "DecodeFailure",
-    "DecodeResult",
     "Event",
     "Outcome",
     "TokenCounts",
-    "decode_message",
     "describe_validation_error",
     "encode_events",
     "event_adapter",
     "new_event_id",
-    "parse_event",
     "utcnow",
 ]
 
@@ -370,65 +366,6 @@ def describe_validation_error(error: ValidationError, *, prefix: str = "") -> st
         else:  # a whole-event check: its message names the fields itself
             parts.append(f"{prefix}{message}")
     return "; ".join(parts)
-
-
-def parse_event(obj: Any) -> CallEvent | Outcome:
-    """Validate one decoded JSON object. Raises :class:`tokengov.errors.ContractError`."""
-    from tokengov.errors import ContractError
-
-    if not isinstance(obj, dict):
-        raise ContractError(f"expected a JSON object, got {type(obj).__name__}")
-    kind = obj.get("kind")
-    if kind not in ("call", "outcome"):
-        shown = repr(kind) if len(repr(kind)) <= 80 else repr(kind)[:80] + "…"
-        raise ContractError(f"unknown kind {shown}; expected 'call' or 'outcome'", field="kind")
-    try:
-        return event_adapter.validate_python(obj)
-    except ValidationError as exc:
-        raise ContractError(describe_validation_error(exc)) from exc
-
-
-@dataclass(frozen=True, slots=True)
-class DecodeFailure:
-    """One part of a message that cannot be trusted, and why."""
-
-    reason: str
-    index: int | None = None  # position in a batch envelope; None for the whole message
-    event_id: str | None = None
-
-
-@dataclass(slots=True)
-class DecodeResult:
-    events: list[CallEvent | Outcome] = field(default_factory=list)
-    failures: list[DecodeFailure] = field(default_factory=list)
-    envelope: bool = False
-
-
-def decode_message(raw: bytes | str | None) -> DecodeResult:
-    """Decode one Kafka message: a single event or a batch envelope (JSON array).
-
-    Valid events of an envelope are kept even when some of its items are bad; the limits of
-    the wire (size, nesting, UTF-8: :mod:`tokengov.wire`) apply first. Never raises."""
-    from tokengov.errors import ContractError
-    from tokengov.wire import load_items, plain_id
-
-    result = DecodeResult()
-    loaded = load_items(raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else raw)
-    result.envelope = loaded.envelope
-    result.failures.extend(failure for failure, _ in loaded.failures)
-    for index, item in loaded.items:
-        try:
-            result.events.append(parse_event(item))
-        except ContractError as exc:
-            event_id = item.get("event_id") if isinstance(item, dict) else None
-            result.failures.append(
-                DecodeFailure(
-                    str(exc),
-                    index if result.envelope else None,
-                    event_id if plain_id(event_id) else None,
-                )
-            )
-    return result
 
 
 def encode_events(events: Iterable[CallEvent | Outcome]) -> bytes:

@@ -13,9 +13,10 @@ of a batch envelope) and the parts that break a limit, each with its reason:
 - an item with text that is not valid UTF-8 (in any string or key, known field
   or not) is refused, the other items of its envelope kept.
 
-What an item means (fields, ranges, timestamps) is for the contract's models
-(:mod:`tokengov.contracts`) and the fast decoder (:mod:`streams.decode`); this
-module only says which items they may look at. It never raises on any input.
+What an item means (fields, ranges, timestamps) is for the decoder
+(:mod:`tokengov.decoding`: its fast paths and the contract's models); this module,
+its first step, only says which items they may look at. It never raises on any
+input.
 """
 
 from __future__ import annotations
@@ -26,9 +27,18 @@ from typing import Any
 
 import orjson
 
-from tokengov.contracts import MAX_ID_CHARS, MAX_JSON_DEPTH, MAX_MESSAGE_BYTES, DecodeFailure
+from tokengov.contracts import MAX_ID_CHARS, MAX_JSON_DEPTH, MAX_MESSAGE_BYTES
 
-__all__ = ["Loaded", "item_problem", "load_items", "plain_id"]
+__all__ = ["DecodeFailure", "Loaded", "item_problem", "load_items", "plain_id"]
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeFailure:
+    """One part of a message that cannot be trusted, and why (the reason names the field)."""
+
+    reason: str
+    index: int | None = None  # position in a batch envelope; None for the whole message
+    event_id: str | None = None
 
 
 def _shallow(item: Any) -> bool:

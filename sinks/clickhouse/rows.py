@@ -20,7 +20,7 @@ from typing import Annotated, Any, Final
 import orjson
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, NonNegativeInt
 
-from streams.core.events import Call, Done, from_model
+from tokengov.calls import Call, Done, from_model
 from tokengov.contracts import SCHEMA_VERSION, UNATTRIBUTED, Alert, CallEvent, Decision, Outcome
 from tokengov.pricing import PricedCall
 
@@ -195,9 +195,8 @@ def _json(value: Any) -> str:
 
 
 def event_row(event: CallEvent, priced: PricedCall) -> tuple[Any, ...]:
-    """The row of a call the contract's models accepted (the models allow counts beyond
-    2**53, which the fast decoder leaves to them): every integer is checked against the
-    contract's 2**63-1 here, whatever the decoder let through."""
+    """The row of a contract model (tests, fixtures; the writer stores decoded calls with
+    :func:`call_row`): every integer is checked against the contract's 2**63-1 here."""
     t = event.tokens
     counts = {f"tokens.{k}": v for k, v in t.model_dump().items()}
     counts |= {f"components.{k}": v for k, v in event.components.model_dump().items()}
@@ -207,15 +206,13 @@ def event_row(event: CallEvent, priced: PricedCall) -> tuple[Any, ...]:
             _count(name, value)
     call = from_model(event)
     assert isinstance(call, Call)
-    row = call_row(call, priced.cost_usd, priced.source)
-    _money("cost_usd", priced.cost_usd)
-    return row
+    return call_row(call, priced.cost_usd, priced.source)
 
 
 def call_row(call: Call, cost_usd: Decimal, source: str) -> tuple[Any, ...]:
-    """The row of a call in the streams' form (:class:`streams.core.events.Call`): counts
-    below 2**53 (the fast decoder's bound; ``event_row`` checks the models' larger ones), so
-    only the time is checked here."""
+    """The row of a decoded call (:class:`tokengov.calls.Call`): its counts are within the
+    contract's 2**63-1 (the decoder's rule), so only the time and the cost are checked."""
+    _money("cost_usd", cost_usd)
     c = call.components
     ts = call.ts
     return (
@@ -254,7 +251,7 @@ def call_row(call: Call, cost_usd: Decimal, source: str) -> tuple[Any, ...]:
 
 
 def done_row(done: Done) -> tuple[Any, ...]:
-    """The row of an outcome in the streams' form (:class:`streams.core.events.Done`)."""
+    """The row of a decoded outcome (:class:`tokengov.calls.Done`)."""
     return (
         done.event_id,
         _ts(done.ts),

@@ -19,12 +19,12 @@ from streams.core.alerts import fingerprint
 from streams.core.budgets import BudgetAgg, evaluate_budget
 from streams.core.clock import Clock
 from streams.core.daily import missing_profile_alert, unpriced_model_alert
-from streams.core.events import to_femto
 from streams.core.output import Output
 from streams.core.timeutil import DAY_MS, period_bounds, period_key
 from streams.core.units import UnitAgg, unit_metric
 from streams.core.view import PolicyView
 from streams.core.windows import WindowGroup, publish_window
+from tokengov.calls import to_femto
 from tokengov.contracts import UNATTRIBUTED, Alert
 from tokengov.recovery import RecoverySeed
 

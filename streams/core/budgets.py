@@ -20,9 +20,9 @@ from typing import Any
 from streams.core.alerts import fingerprint, make_alert
 from streams.core.codec import big, wide
 from streams.core.decisions import budget_decision
-from streams.core.events import usd
 from streams.core.output import Output
 from streams.core.timeutil import MINUTE_MS, from_ms, iso_ms, period_bounds
+from tokengov.calls import usd
 from tokengov.policy import Budget, StreamsSettings
 
 __all__ = ["BudgetAgg", "evaluate_budget"]

@@ -1,6 +1,6 @@
 """JSON for the streams' own records (state, partials, metrics) with integers of any size.
 
-Money is counted in integer femto-USD (:mod:`streams.core.events`) and token
+Money is counted in integer femto-USD (:mod:`tokengov.calls`) and token
 counts are summed without bound, so a sum can pass 64 bits — $18,447 is 2**64
 femto-USD — and orjson refuses such integers. :func:`dumps` writes every
 integer outside the signed 64-bit range as its decimal text (``"150000000000000000000"``)

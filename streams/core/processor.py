@@ -24,7 +24,6 @@ import orjson
 from streams.core import codec
 from streams.core.clock import Clock
 from streams.core.dedup import MAX_SEEN_PER_TASK, GlobalSeen, trim_task_seen
-from streams.core.events import Call, Done
 from streams.core.loop import check_loop, observe_step
 from streams.core.output import Output
 from streams.core.partials import PartitionAggregates
@@ -34,6 +33,7 @@ from streams.core.skew import clock_skew_alert, clock_skew_fingerprint
 from streams.core.task_state import TaskState
 from streams.core.timeutil import DAY_MS, HOUR_MS, MINUTE_MS, day_key, period_key
 from streams.core.view import PolicyView
+from tokengov.calls import Call, Done
 from tokengov.contracts import UNATTRIBUTED
 from tokengov.policy import StreamsSettings
 
@@ -108,7 +108,7 @@ class PartitionProcessor:
                 agg.applied_pos = pos
                 agg.changed = True
             return
-        cost = view.pricer.price(event) if type(event) is Call else None  # at its ts as sent
+        cost = view.pricer.femto(event) if type(event) is Call else None  # at its ts as sent
         late = False
         skew_ms = event.ts_ms - self.now_ms
         if skew_ms > view.clock_ahead_ms or -skew_ms > view.clock_behind_ms:

@@ -19,8 +19,8 @@ from datetime import datetime
 from typing import Literal
 
 from streams.core.alerts import fingerprint, make_alert
-from streams.core.events import Call, Done
 from streams.core.timeutil import iso_ms
+from tokengov.calls import Call, Done
 from tokengov.contracts import Alert
 
 __all__ = ["clock_skew_alert", "clock_skew_fingerprint"]

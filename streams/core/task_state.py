@@ -51,7 +51,7 @@ class TaskState:
     tokens: int = 0
     first_attempt_tokens: int = 0
     retry_tokens: int = 0
-    cost_femto: int = 0  # femto-USD (see streams.core.events)
+    cost_femto: int = 0  # femto-USD (see tokengov.calls)
     largest_context: int = 0
     hops: list[str] = field(default_factory=list)  # distinct parent>agent handoffs
     hop_count: int = 0  # len(hops)

@@ -22,9 +22,9 @@ from decimal import Decimal
 from typing import Any
 
 from streams.core.codec import big, wide
-from streams.core.events import usd, usd_str
 from streams.core.partials import UNIT_FLOAT_FIELDS, UNIT_INT_FIELDS
 from streams.core.timeutil import iso_ms
+from tokengov.calls import usd, usd_str
 from tokengov.policy import CostProfile
 
 __all__ = ["UnitAgg", "unit_metric"]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Final
 
-from streams.core.pricer import Pricer
 from streams.core.runaway import OBSERVED
 from tokengov.policy import Budget, CostProfile, Policy, StreamsSettings
+from tokengov.pricing import Pricer
 
 __all__ = ["LIMIT_NAMES", "PolicyView"]
 

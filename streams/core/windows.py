@@ -18,10 +18,10 @@ from typing import Any
 
 from streams.core.alerts import fingerprint, make_alert
 from streams.core.codec import big, wide
-from streams.core.events import usd, usd_str
 from streams.core.output import Output
 from streams.core.partials import WINDOW_FIELDS
 from streams.core.timeutil import HOUR_MS, MINUTE_MS, iso_ms
+from tokengov.calls import usd, usd_str
 from tokengov.contracts import UNATTRIBUTED
 
 __all__ = ["WindowGroup", "publish_window", "window_label"]

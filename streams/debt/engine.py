@@ -30,12 +30,14 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Final, Literal
 
-from streams.debt.calls import Call
 from streams.debt.detectors import Detector, JudgeContext, TaskContext, Verdict, all_detectors
+from streams.debt.detectors.base import Priced
 from streams.debt.findings import Finding, finding_alert, make_finding_id
 from streams.debt.tally import Tally
-from tokengov.contracts import Alert, CallEvent, Outcome, utcnow
+from tokengov.calls import Call, Done
+from tokengov.contracts import Alert, utcnow
 from tokengov.policy import Policy
+from tokengov.pricing import Pricer
 from tokengov.runtime import PolicyHolder
 
 __all__ = ["MAX_TASK_CALLS", "DebtEngine", "EngineStats", "FlushResult"]
@@ -73,7 +75,7 @@ class EngineStats:
 class _Task:
     team: str
     workflow: str
-    calls: list[Call] = field(default_factory=list)
+    calls: list[Priced] = field(default_factory=list)
     last_ts: datetime = _EPOCH
 
 
@@ -128,6 +130,7 @@ class DebtEngine:
         self._tasks: dict[str, _Task] = {}
         self._buckets: dict[Key, dict[datetime, Tally]] = {}
         self._first_seen: dict[str, datetime] = {}
+        self._pricer: Pricer | None = None
         self._generation: dict[str, int] = {}
         self._standing: dict[Key, _Standing] = {}
 
@@ -138,8 +141,16 @@ class DebtEngine:
 
     # ------------------------------------------------------------------ input
 
-    def observe(self, event: CallEvent | Outcome) -> bool:
-        """Take one event. False when it is a duplicate or older than the horizon."""
+    def _pricer_of(self, policy: Policy) -> Pricer:
+        """The pricer of the catalog in force (a policy reload brings a new catalog)."""
+        pricer = self._pricer
+        if pricer is None or pricer.catalog is not policy.catalog:
+            pricer = self._pricer = Pricer(policy.catalog)
+        return pricer
+
+    def observe(self, event: Call | Done) -> bool:
+        """Take one decoded event (:mod:`tokengov.decoding`). False when it is a duplicate or
+        older than the horizon."""
         if event.event_id in self._seen:
             self.stats.duplicates += 1
             return False
@@ -149,7 +160,7 @@ class DebtEngine:
             log.debug("debt: event %s is older than the horizon; not judged", event.event_id)
             return False
         self._seen[event.event_id] = event.ts
-        if isinstance(event, Outcome):
+        if isinstance(event, Done):
             self.stats.outcomes += 1
             task = self._tasks.pop(event.task_id, None)
             if task is not None:
@@ -160,15 +171,16 @@ class DebtEngine:
             self.watermark = event.ts
         policy = self.policy
         owner = policy.owner_team(event.workflow) or event.team
-        task = self._tasks.get(event.task)
+        task = self._tasks.get(event.task_id)
         if task is None:
-            task = self._tasks[event.task] = _Task(owner, event.workflow)
-        task.calls.append(Call.of(event, policy.catalog))
+            task = self._tasks[event.task_id] = _Task(owner, event.workflow)
+        # priced once, here: the tallies (provisional ones too) read the price
+        task.calls.append((event, self._pricer_of(policy).priced(event, input_rate=True)))
         task.last_ts = max(task.last_ts, event.ts)
         self._first_seen.setdefault(event.workflow, event.ts)
         self._generation[event.workflow] = self._generation.get(event.workflow, 0) + 1
         if len(task.calls) >= MAX_TASK_CALLS:
-            self._close(self._tasks.pop(event.task))
+            self._close(self._tasks.pop(event.task_id))
         return True
 
     # ------------------------------------------------------------ task tallies
@@ -176,7 +188,7 @@ class DebtEngine:
     def _tallies(self, task: _Task) -> Iterator[tuple[Key, datetime, Tally]]:
         policy = self.policy
         ctx = TaskContext(policy.debt, policy.profile(task.workflow))
-        calls = sorted(task.calls, key=lambda c: (c.event.ts, c.event.step, c.event.attempt))
+        calls = sorted(task.calls, key=lambda cp: (cp[0].ts, cp[0].step, cp[0].attempt))
         for detector in self.detectors:
             start = _bucket_start(task.last_ts, detector.bucket)
             for agent, tally in detector.tally_task(calls, ctx).items():

@@ -1,7 +1,7 @@
 """The debt role on the worker's Faust app: events in, findings and alerts out on a timer.
 
 Its own agent reads ``ctx.topics.events`` as raw bytes (single events and batch
-envelopes, via :func:`tokengov.contracts.decode_message`) and feeds a
+envelopes, through the one decoder, :func:`tokengov.decoding.decode_events`) and feeds a
 :class:`~streams.debt.engine.DebtEngine` (duplicates by ``event_id`` count once).
 A timer flushes the engine every ``debt.flush_interval`` and publishes each
 finding as its JSON (key = workflow) on ``ctx.topics.findings`` and each alert
@@ -19,7 +19,8 @@ import faust
 from faust.types import StreamT
 
 from streams.debt.engine import DebtEngine, FlushResult
-from tokengov.contracts import decode_message
+from tokengov.calls import from_model
+from tokengov.decoding import decode_events
 from tokengov.runtime import WorkerContext
 
 __all__ = ["DebtRole", "register"]
@@ -43,7 +44,7 @@ def register(app: faust.App, ctx: WorkerContext, *, engine: DebtEngine | None = 
     if ctx.debt_history:
         # the horizon's history from the store; each event_id counts once, so reading the
         # same events from the topic again changes nothing
-        taken = sum(role.engine.observe(event) for event in ctx.debt_history)
+        taken = sum(role.engine.observe(from_model(event)) for event in ctx.debt_history)
         log.info(
             "debt: %d of %d stored events of the horizon replayed", taken, len(ctx.debt_history)
         )
@@ -59,14 +60,14 @@ def register(app: faust.App, ctx: WorkerContext, *, engine: DebtEngine | None = 
 
     async def consume(stream: StreamT[Any]) -> None:
         async for raw in stream:
-            decoded = decode_message(raw)
+            decoded = decode_events(raw)
             if decoded.failures:
                 role.undecodable += len(decoded.failures)
                 log.debug(
                     "debt: %d undecodable item(s) skipped (dead-lettered by the streams role)",
                     len(decoded.failures),
                 )
-            for event in decoded.events:
+            for _, event in decoded.events:
                 try:
                     role.engine.observe(event)
                 except Exception:  # a bug must not stop the worker (the streams role governs)

@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaProducer
 
 from producers.emitter import TokenEmitter
 from sinks.clickhouse.reader import open_reader
-from tokengov.contracts import decode_message
+from tokengov.decoding import decode_events
 from tokengov.errors import KafkaConfigError
 from tokengov.kafka import (
     KafkaConnection,
@@ -95,7 +95,7 @@ def test_sdk_and_readers_work_over_mutual_tls(tls_broker: TlsBroker, tmp_path: P
     with emitter, emitter.task(team="search", workflow="wf", task_id="t-tls", agent="a") as task:
         task.record({"input": 100, "output": 10}, model="gpt-4.1-mini")
     assert emitter.stats.spooled == 0
-    decoded = [e for r in read_to_end(conn, events) for e in decode_message(r.value).events]
+    decoded = [e for r in read_to_end(conn, events) for _, e in decode_events(r.value).events]
     assert [e.task_id for e in decoded] == ["t-tls", "t-tls"]  # the call and the outcome
 
     # The aiokafka rendering (Faust's client) connects through the same listener.

@@ -6,14 +6,12 @@ import sys
 from pathlib import Path
 from typing import IO, Annotated, Any
 
-import orjson
 import typer
 from confluent_kafka import KafkaError, KafkaException, Producer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TransferSpeedColumn
 
 from tokengov.cli.common import BootstrapOpt, console, err_console, fail, load_settings
-from tokengov.contracts import CallEvent, Outcome, parse_event
-from tokengov.errors import ContractError
+from tokengov.decoding import decode_events
 from tokengov.topics import EVENTS, NO_AUTO_CREATE
 
 
@@ -80,19 +78,19 @@ def emit_command(
             if not line.strip():
                 blank += 1
                 continue
-            try:
-                event: CallEvent | Outcome = parse_event(orjson.loads(line))
-            except orjson.JSONDecodeError as exc:
+            decoded = decode_events(line.strip())
+            if decoded.envelope:
                 invalid += 1
-                err_console.print(f"line {number}: not valid JSON: {exc}", markup=False)
+                err_console.print(f"line {number}: expected a JSON object, got list", markup=False)
                 continue
-            except ContractError as exc:
+            if decoded.failures:
                 invalid += 1
-                err_console.print(f"line {number}: {exc}", markup=False)
+                err_console.print(f"line {number}: {decoded.failures[0][0].reason}", markup=False)
                 continue
+            ((_, event),) = decoded.events
             valid += 1
             if producer is not None:
-                key = event.task if isinstance(event, CallEvent) else event.task_id
+                key = event.task_id
                 while True:
                     try:
                         producer.produce(

@@ -10,46 +10,46 @@ import typer
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, TopicPartition
 from rich.markup import escape
 
+from tokengov.calls import Call, Done, usd_str
 from tokengov.cli.common import BootstrapOpt, console, fail, load_settings
-from tokengov.contracts import CallEvent, Outcome, decode_message
+from tokengov.decoding import decode_events
 from tokengov.kafka_logging import client_logging
 from tokengov.topics import ALERTS, ALL_TOPICS, DECISIONS, EVENTS
 
 _SEVERITY = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
 
 
-def _event_line(event: CallEvent | Outcome) -> str:
+def _event_line(event: Call | Done) -> str:
     ts = event.ts.strftime("%H:%M:%S.%f")[:-3]
     who = f"{escape(event.team)}/{escape(event.workflow)}"
-    if isinstance(event, Outcome):
+    if isinstance(event, Done):
         quality = f" quality={event.quality:.2f}" if event.quality is not None else ""
         return f"{ts} [magenta]outcome[/] {who} task={escape(event.task_id)} [bold]{event.status}[/]{quality}"
-    t = event.tokens
-    parts = [f"in={t.input:,}", f"out={t.output:,}"]
-    if t.cached_input:
-        parts.append(f"cached={t.cached_input:,}")
-    if t.cache_write:
-        parts.append(f"cache_write={t.cache_write:,}")
-    if t.reasoning:
-        parts.append(f"reasoning={t.reasoning:,}")
+    parts = [f"in={event.input:,}", f"out={event.output:,}"]
+    if event.cached_input:
+        parts.append(f"cached={event.cached_input:,}")
+    if event.cache_write:
+        parts.append(f"cache_write={event.cache_write:,}")
+    if event.reasoning:
+        parts.append(f"reasoning={event.reasoning:,}")
     extra = f" attempt={event.attempt}" if event.attempt > 1 else ""
     if event.parent_agent:
         extra += f" from={escape(event.parent_agent)}"
     if event.tool_name:
         extra += f" tool={escape(event.tool_name)}"
-    cost = f" ${event.cost_usd}" if event.cost_usd is not None else ""
+    cost = f" ${usd_str(event.cost_femto)}" if event.cost_femto is not None else ""
     status = "" if event.status == "ok" else f" [red]{event.status}[/]"
     return (
-        f"{ts} [green]call[/] {who} task={escape(event.task)} step={event.step}{extra} "
+        f"{ts} [green]call[/] {who} task={escape(event.task_id)} step={event.step}{extra} "
         f"{escape(event.agent)} {escape(event.model)} {' '.join(parts)}{cost}{status}"
     )
 
 
 def _render(topic: str, key: bytes | None, value: bytes, canonical: str) -> list[str]:
     if canonical == EVENTS:
-        result = decode_message(value)
-        lines = [_event_line(e) for e in result.events]
-        lines += [f"[red]invalid[/] {escape(f.reason)}" for f in result.failures]
+        result = decode_events(value)
+        lines = [_event_line(e) for _, e in result.events]
+        lines += [f"[red]invalid[/] {escape(f.reason)}" for f, _ in result.failures]
         return lines
     try:
         doc: Any = orjson.loads(value)

@@ -15,8 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 
-from streams.debt.calls import Call
-from streams.debt.detectors.base import AgentDetector, JudgeContext, TaskContext, Verdict
+from streams.debt.detectors.base import AgentDetector, JudgeContext, Priced, TaskContext, Verdict
 from streams.debt.tally import Tally
 
 __all__ = ["ToolDefinitionBloat"]
@@ -30,15 +29,14 @@ class ToolDefinitionBloat(AgentDetector):
         "instead of sending every tool definition on every call."
     )
 
-    def tally_agent(self, tally: Tally, calls: Sequence[Call], ctx: TaskContext) -> None:
-        for call in calls:
-            e = call.event
-            tally.add("input_tokens", e.tokens.input)
-            tally.add("tool_definitions_tokens", e.components.tool_definitions)
-            tally.add("tool_definitions_usd", float(call.input_usd(e.components.tool_definitions)))
-            tally.add("tool_calls", e.tool_calls)
-            if e.tool_name:
-                tally.names.add(e.tool_name)
+    def tally_agent(self, tally: Tally, calls: Sequence[Priced], ctx: TaskContext) -> None:
+        for call, price in calls:
+            tally.add("input_tokens", call.input)
+            tally.add("tool_definitions_tokens", call.tool_definitions)
+            tally.add("tool_definitions_usd", float(price.input_usd(call.tool_definitions)))
+            tally.add("tool_calls", call.tool_calls)
+            if call.tool_name:
+                tally.names.add(call.tool_name)
 
     def judge(self, buckets: Sequence[tuple[datetime, Tally]], ctx: JudgeContext) -> Verdict | None:
         t = self.total(buckets)

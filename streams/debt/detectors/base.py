@@ -15,10 +15,11 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import ClassVar, Final
 
-from streams.debt.calls import Call
 from streams.debt.findings import Area
 from streams.debt.tally import Tally, sum_tallies
+from tokengov.calls import Call
 from tokengov.policy import CostProfile, DebtPolicy
+from tokengov.pricing import PricedCall
 
 __all__ = [
     "DAY",
@@ -26,6 +27,7 @@ __all__ = [
     "AgentDetector",
     "Detector",
     "JudgeContext",
+    "Priced",
     "TaskContext",
     "Verdict",
     "by_agent",
@@ -35,6 +37,8 @@ __all__ = [
 ]
 
 DAY: Final = timedelta(days=1)
+#: A call and what it cost (its input price included: :meth:`PricedCall.input_usd`).
+Priced = tuple[Call, PricedCall]
 #: The share of the units that could show a pattern that must show it before it is reported.
 MIN_SHARE: Final = 0.5
 
@@ -86,10 +90,10 @@ def flagged_share(tally: Tally, ctx: JudgeContext, units: float, flagged: float)
     return share if share >= MIN_SHARE else None
 
 
-def by_agent(calls: Sequence[Call]) -> dict[str, list[Call]]:
-    out: dict[str, list[Call]] = {}
-    for call in calls:
-        out.setdefault(call.event.agent, []).append(call)
+def by_agent(calls: Sequence[Priced]) -> dict[str, list[Priced]]:
+    out: dict[str, list[Priced]] = {}
+    for priced in calls:
+        out.setdefault(priced[0].agent, []).append(priced)
     return out
 
 
@@ -107,7 +111,7 @@ class Detector(ABC):
         return policy.horizon
 
     @abstractmethod
-    def tally_task(self, calls: Sequence[Call], ctx: TaskContext) -> dict[str | None, Tally]:
+    def tally_task(self, calls: Sequence[Priced], ctx: TaskContext) -> dict[str | None, Tally]:
         """One task's calls (in event-time order) → tallies keyed by agent (None when
         the detector judges whole workflows)."""
 
@@ -151,7 +155,7 @@ class AgentDetector(Detector):
     """A detector that tallies each agent of a task on its own. Every agent's tally
     starts with its ``calls``; :meth:`tally_agent` adds the rest."""
 
-    def tally_task(self, calls: Sequence[Call], ctx: TaskContext) -> dict[str | None, Tally]:
+    def tally_task(self, calls: Sequence[Priced], ctx: TaskContext) -> dict[str | None, Tally]:
         out: dict[str | None, Tally] = {}
         for agent, agent_calls in by_agent(calls).items():
             tally = Tally()
@@ -161,5 +165,5 @@ class AgentDetector(Detector):
         return out
 
     @abstractmethod
-    def tally_agent(self, tally: Tally, calls: Sequence[Call], ctx: TaskContext) -> None:
+    def tally_agent(self, tally: Tally, calls: Sequence[Priced], ctx: TaskContext) -> None:
         """Add one agent's calls of one task (in event-time order) to ``tally``."""

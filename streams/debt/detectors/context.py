@@ -16,10 +16,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from streams.debt.calls import Call
 from streams.debt.detectors.base import (
     AgentDetector,
     JudgeContext,
+    Priced,
     TaskContext,
     Verdict,
     flagged_share,
@@ -38,11 +38,11 @@ class HistoryResend(AgentDetector):
         "stable prefix first so the provider's prompt cache serves it."
     )
 
-    def tally_agent(self, tally: Tally, calls: Sequence[Call], ctx: TaskContext) -> None:
+    def tally_agent(self, tally: Tally, calls: Sequence[Priced], ctx: TaskContext) -> None:
         budget = ctx.policy.history_budget_tokens
-        tally.add("input_tokens", sum(c.event.tokens.input for c in calls))
-        tally.add("cached_input_tokens", sum(c.event.tokens.cached_input for c in calls))
-        history = [c.event.components.history for c in calls]
+        tally.add("input_tokens", sum(c.input for c, _ in calls))
+        tally.add("cached_input_tokens", sum(c.cached_input for c, _ in calls))
+        history = [c.history for c, _ in calls]
         tally.add("history_tokens", sum(history))
         if len(calls) >= 3:
             growth = slope(list(range(len(calls))), history)
@@ -50,9 +50,9 @@ class HistoryResend(AgentDetector):
             tally.add("growth_tokens_per_turn_sum", growth)
             if growth >= ctx.policy.history_min_growth_per_turn:
                 tally.add("growing_tasks")
-                for call in calls:
-                    excess = max(0, call.event.components.history - budget)
-                    tally.waste(excess, call.input_usd(excess))
+                for call, price in calls:
+                    excess = max(0, call.history - budget)
+                    tally.waste(excess, price.input_usd(excess))
 
     def judge(self, buckets: Sequence[tuple[datetime, Tally]], ctx: JudgeContext) -> Verdict | None:
         t = self.total(buckets)

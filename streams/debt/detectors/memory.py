@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from streams.debt.calls import Call
 from streams.debt.detectors.base import (
     AgentDetector,
     JudgeContext,
+    Priced,
     TaskContext,
     Verdict,
     flagged_share,
@@ -34,18 +34,18 @@ class MemoryReplay(AgentDetector):
         "replaying raw transcripts into every call."
     )
 
-    def tally_agent(self, tally: Tally, calls: Sequence[Call], ctx: TaskContext) -> None:
+    def tally_agent(self, tally: Tally, calls: Sequence[Priced], ctx: TaskContext) -> None:
         budget = ctx.policy.memory_budget_tokens
-        with_memory = [c for c in calls if c.event.components.memory > 0]
-        large = [c for c in with_memory if c.event.components.memory >= budget]
+        with_memory = [(c, p) for c, p in calls if c.memory > 0]
+        large = [(c, p) for c, p in with_memory if c.memory >= budget]
         tally.add("memory_calls", len(with_memory))
-        tally.add("memory_tokens", sum(c.event.components.memory for c in with_memory))
+        tally.add("memory_tokens", sum(c.memory for c, _ in with_memory))
         tally.add("large_memory_calls", len(large))
         if len(large) >= 2:
             tally.add("replaying_tasks")
-            for call in large:
-                excess = call.event.components.memory - budget
-                tally.waste(excess, call.input_usd(excess))
+            for call, price in large:
+                excess = call.memory - budget
+                tally.waste(excess, price.input_usd(excess))
 
     def judge(self, buckets: Sequence[tuple[datetime, Tally]], ctx: JudgeContext) -> Verdict | None:
         t = self.total(buckets)

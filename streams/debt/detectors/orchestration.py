@@ -15,11 +15,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from streams.debt.calls import Call
 from streams.debt.detectors.base import (
     MIN_SHARE,
     Detector,
     JudgeContext,
+    Priced,
     TaskContext,
     Verdict,
 )
@@ -36,26 +36,25 @@ class FullContextHandoff(Detector):
         "instead of the sender's whole context."
     )
 
-    def tally_task(self, calls: Sequence[Call], ctx: TaskContext) -> dict[str | None, Tally]:
+    def tally_task(self, calls: Sequence[Priced], ctx: TaskContext) -> dict[str | None, Tally]:
         out: dict[str | None, Tally] = {}
         latest_input: dict[str, int] = {}
         budget = ctx.policy.handoff_budget_tokens
-        for call in calls:
-            e = call.event
+        for e, price in calls:
             tally = out.setdefault(e.agent, Tally())
             tally.add("calls")
             sender_context = latest_input.get(e.parent_agent) if e.parent_agent else None
-            if e.components.handoff > 0 and sender_context:
-                handoff = e.components.handoff
+            if e.handoff > 0 and sender_context:
+                handoff = e.handoff
                 tally.add("handoff_calls")
                 tally.add("handoff_tokens", handoff)
                 tally.add("sender_context_tokens", sender_context)
                 if handoff >= ctx.policy.handoff_min_context_share * sender_context:
                     tally.add("full_context_handoffs")
                     excess = max(0, handoff - budget)
-                    tally.waste(excess, call.input_usd(excess))
+                    tally.waste(excess, price.input_usd(excess))
                 tally.names.add(e.parent_agent or "")
-            latest_input[e.agent] = e.tokens.input
+            latest_input[e.agent] = e.input
         return out
 
     def judge(self, buckets: Sequence[tuple[datetime, Tally]], ctx: JudgeContext) -> Verdict | None:

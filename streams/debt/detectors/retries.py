@@ -21,22 +21,21 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from itertools import pairwise
 
-from streams.debt.calls import Call
-from streams.debt.detectors.base import AgentDetector, JudgeContext, TaskContext, Verdict
+from streams.debt.detectors.base import AgentDetector, JudgeContext, Priced, TaskContext, Verdict
 from streams.debt.tally import Tally
 
 __all__ = ["RetryWithoutBackoff", "backs_off"]
 
 
-def _gaps(chain: Sequence[Call]) -> list[float]:
+def _gaps(chain: Sequence[Priced]) -> list[float]:
     gaps: list[float] = []
-    for before, after in pairwise(chain):
-        end = before.event.ts + timedelta(milliseconds=before.event.latency_ms or 0)
-        gaps.append((after.event.ts - end).total_seconds())
+    for (before, _), (after, _) in pairwise(chain):
+        end = before.ts + timedelta(milliseconds=before.latency_ms or 0)
+        gaps.append((after.ts - end).total_seconds())
     return gaps
 
 
-def backs_off(chain: Sequence[Call], min_backoff: timedelta, factor: float) -> bool:
+def backs_off(chain: Sequence[Priced], min_backoff: timedelta, factor: float) -> bool:
     """True when the gaps between attempts start at ``min_backoff`` and keep growing."""
     gaps = _gaps(chain)
     if not gaps or gaps[0] < min_backoff.total_seconds():
@@ -52,31 +51,29 @@ class RetryWithoutBackoff(AgentDetector):
         "once the bound is hit, instead of retrying immediately and without limit."
     )
 
-    def tally_agent(self, tally: Tally, calls: Sequence[Call], ctx: TaskContext) -> None:
+    def tally_agent(self, tally: Tally, calls: Sequence[Priced], ctx: TaskContext) -> None:
         bound = (ctx.profile.max_retries if ctx.profile else None) or ctx.policy.retry_bound
-        steps: dict[int, list[Call]] = {}
-        for call in calls:
-            steps.setdefault(call.event.step, []).append(call)
+        steps: dict[int, list[Priced]] = {}
+        for priced in calls:
+            steps.setdefault(priced[0].step, []).append(priced)
         for chain in steps.values():
-            if max(c.event.attempt for c in chain) < 2:
+            if max(c.attempt for c, _ in chain) < 2:
                 continue
-            chain.sort(key=lambda c: (c.event.attempt, c.event.ts))
-            retries = [c for c in chain if c.event.attempt > 1]
+            chain.sort(key=lambda cp: (cp[0].attempt, cp[0].ts))
+            retries = [(c, p) for c, p in chain if c.attempt > 1]
             tally.add("chains")
             tally.add("retry_calls", len(retries))
-            tally.add("retry_tokens", sum(c.event.tokens.total for c in retries))
+            tally.add("retry_tokens", sum(c.tokens_total for c, _ in retries))
             tally.add("chains_over_bound", int(len(retries) > bound))
             if not backs_off(chain, ctx.policy.retry_min_backoff, ctx.policy.retry_backoff_factor):
                 tally.add("chains_without_backoff")
-                wasted = [c for c in retries if c.event.status != "ok"]
+                wasted = [(c, p) for c, p in retries if c.status != "ok"]
             else:
-                wasted = [
-                    c for c in retries if c.event.attempt > 1 + bound and c.event.status != "ok"
-                ]
+                wasted = [(c, p) for c, p in retries if c.attempt > 1 + bound and c.status != "ok"]
             if wasted:
                 tally.add("wasteful_chains")
-            for call in wasted:
-                tally.waste(call.event.tokens.total, call.cost_usd)
+            for call, price in wasted:
+                tally.waste(call.tokens_total, price.cost_usd)
 
     def judge(self, buckets: Sequence[tuple[datetime, Tally]], ctx: JudgeContext) -> Verdict | None:
         t = self.total(buckets)

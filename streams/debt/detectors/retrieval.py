@@ -15,10 +15,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from streams.debt.calls import Call
 from streams.debt.detectors.base import (
     AgentDetector,
     JudgeContext,
+    Priced,
     TaskContext,
     Verdict,
     flagged_share,
@@ -36,21 +36,21 @@ class RetrievalWaste(AgentDetector):
         "task's retrievals instead of fetching the same chunks again."
     )
 
-    def tally_agent(self, tally: Tally, calls: Sequence[Call], ctx: TaskContext) -> None:
+    def tally_agent(self, tally: Tally, calls: Sequence[Priced], ctx: TaskContext) -> None:
         budget = ctx.policy.retrieval_budget_tokens
         seen: set[int] = set()
-        for call in calls:
-            retrieved = call.event.components.retrieved
+        for call, price in calls:
+            retrieved = call.retrieved
             if retrieved <= 0:
                 continue
             tally.add("retrieval_calls")
             tally.add("retrieved_tokens", retrieved)
             if retrieved >= ctx.policy.retrieval_min_repeat_tokens and retrieved in seen:
                 tally.add("repeated_retrievals")
-                tally.waste(retrieved, call.input_usd(retrieved))
+                tally.waste(retrieved, price.input_usd(retrieved))
             elif retrieved > budget:
                 tally.add("oversized_retrievals")
-                tally.waste(retrieved - budget, call.input_usd(retrieved - budget))
+                tally.waste(retrieved - budget, price.input_usd(retrieved - budget))
             seen.add(retrieved)
 
     def judge(self, buckets: Sequence[tuple[datetime, Tally]], ctx: JudgeContext) -> Verdict | None:

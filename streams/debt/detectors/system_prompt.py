@@ -19,11 +19,11 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from streams.debt.calls import Call
 from streams.debt.detectors.base import (
     DAY,
     Detector,
     JudgeContext,
+    Priced,
     TaskContext,
     Verdict,
     confidence,
@@ -48,13 +48,13 @@ class SystemPromptGrowth(Detector):
     def retention(self, policy: DebtPolicy) -> timedelta:
         return timedelta(days=policy.system_prompt_days)
 
-    def tally_task(self, calls: Sequence[Call], ctx: TaskContext) -> dict[str | None, Tally]:
+    def tally_task(self, calls: Sequence[Priced], ctx: TaskContext) -> dict[str | None, Tally]:
         tally = Tally()
-        for call in calls:
-            system = call.event.components.system
+        for call, price in calls:
+            system = call.system
             tally.add("calls")
             tally.add("system_tokens", system)
-            tally.add("system_usd", float(call.input_usd(system)))
+            tally.add("system_usd", float(price.input_usd(system)))
         return {None: tally}
 
     def judge(self, buckets: Sequence[tuple[datetime, Tally]], ctx: JudgeContext) -> Verdict | None:

@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from streams.debt.calls import Call
 from streams.debt.detectors.base import (
     AgentDetector,
     JudgeContext,
+    Priced,
     TaskContext,
     Verdict,
     flagged_share,
@@ -34,21 +34,20 @@ class ToolResponseBloat(AgentDetector):
         "payloads) instead of whole responses."
     )
 
-    def tally_agent(self, tally: Tally, calls: Sequence[Call], ctx: TaskContext) -> None:
+    def tally_agent(self, tally: Tally, calls: Sequence[Priced], ctx: TaskContext) -> None:
         per_output = ctx.policy.tool_response_tokens_per_output
         floor = ctx.policy.tool_response_min_tokens
-        for call in calls:
-            e = call.event
-            responses = e.components.tool_responses
+        for e, price in calls:
+            responses = e.tool_responses
             if responses <= 0:
                 continue
             tally.add("response_calls")
             tally.add("tool_responses_tokens", responses)
-            tally.add("output_tokens", e.tokens.output)
-            allowance = max(floor, per_output * e.tokens.output)
+            tally.add("output_tokens", e.output)
+            allowance = max(floor, per_output * e.output)
             if responses > allowance:
                 tally.add("oversized_responses")
-                tally.waste(responses - allowance, call.input_usd(responses - allowance))
+                tally.waste(responses - allowance, price.input_usd(responses - allowance))
 
     def judge(self, buckets: Sequence[tuple[datetime, Tally]], ctx: JudgeContext) -> Verdict | None:
         t = self.total(buckets)

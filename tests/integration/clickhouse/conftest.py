@@ -20,7 +20,8 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from sinks.clickhouse.migrate import migrate
 from sinks.clickhouse.store import ClickHouseStore
-from tokengov.contracts import CallEvent, parse_event
+from tokengov.contracts import CallEvent
+from tokengov.decoding import parse_event
 from tokengov.policy import Policy, parse_policy
 from tokengov.pricing import price_call
 

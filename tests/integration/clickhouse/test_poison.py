@@ -99,8 +99,8 @@ def corpus(
         ("ts-2150", orjson.dumps(call("ts2150", ts="2150-06-01T00:00:00Z")), "ts"),
         ("refused", orjson.dumps(call("refused", task_id="refused-task")), "test_refuses"),
         ("stuck", orjson.dumps(call("stuck", task_id="stuck-task")), "every attempt"),
-        ("not-json", b"\x00\x01 not json {", "not JSON"),
-        ("empty", b"", "not JSON"),
+        ("not-json", b"\x00\x01 not json {", "not valid JSON"),
+        ("empty", b"", "not valid JSON"),
     ]
     return cases, [big_unknown, step40, good_in_envelope, good_beside_deep]
 

@@ -17,7 +17,8 @@ from sinks.clickhouse.reports import REPORTS, ReportWindow, run_report
 from sinks.clickhouse.rows import alert_row
 from sinks.clickhouse.store import ClickHouseStore
 from sinks.clickhouse.writer import COLUMNS
-from tokengov.contracts import Alert, CallEvent, Outcome, parse_event
+from tokengov.contracts import Alert, CallEvent, Outcome
+from tokengov.decoding import parse_event
 from tokengov.policy import Policy
 from tokengov.pricing import price_call
 

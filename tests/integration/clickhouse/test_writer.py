@@ -17,8 +17,9 @@ from sinks.clickhouse.decode import MessageDecoder
 from sinks.clickhouse.store import ClickHouseStore
 from sinks.clickhouse.writer import SinkConfig, SinkWriter
 from tokengov.cli.main import app
-from tokengov.contracts import CallEvent, parse_event
+from tokengov.contracts import CallEvent
 from tokengov.deadletter import DeadLetterRecord
+from tokengov.decoding import parse_event
 from tokengov.policy import Policy
 from tokengov.pricing import price_call
 from tokengov.topics import Topics

@@ -24,6 +24,7 @@ from sinks.clickhouse.reader import EndpointReader
 from sinks.report import build_report, render_html
 from streams.debt.engine import DebtEngine
 from streams.debt.findings import Finding
+from tokengov.calls import from_model
 from tokengov.cli.main import app
 from tokengov.contracts import CallEvent, Outcome, utcnow
 from tokengov.local.broker import free_port
@@ -56,7 +57,7 @@ def _fleet() -> tuple[FleetRun, Policy, list[Finding]]:
     policy = parse_policy(fleet_policy_yaml() + POLICY_EXTRA)
     engine = DebtEngine(policy, clock=lambda: end)
     for event in run.events:
-        engine.observe(event)
+        engine.observe(from_model(event))
     return run, policy, engine.flush(end).findings
 
 

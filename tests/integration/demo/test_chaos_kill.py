@@ -32,7 +32,8 @@ from tests.integration.clickhouse.conftest import (
     make_events,
     produce,
 )
-from tokengov.contracts import CallEvent, parse_event
+from tokengov.contracts import CallEvent
+from tokengov.decoding import parse_event
 from tokengov.kafka import latest_by_key, read_to_end
 from tokengov.local.broker import free_port
 from tokengov.local.stack import LocalStack

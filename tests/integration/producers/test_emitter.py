@@ -8,7 +8,8 @@ from confluent_kafka.admin import AdminClient
 
 from producers.emitter import TokenEmitter
 from tests.kafka_helpers import read_events
-from tokengov.contracts import CallEvent, Outcome, decode_message
+from tokengov.calls import Call, Done
+from tokengov.decoding import decode_events
 from tokengov.kafka import read_to_end
 from tokengov.local.broker import EmbeddedBroker, free_port
 from tokengov.topics import NO_AUTO_CREATE, ensure_topics, topic_specs
@@ -43,9 +44,9 @@ def test_events_arrive_exactly_once_with_task_keys(bootstrap, topic_names, tmp_p
     for _, event in events:
         by_task[event.task_id].append(event)
     for task_events in by_task.values():
-        calls = [e for e in task_events if isinstance(e, CallEvent)]
+        calls = [e for e in task_events if isinstance(e, Call)]
         assert [c.step for c in calls] == list(range(1, calls_per_task + 1))
-        assert isinstance(task_events[-1], Outcome) and task_events[-1].status == "success"
+        assert isinstance(task_events[-1], Done) and task_events[-1].status == "success"
 
 
 def test_task_context_stamps_retries_handoffs_and_failure(bootstrap, topic_names, tmp_path):
@@ -61,13 +62,13 @@ def test_task_context_stamps_retries_handoffs_and_failure(bootstrap, topic_names
         researcher.record({"input": 30, "output": 2}, model="m", components={"handoff": 20})
         raise RuntimeError("the agent crashed")
     events = read_events(bootstrap, topic_names.events, expected=4)
-    calls = [e for _, e in events if isinstance(e, CallEvent)]
+    calls = [e for _, e in events if isinstance(e, Call)]
     assert [(c.step, c.attempt, c.agent, c.parent_agent) for c in calls] == [
         (1, 1, "planner", None),
         (1, 2, "planner", None),
         (2, 1, "researcher", "planner"),
     ]
-    outcome = [e for _, e in events if isinstance(e, Outcome)]
+    outcome = [e for _, e in events if isinstance(e, Done)]
     assert [o.status for o in outcome] == ["failure"]
 
 
@@ -161,15 +162,15 @@ def test_close_without_broker_spools_and_next_emitter_replays(bootstrap, topic_n
         time.sleep(0.05)
     replayer.close()
     events = read_events(bootstrap, topic_names.events, expected=8)
-    assert [e.step for _, e in events if isinstance(e, CallEvent)] == list(range(1, 8))
-    assert isinstance(events[-1][1], Outcome)
+    assert [e.step for _, e in events if isinstance(e, Call)] == list(range(1, 8))
+    assert isinstance(events[-1][1], Done)
 
 
 def _by_partition(bootstrap: str, topic: str) -> dict[str, set[int]]:
     """Each task's partitions on ``topic`` (read to its end)."""
     seen: dict[str, set[int]] = collections.defaultdict(set)
     for record in read_to_end(bootstrap, topic, timeout_s=20):
-        for event in decode_message(record.value or b"").events:
+        for _, event in decode_events(record.value or b"").events:
             seen[event.task_id].add(record.partition)
     return dict(seen)
 

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 from sinks.clickhouse.decode import MessageDecoder
 from sinks.clickhouse.rows import RowError, event_row, outcome_row
 from tests.unit.streams.test_decode import BASE_CALL, BASE_OUTCOME, mutate, wire
-from tokengov.contracts import CallEvent, parse_event
+from tokengov.contracts import CallEvent
+from tokengov.decoding import parse_event
 from tokengov.errors import ContractError
 from tokengov.policy import parse_policy
 from tokengov.pricing import price_call

@@ -150,7 +150,7 @@ def test_finding_is_tolerant_and_gets_a_stable_id():
 @pytest.mark.parametrize("cost", [None, "0.25"])
 def test_a_dead_letter_rebuilt_from_the_row_is_the_same_event(cost):
     from sinks.clickhouse.rows import row_payload
-    from tokengov.contracts import parse_event
+    from tokengov.decoding import parse_event
 
     event = _event(
         team="search",

@@ -7,14 +7,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tokengov.contracts import (
-    UNATTRIBUTED,
-    CallEvent,
-    Outcome,
-    decode_message,
-    encode_events,
-    parse_event,
-)
+from tokengov.calls import from_model
+from tokengov.contracts import UNATTRIBUTED, CallEvent, Outcome, encode_events
+from tokengov.decoding import decode_events, parse_event
 from tokengov.errors import ContractError
 
 BASE = {
@@ -155,25 +150,26 @@ def test_envelope_keeps_valid_items_and_reports_bad_ones():
     good = with_(event_id="e-good")
     bad = with_(event_id="e-bad", tokens__input=-1)
     raw = json.dumps([good, bad, "not an object", with_(event_id="e-good-2")]).encode()
-    result = decode_message(raw)
+    result = decode_events(raw)
     assert result.envelope
-    assert [e.event_id for e in result.events] == ["e-good", "e-good-2"]
-    assert [(f.index, f.event_id) for f in result.failures] == [(1, "e-bad"), (2, None)]
-    assert result.failures[0].reason.startswith("tokens.input")
+    assert [(i, e.event_id) for i, e in result.events] == [(0, "e-good"), (3, "e-good-2")]
+    assert [(f.index, f.event_id) for f, _ in result.failures] == [(1, "e-bad"), (2, None)]
+    assert result.failures[0][0].reason.startswith("tokens.input")
 
 
 def test_unparseable_message():
-    result = decode_message(b"{not json")
+    result = decode_events(b"{not json")
     assert not result.events
-    assert result.failures[0].reason.startswith("not valid JSON")
+    assert result.failures[0][0].reason.startswith("not valid JSON")
 
 
 def test_encode_round_trip_single_and_envelope():
     event = parse_event(BASE)
-    assert decode_message(encode_events([event])).events == [event]
+    assert decode_events(encode_events([event])).events == [(0, from_model(event))]
     other = parse_event(with_(event_id="e2"))
-    decoded = decode_message(encode_events([event, other]))
-    assert decoded.envelope and decoded.events == [event, other]
+    decoded = decode_events(encode_events([event, other]))
+    assert decoded.envelope
+    assert decoded.events == [(0, from_model(event)), (1, from_model(other))]
 
 
 counts = st.integers(min_value=0, max_value=10**9)

@@ -13,6 +13,7 @@ from producers.debt_fleet import fleet_policy_yaml
 from streams.debt.detectors import Detector
 from streams.debt.engine import DebtEngine
 from streams.debt.findings import Finding
+from tokengov.calls import from_model
 from tokengov.contracts import CallEvent, Components, Outcome, TokenCounts
 from tokengov.policy import Policy, parse_policy
 
@@ -100,7 +101,7 @@ def run_engine(
         policy, clock=lambda: end, detectors=[detector] if detector is not None else None, **kwargs
     )
     for event in events:
-        engine.observe(event)
+        engine.observe(from_model(event))
     return engine.flush(end).findings
 
 

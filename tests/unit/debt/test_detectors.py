@@ -20,6 +20,7 @@ from streams.debt.detectors import (
     all_detectors,
 )
 from streams.debt.engine import DebtEngine
+from tokengov.calls import from_model
 from tokengov.contracts import CallEvent
 
 FLEET = scripted_fleet(tasks_per_pattern=30, prompt_tasks_per_day=60)
@@ -47,7 +48,7 @@ def test_fires_on_waste_and_quiet_on_the_twin(pattern, policy, kit) -> None:
 def test_no_detector_fires_outside_its_pattern(policy) -> None:
     engine = DebtEngine(policy, clock=lambda: FLEET.end)
     for event in FLEET.events:
-        engine.observe(event)
+        engine.observe(from_model(event))
     fired = {(f.workflow, f.detector) for f in engine.flush(FLEET.end).findings}
     assert fired == {(p.wasteful, p.detector) for p in PATTERNS}
 

@@ -8,6 +8,7 @@ from decimal import Decimal
 from streams.debt.detectors import MemoryReplay
 from streams.debt.engine import DebtEngine
 from streams.debt.findings import Finding
+from tokengov.calls import from_model
 from tokengov.policy import parse_policy
 from tokengov.runtime import PolicyHolder
 
@@ -53,9 +54,9 @@ def test_duplicates_count_once(policy, kit) -> None:
     once, _ = _engine(policy, kit)
     twice, _ = _engine(policy, kit)
     for e in events:
-        once.observe(e)
-        twice.observe(e)
-        assert twice.observe(e) is False
+        once.observe(from_model(e))
+        twice.observe(from_model(e))
+        assert twice.observe(from_model(e)) is False
     assert twice.stats.duplicates == len(events)
     a, b = once.flush(kit.T0).findings, twice.flush(kit.T0).findings
     assert a == b and a  # same ids, same numbers
@@ -65,7 +66,7 @@ def test_waste_per_day_extrapolates_the_observed_span(policy, kit) -> None:
     events = _replay_tasks(kit, 20, span=timedelta(minutes=30))
     engine, _ = _engine(policy, kit)
     for e in events:
-        engine.observe(e)
+        engine.observe(from_model(e))
     [finding] = engine.flush(kit.T0).findings
     waste = 20 * 4 * (6000 - policy.debt.memory_budget_tokens)
     span = max(e.ts for e in events) - min(e.ts for e in events)
@@ -82,9 +83,9 @@ def test_waste_per_day_extrapolates_the_observed_span(policy, kit) -> None:
 
 def test_events_older_than_the_horizon_are_not_judged(policy, kit) -> None:
     engine, _ = _engine(policy, kit)
-    engine.observe(kit.call(kit.T0 + timedelta(hours=3), task="late-anchor", memory=10))
+    engine.observe(from_model(kit.call(kit.T0 + timedelta(hours=3), task="late-anchor", memory=10)))
     for e in _replay_tasks(kit, 20):
-        assert engine.observe(e) is False
+        assert engine.observe(from_model(e)) is False
     assert engine.stats.late == 80
     assert engine.flush(kit.T0).findings == []
 
@@ -93,7 +94,7 @@ def test_open_tasks_are_judged_without_an_outcome(policy, kit) -> None:
     events = [e for e in _replay_tasks(kit, 20) if e.kind == "call"]
     engine, _ = _engine(policy, kit)
     for e in events:
-        engine.observe(e)
+        engine.observe(from_model(e))
     assert engine.open_tasks == 20
     assert len(engine.flush(kit.T0).findings) == 1
 
@@ -101,14 +102,14 @@ def test_open_tasks_are_judged_without_an_outcome(policy, kit) -> None:
 def test_standing_finding_republished_only_after_interval_and_new_calls(policy, kit) -> None:
     engine, clock = _engine(policy, kit)
     for e in _replay_tasks(kit, 20):
-        engine.observe(e)
+        engine.observe(from_model(e))
     assert len(engine.flush().findings) == 1
     clock["now"] += timedelta(minutes=5)
     assert engine.flush().findings == []  # too soon
     clock["now"] += timedelta(hours=2)
     assert engine.flush().findings == []  # no new calls since
     for e in _replay_tasks(kit, 5, start=kit.T0 + timedelta(minutes=31), span=timedelta(minutes=5)):
-        engine.observe(e)
+        engine.observe(from_model(e))
     assert len(engine.flush().findings) == 1
 
 
@@ -118,7 +119,7 @@ def test_a_finding_that_crosses_the_alert_bar_alerts_at_the_next_flush(kit) -> N
     policy = _alerting_policy()
     engine, clock = _engine(policy, kit)
     for e in _replay_tasks(kit, 20, memory=1200):
-        engine.observe(e)
+        engine.observe(from_model(e))
     [first], alerts = engine.flush()
     assert alerts == [] and first.estimated_waste_usd_per_day < policy.debt.alert_usd_per_day
     clock["now"] += timedelta(minutes=5)  # well inside reemit_interval (1 h)
@@ -126,7 +127,7 @@ def test_a_finding_that_crosses_the_alert_bar_alerts_at_the_next_flush(kit) -> N
     for e in _replay_tasks(
         kit, 20, start=kit.T0 + timedelta(minutes=31), span=timedelta(minutes=5)
     ):
-        engine.observe(e)
+        engine.observe(from_model(e))
     [finding], [alert] = engine.flush()
     assert finding.estimated_waste_usd_per_day >= policy.debt.alert_usd_per_day
     assert (alert.status, alert.severity) == ("firing", "warning")
@@ -135,7 +136,7 @@ def test_a_finding_that_crosses_the_alert_bar_alerts_at_the_next_flush(kit) -> N
     # still firing at the same level: the rate limit holds again
     clock["now"] += timedelta(minutes=5)
     for e in _replay_tasks(kit, 2, start=kit.T0 + timedelta(minutes=37), span=timedelta(minutes=1)):
-        engine.observe(e)
+        engine.observe(from_model(e))
     assert engine.flush().findings == []
 
 
@@ -143,7 +144,7 @@ def test_alert_fires_to_the_owner_and_resolves_when_the_waste_stops(kit) -> None
     policy = _alerting_policy()
     engine, clock = _engine(policy, kit)
     for e in _replay_tasks(kit, 20):
-        engine.observe(e)
+        engine.observe(from_model(e))
     result = engine.flush()
     [finding], [alert] = result.findings, result.alerts
     assert alert.kind == "debt_finding" and alert.status == "firing"
@@ -154,7 +155,7 @@ def test_alert_fires_to_the_owner_and_resolves_when_the_waste_stops(kit) -> None
     # the workflow is redesigned: an hour of distilled memory pushes the waste out
     clock["now"] += timedelta(hours=2)
     for e in _replay_tasks(kit, 20, memory=400, start=kit.T0 + timedelta(hours=1, minutes=40)):
-        engine.observe(e)
+        engine.observe(from_model(e))
     findings, alerts = engine.flush()
     assert findings == []
     assert [(a.status, a.fingerprint) for a in alerts] == [("resolved", alert.fingerprint)]
@@ -165,13 +166,13 @@ def test_alert_resolves_while_a_smaller_finding_stands(kit) -> None:
     policy = _alerting_policy()
     engine, clock = _engine(policy, kit)
     for e in _replay_tasks(kit, 20):
-        engine.observe(e)
+        engine.observe(from_model(e))
     [alert] = engine.flush().alerts
     assert alert.status == "firing"
     # memory just over the budget: still replayed, but its waste is now below the alert bar
     clock["now"] += timedelta(hours=2)
     for e in _replay_tasks(kit, 20, memory=1200, start=kit.T0 + timedelta(hours=1, minutes=40)):
-        engine.observe(e)
+        engine.observe(from_model(e))
     [finding], alerts = engine.flush()
     assert finding.estimated_waste_usd_per_day < policy.debt.alert_usd_per_day
     assert [(a.status, a.fingerprint) for a in alerts] == [("resolved", alert.fingerprint)]
@@ -180,7 +181,7 @@ def test_alert_resolves_while_a_smaller_finding_stands(kit) -> None:
     # once resolved, the standing finding raises nothing more
     clock["now"] += timedelta(hours=2)
     for e in _replay_tasks(kit, 20, memory=1200, start=kit.T0 + timedelta(hours=3, minutes=40)):
-        engine.observe(e)
+        engine.observe(from_model(e))
     result = engine.flush()
     assert len(result.findings) == 1 and result.alerts == []
 
@@ -188,7 +189,7 @@ def test_alert_resolves_while_a_smaller_finding_stands(kit) -> None:
 def test_no_alert_below_the_threshold(policy, kit) -> None:
     engine, _ = _engine(policy, kit)  # fleet policy: $0.40/M, default alert at $5/day
     for e in _replay_tasks(kit, 5):
-        engine.observe(e)
+        engine.observe(from_model(e))
     result = engine.flush()
     assert len(result.findings) == 1 and result.alerts == []
 
@@ -196,7 +197,7 @@ def test_no_alert_below_the_threshold(policy, kit) -> None:
 def test_policy_holder_and_json_round_trip(policy, kit) -> None:
     engine = DebtEngine(PolicyHolder(policy), clock=lambda: kit.T0, detectors=[MemoryReplay()])
     for e in _replay_tasks(kit, 20):
-        engine.observe(e)
+        engine.observe(from_model(e))
     [finding] = engine.flush().findings
     assert Finding.model_validate_json(finding.model_dump_json()) == finding
     assert finding.ts == kit.T0 and finding.schema_version == 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 import faust
 
 from streams.debt.role import register
+from tokengov.calls import from_model
 from tokengov.policy import Policy
 from tokengov.runtime import PolicyHolder, WorkerContext
 from tokengov.settings import Settings
@@ -33,6 +34,6 @@ def test_history_is_replayed_once_and_the_topic_replay_changes_nothing(
     findings_before = role.engine.flush(kit.T0).findings
 
     for event in events:  # the same events again, from the topic after the restart
-        assert not role.engine.observe(event)
+        assert not role.engine.observe(from_model(event))
     assert (stats.observed_calls, stats.outcomes, stats.duplicates) == (3, 1, 4)
     assert role.engine.flush(kit.T0).findings == findings_before

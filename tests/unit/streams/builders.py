@@ -19,7 +19,7 @@ from streams.core import (
     codec,
     position,
 )
-from streams.core.events import from_model
+from tokengov.calls import from_model
 from tokengov.contracts import Alert, CallEvent, Decision, Outcome
 from tokengov.policy import Policy, parse_policy
 

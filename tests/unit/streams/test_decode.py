@@ -11,10 +11,9 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.core.events import from_model
-from streams.decode import decode_events, fast_event, fast_message
 from tests.unit.streams.builders import call, outcome
-from tokengov.contracts import parse_event
+from tokengov.calls import from_model
+from tokengov.decoding import decode_events, fast_event, fast_message, parse_event
 from tokengov.errors import ContractError
 
 BASE_CALL = call(

@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams.core import ManualClock, Output, PartitionProcessor, PolicyView, Suppressor, position
-from streams.core.events import from_model
 from tests.unit.streams.builders import T0, call, outcome, policy
+from tokengov.calls import from_model
 from tokengov.contracts import CallEvent, Outcome
 
 VIEW = PolicyView(policy())

@@ -18,12 +18,12 @@ from hypothesis import strategies as st
 
 from streams.attempts import AttemptLog
 from streams.core import PartitionProcessor, codec
-from streams.core.events import from_model, usd
 from streams.deadletter import MAX_RAW_BYTES, dead_letter, encode_item
-from streams.decode import decode_events, fast_message
 from tests.unit.streams.builders import POLICY, T0, Pipeline, call, outcome, policy
-from tokengov.contracts import MAX_MESSAGE_BYTES, decode_message, parse_event
+from tokengov.calls import from_model, usd
+from tokengov.contracts import MAX_MESSAGE_BYTES
 from tokengov.deadletter import DeadLetterRecord
+from tokengov.decoding import decode_events, fast_message, parse_event
 from tokengov.wire import item_problem, load_items
 
 GOOD = call(task="t-1").model_dump(mode="json")
@@ -73,7 +73,6 @@ def test_nesting_limit_is_64_levels_per_event_in_every_decoder() -> None:
     at_limit, beyond = event_with(deep(63)), event_with(deep(64))  # the event is level 1
     for raw in (at_limit, envelope(at_limit)):
         assert len(decode_events(raw).events) == 1 and not decode_events(raw).failures
-        assert len(decode_message(raw).events) == 1
     decoded = decode_events(envelope(orjson.dumps(GOOD), beyond, orjson.dumps(GOOD)))
     assert [i for i, _ in decoded.events] == [0, 2]
     ((failure, _),) = decoded.failures
@@ -82,7 +81,6 @@ def test_nesting_limit_is_64_levels_per_event_in_every_decoder() -> None:
     # beyond what can be parsed at all: the whole message, still named as nesting
     ((failure, item),) = decode_events(event_with(deep(3000))).failures
     assert failure.index is None and item is None and "nested deeper" in failure.reason
-    assert decode_message(event_with(deep(3000))).failures[0].index is None
 
 
 def test_message_size_limit_is_one_mebibyte() -> None:
@@ -93,7 +91,7 @@ def test_message_size_limit_is_one_mebibyte() -> None:
     over = orjson.dumps({**GOOD, "pad": "x" * (pad + 1)})
     ((failure, item),) = decode_events(over).failures
     assert "message too large: 1048577 bytes" in failure.reason and item is None
-    assert fast_message(over) is None and decode_message(over).failures
+    assert fast_message(over) is None
 
 
 def test_invalid_utf8_loses_only_its_item() -> None:
@@ -109,8 +107,6 @@ def test_invalid_utf8_loses_only_its_item() -> None:
     # the dead letter carries the item's bytes exactly as they came
     _, item = decoded.failures[0]
     assert encode_item(item) == bad
-    result = decode_message(raw)
-    assert len(result.events) == 2 and [f.index for f in result.failures] == [1, 2]
     # invalid UTF-8 and invalid JSON: the whole message
     ((failure, _),) = decode_events(b'[{"a": "\xff"}, {nope').failures
     assert failure.index is None and "not valid JSON" in failure.reason
@@ -125,7 +121,6 @@ def test_integer_fields_hold_64_bits_and_no_more(field: str) -> None:
         raw = json.dumps({**GOOD, field: value}).encode()
         ((failure, _),) = decode_events(raw).failures
         assert failure.reason.startswith(f"{field}: "), failure.reason
-        assert len(decode_message(raw).failures) == 1
 
 
 def test_tokens_hold_64_bits_and_no_more() -> None:
@@ -160,7 +155,6 @@ def test_event_time_range(ts: str, ok: bool) -> None:
         if not ok:
             ((failure, _),) = decoded.failures
             assert failure.reason.startswith("ts: must be from 2000-01-01T00:00:00Z"), failure
-        assert (len(decode_message(orjson.dumps(doc)).events) == 1) is ok
 
 
 def test_loader_never_raises_on_odd_messages() -> None:

@@ -9,12 +9,11 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.core.events import from_model, usd
-from streams.core.pricer import Pricer
 from tests.unit.streams.builders import call
+from tokengov.calls import from_model, usd
 from tokengov.contracts import TokenCounts
 from tokengov.policy import parse_policy
-from tokengov.pricing import price_call, price_tokens
+from tokengov.pricing import Pricer, price_call, price_tokens
 
 CATALOG = parse_policy(
     """
@@ -114,8 +113,39 @@ def test_hot_path_pricer_agrees_with_price_call(model, day, inp, out, split) -> 
     pricer = Pricer(CATALOG)
     expected = price_call(event, CATALOG)
     for _ in range(2):  # the second time from the cached lookup
-        femto = pricer.price(from_model(event))
+        femto = pricer.femto(from_model(event))
         if expected.unpriced:
             assert femto is None
         else:
             assert usd(femto) == expected.cost_usd
+        priced = pricer.priced(from_model(event))
+        assert (priced.cost_usd, priced.source) == (expected.cost_usd, expected.source)
+
+
+def test_priced_is_exact_decimal_when_a_price_has_more_than_nine_decimals() -> None:
+    catalog = parse_policy(
+        "version: 1\nprices:\n  tiny: {input: 0.0000000001, output: 0.0000000003}\n"
+    ).catalog
+    pricer = Pricer(catalog)
+    tiny = from_model(call(model="tiny", input=1000, output=100))
+    # (1000 × 1e-10 + 100 × 3e-10) per million tokens = 1.3e-13 USD, below a femto-USD rate
+    priced = pricer.priced(tiny)
+    assert (priced.cost_usd, priced.source) == (Decimal("0.00000000000013"), "catalog")
+    assert pricer.femto(tiny) == 0  # the hot path rounds each rate to whole femto-USD
+
+
+def test_input_rate_is_what_one_input_token_of_the_call_cost() -> None:
+    pricer = Pricer(CATALOG)
+    # 400 uncached × 0.40 + 800 cached × 0.10 = 240 USD per million → 0.00024 for 1200 tokens
+    cached = pricer.priced(from_model(call(input=1200, cached=800, output=300)), input_rate=True)
+    assert cached.input_usd_per_token == Decimal("0.0000002")
+    assert cached.input_usd(1200) == Decimal("0.00024")
+    assert cached.cost_usd == Decimal("0.00072")
+    # unpriced model, reported cost: spread evenly over its 1230 tokens
+    reported = pricer.priced(
+        from_model(call(model="gpt-9", input=1000, output=230, cost="0.123")), input_rate=True
+    )
+    assert (reported.cost_usd, reported.source) == (Decimal("0.123"), "reported")
+    assert reported.input_usd_per_token == Decimal("0.0001")
+    unpriced = pricer.priced(from_model(call(model="gpt-9")), input_rate=True)
+    assert (unpriced.cost_usd, unpriced.source, unpriced.input_usd(10)) == (0, "unpriced", 0)

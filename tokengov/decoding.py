@@ -1,9 +1,15 @@
-"""Decoding ``tokengov.events`` messages into the core's events, fast.
+"""From the bytes of a ``tokengov.events`` message to calls and outcomes: the one decoder.
 
-A message is one event or a batch envelope (a JSON array); valid items of an
-envelope are kept, each with its index (its position in the partition).
+Every consumer of the events topic decodes here — the streams (stage 1), the
+token-debt role, the ClickHouse writer, ``tokengov tail`` and ``tokengov emit`` —
+into one internal form (:mod:`tokengov.calls`: :class:`~tokengov.calls.Call`,
+:class:`~tokengov.calls.Done`). A message is one event or a batch envelope (a JSON
+array); valid items of an envelope are kept, each with its index (its position
+in the envelope), and every part that cannot be trusted comes back as a
+:class:`~tokengov.wire.DecodeFailure` with a reason naming the field.
 
-Three paths, each applying the contract's rules (:mod:`tokengov.contracts`), the
+The limits of the wire (size, nesting, UTF-8) are :mod:`tokengov.wire`'s. Then
+three paths, each applying the contract's rules (:mod:`tokengov.contracts`), the
 faster ones only to what they are sure about:
 
 1. :func:`fast_message` — the whole message through msgspec, which parses the
@@ -15,7 +21,9 @@ faster ones only to what they are sure about:
 3. The pydantic models, which accept the item or say precisely what is wrong.
 
 All three agree on every input the faster ones accept
-(``tests/unit/streams/test_decode.py`` checks it with hypothesis).
+(``tests/unit/streams/test_decode.py`` checks it with hypothesis). A single
+object that must be a valid event (``tokengov emit``'s lines) is
+:func:`parse_event`'s.
 """
 
 from __future__ import annotations
@@ -26,8 +34,9 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal, cast
 
 import msgspec
+from pydantic import ValidationError
 
-from streams.core.events import NO_COMPONENTS, Call, Done, from_model
+from tokengov.calls import NO_COMPONENTS, Call, Done, from_model
 from tokengov.contracts import (
     MAX_COUNT,
     MAX_ID_CHARS,
@@ -36,13 +45,22 @@ from tokengov.contracts import (
     TS_MAX,
     TS_MIN,
     UNATTRIBUTED,
-    DecodeFailure,
-    parse_event,
+    CallEvent,
+    Outcome,
+    describe_validation_error,
+    event_adapter,
 )
 from tokengov.errors import ContractError
-from tokengov.wire import load_items, plain_id
+from tokengov.wire import DecodeFailure, load_items, plain_id
 
-__all__ = ["Decoded", "decode_events", "fast_event", "fast_message"]
+__all__ = [
+    "DecodeFailure",
+    "Decoded",
+    "decode_events",
+    "fast_event",
+    "fast_message",
+    "parse_event",
+]
 
 _TS: Final = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?(?:Z|[+-][0-9]{2}:[0-9]{2})\Z"
@@ -51,16 +69,22 @@ _CTRL: Final = re.compile(r"[\x00-\x1f\x7f]")
 _INT_LIMIT: Final = MAX_COUNT + 1  # every integer field: 0 <= n < 2**63
 _STATUSES: Final = frozenset(("ok", "error", "timeout"))
 _OUTCOME_STATUSES: Final = frozenset(("success", "failure", "abandoned"))
-_COMPONENTS: Final = (
-    "system",
-    "tool_definitions",
-    "retrieved",
-    "history",
-    "tool_responses",
-    "handoff",
-    "memory",
-)
 _MISSING: Final = object()
+
+
+def parse_event(obj: Any) -> CallEvent | Outcome:
+    """Validate one decoded JSON object with the contract's models (path 3). Raises
+    :class:`~tokengov.errors.ContractError` naming the field."""
+    if not isinstance(obj, dict):
+        raise ContractError(f"expected a JSON object, got {type(obj).__name__}")
+    kind = obj.get("kind")
+    if kind not in ("call", "outcome"):
+        shown = repr(kind) if len(repr(kind)) <= 80 else repr(kind)[:80] + "…"
+        raise ContractError(f"unknown kind {shown}; expected 'call' or 'outcome'", field="kind")
+    try:
+        return event_adapter.validate_python(obj)
+    except ValidationError as exc:
+        raise ContractError(describe_validation_error(exc)) from exc
 
 
 class _Slow(Exception):
@@ -73,14 +97,6 @@ def _text(value: Any, limit: int) -> str:
     if not value.isprintable() and _CTRL.search(value):
         raise _Slow
     return value
-
-
-def _name(value: Any, default: str) -> str:
-    return default if value is _MISSING else _text(value, MAX_NAME_CHARS)
-
-
-def _opt_name(value: Any) -> str | None:
-    return None if value is None or value is _MISSING else _text(value, MAX_NAME_CHARS)
 
 
 def _attribution(value: Any) -> str:
@@ -100,20 +116,6 @@ def _attribution(value: Any) -> str:
         if not value.strip():
             return UNATTRIBUTED
     raise _Slow
-
-
-def _count(value: Any, default: int, minimum: int = 0) -> int:
-    if value is _MISSING:
-        return default
-    if type(value) is not int or not minimum <= value < _INT_LIMIT:
-        raise _Slow
-    return value
-
-
-def _opt_count(value: Any) -> int | None:
-    if value is None or value is _MISSING:
-        return None
-    return _count(value, 0)
 
 
 def _ts(value: Any) -> datetime:

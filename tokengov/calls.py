@@ -1,11 +1,16 @@
-"""The events as the core sees them: flat, slotted, already validated.
+"""A decoded event, as every consumer of ``tokengov.events`` works with it.
 
-The wire contract is :mod:`tokengov.contracts` (pydantic); these are its hot-path
-form, built either from a validated model (:func:`from_model`) or by the fast
-decoder (:mod:`streams.decode`) that applies the same rules without building
-models. Money is kept in integer femto-USD (1e-15 USD) inside the core: exact
-for every price with up to nine decimals per million tokens and every reported
-``cost_usd`` (at most twelve decimals), and much cheaper than Decimal.
+The wire contract is :mod:`tokengov.contracts` (pydantic models, the JSON Schema
+source); :class:`Call` (a model call) and :class:`Done` (how a task ended: an
+``Outcome``) are its internal form — flat, slotted, already validated — the one
+that :mod:`tokengov.decoding` produces for the streams, the token-debt role, the
+ClickHouse writer and the CLI. It is built either from a validated model
+(:func:`from_model`) or by the decoder's fast path, which applies the same rules
+without building models.
+
+Money is kept in integer femto-USD (1e-15 USD): exact for every price with up to
+nine decimals per million tokens and every reported ``cost_usd`` (at most twelve
+decimals), and much cheaper than Decimal.
 """
 
 from __future__ import annotations
@@ -14,10 +19,12 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Final
 
-from tokengov.contracts import CallEvent, Outcome
+from tokengov.contracts import COMPONENT_NAMES, CallEvent, Outcome
 
 __all__ = [
+    "COMPONENT_NAMES",
     "FEMTO",
+    "NO_COMPONENTS",
     "Call",
     "Done",
     "Event",
@@ -49,6 +56,12 @@ def usd(femto: int) -> Decimal:
 
 
 class Call:
+    """One model call (the contract's :class:`~tokengov.contracts.CallEvent`): token counts
+    flat (``input``, ``output``, ``cached_input``, ``cache_write``, ``reasoning``), the
+    input's ``components`` as a tuple in :data:`COMPONENT_NAMES` order (also readable by
+    name: ``call.history``), a reported cost in femto-USD (``cost_femto``, None: price it
+    from the catalog), ``task_id`` never None."""
+
     __slots__ = (
         "agent",
         "attempt",
@@ -128,6 +141,40 @@ class Call:
         self.provider = provider
         self.latency_ms = latency_ms
 
+    @property
+    def tokens_total(self) -> int:
+        """Input plus output tokens."""
+        return self.input + self.output
+
+    # The input's components by name (DESIGN.md), in tokens.
+    @property
+    def system(self) -> int:
+        return self.components[0]
+
+    @property
+    def tool_definitions(self) -> int:
+        return self.components[1]
+
+    @property
+    def retrieved(self) -> int:
+        return self.components[2]
+
+    @property
+    def history(self) -> int:
+        return self.components[3]
+
+    @property
+    def tool_responses(self) -> int:
+        return self.components[4]
+
+    @property
+    def handoff(self) -> int:
+        return self.components[5]
+
+    @property
+    def memory(self) -> int:
+        return self.components[6]
+
     def at(self, ts: datetime) -> Call:
         """The same call stamped ``ts`` (clock skew: governed at processing time)."""
         copy = Call.__new__(Call)
@@ -149,7 +196,7 @@ class Call:
 
 
 class Done:
-    """An outcome."""
+    """How a task ended (the contract's :class:`~tokengov.contracts.Outcome`)."""
 
     __slots__ = ("event_id", "quality", "status", "task_id", "team", "ts", "ts_ms", "workflow")
     kind: Final = "outcome"
