@@ -10,7 +10,7 @@ ClickHouse's own message), and is safe to share between threads.
 Other roles in the same process use it directly::
 
     store = ClickHouseStore(settings.clickhouse_dsn)
-    store.ensure_schema()
+    migrate(store)  # sinks.clickhouse.migrate: create or upgrade the schema (idempotent)
     store.record_notification(alert_id=..., fingerprint=..., receiver="search-pager",
                               attempt=1, result="delivered", error=None, latency_ms=42)
 """
@@ -326,12 +326,6 @@ class ClickHouseStore:
         """Who was told what, when, with what result: one row in ``notifications``."""
         row = (alert_id, fingerprint, receiver, attempt, result, error, latency_ms, ts or utcnow())
         self.insert("notifications", [row], columns=NOTIFICATION_COLUMNS)
-
-    def ensure_schema(self) -> int:
-        """Create or upgrade the schema (idempotent). Returns the schema version."""
-        from sinks.clickhouse.migrate import migrate
-
-        return migrate(self).version
 
     # -- reads --------------------------------------------------------------------
 

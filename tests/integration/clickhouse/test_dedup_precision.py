@@ -10,6 +10,7 @@ import pytest
 
 from sinks.clickhouse.dedup import SMALL, existing_event_ids
 from sinks.clickhouse.encode import epoch_ms
+from sinks.clickhouse.migrate import migrate
 from sinks.clickhouse.rows import TOKEN_EVENT_COLUMNS, event_row
 from sinks.clickhouse.store import ClickHouseStore
 from tokengov.contracts import CallEvent, TokenCounts
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.integration
 def test_replayed_ids_with_microseconds_are_found(tmp_path):
     store = ClickHouseStore(f"chdb://{tmp_path / 'clickhouse'}")
     try:
-        store.ensure_schema()
+        migrate(store)
         base = datetime(2026, 11, 29, 5, 0, 0, 123456, tzinfo=UTC)
         events = [
             CallEvent(

@@ -18,6 +18,7 @@ import pytest
 
 from sinks.clickhouse.dedup import existing_event_ids
 from sinks.clickhouse.encode import epoch_ms
+from sinks.clickhouse.migrate import migrate
 from sinks.clickhouse.reader import StoreReader
 from sinks.clickhouse.rows import (
     FINDING_COLUMNS,
@@ -85,7 +86,7 @@ def store(tmp_path: Path) -> Iterator[Store]:
     dsn = f"chdb://{tmp_path / 'clickhouse'}"
     store = ClickHouseStore(dsn)
     try:
-        store.ensure_schema()
+        migrate(store)
         yield Store(store, dsn)
     finally:
         store.close()

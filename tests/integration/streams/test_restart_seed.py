@@ -28,9 +28,10 @@ pytestmark = pytest.mark.integration
 FILL_STORE = """
 import sys
 from sinks.clickhouse.store import ClickHouseStore
+from sinks.clickhouse.migrate import migrate
 dsn, day, fingerprint = sys.argv[1:4]
 with ClickHouseStore(dsn) as store:
-    store.ensure_schema()
+    migrate(store)
     store.command(
         "INSERT INTO token_events (event_id, ts, team, workflow, task_id, agent, provider, model,"
         " input_tokens, status, cost_usd, schema_version) VALUES ('stored-1', now64(3), "
