@@ -1,8 +1,8 @@
 """``create_app(ctx, roles)``: one Faust app carrying the requested roles.
 
-``streams`` is this package's role; ``sink`` and ``router`` live in
-``sinks.clickhouse.role`` and ``sinks.router.role`` and are imported only
-when asked for. Timeouts are tuned so that a group joins in ~5 s (DESIGN.md).
+Each role's ``register(app, ctx)`` is imported by name in :data:`ROLE_LOADERS` (and only
+when that role is asked for: the sink alone need not import the streams, nor the streams
+chdb). Timeouts are tuned so that a group joins in ~5 s (DESIGN.md).
 SIGHUP reloads the policy (``ctx.policy.reload()``): a broken file is
 refused and the old policy kept; state is never lost.
 """
@@ -10,14 +10,12 @@ refused and the old policy kept; state is never lost.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import json
 import logging
 import os
 import signal
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
 
 import faust
 
@@ -26,19 +24,47 @@ from streams.tuning import forbid_topic_auto_creation, shorten_fetch_wait
 from tokengov.errors import TokenGovError
 from tokengov.runtime import ROLES, WorkerContext
 
-__all__ = ["ROLE_MODULES", "app_id", "create_app", "expand_roles"]
+__all__ = ["ROLE_LOADERS", "Register", "app_id", "create_app", "expand_roles"]
 
 log = logging.getLogger(__name__)
 
-#: Each role and the modules that register it (the streams role includes token debt).
-ROLE_MODULES: dict[str, tuple[str, ...]] = {
-    "streams": ("streams.role", "streams.debt.role"),
-    "sink": ("sinks.clickhouse.role",),
-    "router": ("sinks.router.role",),
+#: What a role module offers: ``register(app, ctx)`` adds its agents and services.
+Register = Callable[[faust.App, WorkerContext], object]
+
+
+def _governance() -> list[Register]:
+    from streams import role
+
+    return [role.register]
+
+
+def _debt() -> list[Register]:
+    from streams.debt import role
+
+    return [role.register]
+
+
+def _sink() -> list[Register]:
+    from sinks.clickhouse import role
+
+    return [role.register]
+
+
+def _router() -> list[Register]:
+    from sinks.router import role
+
+    return [role.register]
+
+
+#: Each role and what registers it (the streams role includes token debt).
+ROLE_LOADERS: dict[str, Callable[[], list[Register]]] = {
+    "streams": lambda: [*_governance(), *_debt()],
+    "sink": _sink,
+    "router": _router,
     # the two halves of ``streams``, to run as separate services (each its own group);
     # ``tokengov bench streams`` measures both. Not part of ``all``.
-    "governance": ("streams.role",),
-    "debt": ("streams.debt.role",),
+    "governance": _governance,
+    "debt": _debt,
 }
 
 
@@ -47,9 +73,9 @@ def expand_roles(roles: Sequence[str]) -> list[str]:
     for role in roles:
         names = list(ROLES) if role == "all" else [role]
         for name in names:
-            if name not in ROLE_MODULES:
+            if name not in ROLE_LOADERS:
                 raise TokenGovError(
-                    f"unknown role {name!r}; choose from all, {', '.join(ROLE_MODULES)}"
+                    f"unknown role {name!r}; choose from all, {', '.join(ROLE_LOADERS)}"
                 )
             if name not in out:
                 out.append(name)
@@ -67,24 +93,19 @@ def app_id(ctx: WorkerContext, roles: Sequence[str]) -> str:
     return f"{prefix}tokengov-worker-{'-'.join(roles)}"
 
 
-def _role_modules(role: str) -> list[Any]:
-    modules = []
-    for module in ROLE_MODULES[role]:
-        try:
-            modules.append(importlib.import_module(module))
-        except ModuleNotFoundError as exc:
-            if exc.name and module.startswith(exc.name):
-                raise TokenGovError(
-                    f"role {role!r} needs the module {module}, which is not installed in this "
-                    f"build (missing {exc.name}); run the other roles with --role"
-                ) from exc
-            raise
-    return modules
+def _load_role(role: str) -> list[Register]:
+    try:
+        return ROLE_LOADERS[role]()
+    except ModuleNotFoundError as exc:
+        raise TokenGovError(
+            f"role {role!r} needs the module {exc.name}, which is not installed; install "
+            "the server extra (pip install 'tokengov[server]') or run the other roles with --role"
+        ) from exc
 
 
 def create_app(ctx: WorkerContext, roles: Sequence[str]) -> faust.App:
     wanted = expand_roles(roles)
-    modules = {role: _role_modules(role) for role in wanted}  # fail before connecting anywhere
+    registrars = {role: _load_role(role) for role in wanted}  # fail before connecting anywhere
     shorten_fetch_wait()
     forbid_topic_auto_creation()
     state_dir = ctx.settings.worker_state_dir
@@ -113,9 +134,9 @@ def create_app(ctx: WorkerContext, roles: Sequence[str]) -> faust.App:
         # flush timer is gone, so do not wait for acks: what was not flushed is replayed, exactly.
         stream_wait_empty=False,
     )
-    for role, role_modules in modules.items():
-        for module in role_modules:
-            module.register(app, ctx)
+    for role, role_registrars in registrars.items():
+        for register in role_registrars:
+            register(app, ctx)
         log.info("role %s registered", role)
 
     async def announce_ready() -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 
-from streams.app import ROLE_MODULES, app_id, create_app, expand_roles
+from streams.app import ROLE_LOADERS, Register, app_id, create_app, expand_roles
 from tokengov.errors import TokenGovError
 from tokengov.policy import parse_policy
 from tokengov.runtime import PolicyHolder, WorkerContext
@@ -38,10 +40,16 @@ def test_processes_with_different_roles_use_different_groups(tmp_path) -> None:
 
 
 def test_a_role_whose_module_is_missing_says_so(tmp_path, monkeypatch) -> None:
-    monkeypatch.setitem(ROLE_MODULES, "router", ("sinks.no_such_router.role",))
+    def missing_router() -> list[Register]:
+        module = importlib.import_module("sinks.no_such_router.role")
+        return [module.register]
+
+    monkeypatch.setitem(ROLE_LOADERS, "router", missing_router)
     ctx = WorkerContext(
         settings=Settings(data_dir=tmp_path, kafka_bootstrap="127.0.0.1:1"),
         policy=PolicyHolder(parse_policy("version: 1\n")),
     )
-    with pytest.raises(TokenGovError, match=r"role 'router' needs the module sinks\.no_such"):
+    with pytest.raises(
+        TokenGovError, match=r"role 'router' needs the module sinks\.no_such_router"
+    ):
         create_app(ctx, ["streams", "router"])  # checked before anything connects
