@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tokengov.local.broker import EmbeddedBroker, free_port
-from tokengov.topics import Topics, TopicSpec, ensure_topics, topic_specs
+from tokengov.app.local.broker import EmbeddedBroker, free_port
+from tokengov.core.topics import Topics, TopicSpec, ensure_topics, topic_specs
 
 #: The suite's topics have 4 event partitions (fewer rebalances on 2 cores); every worker a
 #: test starts inherits the setting, and refuses to start on a topic with another count.

@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 from confluent_kafka import Consumer, TopicPartition
 
-from tokengov.calls import Call, Done
-from tokengov.decoding import decode_events
+from tokengov.core.calls import Call, Done
+from tokengov.core.decoding import decode_events
 
 
 def read_messages(

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create tokengov's topics on the compose Kafka cluster, explicitly (the brokers run with
 # auto.create.topics.enable=false). Idempotent: existing topics are kept; a topic with fewer
-# partitions than asked is grown (Kafka cannot shrink one). Must match tokengov/topics.py's
+# partitions than asked is grown (Kafka cannot shrink one). Must match tokengov/core/topics.py's
 # topic_specs() — tests/integration/grafana/test_compose.py checks that it does.
 set -euo pipefail
 

@@ -6,8 +6,8 @@ import sys
 import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource
 
-from tokengov.errors import BrokerError
-from tokengov.local.broker import EmbeddedBroker, _pid_alive, broker_answers, free_port
+from tokengov.app.local.broker import EmbeddedBroker, _pid_alive, broker_answers, free_port
+from tokengov.core.errors import BrokerError
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +41,7 @@ def test_port_in_use_is_named(tmp_path, broker):
 
 def test_cli_broker_lifecycle(tmp_path):
     port = str(free_port())
-    cli = [sys.executable, "-m", "tokengov.cli.main", "broker"]
+    cli = [sys.executable, "-m", "tokengov.app.cli.main", "broker"]
     env_args = ["--data-dir", str(tmp_path)]
     start = subprocess.run(
         [*cli, "start", "--port", port, *env_args], capture_output=True, text=True, timeout=60

@@ -12,12 +12,12 @@ import pytest
 from confluent_kafka import Producer
 from typer.testing import CliRunner
 
-from sinks.clickhouse.deadletter import DeadLetter, DeadLetterProducer
-from sinks.router.kafka import KafkaDeadLetters
-from streams.deadletter import dead_letter
-from tokengov.cli.main import app
-from tokengov.kafka import CheckedProducer, read_to_end
-from tokengov.topics import Topics
+from tokengov.app.cli.main import app
+from tokengov.core.kafka import CheckedProducer, read_to_end
+from tokengov.core.topics import Topics
+from tokengov.sinks.clickhouse.deadletter import DeadLetter, DeadLetterProducer
+from tokengov.sinks.router.kafka import KafkaDeadLetters
+from tokengov.streams.deadletter import dead_letter
 
 pytestmark = pytest.mark.integration
 

@@ -1,4 +1,4 @@
-"""The shared Kafka helpers of tokengov/kafka.py against the real broker: a producer whose
+"""The shared Kafka helpers of tokengov/core/kafka.py against the real broker: a producer whose
 every delivery is checked, and a compacted topic read whole then followed."""
 
 from __future__ import annotations
@@ -8,9 +8,15 @@ import uuid
 
 import pytest
 
-from tokengov.errors import BrokerError
-from tokengov.kafka import CheckedProducer, Record, follow_compacted, latest_by_key, read_to_end
-from tokengov.topics import Topics
+from tokengov.core.errors import BrokerError
+from tokengov.core.kafka import (
+    CheckedProducer,
+    Record,
+    follow_compacted,
+    latest_by_key,
+    read_to_end,
+)
+from tokengov.core.topics import Topics
 
 pytestmark = pytest.mark.integration
 

@@ -1,9 +1,9 @@
 """Kafka over TLS for real: a throwaway CA, the embedded Tansu broker behind a loopback TLS
 listener that requires a client certificate (mutual TLS), and clients configured only
-through :class:`tokengov.kafka.KafkaConnection` (TOKENGOV_KAFKA_*).
+through :class:`tokengov.core.kafka.KafkaConnection` (TOKENGOV_KAFKA_*).
 
 Tansu 0.6.0 cannot serve TLS itself (its CLI refuses ``--cert`` with ``--key``) nor SASL on
-its listener: see tokengov/local/tls.py. SASL is covered by the rendering tests
+its listener: see tokengov/app/local/tls.py. SASL is covered by the rendering tests
 (tests/unit/core/test_kafka_connection.py: librdkafka and aiokafka accept every rendering)
 and here by a SASL_SSL client with a wrong password, refused after TLS by a broker whose
 SASL handshake fails: the error names the SASL settings, never the password.
@@ -21,25 +21,25 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from producers.emitter import TokenEmitter
-from sinks.clickhouse.reader import open_reader
-from tokengov.decoding import decode_events
-from tokengov.errors import KafkaConfigError
-from tokengov.kafka import (
+from tokengov.app.local.broker import EmbeddedBroker, free_port
+from tokengov.app.local.certs import TlsFiles, make_tls_files
+from tokengov.app.local.stack import LocalStack
+from tokengov.app.local.tls import TlsTerminator
+from tokengov.app.local.webhook_sink import WebhookSink
+from tokengov.core.decoding import decode_events
+from tokengov.core.errors import KafkaConfigError
+from tokengov.core.kafka import (
     KafkaConnection,
     check_connection,
     latest_by_key,
     load_connection,
     read_to_end,
 )
-from tokengov.local.broker import EmbeddedBroker, free_port
-from tokengov.local.certs import TlsFiles, make_tls_files
-from tokengov.local.stack import LocalStack
-from tokengov.local.tls import TlsTerminator
-from tokengov.local.webhook_sink import WebhookSink
-from tokengov.policy import parse_policy
-from tokengov.settings import Settings
-from tokengov.topics import ensure_topics, topic_specs
+from tokengov.core.policy import parse_policy
+from tokengov.core.settings import Settings
+from tokengov.core.topics import ensure_topics, topic_specs
+from tokengov.producers.emitter import TokenEmitter
+from tokengov.sinks.clickhouse.reader import open_reader
 
 pytestmark = pytest.mark.integration
 

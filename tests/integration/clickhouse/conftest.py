@@ -18,12 +18,12 @@ import orjson
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from sinks.clickhouse.migrate import migrate
-from sinks.clickhouse.store import ClickHouseStore
-from tokengov.contracts import CallEvent
-from tokengov.decoding import parse_event
-from tokengov.policy import Policy, parse_policy
-from tokengov.pricing import price_call
+from tokengov.core.contracts import CallEvent
+from tokengov.core.decoding import parse_event
+from tokengov.core.policy import Policy, parse_policy
+from tokengov.core.pricing import price_call
+from tokengov.sinks.clickhouse.migrate import migrate
+from tokengov.sinks.clickhouse.store import ClickHouseStore
 
 POLICY = """
 version: 1

@@ -9,10 +9,10 @@ from pathlib import Path
 import faust
 from faust.worker import Worker
 
-from sinks.clickhouse.role import register
-from tokengov.runtime import PolicyHolder, WorkerContext
-from tokengov.settings import Settings
-from tokengov.topics import Topics
+from tokengov.core.settings import Settings
+from tokengov.core.topics import Topics
+from tokengov.core.worker_context import PolicyHolder, WorkerContext
+from tokengov.sinks.clickhouse.role import register
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from sinks.clickhouse.store import ClickHouseStore
+from tokengov.sinks.clickhouse.store import ClickHouseStore
 
 from .conftest import POLICY, assert_exact, committed, make_events, merge, produce, wait_until
 

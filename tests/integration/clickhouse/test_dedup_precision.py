@@ -8,13 +8,13 @@ from decimal import Decimal
 
 import pytest
 
-from sinks.clickhouse.dedup import SMALL, existing_event_ids
-from sinks.clickhouse.encode import epoch_ms
-from sinks.clickhouse.migrate import migrate
-from sinks.clickhouse.rows import TOKEN_EVENT_COLUMNS, event_row
-from sinks.clickhouse.store import ClickHouseStore
-from tokengov.contracts import CallEvent, TokenCounts
-from tokengov.pricing import PricedCall
+from tokengov.core.contracts import CallEvent, TokenCounts
+from tokengov.core.pricing import PricedCall
+from tokengov.sinks.clickhouse.dedup import SMALL, existing_event_ids
+from tokengov.sinks.clickhouse.encode import epoch_ms
+from tokengov.sinks.clickhouse.migrate import migrate
+from tokengov.sinks.clickhouse.rows import TOKEN_EVENT_COLUMNS, event_row
+from tokengov.sinks.clickhouse.store import ClickHouseStore
 
 pytestmark = pytest.mark.integration
 

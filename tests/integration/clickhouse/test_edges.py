@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from sinks.clickhouse.migrate import migrate
-from sinks.clickhouse.rows import TOKEN_EVENT_COLUMNS
-from sinks.clickhouse.store import ClickHouseStore
-from tokengov.policy import parse_policy
+from tokengov.core.policy import parse_policy
+from tokengov.sinks.clickhouse.migrate import migrate
+from tokengov.sinks.clickhouse.rows import TOKEN_EVENT_COLUMNS
+from tokengov.sinks.clickhouse.store import ClickHouseStore
 
 from .conftest import POLICY, produce
 from .test_writer import running_writer, wait_committed
@@ -280,7 +280,7 @@ def test_migrate_from_version_3_keeps_every_row_and_repairs_the_rollups(old_stor
     # A second run changes nothing; the new constraint refuses 2100 and later.
     assert not migrate(old_store).changed
     assert rollup(old_store, "spend_daily", "day") == by_hand
-    from sinks.clickhouse.store import StoreError
+    from tokengov.sinks.clickhouse.store import StoreError
 
     with pytest.raises(StoreError, match="ts_sane"):
         old_store.insert(

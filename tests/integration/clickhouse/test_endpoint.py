@@ -14,12 +14,17 @@ import httpx
 import orjson
 import pytest
 
-from sinks.clickhouse.endpoint import STATE_FILE, QueryEndpoint, read_token
-from sinks.clickhouse.migrate import migrate
-from sinks.clickhouse.reader import EndpointReader, StoreReader, endpoint_address, open_reader
-from sinks.clickhouse.store import ClickHouseStore
-from tokengov.errors import QueryError
-from tokengov.local.broker import free_port
+from tokengov.app.local.broker import free_port
+from tokengov.core.errors import QueryError
+from tokengov.sinks.clickhouse.endpoint import STATE_FILE, QueryEndpoint, read_token
+from tokengov.sinks.clickhouse.migrate import migrate
+from tokengov.sinks.clickhouse.reader import (
+    EndpointReader,
+    StoreReader,
+    endpoint_address,
+    open_reader,
+)
+from tokengov.sinks.clickhouse.store import ClickHouseStore
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +39,7 @@ def cli(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
     }
     env.pop("TOKENGOV_CLICKHOUSE_URL", None)
     return subprocess.run(
-        [sys.executable, "-m", "tokengov.cli.main", *args],
+        [sys.executable, "-m", "tokengov.app.cli.main", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -27,25 +27,25 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sinks.clickhouse.endpoint import (
+from tokengov.app.local.broker import free_port
+from tokengov.app.report import build_report
+from tokengov.core.contracts import utcnow
+from tokengov.core.errors import QueryError
+from tokengov.core.policy import Policy
+from tokengov.sinks.clickhouse.endpoint import (
     TOKEN_FILE,
     QueryEndpoint,
     engine_policy,
     ensure_token,
     read_token,
 )
-from sinks.clickhouse.limits import QueryLimits
-from sinks.clickhouse.migrate import migrate
-from sinks.clickhouse.reader import EndpointReader, StoreReader
-from sinks.clickhouse.reports import REPORTS, ReportWindow, run_report
-from sinks.clickhouse.statement import StatementPolicy
-from sinks.clickhouse.store import ClickHouseStore
-from sinks.report import build_report
-from sinks.router.history import AlertHistory
-from tokengov.contracts import utcnow
-from tokengov.errors import QueryError
-from tokengov.local.broker import free_port
-from tokengov.policy import Policy
+from tokengov.sinks.clickhouse.limits import QueryLimits
+from tokengov.sinks.clickhouse.migrate import migrate
+from tokengov.sinks.clickhouse.reader import EndpointReader, StoreReader
+from tokengov.sinks.clickhouse.reports import REPORTS, ReportWindow, run_report
+from tokengov.sinks.clickhouse.statement import StatementPolicy
+from tokengov.sinks.clickhouse.store import ClickHouseStore
+from tokengov.sinks.router.history import AlertHistory
 
 pytestmark = pytest.mark.integration
 
@@ -413,7 +413,7 @@ def cli(
     env |= extra_env or {}
     env.pop("TOKENGOV_CLICKHOUSE_URL", None)
     return subprocess.run(
-        [sys.executable, "-m", "tokengov.cli.main", *args],
+        [sys.executable, "-m", "tokengov.app.cli.main", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,

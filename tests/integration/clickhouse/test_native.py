@@ -9,12 +9,12 @@ from typing import Any
 import orjson
 import pytest
 
-from sinks.clickhouse.decode import MessageDecoder, TopicKind
-from sinks.clickhouse.encode import DecodePool, native_block
-from sinks.clickhouse.rows import TABLE_COLUMNS
-from sinks.clickhouse.store import ClickHouseStore
-from sinks.clickhouse.writer import column_types
-from tokengov.policy import Policy
+from tokengov.core.policy import Policy
+from tokengov.sinks.clickhouse.decode import MessageDecoder, TopicKind
+from tokengov.sinks.clickhouse.encode import DecodePool, native_block
+from tokengov.sinks.clickhouse.rows import TABLE_COLUMNS
+from tokengov.sinks.clickhouse.store import ClickHouseStore
+from tokengov.sinks.clickhouse.writer import column_types
 
 from .conftest import make_events
 

@@ -17,9 +17,9 @@ import orjson
 import pytest
 from confluent_kafka import Producer
 
-from tokengov.deadletter import DeadLetterRecord
-from tokengov.policy import Policy
-from tokengov.topics import Topics
+from tokengov.core.deadletter import DeadLetterRecord
+from tokengov.core.policy import Policy
+from tokengov.core.topics import Topics
 
 from .conftest import Ends, assert_exact, make_events, merge, produce, read_all, wait_until
 from .test_writer import DECODERS, running_writer, wait_committed

@@ -11,11 +11,11 @@ from uuid import UUID
 
 import pytest
 
-from sinks.clickhouse.endpoint import QueryEndpoint, read_token
-from sinks.clickhouse.migrate import migrate
-from sinks.clickhouse.reader import EndpointReader, StoreReader
-from sinks.clickhouse.store import ClickHouseStore
-from tokengov.local.broker import free_port
+from tokengov.app.local.broker import free_port
+from tokengov.sinks.clickhouse.endpoint import QueryEndpoint, read_token
+from tokengov.sinks.clickhouse.migrate import migrate
+from tokengov.sinks.clickhouse.reader import EndpointReader, StoreReader
+from tokengov.sinks.clickhouse.store import ClickHouseStore
 
 pytestmark = pytest.mark.integration
 

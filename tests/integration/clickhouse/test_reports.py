@@ -10,17 +10,17 @@ from typing import Any
 import orjson
 import pytest
 
-from sinks.clickhouse.batch import Consumed, Flush, PartitionSlice
-from sinks.clickhouse.decode import MessageDecoder
-from sinks.clickhouse.reader import StoreReader
-from sinks.clickhouse.reports import REPORTS, ReportWindow, run_report
-from sinks.clickhouse.rows import alert_row
-from sinks.clickhouse.store import ClickHouseStore
-from sinks.clickhouse.writer import COLUMNS
-from tokengov.contracts import Alert, CallEvent, Outcome
-from tokengov.decoding import parse_event
-from tokengov.policy import Policy
-from tokengov.pricing import price_call
+from tokengov.core.contracts import Alert, CallEvent, Outcome
+from tokengov.core.decoding import parse_event
+from tokengov.core.policy import Policy
+from tokengov.core.pricing import price_call
+from tokengov.sinks.clickhouse.batch import Consumed, Flush, PartitionSlice
+from tokengov.sinks.clickhouse.decode import MessageDecoder
+from tokengov.sinks.clickhouse.reader import StoreReader
+from tokengov.sinks.clickhouse.reports import REPORTS, ReportWindow, run_report
+from tokengov.sinks.clickhouse.rows import alert_row
+from tokengov.sinks.clickhouse.store import ClickHouseStore
+from tokengov.sinks.clickhouse.writer import COLUMNS
 
 from .conftest import make_events
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from sinks.clickhouse.endpoint import STATE_FILE, read_token
-from sinks.clickhouse.reader import EndpointReader, endpoint_address
-from tokengov.local.broker import free_port
+from tokengov.app.local.broker import free_port
+from tokengov.sinks.clickhouse.endpoint import STATE_FILE, read_token
+from tokengov.sinks.clickhouse.reader import EndpointReader, endpoint_address
 
 from .conftest import POLICY, make_events, produce, wait_until
 
@@ -74,7 +74,7 @@ def test_sink_role_in_a_faust_worker(bootstrap, topic_names, topic_prefix, data_
             [
                 sys.executable,
                 "-m",
-                "tokengov.cli.main",
+                "tokengov.app.cli.main",
                 "query",
                 "SELECT count() AS calls FROM token_events",
                 "--format",

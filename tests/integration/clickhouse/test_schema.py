@@ -8,16 +8,16 @@ from typing import Any
 import orjson
 import pytest
 
-from sinks.clickhouse.batch import Consumed, Flush, PartitionSlice
-from sinks.clickhouse.decode import MessageDecoder
-from sinks.clickhouse.dedup import existing_event_ids
-from sinks.clickhouse.migrate import SchemaTooNew, current_version, migrate
-from sinks.clickhouse.reconcile import reconcile
-from sinks.clickhouse.rows import TOKEN_EVENT_COLUMNS
-from sinks.clickhouse.schema import SchemaOptions, latest_version
-from sinks.clickhouse.store import ClickHouseStore, StoreError
-from sinks.clickhouse.writer import COLUMNS
-from tokengov.policy import Policy
+from tokengov.core.policy import Policy
+from tokengov.sinks.clickhouse.batch import Consumed, Flush, PartitionSlice
+from tokengov.sinks.clickhouse.decode import MessageDecoder
+from tokengov.sinks.clickhouse.dedup import existing_event_ids
+from tokengov.sinks.clickhouse.migrate import SchemaTooNew, current_version, migrate
+from tokengov.sinks.clickhouse.reconcile import reconcile
+from tokengov.sinks.clickhouse.rows import TOKEN_EVENT_COLUMNS
+from tokengov.sinks.clickhouse.schema import SchemaOptions, latest_version
+from tokengov.sinks.clickhouse.store import ClickHouseStore, StoreError
+from tokengov.sinks.clickhouse.writer import COLUMNS
 
 from .conftest import assert_exact, make_events, raw_totals, rollup_totals
 
@@ -257,7 +257,7 @@ def test_reconcile_removes_a_double_count(store, policy):
 
 
 def test_unreachable_server_is_a_retryable_error():
-    from tokengov.local.broker import free_port
+    from tokengov.app.local.broker import free_port
 
     store = ClickHouseStore(
         f"http://default:secret@127.0.0.1:{free_port()}/default", connect_timeout_s=1

@@ -13,16 +13,16 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from sinks.clickhouse.decode import MessageDecoder
-from sinks.clickhouse.store import ClickHouseStore
-from sinks.clickhouse.writer import SinkConfig, SinkWriter
-from tokengov.cli.main import app
-from tokengov.contracts import CallEvent
-from tokengov.deadletter import DeadLetterRecord
-from tokengov.decoding import parse_event
-from tokengov.policy import Policy
-from tokengov.pricing import price_call
-from tokengov.topics import Topics
+from tokengov.app.cli.main import app
+from tokengov.core.contracts import CallEvent
+from tokengov.core.deadletter import DeadLetterRecord
+from tokengov.core.decoding import parse_event
+from tokengov.core.policy import Policy
+from tokengov.core.pricing import price_call
+from tokengov.core.topics import Topics
+from tokengov.sinks.clickhouse.decode import MessageDecoder
+from tokengov.sinks.clickhouse.store import ClickHouseStore
+from tokengov.sinks.clickhouse.writer import SinkConfig, SinkWriter
 
 from .conftest import (
     Ends,
@@ -155,7 +155,7 @@ def test_rows_match_what_was_produced(bootstrap, topic_names, store, policy, dec
     ]
     ends = merge(ends, produce_json(bootstrap, topic_names.decisions, decisions, "key"))
     # The token-debt engine's own model, as it publishes it, and a minimal legacy shape.
-    from streams.debt.findings import Finding as DebtFinding
+    from tokengov.streams.debt.findings import Finding as DebtFinding
 
     debt = DebtFinding(
         finding_id="f-1",

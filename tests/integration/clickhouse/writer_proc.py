@@ -19,12 +19,12 @@ import sys
 import threading
 from pathlib import Path
 
-from sinks.clickhouse.batch import Flush
-from sinks.clickhouse.decode import MessageDecoder
-from sinks.clickhouse.store import ClickHouseStore
-from sinks.clickhouse.writer import SinkConfig, SinkWriter
-from tokengov.policy import load_policy
-from tokengov.topics import Topics
+from tokengov.core.policy import load_policy
+from tokengov.core.topics import Topics
+from tokengov.sinks.clickhouse.batch import Flush
+from tokengov.sinks.clickhouse.decode import MessageDecoder
+from tokengov.sinks.clickhouse.store import ClickHouseStore
+from tokengov.sinks.clickhouse.writer import SinkConfig, SinkWriter
 
 
 def main() -> None:

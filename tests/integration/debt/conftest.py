@@ -16,11 +16,14 @@ from typing import Any
 import aiohttp
 import pytest
 
-from sinks.clickhouse.dedup import existing_event_ids
-from sinks.clickhouse.encode import epoch_ms
-from sinks.clickhouse.migrate import migrate
-from sinks.clickhouse.reader import StoreReader
-from sinks.clickhouse.rows import (
+from tokengov.core.contracts import CallEvent, Outcome
+from tokengov.core.policy import PriceCatalog
+from tokengov.core.pricing import price_call
+from tokengov.sinks.clickhouse.dedup import existing_event_ids
+from tokengov.sinks.clickhouse.encode import epoch_ms
+from tokengov.sinks.clickhouse.migrate import migrate
+from tokengov.sinks.clickhouse.reader import StoreReader
+from tokengov.sinks.clickhouse.rows import (
     FINDING_COLUMNS,
     OUTCOME_COLUMNS,
     TOKEN_EVENT_COLUMNS,
@@ -28,17 +31,14 @@ from sinks.clickhouse.rows import (
     finding_row,
     outcome_row,
 )
-from sinks.clickhouse.rows import Finding as SinkFinding
-from sinks.clickhouse.store import ClickHouseStore
-from streams.debt.findings import Finding
-from tokengov.contracts import CallEvent, Outcome
-from tokengov.policy import PriceCatalog
-from tokengov.pricing import price_call
+from tokengov.sinks.clickhouse.rows import Finding as SinkFinding
+from tokengov.sinks.clickhouse.store import ClickHouseStore
+from tokengov.streams.debt.findings import Finding
 
 
 @dataclass
 class Store:
-    """The real ClickHouse schema (``sinks.clickhouse`` migrations, rollups kept by its
+    """The real ClickHouse schema (``tokengov.sinks.clickhouse`` migrations, rollups kept by its
     materialized views) in a tmp chdb store, filled the way the sink's writer fills it."""
 
     store: ClickHouseStore

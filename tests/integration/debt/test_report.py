@@ -18,17 +18,17 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from producers.debt_fleet import FleetRun, fleet_policy_yaml, scripted_fleet
-from sinks.clickhouse.endpoint import QueryEndpoint, read_token
-from sinks.clickhouse.reader import EndpointReader
-from sinks.report import build_report, render_html
-from streams.debt.engine import DebtEngine
-from streams.debt.findings import Finding
-from tokengov.calls import from_model
-from tokengov.cli.main import app
-from tokengov.contracts import CallEvent, Outcome, utcnow
-from tokengov.local.broker import free_port
-from tokengov.policy import Policy, parse_policy
+from tokengov.app.cli.main import app
+from tokengov.app.debt_fleet import FleetRun, fleet_policy_yaml, scripted_fleet
+from tokengov.app.local.broker import free_port
+from tokengov.app.report import build_report, render_html
+from tokengov.core.calls import from_model
+from tokengov.core.contracts import CallEvent, Outcome, utcnow
+from tokengov.core.policy import Policy, parse_policy
+from tokengov.sinks.clickhouse.endpoint import QueryEndpoint, read_token
+from tokengov.sinks.clickhouse.reader import EndpointReader
+from tokengov.streams.debt.engine import DebtEngine
+from tokengov.streams.debt.findings import Finding
 
 pytestmark = pytest.mark.integration
 
@@ -205,7 +205,7 @@ def cli(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
     env.pop("TOKENGOV_CLICKHOUSE_URL", None)
     env.pop("TOKENGOV_DATA_DIR", None)
     return subprocess.run(
-        [sys.executable, "-m", "tokengov.cli.main", *args, "--data-dir", str(data_dir)],
+        [sys.executable, "-m", "tokengov.app.cli.main", *args, "--data-dir", str(data_dir)],
         cwd=ROOT,
         env=env,
         capture_output=True,

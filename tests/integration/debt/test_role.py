@@ -13,14 +13,14 @@ import orjson
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from producers.debt_fleet import fleet_policy_yaml, scripted_fleet
-from streams.debt.findings import Finding
-from streams.debt.role import register
-from tokengov.contracts import Alert, encode_events
-from tokengov.policy import parse_policy
-from tokengov.runtime import PolicyHolder, WorkerContext
-from tokengov.settings import Settings
-from tokengov.topics import Topics
+from tokengov.app.debt_fleet import fleet_policy_yaml, scripted_fleet
+from tokengov.core.contracts import Alert, encode_events
+from tokengov.core.policy import parse_policy
+from tokengov.core.settings import Settings
+from tokengov.core.topics import Topics
+from tokengov.core.worker_context import PolicyHolder, WorkerContext
+from tokengov.streams.debt.findings import Finding
+from tokengov.streams.debt.role import register
 
 pytestmark = pytest.mark.integration
 

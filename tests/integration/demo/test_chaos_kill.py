@@ -23,8 +23,6 @@ from typing import Any
 import orjson
 import pytest
 
-from sinks.clickhouse.reader import open_reader
-from sinks.clickhouse.store import ClickHouseStore
 from tests.integration.clickhouse.conftest import (
     POLICY,
     assert_exact,
@@ -32,14 +30,16 @@ from tests.integration.clickhouse.conftest import (
     make_events,
     produce,
 )
-from tokengov.contracts import CallEvent
-from tokengov.decoding import parse_event
-from tokengov.kafka import latest_by_key, read_to_end
-from tokengov.local.broker import free_port
-from tokengov.local.stack import LocalStack
-from tokengov.policy import parse_policy
-from tokengov.pricing import price_call
-from tokengov.settings import Settings
+from tokengov.app.local.broker import free_port
+from tokengov.app.local.stack import LocalStack
+from tokengov.core.contracts import CallEvent
+from tokengov.core.decoding import parse_event
+from tokengov.core.kafka import latest_by_key, read_to_end
+from tokengov.core.policy import parse_policy
+from tokengov.core.pricing import price_call
+from tokengov.core.settings import Settings
+from tokengov.sinks.clickhouse.reader import open_reader
+from tokengov.sinks.clickhouse.store import ClickHouseStore
 
 pytestmark = pytest.mark.integration
 

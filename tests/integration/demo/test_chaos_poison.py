@@ -17,15 +17,15 @@ import orjson
 import pytest
 from confluent_kafka import Producer
 
-from sinks.clickhouse.reader import open_reader
 from tests.integration.demo.test_chaos_kill import wait
 from tests.integration.streams.events import POLICY
 from tests.integration.streams.poison import TEAM, corpus, good_call
-from tokengov.deadletter import DeadLetterRecord
-from tokengov.kafka import read_to_end
-from tokengov.local.broker import free_port
-from tokengov.local.stack import LocalStack
-from tokengov.settings import Settings
+from tokengov.app.local.broker import free_port
+from tokengov.app.local.stack import LocalStack
+from tokengov.core.deadletter import DeadLetterRecord
+from tokengov.core.kafka import read_to_end
+from tokengov.core.settings import Settings
+from tokengov.sinks.clickhouse.reader import open_reader
 
 pytestmark = pytest.mark.integration
 

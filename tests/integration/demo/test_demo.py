@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from producers.fleet import INCIDENTS
-from tokengov.cli.demo import ANALYST_QUERIES
-from tokengov.local.demo import run_demo
-from tokengov.settings import Settings
+from tokengov.app.cli.demo import ANALYST_QUERIES
+from tokengov.app.fleet import INCIDENTS
+from tokengov.app.local.demo import run_demo
+from tokengov.core.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.serial]
 
@@ -70,7 +70,7 @@ def test_demo_catches_every_incident_and_stores_exactly_what_was_emitted(tmp_pat
     assert not processes_mentioning(str(data_dir)), "the demo left a process behind"
 
     # what the summary tells an analyst to run next works on the real store
-    cli = [sys.executable, "-m", "tokengov.cli.main"]
+    cli = [sys.executable, "-m", "tokengov.app.cli.main"]
     for _title, sql in ANALYST_QUERIES:
         ran = subprocess.run(
             [*cli, "query", "--data-dir", str(data_dir), sql],
@@ -109,7 +109,7 @@ def test_interrupted_demo_leaves_nothing_behind(tmp_path):
         [
             sys.executable,
             "-m",
-            "tokengov.cli.main",
+            "tokengov.app.cli.main",
             "demo",
             "--duration",
             "60",

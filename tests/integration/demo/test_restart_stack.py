@@ -32,13 +32,13 @@ import pytest
 from confluent_kafka import Producer
 
 from tests.integration.streams.conftest import wait_for
-from tokengov.kafka import read_to_end
-from tokengov.local.broker import free_port
-from tokengov.topics import DECISIONS, EVENTS, NO_AUTO_CREATE
+from tokengov.app.local.broker import free_port
+from tokengov.core.kafka import read_to_end
+from tokengov.core.topics import DECISIONS, EVENTS, NO_AUTO_CREATE
 
 pytestmark = pytest.mark.integration
 
-CLI = [sys.executable, "-m", "tokengov.cli.main"]
+CLI = [sys.executable, "-m", "tokengov.app.cli.main"]
 
 # $1 per million tokens (input and output): 1,000,000 input tokens cost exactly $1.
 POLICY = """\

@@ -16,13 +16,13 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from tests.integration.demo.test_demo import processes_mentioning
-from tokengov.errors import KafkaConfigError
-from tokengov.kafka import KafkaConnection, check_connection, load_connection
-from tokengov.local.broker import free_port
+from tokengov.app.local.broker import free_port
+from tokengov.core.errors import KafkaConfigError
+from tokengov.core.kafka import KafkaConnection, check_connection, load_connection
 
 pytestmark = pytest.mark.integration
 
-CLI = [sys.executable, "-m", "tokengov.cli.main"]
+CLI = [sys.executable, "-m", "tokengov.app.cli.main"]
 
 
 class Up:

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from sinks.clickhouse.migrate import migrate
-from sinks.clickhouse.store import ClickHouseStore
-from tokengov.cli.worker_recovery import read_debt_history, read_seed
-from tokengov.contracts import CallEvent, Outcome
-from tokengov.recovery import SpendRow
+from tokengov.app.cli.worker_recovery import read_debt_history, read_seed
+from tokengov.core.contracts import CallEvent, Outcome
+from tokengov.core.recovery import SpendRow
+from tokengov.sinks.clickhouse.migrate import migrate
+from tokengov.sinks.clickhouse.store import ClickHouseStore
 
 pytestmark = pytest.mark.integration
 

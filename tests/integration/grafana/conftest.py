@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from tokengov.local.broker import free_port
+from tokengov.app.local.broker import free_port
 
 ROLES = {"viewer-token": "Viewer", "editor-token": "Editor", "admin-token": "Admin"}
 _RANK = {"Viewer": 0, "Editor": 1, "Admin": 2}

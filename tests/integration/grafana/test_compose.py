@@ -1,7 +1,7 @@
 """docker-compose.yml, validated offline: Debian's `docker-compose` resolves it without an
 engine (`docker-compose config`), then the resolved file is checked service by service; the
 topic init script is run with a recording stand-in for kafka-topics.sh and must create
-exactly tokengov.topics.topic_specs()."""
+exactly tokengov.core.topics.topic_specs()."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tokengov.topics import topic_specs
+from tokengov.core.topics import topic_specs
 
 pytestmark = pytest.mark.integration
 

@@ -1,7 +1,7 @@
 """Every query of every committed dashboard, run against the real schema (chdb) on a populated
 store with Grafana's variables and the ClickHouse plugin's macros expanded for a time range.
 
-The schema and the rows come from the ClickHouse part (``sinks.clickhouse``: ``migrate``,
+The schema and the rows come from the ClickHouse part (``tokengov.sinks.clickhouse``: ``migrate``,
 ``event_row`` …), so a column renamed there fails here."""
 
 from __future__ import annotations
@@ -23,27 +23,36 @@ import pytest
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
-from sinks.clickhouse.endpoint import QueryEndpoint
-from sinks.grafana.alert_marks import read_alert_marks
-from sinks.grafana.client import GrafanaAPI
-from sinks.grafana.macros import TimeRange, VariableValue, render_query
-from sinks.grafana.sql import ALL_VALUE
-from sinks.grafana.sync import sync
-from tokengov.cli.main import app
-from tokengov.contracts import Alert, CallEvent, Components, Decision, Outcome, TokenCounts, utcnow
-from tokengov.local.broker import free_port
-from tokengov.policy import load_policy
-from tokengov.pricing import price_call
+from tokengov.app.cli.main import app
+from tokengov.app.local.broker import free_port
+from tokengov.core.contracts import (
+    Alert,
+    CallEvent,
+    Components,
+    Decision,
+    Outcome,
+    TokenCounts,
+    utcnow,
+)
+from tokengov.core.policy import load_policy
+from tokengov.core.pricing import price_call
+from tokengov.sinks.clickhouse.endpoint import QueryEndpoint
+from tokengov.sinks.grafana.alert_marks import read_alert_marks
+from tokengov.sinks.grafana.client import GrafanaAPI
+from tokengov.sinks.grafana.macros import TimeRange, VariableValue, render_query
+from tokengov.sinks.grafana.sql import ALL_VALUE
+from tokengov.sinks.grafana.sync import sync
 
 from .conftest import FakeGrafana
 
 pytestmark = pytest.mark.integration
 
 store_module = pytest.importorskip(
-    "sinks.clickhouse.store", reason="the ClickHouse part (sinks.clickhouse) is not merged yet"
+    "tokengov.sinks.clickhouse.store",
+    reason="the ClickHouse part (tokengov.sinks.clickhouse) is not merged yet",
 )
-migrate_module = pytest.importorskip("sinks.clickhouse.migrate")
-rows = pytest.importorskip("sinks.clickhouse.rows")
+migrate_module = pytest.importorskip("tokengov.sinks.clickhouse.migrate")
+rows = pytest.importorskip("tokengov.sinks.clickhouse.rows")
 
 REPO = Path(__file__).resolve().parents[3]
 DASHBOARD_FILES = sorted((REPO / "grafana" / "dashboards").glob("*.json"))
@@ -556,7 +565,7 @@ def test_cli_sync_reads_alerts_through_the_running_owner(
         "TOKENGOV_GRAFANA_TOKEN": "editor-token",
         "COLUMNS": "200",
     }
-    command = [sys.executable, "-m", "tokengov.cli.main", "grafana", "sync", "--since", "2d"]
+    command = [sys.executable, "-m", "tokengov.app.cli.main", "grafana", "sync", "--since", "2d"]
 
     def sync_cli() -> subprocess.CompletedProcess[str]:
         return subprocess.run(

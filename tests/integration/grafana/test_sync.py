@@ -10,20 +10,20 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from sinks.grafana.alert_marks import AlertMark
-from sinks.grafana.client import Annotation, GrafanaAPI
-from sinks.grafana.dashboards import ALERT_TAG, DASHBOARDS
-from sinks.grafana.datasource import ClickHouseDatasource
-from sinks.grafana.errors import (
+from tokengov.app.local.broker import free_port
+from tokengov.sinks.grafana.alert_marks import AlertMark
+from tokengov.sinks.grafana.client import Annotation, GrafanaAPI
+from tokengov.sinks.grafana.dashboards import ALERT_TAG, DASHBOARDS
+from tokengov.sinks.grafana.datasource import ClickHouseDatasource
+from tokengov.sinks.grafana.errors import (
     GrafanaAPIError,
     GrafanaAuthError,
     GrafanaConfigError,
     GrafanaUnreachable,
     GrafanaVersionError,
 )
-from sinks.grafana.panels import DATASOURCE_UID
-from sinks.grafana.sync import sync
-from tokengov.local.broker import free_port
+from tokengov.sinks.grafana.panels import DATASOURCE_UID
+from tokengov.sinks.grafana.sync import sync
 
 from .conftest import FakeGrafana, validate_dashboard_save
 
@@ -112,7 +112,7 @@ def test_sync_without_datasource_reports_it_missing(fake_grafana: FakeGrafana) -
 def test_many_existing_annotations_are_paged_not_reposted(
     fake_grafana: FakeGrafana, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import sinks.grafana.sync as sync_module
+    import tokengov.sinks.grafana.sync as sync_module
 
     monkeypatch.setattr(sync_module, "_PAGE", 4)  # Grafana's answer limit, made small
     marks = [_mark(n, minutes_ago=10 * n) for n in range(1, 12)]

@@ -22,9 +22,9 @@ from tests.integration.grafana.test_panels_sql import (
     rows,
     store_module,
 )
-from tokengov.contracts import CallEvent, Outcome, TokenCounts, utcnow
-from tokengov.policy import load_policy
-from tokengov.pricing import price_call
+from tokengov.core.contracts import CallEvent, Outcome, TokenCounts, utcnow
+from tokengov.core.policy import load_policy
+from tokengov.core.pricing import price_call
 
 pytestmark = pytest.mark.integration
 

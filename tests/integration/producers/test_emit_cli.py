@@ -28,7 +28,7 @@ def call(i: int, **extra) -> dict:
 
 def run_cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "tokengov.cli.main", *args],
+        [sys.executable, "-m", "tokengov.app.cli.main", *args],
         input=stdin,
         capture_output=True,
         text=True,

@@ -6,13 +6,13 @@ import time
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from producers.emitter import TokenEmitter
 from tests.kafka_helpers import read_events
-from tokengov.calls import Call, Done
-from tokengov.decoding import decode_events
-from tokengov.kafka import read_to_end
-from tokengov.local.broker import EmbeddedBroker, free_port
-from tokengov.topics import NO_AUTO_CREATE, ensure_topics, topic_specs
+from tokengov.app.local.broker import EmbeddedBroker, free_port
+from tokengov.core.calls import Call, Done
+from tokengov.core.decoding import decode_events
+from tokengov.core.kafka import read_to_end
+from tokengov.core.topics import NO_AUTO_CREATE, ensure_topics, topic_specs
+from tokengov.producers.emitter import TokenEmitter
 
 pytestmark = pytest.mark.integration
 

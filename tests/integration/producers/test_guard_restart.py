@@ -10,10 +10,10 @@ from datetime import timedelta
 import pytest
 from confluent_kafka import Producer
 
-from producers.guard import Guard, TaskPaused
-from tokengov.contracts import Decision, utcnow
-from tokengov.local.broker import EmbeddedBroker, free_port
-from tokengov.topics import DECISIONS, NO_AUTO_CREATE, ensure_topics, topic_specs
+from tokengov.app.local.broker import EmbeddedBroker, free_port
+from tokengov.core.contracts import Decision, utcnow
+from tokengov.core.topics import DECISIONS, NO_AUTO_CREATE, ensure_topics, topic_specs
+from tokengov.producers.guard import Guard, TaskPaused
 
 pytestmark = pytest.mark.integration
 

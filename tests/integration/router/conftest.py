@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tests.secret_forms import pct_lower
-from tokengov.local.broker import free_port
+from tokengov.app.local.broker import free_port
 
 
 @dataclass

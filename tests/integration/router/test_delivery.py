@@ -13,20 +13,20 @@ import pytest
 import pytest_asyncio
 from rich.console import Console
 
-from sinks.router.delivery import RetryPolicy
-from sinks.router.dispatcher import Dispatcher
-from sinks.router.inhibit import Inhibitor
-from sinks.router.kafka import KafkaAlertSink, KafkaDeadLetters
-from sinks.router.notification_log import MemoryNotificationLog
-from sinks.router.receivers import build_receivers
-from sinks.router.runtime import Router
-from sinks.router.state import MemoryState
-from sinks.router.tree import RouteTree
 from tests.integration.router.conftest import eventually, read_topic
-from tokengov.contracts import Alert
-from tokengov.deadletter import DeadLetterRecord
-from tokengov.kafka import CheckedProducer
-from tokengov.policy import parse_policy
+from tokengov.core.contracts import Alert
+from tokengov.core.deadletter import DeadLetterRecord
+from tokengov.core.kafka import CheckedProducer
+from tokengov.core.policy import parse_policy
+from tokengov.sinks.router.delivery import RetryPolicy
+from tokengov.sinks.router.dispatcher import Dispatcher
+from tokengov.sinks.router.inhibit import Inhibitor
+from tokengov.sinks.router.kafka import KafkaAlertSink, KafkaDeadLetters
+from tokengov.sinks.router.notification_log import MemoryNotificationLog
+from tokengov.sinks.router.receivers import build_receivers
+from tokengov.sinks.router.router import Router
+from tokengov.sinks.router.state import MemoryState
+from tokengov.sinks.router.tree import RouteTree
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 

@@ -13,15 +13,15 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from sinks.clickhouse.endpoint import QueryEndpoint
-from sinks.clickhouse.reader import StoreReader
-from sinks.clickhouse.rows import ALERT_COLUMNS
-from sinks.router.history import AlertHistory
-from sinks.router.notification import NotificationAttempt
-from sinks.router.notification_log import ClickHouseNotificationLog
-from tokengov.cli import common as cli_common
-from tokengov.cli.main import app
-from tokengov.local.broker import free_port
+from tokengov.app.cli import common as cli_common
+from tokengov.app.cli.main import app
+from tokengov.app.local.broker import free_port
+from tokengov.sinks.clickhouse.endpoint import QueryEndpoint
+from tokengov.sinks.clickhouse.reader import StoreReader
+from tokengov.sinks.clickhouse.rows import ALERT_COLUMNS
+from tokengov.sinks.router.history import AlertHistory
+from tokengov.sinks.router.notification import NotificationAttempt
+from tokengov.sinks.router.notification_log import ClickHouseNotificationLog
 
 pytestmark = pytest.mark.integration
 
@@ -145,7 +145,7 @@ def _cli(*args: str, data_dir) -> subprocess.CompletedProcess[str]:
     }
     env.pop("TOKENGOV_CLICKHOUSE_URL", None)
     return subprocess.run(
-        [sys.executable, "-m", "tokengov.cli.main", "alerts", *args],
+        [sys.executable, "-m", "tokengov.app.cli.main", "alerts", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -15,20 +15,20 @@ import orjson
 import pytest
 import pytest_asyncio
 
-from sinks.router.notification import Notification
-from sinks.router.receivers import (
+from tests.integration.router.conftest import check_signature
+from tokengov.core.contracts import Alert
+from tokengov.core.errors import DeliveryError
+from tokengov.core.policy import EmailReceiver as EmailConfig
+from tokengov.core.policy import PagerDutyReceiver as PagerDutyConfig
+from tokengov.core.policy import SlackReceiver as SlackConfig
+from tokengov.core.policy import WebhookReceiver as WebhookConfig
+from tokengov.sinks.router.notification import Notification
+from tokengov.sinks.router.receivers import (
     EmailReceiver,
     PagerDutyReceiver,
     SlackReceiver,
     WebhookReceiver,
 )
-from tests.integration.router.conftest import check_signature
-from tokengov.contracts import Alert
-from tokengov.errors import DeliveryError
-from tokengov.policy import EmailReceiver as EmailConfig
-from tokengov.policy import PagerDutyReceiver as PagerDutyConfig
-from tokengov.policy import SlackReceiver as SlackConfig
-from tokengov.policy import WebhookReceiver as WebhookConfig
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 

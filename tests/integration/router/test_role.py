@@ -13,16 +13,16 @@ import pytest
 from confluent_kafka import Producer
 from typer.testing import CliRunner
 
-from sinks.router.kafka import SilenceTopic
-from sinks.router.role import router_app
-from sinks.router.silences import new_silence
 from tests.integration.router.conftest import check_signature, eventually, read_topic
-from tokengov.cli.main import app as cli_app
-from tokengov.contracts import Alert
-from tokengov.deadletter import DeadLetterRecord
-from tokengov.policy import parse_policy
-from tokengov.runtime import PolicyHolder, WorkerContext
-from tokengov.settings import Settings
+from tokengov.app.cli.main import app as cli_app
+from tokengov.core.contracts import Alert
+from tokengov.core.deadletter import DeadLetterRecord
+from tokengov.core.policy import parse_policy
+from tokengov.core.settings import Settings
+from tokengov.core.worker_context import PolicyHolder, WorkerContext
+from tokengov.sinks.router.kafka import SilenceTopic
+from tokengov.sinks.router.role import router_app
+from tokengov.sinks.router.silences import new_silence
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 

@@ -21,21 +21,6 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
-from sinks.router.delivery import RetryPolicy
-from sinks.router.dispatcher import Dispatcher
-from sinks.router.kafka import KafkaAlertSink, KafkaDeadLetters
-from sinks.router.notification import Notification
-from sinks.router.notification_log import ClickHouseNotificationLog
-from sinks.router.receivers import (
-    EmailReceiver,
-    PagerDutyReceiver,
-    WebhookReceiver,
-    build_receivers,
-)
-from sinks.router.redact import REDACTED
-from sinks.router.runtime import Router
-from sinks.router.state import SqliteState
-from sinks.router.tree import RouteTree
 from tests.integration.router.conftest import (
     EchoServer,
     echo_formats,
@@ -43,14 +28,29 @@ from tests.integration.router.conftest import (
     read_topic,
 )
 from tests.secret_forms import leaks
-from tokengov.contracts import Alert
-from tokengov.deadletter import read_dead_letter
-from tokengov.errors import DeliveryError
-from tokengov.kafka import CheckedProducer
-from tokengov.policy import EmailReceiver as EmailConfig
-from tokengov.policy import PagerDutyReceiver as PagerDutyConfig
-from tokengov.policy import WebhookReceiver as WebhookConfig
-from tokengov.policy import parse_policy
+from tokengov.core.contracts import Alert
+from tokengov.core.deadletter import read_dead_letter
+from tokengov.core.errors import DeliveryError
+from tokengov.core.kafka import CheckedProducer
+from tokengov.core.policy import EmailReceiver as EmailConfig
+from tokengov.core.policy import PagerDutyReceiver as PagerDutyConfig
+from tokengov.core.policy import WebhookReceiver as WebhookConfig
+from tokengov.core.policy import parse_policy
+from tokengov.sinks.router.delivery import RetryPolicy
+from tokengov.sinks.router.dispatcher import Dispatcher
+from tokengov.sinks.router.kafka import KafkaAlertSink, KafkaDeadLetters
+from tokengov.sinks.router.notification import Notification
+from tokengov.sinks.router.notification_log import ClickHouseNotificationLog
+from tokengov.sinks.router.receivers import (
+    EmailReceiver,
+    PagerDutyReceiver,
+    WebhookReceiver,
+    build_receivers,
+)
+from tokengov.sinks.router.redact import REDACTED
+from tokengov.sinks.router.router import Router
+from tokengov.sinks.router.state import SqliteState
+from tokengov.sinks.router.tree import RouteTree
 
 pytestmark = [pytest.mark.integration]
 

@@ -1,7 +1,7 @@
 """Replay-safe webhooks, end to end: the router delivers a real notification to a real
 HTTP server, which fails it twice; every attempt is checked with an HMAC written here
 (not tokengov's), carries the same notification id, and is signed at its own time. The
-captured request is then replayed: ``tokengov.signing.verify`` rejects it once it is
+captured request is then replayed: ``tokengov.core.signing.verify`` rejects it once it is
 older than the tolerance, and rejects it tampered with at once."""
 
 from __future__ import annotations
@@ -19,19 +19,19 @@ import httpx
 import orjson
 import pytest
 
-from sinks.router.delivery import RetryPolicy
-from sinks.router.dispatcher import Dispatcher
-from sinks.router.notification import Notification
-from sinks.router.notification_log import MemoryNotificationLog
-from sinks.router.receivers import WebhookReceiver, build_receivers
-from sinks.router.runtime import Router
-from sinks.router.state import SqliteState
-from sinks.router.tree import RouteTree
 from tests.integration.router.conftest import Capture, check_signature, eventually
-from tokengov.contracts import Alert
-from tokengov.policy import WebhookReceiver as WebhookConfig
-from tokengov.policy import parse_policy
-from tokengov.signing import DEFAULT_TOLERANCE_S, SignatureError, verify
+from tokengov.core.contracts import Alert
+from tokengov.core.policy import WebhookReceiver as WebhookConfig
+from tokengov.core.policy import parse_policy
+from tokengov.core.signing import DEFAULT_TOLERANCE_S, SignatureError, verify
+from tokengov.sinks.router.delivery import RetryPolicy
+from tokengov.sinks.router.dispatcher import Dispatcher
+from tokengov.sinks.router.notification import Notification
+from tokengov.sinks.router.notification_log import MemoryNotificationLog
+from tokengov.sinks.router.receivers import WebhookReceiver, build_receivers
+from tokengov.sinks.router.router import Router
+from tokengov.sinks.router.state import SqliteState
+from tokengov.sinks.router.tree import RouteTree
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
@@ -101,7 +101,7 @@ async def test_retries_carry_one_id_each_signed_and_a_replay_is_refused(
     assert signed_at == sorted(signed_at)  # each attempt signed when it was made
     assert all(abs(t - time.time()) < DEFAULT_TOLERANCE_S for t in signed_at)
 
-    # What a receiver does with tokengov.signing, on the request it really got.
+    # What a receiver does with tokengov.core.signing, on the request it really got.
     last = received[-1]
     header = last.headers["X-Tokengov-Signature"]
     assert verify(last.body, header, SECRET).timestamp() == signed_at[-1]

@@ -8,14 +8,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from typer.testing import CliRunner
 
-from sinks.router.dispatcher import Dispatcher
-from sinks.router.kafka import SilenceTopic
-from sinks.router.silences import new_silence
-from sinks.router.state import SqliteState
-from sinks.router.tree import RouteTree
-from tokengov.cli.main import app
-from tokengov.contracts import Alert
-from tokengov.policy import parse_policy
+from tokengov.app.cli.main import app
+from tokengov.core.contracts import Alert
+from tokengov.core.policy import parse_policy
+from tokengov.sinks.router.dispatcher import Dispatcher
+from tokengov.sinks.router.kafka import SilenceTopic
+from tokengov.sinks.router.silences import new_silence
+from tokengov.sinks.router.state import SqliteState
+from tokengov.sinks.router.tree import RouteTree
 
 pytestmark = pytest.mark.integration
 

@@ -15,10 +15,10 @@ import orjson
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from streams.topics import StreamsTopics
-from tokengov.deadletter import DeadLetterRecord
-from tokengov.kafka import end_offsets, read_to_end
-from tokengov.topics import Topics
+from tokengov.core.deadletter import DeadLetterRecord
+from tokengov.core.kafka import end_offsets, read_to_end
+from tokengov.core.topics import Topics
+from tokengov.streams.topics import StreamsTopics
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -93,7 +93,7 @@ class Cluster:
         cmd = [
             sys.executable,
             "-m",
-            "tokengov.cli.main",
+            "tokengov.app.cli.main",
             "worker",
             "--role",
             "streams",

@@ -9,12 +9,12 @@ import pytest
 from confluent_kafka import Producer
 from typer.testing import CliRunner
 
-from producers.guard import Guard, TaskPaused, Verdict
 from tests.integration.streams.conftest import wait_for
 from tests.integration.streams.events import POLICY, call, tool_calls
-from tokengov.cli.main import app
-from tokengov.contracts import Decision, utcnow
-from tokengov.local.broker import free_port
+from tokengov.app.cli.main import app
+from tokengov.app.local.broker import free_port
+from tokengov.core.contracts import Decision, utcnow
+from tokengov.producers.guard import Guard, TaskPaused, Verdict
 
 pytestmark = pytest.mark.integration
 

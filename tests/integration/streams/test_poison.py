@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from tests.integration.streams.conftest import Cluster, wait_for
 from tests.integration.streams.events import POLICY
 from tests.integration.streams.poison import Poison, corpus, good_call, mutations
-from tokengov.cli.main import app
+from tokengov.app.cli.main import app
 
 pytestmark = pytest.mark.integration
 

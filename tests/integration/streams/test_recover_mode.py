@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from streams.recovery import stage1_would_reread
-from tokengov.topics import Topics
+from tokengov.core.topics import Topics
+from tokengov.streams.recovery import stage1_would_reread
 
 
 def _produce(bootstrap: str, topic: str, partitions: list[int]) -> None:

@@ -16,19 +16,19 @@ from pathlib import Path
 
 import pytest
 
-from streams.topics import StreamsTopics
 from tests.conftest import TEST_EVENT_PARTITIONS
 from tests.integration.streams.conftest import wait_for
 from tests.integration.streams.events import POLICY, call, now
 from tests.integration.streams.test_topics_owned import topics_with
-from tokengov.topics import topic_specs
+from tokengov.core.topics import topic_specs
+from tokengov.streams.topics import StreamsTopics
 
 pytestmark = pytest.mark.integration
 
 FILL_STORE = """
 import sys
-from sinks.clickhouse.store import ClickHouseStore
-from sinks.clickhouse.migrate import migrate
+from tokengov.sinks.clickhouse.store import ClickHouseStore
+from tokengov.sinks.clickhouse.migrate import migrate
 dsn, day, fingerprint = sys.argv[1:4]
 with ClickHouseStore(dsn) as store:
     migrate(store)

@@ -17,7 +17,7 @@ from confluent_kafka.admin import AdminClient
 from tests.conftest import TEST_EVENT_PARTITIONS
 from tests.integration.streams.conftest import ROOT
 from tests.integration.streams.events import POLICY
-from tokengov.topics import NO_AUTO_CREATE, ensure_topics, topic_specs
+from tokengov.core.topics import NO_AUTO_CREATE, ensure_topics, topic_specs
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +42,7 @@ def test_worker_refuses_a_topic_with_another_partition_count(bootstrap, tmp_path
         [
             sys.executable,
             "-m",
-            "tokengov.cli.main",
+            "tokengov.app.cli.main",
             "worker",
             "--role",
             "streams",

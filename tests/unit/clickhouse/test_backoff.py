@@ -2,7 +2,7 @@ import random
 
 import pytest
 
-from sinks.clickhouse.backoff import Backoff
+from tokengov.sinks.clickhouse.backoff import Backoff
 
 
 def test_grows_exponentially_up_to_the_cap():

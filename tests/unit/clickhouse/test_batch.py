@@ -4,9 +4,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from sinks.clickhouse.batch import Batcher, Consumed, Flush, content_token
-from sinks.clickhouse.decode import Decoded, Item, Reject
-from sinks.clickhouse.encode import Encoded, epoch_ms, summarize
+from tokengov.sinks.clickhouse.batch import Batcher, Consumed, Flush, content_token
+from tokengov.sinks.clickhouse.decode import Decoded, Item, Reject
+from tokengov.sinks.clickhouse.encode import Encoded, epoch_ms, summarize
 
 TS = datetime(2026, 11, 29, tzinfo=UTC)
 

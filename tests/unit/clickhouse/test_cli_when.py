@@ -3,7 +3,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 import typer
 
-from tokengov.cli.query import parse_when
+from tokengov.app.cli.query import parse_when
 
 NOW = datetime(2026, 11, 29, 12, tzinfo=UTC)
 

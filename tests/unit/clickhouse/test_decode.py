@@ -7,14 +7,14 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sinks.clickhouse.decode import MessageDecoder
-from sinks.clickhouse.rows import RowError, event_row, outcome_row
 from tests.unit.streams.test_decode import BASE_CALL, BASE_OUTCOME, mutate, wire
-from tokengov.contracts import CallEvent
-from tokengov.decoding import parse_event
-from tokengov.errors import ContractError
-from tokengov.policy import parse_policy
-from tokengov.pricing import price_call
+from tokengov.core.contracts import CallEvent
+from tokengov.core.decoding import parse_event
+from tokengov.core.errors import ContractError
+from tokengov.core.policy import parse_policy
+from tokengov.core.pricing import price_call
+from tokengov.sinks.clickhouse.decode import MessageDecoder
+from tokengov.sinks.clickhouse.rows import RowError, event_row, outcome_row
 
 POLICY = parse_policy("""
 version: 1

@@ -10,12 +10,12 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sinks.clickhouse.deadletter import MAX_RAW_BYTES, MAX_REASON_CHARS, DeadLetter
-from sinks.clickhouse.decode import MessageDecoder
-from tokengov.contracts import MAX_JSON_DEPTH as MAX_DEPTH
-from tokengov.contracts import MAX_MESSAGE_BYTES
-from tokengov.deadletter import DeadLetterRecord
-from tokengov.policy import parse_policy
+from tokengov.core.contracts import MAX_JSON_DEPTH as MAX_DEPTH
+from tokengov.core.contracts import MAX_MESSAGE_BYTES
+from tokengov.core.deadletter import DeadLetterRecord
+from tokengov.core.policy import parse_policy
+from tokengov.sinks.clickhouse.deadletter import MAX_RAW_BYTES, MAX_REASON_CHARS, DeadLetter
+from tokengov.sinks.clickhouse.decode import MessageDecoder
 
 POLICY = parse_policy("""
 version: 1
@@ -51,7 +51,7 @@ def test_nesting_at_the_limit_is_kept_and_one_more_level_is_not():
     (item,) = decode(_with_field(CALL, _deep(MAX_DEPTH - 1))).items
     assert item.event_id == "e1"
     out = decode(_with_field(CALL, _deep(MAX_DEPTH)))
-    # the reason the streams dead-letter it with (tokengov.wire), naming where
+    # the reason the streams dead-letter it with (tokengov.core.message_items), naming where
     ((reason,),) = [out.invalid_reasons]
     assert not out.items and reason.startswith("x[0]") and "nested more than 64 levels" in reason
     for levels in (300, 2000, 100_000):
@@ -157,7 +157,7 @@ def test_dead_letters_keep_at_most_64_KiB_with_size_and_hash():
 def test_runs_encoded_one_message_at_a_time_merge_into_the_run():
     """What the writer does after a decoder process died: each message alone, then merged —
     the same rows, ids, rejects and invalid items at the same message indexes."""
-    from sinks.clickhouse.encode import Encoded, merge, rejected, summarize
+    from tokengov.sinks.clickhouse.encode import Encoded, merge, rejected, summarize
 
     values = [
         orjson.dumps(CALL | {"event_id": "a"}),

@@ -1,8 +1,8 @@
 import calendar
 from datetime import UTC, datetime, timedelta
 
-from sinks.clickhouse.dedup import existing_ids_sql, quote, stored_in_ranges_sql, ts_ranges
-from sinks.clickhouse.encode import epoch_ms
+from tokengov.sinks.clickhouse.dedup import existing_ids_sql, quote, stored_in_ranges_sql, ts_ranges
+from tokengov.sinks.clickhouse.encode import epoch_ms
 
 T0 = datetime(2026, 11, 29, tzinfo=UTC)
 MS = epoch_ms(T0)

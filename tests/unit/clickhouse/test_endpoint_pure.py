@@ -3,8 +3,8 @@ from decimal import Decimal
 
 import pytest
 
-from sinks.clickhouse.endpoint import check_read_only, jsonable, parse_address
-from tokengov.errors import QueryError
+from tokengov.core.errors import QueryError
+from tokengov.sinks.clickhouse.endpoint import check_read_only, jsonable, parse_address
 
 
 @pytest.mark.parametrize(

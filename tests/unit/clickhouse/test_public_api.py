@@ -1,4 +1,4 @@
-import sinks.clickhouse as package
+import tokengov.sinks.clickhouse as package
 
 
 def test_every_public_name_resolves():
@@ -7,6 +7,6 @@ def test_every_public_name_resolves():
 
 
 def test_register_is_the_role_hook():
-    from sinks.clickhouse.role import register
+    from tokengov.sinks.clickhouse.role import register
 
     assert package.register is register

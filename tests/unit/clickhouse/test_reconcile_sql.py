@@ -1,7 +1,7 @@
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from sinks.clickhouse.reconcile import MEASURES, rollup_deltas, rollup_sql
+from tokengov.sinks.clickhouse.reconcile import MEASURES, rollup_deltas, rollup_sql
 
 H = datetime(2026, 11, 29, 5, tzinfo=UTC)
 

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from sinks.clickhouse import reports
-from sinks.clickhouse.reports import REPORTS, ReportWindow, run_report
-from sinks.clickhouse.store import QueryResult
-from tokengov.policy import parse_policy
+from tokengov.core.policy import parse_policy
+from tokengov.sinks.clickhouse import reports
+from tokengov.sinks.clickhouse.reports import REPORTS, ReportWindow, run_report
+from tokengov.sinks.clickhouse.store import QueryResult
 
 NOW = datetime(2026, 11, 15, 12, tzinfo=UTC)
 POLICY = parse_policy("""

@@ -7,7 +7,9 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
-from sinks.clickhouse.rows import (
+from tokengov.core.contracts import Alert, CallEvent, Outcome
+from tokengov.core.pricing import PricedCall
+from tokengov.sinks.clickhouse.rows import (
     ALERT_COLUMNS,
     FINDING_COLUMNS,
     TOKEN_EVENT_COLUMNS,
@@ -18,8 +20,6 @@ from sinks.clickhouse.rows import (
     finding_row,
     outcome_row,
 )
-from tokengov.contracts import Alert, CallEvent, Outcome
-from tokengov.pricing import PricedCall
 
 TS = datetime(2026, 11, 29, 5, tzinfo=UTC)
 
@@ -64,7 +64,7 @@ def test_values_beyond_the_contract_name_the_field(field, value):
 
 
 def test_huge_token_counts_are_refused():
-    # the contract itself refuses counts beyond 2**63 - 1 (tokengov.contracts.MAX_COUNT)
+    # the contract itself refuses counts beyond 2**63 - 1 (tokengov.core.contracts.MAX_COUNT)
     with pytest.raises(ValidationError, match=r"tokens\.input"):
         _event(tokens={"input": 2**64, "output": 1})
 
@@ -149,8 +149,8 @@ def test_finding_is_tolerant_and_gets_a_stable_id():
 
 @pytest.mark.parametrize("cost", [None, "0.25"])
 def test_a_dead_letter_rebuilt_from_the_row_is_the_same_event(cost):
-    from sinks.clickhouse.rows import row_payload
-    from tokengov.decoding import parse_event
+    from tokengov.core.decoding import parse_event
+    from tokengov.sinks.clickhouse.rows import row_payload
 
     event = _event(
         team="search",

@@ -7,9 +7,9 @@ import re
 
 import pytest
 
-from sinks.clickhouse.rows import TOKEN_EVENT_COLUMNS
-from sinks.clickhouse.schema import MIGRATIONS, SchemaOptions, latest_version
-from tokengov.contracts import CallEvent, Components, TokenCounts
+from tokengov.core.contracts import CallEvent, Components, TokenCounts
+from tokengov.sinks.clickhouse.rows import TOKEN_EVENT_COLUMNS
+from tokengov.sinks.clickhouse.schema import MIGRATIONS, SchemaOptions, latest_version
 
 
 def _statements() -> list[str]:
@@ -94,7 +94,7 @@ def test_schema_options_are_checked(kwargs):
 
 
 def test_version_4_widens_every_rollup_measure_and_sums_wide():
-    from sinks.clickhouse.reconcile import MEASURES
+    from tokengov.sinks.clickhouse.reconcile import MEASURES
 
     (v4,) = [m for m in MIGRATIONS if m.version == 4]
     steps = v4.steps(SchemaOptions())
@@ -125,7 +125,7 @@ def test_version_4_bounds_ts_to_the_contract_range():
 
 
 def test_the_repair_reads_the_contract_range_and_spares_expired_buckets():
-    from sinks.clickhouse.schema import repair_rollup
+    from tokengov.sinks.clickhouse.schema import repair_rollup
 
     sql = repair_rollup("spend_daily", "day", "toDate(ts, 'UTC')", None)
     assert "FROM token_events FINAL" in sql

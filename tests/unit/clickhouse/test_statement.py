@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from sinks.clickhouse.statement import StatementPolicy, tokenize
-from tokengov.errors import QueryError
+from tokengov.core.errors import QueryError
+from tokengov.sinks.clickhouse.statement import StatementPolicy, tokenize
 
 policy = StatementPolicy()
 

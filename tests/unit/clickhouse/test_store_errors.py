@@ -1,6 +1,6 @@
 from clickhouse_connect.driver.exceptions import DatabaseError, DataError, OperationalError
 
-from sinks.clickhouse.store import ClickHouseStore, _classify, clickhouse_message
+from tokengov.sinks.clickhouse.store import ClickHouseStore, _classify, clickhouse_message
 
 MESSAGE = (
     "HTTPDriver for http://h:8123 received ClickHouse error code 469\n"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sinks.clickhouse.limits import QueryLimits
+from tokengov.sinks.clickhouse.limits import QueryLimits
 
 DEPLOY = Path(__file__).resolve().parents[3] / "deploy" / "clickhouse"
 USERS = DEPLOY / "users.d" / "tokengov.xml"

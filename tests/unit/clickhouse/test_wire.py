@@ -6,8 +6,13 @@ from uuid import UUID
 
 import pytest
 
-from sinks.clickhouse.endpoint import jsonable
-from sinks.clickhouse.wire import decode_parameters, decoder, encode_parameters, split_type
+from tokengov.sinks.clickhouse.endpoint import jsonable
+from tokengov.sinks.clickhouse.endpoint_values import (
+    decode_parameters,
+    decoder,
+    encode_parameters,
+    split_type,
+)
 
 
 def test_split_type_respects_nesting_and_quotes():

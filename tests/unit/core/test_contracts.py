@@ -7,10 +7,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tokengov.calls import from_model
-from tokengov.contracts import UNATTRIBUTED, CallEvent, Outcome, encode_events
-from tokengov.decoding import decode_events, parse_event
-from tokengov.errors import ContractError
+from tokengov.core.calls import from_model
+from tokengov.core.contracts import UNATTRIBUTED, CallEvent, Outcome, encode_events
+from tokengov.core.decoding import decode_events, parse_event
+from tokengov.core.errors import ContractError
 
 BASE = {
     "kind": "call",

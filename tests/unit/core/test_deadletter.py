@@ -13,17 +13,17 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
-from sinks.clickhouse.deadletter import DeadLetter
-from sinks.router.kafka import router_dead_letter
-from streams.deadletter import dead_letter
-from tokengov.deadletter import (
+from tokengov.core.deadletter import (
     MAX_RAW_BYTES,
     MAX_REASON_CHARS,
     DeadLetterRecord,
     encode_dead_letter,
     read_dead_letter,
 )
-from tokengov.jsonschema import SCHEMA_DIR
+from tokengov.core.jsonschema import SCHEMA_DIR
+from tokengov.sinks.clickhouse.deadletter import DeadLetter
+from tokengov.sinks.router.kafka import router_dead_letter
+from tokengov.streams.deadletter import dead_letter
 
 SCHEMA = json.loads((SCHEMA_DIR / "deadletter.v1.json").read_text())
 

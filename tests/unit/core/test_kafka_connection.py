@@ -13,16 +13,16 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from confluent_kafka import Consumer, Producer
 
-from tokengov.errors import KafkaConfigError
-from tokengov.kafka import (
+from tokengov.app.local.certs import TlsFiles, make_tls_files
+from tokengov.core.errors import KafkaConfigError
+from tokengov.core.kafka import (
     KafkaConnection,
     SecurityProtocol,
     connection,
     explain_refusal,
     load_connection,
 )
-from tokengov.local.certs import TlsFiles, make_tls_files
-from tokengov.settings import Settings
+from tokengov.core.settings import Settings
 
 PASSWORD = "s3cr3t-pa55word-xyz"
 

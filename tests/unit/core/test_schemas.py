@@ -7,7 +7,7 @@ import json
 
 import jsonschema
 
-from tokengov.jsonschema import SCHEMA_DIR, render_schemas
+from tokengov.core.jsonschema import SCHEMA_DIR, render_schemas
 
 
 def test_committed_schemas_match_the_models():

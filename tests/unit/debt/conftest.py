@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from producers.debt_fleet import fleet_policy_yaml
-from streams.debt.detectors import Detector
-from streams.debt.engine import DebtEngine
-from streams.debt.findings import Finding
-from tokengov.calls import from_model
-from tokengov.contracts import CallEvent, Components, Outcome, TokenCounts
-from tokengov.policy import Policy, parse_policy
+from tokengov.app.debt_fleet import fleet_policy_yaml
+from tokengov.core.calls import from_model
+from tokengov.core.contracts import CallEvent, Components, Outcome, TokenCounts
+from tokengov.core.policy import Policy, parse_policy
+from tokengov.streams.debt.detectors import Detector
+from tokengov.streams.debt.engine import DebtEngine
+from tokengov.streams.debt.findings import Finding
 
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 _ids = itertools.count()

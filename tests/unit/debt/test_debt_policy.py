@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from tokengov.errors import PolicyError
-from tokengov.policy import parse_policy
+from tokengov.core.errors import PolicyError
+from tokengov.core.policy import parse_policy
 
 
 def test_defaults_without_a_debt_section() -> None:

@@ -7,8 +7,10 @@ from datetime import timedelta
 
 import pytest
 
-from producers.debt_fleet import PATTERNS, scripted_fleet
-from streams.debt.detectors import (
+from tokengov.app.debt_fleet import PATTERNS, scripted_fleet
+from tokengov.core.calls import from_model
+from tokengov.core.contracts import CallEvent
+from tokengov.streams.debt.detectors import (
     FullContextHandoff,
     HistoryResend,
     MemoryReplay,
@@ -19,9 +21,7 @@ from streams.debt.detectors import (
     ToolResponseBloat,
     all_detectors,
 )
-from streams.debt.engine import DebtEngine
-from tokengov.calls import from_model
-from tokengov.contracts import CallEvent
+from tokengov.streams.debt.engine import DebtEngine
 
 FLEET = scripted_fleet(tasks_per_pattern=30, prompt_tasks_per_day=60)
 BY_NAME = {d.name: d for d in all_detectors()}

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
-from streams.debt.detectors import MemoryReplay
-from streams.debt.engine import DebtEngine
-from streams.debt.findings import Finding
-from tokengov.calls import from_model
-from tokengov.policy import parse_policy
-from tokengov.runtime import PolicyHolder
+from tokengov.core.calls import from_model
+from tokengov.core.policy import parse_policy
+from tokengov.core.worker_context import PolicyHolder
+from tokengov.streams.debt.detectors import MemoryReplay
+from tokengov.streams.debt.engine import DebtEngine
+from tokengov.streams.debt.findings import Finding
 
 
 def _replay_tasks(kit, n, memory=6000, start=None, span=timedelta(minutes=30)):

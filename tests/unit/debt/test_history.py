@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import faust
 
-from streams.debt.role import register
-from tokengov.calls import from_model
-from tokengov.policy import Policy
-from tokengov.runtime import PolicyHolder, WorkerContext
-from tokengov.settings import Settings
+from tokengov.core.calls import from_model
+from tokengov.core.policy import Policy
+from tokengov.core.settings import Settings
+from tokengov.core.worker_context import PolicyHolder, WorkerContext
+from tokengov.streams.debt.role import register
 
 
 def test_history_is_replayed_once_and_the_topic_replay_changes_nothing(

@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from streams.debt.maturity import MaturityFacts, grade, policy_facts, routed_receivers
-from tokengov.policy import parse_policy
+from tokengov.core.policy import parse_policy
+from tokengov.streams.debt.maturity import MaturityFacts, grade, policy_facts, routed_receivers
 
 
 def facts(**overrides) -> MaturityFacts:

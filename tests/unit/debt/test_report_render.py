@@ -5,16 +5,16 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
-from sinks.report.html import render_html
-from sinks.report.model import DaySpend, FindingRow, ReportData, WorkflowUnits
-from sinks.report.queries import (
+from tokengov.app.report.html import render_html
+from tokengov.app.report.model import DaySpend, FindingRow, ReportData, WorkflowUnits
+from tokengov.app.report.queries import (
     findings_sql,
     outcomes_by_day_sql,
     spend_by_day_sql,
     spend_by_workflow_day_sql,
 )
-from sinks.report.svg import bar_chart, line_chart, nice_max
-from streams.debt.maturity import MaturityFacts, grade
+from tokengov.app.report.svg import bar_chart, line_chart, nice_max
+from tokengov.streams.debt.maturity import MaturityFacts, grade
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
 

@@ -11,11 +11,11 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from sinks.grafana import render
-from sinks.grafana.dashboards import ALERT_TAG, DASHBOARDS, to_model
-from sinks.grafana.panels import DATASOURCE_UID, PLUGIN_ID
-from sinks.grafana.sql import ALL_VALUE
-from tokengov.cli.main import app
+from tokengov.app.cli.main import app
+from tokengov.sinks.grafana import render
+from tokengov.sinks.grafana.dashboards import ALERT_TAG, DASHBOARDS, to_model
+from tokengov.sinks.grafana.panels import DATASOURCE_UID, PLUGIN_ID
+from tokengov.sinks.grafana.sql import ALL_VALUE
 
 REPO = Path(__file__).resolve().parents[3]
 GRAFANA = REPO / "grafana"
@@ -24,7 +24,7 @@ GRAFANA = REPO / "grafana"
 def test_committed_files_match_the_code() -> None:
     problems = render.check(GRAFANA)
     assert problems == [], (
-        "generated Grafana files drifted from sinks/grafana — run `tokengov grafana build`:\n"
+        "generated Grafana files drifted from tokengov/sinks/grafana — run `tokengov grafana build`:\n"
         + "\n".join(problems)
     )
 

@@ -6,11 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from sinks.grafana.alert_marks import AlertMark, alert_id_of
-from sinks.grafana.dashboards import ALERT_TAG
-from sinks.grafana.datasource import ClickHouseDatasource
-from sinks.grafana.errors import GrafanaConfigError
-from sinks.grafana.panels import DATASOURCE_UID, PLUGIN_ID
+from tokengov.sinks.grafana.alert_marks import AlertMark, alert_id_of
+from tokengov.sinks.grafana.dashboards import ALERT_TAG
+from tokengov.sinks.grafana.datasource import ClickHouseDatasource
+from tokengov.sinks.grafana.errors import GrafanaConfigError
+from tokengov.sinks.grafana.panels import DATASOURCE_UID, PLUGIN_ID
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from sinks.grafana.macros import (
+from tokengov.sinks.grafana.macros import (
     MacroError,
     TimeRange,
     VariableValue,
@@ -14,7 +14,7 @@ from sinks.grafana.macros import (
     expand_variables,
     render_query,
 )
-from sinks.grafana.sql import ALL_VALUE, scope
+from tokengov.sinks.grafana.sql import ALL_VALUE, scope
 
 START = datetime(2026, 11, 28, 23, 30, 15, 250_000, tzinfo=UTC)
 END = datetime(2026, 11, 29, 5, 0, 0, 999_000, tzinfo=UTC)

@@ -10,17 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from producers.adapters import (
+from tokengov.core.contracts import TokenCounts
+from tokengov.core.errors import ContractError
+from tokengov.core.policy import parse_policy
+from tokengov.core.pricing import price_tokens
+from tokengov.producers.adapters import (
     from_anthropic,
     from_openai_chat,
     from_openai_responses,
     from_otel_attributes,
     normalize_usage,
 )
-from tokengov.contracts import TokenCounts
-from tokengov.errors import ContractError
-from tokengov.policy import parse_policy
-from tokengov.pricing import price_tokens
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "providers"
 

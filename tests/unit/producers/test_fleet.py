@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from producers.emitter import TokenEmitter
-from producers.fleet import INCIDENTS, Fleet
-from tokengov.policy import load_policy
+from tokengov.app.fleet import INCIDENTS, Fleet
+from tokengov.core.policy import load_policy
+from tokengov.producers.emitter import TokenEmitter
 
 POLICY = load_policy(Path(__file__).resolve().parents[3] / "examples" / "policy.yaml")
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from tokengov.contracts import Alert
-from tokengov.policy import Policy, parse_policy
+from tokengov.core.contracts import Alert
+from tokengov.core.policy import Policy, parse_policy
 
 T0 = datetime(2026, 11, 29, 5, 0, 0, tzinfo=UTC)
 

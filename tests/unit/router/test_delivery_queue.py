@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from sinks.router.delivery import ReceiverQueue, RetryPolicy
-from sinks.router.notification import Notification
-from sinks.router.notification_log import MemoryNotificationLog
-from tokengov.errors import DeliveryError
+from tokengov.core.errors import DeliveryError
+from tokengov.sinks.router.delivery import ReceiverQueue, RetryPolicy
+from tokengov.sinks.router.notification import Notification
+from tokengov.sinks.router.notification_log import MemoryNotificationLog
 
 pytestmark = pytest.mark.asyncio
 

@@ -6,12 +6,12 @@ from datetime import timedelta
 
 import pytest
 
-from sinks.router.dispatcher import Dispatcher
-from sinks.router.inhibit import Inhibitor
-from sinks.router.silences import SilenceStore, new_silence
-from sinks.router.state import MemoryState
-from sinks.router.tree import RouteTree
-from tokengov.policy import parse_policy
+from tokengov.core.policy import parse_policy
+from tokengov.sinks.router.dispatcher import Dispatcher
+from tokengov.sinks.router.inhibit import Inhibitor
+from tokengov.sinks.router.silences import SilenceStore, new_silence
+from tokengov.sinks.router.state import MemoryState
+from tokengov.sinks.router.tree import RouteTree
 
 SIMPLE = """
 version: 1

@@ -4,10 +4,10 @@ from datetime import timedelta
 
 import pytest
 
-from sinks.router.matchers import Matcher, parse_matcher
-from sinks.router.tree import DEFAULT_GROUP_WAIT, RouteTree
-from tokengov.errors import PolicyError
-from tokengov.policy import parse_policy
+from tokengov.core.errors import PolicyError
+from tokengov.core.policy import parse_policy
+from tokengov.sinks.router.matchers import Matcher, parse_matcher
+from tokengov.sinks.router.tree import DEFAULT_GROUP_WAIT, RouteTree
 
 
 @pytest.mark.parametrize(

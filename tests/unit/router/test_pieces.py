@@ -8,22 +8,22 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from sinks.router.delivery import RetryPolicy
-from sinks.router.history import list_alerts_sql, notifications_sql
-from sinks.router.inhibit import Inhibitor, rules_from_policy
-from sinks.router.labels import routing_labels
-from sinks.router.notification import Notification
-from sinks.router.receivers import (
+from tokengov.core.errors import DeliveryError, PolicyError
+from tokengov.core.policy import parse_policy
+from tokengov.sinks.router.delivery import RetryPolicy
+from tokengov.sinks.router.history import list_alerts_sql, notifications_sql
+from tokengov.sinks.router.inhibit import Inhibitor, rules_from_policy
+from tokengov.sinks.router.labels import routing_labels
+from tokengov.sinks.router.notification import Notification
+from tokengov.sinks.router.receivers import (
     Secrets,
     dashboard_url,
     email_message,
     pagerduty_event,
     slack_message,
 )
-from sinks.router.receivers.base import hook_url
-from sinks.router.silences import Silence, SilenceStore, new_silence
-from tokengov.errors import DeliveryError, PolicyError
-from tokengov.policy import parse_policy
+from tokengov.sinks.router.receivers.base import hook_url
+from tokengov.sinks.router.silences import Silence, SilenceStore, new_silence
 
 NOW = datetime(2026, 11, 29, 5, 0, tzinfo=UTC)
 

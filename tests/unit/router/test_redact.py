@@ -15,10 +15,10 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from sinks.router.receivers.base import Secrets
-from sinks.router.redact import FRAGMENT_CHARS, REDACTED, Redactor, excerpt
 from tests import secret_forms
 from tests.secret_forms import pct_lower
+from tokengov.sinks.router.receivers.base import Secrets
+from tokengov.sinks.router.redact import FRAGMENT_CHARS, REDACTED, Redactor, excerpt
 
 PD_KEY = "pd-routing-key-0123456789abcdef"
 USER = "mailer"
@@ -150,7 +150,7 @@ def test_http_request_logging_stays_quiet_when_the_root_logger_opens_up_later():
     """httpx logs each request's full URL at INFO (a Slack hook URL is a credential)."""
     import logging
 
-    from sinks.router.receivers.base import quiet_http_loggers
+    from tokengov.sinks.router.receivers.base import quiet_http_loggers
 
     httpx_logger = logging.getLogger("httpx")
     root = logging.getLogger()

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from sinks.router.dispatcher import Dispatcher
-from sinks.router.notification_log import MemoryNotificationLog
-from sinks.router.runtime import Router
-from sinks.router.state import MemoryState
-from sinks.router.tree import RouteTree
+from tokengov.sinks.router.dispatcher import Dispatcher
+from tokengov.sinks.router.notification_log import MemoryNotificationLog
+from tokengov.sinks.router.router import Router
+from tokengov.sinks.router.state import MemoryState
+from tokengov.sinks.router.tree import RouteTree
 
 
 class DeadLetters:

@@ -1,4 +1,4 @@
-"""tokengov.signing: Stripe's scheme (t=<unix>,v1=HMAC-SHA256 over "<t>.<body>"), checked
+"""tokengov.core.signing: Stripe's scheme (t=<unix>,v1=HMAC-SHA256 over "<t>.<body>"), checked
 against an implementation written here with hmac/hashlib, replay and tamper rejected."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tokengov.signing import (
+from tokengov.core.signing import (
     DEFAULT_TOLERANCE_S,
     SignatureError,
     parse_header,

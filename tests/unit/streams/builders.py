@@ -10,7 +10,10 @@ from typing import Any
 
 import orjson
 
-from streams.core import (
+from tokengov.core.calls import from_model
+from tokengov.core.contracts import Alert, CallEvent, Decision, Outcome
+from tokengov.core.policy import Policy, parse_policy
+from tokengov.streams.core import (
     Aggregator,
     ManualClock,
     Output,
@@ -19,9 +22,6 @@ from streams.core import (
     codec,
     position,
 )
-from tokengov.calls import from_model
-from tokengov.contracts import Alert, CallEvent, Decision, Outcome
-from tokengov.policy import Policy, parse_policy
 
 T0 = datetime(2026, 11, 29, 5, 0, tzinfo=UTC)
 _ids = itertools.count(1)

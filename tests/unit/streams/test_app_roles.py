@@ -6,12 +6,12 @@ import importlib
 
 import pytest
 
-from streams.app import ROLE_LOADERS, Register, app_id, create_app, expand_roles
-from tokengov.errors import TokenGovError
-from tokengov.policy import parse_policy
-from tokengov.runtime import PolicyHolder, WorkerContext
-from tokengov.settings import Settings
-from tokengov.topics import Topics
+from tokengov.app.worker_app import ROLE_LOADERS, Register, app_id, create_app, expand_roles
+from tokengov.core.errors import TokenGovError
+from tokengov.core.policy import parse_policy
+from tokengov.core.settings import Settings
+from tokengov.core.topics import Topics
+from tokengov.core.worker_context import PolicyHolder, WorkerContext
 
 
 def test_all_expands_to_every_role_once() -> None:

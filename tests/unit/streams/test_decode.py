@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.unit.streams.builders import call, outcome
-from tokengov.calls import from_model
-from tokengov.decoding import decode_events, fast_event, fast_message, parse_event
-from tokengov.errors import ContractError
+from tokengov.core.calls import from_model
+from tokengov.core.decoding import decode_events, fast_event, fast_message, parse_event
+from tokengov.core.errors import ContractError
 
 BASE_CALL = call(
     task="t-1", tool="search", parent="planner", cached=100, reasoning=10, context_window=8000

@@ -14,10 +14,17 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.core import ManualClock, Output, PartitionProcessor, PolicyView, Suppressor, position
 from tests.unit.streams.builders import T0, call, outcome, policy
-from tokengov.calls import from_model
-from tokengov.contracts import CallEvent, Outcome
+from tokengov.core.calls import from_model
+from tokengov.core.contracts import CallEvent, Outcome
+from tokengov.streams.core import (
+    ManualClock,
+    Output,
+    PartitionProcessor,
+    PolicyView,
+    Suppressor,
+    position,
+)
 
 VIEW = PolicyView(policy())
 

@@ -16,15 +16,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.attempts import AttemptLog
-from streams.core import PartitionProcessor, codec
-from streams.deadletter import MAX_RAW_BYTES, dead_letter, encode_item
 from tests.unit.streams.builders import POLICY, T0, Pipeline, call, outcome, policy
-from tokengov.calls import from_model, usd
-from tokengov.contracts import MAX_MESSAGE_BYTES
-from tokengov.deadletter import DeadLetterRecord
-from tokengov.decoding import decode_events, fast_message, parse_event
-from tokengov.wire import item_problem, load_items
+from tokengov.core.calls import from_model, usd
+from tokengov.core.contracts import MAX_MESSAGE_BYTES
+from tokengov.core.deadletter import DeadLetterRecord
+from tokengov.core.decoding import decode_events, fast_message, parse_event
+from tokengov.core.message_items import item_problem, load_items
+from tokengov.streams.attempts import AttemptLog
+from tokengov.streams.core import PartitionProcessor, codec
+from tokengov.streams.deadletter import MAX_RAW_BYTES, dead_letter, encode_item
 
 GOOD = call(task="t-1").model_dump(mode="json")
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tokengov.cli.main import app
-from tokengov.errors import PolicyError
-from tokengov.policy import load_policy, parse_policy
+from tokengov.app.cli.main import app
+from tokengov.core.errors import PolicyError
+from tokengov.core.policy import load_policy, parse_policy
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -10,10 +10,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.unit.streams.builders import call
-from tokengov.calls import from_model, usd
-from tokengov.contracts import TokenCounts
-from tokengov.policy import parse_policy
-from tokengov.pricing import Pricer, price_call, price_tokens
+from tokengov.core.calls import from_model, usd
+from tokengov.core.contracts import TokenCounts
+from tokengov.core.policy import parse_policy
+from tokengov.core.pricing import Pricer, price_call, price_tokens
 
 CATALOG = parse_policy(
     """

@@ -1,4 +1,4 @@
-"""The recovery seed (tokengov/recovery.py) applied to an empty aggregator: each budget's current
+"""The recovery seed (tokengov/core/recovery.py) applied to an empty aggregator: each budget's current
 period from the stored spend, thresholds already published stay published, the stored spend
 and new spend count once each, and the seeded state survives persistence."""
 
@@ -7,10 +7,10 @@ from __future__ import annotations
 from datetime import date, timedelta
 from decimal import Decimal
 
-from streams.core import Aggregator
 from tests.unit.streams.builders import T0, Pipeline, call
 from tests.unit.streams.test_budgets import DOLLAR, thresholds
-from tokengov.recovery import RecoverySeed, SpendRow
+from tokengov.core.recovery import RecoverySeed, SpendRow
+from tokengov.streams.core import Aggregator
 
 DAY = T0.date()
 HALF = f"budget_threshold|search|team:search:day|{DAY.isoformat()}|usd|0.5"

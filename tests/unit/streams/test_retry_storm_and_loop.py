@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from streams.core.retry_storm import backoff_growth
 from tests.unit.streams.builders import POLICY, Pipeline, call
+from tokengov.streams.core.retry_storm import backoff_growth
 
 NO_PROFILE_LIMITS = POLICY.replace("    max_retries: 3\n", "    max_retries: 10\n", 1)
 

@@ -1,0 +1,59 @@
+"""What the benchmarks share: a broker to run against, percentiles, a result table."""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from tokengov.app.local.broker import EmbeddedBroker, free_port
+from tokengov.core.topics import ensure_topics, topic_specs
+
+__all__ = ["bench_broker", "percentile", "summarize_ns"]
+
+console = Console(highlight=False)
+
+
+@contextlib.contextmanager
+def bench_broker(bootstrap: str | None, *, prefix: str = "") -> Iterator[str]:
+    """Use the given broker, or run an embedded one for the length of the benchmark."""
+    if bootstrap:
+        ensure_topics(bootstrap, topic_specs(prefix=prefix))
+        yield bootstrap
+        return
+    with tempfile.TemporaryDirectory(prefix="tokengov-bench-") as tmp:
+        broker = EmbeddedBroker(Path(tmp), port=free_port())
+        broker.start(detach=False)
+        try:
+            ensure_topics(broker.bootstrap, topic_specs(prefix=prefix))
+            yield broker.bootstrap
+        finally:
+            broker.stop()
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def summarize_ns(samples_ns: Sequence[int]) -> dict[str, float]:
+    us = [s / 1000 for s in samples_ns]
+    return {
+        "median_us": statistics.median(us),
+        "p99_us": percentile(us, 99),
+        "p999_us": percentile(us, 99.9),
+        "mean_us": statistics.fmean(us),
+    }
+
+
+def table(title: str, columns: Sequence[str]) -> Table:
+    t = Table(*columns, title=title, title_justify="left")
+    return t

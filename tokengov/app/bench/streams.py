@@ -1,0 +1,366 @@
+"""``tokengov bench streams``: the real worker against a naive Faust agent, same run, same work.
+
+1. Throughput: a realistic mix (batch envelopes of 200 events, as the SDK sends
+   them) is pushed as fast as the broker takes it; the clock stops when the
+   last event of every partition has been processed (a probe task at the end
+   of each partition crosses a limit: its alert is the proof).
+2. Detection latency: the same mix offered at a fixed rate; every 100 ms a
+   probe task makes the call that crosses its limit (``ts`` = when it was
+   sent); latency = alert on the topic − that call. p50 / p99.
+3. The naive baseline: one event per message, one ``async for`` per event,
+   pydantic validation, a table write per event — same core, same alerts.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+
+from tokengov.app.bench.workload import BENCH_POLICY, Workload, envelopes, partition_of
+from tokengov.app.local.broker import EmbeddedBroker, free_port
+from tokengov.core.kafka import connection
+from tokengov.core.topics import Topics, TopicSpec, ensure_topics, topic_specs
+
+__all__ = ["StreamsBench", "run"]
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class StreamsBench:
+    events: int = 0
+    seconds: float = 0.0
+    naive_events: int = 0
+    naive_seconds: float = 0.0
+    with_debt_events: int = 0
+    with_debt_seconds: float = 0.0
+    offered_rate: int = 0
+    latency_events: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+    lost_probes: int = 0
+
+    @property
+    def events_per_s(self) -> float:
+        return self.events / self.seconds if self.seconds else 0.0
+
+    @property
+    def with_debt_per_s(self) -> float:
+        return self.with_debt_events / self.with_debt_seconds if self.with_debt_seconds else 0.0
+
+    @property
+    def naive_per_s(self) -> float:
+        return self.naive_events / self.naive_seconds if self.naive_seconds else 0.0
+
+    def percentile(self, q: float) -> float:
+        if not self.latencies_ms:
+            return float("nan")
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+class AlertWatch:
+    """Follows the alerts topic in a thread; remembers when each task's alert arrived."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.seen: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._consumer = Consumer(
+            {
+                **connection(bootstrap).librdkafka_config(),
+                "group.id": f"b-{uuid.uuid4()}",
+                "enable.auto.commit": False,
+                "fetch.wait.max.ms": 20,
+            }
+        )
+        parts = self._consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        self._consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for msg in self._consumer.consume(1000, 0.05):
+                if msg.error() is None and (value := msg.value()) is not None:
+                    task = orjson.loads(value).get("task_id")
+                    if task and task not in self.seen:
+                        self.seen[task] = time.time()
+
+    def wait(self, tasks: set[str], timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if tasks <= self.seen.keys():
+                return True
+            time.sleep(0.002)
+        return False
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._consumer.close()
+
+
+def _producer(bootstrap: str) -> Producer:
+    return Producer(
+        {
+            **connection(bootstrap).librdkafka_config(),
+            "linger.ms": 5,
+            "batch.num.messages": 1000,
+            "queue.buffering.max.messages": 1_000_000,
+            "compression.type": "lz4",
+            "partitioner": "murmur2_random",
+        }
+    )
+
+
+def _start(
+    cmd: list[str], log_path: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    log = log_path.open("ab")
+    return subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "COLUMNS": "300", **(env or {})},
+    )
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+def _warm_up(
+    wl: Workload,
+    producer: Producer,
+    topics: Topics,
+    watch: AlertWatch,
+    log: Path,
+    *,
+    single: bool = False,
+    timeout_s: float = 60,
+) -> None:
+    """One probe per partition: returns once the worker has loaded and processed them all."""
+    probes = set()
+    now = datetime.now(UTC)
+    for p in range(wl.partitions):
+        task = next(
+            f"warm-{p}-{i}"
+            for i in range(10_000)
+            if partition_of(f"warm-{p}-{i}", wl.partitions) == p
+        )
+        probes.add(task)
+        events = wl.probe(task, now)
+        if single:
+            for event in events:
+                producer.produce(topics.events, key=task.encode(), value=orjson.dumps(event))
+        else:
+            key, value = envelopes(events)[0]
+            producer.produce(topics.events, key=key, value=value)
+    producer.flush(30)
+    if not watch.wait(probes, timeout_s):
+        tail = log.read_bytes()[-3000:].decode("utf-8", "replace")
+        raise RuntimeError(f"the worker did not start within the warm-up; {log} ends with:\n{tail}")
+
+
+def _throughput(
+    wl: Workload, producer: Producer, topics: Topics, watch: AlertWatch, tasks: int, *, single: bool
+) -> tuple[int, float]:
+    """Push the mix; returns (events, seconds until the last partition's probe alerted)."""
+    start = datetime.now(UTC)
+    per_partition = wl.by_partition(tasks, start)
+    run = uuid.uuid4().hex[:6]
+    probes = set()
+    for p, events in per_partition.items():
+        task = next(
+            f"end-{run}-{p}-{i}"
+            for i in range(10_000)
+            if partition_of(f"end-{run}-{p}-{i}", wl.partitions) == p
+        )
+        probes.add(task)
+        events.extend(wl.probe(task, start))
+    total = sum(len(e) for e in per_partition.values())
+    if single:
+        messages = [
+            (e["task_id"].encode(), orjson.dumps(e)) for es in per_partition.values() for e in es
+        ]
+    else:
+        messages = [m for es in per_partition.values() for m in envelopes(es)]
+    began = time.time()
+    for key, value in messages:
+        while True:
+            try:
+                producer.produce(topics.events, key=key, value=value)
+                break
+            except BufferError:
+                producer.poll(0.01)
+    producer.flush(120)
+    if not watch.wait(probes, 600):
+        raise RuntimeError("the worker did not process every partition in time")
+    return total, max(watch.seen[t] for t in probes) - began
+
+
+def _latency(
+    wl: Workload, producer: Producer, topics: Topics, watch: AlertWatch, rate: int, seconds: float
+) -> tuple[int, list[float], int]:
+    """Offer ``rate`` events/s for ``seconds``; probes cross their limit every 100 ms."""
+    run = uuid.uuid4().hex[:6]
+    n_probes = int(seconds * 10)
+    probes = [f"lat-{run}-{i}" for i in range(n_probes)]
+    now = datetime.now(UTC)
+    primer = [e for t in probes for e in wl.probe(t, now, calls=12)]
+    for p in range(wl.partitions):
+        mine = [e for e in primer if partition_of(e["task_id"], wl.partitions) == p]
+        for key, value in envelopes(mine):
+            producer.produce(topics.events, key=key, value=value)
+    producer.flush(30)
+    tasks_needed = int(rate * seconds / 8) + 100
+    background = wl.by_partition(tasks_needed, now)
+    messages = [m for es in background.values() for m in envelopes(es)]
+    sent_at: dict[str, float] = {}
+    began = time.time()
+    sent_events = 0
+    next_probe = 0
+    i = 0
+    while time.time() - began < seconds and i < len(messages):
+        elapsed = time.time() - began
+        while i < len(messages) and sent_events < rate * elapsed:
+            key, value = messages[i]
+            producer.produce(topics.events, key=key, value=value)
+            sent_events += value.count(b'"kind":')
+            i += 1
+        while next_probe < n_probes and next_probe * 0.1 <= elapsed:
+            task = probes[next_probe]
+            crossing = wl.probe(task, datetime.now(UTC), calls=13)[-1]
+            sent_at[task] = time.time()
+            producer.produce(topics.events, key=task.encode(), value=orjson.dumps(crossing))
+            next_probe += 1
+        producer.poll(0)
+        time.sleep(0.002)
+    producer.flush(60)
+    watch.wait(set(sent_at), 30)
+    latencies = [(watch.seen[t] - sent_at[t]) * 1000 for t in sent_at if t in watch.seen]
+    return sent_events, latencies, len(sent_at) - len(latencies)
+
+
+def run(
+    *,
+    bootstrap: str | None = None,
+    tasks: int = 40_000,
+    naive_tasks: int = 3_000,
+    partitions: int = 8,
+    rate: int = 50_000,
+    latency_seconds: float = 10.0,
+    seed: int = 7,
+) -> StreamsBench:
+    result = StreamsBench(offered_rate=rate)
+    with ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tokengov-bench-")))
+        if os.environ.get("TOKENGOV_BENCH_KEEP"):
+            tmp = Path(tempfile.mkdtemp(prefix="tokengov-bench-kept-"))
+        if bootstrap is None:
+            broker = EmbeddedBroker(tmp / "broker", port=free_port())
+            broker.start(detach=False)
+            stack.callback(broker.stop)
+            bootstrap = broker.bootstrap
+        policy = tmp / "policy.yaml"
+        policy.write_text(BENCH_POLICY)
+        producer = _producer(bootstrap)
+
+        # ---- the real worker: the stream processors (governance), then with token debt too
+        for role in ("governance", "streams"):
+            prefix = f"bench{uuid.uuid4().hex[:6]}."
+            topics = Topics.with_prefix(prefix)
+            ensure_topics(bootstrap, topic_specs(prefix=prefix, event_partitions=partitions))
+            log_path = tmp / f"worker-{role}.log"
+            worker = _start(
+                [
+                    sys.executable,
+                    "-m",
+                    "tokengov.app.cli.main",
+                    "worker",
+                    "--role",
+                    role,
+                    "--policy",
+                    str(policy),
+                    "--data-dir",
+                    str(tmp / f"data-{role}"),
+                    "--bootstrap",
+                    bootstrap,
+                    "--topic-prefix",
+                    prefix,
+                    "--no-create-topics",
+                ],
+                log_path,
+                {"TOKENGOV_EVENT_PARTITIONS": str(partitions)},
+            )
+            stack.callback(_stop, worker)
+            watch = AlertWatch(bootstrap, topics.alerts)
+            stack.callback(watch.close)
+            wl = Workload(seed, partitions)
+            _warm_up(wl, producer, topics, watch, log_path)
+            events, seconds = _throughput(wl, producer, topics, watch, tasks, single=False)
+            if role == "governance":
+                result.events, result.seconds = events, seconds
+                result.latency_events, result.latencies_ms, result.lost_probes = _latency(
+                    wl, producer, topics, watch, rate, latency_seconds
+                )
+            else:
+                result.with_debt_events, result.with_debt_seconds = events, seconds
+            _stop(worker)
+
+        # ---- the naive baseline, same mix, one event per message
+        prefix = f"naive{uuid.uuid4().hex[:6]}."
+        topics = Topics.with_prefix(prefix)
+        ensure_topics(
+            bootstrap,
+            [
+                *topic_specs(prefix=prefix, event_partitions=partitions),
+                TopicSpec(f"{prefix}naive-task-state", partitions, {"cleanup.policy": "compact"}),
+            ],
+        )
+        naive = _start(
+            [
+                sys.executable,
+                "-m",
+                "tokengov.app.bench.naive_streams",
+                "--bootstrap",
+                bootstrap,
+                "--prefix",
+                prefix,
+                "--policy",
+                str(policy),
+                "--data-dir",
+                str(tmp / "naive"),
+                "--partitions",
+                str(partitions),
+            ],
+            tmp / "naive.log",
+        )
+        stack.callback(_stop, naive)
+        watch = AlertWatch(bootstrap, topics.alerts)
+        stack.callback(watch.close)
+        wl = Workload(seed, partitions)
+        _warm_up(wl, producer, topics, watch, tmp / "naive.log", single=True)
+        result.naive_events, result.naive_seconds = _throughput(
+            wl, producer, topics, watch, naive_tasks, single=True
+        )
+    return result

@@ -1,0 +1,210 @@
+"""``tokengov bench …``: benchmarks that run a baseline and the real thing and print the ratio."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from tokengov.app.cli.common import BootstrapOpt, console, err_console, setup_logging
+
+app = typer.Typer(
+    help="Benchmarks: a baseline and the real thing in one run, with the ratio.",
+    no_args_is_help=True,
+)
+
+
+@app.command()
+def streams(
+    tasks: Annotated[
+        int, typer.Option(help="Tasks in the throughput mix (~8 events each).")
+    ] = 40_000,
+    naive_tasks: Annotated[int, typer.Option(help="Tasks for the naive baseline.")] = 3_000,
+    partitions: Annotated[int, typer.Option(help="Partitions of tokengov.events.")] = 8,
+    rate: Annotated[int, typer.Option(help="Offered events/s during the latency run.")] = 50_000,
+    latency_seconds: Annotated[float, typer.Option(help="Length of the latency run.")] = 10.0,
+    seed: Annotated[int, typer.Option(help="Seed of the event mix.")] = 7,
+    bootstrap: BootstrapOpt = None,
+) -> None:
+    """The streams worker (envelopes, fast path) against a naive one-event-at-a-time Faust agent.
+
+    Starts its own embedded broker unless --bootstrap is given."""
+    from tokengov.app.bench.streams import run
+
+    console.print("running: real worker (throughput, then latency), then the naive baseline …")
+    r = run(
+        bootstrap=bootstrap,
+        tasks=tasks,
+        naive_tasks=naive_tasks,
+        partitions=partitions,
+        rate=rate,
+        latency_seconds=latency_seconds,
+        seed=seed,
+    )
+    table = Table(
+        "", "events", "seconds", "events/s", title="tokengov bench streams", title_justify="left"
+    )
+    table.add_row(
+        "worker --role governance (stream processors)",
+        f"{r.events:,}",
+        f"{r.seconds:.2f}",
+        f"{r.events_per_s:,.0f}",
+    )
+    table.add_row(
+        "worker --role streams (+ token debt)",
+        f"{r.with_debt_events:,}",
+        f"{r.with_debt_seconds:.2f}",
+        f"{r.with_debt_per_s:,.0f}",
+    )
+    table.add_row(
+        "naive Faust agent",
+        f"{r.naive_events:,}",
+        f"{r.naive_seconds:.2f}",
+        f"{r.naive_per_s:,.0f}",
+    )
+    console.print(table)
+    ratio = r.events_per_s / r.naive_per_s if r.naive_per_s else float("nan")
+    console.print(
+        f"ratio: [bold]{ratio:.1f}×[/] the naive agent (stream processors, end to end: "
+        "events in → alerts out)"
+    )
+    console.print(
+        f"detection latency (--role governance) at {r.offered_rate:,} events/s offered "
+        f"({r.latency_events:,} events, {len(r.latencies_ms)} limit crossings): "
+        f"p50 {r.percentile(0.5):.0f} ms, p99 {r.percentile(0.99):.0f} ms, "
+        f"max {max(r.latencies_ms, default=float('nan')):.0f} ms"
+        + (f"; {r.lost_probes} crossings without an alert" if r.lost_probes else "")
+    )
+
+
+@app.command("sdk")
+def sdk_bench(
+    events: int = typer.Option(200_000, help="Events per side."),
+    bootstrap: str | None = typer.Option(None, help="Use this broker instead of an embedded one."),
+) -> None:
+    """The SDK's per-event cost at the call site vs a bare confluent-kafka produce."""
+    from tokengov.app.bench.sdk import report, run
+
+    report(run(events, bootstrap))
+
+
+@app.command("alerts")
+def alerts(
+    count: Annotated[int, typer.Option("--alerts", min=1, help="Alerts to send.")] = 40,
+    interval_s: Annotated[
+        float, typer.Option("--interval", min=0.0, help="Seconds between alerts.")
+    ] = 0.1,
+    group_wait: Annotated[
+        str, typer.Option("--group-wait", help="group_wait of the critical route (≤ 2s).")
+    ] = "1s",
+    bootstrap: BootstrapOpt = None,
+) -> None:
+    """Alert latency: alerts topic → router → loopback webhook, next to a direct POST.
+
+    Starts an embedded broker unless --bootstrap is given. Target: p95 within 5 s."""
+    from rich.table import Table
+
+    from tokengov.app.bench.alerts import run_alert_bench, summarize
+
+    result = run_alert_bench(
+        bootstrap=bootstrap, alerts=count, interval_s=interval_s, group_wait=group_wait
+    )
+    table = Table(
+        "path",
+        "p50 ms",
+        "p95 ms",
+        "max ms",
+        title=f"{result.alerts} alerts, group_wait {result.group_wait_s:g}s",
+    )
+    for row in summarize(result):
+        table.add_row(*row)
+    console.print(table)
+    base = result.pct(result.baseline_ms, 0.95)
+    real = result.pct(result.router_ms, 0.95)
+    console.print(
+        f"p95 ratio router / direct POST: {real / base:,.0f}x "
+        f"(the router waits group_wait on purpose); lost: {result.lost}"
+    )
+    verdict = "[green]within[/]" if real <= 5000 and result.lost == 0 else "[red]NOT within[/]"
+    console.print(f"p95 end to end {real / 1000:.2f}s: {verdict} the 5 s target")
+
+
+@app.command()
+def sink(
+    writer_events: Annotated[
+        int, typer.Option("--writer-events", help="Call events through the writer.")
+    ] = 200_000,
+    events: Annotated[
+        int, typer.Option("--events", help="Events generated in ClickHouse for the reports.")
+    ] = 10_000_000,
+    batch_rows: Annotated[int, typer.Option("--batch-rows", help="Rows per insert.")] = 50_000,
+    decoders: Annotated[
+        int | None,
+        typer.Option("--decoders", help="Writer decoder processes. Default: the worker's."),
+    ] = None,
+    policy: Annotated[Path, typer.Option("--policy", help="Prices for the writer.")] = Path(
+        "examples/policy.yaml"
+    ),
+    bootstrap: BootstrapOpt = None,
+) -> None:
+    """ClickHouse writer vs a bare clickhouse-connect insert; report latency over --events."""
+    from tokengov.app.bench.sink import run
+
+    setup_logging()
+    result = run(
+        writer_events=writer_events,
+        report_events=events,
+        policy_path=policy,
+        bootstrap=bootstrap,
+        batch_rows=batch_rows,
+        decoders=decoders,
+        progress=lambda msg: err_console.print(f"[dim]{msg}[/]"),
+    )
+    table = Table(
+        "path", "rows", "seconds", "rows/s", title="Writer vs bare insert", title_justify="left"
+    )
+    table.add_row(
+        "bare clickhouse-connect insert",
+        f"{result.writer_rows:,}",
+        f"{result.bare_s:.2f}",
+        f"{result.bare_rate:,.0f}",
+    )
+    table.add_row(
+        f"tokengov writer (Kafka → ClickHouse), {result.decoders} decoder processes",
+        f"{result.writer_rows:,}",
+        f"{result.writer_s:.2f}",
+        f"{result.writer_rate:,.0f}",
+    )
+    table.add_row(
+        "tokengov writer, decoding in its own thread",
+        f"{result.writer_rows:,}",
+        f"{result.inline_s:.2f}",
+        f"{result.inline_rate:,.0f}",
+    )
+    table.add_row(
+        "  decode + price + serialize in one process, no I/O",
+        f"{result.writer_rows:,}",
+        f"{result.decode_s:.2f}",
+        f"{result.decode_rate:,.0f}",
+    )
+    console.print(table)
+    ratio = result.writer_rate / result.bare_rate
+    inline = result.inline_rate / result.bare_rate
+    console.print(
+        f"writer / bare = [bold]{ratio:.0%}[/] with {result.decoders} decoder processes "
+        f"(target ≥ 50%); {inline:.0%} decoding in the writer's thread"
+    )
+    reports = Table(
+        "report",
+        "rows",
+        "latency (best of 3)",
+        "target < 1 s",
+        title=f"Reports over {result.report_events:,} events "
+        f"(generated in {result.generate_s:.0f} s)",
+        title_justify="left",
+    )
+    for name, (seconds, rows) in result.reports.items():
+        reports.add_row(name, str(rows), f"{seconds * 1000:.0f} ms", "yes" if seconds < 1 else "NO")
+    console.print(reports)

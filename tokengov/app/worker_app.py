@@ -1,0 +1,180 @@
+"""``create_app(ctx, roles)``: one Faust app carrying the requested roles.
+
+Each role's ``register(app, ctx)`` is imported by name in :data:`ROLE_LOADERS` (and only
+when that role is asked for: the sink alone need not import the streams, nor the streams
+chdb). Timeouts are tuned so that a group joins in ~5 s (DESIGN.md).
+SIGHUP reloads the policy (``ctx.policy.reload()``): a broken file is
+refused and the old policy kept; state is never lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable, Sequence
+
+import faust
+
+from tokengov.app.faust_adjustments import forbid_topic_auto_creation, shorten_fetch_wait
+from tokengov.core.errors import TokenGovError
+from tokengov.core.worker_context import ROLES, WorkerContext
+from tokengov.streams.topics import topic_prefix
+
+__all__ = ["ROLE_LOADERS", "Register", "app_id", "create_app", "expand_roles"]
+
+log = logging.getLogger(__name__)
+
+#: What a role module offers: ``register(app, ctx)`` adds its agents and services.
+Register = Callable[[faust.App, WorkerContext], object]
+
+
+def _governance() -> list[Register]:
+    from tokengov.streams import role
+
+    return [role.register]
+
+
+def _debt() -> list[Register]:
+    from tokengov.streams.debt import role
+
+    return [role.register]
+
+
+def _sink() -> list[Register]:
+    from tokengov.sinks.clickhouse import role
+
+    return [role.register]
+
+
+def _router() -> list[Register]:
+    from tokengov.sinks.router import role
+
+    return [role.register]
+
+
+#: Each role and what registers it (the streams role includes token debt).
+ROLE_LOADERS: dict[str, Callable[[], list[Register]]] = {
+    "streams": lambda: [*_governance(), *_debt()],
+    "sink": _sink,
+    "router": _router,
+    # the two halves of ``streams``, to run as separate services (each its own group);
+    # ``tokengov bench streams`` measures both. Not part of ``all``.
+    "governance": _governance,
+    "debt": _debt,
+}
+
+
+def expand_roles(roles: Sequence[str]) -> list[str]:
+    out: list[str] = []
+    for role in roles:
+        names = list(ROLES) if role == "all" else [role]
+        for name in names:
+            if name not in ROLE_LOADERS:
+                raise TokenGovError(
+                    f"unknown role {name!r}; choose from all, {', '.join(ROLE_LOADERS)}"
+                )
+            if name not in out:
+                out.append(name)
+    return out
+
+
+def app_id(ctx: WorkerContext, roles: Sequence[str]) -> str:
+    """The Faust app id, which is also the consumer group. Every role reads whole topics, so
+    processes that run different roles must not share a group (Kafka would split the
+    partitions of ``tokengov.events`` between, say, a streams and a sink service):
+    ``tokengov-worker`` for all roles in one process, ``tokengov-worker-<roles>`` otherwise."""
+    prefix = topic_prefix(ctx.topics)
+    if set(roles) == set(ROLES):
+        return f"{prefix}tokengov-worker"
+    return f"{prefix}tokengov-worker-{'-'.join(roles)}"
+
+
+def _load_role(role: str) -> list[Register]:
+    try:
+        return ROLE_LOADERS[role]()
+    except ModuleNotFoundError as exc:
+        raise TokenGovError(
+            f"role {role!r} needs the module {exc.name}, which is not installed; install "
+            "the server extra (pip install 'tokengov[server]') or run the other roles with --role"
+        ) from exc
+
+
+def create_app(ctx: WorkerContext, roles: Sequence[str]) -> faust.App:
+    wanted = expand_roles(roles)
+    registrars = {role: _load_role(role) for role in wanted}  # fail before connecting anywhere
+    shorten_fetch_wait()
+    forbid_topic_auto_creation()
+    state_dir = ctx.settings.worker_state_dir
+    state_dir.mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        app_id(ctx, wanted),
+        broker=ctx.kafka.faust_broker_url(),
+        broker_credentials=ctx.kafka.faust_broker_credentials(),
+        store="memory://",
+        datadir=str(state_dir / "faust"),
+        web_enabled=False,
+        autodiscover=False,
+        topic_replication_factor=1,
+        # Faust creates nothing: the roles use no tables (no changelogs) and no leader; every
+        # topic is created by tokengov with its configured partitions (tokengov/core/topics.py).
+        topic_allow_declare=False,
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=6,
+        broker_rebalance_timeout=6,
+        broker_heartbeat_interval=1,
+        broker_commit_interval=1.0,
+        producer_max_request_size=4_000_000,
+        stream_buffer_maxsize=4096,
+        # Acks wait for the flush that persists their state (tokengov/streams/partition_stage.py); at shutdown the
+        # flush timer is gone, so do not wait for acks: what was not flushed is replayed, exactly.
+        stream_wait_empty=False,
+    )
+    for role, role_registrars in registrars.items():
+        for register in role_registrars:
+            register(app, ctx)
+        log.info("role %s registered", role)
+
+    async def announce_ready() -> None:
+        await _announce_ready(ctx, wanted)
+
+    async def install_sighup() -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGHUP, _reload, ctx)
+
+    app.task(announce_ready)
+    app.task(install_sighup)
+
+    return app
+
+
+READY_FILE = "ready.json"
+
+
+async def _announce_ready(ctx: WorkerContext, roles: list[str], timeout_s: float = 120.0) -> None:
+    """Write ``<worker state dir>/ready.json`` once this process serves what it should:
+    with the sink role, its query endpoint (the embedded stack waits for this file)."""
+    if "sink" in roles and ctx.settings.embedded_clickhouse:
+        from tokengov.sinks.clickhouse.reader import endpoint_address
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while endpoint_address(ctx.data_dir) is None:
+            if loop.time() > deadline:
+                log.error("the query endpoint did not come up within %.0fs", timeout_s)
+                return
+            await asyncio.sleep(0.1)
+    state = ctx.settings.worker_state_dir / READY_FILE
+    tmp = state.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"pid": os.getpid(), "roles": roles, "ready_at": time.time()}))
+    tmp.replace(state)
+    log.info("worker ready: roles %s", ", ".join(roles))
+
+
+def _reload(ctx: WorkerContext) -> None:
+    log.warning("SIGHUP: reloading the policy from %s", ctx.policy.path)
+    ctx.policy.reload()

@@ -1,0 +1,297 @@
+"""A decoded event, as every consumer of ``tokengov.events`` works with it.
+
+The wire contract is :mod:`tokengov.core.contracts` (pydantic models, the JSON Schema
+source); :class:`Call` (a model call) and :class:`Done` (how a task ended: an
+``Outcome``) are its internal form — flat, slotted, already validated — the one
+that :mod:`tokengov.core.decoding` produces for the streams, the token-debt role, the
+ClickHouse writer and the CLI. It is built either from a validated model
+(:func:`from_model`) or by the decoder's fast path, which applies the same rules
+without building models.
+
+Money is kept in integer femto-USD (1e-15 USD): exact for every price with up to
+nine decimals per million tokens and every reported ``cost_usd`` (at most twelve
+decimals), and much cheaper than Decimal.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Final
+
+from tokengov.core.contracts import COMPONENT_NAMES, CallEvent, Outcome
+
+__all__ = [
+    "COMPONENT_NAMES",
+    "FEMTO",
+    "NO_COMPONENTS",
+    "Call",
+    "Done",
+    "Event",
+    "from_model",
+    "to_femto",
+    "usd",
+    "usd_str",
+]
+
+FEMTO: Final = 10**15
+NO_COMPONENTS: Final = (0, 0, 0, 0, 0, 0, 0)
+
+
+def to_femto(value: Decimal) -> int:
+    """USD as an integer number of femto-USD (rounded half-even beyond 15 decimals)."""
+    return int((value * FEMTO).to_integral_value())
+
+
+def usd_str(femto: int) -> str:
+    """Exact plain decimal text of a femto-USD amount: ``0.00072``, ``12``, ``-0.5``."""
+    sign = "-" if femto < 0 else ""
+    whole, frac = divmod(abs(femto), FEMTO)
+    text = f"{whole}.{frac:015d}".rstrip("0").rstrip(".")
+    return sign + text
+
+
+def usd(femto: int) -> Decimal:
+    return Decimal(usd_str(femto))
+
+
+class Call:
+    """One model call (the contract's :class:`~tokengov.core.contracts.CallEvent`): token counts
+    flat (``input``, ``output``, ``cached_input``, ``cache_write``, ``reasoning``), the
+    input's ``components`` as a tuple in :data:`COMPONENT_NAMES` order (also readable by
+    name: ``call.history``), a reported cost in femto-USD (``cost_femto``, None: price it
+    from the catalog), ``task_id`` never None."""
+
+    __slots__ = (
+        "agent",
+        "attempt",
+        "cache_write",
+        "cached_input",
+        "components",
+        "context_window",
+        "cost_femto",
+        "event_id",
+        "input",
+        "latency_ms",
+        "model",
+        "output",
+        "parent_agent",
+        "provider",
+        "reasoning",
+        "status",
+        "step",
+        "task_id",
+        "team",
+        "tool_calls",
+        "tool_name",
+        "ts",
+        "ts_ms",
+        "workflow",
+    )
+    kind: Final = "call"
+
+    def __init__(
+        self,
+        event_id: str,
+        ts: datetime,
+        team: str,
+        workflow: str,
+        task_id: str,
+        agent: str,
+        parent_agent: str | None,
+        step: int,
+        model: str,
+        input: int,
+        output: int,
+        cached_input: int,
+        cache_write: int,
+        reasoning: int,
+        components: tuple[int, int, int, int, int, int, int],
+        attempt: int,
+        tool_calls: int,
+        tool_name: str | None,
+        status: str,
+        cost_femto: int | None,
+        context_window: int | None,
+        provider: str = "unknown",
+        latency_ms: int | None = None,
+    ) -> None:
+        self.event_id = event_id
+        self.ts = ts
+        self.ts_ms = int(ts.timestamp() * 1000)
+        self.team = team
+        self.workflow = workflow
+        self.task_id = task_id
+        self.agent = agent
+        self.parent_agent = parent_agent
+        self.step = step
+        self.model = model
+        self.input = input
+        self.output = output
+        self.cached_input = cached_input
+        self.cache_write = cache_write
+        self.reasoning = reasoning
+        self.components = components
+        self.attempt = attempt
+        self.tool_calls = tool_calls
+        self.tool_name = tool_name
+        self.status = status
+        self.cost_femto = cost_femto
+        self.context_window = context_window
+        self.provider = provider
+        self.latency_ms = latency_ms
+
+    @property
+    def tokens_total(self) -> int:
+        """Input plus output tokens."""
+        return self.input + self.output
+
+    # The input's components by name (DESIGN.md), in tokens.
+    @property
+    def system(self) -> int:
+        return self.components[0]
+
+    @property
+    def tool_definitions(self) -> int:
+        return self.components[1]
+
+    @property
+    def retrieved(self) -> int:
+        return self.components[2]
+
+    @property
+    def history(self) -> int:
+        return self.components[3]
+
+    @property
+    def tool_responses(self) -> int:
+        return self.components[4]
+
+    @property
+    def handoff(self) -> int:
+        return self.components[5]
+
+    @property
+    def memory(self) -> int:
+        return self.components[6]
+
+    def at(self, ts: datetime) -> Call:
+        """The same call stamped ``ts`` (clock skew: governed at processing time)."""
+        copy = Call.__new__(Call)
+        for name in Call.__slots__:
+            setattr(copy, name, getattr(self, name))
+        copy.ts = ts
+        copy.ts_ms = int(ts.timestamp() * 1000)
+        return copy
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            type(other) is Call
+            and all(getattr(self, s) == getattr(other, s) for s in Call.__slots__)
+            and self.ts.utcoffset() == other.ts.utcoffset()
+        )
+
+    def __repr__(self) -> str:
+        return f"Call({', '.join(f'{s}={getattr(self, s)!r}' for s in Call.__slots__)})"
+
+
+class Done:
+    """How a task ended (the contract's :class:`~tokengov.core.contracts.Outcome`)."""
+
+    __slots__ = ("event_id", "quality", "status", "task_id", "team", "ts", "ts_ms", "workflow")
+    kind: Final = "outcome"
+
+    def __init__(
+        self,
+        event_id: str,
+        ts: datetime,
+        team: str,
+        workflow: str,
+        task_id: str,
+        status: str,
+        quality: float | None,
+    ) -> None:
+        self.event_id = event_id
+        self.ts = ts
+        self.ts_ms = int(ts.timestamp() * 1000)
+        self.team = team
+        self.workflow = workflow
+        self.task_id = task_id
+        self.status = status
+        self.quality = quality
+
+    def at(self, ts: datetime) -> Done:
+        """The same outcome stamped ``ts`` (clock skew: governed at processing time)."""
+        return Done(
+            self.event_id, ts, self.team, self.workflow, self.task_id, self.status, self.quality
+        )
+
+    def met_quality_bar(self, quality_bar: float | None) -> bool:
+        """Success and (when a bar is set) ``quality`` at or above it — as ``Outcome`` says."""
+        if self.status != "success":
+            return False
+        if quality_bar is None:
+            return True
+        return self.quality is not None and self.quality >= quality_bar
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            type(other) is Done
+            and all(getattr(self, s) == getattr(other, s) for s in Done.__slots__)
+            and self.ts.utcoffset() == other.ts.utcoffset()
+        )
+
+    def __repr__(self) -> str:
+        return f"Done({', '.join(f'{s}={getattr(self, s)!r}' for s in Done.__slots__)})"
+
+
+Event = Call | Done
+
+
+def from_model(event: CallEvent | Outcome) -> Call | Done:
+    """The hot-path form of a validated contract model."""
+    if isinstance(event, Outcome):
+        return Done(
+            event.event_id,
+            event.ts,
+            event.team,
+            event.workflow,
+            event.task_id,
+            event.status,
+            event.quality,
+        )
+    t, c = event.tokens, event.components
+    comps = (
+        c.system,
+        c.tool_definitions,
+        c.retrieved,
+        c.history,
+        c.tool_responses,
+        c.handoff,
+        c.memory,
+    )
+    return Call(
+        event.event_id,
+        event.ts,
+        event.team,
+        event.workflow,
+        event.task,
+        event.agent,
+        event.parent_agent,
+        event.step,
+        event.model,
+        t.input,
+        t.output,
+        t.cached_input,
+        t.cache_write,
+        t.reasoning,
+        comps,
+        event.attempt,
+        event.tool_calls,
+        event.tool_name,
+        event.status,
+        None if event.cost_usd is None else to_femto(event.cost_usd),
+        event.context_window,
+        event.provider,
+        event.latency_ms,
+    )

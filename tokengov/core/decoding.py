@@ -1,0 +1,513 @@
+"""From the bytes of a ``tokengov.events`` message to calls and outcomes: the one decoder.
+
+Every consumer of the events topic decodes here — the streams (stage 1), the
+token-debt role, the ClickHouse writer, ``tokengov tail`` and ``tokengov emit`` —
+into one internal form (:mod:`tokengov.core.calls`: :class:`~tokengov.core.calls.Call`,
+:class:`~tokengov.core.calls.Done`). A message is one event or a batch envelope (a JSON
+array); valid items of an envelope are kept, each with its index (its position
+in the envelope), and every part that cannot be trusted comes back as a
+:class:`~tokengov.core.message_items.DecodeFailure` with a reason naming the field.
+
+The limits of the wire (size, nesting, UTF-8) are :mod:`tokengov.core.message_items`'s. Then
+three paths, each applying the contract's rules (:mod:`tokengov.core.contracts`), the
+faster ones only to what they are sure about:
+
+1. :func:`fast_message` — the whole message through msgspec, which parses the
+   JSON and checks types, ranges and lengths in C against a strict mirror of the
+   contract (``_CallWire``, ``_OutcomeWire``); the remaining rules (printable text,
+   attribution, timestamp shape, parts within totals) are checked here. Any item
+   it is not sure about sends the whole message to path 2. ~1.5 µs per event.
+2. :func:`fast_event` — per item of the parsed JSON, the same rules on the dict.
+3. The pydantic models, which accept the item or say precisely what is wrong.
+
+All three agree on every input the faster ones accept
+(``tests/unit/streams/test_decode.py`` checks it with hypothesis). A single
+object that must be a valid event (``tokengov emit``'s lines) is
+:func:`parse_event`'s.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Annotated, Any, Final, Literal, cast
+
+import msgspec
+from pydantic import ValidationError
+
+from tokengov.core.calls import NO_COMPONENTS, Call, Done, from_model
+from tokengov.core.contracts import (
+    MAX_COUNT,
+    MAX_ID_CHARS,
+    MAX_MESSAGE_BYTES,
+    MAX_NAME_CHARS,
+    TS_MAX,
+    TS_MIN,
+    UNATTRIBUTED,
+    CallEvent,
+    Outcome,
+    describe_validation_error,
+    event_adapter,
+)
+from tokengov.core.errors import ContractError
+from tokengov.core.message_items import DecodeFailure, load_items, plain_id
+
+__all__ = [
+    "DecodeFailure",
+    "Decoded",
+    "decode_events",
+    "fast_event",
+    "fast_message",
+    "parse_event",
+]
+
+_TS: Final = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?(?:Z|[+-][0-9]{2}:[0-9]{2})\Z"
+)
+_CTRL: Final = re.compile(r"[\x00-\x1f\x7f]")
+_INT_LIMIT: Final = MAX_COUNT + 1  # every integer field: 0 <= n < 2**63
+_STATUSES: Final = frozenset(("ok", "error", "timeout"))
+_OUTCOME_STATUSES: Final = frozenset(("success", "failure", "abandoned"))
+_MISSING: Final = object()
+
+
+def parse_event(obj: Any) -> CallEvent | Outcome:
+    """Validate one decoded JSON object with the contract's models (path 3). Raises
+    :class:`~tokengov.core.errors.ContractError` naming the field."""
+    if not isinstance(obj, dict):
+        raise ContractError(f"expected a JSON object, got {type(obj).__name__}")
+    kind = obj.get("kind")
+    if kind not in ("call", "outcome"):
+        shown = repr(kind) if len(repr(kind)) <= 80 else repr(kind)[:80] + "…"
+        raise ContractError(f"unknown kind {shown}; expected 'call' or 'outcome'", field="kind")
+    try:
+        return event_adapter.validate_python(obj)
+    except ValidationError as exc:
+        raise ContractError(describe_validation_error(exc)) from exc
+
+
+class _Slow(Exception):
+    """The fast path is not sure: let the pydantic models decide."""
+
+
+def _text(value: Any, limit: int) -> str:
+    if type(value) is not str or not 0 < len(value) <= limit:
+        raise _Slow
+    if not value.isprintable() and _CTRL.search(value):
+        raise _Slow
+    return value
+
+
+def _attribution(value: Any) -> str:
+    # the usual case first, without a call: a plainly printable, non-blank name
+    if (
+        type(value) is str
+        and 0 < len(value) <= MAX_NAME_CHARS
+        and value.isprintable()
+        and not value.isspace()
+    ):
+        return value
+    if value is None or value is _MISSING:
+        return UNATTRIBUTED
+    if type(value) is str:
+        if _ok_text(value, MAX_NAME_CHARS) and not value.isspace():
+            return value
+        if not value.strip():
+            return UNATTRIBUTED
+    raise _Slow
+
+
+def _ts(value: Any) -> datetime:
+    if type(value) is not str or not _TS.match(value):
+        raise _Slow
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise _Slow from None
+    if not TS_MIN <= parsed < TS_MAX:
+        raise _Slow  # out of range: the models say so (and converting could overflow)
+    return parsed if value[-1] == "Z" else parsed.astimezone(UTC)
+
+
+def _ok_text(value: Any, limit: int) -> bool:
+    return (
+        type(value) is str
+        and 0 < len(value) <= limit
+        and (value.isprintable() or not _CTRL.search(value))
+    )
+
+
+def _fast_call(d: dict[str, Any]) -> Call:
+    # Inlined on purpose: this runs once per event (see the module docstring). Every check
+    # is the contract's; a string that is not plainly printable goes to _ok_text.
+    get = d.get
+    version = get("schema_version", 1)
+    if version != 1 or type(version) is not int:
+        raise _Slow
+    event_id = get("event_id")
+    if not (
+        type(event_id) is str and 0 < len(event_id) <= MAX_ID_CHARS and event_id.isprintable()
+    ) and not _ok_text(event_id, MAX_ID_CHARS):
+        raise _Slow
+    ts = _ts(get("ts"))
+    task = get("task_id")
+    if task is None:
+        task = event_id
+    elif not (
+        type(task) is str and 0 < len(task) <= MAX_ID_CHARS and task.isprintable()
+    ) and not _ok_text(task, MAX_ID_CHARS):
+        raise _Slow
+    tokens = get("tokens", _MISSING)
+    if tokens is _MISSING:
+        inp = out = cached = write = reasoning = 0
+    elif type(tokens) is dict:
+        tget = tokens.get
+        inp, out = tget("input", 0), tget("output", 0)
+        cached, write = tget("cached_input", 0), tget("cache_write", 0)
+        reasoning = tget("reasoning", 0)
+        if (
+            type(inp) is not int
+            or type(out) is not int
+            or type(cached) is not int
+            or type(write) is not int
+            or type(reasoning) is not int
+            or not 0 <= inp < _INT_LIMIT
+            or not 0 <= out < _INT_LIMIT
+            or cached < 0
+            or write < 0
+            or reasoning < 0
+            or cached + write > inp
+            or reasoning > out
+        ):
+            raise _Slow
+    else:
+        raise _Slow
+    comps = get("components", _MISSING)
+    if comps is _MISSING:
+        components = NO_COMPONENTS
+    elif type(comps) is dict:
+        cget = comps.get
+        c0, c1, c2, c3 = (
+            cget("system", 0),
+            cget("tool_definitions", 0),
+            cget("retrieved", 0),
+            cget("history", 0),
+        )
+        c4, c5, c6 = cget("tool_responses", 0), cget("handoff", 0), cget("memory", 0)
+        if (
+            type(c0) is not int
+            or type(c1) is not int
+            or type(c2) is not int
+            or type(c3) is not int
+            or type(c4) is not int
+            or type(c5) is not int
+            or type(c6) is not int
+            or min(c0, c1, c2, c3, c4, c5, c6) < 0
+            or c0 + c1 + c2 + c3 + c4 + c5 + c6 > inp
+        ):
+            raise _Slow
+        components = (c0, c1, c2, c3, c4, c5, c6)
+    else:
+        raise _Slow
+    status = get("status", "ok")
+    if type(status) is not str or status not in _STATUSES:
+        raise _Slow
+    if get("cost_usd") is not None:
+        raise _Slow  # a reported cost: Decimal rules are the models' job
+    step, attempt, calls = get("step", 0), get("attempt", 1), get("tool_calls", 0)
+    if (
+        type(step) is not int
+        or type(attempt) is not int
+        or type(calls) is not int
+        or not 0 <= step < _INT_LIMIT
+        or not 1 <= attempt < _INT_LIMIT
+        or not 0 <= calls < _INT_LIMIT
+    ):
+        raise _Slow
+    latency, window = get("latency_ms"), get("context_window")
+    if latency is not None and (type(latency) is not int or not 0 <= latency < _INT_LIMIT):
+        raise _Slow
+    if window is not None and (type(window) is not int or not 0 <= window < _INT_LIMIT):
+        raise _Slow
+    model = get("model")
+    agent, provider = get("agent", "agent"), get("provider", "unknown")
+    parent, tool = get("parent_agent"), get("tool_name")
+    team, workflow = get("team"), get("workflow")
+    # the names, all at once: each is a non-empty printable string within the limit
+    names = [model, agent, provider]
+    if parent is not None:
+        names.append(parent)
+    if tool is not None:
+        names.append(tool)
+    for name in names:
+        if not (
+            type(name) is str and 0 < len(name) <= MAX_NAME_CHARS and name.isprintable()
+        ) and not _ok_text(name, MAX_NAME_CHARS):
+            raise _Slow
+    team = _attribution(team)
+    workflow = _attribution(workflow)
+    return Call(
+        cast(str, event_id),
+        ts,
+        team,
+        workflow,
+        cast(str, task),
+        cast(str, agent),
+        parent,
+        step,
+        cast(str, model),
+        inp,
+        out,
+        cached,
+        write,
+        reasoning,
+        components,
+        attempt,
+        calls,
+        tool,
+        status,
+        None,
+        window,
+        cast(str, provider),
+        latency,
+    )
+
+
+def _fast_outcome(d: dict[str, Any]) -> Done:
+    get = d.get
+    if get("schema_version", 1) != 1 or type(get("schema_version", 1)) is not int:
+        raise _Slow
+    status = get("status", _MISSING)
+    if type(status) is not str or status not in _OUTCOME_STATUSES:
+        raise _Slow
+    quality = get("quality")
+    if quality is not None and (type(quality) is not float or not 0.0 <= quality <= 1.0):
+        raise _Slow
+    return Done(
+        _text(get("event_id", _MISSING), MAX_ID_CHARS),
+        _ts(get("ts", _MISSING)),
+        _attribution(get("team", _MISSING)),
+        _attribution(get("workflow", _MISSING)),
+        _text(get("task_id", _MISSING), MAX_ID_CHARS),
+        status,
+        quality,
+    )
+
+
+def fast_event(item: Any) -> Call | Done | None:
+    """The fast path alone: the event, or None when the models must decide."""
+    if type(item) is not dict:
+        return None
+    kind = item.get("kind")
+    try:
+        if kind == "call":
+            return _fast_call(item)
+        if kind == "outcome":
+            return _fast_outcome(item)
+    except _Slow:
+        return None
+    return None
+
+
+# -- path 1: the whole message through msgspec ----------------------------------------
+
+_Count = Annotated[int, msgspec.Meta(ge=0, le=MAX_COUNT)]
+_WireName = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_NAME_CHARS)]
+_WireId = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_CHARS)]
+
+
+class _TokensWire(msgspec.Struct, forbid_unknown_fields=True):
+    input: _Count = 0
+    output: _Count = 0
+    cached_input: _Count = 0
+    cache_write: _Count = 0
+    reasoning: _Count = 0
+
+
+class _ComponentsWire(msgspec.Struct, forbid_unknown_fields=True):
+    system: _Count = 0
+    tool_definitions: _Count = 0
+    retrieved: _Count = 0
+    history: _Count = 0
+    tool_responses: _Count = 0
+    handoff: _Count = 0
+    memory: _Count = 0
+
+
+_NO_TOKENS: Final = _TokensWire()
+_NO_COMPONENTS_WIRE: Final = _ComponentsWire()
+
+
+class _CallWire(msgspec.Struct, tag_field="kind", tag="call", forbid_unknown_fields=True):
+    """A call as path 1 accepts it: strictly typed (no coercion), a reported cost refused
+    (Decimal rules are the models' job); absent ``tokens``/``components`` are UNSET (a JSON
+    ``null`` there is refused, as the contract refuses it). Unknown fields are left to path 2,
+    which checks how deep they nest; so nothing here nests deeper than three levels."""
+
+    event_id: _WireId
+    ts: str
+    model: _WireName
+    schema_version: Literal[1] = 1
+    team: str | None = None
+    workflow: str | None = None
+    task_id: _WireId | None = None
+    agent: _WireName = "agent"
+    parent_agent: _WireName | None = None
+    step: _Count = 0
+    provider: _WireName = "unknown"
+    tokens: _TokensWire | msgspec.UnsetType = msgspec.UNSET
+    components: _ComponentsWire | msgspec.UnsetType = msgspec.UNSET
+    attempt: Annotated[int, msgspec.Meta(ge=1, le=MAX_COUNT)] = 1
+    tool_calls: _Count = 0
+    tool_name: _WireName | None = None
+    latency_ms: _Count | None = None
+    status: Literal["ok", "error", "timeout"] = "ok"
+    cost_usd: None = None
+    context_window: _Count | None = None
+
+
+class _OutcomeWire(msgspec.Struct, tag_field="kind", tag="outcome", forbid_unknown_fields=True):
+    event_id: _WireId
+    ts: str
+    task_id: _WireId
+    status: Literal["success", "failure", "abandoned"]
+    schema_version: Literal[1] = 1
+    team: str | None = None
+    workflow: str | None = None
+    quality: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] | None = None
+
+
+_Wire = _CallWire | _OutcomeWire
+_WIRE: Final = msgspec.json.Decoder(list[_Wire] | _Wire)
+
+
+def _from_wire(w: _CallWire | _OutcomeWire) -> Call | Done:
+    # Printable text: str.isprintable() is stricter than the contract (it also refuses, say,
+    # a soft hyphen); a name it refuses sends the message to path 2, which decides exactly.
+    if type(w) is _OutcomeWire:
+        if not (w.event_id.isprintable() and w.task_id.isprintable()):
+            raise _Slow
+        return Done(
+            w.event_id,
+            _ts(w.ts),
+            _attribution(w.team),
+            _attribution(w.workflow),
+            w.task_id,
+            w.status,
+            w.quality,
+        )
+    c = cast(_CallWire, w)
+    if not (
+        c.event_id.isprintable()
+        and c.model.isprintable()
+        and c.agent.isprintable()
+        and c.provider.isprintable()
+        and (c.task_id is None or c.task_id.isprintable())
+        and (c.parent_agent is None or c.parent_agent.isprintable())
+        and (c.tool_name is None or c.tool_name.isprintable())
+    ):
+        raise _Slow
+    t = _NO_TOKENS if c.tokens is msgspec.UNSET else c.tokens
+    p = _NO_COMPONENTS_WIRE if c.components is msgspec.UNSET else c.components
+    assert isinstance(t, _TokensWire) and isinstance(p, _ComponentsWire)
+    components = (
+        p.system,
+        p.tool_definitions,
+        p.retrieved,
+        p.history,
+        p.tool_responses,
+        p.handoff,
+        p.memory,
+    )
+    if (
+        t.cached_input + t.cache_write > t.input
+        or t.reasoning > t.output
+        or sum(components) > t.input
+    ):
+        raise _Slow
+    return Call(
+        c.event_id,
+        _ts(c.ts),
+        _attribution(c.team),
+        _attribution(c.workflow),
+        c.event_id if c.task_id is None else c.task_id,
+        c.agent,
+        c.parent_agent,
+        c.step,
+        c.model,
+        t.input,
+        t.output,
+        t.cached_input,
+        t.cache_write,
+        t.reasoning,
+        components,
+        c.attempt,
+        c.tool_calls,
+        c.tool_name,
+        c.status,
+        None,
+        c.context_window,
+        c.provider,
+        c.latency_ms,
+    )
+
+
+def fast_message(raw: bytes) -> tuple[bool, list[Call | Done]] | None:
+    """Path 1: (is an envelope, every event of the message), or None when any part of the
+    message needs a slower path (then nothing of it is taken from here)."""
+    if len(raw) > MAX_MESSAGE_BYTES:
+        return None
+    try:
+        doc = _WIRE.decode(raw)
+    except (msgspec.DecodeError, UnicodeDecodeError):  # DecodeError includes ValidationError
+        return None
+    try:
+        if type(doc) is list:
+            return True, [_from_wire(w) for w in doc]
+        return False, [_from_wire(cast(_Wire, doc))]
+    except _Slow:
+        return None
+
+
+@dataclass(slots=True)
+class Decoded:
+    events: list[tuple[int, Call | Done]] = field(default_factory=list)
+    failures: list[tuple[DecodeFailure, Any]] = field(default_factory=list)  # (why, the item)
+    envelope: bool = False
+    slow: int = 0  # items the models had to decide
+
+
+def decode_events(raw: bytes | None) -> Decoded:
+    """Every event of one message, and every part of it that cannot be trusted with its
+    reason. Never raises: the limits of the wire (:mod:`tokengov.core.message_items`) come first."""
+    result = Decoded()
+    if raw is not None:
+        fast = fast_message(raw)
+        if fast is not None:
+            result.envelope, events = fast
+            result.events = list(enumerate(events))
+            return result
+    loaded = load_items(raw)
+    result.envelope = loaded.envelope
+    result.failures = loaded.failures
+    append = result.events.append
+    for index, item in loaded.items:
+        event = fast_event(item)
+        if event is not None:
+            append((index, event))
+            continue
+        result.slow += 1
+        try:
+            append((index, from_model(parse_event(item))))
+        except ContractError as exc:
+            event_id = item.get("event_id") if isinstance(item, dict) else None
+            failure = DecodeFailure(
+                str(exc),
+                index if result.envelope else None,
+                event_id if plain_id(event_id) else None,
+            )
+            result.failures.append((failure, item))
+    if len(result.failures) > 1:
+        result.failures.sort(key=lambda f: -1 if f[0].index is None else f[0].index)
+    return result

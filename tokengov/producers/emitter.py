@@ -1,0 +1,657 @@
+"""The agent-side emitter: one event per model call, never in the agent's way.
+
+At the call site :meth:`TokenEmitter.emit` (and :meth:`TaskContext.record`)
+only captures the values and appends them to an in-memory queue; a background
+thread validates them against the contract, batches the events of one task
+into envelopes, and produces them with confluent-kafka (idempotent,
+``acks=all``, compressed, key = ``task_id``, murmur2 partitioning as Java
+clients and aiokafka do). Nothing raises into the agent: an invalid event is
+logged with the field at fault and counted; a full queue counts the overflow.
+
+When the broker cannot take messages (all brokers down, delivery timeout, a
+fatal producer error) the emitter purges what librdkafka still holds into a
+local disk spool, keeps spooling new events behind them, and replays the spool
+oldest first once the broker answers again, so per-task order holds.
+:meth:`close` returns only when every event was delivered or safely spooled;
+the next emitter on the same spool directory replays what is left.
+Delivery is at least once: a replay may resend a message the broker had
+already taken, and consumers count each ``event_id`` once.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Final
+
+from confluent_kafka import KafkaError, KafkaException, Producer
+from pydantic import TypeAdapter, ValidationError
+
+from tokengov.core.contracts import (
+    CallEvent,
+    Components,
+    Event,
+    Outcome,
+    TokenCounts,
+    describe_validation_error,
+    new_event_id,
+)
+from tokengov.core.errors import ContractError
+from tokengov.core.kafka import KafkaConnection, connection
+from tokengov.core.topics import EVENTS, NO_AUTO_CREATE
+from tokengov.producers.adapters import normalize_usage
+from tokengov.producers.spool import Spool
+
+__all__ = ["EmitterStats", "TaskContext", "TokenEmitter"]
+
+log = logging.getLogger(__name__)
+_rdkafka_log = logging.getLogger(f"{__name__}.librdkafka")
+
+_events_adapter: Final = TypeAdapter(list[Event])
+
+
+@dataclass
+class EmitterStats:
+    """Counters of what happened to every event handed to the emitter."""
+
+    accepted: int = 0  # taken at the call site
+    produced: int = 0  # handed to librdkafka
+    delivered: int = 0  # acknowledged by the broker (messages may hold several events)
+    spooled: int = 0  # written to the disk spool
+    replayed: int = 0  # delivered from the spool
+    invalid: int = 0  # failed validation: logged with the field, not sent
+    overflow: int = 0  # the in-memory queue was full: logged, not sent
+    probes: int = 0  # while spooling: times the broker was asked whether the topic is back
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+# What the call site enqueues: cheap to build, validated on the sender thread.
+# kind "model": a built event; "call"/"outcome": a dict of values; "task-call": a tuple
+# in the order of _TASK_CALL_FIELDS (the hot path of TaskContext.record).
+_Pending = tuple[str, float, Any]
+_TASK_CALL_FIELDS: Final = (
+    "team",
+    "workflow",
+    "task_id",
+    "agent",
+    "parent_agent",
+    "step",
+    "attempt",
+    "provider",
+    "model",
+    "usage",
+    "components",
+    "tool_calls",
+    "tool_name",
+    "latency_ms",
+    "status",
+    "cost_usd",
+    "context_window",
+)
+
+
+class TokenEmitter:
+    """Publishes call events and outcomes to ``tokengov.events``.
+
+    Use it as a context manager or call :meth:`close` before the process exits.
+    """
+
+    def __init__(
+        self,
+        bootstrap: KafkaConnection | str,
+        *,
+        topic: str = EVENTS,
+        spool_dir: str | Path | None = None,
+        envelope_max_events: int = 200,
+        linger_ms: float = 5.0,
+        delivery_timeout_ms: int = 15_000,
+        max_queue_events: int = 1_000_000,
+        probe_interval_s: float = 1.0,
+        producer_config: Mapping[str, Any] | None = None,
+        guard: Any | None = None,
+        start: bool = True,
+    ) -> None:
+        self.kafka = connection(bootstrap)
+        self.bootstrap = self.kafka.bootstrap
+        self.topic = topic
+        self.stats = EmitterStats()
+        self.guard = guard
+        self._envelope_max = max(1, envelope_max_events)
+        self._linger_s = linger_ms / 1000
+        self._max_queue = max_queue_events
+        self._probe_interval_s = probe_interval_s
+        self._config: dict[str, Any] = {
+            **self.kafka.librdkafka_config(),
+            # A metadata request for tokengov.events while the broker has no such topic (an
+            # embedded broker restarted empty) must not create it with the broker's default
+            # partition count: the emitter spools until tokengov has created it.
+            **NO_AUTO_CREATE,
+            "enable.idempotence": True,
+            "acks": "all",
+            "compression.type": "lz4",
+            "partitioner": "murmur2_random",
+            "linger.ms": 5,
+            "message.timeout.ms": delivery_timeout_ms,
+            "socket.connection.setup.timeout.ms": 3000,
+            "reconnect.backoff.max.ms": 1000,
+            "logger": _rdkafka_log,
+            "log.connection.close": False,
+            **(producer_config or {}),
+        }
+        self._queue: collections.deque[_Pending] = collections.deque()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._closed = False
+        self._spool = Spool(Path(spool_dir) if spool_dir else Path(".tokengov") / "spool")
+        self._spooling = bool(self._spool)  # leftovers from an earlier process: replay first
+        self._unhealthy = False  # set from librdkafka's error callback
+        self._delivery_failed = False  # set from delivery callbacks
+        self._producer: Producer | None = None
+        self._last_probe = 0.0
+        self._thread = threading.Thread(target=self._run, name="tokengov-emitter", daemon=True)
+        if start:
+            self._thread.start()
+
+    # ------------------------------------------------------------ call site
+
+    def emit(self, event: CallEvent | Outcome) -> None:
+        """Queue a built event. Never blocks, never raises."""
+        self._enqueue("model", event, None)
+
+    def emit_call(self, **values: Any) -> None:
+        """Queue a call event from raw values (validated on the sender thread)."""
+        self._enqueue("call", None, values)
+
+    def emit_outcome(self, **values: Any) -> None:
+        self._enqueue("outcome", None, values)
+
+    def _enqueue(self, kind: str, event: Any, values: Any) -> None:
+        if len(self._queue) >= self._max_queue or self._closed:
+            self._overflow()
+            return
+        self._queue.append((kind, time.time(), values if values is not None else event))
+        self.stats.accepted += 1
+        if len(self._queue) >= self._envelope_max:
+            self._wake.set()
+
+    def _overflow(self) -> None:
+        self.stats.overflow += 1
+        if self.stats.overflow == 1 or self.stats.overflow % 10_000 == 0:
+            log.error(
+                "tokengov emitter %s: %d event(s) not sent (queue of %d full or emitter closed)",
+                self.topic,
+                self.stats.overflow,
+                self._max_queue,
+            )
+
+    def task(
+        self,
+        *,
+        team: str | None = None,
+        workflow: str | None = None,
+        task_id: str | None = None,
+        agent: str = "agent",
+        provider: str = "unknown",
+    ) -> TaskContext:
+        """A task context: stamps task_id, step, attempt and agents; emits the outcome on exit."""
+        return TaskContext(
+            self,
+            team=team,
+            workflow=workflow,
+            task_id=task_id or new_event_id(),
+            agent=agent,
+            provider=provider,
+        )
+
+    # -------------------------------------------------------------- control
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    @property
+    def spooling(self) -> bool:
+        return self._spooling
+
+    @property
+    def spooled_pending(self) -> int:
+        return self._spool.pending_messages
+
+    def flush(self, timeout_s: float = 10.0) -> bool:
+        """Wait until everything queued so far is delivered (or spooled). True when done."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            producer = self._producer
+            in_flight = len(producer) if producer is not None else 0
+            if not self._queue and in_flight == 0 and not self._busy:
+                return True
+            self._wake.set()
+            time.sleep(0.005)
+        return False
+
+    def close(self, timeout_s: float = 30.0) -> None:
+        """Deliver or spool every event, then stop. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stopping.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout_s + 5)
+        elif self._queue:  # never started: handle the queue here
+            self._shutdown(timeout_s)
+
+    def __enter__(self) -> TokenEmitter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------- sender thread
+
+    _busy = False
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.wait(self._linger_s)
+            self._wake.clear()
+            self._busy = True
+            try:
+                self._step()
+            except Exception:  # the agent must not notice; the next step tries again
+                log.exception("tokengov emitter: sender step failed; retrying")
+                time.sleep(0.1)
+            finally:
+                self._busy = False
+        try:
+            self._shutdown(30.0)
+        except Exception:
+            log.exception("tokengov emitter: shutdown failed; spooling what is left")
+            self._drain_to_spool()
+
+    def _step(self) -> None:
+        if self._producer is not None and (self._unhealthy or self._delivery_failed):
+            self._enter_spooling("the broker is unreachable")
+        if self._spooling:
+            now = time.monotonic()
+            if now - self._last_probe >= self._probe_interval_s:
+                self._last_probe = now
+                self._try_replay()
+        if self._spooling:
+            self._drain_to_spool()
+            return
+        producer = self._ensure_producer()
+        # Everything drained goes to librdkafka; should the broker go away meanwhile,
+        # the next step purges it all into the spool in order.
+        for key, value, count in self._messages():
+            self._produce(producer, key, value, count)
+        producer.poll(0)
+
+    def _messages(self) -> Iterator[tuple[bytes, bytes, int]]:
+        """Drain the queue into (key, value, event count) messages, one envelope per task."""
+        by_task: dict[str, list[CallEvent | Outcome]] = {}
+        order: list[str] = []
+        n = 0
+        while self._queue and n < 50_000:
+            kind, at, values = self._queue.popleft()
+            n += 1
+            event = self._build(kind, at, values)
+            if event is None:
+                continue
+            key = event.task if isinstance(event, CallEvent) else event.task_id
+            bucket = by_task.get(key)
+            if bucket is None:
+                by_task[key] = bucket = []
+                order.append(key)
+            bucket.append(event)
+            if len(bucket) >= self._envelope_max:
+                yield key.encode(), self._encode(bucket), len(bucket)
+                by_task[key] = []
+        for key in order:
+            bucket = by_task[key]
+            if bucket:
+                yield key.encode(), self._encode(bucket), len(bucket)
+
+    @staticmethod
+    def _encode(events: list[CallEvent | Outcome]) -> bytes:
+        if len(events) == 1:
+            return events[0].__pydantic_serializer__.to_json(events[0])
+        return _events_adapter.dump_json(events)
+
+    def _build(self, kind: str, at: float, values: Any) -> CallEvent | Outcome | None:
+        try:
+            if kind == "model":
+                if not isinstance(values, CallEvent | Outcome):
+                    raise ContractError(
+                        f"expected CallEvent or Outcome, got {type(values).__name__}"
+                    )
+                return values
+            if kind == "task-call":
+                doc = dict(zip(_TASK_CALL_FIELDS, values, strict=True))
+                kind = "call"
+            else:
+                doc = dict(values)
+            doc.setdefault("event_id", new_event_id())
+            doc.setdefault("ts", datetime.fromtimestamp(at, UTC))
+            if kind == "call":
+                usage = doc.pop("usage", None)
+                if usage is not None:
+                    doc["tokens"] = normalize_usage(str(doc.get("provider", "unknown")), usage)
+                return CallEvent.model_validate(doc)
+            return Outcome.model_validate(doc)
+        except ValidationError as exc:
+            self._invalid(describe_validation_error(exc))
+        except (ContractError, TypeError, ValueError) as exc:
+            self._invalid(f"{type(exc).__name__}: {exc}")
+        return None
+
+    def _invalid(self, reason: str) -> None:
+        self.stats.invalid += 1
+        log.warning("tokengov emitter: event not sent, it breaks the contract: %s", reason)
+
+    def _ensure_producer(self) -> Producer:
+        if self._producer is None:
+            self._producer = Producer({**self._config, "error_cb": self._on_error})
+        return self._producer
+
+    def _on_error(self, err: KafkaError) -> None:
+        # Connection trouble alone is not a reason to spool (brokers close idle connections
+        # and librdkafka reconnects): messages that cannot be delivered within
+        # message.timeout.ms fail in order and are spooled then. A fatal error is.
+        if err.fatal():
+            log.warning("tokengov emitter: %s; spooling to %s", err.str(), self._spool.directory)
+            self._unhealthy = True
+        else:
+            _rdkafka_log.debug("librdkafka: %s", err.str())
+
+    def _produce(self, producer: Producer, key: bytes, value: bytes, count: int) -> None:
+        def on_delivery(err: KafkaError | None, _msg: Any) -> None:
+            if err is None:
+                self.stats.delivered += count
+            else:
+                # Purged or timed out: it goes to the spool, in the order librdkafka reports.
+                self._spool.append(key, value)
+                self.stats.spooled += count
+                if not self._delivery_failed and not self._spooling:
+                    log.warning("tokengov emitter: delivery failed (%s); spooling", err.str())
+                self._delivery_failed = True
+
+        while True:
+            try:
+                producer.produce(self.topic, value=value, key=key, on_delivery=on_delivery)
+                self.stats.produced += count
+                return
+            except BufferError:
+                producer.poll(0.05)  # librdkafka's own queue is full: let it drain
+            except KafkaException as exc:
+                log.warning("tokengov emitter: produce failed (%s); spooling", exc)
+                self._enter_spooling(str(exc))
+                self._spool.append(key, value)
+                self.stats.spooled += count
+                return
+
+    def _enter_spooling(self, why: str) -> None:
+        """Move everything librdkafka still holds to the spool, in order, and spool from now on."""
+        self._spooling = True
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            with contextlib.suppress(KafkaException):
+                producer.purge(in_queue=True, in_flight=True, blocking=True)
+            deadline = time.monotonic() + 5
+            while len(producer) and time.monotonic() < deadline:
+                producer.poll(0.05)
+        self._spool.seal()
+        self._unhealthy = False
+        self._delivery_failed = False
+        log.info(
+            "tokengov emitter spooling (%s); %d message(s) on disk",
+            why,
+            self._spool.pending_messages,
+        )
+
+    def _drain_to_spool(self) -> None:
+        for key, value, count in self._messages():
+            self._spool.append(key, value)
+            self.stats.spooled += count
+        self._spool.seal()
+
+    def _broker_ready(self, producer: Producer) -> bool:
+        try:
+            metadata = producer.list_topics(self.topic, timeout=1.0)
+        except KafkaException:
+            return False
+        topic = metadata.topics.get(self.topic)
+        return (
+            bool(metadata.brokers)
+            and topic is not None
+            and topic.error is None
+            and bool(topic.partitions)
+        )
+
+    def _try_replay(self) -> None:
+        """Replay the spool oldest first; back to direct sending when it is empty."""
+        self._drain_to_spool()
+        producer = Producer({**self._config, "error_cb": self._on_error})
+        self.stats.probes += 1
+        if not self._broker_ready(producer):
+            producer.flush(0)
+            return
+        self._unhealthy = False
+        for segment in self._spool.segments():
+            lines = list(self._spool.read(segment))
+            failed = 0
+            delivered = 0
+
+            def on_delivery(err: KafkaError | None, _msg: Any) -> None:
+                nonlocal failed, delivered
+                if err is None:
+                    delivered += 1
+                else:
+                    failed += 1
+
+            for key, value in lines:
+                while True:
+                    try:
+                        producer.produce(self.topic, value=value, key=key, on_delivery=on_delivery)
+                        break
+                    except BufferError:
+                        producer.poll(0.05)
+            producer.flush(self._config["message.timeout.ms"] / 1000 + 5)
+            if failed or delivered < len(lines):
+                log.warning(
+                    "tokengov emitter: replay of %s incomplete (%d/%d delivered); will retry",
+                    segment.name,
+                    delivered,
+                    len(lines),
+                )
+                self._unhealthy = False
+                return
+            self._spool.remove(segment, len(lines))
+            self.stats.replayed += len(lines)
+            log.info("tokengov emitter: replayed %d message(s) from %s", len(lines), segment.name)
+        self._producer = producer
+        self._spooling = False
+        log.info("tokengov emitter: spool empty, sending directly again")
+
+    def _shutdown(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        if self._spooling:
+            self._try_replay()
+        while self._queue and not self._spooling:
+            self._step()
+        if self._spooling:
+            self._drain_to_spool()
+            return
+        producer = self._producer
+        if producer is not None:
+            producer.flush(max(0.0, deadline - time.monotonic()))
+            if len(producer) or self._delivery_failed:
+                self._enter_spooling("close() timed out before the broker took everything")
+        self._drain_to_spool()
+        self._spool.seal()
+
+
+@dataclass
+class _TaskState:
+    """What every agent's view of one task shares."""
+
+    step: int = 0
+    attempt: int = 1
+    outcome: tuple[str, float | None] | None = None
+    done: bool = False
+
+
+class TaskContext:
+    """One task as an agent sees it: ``with emitter.task(...) as task: task.record(...)``.
+
+    ``record`` stamps ``task_id``, ``step`` (advanced per call, kept for a
+    retry), ``attempt``, ``agent`` and ``parent_agent``. ``handoff(agent)``
+    returns a view for the agent that received the task. On exit the outcome is
+    emitted once: the one set with :meth:`outcome`, else ``success``, or
+    ``failure`` when the block raised (``abandoned`` for a paused task).
+    """
+
+    def __init__(
+        self,
+        emitter: TokenEmitter,
+        *,
+        team: str | None,
+        workflow: str | None,
+        task_id: str,
+        agent: str,
+        provider: str,
+        parent_agent: str | None = None,
+        _shared: _TaskState | None = None,
+    ) -> None:
+        self.emitter = emitter
+        self.team = team
+        self.workflow = workflow
+        self.task_id = task_id
+        self.agent = agent
+        self.provider = provider
+        self.parent_agent = parent_agent
+        self._shared = _shared if _shared is not None else _TaskState()
+
+    @property
+    def step(self) -> int:
+        return self._shared.step
+
+    def handoff(self, agent: str) -> TaskContext:
+        """The task as seen by ``agent``, which receives it from this context's agent."""
+        return TaskContext(
+            self.emitter,
+            team=self.team,
+            workflow=self.workflow,
+            task_id=self.task_id,
+            agent=agent,
+            provider=self.provider,
+            parent_agent=self.agent,
+            _shared=self._shared,
+        )
+
+    def before_call(self) -> Any:
+        """Ask the guard (if the emitter has one) whether to proceed: may sleep (throttle),
+        return a fallback model, or raise ``TaskPaused``."""
+        guard = self.emitter.guard
+        if guard is None:
+            return None
+        return guard.before_call(self.task_id, workflow=self.workflow, team=self.team)
+
+    def record(
+        self,
+        usage: TokenCounts | Mapping[str, Any] | Any,
+        *,
+        model: str,
+        provider: str | None = None,
+        components: Components | Mapping[str, int] | None = None,
+        retry: bool = False,
+        tool_calls: int = 0,
+        tool_name: str | None = None,
+        latency_ms: int | None = None,
+        status: str = "ok",
+        cost_usd: Decimal | None = None,
+        context_window: int | None = None,
+        step: int | None = None,
+        attempt: int | None = None,
+    ) -> None:
+        """Record one model call. ``retry=True`` marks another attempt of the last step."""
+        shared = self._shared
+        if step is not None:
+            shared.step, shared.attempt = step, attempt or 1
+        elif retry:
+            shared.attempt += 1
+        else:
+            shared.step += 1
+            shared.attempt = 1
+        if attempt is not None:
+            shared.attempt = attempt
+        emitter = self.emitter
+        if emitter._closed or len(emitter._queue) >= emitter._max_queue:
+            emitter._overflow()
+            return
+        emitter._queue.append(
+            (
+                "task-call",
+                time.time(),
+                (
+                    self.team,
+                    self.workflow,
+                    self.task_id,
+                    self.agent,
+                    self.parent_agent,
+                    shared.step,
+                    shared.attempt,
+                    provider or self.provider,
+                    model,
+                    usage,
+                    components or {},
+                    tool_calls,
+                    tool_name,
+                    latency_ms,
+                    status,
+                    cost_usd,
+                    context_window,
+                ),
+            )
+        )
+        emitter.stats.accepted += 1
+
+    def outcome(self, status: str, quality: float | None = None) -> None:
+        """Set how the task ended; emitted when the context exits."""
+        self._shared.outcome = (status, quality)
+
+    def __enter__(self) -> TaskContext:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> None:
+        if self._shared.done:
+            return
+        self._shared.done = True
+        chosen = self._shared.outcome
+        if chosen is None:
+            if exc_type is None:
+                chosen = ("success", None)
+            elif exc_type.__name__ == "TaskPaused":
+                chosen = ("abandoned", None)
+            else:
+                chosen = ("failure", None)
+        status, quality = chosen
+        self.emitter.emit_outcome(
+            team=self.team,
+            workflow=self.workflow,
+            task_id=self.task_id,
+            status=status,
+            quality=quality,
+        )

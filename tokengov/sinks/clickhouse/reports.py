@@ -1,0 +1,380 @@
+"""The questions analysts ask first, as SQL over the history (built here, run by a Reader).
+
+=================  ============================================================  ==========
+report             answers                                                       reads
+=================  ============================================================  ==========
+spend              spend by team / workflow / model over a period               spend_hourly
+top-tasks          the most expensive tasks, with their outcome                  token_events
+unit-economics     per workflow: success rate, tokens per outcome, cost per      token_events,
+                   successful task, retry token ratio                            task_outcomes
+budgets            each budget of the policy: spent so far, % used, forecast     spend_daily
+alerts             alerts by team, kind and severity; firing or resolved         alerts
+coverage           attribution coverage (team, workflow, cost) and unpriced      spend_daily
+                   calls, per day and in total
+=================  ============================================================  ==========
+
+Every report takes a :class:`ReportWindow` (``since`` ≤ t < ``until``, optional
+team) and returns a :class:`QueryResult`.
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any, Final
+
+from tokengov.core.contracts import UNATTRIBUTED
+from tokengov.core.policy import Budget, Policy
+from tokengov.sinks.clickhouse.reader import Reader
+from tokengov.sinks.clickhouse.store import QueryResult
+
+__all__ = [
+    "REPORTS",
+    "Report",
+    "ReportWindow",
+    "alerts_sql",
+    "budget_spend_sql",
+    "coverage_sql",
+    "run_report",
+    "spend_sql",
+    "task_outcomes_sql",
+    "top_tasks_sql",
+    "unit_economics_sql",
+]
+
+_TEAM: Final = "({team:String} = '' OR team = {team:String})"
+_TS_WINDOW: Final = "ts >= {since:DateTime64(3, 'UTC')} AND ts < {until:DateTime64(3, 'UTC')}"
+_TOKENS: Final = ("input", "output", "cached_input", "cache_write", "reasoning")
+
+
+@dataclass(frozen=True)
+class ReportWindow:
+    since: datetime
+    until: datetime
+    team: str | None = None
+    limit: int = 20
+    policy: Policy | None = None
+
+    def __post_init__(self) -> None:
+        if self.since.tzinfo is None or self.until.tzinfo is None:
+            raise ValueError("since and until must be timezone-aware")
+        if self.since >= self.until:
+            raise ValueError(f"since ({self.since}) must be before until ({self.until})")
+        if self.limit < 1:
+            raise ValueError("limit must be ≥ 1")
+
+    def parameters(self) -> dict[str, Any]:
+        fmt = "%Y-%m-%d %H:%M:%S.%f"
+        return {
+            "since": self.since.astimezone(UTC).strftime(fmt)[:-3],
+            "until": self.until.astimezone(UTC).strftime(fmt)[:-3],
+            "team": self.team or "",
+            "limit": self.limit,
+        }
+
+
+def spend_sql() -> str:
+    sums = ", ".join(f"sum({k}_tokens) AS {k}_tokens" for k in _TOKENS)
+    return f"""SELECT team, workflow, model, sum(calls) AS calls, {sums},
+    sum(cost_usd) AS cost_usd, sum(retries) AS retries, sum(errors) AS errors
+FROM spend_hourly
+WHERE hour >= toStartOfHour({{since:DateTime64(3, 'UTC')}})
+  AND hour < {{until:DateTime64(3, 'UTC')}} AND {_TEAM}
+GROUP BY team, workflow, model
+ORDER BY cost_usd DESC, team, workflow, model"""
+
+
+# Sums over the raw table, in types no sum of contract values overflows (UInt64 + UInt64
+# wraps at 2**64, a sum of Decimal(38, 12) at ~1.7·10**26, silently); the rollups are
+# already Int256 / Decimal(76, 12).
+_WIDE_TOKENS: Final = "toUInt256(input_tokens) + output_tokens"
+_WIDE_COST: Final = "toDecimal256(cost_usd, 12)"
+
+
+def top_tasks_sql() -> str:
+    return f"""SELECT task_id, any(team) AS task_team, any(workflow) AS task_workflow,
+    count() AS calls, sum({_WIDE_TOKENS}) AS tokens, sum({_WIDE_COST}) AS cost_usd,
+    countIf(attempt > 1) AS retries, sum(toUInt256(tool_calls)) AS tool_calls,
+    min(ts) AS first_call, max(ts) AS last_call
+FROM token_events
+WHERE {_TS_WINDOW} AND {_TEAM}
+GROUP BY task_id
+ORDER BY cost_usd DESC, task_id
+LIMIT {{limit:UInt32}}"""
+
+
+def task_outcomes_sql() -> str:
+    """The outcome of each of some tasks (a success wins over other reports of one task)."""
+    return """SELECT task_id, if(countIf(status = 'success') > 0, 'success', any(status))
+FROM task_outcomes WHERE task_id IN {tasks:Array(String)} GROUP BY task_id"""
+
+
+def unit_economics_sql() -> str:
+    """Per workflow over the tasks that called a model in the window.
+
+    success: an outcome ``success`` with quality at or above the workflow's
+    ``quality_bar`` (when the policy sets one). tokens_per_outcome: tokens of the
+    tasks that reported an outcome ÷ their number. cost_per_successful_task: the
+    cost of *all* the workflow's tasks ÷ its successes (failures are part of
+    the price of a success). retry_token_ratio: tokens of calls with
+    attempt > 1 ÷ all tokens.
+    """
+    return f"""WITH tasks AS (
+    SELECT workflow, task_id, sum({_WIDE_TOKENS}) AS tokens,
+        sumIf({_WIDE_TOKENS}, attempt > 1) AS retry_tokens,
+        sum({_WIDE_COST}) AS cost_usd
+    FROM token_events
+    WHERE {_TS_WINDOW} AND {_TEAM}
+    GROUP BY workflow, task_id
+),
+outcomes AS (
+    -- Nullable, so that a task without an outcome joins as NULL (readers may not change
+    -- settings such as join_use_nulls: they run with readonly = 1).
+    SELECT task_id, toNullable(argMax(status, ts)) AS status,
+        toNullable(argMax(quality, ts)) AS quality
+    FROM task_outcomes
+    WHERE ts >= {{since:DateTime64(3, 'UTC')}}
+    GROUP BY task_id
+),
+joined AS (
+    SELECT t.workflow AS workflow, t.tokens AS tokens, t.retry_tokens AS retry_tokens,
+        t.cost_usd AS cost_usd, o.status AS status, o.quality AS quality,
+        indexOf({{bar_workflows:Array(String)}}, t.workflow) AS bar_index,
+        o.status = 'success' AND (bar_index = 0
+            OR ifNull(o.quality, -1) >= {{bar_values:Array(Float64)}}[bar_index]) AS success
+    FROM tasks AS t LEFT JOIN outcomes AS o ON t.task_id = o.task_id
+)
+SELECT workflow,
+    count() AS tasks,
+    countIf(status IS NOT NULL) AS tasks_with_outcome,
+    countIf(success) AS successes,
+    round(countIf(success) / nullIf(countIf(status IS NOT NULL), 0), 4) AS success_rate,
+    round(sumIf(tokens, status IS NOT NULL) / nullIf(countIf(status IS NOT NULL), 0), 1)
+        AS tokens_per_outcome,
+    sum(cost_usd) AS cost_usd,
+    if(countIf(success) = 0, NULL, cost_usd / countIf(success))
+        AS cost_per_successful_task,
+    round(sum(retry_tokens) / nullIf(sum(tokens), 0), 4) AS retry_token_ratio
+FROM joined
+GROUP BY workflow
+ORDER BY cost_usd DESC, workflow"""
+
+
+def budget_spend_sql() -> str:
+    return """SELECT team, workflow,
+    sumIf(cost_usd, day = {today:Date}) AS cost_day,
+    sumIf(input_tokens + output_tokens, day = {today:Date}) AS tokens_day,
+    sum(cost_usd) AS cost_month,
+    sum(input_tokens + output_tokens) AS tokens_month
+FROM spend_daily
+WHERE day >= toStartOfMonth({today:Date}) AND day <= {today:Date}
+GROUP BY team, workflow"""
+
+
+def alerts_sql() -> str:
+    return f"""SELECT team, kind, severity, count() AS alerts,
+    countIf(state = 'firing') AS firing, countIf(state = 'resolved') AS resolved,
+    max(last_seen) AS last_alert
+FROM (
+    SELECT alert_id, team, kind, severity,
+        if(countIf(status = 'resolved') > 0, 'resolved', 'firing') AS state,
+        max(starts_at) AS last_seen
+    FROM alerts
+    WHERE starts_at >= {{since:DateTime64(3, 'UTC')}} AND starts_at < {{until:DateTime64(3, 'UTC')}}
+      AND {_TEAM}
+    GROUP BY alert_id, team, kind, severity
+)
+GROUP BY team, kind, severity
+ORDER BY alerts DESC, team, kind, severity"""
+
+
+def coverage_sql() -> str:
+    u = f"'{UNATTRIBUTED}'"
+    measures = f"""sum(n) AS calls,
+    round(sumIf(n, team != {u}) / nullIf(sum(n), 0), 4) AS team_coverage,
+    round(sumIf(n, workflow != {u}) / nullIf(sum(n), 0), 4) AS workflow_coverage,
+    round(toFloat64(sumIf(usd, team != {u} AND workflow != {u}))
+        / nullIf(toFloat64(sum(usd)), 0), 4) AS cost_coverage,
+    sumIf(usd, team = {u} OR workflow = {u}) AS unattributed_cost_usd,
+    sum(unpriced) AS unpriced_calls"""
+    rows = """(SELECT day, team, workflow, calls AS n, cost_usd AS usd, unpriced_calls AS unpriced
+    FROM spend_daily
+    WHERE day >= toDate({since:DateTime64(3, 'UTC')})
+      AND day <= toDate({until:DateTime64(3, 'UTC')} - INTERVAL 1 MILLISECOND))"""
+    return f"""SELECT day, calls, team_coverage, workflow_coverage, cost_coverage,
+    unattributed_cost_usd, unpriced_calls
+FROM (
+    SELECT toString(day) AS day, 0 AS total, {measures}
+    FROM {rows} GROUP BY day
+    UNION ALL
+    SELECT 'total' AS day, 1 AS total, {measures}
+    FROM {rows}
+)
+ORDER BY total, day"""
+
+
+# -- runners --------------------------------------------------------------------------
+
+
+def _spend(reader: Reader, window: ReportWindow) -> QueryResult:
+    return reader.query(spend_sql(), window.parameters())
+
+
+def _top_tasks(reader: Reader, window: ReportWindow) -> QueryResult:
+    # Two queries: ClickHouse would compute a CTE once per reference.
+    ranked = reader.query(top_tasks_sql(), window.parameters())
+    tasks = [str(row[0]) for row in ranked.rows]
+    outcomes = dict(reader.query(task_outcomes_sql(), {"tasks": tasks}).rows) if tasks else {}
+    columns = ["task_id", "team", "workflow", *ranked.columns[3:], "outcome"]
+    rows = [(*row, str(outcomes.get(row[0], ""))) for row in ranked.rows]
+    return QueryResult(columns, [*ranked.types, "String"], rows)
+
+
+def _unit_economics(reader: Reader, window: ReportWindow) -> QueryResult:
+    bars: dict[str, float] = {}
+    if window.policy is not None:
+        bars = {
+            name: p.quality_bar
+            for name, p in window.policy.cost_profiles.items()
+            if p.quality_bar is not None
+        }
+    parameters = window.parameters() | {
+        "bar_workflows": list(bars),
+        "bar_values": list(bars.values()),
+    }
+    return reader.query(unit_economics_sql(), parameters)
+
+
+def _alerts(reader: Reader, window: ReportWindow) -> QueryResult:
+    return reader.query(alerts_sql(), window.parameters())
+
+
+def _coverage(reader: Reader, window: ReportWindow) -> QueryResult:
+    return reader.query(coverage_sql(), window.parameters())
+
+
+def _period(budget: Budget, at: datetime) -> tuple[datetime, datetime]:
+    day = at.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    if budget.period == "day":
+        return day, day + timedelta(days=1)
+    start = day.replace(day=1)
+    days = calendar.monthrange(start.year, start.month)[1]
+    return start, start + timedelta(days=days)
+
+
+def _pct(spent: Decimal | int, limit: Decimal | int | None) -> float | None:
+    if not limit:
+        return None
+    return round(float(Decimal(spent) / Decimal(limit)), 4)
+
+
+def _budgets(reader: Reader, window: ReportWindow) -> QueryResult:
+    if window.policy is None:
+        raise ValueError("the budgets report needs the policy (--policy or TOKENGOV_POLICY)")
+    at = window.until
+    spend = reader.query(budget_spend_sql(), {"today": at.astimezone(UTC).date().isoformat()})
+    columns = [
+        "budget_id",
+        "period_start",
+        "spent_usd",
+        "limit_usd",
+        "used_usd",
+        "spent_tokens",
+        "limit_tokens",
+        "used_tokens",
+        "forecast_usd",
+        "status",
+    ]
+    rows: list[tuple[Any, ...]] = []
+    for budget in window.policy.budgets:
+        spent_usd, spent_tokens = Decimal(0), 0
+        for team, workflow, cost_day, tokens_day, cost_month, tokens_month in spend.rows:
+            name = team if budget.scope == "team" else workflow
+            if name != budget.name:
+                continue
+            daily = budget.period == "day"
+            spent_usd += Decimal(str(cost_day if daily else cost_month))
+            spent_tokens += int(tokens_day if daily else tokens_month)
+        start, end = _period(budget, at)
+        elapsed = max((at - start).total_seconds(), 1.0)
+        forecast = spent_usd * Decimal((end - start).total_seconds() / elapsed)
+        used = [
+            u
+            for u in (_pct(spent_usd, budget.limit_usd), _pct(spent_tokens, budget.limit_tokens))
+            if u is not None
+        ]
+        crossed = [t for t in sorted(budget.thresholds) if used and max(used) >= t]
+        status = (
+            "breached"
+            if used and max(used) >= 1.0
+            else (f"over {crossed[-1]:.0%}" if crossed else "ok")
+        )
+        rows.append(
+            (
+                budget.budget_id,
+                start.date().isoformat(),
+                spent_usd.quantize(Decimal("0.000001")),
+                budget.limit_usd,
+                _pct(spent_usd, budget.limit_usd),
+                spent_tokens,
+                budget.limit_tokens,
+                _pct(spent_tokens, budget.limit_tokens),
+                forecast.quantize(Decimal("0.01")),
+                status,
+            )
+        )
+    types = [
+        "String",
+        "String",
+        "Decimal",
+        "Nullable(Decimal)",
+        "Nullable(Float64)",
+        "UInt64",
+        "Nullable(UInt64)",
+        "Nullable(Float64)",
+        "Decimal",
+        "String",
+    ]
+    return QueryResult(columns, types, rows)
+
+
+@dataclass(frozen=True)
+class Report:
+    name: str
+    description: str
+    run: Callable[[Reader, ReportWindow], QueryResult] = field(repr=False)
+    needs_policy: bool = False
+
+
+REPORTS: Final[dict[str, Report]] = {
+    r.name: r
+    for r in (
+        Report("spend", "spend by team, workflow and model (hourly rollup)", _spend),
+        Report("top-tasks", "the most expensive tasks, with their outcome", _top_tasks),
+        Report(
+            "unit-economics",
+            "per workflow: success rate, tokens per outcome, cost per "
+            "successful task, retry token ratio",
+            _unit_economics,
+        ),
+        Report(
+            "budgets",
+            "each budget of the policy: spent, % used, forecast, status",
+            _budgets,
+            needs_policy=True,
+        ),
+        Report("alerts", "alerts by team, kind and severity", _alerts),
+        Report("coverage", "attribution coverage and unpriced calls per day", _coverage),
+    )
+}
+
+
+def run_report(name: str, reader: Reader, window: ReportWindow) -> QueryResult:
+    try:
+        report = REPORTS[name]
+    except KeyError:
+        raise ValueError(f"no report {name!r}; choose one of {', '.join(REPORTS)}") from None
+    return report.run(reader, window)

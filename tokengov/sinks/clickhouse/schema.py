@@ -1,0 +1,448 @@
+"""The ClickHouse schema as code: versioned, ordered migration steps.
+
+Each :class:`Migration` is a list of statements that are safe to run again
+(``IF NOT EXISTS`` / ``IF EXISTS``), so a migration interrupted half-way is
+finished by the next run; :mod:`tokengov.sinks.clickhouse.migrate` records each
+completed version in ``schema_migrations``.
+
+Version 1 is the schema of DESIGN.md; version 2 adds the contract additions
+(``context_window``, ``cost_source``), an ``unpriced_calls`` count to the
+rollups, and a min/max index on ``ts`` for time-range queries on the raw table;
+version 3 adds the ``detector`` of a token-debt finding; version 4 makes the
+rollups exact for every value the contract accepts (see :func:`_v4`).
+
+Exactly-once (see docs/clickhouse.md): the raw tables are ReplacingMergeTree on
+their event id and keep a deduplication log of their last ``dedup_window``
+insert blocks (``non_replicated_deduplication_window``), so an identical insert
+retried with the same ``insert_deduplication_token`` is a no-op. The rollups
+are SummingMergeTree tables fed by materialized views; their measures are signed
+(``Int256``, money ``Decimal(76, 12)`` since version 4) so that a reconciliation
+after a crash can correct them by difference, and wide enough that no sum of
+contract values overflows.
+
+No column can hold prompt or completion text: counts, names and ids only
+(``summary``/``reason``/``evidence`` are written by tokengov's detectors).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+__all__ = [
+    "MIGRATIONS",
+    "ROLLUPS",
+    "ROLLUP_COUNT",
+    "ROLLUP_MONEY",
+    "TS_MAX",
+    "TS_MIN",
+    "TTL_TABLES",
+    "Migration",
+    "SchemaOptions",
+    "latest_version",
+    "repair_rollup",
+]
+
+TS: Final = "DateTime64(3, 'UTC')"
+MONEY: Final = "Decimal(38, 12)"
+#: The rollups' measures (version 4): sums of counts ≤ 2**63-1 and of costs < 10**26 that
+#: cannot overflow (Int256: 2**192 events of 2**63-1 tokens; Decimal(76, 12): 10**38
+#: events of the largest cost a Decimal(38, 12) holds).
+ROLLUP_COUNT: Final = "Int256"
+ROLLUP_MONEY: Final = "Decimal(76, 12)"
+#: The event time the contract accepts (ts_sane, version 4): [TS_MIN, TS_MAX).
+TS_MIN: Final = "2000-01-01 00:00:00"
+TS_MAX: Final = "2100-01-01 00:00:00"
+TOKEN_KINDS: Final = ("input", "output", "cached_input", "cache_write", "reasoning")
+COMPONENT_KINDS: Final = (
+    "system",
+    "tool_definitions",
+    "retrieved",
+    "history",
+    "tool_responses",
+    "handoff",
+    "memory",
+)
+
+#: Raw tables whose rows expire after ``SchemaOptions.ttl_days`` (rollups are kept).
+TTL_TABLES: Final = {"token_events": "ts", "task_outcomes": "ts", "notifications": "ts"}
+#: The rollups and the time bucket each is keyed by.
+ROLLUPS: Final = {"spend_hourly": "hour", "spend_daily": "day"}
+
+
+@dataclass(frozen=True)
+class SchemaOptions:
+    """What an operator may choose about the schema."""
+
+    ttl_days: int | None = None  # raw tables' retention; None keeps everything
+    dedup_window: int = 10_000  # insert blocks remembered per table for deduplication
+
+    def __post_init__(self) -> None:
+        if self.ttl_days is not None and self.ttl_days < 1:
+            raise ValueError(f"ttl_days must be ≥ 1, got {self.ttl_days}")
+        if self.dedup_window < 100:
+            raise ValueError(f"dedup_window must be ≥ 100, got {self.dedup_window}")
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    steps: Callable[[SchemaOptions], list[str]]
+
+
+def _dedup(opts: SchemaOptions) -> str:
+    return f"non_replicated_deduplication_window = {opts.dedup_window}"
+
+
+def _token_columns() -> str:
+    counts = [f"{k}_tokens UInt64" for k in TOKEN_KINDS]
+    components = [f"{k}_tokens UInt64" for k in COMPONENT_KINDS]
+    return ",\n    ".join(counts + components)
+
+
+def token_events_v1(opts: SchemaOptions) -> str:
+    return f"""CREATE TABLE IF NOT EXISTS token_events (
+    event_id String,
+    ts {TS},
+    team LowCardinality(String),
+    workflow LowCardinality(String),
+    task_id String,
+    agent LowCardinality(String),
+    parent_agent LowCardinality(Nullable(String)),
+    step UInt32,
+    provider LowCardinality(String),
+    model LowCardinality(String),
+    {_token_columns()},
+    attempt UInt32,
+    tool_calls UInt32,
+    tool_name LowCardinality(Nullable(String)),
+    latency_ms Nullable(UInt64),
+    status LowCardinality(String),
+    cost_usd {MONEY},
+    schema_version UInt8,
+    ingested_at {TS} DEFAULT now64(3, 'UTC'),
+    CONSTRAINT ts_sane CHECK ts >= '2000-01-01 00:00:00' AND ts < '2200-01-01 00:00:00',
+    CONSTRAINT known_status CHECK status IN ('ok', 'error', 'timeout')
+) ENGINE = ReplacingMergeTree
+PARTITION BY toYYYYMM(ts)
+ORDER BY (team, workflow, toStartOfHour(ts), event_id)
+SETTINGS {_dedup(opts)}"""
+
+
+def task_outcomes_v1(opts: SchemaOptions) -> str:
+    return f"""CREATE TABLE IF NOT EXISTS task_outcomes (
+    event_id String,
+    ts {TS},
+    team LowCardinality(String),
+    workflow LowCardinality(String),
+    task_id String,
+    status LowCardinality(String),
+    quality Nullable(Float64),
+    schema_version UInt8,
+    ingested_at {TS} DEFAULT now64(3, 'UTC'),
+    CONSTRAINT ts_sane CHECK ts >= '2000-01-01 00:00:00' AND ts < '2200-01-01 00:00:00',
+    CONSTRAINT known_status CHECK status IN ('success', 'failure', 'abandoned')
+) ENGINE = ReplacingMergeTree
+PARTITION BY toYYYYMM(ts)
+ORDER BY (team, workflow, task_id, event_id)
+SETTINGS {_dedup(opts)}"""
+
+
+def alerts_v1(opts: SchemaOptions) -> str:
+    return f"""CREATE TABLE IF NOT EXISTS alerts (
+    alert_id String,
+    fingerprint String,
+    kind LowCardinality(String),
+    severity LowCardinality(String),
+    status LowCardinality(String),
+    team LowCardinality(String),
+    workflow LowCardinality(Nullable(String)),
+    task_id Nullable(String),
+    labels Map(LowCardinality(String), String),
+    summary String,
+    evidence String,
+    starts_at {TS},
+    ends_at Nullable({TS}),
+    ingested_at {TS} DEFAULT now64(3, 'UTC')
+) ENGINE = ReplacingMergeTree
+PARTITION BY toYYYYMM(starts_at)
+ORDER BY (team, kind, fingerprint, alert_id, status)
+SETTINGS {_dedup(opts)}"""
+
+
+def decisions_v1(opts: SchemaOptions) -> str:
+    return f"""CREATE TABLE IF NOT EXISTS decisions (
+    scope LowCardinality(String),
+    key String,
+    action LowCardinality(String),
+    reason String,
+    fallback_model LowCardinality(Nullable(String)),
+    throttle_ms Nullable(UInt64),
+    issued_at {TS},
+    expires_at Nullable({TS}),
+    ingested_at {TS} DEFAULT now64(3, 'UTC')
+) ENGINE = ReplacingMergeTree
+PARTITION BY toYYYYMM(issued_at)
+ORDER BY (scope, key, issued_at, action)
+SETTINGS {_dedup(opts)}"""
+
+
+def findings_v1(opts: SchemaOptions) -> str:
+    return f"""CREATE TABLE IF NOT EXISTS findings (
+    finding_id String,
+    area LowCardinality(String),
+    team LowCardinality(String),
+    workflow LowCardinality(String),
+    agent LowCardinality(Nullable(String)),
+    evidence String,
+    estimated_waste_tokens_per_day UInt64,
+    estimated_waste_usd_per_day {MONEY},
+    confidence Float64,
+    better_pattern String,
+    ts {TS},
+    ingested_at {TS} DEFAULT now64(3, 'UTC')
+) ENGINE = ReplacingMergeTree
+PARTITION BY toYYYYMM(ts)
+ORDER BY (team, workflow, area, ts, finding_id)
+SETTINGS {_dedup(opts)}"""
+
+
+def notifications_v1(_: SchemaOptions) -> str:
+    return f"""CREATE TABLE IF NOT EXISTS notifications (
+    alert_id String,
+    fingerprint String,
+    receiver LowCardinality(String),
+    attempt UInt32,
+    result LowCardinality(String),
+    error Nullable(String),
+    latency_ms UInt64,
+    ts {TS}
+) ENGINE = MergeTree
+PARTITION BY toYYYYMM(ts)
+ORDER BY (receiver, ts, alert_id)"""
+
+
+def sink_batches_v1(_: SchemaOptions) -> str:
+    """The offset ranges of each flush, written before its rows; see writer.py."""
+    return f"""CREATE TABLE IF NOT EXISTS sink_batches (
+    consumer_group LowCardinality(String),
+    topic LowCardinality(String),
+    partition UInt32,
+    start_offset Int64,
+    end_offset Int64,
+    version UInt64,
+    created_at {TS} DEFAULT now64(3, 'UTC')
+) ENGINE = ReplacingMergeTree(version)
+ORDER BY (consumer_group, topic, partition)"""
+
+
+def _rollup_table(
+    name: str, bucket: str, bucket_type: str, extra: list[str], opts: SchemaOptions
+) -> str:
+    counts = ",\n    ".join(
+        ["calls Int64"]
+        + [f"{k}_tokens Int64" for k in TOKEN_KINDS]
+        + [f"cost_usd {MONEY}", "retries Int64", "errors Int64"]
+        + extra
+    )
+    partition = f"toYYYYMM({bucket})"
+    return f"""CREATE TABLE IF NOT EXISTS {name} (
+    {bucket} {bucket_type},
+    team LowCardinality(String),
+    workflow LowCardinality(String),
+    model LowCardinality(String),
+    {counts}
+) ENGINE = SummingMergeTree
+PARTITION BY {partition}
+ORDER BY (team, workflow, model, {bucket})
+SETTINGS {_dedup(opts)}"""
+
+
+def _rollup_select(bucket: str, bucket_expr: str, extra: list[str], *, wide: bool = False) -> str:
+    """The rollup views' query. ``wide`` (version 4): sums taken in Int256 / Decimal(76, 12)
+    (a ``sum`` of UInt64 wraps at 2**64, of Decimal(38, 12) at ~1.7·10**26, silently)."""
+    token = "sum(toInt256({k}_tokens))" if wide else "sum({k}_tokens)"
+    cost = "sum(toDecimal256(cost_usd, 12))" if wide else "sum(cost_usd)"
+    sums = ",\n    ".join(
+        ["count() AS calls"]
+        + [f"{token.format(k=k)} AS {k}_tokens" for k in TOKEN_KINDS]
+        + [
+            f"{cost} AS cost_usd",
+            "countIf(attempt > 1) AS retries",
+            "countIf(status != 'ok') AS errors",
+        ]
+        + extra
+    )
+    return f"""SELECT
+    {bucket_expr} AS {bucket},
+    team,
+    workflow,
+    model,
+    {sums}
+FROM token_events
+GROUP BY {bucket}, team, workflow, model"""
+
+
+def _rollup_view(name: str, bucket: str, bucket_expr: str, extra: list[str]) -> str:
+    select = _rollup_select(bucket, bucket_expr, extra)
+    return f"CREATE MATERIALIZED VIEW IF NOT EXISTS {name}_mv TO {name} AS\n{select}"
+
+
+_BUCKETS: Final = {
+    "spend_hourly": ("hour", "DateTime('UTC')", "toStartOfHour(toDateTime(ts, 'UTC'))"),
+    "spend_daily": ("day", "Date", "toDate(ts, 'UTC')"),
+}
+
+
+def _v1(opts: SchemaOptions) -> list[str]:
+    steps = [
+        token_events_v1(opts),
+        task_outcomes_v1(opts),
+        alerts_v1(opts),
+        decisions_v1(opts),
+        findings_v1(opts),
+        notifications_v1(opts),
+        sink_batches_v1(opts),
+    ]
+    for name, (bucket, bucket_type, expr) in _BUCKETS.items():
+        steps.append(_rollup_table(name, bucket, bucket_type, [], opts))
+        steps.append(_rollup_view(name, bucket, expr, []))
+    return steps
+
+
+def _v2(_: SchemaOptions) -> list[str]:
+    steps = [
+        "ALTER TABLE token_events ADD COLUMN IF NOT EXISTS cost_source LowCardinality(String) "
+        "DEFAULT 'catalog' AFTER cost_usd",
+        "ALTER TABLE token_events ADD COLUMN IF NOT EXISTS context_window Nullable(UInt64) "
+        "AFTER cost_source",
+        "ALTER TABLE token_events ADD CONSTRAINT IF NOT EXISTS known_cost_source "
+        "CHECK cost_source IN ('reported', 'catalog', 'unpriced')",
+        "ALTER TABLE token_events ADD INDEX IF NOT EXISTS ts_minmax ts TYPE minmax GRANULARITY 1",
+        "ALTER TABLE token_events MATERIALIZE INDEX ts_minmax",
+    ]
+    extra_col = ["unpriced_calls Int64"]
+    extra_sum = ["countIf(cost_source = 'unpriced') AS unpriced_calls"]
+    for name, (bucket, _type, expr) in _BUCKETS.items():
+        steps.append(f"ALTER TABLE {name} ADD COLUMN IF NOT EXISTS {extra_col[0]} AFTER errors")
+        # The view's query changes in place (no moment without a view); its rows stay.
+        select = _rollup_select(bucket, expr, extra_sum)
+        steps.append(f"ALTER TABLE {name}_mv MODIFY QUERY\n{select}")
+    return steps
+
+
+def _v3(_: SchemaOptions) -> list[str]:
+    return [
+        "ALTER TABLE findings ADD COLUMN IF NOT EXISTS detector LowCardinality(String) "
+        "DEFAULT '' AFTER agent",
+    ]
+
+
+_WIDE_INTS: Final = ("step", "attempt", "tool_calls")
+_ROLLUP_COUNTS: Final = (
+    "calls",
+    *(f"{k}_tokens" for k in TOKEN_KINDS),
+    "retries",
+    "errors",
+    "unpriced_calls",
+)
+
+
+def _ts_sane(table: str) -> list[str]:
+    return [
+        f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS ts_sane",
+        f"ALTER TABLE {table} ADD CONSTRAINT IF NOT EXISTS ts_sane "
+        f"CHECK ts >= '{TS_MIN}' AND ts < '{TS_MAX}'",
+    ]
+
+
+def _wide_select(bucket: str, bucket_expr: str) -> str:
+    """The view's query of version 4 (see :func:`_rollup_select`)."""
+    return _rollup_select(
+        bucket, bucket_expr, ["countIf(cost_source = 'unpriced') AS unpriced_calls"], wide=True
+    )
+
+
+def _horizon(bucket: str, ttl_days: int | None) -> str:
+    """Buckets whose raw rows are all still there: every one without a TTL; with one, those
+    younger than the retention (older ones keep their rollup rows as they are)."""
+    if ttl_days is None:
+        return "1"
+    first = f"now('UTC') - toIntervalDay({ttl_days})"
+    if bucket == "day":
+        return f"(day > toDate({first}, 'UTC') OR day < toDate('{TS_MIN[:10]}'))"
+    return f"(hour > toStartOfHour({first}) OR hour < toDateTime('{TS_MIN}', 'UTC'))"
+
+
+def repair_rollup(name: str, bucket: str, bucket_expr: str, ttl_days: int | None) -> str:
+    """Insert, for every key where the rollup differs from ``token_events FINAL`` (the rows
+    the contract accepts), the difference: afterwards they are equal. Running it again adds
+    nothing. Repairs sums that wrapped under an older schema, and removes the rows of events
+    outside [2000, 2100) that the 32-bit buckets filed under wrong hours and days."""
+    measures = (*_ROLLUP_COUNTS[:6], "cost_usd", *_ROLLUP_COUNTS[6:])
+    raw = ", ".join(
+        ["toInt256(count())"]
+        + [f"sum(toInt256({k}_tokens))" for k in TOKEN_KINDS]
+        + [
+            "sum(toDecimal256(cost_usd, 12))",
+            "toInt256(countIf(attempt > 1))",
+            "toInt256(countIf(status != 'ok'))",
+            "toInt256(countIf(cost_source = 'unpriced'))",
+        ]
+    )
+    negated = ", ".join(f"-{m}" for m in measures)
+    totals = ", ".join(f"sum(d{i}) AS {m}" for i, m in enumerate(measures))
+    aliases = ", ".join(f"d{i}" for i in range(len(measures)))
+    differs = " OR ".join(f"{m} != 0" for m in measures)
+    horizon = _horizon(bucket, ttl_days)
+    return f"""INSERT INTO {name} ({bucket}, team, workflow, model, {", ".join(measures)})
+SELECT {bucket}, team, workflow, model, {totals}
+FROM (
+    SELECT {bucket_expr} AS {bucket}, team, workflow, model, {raw}
+    FROM token_events FINAL
+    WHERE ts >= '{TS_MIN}' AND ts < '{TS_MAX}'
+    GROUP BY {bucket}, team, workflow, model
+    UNION ALL
+    SELECT {bucket}, team, workflow, model, {negated}
+    FROM {name}
+) AS t ({bucket}, team, workflow, model, {aliases})
+WHERE {horizon}
+GROUP BY {bucket}, team, workflow, model
+HAVING {differs}"""
+
+
+def _v4(opts: SchemaOptions) -> list[str]:
+    """Rollups exact for every value the contract accepts (counts 0..2**63-1 per event,
+    ts in [2000-01-01, 2100-01-01)): measures Int256 and Decimal(76, 12), the views sum in
+    those types, ``ts_sane`` is the contract's range (DateTime buckets hold it: up to
+    2106; Date up to 2149), ``step``/``attempt``/``tool_calls`` UInt64 (the contract allows
+    2**63-1), and the rollups repaired from the raw rows (sums that wrapped before)."""
+    steps = [*_ts_sane("token_events"), *_ts_sane("task_outcomes")]
+    steps += [f"ALTER TABLE token_events MODIFY COLUMN {c} UInt64" for c in _WIDE_INTS]
+    for name, (bucket, _type, expr) in _BUCKETS.items():
+        columns = [f"MODIFY COLUMN {c} {ROLLUP_COUNT}" for c in _ROLLUP_COUNTS]
+        columns.append(f"MODIFY COLUMN cost_usd {ROLLUP_MONEY}")
+        steps.append(f"ALTER TABLE {name} " + ", ".join(columns))
+        steps.append(f"ALTER TABLE {name}_mv MODIFY QUERY\n{_wide_select(bucket, expr)}")
+        steps.append(repair_rollup(name, bucket, expr, opts.ttl_days))
+    return steps
+
+
+MIGRATIONS: Final[tuple[Migration, ...]] = (
+    Migration(
+        1, "initial: events, outcomes, alerts, decisions, findings, notifications, rollups", _v1
+    ),
+    Migration(2, "context_window, cost_source, unpriced_calls in rollups, ts min/max index", _v2),
+    Migration(3, "findings.detector: which token-debt detector made the finding", _v3),
+    Migration(
+        4,
+        "exact rollups: Int256/Decimal(76, 12) sums, ts_sane [2000, 2100), wide step/attempt",
+        _v4,
+    ),
+)
+
+
+def latest_version() -> int:
+    return MIGRATIONS[-1].version

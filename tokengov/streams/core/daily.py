@@ -1,0 +1,50 @@
+"""Once-per-day alerts (stage 2): a workflow without a cost profile, a model without a price."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from tokengov.core.contracts import Alert
+from tokengov.streams.core.alerts import fingerprint, make_alert
+from tokengov.streams.core.codec import big
+
+__all__ = ["missing_profile_alert", "unpriced_model_alert"]
+
+
+def missing_profile_alert(
+    workflow: str, team: str, day: str, calls: int | str, now: datetime
+) -> Alert:
+    calls = big(calls)  # a partial writes sums beyond 64 bits as text
+    return make_alert(
+        kind="missing_cost_profile",
+        fingerprint=fingerprint("missing_cost_profile", team, workflow, day),
+        severity="warning",
+        team=team,
+        workflow=workflow,
+        labels={"day": day},
+        summary=(
+            f"workflow {workflow} (team {team}) runs in production without a cost profile: "
+            f"{calls:,} calls on {day} so far; add one under cost_profiles in the policy"
+        ),
+        evidence={"calls": calls, "day": day},
+        starts_at=now,
+    )
+
+
+def unpriced_model_alert(
+    model: str, team: str, day: str, calls: int | str, tokens: int | str, now: datetime
+) -> Alert:
+    calls, tokens = big(calls), big(tokens)  # a partial writes sums beyond 64 bits as text
+    return make_alert(
+        kind="unpriced_model",
+        fingerprint=fingerprint("unpriced_model", team, model, day),
+        severity="warning",
+        team=team,
+        labels={"model": model, "day": day},
+        summary=(
+            f"model {model} has no price in the policy: {calls:,} calls ({tokens:,} tokens) on "
+            f"{day} were costed $0 and marked unpriced; add it under prices"
+        ),
+        evidence={"model": model, "calls": calls, "tokens": tokens, "day": day},
+        starts_at=now,
+    )

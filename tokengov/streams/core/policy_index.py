@@ -1,0 +1,57 @@
+"""A policy prepared for the hot path: lookups indexed once per policy generation."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from tokengov.core.policy import Budget, CostProfile, Policy, StreamsSettings
+from tokengov.core.pricing import Pricer
+from tokengov.streams.core.runaway import OBSERVED
+
+__all__ = ["LIMIT_NAMES", "PolicyView"]
+
+LIMIT_NAMES: Final = (
+    "max_calls",
+    "max_tool_calls",
+    "max_hops",
+    "max_retries",
+    "max_tokens_per_task",
+    "max_context_tokens",
+)
+
+
+class PolicyView:
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self.settings: StreamsSettings = policy.streams
+        self.profiles: dict[str, CostProfile] = dict(policy.cost_profiles)
+        self.pricer = Pricer(policy.catalog)
+        self.team_budgets: dict[str, tuple[Budget, ...]] = {}
+        self.workflow_budgets: dict[str, tuple[Budget, ...]] = {}
+        self.budgets: dict[str, Budget] = {}
+        for budget in policy.budgets:
+            index = self.team_budgets if budget.scope == "team" else self.workflow_budgets
+            index[budget.name] = (*index.get(budget.name, ()), budget)
+            self.budgets[budget.budget_id] = budget
+        #: per workflow: the limits its profile sets, as (name, allowed, TaskState attribute)
+        self.limits: dict[str, tuple[tuple[str, int, str], ...]] = {
+            wf: tuple((n, v, OBSERVED[n]) for n in LIMIT_NAMES if (v := getattr(p, n)) is not None)
+            for wf, p in self.profiles.items()
+        }
+        self.loop_limits: dict[str, int] = {
+            wf: p.max_same_tool_calls or self.settings.default_max_same_tool_calls
+            for wf, p in self.profiles.items()
+        }
+        self.late_grace_ms = int(self.settings.late_grace.total_seconds() * 1000)
+        self.clock_ahead_ms = int(self.settings.max_clock_ahead.total_seconds() * 1000)
+        self.clock_behind_ms = int(self.settings.max_clock_behind.total_seconds() * 1000)
+
+    def loop_limit(self, workflow: str) -> int:
+        return self.loop_limits.get(workflow, self.settings.default_max_same_tool_calls)
+
+    def budget_team(self, budget: Budget) -> str:
+        """The team that owns a budget's spend: the team itself, or the workflow's owner."""
+        if budget.scope == "team":
+            return budget.name
+        profile = self.profiles.get(budget.name)
+        return profile.team if profile else "unattributed"

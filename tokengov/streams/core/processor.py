@@ -1,0 +1,444 @@
+"""Stage 1: everything that happens to the events of one partition (pure, no I/O).
+
+For each event, in partition order: deduplicate by ``event_id``; price it;
+update the task's state (calls, tool calls, hops, retries, tokens, largest
+context) and check it against the workflow's cost profile (runaway, retry
+storm, loop); add it to the partition's cumulative partials (windows,
+budgets, unit metrics, missing profiles, unpriced models) that the
+aggregator (stage 2) sums across partitions.
+
+Re-processing is exact: an event is applied to a task only if its position is
+past the task's ``applied_pos`` and to the partials only if past theirs, so
+a crash between persisting one record and another neither loses nor doubles
+anything (see :mod:`tokengov.streams.core.task_state`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+
+from tokengov.core.calls import Call, Done
+from tokengov.core.contracts import UNATTRIBUTED
+from tokengov.core.policy import StreamsSettings
+from tokengov.streams.core import codec
+from tokengov.streams.core.clock import Clock
+from tokengov.streams.core.dedup import MAX_SEEN_PER_TASK, GlobalSeen, trim_task_seen
+from tokengov.streams.core.loop import check_loop, observe_step
+from tokengov.streams.core.output import Output
+from tokengov.streams.core.partition_totals import PartitionAggregates
+from tokengov.streams.core.policy_index import PolicyView
+from tokengov.streams.core.retry_storm import check_retry_storm
+from tokengov.streams.core.runaway import check_runaway, crossings
+from tokengov.streams.core.skew import clock_skew_alert, clock_skew_fingerprint
+from tokengov.streams.core.task_state import TaskState
+from tokengov.streams.core.timeutil import DAY_MS, HOUR_MS, MINUTE_MS, day_key, period_key
+
+__all__ = ["AGG_KEY", "ENDED_TASK_LINGER_S", "PartitionProcessor", "position"]
+
+log = logging.getLogger(__name__)
+
+AGG_KEY = "agg"
+TASK_PREFIX = "t|"
+SEEN_PREFIX = "seen|"
+ENDED_TASK_LINGER_S = 600.0
+INDEX_BITS = 20
+
+
+def position(offset: int, index: int) -> int:
+    """An event's position in its partition: the message offset, then its index in the envelope."""
+    return (offset << INDEX_BITS) | index
+
+
+class PartitionProcessor:
+    def __init__(
+        self,
+        partition: int,
+        settings: StreamsSettings,
+        clock: Clock,
+        *,
+        tasks: dict[str, TaskState] | None = None,
+        aggregates: PartitionAggregates | None = None,
+        global_seen: GlobalSeen | None = None,
+    ) -> None:
+        self.partition = partition
+        self.clock = clock
+        late_grace_ms = int(settings.late_grace.total_seconds() * 1000)
+        self.tasks: dict[str, TaskState] = tasks or {}
+        self.agg = aggregates or PartitionAggregates(partition, late_grace_ms)
+        self.global_seen = global_seen or GlobalSeen(settings.dedup_horizon.total_seconds())
+        self.dirty_tasks: set[str] = set()
+        self.removed_tasks: set[str] = set()
+        self.removed_seen: set[int] = set()
+        self.now = clock.now()
+        self.now_s = self.now.timestamp()
+        self.now_ms = int(self.now_s * 1000)
+        self.events_applied = 0
+        self.record_errors = 0  # state records that could not be encoded or read back
+
+    # ------------------------------------------------------------ processing
+
+    def begin(self) -> None:
+        """Read the clock once for the events that follow (eviction, clock skew)."""
+        self.now = self.clock.now()
+        self.now_s = self.now.timestamp()
+        self.now_ms = int(self.now_s * 1000)
+
+    def process(self, event: Call | Done, pos: int, view: PolicyView, out: Output) -> None:
+        agg = self.agg
+        agg.late_grace_ms = view.late_grace_ms
+        task_id = event.task_id
+        task = self.tasks.get(task_id)
+        if task is None:
+            task = self.tasks[task_id] = TaskState.new(task_id, event.team, event.workflow)
+        event_id = event.event_id
+        first = task.seen.get(event_id)
+        if first is None and self.global_seen.buckets:
+            first = self.global_seen.get(event_id)
+        apply_task = pos > task.applied_pos
+        apply_agg = pos > agg.applied_pos
+        if first is not None and first < pos:  # a duplicate: counted once, everywhere
+            if task.applied_pos < 0:  # created just now for an id of a dropped task
+                del self.tasks[task_id]
+            if apply_agg:
+                agg.duplicates += 1
+                agg.applied_pos = pos
+                agg.changed = True
+            return
+        cost = view.pricer.femto(event) if type(event) is Call else None  # at its ts as sent
+        late = False
+        skew_ms = event.ts_ms - self.now_ms
+        if skew_ms > view.clock_ahead_ms or -skew_ms > view.clock_behind_ms:
+            if apply_agg:
+                self._clock_skew(event, skew_ms, view, out)
+            if skew_ms > 0:  # governed at processing time: moves nobody's windows or budgets
+                event = event.at(self.now)
+            else:
+                late = True  # far behind: late for windows, budgets and unit metrics
+        if type(event) is Call:
+            if apply_task:
+                self._apply_call_to_task(task, event, pos, cost or 0, view, out)
+            if apply_agg:
+                if late:
+                    agg.late_events += 1
+                else:
+                    self._apply_call_to_partials(event, cost, view)
+        else:
+            assert type(event) is Done
+            if apply_task:
+                self._apply_outcome_to_task(task, event, pos)
+            if apply_agg:
+                if late:
+                    agg.late_events += 1
+                else:
+                    self._apply_outcome_to_partials(task, event, pos, view)
+        if apply_agg:
+            agg.applied_pos = pos
+            agg.changed = True
+            self.events_applied += 1
+
+    def _clock_skew(self, event: Call | Done, skew_ms: int, view: PolicyView, out: Output) -> None:
+        """Count an event far from the processing clock; alert once per team, agent, day."""
+        agg = self.agg
+        if skew_ms > 0:
+            agg.clock_ahead_events += 1
+        else:
+            agg.clock_behind_events += 1
+        day = day_key(self.now_ms)
+        fp = clock_skew_fingerprint(event, day)
+        if fp in agg.skew_alerted:
+            return
+        agg.skew_alerted[fp] = self.now_ms - self.now_ms % DAY_MS + DAY_MS
+        limit_ms = view.clock_ahead_ms if skew_ms > 0 else view.clock_behind_ms
+        out.alert(clock_skew_alert(event, skew_ms, limit_ms, day, self.now))
+
+    def _claim(self, task: TaskState, event: Call | Done, pos: int) -> None:
+        task.seen[event.event_id] = pos
+        task.applied_pos = pos
+        task.touched_s = self.now_s
+        if task.team == UNATTRIBUTED and event.team != UNATTRIBUTED:
+            task.team = event.team
+        if task.workflow == UNATTRIBUTED and event.workflow != UNATTRIBUTED:
+            task.workflow = event.workflow
+        self.dirty_tasks.add(task.task_id)
+        if len(task.seen) > MAX_SEEN_PER_TASK:
+            trim_task_seen(task, self.global_seen, self.now_s)
+
+    def _apply_call_to_task(
+        self, task: TaskState, event: Call, pos: int, cost: int, view: PolicyView, out: Output
+    ) -> None:
+        self._claim(task, event, pos)
+        ts_ms = event.ts_ms
+        if task.calls == 0 or ts_ms < task.first_ts_ms:
+            task.first_ts_ms = ts_ms
+        if ts_ms > task.last_ts_ms:
+            task.last_ts_ms = ts_ms
+        total = event.input + event.output
+        task.calls += 1
+        task.tokens += total
+        task.cost_femto += cost
+        task.tool_calls += event.tool_calls
+        attempt = event.attempt
+        if attempt > 1:
+            task.retries += 1
+            task.retry_tokens += total
+        else:
+            task.first_attempt_tokens += total
+        if event.input > task.largest_context:
+            task.largest_context = event.input
+        if event.parent_agent is not None:
+            edge = f"{event.parent_agent}>{event.agent}"
+            if edge not in task.hops:
+                task.hops.append(edge)
+                task.hop_count += 1
+        attempts = task.record_attempt(event.step, attempt, ts_ms)
+        observe_step(task, event.step, attempt, event.tool_name)
+
+        workflow = task.workflow
+        profile = view.profiles.get(workflow)
+        limits = view.limits.get(workflow)
+        if limits and crossings(task, limits):
+            assert profile is not None
+            team = self._team(task, view)
+            for alert, decision in check_runaway(
+                task,
+                profile,
+                limits,
+                team=team,
+                event_ts=event.ts,
+                event_id=event.event_id,
+                now=self.clock.now(),
+            ):
+                out.alert(alert, decision)
+        if attempts is not None:
+            storm = check_retry_storm(
+                task,
+                event.step,
+                attempts,
+                profile,
+                view.settings,
+                team=self._team(task, view),
+                event_ts=event.ts,
+                event_id=event.event_id,
+            )
+            if storm is not None:
+                out.alert(storm)
+        if task.loop_run > (limit := view.loop_limit(workflow)):
+            loop = check_loop(
+                task, limit, team=self._team(task, view), event_ts=event.ts, event_id=event.event_id
+            )
+            if loop is not None:
+                out.alert(loop)
+
+    @staticmethod
+    def _team(task: TaskState, view: PolicyView) -> str:
+        if task.team != UNATTRIBUTED:
+            return task.team
+        profile = view.profiles.get(task.workflow)
+        return profile.team if profile is not None else task.team
+
+    def _apply_call_to_partials(self, event: Call, cost: int | None, view: PolicyView) -> None:
+        agg = self.agg
+        ts_ms = event.ts_ms
+        late = False
+        total = event.input + event.output
+        unpriced = cost is None
+        if unpriced:
+            cost = 0
+        assert cost is not None
+        retry = event.attempt > 1
+        error = event.status != "ok"
+        team, workflow, model = event.team, event.workflow, event.model
+        comps = event.components
+        grace_edge = agg.watermark_ms - agg.late_grace_ms  # open while end >= this
+        for size in (MINUTE_MS, HOUR_MS):
+            start = ts_ms - ts_ms % size
+            if start + size < grace_edge:
+                late = True
+                continue
+            key = (size, start, team, workflow, event.agent, model)
+            row = agg.windows.get(key)
+            if row is None:
+                row = agg.window(key)
+            else:
+                agg.dirty_windows.add(key)
+            row[0] += 1
+            row[1] += event.input
+            row[2] += event.output
+            row[3] += event.cached_input
+            row[4] += event.cache_write
+            row[5] += event.reasoning
+            row[6] += comps[0]
+            row[7] += comps[1]
+            row[8] += comps[2]
+            row[9] += comps[3]
+            row[10] += comps[4]
+            row[11] += comps[5]
+            row[12] += comps[6]
+            row[13] += retry
+            row[14] += error
+            row[15] += unpriced
+            row[16] += cost
+        day_start = ts_ms - ts_ms % DAY_MS
+        for budgets in (view.team_budgets.get(team), view.workflow_budgets.get(workflow)):
+            if budgets:
+                for budget in budgets:
+                    period = period_key(ts_ms, budget.period)
+                    if agg.period_open(period):
+                        agg.budget((budget.budget_id, period), total, cost)
+                    else:
+                        late = True
+        if day_start + DAY_MS >= grace_edge:
+            day = day_key(ts_ms)
+            unit = agg.unit((workflow, day), team)
+            ints, floats = unit.ints, unit.floats
+            ints[0] += 1
+            ints[1] += total
+            if retry:
+                ints[2] += total
+            else:
+                ints[3] += total
+            unit.cost_femto += cost
+            window = event.context_window
+            if window:
+                utilization = event.input / window
+                ints[8] += 1
+                floats[2] += utilization
+                if utilization > floats[3]:
+                    floats[3] = utilization
+            if workflow != UNATTRIBUTED and workflow not in view.profiles:
+                agg.missing_profile((workflow, day), team)
+            if unpriced:
+                agg.unpriced_call((model, day), team, total)
+        else:
+            late = True
+        if late:
+            agg.late_events += 1
+        if ts_ms > agg.watermark_ms:
+            agg.watermark_ms = ts_ms
+
+    def _apply_outcome_to_task(self, task: TaskState, event: Done, pos: int) -> None:
+        self._claim(task, event, pos)
+        if task.outcome is None:
+            task.outcome = event.status
+            task.outcome_pos = pos
+            task.outcome_tokens = task.tokens
+            task.outcome_cost_femto = task.cost_femto
+
+    def _apply_outcome_to_partials(
+        self, task: TaskState, event: Done, pos: int, view: PolicyView
+    ) -> None:
+        if task.outcome_pos != pos:
+            return  # a second outcome for the task: the first one counts
+        agg = self.agg
+        ts_ms = event.ts_ms
+        workflow = event.workflow if event.workflow != UNATTRIBUTED else task.workflow
+        team = event.team if event.team != UNATTRIBUTED else task.team
+        if not agg.day_open(ts_ms - ts_ms % DAY_MS):
+            agg.late_events += 1
+            return
+        unit = agg.unit((workflow, day_key(ts_ms)), team)
+        ints, floats = unit.ints, unit.floats
+        profile = view.profiles.get(workflow)
+        ints[4] += 1
+        if event.status == "success":
+            ints[5] += 1
+        if event.met_quality_bar(profile.quality_bar if profile else None):
+            ints[6] += 1
+        if profile is not None and profile.baseline_tokens and task.outcome_tokens > 0:
+            amplification = task.outcome_tokens / profile.baseline_tokens
+            ints[7] += 1
+            floats[0] += amplification
+            if amplification > floats[1]:
+                floats[1] = amplification
+        agg.advance(ts_ms)
+
+    # ------------------------------------------------------------ housekeeping
+
+    def sweep(self, settings: StreamsSettings) -> int:
+        """Drop idle tasks (their ids go to the global dedup set) and forget old ids."""
+        now_s = self.clock.now().timestamp()
+        idle = settings.task_idle_timeout.total_seconds()
+        ended = min(idle, ENDED_TASK_LINGER_S)
+        gone = [
+            t
+            for t, s in self.tasks.items()
+            if now_s - s.touched_s > (ended if s.outcome is not None else idle)
+        ]
+        for task_id in gone:
+            state = self.tasks.pop(task_id)
+            self.global_seen.add(state.seen, now_s)
+            self.dirty_tasks.discard(task_id)
+            self.removed_tasks.add(task_id)
+        self.removed_seen.update(self.global_seen.expire(now_s))
+        return len(gone)
+
+    # ------------------------------------------------------------ persistence
+
+    def take_records(self) -> list[tuple[str, bytes | None]]:
+        """Records to persist since the last call, in a safe order: dedup buckets before the
+        tombstones of the tasks whose ids they hold, the partials record last."""
+        records: list[tuple[str, bytes | None]] = []
+        for bucket in sorted(self.global_seen.dirty):
+            records.append(
+                (f"{SEEN_PREFIX}{bucket}", orjson.dumps(self.global_seen.buckets[bucket]))
+            )
+        self.global_seen.dirty.clear()
+        for bucket in sorted(self.removed_seen):
+            records.append((f"{SEEN_PREFIX}{bucket}", None))
+        self.removed_seen.clear()
+        tasks = self.tasks
+        for task_id in self.dirty_tasks:
+            task = tasks.get(task_id)
+            if task is not None:
+                try:
+                    records.append((TASK_PREFIX + task_id, task.to_bytes()))
+                except Exception:  # a bug: the task lives on in memory, its record is not written
+                    self.record_errors += 1
+                    log.exception(
+                        "partition %d: task %r: state not written", self.partition, task_id
+                    )
+        self.dirty_tasks.clear()
+        for task_id in self.removed_tasks:
+            records.append((TASK_PREFIX + task_id, None))
+        self.removed_tasks.clear()
+        if self.agg.changed:
+            records.append((AGG_KEY, codec.dumps(self.agg.to_doc())))
+            self.agg.changed = False
+        return records
+
+    @classmethod
+    def load(
+        cls,
+        partition: int,
+        records: Iterable[tuple[str, bytes]],
+        settings: StreamsSettings,
+        clock: Clock,
+    ) -> PartitionProcessor:
+        """Rebuild from the latest record of every key (tombstones already removed)."""
+        late_grace_ms = int(settings.late_grace.total_seconds() * 1000)
+        proc = cls(partition, settings, clock)
+        for key, raw in records:
+            try:
+                doc: Any = orjson.loads(raw)
+                if key == AGG_KEY:
+                    proc.agg = PartitionAggregates.from_doc(doc, late_grace_ms)
+                elif key.startswith(TASK_PREFIX):
+                    task = TaskState.from_doc(doc)
+                    proc.tasks[task.task_id] = task
+                elif key.startswith(SEEN_PREFIX):
+                    proc.global_seen.load(int(key[len(SEEN_PREFIX) :]), doc)
+                else:
+                    log.warning("partition %d: ignoring unknown state record %r", partition, key)
+            except Exception:  # one bad record must not keep the partition from starting
+                proc.record_errors += 1
+                log.exception(
+                    "partition %d: state record %r unreadable (%d bytes), ignored",
+                    partition,
+                    key,
+                    len(raw),
+                )
+        return proc

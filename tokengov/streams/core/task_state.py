@@ -1,0 +1,111 @@
+"""Per-task state: what one task (all its agents, every call with its ``task_id``) has done.
+
+Positions: every event has a position ``pos`` in its partition, ``offset << 20 |
+index in the envelope``; ``applied_pos`` is the last position applied to the
+task and ``seen`` maps each event id to the position where it first appeared.
+Together they make re-processing after a crash exact: an event at or before
+``applied_pos`` is already in the counters; an id first seen at an earlier
+position is a duplicate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from tokengov.streams.core.codec import big, dumps
+
+__all__ = ["MAX_ATTEMPTS_PER_STEP", "MAX_STEPS_TRACKED", "TaskState"]
+
+MAX_STEPS_TRACKED = 16
+MAX_ATTEMPTS_PER_STEP = 32
+
+
+_SUMS = (
+    "calls",
+    "tool_calls",
+    "retries",
+    "tokens",
+    "first_attempt_tokens",
+    "retry_tokens",
+    "cost_femto",
+    "outcome_tokens",
+    "outcome_cost_femto",
+)
+
+
+@dataclass(slots=True)
+class TaskState:
+    task_id: str
+    team: str
+    workflow: str
+    applied_pos: int = -1
+    first_ts_ms: int = 0
+    last_ts_ms: int = 0
+    touched_s: float = 0.0  # processing time of the last applied event (eviction)
+    calls: int = 0
+    tool_calls: int = 0
+    retries: int = 0
+    tokens: int = 0
+    first_attempt_tokens: int = 0
+    retry_tokens: int = 0
+    cost_femto: int = 0  # femto-USD (see tokengov.core.calls)
+    largest_context: int = 0
+    hops: list[str] = field(default_factory=list)  # distinct parent>agent handoffs
+    hop_count: int = 0  # len(hops)
+    max_step: int = -1
+    loop_tool: str | None = None
+    loop_run: int = 0
+    first_ts: dict[int, int] = field(default_factory=dict)  # step -> ts_ms of attempt 1
+    steps: dict[int, list[list[int]]] = field(default_factory=dict)  # retried step -> attempts
+    fired: list[str] = field(default_factory=list)
+    outcome: str | None = None
+    outcome_pos: int = -1
+    outcome_tokens: int = 0
+    outcome_cost_femto: int = 0
+    seen: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def new(cls, task_id: str, team: str, workflow: str) -> TaskState:
+        return cls(task_id=task_id, team=team, workflow=workflow)
+
+    def has_fired(self, name: str) -> bool:
+        return name in self.fired
+
+    def mark_fired(self, name: str) -> None:
+        self.fired.append(name)
+
+    def record_attempt(self, step: int, attempt: int, ts_ms: int) -> list[list[int]] | None:
+        """Remember when attempts happened (bounded). For a retry, returns the step's attempts
+        ``[[attempt, ts_ms], …]`` (the first attempt included when it was seen)."""
+        if attempt == 1:
+            first = self.first_ts
+            first[step] = ts_ms
+            if len(first) > MAX_STEPS_TRACKED:
+                del first[next(iter(first))]
+            return None
+        attempts = self.steps.get(step)
+        if attempts is None:
+            first_ts = self.first_ts.get(step)
+            attempts = self.steps[step] = [] if first_ts is None else [[1, first_ts]]
+            if len(self.steps) > MAX_STEPS_TRACKED:
+                del self.steps[next(iter(self.steps))]
+        attempts.append([attempt, ts_ms])
+        if len(attempts) > MAX_ATTEMPTS_PER_STEP:
+            del attempts[0]
+        return attempts
+
+    def to_bytes(self) -> bytes:
+        """The state record (JSON); orjson serialises the dataclass directly."""
+        return dumps(self, option=orjson.OPT_NON_STR_KEYS)
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> TaskState:
+        state = cls(**doc)
+        for name in _SUMS:  # sums beyond 64 bits are written as decimal text
+            setattr(state, name, big(getattr(state, name)))
+        state.steps = {int(step): attempts for step, attempts in doc["steps"].items()}
+        state.first_ts = {int(step): ts for step, ts in doc["first_ts"].items()}
+        return state

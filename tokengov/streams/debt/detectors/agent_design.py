@@ -1,0 +1,70 @@
+"""Agent design: every tool definition loaded on every call.
+
+Waste model: a call needs the definitions of the tools the agent actually
+calls, about ``tool_tokens_per_definition`` tokens each. Over the horizon an
+agent that called ``k`` distinct tools (at least 1) needs
+``k × tool_tokens_per_definition`` tool-definition tokens per call; every
+tool-definition token beyond that, on every call, is waste, priced at the
+calls' average input price. Fires when tool definitions are at least
+``tool_definitions_min_share`` of the input and at least twice the allowance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+
+from tokengov.streams.debt.detectors.base import (
+    AgentDetector,
+    JudgeContext,
+    Priced,
+    TaskContext,
+    Verdict,
+)
+from tokengov.streams.debt.tally import Tally
+
+__all__ = ["ToolDefinitionBloat"]
+
+
+class ToolDefinitionBloat(AgentDetector):
+    name = "tool_definition_bloat"
+    area = "agent_design"
+    better_pattern = (
+        "Load only the tools each step needs (route or retrieve tool definitions per step) "
+        "instead of sending every tool definition on every call."
+    )
+
+    def tally_agent(self, tally: Tally, calls: Sequence[Priced], ctx: TaskContext) -> None:
+        for call, price in calls:
+            tally.add("input_tokens", call.input)
+            tally.add("tool_definitions_tokens", call.tool_definitions)
+            tally.add("tool_definitions_usd", float(price.input_usd(call.tool_definitions)))
+            tally.add("tool_calls", call.tool_calls)
+            if call.tool_name:
+                tally.names.add(call.tool_name)
+
+    def judge(self, buckets: Sequence[tuple[datetime, Tally]], ctx: JudgeContext) -> Verdict | None:
+        t = self.total(buckets)
+        calls = t.get("calls")
+        definitions = t.get("tool_definitions_tokens")
+        if calls < ctx.policy.min_calls or definitions <= 0:
+            return None
+        tools_called = max(1, len(t.names))
+        allowance = tools_called * ctx.policy.tool_tokens_per_definition
+        per_call = definitions / calls
+        share = definitions / t.get("input_tokens")
+        if share < ctx.policy.tool_definitions_min_share or per_call < 2 * allowance:
+            return None
+        waste_tokens = int(definitions - calls * allowance)
+        usd_per_token = Decimal(str(t.get("tool_definitions_usd"))) / Decimal(str(definitions))
+        t.waste(waste_tokens, usd_per_token * waste_tokens)
+        evidence: dict[str, float | int] = {
+            "calls": int(calls),
+            "tool_definitions_tokens_per_call": round(per_call),
+            "tool_definitions_share_of_input": round(share, 3),
+            "distinct_tools_called": len(t.names),
+            "tool_calls_per_call": round(t.get("tool_calls") / calls, 2),
+            "needed_tool_definitions_tokens_per_call": allowance,
+        }
+        return self.verdict(t, ctx, evidence, sample=calls, share=1 - allowance / per_call)

@@ -1,0 +1,76 @@
+"""Context management: the full transcript resent every turn, with little cache reuse.
+
+Per task and agent, the history tokens of successive turns are fitted with a
+least-squares line; a task whose history grows by at least
+``history_min_growth_per_turn`` tokens per turn resends its transcript.
+Waste model: a summarized (or windowed) history of bounded size
+``history_budget_tokens`` would carry what the next turn needs; every history
+token beyond that bound, on every call of a growing task, is waste, priced at
+the call's input price. Fires when at least half the tasks grow and less than
+``history_max_cache_share`` of the input is read from the provider's cache
+(a cached transcript is cheap, so it is not flagged).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from tokengov.streams.debt.detectors.base import (
+    AgentDetector,
+    JudgeContext,
+    Priced,
+    TaskContext,
+    Verdict,
+    flagged_share,
+)
+from tokengov.streams.debt.stats import slope
+from tokengov.streams.debt.tally import Tally
+
+__all__ = ["HistoryResend"]
+
+
+class HistoryResend(AgentDetector):
+    name = "history_resend"
+    area = "context_management"
+    better_pattern = (
+        "Keep a bounded, summarized history (rolling window plus summary) and put the "
+        "stable prefix first so the provider's prompt cache serves it."
+    )
+
+    def tally_agent(self, tally: Tally, calls: Sequence[Priced], ctx: TaskContext) -> None:
+        budget = ctx.policy.history_budget_tokens
+        tally.add("input_tokens", sum(c.input for c, _ in calls))
+        tally.add("cached_input_tokens", sum(c.cached_input for c, _ in calls))
+        history = [c.history for c, _ in calls]
+        tally.add("history_tokens", sum(history))
+        if len(calls) >= 3:
+            growth = slope(list(range(len(calls))), history)
+            tally.add("multi_turn_tasks")
+            tally.add("growth_tokens_per_turn_sum", growth)
+            if growth >= ctx.policy.history_min_growth_per_turn:
+                tally.add("growing_tasks")
+                for call, price in calls:
+                    excess = max(0, call.history - budget)
+                    tally.waste(excess, price.input_usd(excess))
+
+    def judge(self, buckets: Sequence[tuple[datetime, Tally]], ctx: JudgeContext) -> Verdict | None:
+        t = self.total(buckets)
+        calls, tasks = t.get("calls"), t.get("multi_turn_tasks")
+        growing_share = flagged_share(t, ctx, tasks, t.get("growing_tasks"))
+        if growing_share is None:
+            return None
+        cache_share = t.get("cached_input_tokens") / max(1.0, t.get("input_tokens"))
+        if cache_share >= ctx.policy.history_max_cache_share:
+            return None
+        evidence: dict[str, float | int] = {
+            "calls": int(calls),
+            "multi_turn_tasks": int(tasks),
+            "growing_task_share": round(growing_share, 3),
+            "history_growth_tokens_per_turn": round(t.get("growth_tokens_per_turn_sum") / tasks),
+            "history_tokens_per_call": round(t.get("history_tokens") / calls),
+            "cached_input_share": round(cache_share, 3),
+            "history_budget_tokens": ctx.policy.history_budget_tokens,
+        }
+        share = growing_share * (1 - cache_share)
+        return self.verdict(t, ctx, evidence, sample=tasks, share=share)

@@ -1,0 +1,78 @@
+"""Orchestration: handoffs that transfer the sender's whole context.
+
+For each call made after a handoff (``parent_agent`` set, ``handoff`` > 0), the
+sender's context is the input of the parent agent's latest call in the same
+task before it. A handoff of at least ``handoff_min_context_share`` of that
+context is a full-context transfer. Waste model: a small structured handoff
+message (the task, decisions so far, open questions) needs about
+``handoff_budget_tokens``; the handoff tokens beyond that on every call of a
+full-context transfer are waste, priced at the receiving call's input price.
+Fires when at least half of the handoff calls are full-context transfers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from tokengov.streams.debt.detectors.base import (
+    MIN_SHARE,
+    Detector,
+    JudgeContext,
+    Priced,
+    TaskContext,
+    Verdict,
+)
+from tokengov.streams.debt.tally import Tally
+
+__all__ = ["FullContextHandoff"]
+
+
+class FullContextHandoff(Detector):
+    name = "full_context_handoff"
+    area = "orchestration"
+    better_pattern = (
+        "Hand off a small structured message (goal, decisions, open questions, references) "
+        "instead of the sender's whole context."
+    )
+
+    def tally_task(self, calls: Sequence[Priced], ctx: TaskContext) -> dict[str | None, Tally]:
+        out: dict[str | None, Tally] = {}
+        latest_input: dict[str, int] = {}
+        budget = ctx.policy.handoff_budget_tokens
+        for e, price in calls:
+            tally = out.setdefault(e.agent, Tally())
+            tally.add("calls")
+            sender_context = latest_input.get(e.parent_agent) if e.parent_agent else None
+            if e.handoff > 0 and sender_context:
+                handoff = e.handoff
+                tally.add("handoff_calls")
+                tally.add("handoff_tokens", handoff)
+                tally.add("sender_context_tokens", sender_context)
+                if handoff >= ctx.policy.handoff_min_context_share * sender_context:
+                    tally.add("full_context_handoffs")
+                    excess = max(0, handoff - budget)
+                    tally.waste(excess, price.input_usd(excess))
+                tally.names.add(e.parent_agent or "")
+            latest_input[e.agent] = e.input
+        return out
+
+    def judge(self, buckets: Sequence[tuple[datetime, Tally]], ctx: JudgeContext) -> Verdict | None:
+        t = self.total(buckets)
+        handoffs = t.get("handoff_calls")
+        if handoffs < ctx.policy.min_calls or t.waste_tokens <= 0:
+            return None
+        full_share = t.get("full_context_handoffs") / handoffs
+        if full_share < MIN_SHARE:
+            return None
+        evidence: dict[str, float | int] = {
+            "handoff_calls": int(handoffs),
+            "handoff_tokens_per_call": round(t.get("handoff_tokens") / handoffs),
+            "sender_context_tokens_per_call": round(t.get("sender_context_tokens") / handoffs),
+            "handoff_share_of_sender_context": round(
+                t.get("handoff_tokens") / t.get("sender_context_tokens"), 3
+            ),
+            "full_context_handoff_share": round(full_share, 3),
+            "handoff_budget_tokens": ctx.policy.handoff_budget_tokens,
+        }
+        return self.verdict(t, ctx, evidence, sample=handoffs, share=full_share)

@@ -1,0 +1,70 @@
+"""Retrieval: oversized retrieval, or the same retrieval repeated within a task.
+
+A call repeats a retrieval when its retrieved tokens (at least
+``retrieval_min_repeat_tokens``) equal those of an earlier call of the same
+agent in the same task: the same chunks fetched again. Waste model: a repeated
+retrieval could have reused the first one (a cache, or keeping it in the
+task's context once), so all its retrieved tokens are waste; any other
+retrieval needs at most ``retrieval_budget_tokens`` after reranking, so the
+tokens beyond that are waste. Priced at the call's input price. Fires when at
+least half of the retrieving calls are oversized or repeated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from tokengov.streams.debt.detectors.base import (
+    AgentDetector,
+    JudgeContext,
+    Priced,
+    TaskContext,
+    Verdict,
+    flagged_share,
+)
+from tokengov.streams.debt.tally import Tally
+
+__all__ = ["RetrievalWaste"]
+
+
+class RetrievalWaste(AgentDetector):
+    name = "retrieval_waste"
+    area = "retrieval"
+    better_pattern = (
+        "Rerank and cap retrieved context to what the call needs, and cache or reuse a "
+        "task's retrievals instead of fetching the same chunks again."
+    )
+
+    def tally_agent(self, tally: Tally, calls: Sequence[Priced], ctx: TaskContext) -> None:
+        budget = ctx.policy.retrieval_budget_tokens
+        seen: set[int] = set()
+        for call, price in calls:
+            retrieved = call.retrieved
+            if retrieved <= 0:
+                continue
+            tally.add("retrieval_calls")
+            tally.add("retrieved_tokens", retrieved)
+            if retrieved >= ctx.policy.retrieval_min_repeat_tokens and retrieved in seen:
+                tally.add("repeated_retrievals")
+                tally.waste(retrieved, price.input_usd(retrieved))
+            elif retrieved > budget:
+                tally.add("oversized_retrievals")
+                tally.waste(retrieved - budget, price.input_usd(retrieved - budget))
+            seen.add(retrieved)
+
+    def judge(self, buckets: Sequence[tuple[datetime, Tally]], ctx: JudgeContext) -> Verdict | None:
+        t = self.total(buckets)
+        retrievals = t.get("retrieval_calls")
+        flagged = t.get("repeated_retrievals") + t.get("oversized_retrievals")
+        share = flagged_share(t, ctx, retrievals, flagged)
+        if share is None:
+            return None
+        evidence: dict[str, float | int] = {
+            "retrieval_calls": int(retrievals),
+            "retrieved_tokens_per_call": round(t.get("retrieved_tokens") / retrievals),
+            "oversized_retrievals": int(t.get("oversized_retrievals")),
+            "repeated_retrievals": int(t.get("repeated_retrievals")),
+            "retrieval_budget_tokens": ctx.policy.retrieval_budget_tokens,
+        }
+        return self.verdict(t, ctx, evidence, sample=retrievals, share=share)

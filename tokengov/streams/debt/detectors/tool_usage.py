@@ -1,0 +1,69 @@
+"""Tool usage: whole tool payloads returned to the model.
+
+For a call that reads tool responses, what it produces from them is its
+output. Waste model: a trimmed tool response (the fields the agent uses, or a
+summary) needs at most ``tool_response_tokens_per_output`` tokens per output
+token, and never less than ``tool_response_min_tokens``; the tool-response
+tokens beyond that allowance are waste, priced at the call's input price.
+Fires when at least half of the calls with tool responses exceed the allowance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from tokengov.streams.debt.detectors.base import (
+    AgentDetector,
+    JudgeContext,
+    Priced,
+    TaskContext,
+    Verdict,
+    flagged_share,
+)
+from tokengov.streams.debt.tally import Tally
+
+__all__ = ["ToolResponseBloat"]
+
+
+class ToolResponseBloat(AgentDetector):
+    name = "tool_response_bloat"
+    area = "tool_usage"
+    better_pattern = (
+        "Have tools return only the fields the agent uses (filter, paginate or summarize "
+        "payloads) instead of whole responses."
+    )
+
+    def tally_agent(self, tally: Tally, calls: Sequence[Priced], ctx: TaskContext) -> None:
+        per_output = ctx.policy.tool_response_tokens_per_output
+        floor = ctx.policy.tool_response_min_tokens
+        for e, price in calls:
+            responses = e.tool_responses
+            if responses <= 0:
+                continue
+            tally.add("response_calls")
+            tally.add("tool_responses_tokens", responses)
+            tally.add("output_tokens", e.output)
+            allowance = max(floor, per_output * e.output)
+            if responses > allowance:
+                tally.add("oversized_responses")
+                tally.waste(responses - allowance, price.input_usd(responses - allowance))
+
+    def judge(self, buckets: Sequence[tuple[datetime, Tally]], ctx: JudgeContext) -> Verdict | None:
+        t = self.total(buckets)
+        response_calls = t.get("response_calls")
+        share = flagged_share(t, ctx, response_calls, t.get("oversized_responses"))
+        if share is None:
+            return None
+        evidence: dict[str, float | int] = {
+            "response_calls": int(response_calls),
+            "tool_responses_tokens_per_call": round(
+                t.get("tool_responses_tokens") / response_calls
+            ),
+            "output_tokens_per_call": round(t.get("output_tokens") / response_calls),
+            "response_tokens_per_output_token": round(
+                t.get("tool_responses_tokens") / max(1.0, t.get("output_tokens")), 1
+            ),
+            "oversized_share": round(share, 3),
+        }
+        return self.verdict(t, ctx, evidence, sample=response_calls, share=share)
