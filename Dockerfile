@@ -15,11 +15,7 @@ RUN groupadd --system --gid 10001 tokengov \
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY tokengov ./tokengov
-COPY producers ./producers
-COPY streams ./streams
-COPY sinks ./sinks
-COPY bench ./bench
-RUN pip install . && rm -rf /src
+RUN pip install '.[server]' && rm -rf /src
 
 USER tokengov
 WORKDIR /home/tokengov

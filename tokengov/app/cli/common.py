@@ -85,7 +85,7 @@ def open_history(settings: Settings, dsn: str | None = None) -> Reader:
 def setup_logging(verbose: bool = False) -> None:
     """Only entrypoints configure handlers, and only the project's loggers."""
     handler = RichHandler(console=err_console, show_path=False, rich_tracebacks=False)
-    for name in ("tokengov", "producers", "streams", "sinks", "bench"):
+    for name in ("tokengov",):
         logger = logging.getLogger(name)
         logger.handlers[:] = [handler]
         logger.setLevel(logging.DEBUG if verbose else logging.INFO)
