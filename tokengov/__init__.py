@@ -1,4 +1,55 @@
-"""tokengov: real-time token governance for agentic AI."""
+"""tokengov: real-time token governance for agentic AI.
+
+The SDK an agent uses (``pip install tokengov``)::
+
+    from tokengov import TokenEmitter, Guard, TaskPaused
+
+Its names are imported on first use (PEP 562), so ``import tokengov`` costs nothing. The
+layers under this package: ``tokengov.core`` (contract, decoding, pricing, policy, topics,
+settings, Kafka, errors), ``tokengov.producers`` (the SDK), ``tokengov.streams`` and
+``tokengov.sinks`` (the worker's roles; ``pip install 'tokengov[server]'``) and
+``tokengov.app`` (the CLI, the embedded stack, the worker assembly, the demo, benchmarks).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["__version__"]
+__all__ = [
+    "EmitterStats",
+    "Guard",
+    "TaskContext",
+    "TaskPaused",
+    "TokenEmitter",
+    "Verdict",
+    "__version__",
+]
+
+#: The public SDK names and the module that defines each.
+_SDK: dict[str, str] = {
+    "TokenEmitter": "tokengov.producers.emitter",
+    "TaskContext": "tokengov.producers.emitter",
+    "EmitterStats": "tokengov.producers.emitter",
+    "Guard": "tokengov.producers.guard",
+    "TaskPaused": "tokengov.producers.guard",
+    "Verdict": "tokengov.producers.guard",
+}
+
+if TYPE_CHECKING:
+    from tokengov.producers.emitter import EmitterStats, TaskContext, TokenEmitter
+    from tokengov.producers.guard import Guard, TaskPaused, Verdict
+
+
+def __getattr__(name: str) -> Any:
+    module = _SDK.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tokengov' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_SDK})
