@@ -24,7 +24,7 @@ from tokengov.core.deadletter import DeadLetterRecord
 
 __all__ = ["SCHEMA_DIR", "render_schemas", "write_schemas"]
 
-SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
 
 _MODELS: dict[str, type[BaseModel]] = {
     "call": CallEvent,

@@ -36,7 +36,7 @@ from tokengov.core.topics import Topics, TopicSpec, ensure_topics, topic_specs
 
 __all__ = ["StreamsBench", "run"]
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @dataclass

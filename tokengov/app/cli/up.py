@@ -24,7 +24,7 @@ from tokengov.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
-EXAMPLE_POLICY = Path(__file__).resolve().parents[2] / "examples" / "policy.yaml"
+EXAMPLE_POLICY = Path(__file__).resolve().parents[3] / "examples" / "policy.yaml"
 STREAMS_GROUP = "tokengov-worker"  # the Faust app id is its consumer group
 
 
