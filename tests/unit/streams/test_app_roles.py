@@ -41,7 +41,7 @@ def test_processes_with_different_roles_use_different_groups(tmp_path) -> None:
 
 def test_a_role_whose_module_is_missing_says_so(tmp_path, monkeypatch) -> None:
     def missing_router() -> list[Register]:
-        module = importlib.import_module("sinks.no_such_router.role")
+        module = importlib.import_module("tokengov.sinks.no_such_router.role")
         return [module.register]
 
     monkeypatch.setitem(ROLE_LOADERS, "router", missing_router)
@@ -50,6 +50,6 @@ def test_a_role_whose_module_is_missing_says_so(tmp_path, monkeypatch) -> None:
         policy=PolicyHolder(parse_policy("version: 1\n")),
     )
     with pytest.raises(
-        TokenGovError, match=r"role 'router' needs the module sinks\.no_such_router"
+        TokenGovError, match=r"role 'router' needs the module tokengov\.sinks\.no_such_router"
     ):
         create_app(ctx, ["streams", "router"])  # checked before anything connects
