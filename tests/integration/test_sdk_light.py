@@ -55,10 +55,9 @@ SDK_SESSION = textwrap.dedent(
         raise SystemExit("the refusal does not work: faust imported")
 
     from tokengov import Guard, TaskPaused, TokenEmitter
-    from confluent_kafka import Producer
-    from tokengov.core.contracts import CallEvent, Decision, Outcome, decode_message, utcnow
-    from tokengov.core.kafka_read import read_to_end
-    from tokengov.core.topics import NO_AUTO_CREATE, Topics
+    from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+    from tokengov.core.contracts import Decision, utcnow
+    from tokengov.core.topics import Topics
 
     bootstrap, prefix = sys.argv[1:3]
     topics = Topics.with_prefix(prefix)
@@ -67,15 +66,27 @@ SDK_SESSION = textwrap.dedent(
             task.record({"prompt_tokens": 120, "completion_tokens": 7}, model="gpt-4.1-mini",
                         provider="openai")
             task.record({"input": 30, "output": 2}, model="gpt-4.1-mini")
-    events = [
-        event
-        for record in read_to_end(bootstrap, topics.events)
-        for event in decode_message(record.value).events
-    ]
+
+    # read the bytes back as any Kafka client would: one event or a batch envelope each
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "sdk-light",
+                         "enable.partition.eof": True})
+    partitions = consumer.list_topics(topics.events, timeout=10).topics[topics.events].partitions
+    consumer.assign([TopicPartition(topics.events, p, 0) for p in partitions])
+    events, at_end = [], set()
+    while len(at_end) < len(partitions):
+        message = consumer.poll(10)
+        assert message is not None, "no end of partition within 10 s"
+        if message.error():
+            assert message.error().code() == KafkaError._PARTITION_EOF, message.error()
+            at_end.add(message.partition())
+            continue
+        value = json.loads(message.value())
+        events.extend(value if isinstance(value, list) else [value])
+    consumer.close()
 
     pause = Decision(scope="task", key="t-light", action="pause", reason="runaway",
                      expires_at=utcnow() + timedelta(hours=1))
-    producer = Producer({"bootstrap.servers": bootstrap, **NO_AUTO_CREATE})
+    producer = Producer({"bootstrap.servers": bootstrap})
     producer.produce(topics.decisions, key=pause.topic_key.encode(),
                      value=pause.model_dump_json().encode())
     assert producer.flush(10) == 0
@@ -92,9 +103,9 @@ SDK_SESSION = textwrap.dedent(
         {name.partition(".")[0] for name in sys.modules} & set(SERVER)
     )
     print(json.dumps({
-        "calls": [[e.task_id, e.tokens.input, e.tokens.output]
-                  for e in events if isinstance(e, CallEvent)],
-        "outcomes": [e.status for e in events if isinstance(e, Outcome)],
+        "calls": [[e["task_id"], e["tokens"]["input"], e["tokens"]["output"]]
+                  for e in events if e["kind"] == "call"],
+        "outcomes": [e["status"] for e in events if e["kind"] == "outcome"],
         "invalid": emitter.stats.invalid,
         "caught_up": caught_up,
         "verdict": verdict,
