@@ -3,6 +3,7 @@
 The SDK an agent uses (``pip install tokengov``)::
 
     from tokengov import TokenEmitter, Guard, TaskPaused
+    from tokengov import load_connection   # TLS/SASL from TOKENGOV_KAFKA_*
 
 Its names are imported on first use (PEP 562), so ``import tokengov`` costs nothing. The
 layers under this package: ``tokengov.core`` (contract, decoding, pricing, policy, topics,
@@ -20,11 +21,13 @@ __version__ = "0.1.0"
 __all__ = [
     "EmitterStats",
     "Guard",
+    "KafkaConnection",
     "TaskContext",
     "TaskPaused",
     "TokenEmitter",
     "Verdict",
     "__version__",
+    "load_connection",
 ]
 
 #: The public SDK names and the module that defines each.
@@ -35,9 +38,12 @@ _SDK: dict[str, str] = {
     "Guard": "tokengov.producers.guard",
     "TaskPaused": "tokengov.producers.guard",
     "Verdict": "tokengov.producers.guard",
+    "KafkaConnection": "tokengov.core.kafka",  # TLS/SASL: TOKENGOV_KAFKA_* (load_connection)
+    "load_connection": "tokengov.core.kafka",
 }
 
 if TYPE_CHECKING:
+    from tokengov.core.kafka import KafkaConnection, load_connection
     from tokengov.producers.emitter import EmitterStats, TaskContext, TokenEmitter
     from tokengov.producers.guard import Guard, TaskPaused, Verdict
 

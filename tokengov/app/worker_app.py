@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 import faust
 
 from tokengov.app.faust_adjustments import forbid_topic_auto_creation, shorten_fetch_wait
+from tokengov.app.faust_broker import faust_broker_options
 from tokengov.core.errors import TokenGovError
 from tokengov.core.worker_context import ROLES, WorkerContext
 from tokengov.streams.topics import topic_prefix
@@ -112,8 +113,7 @@ def create_app(ctx: WorkerContext, roles: Sequence[str]) -> faust.App:
     state_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         app_id(ctx, wanted),
-        broker=ctx.kafka.faust_broker_url(),
-        broker_credentials=ctx.kafka.faust_broker_credentials(),
+        **faust_broker_options(ctx.kafka),
         store="memory://",
         datadir=str(state_dir / "faust"),
         web_enabled=False,

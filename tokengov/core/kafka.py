@@ -3,7 +3,8 @@
 :class:`KafkaConnection` reads ``TOKENGOV_KAFKA_*`` (pydantic-settings) and renders itself
 once for librdkafka (confluent-kafka: the SDK, the CLI, the sinks) with
 :meth:`~KafkaConnection.librdkafka_config`, and once for aiokafka/Faust (the worker) with
-:meth:`~KafkaConnection.aiokafka_config` and :meth:`~KafkaConnection.faust_broker_credentials`.
+:meth:`~KafkaConnection.aiokafka_config` and :meth:`~KafkaConnection.ssl_context` (Faust's
+broker options are built from them in :mod:`tokengov.app.faust_broker`).
 
 ============================== ==========================================================
 ``TOKENGOV_KAFKA_BOOTSTRAP``   ``host:port[,host:port]`` (default ``127.0.0.1:9092``)
@@ -22,8 +23,8 @@ delivery is checked), :func:`read_to_end`/:func:`end_offsets` (a topic read to i
 without a consumer group), :func:`latest_by_key` (what a compacted topic means) and
 :func:`follow_compacted` (read a compacted topic whole, then follow it).
 
-The core imports nothing of Faust or aiokafka: :meth:`faust_broker_credentials` imports
-Faust when it is called, so the SDK works without the server's dependencies.
+The core imports nothing of Faust or aiokafka (the SDK works without the server's
+dependencies; an import-linter contract keeps it so).
 """
 
 from __future__ import annotations
@@ -236,29 +237,6 @@ class KafkaConnection(BaseSettings):
             conf["sasl_plain_username"] = self.sasl_username
             conf["sasl_plain_password"] = self.sasl_password.get_secret_value()
         return conf
-
-    def faust_broker_url(self) -> str:
-        """Faust's ``broker=``: ``kafka://h1:p1;h2:p2``."""
-        hosts = ";".join(h.strip() for h in self.bootstrap.split(",") if h.strip())
-        return f"kafka://{hosts}"
-
-    def faust_broker_credentials(self) -> Any:
-        """Faust's ``broker_credentials=`` (``None`` for PLAINTEXT)."""
-        proto = self.security_protocol
-        if proto is SecurityProtocol.PLAINTEXT:
-            return None
-        from faust.auth import SASLCredentials, SSLCredentials
-
-        if proto is SecurityProtocol.SSL:
-            return SSLCredentials(self.ssl_context())
-        assert self.sasl_mechanism is not None
-        assert self.sasl_password is not None
-        return SASLCredentials(
-            username=self.sasl_username,
-            password=self.sasl_password.get_secret_value(),
-            ssl_context=self.ssl_context(),
-            mechanism=self.sasl_mechanism.value,
-        )
 
     def __str__(self) -> str:
         """The bootstrap servers: what error messages say ("cannot reach ... on {conn}")."""

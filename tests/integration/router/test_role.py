@@ -15,13 +15,13 @@ from typer.testing import CliRunner
 
 from tests.integration.router.conftest import check_signature, eventually, read_topic
 from tokengov.app.cli.main import app as cli_app
+from tokengov.app.router_app import router_app
 from tokengov.core.contracts import Alert
 from tokengov.core.deadletter import DeadLetterRecord
 from tokengov.core.policy import parse_policy
 from tokengov.core.settings import Settings
 from tokengov.core.worker_context import PolicyHolder, WorkerContext
 from tokengov.sinks.router.kafka import SilenceTopic
-from tokengov.sinks.router.role import router_app
 from tokengov.sinks.router.silences import new_silence
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]

@@ -13,6 +13,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from confluent_kafka import Consumer, Producer
 
+from tokengov.app.faust_broker import faust_broker_credentials, faust_broker_url
 from tokengov.app.local.certs import TlsFiles, make_tls_files
 from tokengov.core.errors import KafkaConfigError
 from tokengov.core.kafka import (
@@ -121,8 +122,8 @@ def test_plaintext_rendering() -> None:
         "client_id": "tokengov",
         "security_protocol": "PLAINTEXT",
     }
-    assert conn.faust_broker_url() == "kafka://h1:9092;h2:9092"
-    assert conn.faust_broker_credentials() is None
+    assert faust_broker_url(conn) == "kafka://h1:9092;h2:9092"
+    assert faust_broker_credentials(conn) is None
 
 
 def test_ssl_rendering(tls: TlsFiles) -> None:
@@ -145,7 +146,7 @@ def test_ssl_rendering(tls: TlsFiles) -> None:
     from faust.auth import SSLCredentials
     from faust.types.auth import AuthProtocol
 
-    creds = conn.faust_broker_credentials()
+    creds = faust_broker_credentials(conn)
     assert isinstance(creds, SSLCredentials)
     assert creds.protocol == AuthProtocol.SSL
 
@@ -169,7 +170,7 @@ def test_sasl_rendering(tls: TlsFiles) -> None:
         assert aio["sasl_plain_username"] == "agent"
         assert aio["sasl_plain_password"] == PASSWORD
         assert ("ssl_context" in aio) == (key == "SASL_SSL")
-        creds = conn.faust_broker_credentials()
+        creds = faust_broker_credentials(conn)
         assert isinstance(creds, SASLCredentials)
         assert creds.protocol == proto
         assert creds.mechanism == mech

@@ -25,6 +25,7 @@ from aiohttp import web
 from confluent_kafka import Producer
 
 from tokengov.app.local.broker import EmbeddedBroker, free_port
+from tokengov.app.router_app import router_app
 from tokengov.core.contracts import Alert
 from tokengov.core.kafka import connection
 from tokengov.core.policy import parse_policy
@@ -32,7 +33,6 @@ from tokengov.core.settings import Settings
 from tokengov.core.topics import Topics, ensure_topics, topic_specs
 from tokengov.core.worker_context import PolicyHolder, WorkerContext
 from tokengov.sinks.router.notification_log import MemoryNotificationLog
-from tokengov.sinks.router.role import router_app
 
 __all__ = ["AlertBenchResult", "run_alert_bench", "summarize"]
 

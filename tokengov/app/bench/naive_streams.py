@@ -19,6 +19,7 @@ import faust
 import orjson
 from faust.worker import Worker
 
+from tokengov.app.faust_broker import faust_broker_options
 from tokengov.core.calls import from_model
 from tokengov.core.decoding import parse_event
 from tokengov.core.errors import ContractError
@@ -38,8 +39,7 @@ def build(
     view = PolicyView(load_policy(policy_path))
     app = faust.App(
         f"{prefix}naive-worker",
-        broker=conn.faust_broker_url(),
-        broker_credentials=conn.faust_broker_credentials(),
+        **faust_broker_options(conn),
         store="memory://",
         datadir=datadir,
         web_enabled=False,

@@ -43,7 +43,7 @@ from tokengov.sinks.router.silences import Silence, SilenceStore
 from tokengov.sinks.router.state import SqliteState
 from tokengov.sinks.router.tree import RouteTree
 
-__all__ = ["RouterRuntime", "inhibitor_for", "register", "router_app"]
+__all__ = ["RouterRuntime", "inhibitor_for", "register"]
 
 log = logging.getLogger(__name__)
 
@@ -190,29 +190,6 @@ class RouterRuntime:
             await self._client.aclose()
         if self._state is not None:
             self._state.close()
-
-
-def router_app(
-    ctx: WorkerContext,
-    *,
-    app_id: str = "tokengov-router",
-    notification_log: NotificationLog | None = None,
-) -> tuple[faust.App, RouterRuntime]:
-    """A Faust app running only the router (tests and ``tokengov bench alerts``; the
-    worker builds its own app and calls :func:`register`). Timeouts tuned per DESIGN.md."""
-    app = faust.App(
-        app_id,
-        broker=ctx.kafka.faust_broker_url(),
-        broker_credentials=ctx.kafka.faust_broker_credentials(),
-        store="memory://",
-        web_enabled=False,
-        topic_allow_declare=False,
-        topic_disable_leader=True,
-        broker_session_timeout=6,
-        broker_rebalance_timeout=6,
-        broker_heartbeat_interval=1,
-    )
-    return app, register(app, ctx, notification_log=notification_log)
 
 
 def register(

@@ -1,0 +1,39 @@
+"""A Faust app running only the router: the router's tests and ``tokengov bench alerts``.
+
+The worker builds one app for every role it runs (:mod:`tokengov.app.worker_app`) and calls
+:func:`tokengov.sinks.router.role.register` on it; this is the same registration on an app
+of its own.
+"""
+
+from __future__ import annotations
+
+import faust
+
+from tokengov.app.faust_broker import faust_broker_options
+from tokengov.core.worker_context import WorkerContext
+from tokengov.sinks.router.notification_log import NotificationLog
+from tokengov.sinks.router.role import RouterRuntime
+from tokengov.sinks.router.role import register as register_router
+
+__all__ = ["router_app"]
+
+
+def router_app(
+    ctx: WorkerContext,
+    *,
+    app_id: str = "tokengov-router",
+    notification_log: NotificationLog | None = None,
+) -> tuple[faust.App, RouterRuntime]:
+    """The app and the router's runtime. Timeouts tuned per DESIGN.md."""
+    app = faust.App(
+        app_id,
+        **faust_broker_options(ctx.kafka),
+        store="memory://",
+        web_enabled=False,
+        topic_allow_declare=False,
+        topic_disable_leader=True,
+        broker_session_timeout=6,
+        broker_rebalance_timeout=6,
+        broker_heartbeat_interval=1,
+    )
+    return app, register_router(app, ctx, notification_log=notification_log)
