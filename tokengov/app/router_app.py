@@ -25,10 +25,13 @@ def router_app(
     notification_log: NotificationLog | None = None,
 ) -> tuple[faust.App, RouterRuntime]:
     """The app and the router's runtime. Timeouts tuned per DESIGN.md."""
+    datadir = ctx.data_dir / "faust" / app_id  # Faust's default is ./<app id>-data
+    datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         app_id,
         **faust_broker_options(ctx.kafka),
         store="memory://",
+        datadir=str(datadir),
         web_enabled=False,
         topic_allow_declare=False,
         topic_disable_leader=True,

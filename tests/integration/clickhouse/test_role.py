@@ -60,14 +60,18 @@ def test_sink_role_in_a_faust_worker(bootstrap, topic_names, topic_prefix, data_
         def stored() -> int:
             return int(reader.query("SELECT count() FROM token_events").rows[0][0])
 
+        def rolled_up() -> int:
+            return int(reader.query("SELECT sum(calls) FROM spend_daily").rows[0][0])
+
+        # An insert commits token_events' part, then the views' parts: a reader can see the
+        # raw rows a moment before their rollup, so both are awaited.
         wait_until(
-            lambda: worker.poll() is not None or stored() == calls,
+            lambda: worker.poll() is not None or (stored() == calls and rolled_up() == calls),
             60,
-            "the worker to write every call",
+            "the worker to write every call and its rollup",
         )
         assert stored() == calls
-        spend = reader.query("SELECT sum(calls) FROM spend_daily").rows[0][0]
-        assert int(spend) == calls
+        assert rolled_up() == calls
         reader.close()
         # Another process (the CLI) reads through the worker: the store is the worker's.
         done = subprocess.run(
