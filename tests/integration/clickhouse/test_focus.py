@@ -33,10 +33,13 @@ import pytest
 from typer.testing import CliRunner
 
 from tokengov.app.cli.main import app
+from tokengov.app.local.broker import free_port
 from tokengov.core.policy import Policy
 from tokengov.sinks.clickhouse.batch import Consumed, Flush, PartitionSlice
 from tokengov.sinks.clickhouse.decode import MessageDecoder
+from tokengov.sinks.clickhouse.endpoint import QueryEndpoint
 from tokengov.sinks.clickhouse.migrate import migrate
+from tokengov.sinks.clickhouse.reader import endpoint_address
 from tokengov.sinks.clickhouse.store import ClickHouseStore
 from tokengov.sinks.clickhouse.writer import COLUMNS
 
@@ -375,3 +378,25 @@ def test_unknown_suffix_is_refused_with_the_option_named(data_dir: Path, tmp_pat
     assert result.exit_code == 1
     assert "--out" in result.output and "--format csv|parquet" in result.output
     assert not (tmp_path / "f.txt").exists()
+
+
+def test_export_through_the_running_workers_endpoint_is_the_same_file(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    """With a worker serving the embedded store, the export reads through its query endpoint
+    (values decoded from JSON by their ClickHouse types): the same bytes as read directly."""
+    window = ["--since", "2026-10-30", "--until", "2026-10-31", "--granularity", "hour"]
+    direct = tmp_path / "direct.csv"
+    export(data_dir, *window, "--out", str(direct))
+    endpoint = QueryEndpoint(
+        f"chdb://{data_dir / 'clickhouse'}", f"127.0.0.1:{free_port()}", data_dir
+    )
+    endpoint.start()
+    try:
+        assert endpoint_address(data_dir) is not None
+        served = tmp_path / "served.csv"
+        export(data_dir, *window, "--out", str(served))
+    finally:
+        endpoint.stop()
+    assert served.read_bytes() == direct.read_bytes()
+    assert len(read_csv(served)) == 4  # 10:00, 11:00 (two rows), 12:00
