@@ -284,8 +284,8 @@ def test_csv_hourly_is_valid_focus_with_exact_totals(
     assert "3 row(s)" in said
     rows = read_csv(out)
     got = [
-        (r["ChargePeriodStart"], *(json.loads(r["Tags"])[k] for k in ("x_team", "x_workflow",
-         "x_agent")), r["ProviderName"], r["ResourceId"], r["ConsumedQuantity"], r["BilledCost"])
+        (r["ChargePeriodStart"], *(json.loads(r["Tags"])[k] for k in ("tokengov/team",
+         "tokengov/workflow", "tokengov/agent")), r["ProviderName"], r["ResourceId"], r["ConsumedQuantity"], r["BilledCost"])
         for r in rows
     ]  # fmt: skip
     assert got == [(s, t, w, a, p, m, f"{q}.0", c) for s, t, w, a, p, m, q, c in HOURLY]

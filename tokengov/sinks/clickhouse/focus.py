@@ -4,7 +4,8 @@ One row per team × workflow × agent × model × provider × charge period (an 
 UTC), read from ``token_events`` through a :class:`~tokengov.sinks.clickhouse.reader.Reader`
 (the running worker's endpoint or the store itself, as ``tokengov query``). The columns are
 FOCUS 1.0's (:data:`FOCUS_VERSION`, the version ``focus-validator`` 1.0.0 validates by default);
-tokengov's own columns carry the ``x_`` prefix the spec requires of custom columns.
+tokengov's own columns carry the ``x_`` prefix the spec requires of custom columns, its tag
+keys the prefix ``tokengov/`` (:data:`TAG_PREFIX`).
 
 Money stays exact: ``cost_usd`` is summed in ClickHouse as ``Decimal(76, 12)`` and arrives as
 :class:`~decimal.Decimal`; CSV writes it as plain decimal text, Parquet as ``decimal128(38, 12)``.
@@ -30,6 +31,7 @@ from tokengov.sinks.clickhouse.reader import Reader
 __all__ = [
     "FOCUS_COLUMNS",
     "FOCUS_VERSION",
+    "TAG_PREFIX",
     "FileFormat",
     "FocusWindow",
     "Granularity",
@@ -78,7 +80,9 @@ class FocusWindow:
                 raise ValueError(f"{name} must be timezone-aware, got {value}")
             if self.granularity.floor(value) != value:
                 raise ValueError(
-                    f"{name} ({value.isoformat()}) must start a {self.granularity.value} (UTC)"
+                    f"{name} ({value.isoformat()}) must start an hour"
+                    if self.granularity is Granularity.hour
+                    else f"{name} ({value.isoformat()}) must start a day (UTC)"
                 )
         if self.since > self.until:
             raise ValueError(f"since ({self.since}) must not be after until ({self.until})")
@@ -183,7 +187,11 @@ FOCUS_COLUMNS: Final = tuple(
     )
 )
 
-CONSUMED_UNIT: Final = "Tokens"
+CONSUMED_UNIT: Final = "Tokens"  # FOCUS Unit Format: a plural count-based unit
+#: The prefix of tokengov's tag keys. FOCUS 1.0 (Tags): provider-defined tags MUST carry a
+#: provider-specified prefix (its example: ``acme/``), user-defined ones none; team, workflow
+#: and agent are keys tokengov defines. (``x_`` is the prefix of custom *columns*.)
+TAG_PREFIX: Final = "tokengov/"
 SERVICE_CATEGORY: Final = "AI and Machine Learning"
 
 
@@ -201,7 +209,11 @@ def _focus_row(sums: dict[str, Any], step: timedelta) -> dict[str, Any]:
     cost = Decimal(sums["cost_usd"])
     tokens = int(sums["input_tokens"]) + int(sums["output_tokens"])
     sku = f"{provider}/{model}"
-    tags = {"x_team": team, "x_workflow": workflow, "x_agent": agent}
+    tags = {
+        f"{TAG_PREFIX}team": team,
+        f"{TAG_PREFIX}workflow": workflow,
+        f"{TAG_PREFIX}agent": agent,
+    }
     return {
         "AvailabilityZone": None,
         "BilledCost": cost,
