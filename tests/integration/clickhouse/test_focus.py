@@ -400,3 +400,21 @@ def test_export_through_the_running_workers_endpoint_is_the_same_file(
         endpoint.stop()
     assert served.read_bytes() == direct.read_bytes()
     assert len(read_csv(served)) == 4  # 10:00, 11:00 (two rows), 12:00
+
+
+def test_an_unwritable_out_is_reported_and_leaves_no_partial_file(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "missing-dir" / "focus.csv"
+    result = CliRunner().invoke(
+        app, ["export", "focus", "--data-dir", str(data_dir), "--out", str(out),
+              "--since", "2026-10-30", "--until", "2026-10-31"],
+    )  # fmt: skip
+    assert result.exit_code == 1
+    said = "".join(result.output.split())  # rich wraps long paths anywhere
+    assert f"--out{out}:Nosuchfileordirectory" in said
+    assert not out.parent.exists()
+    # and a successful export leaves only its file
+    good = tmp_path / "focus.csv"
+    export(data_dir, "--since", "2026-10-30", "--until", "2026-10-31", "--out", str(good))
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []

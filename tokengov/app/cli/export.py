@@ -65,7 +65,7 @@ def focus(
     try:
         write_focus(rows, out, file_format)
     except OSError as exc:
-        fail(f"--out {out}: {exc}")
+        fail(f"--out {out}: {exc.strerror or exc}")
     periods = f"{window.since:%Y-%m-%d %H:%M} → {window.until:%Y-%m-%d %H:%M} UTC"
     what = f"{len(rows)} row(s)" if rows else "no spend in the window: header only"
     console.print(

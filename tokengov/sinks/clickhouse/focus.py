@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -356,7 +357,14 @@ class FileFormat(StrEnum):
 
 
 def write_focus(rows: Sequence[dict[str, Any]], path: Path, fmt: FileFormat) -> None:
-    if fmt is FileFormat.csv:
-        write_csv(rows, path)
-    else:
-        write_parquet(rows, path)
+    """Writes a temporary file beside ``path`` and renames it: a reader (or a failed export)
+    never sees half a file."""
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        if fmt is FileFormat.csv:
+            write_csv(rows, partial)
+        else:
+            write_parquet(rows, partial)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
