@@ -43,6 +43,8 @@ from tokengov.sinks.clickhouse.reader import endpoint_address
 from tokengov.sinks.clickhouse.store import ClickHouseStore
 from tokengov.sinks.clickhouse.writer import COLUMNS
 
+from .conftest import expected_rollup, make_events
+
 pytestmark = pytest.mark.integration
 
 # pandera 0.17 needs multimethod 1; pyarrow ≥ 21 needs numpy 2, the validator pins numpy < 2.
@@ -418,3 +420,60 @@ def test_an_unwritable_out_is_reported_and_leaves_no_partial_file(
     good = tmp_path / "focus.csv"
     export(data_dir, "--since", "2026-10-30", "--until", "2026-10-31", "--out", str(good))
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_a_random_history_with_stored_duplicates_exports_each_event_once(
+    tmp_path: Path,
+    policy: Policy,
+    validator_python: Path,
+    rule_sets: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """150 random tasks over ~40 hours across a month boundary (retries, cache and reasoning
+    tokens, reported costs, an unpriced model, unattributed calls), ten of them stored twice:
+    per hour × team × workflow × model the rows sum to the Python aggregation of the unique
+    events (conftest's ``expected_rollup``), each row's billing period is its month, and
+    the file is valid FOCUS."""
+    docs = make_events(150, seed=30)
+    directory = tmp_path / "data"
+    dsn = f"chdb://{directory / 'clickhouse'}"
+    decoder = MessageDecoder(lambda: policy.catalog)
+    piece = PartitionSlice("events", 0)
+    for offset, doc in enumerate(docs):
+        piece.messages.append(
+            Consumed.of_decoded("events", 0, offset, decoder.decode("events", orjson.dumps(doc)))
+        )
+    with ClickHouseStore(dsn) as store:
+        migrate(store)
+        for table, pairs in Flush.of([piece]).rows_by_table().items():
+            rows = [i.row for _, i in pairs]
+            store.insert(table, rows, columns=COLUMNS[table])
+            if table == "token_events":  # a second, different block: stored twice until merged
+                store.insert(table, rows[:10], columns=COLUMNS[table])
+        raw, unique = store.query("SELECT count(), uniqExact(event_id) FROM token_events").rows[0]
+    assert raw == unique + 10
+    out = tmp_path / "focus.csv"
+    monkeypatch.setenv("TOKENGOV_CLICKHOUSE_DSN", dsn)
+    export(directory, "--since", "2026-10-01", "--until", "2026-12-01", "--out", str(out))
+    rows = read_csv(out)
+    got: dict[tuple[Any, ...], list[Any]] = {}
+    for r in rows:
+        tags = json.loads(r["Tags"])
+        hour = datetime.fromisoformat(r["ChargePeriodStart"])
+        key = (hour, tags["tokengov/team"], tags["tokengov/workflow"], r["ResourceId"])
+        acc = got.setdefault(key, [0, 0, Decimal(0), 0])
+        acc[0] += int(r["x_Calls"])
+        acc[1] += int(Decimal(r["ConsumedQuantity"]))
+        acc[2] += Decimal(r["BilledCost"])
+        acc[3] += int(r["x_UnpricedCalls"])
+        month = hour.replace(day=1, hour=0)
+        assert r["BillingPeriodStart"] == f"{month:%Y-%m-%dT%H:%M:%SZ}"
+    expected = {
+        key: [v[0], v[1] + v[2], v[6], v[9]] for key, v in expected_rollup(docs, policy).items()
+    }
+    assert got == expected
+    assert {r["BillingPeriodStart"] for r in rows} == {
+        "2026-10-01T00:00:00Z",
+        "2026-11-01T00:00:00Z",
+    }
+    assert_valid(validate(validator_python, rule_sets, out, tmp_path))
