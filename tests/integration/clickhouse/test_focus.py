@@ -239,7 +239,7 @@ def data_dir(tmp_path: Path, policy: Policy, monkeypatch: pytest.MonkeyPatch) ->
         migrate(store)
         for table, pairs in Flush.of([piece]).rows_by_table().items():
             store.insert(table, [i.row for _, i in pairs], columns=COLUMNS[table])
-    monkeypatch.setenv("TOKENGOV_CLICKHOUSE_DSN", dsn)
+    monkeypatch.setenv("TOKENGOV_CLICKHOUSE_URL", dsn)
     yield directory
 
 
@@ -453,7 +453,7 @@ def test_a_random_history_with_stored_duplicates_exports_each_event_once(
         raw, unique = store.query("SELECT count(), uniqExact(event_id) FROM token_events").rows[0]
     assert raw == unique + 10
     out = tmp_path / "focus.csv"
-    monkeypatch.setenv("TOKENGOV_CLICKHOUSE_DSN", dsn)
+    monkeypatch.setenv("TOKENGOV_CLICKHOUSE_URL", dsn)
     export(directory, "--since", "2026-10-01", "--until", "2026-12-01", "--out", str(out))
     rows = read_csv(out)
     got: dict[tuple[Any, ...], list[Any]] = {}
@@ -477,3 +477,28 @@ def test_a_random_history_with_stored_duplicates_exports_each_event_once(
         "2026-11-01T00:00:00Z",
     }
     assert_valid(validate(validator_python, rule_sets, out, tmp_path))
+
+
+def test_a_window_longer_than_the_row_limit_is_read_a_day_at_a_time(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Readers run with a result-row limit (TOKENGOV_QUERY_MAX_RESULT_ROWS): the export asks
+    one day at a time, so 5 rows come through a limit of 4 (one on the 29th, four on the
+    30th); a day with more rows than the limit is refused with the setting to raise."""
+    window = ["--since", "2026-10-29", "--until", "2026-10-31"]
+    monkeypatch.setenv("TOKENGOV_QUERY_MAX_RESULT_ROWS", "4")
+    out = tmp_path / "focus.csv"
+    assert "5 row(s)" in export(data_dir, *window, "--out", str(out))
+    assert [r["ChargePeriodStart"] for r in read_csv(out)] == [
+        "2026-10-29T23:00:00Z",
+        "2026-10-30T10:00:00Z",
+        "2026-10-30T11:00:00Z",
+        "2026-10-30T11:00:00Z",
+        "2026-10-30T12:00:00Z",
+    ]
+    monkeypatch.setenv("TOKENGOV_QUERY_MAX_RESULT_ROWS", "3")
+    refused = CliRunner().invoke(
+        app, ["export", "focus", "--data-dir", str(data_dir), *window, "--out", str(out)]
+    )
+    assert refused.exit_code == 1
+    assert "TOKENGOV_QUERY_MAX_RESULT_ROWS" in "".join(refused.output.split())

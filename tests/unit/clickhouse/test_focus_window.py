@@ -75,3 +75,24 @@ def test_cli_refuses_a_start_after_the_end(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "must not be after until" in " ".join(result.output.split())
     assert not (tmp_path / "f.csv").exists()
+
+
+def test_chunks_cut_hours_at_days_and_days_at_months() -> None:
+    hourly = FocusWindow(
+        datetime(2026, 10, 30, 22, tzinfo=UTC), datetime(2026, 11, 1, 3, tzinfo=UTC)
+    )
+    assert [(c.since.isoformat(), c.until.isoformat()) for c in hourly.chunks()] == [
+        ("2026-10-30T22:00:00+00:00", "2026-10-31T00:00:00+00:00"),
+        ("2026-10-31T00:00:00+00:00", "2026-11-01T00:00:00+00:00"),
+        ("2026-11-01T00:00:00+00:00", "2026-11-01T03:00:00+00:00"),
+    ]
+    daily = FocusWindow(
+        datetime(2026, 11, 29, tzinfo=UTC), datetime(2027, 1, 2, tzinfo=UTC), Granularity.day
+    )
+    assert [(c.since.date().isoformat(), c.until.date().isoformat()) for c in daily.chunks()] == [
+        ("2026-11-29", "2026-12-01"),
+        ("2026-12-01", "2027-01-01"),
+        ("2027-01-01", "2027-01-02"),
+    ]
+    empty = FocusWindow(datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC))
+    assert empty.chunks() == []

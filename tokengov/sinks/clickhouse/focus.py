@@ -95,6 +95,20 @@ class FocusWindow:
         exports of adjacent windows never share a charge period."""
         return cls(granularity.floor(since), granularity.floor(until), granularity)
 
+    def chunks(self) -> list[FocusWindow]:
+        """The window cut at each UTC day (hourly periods) or month (daily periods)."""
+        pieces: list[FocusWindow] = []
+        start = self.since
+        while start < self.until:
+            if self.granularity is Granularity.hour:
+                boundary = Granularity.day.floor(start) + timedelta(days=1)
+            else:
+                boundary = _month(start)[1]
+            end = min(boundary, self.until)
+            pieces.append(FocusWindow(start, end, self.granularity))
+            start = end
+        return pieces
+
     def parameters(self) -> dict[str, Any]:
         fmt = "%Y-%m-%d %H:%M:%S"
         return {
@@ -106,7 +120,9 @@ class FocusWindow:
 def focus_sql(granularity: Granularity) -> str:
     """The sums behind the rows. Reads only ``token_events`` columns that exist since schema
     version 2, by name, so added columns change nothing; ``FINAL`` so that an event stored
-    twice (a retried insert not yet merged) counts once."""
+    twice (a retried insert not yet merged) counts once. The bounds are ``DateTime64(3)``
+    like ``ts``: compared with a ``DateTime`` bound, this chdb drops an event at
+    23:59:59.999 from the range that ends at the next midnight (measured; the test's ``e0``)."""
     bucket = "toStartOfHour(ts)" if granularity is Granularity.hour else "toStartOfDay(ts)"
     # Sums in types no sum of contract values overflows (as the reports do).
     tokens = ",\n    ".join(f"sum(toUInt256({k}_tokens)) AS {k}_tokens" for k in _TOKEN_KINDS)
@@ -117,7 +133,7 @@ def focus_sql(granularity: Granularity) -> str:
     sum(toDecimal256(cost_usd, {MONEY_SCALE})) AS cost_usd,
     countIf(cost_source = 'unpriced') AS unpriced_calls
 FROM token_events FINAL
-WHERE ts >= {{since:DateTime('UTC')}} AND ts < {{until:DateTime('UTC')}}
+WHERE ts >= {{since:DateTime64(3, 'UTC')}} AND ts < {{until:DateTime64(3, 'UTC')}}
 GROUP BY period_start_s, team, workflow, agent, provider, model
 ORDER BY period_start_s, team, workflow, agent, provider, model"""
 
@@ -272,12 +288,16 @@ def _focus_row(sums: dict[str, Any], step: timedelta) -> dict[str, Any]:
 
 
 def focus_rows(reader: Reader, window: FocusWindow) -> list[dict[str, Any]]:
-    """The FOCUS rows of ``window``, keyed by :data:`FOCUS_COLUMNS` names."""
-    if window.since == window.until:
-        return []
-    result = reader.query(focus_sql(window.granularity), window.parameters())
+    """The FOCUS rows of ``window``, keyed by :data:`FOCUS_COLUMNS` names, in period order.
+
+    One query per :meth:`FocusWindow.chunks` piece (a day of hours, a month of days), so
+    that a long window stays within the reader's per-query limits (result rows, time)."""
     step = window.granularity.step
-    return [_focus_row(sums, step) for sums in result.dicts()]
+    rows: list[dict[str, Any]] = []
+    for piece in window.chunks():
+        result = reader.query(focus_sql(window.granularity), piece.parameters())
+        rows.extend(_focus_row(sums, step) for sums in result.dicts())
+    return rows
 
 
 def _text(value: Any, kind: str) -> str:
