@@ -13,6 +13,7 @@ from tokengov.app.cli import (
     deadletter,
     debt,
     decisions,
+    export,
     grafana,
     policy,
     query,
@@ -49,6 +50,7 @@ app.add_typer(alerts.app, name="alerts")
 app.add_typer(db.app, name="db")
 app.command("query")(query.query)
 app.command("report")(query.report)
+app.add_typer(export.app, name="export")
 app.add_typer(worker.app, name="worker")
 app.add_typer(decisions.app, name="decisions")
 app.add_typer(deadletter.app, name="deadletter")
