@@ -465,6 +465,12 @@ def read_usage(provider: str, payload: Any) -> Usage:
             return _otel_usage(payload)
         if "usage" in payload:  # a whole response as JSON
             return _from_response(provider, payload.get("usage"), payload.get("service_tier"))
+        inner = payload.get("response")
+        if isinstance(inner, Mapping) and "usage" in inner:  # a Responses stream's last event
+            return read_usage(provider, inner)
+    elif hasattr(payload, "response") and hasattr(payload.response, "usage"):
+        # the OpenAI Responses stream's response.completed event carries the whole response
+        return read_usage(provider, payload.response)
     elif hasattr(payload, "usage") and not hasattr(payload, "input_tokens"):
         # a whole response object (ChatCompletion, Response, Message, a stream's chunk)
         return _from_response(provider, payload.usage, getattr(payload, "service_tier", None))

@@ -15,7 +15,7 @@ import pytest
 from anthropic.types import Message
 from genai_prices import extract_usage
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
-from openai.types.responses import Response
+from openai.types.responses import Response, ResponseCompletedEvent
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -137,6 +137,16 @@ def test_openai_responses() -> None:
         TokenCounts(input=328, output=52, cached_input=128, cache_write=100, reasoning=12),
         service_tier="priority",
     )
+
+
+def test_openai_responses_stream_completed_event() -> None:
+    """https://platform.openai.com/docs/api-reference/responses-streaming/response/completed"""
+    event = ResponseCompletedEvent.model_validate(
+        {"type": "response.completed", "sequence_number": 9, "response": RESPONSE}
+    )
+    expected = read_usage("openai", Response.model_validate(RESPONSE))
+    assert read_usage("openai", event) == expected
+    assert read_usage("openai", event.model_dump(mode="json")) == expected
 
 
 def test_anthropic_message_with_1h_writes_and_thinking() -> None:
