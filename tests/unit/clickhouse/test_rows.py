@@ -7,7 +7,7 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
-from tokengov.core.contracts import Alert, CallEvent, Outcome
+from tokengov.core.contracts import Alert, CallEvent, Outcome, TokenCounts
 from tokengov.core.pricing import PricedCall
 from tokengov.sinks.clickhouse.rows import (
     ALERT_COLUMNS,
@@ -164,6 +164,18 @@ def test_a_dead_letter_rebuilt_from_the_row_is_the_same_event(cost):
     source = "reported" if cost else "catalog"
     row = event_row(event, PricedCall(Decimal(cost or "0.1"), source))
     assert parse_event(orjson.loads(row_payload("token_events", row))) == event
+    # and the usage fields of issue 14
+    usage = event.model_copy(
+        update={
+            "tokens": TokenCounts(input=100, output=10, cache_write=50, cache_write_1h=20),
+            "service_tier": "priority",
+        }
+    )
+    row = event_row(usage, PricedCall(Decimal(cost or "0.1"), source))
+    assert parse_event(orjson.loads(row_payload("token_events", row))) == usage
+    missing = _event(tokens={}, usage_missing=True, service_tier="flex", cost_usd=cost)
+    row = event_row(missing, PricedCall(Decimal(cost or "0"), source))
+    assert parse_event(orjson.loads(row_payload("token_events", row))) == missing
 
 
 def test_event_row_writes_the_usage_fields_and_the_price_version():
