@@ -57,7 +57,9 @@ def usd(femto: int) -> Decimal:
 
 class Call:
     """One model call (the contract's :class:`~tokengov.core.contracts.CallEvent`): token counts
-    flat (``input``, ``output``, ``cached_input``, ``cache_write``, ``reasoning``), the
+    flat (``input``, ``output``, ``cached_input``, ``cache_write`` with its 1-hour part
+    ``cache_write_1h``, ``reasoning``), ``service_tier`` (None: not reported),
+    ``usage_missing`` (the response carried no usage: never priced as a normal call), the
     input's ``components`` as a tuple in :data:`COMPONENT_NAMES` order (also readable by
     name: ``call.history``), a reported cost in femto-USD (``cost_femto``, None: price it
     from the catalog), ``task_id`` never None."""
@@ -66,6 +68,7 @@ class Call:
         "agent",
         "attempt",
         "cache_write",
+        "cache_write_1h",
         "cached_input",
         "components",
         "context_window",
@@ -78,6 +81,7 @@ class Call:
         "parent_agent",
         "provider",
         "reasoning",
+        "service_tier",
         "status",
         "step",
         "task_id",
@@ -86,6 +90,7 @@ class Call:
         "tool_name",
         "ts",
         "ts_ms",
+        "usage_missing",
         "workflow",
     )
     kind: Final = "call"
@@ -115,6 +120,9 @@ class Call:
         context_window: int | None,
         provider: str = "unknown",
         latency_ms: int | None = None,
+        cache_write_1h: int = 0,
+        service_tier: str | None = None,
+        usage_missing: bool = False,
     ) -> None:
         self.event_id = event_id
         self.ts = ts
@@ -140,6 +148,9 @@ class Call:
         self.context_window = context_window
         self.provider = provider
         self.latency_ms = latency_ms
+        self.cache_write_1h = cache_write_1h
+        self.service_tier = service_tier
+        self.usage_missing = usage_missing
 
     @property
     def tokens_total(self) -> int:
@@ -294,4 +305,7 @@ def from_model(event: CallEvent | Outcome) -> Call | Done:
         event.context_window,
         event.provider,
         event.latency_ms,
+        t.cache_write_1h,
+        event.service_tier,
+        event.usage_missing,
     )

@@ -137,12 +137,17 @@ class _Wire(BaseModel):
 
 class TokenCounts(_Wire):
     """Token counts of one call. ``cached_input`` and ``cache_write`` are parts of ``input``;
+    ``cache_write_1h`` is the part of ``cache_write`` written with a 1-hour TTL (Anthropic's
+    ``ephemeral_1h_input_tokens``; the rest of ``cache_write`` is 5-minute writes);
     ``reasoning`` is part of ``output`` (DESIGN.md)."""
 
     input: Count = 0
     output: Count = 0
     cached_input: Count = 0
     cache_write: Count = 0
+    cache_write_1h: Count = Field(
+        default=0, description="The part of cache_write written with a 1-hour TTL."
+    )
     reasoning: Count = 0
 
     @model_validator(mode="after")
@@ -151,6 +156,11 @@ class TokenCounts(_Wire):
             raise ValueError(
                 f"cached_input ({self.cached_input}) + cache_write ({self.cache_write}) "
                 f"exceeds input ({self.input}); both are parts of input"
+            )
+        if self.cache_write_1h > self.cache_write:
+            raise ValueError(
+                f"cache_write_1h ({self.cache_write_1h}) exceeds cache_write "
+                f"({self.cache_write}); 1-hour writes are part of cache_write"
             )
         if self.reasoning > self.output:
             raise ValueError(
@@ -231,9 +241,25 @@ class CallEvent(_Wire):
         description="The model's context window in tokens, where the agent reports it "
         "(context utilization = input / context_window).",
     )
+    service_tier: Name | None = Field(
+        default=None,
+        description="The provider's service tier of the call, as the response reports it "
+        "(default, flex, priority, batch, scale, ...).",
+    )
+    usage_missing: bool = Field(
+        default=False,
+        description="The response carried no usage (a stream without usage, an SDK object "
+        "without usage): the token counts are unknown (0 here) and the call is never priced "
+        "as a normal one (cost_source missing_usage).",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> CallEvent:
+        if self.usage_missing and (self.tokens.input or self.tokens.output):
+            raise ValueError(
+                "usage_missing: the call carries no usage, so tokens.input and tokens.output "
+                f"must be 0 (got {self.tokens.input} and {self.tokens.output})"
+            )
         if self.components.total > self.tokens.input:
             raise ValueError(
                 f"components: sum to {self.components.total}, more than tokens.input "
@@ -290,6 +316,7 @@ AlertKind = Literal[
     "budget_forecast",
     "missing_cost_profile",
     "unpriced_model",
+    "missing_usage",
     "attribution_coverage",
     "debt_finding",
     "receiver_failing",

@@ -160,24 +160,27 @@ def _fast_call(d: dict[str, Any]) -> Call:
         raise _Slow
     tokens = get("tokens", _MISSING)
     if tokens is _MISSING:
-        inp = out = cached = write = reasoning = 0
+        inp = out = cached = write = write_1h = reasoning = 0
     elif type(tokens) is dict:
         tget = tokens.get
         inp, out = tget("input", 0), tget("output", 0)
         cached, write = tget("cached_input", 0), tget("cache_write", 0)
-        reasoning = tget("reasoning", 0)
+        write_1h, reasoning = tget("cache_write_1h", 0), tget("reasoning", 0)
         if (
             type(inp) is not int
             or type(out) is not int
             or type(cached) is not int
             or type(write) is not int
+            or type(write_1h) is not int
             or type(reasoning) is not int
             or not 0 <= inp < _INT_LIMIT
             or not 0 <= out < _INT_LIMIT
             or cached < 0
             or write < 0
+            or write_1h < 0
             or reasoning < 0
             or cached + write > inp
+            or write_1h > write
             or reasoning > out
         ):
             raise _Slow
@@ -230,9 +233,13 @@ def _fast_call(d: dict[str, Any]) -> Call:
         raise _Slow
     if window is not None and (type(window) is not int or not 0 <= window < _INT_LIMIT):
         raise _Slow
+    missing = get("usage_missing", False)
+    if type(missing) is not bool or (missing and (inp or out)):
+        raise _Slow
     model = get("model")
     agent, provider = get("agent", "agent"), get("provider", "unknown")
     parent, tool = get("parent_agent"), get("tool_name")
+    tier = get("service_tier")
     team, workflow = get("team"), get("workflow")
     # the names, all at once: each is a non-empty printable string within the limit
     names = [model, agent, provider]
@@ -240,6 +247,8 @@ def _fast_call(d: dict[str, Any]) -> Call:
         names.append(parent)
     if tool is not None:
         names.append(tool)
+    if tier is not None:
+        names.append(tier)
     for name in names:
         if not (
             type(name) is str and 0 < len(name) <= MAX_NAME_CHARS and name.isprintable()
@@ -271,6 +280,9 @@ def _fast_call(d: dict[str, Any]) -> Call:
         window,
         cast(str, provider),
         latency,
+        write_1h,
+        tier,
+        missing,
     )
 
 
@@ -322,6 +334,7 @@ class _TokensWire(msgspec.Struct, forbid_unknown_fields=True):
     output: _Count = 0
     cached_input: _Count = 0
     cache_write: _Count = 0
+    cache_write_1h: _Count = 0
     reasoning: _Count = 0
 
 
@@ -365,6 +378,8 @@ class _CallWire(msgspec.Struct, tag_field="kind", tag="call", forbid_unknown_fie
     status: Literal["ok", "error", "timeout"] = "ok"
     cost_usd: None = None
     context_window: _Count | None = None
+    service_tier: _WireName | None = None
+    usage_missing: bool = False
 
 
 class _OutcomeWire(msgspec.Struct, tag_field="kind", tag="outcome", forbid_unknown_fields=True):
@@ -406,6 +421,7 @@ def _from_wire(w: _CallWire | _OutcomeWire) -> Call | Done:
         and (c.task_id is None or c.task_id.isprintable())
         and (c.parent_agent is None or c.parent_agent.isprintable())
         and (c.tool_name is None or c.tool_name.isprintable())
+        and (c.service_tier is None or c.service_tier.isprintable())
     ):
         raise _Slow
     t = _NO_TOKENS if c.tokens is msgspec.UNSET else c.tokens
@@ -422,8 +438,10 @@ def _from_wire(w: _CallWire | _OutcomeWire) -> Call | Done:
     )
     if (
         t.cached_input + t.cache_write > t.input
+        or t.cache_write_1h > t.cache_write
         or t.reasoning > t.output
         or sum(components) > t.input
+        or (c.usage_missing and (t.input or t.output))
     ):
         raise _Slow
     return Call(
@@ -450,6 +468,9 @@ def _from_wire(w: _CallWire | _OutcomeWire) -> Call | Done:
         c.context_window,
         c.provider,
         c.latency_ms,
+        t.cache_write_1h,
+        c.service_tier,
+        c.usage_missing,
     )
 
 

@@ -74,8 +74,12 @@ def test_emit_dry_run_from_stdin_sends_nothing(bootstrap, topic_names):
 
 def test_tail_shows_events_readably(bootstrap, topic_names, tmp_path):
     path = tmp_path / "events.jsonl"
+    tokens = {"input": 1200, "output": 300, "cached_input": 800, "cache_write": 300}
     path.write_text(
-        json.dumps(call(7, tokens={"input": 1200, "output": 300, "cached_input": 800})) + "\n"
+        json.dumps(call(7, tokens=tokens | {"cache_write_1h": 100}, service_tier="flex"))
+        + "\n"
+        + json.dumps(call(8, tokens={}, usage_missing=True))
+        + "\n"
     )
     assert (
         run_cli(
@@ -91,8 +95,10 @@ def test_tail_shows_events_readably(bootstrap, topic_names, tmp_path):
         topic_names.events,
         "--from-beginning",
         "--limit",
-        "1",
+        "2",
     )
     assert result.returncode == 0, result.stderr
     assert "search/support-triage" in result.stdout and "in=1,200" in result.stdout
     assert "cached=800" in result.stdout
+    assert "cache_write=300 of_which_1h=100" in result.stdout and "tier=flex" in result.stdout
+    assert "usage missing" in result.stdout

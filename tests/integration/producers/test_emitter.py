@@ -238,3 +238,61 @@ def test_broker_restarted_empty_gets_its_topic_from_tokengov_not_from_the_emitte
         broker.stop()
     assert len(after) == 8 == len({e.event_id for _, e in after}), "every spooled call, once"
     assert partitions_after == partitions_before, "a task moved to another partition"
+
+
+def test_record_takes_provider_responses_and_never_makes_a_missing_usage_free(
+    bootstrap, topic_names, tmp_path
+):
+    from anthropic.types import Message
+    from openai.types.chat import ChatCompletion, ChatCompletionChunk
+
+    from tests.unit.producers.test_sdk_payloads import CHAT, CHUNK, MESSAGE
+    from tokengov.producers.adapters import from_otel_span
+
+    with TokenEmitter(bootstrap, topic=topic_names.events, spool_dir=tmp_path / "spool") as emitter:
+        with emitter.task(team="search", workflow="wf", task_id="t-sdk", agent="planner") as task:
+            task.record(
+                ChatCompletion.model_validate(CHAT), model="gpt-4.1-mini", provider="openai"
+            )
+            task.record(
+                Message.model_validate(MESSAGE), model="claude-sonnet-4", provider="anthropic"
+            )
+            # a stream without include_usage, and no response at all
+            task.record(ChatCompletionChunk.model_validate(CHUNK), model="gpt-4.1-mini")
+            task.record(None, model="gpt-4.1-mini", service_tier="batch")
+        span = from_otel_span(
+            {
+                "gen_ai.operation.name": "chat",
+                "gen_ai.provider.name": "anthropic",
+                "gen_ai.request.model": "claude-sonnet-4",
+                "gen_ai.conversation.id": "t-span",
+                "gen_ai.usage.input_tokens": "700",
+                "gen_ai.usage.cache_read.input_tokens": "600",
+                "gen_ai.usage.output_tokens": "9",
+            }
+        ).call_fields()
+        assert span is not None
+        emitter.emit_call(team="search", workflow="wf", **span)
+    assert emitter.stats.invalid == 0
+    events = read_events(bootstrap, topic_names.events, expected=6)
+    calls = sorted((e for _, e in events if isinstance(e, Call)), key=lambda c: (c.task_id, c.step))
+    got = [
+        (
+            c.input,
+            c.cached_input,
+            c.cache_write,
+            c.cache_write_1h,
+            c.reasoning,
+            c.service_tier,
+            c.usage_missing,
+        )
+        for c in calls
+    ]
+    assert got == [
+        (1117, 512, 256, 0, 20, "flex", False),
+        (3521, 2000, 1500, 500, 300, "priority", False),
+        (0, 0, 0, 0, 0, "default", True),
+        (0, 0, 0, 0, 0, "batch", True),
+        (700, 600, 0, 0, 0, None, False),
+    ]
+    assert calls[-1].task_id == "t-span" and calls[-1].provider == "anthropic"

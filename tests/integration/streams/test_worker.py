@@ -30,6 +30,8 @@ def test_scripted_scenario_gives_exactly_the_expected_alerts_decisions_and_recor
     c.send(*[call("t-loop", step=7, tool_name="grep") for _ in range(5)])  # same tool, no progress
     c.send(call("t-new", workflow="brand-new", team="research"))
     c.send(call("t-unpriced", workflow="brand-new", team="research", model="gpt-9"))
+    no_usage = call("t-no-usage", workflow="doc-qa", tokens={}) | {"usage_missing": True}
+    c.send(no_usage, no_usage | {"event_id": no_usage["event_id"] + "-2"})  # alerted once
     c.send(call("t-spend", team="research", tokens={"input": 1_500_000, "output": 0}))  # $0.60
     c.send(outcome("t-run"), outcome("t-storm", status="failure"))
     c.send_raw(b"t-bad", b"{not json")
@@ -45,6 +47,7 @@ def test_scripted_scenario_gives_exactly_the_expected_alerts_decisions_and_recor
             "loop|search|support-triage|t-loop|grep",
             f"missing_cost_profile|research|brand-new|{day}",
             f"unpriced_model|research|gpt-9|{day}",
+            f"missing_usage|search|doc-qa|{day}",
             f"budget_threshold|research|team:research:day|{day}|usd|0.5",
         ]
     )
@@ -56,6 +59,9 @@ def test_scripted_scenario_gives_exactly_the_expected_alerts_decisions_and_recor
     )
     c.wait_processed()
     assert c.fingerprints() == expected, c.tail()
+
+    missing = next(a for a in c.alerts() if a["kind"] == "missing_usage")
+    assert missing["workflow"] == "doc-qa" and missing["evidence"]["calls"] >= 1
 
     runaway = next(a for a in c.alerts() if a["task_id"] == "t-run")
     assert runaway["summary"] == "task t-run made 6 tool calls; its cost profile allows 5"

@@ -158,3 +158,19 @@ routes:
     assert (m.receiver, m.node.path) == ("console", "routes")
     [step] = tree.explain({"kind": "receiver_failing"})
     assert "default receiver" in step.detail
+
+
+def test_every_alert_kind_of_the_contract_is_routed_by_the_example_policy():
+    """A new alert kind (missing_usage, issue 14) reaches a receiver through the example
+    policy's routes like every other kind."""
+    from pathlib import Path
+    from typing import get_args
+
+    from tokengov.core.contracts import AlertKind
+
+    assert "missing_usage" in get_args(AlertKind)
+    example = Path(__file__).resolve().parents[3] / "examples" / "policy.yaml"
+    tree = RouteTree.from_policy(parse_policy(example.read_text()))
+    for kind in get_args(AlertKind):
+        matches = tree.match({"team": "search", "workflow": "support-triage", "kind": kind})
+        assert matches and all(m.receiver for m in matches), kind

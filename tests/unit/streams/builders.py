@@ -85,6 +85,7 @@ def call(
     output: int = 100,
     cached: int = 0,
     cache_write: int = 0,
+    cache_write_1h: int = 0,
     reasoning: int = 0,
     tool_calls: int = 0,
     tool: str | None = None,
@@ -92,6 +93,8 @@ def call(
     cost: str | None = None,
     context_window: int | None = None,
     event_id: str | None = None,
+    service_tier: str | None = None,
+    usage_missing: bool = False,
 ) -> CallEvent:
     """One call ``at`` seconds after T0."""
     return CallEvent.model_validate(
@@ -111,6 +114,7 @@ def call(
                 "output": output,
                 "cached_input": cached,
                 "cache_write": cache_write,
+                "cache_write_1h": cache_write_1h,
                 "reasoning": reasoning,
             },
             "tool_calls": tool_calls,
@@ -118,6 +122,8 @@ def call(
             "status": status,
             "cost_usd": cost,
             "context_window": context_window,
+            "service_tier": service_tier,
+            "usage_missing": usage_missing,
         }
     )
 

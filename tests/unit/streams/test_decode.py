@@ -12,12 +12,24 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.unit.streams.builders import call, outcome
-from tokengov.core.calls import from_model
+from tokengov.core.calls import Call, from_model
 from tokengov.core.decoding import decode_events, fast_event, fast_message, parse_event
 from tokengov.core.errors import ContractError
 
 BASE_CALL = call(
-    task="t-1", tool="search", parent="planner", cached=100, reasoning=10, context_window=8000
+    task="t-1",
+    tool="search",
+    parent="planner",
+    cached=100,
+    cache_write=50,
+    cache_write_1h=20,
+    reasoning=10,
+    context_window=8000,
+    service_tier="flex",
+).model_dump(mode="json")
+#: A call whose response carried no usage (its counts 0): mutations reach usage_missing = true.
+MISSING_USAGE_CALL = call(
+    task="t-2", input=0, output=0, usage_missing=True, service_tier="default"
 ).model_dump(mode="json")
 BASE_OUTCOME = outcome(task="t-1").model_dump(mode="json")
 
@@ -94,7 +106,16 @@ small = st.one_of(*[st.integers(min_value=-1, max_value=12)] * 8, scalars)  # mo
 token_dicts = st.fixed_dictionaries(
     {},
     optional={
-        k: small for k in ("input", "output", "cached_input", "cache_write", "reasoning", "extra")
+        k: small
+        for k in (
+            "input",
+            "output",
+            "cached_input",
+            "cache_write",
+            "cache_write_1h",
+            "reasoning",
+            "extra",
+        )
     },
 )
 component_dicts = st.fixed_dictionaries(
@@ -152,7 +173,7 @@ def slow(doc: Any) -> Any:
 
 
 @settings(max_examples=1500, deadline=None)
-@given(data=st.data(), base=st.sampled_from([BASE_CALL, BASE_OUTCOME]))
+@given(data=st.data(), base=st.sampled_from([BASE_CALL, MISSING_USAGE_CALL, BASE_OUTCOME]))
 def test_fast_path_agrees_with_the_models(data: st.DataObject, base: dict[str, Any]) -> None:
     doc = mutate(base, data)
     fast = fast_event(doc)
@@ -170,7 +191,7 @@ def test_fast_path_agrees_with_the_models(data: st.DataObject, base: dict[str, A
 
 
 @settings(max_examples=1500, deadline=None)
-@given(data=st.data(), base=st.sampled_from([BASE_CALL, BASE_OUTCOME]))
+@given(data=st.data(), base=st.sampled_from([BASE_CALL, MISSING_USAGE_CALL, BASE_OUTCOME]))
 def test_message_path_agrees_with_the_models(data: st.DataObject, base: dict[str, Any]) -> None:
     doc = mutate(base, data)
     raw = wire(doc)
@@ -197,11 +218,31 @@ def test_ordinary_messages_take_the_message_path() -> None:
 def test_ordinary_events_take_the_fast_path() -> None:
     for doc in (
         BASE_CALL,
+        MISSING_USAGE_CALL,
         BASE_OUTCOME,
         {"kind": "call", "event_id": "e", "ts": "2026-11-29T05:00:00Z", "model": "m"},
     ):
         assert fast_event(doc) is not None, doc
     assert decode_events(orjson.dumps([BASE_CALL, BASE_OUTCOME])).slow == 0
+    fast = fast_message(orjson.dumps([BASE_CALL, MISSING_USAGE_CALL]))
+    assert fast is not None
+    full, missing = fast[1]
+    assert isinstance(full, Call) and isinstance(missing, Call)
+    assert (full.cache_write, full.cache_write_1h, full.service_tier) == (50, 20, "flex")
+    assert not full.usage_missing
+    assert missing.usage_missing and (missing.input, missing.output) == (0, 0)
+
+
+def test_new_fields_are_checked_and_named() -> None:
+    for doc, field in (
+        ({**BASE_CALL, "tokens": {"input": 10, "cache_write": 2, "cache_write_1h": 3}}, "1h"),
+        ({**MISSING_USAGE_CALL, "tokens": {"input": 5}}, "usage_missing"),
+        ({**BASE_CALL, "service_tier": "a\x00b"}, "service_tier"),
+        ({**BASE_CALL, "usage_missing": "maybe"}, "usage_missing"),
+    ):
+        decoded = decode_events(orjson.dumps(doc))
+        assert decoded.events == [], doc
+        assert field in decoded.failures[0][0].reason, decoded.failures[0][0].reason
 
 
 def test_envelope_keeps_good_items_with_their_index() -> None:
@@ -222,7 +263,7 @@ def test_whole_message_failures() -> None:
     assert decode_events(b"{nope").failures[0][0].index is None
 
 
-TOKEN_KEYS = ("input", "output", "cached_input", "cache_write", "reasoning")
+TOKEN_KEYS = ("input", "output", "cached_input", "cache_write", "cache_write_1h", "reasoning")
 COMPONENT_KEYS = (
     "system",
     "tool_definitions",

@@ -26,10 +26,14 @@ def _event_line(event: Call | Done) -> str:
         quality = f" quality={event.quality:.2f}" if event.quality is not None else ""
         return f"{ts} [magenta]outcome[/] {who} task={escape(event.task_id)} [bold]{event.status}[/]{quality}"
     parts = [f"in={event.input:,}", f"out={event.output:,}"]
+    if event.usage_missing:
+        parts = ["[yellow]usage missing[/]"]
     if event.cached_input:
         parts.append(f"cached={event.cached_input:,}")
     if event.cache_write:
         parts.append(f"cache_write={event.cache_write:,}")
+    if event.cache_write_1h:
+        parts.append(f"of_which_1h={event.cache_write_1h:,}")
     if event.reasoning:
         parts.append(f"reasoning={event.reasoning:,}")
     extra = f" attempt={event.attempt}" if event.attempt > 1 else ""
@@ -37,6 +41,8 @@ def _event_line(event: Call | Done) -> str:
         extra += f" from={escape(event.parent_agent)}"
     if event.tool_name:
         extra += f" tool={escape(event.tool_name)}"
+    if event.service_tier:
+        extra += f" tier={escape(event.service_tier)}"
     cost = f" ${usd_str(event.cost_femto)}" if event.cost_femto is not None else ""
     status = "" if event.status == "ok" else f" [red]{event.status}[/]"
     return (
