@@ -15,6 +15,7 @@ from tokengov.app.cli import (
     decisions,
     grafana,
     policy,
+    prices,
     query,
     schema,
     worker,
@@ -36,6 +37,7 @@ app = typer.Typer(
 )
 app.add_typer(broker.app, name="broker")
 app.add_typer(policy.app, name="policy")
+app.add_typer(prices.app, name="prices")
 app.add_typer(bench.app, name="bench")
 app.add_typer(debt.app, name="debt")
 app.add_typer(grafana.app, name="grafana")
