@@ -179,6 +179,10 @@ class Entry(NamedTuple):
         return self.usd_rates
 
 
+#: Not in the pricer's cache yet (a sentinel: the cache holds None for an unpriced model).
+_UNSEEN: Final = Entry((ZERO,) * 6, (0,) * 6, True, "policy")
+
+
 def _policy_entry(price: Price) -> Entry:
     rates = _usd_rates(price)
     return Entry(rates, _femto(rates), _exact(rates), "policy", price=price)
@@ -394,7 +398,10 @@ class Pricer:
             return call.cost_femto
         if call.usage_missing:
             return 0
-        entry = self.entry(call.model, call.ts.date(), call.provider, call.service_tier)
+        day = call.ts.date()
+        entry = self._cache.get((call.provider, call.model, day, call.service_tier), _UNSEEN)
+        if entry is _UNSEEN:
+            entry = self.entry(call.model, day, call.provider, call.service_tier)
         if entry is None:
             return None
         rates = entry.femto_rates

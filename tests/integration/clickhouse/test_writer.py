@@ -238,7 +238,7 @@ def test_rows_match_what_was_produced(bootstrap, topic_names, store, policy, dec
             Decimal(doc["cost_usd"]) if doc["cost_usd"] is not None else priced.cost_usd,
             "reported"
             if doc["cost_usd"] is not None
-            else ("unpriced" if doc["model"] == "mystery-model" else "catalog"),
+            else ("unpriced" if doc["model"] == "mystery-model" else "policy"),
             doc["context_window"],
             1,
         )
