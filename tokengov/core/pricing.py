@@ -219,28 +219,31 @@ def _price_context(service_tier: str | None) -> dict[str, str] | None:
 
 
 def _find(provider: str, model: str) -> tuple[Provider, ModelInfo] | None:
-    """The catalog's (provider, model) for an event's provider and model: the provider the
-    event names (and the providers the catalog falls back to for it, e.g. Vertex → Anthropic
-    models); where the catalog does not know that provider, a provider prefix of the model
-    (``openai/gpt-4.1``), then the provider whose models the id matches."""
-    from genai_prices.data_snapshot import get_snapshot
+    """The catalog's (provider, model) for an event's provider and model. A provider the
+    catalog knows: its models (and those of the providers it resells, e.g. Vertex →
+    Anthropic's), the model as named or without a provider prefix (``openai/gpt-4.1``) —
+    never another provider's price. A provider it does not know (``unknown``): the provider
+    of a prefix (``openai/gpt-4.1``), then the provider whose models the id matches."""
+    from genai_prices.data_snapshot import find_provider_by_id, get_snapshot
 
     snapshot = get_snapshot()
-    attempts: list[tuple[str, str | None]] = []
-    if provider and provider != "unknown":
-        attempts.append((model, provider))
-    prefix, slash, rest = model.partition("/")
+    _, slash, rest = model.partition("/")
+    refs = [model, rest] if slash and rest else [model]
+    known = find_provider_by_id(snapshot.providers, provider) if provider else None
+    if known is not None:
+        for ref in refs:
+            try:
+                return snapshot.find_provider_model(ref, known, None, None)
+            except LookupError:
+                continue
+        return None
+    attempts: list[tuple[str, str | None]] = [(model, None)]
     if slash and rest:
-        attempts.append((rest, prefix))
-    attempts.append((model, None))
+        attempts.insert(0, (rest, model.partition("/")[0]))
     for ref, provider_id in attempts:
         try:
             return snapshot.find_provider_model(ref, None, provider_id, None)
-        except LookupError as exc:
-            # The event's provider is known to the catalog but not this model: unpriced
-            # (not another provider's price for it).
-            if provider_id is not None and provider_id == provider and "model" in str(exc):
-                return None
+        except LookupError:
             continue
     return None
 

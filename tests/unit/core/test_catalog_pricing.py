@@ -259,7 +259,8 @@ def test_provider_prefix_and_unknown_provider_find_the_model() -> None:
         event("unknown", "openai/gpt-4.1-mini", input=1_000_000, output=0), catalog
     )
     bare = price_call(event("unknown", "gpt-4.1-mini", input=1_000_000, output=0), catalog)
-    assert prefixed.cost_usd == bare.cost_usd == Decimal("0.4")
+    known = price_call(event("openai", "openai/gpt-4.1-mini", input=1_000_000, output=0), catalog)
+    assert prefixed.cost_usd == bare.cost_usd == known.cost_usd == Decimal("0.4")
 
 
 def test_a_call_without_usage_costs_nothing_and_says_so() -> None:
