@@ -367,6 +367,12 @@ class Pricer:
         self.catalog = catalog
         self.use_catalog = use_catalog
         self._cache: dict[tuple[str, str, date, str | None], Entry | None] = {}
+        if use_catalog:
+            # The catalog's data loads once per process (~0.2 s): here, not on the first
+            # call of an unknown model in the streams' hot path.
+            from genai_prices.data_snapshot import get_snapshot
+
+            get_snapshot()
 
     def entry(
         self, model: str, day: date, provider: str = "unknown", service_tier: str | None = None
