@@ -76,8 +76,6 @@ ZERO: Final = Decimal(0)
 CostSource = Literal["reported", "policy", "catalog", "unpriced", "missing_usage"]
 
 _N = TypeVar("_N", int, Decimal)
-#: Rates (input, cached_input, cache_write, cache_write_1h, output, reasoning) in one unit.
-Rates = tuple[_N, _N, _N, _N, _N, _N]
 
 
 def _formula(
@@ -360,19 +358,16 @@ class PricedCall:
 
 class Pricer:
     """Prices decoded calls: the policy's prices over the catalog; the rates in force are
-    resolved once per (provider, model, UTC day, service tier) and cached. ``use_catalog``
-    False prices by the policy alone."""
+    resolved once per (provider, model, UTC day, service tier) and cached."""
 
-    def __init__(self, catalog: PriceCatalog, *, use_catalog: bool = True) -> None:
+    def __init__(self, catalog: PriceCatalog) -> None:
         self.catalog = catalog
-        self.use_catalog = use_catalog
         self._cache: dict[tuple[str, str, date, str | None], Entry | None] = {}
-        if use_catalog:
-            # The catalog's data loads once per process (~0.2 s): here, not on the first
-            # call of an unknown model in the streams' hot path.
-            from genai_prices.data_snapshot import get_snapshot
+        # The catalog's data loads once per process (~0.2 s): here, not on the first call
+        # of an unknown model in the streams' hot path.
+        from genai_prices.data_snapshot import get_snapshot
 
-            get_snapshot()
+        get_snapshot()
 
     def entry(
         self, model: str, day: date, provider: str = "unknown", service_tier: str | None = None
@@ -393,8 +388,6 @@ class Pricer:
         price = self.catalog.lookup(model, datetime.combine(day, time(), UTC))
         if price is not None:
             return _policy_entry(price)
-        if not self.use_catalog:
-            return None
         found = _catalog_entry(provider, model, day, service_tier, self.catalog)
         if isinstance(found, Price):
             return _policy_entry(found)
