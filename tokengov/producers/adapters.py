@@ -1,41 +1,74 @@
 """Provider usage payloads → :class:`TokenCounts`, normalised as DESIGN.md says.
 
 tokengov's ``input`` counts every input token, cached or not; ``cached_input``
-(read from the prompt cache) and ``cache_write`` (written to it) are parts of
-it; ``reasoning`` is part of ``output``. Providers report these differently:
+(read from the prompt cache) and ``cache_write`` (written to it, with its 1-hour
+part ``cache_write_1h``) are parts of it; ``reasoning`` is part of ``output``.
+Providers report these differently (docs/sdk.md has the field-by-field table):
 
 ==============================  ==========================================================
-OpenAI chat completions         ``prompt_tokens`` *includes* ``prompt_tokens_details.cached_tokens``;
-                                ``completion_tokens`` includes ``completion_tokens_details.reasoning_tokens``
-OpenAI responses API            ``input_tokens`` includes ``input_tokens_details.cached_tokens``;
-                                ``output_tokens`` includes ``output_tokens_details.reasoning_tokens``
+OpenAI chat completions         ``prompt_tokens`` *includes* ``prompt_tokens_details.cached_tokens``
+                                and ``.cache_write_tokens``; ``completion_tokens`` includes
+                                ``completion_tokens_details.reasoning_tokens``
+OpenAI responses API            ``input_tokens`` includes ``input_tokens_details.cached_tokens``
+                                and ``.cache_write_tokens``; ``output_tokens`` includes
+                                ``output_tokens_details.reasoning_tokens``
 Anthropic messages              ``input_tokens`` *excludes* ``cache_read_input_tokens`` and
-                                ``cache_creation_input_tokens``: input = the three summed
+                                ``cache_creation_input_tokens``: input = the three summed;
+                                ``cache_creation.ephemeral_1h_input_tokens`` is the 1-hour part;
+                                ``output_tokens_details.thinking_tokens`` is part of ``output_tokens``
 OpenTelemetry GenAI spans       ``gen_ai.usage.input_tokens`` SHOULD include
                                 ``gen_ai.usage.cache_read.input_tokens`` and
                                 ``gen_ai.usage.cache_creation.input_tokens``
 ==============================  ==========================================================
 
-The payloads are plain mappings (what ``response.usage.model_dump()`` or the
-raw JSON gives); the provider SDKs need not be installed. Attribute-style
-objects (the SDKs' pydantic models) are accepted too.
+:func:`read_usage` takes a whole response (an SDK object such as ``ChatCompletion``,
+``Response`` or ``Message``, or its JSON), its ``usage`` alone, OpenTelemetry span
+attributes, or ``None``, and returns a :class:`Usage`: the token counts, the service
+tier the response reports, and whether the usage was missing (``None``, a response
+whose ``usage`` is null — a chat stream without ``include_usage`` — or a span without
+usage attributes). A missing usage is never a free call: the event says
+``usage_missing`` and is counted and alerted as such. :func:`from_otel_span` reads a
+whole GenAI span: its attribution, operation and status too.
+
+The payloads are plain mappings or attribute-style objects (the SDKs' pydantic models);
+the provider SDKs need not be installed. ``genai_prices.extract_usage`` is not used here:
+it reads only plain dicts of whole responses (not the SDK objects nor a bare ``usage``),
+needs the API flavour spelt out, says nothing of the service tier, OpenTelemetry spans or a
+missing usage; the tests compare these adapters with it on the providers' SDK types.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
 
 from tokengov.core.contracts import TokenCounts
 from tokengov.core.errors import ContractError
 
 __all__ = [
+    "OTEL_ATTRIBUTES",
+    "OTEL_SKIPPED_OPERATIONS",
+    "SpanCall",
+    "Usage",
     "from_anthropic",
     "from_openai_chat",
     "from_openai_responses",
     "from_otel_attributes",
+    "from_otel_span",
     "normalize_usage",
+    "read_usage",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """What a response says about its usage: the token counts, the service tier it ran in
+    (None: not reported) and ``missing`` (no usage at all: the counts are 0 and unknown)."""
+
+    tokens: TokenCounts = field(default_factory=TokenCounts)
+    service_tier: str | None = None
+    missing: bool = False
 
 
 def _as_mapping(usage: Any) -> Mapping[str, Any]:
@@ -53,12 +86,16 @@ def _as_mapping(usage: Any) -> Mapping[str, Any]:
     raise ContractError(f"usage must be a mapping, got {type(usage).__name__}", field="usage")
 
 
-def _count(mapping: Mapping[str, Any] | None, key: str, *, where: str) -> int:
+def _count(mapping: Mapping[str, Any] | None, key: str, *, where: str, text: bool = False) -> int:
+    """A token count: a whole number ≥ 0 (with ``text``, also its decimal text, as OTLP/JSON
+    sends 64-bit integers)."""
     if not mapping:
         return 0
     value = mapping.get(key)
     if value is None:
         return 0
+    if text and isinstance(value, str) and value.strip().isdigit() and value.isascii():
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         if isinstance(value, float) and value.is_integer():
             value = int(value)
@@ -75,28 +112,44 @@ def _details(mapping: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     return _as_mapping(mapping.get(key)) if mapping.get(key) is not None else {}
 
 
+def _checked(where: str, **counts: int) -> TokenCounts:
+    """TokenCounts, or a ContractError that names the payload (parts beyond their totals)."""
+    try:
+        return TokenCounts(**counts)
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        errors = getattr(exc, "errors", None)
+        reason = str(exc)
+        if callable(errors):
+            reason = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in errors())
+        raise ContractError(f"inconsistent counts: {reason}", field=where) from None
+
+
 def from_openai_chat(usage: Any) -> TokenCounts:
-    """OpenAI chat completions ``usage``: prompt tokens include cached ones."""
+    """OpenAI chat completions ``usage``: prompt tokens include cached and cache-write ones."""
     u = _as_mapping(usage)
     prompt = _details(u, "prompt_tokens_details")
     completion = _details(u, "completion_tokens_details")
-    return TokenCounts(
+    return _checked(
+        "usage",
         input=_count(u, "prompt_tokens", where="usage."),
         output=_count(u, "completion_tokens", where="usage."),
         cached_input=_count(prompt, "cached_tokens", where="usage.prompt_tokens_details."),
+        cache_write=_count(prompt, "cache_write_tokens", where="usage.prompt_tokens_details."),
         reasoning=_count(completion, "reasoning_tokens", where="usage.completion_tokens_details."),
     )
 
 
 def from_openai_responses(usage: Any) -> TokenCounts:
-    """OpenAI responses API ``usage``: input tokens include cached ones."""
+    """OpenAI responses API ``usage``: input tokens include cached and cache-write ones."""
     u = _as_mapping(usage)
     inp = _details(u, "input_tokens_details")
     out = _details(u, "output_tokens_details")
-    return TokenCounts(
+    return _checked(
+        "usage",
         input=_count(u, "input_tokens", where="usage."),
         output=_count(u, "output_tokens", where="usage."),
         cached_input=_count(inp, "cached_tokens", where="usage.input_tokens_details."),
+        cache_write=_count(inp, "cache_write_tokens", where="usage.input_tokens_details."),
         reasoning=_count(out, "reasoning_tokens", where="usage.output_tokens_details."),
     )
 
@@ -104,75 +157,282 @@ def from_openai_responses(usage: Any) -> TokenCounts:
 def from_anthropic(usage: Any) -> TokenCounts:
     """Anthropic messages ``usage``: ``input_tokens`` excludes cache reads and writes.
 
-    Extended-thinking tokens are billed inside ``output_tokens`` and not reported
-    apart, so ``reasoning`` stays 0 (it is priced as output either way).
+    ``cache_creation.ephemeral_1h_input_tokens`` is the 1-hour part of the cache writes
+    (``cache_creation_input_tokens`` is all of them; when only the breakdown is reported,
+    its sum). Extended-thinking tokens are billed inside ``output_tokens``; where the usage
+    reports them (``output_tokens_details.thinking_tokens``) they are ``reasoning``.
     """
     u = _as_mapping(usage)
     uncached = _count(u, "input_tokens", where="usage.")
     read = _count(u, "cache_read_input_tokens", where="usage.")
     write = _count(u, "cache_creation_input_tokens", where="usage.")
-    return TokenCounts(
+    creation = _details(u, "cache_creation")
+    write_5m = _count(creation, "ephemeral_5m_input_tokens", where="usage.cache_creation.")
+    write_1h = _count(creation, "ephemeral_1h_input_tokens", where="usage.cache_creation.")
+    if u.get("cache_creation_input_tokens") is None:
+        write = write_5m + write_1h
+    thinking = _count(
+        _details(u, "output_tokens_details"),
+        "thinking_tokens",
+        where="usage.output_tokens_details.",
+    )
+    return _checked(
+        "usage",
         input=uncached + read + write,
         output=_count(u, "output_tokens", where="usage."),
         cached_input=read,
         cache_write=write,
+        cache_write_1h=write_1h,
+        reasoning=thinking,
     )
 
 
-_OTEL = "gen_ai.usage."
+# -- OpenTelemetry GenAI spans ----------------------------------------------------------
+
+#: The OpenTelemetry attribute names read here, by the constant of the
+#: ``opentelemetry-semantic-conventions`` package that defines each (module
+#: ``opentelemetry.semconv._incubating.attributes.gen_ai_attributes``; ``ERROR_TYPE`` from
+#: ``opentelemetry.semconv.attributes.error_attributes``). The package is a test dependency
+#: only, so the SDK keeps this table; tests/unit/producers/test_adapters.py checks every
+#: entry against the installed package.
+OTEL_ATTRIBUTES: Final = {
+    "GEN_AI_OPERATION_NAME": "gen_ai.operation.name",
+    "GEN_AI_PROVIDER_NAME": "gen_ai.provider.name",
+    "GEN_AI_SYSTEM": "gen_ai.system",
+    "GEN_AI_REQUEST_MODEL": "gen_ai.request.model",
+    "GEN_AI_RESPONSE_MODEL": "gen_ai.response.model",
+    "GEN_AI_CONVERSATION_ID": "gen_ai.conversation.id",
+    "GEN_AI_AGENT_NAME": "gen_ai.agent.name",
+    "GEN_AI_AGENT_ID": "gen_ai.agent.id",
+    "GEN_AI_TOOL_NAME": "gen_ai.tool.name",
+    "GEN_AI_WORKFLOW_NAME": "gen_ai.workflow.name",
+    "GEN_AI_OPENAI_RESPONSE_SERVICE_TIER": "gen_ai.openai.response.service_tier",
+    "GEN_AI_USAGE_INPUT_TOKENS": "gen_ai.usage.input_tokens",
+    "GEN_AI_USAGE_OUTPUT_TOKENS": "gen_ai.usage.output_tokens",
+    "GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS": "gen_ai.usage.cache_read.input_tokens",
+    "GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS": "gen_ai.usage.cache_creation.input_tokens",
+    "GEN_AI_USAGE_REASONING_OUTPUT_TOKENS": "gen_ai.usage.reasoning.output_tokens",
+    "GEN_AI_USAGE_PROMPT_TOKENS": "gen_ai.usage.prompt_tokens",  # deprecated spelling
+    "GEN_AI_USAGE_COMPLETION_TOKENS": "gen_ai.usage.completion_tokens",  # deprecated spelling
+    "ERROR_TYPE": "error.type",
+}
+_A: Final = OTEL_ATTRIBUTES
+#: Spellings of instrumentations that predate the conventions' cache and reasoning names
+#: (OpenLLMetry and others); read after the conventions' own.
+_OLDER_CACHE_READ: Final = (
+    "gen_ai.usage.cache_read_input_tokens",
+    "gen_ai.usage.input_tokens.cached",
+)
+_OLDER_CACHE_WRITE: Final = (
+    "gen_ai.usage.cache_creation_input_tokens",
+    "gen_ai.usage.input_tokens.cache_write",
+)
+_OLDER_REASONING: Final = ("gen_ai.usage.output_tokens.reasoning",)
+_OTEL_USAGE: Final = "gen_ai.usage."
+#: Operations (``gen_ai.operation.name``) whose spans are not model calls: an agent or
+#: workflow invocation aggregates the model-call spans under it (counting it too would
+#: count their tokens twice), creating an agent and running a tool call no model.
+OTEL_SKIPPED_OPERATIONS: Final = frozenset(
+    ("invoke_agent", "invoke_workflow", "create_agent", "execute_tool")
+)
 
 
-def from_otel_attributes(attributes: Mapping[str, Any]) -> TokenCounts:
-    """OpenTelemetry GenAI span attributes (semantic conventions, with the older spellings).
+def _otlp_value(value: Any) -> Any:
+    """An OTLP/JSON ``AnyValue`` (``{"intValue": "42"}``) as a plain value."""
+    if isinstance(value, Mapping) and len(value) == 1:
+        (kind, inner), *_ = value.items()
+        if kind in ("stringValue", "intValue", "doubleValue", "boolValue"):
+            return inner
+    return value
+
+
+def _otel_mapping(attributes: Any) -> Mapping[str, Any]:
+    """Span attributes: a mapping, a span object (``.attributes``), or OTLP/JSON's list of
+    ``{"key": …, "value": {…}}``."""
+    if isinstance(attributes, Sequence) and not isinstance(attributes, str | bytes):
+        flat: dict[str, Any] = {}
+        for item in attributes:
+            if not (isinstance(item, Mapping) and "key" in item):
+                raise ContractError(
+                    "OTLP attributes must be objects with a key and a value", field="attributes"
+                )
+            flat[str(item["key"])] = _otlp_value(item.get("value"))
+        return flat
+    if not isinstance(attributes, Mapping) and hasattr(attributes, "attributes"):
+        attributes = attributes.attributes
+    return _as_mapping(attributes)
+
+
+def _otel_usage(a: Mapping[str, Any]) -> Usage:
+    def first(*keys: str) -> int:
+        for key in keys:
+            if a.get(key) is not None:
+                return _count(a, key, where="", text=True)
+        return 0
+
+    inp = first(_A["GEN_AI_USAGE_INPUT_TOKENS"], _A["GEN_AI_USAGE_PROMPT_TOKENS"])
+    out = first(_A["GEN_AI_USAGE_OUTPUT_TOKENS"], _A["GEN_AI_USAGE_COMPLETION_TOKENS"])
+    read = first(_A["GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS"], *_OLDER_CACHE_READ)
+    write = first(_A["GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS"], *_OLDER_CACHE_WRITE)
+    reasoning = first(_A["GEN_AI_USAGE_REASONING_OUTPUT_TOKENS"], *_OLDER_REASONING)
+    if read + write > inp:
+        inp += read + write
+    tier = _otel_text(a, _A["GEN_AI_OPENAI_RESPONSE_SERVICE_TIER"])
+    if not any(str(k).startswith(_OTEL_USAGE) for k in a):
+        return Usage(TokenCounts(), tier, missing=True)
+    tokens = _checked(
+        "attributes",
+        input=inp,
+        output=out,
+        cached_input=read,
+        cache_write=write,
+        reasoning=reasoning,
+    )
+    return Usage(tokens, tier)
+
+
+def from_otel_attributes(attributes: Any) -> TokenCounts:
+    """OpenTelemetry GenAI span attributes (semantic conventions, with older spellings);
+    integers may be sent as decimal text (OTLP/JSON).
 
     The conventions say cache reads and writes SHOULD be included in
     ``gen_ai.usage.input_tokens``; an instrumentation that reports them apart (as
     Anthropic does) is recognised when they exceed the input count, and summed.
     """
-    a = _as_mapping(attributes)
+    return _otel_usage(_otel_mapping(attributes)).tokens
 
-    def first(*keys: str) -> int:
-        for key in keys:
-            if a.get(key) is not None:
-                return _count(a, key, where="")
-        return 0
 
-    inp = first(f"{_OTEL}input_tokens", f"{_OTEL}prompt_tokens")
-    out = first(f"{_OTEL}output_tokens", f"{_OTEL}completion_tokens")
-    read = first(
-        f"{_OTEL}cache_read.input_tokens",
-        f"{_OTEL}cache_read_input_tokens",
-        f"{_OTEL}input_tokens.cached",
+def _otel_text(a: Mapping[str, Any], key: str) -> str | None:
+    value = a.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ContractError(f"expected text, got {value!r}", field=key)
+    return value.strip() or None
+
+
+@dataclass(frozen=True, slots=True)
+class SpanCall:
+    """What tokengov reads from one OpenTelemetry GenAI span.
+
+    ``counted`` is False for a span that is not a model call (its operation is one of
+    :data:`OTEL_SKIPPED_OPERATIONS`: an ``invoke_agent``/``invoke_workflow`` span
+    aggregates the model-call spans under it); then :meth:`call_fields` is None and
+    ``skip_reason`` says why. ``model`` is the response model, else the request model."""
+
+    operation: str | None
+    provider: str
+    model: str | None
+    request_model: str | None
+    response_model: str | None
+    conversation_id: str | None
+    agent_name: str | None
+    agent_id: str | None
+    tool_name: str | None
+    workflow: str | None
+    error_type: str | None
+    usage: Usage
+
+    @property
+    def counted(self) -> bool:
+        return self.operation not in OTEL_SKIPPED_OPERATIONS
+
+    @property
+    def skip_reason(self) -> str | None:
+        if self.counted:
+            return None
+        return (
+            f"gen_ai.operation.name is {self.operation!r}: not a model call (its model "
+            "calls are spans of their own)"
+        )
+
+    @property
+    def status(self) -> str:
+        """``error.type`` set: ``timeout`` when it names a timeout, else ``error``."""
+        if self.error_type is None:
+            return "ok"
+        return "timeout" if "timeout" in self.error_type.lower() else "error"
+
+    def call_fields(self) -> dict[str, Any] | None:
+        """Keyword arguments for ``TokenEmitter.emit_call`` (None: not a model call). The
+        conversation id is the task id, the agent name (else its id) the agent."""
+        if not self.counted:
+            return None
+        if self.model is None:
+            raise ContractError(
+                "a model-call span without gen_ai.request.model or gen_ai.response.model",
+                field=_A["GEN_AI_REQUEST_MODEL"],
+            )
+        fields: dict[str, Any] = {
+            "model": self.model,
+            "provider": self.provider,
+            "tokens": self.usage.tokens,
+            "status": self.status,
+        }
+        if self.usage.missing:
+            fields["usage_missing"] = True
+        if self.usage.service_tier is not None:
+            fields["service_tier"] = self.usage.service_tier
+        if self.conversation_id is not None:
+            fields["task_id"] = self.conversation_id
+        if (agent := self.agent_name or self.agent_id) is not None:
+            fields["agent"] = agent
+        if self.tool_name is not None:
+            fields["tool_name"] = self.tool_name
+        if self.workflow is not None:
+            fields["workflow"] = self.workflow
+        return fields
+
+
+def from_otel_span(span: Any) -> SpanCall:
+    """Read a GenAI span (its attribute mapping, an OpenTelemetry SDK ``ReadableSpan``, or
+    OTLP/JSON's attribute list) whatever the provider: attribution, operation, status and
+    usage."""
+    a = _otel_mapping(span)
+    request = _otel_text(a, _A["GEN_AI_REQUEST_MODEL"])
+    response = _otel_text(a, _A["GEN_AI_RESPONSE_MODEL"])
+    provider = _otel_text(a, _A["GEN_AI_PROVIDER_NAME"]) or _otel_text(a, _A["GEN_AI_SYSTEM"])
+    return SpanCall(
+        operation=_otel_text(a, _A["GEN_AI_OPERATION_NAME"]),
+        provider=provider or "unknown",
+        model=response or request,
+        request_model=request,
+        response_model=response,
+        conversation_id=_otel_text(a, _A["GEN_AI_CONVERSATION_ID"]),
+        agent_name=_otel_text(a, _A["GEN_AI_AGENT_NAME"]),
+        agent_id=_otel_text(a, _A["GEN_AI_AGENT_ID"]),
+        tool_name=_otel_text(a, _A["GEN_AI_TOOL_NAME"]),
+        workflow=_otel_text(a, _A["GEN_AI_WORKFLOW_NAME"]),
+        error_type=_otel_text(a, _A["ERROR_TYPE"]),
+        usage=_otel_usage(a),
     )
-    write = first(
-        f"{_OTEL}cache_creation.input_tokens",
-        f"{_OTEL}cache_creation_input_tokens",
-        f"{_OTEL}input_tokens.cache_write",
-    )
-    reasoning = first(f"{_OTEL}reasoning.output_tokens", f"{_OTEL}output_tokens.reasoning")
-    if read + write > inp:
-        inp += read + write
-    return TokenCounts(
-        input=inp, output=out, cached_input=read, cache_write=write, reasoning=reasoning
-    )
 
 
-def normalize_usage(provider: str, usage: Any) -> TokenCounts:
-    """Pick the adapter by provider (and, for OpenAI, by the payload's shape)."""
-    if isinstance(usage, TokenCounts):
-        return usage
-    u = _as_mapping(usage)
+# -- choosing the adapter -------------------------------------------------------------
+
+_ANTHROPIC: Final = frozenset(("anthropic", "bedrock-anthropic", "vertex-anthropic", "claude"))
+
+
+def _is_otel(u: Mapping[str, Any]) -> bool:
+    return any(str(k).startswith("gen_ai.") for k in u)
+
+
+def _tokens(provider: str, u: Mapping[str, Any]) -> TokenCounts:
     name = provider.lower()
-    if name in {"anthropic", "bedrock-anthropic", "vertex-anthropic", "claude"}:
+    if _is_otel(u):
+        return _otel_usage(u).tokens
+    if name in _ANTHROPIC:
         return from_anthropic(u)
-    if any(str(k).startswith(_OTEL) for k in u):
-        return from_otel_attributes(u)
     if "prompt_tokens" in u or "completion_tokens" in u:
         return from_openai_chat(u)
     if "input_tokens" in u or "output_tokens" in u:
         if name in {"openai", "azure-openai", "azure"} or "input_tokens_details" in u:
             return from_openai_responses(u)
-        if "cache_read_input_tokens" in u or "cache_creation_input_tokens" in u:
+        if (
+            "cache_read_input_tokens" in u
+            or "cache_creation_input_tokens" in u
+            or "cache_creation" in u
+        ):
             return from_anthropic(u)
         return from_openai_responses(u)
     # Already in tokengov's own shape: {"input": …, "output": …, "cached_input": …}
@@ -184,3 +444,50 @@ def normalize_usage(provider: str, usage: Any) -> TokenCounts:
         "from_otel_attributes",
         field="usage",
     )
+
+
+def _tier(value: Any) -> str | None:
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def read_usage(provider: str, payload: Any) -> Usage:
+    """The usage of one call from whatever the caller has: a whole response (SDK object or
+    its JSON: ``usage`` and ``service_tier`` are read from it), its ``usage`` alone, span
+    attributes, :class:`TokenCounts`, or None (no usage: ``missing``)."""
+    if isinstance(payload, Usage):
+        return payload
+    if isinstance(payload, TokenCounts):
+        return Usage(payload)
+    if payload is None:
+        return Usage(missing=True)
+    if isinstance(payload, Mapping):
+        if _is_otel(payload):
+            return _otel_usage(payload)
+        if "usage" in payload:  # a whole response as JSON
+            return _from_response(provider, payload.get("usage"), payload.get("service_tier"))
+    elif hasattr(payload, "usage") and not hasattr(payload, "input_tokens"):
+        # a whole response object (ChatCompletion, Response, Message, a stream's chunk)
+        return _from_response(provider, payload.usage, getattr(payload, "service_tier", None))
+    u = _as_mapping(payload)
+    return Usage(_tokens(provider, u), _tier(u.get("service_tier")))
+
+
+def _from_response(provider: str, usage: Any, tier: Any) -> Usage:
+    if usage is None:
+        return Usage(service_tier=_tier(tier), missing=True)
+    u = _as_mapping(usage)
+    # Anthropic reports the tier inside usage; OpenAI on the response
+    return Usage(_tokens(provider, u), _tier(tier) or _tier(u.get("service_tier")))
+
+
+def normalize_usage(provider: str, usage: Any) -> TokenCounts:
+    """The token counts of ``usage`` (see :func:`read_usage`), chosen by provider and by the
+    payload's shape. A payload without usage is an error here (it is not zero tokens):
+    record it through ``TaskContext.record``, which marks the event ``usage_missing``."""
+    result = read_usage(provider, usage)
+    if result.missing:
+        raise ContractError(
+            "the payload carries no usage (not zero tokens); record it as usage_missing",
+            field="usage",
+        )
+    return result.tokens

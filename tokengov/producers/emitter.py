@@ -47,7 +47,7 @@ from tokengov.core.contracts import (
 from tokengov.core.errors import ContractError
 from tokengov.core.kafka import KafkaConnection, connection
 from tokengov.core.topics import EVENTS, NO_AUTO_CREATE
-from tokengov.producers.adapters import normalize_usage
+from tokengov.producers.adapters import read_usage
 from tokengov.producers.spool import Spool
 
 __all__ = ["EmitterStats", "TaskContext", "TokenEmitter"]
@@ -97,6 +97,7 @@ _TASK_CALL_FIELDS: Final = (
     "status",
     "cost_usd",
     "context_window",
+    "service_tier",
 )
 
 
@@ -344,9 +345,13 @@ class TokenEmitter:
             doc.setdefault("event_id", new_event_id())
             doc.setdefault("ts", datetime.fromtimestamp(at, UTC))
             if kind == "call":
-                usage = doc.pop("usage", None)
-                if usage is not None:
-                    doc["tokens"] = normalize_usage(str(doc.get("provider", "unknown")), usage)
+                if "usage" in doc:  # None, a response, its usage: never a silent zero
+                    usage = read_usage(str(doc.get("provider") or "unknown"), doc.pop("usage"))
+                    doc["tokens"] = usage.tokens
+                    if usage.missing:
+                        doc["usage_missing"] = True
+                    if doc.get("service_tier") is None and usage.service_tier is not None:
+                        doc["service_tier"] = usage.service_tier
                 return CallEvent.model_validate(doc)
             return Outcome.model_validate(doc)
         except ValidationError as exc:
@@ -583,8 +588,15 @@ class TaskContext:
         context_window: int | None = None,
         step: int | None = None,
         attempt: int | None = None,
+        service_tier: str | None = None,
     ) -> None:
-        """Record one model call. ``retry=True`` marks another attempt of the last step."""
+        """Record one model call. ``retry=True`` marks another attempt of the last step.
+
+        ``usage`` is the response itself (an OpenAI ``ChatCompletion``/``Response``, an
+        Anthropic ``Message``, their JSON), its ``usage``, OpenTelemetry span attributes or
+        :class:`TokenCounts`; the service tier is read from the response unless given. None,
+        or a response without usage (a stream without ``include_usage``), records the call
+        with ``usage_missing``: counted and alerted as such, never as a free call."""
         shared = self._shared
         if step is not None:
             shared.step, shared.attempt = step, attempt or 1
@@ -621,6 +633,7 @@ class TaskContext:
                     status,
                     cost_usd,
                     context_window,
+                    service_tier,
                 ),
             )
         )

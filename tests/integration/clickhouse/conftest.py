@@ -48,6 +48,8 @@ routes:
 
 TEAMS = ("search", "support", None)  # None: no team → unattributed
 WORKFLOWS = {"search": ("triage", "doc-qa"), "support": ("summary",), None: ("triage", None)}
+#: The token_events columns schema version 5 added (rows of older versions lack them).
+V5_EVENT_COLUMNS = ("service_tier", "cache_write_1h_tokens", "price_version", "usage_missing")
 MODELS = ("gpt-4.1-mini", "claude-sonnet-4", "o4-mini", "mystery-model")  # the last is unpriced
 
 
@@ -76,7 +78,8 @@ def store(tmp_path: Path) -> Iterator[ClickHouseStore]:
 def make_events(n_tasks: int, *, seed: int, start: datetime | None = None) -> list[dict[str, Any]]:
     """Call events and outcomes of ``n_tasks`` tasks spread over ~40 hours that cross a month
     boundary; retries, errors, cache and reasoning tokens, components, reported costs, an
-    unpriced model, missing attribution, handoffs, context windows."""
+    unpriced model, missing attribution, handoffs, context windows, 1-hour cache writes,
+    service tiers, calls without usage."""
     rng = random.Random(seed)
     start = start or datetime(2026, 10, 30, 12, tzinfo=UTC)
     events: list[dict[str, Any]] = []
@@ -128,6 +131,12 @@ def make_events(n_tasks: int, *, seed: int, start: datetime | None = None) -> li
                     event["team"] = team
                 if workflow is not None:
                     event["workflow"] = workflow
+                event["tokens"]["cache_write_1h"] = write // 3
+                event["service_tier"] = rng.choice((None, "default", "flex", "priority"))
+                if rng.random() < 0.05:  # a response without usage: counts 0
+                    event["usage_missing"] = True
+                    event["tokens"] = {}
+                    event["components"] = {}
                 events.append(event)
         if rng.random() < 0.85:
             events.append(
@@ -219,7 +228,8 @@ def expected_rollup(
     events: list[dict[str, Any]], policy: Policy
 ) -> dict[tuple[Any, ...], list[Any]]:
     """(hour, team, workflow, model) → [calls, input, output, cached, write, reasoning, cost,
-    retries, errors, unpriced], computed in Python from the unique call events."""
+    retries, errors, unpriced, missing usage], computed in Python from the unique call events
+    (a call without usage and without a reported cost: 0, cost_source missing_usage)."""
     seen: set[str] = set()
     totals: dict[tuple[Any, ...], list[Any]] = {}
     for doc in events:
@@ -229,23 +239,27 @@ def expected_rollup(
         event = parse_event(doc)
         assert isinstance(event, CallEvent)
         priced = price_call(event, policy.catalog)
+        cost, unpriced = priced.cost_usd, priced.unpriced
+        if event.usage_missing and event.cost_usd is None:
+            cost, unpriced = Decimal(0), False
         hour = event.ts.replace(minute=0, second=0, microsecond=0)
         key = (hour, event.team, event.workflow, event.model)
-        row = totals.setdefault(key, [0, 0, 0, 0, 0, 0, Decimal(0), 0, 0, 0])
+        row = totals.setdefault(key, [0, 0, 0, 0, 0, 0, Decimal(0), 0, 0, 0, 0])
         t = event.tokens
         for i, v in enumerate((1, t.input, t.output, t.cached_input, t.cache_write, t.reasoning)):
             row[i] += v
-        row[6] += priced.cost_usd
+        row[6] += cost
         row[7] += event.attempt > 1
         row[8] += event.status != "ok"
-        row[9] += priced.unpriced
+        row[9] += unpriced
+        row[10] += event.usage_missing
     return totals
 
 
 _ROLLUP_MEASURES = (
     "sum(calls), sum(input_tokens), sum(output_tokens), sum(cached_input_tokens), "
     "sum(cache_write_tokens), sum(reasoning_tokens), sum(cost_usd), sum(retries), sum(errors), "
-    "sum(unpriced_calls)"
+    "sum(unpriced_calls), sum(missing_usage_calls)"
 )
 
 
@@ -265,7 +279,7 @@ def raw_totals(store: ClickHouseStore) -> dict[tuple[Any, ...], list[Any]]:
         "SELECT toStartOfHour(ts) AS hour, team, workflow, model, count(), sum(input_tokens), "
         "sum(output_tokens), sum(cached_input_tokens), sum(cache_write_tokens), "
         "sum(reasoning_tokens), sum(cost_usd), countIf(attempt > 1), countIf(status != 'ok'), "
-        "countIf(cost_source = 'unpriced') FROM token_events FINAL "
+        "countIf(cost_source = 'unpriced'), countIf(usage_missing) FROM token_events FINAL "
         "GROUP BY hour, team, workflow, model"
     )
     return {tuple(r[:4]): [*r[4:]] for r in result.rows}
@@ -275,7 +289,7 @@ def daily(totals: dict[tuple[Any, ...], list[Any]]) -> dict[tuple[Any, ...], lis
     out: dict[tuple[Any, ...], list[Any]] = {}
     for (hour, *rest), values in totals.items():
         key = (hour.date(), *rest)
-        acc = out.setdefault(key, [0] * 6 + [Decimal(0)] + [0] * 3)
+        acc = out.setdefault(key, [0] * 6 + [Decimal(0)] + [0] * 4)
         for i, v in enumerate(values):
             acc[i] += v
     return out

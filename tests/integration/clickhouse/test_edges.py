@@ -23,7 +23,7 @@ from tokengov.sinks.clickhouse.migrate import migrate
 from tokengov.sinks.clickhouse.rows import TOKEN_EVENT_COLUMNS
 from tokengov.sinks.clickhouse.store import ClickHouseStore
 
-from .conftest import POLICY, produce
+from .conftest import POLICY, V5_EVENT_COLUMNS, produce
 from .test_writer import running_writer, wait_committed
 
 pytestmark = pytest.mark.integration
@@ -200,8 +200,12 @@ def old_store(tmp_path: Path) -> Iterator[ClickHouseStore]:
         yield s
 
 
+#: The token_events columns of version 3 (the rows _old_row builds).
+V3_EVENT_COLUMNS = tuple(c for c in TOKEN_EVENT_COLUMNS if c not in V5_EVENT_COLUMNS)
+
+
 def _old_row(event_id: str, ts: datetime, inp: int, cost: str, attempt: int = 1) -> tuple:
-    values: dict[str, Any] = dict.fromkeys(TOKEN_EVENT_COLUMNS, 0)
+    values: dict[str, Any] = dict.fromkeys(V3_EVENT_COLUMNS, 0)
     values |= {
         "event_id": event_id,
         "ts": ts,
@@ -224,7 +228,7 @@ def _old_row(event_id: str, ts: datetime, inp: int, cost: str, attempt: int = 1)
         "context_window": None,
         "schema_version": 1,
     }
-    return tuple(values[c] for c in TOKEN_EVENT_COLUMNS)
+    return tuple(values[c] for c in V3_EVENT_COLUMNS)
 
 
 def test_migrate_from_version_3_keeps_every_row_and_repairs_the_rollups(old_store):
@@ -237,7 +241,7 @@ def test_migrate_from_version_3_keeps_every_row_and_repairs_the_rollups(old_stor
         # Accepted by the old ts_sane (< 2200), filed by the 32-bit buckets under 1970/2014.
         _old_row("y2150", datetime(2150, 6, 1, tzinfo=UTC), 11, "4"),
     ]
-    old_store.insert("token_events", rows, columns=TOKEN_EVENT_COLUMNS)
+    old_store.insert("token_events", rows, columns=V3_EVENT_COLUMNS)
     before = old_store.query("SELECT count(), sum(toUInt256(input_tokens)) FROM token_events").rows
     # The lie this fixes, seen on the old schema: negative sums, a day in 1970.
     old_daily = rollup(old_store, "spend_daily", "day")
@@ -245,7 +249,7 @@ def test_migrate_from_version_3_keeps_every_row_and_repairs_the_rollups(old_stor
     assert (date(1970, 12, 26), "m") in old_daily
 
     report = migrate(old_store)
-    assert report.previous == 3 and report.applied == [4]
+    assert report.previous == 3 and report.applied == [4, 5]
 
     # No row lost (the 2150 one stays in the raw table, outside the rollups) …
     assert (
@@ -286,12 +290,10 @@ def test_migrate_from_version_3_keeps_every_row_and_repairs_the_rollups(old_stor
         old_store.insert(
             "token_events",
             [_old_row("y2100", datetime(2100, 1, 1, tzinfo=UTC), 1, "1")],
-            columns=TOKEN_EVENT_COLUMNS,
+            columns=V3_EVENT_COLUMNS,
         )
     # New rows after the upgrade are summed exactly by the new views.
-    old_store.insert(
-        "token_events", [_old_row("after", day, MAX, "1")], columns=TOKEN_EVENT_COLUMNS
-    )
+    old_store.insert("token_events", [_old_row("after", day, MAX, "1")], columns=V3_EVENT_COLUMNS)
     by_hand[(date(2026, 11, 29), "m")][:3] = [4, 2**63 + 5 + 3 * MAX, 4]
     by_hand[(date(2026, 11, 29), "m")][6] = Decimal("7.75")
     assert rollup(old_store, "spend_daily", "day") == by_hand

@@ -243,8 +243,12 @@ def test_coverage(store, populated, policy):
     assert total["day"] == "total" and total["calls"] == len(calls)
     attributed = sum(1 for e in calls if e.team != "unattributed")
     assert total["team_coverage"] == pytest.approx(attributed / len(calls), abs=1e-4)
-    unpriced = sum(1 for e in calls if price_call(e, policy.catalog).unpriced)
+    # a call without usage is counted as such, not as unpriced
+    unpriced = sum(
+        1 for e in calls if price_call(e, policy.catalog).unpriced and not e.usage_missing
+    )
     assert total["unpriced_calls"] == unpriced > 0
+    assert total["missing_usage_calls"] == sum(1 for e in calls if e.usage_missing) > 0
     days = {r["day"]: r["calls"] for r in rows[:-1]}
     assert sum(days.values()) == len(calls)
     by_day: dict[str, int] = defaultdict(int)

@@ -19,12 +19,13 @@ from tokengov.sinks.clickhouse.schema import SchemaOptions, latest_version
 from tokengov.sinks.clickhouse.store import ClickHouseStore, StoreError
 from tokengov.sinks.clickhouse.writer import COLUMNS
 
-from .conftest import assert_exact, make_events, raw_totals, rollup_totals
+from .conftest import V5_EVENT_COLUMNS, assert_exact, make_events, raw_totals, rollup_totals
 
 pytestmark = pytest.mark.integration
 
+#: The columns of version 1: without those of version 2 (cost_source, context_window) and 5.
 V1_EVENT_COLUMNS = tuple(
-    c for c in TOKEN_EVENT_COLUMNS if c not in ("cost_source", "context_window")
+    c for c in TOKEN_EVENT_COLUMNS if c not in ("cost_source", "context_window", *V5_EVENT_COLUMNS)
 )
 
 
@@ -105,8 +106,14 @@ def test_upgrade_from_v1_keeps_every_row(empty_store, policy):
     assert (
         empty_store.query("SELECT sum(calls), sum(cost_usd) FROM spend_daily").rows == rollup_before
     )
-    assert empty_store.query("SELECT DISTINCT cost_source FROM token_events").rows == [("catalog",)]
+    # priced by the policy before version 5 ('catalog' meant the policy's prices): 'policy' now
+    assert empty_store.query("SELECT DISTINCT cost_source FROM token_events").rows == [("policy",)]
     assert empty_store.query("SELECT sum(unpriced_calls) FROM spend_hourly").scalar() == 0
+    assert empty_store.query(
+        "SELECT sum(cache_write_1h_tokens), countIf(service_tier IS NOT NULL), "
+        "countIf(usage_missing), countIf(price_version != '') FROM token_events"
+    ).rows == [(0, 0, 0, 0)]
+    assert empty_store.query("SELECT sum(missing_usage_calls) FROM spend_daily").scalar() == 0
 
     # Rows written after the upgrade use the new columns, and the views count them.
     later = make_events(20, seed=21)
@@ -117,10 +124,24 @@ def test_upgrade_from_v1_keeps_every_row(empty_store, policy):
     unpriced = sum(
         1
         for e in later
-        if e["kind"] == "call" and e["model"] == "mystery-model" and e["cost_usd"] is None
+        if e["kind"] == "call"
+        and e["model"] == "mystery-model"
+        and e["cost_usd"] is None
+        and not e.get("usage_missing")  # a call without usage is missing_usage, not unpriced
     )
     assert unpriced > 0
     assert empty_store.query("SELECT sum(unpriced_calls) FROM spend_hourly").scalar() == unpriced
+    missing = sum(1 for e in later if e.get("usage_missing") and e["cost_usd"] is None)
+    assert missing > 0
+    assert empty_store.query("SELECT sum(missing_usage_calls) FROM spend_hourly").scalar() == sum(
+        1 for e in later if e.get("usage_missing")
+    )
+    assert (
+        empty_store.query(
+            "SELECT count() FROM token_events WHERE cost_source = 'missing_usage' AND cost_usd = 0"
+        ).scalar()
+        == missing
+    )
     # Old rows were priced by the v1 writer; the new totals add up across both.
     assert rollup_totals(empty_store) == raw_totals(empty_store)
 
@@ -166,6 +187,8 @@ def test_no_column_can_hold_prompt_or_completion_text(store):
             "tool_name",
             "status",
             "cost_source",
+            "service_tier",
+            "price_version",
         },
         "task_outcomes": {"event_id", "task_id", "team", "workflow", "status"},
         "alerts": {

@@ -18,7 +18,7 @@ from tokengov.core.contracts import CallEvent
 from tokengov.core.deadletter import DeadLetterRecord
 from tokengov.core.decoding import parse_event
 from tokengov.core.policy import Policy
-from tokengov.core.pricing import price_call
+from tokengov.core.pricing import PricedCall, price_call
 from tokengov.core.topics import Topics
 from tokengov.sinks.clickhouse.decode import MessageDecoder
 from tokengov.sinks.clickhouse.store import ClickHouseStore
@@ -200,7 +200,8 @@ def test_rows_match_what_was_produced(bootstrap, topic_names, store, policy, dec
         "model, input_tokens, output_tokens, cached_input_tokens, cache_write_tokens, "
         "reasoning_tokens, system_tokens, history_tokens, tool_responses_tokens, "
         "retrieved_tokens, attempt, tool_calls, tool_name, latency_ms, status, cost_usd, "
-        "cost_source, context_window, schema_version"
+        "cost_source, context_window, schema_version, service_tier, cache_write_1h_tokens, "
+        "usage_missing"
     )
     stored = {r[0]: r for r in store.query(f"SELECT {columns} FROM token_events").rows}
     assert len(stored) == len(calls) + 1
@@ -209,7 +210,12 @@ def test_rows_match_what_was_produced(bootstrap, topic_names, store, policy, dec
         assert isinstance(event, CallEvent)
         row = stored[doc["event_id"]]
         priced = price_call(event, policy.catalog)
-        t, c = doc["tokens"], doc["components"]
+        t = {"input": 0, "output": 0, "cached_input": 0, "cache_write": 0, "reasoning": 0}
+        t |= doc["tokens"]
+        c = {"system": 0, "history": 0, "tool_responses": 0} | doc["components"]
+        missing = doc.get("usage_missing", False) and doc["cost_usd"] is None
+        if missing:  # no usage, no reported cost: 0, whatever the pricer says
+            priced = PricedCall(Decimal(0), priced.source)
         assert row == (
             doc["event_id"],
             datetime.fromisoformat(doc["ts"]).astimezone(UTC),
@@ -238,9 +244,14 @@ def test_rows_match_what_was_produced(bootstrap, topic_names, store, policy, dec
             Decimal(doc["cost_usd"]) if doc["cost_usd"] is not None else priced.cost_usd,
             "reported"
             if doc["cost_usd"] is not None
+            else "missing_usage"
+            if missing
             else ("unpriced" if doc["model"] == "mystery-model" else "policy"),
             doc["context_window"],
             1,
+            doc["service_tier"],
+            t.get("cache_write_1h", 0),
+            doc.get("usage_missing", False),
         )
     assert stored[extra_call.event_id][4] == "x"
 

@@ -14,7 +14,9 @@ from tokengov.core.errors import ContractError
 from tokengov.core.policy import parse_policy
 from tokengov.core.pricing import price_call
 from tokengov.sinks.clickhouse.decode import MessageDecoder
-from tokengov.sinks.clickhouse.rows import RowError, event_row, outcome_row
+from tokengov.sinks.clickhouse.rows import TOKEN_EVENT_COLUMNS, RowError, event_row, outcome_row
+
+COST, SOURCE = TOKEN_EVENT_COLUMNS.index("cost_usd"), TOKEN_EVENT_COLUMNS.index("cost_source")
 
 POLICY = parse_policy("""
 version: 1
@@ -48,7 +50,7 @@ def test_single_event_is_priced_from_the_policy():
     out = decoder().decode("events", orjson.dumps(CALL))
     (item,) = out.items
     assert item.table == "token_events" and item.event_id == "e1"
-    assert item.row[27] == Decimal(1) and item.row[28] == "policy"  # $1 per million input
+    assert item.row[COST] == Decimal(1) and item.row[SOURCE] == "policy"  # $1 per million input
 
 
 def test_envelope_keeps_valid_items_and_counts_the_rest():
@@ -155,4 +157,4 @@ def test_rows_are_the_models_rows(data: st.DataObject, base: dict[str, Any]) -> 
 def test_prices_with_more_than_nine_decimals_are_exact():
     doc = BASE_CALL | {"ts": "2026-11-29T05:00:00Z", "tokens": {"input": 7, "output": 0}}
     (item,) = MessageDecoder(lambda: PRICED.catalog).decode("events", orjson.dumps(doc)).items
-    assert item.row[27] == Decimal("0.000000000123") * 7 / 1_000_000
+    assert item.row[COST] == Decimal("0.000000000123") * 7 / 1_000_000

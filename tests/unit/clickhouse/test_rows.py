@@ -164,3 +164,32 @@ def test_a_dead_letter_rebuilt_from_the_row_is_the_same_event(cost):
     source = "reported" if cost else "catalog"
     row = event_row(event, PricedCall(Decimal(cost or "0.1"), source))
     assert parse_event(orjson.loads(row_payload("token_events", row))) == event
+
+
+def test_event_row_writes_the_usage_fields_and_the_price_version():
+    event = _event(
+        tokens={"input": 1000, "output": 10, "cache_write": 300, "cache_write_1h": 200},
+        service_tier="flex",
+    )
+    values = event_row(event, PricedCall(Decimal("0.5"), "catalog"))
+    row = dict(zip(TOKEN_EVENT_COLUMNS, values, strict=True))
+    assert (row["cache_write_tokens"], row["cache_write_1h_tokens"]) == (300, 200)
+    assert row["service_tier"] == "flex" and row["usage_missing"] is False
+    assert row["price_version"] == ""  # a pricer without a catalog version
+
+
+def test_a_call_without_usage_is_written_as_missing_usage_whatever_the_pricer_says():
+    missing = _event(tokens={}, usage_missing=True)
+    for priced in (PricedCall(Decimal("0.3"), "catalog"), PricedCall(Decimal(0), "unpriced")):
+        row = dict(zip(TOKEN_EVENT_COLUMNS, event_row(missing, priced), strict=True))
+        assert (row["cost_usd"], row["cost_source"]) == (Decimal(0), "missing_usage")
+        assert row["usage_missing"] is True and row["input_tokens"] == 0
+    # a cost the agent reported is kept (the flag still says the usage was missing)
+    reported = _event(tokens={}, usage_missing=True, cost_usd="0.25")
+    values = event_row(reported, PricedCall(Decimal("0.25"), "reported"))
+    row = dict(zip(TOKEN_EVENT_COLUMNS, values, strict=True))
+    assert (row["cost_usd"], row["cost_source"], row["usage_missing"]) == (
+        Decimal("0.25"),
+        "reported",
+        True,
+    )

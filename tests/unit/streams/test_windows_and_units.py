@@ -210,3 +210,25 @@ def test_unpriced_model_costs_zero_is_counted_and_alerted_once_per_day() -> None
     rows = usage(pipe, "1m", model="gpt-9", window_start="2026-11-29T05:00:00.000Z")
     assert rows[0]["unpriced_calls"] == 4 and Decimal(rows[0]["cost_usd"]) == 0
     assert pipe.proc().tasks["u0"].cost_femto == 0
+
+
+def test_calls_without_usage_cost_zero_are_counted_and_alerted_once_per_workflow_and_day() -> None:
+    pipe = Pipeline.of()
+    missing = [call(task=f"m{i}", at=i, input=0, output=0, usage_missing=True) for i in range(3)]
+    # an unpriced model without usage is a missing usage, not an unpriced call
+    missing.append(call(task="m3", model="gpt-9", at=3, input=0, output=0, usage_missing=True))
+    pipe.feed(*missing, call(task="ok", at=4, input=1000, output=100))
+    pipe.flush()
+    pipe.feed(call(task="m9", at=100, input=0, output=0, usage_missing=True))
+    pipe.clock.advance(31)
+    pipe.flush()
+    (alert,) = pipe.kinds("missing_usage")
+    assert alert.fingerprint == "missing_usage|search|support-triage|2026-11-29"
+    assert alert.workflow == "support-triage" and alert.evidence["calls"] == 4
+    assert pipe.kinds("unpriced_model") == []
+    rows = usage(pipe, "1m", window_start="2026-11-29T05:00:00.000Z")
+    assert sum(r["calls"] for r in rows) == 5
+    assert all(r["unpriced_calls"] == 0 for r in rows)
+    # only the call with usage costs anything: 1000 × 0.40 + 100 × 1.60 per million
+    assert sum(Decimal(r["cost_usd"]) for r in rows) == Decimal("0.00056")
+    assert pipe.proc().tasks["m0"].cost_femto == 0

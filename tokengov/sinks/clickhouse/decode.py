@@ -172,7 +172,7 @@ class MessageDecoder:
             try:
                 if type(event) is Call:
                     priced = pricer.priced(event)
-                    row = call_row(event, priced.cost_usd, priced.source)
+                    row = call_row(event, priced)
                     items.append(Item(TOKEN_EVENTS, row, event.event_id, event.ts))
                 else:
                     assert type(event) is Done

@@ -37,6 +37,7 @@ MEASURES: Final = (
     "retries",
     "errors",
     "unpriced_calls",
+    "missing_usage_calls",
 )
 # Summed in the rollups' own types: a sum of UInt64 wraps at 2**64, of Decimal(38, 12) at
 # ~1.7·10**26, silently.
@@ -47,6 +48,7 @@ _RAW_MEASURES: Final = (
     "countIf(attempt > 1)",
     "countIf(status != 'ok')",
     "countIf(cost_source = 'unpriced')",
+    "countIf(usage_missing)",
 )
 _ROLLUPS: Final = (
     ("spend_hourly", "hour", "toStartOfHour(toDateTime(ts, 'UTC'))"),

@@ -199,13 +199,15 @@ def coverage_sql() -> str:
     round(toFloat64(sumIf(usd, team != {u} AND workflow != {u}))
         / nullIf(toFloat64(sum(usd)), 0), 4) AS cost_coverage,
     sumIf(usd, team = {u} OR workflow = {u}) AS unattributed_cost_usd,
-    sum(unpriced) AS unpriced_calls"""
-    rows = """(SELECT day, team, workflow, calls AS n, cost_usd AS usd, unpriced_calls AS unpriced
+    sum(unpriced) AS unpriced_calls,
+    sum(no_usage) AS missing_usage_calls"""
+    rows = """(SELECT day, team, workflow, calls AS n, cost_usd AS usd, unpriced_calls AS unpriced,
+        missing_usage_calls AS no_usage
     FROM spend_daily
     WHERE day >= toDate({since:DateTime64(3, 'UTC')})
       AND day <= toDate({until:DateTime64(3, 'UTC')} - INTERVAL 1 MILLISECOND))"""
     return f"""SELECT day, calls, team_coverage, workflow_coverage, cost_coverage,
-    unattributed_cost_usd, unpriced_calls
+    unattributed_cost_usd, unpriced_calls, missing_usage_calls
 FROM (
     SELECT toString(day) AS day, 0 AS total, {measures}
     FROM {rows} GROUP BY day

@@ -29,7 +29,7 @@ from tokengov.core.contracts import (
     Decision,
     Outcome,
 )
-from tokengov.core.pricing import PricedCall
+from tokengov.core.pricing import ZERO, PricedCall
 
 __all__ = [
     "ALERT_COLUMNS",
@@ -70,10 +70,12 @@ TOKEN_EVENT_COLUMNS: Final = (
     "step",
     "provider",
     "model",
+    "service_tier",
     "input_tokens",
     "output_tokens",
     "cached_input_tokens",
     "cache_write_tokens",
+    "cache_write_1h_tokens",
     "reasoning_tokens",
     "system_tokens",
     "tool_definitions_tokens",
@@ -89,6 +91,8 @@ TOKEN_EVENT_COLUMNS: Final = (
     "status",
     "cost_usd",
     "cost_source",
+    "price_version",
+    "usage_missing",
     "context_window",
     "schema_version",
 )
@@ -213,13 +217,27 @@ def event_row(event: CallEvent, priced: PricedCall) -> tuple[Any, ...]:
             _count(name, value)
     call = from_model(event)
     assert isinstance(call, Call)
-    return call_row(call, priced.cost_usd, priced.source)
+    return call_row(call, priced)
 
 
-def call_row(call: Call, cost_usd: Decimal, source: str) -> tuple[Any, ...]:
-    """The row of a decoded call (:class:`tokengov.core.calls.Call`): its counts are within the
-    contract's 2**63-1 (the decoder's rule), so only the time and the cost are checked."""
-    _money("cost_usd", cost_usd)
+#: A call whose response carried no usage: costed 0, whatever the pricer says.
+MISSING_USAGE: Final = "missing_usage"
+
+
+def call_row(call: Call, priced: PricedCall) -> tuple[Any, ...]:
+    """The row of a decoded call (:class:`tokengov.core.calls.Call`) priced by the pricer
+    (its ``cost_usd``, ``source`` and, where it has one, ``price_version``): the counts are
+    within the contract's 2**63-1 (the decoder's rule), so only the time and the cost are
+    checked. A call without usage (``usage_missing``) is written with cost 0 and cost_source
+    ``missing_usage``, whatever the pricer says — it is never a normally priced call — unless
+    the agent reported its cost (then ``reported``; ``usage_missing`` still says it)."""
+    if call.usage_missing and call.cost_femto is None:
+        cost_usd, source, version = ZERO, MISSING_USAGE, ""
+    else:
+        cost_usd, source = priced.cost_usd, priced.source
+        # the catalog's version (an older pricer has none)
+        version = getattr(priced, "price_version", "") or ""
+        _money("cost_usd", cost_usd)
     c = call.components
     ts = call.ts
     return (
@@ -233,10 +251,12 @@ def call_row(call: Call, cost_usd: Decimal, source: str) -> tuple[Any, ...]:
         call.step,
         call.provider,
         call.model,
+        call.service_tier,
         call.input,
         call.output,
         call.cached_input,
         call.cache_write,
+        call.cache_write_1h,
         call.reasoning,
         c[0],
         c[1],
@@ -252,6 +272,8 @@ def call_row(call: Call, cost_usd: Decimal, source: str) -> tuple[Any, ...]:
         call.status,
         cost_usd,
         source,
+        version,
+        call.usage_missing,
         call.context_window,
         SCHEMA_VERSION,
     )
@@ -392,11 +414,19 @@ def row_payload(table: str, row: tuple[Any, ...]) -> bytes:
             "step",
             "provider",
             "model",
+            "service_tier",
         ):
             doc[key] = _iso(r[key])
         doc["tokens"] = {
             k: r[f"{k}_tokens"]
-            for k in ("input", "output", "cached_input", "cache_write", "reasoning")
+            for k in (
+                "input",
+                "output",
+                "cached_input",
+                "cache_write",
+                "cache_write_1h",
+                "reasoning",
+            )
         }
         doc["components"] = {
             k: r[f"{k}_tokens"]
@@ -410,7 +440,15 @@ def row_payload(table: str, row: tuple[Any, ...]) -> bytes:
                 "memory",
             )
         }
-        for key in ("attempt", "tool_calls", "tool_name", "latency_ms", "status", "context_window"):
+        for key in (
+            "attempt",
+            "tool_calls",
+            "tool_name",
+            "latency_ms",
+            "status",
+            "context_window",
+            "usage_missing",
+        ):
             doc[key] = r[key]
         doc["cost_usd"] = str(r["cost_usd"]) if r["cost_source"] == "reported" else None
     elif table == "task_outcomes":

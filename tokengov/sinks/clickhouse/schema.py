@@ -9,7 +9,9 @@ Version 1 is the schema of DESIGN.md; version 2 adds the contract additions
 (``context_window``, ``cost_source``), an ``unpriced_calls`` count to the
 rollups, and a min/max index on ``ts`` for time-range queries on the raw table;
 version 3 adds the ``detector`` of a token-debt finding; version 4 makes the
-rollups exact for every value the contract accepts (see :func:`_v4`).
+rollups exact for every value the contract accepts (see :func:`_v4`); version 5
+records usage as the providers report it and where each price came from (see
+:func:`_v5`).
 
 Exactly-once (see docs/clickhouse.md): the raw tables are ReplacingMergeTree on
 their event id and keep a deduplication log of their last ``dedup_window``
@@ -31,6 +33,7 @@ from dataclasses import dataclass
 from typing import Final
 
 __all__ = [
+    "COST_SOURCES",
     "MIGRATIONS",
     "ROLLUPS",
     "ROLLUP_COUNT",
@@ -341,6 +344,7 @@ def _v3(_: SchemaOptions) -> list[str]:
 
 
 _WIDE_INTS: Final = ("step", "attempt", "tool_calls")
+#: The rollups' counts of version 4 (``_v4`` changes their types).
 _ROLLUP_COUNTS: Final = (
     "calls",
     *(f"{k}_tokens" for k in TOKEN_KINDS),
@@ -348,6 +352,15 @@ _ROLLUP_COUNTS: Final = (
     "errors",
     "unpriced_calls",
 )
+#: The counts after ``unpriced_calls``, per version: (column, its sum over token_events).
+_LATER_COUNTS: Final = {5: (("missing_usage_calls", "countIf(usage_missing)"),)}
+#: Where a call's cost came from (``cost_source``, version 5): the agent reported it, the
+#: policy's prices, the price catalog, no price at all, or no usage to price.
+COST_SOURCES: Final = ("reported", "policy", "catalog", "unpriced", "missing_usage")
+
+
+def _later_counts(version: int) -> tuple[tuple[str, str], ...]:
+    return tuple(c for v, counts in _LATER_COUNTS.items() if v <= version for c in counts)
 
 
 def _ts_sane(table: str) -> list[str]:
@@ -358,11 +371,11 @@ def _ts_sane(table: str) -> list[str]:
     ]
 
 
-def _wide_select(bucket: str, bucket_expr: str) -> str:
-    """The view's query of version 4 (see :func:`_rollup_select`)."""
-    return _rollup_select(
-        bucket, bucket_expr, ["countIf(cost_source = 'unpriced') AS unpriced_calls"], wide=True
-    )
+def _wide_select(bucket: str, bucket_expr: str, version: int) -> str:
+    """The view's query from version 4 on (see :func:`_rollup_select`)."""
+    extra = ["countIf(cost_source = 'unpriced') AS unpriced_calls"]
+    extra += [f"{expr} AS {name}" for name, expr in _later_counts(version)]
+    return _rollup_select(bucket, bucket_expr, extra, wide=True)
 
 
 def _horizon(bucket: str, ttl_days: int | None) -> str:
@@ -376,12 +389,21 @@ def _horizon(bucket: str, ttl_days: int | None) -> str:
     return f"(hour > toStartOfHour({first}) OR hour < toDateTime('{TS_MIN}', 'UTC'))"
 
 
-def repair_rollup(name: str, bucket: str, bucket_expr: str, ttl_days: int | None) -> str:
+def repair_rollup(
+    name: str, bucket: str, bucket_expr: str, ttl_days: int | None, version: int | None = None
+) -> str:
     """Insert, for every key where the rollup differs from ``token_events FINAL`` (the rows
     the contract accepts), the difference: afterwards they are equal. Running it again adds
     nothing. Repairs sums that wrapped under an older schema, and removes the rows of events
-    outside [2000, 2100) that the 32-bit buckets filed under wrong hours and days."""
-    measures = (*_ROLLUP_COUNTS[:6], "cost_usd", *_ROLLUP_COUNTS[6:])
+    outside [2000, 2100) that the 32-bit buckets filed under wrong hours and days.
+    ``version``: the schema's (its rollups' measures); None, the latest."""
+    later = _later_counts(latest_version() if version is None else version)
+    measures = (
+        *_ROLLUP_COUNTS[:6],
+        "cost_usd",
+        *_ROLLUP_COUNTS[6:],
+        *(column for column, _ in later),
+    )
     raw = ", ".join(
         ["toInt256(count())"]
         + [f"sum(toInt256({k}_tokens))" for k in TOKEN_KINDS]
@@ -391,6 +413,7 @@ def repair_rollup(name: str, bucket: str, bucket_expr: str, ttl_days: int | None
             "toInt256(countIf(status != 'ok'))",
             "toInt256(countIf(cost_source = 'unpriced'))",
         ]
+        + [f"toInt256({expr})" for _, expr in later]
     )
     negated = ", ".join(f"-{m}" for m in measures)
     totals = ", ".join(f"sum(d{i}) AS {m}" for i, m in enumerate(measures))
@@ -425,8 +448,43 @@ def _v4(opts: SchemaOptions) -> list[str]:
         columns = [f"MODIFY COLUMN {c} {ROLLUP_COUNT}" for c in _ROLLUP_COUNTS]
         columns.append(f"MODIFY COLUMN cost_usd {ROLLUP_MONEY}")
         steps.append(f"ALTER TABLE {name} " + ", ".join(columns))
-        steps.append(f"ALTER TABLE {name}_mv MODIFY QUERY\n{_wide_select(bucket, expr)}")
-        steps.append(repair_rollup(name, bucket, expr, opts.ttl_days))
+        steps.append(f"ALTER TABLE {name}_mv MODIFY QUERY\n{_wide_select(bucket, expr, 4)}")
+        steps.append(repair_rollup(name, bucket, expr, opts.ttl_days, version=4))
+    return steps
+
+
+def _v5(opts: SchemaOptions) -> list[str]:
+    """Usage as the providers report it and where each price came from: the 1-hour part of
+    the cache writes, the service tier, whether the call carried usage at all, the price
+    catalog's version; ``cost_source`` gains ``policy`` (the policy's prices — what
+    ``catalog`` meant until now, so those rows become ``policy``) and ``missing_usage``; the
+    rollups count the calls without usage (``missing_usage_calls``, like ``unpriced_calls``).
+    Earlier rows all carried usage: their new counts are 0, nothing to repair."""
+    sources = ", ".join(f"'{s}'" for s in COST_SOURCES)
+    steps = [
+        "ALTER TABLE token_events ADD COLUMN IF NOT EXISTS cache_write_1h_tokens UInt64 "
+        "DEFAULT 0 AFTER cache_write_tokens",
+        "ALTER TABLE token_events ADD COLUMN IF NOT EXISTS service_tier "
+        "LowCardinality(Nullable(String)) AFTER model",
+        "ALTER TABLE token_events ADD COLUMN IF NOT EXISTS usage_missing Bool DEFAULT false "
+        "AFTER cost_source",
+        "ALTER TABLE token_events ADD COLUMN IF NOT EXISTS price_version "
+        "LowCardinality(String) DEFAULT '' AFTER cost_source",
+        "ALTER TABLE token_events DROP CONSTRAINT IF EXISTS known_cost_source",
+        "ALTER TABLE token_events MODIFY COLUMN cost_source LowCardinality(String) "
+        "DEFAULT 'policy'",
+        "ALTER TABLE token_events UPDATE cost_source = 'policy' WHERE cost_source = 'catalog' "
+        "SETTINGS mutations_sync = 2",
+        "ALTER TABLE token_events ADD CONSTRAINT IF NOT EXISTS known_cost_source "
+        f"CHECK cost_source IN ({sources})",
+    ]
+    for name, (bucket, _type, expr) in _BUCKETS.items():
+        for column, _ in _LATER_COUNTS[5]:
+            steps.append(
+                f"ALTER TABLE {name} ADD COLUMN IF NOT EXISTS {column} {ROLLUP_COUNT} "
+                "AFTER unpriced_calls"
+            )
+        steps.append(f"ALTER TABLE {name}_mv MODIFY QUERY\n{_wide_select(bucket, expr, 5)}")
     return steps
 
 
@@ -440,6 +498,12 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         4,
         "exact rollups: Int256/Decimal(76, 12) sums, ts_sane [2000, 2100), wide step/attempt",
         _v4,
+    ),
+    Migration(
+        5,
+        "cache_write_1h_tokens, service_tier, usage_missing, price_version; cost_source "
+        "policy/catalog/missing_usage (catalog rows become policy); missing_usage_calls",
+        _v5,
     ),
 )
 

@@ -1,7 +1,7 @@
 """Stage 2: the sum of every partition's partials — budgets, windows, unit metrics, daily alerts.
 
 Input: the cumulative partials of :class:`tokengov.streams.core.partition_totals.PartitionAggregates`
-(``{"p", "v", "wm", "w", "b", "u", "m", "x"}``). For each key and source
+(``{"p", "v", "wm", "w", "b", "u", "m", "x", "z"}``). For each key and source
 partition the value with the highest ``v`` wins, so a partial delivered twice
 changes nothing. Event time is the largest watermark any partition reported.
 """
@@ -21,7 +21,11 @@ from tokengov.core.recovery import RecoverySeed
 from tokengov.streams.core.alerts import fingerprint
 from tokengov.streams.core.budgets import BudgetAgg, evaluate_budget
 from tokengov.streams.core.clock import Clock
-from tokengov.streams.core.daily import missing_profile_alert, unpriced_model_alert
+from tokengov.streams.core.daily import (
+    missing_profile_alert,
+    missing_usage_alert,
+    unpriced_model_alert,
+)
 from tokengov.streams.core.output import Output
 from tokengov.streams.core.policy_index import PolicyView
 from tokengov.streams.core.timeutil import DAY_MS, period_bounds, period_key
@@ -95,6 +99,8 @@ class Aggregator:
             self._once(missing_profile_alert(wf, team, day, calls, now), day, out)
         for model, day, team, calls, tokens in partial["x"]:
             self._once(unpriced_model_alert(model, team, day, calls, tokens, now), day, out)
+        for wf, day, team, calls in partial.get("z", ()):  # absent in partials before it
+            self._once(missing_usage_alert(wf, team, day, calls, now), day, out)
         for agg in touched:
             self._evaluate(agg, view, out)
 

@@ -1,4 +1,5 @@
-"""Once-per-day alerts (stage 2): a workflow without a cost profile, a model without a price."""
+"""Once-per-day alerts (stage 2): a workflow without a cost profile, a model without a price,
+a workflow whose calls carry no usage."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from tokengov.core.contracts import Alert
 from tokengov.streams.core.alerts import fingerprint, make_alert
 from tokengov.streams.core.codec import big
 
-__all__ = ["missing_profile_alert", "unpriced_model_alert"]
+__all__ = ["missing_profile_alert", "missing_usage_alert", "unpriced_model_alert"]
 
 
 def missing_profile_alert(
@@ -46,5 +47,26 @@ def unpriced_model_alert(
             f"{day} were costed $0 and marked unpriced; add it under prices"
         ),
         evidence={"model": model, "calls": calls, "tokens": tokens, "day": day},
+        starts_at=now,
+    )
+
+
+def missing_usage_alert(
+    workflow: str, team: str, day: str, calls: int | str, now: datetime
+) -> Alert:
+    calls = big(calls)  # a partial writes sums beyond 64 bits as text
+    return make_alert(
+        kind="missing_usage",
+        fingerprint=fingerprint("missing_usage", team, workflow, day),
+        severity="warning",
+        team=team,
+        workflow=workflow,
+        labels={"day": day},
+        summary=(
+            f"workflow {workflow} (team {team}) records calls without usage: {calls:,} calls "
+            f"on {day} so far carry no token counts, so their cost is unknown (recorded as "
+            "missing_usage, not as free); request usage (e.g. stream_options include_usage)"
+        ),
+        evidence={"calls": calls, "day": day},
         starts_at=now,
     )

@@ -90,6 +90,7 @@ class PartitionAggregates:
     units: dict[DayKey, UnitPartial] = field(default_factory=dict)
     missing: dict[DayKey, list[Any]] = field(default_factory=dict)  # team, calls
     unpriced: dict[DayKey, list[Any]] = field(default_factory=dict)  # team, calls, tokens
+    no_usage: dict[DayKey, list[Any]] = field(default_factory=dict)  # (workflow, day): team, calls
     late_events: int = 0
     duplicates: int = 0
     clock_ahead_events: int = 0  # governed at processing time (tokengov.streams.core.skew)
@@ -100,6 +101,7 @@ class PartitionAggregates:
     dirty_units: set[DayKey] = field(default_factory=set)
     dirty_missing: set[DayKey] = field(default_factory=set)
     dirty_unpriced: set[DayKey] = field(default_factory=set)
+    dirty_no_usage: set[DayKey] = field(default_factory=set)
     changed: bool = False
 
     # ------------------------------------------------------------ lateness
@@ -165,6 +167,14 @@ class PartitionAggregates:
         self.dirty_unpriced.add(key)
         self.changed = True
 
+    def missing_usage_call(self, key: DayKey, team: str) -> None:
+        row = self.no_usage.get(key)
+        if row is None:
+            row = self.no_usage[key] = [team, 0]
+        row[1] += 1
+        self.dirty_no_usage.add(key)
+        self.changed = True
+
     # ------------------------------------------------------------ output
 
     def take_partial(self) -> dict[str, Any] | None:
@@ -175,6 +185,7 @@ class PartitionAggregates:
             or self.dirty_units
             or self.dirty_missing
             or self.dirty_unpriced
+            or self.dirty_no_usage
         ):
             return None
         doc: dict[str, Any] = {
@@ -192,6 +203,7 @@ class PartitionAggregates:
             ],
             "m": [[*k, *r] for k in self.dirty_missing if (r := self.missing.get(k))],
             "x": [[*k, *r] for k in self.dirty_unpriced if (r := self.unpriced.get(k))],
+            "z": [[*k, *r] for k in self.dirty_no_usage if (r := self.no_usage.get(k))],
             "late": self.late_events,
             "dups": self.duplicates,
             "skew": [self.clock_ahead_events, self.clock_behind_events],
@@ -201,6 +213,7 @@ class PartitionAggregates:
         self.dirty_units.clear()
         self.dirty_missing.clear()
         self.dirty_unpriced.clear()
+        self.dirty_no_usage.clear()
         return doc
 
     def expire(self) -> int:
@@ -209,10 +222,14 @@ class PartitionAggregates:
         before = len(self.windows) + len(self.budgets) + len(self.units)
         self.windows = {k: v for k, v in self.windows.items() if self.window_open(k[0], k[1])}
         self.budgets = {k: v for k, v in self.budgets.items() if self.period_open(k[1])}
-        day_ms = {k: period_bounds(k[1])[0] for k in (*self.units, *self.missing, *self.unpriced)}
+        day_ms = {
+            k: period_bounds(k[1])[0]
+            for k in (*self.units, *self.missing, *self.unpriced, *self.no_usage)
+        }
         self.units = {k: v for k, v in self.units.items() if self.day_open(day_ms[k])}
         self.missing = {k: v for k, v in self.missing.items() if self.day_open(day_ms[k])}
         self.unpriced = {k: v for k, v in self.unpriced.items() if self.day_open(day_ms[k])}
+        self.no_usage = {k: v for k, v in self.no_usage.items() if self.day_open(day_ms[k])}
         self.skew_alerted = {
             fp: end for fp, end in self.skew_alerted.items() if end + DAY_MS > self.watermark_ms
         }
@@ -233,6 +250,7 @@ class PartitionAggregates:
             "units": [[*k, u.team, u.ints, u.floats, u.cost_femto] for k, u in self.units.items()],
             "missing": [[*k, *r] for k, r in self.missing.items()],
             "unpriced": [[*k, *r] for k, r in self.unpriced.items()],
+            "no_usage": [[*k, *r] for k, r in self.no_usage.items()],
             "late_events": self.late_events,
             "duplicates": self.duplicates,
             "clock_ahead_events": self.clock_ahead_events,
@@ -255,6 +273,8 @@ class PartitionAggregates:
             agg.missing[(wf, day)] = [team, big(calls)]
         for model, day, team, calls, tokens in doc["unpriced"]:
             agg.unpriced[(model, day)] = [team, big(calls), big(tokens)]
+        for wf, day, team, calls in doc.get("no_usage", ()):  # absent in states before it
+            agg.no_usage[(wf, day)] = [team, big(calls)]
         agg.late_events = doc["late_events"]
         agg.duplicates = doc["duplicates"]
         agg.clock_ahead_events = doc.get("clock_ahead_events", 0)

@@ -108,7 +108,12 @@ class PartitionProcessor:
                 agg.applied_pos = pos
                 agg.changed = True
             return
-        cost = view.pricer.femto(event) if type(event) is Call else None  # at its ts as sent
+        cost = None
+        if type(event) is Call:  # priced at its ts as sent; a call without usage costs 0
+            if event.usage_missing and event.cost_femto is None:
+                cost = 0
+            else:
+                cost = view.pricer.femto(event)
         late = False
         skew_ms = event.ts_ms - self.now_ms
         if skew_ms > view.clock_ahead_ms or -skew_ms > view.clock_behind_ms:
@@ -313,6 +318,8 @@ class PartitionProcessor:
                 agg.missing_profile((workflow, day), team)
             if unpriced:
                 agg.unpriced_call((model, day), team, total)
+            if event.usage_missing:
+                agg.missing_usage_call((workflow, day), team)
         else:
             late = True
         if late:
