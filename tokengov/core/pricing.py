@@ -5,9 +5,9 @@
   + (cache_write − cache_write_1h) × cache_write_price + cache_write_1h × cache_write_1h_price
   + (output − reasoning) × output_price + reasoning × reasoning_price
 
-per million tokens (:func:`_formula`, written once). Missing cache prices fall
-back to the input price (the 1-hour write to the cache-write price), a missing
-reasoning price to the output price.
+per million tokens (:func:`_formula`; :meth:`Pricer.femto` inlines it, tested
+equal). Missing cache prices fall back to the input price (the 1-hour write to the
+cache-write price), a missing reasoning price to the output price.
 
 Where a call's rates come from, in order (``PricedCall.source``):
 
@@ -176,9 +176,17 @@ class Entry(NamedTuple):
                 return tier.usd_rates
         return self.usd_rates
 
+    def femto_rates_for(self, input_tokens: int) -> tuple[int, int, int, int, int, int]:
+        for tier in self.tiers:
+            if input_tokens > tier.above:
+                return tier.femto_rates
+        return self.femto_rates
 
-#: Not in the pricer's cache yet (a sentinel: the cache holds None for an unpriced model).
-_UNSEEN: Final = Entry((ZERO,) * 6, (0,) * 6, True, "policy")
+
+#: What the hot path keeps per (provider, model, day, tier): femto-USD rates and tiers.
+_Hot = tuple[tuple[int, int, int, int, int, int], tuple[Tier, ...]]
+#: Not in the hot path's cache yet (a sentinel: the cache holds None for an unpriced model).
+_UNSEEN: Final[_Hot] = ((0, 0, 0, 0, 0, 0), ())
 
 
 def _policy_entry(price: Price) -> Entry:
@@ -363,6 +371,7 @@ class Pricer:
     def __init__(self, catalog: PriceCatalog) -> None:
         self.catalog = catalog
         self._cache: dict[tuple[str, str, date, str | None], Entry | None] = {}
+        self._hot: dict[tuple[str, str, date, str | None], _Hot | None] = {}
         # The catalog's data loads once per process (~0.2 s): here, not on the first call
         # of an unknown model in the streams' hot path.
         from genai_prices.data_snapshot import get_snapshot
@@ -379,6 +388,7 @@ class Pricer:
             pass
         if len(self._cache) > 10_000:
             self._cache.clear()
+            self._hot.clear()
         found = self._cache[key] = self._resolve(model, day, provider, service_tier)
         return found
 
@@ -395,31 +405,40 @@ class Pricer:
 
     def femto(self, call: Call) -> int | None:
         """The cost in femto-USD; a reported cost wins; a call without usage costs 0;
-        None: the model has no price."""
+        None: the model has no price. The streams' hot path: one dict lookup and
+        :func:`_formula` inlined (tests check it against the function and the catalog's own
+        ``calc_price``)."""
         if call.cost_femto is not None:
             return call.cost_femto
         if call.usage_missing:
             return 0
-        day = call.ts.date()
-        entry = self._cache.get((call.provider, call.model, day, call.service_tier), _UNSEEN)
-        if entry is _UNSEEN:
-            entry = self.entry(call.model, day, call.provider, call.service_tier)
-        if entry is None:
+        key = (call.provider, call.model, call.ts.date(), call.service_tier)
+        hot = self._hot.get(key, _UNSEEN)
+        if hot is _UNSEEN:
+            entry = self.entry(call.model, key[2], call.provider, call.service_tier)
+            hot = self._hot[key] = None if entry is None else (entry.femto_rates, entry.tiers)
+        if hot is None:
             return None
-        rates = entry.femto_rates
-        if entry.tiers:
-            for tier in entry.tiers:
-                if call.input > tier.above:
+        rates, tiers = hot
+        input = call.input
+        if tiers:
+            for tier in tiers:
+                if input > tier.above:
                     rates = tier.femto_rates
                     break
-        return _formula(
-            rates,
-            call.input,
-            call.cached_input,
-            call.cache_write,
-            call.cache_write_1h,
-            call.output,
-            call.reasoning,
+        r_in, r_cached, r_write, r_write_1h, r_out, r_reason = rates
+        cached_input = call.cached_input
+        cache_write = call.cache_write
+        cache_write_1h = call.cache_write_1h
+        output = call.output
+        reasoning = call.reasoning
+        return (
+            (input - cached_input - cache_write) * r_in
+            + cached_input * r_cached
+            + (cache_write - cache_write_1h) * r_write
+            + cache_write_1h * r_write_1h
+            + (output - reasoning) * r_out
+            + reasoning * r_reason
         )
 
     def priced(self, call: Call, *, input_rate: bool = False) -> PricedCall:
@@ -441,8 +460,15 @@ class Pricer:
         else:
             source, version = entry.source, entry.version
             if entry.exact:
-                femto = self.femto(call)
-                assert femto is not None
+                femto = _formula(
+                    entry.femto_rates_for(call.input),
+                    call.input,
+                    call.cached_input,
+                    call.cache_write,
+                    call.cache_write_1h,
+                    call.output,
+                    call.reasoning,
+                )
                 cost = Decimal(femto).scaleb(-15)
             else:
                 cost = self._usd(entry, call) / _PER_MILLION
