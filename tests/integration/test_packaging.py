@@ -38,6 +38,7 @@ def test_the_wheel_holds_only_tokengov_and_the_sdk_needs_no_server_extra(tmp_pat
     base = sorted(r.name for r in requires if r.marker is None)
     assert base == [
         "confluent-kafka",
+        "genai-prices",  # the price catalog behind the core's pricer (pure Python)
         "msgspec",
         "orjson",
         "pydantic",

@@ -54,7 +54,8 @@ INCIDENTS = (
     "unpriced_model",
 )
 
-UNPRICED_MODEL = "mistral-large-2411"
+#: A private fine-tune: neither the policy nor the maintained catalog can know its price.
+UNPRICED_MODEL = "ft:mistral-small-latest:acme:ticket-summary"
 UNPROFILED_WORKFLOW = "lead-scoring"
 
 

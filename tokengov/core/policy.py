@@ -14,7 +14,7 @@ Secrets never live in the file: receivers name environment variables
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -29,6 +29,7 @@ __all__ = [
     "Budget",
     "CostProfile",
     "DebtPolicy",
+    "Discount",
     "InhibitRule",
     "Policy",
     "Price",
@@ -135,25 +136,65 @@ Receiver = Annotated[
 
 
 class Price(_Strict):
-    """USD per million tokens. Cache prices fall back to ``input``; ``reasoning`` to ``output``."""
+    """USD per million tokens. Cache prices fall back to ``input`` (``cache_write_1h`` to
+    ``cache_write``); ``reasoning`` to ``output``."""
 
     input: NonNegativeMoney
     output: NonNegativeMoney
     cached_input: NonNegativeMoney | None = None
     cache_write: NonNegativeMoney | None = None
+    cache_write_1h: NonNegativeMoney | None = None
     reasoning: NonNegativeMoney | None = None
 
 
-class PriceCatalog:
-    """Prices by model with effective dates (``model@YYYY-MM-DD`` keys in the file)."""
+class Discount(_Strict):
+    """A discount off the catalog's list prices (``discount: 0.15`` is 15 % off), for one
+    provider, one model, or one model of one provider. Policy prices are taken as they are."""
 
-    def __init__(self, entries: Mapping[str, Price]) -> None:
+    provider: str | None = None
+    model: str | None = None
+    discount: Annotated[Decimal, Field(ge=0, lt=1, allow_inf_nan=False)]
+
+    @model_validator(mode="after")
+    def _scoped(self) -> Discount:
+        if self.provider is None and self.model is None:
+            raise ValueError("a discount names a provider, a model, or both")
+        return self
+
+
+#: An effective date in a price key: ``model@YYYY-MM-DD`` (nothing else: a Vertex model id
+#: such as ``claude-sonnet-4@20250514`` is a model name, not a date).
+_EFFECTIVE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def effective_date(key: str) -> tuple[str, date]:
+    """The model and effective date of a ``prices:`` key (``date.min``: no date). Raises
+    ValueError naming the key when the part after ``@`` is not a ``YYYY-MM-DD`` date."""
+    model, at, day = key.rpartition("@") if "@" in key else (key, "", "")
+    if not at:
+        return key, date.min
+    if not _EFFECTIVE.match(day):
+        raise ValueError(
+            f'"{key}": the effective date after "@" must be YYYY-MM-DD, not "{day}" '
+            f'(a model id with "@" such as Vertex\'s needs its date too: "{key}@2025-01-01")'
+        )
+    try:
+        return model, date.fromisoformat(day)
+    except ValueError:
+        raise ValueError(f'"{key}": effective date "{day}" is not a valid date') from None
+
+
+class PriceCatalog:
+    """The policy's prices (overrides and additions to the catalog) by model with effective
+    dates (``model@YYYY-MM-DD`` keys in the file), and its discounts off the catalog."""
+
+    def __init__(self, entries: Mapping[str, Price], discounts: Sequence[Discount] = ()) -> None:
         by_model: dict[str, list[tuple[date, Price]]] = {}
         for key, price in entries.items():
-            model, _, day = key.partition("@")
-            effective = date.fromisoformat(day) if day else date.min
+            model, effective = effective_date(key)
             by_model.setdefault(model, []).append((effective, price))
         self._by_model = {m: sorted(v, key=lambda e: e[0]) for m, v in by_model.items()}
+        self.discounts = tuple(discounts)
 
     def __contains__(self, model: object) -> bool:
         return model in self._by_model
@@ -174,6 +215,21 @@ class PriceCatalog:
             else:
                 break
         return chosen
+
+    def discount(self, providers: Sequence[str], models: Sequence[str]) -> Discount | None:
+        """The most specific discount for a call of any of ``providers`` (the event's, the
+        catalog's id for it) and ``models`` (the call's model, the catalog's id): model and
+        provider, then model, then provider."""
+        best: tuple[int, Discount] | None = None
+        for d in self.discounts:
+            if d.provider is not None and d.provider not in providers:
+                continue
+            if d.model is not None and d.model not in models:
+                continue
+            rank = (2 if d.model is not None else 0) + (1 if d.provider is not None else 0)
+            if best is None or rank > best[0]:
+                best = (rank, d)
+        return None if best is None else best[1]
 
 
 class CostProfile(_Strict):
@@ -431,6 +487,7 @@ class Policy(_Strict):
     teams: dict[str, TeamPolicy] = Field(default_factory=dict)
     receivers: dict[str, Receiver] = Field(default_factory=dict)
     prices: dict[str, Price] = Field(default_factory=dict)
+    discounts: list[Discount] = Field(default_factory=list)
     cost_profiles: dict[str, CostProfile] = Field(default_factory=dict)
     budgets: list[Budget] = Field(default_factory=list)
     routes: Route = Field(default_factory=lambda: Route(receiver="console"))
@@ -443,7 +500,7 @@ class Policy(_Strict):
     def catalog(self) -> PriceCatalog:
         cached: PriceCatalog | None = self.__dict__.get("_catalog")
         if cached is None:
-            cached = PriceCatalog(self.prices)
+            cached = PriceCatalog(self.prices, self.discounts)
             self.__dict__["_catalog"] = cached
         return cached
 
@@ -569,12 +626,10 @@ def _reference_problems(doc: Mapping[str, Any]) -> Iterator[tuple[tuple[int | st
         yield from walk(routes, ("routes",))
     prices = doc.get("prices")
     for key in prices if isinstance(prices, dict) else {}:
-        _, _, day = str(key).partition("@")
-        if day:
-            try:
-                date.fromisoformat(day)
-            except ValueError:
-                yield ("prices", key), f'effective date "{day}" is not YYYY-MM-DD'
+        try:
+            effective_date(str(key))
+        except ValueError as exc:
+            yield ("prices", key), str(exc)
 
 
 def parse_policy(text: str, *, source: str = "<policy>") -> Policy:

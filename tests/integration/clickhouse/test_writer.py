@@ -246,7 +246,7 @@ def test_rows_match_what_was_produced(bootstrap, topic_names, store, policy, dec
             if doc["cost_usd"] is not None
             else "missing_usage"
             if missing
-            else ("unpriced" if doc["model"] == "mystery-model" else "catalog"),
+            else ("unpriced" if doc["model"] == "mystery-model" else "policy"),
             doc["context_window"],
             1,
             doc["service_tier"],

@@ -50,7 +50,7 @@ def test_single_event_is_priced_from_the_policy():
     out = decoder().decode("events", orjson.dumps(CALL))
     (item,) = out.items
     assert item.table == "token_events" and item.event_id == "e1"
-    assert item.row[COST] == Decimal(1) and item.row[SOURCE] == "catalog"  # $1 per million input
+    assert item.row[COST] == Decimal(1) and item.row[SOURCE] == "policy"  # $1 per million input
 
 
 def test_envelope_keeps_valid_items_and_counts_the_rest():

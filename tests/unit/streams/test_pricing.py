@@ -32,7 +32,7 @@ NOV = datetime(2026, 11, 29, 5, tzinfo=UTC)
 
 def cost(model: str, at: datetime = NOV, **tokens: int) -> Decimal:
     priced = price_tokens(model, TokenCounts(**tokens), at, CATALOG)
-    assert priced.source == "catalog"
+    assert priced.source == "policy"
     return priced.cost_usd
 
 
@@ -130,7 +130,7 @@ def test_priced_is_exact_decimal_when_a_price_has_more_than_nine_decimals() -> N
     tiny = from_model(call(model="tiny", input=1000, output=100))
     # (1000 × 1e-10 + 100 × 3e-10) per million tokens = 1.3e-13 USD, below a femto-USD rate
     priced = pricer.priced(tiny)
-    assert (priced.cost_usd, priced.source) == (Decimal("0.00000000000013"), "catalog")
+    assert (priced.cost_usd, priced.source) == (Decimal("0.00000000000013"), "policy")
     assert pricer.femto(tiny) == 0  # the hot path rounds each rate to whole femto-USD
 
 

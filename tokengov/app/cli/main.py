@@ -16,6 +16,7 @@ from tokengov.app.cli import (
     export,
     grafana,
     policy,
+    prices,
     query,
     schema,
     worker,
@@ -37,6 +38,7 @@ app = typer.Typer(
 )
 app.add_typer(broker.app, name="broker")
 app.add_typer(policy.app, name="policy")
+app.add_typer(prices.app, name="prices")
 app.add_typer(bench.app, name="bench")
 app.add_typer(debt.app, name="debt")
 app.add_typer(grafana.app, name="grafana")

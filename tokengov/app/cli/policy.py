@@ -49,7 +49,8 @@ def _summary(policy: Policy, path: Path) -> None:
         )
     console.print(budgets)
     console.print(
-        f"{len(policy.receivers)} receivers, {len(policy.catalog.models())} priced models, "
+        f"{len(policy.receivers)} receivers, {len(policy.catalog.models())} priced models "
+        f"(over the catalog), {len(policy.discounts)} discounts, "
         f"default route → {policy.routes.receiver}"
     )
 
