@@ -405,9 +405,8 @@ class Pricer:
 
     def femto(self, call: Call) -> int | None:
         """The cost in femto-USD; a reported cost wins; a call without usage costs 0;
-        None: the model has no price. The streams' hot path: one dict lookup and
-        :func:`_formula` inlined (tests check it against the function and the catalog's own
-        ``calc_price``)."""
+        None: the model has no price. The streams' hot path: one dict lookup, then the one
+        formula (:func:`_formula`, in integer femto-USD)."""
         if call.cost_femto is not None:
             return call.cost_femto
         if call.usage_missing:
@@ -426,19 +425,14 @@ class Pricer:
                 if input > tier.above:
                     rates = tier.femto_rates
                     break
-        r_in, r_cached, r_write, r_write_1h, r_out, r_reason = rates
-        cached_input = call.cached_input
-        cache_write = call.cache_write
-        cache_write_1h = call.cache_write_1h
-        output = call.output
-        reasoning = call.reasoning
-        return (
-            (input - cached_input - cache_write) * r_in
-            + cached_input * r_cached
-            + (cache_write - cache_write_1h) * r_write
-            + cache_write_1h * r_write_1h
-            + (output - reasoning) * r_out
-            + reasoning * r_reason
+        return _formula(
+            rates,
+            input,
+            call.cached_input,
+            call.cache_write,
+            call.cache_write_1h,
+            call.output,
+            call.reasoning,
         )
 
     def priced(self, call: Call, *, input_rate: bool = False) -> PricedCall:

@@ -235,8 +235,7 @@ def call_row(call: Call, priced: PricedCall) -> tuple[Any, ...]:
         cost_usd, source, version = ZERO, MISSING_USAGE, ""
     else:
         cost_usd, source = priced.cost_usd, priced.source
-        # the catalog's version (an older pricer has none)
-        version = getattr(priced, "price_version", "") or ""
+        version = priced.price_version  # the catalog's release ('' for the other sources)
         _money("cost_usd", cost_usd)
     c = call.components
     ts = call.ts
