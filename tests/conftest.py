@@ -63,3 +63,14 @@ def data_dir(tmp_path: Path) -> Path:
     path = tmp_path / "data"
     path.mkdir()
     return path
+
+
+@pytest.fixture
+def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI's rich console 250 columns wide for in-process runs (CliRunner). rich reads
+    COLUMNS once, when the console is made (at import, by whichever test of the process came
+    first), so a runner's env or terminal_width cannot widen it: lines would wrap."""
+    from tokengov.app.cli import common
+
+    monkeypatch.setattr(common.console, "_width", 250)
+    monkeypatch.setattr(common.console, "_height", 50)

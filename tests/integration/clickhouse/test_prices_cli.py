@@ -52,6 +52,7 @@ def history(store: ClickHouseStore, tmp_path: Path) -> str:
     return f"chdb://{tmp_path / 'ch'}"
 
 
+@pytest.mark.usefixtures("wide_console")
 def test_check_lists_unpriced_and_catalog_only_models(
     history: str, store: ClickHouseStore, tmp_path: Path
 ) -> None:
@@ -78,6 +79,7 @@ def test_check_lists_unpriced_and_catalog_only_models(
     assert "input $0.3 (catalog $0.4)" in override and "output $1.2 (catalog $1.6)" in override
 
 
+@pytest.mark.usefixtures("wide_console")
 def test_show_says_where_the_rates_come_from(tmp_path: Path) -> None:
     policy = tmp_path / "policy.yaml"
     policy.write_text(POLICY)
