@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
 from collections.abc import Callable
 
@@ -60,3 +62,36 @@ def read_events(
         for _, event in decode_events(value).events:
             out.append(((key or b"").decode(), event))
     return out
+
+
+class DeadPort:
+    """Keeps a stopped broker's port for the test while the broker is down: xdist runs other
+    tests' brokers alongside, and the kernel may hand the freed port to one of them, which
+    the stopped broker's clients would then reach. It listens on the port and closes every
+    connection at once, as a host whose broker process is down does (librdkafka: "connection
+    closed by peer"). ``close()`` frees it for the broker's restart."""
+
+    def __init__(self, port: int, host: str = "127.0.0.1") -> None:
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past TIME_WAIT
+        self._sock.bind((host, port))
+        self._sock.listen(64)
+        self._sock.settimeout(0.1)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._refuse, name="dead-port", daemon=True)
+        self._thread.start()
+
+    def _refuse(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            conn.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._sock.close()

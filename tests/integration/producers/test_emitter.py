@@ -6,7 +6,7 @@ import time
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from tests.kafka_helpers import read_events
+from tests.kafka_helpers import DeadPort, read_events
 from tokengov.app.local.broker import EmbeddedBroker, free_port
 from tokengov.core.calls import Call, Done
 from tokengov.core.decoding import decode_events
@@ -109,6 +109,7 @@ def test_broker_down_spools_and_replays_in_order(tmp_path):
         assert len(before) == 50 and emitter.stats.spooled == 0
 
         broker.stop()
+        down = DeadPort(port)  # no other test's broker takes the port meanwhile
         for round_ in range(10, 30):
             for task in tasks:
                 task.record({"input": 100 + round_, "output": 5}, model="m")
@@ -118,6 +119,7 @@ def test_broker_down_spools_and_replays_in_order(tmp_path):
         assert emitter.spooling and emitter.stats.spooled == 100
         assert emitter.spooled_pending > 0
 
+        down.close()
         broker.start(detach=False)
         ensure_topics(broker.bootstrap, specs)
         deadline = time.monotonic() + 30
@@ -207,6 +209,7 @@ def test_broker_restarted_empty_gets_its_topic_from_tokengov_not_from_the_emitte
         assert sorted(partitions_before) == [f"t-{i}" for i in range(8)]
 
         broker.stop()
+        down = DeadPort(broker.port)  # no other test's broker takes the port meanwhile
         for task in tasks:
             task.record({"input": 200, "output": 5}, model="m")
         deadline = time.monotonic() + 30
@@ -215,6 +218,7 @@ def test_broker_restarted_empty_gets_its_topic_from_tokengov_not_from_the_emitte
             time.sleep(0.05)
         assert emitter.stats.spooled == 8
 
+        down.close()
         broker.start(detach=False)  # empty: no topic at all
         probes = emitter.stats.probes
         deadline = time.monotonic() + 30
