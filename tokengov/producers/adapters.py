@@ -124,34 +124,32 @@ def _checked(where: str, **counts: int) -> TokenCounts:
         raise ContractError(f"inconsistent counts: {reason}", field=where) from None
 
 
-def from_openai_chat(usage: Any) -> TokenCounts:
-    """OpenAI chat completions ``usage``: prompt tokens include cached and cache-write ones."""
+def _openai(usage: Any, input_key: str, output_key: str) -> TokenCounts:
+    """OpenAI's usage shape, in either API's names: ``<input_key>`` includes the cached and
+    cache-write tokens of ``<input_key>_details``, ``<output_key>`` the reasoning tokens of
+    ``<output_key>_details``."""
     u = _as_mapping(usage)
-    prompt = _details(u, "prompt_tokens_details")
-    completion = _details(u, "completion_tokens_details")
+    inp = _details(u, f"{input_key}_details")
+    out = _details(u, f"{output_key}_details")
+    in_where, out_where = f"usage.{input_key}_details.", f"usage.{output_key}_details."
     return _checked(
         "usage",
-        input=_count(u, "prompt_tokens", where="usage."),
-        output=_count(u, "completion_tokens", where="usage."),
-        cached_input=_count(prompt, "cached_tokens", where="usage.prompt_tokens_details."),
-        cache_write=_count(prompt, "cache_write_tokens", where="usage.prompt_tokens_details."),
-        reasoning=_count(completion, "reasoning_tokens", where="usage.completion_tokens_details."),
+        input=_count(u, input_key, where="usage."),
+        output=_count(u, output_key, where="usage."),
+        cached_input=_count(inp, "cached_tokens", where=in_where),
+        cache_write=_count(inp, "cache_write_tokens", where=in_where),
+        reasoning=_count(out, "reasoning_tokens", where=out_where),
     )
+
+
+def from_openai_chat(usage: Any) -> TokenCounts:
+    """OpenAI chat completions ``usage``: prompt tokens include cached and cache-write ones."""
+    return _openai(usage, "prompt_tokens", "completion_tokens")
 
 
 def from_openai_responses(usage: Any) -> TokenCounts:
     """OpenAI responses API ``usage``: input tokens include cached and cache-write ones."""
-    u = _as_mapping(usage)
-    inp = _details(u, "input_tokens_details")
-    out = _details(u, "output_tokens_details")
-    return _checked(
-        "usage",
-        input=_count(u, "input_tokens", where="usage."),
-        output=_count(u, "output_tokens", where="usage."),
-        cached_input=_count(inp, "cached_tokens", where="usage.input_tokens_details."),
-        cache_write=_count(inp, "cache_write_tokens", where="usage.input_tokens_details."),
-        reasoning=_count(out, "reasoning_tokens", where="usage.output_tokens_details."),
-    )
+    return _openai(usage, "input_tokens", "output_tokens")
 
 
 def from_anthropic(usage: Any) -> TokenCounts:

@@ -4,6 +4,7 @@ a workflow whose calls carry no usage."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from tokengov.core.contracts import Alert
 from tokengov.streams.core.alerts import fingerprint, make_alert
@@ -12,23 +13,42 @@ from tokengov.streams.core.codec import big
 __all__ = ["missing_profile_alert", "missing_usage_alert", "unpriced_model_alert"]
 
 
-def missing_profile_alert(
-    workflow: str, team: str, day: str, calls: int | str, now: datetime
+def _workflow_day_alert(
+    kind: Literal["missing_cost_profile", "missing_usage"],
+    workflow: str,
+    team: str,
+    day: str,
+    calls: int,
+    summary: str,
+    now: datetime,
 ) -> Alert:
-    calls = big(calls)  # a partial writes sums beyond 64 bits as text
+    """A warning about one workflow on one day (its fingerprint: kind, team, workflow, day)."""
     return make_alert(
-        kind="missing_cost_profile",
-        fingerprint=fingerprint("missing_cost_profile", team, workflow, day),
+        kind=kind,
+        fingerprint=fingerprint(kind, team, workflow, day),
         severity="warning",
         team=team,
         workflow=workflow,
         labels={"day": day},
-        summary=(
-            f"workflow {workflow} (team {team}) runs in production without a cost profile: "
-            f"{calls:,} calls on {day} so far; add one under cost_profiles in the policy"
-        ),
+        summary=summary,
         evidence={"calls": calls, "day": day},
         starts_at=now,
+    )
+
+
+def missing_profile_alert(
+    workflow: str, team: str, day: str, calls: int | str, now: datetime
+) -> Alert:
+    calls = big(calls)  # a partial writes sums beyond 64 bits as text
+    return _workflow_day_alert(
+        "missing_cost_profile",
+        workflow,
+        team,
+        day,
+        calls,
+        f"workflow {workflow} (team {team}) runs in production without a cost profile: "
+        f"{calls:,} calls on {day} so far; add one under cost_profiles in the policy",
+        now,
     )
 
 
@@ -55,18 +75,14 @@ def missing_usage_alert(
     workflow: str, team: str, day: str, calls: int | str, now: datetime
 ) -> Alert:
     calls = big(calls)  # a partial writes sums beyond 64 bits as text
-    return make_alert(
-        kind="missing_usage",
-        fingerprint=fingerprint("missing_usage", team, workflow, day),
-        severity="warning",
-        team=team,
-        workflow=workflow,
-        labels={"day": day},
-        summary=(
-            f"workflow {workflow} (team {team}) records calls without usage: {calls:,} calls "
-            f"on {day} so far carry no token counts, so their cost is unknown (recorded as "
-            "missing_usage, not as free); request usage (e.g. stream_options include_usage)"
-        ),
-        evidence={"calls": calls, "day": day},
-        starts_at=now,
+    return _workflow_day_alert(
+        "missing_usage",
+        workflow,
+        team,
+        day,
+        calls,
+        f"workflow {workflow} (team {team}) records calls without usage: {calls:,} calls "
+        f"on {day} so far carry no token counts, so their cost is unknown (recorded as "
+        "missing_usage, not as free); request usage (e.g. stream_options include_usage)",
+        now,
     )
