@@ -381,6 +381,9 @@ class InhibitRule(_Strict):
 
     The router always applies its built-in budget rules as well (docs/alerting.md)."""
 
+    name: str | None = Field(
+        default=None, description="Shown by test-route and in logs (default: its path)."
+    )
     source_match: dict[str, str] = Field(default_factory=dict)
     source_match_re: dict[str, str] = Field(default_factory=dict)
     target_match: dict[str, str] = Field(default_factory=dict)
