@@ -30,6 +30,7 @@ __all__ = [
     "Inhibition",
     "Inhibitor",
     "Rule",
+    "RuleCheck",
     "RuleSources",
     "rules_from_policy",
 ]
@@ -100,6 +101,19 @@ class Inhibition:
     source_fingerprint: str
 
 
+@dataclass(frozen=True)
+class RuleCheck:
+    """A rule whose target side matches an alert, and where it stands (for test-route)."""
+
+    rule: Rule
+    #: The alert matches the source side too, so sources that also match the target
+    #: side do not count.
+    two_sided: bool
+    #: The firing source alert that mutes the alert now (fingerprint, labels), or None.
+    muting_source: str | None = None
+    muting_labels: Mapping[str, str] | None = None
+
+
 class RuleSources:
     """The alerts on one rule's source side (Alertmanager's per-rule source cache)."""
 
@@ -115,6 +129,9 @@ class RuleSources:
 
     def delete(self, fingerprint: str) -> None:
         self._alerts.pop(fingerprint, None)
+
+    def labels(self, fingerprint: str) -> dict[str, str]:
+        return dict(self._alerts[fingerprint][0])
 
     def has_equal(
         self,
@@ -188,3 +205,18 @@ class Inhibitor:
     def rules_targeting(self, labels: Mapping[str, str]) -> list[Rule]:
         """The rules that could mute an alert with these labels (for test-route)."""
         return [r for r in self.rules if matches_all(r.target, labels)]
+
+    def explain(self, labels: Mapping[str, str], now: datetime) -> list[RuleCheck]:
+        """Every rule whose target side matches ``labels``, with the source muting it now."""
+        checks: list[RuleCheck] = []
+        for sources in self.sources:
+            rule = sources.rule
+            if not matches_all(rule.target, labels):
+                continue
+            two_sided = matches_all(rule.source, labels)
+            source_fp = sources.has_equal(labels, exclude_two_sided=two_sided, now=now)
+            if source_fp is None:
+                checks.append(RuleCheck(rule, two_sided))
+            else:
+                checks.append(RuleCheck(rule, two_sided, source_fp, sources.labels(source_fp)))
+        return checks
