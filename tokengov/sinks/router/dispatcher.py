@@ -277,7 +277,7 @@ class Dispatcher:
         withheld = [a for a in snapshot if a.status == "resolved"]
         for alert in withheld:
             group.alerts.pop(alert.fingerprint, None)
-        self.counters["resolved_not_sent"] += len(withheld)
+        self.counters["alerts_resolved_not_sent"] += len(withheld)
         if not firing:
             self.state.nflog_set(
                 NflogEntry(
