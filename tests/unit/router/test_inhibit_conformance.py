@@ -18,8 +18,11 @@ from typing import Any
 import pytest
 
 from tokengov.core.policy import parse_policy
+from tokengov.sinks.router.dispatcher import Dispatcher
 from tokengov.sinks.router.inhibit import Inhibitor, Rule, RuleSources, rules_from_policy
 from tokengov.sinks.router.matchers import Matcher
+from tokengov.sinks.router.state import MemoryState
+from tokengov.sinks.router.tree import RouteTree
 
 NOW = datetime(2026, 11, 29, 5, 0, 0, tzinfo=UTC)
 UPSTREAM = "inhibit/inhibit_test.go@68fb2d575"
@@ -289,3 +292,28 @@ def test_an_alert_never_inhibits_itself() -> None:
     inhibitor = Inhibitor([rule])
     inhibitor.observe("x", {"s": "1", "t": "1"}, firing=True)
     assert inhibitor.muted_by("x", {"s": "1", "t": "1"}, NOW) is None
+
+
+def test_dispatcher_notifies_both_alerts_that_match_both_sides(make_alert, clock) -> None:
+    """Issue 15's report, end to end in the dispatcher: a rule whose source and target both
+    match two critical alerts of one team used to mute both, so nothing was sent."""
+    policy = parse_policy("""
+version: 1
+teams: {search: {owner: s@example.com}}
+receivers: {c: {type: log}}
+routes: {receiver: c, group_by: [team], group_wait: 1s}
+inhibit_rules:
+  - {source_match: {severity: critical}, target_match: {team: search}, equal: [team]}
+""")
+    d = Dispatcher(
+        RouteTree.from_policy(policy),
+        MemoryState(),
+        inhibitor=Inhibitor(rules_from_policy(policy.inhibit_rules)),
+        clock=clock,
+    )
+    d.ingest(make_alert(task="t-1"))
+    d.ingest(make_alert(task="t-2"))
+    d.ingest(make_alert(task="t-3", severity="warning"))  # a plain target: muted
+    clock.advance(1)
+    [n] = d.flush_due()
+    assert sorted(a.task_id or "" for a in n.alerts) == ["t-1", "t-2"]
