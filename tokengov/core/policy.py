@@ -668,7 +668,8 @@ def _time_interval_problems(doc: Mapping[str, Any]) -> Iterator[tuple[tuple[int 
             used = route.get(key)
             used = used if isinstance(used, list) else []
             if path == ("routes",) and used:
-                yield (*path, key), f"the root route must not have {key} (it would mute everything)"
+                kind = key.partition("_")[0]  # mute | active
+                yield (*path, key), f"root route must not have any {kind} time intervals"
             for j, name in enumerate(used):
                 if isinstance(name, str) and name not in names:
                     yield (*path, key, j), f'undefined time interval "{name}" used in route'

@@ -232,8 +232,15 @@ class TimeInterval(_Strict):
 class NamedTimeInterval(_Strict):
     """An entry of the policy's ``time_intervals:`` (Alertmanager's ``config.TimeInterval``)."""
 
-    name: str = Field(min_length=1)
+    name: str = Field(default="", validate_default=True)
     time_intervals: list[TimeInterval] = Field(default_factory=list)
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _named(cls, value: Any) -> Any:
+        if value is None or value == "":
+            raise ValueError("missing name in time interval")
+        return value
 
 
 class Intervener:

@@ -126,13 +126,67 @@ def test_policy_check_refuses_bad_time_intervals_with_path_and_line():
     )
     assert 'line 7: time_intervals[1].name: time interval "night" is not unique' in problems
     assert (
-        "line 11: routes.mute_time_intervals: the root route must not have "
-        "mute_time_intervals (it would mute everything)"
+        "line 11: routes.mute_time_intervals: root route must not have any mute time intervals"
     ) in problems
     assert (
         'line 14: routes.routes[0].active_time_intervals[0]: undefined time interval "office" '
         "used in route"
     ) in problems
+
+
+#: config/config_test.go@68fb2d575, the time-interval cases, in tokengov's policy syntax
+#: (``route`` is ``routes``, receivers a mapping); the message is upstream's ``expected``.
+CONFIG_CASES: list[tuple[str, str, str]] = [
+    (
+        "TestMuteTimeExists",
+        "routes:\n  receiver: team-Y\n  routes:\n    - match: {severity: critical}\n"
+        "      mute_time_intervals: [business_hours]\n",
+        'undefined time interval "business_hours" used in route',
+    ),
+    (
+        "TestActiveTimeExists",
+        "routes:\n  receiver: team-Y\n  routes:\n    - match: {severity: critical}\n"
+        "      active_time_intervals: [business_hours]\n",
+        'undefined time interval "business_hours" used in route',
+    ),
+    (
+        "TestTimeIntervalHasName",
+        "time_intervals:\n  - name:\n    time_intervals:\n"
+        "      - times: [{start_time: '09:00', end_time: '17:00'}]\n"
+        "routes: {receiver: team-Y}\n",
+        "missing name in time interval",
+    ),
+    (
+        "TestMuteTimeNoDuplicates (with time_intervals: upstream's message for that list)",
+        "time_intervals:\n"
+        "  - {name: duplicate, time_intervals: [{times: [{start_time: '09:00', end_time: '17:00'}]}]}\n"
+        "  - {name: duplicate, time_intervals: [{times: [{start_time: '10:00', end_time: '14:00'}]}]}\n"
+        "routes: {receiver: team-Y}\n",
+        'time interval "duplicate" is not unique',
+    ),
+    (
+        "TestRootRouteNoMuteTimes",
+        "time_intervals:\n  - {name: my_mute_time, time_intervals: [{weekdays: [monday]}]}\n"
+        "routes: {receiver: team-Y, mute_time_intervals: [my_mute_time]}\n",
+        "root route must not have any mute time intervals",
+    ),
+    (
+        "TestRootRouteNoActiveTimes",
+        "time_intervals:\n  - {name: my_active_time, time_intervals: [{weekdays: [monday]}]}\n"
+        "routes: {receiver: team-Y, active_time_intervals: [my_active_time]}\n",
+        "root route must not have any active time intervals",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "body", "expected"), CONFIG_CASES, ids=[c[0] for c in CONFIG_CASES]
+)
+def test_config_time_interval_errors(case: str, body: str, expected: str):
+    text = "version: 1\nreceivers: {team-Y: {type: log}}\n" + body
+    with pytest.raises(PolicyError) as caught:
+        parse_policy(text)
+    assert expected in str(caught.value), f"config/config_test.go@68fb2d575 {case}"
 
 
 # ------------------------------------------------------------------ send_resolved
