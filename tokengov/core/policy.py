@@ -24,6 +24,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from tokengov.core.errors import PolicyError
+from tokengov.core.timeintervals import NamedTimeInterval
 
 __all__ = [
     "Budget",
@@ -84,6 +85,7 @@ class WebhookReceiver(_Strict):
     url_env: str | None = None
     secret_env: str | None = Field(default=None, description="HMAC-SHA256 signing secret.")
     timeout: Duration = timedelta(seconds=5)
+    send_resolved: bool = True  # Alertmanager's default for webhook_configs
 
     @model_validator(mode="after")
     def _has_url(self) -> WebhookReceiver:
@@ -98,6 +100,7 @@ class SlackReceiver(_Strict):
     url_env: str | None = None
     channel: str | None = None
     timeout: Duration = timedelta(seconds=5)
+    send_resolved: bool = False  # Alertmanager's default for slack_configs
 
     @model_validator(mode="after")
     def _has_url(self) -> SlackReceiver:
@@ -116,6 +119,7 @@ class EmailReceiver(_Strict):
     username_env: str | None = None
     password_env: str | None = None
     timeout: Duration = timedelta(seconds=10)
+    send_resolved: bool = False  # Alertmanager's default for email_configs
 
 
 class PagerDutyReceiver(_Strict):
@@ -123,10 +127,12 @@ class PagerDutyReceiver(_Strict):
     routing_key_env: str
     url: str = "https://events.pagerduty.com/v2/enqueue"
     timeout: Duration = timedelta(seconds=5)
+    send_resolved: bool = True  # Alertmanager's default for pagerduty_configs
 
 
 class LogReceiver(_Strict):
     type: Literal["log"]
+    send_resolved: bool = True
 
 
 Receiver = Annotated[
@@ -358,6 +364,12 @@ class Route(_Strict):
     repeat_interval: Duration | None = None
     continue_: bool = Field(default=False, alias="continue")
     routes: list[Route] = Field(default_factory=list)
+    mute_time_intervals: list[str] = Field(
+        default_factory=list, description="No notification while one of these contains now."
+    )
+    active_time_intervals: list[str] = Field(
+        default_factory=list, description="Notifications only while one of these contains now."
+    )
 
     @model_validator(mode="after")
     def _regexes_compile(self) -> Route:
@@ -381,6 +393,9 @@ class InhibitRule(_Strict):
 
     The router always applies its built-in budget rules as well (docs/alerting.md)."""
 
+    name: str | None = Field(
+        default=None, description="Shown by test-route and in logs (default: its path)."
+    )
     source_match: dict[str, str] = Field(default_factory=dict)
     source_match_re: dict[str, str] = Field(default_factory=dict)
     target_match: dict[str, str] = Field(default_factory=dict)
@@ -493,6 +508,7 @@ class Policy(_Strict):
     routes: Route = Field(default_factory=lambda: Route(receiver="console"))
     debt: DebtPolicy = Field(default_factory=DebtPolicy)
     inhibit_rules: list[InhibitRule] = Field(default_factory=list)
+    time_intervals: list[NamedTimeInterval] = Field(default_factory=list)
 
     streams: StreamsSettings = Field(default_factory=StreamsSettings)
 
@@ -632,6 +648,38 @@ def _reference_problems(doc: Mapping[str, Any]) -> Iterator[tuple[tuple[int | st
             yield ("prices", key), str(exc)
 
 
+def _time_interval_problems(doc: Mapping[str, Any]) -> Iterator[tuple[tuple[int | str, ...], str]]:
+    """Alertmanager's checks: unique names, routes name defined intervals, none on the root."""
+    names: set[str] = set()
+    intervals = doc.get("time_intervals")
+    for i, interval in enumerate(intervals if isinstance(intervals, list) else []):
+        name = interval.get("name") if isinstance(interval, dict) else None
+        if isinstance(name, str) and name in names:
+            yield ("time_intervals", i, "name"), f'time interval "{name}" is not unique'
+        elif isinstance(name, str):
+            names.add(name)
+
+    def walk(
+        route: Any, path: tuple[int | str, ...]
+    ) -> Iterator[tuple[tuple[int | str, ...], str]]:
+        if not isinstance(route, dict):
+            return
+        for key in ("mute_time_intervals", "active_time_intervals"):
+            used = route.get(key)
+            used = used if isinstance(used, list) else []
+            if path == ("routes",) and used:
+                kind = key.partition("_")[0]  # mute | active
+                yield (*path, key), f"root route must not have any {kind} time intervals"
+            for j, name in enumerate(used):
+                if isinstance(name, str) and name not in names:
+                    yield (*path, key, j), f'undefined time interval "{name}" used in route'
+        children = route.get("routes")
+        for j, child in enumerate(children if isinstance(children, list) else []):
+            yield from walk(child, (*path, "routes", j))
+
+    yield from walk(doc.get("routes"), ("routes",))
+
+
 def parse_policy(text: str, *, source: str = "<policy>") -> Policy:
     """Parse and validate a policy document. Raises :class:`PolicyError` with every problem."""
     try:
@@ -651,7 +699,7 @@ def parse_policy(text: str, *, source: str = "<policy>") -> Policy:
             found.append(
                 (_nearest_line(lines, loc), f"{_format_loc(loc)}: {_friendly(err['msg'])}")
             )
-    for loc, message in _reference_problems(doc):
+    for loc, message in [*_reference_problems(doc), *_time_interval_problems(doc)]:
         found.append((_nearest_line(lines, loc), f"{_format_loc(loc)}: {message}"))
     if found or policy is None:
         problems = [f"line {line}: {msg}" if line else msg for line, msg in found]

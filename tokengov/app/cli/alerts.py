@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import getpass
-from datetime import datetime, timedelta
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Annotated
 
 import orjson
@@ -20,15 +22,19 @@ from tokengov.app.cli.common import (
     load_settings,
     open_history,
 )
-from tokengov.core.contracts import utcnow
+from tokengov.core.contracts import Alert, utcnow
 from tokengov.core.errors import BrokerError, PolicyError, QueryError
 from tokengov.core.policy import Policy, load_policy, parse_duration
 from tokengov.core.settings import Settings
 from tokengov.core.topics import SILENCES
+from tokengov.sinks.router.group import is_resolved
 from tokengov.sinks.router.history import AlertHistory, AlertRow
 from tokengov.sinks.router.inhibit import BUILTIN_RULES, Inhibitor, rules_from_policy
 from tokengov.sinks.router.kafka import SilenceTopic
+from tokengov.sinks.router.labels import routing_labels
 from tokengov.sinks.router.silences import Silence, new_silence
+from tokengov.sinks.router.state import SqliteState
+from tokengov.sinks.router.timemute import time_mute
 from tokengov.sinks.router.tree import RouteMatch, RouteTree
 
 app = typer.Typer(
@@ -115,8 +121,7 @@ def _dur(value: timedelta) -> str:
     return f"{seconds:g}s"
 
 
-def _print_routing(policy: Policy, labels: dict[str, str]) -> list[RouteMatch]:
-    tree = RouteTree.from_policy(policy)
+def _print_routing(policy: Policy, tree: RouteTree, labels: dict[str, str]) -> list[RouteMatch]:
     console.print("[bold]Routing[/]")
     for step in tree.explain(labels):
         mark = "[green]✓[/]" if step.matched else "[dim]✗[/]"
@@ -137,25 +142,76 @@ def _print_routing(policy: Policy, labels: dict[str, str]) -> list[RouteMatch]:
     return matches
 
 
-def _print_inhibition(policy: Policy, labels: dict[str, str]) -> None:
+def _labels_text(labels: Mapping[str, str]) -> str:
+    return "{" + ", ".join(f'{k}="{labels[k]}"' for k in sorted(labels)) + "}"
+
+
+def _router_alerts(data_dir: Path) -> list[Alert] | None:
+    """The alerts the router holds now (its state in the data dir), None when unreadable."""
+    path = data_dir / "router" / "state.sqlite"
+    if not path.is_file():
+        return None
+    state = SqliteState(path)
+    try:
+        latest: dict[str, Alert] = {}
+        for group in state.load_groups():
+            latest.update(group.alerts)
+        return list(latest.values())
+    finally:
+        state.close()
+
+
+def _print_inhibition(
+    policy: Policy, labels: dict[str, str], alerts: list[Alert] | None, at: datetime
+) -> None:
     inhibitor = Inhibitor([*BUILTIN_RULES, *rules_from_policy(policy.inhibit_rules)])
-    rules = [r for r in inhibitor.rules_targeting(labels) if all(e in labels for e in r.equal)]
-    if not rules:
-        console.print("[bold]Inhibition[/]: no rule can mute these labels")
-        return
-    console.print("[bold]Inhibition[/]: muted while any of these fires")
-    for rule in rules:
-        equal = " and ".join(f'{e}="{labels[e]}"' for e in rule.equal)
-        src = ", ".join(str(m) for m in rule.source)
-        console.print(
-            f"  {rule.name}: an alert {{{escape(src)}}}"
-            + (f" with {escape(equal)}" if equal else "")
+    for alert in alerts or []:
+        inhibitor.observe(
+            alert.fingerprint,
+            routing_labels(alert),
+            firing=not is_resolved(alert, at),
+            ends_at=alert.ends_at,
         )
+    checks = inhibitor.explain(labels, at)
+    if alerts is None:
+        known = "the router's state is not readable here: the rules that could mute"
+    else:
+        firing = sum(1 for a in alerts if not is_resolved(a, at))
+        known = f"against the {firing} firing alert(s) the router holds"
+    if not checks:
+        console.print(f"[bold]Inhibition[/]: no rule can mute these labels ({known})")
+        return
+    muting = [c for c in checks if c.muting_source is not None]
+    if alerts is None:
+        verdict = f"{len(checks)} rule(s) could mute them"
+    elif muting:
+        verdict = f"[yellow]muted now by {len(muting)} rule(s)[/]"
+    else:
+        verdict = "not muted now"
+    console.print(f"[bold]Inhibition[/] ({escape(known)}): {verdict}")
+    for check in checks:
+        rule = check.rule
+        src = ", ".join(str(m) for m in rule.source)
+        equal = " and ".join(
+            f'{e}="{labels[e]}"' if e in labels else f"no {e} label" for e in rule.equal
+        )
+        needs = f"an alert {{{src}}}" + (f" with {equal}" if equal else "")
+        if check.muting_source is not None and check.muting_labels is not None:
+            console.print(
+                f"  [yellow]✗[/] {escape(rule.name)}: muted now by firing alert "
+                f"{escape(check.muting_source)} {escape(_labels_text(check.muting_labels))}"
+            )
+        else:
+            console.print(f"  · {escape(rule.name)}: would be muted while {escape(needs)} fires")
+        if check.two_sided:
+            console.print(
+                "      these labels match the rule's source side too: a source that also "
+                "matches its target side does not mute them (Alertmanager)"
+            )
 
 
-def _print_silences(silences: list[Silence], labels: dict[str, str]) -> None:
-    now = utcnow()
-    muting = [s for s in silences if s.mutes(labels, now)]
+def _print_silences(silences: list[Silence], labels: dict[str, str], at: datetime) -> None:
+    muting = [s for s in silences if s.mutes(labels, at)]
     if not muting:
         console.print("[bold]Silences[/]: none active matches")
         return
@@ -167,6 +223,37 @@ def _print_silences(silences: list[Silence], labels: dict[str, str]) -> None:
             f"  {s.silence_id} by {escape(s.created_by)} until {_ts(s.ends_at)} UTC: "
             f"{escape(s.reason)} ({escape(', '.join(s.matchers))})"
         )
+
+
+def _print_time_intervals(tree: RouteTree, matches: list[RouteMatch], at: datetime) -> None:
+    timed = [m for m in matches if m.node.mute_time_intervals or m.node.active_time_intervals]
+    if not timed:
+        console.print("[bold]Time intervals[/]: none on the matched routes")
+        return
+    console.print(f"[bold]Time intervals[/] (at {_ts(at.astimezone(UTC))} UTC)")
+    for m in timed:
+        node = m.node
+        muted = time_mute(node, tree.intervals, at)
+        verdict = f"[yellow]muted: {escape(muted.describe())}[/]" if muted else "notifies"
+        console.print(f"  {escape(node.path)} → {escape(m.receiver)}: {verdict}")
+        for name in node.active_time_intervals:
+            inside = bool(tree.intervals.containing([name], at))
+            state = "inside" if inside else "outside"
+            console.print(f"      active_time_intervals {escape(name)}: {state}")
+        for name in node.mute_time_intervals:
+            inside = bool(tree.intervals.containing([name], at))
+            state = "inside: mutes" if inside else "outside: does not mute"
+            console.print(f"      mute_time_intervals {escape(name)}: {state}")
+
+
+def _parse_at(text: str | None) -> datetime:
+    if text is None:
+        return utcnow()
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        fail(f"--at: {text!r} is not a time (use ISO 8601: 2026-11-30T09:00+01:00; no zone: UTC)")
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 @app.command("show")
@@ -216,7 +303,7 @@ def show(
             labels["task_id"] = latest.task_id
         labels.update(latest.labels)
         console.print("[dim](routing per the policy in force now)[/]")
-        _print_routing(policy, labels)
+        _print_routing(policy, RouteTree.from_policy(policy), labels)
     table = Table(
         "time",
         "receiver",
@@ -259,16 +346,29 @@ def test_route(
     no_silences: Annotated[
         bool, typer.Option("--no-silences", help="Do not read silences from the broker.")
     ] = False,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            "--at",
+            help="Evaluate at this time (ISO 8601, e.g. 2026-11-30T09:00+01:00; default now).",
+        ),
+    ] = None,
+    data_dir: DataDirOpt = None,
 ) -> None:
-    """Which receivers an alert with these labels would reach, and why."""
-    settings = load_settings(policy=policy_file, bootstrap=bootstrap)
+    """Which receivers an alert with these labels would reach, and what would mute it:
+    inhibit rules (against the alerts the router holds, when its state is readable),
+    silences, and the matched routes' time intervals."""
+    settings = load_settings(data_dir=data_dir, policy=policy_file, bootstrap=bootstrap)
     policy = _policy(settings)
     if policy is None:
         fail("no policy: pass --policy FILE or set TOKENGOV_POLICY")
+    when = _parse_at(at)
     parsed = _parse_labels(labels)
     console.print("Labels: " + escape(" ".join(f'{k}="{v}"' for k, v in sorted(parsed.items()))))
-    _print_routing(policy, parsed)
-    _print_inhibition(policy, parsed)
+    tree = RouteTree.from_policy(policy)
+    matches = _print_routing(policy, tree, parsed)
+    _print_inhibition(policy, parsed, _router_alerts(settings.data_dir), when)
+    _print_time_intervals(tree, matches, when)
     if no_silences:
         return
     try:
@@ -276,7 +376,7 @@ def test_route(
     except BrokerError as exc:
         console.print(f"[bold]Silences[/]: not checked ({escape(str(exc))})")
         return
-    _print_silences(silences, parsed)
+    _print_silences(silences, parsed, when)
 
 
 # ------------------------------------------------------------------ silences

@@ -17,6 +17,8 @@ from tokengov.sinks.router.inhibit import (
     Inhibition,
     Inhibitor,
     Rule,
+    RuleCheck,
+    RuleSources,
     rules_from_policy,
 )
 from tokengov.sinks.router.labels import routing_labels
@@ -32,6 +34,7 @@ from tokengov.sinks.router.redact import REDACTED, Redactor
 from tokengov.sinks.router.router import AlertSink, DeadLetterSink, Router, receiver_failing_alert
 from tokengov.sinks.router.silences import Silence, SilenceStore, new_silence
 from tokengov.sinks.router.state import MemoryState, RouterState, SqliteState
+from tokengov.sinks.router.timemute import TimeMute, time_mute
 from tokengov.sinks.router.tree import RouteMatch, RouteNode, RouteTree, TraceStep
 
 __all__ = [
@@ -63,9 +66,12 @@ __all__ = [
     "Router",
     "RouterState",
     "Rule",
+    "RuleCheck",
+    "RuleSources",
     "Silence",
     "SilenceStore",
     "SqliteState",
+    "TimeMute",
     "TraceStep",
     "group_key",
     "is_resolved",
@@ -76,4 +82,5 @@ __all__ = [
     "receiver_failing_alert",
     "routing_labels",
     "rules_from_policy",
+    "time_mute",
 ]

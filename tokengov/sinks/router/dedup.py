@@ -36,6 +36,8 @@ def needs_update(
     resolved: Set[str],
     repeat_interval: timedelta,
     now: datetime,
+    *,
+    send_resolved: bool = True,
 ) -> NotifyReason | None:
     """Why the group must be notified now, or None when the receiver already knows.
 
@@ -43,8 +45,9 @@ def needs_update(
       receiver never heard of is not news);
     - a firing alert the receiver was not told about: notify;
     - everything resolved: notify if the last notification had firing alerts;
-    - some alerts resolved since the last notification: notify (every tokengov
-      receiver sends resolved notifications);
+    - some alerts resolved since the last notification: notify, if the receiver has
+      ``send_resolved`` (the all-resolved case above is decided regardless, so that the
+      notification log forgets the firing alerts);
     - nothing changed: notify again once ``repeat_interval`` has passed.
     """
     if entry is None:
@@ -53,7 +56,7 @@ def needs_update(
         return "new alerts in group" if entry.firing else "first notification"
     if not firing:
         return "all alerts resolved" if entry.firing else None
-    if not resolved <= entry.resolved:
+    if send_resolved and not resolved <= entry.resolved:
         return "some alerts resolved"
     if entry.ts < now - repeat_interval:
         return "repeat interval elapsed"

@@ -7,8 +7,10 @@ It follows Alertmanager's pipeline:
 2. **Group timers** (``dispatch/dispatch.go``, ``aggrGroup.run``): a new group is
    flushed ``group_wait`` after it was created (at once when its first alert is
    already older than that), then every ``group_interval``.
-3. At each flush, **inhibited and silenced** alerts are removed; if nothing is
-   left, nothing is sent.
+3. At each flush, a group whose route is outside its ``active_time_intervals`` or
+   inside one of its ``mute_time_intervals`` sends nothing (:mod:`tokengov.sinks.router.timemute`);
+   otherwise **inhibited and silenced** alerts are removed; if nothing is left, nothing
+   is sent.
 4. **Dedup** (:func:`tokengov.sinks.router.dedup.needs_update`) against the notification
    log decides whether the receiver must hear about the group now: new alerts,
    resolutions, or ``repeat_interval`` elapsed.
@@ -16,6 +18,9 @@ It follows Alertmanager's pipeline:
    with :meth:`Dispatcher.delivered` (the notification log records it) or
    :meth:`Dispatcher.abandoned` (dead-lettered; the next flush tries again).
    Resolved alerts leave their group once a notification about them was delivered.
+   A receiver with ``send_resolved: false`` is not told about resolutions: they are
+   left out of its notifications, and a group whose only news is resolutions is
+   recorded as notified without sending (Alertmanager's ``RetryStage``).
 
 All state goes through a :class:`~tokengov.sinks.router.state.RouterState`, so a restart
 resumes the same groups and does not page again.
@@ -37,6 +42,7 @@ from tokengov.sinks.router.labels import routing_labels
 from tokengov.sinks.router.notification import Notification
 from tokengov.sinks.router.silences import Silence, SilenceStore
 from tokengov.sinks.router.state import RouterState
+from tokengov.sinks.router.timemute import TimeMute, time_mute
 from tokengov.sinks.router.tree import RouteMatch, RouteTree
 
 __all__ = ["Clock", "Dispatcher", "MuteStatus"]
@@ -197,6 +203,15 @@ class Dispatcher:
             self.state.save_group(group)
             return None
         self._expire_stale(group, now)
+        muted_by_time = self.time_mute(group.route, now)
+        if muted_by_time is not None:
+            # Alertmanager's TimeActiveStage/TimeMuteStage: nothing sent, nothing marked
+            # notified; the flush counts as done, so resolved alerts are dropped.
+            self.counters["flushes_time_muted"] += 1
+            log.debug("group %s not notified: %s", group.key, muted_by_time.describe())
+            self._drop_resolved(group, now, None)
+            self._save_or_delete(group)
+            return None
         snapshot: list[Alert] = []
         for fingerprint in sorted(group.alerts, key=lambda f: (group.alerts[f].starts_at, f)):
             alert = group.alerts[fingerprint]
@@ -219,7 +234,14 @@ class Dispatcher:
             firing = {a.fingerprint for a in snapshot if a.status == "firing"}
             resolved = {a.fingerprint for a in snapshot if a.status == "resolved"}
             entry = self.state.nflog_get(group.key, group.receiver)
-            reason = needs_update(entry, firing, resolved, group.repeat_interval, now)
+            send_resolved = self.tree.send_resolved(group.receiver)
+            reason = needs_update(
+                entry, firing, resolved, group.repeat_interval, now, send_resolved=send_resolved
+            )
+            if reason is not None and not send_resolved and resolved:
+                snapshot = self._withhold_resolved(group, snapshot, now)
+                if not snapshot:
+                    return None
         if reason is None:
             # Nothing to tell: resolved alerts are done with.
             self._drop_resolved(group, now, None)
@@ -239,6 +261,35 @@ class Dispatcher:
         self.state.save_group(group)
         self.counters["notifications"] += 1
         return notification
+
+    def time_mute(self, route: str, now: datetime) -> TimeMute | None:
+        """Why the groups of the route at ``route`` (a policy path) send nothing now."""
+        node = self.tree.node_at(route)
+        return None if node is None else time_mute(node, self.tree.intervals, now)
+
+    def _withhold_resolved(
+        self, group: AggrGroup, snapshot: list[Alert], now: datetime
+    ) -> list[Alert]:
+        """``send_resolved: false``: the receiver is not told about resolved alerts, so they
+        leave the group now. When nothing fires, the notification log records the group as
+        notified without a notification (Alertmanager reports such a flush as sent)."""
+        firing = [a for a in snapshot if a.status == "firing"]
+        withheld = [a for a in snapshot if a.status == "resolved"]
+        for alert in withheld:
+            group.alerts.pop(alert.fingerprint, None)
+        self.counters["alerts_resolved_not_sent"] += len(withheld)
+        if not firing:
+            self.state.nflog_set(
+                NflogEntry(
+                    group.key,
+                    group.receiver,
+                    frozenset(),
+                    frozenset(a.fingerprint for a in withheld),
+                    now,
+                )
+            )
+            self._save_or_delete(group)
+        return firing
 
     def _expire_stale(self, group: AggrGroup, now: datetime) -> None:
         for fingerprint, alert in list(group.alerts.items()):

@@ -8,6 +8,10 @@
 - ``receiver``, ``group_by``, ``group_wait``, ``group_interval`` and
   ``repeat_interval`` are inherited from the parent when a node leaves them unset;
   the root's defaults are Alertmanager's (30s, 5m, 4h, group by nothing).
+- ``mute_time_intervals`` and ``active_time_intervals`` name the policy's
+  ``time_intervals``; as in Alertmanager they are *not* inherited (each node has only its
+  own) and the root may not have any. The dispatcher applies them when a group is
+  flushed (:mod:`tokengov.sinks.router.timemute`).
 - tokengov's additions: when only the root matched, a team's own receiver
   (``teams.<team>.receiver``) is used instead of the default receiver; and a
   ``receiver_failing`` alert always goes to the default receiver, whatever the tree
@@ -22,6 +26,7 @@ from datetime import timedelta
 from typing import Final
 
 from tokengov.core.policy import Policy, Route, TeamPolicy
+from tokengov.core.timeintervals import Intervener
 from tokengov.sinks.router.matchers import Matcher, from_match
 
 __all__ = [
@@ -62,6 +67,8 @@ class RouteNode:
     opts: RouteOpts
     continue_: bool
     children: list[RouteNode] = field(default_factory=list)
+    mute_time_intervals: tuple[str, ...] = ()
+    active_time_intervals: tuple[str, ...] = ()
 
     @classmethod
     def build(cls, route: Route, parent: RouteOpts | None, path: str = "routes") -> RouteNode:
@@ -92,6 +99,8 @@ class RouteNode:
         matchers = from_match(route.match, route.match_re)
         matchers.sort(key=lambda m: (m.name, m.op, m.value))
         node = cls(path, tuple(matchers), opts, route.continue_)
+        node.mute_time_intervals = tuple(route.mute_time_intervals)
+        node.active_time_intervals = tuple(route.active_time_intervals)
         node.children = [
             cls.build(child, opts, f"{path}.routes[{i}]") for i, child in enumerate(route.routes)
         ]
@@ -144,13 +153,36 @@ class TraceStep:
 
 
 class RouteTree:
-    def __init__(self, root: RouteNode, teams: Mapping[str, TeamPolicy] | None = None) -> None:
+    def __init__(
+        self,
+        root: RouteNode,
+        teams: Mapping[str, TeamPolicy] | None = None,
+        *,
+        intervals: Intervener | None = None,
+        send_resolved: Mapping[str, bool] | None = None,
+    ) -> None:
         self.root = root
         self.teams = dict(teams or {})
+        self.intervals = intervals or Intervener()
+        self._send_resolved = dict(send_resolved or {})
+        self._by_path = {node.path: node for node in self.nodes()}
 
     @classmethod
     def from_policy(cls, policy: Policy) -> RouteTree:
-        return cls(RouteNode.build(policy.routes, None), policy.teams)
+        return cls(
+            RouteNode.build(policy.routes, None),
+            policy.teams,
+            intervals=Intervener(policy.time_intervals),
+            send_resolved={name: r.send_resolved for name, r in policy.receivers.items()},
+        )
+
+    def node_at(self, path: str) -> RouteNode | None:
+        """The node at a policy path (``routes.routes[0]``), None when the tree has none."""
+        return self._by_path.get(path)
+
+    def send_resolved(self, receiver: str) -> bool:
+        """Whether ``receiver`` is told about resolutions (its ``send_resolved``)."""
+        return self._send_resolved.get(receiver, True)
 
     def _team_receiver(self, labels: Mapping[str, str]) -> str | None:
         team = self.teams.get(labels.get("team", ""))
