@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Final
 
+from tokengov.core.matchers import Matcher
 from tokengov.core.policy import Policy, Route, TeamPolicy
-from tokengov.sinks.router.matchers import Matcher, from_match
 
 __all__ = [
     "DEFAULT_GROUP_INTERVAL",
@@ -89,9 +89,7 @@ class RouteNode:
                 route.repeat_interval if route.repeat_interval is not None else base.repeat_interval
             ),
         )
-        matchers = from_match(route.match, route.match_re)
-        matchers.sort(key=lambda m: (m.name, m.op, m.value))
-        node = cls(path, tuple(matchers), opts, route.continue_)
+        node = cls(path, route.parsed_matchers, opts, route.continue_)
         node.children = [
             cls.build(child, opts, f"{path}.routes[{i}]") for i, child in enumerate(route.routes)
         ]
