@@ -583,10 +583,18 @@ class StreamsSettings(_Strict):
         return self
 
 
+def _receiver_name(name: str) -> str:
+    if not name:
+        raise ValueError("a receiver needs a name")
+    return name
+
+
 class Policy(_Strict):
     version: Literal[1]
     teams: dict[str, TeamPolicy] = Field(default_factory=dict)
-    receivers: dict[str, Receiver] = Field(default_factory=dict)
+    receivers: dict[Annotated[str, AfterValidator(_receiver_name)], Receiver] = Field(
+        default_factory=dict
+    )
     prices: dict[str, Price] = Field(default_factory=dict)
     discounts: list[Discount] = Field(default_factory=list)
     cost_profiles: dict[str, CostProfile] = Field(default_factory=dict)
@@ -628,6 +636,7 @@ def _format_loc(loc: tuple[int | str, ...]) -> str:
                 "receivers"
             ):
                 continue  # the discriminator tag pydantic inserts into the location
+            part = part if part != "" else '""'
             out += f".{part}" if out else str(part)
     return out
 
