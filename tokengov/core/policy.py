@@ -44,6 +44,7 @@ from tokengov.core.matchers import (
 )
 
 __all__ = [
+    "GROUP_BY_ALL",
     "Budget",
     "CostProfile",
     "DebtPolicy",

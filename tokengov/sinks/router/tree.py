@@ -22,13 +22,12 @@ from datetime import timedelta
 from typing import Final
 
 from tokengov.core.matchers import Matcher
-from tokengov.core.policy import Policy, Route, TeamPolicy
+from tokengov.core.policy import GROUP_BY_ALL, Policy, Route, TeamPolicy
 
 __all__ = [
     "DEFAULT_GROUP_INTERVAL",
     "DEFAULT_GROUP_WAIT",
     "DEFAULT_REPEAT_INTERVAL",
-    "GROUP_BY_ALL",
     "RouteMatch",
     "RouteNode",
     "RouteTree",
@@ -39,8 +38,6 @@ DEFAULT_GROUP_WAIT: Final = timedelta(seconds=30)
 DEFAULT_GROUP_INTERVAL: Final = timedelta(minutes=5)
 DEFAULT_REPEAT_INTERVAL: Final = timedelta(hours=4)
 RECEIVER_FAILING: Final = "receiver_failing"
-#: ``group_by: ['...']`` groups by every label (each distinct alert is its own group).
-GROUP_BY_ALL: Final = "..."
 
 
 @dataclass(frozen=True)
