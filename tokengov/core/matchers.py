@@ -25,7 +25,6 @@ Upstream: github.com/prometheus/alertmanager ``pkg/labels/{parse,matcher}.go`` a
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
@@ -56,7 +55,12 @@ _MATCHER: Final = re.compile(
     rf"{_WS}*([a-zA-Z_:][a-zA-Z0-9_:]*){_WS}*(=~|=|!=|!~){_WS}*((?s:.*?)){_WS}*\Z"
 )
 _RESERVED: Final = frozenset("{}!=~,\\\"'`")
-_GO_SPACE: Final = frozenset("\t\n\v\f\r \x85\xa0")
+#: Go's unicode.IsSpace (Python's str.isspace also takes U+001C..U+001F).
+_GO_SPACE_CHARS: Final = (
+    "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
+    "\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+_GO_SPACE: Final = frozenset(_GO_SPACE_CHARS)
 _ORDER: Final[dict[str, int]] = {"=": 0, "!=": 1, "=~": 2, "!~": 3}
 
 
@@ -88,9 +92,7 @@ def compile_regex(pattern: str) -> Any:
 
 def _is_reserved(char: str) -> bool:
     # matcher.go isReserved: unicode.IsSpace or one of {}!=~,\"'`
-    return (
-        char in _RESERVED or char in _GO_SPACE or unicodedata.category(char) in ("Zs", "Zl", "Zp")
-    )
+    return char in _RESERVED or char in _GO_SPACE
 
 
 def _open_metrics_escape(value: str) -> str:
@@ -254,7 +256,7 @@ def parse_matchers(text: str) -> list[Matcher]:
         else:
             escaped = False
         token.append(char)
-    last = "".join(token).strip()
+    last = "".join(token).strip(_GO_SPACE_CHARS)  # Go's strings.TrimSpace
     if last:
         tokens.append(last)
     return [parse_matcher(t) for t in tokens]

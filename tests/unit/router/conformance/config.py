@@ -175,6 +175,28 @@ CASES: tuple[ConfigCase, ...] = (
         "repeat_interval: must be greater than 0",
     ),
     ConfigCase(
+        "config/config_test.go TestEmptyFieldsAndRegex line 769 (testdata/conf.good.yml: "
+        "its route tree and inhibit rule; receivers as log receivers)",
+        None,
+        "version: 1\nroutes:\n  group_by: ['alertname', 'cluster', 'service']\n"
+        "  group_wait: 30s\n  group_interval: 5m\n  repeat_interval: 3h\n"
+        "  receiver: team-X-mails\n\n  routes:\n    - match_re:\n"
+        "        service: ^(foo1|foo2|baz)$\n      receiver: team-X-mails\n      routes:\n"
+        "        - match:\n            severity: critical\n          receiver: team-X-pager\n"
+        "    - match:\n        service: files\n      receiver: team-Y-mails\n      routes:\n"
+        "        - match:\n            severity: critical\n          receiver: team-Y-pager\n"
+        "    - match:\n        service: database\n      receiver: team-DB-pager\n"
+        "      group_by: [alertname, cluster, database]\n      routes:\n        - match:\n"
+        "            owner2: team-X\n          receiver: team-X-pager\n          continue: true\n"
+        "        - match:\n            owner: team-Y\n          receiver: team-Y-pager\n"
+        "inhibit_rules:\n  - source_match:\n      severity: 'critical'\n    target_match:\n"
+        "      severity: 'warning'\n    equal: ['alertname', 'cluster', 'service']\n"
+        "receivers:\n  'team-X-mails': {type: log}\n  'team-X-pager': {type: log}\n"
+        "  'team-Y-mails': {type: log}\n  'team-Y-pager': {type: log}\n"
+        "  'team-DB-pager': {type: log}\n",
+        None,
+    ),
+    ConfigCase(
         "config/config_test.go TestEmptyFieldsAndRegex line 769 (testdata/conf.empty-fields.yml)",
         None,
         "version: 1\nroutes:\n  group_by: ['alertname', 'cluster', 'service']\n"
