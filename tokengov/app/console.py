@@ -27,6 +27,7 @@ SERVER_MODULES: Final = frozenset(
         "rich",
         "typer",
         "httpx",
+        "re2",
     }
 )
 

@@ -21,12 +21,31 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from tokengov.core.errors import PolicyError
+from tokengov.core.matchers import (
+    Matcher,
+    compile_regex,
+    from_match,
+    is_valid_label_name,
+    parse_matchers,
+    sort_matchers,
+)
 from tokengov.core.timeintervals import NamedTimeInterval
 
 __all__ = [
+    "GROUP_BY_ALL",
     "Budget",
     "CostProfile",
     "DebtPolicy",
@@ -352,13 +371,63 @@ class Budget(_Strict):
         return f"{self.scope}:{self.name}:{self.period}"
 
 
+#: ``group_by: ['...']``: group by every label (each distinct alert is its own group).
+GROUP_BY_ALL = "..."
+
+
+def _label_name(name: str) -> str:
+    if not is_valid_label_name(name):
+        raise ValueError(f'invalid label name "{name}" (use letters, digits and _)')
+    return name
+
+
+def _group_by_label(name: str) -> str:
+    return name if name == GROUP_BY_ALL else _label_name(name)
+
+
+def _regex(pattern: str) -> str:
+    compile_regex(pattern)
+    return pattern
+
+
+def _matcher_line(line: str) -> str:
+    parse_matchers(line)
+    return line
+
+
+LabelName = Annotated[str, AfterValidator(_label_name)]
+#: A ``match_re`` value: RE2, anchored as Alertmanager anchors it.
+Regex = Annotated[str, AfterValidator(_regex)]
+#: A ``matchers`` line: one or more Alertmanager matchers (tokengov.core.matchers).
+MatcherLine = Annotated[str, AfterValidator(_matcher_line)]
+
+
+def _matchers_from(
+    match: Mapping[str, str], match_re: Mapping[str, str], lines: Sequence[str]
+) -> tuple[Matcher, ...]:
+    """``match`` + ``match_re`` + ``matchers`` as one tuple in Alertmanager's order, as
+    ``dispatch.NewRoute`` builds a route's matchers (and an inhibit rule's side)."""
+    found = from_match(match, match_re)
+    for line in lines:
+        found.extend(parse_matchers(line))
+    return sort_matchers(found)
+
+
 class Route(_Strict):
-    """A node of the Alertmanager-style routing tree. Unset timing and grouping inherit."""
+    """A node of the Alertmanager-style routing tree. Unset timing and grouping inherit.
+
+    A node matches when all its ``match`` (equality), ``match_re`` (anchored RE2 regex) and
+    ``matchers`` (Alertmanager matcher strings: ``severity=~"critical|warning"``) hold."""
 
     receiver: str | None = None
-    match: dict[str, str] = Field(default_factory=dict)
-    match_re: dict[str, str] = Field(default_factory=dict)
-    group_by: list[str] | None = None
+    match: dict[LabelName, str] = Field(default_factory=dict)
+    match_re: dict[LabelName, Regex] = Field(default_factory=dict)
+    matchers: list[MatcherLine] = Field(
+        default_factory=list,
+        description='Alertmanager matchers: team="search", severity=~"critical|warning", '
+        "kind!=loop; a line may hold several, comma-separated.",
+    )
+    group_by: list[Annotated[str, AfterValidator(_group_by_label)]] | None = None
     group_wait: Duration | None = None
     group_interval: Duration | None = None
     repeat_interval: Duration | None = None
@@ -371,50 +440,83 @@ class Route(_Strict):
         default_factory=list, description="Notifications only while one of these contains now."
     )
 
+    _parsed: tuple[Matcher, ...] = PrivateAttr(default=())
+
+    @field_validator("group_by")
+    @classmethod
+    def _group_by_once(cls, labels: list[str] | None) -> list[str] | None:
+        if labels is None:
+            return None
+        seen: set[str] = set()
+        for label in labels:
+            if label in seen:
+                raise ValueError(f'duplicated label "{label}"')
+            seen.add(label)
+        if GROUP_BY_ALL in seen and len(seen) > 1:
+            raise ValueError("cannot have '...' (group by every label) and other labels")
+        return labels
+
     @model_validator(mode="after")
-    def _regexes_compile(self) -> Route:
+    def _valid(self) -> Route:
         for name in ("group_interval", "repeat_interval"):
             value = getattr(self, name)
             if value is not None and value <= timedelta(0):
                 raise ValueError(f"{name}: must be greater than 0")
         if self.group_wait is not None and self.group_wait < timedelta(0):
             raise ValueError("group_wait: must not be negative")
-        for label, pattern in self.match_re.items():
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"match_re.{label}: invalid regular expression: {exc}") from exc
+        self._parsed = _matchers_from(self.match, self.match_re, self.matchers)
         return self
+
+    @property
+    def parsed_matchers(self) -> tuple[Matcher, ...]:
+        """``match``, ``match_re`` and ``matchers`` as matchers, in Alertmanager's order."""
+        return self._parsed
 
 
 class InhibitRule(_Strict):
-    """Alertmanager's inhibit rule: while a firing alert matches ``source_*``, alerts that
-    match ``target_*`` and carry the same values for the ``equal`` labels are muted.
+    """Alertmanager's inhibit rule: while a firing alert matches the source side
+    (``source_match``, ``source_match_re``, ``source_matchers``), alerts that match the
+    target side and carry the same values for the ``equal`` labels are muted.
 
     The router always applies its built-in budget rules as well (docs/alerting.md)."""
 
     name: str | None = Field(
         default=None, description="Shown by test-route and in logs (default: its path)."
     )
-    source_match: dict[str, str] = Field(default_factory=dict)
-    source_match_re: dict[str, str] = Field(default_factory=dict)
-    target_match: dict[str, str] = Field(default_factory=dict)
-    target_match_re: dict[str, str] = Field(default_factory=dict)
-    equal: list[str] = Field(default_factory=list)
+    source_match: dict[LabelName, str] = Field(default_factory=dict)
+    source_match_re: dict[LabelName, Regex] = Field(default_factory=dict)
+    source_matchers: list[MatcherLine] = Field(default_factory=list)
+    target_match: dict[LabelName, str] = Field(default_factory=dict)
+    target_match_re: dict[LabelName, Regex] = Field(default_factory=dict)
+    target_matchers: list[MatcherLine] = Field(default_factory=list)
+    equal: list[LabelName] = Field(default_factory=list)
+
+    _source: tuple[Matcher, ...] = PrivateAttr(default=())
+    _target: tuple[Matcher, ...] = PrivateAttr(default=())
 
     @model_validator(mode="after")
     def _valid(self) -> InhibitRule:
-        for side in ("source_match_re", "target_match_re"):
-            for label, pattern in getattr(self, side).items():
-                try:
-                    re.compile(pattern)
-                except re.error as exc:
-                    raise ValueError(f"{side}.{label}: invalid regular expression: {exc}") from exc
-        if not (self.source_match or self.source_match_re):
-            raise ValueError("set source_match or source_match_re (which alerts inhibit)")
-        if not (self.target_match or self.target_match_re):
-            raise ValueError("set target_match or target_match_re (which alerts are muted)")
+        self._source = _matchers_from(self.source_match, self.source_match_re, self.source_matchers)
+        self._target = _matchers_from(self.target_match, self.target_match_re, self.target_matchers)
+        if not self._source:
+            raise ValueError(
+                "set source_match, source_match_re or source_matchers (which alerts inhibit)"
+            )
+        if not self._target:
+            raise ValueError(
+                "set target_match, target_match_re or target_matchers (which alerts are muted)"
+            )
         return self
+
+    @property
+    def source(self) -> tuple[Matcher, ...]:
+        """The source side's matchers (all three keys), in Alertmanager's order."""
+        return self._source
+
+    @property
+    def target(self) -> tuple[Matcher, ...]:
+        """The target side's matchers (all three keys), in Alertmanager's order."""
+        return self._target
 
 
 class StreamsSettings(_Strict):
@@ -497,10 +599,18 @@ class StreamsSettings(_Strict):
         return self
 
 
+def _receiver_name(name: str) -> str:
+    if not name:
+        raise ValueError("a receiver needs a name")
+    return name
+
+
 class Policy(_Strict):
     version: Literal[1]
     teams: dict[str, TeamPolicy] = Field(default_factory=dict)
-    receivers: dict[str, Receiver] = Field(default_factory=dict)
+    receivers: dict[Annotated[str, AfterValidator(_receiver_name)], Receiver] = Field(
+        default_factory=dict
+    )
     prices: dict[str, Price] = Field(default_factory=dict)
     discounts: list[Discount] = Field(default_factory=list)
     cost_profiles: dict[str, CostProfile] = Field(default_factory=dict)
@@ -534,6 +644,8 @@ class Policy(_Strict):
 def _format_loc(loc: tuple[int | str, ...]) -> str:
     out = ""
     for part in loc:
+        if part == "[key]":
+            continue  # pydantic's marker for an error in a mapping's key
         if isinstance(part, int):
             out += f"[{part}]"
         else:
@@ -541,6 +653,7 @@ def _format_loc(loc: tuple[int | str, ...]) -> str:
                 "receivers"
             ):
                 continue  # the discriminator tag pydantic inserts into the location
+            part = part if part != "" else '""'
             out += f".{part}" if out else str(part)
     return out
 
@@ -559,16 +672,50 @@ def _friendly(message: str) -> str:
     return message
 
 
-def _line_index(text: str) -> dict[tuple[int | str, ...], int]:
-    """Map each path in the YAML document to its 1-based line number."""
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
-        return {}
-    lines: dict[tuple[int | str, ...], int] = {}
+_Path = tuple[int | str, ...]
 
-    def walk(node: yaml.Node, path: tuple[int | str, ...]) -> None:
+
+class _PolicyLoader(yaml.SafeLoader):
+    """PyYAML's SafeLoader that records every duplicate mapping key (YAML would keep the
+    last one silently: two receivers with one name, two ``match`` keys in a route…)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        #: (the mapping, the key, the line of its first occurrence, the line of the repeat)
+        self.duplicates: list[tuple[yaml.MappingNode, Any, int, int]] = []
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        first: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == _MERGE_TAG:
+                continue
+            key = self.construct_object(key_node)
+            line = key_node.start_mark.line + 1
+            if key in first:
+                self.duplicates.append((node, key, first[key], line))
+            else:
+                first[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+def _load(text: str) -> tuple[Any, dict[_Path, int], list[tuple[_Path, str]]]:
+    """The document, the 1-based line of each path in it, and its duplicate keys (the
+    path of the key and a message). Raises yaml.YAMLError."""
+    loader = _PolicyLoader(text)
+    try:
+        root = loader.get_single_node()
+        doc = loader.construct_document(root) if root is not None else None
+    finally:
+        loader.dispose()
+    lines: dict[_Path, int] = {}
+    paths: dict[int, _Path] = {}
+
+    def walk(node: yaml.Node, path: _Path) -> None:
         lines[path] = node.start_mark.line + 1
+        paths[id(node)] = path
         if isinstance(node, yaml.MappingNode):
             for key_node, value_node in node.value:
                 key = key_node.value
@@ -580,13 +727,23 @@ def _line_index(text: str) -> dict[tuple[int | str, ...], int]:
 
     if root is not None:
         walk(root, ())
-    return lines
+    duplicates = [
+        (
+            (*paths.get(id(node), ()), str(key)),
+            f'duplicate key "{key}" (first at line {first}, again at line {again}; '
+            "YAML would keep only the last)",
+        )
+        for node, key, first, again in loader.duplicates
+    ]
+    return doc, lines, duplicates
 
 
 def _nearest_line(
     lines: dict[tuple[int | str, ...], int], loc: tuple[int | str, ...]
 ) -> int | None:
-    path = tuple(p for p in loc if p not in {"webhook", "slack", "email", "pagerduty", "log"})
+    path = tuple(
+        p for p in loc if p not in {"webhook", "slack", "email", "pagerduty", "log", "[key]"}
+    )
     while path:
         if path in lines:
             return lines[path]
@@ -680,16 +837,35 @@ def _time_interval_problems(doc: Mapping[str, Any]) -> Iterator[tuple[tuple[int 
     yield from walk(doc.get("routes"), ("routes",))
 
 
+def _root_route_problems(doc: Mapping[str, Any]) -> Iterator[tuple[_Path, str]]:
+    """What Alertmanager refuses on the root route (config.go, ``Config.UnmarshalYAML``)."""
+    routes = doc.get("routes")
+    if not isinstance(routes, dict):
+        return
+    for key in ("match", "match_re", "matchers"):
+        if routes.get(key):
+            yield (
+                ("routes", key),
+                "the root route must not have any matchers: it is where every alert "
+                "starts, and an alert it did not match would reach no receiver at all",
+            )
+    if routes.get("continue") is True:
+        yield ("routes", "continue"), "the root route cannot have continue"
+
+
 def parse_policy(text: str, *, source: str = "<policy>") -> Policy:
     """Parse and validate a policy document. Raises :class:`PolicyError` with every problem."""
     try:
-        doc = yaml.safe_load(text)
+        doc, lines, duplicates = _load(text)
     except yaml.YAMLError as exc:
         raise PolicyError(source, [f"not valid YAML: {exc}"]) from exc
     if not isinstance(doc, dict):
         raise PolicyError(source, ["the policy must be a mapping with version: 1 at the top"])
-    lines = _line_index(text)
     found: list[tuple[int | None, str]] = []
+    for loc, message in duplicates:
+        found.append((_nearest_line(lines, loc), f"{_format_loc(loc)}: {message}"))
+    for loc, message in _root_route_problems(doc):
+        found.append((_nearest_line(lines, loc), f"{_format_loc(loc)}: {message}"))
     policy: Policy | None = None
     try:
         policy = Policy.model_validate(doc)

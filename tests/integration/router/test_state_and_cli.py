@@ -174,4 +174,4 @@ def test_silence_commands_and_test_route(bootstrap, topic_names, tmp_path):
     listed = runner.invoke(app, ["alerts", "silence", "list", "--all", *topic], terminal_width=200)
     assert silence_id in listed.output and "expired" in listed.output
     bad = runner.invoke(app, ["alerts", "silence", "add", "team", "--reason", "x", *topic])
-    assert bad.exit_code == 1 and "not a matcher" in bad.output
+    assert bad.exit_code == 1 and "bad matcher format" in bad.output

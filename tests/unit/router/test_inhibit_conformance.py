@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
+from tokengov.core.matchers import Matcher
 from tokengov.core.policy import parse_policy
 from tokengov.sinks.router.dispatcher import Dispatcher
 from tokengov.sinks.router.inhibit import Inhibitor, Rule, RuleSources, rules_from_policy
-from tokengov.sinks.router.matchers import Matcher
 from tokengov.sinks.router.state import MemoryState
 from tokengov.sinks.router.tree import RouteTree
 

@@ -5,8 +5,8 @@ from datetime import timedelta
 import pytest
 
 from tokengov.core.errors import PolicyError
+from tokengov.core.matchers import Matcher, parse_matcher
 from tokengov.core.policy import parse_policy
-from tokengov.sinks.router.matchers import Matcher, parse_matcher
 from tokengov.sinks.router.tree import DEFAULT_GROUP_WAIT, RouteTree
 
 
@@ -30,9 +30,9 @@ def test_matcher_semantics(text, labels, expected):
 
 
 def test_bad_matchers_are_named():
-    with pytest.raises(ValueError, match="not a matcher"):
+    with pytest.raises(ValueError, match="bad matcher format"):
         parse_matcher("team")
-    with pytest.raises(ValueError, match="invalid regex"):
+    with pytest.raises(ValueError, match="invalid regular expression"):
         parse_matcher("team=~(")
     assert Matcher("team", "=~", ".*").matches_empty()
 

@@ -22,7 +22,6 @@ from tokengov.sinks.router.inhibit import (
     rules_from_policy,
 )
 from tokengov.sinks.router.labels import routing_labels
-from tokengov.sinks.router.matchers import Matcher, parse_matcher, parse_matchers
 from tokengov.sinks.router.notification import Notification, NotificationAttempt
 from tokengov.sinks.router.notification_log import (
     NOTIFICATION_COLUMNS,
@@ -49,7 +48,6 @@ __all__ = [
     "Dispatcher",
     "Inhibition",
     "Inhibitor",
-    "Matcher",
     "MemoryNotificationLog",
     "MemoryState",
     "MuteStatus",
@@ -77,8 +75,6 @@ __all__ = [
     "is_resolved",
     "needs_update",
     "new_silence",
-    "parse_matcher",
-    "parse_matchers",
     "receiver_failing_alert",
     "routing_labels",
     "rules_from_policy",

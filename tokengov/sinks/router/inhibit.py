@@ -21,9 +21,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from tokengov.core.matchers import Matcher, matches_all
 from tokengov.core.policy import InhibitRule
 from tokengov.sinks.router.labels import TASK_KINDS
-from tokengov.sinks.router.matchers import Matcher, from_match, matches_all
 
 __all__ = [
     "BUILTIN_RULES",
@@ -85,8 +85,8 @@ def rules_from_policy(rules: Iterable[InhibitRule]) -> list[Rule]:
     return [
         Rule(
             rule.name or f"inhibit_rules[{i}]",
-            tuple(from_match(rule.source_match, rule.source_match_re)),
-            tuple(from_match(rule.target_match, rule.target_match_re)),
+            rule.source,
+            rule.target,
             tuple(rule.equal),
         )
         for i, rule in enumerate(rules)

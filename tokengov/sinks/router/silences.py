@@ -4,49 +4,107 @@ A silence is created, listed and expired from the CLI (``tokengov alerts silence
 published on the compacted topic ``tokengov.silences`` (key = silence id, the
 latest version wins) and followed by every router. Expiring a silence
 publishes it again with ``ends_at`` = now.
+
+Matchers are Alertmanager's (:mod:`tokengov.core.matchers`) and are stored in
+Alertmanager's ``Matcher.String()`` form (``team="search"``, ``foo="bar "``: quoted and
+escaped, so a silence read back means what it meant), with ``matcher_syntax:
+"alertmanager"``. A stored silence without ``matcher_syntax`` was written before
+(issue 15) in the old unquoted form ``name<op>value``; it is read with the old rules
+(the value verbatim after the operator, surrounding whitespace and one pair of quotes
+dropped) and from then on kept in the new form.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from functools import cached_property
-from typing import Literal
+from typing import Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from tokengov.core.contracts import UtcTimestamp, utcnow
-from tokengov.sinks.router.matchers import Matcher, matches_all, parse_matcher
+from tokengov.core.matchers import Matcher, is_valid_label_name, matches_all, parse_matcher
 
 __all__ = ["Silence", "SilenceState", "SilenceStore", "new_silence"]
 
 SilenceState = Literal["pending", "active", "expired"]
+
+#: The form silences were stored in before issue 15: ``name<op>value``, unquoted.
+_LEGACY = re.compile(r"^\s*([^=!~\s]+)\s*(=~|!~|!=|=)\s*(.*?)\s*$")
+
+
+def _parse_legacy(text: str) -> Matcher:
+    """A matcher as stored before issue 15 (the value verbatim, one pair of quotes dropped)."""
+    found = _LEGACY.match(text)
+    if not found:
+        raise ValueError(f"not a matcher: {text!r}")
+    name, op, value = found.groups()
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        value = value[1:-1]
+    return Matcher(name, op, value)  # type: ignore[arg-type]
 
 
 class Silence(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     silence_id: str = Field(min_length=1, max_length=128)
-    matchers: list[str] = Field(min_length=1, description="label=value, label!=value, =~, !~")
+    matchers: list[str] = Field(
+        min_length=1,
+        description='Alertmanager matchers, stored as Matcher.String(): team="search", '
+        'kind=~"loop|runaway", severity!="info"',
+    )
+    matcher_syntax: Literal["alertmanager"] = Field(
+        default="alertmanager",
+        description="How matchers are written; absent in silences stored before issue 15.",
+    )
     starts_at: UtcTimestamp
     ends_at: UtcTimestamp
     created_by: str = Field(min_length=1, max_length=256)
     reason: str = Field(min_length=1, max_length=2000)
     updated_at: UtcTimestamp
 
+    @model_validator(mode="before")
+    @classmethod
+    def _read_legacy(cls, data: Any, info: ValidationInfo) -> Any:
+        """A stored silence without ``matcher_syntax`` is in the old form: rewrite it."""
+        stored = bool(info.context and info.context.get("stored"))
+        if not (stored and isinstance(data, dict) and "matcher_syntax" not in data):
+            return data
+        matchers = data.get("matchers")
+        if isinstance(matchers, list) and all(isinstance(m, str) for m in matchers):
+            data = {**data, "matchers": [str(_parse_legacy(m)) for m in matchers]}
+        return {**data, "matcher_syntax": "alertmanager"}
+
     @field_validator("matchers")
     @classmethod
     def _parse(cls, value: list[str]) -> list[str]:
-        parsed = [parse_matcher(v) for v in value]
+        parsed = []
+        for i, text in enumerate(value):
+            try:
+                matcher = parse_matcher(text)
+            except ValueError as exc:
+                raise ValueError(f"matchers[{i}]: {exc}") from None
+            if not is_valid_label_name(matcher.name):
+                raise ValueError(f"matchers[{i}]: invalid label name {matcher.name!r}")
+            parsed.append(matcher)
         if all(m.matches_empty() for m in parsed):
             raise ValueError(
-                "at least one matcher must not match an empty label "
+                "at least one matcher must not match the empty string "
                 "(a silence must not mute everything)"
             )
-        return [m.to_text() for m in parsed]
+        return [str(m) for m in parsed]
 
     @model_validator(mode="after")
     def _ordered(self) -> Silence:
@@ -80,7 +138,8 @@ class Silence(BaseModel):
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> Silence:
-        return cls.model_validate_json(raw)
+        """A stored silence (topic or state), in the current or the pre-issue-15 form."""
+        return cls.model_validate_json(raw, context={"stored": True})
 
 
 def new_silence(

@@ -25,15 +25,14 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Final
 
-from tokengov.core.policy import Policy, Route, TeamPolicy
+from tokengov.core.matchers import Matcher
+from tokengov.core.policy import GROUP_BY_ALL, Policy, Route, TeamPolicy
 from tokengov.core.timeintervals import Intervener
-from tokengov.sinks.router.matchers import Matcher, from_match
 
 __all__ = [
     "DEFAULT_GROUP_INTERVAL",
     "DEFAULT_GROUP_WAIT",
     "DEFAULT_REPEAT_INTERVAL",
-    "GROUP_BY_ALL",
     "RouteMatch",
     "RouteNode",
     "RouteTree",
@@ -44,8 +43,6 @@ DEFAULT_GROUP_WAIT: Final = timedelta(seconds=30)
 DEFAULT_GROUP_INTERVAL: Final = timedelta(minutes=5)
 DEFAULT_REPEAT_INTERVAL: Final = timedelta(hours=4)
 RECEIVER_FAILING: Final = "receiver_failing"
-#: ``group_by: ['...']`` groups by every label (each distinct alert is its own group).
-GROUP_BY_ALL: Final = "..."
 
 
 @dataclass(frozen=True)
@@ -96,9 +93,7 @@ class RouteNode:
                 route.repeat_interval if route.repeat_interval is not None else base.repeat_interval
             ),
         )
-        matchers = from_match(route.match, route.match_re)
-        matchers.sort(key=lambda m: (m.name, m.op, m.value))
-        node = cls(path, tuple(matchers), opts, route.continue_)
+        node = cls(path, route.parsed_matchers, opts, route.continue_)
         node.mute_time_intervals = tuple(route.mute_time_intervals)
         node.active_time_intervals = tuple(route.active_time_intervals)
         node.children = [
