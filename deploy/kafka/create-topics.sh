@@ -40,3 +40,4 @@ ensure_topic tokengov.metrics 4
 ensure_topic tokengov.findings 2
 ensure_topic tokengov.deadletter 2
 ensure_topic tokengov.silences 1 cleanup.policy=compact min.compaction.lag.ms=0
+ensure_topic tokengov.router-state 4 cleanup.policy=compact min.compaction.lag.ms=0
