@@ -162,3 +162,20 @@ def test_an_unreadable_record_is_skipped_and_counted(records, caplog):
     state = PartitionState.from_records(0, records, raw)
     assert state.invalid_records == 2 and state.load_groups() == []
     assert "router state partition 0: record" in caplog.text
+
+
+def test_rewrite_puts_back_records_the_broker_lost(make, make_alert, clock, records):
+    d = make()
+    state = PartitionState(2, records)
+    d.add(2, state)
+    d.ingest(make_alert(task="t-1"), 2)
+    clock.advance(10)
+    [note] = d.flush_due()
+    d.delivered(note)
+    d.ingest(make_alert(task="t-2"), 2)
+    clock.advance(60)
+    d.flush_due()
+    written = dict(records.latest[2])
+    records.latest[2].clear()  # unacknowledged, then given up by the producer
+    assert state.rewrite() == len(written) == 3
+    assert records.latest[2] == written

@@ -235,8 +235,25 @@ class RouterRuntime:
                 await asyncio.to_thread(self.state_topic.persist)
                 return
             except BrokerError as exc:
-                log.error("router state not persisted (%s); retrying in %gs", exc, RETRY_S)
+                log.error(
+                    "router state not persisted (%s); writing every owned partition's state "
+                    "again in %gs",
+                    exc,
+                    RETRY_S,
+                )
                 await asyncio.sleep(RETRY_S)
+                self._rewrite()
+
+    def _rewrite(self) -> None:
+        """Records the broker did not take are gone from the producer: write them all again."""
+        if self.dispatcher is None:
+            return
+        for partition, shard in self.dispatcher.shards.items():
+            if isinstance(shard.state, PartitionState):
+                count = shard.state.rewrite()
+                log.warning(
+                    "router state of partition %d written again (%d records)", partition, count
+                )
 
     async def persist(self) -> None:
         """Wait until every state change so far is on the broker."""

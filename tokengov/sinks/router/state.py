@@ -185,6 +185,20 @@ class PartitionState(MemoryState):
         else:
             raise ValueError(f"unknown record kind {kind!r}")
 
+    def rewrite(self) -> int:
+        """Write every record of the state again (after writes the broker did not
+        acknowledge); returns how many."""
+        for raw_group in self.groups.values():
+            self._write(group_record_key(AggrGroup.from_json(raw_group).key), raw_group)
+        for entry in self.nflog.values():
+            self._write(nflog_record_key(entry.group_key, entry.receiver), _nflog_json(entry))
+        for notification in self.outbox.values():
+            self._write(
+                outbox_record_key(notification.notification_id),
+                notification.model_dump_json().encode(),
+            )
+        return len(self.groups) + len(self.nflog) + len(self.outbox)
+
     def _write(self, key: bytes, value: bytes | None) -> None:
         self.writer.write(self.partition, key, value)
 
