@@ -179,3 +179,18 @@ def test_rewrite_puts_back_records_the_broker_lost(make, make_alert, clock, reco
     records.latest[2].clear()  # unacknowledged, then given up by the producer
     assert state.rewrite() == len(written) == 3
     assert records.latest[2] == written
+
+
+def test_in_flight_counts_notifications_until_their_outcome(make, make_alert, clock):
+    d = make()
+    d.add(0, MemoryState())
+    d.add(1, MemoryState())
+    d.ingest(make_alert(team="a"), 0)
+    d.ingest(make_alert(team="b"), 1)
+    clock.advance(10)
+    first, second = d.flush_due()
+    assert d.in_flight({0}) == d.in_flight({1}) == 1 and d.in_flight({0, 1}) == 2
+    assert not d.outcome.is_set()
+    d.delivered(first)
+    d.abandoned(second)
+    assert d.in_flight({0, 1}) == 0 and d.outcome.is_set()

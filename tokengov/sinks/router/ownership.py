@@ -10,7 +10,8 @@ partition: a ``group_by`` without ``team`` groups the alerts of the teams of one
 together, and the teams of other partitions apart (docs/alerting.md).
 
 Partitions come and go with the group's rebalances (:mod:`tokengov.sinks.router.role`):
-:meth:`~PartitionedDispatcher.suspend` stops a partition's timers when it is revoked,
+:meth:`~PartitionedDispatcher.suspend` stops a partition's timers when it is revoked (the
+role then waits a little for :meth:`~PartitionedDispatcher.in_flight` deliveries to end),
 :meth:`~PartitionedDispatcher.keep_only` forgets the partitions not assigned again, and
 :meth:`~PartitionedDispatcher.add` installs a partition whose state was read back. Only
 partitions that are added and not suspended are flushed.
@@ -23,6 +24,7 @@ both page about it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -69,8 +71,10 @@ class PartitionedDispatcher:
         self.clock = clock
         self.shards: dict[int, Dispatcher] = {}
         self.suspended: set[int] = set()
-        self._owner: dict[str, int] = {}  # notification id -> partition
+        self._owner: dict[str, int] = {}  # notification id -> partition, until its outcome
         self._counters: Counter[str] = Counter()
+        #: Set at every delivery outcome (a router giving partitions up waits for them).
+        self.outcome = asyncio.Event()
 
     # ------------------------------------------------------------- ownership
 
@@ -119,6 +123,11 @@ class PartitionedDispatcher:
     def owns(self, partition: int) -> bool:
         return partition in self.shards and partition not in self.suspended
 
+    def in_flight(self, partitions: Iterable[int]) -> int:
+        """Notifications of ``partitions`` handed to delivery and not finished yet."""
+        wanted = set(partitions)
+        return sum(1 for p in self._owner.values() if p in wanted)
+
     # ------------------------------------------------------------ the Router's
 
     def set_tree(self, tree: RouteTree, inhibitor_factory: Callable[[], Inhibitor]) -> None:
@@ -159,6 +168,7 @@ class PartitionedDispatcher:
         return [n for _, s in self._active() for n in s.pending()]
 
     def _shard_of(self, notification: Notification, outcome: str) -> Dispatcher | None:
+        self.outcome.set()
         partition = self._owner.pop(notification.notification_id, None)
         shard = None if partition is None else self.shards.get(partition)
         if shard is None:

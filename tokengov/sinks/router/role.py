@@ -37,6 +37,7 @@ each partition with the core helpers, as the streams read their state topic back
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import threading
@@ -76,6 +77,10 @@ log = logging.getLogger(__name__)
 def inhibitor_for(policy: Policy) -> Inhibitor:
     return Inhibitor([*BUILTIN_RULES, *rules_from_policy(policy.inhibit_rules)])
 
+
+#: Seconds a router giving partitions up waits for their deliveries under way (well within
+#: the 6 s the group gives a member to rejoin).
+DRAIN_S = 3.0
 
 #: Seconds between attempts to read a partition's state back, or to persist state, while
 #: the broker does not answer.
@@ -176,14 +181,32 @@ class RouterRuntime:
     # ------------------------------------------------------------- partitions
 
     async def on_revoked(self, partitions: set[int]) -> None:
-        """Stop the timers of ``partitions`` and make what they wrote durable: the next
-        owner reads it back."""
+        """Stop the timers of ``partitions``, give their deliveries under way up to
+        :data:`DRAIN_S` to end, and make what they wrote durable: the next owner reads it
+        back (and does not send again what was delivered here meanwhile)."""
         if self.dispatcher is not None:
             self.dispatcher.suspend(partitions)
+            await self._drain(self.dispatcher, partitions)
         if self._loading is not None:
             self._loading.cancel()
         if self.state_topic is not None:
             await self._persist()
+
+    async def _drain(self, dispatcher: PartitionedDispatcher, partitions: set[int]) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + DRAIN_S
+        while (left := dispatcher.in_flight(partitions)) and loop.time() < deadline:
+            dispatcher.outcome.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(deadline - loop.time()):
+                    await dispatcher.outcome.wait()
+        if left:
+            log.warning(
+                "giving partitions %s up with %d notification(s) still being delivered: "
+                "their next owner may deliver them again (same notification id)",
+                sorted(partitions),
+                left,
+            )
 
     async def on_assigned(self, partitions: set[int]) -> None:
         """The new assignment: forget the partitions not in it, read back the new ones (in a
