@@ -34,9 +34,12 @@ ensure_topic() {
 }
 
 ensure_topic tokengov.events "$EVENT_PARTITIONS"
+# tokengov.router-state holds the router state of alerts partition p in its partition p:
+# always give both topics the same count.
 ensure_topic tokengov.alerts 4
 ensure_topic tokengov.decisions 1 cleanup.policy=compact min.compaction.lag.ms=0
 ensure_topic tokengov.metrics 4
 ensure_topic tokengov.findings 2
 ensure_topic tokengov.deadletter 2
 ensure_topic tokengov.silences 1 cleanup.policy=compact min.compaction.lag.ms=0
+ensure_topic tokengov.router-state 4 cleanup.policy=compact min.compaction.lag.ms=0

@@ -2,7 +2,8 @@
 
 The worker builds one app for every role it runs (:mod:`tokengov.app.worker_app`) and calls
 :func:`tokengov.sinks.router.role.register` on it; this is the same registration on an app
-of its own.
+of its own. Apps with one ``app_id`` are one consumer group: they share the partitions of
+``tokengov.alerts`` and take each other's over (:mod:`tokengov.sinks.router.ownership`).
 """
 
 from __future__ import annotations

@@ -51,6 +51,13 @@ class Settings(BaseSettings):
         description="Decoder processes of the ClickHouse writer (0: decode in the writer's "
         "thread). Default: one per CPU, at most four.",
     )
+    router_snapshot: bool = Field(
+        default=True,
+        description="The alert router keeps a local copy of its state topic "
+        "(<data dir>/router/snapshot.sqlite) and re-seeds tokengov.router-state from it when "
+        "the broker comes back without the topic (the embedded broker keeps topics in memory). "
+        "Turn off on a cluster whose topics are durable.",
+    )
     grafana_url: str | None = None
     grafana_token: SecretStr | None = None
     query_endpoint: str = Field(

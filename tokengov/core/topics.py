@@ -15,6 +15,7 @@ from tokengov.core.kafka_logging import client_logging
 
 __all__ = [
     "ALERTS",
+    "ALERT_PARTITIONS",
     "ALL_TOPICS",
     "DEADLETTER",
     "DECISIONS",
@@ -23,10 +24,12 @@ __all__ = [
     "FINDINGS",
     "METRICS",
     "NO_AUTO_CREATE",
+    "ROUTER_STATE",
     "SILENCES",
     "TopicSpec",
     "Topics",
     "ensure_topics",
+    "partition_count",
     "topic_specs",
     "verify_topics",
 ]
@@ -42,7 +45,22 @@ DEADLETTER: Final = "tokengov.deadletter"
 #: Alert silences (compacted; key = silence id), written by ``tokengov alerts silence``,
 #: followed by every alert router. A contract addition to DESIGN.md's list.
 SILENCES: Final = "tokengov.silences"
-ALL_TOPICS: Final = (EVENTS, ALERTS, DECISIONS, METRICS, FINDINGS, DEADLETTER, SILENCES)
+#: The alert routers' state (compacted; co-partitioned with ``tokengov.alerts``: the groups,
+#: notification log and outbox of alerts partition p live in partition p). Issue 15, a contract
+#: addition to DESIGN.md's list.
+ROUTER_STATE: Final = "tokengov.router-state"
+ALL_TOPICS: Final = (
+    EVENTS,
+    ALERTS,
+    DECISIONS,
+    METRICS,
+    FINDINGS,
+    DEADLETTER,
+    SILENCES,
+    ROUTER_STATE,
+)
+#: Partitions of ``tokengov.alerts`` (keyed by team) and of ``tokengov.router-state``.
+ALERT_PARTITIONS: Final = 4
 DEFAULT_EVENT_PARTITIONS: Final = 8
 
 #: Merged into the configuration of every librdkafka client of the project (producers and
@@ -63,6 +81,7 @@ class Topics:
     findings: str = FINDINGS
     deadletter: str = DEADLETTER
     silences: str = SILENCES
+    router_state: str = ROUTER_STATE
 
     @classmethod
     def with_prefix(cls, prefix: str) -> Topics:
@@ -79,13 +98,14 @@ class TopicSpec:
 def topic_specs(
     *, prefix: str = "", event_partitions: int = DEFAULT_EVENT_PARTITIONS
 ) -> list[TopicSpec]:
-    """The topics with explicit partition counts; the decisions and silences topics are compacted.
+    """The topics with explicit partition counts; the decisions, silences and router-state
+    topics are compacted.
 
     ``prefix`` lets tests give each run its own topics (``<prefix>tokengov.events``).
     """
     return [
         TopicSpec(prefix + EVENTS, event_partitions),
-        TopicSpec(prefix + ALERTS, 4),
+        TopicSpec(prefix + ALERTS, ALERT_PARTITIONS),
         TopicSpec(
             prefix + DECISIONS,
             1,
@@ -97,6 +117,11 @@ def topic_specs(
         TopicSpec(
             prefix + SILENCES,
             1,
+            {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"},
+        ),
+        TopicSpec(
+            prefix + ROUTER_STATE,
+            ALERT_PARTITIONS,
             {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"},
         ),
     ]
@@ -122,6 +147,19 @@ def _partition_counts(
         for name, meta in metadata.topics.items()
         if meta.error is None or meta.partitions
     }
+
+
+def partition_count(
+    bootstrap: KafkaConnection | str, topic: str, *, timeout_s: float = 15.0
+) -> int:
+    """How many partitions ``topic`` has; :class:`BrokerError` naming it when it does not exist."""
+    found = _partition_counts(_admin(bootstrap), bootstrap, timeout_s).get(topic)
+    if not found:
+        raise BrokerError(
+            f"topic {topic} does not exist on {bootstrap}; create the project's topics first "
+            "(`tokengov broker start` does, or the worker with --create-topics)"
+        )
+    return found
 
 
 def verify_topics(

@@ -14,12 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient
-
 from tokengov.core.errors import BrokerError
-from tokengov.core.kafka import KafkaConnection, connection
-from tokengov.core.topics import EVENTS, NO_AUTO_CREATE, Topics, TopicSpec, ensure_topics
+from tokengov.core.kafka import KafkaConnection
+from tokengov.core.topics import EVENTS, Topics, TopicSpec, ensure_topics, partition_count
 
 __all__ = ["StreamsTopics", "ensure_streams_topics", "event_partitions"]
 
@@ -57,18 +54,7 @@ def event_partitions(
     bootstrap: KafkaConnection | str, events_topic: str, timeout_s: float = 15.0
 ) -> int:
     """How many partitions ``tokengov.events`` has (the state topic needs as many)."""
-    admin = AdminClient({**connection(bootstrap).librdkafka_config(), **NO_AUTO_CREATE})
-    try:
-        metadata = admin.list_topics(topic=events_topic, timeout=timeout_s)
-    except KafkaException as exc:
-        raise BrokerError(f"cannot read metadata of {events_topic} on {bootstrap}: {exc}") from exc
-    topic = metadata.topics.get(events_topic)
-    if topic is None or topic.error is not None or not topic.partitions:
-        raise BrokerError(
-            f"topic {events_topic} does not exist on {bootstrap}; create the project's topics "
-            "first (tokengov broker start does, or the worker with --create-topics)"
-        )
-    return len(topic.partitions)
+    return partition_count(bootstrap, events_topic, timeout_s=timeout_s)
 
 
 def ensure_streams_topics(

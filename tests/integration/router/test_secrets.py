@@ -31,7 +31,7 @@ from tests.secret_forms import leaks
 from tokengov.core.contracts import Alert
 from tokengov.core.deadletter import read_dead_letter
 from tokengov.core.errors import DeliveryError
-from tokengov.core.kafka import CheckedProducer
+from tokengov.core.kafka import CheckedProducer, read_to_end
 from tokengov.core.policy import EmailReceiver as EmailConfig
 from tokengov.core.policy import PagerDutyReceiver as PagerDutyConfig
 from tokengov.core.policy import WebhookReceiver as WebhookConfig
@@ -49,7 +49,9 @@ from tokengov.sinks.router.receivers import (
 )
 from tokengov.sinks.router.redact import REDACTED
 from tokengov.sinks.router.router import Router
-from tokengov.sinks.router.state import SqliteState
+from tokengov.sinks.router.snapshot import LocalSnapshot
+from tokengov.sinks.router.state import PartitionState
+from tokengov.sinks.router.state_topic import RouterStateTopic
 from tokengov.sinks.router.tree import RouteTree
 
 pytestmark = [pytest.mark.integration]
@@ -159,7 +161,9 @@ async def test_no_sink_of_text_holds_a_secret_in_any_form(
         )
     )
     console_out = io.StringIO()
-    state = SqliteState.in_data_dir(data_dir)
+    snapshot = LocalSnapshot.in_data_dir(data_dir)
+    state_topic = RouterStateTopic(bootstrap, topic_names.router_state, snapshot=snapshot)
+    state = PartitionState(0, state_topic)
     publisher = CheckedProducer(bootstrap)
     async with httpx.AsyncClient() as client:
         router = Router(
@@ -192,7 +196,8 @@ async def test_no_sink_of_text_holds_a_secret_in_any_form(
         finally:
             await router.stop()
             router.close()
-            state.close()
+            state_topic.persist()
+            snapshot.close()
     assert publisher.flush(10) == 0
 
     # The receivers really echoed every secret (else this test proves nothing).
@@ -234,6 +239,9 @@ async def test_no_sink_of_text_holds_a_secret_in_any_form(
         ),
         "alerts topic": "\n".join((m.value() or b"").decode() for m in alerts),
         "router state files": files_text(data_dir / "router"),
+        "router state topic": "\n".join(
+            (r.value or b"").decode() for r in read_to_end(bootstrap, topic_names.router_state)
+        ),
         "logs": our_log(caplog),
         "console": console_out.getvalue(),
     }

@@ -30,7 +30,7 @@ from tokengov.sinks.router.notification import Notification
 from tokengov.sinks.router.notification_log import MemoryNotificationLog
 from tokengov.sinks.router.receivers import WebhookReceiver, build_receivers
 from tokengov.sinks.router.router import Router
-from tokengov.sinks.router.state import SqliteState
+from tokengov.sinks.router.state import MemoryState
 from tokengov.sinks.router.tree import RouteTree
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
@@ -51,13 +51,11 @@ routes:
 """
 
 
-async def test_retries_carry_one_id_each_signed_and_a_replay_is_refused(
-    http_capture: Capture, data_dir
-):
+async def test_retries_carry_one_id_each_signed_and_a_replay_is_refused(http_capture: Capture):
     http_capture.statuses = [500, 503]  # then 200
     policy = parse_policy(POLICY.format(url=http_capture.url))
     log = MemoryNotificationLog()
-    state = SqliteState.in_data_dir(data_dir)
+    state = MemoryState()
     async with httpx.AsyncClient() as client:
         router = Router(
             Dispatcher(RouteTree.from_policy(policy), state),
@@ -87,7 +85,6 @@ async def test_retries_carry_one_id_each_signed_and_a_replay_is_refused(
         finally:
             await router.stop()
             router.close()
-            state.close()
 
     assert [a.result for a in log.attempts] == ["failed", "failed", "delivered"]
     ids = {r.headers["X-Tokengov-Notification-Id"] for r in received}

@@ -1,4 +1,5 @@
-"""The SQLite state across a restart, and the silence / test-route commands against the
+"""The router's state on its topic across a restart (and re-seeded from the local copy when
+the topic came back empty), and the silence / test-route commands against the
 real broker."""
 
 from __future__ import annotations
@@ -10,11 +11,15 @@ from typer.testing import CliRunner
 
 from tokengov.app.cli.main import app
 from tokengov.core.contracts import Alert
+from tokengov.core.kafka import read_to_end
 from tokengov.core.policy import parse_policy
+from tokengov.core.topics import TopicSpec, ensure_topics
 from tokengov.sinks.router.dispatcher import Dispatcher
 from tokengov.sinks.router.kafka import SilenceTopic
 from tokengov.sinks.router.silences import new_silence
-from tokengov.sinks.router.state import SqliteState
+from tokengov.sinks.router.snapshot import LocalSnapshot
+from tokengov.sinks.router.state import PartitionState
+from tokengov.sinks.router.state_topic import RouterStateTopic
 from tokengov.sinks.router.tree import RouteTree
 
 pytestmark = pytest.mark.integration
@@ -46,7 +51,13 @@ class Clock:
         return self.now
 
 
-def test_sqlite_state_survives_a_restart(data_dir):
+def _state(topic: RouterStateTopic, partition: int) -> PartitionState:
+    return PartitionState.from_records(partition, topic, topic.read([partition])[partition])
+
+
+def test_state_survives_a_restart_on_the_topic_and_reseeds_an_empty_one(
+    bootstrap, topic_names, data_dir
+):
     clock = Clock()
     tree = RouteTree.from_policy(parse_policy(POLICY))
     alert = Alert(
@@ -58,29 +69,33 @@ def test_sqlite_state_survives_a_restart(data_dir):
         summary="s",
         starts_at=clock.now,
     )
-    state = SqliteState.in_data_dir(data_dir)
-    first = Dispatcher(tree, state, clock=clock)
+    snapshot = LocalSnapshot.in_data_dir(data_dir)
+    topic = RouterStateTopic(bootstrap, topic_names.router_state, snapshot=snapshot)
+    first = Dispatcher(tree, PartitionState(1, topic), clock=clock)  # a new, empty partition
     first.ingest(alert)
     first.ingest(alert.model_copy(update={"fingerprint": "fp2", "task_id": "t-2"}))
     clock.now += timedelta(seconds=10)
     [n] = first.flush_due()
     first.delivered(n)
-    state.save_silence(
-        new_silence(
-            ["team=search"],
-            created_by="a",
-            reason="r",
-            ends_at=clock.now + timedelta(hours=1),
-            now=clock.now,
-        )
+    topic.persist()
+    silence = new_silence(
+        ["team=search"],
+        created_by="a",
+        reason="r",
+        ends_at=clock.now + timedelta(hours=1),
+        now=clock.now,
     )
-    state.close()
+    snapshot.save_silence(silence)
 
-    state = SqliteState.in_data_dir(data_dir)
+    # another router (no local copy) reads partition 1 back from the topic: same groups,
+    # same notification log, nothing in the other partitions
+    other = RouterStateTopic(bootstrap, topic_names.router_state)
+    read = other.read(range(4))
+    assert read[0] == read[2] == read[3] == {}
+    state = PartitionState.from_records(1, other, read[1])
     second = Dispatcher(tree, state, clock=clock)
     assert second.groups.keys() == first.groups.keys()
     assert second.groups[n.group_key].alerts.keys() == {"fp", "fp2"}
-    assert [s.reason for s in state.load_silences()] == ["r"]
     second.ingest(alert)  # redelivered
     clock.now += timedelta(minutes=5)
     assert second.flush_due() == []
@@ -93,7 +108,30 @@ def test_sqlite_state_survives_a_restart(data_dir):
     ]
     assert resolved.reason == "some alerts resolved"
     assert state.nflog_gc(clock.now + timedelta(days=30)) == 1
-    state.close()
+    other.persist()
+    # the tombstone of the forgotten entry is on the topic
+    assert not _state(other, 1).nflog
+
+    # The embedded broker restarted: the topic is back, empty. The router with the local copy
+    # (which saw only its own writes) re-seeds it, then reads it as before.
+    fresh = f"{topic_names.router_state}.restarted"
+    ensure_topics(bootstrap, [TopicSpec(fresh, 4, {"cleanup.policy": "compact"})])
+    copy = RouterStateTopic(bootstrap, fresh, snapshot=snapshot)
+    third = Dispatcher(tree, _state(copy, 1), clock=clock)
+    assert third.groups.keys() == first.groups.keys()
+    assert [r.partition for r in read_to_end(bootstrap, fresh)] == [1] * len(snapshot.records(1))
+    assert [s.reason for s in snapshot.load_silences()] == ["r"]
+    # a topic that holds anything is the state of record: the copy is not read (and is made
+    # what the topic holds)
+    held = f"{topic_names.router_state}.held"
+    ensure_topics(bootstrap, [TopicSpec(held, 4, {"cleanup.policy": "compact"})])
+    writer = RouterStateTopic(bootstrap, held)
+    writer.write(3, b'["other"]', b"{}")
+    writer.persist()
+    assert snapshot.records(1)
+    assert RouterStateTopic(bootstrap, held, snapshot=snapshot).read([1]) == {1: {}}
+    assert snapshot.records(1) == {}
+    snapshot.close()
 
 
 def test_silence_commands_and_test_route(bootstrap, topic_names, tmp_path):

@@ -1,19 +1,27 @@
 """``tokengov alerts test-route`` through the CLI: what would inhibit an alert (against the
-alerts a router holds in its SQLite state), and its routes' time intervals at ``--at``."""
+alerts the routers hold on the router-state topic, or in this machine's router snapshot when
+the broker cannot be read), and its routes' time intervals at ``--at``."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from tests.kafka_helpers import DeadPort
 from tokengov.app.cli.main import app
+from tokengov.app.local.broker import free_port
 from tokengov.core.contracts import Alert
 from tokengov.core.policy import parse_policy
+from tokengov.core.topics import Topics
 from tokengov.sinks.router.dispatcher import Dispatcher
-from tokengov.sinks.router.state import SqliteState
+from tokengov.sinks.router.ownership import partition_of
+from tokengov.sinks.router.snapshot import LocalSnapshot
+from tokengov.sinks.router.state import PartitionState
+from tokengov.sinks.router.state_topic import RouterStateTopic
 from tokengov.sinks.router.tree import RouteTree
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("wide_console")]
@@ -61,10 +69,13 @@ def policy_file(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def router_data_dir(tmp_path: Path) -> Path:
-    """A data dir whose router state holds one firing critical alert of team search."""
+def router_data_dir(tmp_path: Path, bootstrap: str, topic_names: Topics) -> Path:
+    """A router's state holding one firing critical alert of team search: on the (test's)
+    router-state topic, and in the data dir's snapshot, as a running router keeps them."""
     data_dir = tmp_path / "data"
-    state = SqliteState.in_data_dir(data_dir)
+    snapshot = LocalSnapshot.in_data_dir(data_dir)
+    topic = RouterStateTopic(bootstrap, topic_names.router_state, snapshot=snapshot)
+    state = PartitionState(partition_of(b"search", 4), topic)
     dispatcher = Dispatcher(
         RouteTree.from_policy(parse_policy(POLICY)), state, clock=lambda: SATURDAY
     )
@@ -80,8 +91,26 @@ def router_data_dir(tmp_path: Path) -> Path:
             starts_at=SATURDAY,
         )
     )
-    state.close()
+    topic.persist()
+    topic.close()
+    snapshot.close()
     return data_dir
+
+
+@pytest.fixture
+def on_broker(bootstrap: str, topic_names: Topics) -> list[str]:
+    return ["--bootstrap", bootstrap, "--router-state-topic", topic_names.router_state]
+
+
+@pytest.fixture
+def no_broker() -> Iterator[list[str]]:
+    """A bootstrap address whose broker is down (the port refuses every connection)."""
+    port = free_port()
+    dead = DeadPort(port)
+    try:
+        yield ["--bootstrap", f"127.0.0.1:{port}"]
+    finally:
+        dead.close()
 
 
 def _test_route(*args: str) -> str:
@@ -93,9 +122,10 @@ def _test_route(*args: str) -> str:
 
 
 def test_names_the_firing_alert_that_inhibits_and_the_mute_interval(
-    policy_file: Path, router_data_dir: Path
+    policy_file: Path, router_data_dir: Path, on_broker: list[str], topic_names: Topics
 ) -> None:
     out = _test_route(
+        *on_broker,
         "team=search",
         "severity=warning",
         "kind=runaway",
@@ -106,7 +136,10 @@ def test_names_the_firing_alert_that_inhibits_and_the_mute_interval(
         "--at",
         "2026-11-28T12:00:00+00:00",
     )
-    assert "against the 1 firing alert(s) the router holds): muted now by 2 rule(s)" in out
+    assert (
+        f"against the 1 firing alert(s) the routers hold, read from topic "
+        f"{topic_names.router_state}): muted now by 2 rule(s)"
+    ) in out
     assert 'critical-mutes-warning: muted now by firing alert crit-1 {kind="runaway", ' in out
     assert "Time intervals (at 2026-11-28 12:00:00 UTC)" in out
     assert (
@@ -116,9 +149,10 @@ def test_names_the_firing_alert_that_inhibits_and_the_mute_interval(
 
 
 def test_two_sided_match_is_explained_and_not_muted(
-    policy_file: Path, router_data_dir: Path
+    policy_file: Path, router_data_dir: Path, on_broker: list[str]
 ) -> None:
     out = _test_route(
+        *on_broker,
         "team=search",
         "severity=critical",
         "kind=loop",
@@ -127,13 +161,38 @@ def test_two_sided_match_is_explained_and_not_muted(
         "--data-dir",
         str(router_data_dir),
     )
-    assert "against the 1 firing alert(s) the router holds): not muted now" in out
+    assert "firing alert(s) the routers hold, read from topic" in out
+    assert "): not muted now" in out
     assert 'critical-mutes-team: would be muted while an alert {severity="critical"}' in out
     assert "these labels match the rule's source side too" in out
 
 
-def test_without_router_state_lists_the_rules_that_could(policy_file: Path, tmp_path: Path) -> None:
+def test_broker_down_reads_this_machines_router_snapshot(
+    policy_file: Path, router_data_dir: Path, no_broker: list[str]
+) -> None:
     out = _test_route(
+        *no_broker,
+        "team=search",
+        "severity=warning",
+        "kind=runaway",
+        "--policy",
+        str(policy_file),
+        "--data-dir",
+        str(router_data_dir),
+        "--at",
+        "2026-11-28T12:00:00+00:00",
+    )
+    snapshot = router_data_dir / "router" / "snapshot.sqlite"
+    assert "against the 1 firing alert(s) the routers hold, read from" in out
+    assert str(snapshot) in out.replace("\n", "")
+    assert "muted now by 2 rule(s)" in out
+
+
+def test_without_router_state_lists_the_rules_that_could(
+    policy_file: Path, tmp_path: Path, no_broker: list[str]
+) -> None:
+    out = _test_route(
+        *no_broker,
         "team=search",
         "severity=warning",
         "--policy",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import getpass
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Annotated
 
 import orjson
@@ -26,14 +25,16 @@ from tokengov.core.contracts import Alert, utcnow
 from tokengov.core.errors import BrokerError, PolicyError, QueryError
 from tokengov.core.policy import Policy, load_policy, parse_duration
 from tokengov.core.settings import Settings
-from tokengov.core.topics import SILENCES
+from tokengov.core.topics import ROUTER_STATE, SILENCES, partition_count
 from tokengov.sinks.router.group import is_resolved
 from tokengov.sinks.router.history import AlertHistory, AlertRow
 from tokengov.sinks.router.inhibit import BUILTIN_RULES, Inhibitor, rules_from_policy
 from tokengov.sinks.router.kafka import SilenceTopic
 from tokengov.sinks.router.labels import routing_labels
 from tokengov.sinks.router.silences import Silence, new_silence
-from tokengov.sinks.router.state import SqliteState
+from tokengov.sinks.router.snapshot import LocalSnapshot
+from tokengov.sinks.router.state import PartitionState
+from tokengov.sinks.router.state_topic import RouterStateTopic
 from tokengov.sinks.router.timemute import time_mute
 from tokengov.sinks.router.tree import RouteMatch, RouteTree
 
@@ -146,24 +147,52 @@ def _labels_text(labels: Mapping[str, str]) -> str:
     return "{" + ", ".join(f'{k}="{labels[k]}"' for k in sorted(labels)) + "}"
 
 
-def _router_alerts(data_dir: Path) -> list[Alert] | None:
-    """The alerts the router holds now (its state in the data dir), None when unreadable."""
-    path = data_dir / "router" / "state.sqlite"
-    if not path.is_file():
-        return None
-    state = SqliteState(path)
-    try:
-        latest: dict[str, Alert] = {}
+def _alerts_in(records: Mapping[int, Mapping[bytes, bytes]]) -> list[Alert]:
+    latest: dict[str, Alert] = {}
+    for partition, partition_records in records.items():
+        state = PartitionState.from_records(partition, _NO_WRITES, partition_records)
         for group in state.load_groups():
             latest.update(group.alerts)
-        return list(latest.values())
-    finally:
-        state.close()
+    return list(latest.values())
+
+
+class _NoWrites:
+    """test-route only reads the router's state."""
+
+    def write(self, partition: int, key: bytes, value: bytes | None) -> None:
+        raise RuntimeError("test-route never writes router state")
+
+
+_NO_WRITES = _NoWrites()
+
+
+def _router_alerts(settings: Settings, topic: str) -> tuple[list[Alert], str] | None:
+    """The alerts the routers hold now, and where they were read: the router-state topic
+    (every partition), else this machine's router snapshot; None when neither is readable."""
+    try:
+        partitions = partition_count(settings.kafka, topic, timeout_s=5)
+        records = RouterStateTopic(settings.kafka, topic, read_timeout_s=10).read(range(partitions))
+        return _alerts_in(records), f"topic {topic}"
+    except BrokerError as exc:
+        path = settings.data_dir / "router" / "snapshot.sqlite"
+        if not path.is_file():
+            console.print(f"[dim]router state not read: {escape(str(exc))}[/]")
+            return None
+        snapshot = LocalSnapshot(path)
+        try:
+            found = {p: snapshot.records(p) for p in snapshot.partitions()}
+        finally:
+            snapshot.close()
+        return _alerts_in(found), f"{path} (the broker could not be read: {exc})"
 
 
 def _print_inhibition(
-    policy: Policy, labels: dict[str, str], alerts: list[Alert] | None, at: datetime
+    policy: Policy,
+    labels: dict[str, str],
+    held: tuple[list[Alert], str] | None,
+    at: datetime,
 ) -> None:
+    alerts, source = held if held is not None else (None, "")
     inhibitor = Inhibitor([*BUILTIN_RULES, *rules_from_policy(policy.inhibit_rules)])
     for alert in alerts or []:
         inhibitor.observe(
@@ -177,7 +206,7 @@ def _print_inhibition(
         known = "the router's state is not readable here: the rules that could mute"
     else:
         firing = sum(1 for a in alerts if not is_resolved(a, at))
-        known = f"against the {firing} firing alert(s) the router holds"
+        known = f"against the {firing} firing alert(s) the routers hold, read from {source}"
     if not checks:
         console.print(f"[bold]Inhibition[/]: no rule can mute these labels ({known})")
         return
@@ -343,6 +372,12 @@ def test_route(
     policy_file: PolicyOpt = None,
     bootstrap: BootstrapOpt = None,
     silences_topic: SilencesTopicOpt = SILENCES,
+    router_state_topic: Annotated[
+        str,
+        typer.Option(
+            "--router-state-topic", help="The routers' state topic (the alerts they hold)."
+        ),
+    ] = ROUTER_STATE,
     no_silences: Annotated[
         bool, typer.Option("--no-silences", help="Do not read silences from the broker.")
     ] = False,
@@ -367,7 +402,7 @@ def test_route(
     console.print("Labels: " + escape(" ".join(f'{k}="{v}"' for k, v in sorted(parsed.items()))))
     tree = RouteTree.from_policy(policy)
     matches = _print_routing(policy, tree, parsed)
-    _print_inhibition(policy, parsed, _router_alerts(settings.data_dir), when)
+    _print_inhibition(policy, parsed, _router_alerts(settings, router_state_topic), when)
     _print_time_intervals(tree, matches, when)
     if no_silences:
         return

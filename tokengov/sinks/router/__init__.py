@@ -2,7 +2,8 @@
 and delivery to the teams' receivers (docs/alerting.md).
 
 The pure core (tree, dispatcher, dedup, inhibition, silences) does no I/O and
-takes a clock; receivers, Kafka, SQLite and ClickHouse are thin adapters.
+takes a clock; receivers, Kafka (the state topic), SQLite (a local snapshot) and ClickHouse
+are thin adapters.
 ``tokengov.sinks.router.role.register(app, ctx)`` puts it on a Faust worker.
 """
 
@@ -29,10 +30,13 @@ from tokengov.sinks.router.notification_log import (
     MemoryNotificationLog,
     NotificationLog,
 )
+from tokengov.sinks.router.ownership import PartitionedDispatcher, partition_of
 from tokengov.sinks.router.redact import REDACTED, Redactor
 from tokengov.sinks.router.router import AlertSink, DeadLetterSink, Router, receiver_failing_alert
 from tokengov.sinks.router.silences import Silence, SilenceStore, new_silence
-from tokengov.sinks.router.state import MemoryState, RouterState, SqliteState
+from tokengov.sinks.router.snapshot import LocalSnapshot
+from tokengov.sinks.router.state import MemoryState, PartitionState, RouterState, StateWriter
+from tokengov.sinks.router.state_topic import RouterStateTopic
 from tokengov.sinks.router.timemute import TimeMute, time_mute
 from tokengov.sinks.router.tree import RouteMatch, RouteNode, RouteTree, TraceStep
 
@@ -48,6 +52,7 @@ __all__ = [
     "Dispatcher",
     "Inhibition",
     "Inhibitor",
+    "LocalSnapshot",
     "MemoryNotificationLog",
     "MemoryState",
     "MuteStatus",
@@ -55,6 +60,8 @@ __all__ = [
     "Notification",
     "NotificationAttempt",
     "NotificationLog",
+    "PartitionState",
+    "PartitionedDispatcher",
     "ReceiverQueue",
     "Redactor",
     "RetryPolicy",
@@ -63,18 +70,20 @@ __all__ = [
     "RouteTree",
     "Router",
     "RouterState",
+    "RouterStateTopic",
     "Rule",
     "RuleCheck",
     "RuleSources",
     "Silence",
     "SilenceStore",
-    "SqliteState",
+    "StateWriter",
     "TimeMute",
     "TraceStep",
     "group_key",
     "is_resolved",
     "needs_update",
     "new_silence",
+    "partition_of",
     "receiver_failing_alert",
     "routing_labels",
     "rules_from_policy",

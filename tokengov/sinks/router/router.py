@@ -23,6 +23,7 @@ from tokengov.sinks.router.delivery import ReceiverQueue, RetryPolicy
 from tokengov.sinks.router.dispatcher import Dispatcher
 from tokengov.sinks.router.notification import Notification
 from tokengov.sinks.router.notification_log import NotificationLog
+from tokengov.sinks.router.ownership import PartitionedDispatcher
 from tokengov.sinks.router.receivers.base import Receiver
 
 __all__ = ["AlertSink", "DeadLetterSink", "Router", "receiver_failing_alert"]
@@ -82,7 +83,7 @@ def receiver_failing_alert(
 class Router:
     def __init__(
         self,
-        dispatcher: Dispatcher,
+        dispatcher: Dispatcher | PartitionedDispatcher,
         receivers: Mapping[str, Receiver],
         *,
         notification_log: NotificationLog,
@@ -117,9 +118,7 @@ class Router:
             self.queues[name] = self._queue_for(receiver)
         for queue in self.queues.values():
             queue.start()
-        for notification in self.dispatcher.pending():
-            log.info("resuming delivery of %s to %s", notification.title(), notification.receiver)
-            await self._enqueue(notification)
+        await self.resume(self.dispatcher.pending())
         self._tasks = [
             asyncio.create_task(self._timers(), name="tokengov-router-timers"),
             asyncio.create_task(self._flush_log_forever(), name="tokengov-router-log"),
@@ -136,6 +135,14 @@ class Router:
         await asyncio.gather(*(q.stop() for q in self.queues.values()))
         await asyncio.to_thread(self._flush_log_once)
         self.started = False
+
+    async def resume(self, notifications: list[Notification]) -> None:
+        """Deliver notifications left in an outbox (after a restart, or a takeover of a
+        partition), and let the timers see the groups that came with them."""
+        for notification in notifications:
+            log.info("resuming delivery of %s to %s", notification.title(), notification.receiver)
+            await self._enqueue(notification)
+        self._wake.set()
 
     def close(self) -> None:
         """Release the notification log (after :meth:`stop`)."""
@@ -165,15 +172,25 @@ class Router:
 
     # ------------------------------------------------------------------ input
 
-    def ingest(self, alert: Alert) -> None:
-        self.dispatcher.ingest(alert)
+    def ingest(self, alert: Alert, *, partition: int | None = None) -> None:
+        """``partition``: the alerts partition it was read from (a partitioned dispatcher
+        files it there; None: an alert of this router's own)."""
+        if isinstance(self.dispatcher, PartitionedDispatcher):
+            self.dispatcher.ingest(alert, partition)
+        else:
+            self.dispatcher.ingest(alert)
         self._wake.set()
 
     def ingest_raw(
-        self, raw: bytes, *, where: Mapping[str, str] | None = None, key: bytes | None = None
+        self,
+        raw: bytes,
+        *,
+        where: Mapping[str, str] | None = None,
+        key: bytes | None = None,
+        partition: int | None = None,
     ) -> bool:
-        """Decode one message of ``tokengov.alerts``; an invalid one is dead-lettered with
-        the reason. True when it was a valid alert."""
+        """Decode one message of ``tokengov.alerts`` (read from ``partition``); an invalid one
+        is dead-lettered with the reason. True when it was a valid alert."""
         try:
             alert = Alert.model_validate_json(raw)
         except ValidationError as exc:
@@ -184,7 +201,7 @@ class Router:
                 self.dead_letters.publish(raw, reason=reason, where=where, key=key)
             return False
         try:
-            self.ingest(alert)
+            self.ingest(alert, partition=partition)
         except Exception as exc:
             # The alert could not be stored (state unwritable…): give the message an ending.
             reason = f"router could not take the alert: {type(exc).__name__}: {exc}"

@@ -1,22 +1,26 @@
-"""Where the router keeps what must survive a restart: aggregation groups, the
-notification log (what each receiver was told, when), the outbox of
-notifications not yet delivered, and the silences it has seen.
+"""What the router keeps about one partition of ``tokengov.alerts``: its aggregation groups,
+the notification log (what each receiver was told, when) and the outbox of notifications
+not yet delivered.
 
-:class:`SqliteState` keeps them in ``<data dir>/router/state.sqlite``. Why a local
-SQLite file rather than a compacted topic: the state is private to one router
-and written on every alert and every delivery; SQLite commits each change
-durably in microseconds with no broker round trip, and survives a broker restart
-(the embedded broker keeps topics in memory). Silences are shared through
-``tokengov.silences``; this copy lets a router republish them if the topic lost them.
+:class:`PartitionState` holds them in memory and writes every change through a
+:class:`StateWriter` as a record of the compacted topic ``tokengov.router-state``: partition p
+of that topic holds the state of alerts partition p (the topics are co-partitioned), one key
+per group, notification-log entry and outbox item, a tombstone when one is deleted. A router
+taking a partition over builds a :class:`PartitionState` from the partition's latest records
+(:func:`decode_records`); :mod:`tokengov.sinks.router.state_topic` does the Kafka side.
+
+Record keys are JSON arrays (unambiguous whatever a group key contains):
+``["group", <group key>]`` → :meth:`AggrGroup.to_json`; ``["nflog", <group key>, <receiver>]``
+→ the entry; ``["outbox", <notification id>]`` → the notification.
+
+:class:`MemoryState` is the same without a topic: unit tests, ``test-route``, one-off routers.
 """
 
 from __future__ import annotations
 
-import sqlite3
-import threading
-from collections.abc import Iterable
+import logging
+from collections.abc import Mapping
 from datetime import datetime
-from pathlib import Path
 from typing import Protocol
 
 import orjson
@@ -24,9 +28,18 @@ import orjson
 from tokengov.sinks.router.dedup import NflogEntry
 from tokengov.sinks.router.group import AggrGroup
 from tokengov.sinks.router.notification import Notification
-from tokengov.sinks.router.silences import Silence
 
-__all__ = ["MemoryState", "RouterState", "SqliteState"]
+__all__ = [
+    "MemoryState",
+    "PartitionState",
+    "RouterState",
+    "StateWriter",
+    "group_record_key",
+    "nflog_record_key",
+    "outbox_record_key",
+]
+
+log = logging.getLogger(__name__)
 
 
 class RouterState(Protocol):
@@ -39,27 +52,60 @@ class RouterState(Protocol):
     def outbox_add(self, notification: Notification) -> None: ...
     def outbox_remove(self, notification_id: str) -> None: ...
     def outbox_all(self) -> list[Notification]: ...
-    def save_silence(self, silence: Silence) -> None: ...
-    def load_silences(self) -> list[Silence]: ...
     def close(self) -> None: ...
 
 
-def _blob(value: object) -> bytes:
-    if isinstance(value, bytes):
-        return value
-    if isinstance(value, str):
-        return value.encode()
-    raise TypeError(f"unexpected column value {type(value).__name__} in router state")
+class StateWriter(Protocol):
+    """Where a :class:`PartitionState` writes its changes (None: a tombstone)."""
+
+    def write(self, partition: int, key: bytes, value: bytes | None) -> None: ...
+
+
+def group_record_key(group_key: str) -> bytes:
+    return orjson.dumps(["group", group_key])
+
+
+def nflog_record_key(group_key: str, receiver: str) -> bytes:
+    return orjson.dumps(["nflog", group_key, receiver])
+
+
+def outbox_record_key(notification_id: str) -> bytes:
+    return orjson.dumps(["outbox", notification_id])
+
+
+def _nflog_json(entry: NflogEntry) -> bytes:
+    return orjson.dumps(
+        {
+            "group_key": entry.group_key,
+            "receiver": entry.receiver,
+            "firing": sorted(entry.firing),
+            "resolved": sorted(entry.resolved),
+            "ts": entry.ts.isoformat(timespec="microseconds"),
+        }
+    )
+
+
+def _nflog_from_json(raw: bytes) -> NflogEntry:
+    doc = orjson.loads(raw)
+    ts = datetime.fromisoformat(doc["ts"])
+    if ts.tzinfo is None:
+        raise ValueError("ts: no time zone")
+    return NflogEntry(
+        str(doc["group_key"]),
+        str(doc["receiver"]),
+        frozenset(map(str, doc["firing"])),
+        frozenset(map(str, doc["resolved"])),
+        ts,
+    )
 
 
 class MemoryState:
-    """The same, in memory: for unit tests and for ``test-route``."""
+    """Router state in memory only."""
 
     def __init__(self) -> None:
         self.groups: dict[str, bytes] = {}
         self.nflog: dict[tuple[str, str], NflogEntry] = {}
         self.outbox: dict[str, Notification] = {}
-        self.silences: dict[str, Silence] = {}
 
     def load_groups(self) -> list[AggrGroup]:
         return [AggrGroup.from_json(raw) for raw in self.groups.values()]
@@ -91,122 +137,98 @@ class MemoryState:
     def outbox_all(self) -> list[Notification]:
         return sorted(self.outbox.values(), key=lambda n: n.created_at)
 
-    def save_silence(self, silence: Silence) -> None:
-        self.silences[silence.silence_id] = silence
-
-    def load_silences(self) -> list[Silence]:
-        return list(self.silences.values())
-
     def close(self) -> None:
         return None
 
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS groups (group_key TEXT PRIMARY KEY, doc BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS nflog (
-    group_key TEXT NOT NULL, receiver TEXT NOT NULL,
-    firing TEXT NOT NULL, resolved TEXT NOT NULL, ts TEXT NOT NULL,
-    PRIMARY KEY (group_key, receiver));
-CREATE TABLE IF NOT EXISTS outbox (notification_id TEXT PRIMARY KEY, created_at TEXT, doc BLOB);
-CREATE TABLE IF NOT EXISTS silences (silence_id TEXT PRIMARY KEY, doc BLOB NOT NULL);
-"""
+class PartitionState(MemoryState):
+    """The state of one alerts partition: kept in memory, every change written through
+    ``writer`` to the same partition of the router-state topic."""
 
-
-class SqliteState:
-    """Durable router state in one SQLite file; every change is committed at once."""
-
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self._lock = threading.Lock()
-        # One connection shared by the event loop and the silence follower thread.
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+    def __init__(self, partition: int, writer: StateWriter) -> None:
+        super().__init__()
+        self.partition = partition
+        self.writer = writer
+        #: Records of the topic that could not be read back (logged, skipped).
+        self.invalid_records = 0
 
     @classmethod
-    def in_data_dir(cls, data_dir: Path) -> SqliteState:
-        return cls(data_dir / "router" / "state.sqlite")
+    def from_records(
+        cls, partition: int, writer: StateWriter, records: Mapping[bytes, bytes]
+    ) -> PartitionState:
+        """The state described by the latest record of each key of a partition."""
+        state = cls(partition, writer)
+        for key, value in records.items():
+            try:
+                state._load(key, value)
+            except (ValueError, KeyError, TypeError) as exc:
+                state.invalid_records += 1
+                log.error(
+                    "router state partition %d: record %r unreadable, skipped: %s",
+                    partition,
+                    key[:200],
+                    exc,
+                )
+        return state
 
-    def _run(self, sql: str, args: Iterable[object] = ()) -> list[tuple[object, ...]]:
-        with self._lock:
-            return self._db.execute(sql, tuple(args)).fetchall()
+    def _load(self, key: bytes, value: bytes) -> None:
+        kind = orjson.loads(key)[0]
+        if kind == "group":
+            group = AggrGroup.from_json(value)
+            self.groups[group.key] = value
+        elif kind == "nflog":
+            entry = _nflog_from_json(value)
+            self.nflog[(entry.group_key, entry.receiver)] = entry
+        elif kind == "outbox":
+            notification = Notification.model_validate_json(value)
+            self.outbox[notification.notification_id] = notification
+        else:
+            raise ValueError(f"unknown record kind {kind!r}")
 
-    def load_groups(self) -> list[AggrGroup]:
-        return [AggrGroup.from_json(_blob(row[0])) for row in self._run("SELECT doc FROM groups")]
+    def rewrite(self) -> int:
+        """Write every record of the state again (after writes the broker did not
+        acknowledge); returns how many."""
+        for raw_group in self.groups.values():
+            self._write(group_record_key(AggrGroup.from_json(raw_group).key), raw_group)
+        for entry in self.nflog.values():
+            self._write(nflog_record_key(entry.group_key, entry.receiver), _nflog_json(entry))
+        for notification in self.outbox.values():
+            self._write(
+                outbox_record_key(notification.notification_id),
+                notification.model_dump_json().encode(),
+            )
+        return len(self.groups) + len(self.nflog) + len(self.outbox)
+
+    def _write(self, key: bytes, value: bytes | None) -> None:
+        self.writer.write(self.partition, key, value)
 
     def save_group(self, group: AggrGroup) -> None:
-        self._run(
-            "INSERT OR REPLACE INTO groups (group_key, doc) VALUES (?, ?)",
-            (group.key, group.to_json()),
-        )
+        raw = group.to_json()
+        self.groups[group.key] = raw
+        self._write(group_record_key(group.key), raw)
 
     def delete_group(self, key: str) -> None:
-        self._run("DELETE FROM groups WHERE group_key = ?", (key,))
-
-    def nflog_get(self, group_key: str, receiver: str) -> NflogEntry | None:
-        rows = self._run(
-            "SELECT firing, resolved, ts FROM nflog WHERE group_key = ? AND receiver = ?",
-            (group_key, receiver),
-        )
-        if not rows:
-            return None
-        firing, resolved, ts = rows[0]
-        return NflogEntry(
-            group_key,
-            receiver,
-            frozenset(orjson.loads(str(firing))),
-            frozenset(orjson.loads(str(resolved))),
-            datetime.fromisoformat(str(ts)),
-        )
+        if self.groups.pop(key, None) is not None:
+            self._write(group_record_key(key), None)
 
     def nflog_set(self, entry: NflogEntry) -> None:
-        self._run(
-            "INSERT OR REPLACE INTO nflog (group_key, receiver, firing, resolved, ts) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (
-                entry.group_key,
-                entry.receiver,
-                orjson.dumps(sorted(entry.firing)).decode(),
-                orjson.dumps(sorted(entry.resolved)).decode(),
-                entry.ts.isoformat(timespec="microseconds"),
-            ),
-        )
+        super().nflog_set(entry)
+        self._write(nflog_record_key(entry.group_key, entry.receiver), _nflog_json(entry))
 
     def nflog_gc(self, before: datetime) -> int:
-        with self._lock:
-            cursor = self._db.execute(
-                "DELETE FROM nflog WHERE ts < ?", (before.isoformat(timespec="microseconds"),)
-            )
-            return cursor.rowcount
+        old = [k for k, e in self.nflog.items() if e.ts < before]
+        for group_key, receiver in old:
+            del self.nflog[(group_key, receiver)]
+            self._write(nflog_record_key(group_key, receiver), None)
+        return len(old)
 
     def outbox_add(self, notification: Notification) -> None:
-        self._run(
-            "INSERT OR REPLACE INTO outbox (notification_id, created_at, doc) VALUES (?, ?, ?)",
-            (
-                notification.notification_id,
-                notification.created_at.isoformat(),
-                notification.model_dump_json().encode(),
-            ),
+        super().outbox_add(notification)
+        self._write(
+            outbox_record_key(notification.notification_id),
+            notification.model_dump_json().encode(),
         )
 
     def outbox_remove(self, notification_id: str) -> None:
-        self._run("DELETE FROM outbox WHERE notification_id = ?", (notification_id,))
-
-    def outbox_all(self) -> list[Notification]:
-        rows = self._run("SELECT doc FROM outbox ORDER BY created_at")
-        return [Notification.model_validate_json(_blob(row[0])) for row in rows]
-
-    def save_silence(self, silence: Silence) -> None:
-        self._run(
-            "INSERT OR REPLACE INTO silences (silence_id, doc) VALUES (?, ?)",
-            (silence.silence_id, silence.to_json()),
-        )
-
-    def load_silences(self) -> list[Silence]:
-        return [Silence.from_json(_blob(row[0])) for row in self._run("SELECT doc FROM silences")]
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        if self.outbox.pop(notification_id, None) is not None:
+            self._write(outbox_record_key(notification_id), None)
