@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from tokengov.app.cli.common import BootstrapOpt, console, err_console, setup_logging
+from tokengov.app.cli.common import BootstrapOpt, console, err_console, fail, setup_logging
+from tokengov.core.errors import TokenGovError
 
 app = typer.Typer(
     help="Benchmarks: a baseline and the real thing in one run, with the ratio.",
@@ -113,12 +114,20 @@ def alerts(
     Starts an embedded broker unless --bootstrap is given. Target: p95 overhead < 100 ms."""
     from rich.table import Table
 
-    from tokengov.app.bench.alerts import OVERHEAD_TARGET_MS, run_alert_bench, summarize
+    from tokengov.app.bench.alerts import (
+        OVERHEAD_TARGET_MS,
+        group_wait_seconds,
+        run_alert_bench,
+        summarize,
+    )
     from tokengov.app.bench.common import percentile
 
     if role not in ("router", "all"):
-        err_console.print(f"--role: {role!r} is not one of router, all")
-        raise typer.Exit(2)
+        fail(f"--role: {role!r} is not one of router, all", 2)
+    try:
+        group_wait_seconds(group_wait)
+    except TokenGovError as exc:
+        fail(f"--group-wait {group_wait!r}: {exc}")
     console.print(f"running: tokengov worker --role {role}, then direct POSTs, then the alerts …")
     result = run_alert_bench(
         bootstrap=bootstrap,
@@ -138,6 +147,10 @@ def alerts(
     for row in summarize(result):
         table.add_row(*row)
     console.print(table)
+    console.print(
+        "router overhead = topic → webhook − group_wait = (topic → flush − group_wait: fetch, "
+        "agent, group timer) + (flush → POST: delivery queue, signing, HTTP)"
+    )
     overhead = percentile(result.overhead_ms, 95)
     base = percentile(result.baseline_ms, 95)
     console.print(
