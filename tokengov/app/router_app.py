@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import faust
 
+from tokengov.app.faust_adjustments import adjust_faust
 from tokengov.app.faust_broker import faust_broker_options
 from tokengov.core.worker_context import WorkerContext
 from tokengov.sinks.router.notification_log import NotificationLog
@@ -25,7 +26,10 @@ def router_app(
     app_id: str = "tokengov-router",
     notification_log: NotificationLog | None = None,
 ) -> tuple[faust.App, RouterRuntime]:
-    """The app and the router's runtime. Timeouts tuned per DESIGN.md."""
+    """The app and the router's runtime. Timeouts tuned per DESIGN.md; Faust adjusted as
+    for the worker (:func:`tokengov.app.faust_adjustments.adjust_faust`: a 1.5 s fetch wait
+    was the router's whole delay beyond group_wait)."""
+    adjust_faust()
     datadir = ctx.data_dir / "faust" / app_id  # Faust's default is ./<app id>-data
     datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 
 import faust
 
-from tokengov.app.faust_adjustments import forbid_topic_auto_creation, shorten_fetch_wait
+from tokengov.app.faust_adjustments import adjust_faust
 from tokengov.app.faust_broker import faust_broker_options
 from tokengov.core.errors import TokenGovError
 from tokengov.core.worker_context import ROLES, WorkerContext
@@ -107,8 +107,7 @@ def _load_role(role: str) -> list[Register]:
 def create_app(ctx: WorkerContext, roles: Sequence[str]) -> faust.App:
     wanted = expand_roles(roles)
     registrars = {role: _load_role(role) for role in wanted}  # fail before connecting anywhere
-    shorten_fetch_wait()
-    forbid_topic_auto_creation()
+    adjust_faust()
     state_dir = ctx.settings.worker_state_dir
     state_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import statistics
+import subprocess
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -14,9 +17,37 @@ from rich.table import Table
 from tokengov.app.local.broker import EmbeddedBroker, free_port
 from tokengov.core.topics import ensure_topics, topic_specs
 
-__all__ = ["bench_broker", "percentile", "summarize_ns"]
+__all__ = ["bench_broker", "percentile", "start_process", "stop_process", "summarize_ns"]
 
 console = Console(highlight=False)
+
+#: The checkout (or site-packages) root: the benchmarks' subprocesses run from there.
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def start_process(
+    cmd: list[str], log_path: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """A process of the benchmark (a worker, a baseline), its output appended to ``log_path``."""
+    log = log_path.open("ab")
+    return subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "COLUMNS": "300", **(env or {})},
+    )
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL after 20 s."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
 
 
 @contextlib.contextmanager

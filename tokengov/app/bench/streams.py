@@ -14,8 +14,6 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -29,14 +27,13 @@ from pathlib import Path
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
+from tokengov.app.bench.common import start_process, stop_process
 from tokengov.app.bench.workload import BENCH_POLICY, Workload, envelopes, partition_of
 from tokengov.app.local.broker import EmbeddedBroker, free_port
 from tokengov.core.kafka import connection
 from tokengov.core.topics import Topics, TopicSpec, ensure_topics, topic_specs
 
 __all__ = ["StreamsBench", "run"]
-
-ROOT = Path(__file__).resolve().parents[3]
 
 
 @dataclass
@@ -123,29 +120,6 @@ def _producer(bootstrap: str) -> Producer:
             "partitioner": "murmur2_random",
         }
     )
-
-
-def _start(
-    cmd: list[str], log_path: Path, env: dict[str, str] | None = None
-) -> subprocess.Popen[bytes]:
-    log = log_path.open("ab")
-    return subprocess.Popen(
-        cmd,
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "COLUMNS": "300", **(env or {})},
-    )
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
 
 
 def _warm_up(
@@ -291,7 +265,7 @@ def run(
             topics = Topics.with_prefix(prefix)
             ensure_topics(bootstrap, topic_specs(prefix=prefix, event_partitions=partitions))
             log_path = tmp / f"worker-{role}.log"
-            worker = _start(
+            worker = start_process(
                 [
                     sys.executable,
                     "-m",
@@ -312,7 +286,7 @@ def run(
                 log_path,
                 {"TOKENGOV_EVENT_PARTITIONS": str(partitions)},
             )
-            stack.callback(_stop, worker)
+            stack.callback(stop_process, worker)
             watch = AlertWatch(bootstrap, topics.alerts)
             stack.callback(watch.close)
             wl = Workload(seed, partitions)
@@ -325,7 +299,7 @@ def run(
                 )
             else:
                 result.with_debt_events, result.with_debt_seconds = events, seconds
-            _stop(worker)
+            stop_process(worker)
 
         # ---- the naive baseline, same mix, one event per message
         prefix = f"naive{uuid.uuid4().hex[:6]}."
@@ -337,7 +311,7 @@ def run(
                 TopicSpec(f"{prefix}naive-task-state", partitions, {"cleanup.policy": "compact"}),
             ],
         )
-        naive = _start(
+        naive = start_process(
             [
                 sys.executable,
                 "-m",
@@ -355,7 +329,7 @@ def run(
             ],
             tmp / "naive.log",
         )
-        stack.callback(_stop, naive)
+        stack.callback(stop_process, naive)
         watch = AlertWatch(bootstrap, topics.alerts)
         stack.callback(watch.close)
         wl = Workload(seed, partitions)
