@@ -57,11 +57,18 @@ def _router() -> list[Register]:
     return [role.register]
 
 
+def _otlp() -> list[Register]:
+    from tokengov.ingest.otlp import role
+
+    return [role.register]
+
+
 #: Each role and what registers it (the streams role includes token debt).
 ROLE_LOADERS: dict[str, Callable[[], list[Register]]] = {
     "streams": lambda: [*_governance(), *_debt()],
     "sink": _sink,
     "router": _router,
+    "otlp": _otlp,
     # the two halves of ``streams``, to run as separate services (each its own group);
     # ``tokengov bench streams`` measures both. Not part of ``all``.
     "governance": _governance,
