@@ -14,7 +14,8 @@ One pass over a request (:meth:`SpanConverter.convert`):
   reads model, provider, usage and status; the span adds latency (end − start), time (its
   end), its status code, its ``execute_tool`` children (tool calls) and its ids;
 - attribution follows the policy's ``otlp:`` section (:class:`OtlpAttribution`): span
-  attributes first, then resource attributes; the task defaults to the trace id;
+  attributes first, then those of the GenAI spans above it (an ``invoke_agent`` span may
+  carry the conversation id), then resource attributes; the task defaults to the trace id;
 - the event id is ``otel-<trace id>-<span id>``: an export sent twice counts once.
 
 A span that cannot become a valid event is rejected with the reason (the receiver answers
@@ -232,13 +233,19 @@ class SpanConverter:
                     return text
         return None
 
-    def _attribution(self, g: _GenAiSpan, trace_hex: str) -> dict[str, Any]:
+    def _attribution(
+        self, g: _GenAiSpan, ancestors: list[Mapping[str, Any]], trace_hex: str
+    ) -> dict[str, Any]:
+        """Each name is looked up on the span, then on the GenAI spans above it (nearest
+        first: an ``invoke_agent`` span often carries the conversation id), then on the
+        resource."""
         a = self.attribution
-        task = self._first(a.task_id, g.attributes, g.resource)
+        sources = (g.attributes, *ancestors, g.resource)
+        task = self._first(a.task_id, *sources)
         if task is None and a.task_from_trace:
             task = trace_hex
-        workflow = self._first(a.workflow, g.attributes, g.resource)
-        team = self._first(a.team, g.attributes, g.resource)
+        workflow = self._first(a.workflow, *sources)
+        team = self._first(a.team, *sources)
         if team is None:
             service = _text(g.resource.get(_SERVICE_NAME))
             if service is not None:
@@ -250,23 +257,39 @@ class SpanConverter:
     # -- the span tree ----------------------------------------------------------------
 
     @staticmethod
+    def _ancestors(
+        span: Span, parents: Mapping[bytes, bytes], genai: Mapping[bytes, dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """The attributes read of the GenAI spans above ``span`` (nearest first), found
+        through spans of any kind."""
+        out: list[dict[str, Any]] = []
+        current, seen = span.parent_span_id, 0
+        while current and seen < _MAX_DEPTH:
+            found = genai.get(current)
+            if found is not None:
+                out.append(found)
+            current = parents.get(current, b"")
+            seen += 1
+        return out
+
+    @staticmethod
     def _agents(
-        span: Span, own: str | None, parents: Mapping[bytes, bytes], agents: Mapping[bytes, str]
+        own: str | None, ancestors: list[dict[str, Any]]
     ) -> tuple[str | None, str | None]:
         """The agent that made the call (its own agent attributes, else the nearest agent
         span above it) and the agent above that one (the one that handed off to it)."""
         agent, parent_agent = own, None
-        current, seen = span.parent_span_id, 0
-        while current and seen < _MAX_DEPTH:
-            name = agents.get(current)
-            if name is not None:
-                if agent is None:
-                    agent = name
-                elif name != agent:
-                    parent_agent = name
-                    break
-            current = parents.get(current, b"")
-            seen += 1
+        for attributes in ancestors:
+            if _text(attributes.get(_OPERATION)) not in _AGENT_OPERATIONS:
+                continue
+            name = _text(attributes.get(_AGENT_NAME)) or _text(attributes.get(_AGENT_ID))
+            if name is None:
+                continue
+            if agent is None:
+                agent = name
+            elif name != agent:
+                parent_agent = name
+                break
         return agent, parent_agent
 
     # -- the request ------------------------------------------------------------------
@@ -274,7 +297,7 @@ class SpanConverter:
     def convert(self, request: ExportTraceServiceRequest) -> Conversion:
         out = Conversion()
         parents: dict[bytes, bytes] = {}
-        agents: dict[bytes, str] = {}
+        genai: dict[bytes, dict[str, Any]] = {}
         tools: dict[bytes, list[str | None]] = {}
         calls: list[_GenAiSpan] = []
         for resource_spans in request.resource_spans:
@@ -293,20 +316,15 @@ class SpanConverter:
                     g = _GenAiSpan(
                         span, _attributes(span.attributes, self._span_keys), resource, resource_kvs
                     )
+                    genai[span.span_id] = g.attributes
                     operation = _text(g.attributes.get(_OPERATION))
-                    if operation in _AGENT_OPERATIONS:
-                        name = _text(g.attributes.get(_AGENT_NAME)) or _text(
-                            g.attributes.get(_AGENT_ID)
-                        )
-                        if name is not None:
-                            agents[span.span_id] = name
-                    elif operation == "execute_tool" and span.parent_span_id:
+                    if operation == "execute_tool" and span.parent_span_id:
                         tools.setdefault(span.parent_span_id, []).append(
                             _text(g.attributes.get(_TOOL_NAME))
                         )
                     calls.append(g)
         for g in calls:
-            self._one(g, out, parents, agents, tools)
+            self._one(g, out, parents, genai, tools)
         return out
 
     def _reject(self, out: Conversion, g: _GenAiSpan, reason: str) -> None:
@@ -324,7 +342,7 @@ class SpanConverter:
         g: _GenAiSpan,
         out: Conversion,
         parents: Mapping[bytes, bytes],
-        agents: Mapping[bytes, str],
+        genai: Mapping[bytes, dict[str, Any]],
         tools: Mapping[bytes, list[str | None]],
     ) -> None:
         span = g.span
@@ -350,9 +368,9 @@ class SpanConverter:
                 f"start_time_unix_nano ({span.start_time_unix_nano})",
             )
             return
-        fields.update(self._attribution(g, trace_hex))
-        own_agent = fields.pop("agent", None)
-        agent, parent_agent = self._agents(span, own_agent, parents, agents)
+        ancestors = self._ancestors(span, parents, genai)
+        fields.update(self._attribution(g, ancestors, trace_hex))
+        agent, parent_agent = self._agents(fields.pop("agent", None), ancestors)
         if agent is not None:
             fields["agent"] = agent
         fields["parent_agent"] = parent_agent
