@@ -15,11 +15,6 @@ from typing import Any
 import orjson
 import pytest
 from openai.types.chat import ChatCompletion
-from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from tokengov.core.deadletter import DeadLetterRecord
 from tokengov.core.kafka import read_to_end
@@ -182,40 +177,3 @@ def fake_openai() -> Iterator[FakeOpenAI]:
         yield server
     finally:
         server.close()
-
-
-# -- spans made by the OpenTelemetry SDK, encoded by its OTLP encoder ---------------------
-
-
-def sdk_spans(
-    build: Callable[[Any], None], *, service: str = "support-agent"
-) -> list[ReadableSpan]:
-    """The spans ``build(tracer)`` makes with the OpenTelemetry SDK."""
-    provider = TracerProvider(resource=Resource.create({"service.name": service}))
-    exporter = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    build(provider.get_tracer("test"))
-    provider.shutdown()
-    return list(exporter.get_finished_spans())
-
-
-def otlp_protobuf(spans: list[ReadableSpan]) -> bytes:
-    """An OTLP/HTTP protobuf body, encoded as the SDK's OTLP exporters encode it."""
-    return bytes(encode_spans(spans).SerializeToString())
-
-
-def chat_span(tracer: Any, **attributes: Any) -> None:
-    """One chat span as GenAI instrumentations record it (content attributes included)."""
-    with tracer.start_as_current_span(
-        "chat gpt-4.1-mini",
-        attributes={
-            "gen_ai.operation.name": "chat",
-            "gen_ai.provider.name": "openai",
-            "gen_ai.request.model": "gpt-4.1-mini",
-            "gen_ai.usage.input_tokens": 1200,
-            "gen_ai.usage.output_tokens": 300,
-            "gen_ai.input.messages": '[{"role":"user","parts":[{"content":"SECRET-PROMPT-TEXT"}]}]',
-            **attributes,
-        },
-    ):
-        pass

@@ -20,6 +20,7 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from tests.kafka_helpers import DeadPort
+from tests.otlp_spans import chat_span, otlp_protobuf, sdk_spans
 from tokengov.app.local.broker import free_port
 from tokengov.core.policy import Policy
 from tokengov.core.topics import Topics
@@ -28,11 +29,8 @@ from .agent import COMPLETION, PROMPT, run_agent
 from .conftest import (
     FakeOpenAI,
     RunningReceiver,
-    chat_span,
-    otlp_protobuf,
     read_dead_letters,
     read_events,
-    sdk_spans,
     start_receiver,
 )
 
