@@ -4,8 +4,8 @@
 serves its delivery reports, and :meth:`DeliveryTracker.publish` returns (to the event loop)
 once the brokers acknowledged every message of the request, or raises
 :class:`~tokengov.core.errors.BrokerError` when one failed or the wait timed out — the
-receiver then answers 503 and acknowledges nothing. Messages are envelopes keyed by task
-(``encode_events``), at most :data:`ENVELOPE_MAX_EVENTS` events each.
+receiver then answers 503 and acknowledges nothing. Messages are the conversion's envelopes,
+keyed by task.
 """
 
 from __future__ import annotations
@@ -14,32 +14,22 @@ import asyncio
 import logging
 import threading
 from collections.abc import Sequence
-from typing import Final
 
-from tokengov.core.contracts import CallEvent, encode_events
 from tokengov.core.deadletter import encode_dead_letter
 from tokengov.core.errors import BrokerError
 from tokengov.core.kafka import CheckedProducer
 from tokengov.core.topics import Topics
 from tokengov.ingest.otlp.spans import Conversion
 
-__all__ = ["ENVELOPE_MAX_EVENTS", "DeliveryTracker", "messages"]
+__all__ = ["DeliveryTracker", "messages"]
 
 log = logging.getLogger(__name__)
 
-#: Events in one envelope at most (a 200-event envelope of call events is ~120 KiB).
-ENVELOPE_MAX_EVENTS: Final = 200
-
 
 def messages(conversion: Conversion, topics: Topics) -> list[tuple[str, bytes, bytes]]:
-    """(topic, key, value) of every message a request becomes: its events in envelopes
-    keyed by task, then one dead letter per rejected span (key: the trace id)."""
-    out: list[tuple[str, bytes, bytes]] = []
-    for task, events in conversion.by_task.items():
-        key = task.encode()
-        for start in range(0, len(events), ENVELOPE_MAX_EVENTS):
-            chunk: Sequence[CallEvent] = events[start : start + ENVELOPE_MAX_EVENTS]
-            out.append((topics.events, key, encode_events(chunk)))
+    """(topic, key, value) of every message a request becomes: its envelopes keyed by task,
+    then one dead letter per rejected span (key: the trace id)."""
+    out = [(topics.events, task.encode(), value) for task, value in conversion.envelopes]
     for rejected in conversion.rejected:
         value = encode_dead_letter(
             reason=rejected.reason,

@@ -5,7 +5,8 @@ One pass over a request (:meth:`SpanConverter.convert`):
 - every span's parent link is kept (two ids), so that a model-call span finds its agent and
   the agent that handed off to it up the span tree, through spans of any kind;
 - a span is a GenAI span when it carries ``gen_ai.operation.name``, ``gen_ai.provider.name``
-  or ``gen_ai.system``; any other span is ignored there, its attributes not read further;
+  or ``gen_ai.system``; any other span is ignored there (of its attributes only the names
+  below are taken, in the one pass that looks for those);
 - of a GenAI span only the attributes tokengov uses are read (:data:`READ_PREFIX`,
   the names of :data:`~tokengov.producers.adapters.OTEL_ATTRIBUTES` and the policy's
   attribution names), never its events nor content attributes (:func:`is_content`);
@@ -16,7 +17,10 @@ One pass over a request (:meth:`SpanConverter.convert`):
 - attribution follows the policy's ``otlp:`` section (:class:`OtlpAttribution`): span
   attributes first, then those of the GenAI spans above it (an ``invoke_agent`` span may
   carry the conversation id), then resource attributes; the task defaults to the trace id;
-- the event id is ``otel-<trace id>-<span id>``: an export sent twice counts once.
+- the event id is ``otel-<trace id>-<span id>``: an export sent twice counts once;
+- the events are the contract's JSON documents, put in envelopes per task and checked by
+  the one decoder (:func:`~tokengov.core.decoding.decode_events`, the rules every consumer
+  of ``tokengov.events`` applies) before anything is produced.
 
 A span that cannot become a valid event is rejected with the reason (the receiver answers
 ``partial_success`` and dead-letters it as :func:`span_document` shows it).
@@ -33,15 +37,16 @@ import orjson
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
-from pydantic import ValidationError
 
-from tokengov.core.contracts import CallEvent, describe_validation_error
+from tokengov.core.contracts import SCHEMA_VERSION, UNATTRIBUTED
+from tokengov.core.decoding import decode_events
 from tokengov.core.errors import ContractError
 from tokengov.core.policy import OtlpAttribution
 from tokengov.producers.adapters import OTEL_ATTRIBUTES, from_otel_span
 
 __all__ = [
     "CONTENT_ATTRIBUTES",
+    "ENVELOPE_MAX_EVENTS",
     "Conversion",
     "Rejected",
     "SpanConverter",
@@ -64,6 +69,9 @@ _READ: Final = frozenset((*OTEL_ATTRIBUTES.values(), _FINISH_REASONS))
 _AGENT_OPERATIONS: Final = frozenset(("invoke_agent", "create_agent"))
 _TOOL_FINISH: Final = frozenset(("tool_calls", "tool_use", "function_call"))
 _MAX_DEPTH: Final = 64
+#: Events in one envelope at most (200 call events are ~150 KiB).
+ENVELOPE_MAX_EVENTS: Final = 200
+_STATUS_ERROR: Final = Status.STATUS_CODE_ERROR
 
 #: Attributes that carry message content (semantic conventions and older instrumentations):
 #: never read into events, logs or dead letters.
@@ -141,11 +149,14 @@ class Rejected:
 
 @dataclass(slots=True)
 class Conversion:
-    """What one request became: events by task (in span order), rejected spans, and how
-    many spans were not counted (``ignored``: not GenAI; ``aggregate``: agent/workflow/tool
-    spans whose model calls are spans of their own)."""
+    """What one request became: its events (the contract's JSON documents) by task in span
+    order, the same as messages for ``tokengov.events`` (``envelopes``: task key and value,
+    each checked by the one decoder), the rejected spans, and how many spans were not
+    counted (``ignored``: not GenAI; ``aggregate``: agent/workflow/tool spans whose model
+    calls are spans of their own)."""
 
-    by_task: dict[str, list[CallEvent]] = field(default_factory=dict)
+    by_task: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    envelopes: list[tuple[str, bytes]] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
     spans: int = 0
     ignored: int = 0
@@ -156,6 +167,11 @@ class Conversion:
         return sum(len(events) for events in self.by_task.values())
 
 
+def _encode(docs: list[dict[str, Any]]) -> bytes:
+    """One event as an object, several as a batch envelope (as ``encode_events`` does)."""
+    return orjson.dumps(docs[0] if len(docs) == 1 else docs)
+
+
 def _attributes(kvs: Iterable[KeyValue], wanted: frozenset[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for kv in kvs:
@@ -163,10 +179,6 @@ def _attributes(kvs: Iterable[KeyValue], wanted: frozenset[str]) -> dict[str, An
         if key in wanted or key.startswith(READ_PREFIX):
             out[key] = _value(kv.value)
     return out
-
-
-def _is_genai(kvs: Iterable[KeyValue]) -> bool:
-    return any(kv.key in _GENAI_MARKERS for kv in kvs)
 
 
 def span_document(span: Span, resource: Iterable[KeyValue]) -> bytes:
@@ -189,6 +201,13 @@ def span_document(span: Span, resource: Iterable[KeyValue]) -> bytes:
         "resource": safe(resource),
     }
     return orjson.dumps(doc, option=orjson.OPT_NON_STR_KEYS)
+
+
+@dataclass(frozen=True, slots=True)
+class _Inherited:
+    values: dict[str, str]
+    agents: list[str]
+    service: str | None
 
 
 @dataclass(slots=True)
@@ -222,75 +241,87 @@ class SpanConverter:
         names = {name for name in names if not is_content(name)}
         self._span_keys = _READ | names
         self._resource_keys = frozenset({*names, _SERVICE_NAME})
+        self._attribution_keys = tuple(sorted(names))
 
-    # -- attribution ------------------------------------------------------------------
+        def readable(keys: list[str]) -> tuple[str, ...]:
+            return tuple(key for key in keys if key in names)
 
-    def _first(self, keys: Iterable[str], *sources: Mapping[str, Any]) -> str | None:
-        for key in keys:
-            for source in sources:
-                text = _text(source.get(key))
-                if text is not None:
-                    return text
-        return None
+        self._task_keys = readable(attribution.task_id)
+        self._workflow_keys = readable(attribution.workflow)
+        self._team_keys = readable(attribution.team)
 
-    def _attribution(
-        self, g: _GenAiSpan, ancestors: list[Mapping[str, Any]], trace_hex: str
-    ) -> dict[str, Any]:
-        """Each name is looked up on the span, then on the GenAI spans above it (nearest
-        first: an ``invoke_agent`` span often carries the conversation id), then on the
-        resource."""
-        a = self.attribution
-        sources = (g.attributes, *ancestors, g.resource)
-        task = self._first(a.task_id, *sources)
-        if task is None and a.task_from_trace:
-            task = trace_hex
-        workflow = self._first(a.workflow, *sources)
-        team = self._first(a.team, *sources)
-        if team is None:
-            service = _text(g.resource.get(_SERVICE_NAME))
-            if service is not None:
-                team = a.service_teams.get(service)
-        if team is None and workflow is not None:
-            team = self._owner_team(workflow)
-        return {"task_id": task, "workflow": workflow, "team": team}
+    # -- attribution and the span tree ------------------------------------------------
 
-    # -- the span tree ----------------------------------------------------------------
-
-    @staticmethod
-    def _ancestors(
-        span: Span, parents: Mapping[bytes, bytes], genai: Mapping[bytes, dict[str, Any]]
-    ) -> list[dict[str, Any]]:
-        """The attributes read of the GenAI spans above ``span`` (nearest first), found
-        through spans of any kind."""
-        out: list[dict[str, Any]] = []
-        current, seen = span.parent_span_id, 0
+    def _inherited(
+        self,
+        parent: bytes,
+        resource: Mapping[str, Any],
+        parents: Mapping[bytes, bytes],
+        genai: Mapping[bytes, dict[str, Any]],
+    ) -> _Inherited:
+        """What a span under ``parent`` inherits: each attribution name's value on the
+        nearest GenAI span above it that has one (an ``invoke_agent`` span often carries the
+        conversation id), else on the resource; and the agents above it, nearest first."""
+        ancestors: list[dict[str, Any]] = []
+        current, seen = parent, 0
         while current and seen < _MAX_DEPTH:
             found = genai.get(current)
             if found is not None:
-                out.append(found)
+                ancestors.append(found)
             current = parents.get(current, b"")
             seen += 1
-        return out
-
-    @staticmethod
-    def _agents(
-        own: str | None, ancestors: list[dict[str, Any]]
-    ) -> tuple[str | None, str | None]:
-        """The agent that made the call (its own agent attributes, else the nearest agent
-        span above it) and the agent above that one (the one that handed off to it)."""
-        agent, parent_agent = own, None
+        values: dict[str, str] = {}
+        for key in self._attribution_keys:
+            for source in (*ancestors, resource):
+                text = _text(source.get(key))
+                if text is not None:
+                    values[key] = text
+                    break
+        agents: list[str] = []
         for attributes in ancestors:
             if _text(attributes.get(_OPERATION)) not in _AGENT_OPERATIONS:
                 continue
             name = _text(attributes.get(_AGENT_NAME)) or _text(attributes.get(_AGENT_ID))
-            if name is None:
-                continue
+            if name is not None and name not in agents:
+                agents.append(name)
+        service = _text(resource.get(_SERVICE_NAME))
+        return _Inherited(values, agents, service)
+
+    @staticmethod
+    def _first(keys: tuple[str, ...], own: Mapping[str, Any], inherited: _Inherited) -> str | None:
+        for key in keys:
+            text = _text(own.get(key)) or inherited.values.get(key)
+            if text is not None:
+                return text
+        return None
+
+    def _attribute(
+        self, fields: dict[str, Any], own: Mapping[str, Any], inherited: _Inherited, trace: str
+    ) -> None:
+        a = self.attribution
+        task = self._first(self._task_keys, own, inherited)
+        if task is None and a.task_from_trace:
+            task = trace
+        workflow = self._first(self._workflow_keys, own, inherited)
+        team = self._first(self._team_keys, own, inherited)
+        if team is None and inherited.service is not None:
+            team = a.service_teams.get(inherited.service)
+        if team is None and workflow is not None:
+            team = self._owner_team(workflow)
+        fields["task_id"], fields["workflow"], fields["team"] = task, workflow, team
+        # the agent: the span's own agent attributes, else the nearest agent span above it;
+        # the parent agent: the next agent above that one (the one that handed off to it)
+        agent = fields.pop("agent", None)
+        parent_agent = None
+        for name in inherited.agents:
             if agent is None:
                 agent = name
             elif name != agent:
                 parent_agent = name
                 break
-        return agent, parent_agent
+        if agent is not None:
+            fields["agent"] = agent
+        fields["parent_agent"] = parent_agent
 
     # -- the request ------------------------------------------------------------------
 
@@ -306,26 +337,66 @@ class SpanConverter:
             for scope_spans in resource_spans.scope_spans:
                 for span in scope_spans.spans:
                     out.spans += 1
-                    if span.parent_span_id:
-                        parents[span.span_id] = span.parent_span_id
-                    if not _is_genai(span.attributes):
+                    parent = span.parent_span_id
+                    if parent:
+                        parents[span.span_id] = parent
+                    # one pass over the attributes: only the names tokengov reads are
+                    # taken, so a span of another kind yields (almost) nothing
+                    attributes = _attributes(span.attributes, self._span_keys)
+                    if _GENAI_MARKERS.isdisjoint(attributes):
                         out.ignored += 1
                         continue
                     if resource is None:
                         resource = _attributes(resource_kvs, self._resource_keys)
-                    g = _GenAiSpan(
-                        span, _attributes(span.attributes, self._span_keys), resource, resource_kvs
-                    )
-                    genai[span.span_id] = g.attributes
-                    operation = _text(g.attributes.get(_OPERATION))
-                    if operation == "execute_tool" and span.parent_span_id:
-                        tools.setdefault(span.parent_span_id, []).append(
-                            _text(g.attributes.get(_TOOL_NAME))
-                        )
-                    calls.append(g)
+                    genai[span.span_id] = attributes
+                    if attributes.get(_OPERATION) == "execute_tool" and parent:
+                        tools.setdefault(parent, []).append(_text(attributes.get(_TOOL_NAME)))
+                    calls.append(_GenAiSpan(span, attributes, resource, resource_kvs))
+        inherited: dict[tuple[bytes, int], _Inherited] = {}
+        traces: dict[bytes, str] = {}
+        pending: dict[str, list[tuple[dict[str, Any], _GenAiSpan]]] = {}
         for g in calls:
-            self._one(g, out, parents, genai, tools)
+            parent = g.span.parent_span_id
+            key = (parent, id(g.resource))
+            context = inherited.get(key)
+            if context is None:
+                context = inherited[key] = self._inherited(parent, g.resource, parents, genai)
+            self._one(g, out, context, tools, traces, pending)
+        self._seal(out, pending)
         return out
+
+    def _seal(
+        self, out: Conversion, pending: dict[str, list[tuple[dict[str, Any], _GenAiSpan]]]
+    ) -> None:
+        """Envelopes per task, each checked by the one decoder (the rules every consumer of
+        ``tokengov.events`` applies): an event it refuses is its span's rejection."""
+        for task, items in pending.items():
+            for first in range(0, len(items), ENVELOPE_MAX_EVENTS):
+                chunk = items[first : first + ENVELOPE_MAX_EVENTS]
+                docs = [doc for doc, _ in chunk]
+                value = _encode(docs)
+                decoded = decode_events(value)
+                if decoded.failures:
+                    whole = next((f.reason for f, _ in decoded.failures if f.index is None), None)
+                    if len(chunk) == 1 or whole is not None:
+                        bad = dict.fromkeys(range(len(chunk)), whole or "")
+                        for failure, _ in decoded.failures:
+                            bad[failure.index or 0] = failure.reason
+                    else:
+                        bad = {
+                            f.index: f.reason for f, _ in decoded.failures if f.index is not None
+                        }
+                    kept = []
+                    for index, (doc, g) in enumerate(chunk):
+                        if index in bad:
+                            self._reject(out, g, bad[index])
+                        else:
+                            kept.append(doc)
+                    if not kept:
+                        continue
+                    docs, value = kept, _encode(kept)
+                out.envelopes.append((task, value))
+                out.by_task.setdefault(task, []).extend(docs)
 
     def _reject(self, out: Conversion, g: _GenAiSpan, reason: str) -> None:
         out.rejected.append(
@@ -341,11 +412,11 @@ class SpanConverter:
         self,
         g: _GenAiSpan,
         out: Conversion,
-        parents: Mapping[bytes, bytes],
-        genai: Mapping[bytes, dict[str, Any]],
+        inherited: _Inherited,
         tools: Mapping[bytes, list[str | None]],
+        traces: dict[bytes, str],
+        pending: dict[str, list[tuple[dict[str, Any], _GenAiSpan]]],
     ) -> None:
-        span = g.span
         try:
             read = from_otel_span(g.attributes)
             if not read.counted:
@@ -356,25 +427,25 @@ class SpanConverter:
             self._reject(out, g, str(exc))
             return
         assert fields is not None
-        trace_hex, span_hex = span.trace_id.hex(), span.span_id.hex()
-        if not span.end_time_unix_nano:
+        span = g.span
+        start, end = span.start_time_unix_nano, span.end_time_unix_nano
+        if not end:
             self._reject(out, g, "end_time_unix_nano: not set (the span has not ended)")
             return
-        if span.end_time_unix_nano < span.start_time_unix_nano:
+        if end < start:
             self._reject(
                 out,
                 g,
-                f"end_time_unix_nano ({span.end_time_unix_nano}) is before "
-                f"start_time_unix_nano ({span.start_time_unix_nano})",
+                f"end_time_unix_nano ({end}) is before start_time_unix_nano ({start})",
             )
             return
-        ancestors = self._ancestors(span, parents, genai)
-        fields.update(self._attribution(g, ancestors, trace_hex))
-        agent, parent_agent = self._agents(fields.pop("agent", None), ancestors)
-        if agent is not None:
-            fields["agent"] = agent
-        fields["parent_agent"] = parent_agent
-        children = tools.get(span.span_id, ())
+        trace_id = span.trace_id
+        trace = traces.get(trace_id)
+        if trace is None:
+            trace = traces[trace_id] = trace_id.hex()
+        self._attribute(fields, g.attributes, inherited, trace)
+        span_id = span.span_id
+        children = tools.get(span_id)
         if children:
             fields["tool_calls"] = len(children)
             named = [name for name in children if name]
@@ -382,18 +453,37 @@ class SpanConverter:
                 fields["tool_name"] = named[-1]
         else:
             reasons = g.attributes.get(_FINISH_REASONS)
-            if isinstance(reasons, list) and _TOOL_FINISH & {str(r) for r in reasons}:
+            if isinstance(reasons, list) and not _TOOL_FINISH.isdisjoint(reasons):
                 fields["tool_calls"] = 1  # at least one; how many is only in the content
-        if span.status.code == Status.STATUS_CODE_ERROR and fields["status"] == "ok":
+        if fields["status"] == "ok" and span.status.code == _STATUS_ERROR:
             fields["status"] = "error"
-        fields["latency_ms"] = (span.end_time_unix_nano - span.start_time_unix_nano) // 1_000_000
+        fields["latency_ms"] = (end - start) // 1_000_000
         try:
-            event = CallEvent(
-                event_id=f"otel-{trace_hex}-{span_hex}",
-                ts=datetime.fromtimestamp(span.end_time_unix_nano / 1e9, UTC),
-                **fields,
-            )
-        except ValidationError as exc:
-            self._reject(out, g, describe_validation_error(exc))
+            ts = datetime.fromtimestamp(end / 1e9, UTC)
+        except (OverflowError, OSError, ValueError) as exc:
+            self._reject(out, g, f"end_time_unix_nano ({end}): not a time ({exc})")
             return
-        out.by_task.setdefault(event.task, []).append(event)
+        event_id = f"otel-{trace}-{span_id.hex()}"
+        tokens = fields.pop("tokens")
+        doc = {
+            "kind": "call",
+            "schema_version": SCHEMA_VERSION,
+            "event_id": event_id,
+            "ts": ts.isoformat(timespec="microseconds").replace("+00:00", "Z"),
+            **fields,
+            "team": fields["team"] or UNATTRIBUTED,
+            "workflow": fields["workflow"] or UNATTRIBUTED,
+            "tokens": {
+                "input": tokens.input,
+                "output": tokens.output,
+                "cached_input": tokens.cached_input,
+                "cache_write": tokens.cache_write,
+                "cache_write_1h": tokens.cache_write_1h,
+                "reasoning": tokens.reasoning,
+            },
+        }
+        task = fields["task_id"]
+        if task is None:
+            del doc["task_id"]  # the event is its own task
+            task = event_id
+        pending.setdefault(task, []).append((doc, g))
