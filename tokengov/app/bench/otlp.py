@@ -56,6 +56,8 @@ class OtlpBenchResult:
     offered_rps: float = 0.0
     latencies_ms: list[float] = field(default_factory=list)
     failures: int = 0
+    #: CPU seconds the receiver process spent in the throughput run (None: not on Linux)
+    receiver_cpu_s: float | None = None
 
     @property
     def receiver_spans_per_s(self) -> float:
@@ -155,6 +157,16 @@ def _start_receiver(
         time.sleep(0.05)
     proc.kill()
     raise RuntimeError("tokengov otlp did not listen within 60s")
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a process so far (Linux ``/proc``; None elsewhere). On a
+    shared machine it says what the receiver costs whatever else runs."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _post_all(url: str, bodies: Sequence[bytes], clients: int) -> tuple[float, int]:
@@ -260,7 +272,9 @@ def run(
         proc, url = _start_receiver(servers, prefix, Path(tmp))
         try:
             _post_all(url, bodies[: max(1, clients)], clients)  # warm up: connections, JIT-free
+            cpu_before = _cpu_seconds(proc.pid)
             seconds, failures = _post_all(url, bodies, clients)
+            cpu_after = _cpu_seconds(proc.pid)
             result = OtlpBenchResult(
                 requests=requests,
                 genai_spans=requests * genai_per_request,
@@ -269,6 +283,8 @@ def run(
                 baseline_seconds=float("nan"),
                 failures=failures,
             )
+            if cpu_before is not None and cpu_after is not None:
+                result.receiver_cpu_s = cpu_after - cpu_before
             rps = requests / seconds / 2
             result.offered_rps = rps
             latencies, late_failures = _paced(url, bodies, rps, latency_seconds)
@@ -307,6 +323,12 @@ def report(result: OtlpBenchResult) -> None:
         f"ratio receiver / direct produce: {ratio:.2f}× (target ≥ 20,000 GenAI spans/s per "
         "receiver process)"
     )
+    if result.receiver_cpu_s:
+        console.print(
+            f"receiver process CPU: {result.receiver_cpu_s:.2f} s for {result.genai_spans:,} "
+            f"spans = {result.genai_spans / result.receiver_cpu_s:,.0f} GenAI spans per CPU "
+            f"second; load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+        )
     console.print(
         f"added latency per request at half that rate ({result.offered_rps:.1f} requests/s, "
         f"{len(lat)} requests): p50 {percentile(lat, 50):.1f} ms, p99 {percentile(lat, 99):.1f} ms "
