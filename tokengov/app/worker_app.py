@@ -145,6 +145,8 @@ def create_app(ctx: WorkerContext, roles: Sequence[str]) -> faust.App:
         for register in role_registrars:
             register(app, ctx)
         log.info("role %s registered", role)
+    if not app.agents:  # e.g. --role otlp alone: nothing for Faust's consumer to subscribe to
+        app.producer_only = True
 
     async def announce_ready() -> None:
         await _announce_ready(ctx, wanted)
