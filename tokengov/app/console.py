@@ -27,6 +27,10 @@ SERVER_MODULES: Final = frozenset(
         "rich",
         "typer",
         "httpx",
+        # the OTLP receiver
+        "aiohttp",
+        "opentelemetry",
+        "google",
     }
 )
 
