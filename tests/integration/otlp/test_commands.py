@@ -3,9 +3,11 @@ processes: they listen (port 0 here), record where, take a span, and stop on SIG
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -75,3 +77,47 @@ def test_the_receiver_commands(
                 assert proc.wait(timeout=30) == 0, log_path.read_text()[-3000:]
             finally:
                 proc.kill()
+
+
+def test_a_taken_port_leaves_the_other_roles_running(
+    bootstrap: str, topic_names: Topics, data_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The role logs an ERROR naming the setting and returns: the worker's start goes on;
+    a policy reload then reaches a receiver that does run."""
+    from tokengov.core.settings import Settings
+    from tokengov.core.worker_context import PolicyHolder, WorkerContext
+    from tokengov.ingest.otlp.role import OtlpRuntime
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    try:
+        settings = Settings(
+            kafka_bootstrap=bootstrap, data_dir=data_dir, otlp_port=taken.getsockname()[1]
+        )
+        policy = data_dir / "policy.yaml"
+        policy.write_text("version: 1\n")
+        holder = PolicyHolder.from_file(policy)
+        ctx = WorkerContext(settings, holder, topic_names)
+        runtime = OtlpRuntime(ctx)
+        asyncio.run(runtime.start())
+        assert runtime.receiver is None
+        assert "TOKENGOV_OTLP_PORT" in caplog.text
+        assert not (data_dir / "worker" / ADDRESS_FILE).exists()
+    finally:
+        taken.close()
+
+    async def serve_and_reload() -> str:
+        running = OtlpRuntime(
+            WorkerContext(settings.model_copy(update={"otlp_port": 0}), holder, topic_names)
+        )
+        await running.start()
+        try:
+            assert running.receiver is not None
+            policy.write_text("version: 1\notlp: {task_id: [app.session]}\n")
+            assert holder.reload()  # as SIGHUP does
+            return running.receiver.converter.attribution.task_id[0]
+        finally:
+            await running.stop()
+
+    assert asyncio.run(serve_and_reload()) == "app.session"
