@@ -28,6 +28,10 @@ SERVER_MODULES: Final = frozenset(
         "typer",
         "httpx",
         "re2",
+        # the OTLP receiver
+        "aiohttp",
+        "opentelemetry",
+        "google",
     }
 )
 

@@ -57,11 +57,18 @@ def _router() -> list[Register]:
     return [role.register]
 
 
+def _otlp() -> list[Register]:
+    from tokengov.ingest.otlp import role
+
+    return [role.register]
+
+
 #: Each role and what registers it (the streams role includes token debt).
 ROLE_LOADERS: dict[str, Callable[[], list[Register]]] = {
     "streams": lambda: [*_governance(), *_debt()],
     "sink": _sink,
     "router": _router,
+    "otlp": _otlp,
     # the two halves of ``streams``, to run as separate services (each its own group);
     # ``tokengov bench streams`` measures both. Not part of ``all``.
     "governance": _governance,
@@ -137,6 +144,8 @@ def create_app(ctx: WorkerContext, roles: Sequence[str]) -> faust.App:
         for register in role_registrars:
             register(app, ctx)
         log.info("role %s registered", role)
+    if not app.agents:  # e.g. --role otlp alone: nothing for Faust's consumer to subscribe to
+        app.producer_only = True
 
     async def announce_ready() -> None:
         await _announce_ready(ctx, wanted)

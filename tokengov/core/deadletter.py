@@ -5,12 +5,12 @@ JSON record (value) with the original key (Kafka key) to ``tokengov.deadletter``
 
     {"schema_version": 1,
      "reason": "tokens.input: Input should be greater than or equal to 0",
-     "stage": "decode",                  # decode | process | skip | sink | router
+     "stage": "decode",                  # decode | process | skip | sink | router | ingest
      "source_topic": "tokengov.events", "source_partition": 3, "source_offset": 1234,
      "index": 17,                        # the item's position in an envelope; null: whole
      "event_id": "5f0c…",                # when known
      "key_b64": "dC04ODEy",              # the original message key (null: none)
-     "raw_is": "item",                   # message | item | notification (see RawIs)
+     "raw_is": "item",                   # message | item | notification | span (see RawIs)
      "raw_b64": "eyJraW5kIjog…",         # the original bytes, at most 64 KiB
      "raw_bytes": 83,                    # the full size of the original bytes
      "raw_truncated": false,             # true: raw_b64 holds the first 64 KiB only …
@@ -62,13 +62,15 @@ _MAX_DETAILS: Final = 16
 
 #: Where the message was given up on: the streams' decoding (``decode``), their processing
 #: (``process``: processing raised), a message that failed every attempt (``skip``), the
-#: ClickHouse writer (``sink``), the alert router (``router``).
-Stage = Literal["decode", "process", "skip", "sink", "router"]
+#: ClickHouse writer (``sink``), the alert router (``router``), the OTLP receiver (``ingest``:
+#: a span that could not become an event).
+Stage = Literal["decode", "process", "skip", "sink", "router", "ingest"]
 #: What ``raw_b64`` holds: ``message``, the message value exactly as received at
 #: source_topic/partition/offset; ``item``, one item of it (an envelope's element, or a
 #: row's contract JSON) re-encoded as JSON; ``notification``, a notification the router
-#: could not deliver (no source message).
-RawIs = Literal["message", "item", "notification"]
+#: could not deliver (no source message); ``span``, an OTLP span the receiver could not turn
+#: into an event, as JSON (its ids, times, name and attributes, content attributes left out).
+RawIs = Literal["message", "item", "notification", "span"]
 
 
 class DeadLetterRecord(BaseModel):

@@ -58,6 +58,7 @@ __all__ = [
     "ENV_PREFIX",
     "RESTART_CHECK_INTERVAL_S",
     "CheckedProducer",
+    "DeliveryReport",
     "KafkaConnection",
     "Record",
     "SaslMechanism",
@@ -360,6 +361,9 @@ def check_connection(conn: KafkaConnection, timeout_s: float = 10.0) -> None:
 
 # -- producing with delivery checks ------------------------------------------------------
 
+#: Told of one message's delivery: None when the brokers acknowledged it, else the error.
+DeliveryReport = Callable[[str | None], None]
+
 
 class CheckedProducer:
     """A confluent-kafka producer that checks every delivery.
@@ -400,6 +404,13 @@ class CheckedProducer:
                 self.errors.append(str(err))
             log.error("could not publish to %s (key %r): %s", msg.topic(), msg.key(), err)
 
+    def _reporting(self, report: DeliveryReport) -> Callable[[Any, Any], None]:
+        def on_delivery(err: Any, msg: Any) -> None:
+            self._on_delivery(err, msg)
+            report(None if err is None else str(err))
+
+        return on_delivery
+
     def publish(
         self,
         topic: str,
@@ -408,13 +419,18 @@ class CheckedProducer:
         key: bytes | None = None,
         headers: Mapping[str, str | bytes] | None = None,
         partition: int | None = None,
+        on_delivery: DeliveryReport | None = None,
     ) -> None:
-        """Queue one message (waiting for room when the client's queue is full)."""
+        """Queue one message (waiting for room when the client's queue is full).
+        ``on_delivery`` also hears of its delivery (None: acknowledged, else the error), on
+        the thread that serves delivery reports (:meth:`poll`, :meth:`flush`)."""
         kwargs: dict[str, Any] = {
             "value": value,
             "key": key,
             "headers": list((headers or {}).items()),
-            "on_delivery": self._on_delivery,
+            "on_delivery": self._on_delivery
+            if on_delivery is None
+            else self._reporting(on_delivery),
         }
         if partition is not None:
             kwargs["partition"] = partition
@@ -433,6 +449,14 @@ class CheckedProducer:
         except KafkaException as exc:
             raise BrokerError(f"cannot publish to {topic} on {self.bootstrap}: {exc}") from exc
         self._producer.poll(0)
+
+    def poll(self, timeout_s: float = 0.0) -> int:
+        """Serve delivery reports (waiting up to ``timeout_s`` for one); returns how many."""
+        return int(self._producer.poll(timeout_s))
+
+    def __len__(self) -> int:
+        """Messages queued and not yet acknowledged or failed."""
+        return len(self._producer)
 
     def flush(self, timeout_s: float = 10.0) -> int:
         """Wait for outstanding messages; returns how many are still undelivered."""

@@ -51,6 +51,7 @@ __all__ = [
     "DebtPolicy",
     "Discount",
     "InhibitRule",
+    "OtlpAttribution",
     "Policy",
     "Price",
     "PriceCatalog",
@@ -605,6 +606,43 @@ def _receiver_name(name: str) -> str:
     return name
 
 
+class OtlpAttribution(_Strict):
+    """How the OTLP receiver attributes a GenAI span (``otlp:`` in the file; docs/otlp.md).
+
+    Each list names attributes tried in order, on the span first and then on its resource;
+    the first one set wins."""
+
+    task_id: list[str] = Field(
+        default_factory=lambda: ["gen_ai.conversation.id"],
+        description="Attributes that give the task id; none set: the span's trace id.",
+    )
+    task_from_trace: bool = Field(
+        default=True,
+        description="No task attribute set: the trace id (hex) is the task id (false: the "
+        "span is its own task).",
+    )
+    workflow: list[str] = Field(
+        default_factory=lambda: ["tokengov.workflow", "gen_ai.workflow.name", "service.name"],
+        description="Attributes that give the workflow.",
+    )
+    team: list[str] = Field(
+        default_factory=lambda: ["tokengov.team"],
+        description="Attributes that give the team.",
+    )
+    service_teams: dict[str, str] = Field(
+        default_factory=dict,
+        description="A team per service.name, when no team attribute is set; then the "
+        "workflow's cost profile's team; else unattributed.",
+    )
+
+    @model_validator(mode="after")
+    def _names(self) -> OtlpAttribution:
+        for name in ("task_id", "workflow", "team"):
+            if any(not key.strip() for key in getattr(self, name)):
+                raise ValueError(f"{name}: attribute names must not be empty")
+        return self
+
+
 class Policy(_Strict):
     version: Literal[1]
     teams: dict[str, TeamPolicy] = Field(default_factory=dict)
@@ -619,6 +657,7 @@ class Policy(_Strict):
     debt: DebtPolicy = Field(default_factory=DebtPolicy)
     inhibit_rules: list[InhibitRule] = Field(default_factory=list)
     time_intervals: list[NamedTimeInterval] = Field(default_factory=list)
+    otlp: OtlpAttribution = Field(default_factory=OtlpAttribution)
 
     streams: StreamsSettings = Field(default_factory=StreamsSettings)
 
@@ -764,6 +803,11 @@ def _reference_problems(doc: Mapping[str, Any]) -> Iterator[tuple[tuple[int | st
     for name, profile in profiles.items():
         if isinstance(profile, dict) and profile.get("team") and profile["team"] not in teams:
             yield ("cost_profiles", name, "team"), f'undefined team "{profile["team"]}"'
+    otlp = doc.get("otlp")
+    service_teams = otlp.get("service_teams") if isinstance(otlp, dict) else None
+    for service, team in (service_teams if isinstance(service_teams, dict) else {}).items():
+        if team not in teams:
+            yield ("otlp", "service_teams", service), f'undefined team "{team}"'
     budgets = doc.get("budgets")
     for i, budget in enumerate(budgets if isinstance(budgets, list) else []):
         if not isinstance(budget, dict):

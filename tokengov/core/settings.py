@@ -77,6 +77,30 @@ class Settings(BaseSettings):
     query_max_threads: int = Field(
         default=2, ge=1, description="ClickHouse max_threads of a read query."
     )
+    # The OTLP receiver (`tokengov otlp`, worker role otlp; docs/otlp.md).
+    otlp_host: str = Field(
+        default="127.0.0.1",
+        description="Address the OTLP/HTTP receiver listens on (0.0.0.0: every interface).",
+    )
+    otlp_port: int = Field(
+        default=4318, ge=0, lt=65536, description="Port of the OTLP/HTTP receiver (0: any free)."
+    )
+    otlp_max_body_bytes: int = Field(
+        default=8_388_608,
+        ge=1,
+        description="Largest OTLP request body, compressed or not, in bytes (larger: 413).",
+    )
+    otlp_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token the OTLP receiver requires (Authorization: Bearer <token>); "
+        "unset: no authentication.",
+    )
+    otlp_delivery_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="How long the OTLP receiver waits for Kafka to acknowledge a request's "
+        "events before answering 503.",
+    )
 
     @cached_property
     def kafka(self) -> KafkaConnection:

@@ -1,4 +1,4 @@
-"""What a running worker hands to each of its roles (streams, sink, router).
+"""What a running worker hands to each of its roles (streams, sink, router, otlp).
 
 Every role registers itself on one Faust app with ``register(app, ctx)``; in
 embedded mode (``--role all``) one process runs them all, which is what lets
@@ -26,8 +26,8 @@ __all__ = ["ROLES", "PolicyHolder", "Role", "WorkerContext"]
 
 log = logging.getLogger(__name__)
 
-Role = Literal["streams", "sink", "router"]
-ROLES: tuple[Role, ...] = ("streams", "sink", "router")
+Role = Literal["streams", "sink", "router", "otlp"]
+ROLES: tuple[Role, ...] = ("streams", "sink", "router", "otlp")
 
 
 class PolicyHolder:

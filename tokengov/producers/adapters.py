@@ -247,6 +247,8 @@ def _otlp_value(value: Any) -> Any:
 def _otel_mapping(attributes: Any) -> Mapping[str, Any]:
     """Span attributes: a mapping, a span object (``.attributes``), or OTLP/JSON's list of
     ``{"key": …, "value": {…}}``."""
+    if type(attributes) is dict:  # the common case, without the ABC checks below
+        return attributes
     if isinstance(attributes, Sequence) and not isinstance(attributes, str | bytes):
         flat: dict[str, Any] = {}
         for item in attributes:
@@ -261,23 +263,41 @@ def _otel_mapping(attributes: Any) -> Mapping[str, Any]:
     return _as_mapping(attributes)
 
 
-def _otel_usage(a: Mapping[str, Any]) -> Usage:
-    def first(*keys: str) -> int:
-        for key in keys:
-            if a.get(key) is not None:
-                return _count(a, key, where="", text=True)
-        return 0
+_INPUT_KEYS: Final = (_A["GEN_AI_USAGE_INPUT_TOKENS"], _A["GEN_AI_USAGE_PROMPT_TOKENS"])
+_OUTPUT_KEYS: Final = (_A["GEN_AI_USAGE_OUTPUT_TOKENS"], _A["GEN_AI_USAGE_COMPLETION_TOKENS"])
+_CACHE_READ_KEYS: Final = (_A["GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS"], *_OLDER_CACHE_READ)
+_CACHE_WRITE_KEYS: Final = (_A["GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS"], *_OLDER_CACHE_WRITE)
+_REASONING_KEYS: Final = (_A["GEN_AI_USAGE_REASONING_OUTPUT_TOKENS"], *_OLDER_REASONING)
+_NO_TOKENS: Final = TokenCounts()
 
-    inp = first(_A["GEN_AI_USAGE_INPUT_TOKENS"], _A["GEN_AI_USAGE_PROMPT_TOKENS"])
-    out = first(_A["GEN_AI_USAGE_OUTPUT_TOKENS"], _A["GEN_AI_USAGE_COMPLETION_TOKENS"])
-    read = first(_A["GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS"], *_OLDER_CACHE_READ)
-    write = first(_A["GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS"], *_OLDER_CACHE_WRITE)
-    reasoning = first(_A["GEN_AI_USAGE_REASONING_OUTPUT_TOKENS"], *_OLDER_REASONING)
+
+def _first_count(a: Mapping[str, Any], keys: tuple[str, ...]) -> int | None:
+    """The count of the first of ``keys`` that is set (None: none is)."""
+    for key in keys:
+        if a.get(key) is not None:
+            return _count(a, key, where="", text=True)
+    return None
+
+
+def _otel_usage(a: Mapping[str, Any]) -> Usage:
+    counts = [
+        _first_count(a, keys)
+        for keys in (
+            _INPUT_KEYS,
+            _OUTPUT_KEYS,
+            _CACHE_READ_KEYS,
+            _CACHE_WRITE_KEYS,
+            _REASONING_KEYS,
+        )
+    ]
+    inp, out, read, write, reasoning = (count or 0 for count in counts)
     if read + write > inp:
         inp += read + write
     tier = _otel_text(a, _A["GEN_AI_OPENAI_RESPONSE_SERVICE_TIER"])
-    if not any(str(k).startswith(_OTEL_USAGE) for k in a):
-        return Usage(TokenCounts(), tier, missing=True)
+    if all(count is None for count in counts) and not any(
+        str(k).startswith(_OTEL_USAGE) for k in a
+    ):
+        return Usage(_NO_TOKENS, tier, missing=True)
     tokens = _checked(
         "attributes",
         input=inp,

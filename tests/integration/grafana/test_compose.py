@@ -33,7 +33,7 @@ needs_compose = pytest.mark.skipif(
     reason="docker-compose (Debian package `docker-compose`) is not installed; CI installs it",
 )
 KAFKA = ("kafka-1", "kafka-2", "kafka-3")
-WORKERS = ("streams", "sink", "router")
+WORKERS = ("streams", "sink", "router", "otlp")
 
 
 def _config(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

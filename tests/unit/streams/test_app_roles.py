@@ -15,8 +15,8 @@ from tokengov.core.worker_context import PolicyHolder, WorkerContext
 
 
 def test_all_expands_to_every_role_once() -> None:
-    assert expand_roles(["all"]) == ["streams", "sink", "router"]
-    assert expand_roles(["streams", "all", "streams"]) == ["streams", "sink", "router"]
+    assert expand_roles(["all"]) == ["streams", "sink", "router", "otlp"]
+    assert expand_roles(["streams", "all", "streams"]) == ["streams", "sink", "router", "otlp"]
     with pytest.raises(TokenGovError, match="unknown role 'sinks'"):
         expand_roles(["sinks"])
 

@@ -80,6 +80,33 @@ def streams(
     )
 
 
+@app.command("otlp")
+def otlp_bench(
+    requests: Annotated[
+        int, typer.Option(min=1, help="Requests of 512 spans (448 GenAI model calls) each.")
+    ] = 200,
+    clients: Annotated[int, typer.Option(min=1, help="Concurrent clients.")] = 4,
+    latency_seconds: Annotated[
+        float, typer.Option(min=1.0, help="Length of the latency run at half the rate.")
+    ] = 5.0,
+    bootstrap: BootstrapOpt = None,
+) -> None:
+    """GenAI spans/s through one OTLP receiver process (request in → events acknowledged by
+    Kafka) next to producing the same events directly, and the latency per request at half
+    that rate. Starts its own embedded broker unless --bootstrap is given."""
+    from tokengov.app.bench.otlp import report, run
+
+    console.print("running: receiver throughput, latency at half the rate, then the baseline …")
+    report(
+        run(
+            bootstrap=bootstrap,
+            requests=requests,
+            clients=clients,
+            latency_seconds=latency_seconds,
+        )
+    )
+
+
 @app.command("sdk")
 def sdk_bench(
     events: int = typer.Option(200_000, help="Events per side."),

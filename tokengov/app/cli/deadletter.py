@@ -134,7 +134,9 @@ def _text(data: bytes, limit: int = 4096) -> str:
 def list_(
     stage: Annotated[
         str | None,
-        typer.Option("--stage", help="Only this stage: decode, process, skip, sink, router."),
+        typer.Option(
+            "--stage", help="Only this stage: decode, process, skip, sink, router, ingest."
+        ),
     ] = None,
     since: Annotated[
         str | None,

@@ -25,6 +25,7 @@ from tokengov.app.cli.common import err_console
 from tokengov.app.cli.demo import demo_command
 from tokengov.app.cli.emit import emit_command
 from tokengov.app.cli.fleet import fleet_command
+from tokengov.app.cli.otlp import otlp_command
 from tokengov.app.cli.tail import tail_command
 from tokengov.app.cli.up import up_command
 from tokengov.core.errors import KafkaConfigError
@@ -48,6 +49,7 @@ app.command("tail")(tail_command)
 app.command("up")(up_command)
 app.command("demo")(demo_command)
 app.command("fleet")(fleet_command)
+app.command("otlp")(otlp_command)
 app.add_typer(alerts.app, name="alerts")
 app.add_typer(db.app, name="db")
 app.command("query")(query.query)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import threading
@@ -50,8 +51,22 @@ def where_table(info: StackInfo, data_dir: Path) -> Table:
     table.add_row("[bold]query endpoint[/]", f'{endpoint}  (tokengov query "SELECT …")')
     table.add_row("[bold]its token[/]", f"{data_dir / TOKEN_FILE}  (Authorization: Bearer …)")
     table.add_row("[bold]policy[/]", str(info.policy))
-    table.add_row("[bold]worker[/]", f"pid {info.worker_pid}, roles streams + sink + router")
+    table.add_row("[bold]OTLP/HTTP[/]", _otlp_endpoint(data_dir, info.worker_pid))
+    table.add_row("[bold]worker[/]", f"pid {info.worker_pid}, roles streams + sink + router + otlp")
     return table
+
+
+def _otlp_endpoint(data_dir: Path, worker_pid: int | None) -> str:
+    """Where the worker's OTLP receiver listens (its address file), or why it does not."""
+    from tokengov.ingest.otlp.runtime import ADDRESS_FILE
+
+    try:
+        doc = json.loads((data_dir / "worker" / ADDRESS_FILE).read_text())
+    except (OSError, ValueError):
+        doc = {}
+    if doc.get("pid") != worker_pid or worker_pid is None:
+        return "not listening (TOKENGOV_OTLP_PORT taken? see the worker's log)"
+    return f"http://{doc['host']}:{doc['port']}/v1/traces  (docs/otlp.md)"
 
 
 def read_clickhouse_status(settings: Settings, status: Status) -> None:

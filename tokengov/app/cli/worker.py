@@ -1,4 +1,4 @@
-"""``tokengov worker [--role all|streams|sink|router]``: the Faust worker."""
+"""``tokengov worker [--role all|streams|sink|router|otlp]``: the Faust worker."""
 
 from __future__ import annotations
 
@@ -28,8 +28,9 @@ RoleOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--role",
-        help="all (embedded mode), streams, sink or router (streams = governance + debt, "
-        "to run as separate services); repeat to combine. Default: all.",
+        help="all (embedded mode), streams, sink, router or otlp (streams = governance + "
+        "debt, to run as separate services; otlp = the OTLP/HTTP receiver); repeat to "
+        "combine. Default: all.",
     ),
 ]
 
