@@ -25,12 +25,14 @@ from tokengov.app.cli.demo import next_commands, reader_flags
 from tokengov.app.cli.history import EXIT_NO_HISTORY, demo_data_dir
 from tokengov.app.cli.main import app
 from tokengov.app.debt_fleet import fleet_policy_yaml, scripted_fleet
+from tokengov.app.local.broker import free_port
 from tokengov.core.calls import from_model
 from tokengov.core.contracts import Alert, CallEvent, Outcome, utcnow
 from tokengov.core.policy import parse_policy
 from tokengov.core.pricing import price_call
 from tokengov.core.settings import Settings
 from tokengov.sinks.clickhouse import rows
+from tokengov.sinks.clickhouse.endpoint import QueryEndpoint
 from tokengov.sinks.clickhouse.migrate import migrate
 from tokengov.sinks.clickhouse.store import ClickHouseStore
 from tokengov.streams.debt.engine import DebtEngine
@@ -150,6 +152,23 @@ def test_the_next_commands_read_the_demos_store_without_flags(
     html = (demo_left.cwd / "debt.html").read_text(encoding="utf-8")
     assert all(w in html for w in {a.workflow for a in demo_left.alerts if a.workflow}), "debt"
     assert not (demo_left.cwd / ".tokengov" / "clickhouse").exists()  # readers created nothing
+
+
+def test_while_the_demo_runs_readers_go_through_its_worker(demo_left: DemoLeft, cli) -> None:
+    """While the demo's worker owns its store (here: this process serving the real query
+    endpoint in the demo's data dir), the readers without flags read through it."""
+    demo = Settings(data_dir=demo_data_dir(demo_left.cwd / ".tokengov"))
+    endpoint = QueryEndpoint(demo.clickhouse_dsn, f"127.0.0.1:{free_port()}", demo.data_dir)
+    endpoint.start()
+    try:
+        listed = cli(demo_left.cwd, "alerts", "list")
+        spend = cli(demo_left.cwd, "report", "spend", "--format", "csv")
+    finally:
+        endpoint.stop()
+    assert listed.exit_code == 0 and "debt_finding" in listed.stdout, listed.output
+    assert spend.exit_code == 0, spend.output
+    assert all(w in spend.stdout for w in demo_left.workflows), spend.stdout
+    assert "reading the demo's history at ./.tokengov/demo" in spend.stderr
 
 
 def test_once_up_has_a_store_the_demo_needs_its_flag(
