@@ -186,7 +186,8 @@ def test_once_up_has_a_store_the_demo_needs_its_flag(
     assert empty.exit_code == EXIT_NO_HISTORY, empty.output
     assert empty.stderr.strip() == (
         "error: no history at ./.tokengov yet: nothing stored so far — send events (the SDK, "
-        "`tokengov emit`) to a running `tokengov up`, or run `tokengov demo`"
+        "`tokengov emit`) to a running `tokengov up`, or run `tokengov demo` (the demo's "
+        "history: --data-dir ./.tokengov/demo)"
     )
     answered = cli(tmp_path, "query", "SELECT count() AS calls FROM token_events")
     assert answered.exit_code == 0 and "1 row(s)" in answered.stdout, answered.output

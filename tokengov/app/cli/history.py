@@ -21,7 +21,6 @@ server before ``tokengov db migrate``), or no event yet, is "no history" too.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,8 +43,6 @@ __all__ = [
     "open_located",
     "shown",
 ]
-
-log = logging.getLogger(__name__)
 
 #: Exit code of a reader that finds no history: sysexits.h's EX_NOINPUT ("an input file did
 #: not exist or was not readable"), so scripts can tell "nothing yet" (66) from a failure (1).
@@ -80,16 +77,13 @@ def _chdb_path(dsn: str) -> Path:
 
 @dataclass(frozen=True)
 class HistorySource:
-    """The store a reader reads: its DSN, the data directory that owns it (where a running
-    worker's query endpoint is recorded), and how to name it to a user."""
+    """The store a reader reads: the settings that name it (its DSN, and the data directory
+    where a running worker records its query endpoint), how to name it to a user, and
+    whether it is the demo's."""
 
     settings: Settings
     where: str
     demo: bool = False
-
-    @property
-    def dsn(self) -> str:
-        return self.settings.clickhouse_dsn
 
     @property
     def embedded(self) -> bool:
@@ -139,9 +133,15 @@ def _check(reader: Reader, source: HistorySource, *, events_required: bool) -> N
         )
         raise NoHistory(f"no history at {source.where} yet (no tokengov tables there) — {what}")
     if events_required and not any(rows.values()):
+        demo = demo_data_dir(Path(source.settings.data_dir))
+        seen = (
+            f" (the demo's history: --data-dir {shown(demo)})"
+            if source.embedded and not source.demo and _store_dir(demo).is_dir()
+            else ""
+        )
         raise NoHistory(
             f"no history at {source.where} yet: nothing stored so far — send events (the SDK, "
-            "`tokengov emit`) to a running `tokengov up`, or run `tokengov demo`"
+            f"`tokengov emit`) to a running `tokengov up`, or run `tokengov demo`{seen}"
         )
 
 
@@ -167,7 +167,10 @@ def open_located(
         _check(reader, source, events_required=events_required)
     except QueryError as exc:
         reader.close()
-        raise QueryError(f"{reader.description}: {exc}") from exc
+        message = str(exc)  # naming the store once
+        if reader.description not in message:
+            message = f"{reader.description}: {message}"
+        raise QueryError(message) from exc
     except BaseException:
         reader.close()
         raise
