@@ -182,6 +182,9 @@ def test_once_up_has_a_store_the_demo_needs_its_flag(
     with ClickHouseStore(Settings(data_dir=data_dir).clickhouse_dsn) as up_store:
         migrate(up_store)  # `tokengov up` made its store: readers read it from now on
     assert reader_flags(demo) == " --data-dir ./.tokengov/demo"
+    with monkeypatch.context() as env:  # the demo wrote there too: no flag would help
+        env.setenv("TOKENGOV_CLICKHOUSE_URL", "http://analyst:pw@clickhouse:8123/tokengov")
+        assert reader_flags(demo) == ""
     empty = cli(tmp_path, "report", "spend")
     assert empty.exit_code == EXIT_NO_HISTORY, empty.output
     assert empty.stderr.strip() == (

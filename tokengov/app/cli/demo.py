@@ -112,8 +112,11 @@ def demo_command(
 def reader_flags(demo_dir: Path) -> str:
     """What the next commands need to read this demo's store: nothing when a reader without
     flags finds it (:mod:`tokengov.app.cli.history`), else ``--data-dir DIR``."""
+    readers = load_settings()
+    if readers.clickhouse_url:  # readers read that store whatever --data-dir says
+        return ""
     try:
-        found = locate_history(load_settings())
+        found = locate_history(readers)
     except NoHistory:
         found = None
     if (
