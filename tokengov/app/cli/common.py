@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 
 from tokengov.core.errors import QueryError
 from tokengov.core.settings import Settings
@@ -67,17 +68,26 @@ def load_settings(
     return Settings(**overrides)
 
 
-def open_history(settings: Settings, dsn: str | None = None) -> Reader:
-    """The reader of the history at ``dsn`` (default the settings'): the running worker's
-    query endpoint (with its token) or the store itself, read-only with the settings'
-    query limits. A refusal (a missing or unreadable token) ends the command."""
-    from tokengov.sinks.clickhouse.limits import QueryLimits
-    from tokengov.sinks.clickhouse.reader import open_reader
+def open_history(
+    settings: Settings, dsn: str | None = None, *, events_required: bool = True
+) -> Reader:
+    """The reader of the history (:mod:`tokengov.app.cli.history`: ``dsn``, else the data
+    dir's store, else the demo's — said on stderr): the running worker's query endpoint (with
+    its token) or the store itself, read-only with the settings' query limits. No history
+    ends the command with one line and exit code 66; a refusal (a missing or unreadable
+    token) with exit code 1. ``events_required`` False: a store with tokengov's tables but
+    no row yet is read too (``tokengov query``: an empty answer is an answer)."""
+    from tokengov.app.cli.history import EXIT_NO_HISTORY, NoHistory, open_located
 
     try:
-        return open_reader(
-            dsn or settings.clickhouse_dsn, settings.data_dir, QueryLimits.from_settings(settings)
+        return open_located(
+            settings,
+            dsn,
+            events_required=events_required,
+            note=lambda line: err_console.print(line, style="dim", markup=False, soft_wrap=True),
         )
+    except NoHistory as exc:
+        fail(str(exc), code=EXIT_NO_HISTORY)
     except QueryError as exc:
         fail(str(exc))
 
@@ -93,5 +103,5 @@ def setup_logging(verbose: bool = False) -> None:
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}")
+    err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code)

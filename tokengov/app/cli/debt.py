@@ -78,12 +78,13 @@ def report(
         except PolicyError as exc:
             fail(str(exc))
     else:
+        loaded = Policy(version=1)
+    reader = open_history(settings)  # no history: one line, before anything else is said
+    if settings.policy is None:
         err_console.print(
             "[yellow]no policy given (--policy or TOKENGOV_POLICY): quality bars, "
             "budgets, cost profiles and routes count as unset[/]"
         )
-        loaded = Policy(version=1)
-    reader = open_history(settings)
     try:
         data = build_report(reader, loaded, since=start, team=team, now=now)
     except QueryError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import signal
 import threading
@@ -15,6 +16,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from tokengov.app.cli.common import DataDirOpt, PolicyOpt, console, fail, load_settings
+from tokengov.app.cli.history import NoHistory, demo_data_dir, locate_history, shown
 from tokengov.app.cli.up import resolve_policy
 from tokengov.app.fleet import Incident
 from tokengov.app.local.stack import DataDirLock
@@ -61,7 +63,7 @@ def demo_command(
 
     settings = load_settings(data_dir=data_dir, policy=policy)
     policy_path = resolve_policy(settings)
-    demo_dir = Path(settings.data_dir) / "demo"
+    demo_dir = demo_data_dir(Path(settings.data_dir))  # its own store: never up's history
     if (demo_dir / "tokengov.lock").exists():
         DataDirLock(
             demo_dir
@@ -81,7 +83,8 @@ def demo_command(
             "through the real SDK, with scripted incidents: a runaway loop, a retry storm, chatty handoffs, "
             "a conversation resending its history, a team burning its daily budget, a workflow with no cost "
             "profile and a model with no price. Alerts routed to the console receiver appear below as they "
-            f"happen.\nstate: {demo_dir} (each demo starts from a clean store there)",
+            f"happen.\nstate: {shown(demo_dir)} (each demo starts from a clean store there; "
+            "`tokengov up`'s history is never touched)",
             title="tokengov demo",
         )
     )
@@ -103,7 +106,26 @@ def demo_command(
         worker_log.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    _print_summary(result)
+    _print_summary(result, reader_flags(demo_dir))
+
+
+def reader_flags(demo_dir: Path) -> str:
+    """What the next commands need to read this demo's store: nothing when a reader without
+    flags finds it (:mod:`tokengov.app.cli.history`), else ``--data-dir DIR``."""
+    readers = load_settings()
+    if readers.clickhouse_url:  # readers read that store whatever --data-dir says
+        return ""
+    try:
+        found = locate_history(readers)
+    except NoHistory:
+        found = None
+    if (
+        found is not None
+        and found.embedded
+        and Path(found.settings.data_dir).resolve() == demo_dir.resolve()
+    ):
+        return ""
+    return f" --data-dir {shlex.quote(shown(demo_dir))}"
 
 
 def _concerns(decision: Decision, incident: Incident) -> bool:
@@ -114,7 +136,7 @@ def _concerns(decision: Decision, incident: Incident) -> bool:
     return decision.key == incident.workflow
 
 
-def _print_summary(result: Any) -> None:
+def _print_summary(result: Any, flags: str) -> None:
     fleet = result.fleet
     console.rule("[bold]tokengov demo — summary")
     teams = Table(
@@ -197,11 +219,17 @@ def _print_summary(result: Any) -> None:
             "endpoint, every signature verified" + (f"; {rejected} REJECTED" if rejected else "")
         )
     console.rule("[bold]Try next")
-    for title, sql in ANALYST_QUERIES:
+    for title, command in next_commands(flags):
         console.print(f"[bold]{title}[/]")
-        console.print(
-            f'  tokengov query --data-dir {result.data_dir} "{sql}"', soft_wrap=True, markup=False
-        )
-    console.print(
-        f"  tokengov debt report --data-dir {result.data_dir} --out debt.html", markup=False
-    )
+        console.print(f"  {command}", soft_wrap=True, markup=False)
+
+
+def next_commands(flags: str = "") -> list[tuple[str, str]]:
+    """The commands the summary (and the README) shows next, each with its title, with
+    ``flags`` when a reader without flags would not find the demo's store."""
+    return [
+        ("Spend by team, workflow and model, last 7 days", f"tokengov report spend{flags}"),
+        *((title, f'tokengov query{flags} "{sql}"') for title, sql in ANALYST_QUERIES),
+        ("The alerts, newest first", f"tokengov alerts list{flags}"),
+        ("The token-debt report", f"tokengov debt report{flags} --out debt.html"),
+    ]

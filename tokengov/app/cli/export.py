@@ -55,7 +55,7 @@ def focus(
     except ValueError as exc:
         fail(str(exc))
     settings = load_settings(data_dir=data_dir)
-    reader = open_history(settings)
+    reader = open_history(settings, events_required=False)  # empty: a header-only file
     try:
         rows = focus_rows(reader, window)
     except QueryError as exc:

@@ -15,9 +15,9 @@ from tokengov.app.cli.common import (
     err_console,
     fail,
     load_settings,
-    open_history,
     setup_logging,
 )
+from tokengov.app.cli.history import NoHistory, open_located
 from tokengov.core.contracts import utcnow
 from tokengov.core.errors import QueryError, TokenGovError
 from tokengov.core.policy import parse_duration
@@ -65,12 +65,21 @@ def _since(value: str) -> datetime:
         raise typer.BadParameter(str(exc)) from exc
 
 
-def _alert_marks(settings: Settings, since: datetime) -> list[AlertMark]:
+def _alert_marks(settings: Settings, since: datetime) -> list[AlertMark] | NoHistory:
     """The alerts to annotate: through the running worker's query endpoint when it owns
-    the embedded store, else from the store (or ClickHouse server) itself."""
+    the embedded store, else from the store (or ClickHouse server) itself; :class:`NoHistory`
+    (returned) on a new installation: nothing to annotate, and no store is created."""
     from tokengov.sinks.grafana.alert_marks import read_alert_marks
 
-    reader = open_history(settings)
+    try:
+        reader = open_located(
+            settings,
+            note=lambda line: err_console.print(line, style="dim", markup=False, soft_wrap=True),
+        )
+    except NoHistory as exc:
+        return exc
+    except QueryError as exc:  # names the store it could not read
+        raise QueryError(f"reading alerts from {exc}") from exc
     try:
         return read_alert_marks(lambda sql, params: reader.query(sql, params).dicts(), since)
     except QueryError as exc:
@@ -116,7 +125,8 @@ def sync(
         marks = _alert_marks(settings, start) if annotations else []
         token: SecretStr | None = settings.grafana_token
         with GrafanaAPI(url or settings.grafana_url or "", token) as api:
-            report = run_sync(api, alerts=marks, now=utcnow(), datasource=datasource)
+            alerts = [] if isinstance(marks, NoHistory) else marks
+            report = run_sync(api, alerts=alerts, now=utcnow(), datasource=datasource)
     except TokenGovError as exc:
         fail(str(exc))
     console.print(f"Grafana {report.grafana_version} at {url or settings.grafana_url}")
@@ -128,7 +138,9 @@ def sync(
             "  [yellow]data source tokengov-clickhouse is missing[/]: pass --datasource-url"
         )
     console.print(f"  dashboards: {', '.join(report.dashboards)}")
-    if annotations:
+    if isinstance(marks, NoHistory):
+        console.print(f"  alert annotations: nothing to annotate yet ({marks})", markup=False)
+    elif annotations:
         console.print(
             f"  alert annotations since {start:%Y-%m-%d %H:%M} UTC: "
             f"{report.annotations_posted} posted, {report.annotations_already_there} already there"

@@ -148,7 +148,7 @@ def check(
     settings = load_settings(data_dir=data_dir, policy=policy)
     now = datetime.now(UTC)
     start = parse_when(since, now)
-    reader = open_history(settings, clickhouse)
+    reader = open_history(settings, clickhouse, events_required=False)
     try:
         seen = reader.query(SEEN_SQL, {"since": start})
     except QueryError as exc:

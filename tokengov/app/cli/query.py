@@ -94,7 +94,7 @@ def query(
 ) -> None:
     """Run a read-only query against the history."""
     settings = load_settings(data_dir=data_dir)
-    reader = open_history(settings)
+    reader = open_history(settings, events_required=False)
     try:
         result = reader.query(sql)
     except QueryError as exc:

@@ -21,12 +21,15 @@ counts twice.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
 from tokengov.core.errors import QueryError
 from tokengov.sinks.clickhouse.store import QueryResult
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "QueryClient",
@@ -130,4 +133,5 @@ def fetch(client: QueryClient, statement: Statement) -> list[dict[str, Any]]:
     try:
         return client.query(sql, params).dicts()
     except QueryError as exc:
-        raise QueryError(f"the debt report's query failed: {exc}\n  {sql}") from exc
+        log.debug("the debt report's failed statement: %s", sql)  # the SQL is ours, not the user's
+        raise QueryError(f"the debt report's query failed: {exc}") from exc

@@ -18,6 +18,7 @@ Other roles in the same process use it directly::
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -106,13 +107,20 @@ class QueryResult:
         return self.rows[0][0] if self.rows and self.rows[0] else None
 
 
+#: The statement ClickHouse's analyzer quotes in its messages (``… In scope SELECT ….
+#: (UNKNOWN_TABLE)``): up to the error's name, or the end.
+_IN_SCOPE = re.compile(r"[\s:.]*\bIn scope .*?(?=\. \([A-Z0-9_]+\)$|$)")
+
+
 def clickhouse_message(exc: BaseException) -> str:
-    """ClickHouse's own message (``Code: 47. DB::Exception: …``) without the driver's wrapping."""
+    """ClickHouse's own message (``Code: 47. DB::Exception: …``) on one line, without the
+    driver's wrapping and without the statement the analyzer quotes (``In scope …``)."""
     text = str(exc)
     index = text.find("Code: ")
     if index > 0:
         text = text[index:]
-    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    line = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return _IN_SCOPE.sub("", line)
 
 
 def _classify(exc: DriverError, action: str) -> StoreError:
