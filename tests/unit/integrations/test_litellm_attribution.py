@@ -4,6 +4,9 @@ reason instead of losing the call."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 from tokengov.integrations.litellm.attribution import (
     Attribution,
     attribute,
@@ -73,3 +76,16 @@ def test_no_usage_is_missing_not_zero() -> None:
     assert read_litellm_usage(None).missing
     assert read_litellm_usage({}).missing
     assert not read_litellm_usage({"prompt_tokens": 0, "completion_tokens": 0}).missing
+
+
+def test_importing_tokengov_or_the_attribution_names_imports_no_litellm() -> None:
+    """The extra is optional: only the callback itself imports LiteLLM."""
+    code = (
+        "import sys, tokengov, tokengov.integrations\n"
+        "from tokengov.integrations.litellm import TASK_ID, attribute, LiteLLMSettings\n"
+        "assert 'litellm' not in sys.modules, sorted(m for m in sys.modules if 'litellm' in m)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr

@@ -31,16 +31,18 @@ tokengov.integrations.litellm.proxy_handler``, built from the environment on fir
   call :meth:`TokengovCallback.check` on its arguments first.
 
 Messages and responses are never read: the callback reads names, counts and the number and
-names of tool calls, and asks LiteLLM to redact content from what it hands this logger
-(``turn_off_message_logging``).
+names of tool calls, and asks LiteLLM to redact the messages from the standard logging
+payload it hands this logger (``turn_off_message_logging``).
 """
 
 from __future__ import annotations
 
 import atexit
+import importlib
+import logging
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -62,8 +64,14 @@ from tokengov.integrations.litellm.attribution import (
     attribute,
     read_litellm_usage,
 )
-from tokengov.integrations.litellm.callback import CallbackStats, ThrottleRefused, TokengovCallback
 from tokengov.producers.guard import TaskPaused
+
+if TYPE_CHECKING:
+    from tokengov.integrations.litellm.callback import (
+        CallbackStats,
+        ThrottleRefused,
+        TokengovCallback,
+    )
 
 __all__ = [
     "AGENT",
@@ -109,9 +117,17 @@ class LiteLLMSettings(BaseSettings):
     topic_prefix: str = Field(
         default="", description="Prefix of the topic names (a shared cluster, tests)."
     )
+    decisions_wait_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="At start, how long to wait for the decisions in force to be read before "
+        "the first call is answered (Kafka down: the calls proceed after it).",
+    )
 
 
 # -- the instance a proxy's config.yaml names ----------------------------------------------
+
+log = logging.getLogger(__name__)
 
 _handler: TokengovCallback | None = None
 _handler_lock = threading.Lock()
@@ -125,6 +141,8 @@ def handler_from_env() -> TokengovCallback:
         if _handler is None:
             settings = LiteLLMSettings()
             spool = settings.spool_dir or Settings().data_dir / "spool" / "litellm"
+            from tokengov.integrations.litellm.callback import TokengovCallback
+
             _handler = TokengovCallback(
                 load_connection(),
                 topics=Topics.with_prefix(settings.topic_prefix),
@@ -133,12 +151,29 @@ def handler_from_env() -> TokengovCallback:
                 max_throttle_wait_s=settings.max_throttle_wait_s,
             )
             atexit.register(_handler.close)
+            if _handler.guard is not None and not _handler.guard.wait_caught_up(
+                settings.decisions_wait_s
+            ):
+                log.warning(
+                    "tokengov: the decisions were not read within %g s; calls proceed until "
+                    "they are",
+                    settings.decisions_wait_s,
+                )
         return _handler
+
+
+#: Imported on first use: they import LiteLLM (the attribution names above do not).
+_LAZY: frozenset[str] = frozenset(("CallbackStats", "ThrottleRefused", "TokengovCallback"))
 
 
 def __getattr__(name: str) -> Any:
     """``proxy_handler``: what ``litellm_settings: callbacks:`` names in a proxy's
-    config.yaml (built on first use, not at import)."""
+    config.yaml (built on first use, not at import); the callback's names, imported on first
+    use."""
     if name == "proxy_handler":
         return handler_from_env()
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"{__name__}.callback"), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

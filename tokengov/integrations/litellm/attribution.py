@@ -28,6 +28,7 @@ __all__ = [
     "attribute",
     "from_log",
     "from_request",
+    "model_name",
     "read_litellm_usage",
 ]
 
@@ -203,6 +204,12 @@ def read_litellm_usage(usage: Any) -> Usage:
     if "input_tokens" in u or "output_tokens" in u:
         return Usage(from_openai_responses(u))
     return Usage(missing=True)
+
+
+def model_name(model: str, provider: str) -> str:
+    """The model as prices name it: LiteLLM's ``<provider>/<model>`` without the provider
+    LiteLLM routed to (``openai/gpt-4.1-mini`` → ``gpt-4.1-mini``)."""
+    return model.removeprefix(f"{provider}/") or model
 
 
 def is_timeout(exception: Any) -> bool:

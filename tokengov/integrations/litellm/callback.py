@@ -28,6 +28,7 @@ from tokengov.integrations.litellm.attribution import (
     from_request,
     is_timeout,
     mapping,
+    model_name,
     read_litellm_usage,
     request_metadata,
     text,
@@ -40,6 +41,9 @@ from tokengov.producers.guard import Guard, TaskPaused, Verdict
 __all__ = ["CallbackStats", "ThrottleRefused", "TokengovCallback"]
 
 log = logging.getLogger(__name__)
+
+#: The value of the request metadata ``tokengov_checked`` on a request tokengov refused.
+REFUSED = "refused"
 
 
 class ThrottleRefused(Exception):
@@ -193,6 +197,7 @@ class TokengovCallback(CustomLogger):
         try:
             verdict = self._verdict(data, user_api_key_dict)
         except (TaskPaused, ThrottleRefused) as refusal:
+            _mark(data, REFUSED)  # the proxy logs the refusal as a failure: not a call
             raise _too_many_requests(refusal) from refusal
         except Exception:  # tokengov's trouble must not stop the gateway: the call proceeds
             self.stats.errors += 1
@@ -200,12 +205,7 @@ class TokengovCallback(CustomLogger):
             return data
         if verdict is not None and verdict.throttled_ms:
             await self._sleep(verdict.throttled_ms / 1000)
-        metadata = data.get("litellm_metadata")
-        if not isinstance(metadata, dict):
-            metadata = data.get("metadata")
-        if not isinstance(metadata, dict):
-            metadata = data["metadata"] = {}
-        metadata[CHECKED] = True
+        _mark(data, "checked")
         return self._apply(data, verdict)
 
     async def async_pre_call_deployment_hook(
@@ -214,7 +214,7 @@ class TokengovCallback(CustomLogger):
         """LiteLLM's hook before each ``acompletion`` (SDK, Router) reaches its deployment:
         raises :class:`TaskPaused` / :class:`ThrottleRefused`, waits, swaps the model. A
         proxy request, checked already by :meth:`async_pre_call_hook`, passes."""
-        if self.guard is None or request_metadata(kwargs).get(CHECKED) is True:
+        if self.guard is None or request_metadata(kwargs).get(CHECKED) is not None:
             return None
         try:
             verdict = self._verdict(kwargs, None)
@@ -276,8 +276,8 @@ class TokengovCallback(CustomLogger):
         self, kwargs: Mapping[str, Any], response_obj: Any, *, failed: bool
     ) -> dict[str, Any] | None:
         exception = kwargs.get("exception")
-        if failed and isinstance(exception, TaskPaused | ThrottleRefused):
-            return None  # refused by tokengov before any model was called (counted there)
+        if failed and _refused_by_tokengov(kwargs, exception):
+            return None  # no model was called (the refusal is counted and logged)
         payload = mapping(kwargs.get("standard_logging_object"))
         event_id = event_id_of(payload.get("litellm_call_id") or kwargs.get("litellm_call_id"))
         if failed:
@@ -304,12 +304,17 @@ class TokengovCallback(CustomLogger):
                 exc,
             )
             usage = Usage(missing=True)
+        provider = (
+            text(payload.get("custom_llm_provider"))
+            or text(kwargs.get("custom_llm_provider"))
+            or "unknown"
+        )
         values: dict[str, Any] = {
             "event_id": event_id,
-            "model": text(payload.get("model")) or text(kwargs.get("model")) or "unknown",
-            "provider": text(payload.get("custom_llm_provider"))
-            or text(kwargs.get("custom_llm_provider"))
-            or "unknown",
+            "model": model_name(
+                text(payload.get("model")) or text(kwargs.get("model")) or "unknown", provider
+            ),
+            "provider": provider,
             "tokens": usage.tokens,
             "status": "ok" if not failed else ("timeout" if is_timeout(exception) else "error"),
             **who.call_fields(),
@@ -335,6 +340,28 @@ class TokengovCallback(CustomLogger):
             if tier is not None:
                 values["service_tier"] = tier
         return values
+
+
+def _mark(request: dict[str, Any], value: str) -> None:
+    """Note in the request's metadata (which LiteLLM carries to the deployment hook and to
+    the logged call) that tokengov has answered it."""
+    metadata = request.get("litellm_metadata")
+    if not isinstance(metadata, dict):
+        metadata = request.get("metadata")
+    if not isinstance(metadata, dict):
+        metadata = request["metadata"] = {}
+    metadata[CHECKED] = value
+
+
+def _refused_by_tokengov(kwargs: Mapping[str, Any], exception: Any) -> bool:
+    """A failure that is tokengov's own refusal (the SDK raises it as is, the proxy as the
+    HTTP 429 raised from it, its request marked)."""
+    seen = 0
+    while exception is not None and seen < 10:
+        if isinstance(exception, TaskPaused | ThrottleRefused):
+            return True
+        exception, seen = exception.__cause__, seen + 1
+    return request_metadata(mapping(kwargs.get("litellm_params"))).get(CHECKED) == REFUSED
 
 
 def _too_many_requests(refusal: TaskPaused | ThrottleRefused) -> Exception:
