@@ -100,8 +100,13 @@ def make_callback(
 
     yield make
     for callback in made:
-        for name in _CALLBACK_LISTS:
-            registered = getattr(litellm, name, None)
-            if isinstance(registered, list):
-                registered[:] = [c for c in registered if c is not callback]
+        unregister(litellm, callback)
         callback.close()
+
+
+def unregister(litellm: ModuleType, callback: object) -> None:
+    """Take ``callback`` out of every list LiteLLM copied it into."""
+    for name in _CALLBACK_LISTS:
+        registered = getattr(litellm, name, None)
+        if isinstance(registered, list):
+            registered[:] = [c for c in registered if c is not callback]

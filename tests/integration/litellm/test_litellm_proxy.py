@@ -138,8 +138,17 @@ def test_the_proxy_refuses_a_paused_task_and_records_the_calls_it_lets_through(
 ) -> None:
     refused = chat(proxy, "gpt-4.1-mini", tokengov_task_id="t-proxy-paused")
     assert refused.status_code == 429, refused.text
-    assert "runaway: max_tool_calls 13 > 12" in refused.text
-    assert "task:t-proxy-paused is paused" in refused.text
+    error = refused.json()["error"]  # OpenAI's error shape: clients raise RateLimitError
+    assert (error["type"], error["code"]) == ("rate_limit_error", "429")
+    assert error["message"].startswith("task:t-proxy-paused is paused until ")
+    assert "runaway: max_tool_calls 13 > 12" in error["message"]
+    told = error["provider_specific_fields"]["tokengov"]
+    assert {k: told[k] for k in ("scope", "key", "action", "reason")} == {
+        "scope": "task",
+        "key": "t-proxy-paused",
+        "action": "pause",
+        "reason": "runaway: max_tool_calls 13 > 12",
+    }
     assert 0 < int(refused.headers["retry-after"]) <= 3600  # until the pause expires
 
     answered = chat(

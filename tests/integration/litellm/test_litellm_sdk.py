@@ -17,6 +17,8 @@ import orjson
 import pytest
 from anthropic.types import Usage as AnthropicUsage
 
+from tests.kafka_helpers import DeadPort
+from tokengov.app.local.broker import free_port
 from tokengov.core.contracts import Decision, TokenCounts, utcnow
 from tokengov.core.kafka import read_to_end
 from tokengov.integrations.litellm import (
@@ -27,10 +29,12 @@ from tokengov.integrations.litellm import (
     WORKFLOW,
     TaskPaused,
     ThrottleRefused,
+    TokengovCallback,
 )
 from tokengov.producers.adapters import from_anthropic, from_openai_chat
+from tokengov.producers.emitter import TokenEmitter
 
-from .conftest import publish
+from .conftest import publish, unregister
 
 pytestmark = [
     pytest.mark.integration,
@@ -325,3 +329,44 @@ def test_check_enforces_decisions_for_synchronous_completion(
     assert slowed["model"] == "gpt-4.1-mini" and waits.seconds == [0.15]
     response = litellm.completion(**swapped, mock_response="ok")
     assert response.model == "gpt-4.1-nano"
+
+
+def test_calls_go_on_while_kafka_is_down_and_their_events_wait_in_the_spool(
+    litellm, tmp_path
+) -> None:
+    """No broker answers: the guard has no decision (the calls proceed), the events are
+    accepted at once and spooled to disk when the emitter closes; nothing reaches LiteLLM."""
+    port = free_port()
+    down = DeadPort(port)
+    emitter = TokenEmitter(
+        f"127.0.0.1:{port}", spool_dir=tmp_path / "spool", delivery_timeout_ms=1000
+    )
+    callback = TokengovCallback(f"127.0.0.1:{port}", emitter=emitter)
+    litellm.callbacks = [callback]
+    request = {
+        "model": "gpt-4.1-mini",
+        "messages": [{"role": "user", "content": "hi"}],
+        "mock_response": "ok",
+        "metadata": {TASK_ID: "t-offline"},
+    }
+
+    async def acompletion() -> Any:
+        answer = await litellm.acompletion(**request)
+        for _ in range(1000):  # LiteLLM logs successes in a task of its own: let it run
+            if callback.stats.recorded == 2:
+                break
+            await asyncio.sleep(0.01)
+        return answer
+
+    try:
+        response = litellm.completion(**request)
+        answer = asyncio.run(acompletion())
+    finally:
+        unregister(litellm, callback)
+        callback.close()
+        emitter.close(timeout_s=10)
+        down.close()
+    assert response.choices[0].message.content == answer.choices[0].message.content == "ok"
+    assert callback.stats.errors == 0
+    assert emitter.stats.accepted == callback.stats.recorded == 2
+    assert emitter.stats.spooled == 2  # kept on disk for the next emitter to replay
