@@ -28,8 +28,6 @@ from tokengov.integrations.litellm import (
     TEAM,
     WORKFLOW,
     TaskPaused,
-    ThrottleRefused,
-    TokengovCallback,
 )
 from tokengov.producers.adapters import from_anthropic, from_openai_chat
 from tokengov.producers.emitter import TokenEmitter
@@ -260,6 +258,8 @@ def test_failed_calls_are_events_with_their_status_and_no_usage(
 def test_acompletion_obeys_pause_fallback_and_throttle(
     litellm, make_callback, waits, bootstrap, topic_names
 ) -> None:
+    from tokengov.integrations.litellm import ThrottleRefused  # imports LiteLLM: not at collection
+
     publish(
         bootstrap,
         topic_names,
@@ -336,6 +336,8 @@ def test_calls_go_on_while_kafka_is_down_and_their_events_wait_in_the_spool(
 ) -> None:
     """No broker answers: the guard has no decision (the calls proceed), the events are
     accepted at once and spooled to disk when the emitter closes; nothing reaches LiteLLM."""
+    from tokengov.integrations.litellm import TokengovCallback  # imports LiteLLM
+
     port = free_port()
     down = DeadPort(port)
     emitter = TokenEmitter(
