@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -148,6 +149,35 @@ def test_unattributed_calls_fall_back_to_litellm_metadata_then_to_the_unattribut
     )
     assert (bare["team"], bare["workflow"], bare["agent"]) == ("unattributed",) * 2 + ("agent",)
     assert bare["task_id"] == bare["event_id"]  # no task: the call is its own task
+
+
+def test_a_streamed_completion_is_one_event_with_the_usage_litellm_counted(
+    litellm, make_callback, bootstrap, topic_names
+) -> None:
+    callback = make_callback()
+    messages = [{"role": "user", "content": PROMPT}]
+    chunks = list(
+        litellm.completion(
+            model="gpt-4.1-mini",
+            messages=messages,
+            mock_response=ANSWER,
+            stream=True,
+            metadata={TASK_ID: "t-stream"},
+        )
+    )
+    usage = litellm.stream_chunk_builder(chunks, messages=messages).usage
+    for _ in range(1000):  # LiteLLM logs a stream once it is consumed, in a thread of its own
+        if callback.stats.recorded:
+            break
+        time.sleep(0.01)
+    callback.close()
+
+    events, raw = events_on(bootstrap, topic_names.events)
+    assert [(e["task_id"], e["tokens"]["input"], e["tokens"]["output"]) for e in events] == [
+        ("t-stream", usage.prompt_tokens, usage.completion_tokens)
+    ]
+    assert usage.completion_tokens > 0 and events[0]["usage_missing"] is False
+    assert all(secret.encode() not in value for value in raw for secret in SECRETS)
 
 
 def _anthropic_1h_usage() -> dict[str, Any]:
