@@ -79,7 +79,7 @@ def _wait_elsewhere(_seconds: float) -> None:
     """The guard's sleep: the callback waits itself (``asyncio.sleep`` in a hook)."""
 
 
-class TokengovCallback(CustomLogger):
+class TokengovCallback(CustomLogger):  # type: ignore[misc]  # LiteLLM is not followed (pyproject)
     """A LiteLLM custom logger that records every call and enforces tokengov's decisions.
 
     ``TokengovCallback(bootstrap)`` builds its own emitter and guard (``emitter=`` shares an
