@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from tokengov.core.contracts import CallEvent, utcnow
 from tokengov.integrations.litellm.attribution import (
     Attribution,
     attribute,
@@ -46,6 +47,31 @@ def test_bad_step_or_attempt_is_left_out_with_the_field_named() -> None:
     who = attribute({"tokengov_step": "three", "tokengov_attempt": "2"}, problems=problems)
     assert (who.step, who.attempt) == (None, 2)
     assert problems == ["metadata.tokengov_step: expected a whole number ≥ 0, got 'three'; ignored"]
+    problems.clear()
+    assert attribute({"tokengov_attempt": 0}, problems=problems).attempt is None
+    assert problems == ["metadata.tokengov_attempt: expected a whole number ≥ 1, got 0; ignored"]
+
+
+def test_names_the_contract_would_refuse_are_skipped_so_the_call_is_kept() -> None:
+    """A call event with a 200-character task id would be refused whole: the spend is kept
+    under the next source instead, and the problem said."""
+    problems: list[str] = []
+    who = attribute(
+        {"tokengov_task_id": "t" * 200, "tokengov_workflow": "bad\nname"},
+        session_id="s-1",
+        key_alias="billing-key",
+        problems=problems,
+    )
+    assert (who.task_id, who.workflow) == ("s-1", "billing-key")
+    assert problems == [
+        "metadata.tokengov_workflow: not a name (more than 256 characters or control "
+        "characters); ignored",
+        "metadata.tokengov_task_id: not a name (more than 128 characters or control "
+        "characters); ignored",
+    ]
+    # what attribute() keeps, the contract takes
+    fields = who.call_fields()
+    CallEvent(event_id="e-1", ts=utcnow(), model="m", **fields)
 
 
 def test_a_proxy_request_reads_the_key_and_the_body() -> None:

@@ -5,11 +5,12 @@ Plain functions over LiteLLM's dicts: this module imports nothing of LiteLLM."""
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Final
 
-from tokengov.core.contracts import MAX_ID_CHARS, new_event_id
+from tokengov.core.contracts import MAX_COUNT, MAX_ID_CHARS, MAX_NAME_CHARS, new_event_id
 from tokengov.core.errors import ContractError
 from tokengov.producers.adapters import Usage, from_openai_chat, from_openai_responses
 
@@ -52,6 +53,8 @@ WORKFLOW_TAG: Final = "workflow:"
 #: same request passes next does not ask (and wait on a throttle) a second time.
 CHECKED: Final = "tokengov_checked"
 METADATA_FIELDS: Final = ("metadata", "litellm_metadata")
+#: What the contract refuses in a name: ASCII control characters (C0 and DEL).
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
 
 
 # -- attribution --------------------------------------------------------------------------
@@ -94,16 +97,36 @@ def _workflow_tag(tags: Any) -> str | None:
     return None
 
 
-def _whole(meta: Mapping[str, Any], key: str, problems: list[str]) -> int | None:
+def _whole(meta: Mapping[str, Any], key: str, least: int, problems: list[str]) -> int | None:
     value = meta.get(key)
     if value is None:
         return None
     if isinstance(value, str) and value.strip().isdigit() and value.isascii():
         value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        problems.append(f"metadata.{key}: expected a whole number ≥ 0, got {value!r}; ignored")
+    if isinstance(value, bool) or not isinstance(value, int) or not least <= value <= MAX_COUNT:
+        problems.append(
+            f"metadata.{key}: expected a whole number ≥ {least}, got {value!r}; ignored"
+        )
         return None
     return value
+
+
+def _first(limit: int, problems: list[str], *candidates: tuple[str, Any]) -> str | None:
+    """The first candidate that is set and can be a name of the contract (at most ``limit``
+    characters, no control characters); one that cannot is described in ``problems`` and
+    skipped, so that the call is kept (under the next source, else unattributed) rather
+    than refused by the contract."""
+    for where, value in candidates:
+        found = text(value)
+        if found is None:
+            continue
+        if len(found) > limit or _CONTROL.search(found):
+            problems.append(
+                f"{where}: not a name (more than {limit} characters or control characters); ignored"
+            )
+            continue
+        return found
+    return None
 
 
 def attribute(
@@ -119,18 +142,43 @@ def attribute(
 ) -> Attribution:
     """The attribution of one call from LiteLLM's metadata (the module docstring has the
     order). The key's team wins over ``tokengov_team``: a caller of a proxy cannot move its
-    spend, nor escape a team's pause, by naming another team. Unusable step/attempt values
-    are left out and described in ``problems``."""
+    spend, nor escape a team's pause, by naming another team. Values the contract would
+    refuse (too long, control characters, a step below 0, an attempt below 1) are skipped
+    and described in ``problems``."""
     meta = metadata or {}
     bad: list[str] = problems if problems is not None else []
     return Attribution(
-        team=text(team_alias) or text(team_id) or text(meta.get(TEAM)),
-        workflow=text(meta.get(WORKFLOW)) or _workflow_tag(tags) or text(key_alias),
-        task_id=text(meta.get(TASK_ID)) or text(session_id),
-        agent=text(meta.get(AGENT)) or text(end_user),
-        parent_agent=text(meta.get(PARENT_AGENT)),
-        step=_whole(meta, STEP, bad),
-        attempt=_whole(meta, ATTEMPT, bad),
+        team=_first(
+            MAX_NAME_CHARS,
+            bad,
+            ("the key's team alias", team_alias),
+            ("the key's team id", team_id),
+            (f"metadata.{TEAM}", meta.get(TEAM)),
+        ),
+        workflow=_first(
+            MAX_NAME_CHARS,
+            bad,
+            (f"metadata.{WORKFLOW}", meta.get(WORKFLOW)),
+            (f"the tag {WORKFLOW_TAG}<name>", _workflow_tag(tags)),
+            ("the key alias", key_alias),
+        ),
+        task_id=_first(
+            MAX_ID_CHARS,
+            bad,
+            (f"metadata.{TASK_ID}", meta.get(TASK_ID)),
+            ("the session id", session_id),
+        ),
+        agent=_first(
+            MAX_NAME_CHARS,
+            bad,
+            (f"metadata.{AGENT}", meta.get(AGENT)),
+            ("the end user", end_user),
+        ),
+        parent_agent=_first(
+            MAX_NAME_CHARS, bad, (f"metadata.{PARENT_AGENT}", meta.get(PARENT_AGENT))
+        ),
+        step=_whole(meta, STEP, 0, bad),
+        attempt=_whole(meta, ATTEMPT, 1, bad),
     )
 
 

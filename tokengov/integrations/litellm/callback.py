@@ -71,7 +71,7 @@ class CallbackStats:
     throttled: int = 0  # calls held for a throttle decision
     fallbacks: int = 0  # calls whose model a fallback decision replaced
     unreadable_usage: int = 0  # usage that broke the contract: recorded as usage_missing
-    ignored_metadata: int = 0  # tokengov_step/tokengov_attempt values that were not numbers
+    ignored_metadata: int = 0  # attribution values the contract would refuse: skipped, logged
     errors: int = 0  # recording or checking failed: logged; the call went on
 
 
