@@ -1,7 +1,8 @@
 """The LiteLLM proxy (``litellm[proxy]``, in a virtualenv of its own) with tokengov's callback
 named in its ``config.yaml`` exactly as docs/litellm.md says, its model answered by LiteLLM's
-own ``mock_response``: a paused task gets HTTP 429 with the decision's reason, a fallback
-decision swaps the model, and a call that goes through is an event on the session's broker."""
+own ``mock_response``: a paused task gets HTTP 429 with the decision's reason, so does a
+throttle longer than the gateway waits, a fallback decision swaps the model, and a call
+that goes through is an event on the session's broker."""
 
 from __future__ import annotations
 
@@ -77,6 +78,10 @@ def proxy(proxy_bin, bootstrap, topic_names, topic_prefix, tmp_path) -> Iterator
             scope="workflow", key="wf-cheap", action="fallback", reason="budget: 95% of the day",
             fallback_model="gpt-4.1-nano",
         ),
+        Decision(
+            scope="workflow", key="wf-slow", action="throttle", reason="retry storm",
+            throttle_ms=30_000,
+        ),
     )  # fmt: skip
     (tmp_path / "config.yaml").write_text(CONFIG)
     port, key = free_port(), f"sk-{secrets.token_hex(32)}"
@@ -87,6 +92,7 @@ def proxy(proxy_bin, bootstrap, topic_names, topic_prefix, tmp_path) -> Iterator
         "TOKENGOV_KAFKA_BOOTSTRAP": bootstrap,
         "TOKENGOV_LITELLM_TOPIC_PREFIX": topic_prefix,
         "TOKENGOV_DATA_DIR": str(tmp_path / "data"),
+        "TOKENGOV_LITELLM_MAX_THROTTLE_WAIT_S": "2",
     }
     log = (tmp_path / "proxy.log").open("wb")
     process = subprocess.Popen(
@@ -150,6 +156,15 @@ def test_the_proxy_refuses_a_paused_task_and_records_the_calls_it_lets_through(
         "reason": "runaway: max_tool_calls 13 > 12",
     }
     assert 0 < int(refused.headers["retry-after"]) <= 3600  # until the pause expires
+
+    # a throttle longer than TOKENGOV_LITELLM_MAX_THROTTLE_WAIT_S: refused, not held
+    held_off = chat(proxy, "gpt-4.1-mini", tokengov_workflow="wf-slow")
+    assert held_off.status_code == 429, held_off.text
+    assert held_off.headers["retry-after"] == "30"
+    assert held_off.json()["error"]["message"] == (
+        "workflow:wf-slow is throttled to one call every 30000 ms, longer than this gateway "
+        "waits (2 s): retry storm"
+    )
 
     answered = chat(
         proxy, "gpt-4.1-mini", tokengov_task_id="t-proxy-ok", tokengov_workflow="support-triage"
