@@ -3,14 +3,24 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# The LiteLLM proxy that tests/integration/litellm/test_litellm_proxy.py starts, in a virtualenv
+# of its own: its extra pins click and rich where the server extra cannot follow.
+PROXY_VENV  := $(VENV)/litellm-proxy
+PROXY_STAMP := $(PROXY_VENV)/.installed
+PROXY_REQS  := tests/integration/litellm/proxy-requirements.txt
 
 .PHONY: demo test unit integration lint typecheck bench clean system-deps
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[server,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[server,dev,litellm]'
 	touch $(STAMP)
+
+$(PROXY_STAMP): $(STAMP) $(PROXY_REQS)
+	test -x $(PROXY_VENV)/bin/python || $(PYTHON) -m venv $(PROXY_VENV)
+	$(PROXY_VENV)/bin/python -m pip install --quiet -r $(PROXY_REQS) -e .
+	touch $(PROXY_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/tokengov demo
@@ -18,14 +28,14 @@ demo: $(STAMP)
 # Every test, after the checks CI would otherwise catch too late (lint, format, types): two
 # pytest-xdist workers (most integration tests wait on a broker or a worker rather than
 # compute), then the timing-sensitive demo tests alone (marker `serial`).
-test: $(STAMP) lint typecheck
+test: $(STAMP) $(PROXY_STAMP) lint typecheck
 	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not serial"
 	$(BIN)/python -m pytest -m serial
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit
 
-integration: $(STAMP)
+integration: $(STAMP) $(PROXY_STAMP)
 	$(BIN)/python -m pytest tests/integration
 
 # lint-imports: the layers (pyproject.toml [tool.importlinter]; README, "How it fits together").

@@ -8,7 +8,8 @@ The SDK an agent uses (``pip install tokengov``)::
 Its names are imported on first use (PEP 562), so ``import tokengov`` costs nothing. The
 layers under this package: ``tokengov.core`` (contract, decoding, pricing, policy, topics,
 settings, Kafka, errors), ``tokengov.producers`` (the SDK), ``tokengov.streams`` and
-``tokengov.sinks`` (the worker's roles; ``pip install 'tokengov[server]'``) and
+``tokengov.sinks`` (the worker's roles; ``pip install 'tokengov[server]'``),
+``tokengov.integrations`` (optional extras beside the SDK: ``tokengov[litellm]``) and
 ``tokengov.app`` (the CLI, the embedded stack, the worker assembly, the demo, benchmarks).
 """
 

@@ -127,7 +127,9 @@ def _checked(where: str, **counts: int) -> TokenCounts:
 def _openai(usage: Any, input_key: str, output_key: str) -> TokenCounts:
     """OpenAI's usage shape, in either API's names: ``<input_key>`` includes the cached and
     cache-write tokens of ``<input_key>_details``, ``<output_key>`` the reasoning tokens of
-    ``<output_key>_details``."""
+    ``<output_key>_details``. LiteLLM reports every provider in this shape and puts the
+    1-hour part of the cache writes (Anthropic's) in
+    ``<input_key>_details.cache_creation_token_details.ephemeral_1h_input_tokens``."""
     u = _as_mapping(usage)
     inp = _details(u, f"{input_key}_details")
     out = _details(u, f"{output_key}_details")
@@ -138,6 +140,11 @@ def _openai(usage: Any, input_key: str, output_key: str) -> TokenCounts:
         output=_count(u, output_key, where="usage."),
         cached_input=_count(inp, "cached_tokens", where=in_where),
         cache_write=_count(inp, "cache_write_tokens", where=in_where),
+        cache_write_1h=_count(
+            _details(inp, "cache_creation_token_details"),
+            "ephemeral_1h_input_tokens",
+            where=f"{in_where}cache_creation_token_details.",
+        ),
         reasoning=_count(out, "reasoning_tokens", where=out_where),
     )
 
