@@ -134,10 +134,13 @@ def create_app(ctx: WorkerContext, roles: Sequence[str]) -> faust.App:
         # flush timer is gone, so do not wait for acks: what was not flushed is replayed, exactly.
         stream_wait_empty=False,
     )
+    registered: dict[str, list[object]] = {}
     for role, role_registrars in registrars.items():
-        for register in role_registrars:
-            register(app, ctx)
+        registered[role] = [register(app, ctx) for register in role_registrars]
         log.info("role %s registered", role)
+    from tokengov.app.metrics import observe  # prometheus-client: the server extra
+
+    observe(app, ctx, app.conf.id, registered)  # TOKENGOV_METRICS_PORT unset: off
 
     async def announce_ready() -> None:
         await _announce_ready(ctx, wanted)

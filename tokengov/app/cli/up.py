@@ -134,6 +134,14 @@ def up_command(
             "clients set.",
         ),
     ] = False,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            help="The worker's /healthz, /readyz and /metrics port (default "
+            "TOKENGOV_METRICS_PORT; unset = off).",
+        ),
+    ] = None,
 ) -> None:
     """Run the embedded stack: broker, worker (streams, ClickHouse writer, alert router), query endpoint."""
     settings = load_settings(data_dir=data_dir, policy=policy)
@@ -152,7 +160,12 @@ def up_command(
             fail(str(exc))
         material = load_or_make_material(settings.data_dir / "tls")
     stack = LocalStack(
-        settings, policy_path, port=broker_port, worker_stderr=worker_log, tls=material
+        settings,
+        policy_path,
+        port=broker_port,
+        worker_stderr=worker_log,
+        tls=material,
+        env={} if metrics_port is None else {"TOKENGOV_METRICS_PORT": str(metrics_port)},
     )
     stop = threading.Event()
 

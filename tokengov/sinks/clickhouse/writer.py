@@ -44,6 +44,7 @@ from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException
 
 from tokengov.core.errors import SinkError
 from tokengov.core.kafka import KafkaConnection, connection
+from tokengov.core.observability import LatencyHistogram
 from tokengov.core.topics import Topics
 from tokengov.sinks.clickhouse.backoff import Backoff
 from tokengov.sinks.clickhouse.batch import (
@@ -167,6 +168,9 @@ class SinkCounters:
     decoder_restarts: int = 0  # decoder processes replaced after one died
     isolated_runs: int = 0  # runs decoded again one message at a time after a failure
     stuck_rows: int = 0  # rows dead-lettered because every insert of them failed
+    pauses: int = 0  # times consumption was paused because ClickHouse did not acknowledge
+    #: Seconds from a flush's first attempt to its commit (retries included)
+    flush_latency: LatencyHistogram = field(default_factory=LatencyHistogram)
     first_message_at: float | None = None  # monotonic time of the first message read
     #: The last invalid events skipped: (topic, partition, offset, why).
     recent_invalid: deque[tuple[str, int, int, str]] = field(
@@ -234,6 +238,24 @@ class SinkWriter:
     def paused(self) -> bool:
         """True while consumption is paused because the store does not acknowledge."""
         return self._paused
+
+    def lag(self) -> dict[tuple[str, int], int]:
+        """Messages between the writer's position and the end of each assigned partition (as
+        of the last fetch): its consumer lag, for /metrics (thread-safe, no broker call)."""
+        consumer = self._consumer
+        out: dict[tuple[str, int], int] = {}
+        if consumer is None:
+            return out
+        try:
+            for tp in consumer.position(list(consumer.assignment())):
+                if tp.offset < 0:
+                    continue
+                _low, high = consumer.get_watermark_offsets(tp, cached=True)
+                if high >= 0:
+                    out[(tp.topic, tp.partition)] = max(0, high - tp.offset)
+        except (KafkaException, RuntimeError):  # closing, or not yet fetched
+            return {}
+        return out
 
     @property
     def buffered_rows(self) -> int:
@@ -552,6 +574,7 @@ class SinkWriter:
             return
         consumer.pause(consumer.assignment())
         self._paused = True
+        self.counters.pauses += 1
         log.warning("ClickHouse is not acknowledging: consumption paused")
 
     def _resume_all(self) -> None:
@@ -581,6 +604,7 @@ class SinkWriter:
             s.key in self._suspect and s.start <= self._suspect[s.key] for s in flush.slices
         )
         backoff = self._backoff()
+        started = time.monotonic()
         answered = 0  # failed attempts in a row on which ClickHouse answered with an error
         while True:
             self._check_stop()
@@ -629,6 +653,7 @@ class SinkWriter:
                 self._wait(delay)
                 continue
             self.counters.flushes += 1
+            self.counters.flush_latency.observe(time.monotonic() - started)
             self.counters.dead_lettered += len(letters)
             for piece in flush.slices:
                 if self._suspect.get(piece.key, -1) <= piece.end:
