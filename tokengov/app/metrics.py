@@ -197,15 +197,14 @@ class DebtCollector(Collector):
             ("outcome", stats.outcomes),
             ("duplicate", stats.duplicates),
             ("late", stats.late),
+            ("undecodable", self.role.undecodable),  # dead-lettered by the streams role
+            ("failed", self.role.failed),
         ):
             events.add_metric([outcome], value)
         yield events
         findings = _counter("tokengov_findings_published_total", "Token-debt findings published.")
         findings.add_metric([], self.role.findings_sent)
         yield findings
-        yield _dead_letters(
-            "debt", {"undecodable": self.role.undecodable, "process": self.role.failed}
-        )
 
 
 class SinkCollector(Collector):
@@ -236,7 +235,16 @@ class SinkCollector(Collector):
             family = _counter(name, doc)
             family.add_metric([], value)
             yield family
-        yield _dead_letters("sink", {"invalid": c.invalid_events, "rejected": c.dead_lettered})
+        yield _dead_letters("sink", {"rejected": c.dead_lettered})
+        skipped = _counter(
+            "tokengov_sink_events_skipped_total",
+            "Events the writer did not store, by reason: invalid (the streams dead-letter "
+            "them), tombstone.",
+            ("reason",),
+        )
+        skipped.add_metric(["invalid"], c.invalid_events)
+        skipped.add_metric(["tombstone"], c.tombstones)
+        yield skipped
         yield histogram_family(
             "tokengov_sink_flush_seconds",
             "From a flush's first insert attempt to its offsets committed (retries included).",

@@ -96,6 +96,7 @@ def column_types(store: ClickHouseStore) -> dict[str, list[str]]:
 
 #: The most single rows an attempt of a stuck flush tries while nothing of their table goes in.
 _MAX_STUCK_BUDGET: Final = 1024
+LAG_SAMPLE_S: Final = 5.0  # how often the writer samples its consumer lag (/metrics)
 
 
 @dataclass
@@ -217,6 +218,8 @@ class SinkWriter:
         self._dlq = DeadLetterProducer(connection(bootstrap), topics.deadletter)
         self._consumer: Consumer | None = None
         self._assigned: set[TopicPartitionKey] = set()
+        self._lag: dict[TopicPartitionKey, int] = {}
+        self._lag_sampled = 0.0
         self._needs_plans: set[TopicPartitionKey] = set()
         # Partition → last offset of a flush that was in flight when a writer stopped.
         self._suspect: dict[TopicPartitionKey, int] = {}
@@ -241,21 +244,29 @@ class SinkWriter:
 
     def lag(self) -> dict[tuple[str, int], int]:
         """Messages between the writer's position and the end of each assigned partition (as
-        of the last fetch): its consumer lag, for /metrics (thread-safe, no broker call)."""
-        consumer = self._consumer
-        out: dict[tuple[str, int], int] = {}
-        if consumer is None:
-            return out
+        of the last fetch), sampled by the writer's own thread every ``LAG_SAMPLE_S``: its
+        consumer lag, for /metrics (other threads must not call the consumer: a call that
+        waits for a rebalance the writer's thread serves would hold them up)."""
+        return dict(self._lag)
+
+    def _sample_lag(self, consumer: Consumer) -> None:
+        now = time.monotonic()
+        if now - self._lag_sampled < LAG_SAMPLE_S:
+            return
+        self._lag_sampled = now
+        lag: dict[tuple[str, int], int] = {}
+        keys = [TopicPartition(t, p) for t, p in self._assigned]
         try:
-            for tp in consumer.position(list(consumer.assignment())):
+            for tp in consumer.position(keys) if keys else []:
                 if tp.offset < 0:
                     continue
                 _low, high = consumer.get_watermark_offsets(tp, cached=True)
                 if high >= 0:
-                    out[(tp.topic, tp.partition)] = max(0, high - tp.offset)
-        except (KafkaException, RuntimeError):  # closing, or not yet fetched
-            return {}
-        return out
+                    lag[(tp.topic, tp.partition)] = max(0, high - tp.offset)
+        except KafkaException as exc:  # a metric must not stop the writer
+            log.debug("consumer lag not sampled: %s", exc)
+            return
+        self._lag = lag
 
     @property
     def buffered_rows(self) -> int:
@@ -345,6 +356,8 @@ class SinkWriter:
         # While a batch fills, return as soon as the queue is drained (consume otherwise waits
         # for a full `room` of messages); when idle, wait a little longer per call.
         read = self._poll(0.005 if self._batcher.messages or self._pending else 0.2)
+        if self._consumer is not None:
+            self._sample_lag(self._consumer)
         self._collect(block=self._pending_messages >= self.config.max_pending_messages)
         # Caught up (nothing read, nothing decoding) with a good part of a batch: write it now
         # rather than when it is max_delay_s old (the end of a burst, a backlog read).
