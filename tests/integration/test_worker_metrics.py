@@ -13,7 +13,6 @@ import urllib.error
 import urllib.request
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
