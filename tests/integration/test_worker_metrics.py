@@ -3,10 +3,12 @@ session broker, scraped at its real /metrics with prometheus-client's text-forma
 the counters move with real traffic (N events in → processed == N, a duplicate, poison
 dead-lettered by reason, rows stored, alerts and decisions by kind, a notification
 delivered, a refused policy reload), consumer lag reaches 0, /readyz says ready after the
-assignment and /healthz answers."""
+assignment and /healthz answers; every metric deploy/prometheus/rules.yml and the
+"tokengov pipeline" dashboard query is among those served."""
 
 from __future__ import annotations
 
+import re
 import signal
 import sys
 import urllib.error
@@ -16,12 +18,16 @@ from pathlib import Path
 
 import orjson
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.streams.conftest import Cluster, WorkerProcess, wait_for
 from tests.integration.streams.events import POLICY, call, tool_calls
 from tokengov.app.local.broker import free_port
 from tokengov.core.topics import Topics, ensure_topics, topic_specs
+from tokengov.sinks.grafana.dashboards import pipeline
+
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.integration
 
@@ -51,6 +57,24 @@ def scrape(port: int) -> Samples:
         for s in family.samples:
             out[s.name].append((s.labels, s.value))
     return out
+
+
+def exposed_names(port: int) -> set[str]:
+    """Every series name /metrics can carry, families without samples included (a counter
+    of errors that did not happen is announced with its HELP and TYPE)."""
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum")}
+    names: set[str] = set()
+    for family in text_string_to_metric_families(get(port, "/metrics")[1]):
+        names.update(family.name + suffix for suffix in suffixes.get(family.type, ("",)))
+    return names
+
+
+def referenced_metrics() -> set[str]:
+    """The tokengov metrics the alerting rules and the pipeline dashboard query."""
+    rules = yaml.safe_load((ROOT / "deploy/prometheus/rules.yml").read_text())
+    exprs = [r["expr"] for group in rules["groups"] for r in group["rules"]]
+    exprs += list(pipeline.EXPRESSIONS)
+    return {name for e in exprs for name in re.findall(r"\btokengov_[a-z_]+", e)}
 
 
 def value(samples: Samples, name: str, **labels: str) -> float:
@@ -138,6 +162,10 @@ def test_worker_metrics_move_with_real_traffic(worker: tuple[Cluster, WorkerProc
     ratios = {labels["budget"]: v for labels, v in s["tokengov_budget_spent_ratio"]}
     assert any("research" in budget and 0 < v < 1 for budget, v in ratios.items()), ratios
     assert value(s, "tokengov_policy_generation") == 1
+
+    # every metric the rules and the dashboard use is served (promtool checks their syntax)
+    missing = referenced_metrics() - exposed_names(port)
+    assert not missing, f"rules or dashboard use metrics no process serves: {sorted(missing)}"
 
     # SIGHUP with a broken file: refused and counted, the old policy stays in force
     c.policy.write_text("version: 1\nteams: [not, a, mapping]\n")
