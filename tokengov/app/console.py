@@ -28,6 +28,7 @@ SERVER_MODULES: Final = frozenset(
         "typer",
         "httpx",
         "re2",
+        "prometheus_client",
     }
 )
 

@@ -235,8 +235,14 @@ class TokenEmitter:
         """These counters as a Prometheus collector: ``REGISTRY.register(
         emitter.prometheus_collector())``. Needs prometheus-client (``tokengov[metrics]``),
         imported only here: the SDK does not depend on it otherwise."""
-        from tokengov.producers.metrics import EmitterCollector
-
+        try:
+            from tokengov.producers.metrics import EmitterCollector
+        except ModuleNotFoundError as exc:
+            raise ModuleNotFoundError(
+                f"the emitter's Prometheus collector needs prometheus-client ({exc.name} is "
+                "not installed): pip install 'tokengov[metrics]'",
+                name=exc.name,
+            ) from exc
         return EmitterCollector(self)
 
     def flush(self, timeout_s: float = 10.0) -> bool:
