@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import threading
@@ -51,6 +52,12 @@ def where_table(info: StackInfo, data_dir: Path) -> Table:
     table.add_row("[bold]its token[/]", f"{data_dir / TOKEN_FILE}  (Authorization: Bearer …)")
     table.add_row("[bold]policy[/]", str(info.policy))
     table.add_row("[bold]worker[/]", f"pid {info.worker_pid}, roles streams + sink + router")
+    ready = data_dir / "worker" / "ready.json"  # written by the worker (worker_app)
+    port = json.loads(ready.read_text()).get("metrics_port") if ready.exists() else None
+    if port is not None:
+        table.add_row(
+            "[bold]health, metrics[/]", f"http://127.0.0.1:{port}/metrics  (/healthz /readyz)"
+        )
     return table
 
 
