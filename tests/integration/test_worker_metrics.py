@@ -9,7 +9,9 @@ assignment and /healthz answers; every metric deploy/prometheus/rules.yml and th
 from __future__ import annotations
 
 import re
+import shutil
 import signal
+import subprocess
 import sys
 import urllib.error
 import urllib.request
@@ -162,6 +164,17 @@ def test_worker_metrics_move_with_real_traffic(worker: tuple[Cluster, WorkerProc
     ratios = {labels["budget"]: v for labels, v in s["tokengov_budget_spent_ratio"]}
     assert any("research" in budget and 0 < v < 1 for budget, v in ratios.items()), ratios
     assert value(s, "tokengov_policy_generation") == 1
+
+    # one family per name (several roles share dead letters and lag), and Prometheus' own
+    # linter accepts the exposition when promtool (Debian package `prometheus`) is there
+    text = get(port, "/metrics")[1]
+    families = [line.split()[2] for line in text.splitlines() if line.startswith("# TYPE")]
+    assert len(families) == len(set(families)), families
+    if (promtool := shutil.which("promtool")) is not None:
+        lint = subprocess.run(
+            [promtool, "check", "metrics"], input=text, capture_output=True, text=True, check=False
+        )
+        assert lint.returncode == 0, lint.stdout + lint.stderr
 
     # every metric the rules and the dashboard use is served (promtool checks their syntax)
     missing = referenced_metrics() - exposed_names(port)

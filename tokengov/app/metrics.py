@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import faust
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from tokengov.core.observability import (
@@ -40,6 +40,7 @@ __all__ = [
     "RouterCollector",
     "SinkCollector",
     "StreamsCollector",
+    "WorkerCollector",
     "observe",
 ]
 
@@ -330,6 +331,25 @@ class _FaustLag(Collector):
         yield self.lag.family()
 
 
+class WorkerCollector(Collector):
+    """The roles' collectors as one: families several roles yield under one name (dead
+    letters, consumer lag) become one family, as the exposition format requires."""
+
+    def __init__(self, parts: Sequence[Collector]) -> None:
+        self.parts = list(parts)
+
+    def collect(self) -> Iterator[Metric]:
+        merged: dict[str, Metric] = {}
+        for part in self.parts:
+            for family in part.collect():
+                known = merged.get(family.name)
+                if known is None:
+                    merged[family.name] = family
+                else:
+                    known.samples.extend(family.samples)
+        yield from merged.values()
+
+
 def _dead_letters(component: str, by_reason: Mapping[str, int]) -> CounterMetricFamily:
     family = _counter(
         "tokengov_dead_letters_total",
@@ -351,9 +371,9 @@ def observe(
         return None
     lag = ConsumerLag(group)
     collectors: list[Collector] = [PolicyCollector(ctx.policy), _FaustLag(lag)]
-    ready: dict[str, ReadinessCheck] = {
-        "partitions": lambda: None if lag.assigned else "waiting for the first assignment"
-    }
+    ready: dict[str, ReadinessCheck] = {}
+    if set(roles) - {"sink"}:  # roles with Faust agents: the group assigns them partitions
+        ready["partitions"] = lambda: None if lag.assigned else "waiting for the first assignment"
     for name, objects in roles.items():
         for obj in objects:
             kind = type(obj).__name__
@@ -381,7 +401,7 @@ def observe(
 
     app.timer(LAG_INTERVAL_S, name="tokengov.metrics.lag")(sample_lag)
     return serve_observability(
-        settings.metrics_port, *collectors, ready=ready, host=settings.metrics_host
+        settings.metrics_port, WorkerCollector(collectors), ready=ready, host=settings.metrics_host
     )
 
 
