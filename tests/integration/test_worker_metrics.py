@@ -83,23 +83,33 @@ def value(samples: Samples, name: str, **labels: str) -> float:
     return sum(v for got, v in samples.get(name, []) if labels.items() <= got.items())
 
 
+def start_worker(cluster: Cluster, tmp_path: Path, role: str) -> tuple[WorkerProcess, int]:
+    port = free_port()
+    cmd = [
+        sys.executable, "-m", "tokengov.app.cli.main", "worker",
+        "--role", role, "--policy", str(cluster.policy), "--data-dir", str(tmp_path / "data"),
+        "--bootstrap", cluster.bootstrap, "--topic-prefix", cluster.prefix, "--no-create-topics",
+        "--metrics-port", str(port),
+    ]  # fmt: skip
+    process = WorkerProcess(cmd, tmp_path / f"worker-{role}.log")
+    cluster.workers.append(process)
+    return process, port
+
+
 @pytest.fixture
-def worker(bootstrap: str, topic_prefix: str, topic_names: Topics, tmp_path: Path):
+def worker(
+    request: pytest.FixtureRequest,
+    bootstrap: str,
+    topic_prefix: str,
+    topic_names: Topics,
+    tmp_path: Path,
+):
     ensure_topics(bootstrap, topic_specs(prefix=topic_prefix, event_partitions=4))
     policy = tmp_path / "policy.yaml"
     policy.write_text(ROUTED)
     cluster = Cluster(bootstrap, topic_prefix, topic_names, tmp_path, policy)
-    port = free_port()
-    cmd = [
-        sys.executable, "-m", "tokengov.app.cli.main", "worker",
-        "--role", "all", "--policy", str(policy), "--data-dir", str(tmp_path / "data"),
-        "--bootstrap", bootstrap, "--topic-prefix", topic_prefix, "--no-create-topics",
-        "--metrics-port", str(port),
-    ]  # fmt: skip
-    process = WorkerProcess(cmd, tmp_path / "worker.log")
-    cluster.workers.append(process)
     try:
-        yield cluster, process, port
+        yield cluster, *start_worker(cluster, tmp_path, getattr(request, "param", "all"))
     finally:
         cluster.close()
 
@@ -196,3 +206,29 @@ def test_worker_metrics_move_with_real_traffic(worker: tuple[Cluster, WorkerProc
     assert value(s, "tokengov_policy_reloads_total", result="applied") == 0
     assert value(s, "tokengov_policy_generation") == 1
     assert get(port, "/healthz")[0] == 200
+
+
+@pytest.mark.parametrize("worker", ["sink"], indirect=True)
+def test_a_sink_only_worker_is_ready_and_scraped(
+    worker: tuple[Cluster, WorkerProcess, int],
+) -> None:
+    """docker-compose's sink service: the writer alone (no Faust consumer), ready once
+    ClickHouse has the schema, its rows counted."""
+    c, process, port = worker
+    wait_for(lambda: get(port, "/readyz") == (200, "ready\n"), 90, "/readyz", process.tail)
+    c.send(*(call(f"s-{i}") for i in range(3)))
+    s = wait_for(
+        lambda: (
+            (x := scrape(port))
+            and value(x, "tokengov_sink_rows_inserted_total", table="token_events") == 3
+            and x
+        ),
+        60,
+        "three rows stored",
+        process.tail,
+    )
+    assert {labels["group"] for labels, _ in s["tokengov_consumer_lag_messages"]} == {
+        f"{c.prefix}tokengov-sink"
+    }
+    assert "tokengov_stream_events_total" not in s  # no streams role in this process
+    assert process.alive()

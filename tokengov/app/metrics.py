@@ -370,9 +370,11 @@ def observe(
     if settings.metrics_port is None:
         return None
     lag = ConsumerLag(group)
-    collectors: list[Collector] = [PolicyCollector(ctx.policy), _FaustLag(lag)]
+    collectors: list[Collector] = [PolicyCollector(ctx.policy)]
     ready: dict[str, ReadinessCheck] = {}
-    if set(roles) - {"sink"}:  # roles with Faust agents: the group assigns them partitions
+    faust_consumer = bool(set(roles) - {"sink"})  # the sink consumes with its own client
+    if faust_consumer:
+        collectors.append(_FaustLag(lag))
         ready["partitions"] = lambda: None if lag.assigned else "waiting for the first assignment"
     for name, objects in roles.items():
         for obj in objects:
@@ -391,15 +393,17 @@ def observe(
             else:
                 log.debug("role %s: %s has no metrics", name, kind)
 
-    async def assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
-        lag.assigned = True
+    if faust_consumer:
 
-    app.on_partitions_assigned.connect(assigned)  # type: ignore[arg-type]  # mode's stub
+        async def assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
+            lag.assigned = True
 
-    async def sample_lag() -> None:
-        lag.sample_faust(app)
+        app.on_partitions_assigned.connect(assigned)  # type: ignore[arg-type]  # mode's stub
 
-    app.timer(LAG_INTERVAL_S, name="tokengov.metrics.lag")(sample_lag)
+        async def sample_lag() -> None:
+            lag.sample_faust(app)
+
+        app.timer(LAG_INTERVAL_S, name="tokengov.metrics.lag")(sample_lag)
     return serve_observability(
         settings.metrics_port, WorkerCollector(collectors), ready=ready, host=settings.metrics_host
     )

@@ -134,6 +134,10 @@ def create_app(ctx: WorkerContext, roles: Sequence[str]) -> faust.App:
         # flush timer is gone, so do not wait for acks: what was not flushed is replayed, exactly.
         stream_wait_empty=False,
     )
+    if wanted == ["sink"]:
+        # The writer consumes with its own client: no Faust agent, so no Faust consumer
+        # (one subscribed to no topic crashes the worker: "provide either topics or pattern").
+        app.producer_only = True
     registered: dict[str, list[object]] = {}
     for role, role_registrars in registrars.items():
         registered[role] = [register(app, ctx) for register in role_registrars]
