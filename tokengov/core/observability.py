@@ -179,7 +179,10 @@ class HealthServer:
         self._server = server
         self.port = server.server_address[1]
         self._thread = threading.Thread(
-            target=server.serve_forever, name="tokengov-observability", daemon=True
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.1},  # how soon stop() returns
+            name="tokengov-observability",
+            daemon=True,
         )
         self._thread.start()
         log.info("health and metrics on http://%s (/healthz /readyz /metrics)", self.address)
