@@ -53,11 +53,13 @@ bench: $(STAMP)
 clean:
 	rm -rf $(VENV) .tokengov .pytest_cache
 
-# Debian packages some tests drive: chromium (the debt report in a headless browser) and
-# docker-compose (validates docker-compose.yml offline). Needs root; CI runs it.
-SYSTEM_PACKAGES := chromium docker-compose
+# Debian packages some tests drive, as command:package: chromium (the debt report in a
+# headless browser), docker-compose (validates docker-compose.yml offline) and promtool from
+# `prometheus` (checks deploy/prometheus's rules and config, and a real /metrics scrape).
+# Needs root; CI runs it.
+SYSTEM_PACKAGES := chromium:chromium docker-compose:docker-compose promtool:prometheus
 system-deps:
-	@missing=""; for p in $(SYSTEM_PACKAGES); do command -v $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; for cp in $(SYSTEM_PACKAGES); do command -v $${cp%%:*} >/dev/null 2>&1 || missing="$$missing $${cp#*:}"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \

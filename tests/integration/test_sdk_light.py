@@ -84,6 +84,12 @@ SDK_SESSION = textwrap.dedent(
         events.extend(value if isinstance(value, list) else [value])
     consumer.close()
 
+    try:  # the collector is optional: a clear error naming the extra, not a traceback
+        emitter.prometheus_collector()
+        collector = "built"
+    except ModuleNotFoundError as exc:
+        collector = str(exc)
+
     pause = Decision(scope="task", key="t-light", action="pause", reason="runaway",
                      expires_at=utcnow() + timedelta(hours=1))
     producer = Producer({"bootstrap.servers": bootstrap})
@@ -111,6 +117,7 @@ SDK_SESSION = textwrap.dedent(
         "verdict": verdict,
         "other": other,
         "server_loaded": server_loaded,
+        "collector": collector,
     }))
     """
 )
@@ -141,6 +148,8 @@ def test_the_sdk_emits_reads_back_and_obeys_the_guard_without_server_packages(
         "verdict": "paused: runaway",
         "other": "proceed",
         "server_loaded": [],
+        "collector": "the emitter's Prometheus collector needs prometheus-client "
+        "(prometheus_client is not installed): pip install 'tokengov[metrics]'",
     }
 
 

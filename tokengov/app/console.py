@@ -32,6 +32,7 @@ SERVER_MODULES: Final = frozenset(
         "aiohttp",
         "opentelemetry",
         "google",
+        "prometheus_client",
     }
 )
 

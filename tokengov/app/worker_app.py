@@ -140,15 +140,21 @@ def create_app(ctx: WorkerContext, roles: Sequence[str]) -> faust.App:
         # flush timer is gone, so do not wait for acks: what was not flushed is replayed, exactly.
         stream_wait_empty=False,
     )
+    registered: dict[str, list[object]] = {}
     for role, role_registrars in registrars.items():
-        for register in role_registrars:
-            register(app, ctx)
+        registered[role] = [register(app, ctx) for register in role_registrars]
         log.info("role %s registered", role)
-    if not app.agents:  # e.g. --role otlp alone: nothing for Faust's consumer to subscribe to
+    if not app.agents:
+        # e.g. --role sink (the writer consumes with its own client) or --role otlp alone: no
+        # Faust agent, so no Faust consumer (one subscribed to no topic crashes the worker:
+        # "provide either topics or pattern").
         app.producer_only = True
+    from tokengov.app.metrics import observe  # prometheus-client: the server extra
+
+    server = observe(app, ctx, app.conf.id, registered)  # TOKENGOV_METRICS_PORT unset: off
 
     async def announce_ready() -> None:
-        await _announce_ready(ctx, wanted)
+        await _announce_ready(ctx, wanted, metrics_port=server.port if server else None)
 
     async def install_sighup() -> None:
         loop = asyncio.get_running_loop()
@@ -163,9 +169,16 @@ def create_app(ctx: WorkerContext, roles: Sequence[str]) -> faust.App:
 READY_FILE = "ready.json"
 
 
-async def _announce_ready(ctx: WorkerContext, roles: list[str], timeout_s: float = 120.0) -> None:
+async def _announce_ready(
+    ctx: WorkerContext,
+    roles: list[str],
+    timeout_s: float = 120.0,
+    *,
+    metrics_port: int | None = None,
+) -> None:
     """Write ``<worker state dir>/ready.json`` once this process serves what it should:
-    with the sink role, its query endpoint (the embedded stack waits for this file)."""
+    with the sink role, its query endpoint (the embedded stack waits for this file);
+    ``metrics_port``: where /healthz, /readyz and /metrics are served (None: off)."""
     if "sink" in roles and ctx.settings.embedded_clickhouse:
         from tokengov.sinks.clickhouse.reader import endpoint_address
 
@@ -178,7 +191,16 @@ async def _announce_ready(ctx: WorkerContext, roles: list[str], timeout_s: float
             await asyncio.sleep(0.1)
     state = ctx.settings.worker_state_dir / READY_FILE
     tmp = state.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"pid": os.getpid(), "roles": roles, "ready_at": time.time()}))
+    tmp.write_text(
+        json.dumps(
+            {
+                "pid": os.getpid(),
+                "roles": roles,
+                "ready_at": time.time(),
+                "metrics_port": metrics_port,
+            }
+        )
+    )
     tmp.replace(state)
     log.info("worker ready: roles %s", ", ".join(roles))
 

@@ -102,6 +102,19 @@ class Settings(BaseSettings):
         "events before answering 503.",
     )
 
+    metrics_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="Port of /healthz, /readyz and Prometheus /metrics of a long-running "
+        "process (worker, `tokengov up`): unset = off, 0 = a free port (logged). Give each "
+        "process on one host its own port (docker-compose: 9400).",
+    )
+    metrics_host: str = Field(
+        default="0.0.0.0",  # noqa: S104  # Prometheus scrapes from another host or container
+        description="Address the health and metrics server binds to.",
+    )
+
     @cached_property
     def kafka(self) -> KafkaConnection:
         """The Kafka connection: every ``TOKENGOV_KAFKA_*`` variable, with

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,8 @@ class PolicyHolder:
         self._lock = threading.Lock()
         self._listeners: list[Callable[[Policy], None]] = []
         self.generation = 1
+        #: reloads by result: applied, refused (an invalid file), no_file (/metrics)
+        self.reloads: Counter[str] = Counter()
 
     @classmethod
     def from_file(cls, path: Path) -> PolicyHolder:
@@ -60,15 +63,18 @@ class PolicyHolder:
         """Re-read the file. True when the new policy is in force."""
         if self._path is None:
             log.warning("policy reload requested but the policy was not loaded from a file")
+            self.reloads["no_file"] += 1
             return False
         try:
             new = load_policy(self._path)
         except PolicyError as exc:
             log.error("policy reload REFUSED, keeping the previous policy in force:\n%s", exc)
+            self.reloads["refused"] += 1
             return False
         with self._lock:
             self._policy = new
             self.generation += 1
+            self.reloads["applied"] += 1
         log.warning("policy reloaded from %s (generation %d)", self._path, self.generation)
         for listener in self._listeners:
             listener(new)

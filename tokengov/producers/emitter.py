@@ -30,7 +30,7 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 from pydantic import TypeAdapter, ValidationError
@@ -49,6 +49,9 @@ from tokengov.core.kafka import KafkaConnection, connection
 from tokengov.core.topics import EVENTS, NO_AUTO_CREATE
 from tokengov.producers.adapters import read_usage
 from tokengov.producers.spool import Spool
+
+if TYPE_CHECKING:
+    from prometheus_client.registry import Collector
 
 __all__ = ["EmitterStats", "TaskContext", "TokenEmitter"]
 
@@ -227,6 +230,20 @@ class TokenEmitter:
     @property
     def spooled_pending(self) -> int:
         return self._spool.pending_messages
+
+    def prometheus_collector(self) -> Collector:
+        """These counters as a Prometheus collector: ``REGISTRY.register(
+        emitter.prometheus_collector())``. Needs prometheus-client (``tokengov[metrics]``),
+        imported only here: the SDK does not depend on it otherwise."""
+        try:
+            from tokengov.producers.metrics import EmitterCollector
+        except ModuleNotFoundError as exc:
+            raise ModuleNotFoundError(
+                f"the emitter's Prometheus collector needs prometheus-client ({exc.name} is "
+                "not installed): pip install 'tokengov[metrics]'",
+                name=exc.name,
+            ) from exc
+        return EmitterCollector(self)
 
     def flush(self, timeout_s: float = 10.0) -> bool:
         """Wait until everything queued so far is delivered (or spooled). True when done."""

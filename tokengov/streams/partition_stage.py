@@ -22,6 +22,7 @@ import faust
 
 from tokengov.core.decoding import decode_events
 from tokengov.core.kafka import Record, latest_by_key, read_to_end
+from tokengov.core.observability import LatencyHistogram
 from tokengov.core.worker_context import WorkerContext
 from tokengov.streams.attempts import AttemptLog
 from tokengov.streams.core import Output, PartitionProcessor, Suppressor, codec, position
@@ -78,7 +79,10 @@ class Stage1:
             "retried": 0,  # messages whose handling raised and was tried again
             "skipped": 0,  # messages skipped after max_message_attempts (stage "skip")
             "state_errors": 0,  # state records that could not be written or read back
+            "duplicates": 0,  # events whose event_id was seen before (counted once)
         }
+        #: event time → alert published, for the alerts stage 1 raises (tokengov.app.metrics)
+        self.alert_latency = LatencyHistogram()
         #: dead letters by reason class (``too_large``, ``invalid_json``, ``too_deep``,
         #: ``invalid_utf8``, ``contract``, ``process``, ``skip``)
         self.drops: Counter[str] = Counter()
@@ -204,9 +208,13 @@ class Stage1:
         view = self.views.view
         proc.begin()
         out = self.out
+        duplicates = proc.agg.duplicates
         for index, item_event in decoded.events:
             try:
+                alerts = len(out.alerts)
                 proc.process(item_event, position(offset, index), view, out)
+                for _ in range(len(out.alerts) - alerts):
+                    self.alert_latency.observe(time.time() - item_event.ts_ms / 1000)
             except Exception as exc:  # a bug must not stop the partition: dead-letter it
                 self.stats["failed"] += 1
                 log.exception(
@@ -226,6 +234,7 @@ class Stage1:
                     None,  # the whole message; ``index`` names the event in it
                 )
         self.stats["events"] += len(decoded.events)
+        self.stats["duplicates"] += proc.agg.duplicates - duplicates
         if out:
             self.publisher.outputs(out)
 

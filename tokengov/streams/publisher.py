@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
@@ -56,6 +57,8 @@ class Publisher:
         )
         self._failures: list[str] = []
         self.sent = {"alerts": 0, "decisions": 0, "metrics": 0, "deadletter": 0, "records": 0}
+        self.alert_kinds: Counter[str] = Counter()  # alerts published by kind (/metrics)
+        self.decision_actions: Counter[str] = Counter()  # decisions published by action
 
     def _on_error(self, error: KafkaError) -> None:
         log.warning("producer: %s", error)
@@ -91,6 +94,7 @@ class Publisher:
     def alert(self, alert: Alert) -> None:
         self.send(self.topics.alerts, alert.team.encode(), alert.model_dump_json().encode())
         self.sent["alerts"] += 1
+        self.alert_kinds[alert.kind] += 1
         log.info("alert %s: %s", alert.fingerprint, alert.summary)
 
     def decision(self, decision: Decision, cause: str) -> None:
@@ -101,6 +105,7 @@ class Publisher:
             headers=[(CAUSE_HEADER, cause.encode())],
         )
         self.sent["decisions"] += 1
+        self.decision_actions[decision.action] += 1
         log.warning("decision %s %s: %s", decision.action, decision.topic_key, decision.reason)
 
     def metric(self, key: str, doc: dict[str, Any]) -> None:

@@ -79,11 +79,12 @@ def test_services(resolved: dict[str, Any]) -> None:
         "grafana",
         "grafana-annotations",
         "fleet",
+        "prometheus",
     }
     for name, service in services.items():
         image = service["image"]
         # Pinned: an explicit version tag, never latest.
-        assert re.fullmatch(r"[\w./-]+:\d[\w.-]*", image), f"{name}: image {image!r} not pinned"
+        assert re.fullmatch(r"[\w./-]+:v?\d[\w.-]*", image), f"{name}: image {image!r} not pinned"
         assert service.get("restart") in {"unless-stopped", "no", "on-failure"}, name
     for name in (*KAFKA, "clickhouse", "grafana", *WORKERS):
         assert services[name]["restart"] == "unless-stopped", name
@@ -212,3 +213,51 @@ def test_topic_init_creates_exactly_the_project_topics(
         assert count == expected[name].partitions, name
         assert rf == 3 and configs.pop("min.insync.replicas") == "2"
         assert configs == expected[name].config, name
+
+
+def test_workers_have_healthchecks_and_prometheus_scrapes_them(resolved: dict[str, Any]) -> None:
+    """Issue 16: each worker serves /readyz on TOKENGOV_METRICS_PORT (its healthcheck);
+    Prometheus scrapes every replica of each (dns_sd on the service name) with the rules."""
+    services = resolved["services"]
+    for worker in WORKERS:
+        service = services[worker]
+        assert service["environment"]["TOKENGOV_METRICS_PORT"] == "9400"
+        test = " ".join(service["healthcheck"]["test"])
+        assert service["healthcheck"]["test"][0] == "CMD" and "127.0.0.1:9400/readyz" in test
+    prometheus = services["prometheus"]
+    assert prometheus["restart"] == "unless-stopped" and prometheus["healthcheck"]["retries"] > 0
+    assert resolved["services"]["grafana"]["depends_on"]["prometheus"] == {
+        "condition": "service_healthy"
+    }
+    mounts = {v["target"]: Path(v["source"]) for v in _volumes(prometheus)}
+    config = yaml.safe_load(mounts["/etc/prometheus/prometheus.yml"].read_text())
+    assert mounts["/etc/prometheus/rules.yml"] == REPO / "deploy/prometheus/rules.yml"
+    assert config["rule_files"] == ["/etc/prometheus/rules.yml"]
+    scraped = {
+        name: sd["port"]
+        for job in config["scrape_configs"]
+        for sd in job.get("dns_sd_configs", [])
+        for name in sd["names"]
+    }
+    assert scraped == dict.fromkeys(WORKERS, 9400)
+
+
+@pytest.mark.skipif(
+    shutil.which("promtool") is None,
+    reason="promtool (Debian package `prometheus`) is not installed; "
+    "tests/integration/test_worker_metrics.py checks every rule's metrics against a scrape",
+)
+def test_promtool_accepts_the_rules_and_the_config(tmp_path: Path) -> None:
+    rules = REPO / "deploy/prometheus/rules.yml"
+    done = subprocess.run(
+        ["promtool", "check", "rules", str(rules)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    # the config names the rules at their path in the container: point it at the file here
+    config = (REPO / "deploy/prometheus/prometheus.yml").read_text()
+    local = tmp_path / "prometheus.yml"
+    local.write_text(config.replace("/etc/prometheus/rules.yml", str(rules)))
+    done = subprocess.run(
+        ["promtool", "check", "config", str(local)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr

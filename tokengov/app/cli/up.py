@@ -53,6 +53,12 @@ def where_table(info: StackInfo, data_dir: Path) -> Table:
     table.add_row("[bold]policy[/]", str(info.policy))
     table.add_row("[bold]OTLP/HTTP[/]", _otlp_endpoint(data_dir, info.worker_pid))
     table.add_row("[bold]worker[/]", f"pid {info.worker_pid}, roles streams + sink + router + otlp")
+    ready = data_dir / "worker" / "ready.json"  # written by the worker (worker_app)
+    port = json.loads(ready.read_text()).get("metrics_port") if ready.exists() else None
+    if port is not None:
+        table.add_row(
+            "[bold]health, metrics[/]", f"http://127.0.0.1:{port}/metrics  (/healthz /readyz)"
+        )
     return table
 
 
@@ -149,6 +155,14 @@ def up_command(
             "clients set.",
         ),
     ] = False,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            help="The worker's /healthz, /readyz and /metrics port (default "
+            "TOKENGOV_METRICS_PORT; unset = off).",
+        ),
+    ] = None,
 ) -> None:
     """Run the embedded stack: broker, worker (streams, ClickHouse writer, alert router), query endpoint."""
     settings = load_settings(data_dir=data_dir, policy=policy)
@@ -167,7 +181,12 @@ def up_command(
             fail(str(exc))
         material = load_or_make_material(settings.data_dir / "tls")
     stack = LocalStack(
-        settings, policy_path, port=broker_port, worker_stderr=worker_log, tls=material
+        settings,
+        policy_path,
+        port=broker_port,
+        worker_stderr=worker_log,
+        tls=material,
+        env={} if metrics_port is None else {"TOKENGOV_METRICS_PORT": str(metrics_port)},
     )
     stop = threading.Event()
 

@@ -63,11 +63,21 @@ def worker(
             "memory-only broker starts empty), never.",
         ),
     ] = "auto",
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            help="Serve /healthz, /readyz and /metrics on this port (0: a free one, logged). "
+            "Default: TOKENGOV_METRICS_PORT; unset = off.",
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Consume tokengov.events and govern spend as it happens (SIGHUP reloads the policy)."""
     setup_logging(verbose)
     settings = load_settings(data_dir=data_dir, policy=policy, bootstrap=bootstrap)
+    if metrics_port is not None:
+        settings.metrics_port = metrics_port
     if settings.policy is None:
         fail("no policy: pass --policy FILE or set TOKENGOV_POLICY")
     try:

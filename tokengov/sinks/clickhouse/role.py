@@ -106,7 +106,7 @@ class SinkRole:
         self.store.close()
 
 
-def register(app: faust.App, ctx: WorkerContext) -> None:
+def register(app: faust.App, ctx: WorkerContext) -> SinkRole:
     """Add the ClickHouse sink to ``app``: it starts and stops with the worker."""
     tune_gc()
     role = SinkRole(ctx)
@@ -127,3 +127,4 @@ def register(app: faust.App, ctx: WorkerContext) -> None:
                 await self.sleep(1.0)
 
     app.service(ClickHouseSink)
+    return role

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -174,6 +175,8 @@ class ClickHouseStore:
         self._send_receive_timeout_s = send_receive_timeout_s
         self._client: Client | None = None
         self._lock = threading.RLock()
+        #: Errors by ClickHouse error code ("none": no code, e.g. the connection; /metrics)
+        self.errors: Counter[str] = Counter()
 
     def __repr__(self) -> str:
         return f"ClickHouseStore({self.redacted_dsn!r}, readonly={self.readonly})"
@@ -217,6 +220,7 @@ class ClickHouseStore:
             if self.readonly:
                 self._read_only_session(client)
         except DriverError as exc:
+            self.errors["none"] += 1
             raise StoreError(
                 f"cannot open ClickHouse at {self.redacted_dsn}: {clickhouse_message(exc)}",
                 retryable=True,
@@ -258,6 +262,7 @@ class ClickHouseStore:
             yield
         except only as exc:
             error = _classify(exc, action)
+            self.errors["none" if error.code is None else str(error.code)] += 1
             self._reset_after(error)
             raise error from exc
 

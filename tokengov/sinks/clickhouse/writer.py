@@ -44,6 +44,7 @@ from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException
 
 from tokengov.core.errors import SinkError
 from tokengov.core.kafka import KafkaConnection, connection
+from tokengov.core.observability import LatencyHistogram
 from tokengov.core.topics import Topics
 from tokengov.sinks.clickhouse.backoff import Backoff
 from tokengov.sinks.clickhouse.batch import (
@@ -95,6 +96,7 @@ def column_types(store: ClickHouseStore) -> dict[str, list[str]]:
 
 #: The most single rows an attempt of a stuck flush tries while nothing of their table goes in.
 _MAX_STUCK_BUDGET: Final = 1024
+LAG_SAMPLE_S: Final = 5.0  # how often the writer samples its consumer lag (/metrics)
 
 
 @dataclass
@@ -167,6 +169,9 @@ class SinkCounters:
     decoder_restarts: int = 0  # decoder processes replaced after one died
     isolated_runs: int = 0  # runs decoded again one message at a time after a failure
     stuck_rows: int = 0  # rows dead-lettered because every insert of them failed
+    pauses: int = 0  # times consumption was paused because ClickHouse did not acknowledge
+    #: Seconds from a flush's first attempt to its commit (retries included)
+    flush_latency: LatencyHistogram = field(default_factory=LatencyHistogram)
     first_message_at: float | None = None  # monotonic time of the first message read
     #: The last invalid events skipped: (topic, partition, offset, why).
     recent_invalid: deque[tuple[str, int, int, str]] = field(
@@ -213,6 +218,8 @@ class SinkWriter:
         self._dlq = DeadLetterProducer(connection(bootstrap), topics.deadletter)
         self._consumer: Consumer | None = None
         self._assigned: set[TopicPartitionKey] = set()
+        self._lag: dict[TopicPartitionKey, int] = {}
+        self._lag_sampled = 0.0
         self._needs_plans: set[TopicPartitionKey] = set()
         # Partition → last offset of a flush that was in flight when a writer stopped.
         self._suspect: dict[TopicPartitionKey, int] = {}
@@ -234,6 +241,32 @@ class SinkWriter:
     def paused(self) -> bool:
         """True while consumption is paused because the store does not acknowledge."""
         return self._paused
+
+    def lag(self) -> dict[tuple[str, int], int]:
+        """Messages between the writer's position and the end of each assigned partition (as
+        of the last fetch), sampled by the writer's own thread every ``LAG_SAMPLE_S``: its
+        consumer lag, for /metrics (other threads must not call the consumer: a call that
+        waits for a rebalance the writer's thread serves would hold them up)."""
+        return dict(self._lag)
+
+    def _sample_lag(self, consumer: Consumer) -> None:
+        now = time.monotonic()
+        if now - self._lag_sampled < LAG_SAMPLE_S:
+            return
+        self._lag_sampled = now
+        lag: dict[tuple[str, int], int] = {}
+        keys = [TopicPartition(t, p) for t, p in self._assigned]
+        try:
+            for tp in consumer.position(keys) if keys else []:
+                if tp.offset < 0:
+                    continue
+                _low, high = consumer.get_watermark_offsets(tp, cached=True)
+                if high >= 0:
+                    lag[(tp.topic, tp.partition)] = max(0, high - tp.offset)
+        except KafkaException as exc:  # a metric must not stop the writer
+            log.debug("consumer lag not sampled: %s", exc)
+            return
+        self._lag = lag
 
     @property
     def buffered_rows(self) -> int:
@@ -323,6 +356,8 @@ class SinkWriter:
         # While a batch fills, return as soon as the queue is drained (consume otherwise waits
         # for a full `room` of messages); when idle, wait a little longer per call.
         read = self._poll(0.005 if self._batcher.messages or self._pending else 0.2)
+        if self._consumer is not None:
+            self._sample_lag(self._consumer)
         self._collect(block=self._pending_messages >= self.config.max_pending_messages)
         # Caught up (nothing read, nothing decoding) with a good part of a batch: write it now
         # rather than when it is max_delay_s old (the end of a burst, a backlog read).
@@ -552,6 +587,7 @@ class SinkWriter:
             return
         consumer.pause(consumer.assignment())
         self._paused = True
+        self.counters.pauses += 1
         log.warning("ClickHouse is not acknowledging: consumption paused")
 
     def _resume_all(self) -> None:
@@ -581,6 +617,7 @@ class SinkWriter:
             s.key in self._suspect and s.start <= self._suspect[s.key] for s in flush.slices
         )
         backoff = self._backoff()
+        started = time.monotonic()
         answered = 0  # failed attempts in a row on which ClickHouse answered with an error
         while True:
             self._check_stop()
@@ -629,6 +666,7 @@ class SinkWriter:
                 self._wait(delay)
                 continue
             self.counters.flushes += 1
+            self.counters.flush_latency.observe(time.monotonic() - started)
             self.counters.dead_lettered += len(letters)
             for piece in flush.slices:
                 if self._suspect.get(piece.key, -1) <= piece.end:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from tokengov.sinks.grafana.dashboards.pipeline import PROMETHEUS_UID
 from tokengov.sinks.grafana.datasource import ClickHouseDatasource
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "PROVISIONED_DATASOURCE",
     "dashboard_provider",
     "datasource_file",
+    "prometheus_datasource_file",
 ]
 
 FOLDER_UID: Final = "tokengov"
@@ -43,6 +45,25 @@ def datasource_file(datasource: ClickHouseDatasource = PROVISIONED_DATASOURCE) -
     return {
         "apiVersion": 1,
         "datasources": [datasource.provisioning(password_env=PASSWORD_ENV)],
+    }
+
+
+def prometheus_datasource_file() -> dict[str, Any]:
+    """The Prometheus data source of the "tokengov pipeline" dashboard: docker-compose's
+    ``prometheus`` service, which scrapes every tokengov process (deploy/prometheus)."""
+    return {
+        "apiVersion": 1,
+        "datasources": [
+            {
+                "name": "tokengov Prometheus",
+                "uid": PROMETHEUS_UID,
+                "type": "prometheus",
+                "access": "proxy",
+                "url": "http://prometheus:9090",
+                "editable": False,
+                "jsonData": {"httpMethod": "POST", "timeInterval": "15s"},
+            }
+        ],
     }
 
 

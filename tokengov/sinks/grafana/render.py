@@ -14,7 +14,12 @@ from typing import Any
 import yaml
 
 from tokengov.sinks.grafana.dashboards import DASHBOARDS, to_model
-from tokengov.sinks.grafana.provisioning import dashboard_provider, datasource_file
+from tokengov.sinks.grafana.dashboards.pipeline import SPEC as PIPELINE
+from tokengov.sinks.grafana.provisioning import (
+    dashboard_provider,
+    datasource_file,
+    prometheus_datasource_file,
+)
 
 __all__ = ["GENERATED_HEADER", "check", "render", "write"]
 
@@ -38,8 +43,11 @@ def render() -> dict[Path, str]:
     files: dict[Path, str] = {
         Path("provisioning/datasources/tokengov-clickhouse.yaml"): _yaml(datasource_file()),
         Path("provisioning/dashboards/tokengov.yaml"): _yaml(dashboard_provider()),
+        Path("provisioning/datasources/tokengov-prometheus.yaml"): _yaml(
+            prometheus_datasource_file()
+        ),
     }
-    for spec in DASHBOARDS:
+    for spec in (*DASHBOARDS, PIPELINE):
         files[Path("dashboards") / spec.filename] = _json(to_model(spec.build()))
     return files
 

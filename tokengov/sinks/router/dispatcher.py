@@ -84,6 +84,8 @@ class Dispatcher:
         self.clock = clock
         self.max_alert_age = max_alert_age
         self.counters: Counter[str] = Counter()
+        #: notifications finished, by (receiver, delivered | abandoned)
+        self.results: Counter[tuple[str, str]] = Counter()
         self.groups: dict[str, AggrGroup] = {g.key: g for g in state.load_groups()}
         self._in_flight: dict[str, str] = {}  # group key -> notification id
         for notification in state.outbox_all():
@@ -358,6 +360,8 @@ class Dispatcher:
         self._finish(notification, delivered=False)
 
     def _finish(self, notification: Notification, *, delivered: bool) -> None:
+        result = "delivered" if delivered else "abandoned"
+        self.results[(notification.receiver, result)] += 1  # /metrics
         self.state.outbox_remove(notification.notification_id)
         if self._in_flight.get(notification.group_key) == notification.notification_id:
             del self._in_flight[notification.group_key]

@@ -73,6 +73,7 @@ class PartitionedDispatcher:
         self.suspended: set[int] = set()
         self._owner: dict[str, int] = {}  # notification id -> partition, until its outcome
         self._counters: Counter[str] = Counter()
+        self._results: Counter[tuple[str, str]] = Counter()
         #: Set at every delivery outcome (a router giving partitions up waits for them).
         self.outcome = asyncio.Event()
 
@@ -111,6 +112,7 @@ class PartitionedDispatcher:
         for partition in set(self.shards) - wanted:
             shard = self.shards.pop(partition)
             self._counters.update(shard.counters)
+            self._results.update(shard.results)
             self._owner = {n: p for n, p in self._owner.items() if p != partition}
             log.info(
                 "alerts partition %d given up: forgot its %d group(s)",
@@ -206,4 +208,12 @@ class PartitionedDispatcher:
         total = Counter(self._counters)
         for shard in self.shards.values():
             total.update(shard.counters)
+        return total
+
+    @property
+    def results(self) -> Counter[tuple[str, str]]:
+        """Notifications finished, by (receiver, result), over every partition ever owned."""
+        total = Counter(self._results)
+        for shard in self.shards.values():
+            total.update(shard.results)
         return total
