@@ -153,7 +153,8 @@ class Cluster:
         return letters
 
     def processed(self) -> bool:
-        """Every message of the events and partials topics is committed by the worker group."""
+        """Every message of the events, partials and debt tallies topics is committed by the
+        worker group."""
         consumer = Consumer(
             {
                 "bootstrap.servers": self.bootstrap,
@@ -162,7 +163,7 @@ class Cluster:
             }
         )
         try:
-            for topic in (self.topics.events, self.internal.partials):
+            for topic in (self.topics.events, self.internal.partials, self.internal.debt_tallies):
                 ends = end_offsets(self.bootstrap, topic)
                 tps = [TopicPartition(topic, p) for p in ends]
                 committed = {tp.partition: tp.offset for tp in consumer.committed(tps, timeout=5)}

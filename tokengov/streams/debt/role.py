@@ -343,9 +343,15 @@ def register(app: faust.App, ctx: WorkerContext) -> DebtRole:
     async def on_revoked(sender: Any, *args: Any, **kwargs: Any) -> None:
         await role.on_revoked(split(args[0] if args else kwargs.get("revoked"))[0])
 
+    async def on_shutdown(sender: Any, *args: Any, **kwargs: Any) -> None:
+        # the consumer has stopped (a rebalance revokes nothing then): hand everything over
+        await role.on_revoked(set(role.assigned))
+        role.publisher.close()
+
     app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]  # mode's stub
     app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]  # mode's stub
-    role_handles = (consume, judge, publish, on_assigned, on_revoked)
+    app.on_before_shutdown.connect(on_shutdown)  # type: ignore[arg-type]  # mode's stub
+    role_handles = (consume, judge, publish, on_assigned, on_revoked, on_shutdown)
     log.info(
         "debt role: %s (%d partitions) → tallies %s → findings %s, alerts %s (%d handles)",
         ctx.topics.events,
