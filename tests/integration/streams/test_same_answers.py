@@ -19,9 +19,13 @@ import pytest
 from tests.conftest import TEST_EVENT_PARTITIONS
 from tests.integration.streams.conftest import Cluster, wait_for
 from tests.integration.streams.events import POLICY, call, now, outcome
+from tokengov.app.local.broker import free_port
 from tokengov.core.decoding import decode_events
+from tokengov.core.errors import QueryError, TokenGovError
 from tokengov.core.policy import parse_policy
 from tokengov.core.topics import Topics, ensure_topics, topic_specs
+from tokengov.sinks.clickhouse.endpoint import read_token
+from tokengov.sinks.clickhouse.reader import EndpointReader, endpoint_address
 from tokengov.streams.debt.engine import DebtEngine
 
 pytestmark = pytest.mark.integration
@@ -31,6 +35,9 @@ SAME_POLICY = POLICY + (
     "       min_waste_tokens_per_day: 0, alert_usd_per_day: 0.01}\n"
 )
 Message = tuple[bytes, bytes]
+#: The process that fills the store (the sink alone has no Faust agent to subscribe with; the
+#: router brings one): once per run, so one writer per store.
+STORE_ROLES = ("sink", "router")
 
 
 def _scenario() -> list[list[Message]]:
@@ -110,6 +117,78 @@ def _findings(c: Cluster) -> dict[tuple[Any, ...], dict[str, Any]]:
     return latest
 
 
+_CLOCK_FIELDS = ("revision", "emitted_at", "ts")
+
+
+def _metrics(c: Cluster) -> dict[str, dict[str, Any]]:
+    """The latest of each metric (usage and attribution coverage per window, unit metrics per
+    workflow and day), without when or how often it was published."""
+    latest: dict[str, dict[str, Any]] = {}
+    for record in c.read(c.topics.metrics):
+        doc = orjson.loads(record.value)
+        latest[record.key.decode()] = {k: v for k, v in doc.items() if k not in _CLOCK_FIELDS}
+    return latest
+
+
+def _metrics_final(c: Cluster, calls: int) -> bool:
+    """Every call is in the 1-minute and 1-hour usage windows and in the unit metrics, and the
+    two finished tasks are counted."""
+    m = _metrics(c).values()
+    usage = {
+        w: sum(d["calls"] for d in m if d["metric"] == "usage" and d["window"] == w)
+        for w in ("1m", "1h")
+    }
+    units = [d for d in m if d["metric"] == "unit"]
+    return (
+        usage == {"1m": calls, "1h": calls}
+        and sum(d["calls"] for d in units) == calls
+        and sum(d["tasks_finished"] for d in units) == 2
+    )
+
+
+def _distinct(parts: list[list[Message]], on_time_calls: bool) -> int:
+    """Distinct events of the stream (or only the calls of the last day)."""
+    ids = {
+        e.event_id
+        for part in parts
+        for _, value in part
+        for _, e in decode_events(value).events
+        if not on_time_calls or (e.kind == "call" and e.ts > now() - timedelta(days=1))
+    }
+    return len(ids)
+
+
+_TOTALS = {
+    "calls": "SELECT team, workflow, count(), sum(input_tokens), sum(output_tokens), "
+    "toString(sum(cost_usd)) FROM token_events FINAL GROUP BY team, workflow "
+    "ORDER BY team, workflow",
+    "outcomes": "SELECT status, count() FROM task_outcomes FINAL GROUP BY status ORDER BY status",
+    "alerts": "SELECT count(DISTINCT fingerprint) FROM alerts",
+}
+
+
+def _totals(c: Cluster) -> dict[str, list[Any]]:
+    """What the store holds (the sink role's ClickHouse, through its query endpoint)."""
+    address = endpoint_address(c.data_dir)
+    if address is None:  # never the store in this process: only through the sink's endpoint
+        raise QueryError(f"no query endpoint under {c.data_dir} yet")
+    reader = EndpointReader(*address, read_token(c.data_dir))
+    try:
+        return {name: [list(r) for r in reader.query(sql).rows] for name, sql in _TOTALS.items()}
+    finally:
+        reader.close()
+
+
+def _stored(c: Cluster, events: int) -> bool:
+    try:
+        totals = _totals(c)
+    except (QueryError, TokenGovError):  # the endpoint or the store is not there yet
+        return False
+    calls = sum(int(row[2]) for row in totals["calls"])
+    outcomes = sum(int(row[1]) for row in totals["outcomes"])
+    return calls + outcomes == events
+
+
 def _expected_findings(parts: list[list[Message]]) -> dict[tuple[Any, ...], dict[str, Any]]:
     engine = DebtEngine(parse_policy(SAME_POLICY))
     for _, value in (m for part in parts for m in part):
@@ -121,8 +200,12 @@ def _expected_findings(parts: list[list[Message]]) -> dict[tuple[Any, ...], dict
     }
 
 
-def _answers(c: Cluster, expected: dict[tuple[Any, ...], dict[str, Any]]) -> dict[str, Any]:
+def _answers(
+    c: Cluster, expected: dict[tuple[Any, ...], dict[str, Any]], calls: int, events: int
+) -> dict[str, Any]:
     c.wait_processed(60)
+    wait_for(lambda: _stored(c, events), 60, "every event in the store", c.tail)
+    wait_for(lambda: _metrics_final(c, calls), 30, "every call in the metrics", c.tail)
     wait_for(
         lambda: _findings(c) == expected,
         30,
@@ -138,6 +221,8 @@ def _answers(c: Cluster, expected: dict[tuple[Any, ...], dict[str, Any]]) -> dic
         "decisions": decisions,
         "findings": _findings(c),
         "dead_letters": dead,
+        "metrics": _metrics(c),
+        "store": _totals(c),
     }
 
 
@@ -146,18 +231,22 @@ def test_one_worker_and_three_with_a_rebalance_give_the_same_answers(
 ) -> None:
     parts = _scenario()
     expected = _expected_findings(parts)
+    calls, events = _distinct(parts, True), _distinct(parts, False)
     assert {k[3] for k in expected} == {"retry_without_backoff"}, expected
 
     one = _cluster(bootstrap, tmp_path, "one")
     many = _cluster(bootstrap, tmp_path, "many")
     try:
         one.start_worker()
+        one.start_worker(STORE_ROLES, {"TOKENGOV_QUERY_ENDPOINT": f"127.0.0.1:{free_port()}"})
         for part in parts:
             for key, value in part:
                 one.send_raw(key, value)
-        single = _answers(one, expected)
+        single = _answers(one, expected, calls, events)
 
+        one.close()  # its store is read; one sink at a time
         workers = [many.start_worker() for _ in range(3)]
+        many.start_worker(STORE_ROLES, {"TOKENGOV_QUERY_ENDPOINT": f"127.0.0.1:{free_port()}"})
         for key, value in parts[0]:
             many.send_raw(key, value)
         many.wait_processed(60)
@@ -167,7 +256,7 @@ def test_one_worker_and_three_with_a_rebalance_give_the_same_answers(
         workers[0].stop()  # and one leaves (SIGTERM: it hands its partitions over)
         for key, value in parts[2]:
             many.send_raw(key, value)
-        spread = _answers(many, expected)
+        spread = _answers(many, expected, calls, events)
     finally:
         one.close()
         many.close()
