@@ -37,10 +37,11 @@ from typing import Any
 import faust
 import orjson
 from aiokafka.partitioner import murmur2
+from confluent_kafka import Consumer, TopicPartition
 
 from tokengov.core.calls import Call, Done, from_model
 from tokengov.core.decoding import decode_events
-from tokengov.core.kafka import read_to_end
+from tokengov.core.kafka import connection, read_to_end
 from tokengov.core.worker_context import WorkerContext
 from tokengov.streams.debt import wire
 from tokengov.streams.debt.engine import (
@@ -66,6 +67,7 @@ class DebtRole:
     partitions: int  # of tokengov.events (and of the tallies topic)
     judge: DebtJudge
     publisher: Publisher
+    group: str  # the consumer group (the Faust app id)
     tallies: dict[int, DebtTallies] = field(default_factory=dict)  # stage 1, by partition
     next_offset: dict[int, int] = field(default_factory=dict)  # stage 1: read up to, by partition
     assigned: set[int] = field(default_factory=set)  # events partitions held
@@ -79,6 +81,7 @@ class DebtRole:
     alerts_sent: int = 0
     shares_sent: int = 0
     handovers_restored: int = 0
+    loading: asyncio.Task[None] | None = None
 
     @property
     def stats(self) -> EngineStats:
@@ -106,25 +109,79 @@ class DebtRole:
         revocation: the next owner reads it again)."""
         if partition not in self.assigned:
             return None
-        held = self.tallies.get(partition)
-        if partition in self.active and held is not None:
-            return held
-        if held is not None and self.next_offset.get(partition, -1) >= offset:
-            self.active.add(partition)  # kept through the rebalance: still exact
-            return held
-        tallies = DebtTallies(self.ctx.policy)
-        key = wire.handover_key(partition).decode()
-        found: bytes | None = None
-        for record in await asyncio.to_thread(
+        if partition not in self.active:
+            taken, stored = self._load(partition, offset, await self._handover(partition))
+            if stored:
+                log.info(
+                    "debt: partition %d: %d of %d stored events of the horizon replayed",
+                    partition,
+                    taken,
+                    stored,
+                )
+        return self.tallies[partition]
+
+    async def load_assigned(self) -> None:
+        """Load every assigned partition not loaded yet, as of the group's committed offsets
+        (so a partition with no new message is judged too, with its history)."""
+        async with self.lock:
+            todo = sorted(self.assigned - self.active)
+            if not todo:
+                return
+            committed = await asyncio.to_thread(self._committed, todo)
+            taken = stored = 0
+            for p in todo:
+                if p in self.assigned and p not in self.active:
+                    t, s = self._load(p, committed[p], await self._handover(p))
+                    taken, stored = taken + t, stored + s
+            if stored:
+                log.info(
+                    "debt: %d of %d stored events of the horizon replayed into partitions %s",
+                    taken,
+                    stored,
+                    todo,
+                )
+
+    def _committed(self, partitions: list[int]) -> dict[int, int]:
+        """Where the group resumes on each of ``partitions`` (0 when it has no position)."""
+        consumer = Consumer(
+            {
+                **connection(self.ctx.kafka).librdkafka_config(),
+                "group.id": self.group,  # committed() only: never subscribes, never joins
+                "enable.auto.commit": False,
+            }
+        )
+        try:
+            tps = [TopicPartition(self.ctx.topics.events, p) for p in partitions]
+            return {tp.partition: max(tp.offset, 0) for tp in consumer.committed(tps, timeout=30)}
+        finally:
+            consumer.close()
+
+    async def _handover(self, partition: int) -> bytes | None:
+        """The latest handover record of ``partition``, if any."""
+        key = wire.handover_key(partition)
+        records = await asyncio.to_thread(
             lambda: list(
                 read_to_end(self.ctx.kafka, self.names.debt_tallies, [partition % self.partitions])
             )
-        ):
-            if record.key is not None and record.key.decode("utf-8", "replace") == key:
+        )
+        found: bytes | None = None
+        for record in records:
+            if record.key == key:
                 found = record.value
+        return found
+
+    def _load(self, partition: int, offset: int, handover: bytes | None) -> tuple[int, int]:
+        """Make ``partition``'s stage 1 current as of ``offset`` (where reading resumes): the
+        state kept through the rebalance, else the handover, else nothing; then the stored
+        history. Returns (history events taken, history events of the partition)."""
+        self.active.add(partition)
+        held = self.tallies.get(partition)
+        if held is not None and self.next_offset.get(partition, -1) >= offset:
+            return 0, 0  # kept through the rebalance: still exact
+        tallies = DebtTallies(self.ctx.policy)
         next_offset = -1
-        if found is not None:
-            doc = orjson.loads(found)
+        if handover is not None:
+            doc = orjson.loads(handover)
             if doc["next_offset"] >= offset:
                 tallies.restore(doc)
                 next_offset = doc["next_offset"]
@@ -146,18 +203,10 @@ class DebtRole:
                     doc["next_offset"],
                 )
         history = self._history_of(partition)
-        if history:
-            taken = sum(tallies.observe(event) for event in history)
-            log.info(
-                "debt: partition %d: %d of %d stored events of the horizon replayed",
-                partition,
-                taken,
-                len(history),
-            )
+        taken = sum(tallies.observe(event) for event in history)
         self.tallies[partition] = tallies
         self.next_offset[partition] = next_offset
-        self.active.add(partition)
-        return tallies
+        return taken, len(history)
 
     async def handle_event(self, message: Any) -> None:
         async with self.lock:
@@ -280,6 +329,7 @@ class DebtRole:
             for q in [q for q in self.loaded_end if q not in judged]:
                 del self.loaded_end[q]
             self.judge.forget(lambda w: wire.judge_partition(w, self.partitions) in self.judged)
+        self.loading = asyncio.get_running_loop().create_task(self.load_assigned())
 
     async def on_revoked(self, events: set[int]) -> None:
         """Hand the revoked events partitions over: their tallies, then their whole state."""
@@ -305,7 +355,14 @@ class DebtRole:
 
 def register(app: faust.App, ctx: WorkerContext) -> DebtRole:
     names, partitions = ensure_streams_topics(ctx.kafka, ctx.topics)
-    role = DebtRole(ctx, names, partitions, DebtJudge(ctx.policy), Publisher(ctx.kafka, ctx.topics))
+    role = DebtRole(
+        ctx,
+        names,
+        partitions,
+        DebtJudge(ctx.policy),
+        Publisher(ctx.kafka, ctx.topics),
+        app.conf.id,
+    )
     events, shares = (
         app.topic(
             name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
