@@ -236,17 +236,15 @@ def test_one_worker_and_three_with_a_rebalance_give_the_same_answers(
 
     one = _cluster(bootstrap, tmp_path, "one")
     many = _cluster(bootstrap, tmp_path, "many")
-    try:
+    try:  # the two runs side by side, each with its own topics, group and store
         one.start_worker()
         one.start_worker(STORE_ROLES, {"TOKENGOV_QUERY_ENDPOINT": f"127.0.0.1:{free_port()}"})
+        workers = [many.start_worker() for _ in range(3)]
+        many.start_worker(STORE_ROLES, {"TOKENGOV_QUERY_ENDPOINT": f"127.0.0.1:{free_port()}"})
         for part in parts:
             for key, value in part:
                 one.send_raw(key, value)
-        single = _answers(one, expected, calls, events)
 
-        one.close()  # its store is read; one sink at a time
-        workers = [many.start_worker() for _ in range(3)]
-        many.start_worker(STORE_ROLES, {"TOKENGOV_QUERY_ENDPOINT": f"127.0.0.1:{free_port()}"})
         for key, value in parts[0]:
             many.send_raw(key, value)
         many.wait_processed(60)
@@ -256,6 +254,8 @@ def test_one_worker_and_three_with_a_rebalance_give_the_same_answers(
         workers[0].stop()  # and one leaves (SIGTERM: it hands its partitions over)
         for key, value in parts[2]:
             many.send_raw(key, value)
+
+        single = _answers(one, expected, calls, events)
         spread = _answers(many, expected, calls, events)
     finally:
         one.close()
