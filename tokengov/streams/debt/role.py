@@ -81,6 +81,7 @@ class DebtRole:
     alerts_sent: int = 0
     shares_sent: int = 0
     handovers_restored: int = 0
+    handovers_failed: int = 0
     loading: asyncio.Task[None] | None = None
 
     @property
@@ -340,16 +341,36 @@ class DebtRole:
                 tallies = self.tallies.get(p)
                 if tallies is None or self.next_offset.get(p, -1) < 0:
                     continue
-                self._publish_shares(p, tallies)
-                self.publisher.send(
-                    self.names.debt_tallies,
-                    wire.handover_key(p),
-                    tallies.handover(self.next_offset[p]),
-                    partition=p % self.partitions,
-                )
+                try:
+                    self._publish_shares(p, tallies)
+                    self.publisher.send(
+                        self.names.debt_tallies,
+                        wire.handover_key(p),
+                        tallies.handover(self.next_offset[p]),
+                        partition=p % self.partitions,
+                    )
+                except Exception as exc:  # e.g. larger than the broker takes: never stop here
+                    self.handovers_failed += 1
+                    log.error(
+                        "debt: partition %d could not be handed over (%s); its next owner "
+                        "starts it from the stored history",
+                        p,
+                        exc,
+                    )
+                    continue
                 handed.append(p)
             if handed:
-                await self.publisher.delivered()
+                try:
+                    await self.publisher.delivered()
+                except Exception as exc:
+                    self.handovers_failed += len(handed)
+                    log.error(
+                        "debt: the handover of partitions %s was not delivered (%s); their next "
+                        "owners start them from the stored history",
+                        handed,
+                        exc,
+                    )
+                    return
                 log.info("debt: partitions %s handed over", handed)
 
 
