@@ -1,10 +1,13 @@
 """The same answers on one worker or many (issue 16): one scripted event stream — runaways,
 retry storms, a loop, budgets crossing every threshold, token-debt patterns, duplicates, a
-late event, a message that is not JSON — through 1 worker, then through 3 workers of the role
-set ``streams`` in one consumer group, a 4th joining and one leaving mid-stream. The alerts (by
-fingerprint), decisions and the findings are the same; the findings are also those of one
-in-process :class:`~tokengov.streams.debt.engine.DebtEngine` that saw every event once (the
-point both runs must converge to)."""
+late event, a message that is not JSON — through 1 worker and, side by side, through 3
+workers of the role set ``streams`` in one consumer group, a 4th joining and one leaving
+mid-stream (each run with its own topic prefix, group and store). The alerts (by
+fingerprint), decisions, findings, dead letters, the metrics' final values and the store's
+totals are the same; the findings are also those of one in-process
+:class:`~tokengov.streams.debt.engine.DebtEngine` that saw every event once (the point both
+runs must converge to). Every wait is on a condition: offsets committed, every event stored,
+every call in the metrics, the findings converged."""
 
 from __future__ import annotations
 
