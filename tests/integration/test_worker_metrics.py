@@ -147,11 +147,15 @@ def test_worker_metrics_move_with_real_traffic(worker: tuple[Cluster, WorkerProc
         done = (
             value(s, "tokengov_stream_events_total", outcome="processed") == processed
             and value(s, "tokengov_stream_events_total", outcome="duplicate") == 1
+            and value(s, "tokengov_debt_events_total", outcome="observed") == processed
             and value(s, "tokengov_sink_rows_inserted_total", table="token_events") == processed
             and value(s, "tokengov_notifications_total", receiver="console", result="delivered")
             >= 1
             and s.get("tokengov_consumer_lag_messages")
             and all(v == 0 for _, v in s["tokengov_consumer_lag_messages"])
+            # the events topic's lag is sampled (every 5 s) once its partitions are assigned
+            and c.topics.events
+            in {labels["topic"] for labels, _ in s["tokengov_consumer_lag_messages"]}
         )
         return s if done else None
 
@@ -174,6 +178,8 @@ def test_worker_metrics_move_with_real_traffic(worker: tuple[Cluster, WorkerProc
     ratios = {labels["budget"]: v for labels, v in s["tokengov_budget_spent_ratio"]}
     assert any("research" in budget and 0 < v < 1 for budget, v in ratios.items()), ratios
     assert value(s, "tokengov_policy_generation") == 1
+    assert value(s, "tokengov_debt_events_total", outcome="duplicate") == 1
+    assert value(s, "tokengov_debt_handovers_total", result="failed") == 0
 
     # one family per name (several roles share dead letters and lag), and Prometheus' own
     # linter accepts the exposition when promtool (Debian package `prometheus`) is there

@@ -187,7 +187,7 @@ class DebtCollector(Collector):
         self.role = role
 
     def collect(self) -> Iterator[Any]:
-        stats = self.role.engine.stats
+        stats = self.role.stats  # summed over the partitions it holds
         events = _counter(
             "tokengov_debt_events_total",
             "Events judged by the token-debt detectors, by outcome.",
@@ -206,6 +206,21 @@ class DebtCollector(Collector):
         findings = _counter("tokengov_findings_published_total", "Token-debt findings published.")
         findings.add_metric([], self.role.findings_sent)
         yield findings
+        shares = _counter(
+            "tokengov_debt_tallies_published_total",
+            "Per-partition token-debt tallies published to the workflow stage (stage 1 → 2).",
+        )
+        shares.add_metric([], self.role.shares_sent)
+        yield shares
+        handovers = _counter(
+            "tokengov_debt_handovers_total",
+            "Stage-1 handovers on a rebalance, by result: restored by the new owner, or failed "
+            "(not sent; the new owner falls back to the stored history).",
+            ("result",),
+        )
+        handovers.add_metric(["restored"], self.role.handovers_restored)
+        handovers.add_metric(["failed"], self.role.handovers_failed)
+        yield handovers
 
 
 class SinkCollector(Collector):

@@ -8,6 +8,11 @@
   from stage 1 to stage 2.
 - ``<prefix>tokengov.streams.aggregate-state`` — compacted, one partition:
   stage 2's budgets, windows and unit metrics.
+- ``<prefix>tokengov.streams.debt-tallies`` — compacted, as many partitions as
+  ``tokengov.events``: token debt's per-partition tallies of each workflow (key
+  ``<workflow>|p<partition>``, in the workflow's partition: the owner of that partition
+  judges the workflow) and each events partition's handover record
+  (:mod:`tokengov.streams.debt.wire`).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ class StreamsTopics:
     state: str
     partials: str
     aggregate_state: str
+    debt_tallies: str
 
     @classmethod
     def for_topics(cls, topics: Topics) -> StreamsTopics:
@@ -40,13 +46,19 @@ class StreamsTopics:
             base = f"{topic_prefix(topics)}tokengov.streams"
         else:
             base = f"{topics.events}.streams"
-        return cls(f"{base}.state", f"{base}.partials", f"{base}.aggregate-state")
+        return cls(
+            f"{base}.state",
+            f"{base}.partials",
+            f"{base}.aggregate-state",
+            f"{base}.debt-tallies",
+        )
 
     def specs(self, event_partitions: int) -> list[TopicSpec]:
         return [
             TopicSpec(self.state, event_partitions, dict(COMPACTED)),
             TopicSpec(self.partials, 1),
             TopicSpec(self.aggregate_state, 1, dict(COMPACTED)),
+            TopicSpec(self.debt_tallies, event_partitions, dict(COMPACTED)),
         ]
 
 

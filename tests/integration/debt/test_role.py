@@ -102,14 +102,14 @@ async def test_role_publishes_findings_and_alerts(
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            if role.engine.stats.observed_calls >= calls and role.findings_sent >= len(wasteful):
+            if role.stats.observed_calls >= calls and role.findings_sent >= len(wasteful):
                 break
             await asyncio.sleep(0.2)
     finally:
         await app.stop()
 
-    assert role.engine.stats.observed_calls == calls  # duplicates counted once
-    assert role.engine.stats.duplicates > 0
+    assert role.stats.observed_calls == calls  # duplicates counted once
+    assert role.stats.duplicates > 0
     assert role.undecodable == 1
     findings = [
         Finding.model_validate_json(raw) for raw in _read_all(bootstrap, topic_names.findings, 2)

@@ -37,10 +37,10 @@ def wait_for(
 
 
 class WorkerProcess:
-    def __init__(self, cmd: list[str], log_path: Path) -> None:
+    def __init__(self, cmd: list[str], log_path: Path, env: dict[str, str] | None = None) -> None:
         self.log_path = log_path
         self._log = log_path.open("ab")
-        env = {**os.environ, "COLUMNS": "400"}  # one log record per line
+        env = {**os.environ, "COLUMNS": "400", **(env or {})}  # one log record per line
         self.proc = subprocess.Popen(
             cmd, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, env=env
         )
@@ -89,14 +89,15 @@ class Cluster:
             {"bootstrap.servers": bootstrap, "partitioner": "murmur2_random", "linger.ms": 5}
         )
 
-    def start_worker(self) -> WorkerProcess:
+    def start_worker(
+        self, roles: tuple[str, ...] = ("streams",), env: dict[str, str] | None = None
+    ) -> WorkerProcess:
         cmd = [
             sys.executable,
             "-m",
             "tokengov.app.cli.main",
             "worker",
-            "--role",
-            "streams",
+            *(arg for role in roles for arg in ("--role", role)),
             "--policy",
             str(self.policy),
             "--data-dir",
@@ -107,7 +108,7 @@ class Cluster:
             self.prefix,
             "--no-create-topics",
         ]
-        worker = WorkerProcess(cmd, self.tmp / f"worker{len(self.workers)}.log")
+        worker = WorkerProcess(cmd, self.tmp / f"worker{len(self.workers)}.log", env)
         self.workers.append(worker)
         return worker
 
@@ -153,7 +154,8 @@ class Cluster:
         return letters
 
     def processed(self) -> bool:
-        """Every message of the events and partials topics is committed by the worker group."""
+        """Every message of the events, partials and debt tallies topics is committed by the
+        worker group."""
         consumer = Consumer(
             {
                 "bootstrap.servers": self.bootstrap,
@@ -162,7 +164,7 @@ class Cluster:
             }
         )
         try:
-            for topic in (self.topics.events, self.internal.partials):
+            for topic in (self.topics.events, self.internal.partials, self.internal.debt_tallies):
                 ends = end_offsets(self.bootstrap, topic)
                 tps = [TopicPartition(topic, p) for p in ends]
                 committed = {tp.partition: tp.offset for tp in consumer.committed(tps, timeout=5)}

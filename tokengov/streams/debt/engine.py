@@ -1,16 +1,20 @@
-"""The debt engine: events in, findings and ``debt_finding`` alerts out.
+"""The debt engine in two stages: per-partition tallies, then a judge per workflow.
 
-Pure code with an injectable clock. ``observe`` keeps the calls of open tasks
-(deduplicated by ``event_id``); a task closes on its outcome, after
-``task_idle`` of event time without a call, or at ``MAX_TASK_CALLS`` calls, and
-its calls become additive tallies in time buckets (see
-:mod:`tokengov.streams.debt.detectors.base`). ``flush`` evicts what left the horizon,
-judges every (team, workflow, agent, detector) over its horizon (open tasks
-included provisionally) and returns the findings due and the alerts.
+Pure code with an injectable clock. Stage 1, :class:`DebtTallies` (one per partition of
+``tokengov.events``): ``observe`` keeps the calls of open tasks (deduplicated by
+``event_id``); a task closes on its outcome, after ``task_idle`` of event time without a
+call, or at ``MAX_TASK_CALLS`` calls, and its calls become additive tallies in time
+buckets (see :mod:`tokengov.streams.debt.detectors.base`). ``take`` evicts what left the
+horizon and returns, for every workflow that changed, its :class:`WorkflowTallies`: the
+partition's closed buckets plus the open tasks' tallies (provisional), its watermark,
+first call and call count. Tallies add up, so stage 2, :class:`DebtJudge` (keyed by
+workflow), sums the latest :class:`WorkflowTallies` of every partition and judges every
+(team, workflow, agent, detector) over its horizon: the findings do not depend on how the
+partitions are spread over workers. :class:`DebtEngine` runs both in one process.
 
-Time: the horizon ends at the event-time watermark (the latest ``ts`` seen), so
-replayed history is judged as it happened; ``now`` (the clock) stamps findings
-and paces re-emission. A standing finding is published again at most every
+Time: a workflow's horizon ends at its watermark (the latest ``ts`` of the partitions
+that hold its calls), so replayed history is judged as it happened; ``now`` (the clock)
+stamps findings and paces re-emission. A standing finding is published again at most every
 ``reemit_interval``, and only when its workflow saw new calls since, with one
 exception: a finding whose waste rises across ``alert_usd_per_day`` (or on to
 ``critical_usd_per_day``) is published at the next flush, so a finding first
@@ -25,16 +29,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from tokengov.core.calls import Call, Done
 from tokengov.core.contracts import Alert, utcnow
 from tokengov.core.policy import Policy
 from tokengov.core.pricing import Pricer
 from tokengov.core.worker_context import PolicyHolder
+from tokengov.streams.core import codec
+from tokengov.streams.debt import wire
 from tokengov.streams.debt.detectors import (
     Detector,
     JudgeContext,
@@ -44,16 +50,22 @@ from tokengov.streams.debt.detectors import (
 )
 from tokengov.streams.debt.detectors.base import Priced
 from tokengov.streams.debt.findings import Finding, finding_alert, make_finding_id
-from tokengov.streams.debt.tally import Tally
+from tokengov.streams.debt.tally import Buckets, Key, Tally, WorkflowTallies
 
-__all__ = ["MAX_TASK_CALLS", "DebtEngine", "EngineStats", "FlushResult"]
+__all__ = [
+    "MAX_TASK_CALLS",
+    "DebtEngine",
+    "DebtJudge",
+    "DebtTallies",
+    "EngineStats",
+    "FlushResult",
+    "WorkflowTallies",
+]
 
 log = logging.getLogger(__name__)
 
 MAX_TASK_CALLS: Final = 2000
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-
-Key = tuple[str, str, str | None, str]  # team, workflow, agent, detector
 
 
 @dataclass
@@ -118,32 +130,38 @@ def _resolved(finding: Finding, starts_at: datetime, now: datetime) -> Alert:
     )
 
 
-class DebtEngine:
-    """``observe(event)`` every event; ``flush(now)`` on a timer."""
+def _key_order(key: Key) -> tuple[str, str, str, str]:
+    return (key[0], key[1], key[2] or "", key[3])
 
-    def __init__(
-        self,
-        policy: Policy | PolicyHolder,
-        clock: Callable[[], datetime] = utcnow,
-        detectors: Sequence[Detector] | None = None,
-    ) -> None:
+
+class _PolicySource:
+    def __init__(self, policy: Policy | PolicyHolder, detectors: Sequence[Detector] | None):
         self._policy_source = policy
-        self._clock = clock
         self.detectors = list(detectors) if detectors is not None else all_detectors()
-        self.stats = EngineStats()
-        self.watermark: datetime | None = None
-        self._seen: dict[str, datetime] = {}
-        self._tasks: dict[str, _Task] = {}
-        self._buckets: dict[Key, dict[datetime, Tally]] = {}
-        self._first_seen: dict[str, datetime] = {}
-        self._pricer: Pricer | None = None
-        self._generation: dict[str, int] = {}
-        self._standing: dict[Key, _Standing] = {}
 
     @property
     def policy(self) -> Policy:
         source = self._policy_source
         return source.current if isinstance(source, PolicyHolder) else source
+
+
+class DebtTallies(_PolicySource):
+    """Stage 1 for one partition of the events: ``observe`` every event, ``take`` on a timer."""
+
+    def __init__(
+        self, policy: Policy | PolicyHolder, detectors: Sequence[Detector] | None = None
+    ) -> None:
+        super().__init__(policy, detectors)
+        self.stats = EngineStats()
+        self.watermark: datetime | None = None
+        self._seen: dict[str, datetime] = {}
+        self._tasks: dict[str, _Task] = {}
+        self._buckets: Buckets = {}
+        self._first_seen: dict[str, datetime] = {}
+        self._last_seen: dict[str, datetime] = {}
+        self._calls: dict[str, int] = {}
+        self._dirty: set[str] = set()  # workflows whose tallies changed since the last take
+        self._pricer: Pricer | None = None
 
     # ------------------------------------------------------------------ input
 
@@ -176,15 +194,21 @@ class DebtEngine:
         if self.watermark is None or event.ts > self.watermark:
             self.watermark = event.ts
         policy = self.policy
-        owner = policy.owner_team(event.workflow) or event.team
+        workflow = event.workflow
         task = self._tasks.get(event.task_id)
         if task is None:
-            task = self._tasks[event.task_id] = _Task(owner, event.workflow)
+            owner = policy.owner_team(workflow) or event.team
+            task = self._tasks[event.task_id] = _Task(owner, workflow)
         # priced once, here: the tallies (provisional ones too) read the price
         task.calls.append((event, self._pricer_of(policy).priced(event, input_rate=True)))
-        task.last_ts = max(task.last_ts, event.ts)
-        self._first_seen.setdefault(event.workflow, event.ts)
-        self._generation[event.workflow] = self._generation.get(event.workflow, 0) + 1
+        if event.ts > task.last_ts:
+            task.last_ts = event.ts
+        if workflow not in self._first_seen:
+            self._first_seen[workflow] = event.ts
+        if event.ts > self._last_seen.get(workflow, _EPOCH):
+            self._last_seen[workflow] = event.ts
+        self._calls[workflow] = self._calls.get(workflow, 0) + 1
+        self._dirty.add(workflow)
         if len(task.calls) >= MAX_TASK_CALLS:
             self._close(self._tasks.pop(event.task_id))
         return True
@@ -202,45 +226,194 @@ class DebtEngine:
 
     def _close(self, task: _Task) -> None:
         self.stats.tasks_closed += 1
+        self._dirty.add(task.workflow)
         for key, start, tally in self._tallies(task):
             _merge_at(self._buckets.setdefault(key, {}), start, tally)
 
     # ------------------------------------------------------------------ output
 
+    def take(self) -> list[WorkflowTallies]:
+        """Close idle tasks, evict what left the horizon, and return the tallies of every
+        workflow that changed since the last take (a workflow with nothing left in the
+        horizon comes with no buckets: its share is gone)."""
+        if self.watermark is None:
+            return []
+        debt = self.policy.debt
+        watermark = self.watermark
+        self._close_idle(watermark - debt.task_idle)
+        self._evict(watermark)
+        dirty, self._dirty = self._dirty, set()
+        if not dirty:
+            return []
+        out = {
+            w: WorkflowTallies(
+                w, self._last_seen[w], self._first_seen[w], self._calls.get(w, 0), {}
+            )
+            for w in sorted(dirty)
+            if w in self._first_seen
+        }
+        for key, held in self._buckets.items():
+            share = out.get(key[1])
+            if share is not None:
+                share.buckets[key] = dict(held)
+        for task in self._tasks.values():
+            share = out.get(task.workflow)
+            if share is not None:
+                for key, start, tally in self._tallies(task):
+                    _merge_at(share.buckets.setdefault(key, {}), start, tally)
+        return list(out.values())
+
+    def _close_idle(self, cutoff: datetime) -> None:
+        idle = [task_id for task_id, task in self._tasks.items() if task.last_ts < cutoff]
+        for task_id in idle:
+            self._close(self._tasks.pop(task_id))
+
+    def _evict(self, watermark: datetime) -> None:
+        horizon = self.policy.debt.horizon
+        self._seen = {eid: ts for eid, ts in self._seen.items() if ts >= watermark - horizon}
+        reach = {d.name: (d.retention(self.policy.debt), d.bucket) for d in self.detectors}
+        for key in list(self._buckets):
+            retention, size = reach.get(key[3], (horizon, timedelta(minutes=1)))
+            cutoff = watermark - retention
+            held = self._buckets[key]
+            kept = {s: t for s, t in held.items() if s + size > cutoff}
+            if len(kept) != len(held):
+                self._dirty.add(key[1])
+            if kept:
+                self._buckets[key] = kept
+            else:
+                del self._buckets[key]
+
+    @property
+    def open_tasks(self) -> int:
+        return len(self._tasks)
+
+    # ------------------------------------------------------------------ handover
+
+    def handover(self, next_offset: int) -> bytes:
+        """This partition's whole state, read up to (not including) ``next_offset``, for the
+        worker that takes the partition over (:meth:`restore`)."""
+        return codec.dumps(
+            {
+                "next_offset": next_offset,
+                "watermark_us": None if self.watermark is None else wire.micros(self.watermark),
+                "seen": [[e, wire.micros(ts)] for e, ts in self._seen.items()],
+                "tasks": [
+                    [
+                        task_id,
+                        t.team,
+                        t.workflow,
+                        wire.micros(t.last_ts),
+                        [wire.encode_call(c) for c, _ in t.calls],
+                    ]
+                    for task_id, t in self._tasks.items()
+                ],
+                "buckets": wire.encode_buckets(self._buckets),
+                "workflows": [
+                    [w, wire.micros(first), wire.micros(self._last_seen[w]), self._calls.get(w, 0)]
+                    for w, first in self._first_seen.items()
+                ],
+                "stats": asdict(self.stats),
+            }
+        )
+
+    def restore(self, doc: dict[str, Any]) -> None:
+        """Take over the state of a :meth:`handover` (every workflow is published again)."""
+        wm = doc["watermark_us"]
+        self.watermark = None if wm is None else wire.from_micros(wm)
+        self._seen = {e: wire.from_micros(ts) for e, ts in doc["seen"]}
+        pricer = self._pricer_of(self.policy)
+        self._tasks = {}
+        for task_id, team, workflow, last_us, calls in doc["tasks"]:
+            decoded = [wire.decode_call(c) for c in calls]
+            self._tasks[task_id] = _Task(
+                team,
+                workflow,
+                [(c, pricer.priced(c, input_rate=True)) for c in decoded],
+                wire.from_micros(last_us),
+            )
+        self._buckets = wire.decode_buckets(doc["buckets"])
+        for workflow, first_us, last_us, calls in doc["workflows"]:
+            self._first_seen[workflow] = wire.from_micros(first_us)
+            self._last_seen[workflow] = wire.from_micros(last_us)
+            self._calls[workflow] = int(calls)
+        self.stats = EngineStats(**doc["stats"])
+        self._dirty = set(self._first_seen)
+
+
+class DebtJudge(_PolicySource):
+    """Stage 2: the latest :class:`WorkflowTallies` of every partition, summed and judged per
+    (team, workflow, agent, detector). ``apply`` each share as it arrives; ``flush(now)`` on a
+    timer."""
+
+    def __init__(
+        self,
+        policy: Policy | PolicyHolder,
+        clock: Callable[[], datetime] = utcnow,
+        detectors: Sequence[Detector] | None = None,
+    ) -> None:
+        super().__init__(policy, detectors)
+        self._clock = clock
+        self._shares: dict[str, dict[int, WorkflowTallies]] = {}  # workflow → partition → share
+        self._standing: dict[Key, _Standing] = {}
+
+    def apply(self, partition: int, share: WorkflowTallies) -> None:
+        """The latest tallies of ``share.workflow`` from events partition ``partition``."""
+        if share.buckets:
+            self._shares.setdefault(share.workflow, {})[partition] = share
+        else:
+            self.drop(partition, share.workflow)
+
+    def drop(self, partition: int, workflow: str) -> None:
+        """Partition ``partition`` holds nothing of ``workflow`` any more."""
+        shares = self._shares.get(workflow)
+        if shares is not None:
+            shares.pop(partition, None)
+            if not shares:
+                del self._shares[workflow]
+
+    def forget(self, keep: Callable[[str], bool]) -> None:
+        """Drop the workflows ``keep`` rejects (their judge is now another worker's)."""
+        for workflow in [w for w in self._shares if not keep(w)]:
+            del self._shares[workflow]
+        for key in [k for k in self._standing if not keep(k[1])]:
+            del self._standing[key]
+
+    @property
+    def workflows(self) -> int:
+        return len(self._shares)
+
     def flush(self, now: datetime | None = None) -> FlushResult:
         """Judge every key over its horizon; return the findings due and the alerts."""
         now = now or self._clock()
         result = FlushResult()
-        if self.watermark is None:
-            return result
         policy = self.policy
         debt = policy.debt
-        watermark = self.watermark
-        self._close_idle(watermark - debt.task_idle)
-        self._evict(watermark)
-
-        provisional: dict[Key, dict[datetime, Tally]] = {}
-        for task in self._tasks.values():
-            for key, start, tally in self._tallies(task):
-                _merge_at(provisional.setdefault(key, {}), start, tally)
-
+        merged: dict[Key, dict[datetime, Tally]] = {}
+        facts: dict[str, tuple[datetime, timedelta, int]] = {}  # watermark, span, calls
+        for workflow, shares in self._shares.items():
+            watermark = max(s.watermark for s in shares.values())
+            first = min(s.first_seen for s in shares.values())
+            span = max(debt.min_span, min(debt.horizon, watermark - first))
+            facts[workflow] = (watermark, span, sum(s.calls for s in shares.values()))
+            for share in shares.values():
+                for key, buckets in share.buckets.items():
+                    into = merged.setdefault(key, {})
+                    for start, tally in buckets.items():
+                        _merge_at(into, start, tally)
         by_name = {d.name: d for d in self.detectors}
-        keys = set(self._buckets) | set(provisional) | set(self._standing)
-        for key in sorted(keys, key=lambda k: (k[0], k[1], k[2] or "", k[3])):
+        for key in sorted(set(merged) | set(self._standing), key=_key_order):
             workflow, name = key[1], key[3]
             detector = by_name.get(name)
             verdict: Verdict | None = None
-            if detector is not None:
-                merged: dict[datetime, Tally] = {}
-                for source in (self._buckets.get(key, {}), provisional.get(key, {})):
-                    for start, tally in source.items():
-                        _merge_at(merged, start, tally)
-                span = self._span(workflow, watermark)
-                ctx = JudgeContext(debt, span, policy.profile(workflow))
-                verdict = detector.judge(sorted(merged.items(), key=lambda kv: kv[0]), ctx)
+            fact = facts.get(workflow)
+            if detector is not None and key in merged and fact is not None:
+                ctx = JudgeContext(debt, fact[1], policy.profile(workflow))
+                verdict = detector.judge(sorted(merged[key].items(), key=lambda kv: kv[0]), ctx)
             if verdict is not None and verdict.waste_tokens_per_day < debt.min_waste_tokens_per_day:
                 verdict = None
-            self._decide(key, detector, verdict, watermark, now, result)
+            watermark, generation = (fact[0], fact[2]) if fact else (now, 0)
+            self._decide(key, detector, verdict, watermark, generation, now, result)
         return result
 
     def _decide(
@@ -249,6 +422,7 @@ class DebtEngine:
         detector: Detector | None,
         verdict: Verdict | None,
         watermark: datetime,
+        generation: int,
         now: datetime,
         result: FlushResult,
     ) -> None:
@@ -261,7 +435,6 @@ class DebtEngine:
                     result.alerts.append(_resolved(standing.finding, standing.alert_starts_at, now))
                 del self._standing[key]
             return
-        generation = self._generation.get(workflow, 0)
         usd = verdict.waste_usd_per_day
         level = _alert_level(usd, debt.alert_usd_per_day, debt.critical_usd_per_day)
         if (
@@ -298,29 +471,44 @@ class DebtEngine:
             starts_at = None
         self._standing[key] = _Standing(now, generation, starts_at, finding, level)
 
-    def _span(self, workflow: str, watermark: datetime) -> timedelta:
-        debt = self.policy.debt
-        observed = watermark - self._first_seen.get(workflow, watermark)
-        return max(debt.min_span, min(debt.horizon, observed))
 
-    def _close_idle(self, cutoff: datetime) -> None:
-        idle = [task_id for task_id, task in self._tasks.items() if task.last_ts < cutoff]
-        for task_id in idle:
-            self._close(self._tasks.pop(task_id))
+class DebtEngine:
+    """Both stages in one process, over one partition: ``observe(event)`` every event;
+    ``flush(now)`` on a timer (tests, the bench's baseline, ``tokengov debt report``)."""
 
-    def _evict(self, watermark: datetime) -> None:
-        horizon = self.policy.debt.horizon
-        self._seen = {eid: ts for eid, ts in self._seen.items() if ts >= watermark - horizon}
-        reach = {d.name: (d.retention(self.policy.debt), d.bucket) for d in self.detectors}
-        for key in list(self._buckets):
-            retention, size = reach.get(key[3], (horizon, timedelta(minutes=1)))
-            cutoff = watermark - retention
-            kept = {s: t for s, t in self._buckets[key].items() if s + size > cutoff}
-            if kept:
-                self._buckets[key] = kept
-            else:
-                del self._buckets[key]
+    def __init__(
+        self,
+        policy: Policy | PolicyHolder,
+        clock: Callable[[], datetime] = utcnow,
+        detectors: Sequence[Detector] | None = None,
+    ) -> None:
+        self.tallies = DebtTallies(policy, detectors)
+        self.judge = DebtJudge(policy, clock, self.tallies.detectors)
+
+    @property
+    def policy(self) -> Policy:
+        return self.tallies.policy
+
+    @property
+    def detectors(self) -> list[Detector]:
+        return self.tallies.detectors
+
+    @property
+    def stats(self) -> EngineStats:
+        return self.tallies.stats
+
+    @property
+    def watermark(self) -> datetime | None:
+        return self.tallies.watermark
 
     @property
     def open_tasks(self) -> int:
-        return len(self._tasks)
+        return self.tallies.open_tasks
+
+    def observe(self, event: Call | Done) -> bool:
+        return self.tallies.observe(event)
+
+    def flush(self, now: datetime | None = None) -> FlushResult:
+        for share in self.tallies.take():
+            self.judge.apply(0, share)
+        return self.judge.flush(now)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 
-__all__ = ["Tally", "sum_tallies"]
+__all__ = ["Buckets", "Key", "Tally", "WorkflowTallies", "sum_tallies"]
 
 
 @dataclass(slots=True)
@@ -42,3 +43,18 @@ def sum_tallies(tallies: Iterable[Tally]) -> Tally:
     for tally in tallies:
         total.merge(tally)
     return total
+
+
+Key = tuple[str, str, str | None, str]  # team, workflow, agent, detector
+Buckets = dict[Key, dict[datetime, Tally]]  # by key, then by bucket start
+
+
+@dataclass(slots=True)
+class WorkflowTallies:
+    """One partition's share of one workflow: what stage 1 publishes and stage 2 sums."""
+
+    workflow: str
+    watermark: datetime  # the partition's latest call of the workflow (event time)
+    first_seen: datetime  # the partition's first call of the workflow
+    calls: int  # calls of the workflow the partition observed
+    buckets: Buckets  # closed tasks' tallies plus the open tasks' (provisional)
