@@ -8,6 +8,13 @@ into envelopes, and produces them with confluent-kafka (idempotent,
 clients and aiokafka do). Nothing raises into the agent: an invalid event is
 logged with the field at fault and counted; a full queue counts the overflow.
 
+The sender builds each recorded call as the plain JSON document the models would
+write, serialises the envelope of a task once (orjson) and validates those very
+bytes with the contract's fast path (:func:`tokengov.core.decoding.fast_message`,
+which accepts exactly what the models accept); an envelope it is not sure about
+goes event by event through the pydantic models, which keep the valid events and
+name the field at fault in the others.
+
 When the broker cannot take messages (all brokers down, delivery timeout, a
 fatal producer error) the emitter purges what librdkafka still holds into a
 local disk spool, keeps spooling new events behind them, and replays the spool
@@ -23,6 +30,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
+import math
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -32,10 +40,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final
 
+import orjson
 from confluent_kafka import KafkaError, KafkaException, Producer
 from pydantic import TypeAdapter, ValidationError
 
 from tokengov.core.contracts import (
+    COMPONENT_NAMES,
+    SCHEMA_VERSION,
+    UNATTRIBUTED,
     CallEvent,
     Components,
     Event,
@@ -44,10 +56,11 @@ from tokengov.core.contracts import (
     describe_validation_error,
     new_event_id,
 )
+from tokengov.core.decoding import fast_message
 from tokengov.core.errors import ContractError
 from tokengov.core.kafka import KafkaConnection, connection
 from tokengov.core.topics import EVENTS, NO_AUTO_CREATE
-from tokengov.producers.adapters import read_usage
+from tokengov.producers.adapters import read_usage, read_usage_counts
 from tokengov.producers.spool import Spool
 
 __all__ = ["EmitterStats", "TaskContext", "TokenEmitter"]
@@ -56,6 +69,18 @@ log = logging.getLogger(__name__)
 _rdkafka_log = logging.getLogger(f"{__name__}.librdkafka")
 
 _events_adapter: Final = TypeAdapter(list[Event])
+#: orjson writes an aware UTC datetime as ``…Z``, as the models' JSON does.
+_JSON_OPTIONS: Final = orjson.OPT_UTC_Z
+_NO_COMPONENTS: Final = dict.fromkeys(COMPONENT_NAMES, 0)
+_NO_TOKENS: Final = TokenCounts()
+_TOKEN_NAMES: Final = (
+    "input",
+    "output",
+    "cached_input",
+    "cache_write",
+    "cache_write_1h",
+    "reasoning",
+)
 
 
 @dataclass
@@ -79,6 +104,30 @@ class EmitterStats:
 # kind "model": a built event; "call"/"outcome": a dict of values; "task-call": a tuple
 # in the order of _TASK_CALL_FIELDS (the hot path of TaskContext.record).
 _Pending = tuple[str, float, Any]
+# What the sender batches per task: (key, the event's JSON document or its model, pending).
+_Item = tuple[str, "dict[str, Any] | CallEvent | Outcome", _Pending]
+_KNOWN_FIELDS: Final = {
+    "call": frozenset(CallEvent.model_fields) | {"usage"},
+    "outcome": frozenset(Outcome.model_fields),
+}
+
+
+def _attribution(value: Any) -> Any:
+    """The contract's rule for team and workflow (``contracts.Attribution``): missing or blank
+    is ``unattributed``; anything else is left for the validation to judge."""
+    if value is None or (type(value) is str and not value.strip()):
+        return UNATTRIBUTED
+    return value
+
+
+def _tokens_doc(tokens: TokenCounts | Mapping[str, int]) -> dict[str, Any]:
+    """The six counts of ``tokens`` as the models write them (0 where not reported)."""
+    if isinstance(tokens, TokenCounts):
+        return {name: getattr(tokens, name) for name in _TOKEN_NAMES}
+    get = tokens.get
+    return {name: get(name, 0) for name in _TOKEN_NAMES}
+
+
 _TASK_CALL_FIELDS: Final = (
     "team",
     "workflow",
@@ -300,28 +349,184 @@ class TokenEmitter:
 
     def _messages(self) -> Iterator[tuple[bytes, bytes, int]]:
         """Drain the queue into (key, value, event count) messages, one envelope per task."""
-        by_task: dict[str, list[CallEvent | Outcome]] = {}
-        order: list[str] = []
+        by_task: dict[str, list[_Item]] = {}
+        queue, envelope_max = self._queue, self._envelope_max
         n = 0
-        while self._queue and n < 50_000:
-            kind, at, values = self._queue.popleft()
+        while queue and n < 50_000:
+            pending = queue.popleft()
             n += 1
-            event = self._build(kind, at, values)
-            if event is None:
+            item = self._prepare(pending)
+            if item is None:
                 continue
-            key = event.task if isinstance(event, CallEvent) else event.task_id
-            bucket = by_task.get(key)
+            bucket = by_task.get(item[0])
             if bucket is None:
-                by_task[key] = bucket = []
-                order.append(key)
-            bucket.append(event)
-            if len(bucket) >= self._envelope_max:
-                yield key.encode(), self._encode(bucket), len(bucket)
-                by_task[key] = []
-        for key in order:
-            bucket = by_task[key]
+                by_task[item[0]] = bucket = []
+            bucket.append(item)
+            if len(bucket) >= envelope_max:
+                message = self._envelope(bucket)
+                if message is not None:
+                    yield message
+                by_task[item[0]] = []
+        for bucket in by_task.values():  # dicts keep insertion order: first task first
             if bucket:
-                yield key.encode(), self._encode(bucket), len(bucket)
+                message = self._envelope(bucket)
+                if message is not None:
+                    yield message
+
+    def _prepare(self, pending: _Pending) -> _Item | None:
+        """(key, what to send, the pending entry): the JSON document of an event, unchecked
+        yet (the envelope is validated whole), or a model when the models had to decide now.
+        None: invalid (logged and counted)."""
+        kind, at, values = pending
+        doc: dict[str, Any] | None = None
+        if kind == "task-call":
+            doc = self._task_call_doc(at, values)
+        elif kind in ("call", "outcome") and values.keys() <= _KNOWN_FIELDS[kind]:
+            doc = self._values_doc(kind, at, values)
+        if doc is not None:
+            return doc["task_id"], doc, pending
+        event = self._build(kind, at, values)
+        if event is None:
+            return None
+        return (event.task if isinstance(event, CallEvent) else event.task_id), event, pending
+
+    def _envelope(self, bucket: list[_Item]) -> tuple[bytes, bytes, int] | None:
+        """One message of a task: serialised once, its bytes validated by the contract's fast
+        path; when that is not sure, event by event through the models."""
+        docs = [item[1] for item in bucket]
+        try:
+            raw = orjson.dumps(docs[0] if len(docs) == 1 else docs, option=_JSON_OPTIONS)
+        except TypeError:  # a model, or a value JSON cannot hold: the models decide
+            raw = None
+        if raw is not None and fast_message(raw) is not None:
+            return bucket[0][0].encode(), raw, len(docs)
+        events: list[CallEvent | Outcome] = []
+        for _key, doc, pending in bucket:
+            event = doc if isinstance(doc, CallEvent | Outcome) else self._build(*pending)
+            if event is not None:
+                events.append(event)
+        if not events:
+            return None
+        return bucket[0][0].encode(), self._encode(events), len(events)
+
+    def _task_call_doc(self, at: float, values: tuple[Any, ...]) -> dict[str, Any] | None:
+        """The call :meth:`TaskContext.record` captured, as the models would write it; None
+        when only the models can tell (a reported cost, a float where JSON would write NaN
+        as null, a task id that is not text, a usage payload the readers refuse)."""
+        (
+            team,
+            workflow,
+            task_id,
+            agent,
+            parent,
+            step,
+            attempt,
+            provider,
+            model,
+            usage,
+            components,
+            tool_calls,
+            tool_name,
+            latency_ms,
+            status,
+            cost_usd,
+            context_window,
+            service_tier,
+        ) = values
+        if (
+            cost_usd is not None
+            or type(task_id) is not str
+            or float
+            in (
+                type(team),
+                type(workflow),
+                type(parent),
+                type(tool_name),
+                type(latency_ms),
+                type(context_window),
+                type(service_tier),
+            )
+        ):
+            return None
+        try:
+            tokens, usage_tier, missing = read_usage_counts(str(provider or "unknown"), usage)
+        except (ContractError, TypeError, ValueError):
+            return None  # the models' path says why
+        if type(components) is not dict:
+            return None
+        if service_tier is None:
+            service_tier = usage_tier
+        return {
+            "kind": "call",
+            "schema_version": SCHEMA_VERSION,
+            "event_id": new_event_id(),
+            "ts": datetime.fromtimestamp(at, UTC),
+            "team": _attribution(team),
+            "workflow": _attribution(workflow),
+            "task_id": task_id,
+            "agent": agent,
+            "parent_agent": parent,
+            "step": step,
+            "provider": provider,
+            "model": model,
+            "tokens": _tokens_doc(tokens),
+            "components": {**_NO_COMPONENTS, **components} if components else _NO_COMPONENTS,
+            "attempt": attempt,
+            "tool_calls": tool_calls,
+            "tool_name": tool_name,
+            "latency_ms": latency_ms,
+            "status": status,
+            "cost_usd": None,
+            "context_window": context_window,
+            "service_tier": service_tier,
+            "usage_missing": missing,
+        }
+
+    def _values_doc(self, kind: str, at: float, values: dict[str, Any]) -> dict[str, Any] | None:
+        """A call or outcome given as values (:meth:`emit_call`, :meth:`emit_outcome`), as the
+        models would write it; None when only the models can tell."""
+        doc = dict(values)
+        for value in doc.values():
+            if type(value) is float and kind == "call":
+                return None  # NaN would be written as null; 3.0 for an int is the models' call
+        if kind == "call":
+            if "usage" in doc:
+                try:
+                    tokens, usage_tier, missing = read_usage_counts(
+                        str(doc.get("provider") or "unknown"), doc.pop("usage")
+                    )
+                except (ContractError, TypeError, ValueError):
+                    return None
+                doc["tokens"] = tokens
+                if missing:
+                    doc["usage_missing"] = True
+                if doc.get("service_tier") is None and usage_tier is not None:
+                    doc["service_tier"] = usage_tier
+            given, components = doc.get("tokens", _NO_TOKENS), doc.get("components", {})
+            if type(given) is dict or isinstance(given, TokenCounts):
+                doc["tokens"] = _tokens_doc(given)
+            else:
+                return None
+            if doc.get("cost_usd") is not None or type(components) is not dict:
+                return None
+            doc["components"] = {**_NO_COMPONENTS, **components}
+        else:
+            quality = doc.get("quality")
+            if type(quality) is float and not math.isfinite(quality):
+                return None
+        event_id = doc.setdefault("event_id", new_event_id())
+        if "ts" not in doc:
+            doc["ts"] = datetime.fromtimestamp(at, UTC)
+        elif type(doc["ts"]) is not str:
+            return None  # a datetime: the models check its zone and range
+        task_id = doc.get("task_id")
+        if task_id is None and kind == "call":
+            task_id = doc["task_id"] = event_id
+        if type(task_id) is not str:
+            return None
+        for name in ("team", "workflow"):
+            doc[name] = _attribution(doc.get(name))
+        return {"kind": kind, **doc}
 
     @staticmethod
     def _encode(events: list[CallEvent | Outcome]) -> bytes:
