@@ -112,7 +112,8 @@ def _count(mapping: Mapping[str, Any] | None, key: str, *, where: str, text: boo
 
 
 def _details(mapping: Mapping[str, Any], key: str) -> Mapping[str, Any]:
-    return _as_mapping(mapping.get(key)) if mapping.get(key) is not None else {}
+    value = mapping.get(key)
+    return _NOTHING if value is None else _as_mapping(value)
 
 
 #: Builds the token counts a reader found: :func:`_checked` (a :class:`TokenCounts`, the
@@ -120,10 +121,27 @@ def _details(mapping: Mapping[str, Any], key: str) -> Mapping[str, Any]:
 _Make = Callable[..., Any]
 
 
-def _unchecked(where: str, **counts: int) -> dict[str, int]:
-    """The counts as read, each a whole number ≥ 0 but not checked against each other: for a
-    caller that validates the whole event itself (:func:`read_usage_counts`)."""
-    return counts
+def _unchecked(
+    where: str,
+    *,
+    input: int = 0,
+    output: int = 0,
+    cached_input: int = 0,
+    cache_write: int = 0,
+    cache_write_1h: int = 0,
+    reasoning: int = 0,
+) -> dict[str, int]:
+    """The six counts as read (0 where not reported), each a whole number ≥ 0 but not checked
+    against each other: for a caller that validates the whole event itself
+    (:func:`read_usage_counts`)."""
+    return {
+        "input": input,
+        "output": output,
+        "cached_input": cached_input,
+        "cache_write": cache_write,
+        "cache_write_1h": cache_write_1h,
+        "reasoning": reasoning,
+    }
 
 
 def _checked(where: str, **counts: int) -> TokenCounts:
@@ -138,14 +156,33 @@ def _checked(where: str, **counts: int) -> TokenCounts:
         raise ContractError(f"inconsistent counts: {reason}", field=where) from None
 
 
-def _openai(usage: Any, input_key: str, output_key: str, make: _Make = _checked) -> Any:
+def _openai_names(input_key: str, output_key: str) -> tuple[str, str, str, str, str, str]:
+    """(input, output, their details, where in the usage each details count is)."""
+    in_details, out_details = f"{input_key}_details", f"{output_key}_details"
+    return (
+        input_key,
+        output_key,
+        in_details,
+        out_details,
+        f"usage.{in_details}.",
+        f"usage.{out_details}.",
+    )
+
+
+#: OpenAI's two spellings of the same usage shape: chat completions and responses.
+_CHAT: Final = _openai_names("prompt_tokens", "completion_tokens")
+_RESPONSES: Final = _openai_names("input_tokens", "output_tokens")
+_NOTHING: Final[Mapping[str, Any]] = {}
+
+
+def _openai(usage: Any, names: tuple[str, str, str, str, str, str], make: _Make = _checked) -> Any:
     """OpenAI's usage shape, in either API's names: ``<input_key>`` includes the cached and
     cache-write tokens of ``<input_key>_details``, ``<output_key>`` the reasoning tokens of
     ``<output_key>_details``."""
+    input_key, output_key, input_details, output_details, in_where, out_where = names
     u = _as_mapping(usage)
-    inp = _details(u, f"{input_key}_details")
-    out = _details(u, f"{output_key}_details")
-    in_where, out_where = f"usage.{input_key}_details.", f"usage.{output_key}_details."
+    inp = _details(u, input_details)
+    out = _details(u, output_details)
     return make(
         "usage",
         input=_count(u, input_key, where="usage."),
@@ -158,12 +195,12 @@ def _openai(usage: Any, input_key: str, output_key: str, make: _Make = _checked)
 
 def from_openai_chat(usage: Any) -> TokenCounts:
     """OpenAI chat completions ``usage``: prompt tokens include cached and cache-write ones."""
-    return cast(TokenCounts, _openai(usage, "prompt_tokens", "completion_tokens"))
+    return cast(TokenCounts, _openai(usage, _CHAT))
 
 
 def from_openai_responses(usage: Any) -> TokenCounts:
     """OpenAI responses API ``usage``: input tokens include cached and cache-write ones."""
-    return cast(TokenCounts, _openai(usage, "input_tokens", "output_tokens"))
+    return cast(TokenCounts, _openai(usage, _RESPONSES))
 
 
 def from_anthropic(usage: Any) -> TokenCounts:
@@ -430,7 +467,12 @@ _ANTHROPIC: Final = frozenset(("anthropic", "bedrock-anthropic", "vertex-anthrop
 
 
 def _is_otel(u: Mapping[str, Any]) -> bool:
-    return any(str(k).startswith("gen_ai.") for k in u)
+    # a loop rather than any(<generator>): it runs for every recorded call, and building the
+    # generator was most of its cost
+    for k in u:  # noqa: SIM110
+        if str(k).startswith("gen_ai."):
+            return True
+    return False
 
 
 def _tokens(
@@ -444,17 +486,17 @@ def _tokens(
     if name in _ANTHROPIC:
         return _anthropic(u, make)
     if "prompt_tokens" in u or "completion_tokens" in u:
-        return _openai(u, "prompt_tokens", "completion_tokens", make)
+        return _openai(u, _CHAT, make)
     if "input_tokens" in u or "output_tokens" in u:
         if name in {"openai", "azure-openai", "azure"} or "input_tokens_details" in u:
-            return _openai(u, "input_tokens", "output_tokens", make)
+            return _openai(u, _RESPONSES, make)
         if (
             "cache_read_input_tokens" in u
             or "cache_creation_input_tokens" in u
             or "cache_creation" in u
         ):
             return _anthropic(u, make)
-        return _openai(u, "input_tokens", "output_tokens", make)
+        return _openai(u, _RESPONSES, make)
     # Already in tokengov's own shape: {"input": …, "output": …, "cached_input": …}
     if {"input", "output"} & set(u):
         return TokenCounts.model_validate(u)
@@ -486,8 +528,9 @@ def read_usage_counts(
     """:func:`read_usage` for a caller that validates the whole event itself (the emitter's
     sender, with the contract's fast path): (token counts, service tier, missing). Each count
     is a whole number ≥ 0, but for the providers' usage shapes the counts are not checked
-    against each other (cached within input, …) and come as a plain mapping rather than a
-    :class:`TokenCounts`: should they break the contract, :func:`read_usage` says how."""
+    against each other (cached within input, …) and come as a plain dict of the six counts
+    rather than a :class:`TokenCounts`: should they break the contract, :func:`read_usage`
+    says how."""
     if isinstance(payload, Usage):
         return payload.tokens, payload.service_tier, payload.missing
     return _read(provider, payload, _unchecked)
@@ -497,7 +540,7 @@ _NO_TOKENS: Final = TokenCounts()
 
 
 def _read(provider: str, payload: Any, make: _Make) -> tuple[Any, str | None, bool]:
-    if isinstance(payload, TokenCounts):
+    if type(payload) is not dict and isinstance(payload, TokenCounts):
         return payload, None, False
     if payload is None:
         return _NO_TOKENS, None, True
