@@ -470,7 +470,7 @@ def _is_otel(u: Mapping[str, Any]) -> bool:
     # a loop rather than any(<generator>): it runs for every recorded call, and building the
     # generator was most of its cost
     for k in u:  # noqa: SIM110
-        if str(k).startswith("gen_ai."):
+        if (k if type(k) is str else str(k)).startswith("gen_ai."):
             return True
     return False
 

@@ -440,10 +440,14 @@ class TokenEmitter:
     ) -> tuple[bytes, bytes, int] | None:
         """One message of a task, its bytes validated whole by the contract's fast path; when
         that is not sure, event by event through the models."""
-        if all(type(part) is bytes for part in parts):
-            raw = cast(bytes, parts[0]) if len(parts) == 1 else b"[%b]" % b",".join(parts)  # type: ignore[arg-type]
-            if fast_message(raw) is not None:
-                return key.encode(), raw, len(parts)
+        raw: Any = parts[0]
+        if len(parts) > 1:
+            try:
+                raw = b"[%b]" % b",".join(parts)  # type: ignore[arg-type]
+            except TypeError:  # a model among them
+                raw = None
+        if type(raw) is bytes and fast_message(raw) is not None:
+            return key.encode(), raw, len(parts)
         events: list[CallEvent | Outcome] = []
         for part, pending in zip(parts, pendings, strict=True):
             event = self._build(*pending) if type(part) is bytes else part
