@@ -39,9 +39,9 @@ missing usage; the tests compare these adapters with it on the providers' SDK ty
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from tokengov.core.contracts import TokenCounts
 from tokengov.core.errors import ContractError
@@ -58,6 +58,7 @@ __all__ = [
     "from_otel_span",
     "normalize_usage",
     "read_usage",
+    "read_usage_counts",
 ]
 
 
@@ -74,7 +75,7 @@ class Usage:
 def _as_mapping(usage: Any) -> Mapping[str, Any]:
     if usage is None:
         return {}
-    if isinstance(usage, Mapping):
+    if type(usage) is dict or isinstance(usage, Mapping):
         return usage
     dump = getattr(usage, "model_dump", None)
     if callable(dump):
@@ -94,6 +95,8 @@ def _count(mapping: Mapping[str, Any] | None, key: str, *, where: str, text: boo
     value = mapping.get(key)
     if value is None:
         return 0
+    if type(value) is int and value >= 0:  # the usual case, first
+        return value
     if text and isinstance(value, str) and value.strip().isdigit() and value.isascii():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
@@ -109,7 +112,36 @@ def _count(mapping: Mapping[str, Any] | None, key: str, *, where: str, text: boo
 
 
 def _details(mapping: Mapping[str, Any], key: str) -> Mapping[str, Any]:
-    return _as_mapping(mapping.get(key)) if mapping.get(key) is not None else {}
+    value = mapping.get(key)
+    return _NOTHING if value is None else _as_mapping(value)
+
+
+#: Builds the token counts a reader found: :func:`_checked` (a :class:`TokenCounts`, the
+#: public readers) or :func:`_unchecked` (the counts as they are, for the emitter's sender).
+_Make = Callable[..., Any]
+
+
+def _unchecked(
+    where: str,
+    *,
+    input: int = 0,
+    output: int = 0,
+    cached_input: int = 0,
+    cache_write: int = 0,
+    cache_write_1h: int = 0,
+    reasoning: int = 0,
+) -> dict[str, int]:
+    """The six counts as read (0 where not reported), each a whole number ≥ 0 but not checked
+    against each other: for a caller that validates the whole event itself
+    (:func:`read_usage_counts`)."""
+    return {
+        "input": input,
+        "output": output,
+        "cached_input": cached_input,
+        "cache_write": cache_write,
+        "cache_write_1h": cache_write_1h,
+        "reasoning": reasoning,
+    }
 
 
 def _checked(where: str, **counts: int) -> TokenCounts:
@@ -124,17 +156,36 @@ def _checked(where: str, **counts: int) -> TokenCounts:
         raise ContractError(f"inconsistent counts: {reason}", field=where) from None
 
 
-def _openai(usage: Any, input_key: str, output_key: str) -> TokenCounts:
+def _openai_names(input_key: str, output_key: str) -> tuple[str, str, str, str, str, str]:
+    """(input, output, their details, where in the usage each details count is)."""
+    in_details, out_details = f"{input_key}_details", f"{output_key}_details"
+    return (
+        input_key,
+        output_key,
+        in_details,
+        out_details,
+        f"usage.{in_details}.",
+        f"usage.{out_details}.",
+    )
+
+
+#: OpenAI's two spellings of the same usage shape: chat completions and responses.
+_CHAT: Final = _openai_names("prompt_tokens", "completion_tokens")
+_RESPONSES: Final = _openai_names("input_tokens", "output_tokens")
+_NOTHING: Final[Mapping[str, Any]] = {}
+
+
+def _openai(usage: Any, names: tuple[str, str, str, str, str, str], make: _Make = _checked) -> Any:
     """OpenAI's usage shape, in either API's names: ``<input_key>`` includes the cached and
     cache-write tokens of ``<input_key>_details``, ``<output_key>`` the reasoning tokens of
     ``<output_key>_details``. LiteLLM reports every provider in this shape and puts the
     1-hour part of the cache writes (Anthropic's) in
     ``<input_key>_details.cache_creation_token_details.ephemeral_1h_input_tokens``."""
+    input_key, output_key, input_details, output_details, in_where, out_where = names
     u = _as_mapping(usage)
-    inp = _details(u, f"{input_key}_details")
-    out = _details(u, f"{output_key}_details")
-    in_where, out_where = f"usage.{input_key}_details.", f"usage.{output_key}_details."
-    return _checked(
+    inp = _details(u, input_details)
+    out = _details(u, output_details)
+    return make(
         "usage",
         input=_count(u, input_key, where="usage."),
         output=_count(u, output_key, where="usage."),
@@ -151,12 +202,12 @@ def _openai(usage: Any, input_key: str, output_key: str) -> TokenCounts:
 
 def from_openai_chat(usage: Any) -> TokenCounts:
     """OpenAI chat completions ``usage``: prompt tokens include cached and cache-write ones."""
-    return _openai(usage, "prompt_tokens", "completion_tokens")
+    return cast(TokenCounts, _openai(usage, _CHAT))
 
 
 def from_openai_responses(usage: Any) -> TokenCounts:
     """OpenAI responses API ``usage``: input tokens include cached and cache-write ones."""
-    return _openai(usage, "input_tokens", "output_tokens")
+    return cast(TokenCounts, _openai(usage, _RESPONSES))
 
 
 def from_anthropic(usage: Any) -> TokenCounts:
@@ -167,6 +218,10 @@ def from_anthropic(usage: Any) -> TokenCounts:
     its sum). Extended-thinking tokens are billed inside ``output_tokens``; where the usage
     reports them (``output_tokens_details.thinking_tokens``) they are ``reasoning``.
     """
+    return cast(TokenCounts, _anthropic(usage, _checked))
+
+
+def _anthropic(usage: Any, make: _Make) -> Any:
     u = _as_mapping(usage)
     uncached = _count(u, "input_tokens", where="usage.")
     read = _count(u, "cache_read_input_tokens", where="usage.")
@@ -181,7 +236,7 @@ def from_anthropic(usage: Any) -> TokenCounts:
         "thinking_tokens",
         where="usage.output_tokens_details.",
     )
-    return _checked(
+    return make(
         "usage",
         input=uncached + read + write,
         output=_count(u, "output_tokens", where="usage."),
@@ -439,27 +494,36 @@ _ANTHROPIC: Final = frozenset(("anthropic", "bedrock-anthropic", "vertex-anthrop
 
 
 def _is_otel(u: Mapping[str, Any]) -> bool:
-    return any(str(k).startswith("gen_ai.") for k in u)
+    # a loop rather than any(<generator>): it runs for every recorded call, and building the
+    # generator was most of its cost
+    for k in u:  # noqa: SIM110
+        if (k if type(k) is str else str(k)).startswith("gen_ai."):
+            return True
+    return False
 
 
-def _tokens(provider: str, u: Mapping[str, Any]) -> TokenCounts:
+def _tokens(
+    provider: str, u: Mapping[str, Any], make: _Make = _checked, *, otel: bool | None = None
+) -> Any:
+    """The counts of a usage mapping, chosen by its shape (``otel``: whether it holds span
+    attributes, when the caller has looked already)."""
     name = provider.lower()
-    if _is_otel(u):
+    if _is_otel(u) if otel is None else otel:
         return _otel_usage(u).tokens
     if name in _ANTHROPIC:
-        return from_anthropic(u)
+        return _anthropic(u, make)
     if "prompt_tokens" in u or "completion_tokens" in u:
-        return from_openai_chat(u)
+        return _openai(u, _CHAT, make)
     if "input_tokens" in u or "output_tokens" in u:
         if name in {"openai", "azure-openai", "azure"} or "input_tokens_details" in u:
-            return from_openai_responses(u)
+            return _openai(u, _RESPONSES, make)
         if (
             "cache_read_input_tokens" in u
             or "cache_creation_input_tokens" in u
             or "cache_creation" in u
         ):
-            return from_anthropic(u)
-        return from_openai_responses(u)
+            return _anthropic(u, make)
+        return _openai(u, _RESPONSES, make)
     # Already in tokengov's own shape: {"input": …, "output": …, "cached_input": …}
     if {"input", "output"} & set(u):
         return TokenCounts.model_validate(u)
@@ -481,34 +545,62 @@ def read_usage(provider: str, payload: Any) -> Usage:
     attributes, :class:`TokenCounts`, or None (no usage: ``missing``)."""
     if isinstance(payload, Usage):
         return payload
-    if isinstance(payload, TokenCounts):
-        return Usage(payload)
+    tokens, tier, missing = _read(provider, payload, _checked)
+    return Usage(tokens, tier, missing)
+
+
+def read_usage_counts(
+    provider: str, payload: Any
+) -> tuple[TokenCounts | Mapping[str, int], str | None, bool]:
+    """:func:`read_usage` for a caller that validates the whole event itself (the emitter's
+    sender, with the contract's fast path): (token counts, service tier, missing). Each count
+    is a whole number ≥ 0, but for the providers' usage shapes the counts are not checked
+    against each other (cached within input, …) and come as a plain dict of the six counts
+    rather than a :class:`TokenCounts`: should they break the contract, :func:`read_usage`
+    says how."""
+    if isinstance(payload, Usage):
+        return payload.tokens, payload.service_tier, payload.missing
+    return _read(provider, payload, _unchecked)
+
+
+def _read(provider: str, payload: Any, make: _Make) -> tuple[Any, str | None, bool]:
+    if type(payload) is not dict and isinstance(payload, TokenCounts):
+        return payload, None, False
     if payload is None:
-        return Usage(missing=True)
-    if isinstance(payload, Mapping):
+        return _NO_TOKENS, None, True
+    if type(payload) is dict or isinstance(payload, Mapping):
         if _is_otel(payload):
-            return _otel_usage(payload)
+            otel = _otel_usage(payload)
+            return otel.tokens, otel.service_tier, otel.missing
+        if "usage" not in payload and "response" not in payload:  # a usage alone (the usual)
+            return (
+                _tokens(provider, payload, make, otel=False),
+                _tier(payload.get("service_tier")),
+                False,
+            )
         if "usage" in payload:  # a whole response as JSON
-            return _from_response(provider, payload.get("usage"), payload.get("service_tier"))
+            return _from_response(provider, payload.get("usage"), payload.get("service_tier"), make)
         inner = payload.get("response")
         if isinstance(inner, Mapping) and "usage" in inner:  # a Responses stream's last event
-            return read_usage(provider, inner)
+            return _read(provider, inner, make)
     elif hasattr(payload, "response") and hasattr(payload.response, "usage"):
         # the OpenAI Responses stream's response.completed event carries the whole response
-        return read_usage(provider, payload.response)
+        return _read(provider, payload.response, make)
     elif hasattr(payload, "usage") and not hasattr(payload, "input_tokens"):
         # a whole response object (ChatCompletion, Response, Message, a stream's chunk)
-        return _from_response(provider, payload.usage, getattr(payload, "service_tier", None))
+        return _from_response(provider, payload.usage, getattr(payload, "service_tier", None), make)
     u = _as_mapping(payload)
-    return Usage(_tokens(provider, u), _tier(u.get("service_tier")))
+    return _tokens(provider, u, make), _tier(u.get("service_tier")), False
 
 
-def _from_response(provider: str, usage: Any, tier: Any) -> Usage:
+def _from_response(
+    provider: str, usage: Any, tier: Any, make: _Make
+) -> tuple[Any, str | None, bool]:
     if usage is None:
-        return Usage(service_tier=_tier(tier), missing=True)
+        return _NO_TOKENS, _tier(tier), True
     u = _as_mapping(usage)
     # Anthropic reports the tier inside usage; OpenAI on the response
-    return Usage(_tokens(provider, u), _tier(tier) or _tier(u.get("service_tier")))
+    return _tokens(provider, u, make), _tier(tier) or _tier(u.get("service_tier")), False
 
 
 def normalize_usage(provider: str, usage: Any) -> TokenCounts:

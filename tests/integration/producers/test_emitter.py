@@ -300,3 +300,45 @@ def test_record_takes_provider_responses_and_never_makes_a_missing_usage_free(
         (700, 600, 0, 0, 0, None, False),
     ]
     assert calls[-1].task_id == "t-span" and calls[-1].provider == "anthropic"
+
+
+def test_an_invalid_call_is_refused_with_the_models_message_and_its_envelope_delivered(
+    bootstrap, topic_names, tmp_path, caplog
+):
+    """The sender validates a task's envelope with the contract's fast path; one bad call in
+    it sends the envelope through the models, which refuse that call with their own message
+    naming the field, and the valid calls around it reach the broker in the same message."""
+    import logging
+
+    from tests.kafka_helpers import read_messages
+    from tokengov.core.contracts import CallEvent, describe_validation_error
+
+    emitter = TokenEmitter(
+        bootstrap, topic=topic_names.events, spool_dir=tmp_path / "spool", start=False
+    )
+    with emitter.task(team="search", workflow="wf", task_id="t-mixed") as task:
+        task.record({"prompt_tokens": 10, "completion_tokens": 1}, model="m", provider="openai")
+        task.record({"prompt_tokens": 10, "completion_tokens": 1}, model="m", latency_ms=-5)
+        task.record({"prompt_tokens": 12, "completion_tokens": 2}, model="m", provider="openai")
+    with emitter.task(team="search", workflow="wf", task_id="t-clean") as task:
+        task.record({"prompt_tokens": 20, "completion_tokens": 3}, model="m", provider="openai")
+    with caplog.at_level(logging.WARNING, logger="tokengov.producers.emitter"):
+        emitter.close()  # never started: the queue is sent from here, in one drain
+    assert emitter.stats.invalid == 1 and emitter.stats.delivered == 5
+    with pytest.raises(ValueError) as refused:  # the models' own message for these values
+        CallEvent.model_validate(
+            {"event_id": "e", "ts": "2026-12-06T00:00:00Z", "model": "m", "latency_ms": -5}
+        )
+    expected = describe_validation_error(refused.value)  # type: ignore[arg-type]
+    assert expected.startswith("latency_ms: ")
+    assert f"it breaks the contract: {expected}" in caplog.text
+    messages = read_messages(
+        bootstrap, topic_names.events, until=lambda m: len(m) >= 2, timeout_s=30
+    )
+    by_key = {key: decode_events(value) for key, value in messages}
+    assert set(by_key) == {b"t-mixed", b"t-clean"}
+    mixed = by_key[b"t-mixed"]
+    assert mixed.envelope and not mixed.failures
+    calls = [event for _, event in mixed.events if isinstance(event, Call)]
+    assert [(c.step, c.input) for c in calls] == [(1, 10), (3, 12)]
+    assert isinstance(mixed.events[-1][1], Done)
