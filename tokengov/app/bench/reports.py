@@ -6,7 +6,7 @@ reading the per-task aggregate (schema version 6) next to the raw-table scan the
    into a store at schema version 5, then migrated to the latest version — its backfill of
    ``task_spend_hourly`` timed. Kept under ``--cache-dir`` and reused by the next run (a store
    of another size is built anew).
-2. Each report, best of ``--repeat``, in the same run: the raw-table scan of version 5 (the
+2. Each report, best of ``--repeat`` (the three runs taking turns), in the same run: the raw-table scan of version 5 (the
    baseline: the statements below, as they were) and the statement ``tokengov report`` runs
    now, through the same read-only reader; their rows compared (they must be equal), and
    the whole report (``run_report``: for top-tasks, with its outcome lookup) timed as well.
@@ -123,13 +123,17 @@ class ReportsBenchResult:
     timings: list[ReportTiming]
 
 
-def _best(repeat: int, run_once: Callable[[], Any]) -> tuple[float, Any]:
-    best, result = float("inf"), None
+def _best(repeat: int, *runs: Callable[[], Any]) -> list[tuple[float, Any]]:
+    """Each of ``runs``' best time and last result; the runs take turns, so that a burst of
+    load on the shared machine falls on all of them alike."""
+    best = [float("inf")] * len(runs)
+    results: list[Any] = [None] * len(runs)
     for _ in range(repeat):
-        started = time.perf_counter()
-        result = run_once()
-        best = min(best, time.perf_counter() - started)
-    return best, result
+        for i, run_once in enumerate(runs):
+            started = time.perf_counter()
+            results[i] = run_once()
+            best[i] = min(best[i], time.perf_counter() - started)
+    return list(zip(best, results, strict=True))
 
 
 def _build(path: Path, events: int, progress: Callable[[str], None]) -> tuple[float, float]:
@@ -193,9 +197,12 @@ def run(
                 ("top-tasks", RAW_TOP_TASKS, top_tasks_sql()),
                 ("unit-economics", RAW_UNIT_ECONOMICS, unit_economics_sql()),
             ):
-                base_s, base = _best(repeat, partial(reader.query, raw, params))
-                agg_s, agg = _best(repeat, partial(reader.query, new, now))
-                rep_s, _ = _best(repeat, partial(run_report, name, reader, window))
+                (base_s, base), (agg_s, agg), (rep_s, _) = _best(
+                    repeat,
+                    partial(reader.query, raw, params),
+                    partial(reader.query, new, now),
+                    partial(run_report, name, reader, window),
+                )
                 timings.append(
                     ReportTiming(
                         name, label, base_s, agg_s, rep_s, len(agg.rows), base.rows == agg.rows
