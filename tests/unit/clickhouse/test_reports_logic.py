@@ -96,8 +96,6 @@ def test_unknown_report():
     "build",
     [
         reports.spend_sql,
-        reports.top_tasks_sql,
-        reports.unit_economics_sql,
         reports.alerts_sql,
         reports.coverage_sql,
     ],

@@ -270,3 +270,78 @@ def sink(
     for name, (seconds, rows) in result.reports.items():
         reports.add_row(name, str(rows), f"{seconds * 1000:.0f} ms", "yes" if seconds < 1 else "NO")
     console.print(reports)
+
+
+@app.command()
+def reports(
+    events: Annotated[
+        int, typer.Option("--events", min=1000, help="Call events in the store.")
+    ] = 10_000_000,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--cache-dir",
+            help="Where the store is built and kept. Default: <tmp>/tokengov-bench-reports.",
+        ),
+    ] = None,
+    rebuild: Annotated[
+        bool, typer.Option("--rebuild", help="Build the store anew even if one is cached.")
+    ] = False,
+    repeat: Annotated[
+        int, typer.Option("--repeat", min=1, help="Runs per query; best counts.")
+    ] = 5,
+    policy: Annotated[
+        Path, typer.Option("--policy", help="Quality bars for unit-economics.")
+    ] = Path("examples/policy.yaml"),
+) -> None:
+    """top-tasks and unit-economics from the per-task aggregate vs the raw-table scan (before
+    schema version 6), over --events events generated in chdb, in one run, with the ratio."""
+    from tokengov.app.bench.reports import run
+    from tokengov.core.policy import load_policy
+
+    setup_logging()
+    result = run(
+        events=events,
+        policy=load_policy(policy),
+        cache_dir=cache_dir,
+        rebuild=rebuild,
+        repeat=repeat,
+        progress=lambda msg: err_console.print(f"[dim]{msg}[/]"),
+    )
+    if result.built:
+        console.print(
+            f"store of {result.events:,} events built in {result.store}: generated in "
+            f"{result.generate_s:.0f} s at schema version 5, migrated to the latest (backfill of "
+            f"task_spend_hourly) in {result.backfill_s:.1f} s"
+        )
+    else:
+        console.print(f"store of {result.events:,} events reused from {result.store}")
+    table = Table(
+        "report",
+        "window",
+        "raw scan (before)",
+        "task_spend_hourly",
+        "ratio",
+        "whole report",
+        "rows",
+        "same rows",
+        "target < 200 ms",
+        title=f"Reports over {result.events:,} events ({result.aggregate_rows:,} rows in "
+        f"task_spend_hourly), best of {repeat}",
+        title_justify="left",
+    )
+    for t in result.timings:
+        table.add_row(
+            t.name,
+            t.window,
+            f"{t.baseline_s * 1000:.0f} ms",
+            f"{t.aggregate_s * 1000:.0f} ms",
+            f"{t.ratio:.1f}×",
+            f"{t.report_s * 1000:.0f} ms",
+            str(t.rows),
+            "yes" if t.identical else "[red]NO[/]",
+            "yes" if t.report_s < 0.2 else "[red]NO[/]",
+        )
+    console.print(table)
+    if not all(t.identical for t in result.timings):
+        fail("the per-task aggregate and the raw scan returned different rows")

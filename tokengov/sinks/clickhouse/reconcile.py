@@ -6,7 +6,9 @@ store failed mid-insert: the raw part committed, a view's part not — or the
 reverse) is re-read and its missing rows inserted; this then recomputes, for
 every (bucket, team, workflow, model) the flush touched, the raw totals
 (``token_events FINAL``) and the rollup totals, and inserts the difference
-into the rollup. Running it again is harmless: the difference is then zero.
+into the rollup. Running it again is harmless: the difference is then zero. The
+per-task aggregate ``task_spend_hourly`` is corrected the same way for every (hour, team,
+workflow) the flush touched (:func:`tokengov.sinks.clickhouse.schema.repair_task_rollup`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,11 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final
 
 from tokengov.sinks.clickhouse.dedup import quote
-from tokengov.sinks.clickhouse.schema import TOKEN_KINDS
+from tokengov.sinks.clickhouse.schema import (
+    TOKEN_KINDS,
+    repair_task_rollup,
+    task_rollup_differences,
+)
 
 if TYPE_CHECKING:
     from tokengov.sinks.clickhouse.store import ClickHouseStore
@@ -149,6 +155,16 @@ def reconcile(
                     table, deltas, columns=(bucket, "team", "workflow", "model", *MEASURES)
                 )
                 corrected += len(deltas)
+    hours = sorted({(h, t, w) for h, t, w, _m in wanted})
+    for start in range(0, len(hours), chunk):
+        literals = ", ".join(
+            f"({_literal(h)}, {quote(t)}, {quote(w)})" for h, t, w in hours[start : start + chunk]
+        )
+        diff = task_rollup_differences(ttl_days, literals)
+        differs = int(store.fetch(f"SELECT count() FROM ({diff})").scalar() or 0)
+        if differs:
+            store.command(repair_task_rollup(ttl_days, literals))
+            corrected += differs
     if corrected:
         log.warning(
             "reconciled %d rollup row(s) with the raw events after a partial insert", corrected

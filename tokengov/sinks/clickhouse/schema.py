@@ -11,7 +11,8 @@ rollups, and a min/max index on ``ts`` for time-range queries on the raw table;
 version 3 adds the ``detector`` of a token-debt finding; version 4 makes the
 rollups exact for every value the contract accepts (see :func:`_v4`); version 5
 records usage as the providers report it and where each price came from (see
-:func:`_v5`).
+:func:`_v5`); version 6 adds ``task_spend_hourly``, the per-task aggregate the reports
+``top-tasks`` and ``unit-economics`` read (see :func:`_v6`).
 
 Exactly-once (see docs/clickhouse.md): the raw tables are ReplacingMergeTree on
 their event id and keep a deduplication log of their last ``dedup_window``
@@ -38,6 +39,7 @@ __all__ = [
     "ROLLUPS",
     "ROLLUP_COUNT",
     "ROLLUP_MONEY",
+    "TASK_ROLLUP",
     "TS_MAX",
     "TS_MIN",
     "TTL_TABLES",
@@ -45,6 +47,8 @@ __all__ = [
     "SchemaOptions",
     "latest_version",
     "repair_rollup",
+    "repair_task_rollup",
+    "task_rollup_differences",
 ]
 
 TS: Final = "DateTime64(3, 'UTC')"
@@ -488,6 +492,122 @@ def _v5(opts: SchemaOptions) -> list[str]:
     return steps
 
 
+#: The per-task aggregate (version 6): its name, and the hour bucket of a call.
+TASK_ROLLUP: Final = "task_spend_hourly"
+_HOUR: Final = "toStartOfHour(toDateTime(ts, 'UTC'))"
+_TASK_KEY: Final = ("hour", "team", "workflow", "task_id")
+_CALL_TOKENS: Final = "toInt256(input_tokens) + toInt256(output_tokens)"
+#: (column, its aggregate over token_events) — the sums of the per-task aggregate.
+_TASK_SUMS: Final = (
+    ("calls", "toInt256(count())"),
+    ("tokens", f"sum({_CALL_TOKENS})"),
+    ("retry_tokens", f"sumIf({_CALL_TOKENS}, attempt > 1)"),
+    ("cost_usd", "sum(toDecimal256(cost_usd, 12))"),
+    ("retries", "toInt256(countIf(attempt > 1))"),
+    ("tool_calls", "sum(toInt256(tool_calls))"),
+)
+
+
+def task_rollup_v6(opts: SchemaOptions) -> str:
+    """Per hour × team × workflow × task: the sums of its calls (signed and wide, as the
+    rollups' — a repair corrects them by difference) and its first and last call (``min`` /
+    ``max``, which a duplicate cannot change)."""
+    sums = ",\n    ".join(
+        f"{c} {ROLLUP_MONEY if c == 'cost_usd' else ROLLUP_COUNT}" for c, _ in _TASK_SUMS
+    )
+    return f"""CREATE TABLE IF NOT EXISTS {TASK_ROLLUP} (
+    hour DateTime('UTC'),
+    team LowCardinality(String),
+    workflow LowCardinality(String),
+    task_id String,
+    {sums},
+    first_call SimpleAggregateFunction(min, {TS}),
+    last_call SimpleAggregateFunction(max, {TS})
+) ENGINE = SummingMergeTree
+PARTITION BY toYYYYMM(hour)
+ORDER BY (team, workflow, hour, task_id)
+SETTINGS {_dedup(opts)}"""
+
+
+def _task_rollup_select() -> str:
+    sums = ",\n    ".join(f"{expr} AS {c}" for c, expr in _TASK_SUMS)
+    return f"""SELECT
+    {_HOUR} AS hour,
+    team,
+    workflow,
+    task_id,
+    {sums},
+    min(ts) AS first_call,
+    max(ts) AS last_call
+FROM token_events
+GROUP BY hour, team, workflow, task_id"""
+
+
+def repair_task_rollup(ttl_days: int | None, keys: str | None = None) -> str:
+    """The INSERT of :func:`task_rollup_differences` into ``task_spend_hourly``."""
+    names = ", ".join(c for c, _ in _TASK_SUMS)
+    return (
+        f"INSERT INTO {TASK_ROLLUP} ({', '.join(_TASK_KEY)}, {names}, first_call, last_call)\n"
+        + task_rollup_differences(ttl_days, keys)
+    )
+
+
+def task_rollup_differences(ttl_days: int | None, keys: str | None = None) -> str:
+    """The rows to insert, for every (hour, team, workflow, task) where ``task_spend_hourly`` differs from
+    ``token_events FINAL``, the difference (sums) and the raw first/last call (``min`` /
+    ``max`` of an equal value change nothing); afterwards they are equal, and running it
+    again adds nothing. On an empty aggregate this is its backfill. ``keys``: a list of
+    ``(hour, team, workflow)`` tuple literals to limit it to (the writer's reconciliation);
+    None, every key younger than the retention (``ttl_days``)."""
+    names = [c for c, _ in _TASK_SUMS]
+    raw = ", ".join(expr for _, expr in _TASK_SUMS)
+    negated = ", ".join(f"-{c}" for c in names)
+    # Inner columns d0… (a sum may not be aliased as the column it sums, in ClickHouse).
+    totals = ", ".join(f"sum(d{i}) AS {c}" for i, c in enumerate(names))
+    aliases = ", ".join(f"d{i}" for i in range(len(names)))
+    key = ", ".join(_TASK_KEY)
+    raw_where = f"ts >= '{TS_MIN}' AND ts < '{TS_MAX}'"
+    where = _horizon("hour", ttl_days)
+    if keys is not None:
+        raw_where += f" AND ({_HOUR}, team, workflow) IN ({keys})"
+        where = f"(hour, team, workflow) IN ({keys})"
+    # src 1: the raw rows' totals, 0: the aggregate's (negated). The first/last call of the
+    # raw rows when there are any, else the aggregate's own (inserting it again: no change).
+    differs = " OR ".join(
+        [f"sum(d{i}) != 0" for i in range(len(names))]
+        + ["minIf(f, src = 1) != minIf(f, src = 0)", "maxIf(l, src = 1) != maxIf(l, src = 0)"]
+    )
+    return f"""SELECT {key}, {totals},
+    if(max(src) = 1, minIf(f, src = 1), min(f)) AS first_call,
+    if(max(src) = 1, maxIf(l, src = 1), max(l)) AS last_call
+FROM (
+    SELECT {_HOUR} AS hour, team, workflow, task_id, {raw}, min(ts), max(ts), 1
+    FROM token_events FINAL
+    WHERE {raw_where}
+    GROUP BY hour, team, workflow, task_id
+    UNION ALL
+    SELECT {key}, {negated}, CAST(first_call AS {TS}), CAST(last_call AS {TS}), 0
+    FROM {TASK_ROLLUP}
+    WHERE {where}
+) AS t ({key}, {aliases}, f, l, src)
+GROUP BY {key}
+HAVING {differs}"""
+
+
+def _v6(opts: SchemaOptions) -> list[str]:
+    """The per-task aggregate ``task_spend_hourly`` (what ``top-tasks`` and
+    ``unit-economics`` read instead of scanning every call): the table, the view that keeps
+    it, then its backfill from the raw rows (the view first, so that no insert falls
+    between them; the backfill counts by difference, so what the view already added is not
+    added twice)."""
+    return [
+        task_rollup_v6(opts),
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {TASK_ROLLUP}_mv TO {TASK_ROLLUP} AS\n"
+        + _task_rollup_select(),
+        repair_task_rollup(opts.ttl_days),
+    ]
+
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(
         1, "initial: events, outcomes, alerts, decisions, findings, notifications, rollups", _v1
@@ -504,6 +624,11 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         "cache_write_1h_tokens, service_tier, usage_missing, price_version; cost_source "
         "policy/catalog/missing_usage (catalog rows become policy); missing_usage_calls",
         _v5,
+    ),
+    Migration(
+        6,
+        "task_spend_hourly: per-task sums, first and last call per hour (view + backfill)",
+        _v6,
     ),
 )
 
