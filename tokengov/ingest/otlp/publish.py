@@ -3,8 +3,9 @@
 :class:`DeliveryTracker` wraps a :class:`~tokengov.core.kafka.CheckedProducer`: one thread
 serves its delivery reports, and :meth:`DeliveryTracker.publish` returns (to the event loop)
 once the brokers acknowledged every message of the request, or raises
-:class:`~tokengov.core.errors.BrokerError` when one failed or the wait timed out — the
-receiver then answers 503 and acknowledges nothing. Messages are the conversion's envelopes,
+:class:`~tokengov.core.errors.BrokerError` when one failed, the wait timed out or the
+producer's queue is full (at once: the event loop never waits for room) — the receiver then
+answers 503 and acknowledges nothing. Messages are the conversion's envelopes,
 keyed by task.
 """
 
@@ -87,7 +88,9 @@ class DeliveryTracker:
             return
         pending = _Pending(asyncio.get_running_loop(), len(batch))
         for topic, key, value in batch:
-            self.producer.publish(topic, value, key=key, on_delivery=pending.report)
+            # never wait for room on the event loop: a full queue (Kafka slow or down) fails
+            # the request at once (503); what was queued of it is delivered or fails alone
+            self.producer.publish(topic, value, key=key, on_delivery=pending.report, wait=False)
         try:
             await asyncio.wait_for(asyncio.shield(pending.future), self.timeout_s)
         except TimeoutError as exc:

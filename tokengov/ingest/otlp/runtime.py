@@ -48,6 +48,8 @@ def build_receiver(settings: Settings, policy: Policy, topics: Topics) -> OtlpRe
             "message.timeout.ms": int(timeout_s * 1000),
             "socket.connection.setup.timeout.ms": 3000,
             "reconnect.backoff.max.ms": 1000,
+            # full (Kafka slow or down): the request is answered 503 at once, not blocked
+            "queue.buffering.max.messages": settings.otlp_queue_max_messages,
         },
     )
     token = settings.otlp_token.get_secret_value() if settings.otlp_token else None
