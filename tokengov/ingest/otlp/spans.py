@@ -28,9 +28,11 @@ A span that cannot become a valid event is rejected with the reason (the receive
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Final
 
 import orjson
@@ -115,16 +117,13 @@ def is_content(key: str) -> bool:
     return any(word in lowered for word in _CONTENT_WORDS)
 
 
+_SCALARS: Final = frozenset(("string_value", "int_value", "double_value", "bool_value"))
+
+
 def _value(v: AnyValue) -> Any:
     kind = v.WhichOneof("value")
-    if kind == "string_value":
-        return v.string_value
-    if kind == "int_value":
-        return v.int_value
-    if kind == "double_value":
-        return v.double_value
-    if kind == "bool_value":
-        return v.bool_value
+    if kind in _SCALARS:
+        return getattr(v, kind)
     if kind == "array_value":
         return [_value(item) for item in v.array_value.values]
     return None  # kvlist and bytes values: tokengov reads none
@@ -167,6 +166,22 @@ class Conversion:
         return sum(len(events) for events in self.by_task.values())
 
 
+@lru_cache(maxsize=4096)
+def _iso_second(second: int) -> str:
+    return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _iso_time(unix_nano: int) -> str:
+    """``datetime.fromtimestamp(unix_nano / 1e9, UTC)`` in ISO 8601 with microseconds and
+    ``Z``, exactly (the same float, rounded half to even as CPython rounds it), with the
+    formatting of each second done once (spans of a request end within a few seconds)."""
+    fraction, whole = math.modf(unix_nano / 1e9)
+    second, micros = int(whole), round(fraction * 1e6)
+    if micros >= 1_000_000:
+        second, micros = second + 1, micros - 1_000_000
+    return f"{_iso_second(second)}.{micros:06d}Z"
+
+
 def _encode(docs: list[dict[str, Any]]) -> bytes:
     """One event as an object, several as a batch envelope (as ``encode_events`` does)."""
     return orjson.dumps(docs[0] if len(docs) == 1 else docs)
@@ -177,7 +192,9 @@ def _attributes(kvs: Iterable[KeyValue], wanted: frozenset[str]) -> dict[str, An
     for kv in kvs:
         key = kv.key
         if key in wanted or key.startswith(READ_PREFIX):
-            out[key] = _value(kv.value)
+            value = kv.value
+            kind = value.WhichOneof("value")  # _value, inlined for the scalars
+            out[key] = getattr(value, kind) if kind in _SCALARS else _value(value)
     return out
 
 
@@ -290,7 +307,8 @@ class SpanConverter:
     @staticmethod
     def _first(keys: tuple[str, ...], own: Mapping[str, Any], inherited: _Inherited) -> str | None:
         for key in keys:
-            text = _text(own.get(key)) or inherited.values.get(key)
+            value = own.get(key)
+            text = (_text(value) if value is not None else None) or inherited.values.get(key)
             if text is not None:
                 return text
         return None
@@ -459,7 +477,7 @@ class SpanConverter:
             fields["status"] = "error"
         fields["latency_ms"] = (end - start) // 1_000_000
         try:
-            ts = datetime.fromtimestamp(end / 1e9, UTC)
+            ts = _iso_time(end)
         except (OverflowError, OSError, ValueError) as exc:
             self._reject(out, g, f"end_time_unix_nano ({end}): not a time ({exc})")
             return
@@ -469,7 +487,7 @@ class SpanConverter:
             "kind": "call",
             "schema_version": SCHEMA_VERSION,
             "event_id": event_id,
-            "ts": ts.isoformat(timespec="microseconds").replace("+00:00", "Z"),
+            "ts": ts,
             **fields,
             "team": fields["team"] or UNATTRIBUTED,
             "workflow": fields["workflow"] or UNATTRIBUTED,
