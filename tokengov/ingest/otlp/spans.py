@@ -349,27 +349,30 @@ class SpanConverter:
         genai: dict[bytes, dict[str, Any]] = {}
         tools: dict[bytes, list[str | None]] = {}
         calls: list[_GenAiSpan] = []
+        spans = ignored = 0
+        span_keys = self._span_keys
         for resource_spans in request.resource_spans:
             resource_kvs = resource_spans.resource.attributes
             resource: dict[str, Any] | None = None
             for scope_spans in resource_spans.scope_spans:
                 for span in scope_spans.spans:
-                    out.spans += 1
-                    parent = span.parent_span_id
+                    spans += 1
+                    span_id, parent = span.span_id, span.parent_span_id
                     if parent:
-                        parents[span.span_id] = parent
+                        parents[span_id] = parent
                     # one pass over the attributes: only the names tokengov reads are
                     # taken, so a span of another kind yields (almost) nothing
-                    attributes = _attributes(span.attributes, self._span_keys)
+                    attributes = _attributes(span.attributes, span_keys)
                     if _GENAI_MARKERS.isdisjoint(attributes):
-                        out.ignored += 1
+                        ignored += 1
                         continue
                     if resource is None:
                         resource = _attributes(resource_kvs, self._resource_keys)
-                    genai[span.span_id] = attributes
+                    genai[span_id] = attributes
                     if attributes.get(_OPERATION) == "execute_tool" and parent:
                         tools.setdefault(parent, []).append(_text(attributes.get(_TOOL_NAME)))
                     calls.append(_GenAiSpan(span, attributes, resource, resource_kvs))
+        out.spans, out.ignored = spans, ignored
         inherited: dict[tuple[bytes, int], _Inherited] = {}
         traces: dict[bytes, str] = {}
         pending: dict[str, list[tuple[dict[str, Any], _GenAiSpan]]] = {}
@@ -436,15 +439,13 @@ class SpanConverter:
         pending: dict[str, list[tuple[dict[str, Any], _GenAiSpan]]],
     ) -> None:
         try:
-            read = from_otel_span(g.attributes)
-            if not read.counted:
-                out.aggregate += 1
-                return
-            fields = read.call_fields()
+            fields = from_otel_span(g.attributes).call_fields()
         except ContractError as exc:
             self._reject(out, g, str(exc))
             return
-        assert fields is not None
+        if fields is None:  # not a model call: its model calls are spans of their own
+            out.aggregate += 1
+            return
         span = g.span
         start, end = span.start_time_unix_nano, span.end_time_unix_nano
         if not end:
