@@ -125,7 +125,11 @@ def _value(v: AnyValue) -> Any:
     if kind in _SCALARS:
         return getattr(v, kind)
     if kind == "array_value":
-        return [_value(item) for item in v.array_value.values]
+        items = []
+        for item in v.array_value.values:
+            inner = item.WhichOneof("value")
+            items.append(getattr(item, inner) if inner in _SCALARS else _value(item))
+        return items
     return None  # kvlist and bytes values: tokengov reads none
 
 
