@@ -420,8 +420,11 @@ class CheckedProducer:
         headers: Mapping[str, str | bytes] | None = None,
         partition: int | None = None,
         on_delivery: DeliveryReport | None = None,
+        wait: bool = True,
     ) -> None:
-        """Queue one message (waiting for room when the client's queue is full).
+        """Queue one message (waiting for room when the client's queue is full, up to ~10 s;
+        ``wait=False``: raise :class:`~tokengov.core.errors.BrokerError` at once instead, for
+        callers that must not block, such as a server's event loop).
         ``on_delivery`` also hears of its delivery (None: acknowledged, else the error), on
         the thread that serves delivery reports (:meth:`poll`, :meth:`flush`)."""
         kwargs: dict[str, Any] = {
@@ -439,7 +442,13 @@ class CheckedProducer:
                 try:
                     self._producer.produce(topic, **kwargs)
                     break
-                except BufferError:  # the local queue is full: serve delivery reports
+                except BufferError as exc:  # the local queue is full: serve delivery reports
+                    if not wait:
+                        raise BrokerError(
+                            f"cannot publish to {topic} on {self.bootstrap}: the producer's "
+                            f"queue is full ({len(self._producer)} message(s) not yet "
+                            "acknowledged: Kafka is slow or unavailable)"
+                        ) from exc
                     self._producer.poll(0.1)
             else:
                 raise BrokerError(

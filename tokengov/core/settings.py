@@ -101,6 +101,13 @@ class Settings(BaseSettings):
         description="How long the OTLP receiver waits for Kafka to acknowledge a request's "
         "events before answering 503.",
     )
+    otlp_queue_max_messages: int = Field(
+        default=100_000,
+        ge=1,
+        description="Messages the OTLP receiver's producer holds not yet acknowledged by Kafka "
+        "(librdkafka queue.buffering.max.messages); when full, a request is answered 503 at "
+        "once.",
+    )
 
     metrics_port: int | None = Field(
         default=None,

@@ -333,32 +333,35 @@ _REASONING_KEYS: Final = (_A["GEN_AI_USAGE_REASONING_OUTPUT_TOKENS"], *_OLDER_RE
 _NO_TOKENS: Final = TokenCounts()
 
 
-def _first_count(a: Mapping[str, Any], keys: tuple[str, ...]) -> int | None:
-    """The count of the first of ``keys`` that is set (None: none is)."""
-    for key in keys:
-        if a.get(key) is not None:
-            return _count(a, key, where="", text=True)
-    return None
+_USAGE_KEYS: Final = (
+    _INPUT_KEYS,
+    _OUTPUT_KEYS,
+    _CACHE_READ_KEYS,
+    _CACHE_WRITE_KEYS,
+    _REASONING_KEYS,
+)
 
 
 def _otel_usage(a: Mapping[str, Any]) -> Usage:
-    counts = [
-        _first_count(a, keys)
-        for keys in (
-            _INPUT_KEYS,
-            _OUTPUT_KEYS,
-            _CACHE_READ_KEYS,
-            _CACHE_WRITE_KEYS,
-            _REASONING_KEYS,
-        )
-    ]
-    inp, out, read, write, reasoning = (count or 0 for count in counts)
+    # the first of each spelling that is set (the OTLP receiver's hot path: one loop)
+    counts = [0, 0, 0, 0, 0]
+    found = False
+    get = a.get
+    for index, keys in enumerate(_USAGE_KEYS):
+        for key in keys:
+            value = get(key)
+            if value is not None:
+                found = True
+                if value.__class__ is int and value >= 0:
+                    counts[index] = value
+                else:
+                    counts[index] = _count(a, key, where="", text=True)
+                break
+    inp, out, read, write, reasoning = counts
     if read + write > inp:
         inp += read + write
     tier = _otel_text(a, _A["GEN_AI_OPENAI_RESPONSE_SERVICE_TIER"])
-    if all(count is None for count in counts) and not any(
-        str(k).startswith(_OTEL_USAGE) for k in a
-    ):
+    if not found and not any(str(k).startswith(_OTEL_USAGE) for k in a):
         return Usage(_NO_TOKENS, tier, missing=True)
     tokens = _checked(
         "attributes",
@@ -469,23 +472,61 @@ def from_otel_span(span: Any) -> SpanCall:
     OTLP/JSON's attribute list) whatever the provider: attribution, operation, status and
     usage."""
     a = _otel_mapping(span)
-    request = _otel_text(a, _A["GEN_AI_REQUEST_MODEL"])
-    response = _otel_text(a, _A["GEN_AI_RESPONSE_MODEL"])
-    provider = _otel_text(a, _A["GEN_AI_PROVIDER_NAME"]) or _otel_text(a, _A["GEN_AI_SYSTEM"])
+    request, response, provider = _otel_texts(a, _MODEL_TEXTS)
+    if provider is None:
+        provider = _otel_text(a, _A["GEN_AI_SYSTEM"])
+    operation, conversation, agent_name, agent_id, tool, workflow, error = _otel_texts(
+        a, _SPAN_TEXTS
+    )
     return SpanCall(
-        operation=_otel_text(a, _A["GEN_AI_OPERATION_NAME"]),
+        operation=operation,
         provider=provider or "unknown",
         model=response or request,
         request_model=request,
         response_model=response,
-        conversation_id=_otel_text(a, _A["GEN_AI_CONVERSATION_ID"]),
-        agent_name=_otel_text(a, _A["GEN_AI_AGENT_NAME"]),
-        agent_id=_otel_text(a, _A["GEN_AI_AGENT_ID"]),
-        tool_name=_otel_text(a, _A["GEN_AI_TOOL_NAME"]),
-        workflow=_otel_text(a, _A["GEN_AI_WORKFLOW_NAME"]),
-        error_type=_otel_text(a, _A["ERROR_TYPE"]),
+        conversation_id=conversation,
+        agent_name=agent_name,
+        agent_id=agent_id,
+        tool_name=tool,
+        workflow=workflow,
+        error_type=error,
         usage=_otel_usage(a),
     )
+
+
+#: The text attributes :func:`from_otel_span` reads, in the order it checks them (the
+#: model's and provider's, then ``gen_ai.system`` when there is no provider, then the rest).
+_MODEL_TEXTS: Final = (
+    _A["GEN_AI_REQUEST_MODEL"],
+    _A["GEN_AI_RESPONSE_MODEL"],
+    _A["GEN_AI_PROVIDER_NAME"],
+)
+_SPAN_TEXTS: Final = tuple(
+    _A[name]
+    for name in (
+        "GEN_AI_OPERATION_NAME",
+        "GEN_AI_CONVERSATION_ID",
+        "GEN_AI_AGENT_NAME",
+        "GEN_AI_AGENT_ID",
+        "GEN_AI_TOOL_NAME",
+        "GEN_AI_WORKFLOW_NAME",
+        "ERROR_TYPE",
+    )
+)
+
+
+def _otel_texts(a: Mapping[str, Any], keys: tuple[str, ...]) -> list[str | None]:
+    """:func:`_otel_text` of each of ``keys``, in one loop (the hot path of the OTLP
+    receiver: most of them are absent)."""
+    out: list[str | None] = []
+    get = a.get
+    for key in keys:
+        value = get(key)
+        if value is not None:
+            # a str subclass or not text: _otel_text decides (the error names the key)
+            value = value.strip() or None if value.__class__ is str else _otel_text(a, key)
+        out.append(value)
+    return out
 
 
 # -- choosing the adapter -------------------------------------------------------------

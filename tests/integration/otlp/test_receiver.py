@@ -323,3 +323,46 @@ def test_kafka_unavailable_answers_503_with_retry_after(
             running.stop()
     finally:
         dead.close()
+
+
+def test_a_full_producer_queue_answers_503_at_once(
+    topic_names: Topics, policy: Policy, tmp_path: Path
+) -> None:
+    """Kafka down and the producer's queue full (one message here): the request is answered
+    503 with Retry-After as soon as a message finds no room, instead of blocking the event
+    loop while the queue drains (the delivery timeout is long, so only the full queue can
+    answer before the client gives up)."""
+    port = free_port()
+    dead = DeadPort(port)
+    try:
+        running = start_receiver(
+            f"127.0.0.1:{port}",
+            topic_names,
+            policy,
+            tmp_path,
+            otlp_delivery_timeout_s=60,
+            otlp_queue_max_messages=1,
+        )
+
+        def three_tasks(tracer: object) -> None:
+            for task in ("t-1", "t-2", "t-3"):  # three envelopes, one per task
+                chat_span(tracer, **{"gen_ai.conversation.id": task})
+
+        try:
+            answer = httpx.post(
+                running.url,
+                content=otlp_protobuf(sdk_spans(three_tasks)),
+                headers=PROTOBUF,
+                timeout=20,
+            )
+            assert answer.status_code == 503
+            assert answer.headers["Retry-After"] == "5"
+            message = Status.FromString(answer.content).message
+            assert "queue is full" in message, message
+            assert running.receiver.stats.events_delivered == 0
+            assert running.receiver.stats.requests_by_status == {503: 1}
+        finally:
+            running.receiver.tracker.timeout_s = 0.5  # shutdown: do not wait for the dead broker
+            running.stop()
+    finally:
+        dead.close()

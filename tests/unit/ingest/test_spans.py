@@ -4,14 +4,17 @@ encoder, converted under attribution policies."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.otlp_spans import chat_span, otlp_request, sdk_spans
 from tokengov.core.errors import PolicyError
 from tokengov.core.policy import OtlpAttribution, parse_policy
-from tokengov.ingest.otlp.spans import SpanConverter, is_content
+from tokengov.ingest.otlp.spans import SpanConverter, _iso_time, is_content
 
 OWNERS = {"triage": "support"}
 
@@ -188,3 +191,20 @@ def test_the_policy_section_is_checked_with_paths() -> None:
     )
     assert policy.otlp.task_id == ["app.session"]
     assert policy.otlp.workflow == ["tokengov.workflow", "gen_ai.workflow.name", "service.name"]
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    st.one_of(
+        st.integers(min_value=1, max_value=2**64 - 1),  # fixed64 end_time_unix_nano
+        # near half-microseconds, where rounding decides
+        st.integers(min_value=1_600_000_000_000, max_value=2_000_000_000_000).map(
+            lambda micros: micros * 1000 + 500
+        ),
+    )
+)
+def test_event_times_are_what_datetime_makes_of_the_span_end(unix_nano: int) -> None:
+    """The event's ``ts`` is exactly what ``datetime.fromtimestamp`` makes of the span's end
+    (the reference: CPython's own conversion and ISO formatting)."""
+    expected = datetime.fromtimestamp(unix_nano / 1e9, UTC).isoformat(timespec="microseconds")
+    assert _iso_time(unix_nano) == expected.replace("+00:00", "Z")

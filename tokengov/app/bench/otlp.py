@@ -58,6 +58,10 @@ class OtlpBenchResult:
     failures: int = 0
     #: CPU seconds the receiver process spent in the throughput run (None: not on Linux)
     receiver_cpu_s: float | None = None
+    #: the machine's 1-minute load average before the throughput run and after the latency
+    #: run (on a shared machine the numbers mean little without it)
+    load_before: float = 0.0
+    load_after: float = 0.0
 
     @property
     def receiver_spans_per_s(self) -> float:
@@ -272,6 +276,7 @@ def run(
         proc, url = _start_receiver(servers, prefix, Path(tmp))
         try:
             _post_all(url, bodies[: max(1, clients)], clients)  # warm up: connections, JIT-free
+            load_before = os.getloadavg()[0]
             cpu_before = _cpu_seconds(proc.pid)
             seconds, failures = _post_all(url, bodies, clients)
             cpu_after = _cpu_seconds(proc.pid)
@@ -282,6 +287,7 @@ def run(
                 receiver_seconds=seconds,
                 baseline_seconds=float("nan"),
                 failures=failures,
+                load_before=load_before,
             )
             if cpu_before is not None and cpu_after is not None:
                 result.receiver_cpu_s = cpu_after - cpu_before
@@ -290,6 +296,7 @@ def run(
             latencies, late_failures = _paced(url, bodies, rps, latency_seconds)
             result.latencies_ms = latencies
             result.failures += late_failures
+            result.load_after = os.getloadavg()[0]
         finally:
             proc.terminate()
             proc.wait(30)
@@ -327,8 +334,13 @@ def report(result: OtlpBenchResult) -> None:
         console.print(
             f"receiver process CPU: {result.receiver_cpu_s:.2f} s for {result.genai_spans:,} "
             f"spans = {result.genai_spans / result.receiver_cpu_s:,.0f} GenAI spans per CPU "
-            f"second; load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+            "second"
         )
+    console.print(
+        f"machine load (1-minute average) {result.load_before:.1f} before the receiver runs, "
+        f"{result.load_after:.1f} after, on {os.cpu_count()} CPUs (the targets assume an "
+        "otherwise idle core)"
+    )
     console.print(
         f"added latency per request at half that rate ({result.offered_rps:.1f} requests/s, "
         f"{len(lat)} requests): p50 {percentile(lat, 50):.1f} ms, p99 {percentile(lat, 99):.1f} ms "

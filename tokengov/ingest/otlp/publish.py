@@ -3,8 +3,9 @@
 :class:`DeliveryTracker` wraps a :class:`~tokengov.core.kafka.CheckedProducer`: one thread
 serves its delivery reports, and :meth:`DeliveryTracker.publish` returns (to the event loop)
 once the brokers acknowledged every message of the request, or raises
-:class:`~tokengov.core.errors.BrokerError` when one failed or the wait timed out — the
-receiver then answers 503 and acknowledges nothing. Messages are the conversion's envelopes,
+:class:`~tokengov.core.errors.BrokerError` when one failed, the wait timed out or the
+producer's queue is full (at once: the event loop never waits for room) — the receiver then
+answers 503 and acknowledges nothing. Messages are the conversion's envelopes,
 keyed by task.
 """
 
@@ -44,25 +45,31 @@ def messages(conversion: Conversion, topics: Topics) -> list[tuple[str, bytes, b
 
 
 class _Pending:
-    """The outstanding deliveries of one request."""
+    """The outstanding deliveries of one request. Reports are counted where they are served
+    (the delivery thread, or the event loop's own ``poll``) and the loop is woken once, when
+    the last one arrives: one wake-up a request, not one a message."""
 
-    __slots__ = ("errors", "future", "left", "loop")
+    __slots__ = ("_lock", "errors", "future", "left", "loop")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, count: int) -> None:
         self.loop = loop
         self.future: asyncio.Future[None] = loop.create_future()
         self.left = count
         self.errors: list[str] = []
+        self._lock = threading.Lock()
 
     def report(self, error: str | None) -> None:
-        """Called where delivery reports are served (any thread): counted on the loop."""
-        self.loop.call_soon_threadsafe(self._count, error)
+        """Called where delivery reports are served (any thread)."""
+        with self._lock:
+            if error is not None and len(self.errors) < 5:
+                self.errors.append(error)
+            self.left -= 1
+            last = self.left == 0
+        if last:
+            self.loop.call_soon_threadsafe(self._done)
 
-    def _count(self, error: str | None) -> None:
-        if error is not None and len(self.errors) < 5:
-            self.errors.append(error)
-        self.left -= 1
-        if self.left == 0 and not self.future.done():
+    def _done(self) -> None:
+        if not self.future.done():
             self.future.set_result(None)
 
 
@@ -87,7 +94,9 @@ class DeliveryTracker:
             return
         pending = _Pending(asyncio.get_running_loop(), len(batch))
         for topic, key, value in batch:
-            self.producer.publish(topic, value, key=key, on_delivery=pending.report)
+            # never wait for room on the event loop: a full queue (Kafka slow or down) fails
+            # the request at once (503); what was queued of it is delivered or fails alone
+            self.producer.publish(topic, value, key=key, on_delivery=pending.report, wait=False)
         try:
             await asyncio.wait_for(asyncio.shield(pending.future), self.timeout_s)
         except TimeoutError as exc:

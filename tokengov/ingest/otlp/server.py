@@ -24,6 +24,7 @@ unexpected failure is logged and answered 500.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 from collections import Counter
@@ -236,4 +237,6 @@ class OtlpReceiver:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-        self.tracker.close()
+        # delivering what is queued may take the delivery timeout: not on the event loop,
+        # which the worker's other roles share
+        await asyncio.to_thread(self.tracker.close)

@@ -28,9 +28,11 @@ A span that cannot become a valid event is rejected with the reason (the receive
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Final
 
 import orjson
@@ -115,18 +117,19 @@ def is_content(key: str) -> bool:
     return any(word in lowered for word in _CONTENT_WORDS)
 
 
+_SCALARS: Final = frozenset(("string_value", "int_value", "double_value", "bool_value"))
+
+
 def _value(v: AnyValue) -> Any:
     kind = v.WhichOneof("value")
-    if kind == "string_value":
-        return v.string_value
-    if kind == "int_value":
-        return v.int_value
-    if kind == "double_value":
-        return v.double_value
-    if kind == "bool_value":
-        return v.bool_value
+    if kind in _SCALARS:
+        return getattr(v, kind)
     if kind == "array_value":
-        return [_value(item) for item in v.array_value.values]
+        items = []
+        for item in v.array_value.values:
+            inner = item.WhichOneof("value")
+            items.append(getattr(item, inner) if inner in _SCALARS else _value(item))
+        return items
     return None  # kvlist and bytes values: tokengov reads none
 
 
@@ -167,6 +170,22 @@ class Conversion:
         return sum(len(events) for events in self.by_task.values())
 
 
+@lru_cache(maxsize=4096)
+def _iso_second(second: int) -> str:
+    return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _iso_time(unix_nano: int) -> str:
+    """``datetime.fromtimestamp(unix_nano / 1e9, UTC)`` in ISO 8601 with microseconds and
+    ``Z``, exactly (the same float, rounded half to even as CPython rounds it), with the
+    formatting of each second done once (spans of a request end within a few seconds)."""
+    fraction, whole = math.modf(unix_nano / 1e9)
+    second, micros = int(whole), round(fraction * 1e6)
+    if micros >= 1_000_000:
+        second, micros = second + 1, micros - 1_000_000
+    return f"{_iso_second(second)}.{micros:06d}Z"
+
+
 def _encode(docs: list[dict[str, Any]]) -> bytes:
     """One event as an object, several as a batch envelope (as ``encode_events`` does)."""
     return orjson.dumps(docs[0] if len(docs) == 1 else docs)
@@ -177,7 +196,9 @@ def _attributes(kvs: Iterable[KeyValue], wanted: frozenset[str]) -> dict[str, An
     for kv in kvs:
         key = kv.key
         if key in wanted or key.startswith(READ_PREFIX):
-            out[key] = _value(kv.value)
+            value = kv.value
+            kind = value.WhichOneof("value")  # _value, inlined for the scalars
+            out[key] = getattr(value, kind) if kind in _SCALARS else _value(value)
     return out
 
 
@@ -290,7 +311,8 @@ class SpanConverter:
     @staticmethod
     def _first(keys: tuple[str, ...], own: Mapping[str, Any], inherited: _Inherited) -> str | None:
         for key in keys:
-            text = _text(own.get(key)) or inherited.values.get(key)
+            value = own.get(key)
+            text = (_text(value) if value is not None else None) or inherited.values.get(key)
             if text is not None:
                 return text
         return None
@@ -331,27 +353,30 @@ class SpanConverter:
         genai: dict[bytes, dict[str, Any]] = {}
         tools: dict[bytes, list[str | None]] = {}
         calls: list[_GenAiSpan] = []
+        spans = ignored = 0
+        span_keys = self._span_keys
         for resource_spans in request.resource_spans:
             resource_kvs = resource_spans.resource.attributes
             resource: dict[str, Any] | None = None
             for scope_spans in resource_spans.scope_spans:
                 for span in scope_spans.spans:
-                    out.spans += 1
-                    parent = span.parent_span_id
+                    spans += 1
+                    span_id, parent = span.span_id, span.parent_span_id
                     if parent:
-                        parents[span.span_id] = parent
+                        parents[span_id] = parent
                     # one pass over the attributes: only the names tokengov reads are
                     # taken, so a span of another kind yields (almost) nothing
-                    attributes = _attributes(span.attributes, self._span_keys)
+                    attributes = _attributes(span.attributes, span_keys)
                     if _GENAI_MARKERS.isdisjoint(attributes):
-                        out.ignored += 1
+                        ignored += 1
                         continue
                     if resource is None:
                         resource = _attributes(resource_kvs, self._resource_keys)
-                    genai[span.span_id] = attributes
+                    genai[span_id] = attributes
                     if attributes.get(_OPERATION) == "execute_tool" and parent:
                         tools.setdefault(parent, []).append(_text(attributes.get(_TOOL_NAME)))
                     calls.append(_GenAiSpan(span, attributes, resource, resource_kvs))
+        out.spans, out.ignored = spans, ignored
         inherited: dict[tuple[bytes, int], _Inherited] = {}
         traces: dict[bytes, str] = {}
         pending: dict[str, list[tuple[dict[str, Any], _GenAiSpan]]] = {}
@@ -418,15 +443,13 @@ class SpanConverter:
         pending: dict[str, list[tuple[dict[str, Any], _GenAiSpan]]],
     ) -> None:
         try:
-            read = from_otel_span(g.attributes)
-            if not read.counted:
-                out.aggregate += 1
-                return
-            fields = read.call_fields()
+            fields = from_otel_span(g.attributes).call_fields()
         except ContractError as exc:
             self._reject(out, g, str(exc))
             return
-        assert fields is not None
+        if fields is None:  # not a model call: its model calls are spans of their own
+            out.aggregate += 1
+            return
         span = g.span
         start, end = span.start_time_unix_nano, span.end_time_unix_nano
         if not end:
@@ -459,7 +482,7 @@ class SpanConverter:
             fields["status"] = "error"
         fields["latency_ms"] = (end - start) // 1_000_000
         try:
-            ts = datetime.fromtimestamp(end / 1e9, UTC)
+            ts = _iso_time(end)
         except (OverflowError, OSError, ValueError) as exc:
             self._reject(out, g, f"end_time_unix_nano ({end}): not a time ({exc})")
             return
@@ -469,7 +492,7 @@ class SpanConverter:
             "kind": "call",
             "schema_version": SCHEMA_VERSION,
             "event_id": event_id,
-            "ts": ts.isoformat(timespec="microseconds").replace("+00:00", "Z"),
+            "ts": ts,
             **fields,
             "team": fields["team"] or UNATTRIBUTED,
             "workflow": fields["workflow"] or UNATTRIBUTED,
