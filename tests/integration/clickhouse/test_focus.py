@@ -14,6 +14,9 @@ with those names corrected, every check otherwise unchanged.
 from __future__ import annotations
 
 import csv
+import fcntl
+import functools
+import hashlib
 import json
 import os
 import shutil
@@ -109,33 +112,62 @@ EVENTS = [
 ]  # fmt: skip
 
 
+def validator_venv() -> Path:
+    """Where the validator's virtualenv is kept between runs: outside the clone, in the user's
+    cache, named by what it holds (the requirements and the interpreter), so a changed pin or
+    Python makes a new one."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tokengov"
+    key = hashlib.sha256(repr((VALIDATOR, sys.version, sys.base_prefix)).encode()).hexdigest()
+    return cache / f"focus-validator-{key[:16]}"
+
+
 @pytest.fixture(scope="session")
-def validator_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def validator_python() -> Path:
+    """The validator's interpreter: the one ``TOKENGOV_FOCUS_VALIDATOR`` names, or a virtualenv
+    made once (by ``uv``, which installs from its cache in a second) and reused by every later
+    session; a lock file keeps two sessions (xdist workers, other clones) from making it at
+    once, and a marker written last keeps a half-made one from being used."""
     given = os.environ.get("TOKENGOV_FOCUS_VALIDATOR")
     if given:
         return Path(given)
-    venv = tmp_path_factory.mktemp("focus-validator-venv")
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
-    python = venv / "bin" / "python"
-    install = subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", *VALIDATOR],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert install.returncode == 0, f"pip install {' '.join(VALIDATOR)}:\n{install.stderr}"
+    venv = validator_venv()
+    python, made = venv / "bin" / "python", venv / ".tokengov-complete"
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    with (venv.parent / f"{venv.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not made.exists():
+            shutil.rmtree(venv, ignore_errors=True)
+            uv = [sys.executable, "-m", "uv", "--quiet"]
+            subprocess.run([*uv, "venv", "--python", sys.executable, str(venv)], check=True,
+                           timeout=120)  # fmt: skip
+            install = subprocess.run(
+                [*uv, "pip", "install", "--python", str(python), *VALIDATOR],
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+            assert install.returncode == 0, (
+                f"uv pip install {' '.join(VALIDATOR)}:\n{install.stderr}"
+            )
+            made.write_text(" ".join(VALIDATOR))
     return python
+
+
+@functools.cache
+def validator_package(python: Path) -> Path:
+    """The directory of the ``focus_validator`` package ``python`` imports (asked once)."""
+    found = subprocess.run(
+        [str(python), "-c", "import focus_validator, os; "
+         "print(os.path.dirname(focus_validator.__file__))"],
+        capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    return Path(found.stdout.strip())
 
 
 @pytest.fixture(scope="session")
 def rule_sets(validator_python: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """focus-validator's own rule sets, with the four 1.0 column ids FOCUS 1.0 renamed."""
-    found = subprocess.run(
-        [str(validator_python), "-c", "import focus_validator, os; "
-         "print(os.path.dirname(focus_validator.__file__))"],
-        capture_output=True, text=True, check=True, timeout=60,
-    )  # fmt: skip
-    package = Path(found.stdout.strip())
+    package = validator_package(validator_python)
     rules = tmp_path_factory.mktemp("focus-rules") / "version_sets"
     shutil.copytree(package / "rules" / "version_sets", rules)
     renamed = 0
@@ -169,13 +201,7 @@ def validate(python: Path, rules: Path, data: Path, tmp_path: Path) -> dict[str,
     report = tmp_path / f"{data.name}.xml"
 
     # The validator reads its currency list from a path relative to its package's parent.
-    cwd = Path(
-        subprocess.run(
-            [str(python), "-c", "import focus_validator, os; "
-             "print(os.path.dirname(os.path.dirname(focus_validator.__file__)))"],
-            capture_output=True, text=True, check=True, timeout=60,
-        ).stdout.strip()
-    )  # fmt: skip
+    cwd = validator_package(python).parent
     run = subprocess.run(
         [str(python), "-m", "focus_validator.main", "--data-file", str(data),
          "--validate-version", "1.0", "--rule-set-path", str(rules),

@@ -248,7 +248,15 @@ def test_a_table_that_fails_every_row_is_waited_for_not_dead_lettered(
     )
     ends = produce(bootstrap, topic_names.events, events)
     group = f"sink-{uuid.uuid4().hex[:8]}"
-    config = {"stuck_attempts": 2, "backoff_max_s": 0.2}
+    # The row-by-row attempts (up to 64 single-row inserts each) do not poll the consumer:
+    # under load one outlasts running_writer's 3 s max.poll.interval.ms, the group drops the
+    # writer and the flush starts over — give this test the poll interval of production and more.
+    consumer = {"session.timeout.ms": 1000, "heartbeat.interval.ms": 200}
+    config = {
+        "stuck_attempts": 2,
+        "backoff_max_s": 0.2,
+        "consumer": consumer | {"max.poll.interval.ms": 60_000},
+    }
     with running_writer(bootstrap, topic_names, store, policy, group, **config) as writer:
         wait_until(
             lambda: writer.paused and writer.counters.retries >= 6,

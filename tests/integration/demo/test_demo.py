@@ -18,7 +18,7 @@ from tokengov.app.fleet import INCIDENTS
 from tokengov.app.local.demo import run_demo
 from tokengov.core.settings import Settings
 
-pytestmark = [pytest.mark.integration, pytest.mark.serial]
+pytestmark = pytest.mark.integration
 
 POLICY = Path(__file__).resolve().parents[3] / "examples" / "policy.yaml"
 
@@ -39,6 +39,7 @@ def processes_mentioning(text: str) -> list[str]:
     return found
 
 
+@pytest.mark.serial  # the fleet's incidents must be caught in its 30 s: alone, after the rest
 def test_demo_catches_every_incident_and_stores_exactly_what_was_emitted(tmp_path):
     data_dir = tmp_path / "demo"
     settings = Settings(data_dir=data_dir)
@@ -103,6 +104,8 @@ def test_demo_catches_every_incident_and_stores_exactly_what_was_emitted(tmp_pat
     )  # the chatty handoffs and the resent history
 
 
+# Not serial: nothing in it is timed (it interrupts the demo once the fleet runs, then checks
+# that no process is left), so it runs with the rest, under xdist.
 def test_interrupted_demo_leaves_nothing_behind(tmp_path):
     data_dir = tmp_path / "interrupted"
     proc = subprocess.Popen(
