@@ -141,6 +141,23 @@ def test_secrets_error_redacts_before_it_cuts():
     assert len(str(error)) < 700
 
 
+@pytest.mark.parametrize(
+    "secret",
+    [
+        "0000%00\xa0",  # found by hypothesis (above): "%00" literal inside a JSON-escaped echo
+        "ab%41cd&amp;\u00e9fgh",  # a percent escape and an HTML reference, both literal
+        "key\\x41\\x42-rest",  # what reads as a bytes repr, literal
+    ],
+)
+def test_a_secret_holding_what_reads_as_another_escape_is_found_in_each_echo(secret):
+    """Decoding every escape at once turned the literal "%00" of a JSON-escaped secret into
+    a NUL, so the decoded view no longer held the secret: each kind is also decoded alone."""
+    redactor = Redactor([secret])
+    for echo in echoes(secret):
+        text = f"HTTP 500: {echo} (end)"
+        assert leaks(redactor.redact(text), secret) == [], echo
+
+
 def test_excerpt_is_one_short_line():
     assert excerpt("a\n b\t c", 100) == "a b c"
     assert excerpt("z" * 300, 200) == "z" * 199 + "…"

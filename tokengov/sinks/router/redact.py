@@ -52,12 +52,24 @@ MIN_SECRET_CHARS: Final = 4
 _MAX_ROUNDS = 4
 _DECODE_DEPTH = 2
 
-_ESCAPE = re.compile(
-    r"(?:%[0-9A-Fa-f]{2})+"  # percent-encoded bytes (UTF-8 sequences decode together)
-    r"|(?:\\x[0-9A-Fa-f]{2})+"  # a Python bytes repr
-    r"|(?:\\u[0-9A-Fa-f]{4})+"  # JSON \uXXXX (surrogate pairs decode together)
+_PERCENT = r"(?:%[0-9A-Fa-f]{2})+"  # percent-encoded bytes (UTF-8 sequences decode together)
+_BYTES_REPR = r"(?:\\x[0-9A-Fa-f]{2})+"  # a Python bytes repr
+_JSON = (
+    r"(?:\\u[0-9A-Fa-f]{4})+"  # JSON \uXXXX (surrogate pairs decode together)
     r"|\\[\"\\/bfnrt]"  # JSON's short escapes
-    r"|&(?:#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6}|[A-Za-z]{2,8});"  # HTML character references
+)
+_HTML = r"&(?:#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6}|[A-Za-z]{2,8});"  # HTML character references
+#: Every escape at once (an echo may mix them), then each kind alone: a secret may hold what
+#: reads as another kind's escape (``%00`` in a JSON-escaped value must stay ``%00``).
+_ESCAPES: Final = tuple(
+    re.compile(pattern)
+    for pattern in (
+        "|".join((_PERCENT, _BYTES_REPR, _JSON, _HTML)),
+        _PERCENT,
+        _BYTES_REPR,
+        _JSON,
+        _HTML,
+    )
 )
 _JSON_SHORT = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
 _B64_TOKEN = re.compile(r"[A-Za-z0-9+/_\-]{6,}={0,2}")
@@ -105,13 +117,13 @@ def _unescape(token: str) -> list[tuple[str, int, int]]:
     return [(char, 0, len(token)) for char in html.unescape(token)]
 
 
-def _decode(text: str) -> tuple[str, list[tuple[int, int]]]:
-    """One pass of unescaping: the decoded text and, for each of its characters, the span
-    of ``text`` it came from."""
+def _decode(text: str, escapes: re.Pattern[str]) -> tuple[str, list[tuple[int, int]]]:
+    """One pass of unescaping what ``escapes`` matches: the decoded text and, for each of its
+    characters, the span of ``text`` it came from."""
     chars: list[str] = []
     spans: list[tuple[int, int]] = []
     pos = 0
-    for match in _ESCAPE.finditer(text):
+    for match in escapes.finditer(text):
         chars.append(text[pos : match.start()])
         spans.extend((i, i + 1) for i in range(pos, match.start()))
         for char, start, end in _unescape(match.group()):
@@ -125,17 +137,28 @@ def _decode(text: str) -> tuple[str, list[tuple[int, int]]]:
 
 def _views(text: str) -> list[tuple[str, list[tuple[int, int]]]]:
     """The text and each pass of unescaping it, until nothing changes (at most three:
-    double encoding), each with the spans of ``text`` its characters came from. Every
-    level is searched: a secret may itself contain what looks like an escape."""
-    view, spans = text, [(i, i + 1) for i in range(len(text))]
-    views = [(view, spans)]
-    for _ in range(3):
-        decoded, inner = _decode(view)
-        if decoded == view:
-            break
-        spans = [(spans[a][0], spans[b - 1][1]) for a, b in inner]
-        view = decoded
-        views.append((view, spans))
+    double encoding), each with the spans of ``text`` its characters came from: every kind
+    of escape at once, then each kind alone. Every level is searched: a secret may itself
+    contain what looks like an escape. The last view is the fullest decoding."""
+    identity = [(i, i + 1) for i in range(len(text))]
+    views = [(text, identity)]
+    seen = {text}
+    fullest = views[0]
+    for n, escapes in enumerate(_ESCAPES):
+        view, spans = text, identity
+        for _ in range(3):
+            decoded, inner = _decode(view, escapes)
+            if decoded == view:
+                break
+            spans = [(spans[a][0], spans[b - 1][1]) for a, b in inner]
+            view = decoded
+            if n == 0:
+                fullest = (view, spans)
+            if view not in seen:
+                seen.add(view)
+                views.append((view, spans))
+    views.remove(fullest)
+    views.append(fullest)
     return views
 
 
