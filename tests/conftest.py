@@ -18,6 +18,9 @@ from tokengov.core.topics import Topics, TopicSpec, ensure_topics, topic_specs
 #: test starts inherits the setting, and refuses to start on a topic with another count.
 TEST_EVENT_PARTITIONS = 4
 os.environ["TOKENGOV_EVENT_PARTITIONS"] = str(TEST_EVENT_PARTITIONS)
+#: Every worker a test starts with the otlp role (part of ``all``) listens on a free port, not
+#: on 4318: xdist runs several at once, and the receiver of one that lost the port is not ready.
+os.environ["TOKENGOV_OTLP_PORT"] = "0"
 
 #: No per-example deadline: Hypothesis's default (200 ms) is a timing assertion, and on 2 shared
 #: cores under xdist an example of the pricing property took 347 ms and failed the run.

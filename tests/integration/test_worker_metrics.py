@@ -127,7 +127,7 @@ def test_worker_metrics_move_with_real_traffic(worker: tuple[Cluster, WorkerProc
     assert answers[-1] == (200, "ready\n")
     for status, body in answers[:-1]:  # before: not ready, with the checks' reasons
         assert status == 503 and all(
-            line.split(":")[0] in ("partitions", "clickhouse", "router")
+            line.split(":")[0] in ("partitions", "clickhouse", "router", "otlp")
             for line in body.splitlines()
         ), body
 
@@ -179,6 +179,9 @@ def test_worker_metrics_move_with_real_traffic(worker: tuple[Cluster, WorkerProc
     assert any("research" in budget and 0 < v < 1 for budget, v in ratios.items()), ratios
     assert value(s, "tokengov_policy_generation") == 1
     assert value(s, "tokengov_debt_events_total", outcome="duplicate") == 1
+    # the otlp role (part of all) reports its receiver's counters on the same endpoint
+    assert "tokengov_otlp_spans_received_total" in s
+    assert value(s, "tokengov_otlp_spans_received_total") == 0
     assert value(s, "tokengov_debt_handovers_total", result="failed") == 0
 
     # one family per name (several roles share dead letters and lag), and Prometheus' own

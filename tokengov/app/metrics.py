@@ -387,7 +387,8 @@ def observe(
     lag = ConsumerLag(group)
     collectors: list[Collector] = [PolicyCollector(ctx.policy)]
     ready: dict[str, ReadinessCheck] = {}
-    faust_consumer = bool(set(roles) - {"sink"})  # the sink consumes with its own client
+    # a sink (own Kafka client) or an OTLP receiver alone has no Faust agent: no Faust consumer
+    faust_consumer = not app.producer_only
     if faust_consumer:
         collectors.append(_FaustLag(lag))
         ready["partitions"] = lambda: None if lag.assigned else "waiting for the first assignment"
@@ -405,6 +406,9 @@ def observe(
             elif kind == "RouterRuntime":
                 collectors.append(RouterCollector(obj))
                 ready["router"] = _router_ready(obj)
+            elif kind == "OtlpRuntime":
+                collectors.append(_otlp_collector(obj))
+                ready["otlp"] = _otlp_ready(obj)
             else:
                 log.debug("role %s: %s has no metrics", name, kind)
 
@@ -422,6 +426,21 @@ def observe(
     return serve_observability(
         settings.metrics_port, WorkerCollector(collectors), ready=ready, host=settings.metrics_host
     )
+
+
+def _otlp_collector(runtime: Any) -> Collector:
+    from tokengov.ingest.otlp.metrics import OtlpCollector
+
+    return OtlpCollector(lambda: runtime.receiver.stats if runtime.receiver else None)
+
+
+def _otlp_ready(runtime: Any) -> ReadinessCheck:
+    def check() -> str | None:
+        if runtime.receiver is None:
+            return "the OTLP receiver is not listening (TOKENGOV_OTLP_PORT taken? see the log)"
+        return None
+
+    return check
 
 
 def _sink_ready(role: Any) -> ReadinessCheck:

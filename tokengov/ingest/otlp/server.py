@@ -63,28 +63,6 @@ class ReceiverStats:
     spans_rejected: int = 0  # dead-lettered, answered in partial_success
     events_delivered: int = 0
 
-    def prometheus(self) -> str:
-        lines = [
-            "# TYPE tokengov_otlp_requests_total counter",
-            *(
-                f'tokengov_otlp_requests_total{{status="{status}"}} {count}'
-                for status, count in sorted(self.requests_by_status.items())
-            ),
-        ]
-        for name, value, help_ in (
-            ("spans_received", self.spans_received, "spans in accepted requests"),
-            ("spans_ignored", self.spans_ignored, "spans that are not GenAI spans"),
-            ("spans_aggregate", self.spans_aggregate, "agent, workflow and tool spans"),
-            ("spans_rejected", self.spans_rejected, "GenAI spans dead-lettered"),
-            ("events_delivered", self.events_delivered, "call events acknowledged by Kafka"),
-        ):
-            lines += [
-                f"# HELP tokengov_otlp_{name}_total {help_}",
-                f"# TYPE tokengov_otlp_{name}_total counter",
-                f"tokengov_otlp_{name}_total {value}",
-            ]
-        return "\n".join(lines) + "\n"
-
 
 def _encode(message: Message, kind: str) -> bytes:
     if kind == JSON:
@@ -129,7 +107,15 @@ class OtlpReceiver:
         return web.Response(text="ok\n")
 
     async def _metrics(self, _request: web.Request) -> web.Response:
-        return web.Response(text=self.stats.prometheus(), content_type="text/plain")
+        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+        from tokengov.ingest.otlp.metrics import OtlpCollector
+
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(OtlpCollector(lambda: self.stats))
+        return web.Response(
+            body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
 
     def _status(
         self, status: int, message: str, kind: str, headers: dict[str, str] | None = None
