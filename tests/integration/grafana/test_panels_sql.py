@@ -39,6 +39,7 @@ from tokengov.core.pricing import price_call
 from tokengov.sinks.clickhouse.endpoint import QueryEndpoint
 from tokengov.sinks.grafana.alert_marks import read_alert_marks
 from tokengov.sinks.grafana.client import GrafanaAPI
+from tokengov.sinks.grafana.dashboards import DASHBOARDS
 from tokengov.sinks.grafana.macros import TimeRange, VariableValue, render_query
 from tokengov.sinks.grafana.sql import ALL_VALUE
 from tokengov.sinks.grafana.sync import sync
@@ -55,7 +56,9 @@ migrate_module = pytest.importorskip("tokengov.sinks.clickhouse.migrate")
 rows = pytest.importorskip("tokengov.sinks.clickhouse.rows")
 
 REPO = Path(__file__).resolve().parents[3]
-DASHBOARD_FILES = sorted((REPO / "grafana" / "dashboards").glob("*.json"))
+#: The ClickHouse dashboards (the "tokengov pipeline" one queries Prometheus: its expressions
+#: are checked against a real /metrics scrape in tests/integration/test_worker_metrics.py).
+DASHBOARD_FILES = sorted(REPO / "grafana" / "dashboards" / spec.filename for spec in DASHBOARDS)
 TEAMS = {
     "search": ("support-triage", "query-rewrite"),
     "support": ("refund-agent",),
@@ -391,6 +394,7 @@ def _run(populated: Populated, sql: str, variables: dict[str, VariableValue]) ->
 
 def test_dashboards_exist_and_have_queries() -> None:
     assert len(DASHBOARD_FILES) == 4
+    assert all(path.is_file() for path in DASHBOARD_FILES)
     assert len(_queries()) > 30
 
 
