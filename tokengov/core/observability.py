@@ -76,6 +76,14 @@ class LatencyHistogram:
     def count(self) -> int:
         return sum(self._counts)
 
+    def __deepcopy__(self, memo: dict[int, object]) -> LatencyHistogram:
+        """A copy of the counts so far (``dataclasses.asdict`` of the counters that hold one:
+        a lock cannot be copied)."""
+        copy = LatencyHistogram(self.bounds_s)
+        with self._lock:
+            copy._counts, copy._sum_s = list(self._counts), self._sum_s
+        return copy
+
     def snapshot(self) -> tuple[list[tuple[str, float]], float]:
         """Cumulative buckets as prometheus-client wants them (``le``, count), and the sum."""
         with self._lock:

@@ -82,6 +82,7 @@ def main() -> None:
     stop.wait()
     writer.stop()
     counters = dataclasses.asdict(writer.counters)
+    counters["flush_latency"] = counters["flush_latency"].snapshot()  # (buckets, sum of seconds)
     print(
         json.dumps(
             {"counters": counters, "error": repr(writer.error) if writer.error else None},

@@ -34,3 +34,23 @@ def test_buckets_are_cumulative_with_inf_sum_and_count() -> None:
     assert samples[("t_latency_seconds_count", None)] == 4
     assert abs(samples[("t_latency_seconds_sum", None)] - 7.213) < 1e-9
     assert all(s.labels["stage"] == "a" for s in family.samples)
+
+
+def test_counters_holding_a_histogram_can_be_copied_as_a_dict():
+    """The sink's counters hold a histogram (a lock inside): ``dataclasses.asdict`` of them
+    (the writer's JSON summary) must copy its counts, not fail on the lock."""
+    import dataclasses
+
+    @dataclasses.dataclass
+    class Counters:
+        flushes: int = 0
+        latency: LatencyHistogram = dataclasses.field(default_factory=LatencyHistogram)
+
+    counters = Counters(flushes=2)
+    counters.latency.observe(0.003)
+    counters.latency.observe(7.0)
+    copied = dataclasses.asdict(counters)
+    assert copied["flushes"] == 2
+    assert copied["latency"].snapshot() == counters.latency.snapshot()
+    counters.latency.observe(1.0)  # the copy is a snapshot, the original goes on
+    assert copied["latency"].count == 2 and counters.latency.count == 3
