@@ -56,7 +56,7 @@ from tokengov.sinks.clickhouse.batch import (
 )
 from tokengov.sinks.clickhouse.deadletter import DeadLetter, DeadLetterProducer
 from tokengov.sinks.clickhouse.decode import TOKEN_EVENTS, Item, MessageDecoder, TopicKind
-from tokengov.sinks.clickhouse.dedup import existing_event_ids
+from tokengov.sinks.clickhouse.dedup import OwnRows, existing_event_ids
 from tokengov.sinks.clickhouse.encode import (
     DEDUP_TABLES,
     DecodePool,
@@ -128,6 +128,10 @@ class SinkConfig:
     #: error before the writer looks for the rows that cannot be stored (see _write).
     decode_attempts: int = 3
     stuck_attempts: int = 5
+    #: Rows of its own recent inserts (per deduplicated table) the writer remembers, to settle
+    #: a duplicate lookup in memory when the table holds exactly those rows in the flush's
+    #: time ranges (tokengov/sinks/clickhouse/dedup.py); 0: always ask ClickHouse.
+    own_rows: int = 200_000
     schema: SchemaOptions = field(default_factory=SchemaOptions)
     consumer: Mapping[str, Any] = field(default_factory=dict)
 
@@ -167,6 +171,9 @@ class SinkCounters:
     decoder_restarts: int = 0  # decoder processes replaced after one died
     isolated_runs: int = 0  # runs decoded again one message at a time after a failure
     stuck_rows: int = 0  # rows dead-lettered because every insert of them failed
+    #: Duplicate lookups settled in memory: the table held exactly this writer's own rows
+    #: in the flush's time ranges (no id sent to ClickHouse).
+    lookups_in_memory: int = 0
     first_message_at: float | None = None  # monotonic time of the first message read
     #: The last invalid events skipped: (topic, partition, offset, why).
     recent_invalid: deque[tuple[str, int, int, str]] = field(
@@ -218,6 +225,7 @@ class SinkWriter:
         self._suspect: dict[TopicPartitionKey, int] = {}
         self._paused = False
         self._pool: DecodePool | None = None
+        self._own = {table: OwnRows(self.config.own_rows) for table in DEDUP_TABLES}
         # Runs of messages handed to the decoders, in the order they were read.
         self._pending: deque[tuple[str, int, list[int], list[bytes | None], Future[Encoded]]]
         self._pending = deque()
@@ -650,7 +658,9 @@ class SinkWriter:
         for table in DEDUP_TABLES:
             ids, stamps = flush.keyed_event_ids(table)
             if ids:
-                existing |= existing_event_ids(self._store, table, ids, stamps)
+                own = self._own[table]
+                existing |= existing_event_ids(self._store, table, ids, stamps, own=own)
+                self.counters.lookups_in_memory = sum(o.settled for o in self._own.values())
                 keyed_total += len(ids)
                 unique.update(ids)
         flush.skipped_event_ids = frozenset(existing)
@@ -709,6 +719,8 @@ class SinkWriter:
                 if body is not None:
                     if self._insert_native(table, body, content_token(table, flush)):
                         count = flush.rows_of(table)
+                        if table in DEDUP_TABLES:
+                            self._remember(flush, table, count)
                         self.counters.rows_inserted[table] = (
                             self.counters.rows_inserted.get(table, 0) + count
                         )
@@ -755,6 +767,13 @@ class SinkWriter:
                 letters.append(_dead_letter((topic, partition, offset), item, reason, item.table))
             self.counters.stuck_rows += len(stuck)
         return letters
+
+    def _remember(self, flush: Flush, table: str, count: int) -> None:
+        """The rows of ``table`` a native insert of ``flush`` just stored (every row of the
+        flush: none left out, none repeated), for the next lookups."""
+        ids, stamps = flush.keyed_event_ids(table)
+        if len(ids) == count and not flush.skipped_event_ids and not flush.repeats:
+            self._own[table].add(ids, stamps)
 
     def _not_stored(
         self, stuck: list[tuple[Origin, Item, StoreError]]
