@@ -10,7 +10,14 @@ import pytest
 
 from tokengov.core.contracts import CallEvent, TokenCounts
 from tokengov.core.pricing import PricedCall
-from tokengov.sinks.clickhouse.dedup import SMALL, OwnRows, crc32, existing_event_ids, quote
+from tokengov.sinks.clickhouse.dedup import (
+    MAX_INSERTS,
+    SMALL,
+    OwnRows,
+    crc32,
+    existing_event_ids,
+    quote,
+)
 from tokengov.sinks.clickhouse.encode import epoch_ms
 from tokengov.sinks.clickhouse.migrate import migrate
 from tokengov.sinks.clickhouse.rows import TOKEN_EVENT_COLUMNS, event_row
@@ -129,3 +136,9 @@ def test_own_rows_forget_the_oldest_inserts_beyond_their_bound():
     assert own.rows == 3
     assert own.summary([(1, 6)]) == (3, crc32("d") + crc32("e") + crc32("f"))
     assert own.found(["a", "d", "f"], [(1, 4)]) == {"d"}
+    many = OwnRows(max_rows=1000)
+    for i in range(MAX_INSERTS + 2):
+        many.add([f"x-{i}"], [i])
+    assert many.rows == MAX_INSERTS  # at most MAX_INSERTS inserts are kept, the latest
+    assert many.summary([(0, 1)]) == (0, 0)
+    assert many.summary([(2, 2)]) == (1, crc32("x-2"))

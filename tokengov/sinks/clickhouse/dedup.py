@@ -49,6 +49,8 @@ HOUR_MS: Final = 3_600_000
 #: Up to this many stored rows in the ranges are fetched and compared here; more are
 #: looked up by id in ClickHouse (which sends back only the matches).
 SMALL: Final = 1_000
+#: The most inserts :class:`OwnRows` keeps (each lookup visits every one of them).
+MAX_INSERTS: Final = 64
 
 
 def quote(value: str) -> str:
@@ -121,8 +123,8 @@ class _Stored:
 
 
 class OwnRows:
-    """The rows of one table this writer stored in its recent inserts (up to ``max_rows``,
-    the oldest inserts forgotten first): what lets a lookup skip ClickHouse (see the
+    """The rows of one table this writer stored in its recent inserts (up to ``max_rows``
+    rows and :data:`MAX_INSERTS` inserts, the oldest forgotten first): what lets a lookup skip ClickHouse (see the
     module's docstring). Only rows known to be stored belong here: add an insert's rows
     once ClickHouse acknowledged it."""
 
@@ -145,7 +147,7 @@ class OwnRows:
             _Stored([stamps_ms[i] for i in order], sums, dict(zip(ids, stamps_ms, strict=True)))
         )
         self._rows += len(ids)
-        while self._rows > self.max_rows:
+        while self._rows > self.max_rows or len(self._inserts) > MAX_INSERTS:
             self._rows -= len(self._inserts.popleft().stamps)
 
     def summary(self, ranges: Sequence[tuple[int, int]]) -> tuple[int, int]:
