@@ -130,15 +130,15 @@ def test_lookup_settled_in_memory_only_when_the_table_holds_exactly_the_writers_
 def test_own_rows_forget_the_oldest_inserts_beyond_their_bound():
     own = OwnRows(max_rows=5)
     own.add(["a", "b", "c"], [3, 1, 2])
-    assert own.summary([(1, 3)]) == (3, crc32("a") + crc32("b") + crc32("c"))
-    assert own.summary([(2, 2)]) == (1, crc32("c"))
+    assert own.summary([(1, 3)]) == (3, crc32("a") + crc32("b") + crc32("c"), 6)
+    assert own.summary([(2, 2)]) == (1, crc32("c"), 2)
     own.add(["d", "e", "f"], [4, 5, 6])  # 6 rows: the first insert is forgotten
     assert own.rows == 3
-    assert own.summary([(1, 6)]) == (3, crc32("d") + crc32("e") + crc32("f"))
+    assert own.summary([(1, 6)]) == (3, crc32("d") + crc32("e") + crc32("f"), 15)
     assert own.found(["a", "d", "f"], [(1, 4)]) == {"d"}
     many = OwnRows(max_rows=1000)
     for i in range(MAX_INSERTS + 2):
         many.add([f"x-{i}"], [i])
     assert many.rows == MAX_INSERTS  # at most MAX_INSERTS inserts are kept, the latest
-    assert many.summary([(0, 1)]) == (0, 0)
-    assert many.summary([(2, 2)]) == (1, crc32("x-2"))
+    assert many.summary([(0, 1)]) == (0, 0, 0)
+    assert many.summary([(2, 2)]) == (1, crc32("x-2"), 2)

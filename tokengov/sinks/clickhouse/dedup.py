@@ -9,9 +9,9 @@ floored, exactly as the ``DateTime64(3)`` columns keep them, so a range bound is
 never finer than the stored value it must match.
 
 A writer also remembers the rows it stored itself in its recent flushes
-(:class:`OwnRows`: ids, timestamps and each id's CRC-32). When the count and the
-CRC-32 sum of what the table holds in the flush's ranges are exactly those of its
-own rows there, the table holds nothing else there, and the lookup is settled in
+(:class:`OwnRows`: ids, timestamps and each id's CRC-32). When the count, the
+CRC-32 sum and the timestamp sum of what the table holds in the flush's ranges are
+exactly those of its own rows there, the table holds nothing else there, and the lookup is settled in
 memory — instead of sending every id of the flush to ClickHouse because its own
 previous flushes fill the same hours (the usual case while reading a backlog).
 Anything else in those ranges (another writer's rows, a previous run's, a row of
@@ -99,8 +99,12 @@ def stored_in_ranges_sql(table: str, ranges: Sequence[tuple[int, int]], *, count
 
 
 def stored_summary_sql(table: str, ranges: Sequence[tuple[int, int]]) -> str:
-    """How many rows ``table`` holds in ``ranges``, and the sum of their ids' CRC-32."""
-    return f"SELECT count(), sum(CRC32(event_id)) FROM {table} WHERE {_where_ts(ranges)}"
+    """How many rows ``table`` holds in ``ranges``, the sum of their ids' CRC-32 and the sum
+    of their timestamps (ms)."""
+    return (
+        "SELECT count(), sum(CRC32(event_id)), sum(toInt128(toUnixTimestamp64Milli(ts))) "
+        f"FROM {table} WHERE {_where_ts(ranges)}"
+    )
 
 
 def crc32(event_id: str) -> int:
@@ -110,16 +114,18 @@ def crc32(event_id: str) -> int:
 
 @dataclass(frozen=True, slots=True)
 class _Stored:
-    """The rows of one insert, by ascending timestamp; ``crc_sums[i]``: the sum of the first
-    ``i`` rows' CRC-32."""
+    """The rows of one insert, by ascending timestamp; ``crc_sums[i]`` and ``ms_sums[i]``: the
+    sums of the first ``i`` rows' CRC-32 and timestamps."""
 
     stamps: list[int]
     crc_sums: list[int]
+    ms_sums: list[int]
     ids: dict[str, int]  # id → its timestamp (ms)
 
-    def summary(self, lo: int, hi: int) -> tuple[int, int]:
+    def summary(self, lo: int, hi: int) -> tuple[int, int, int]:
         start, end = bisect_left(self.stamps, lo), bisect_right(self.stamps, hi)
-        return end - start, self.crc_sums[end] - self.crc_sums[start]
+        crc = self.crc_sums[end] - self.crc_sums[start]
+        return end - start, crc, self.ms_sums[end] - self.ms_sums[start]
 
 
 class OwnRows:
@@ -142,23 +148,26 @@ class OwnRows:
         if not ids or len(ids) > self.max_rows:
             return
         order = sorted(range(len(ids)), key=stamps_ms.__getitem__)
-        sums = [0, *accumulate(crc32(ids[i]) for i in order)]
-        self._inserts.append(
-            _Stored([stamps_ms[i] for i in order], sums, dict(zip(ids, stamps_ms, strict=True)))
-        )
+        stamps = [stamps_ms[i] for i in order]
+        crc_sums = [0, *accumulate(crc32(ids[i]) for i in order)]
+        ms_sums = [0, *accumulate(stamps)]
+        ids_ms = dict(zip(ids, stamps_ms, strict=True))
+        self._inserts.append(_Stored(stamps, crc_sums, ms_sums, ids_ms))
         self._rows += len(ids)
         while self._rows > self.max_rows or len(self._inserts) > MAX_INSERTS:
             self._rows -= len(self._inserts.popleft().stamps)
 
-    def summary(self, ranges: Sequence[tuple[int, int]]) -> tuple[int, int]:
-        """(rows, sum of their ids' CRC-32) of these rows in ``ranges`` (disjoint)."""
-        count = total = 0
+    def summary(self, ranges: Sequence[tuple[int, int]]) -> tuple[int, int, int]:
+        """(rows, sum of their ids' CRC-32, sum of their timestamps) of these rows in
+        ``ranges`` (disjoint)."""
+        count = crc = ms = 0
         for stored in self._inserts:
             for lo, hi in ranges:
-                n, crc = stored.summary(lo, hi)
+                n, c, m = stored.summary(lo, hi)
                 count += n
-                total += crc
-        return count, total
+                crc += c
+                ms += m
+        return count, crc, ms
 
     def found(self, ids: Sequence[str], ranges: Sequence[tuple[int, int]]) -> set[str]:
         """The ids among ``ids`` that are among these rows with a timestamp in ``ranges``."""
@@ -208,8 +217,8 @@ def existing_event_ids(
     ranges = ts_ranges(stamps_ms)
     if own is not None and own.rows:
         row = store.fetch(stored_summary_sql(table, ranges)).rows[0]
-        stored, crc_sum = int(row[0] or 0), int(row[1] or 0)
-        if stored and (stored, crc_sum) == own.summary(ranges):
+        stored = int(row[0] or 0)
+        if stored and (stored, int(row[1] or 0), int(row[2] or 0)) == own.summary(ranges):
             own.settled += 1
             return own.found(ids, ranges)
     else:
