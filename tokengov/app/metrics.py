@@ -247,6 +247,7 @@ class SinkCollector(Collector):
             ("tokengov_sink_backpressure_pauses_total", "Times consumption was paused because ClickHouse did not acknowledge.", c.pauses),
             ("tokengov_sink_duplicates_skipped_total", "Events already stored, skipped (replays, producer retries).", c.duplicates_skipped),
             ("tokengov_sink_commit_failures_total", "Offset commits that failed (the flush is replayed, exactly).", c.commit_failures),
+            ("tokengov_sink_lookups_in_memory_total", "Duplicate lookups settled in memory (the table held exactly this writer's rows in the flush's ranges).", c.lookups_in_memory),
         ):  # fmt: skip
             family = _counter(name, doc)
             family.add_metric([], value)

@@ -336,6 +336,24 @@ def test_replay_and_redelivery_change_no_total(bootstrap, topic_names, store, po
     assert store.query("SELECT count() FROM task_outcomes").scalar() == outcomes
 
 
+def test_own_rows_redelivered_to_the_same_writer_are_found_in_memory(
+    bootstrap, topic_names, store, policy
+):
+    """A writer that stored some events and reads them again settles its lookup with the rows
+    it remembers (nothing else is in those hours): skipped, counted once."""
+    events = make_events(40, seed=5)
+    group = f"sink-{uuid.uuid4().hex[:8]}"
+    with running_writer(bootstrap, topic_names, store, policy, group, decoders=0) as writer:
+        ends = produce(bootstrap, topic_names.events, events, envelope=3)
+        wait_committed(bootstrap, group, ends, writer)
+        assert writer.counters.duplicates_skipped == 0
+        ends = merge(ends, produce(bootstrap, topic_names.events, events))
+        wait_committed(bootstrap, group, ends, writer)
+        assert writer.counters.lookups_in_memory >= 1
+        assert writer.counters.duplicates_skipped == len(events)
+    assert_exact(store, events, policy)
+
+
 @DECODERS
 def test_rejected_rows_are_dead_lettered_with_the_reason(
     bootstrap, topic_names, store, policy, decoders

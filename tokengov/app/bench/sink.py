@@ -219,7 +219,12 @@ def _bench_writer(
     stored = store.fetch("SELECT count() FROM token_events").scalar()
     if stored != rows or writer.counters.row_path_flushes:
         raise RuntimeError(f"writer stored {stored} of {rows} rows: {writer.counters}")
-    first = writer.counters.first_message_at
+    counters = writer.counters
+    progress(
+        f"writer: {counters.flushes} flushes, {counters.lookups_in_memory} duplicate lookups "
+        "settled in memory (its own rows), the others by ClickHouse"
+    )
+    first = counters.first_message_at
     assert first is not None
     return finished - first
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -254,9 +255,11 @@ def sink(
     console.print(table)
     ratio = result.writer_rate / result.bare_rate
     inline = result.inline_rate / result.bare_rate
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     console.print(
         f"writer / bare = [bold]{ratio:.0%}[/] with {result.decoders} decoder processes "
-        f"(target ≥ 50%); {inline:.0%} decoding in the writer's thread"
+        f"(target ≥ 80%); {inline:.0%} decoding in the writer's thread; load average {load} "
+        f"on {os.cpu_count()} CPUs"
     )
     reports = Table(
         "report",

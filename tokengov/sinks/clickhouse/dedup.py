@@ -7,21 +7,39 @@ range after a gap of more than ``gap_ms``), which the monthly partitions, the ke
 read of a few granules. Timestamps are integer milliseconds since the epoch,
 floored, exactly as the ``DateTime64(3)`` columns keep them, so a range bound is
 never finer than the stored value it must match.
+
+A writer also remembers the rows it stored itself in its recent flushes
+(:class:`OwnRows`: ids, timestamps and each id's CRC-32). When the count, the
+CRC-32 sum and the timestamp sum of what the table holds in the flush's ranges are
+exactly those of its own rows there, the table holds nothing else there, and the lookup is settled in
+memory — instead of sending every id of the flush to ClickHouse because its own
+previous flushes fill the same hours (the usual case while reading a backlog).
+Anything else in those ranges (another writer's rows, a previous run's, a row of
+its own that is gone) changes the count or the sum, and the lookup goes to
+ClickHouse as before.
 """
 
 from __future__ import annotations
 
+import zlib
+from bisect import bisect_left, bisect_right
+from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import accumulate
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
     from tokengov.sinks.clickhouse.store import ClickHouseStore
 
 __all__ = [
+    "OwnRows",
+    "crc32",
     "existing_event_ids",
     "existing_ids_sql",
     "quote",
     "stored_in_ranges_sql",
+    "stored_summary_sql",
     "ts_ranges",
 ]
 
@@ -31,6 +49,8 @@ HOUR_MS: Final = 3_600_000
 #: Up to this many stored rows in the ranges are fetched and compared here; more are
 #: looked up by id in ClickHouse (which sends back only the matches).
 SMALL: Final = 1_000
+#: The most inserts :class:`OwnRows` keeps (each lookup visits every one of them).
+MAX_INSERTS: Final = 64
 
 
 def quote(value: str) -> str:
@@ -78,6 +98,89 @@ def stored_in_ranges_sql(table: str, ranges: Sequence[tuple[int, int]], *, count
     return f"SELECT {what} FROM {table} WHERE {_where_ts(ranges)}"
 
 
+def stored_summary_sql(table: str, ranges: Sequence[tuple[int, int]]) -> str:
+    """How many rows ``table`` holds in ``ranges``, the sum of their ids' CRC-32 and the sum
+    of their timestamps (ms)."""
+    return (
+        "SELECT count(), sum(CRC32(event_id)), sum(toInt128(toUnixTimestamp64Milli(ts))) "
+        f"FROM {table} WHERE {_where_ts(ranges)}"
+    )
+
+
+def crc32(event_id: str) -> int:
+    """The CRC-32 of an id's UTF-8 bytes: what ClickHouse's ``CRC32(event_id)`` returns."""
+    return zlib.crc32(event_id.encode())
+
+
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    """The rows of one insert, by ascending timestamp; ``crc_sums[i]`` and ``ms_sums[i]``: the
+    sums of the first ``i`` rows' CRC-32 and timestamps."""
+
+    stamps: list[int]
+    crc_sums: list[int]
+    ms_sums: list[int]
+    ids: dict[str, int]  # id → its timestamp (ms)
+
+    def summary(self, lo: int, hi: int) -> tuple[int, int, int]:
+        start, end = bisect_left(self.stamps, lo), bisect_right(self.stamps, hi)
+        crc = self.crc_sums[end] - self.crc_sums[start]
+        return end - start, crc, self.ms_sums[end] - self.ms_sums[start]
+
+
+class OwnRows:
+    """The rows of one table this writer stored in its recent inserts (up to ``max_rows``
+    rows and :data:`MAX_INSERTS` inserts, the oldest forgotten first): what lets a lookup skip ClickHouse (see the
+    module's docstring). Only rows known to be stored belong here: add an insert's rows
+    once ClickHouse acknowledged it."""
+
+    def __init__(self, max_rows: int) -> None:
+        self.max_rows = max_rows
+        self._inserts: deque[_Stored] = deque()
+        self._rows = 0
+        self.settled = 0  # lookups settled in memory
+
+    @property
+    def rows(self) -> int:
+        return self._rows
+
+    def add(self, ids: Sequence[str], stamps_ms: Sequence[int]) -> None:
+        if not ids or len(ids) > self.max_rows:
+            return
+        order = sorted(range(len(ids)), key=stamps_ms.__getitem__)
+        stamps = [stamps_ms[i] for i in order]
+        crc_sums = [0, *accumulate(crc32(ids[i]) for i in order)]
+        ms_sums = [0, *accumulate(stamps)]
+        ids_ms = dict(zip(ids, stamps_ms, strict=True))
+        self._inserts.append(_Stored(stamps, crc_sums, ms_sums, ids_ms))
+        self._rows += len(ids)
+        while self._rows > self.max_rows or len(self._inserts) > MAX_INSERTS:
+            self._rows -= len(self._inserts.popleft().stamps)
+
+    def summary(self, ranges: Sequence[tuple[int, int]]) -> tuple[int, int, int]:
+        """(rows, sum of their ids' CRC-32, sum of their timestamps) of these rows in
+        ``ranges`` (disjoint)."""
+        count = crc = ms = 0
+        for stored in self._inserts:
+            for lo, hi in ranges:
+                n, c, m = stored.summary(lo, hi)
+                count += n
+                crc += c
+                ms += m
+        return count, crc, ms
+
+    def found(self, ids: Sequence[str], ranges: Sequence[tuple[int, int]]) -> set[str]:
+        """The ids among ``ids`` that are among these rows with a timestamp in ``ranges``."""
+        out: set[str] = set()
+        wanted = set(ids)
+        for stored in self._inserts:
+            for event_id in wanted & stored.ids.keys():
+                stamp = stored.ids[event_id]
+                if any(lo <= stamp <= hi for lo, hi in ranges):
+                    out.add(event_id)
+        return out
+
+
 def existing_ids_sql(table: str, ids: Sequence[str], ranges: Sequence[tuple[int, int]]) -> str:
     """The ids travel as one TSV block in a string literal, read by ``format()`` — parsed by
     ClickHouse's TSV reader, several times cheaper than an IN list of literals or an array
@@ -97,6 +200,7 @@ def existing_event_ids(
     stamps_ms: Sequence[int],
     *,
     chunk: int = CHUNK,
+    own: OwnRows | None = None,
 ) -> set[str]:
     """The ids among ``ids`` (with their timestamps, ms since the epoch as the writer stores
     them: :func:`tokengov.sinks.clickhouse.encode.epoch_ms`) that ``table`` already holds.
@@ -104,13 +208,21 @@ def existing_event_ids(
     First counts what the table holds in the flush's time ranges: nothing there (the
     common case for fresh events) settles it; a few rows there (a late event) are fetched
     and compared here; more (a replay, or partitions read at different paces) are looked
-    up by id in ClickHouse.
+    up by id in ClickHouse. With ``own`` (the rows this writer stored itself) the first
+    query also sums the stored ids' CRC-32: exactly its own rows there settle it in memory.
     """
     if not ids:
         return set()
     wanted = set(ids)
     ranges = ts_ranges(stamps_ms)
-    stored = int(store.fetch(stored_in_ranges_sql(table, ranges, count=True)).scalar() or 0)
+    if own is not None and own.rows:
+        row = store.fetch(stored_summary_sql(table, ranges)).rows[0]
+        stored = int(row[0] or 0)
+        if stored and (stored, int(row[1] or 0), int(row[2] or 0)) == own.summary(ranges):
+            own.settled += 1
+            return own.found(ids, ranges)
+    else:
+        stored = int(store.fetch(stored_in_ranges_sql(table, ranges, count=True)).scalar() or 0)
     if stored == 0:
         return set()
     if stored <= SMALL:

@@ -57,7 +57,7 @@ from tokengov.sinks.clickhouse.batch import (
 )
 from tokengov.sinks.clickhouse.deadletter import DeadLetter, DeadLetterProducer
 from tokengov.sinks.clickhouse.decode import TOKEN_EVENTS, Item, MessageDecoder, TopicKind
-from tokengov.sinks.clickhouse.dedup import existing_event_ids
+from tokengov.sinks.clickhouse.dedup import OwnRows, existing_event_ids
 from tokengov.sinks.clickhouse.encode import (
     DEDUP_TABLES,
     DecodePool,
@@ -130,6 +130,10 @@ class SinkConfig:
     #: error before the writer looks for the rows that cannot be stored (see _write).
     decode_attempts: int = 3
     stuck_attempts: int = 5
+    #: Rows of its own recent inserts (per deduplicated table) the writer remembers, to settle
+    #: a duplicate lookup in memory when the table holds exactly those rows in the flush's
+    #: time ranges (tokengov/sinks/clickhouse/dedup.py); 0: always ask ClickHouse.
+    own_rows: int = 200_000
     schema: SchemaOptions = field(default_factory=SchemaOptions)
     consumer: Mapping[str, Any] = field(default_factory=dict)
 
@@ -172,6 +176,9 @@ class SinkCounters:
     pauses: int = 0  # times consumption was paused because ClickHouse did not acknowledge
     #: Seconds from a flush's first attempt to its commit (retries included)
     flush_latency: LatencyHistogram = field(default_factory=LatencyHistogram)
+    #: Duplicate lookups settled in memory: the table held exactly this writer's own rows
+    #: in the flush's time ranges (no id sent to ClickHouse).
+    lookups_in_memory: int = 0
     first_message_at: float | None = None  # monotonic time of the first message read
     #: The last invalid events skipped: (topic, partition, offset, why).
     recent_invalid: deque[tuple[str, int, int, str]] = field(
@@ -225,6 +232,7 @@ class SinkWriter:
         self._suspect: dict[TopicPartitionKey, int] = {}
         self._paused = False
         self._pool: DecodePool | None = None
+        self._own = {table: OwnRows(self.config.own_rows) for table in DEDUP_TABLES}
         # Runs of messages handed to the decoders, in the order they were read.
         self._pending: deque[tuple[str, int, list[int], list[bytes | None], Future[Encoded]]]
         self._pending = deque()
@@ -688,7 +696,9 @@ class SinkWriter:
         for table in DEDUP_TABLES:
             ids, stamps = flush.keyed_event_ids(table)
             if ids:
-                existing |= existing_event_ids(self._store, table, ids, stamps)
+                own = self._own[table]
+                existing |= existing_event_ids(self._store, table, ids, stamps, own=own)
+                self.counters.lookups_in_memory = sum(o.settled for o in self._own.values())
                 keyed_total += len(ids)
                 unique.update(ids)
         flush.skipped_event_ids = frozenset(existing)
@@ -747,6 +757,8 @@ class SinkWriter:
                 if body is not None:
                     if self._insert_native(table, body, content_token(table, flush)):
                         count = flush.rows_of(table)
+                        if table in DEDUP_TABLES:
+                            self._remember(flush, table, count)
                         self.counters.rows_inserted[table] = (
                             self.counters.rows_inserted.get(table, 0) + count
                         )
@@ -793,6 +805,13 @@ class SinkWriter:
                 letters.append(_dead_letter((topic, partition, offset), item, reason, item.table))
             self.counters.stuck_rows += len(stuck)
         return letters
+
+    def _remember(self, flush: Flush, table: str, count: int) -> None:
+        """The rows of ``table`` a native insert of ``flush`` just stored (every row of the
+        flush: none left out, none repeated), for the next lookups."""
+        ids, stamps = flush.keyed_event_ids(table)
+        if len(ids) == count and not flush.skipped_event_ids and not flush.repeats:
+            self._own[table].add(ids, stamps)
 
     def _not_stored(
         self, stuck: list[tuple[Origin, Item, StoreError]]
