@@ -183,8 +183,8 @@ class DebtTallies(_PolicySource):
         if event.event_id in self._seen:
             self.stats.duplicates += 1
             return False
-        horizon = self.policy.debt.horizon
-        if self.watermark is not None and event.ts < self.watermark - horizon:
+        policy = self.policy
+        if self.watermark is not None and event.ts < self.watermark - policy.debt.horizon:
             self.stats.late += 1
             log.debug("debt: event %s is older than the horizon; not judged", event.event_id)
             return False
@@ -198,7 +198,6 @@ class DebtTallies(_PolicySource):
         self.stats.observed_calls += 1
         if self.watermark is None or event.ts > self.watermark:
             self.watermark = event.ts
-        policy = self.policy
         workflow = event.workflow
         task = self._tasks.get(event.task_id)
         if task is None:
