@@ -88,7 +88,7 @@ ROLE_LOADERS: dict[str, Callable[[], list[Register]]] = {
     "router": _router,
     "otlp": _otlp,
     # the two halves of ``streams``, to run as separate services (each its own group);
-    # ``tokengov bench streams`` measures both. Not part of ``all``.
+    # ``tokengov bench streams`` measures each and ``streams``. Not part of ``all``.
     "governance": _governance,
     "debt": _debt,
 }
