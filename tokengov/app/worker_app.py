@@ -63,14 +63,32 @@ def _otlp() -> list[Register]:
     return [role.register]
 
 
+def _streams() -> list[Register]:
+    """Governance and token debt in one process, on one decode: the debt role's stage 1 takes
+    the events the streams role's stage 1 decoded (no second agent on the events topic)."""
+    from tokengov.streams import role as governance
+    from tokengov.streams.debt import role as debt
+
+    registered: list[governance.StreamsRole] = []
+
+    def register_governance(app: faust.App, ctx: WorkerContext) -> object:
+        registered.append(governance.register(app, ctx))
+        return registered[-1]
+
+    def register_debt(app: faust.App, ctx: WorkerContext) -> object:
+        return debt.register(app, ctx, stage1=registered[-1].stage1)
+
+    return [register_governance, register_debt]
+
+
 #: Each role and what registers it (the streams role includes token debt).
 ROLE_LOADERS: dict[str, Callable[[], list[Register]]] = {
-    "streams": lambda: [*_governance(), *_debt()],
+    "streams": _streams,
     "sink": _sink,
     "router": _router,
     "otlp": _otlp,
     # the two halves of ``streams``, to run as separate services (each its own group);
-    # ``tokengov bench streams`` measures both. Not part of ``all``.
+    # ``tokengov bench streams`` measures each and ``streams``. Not part of ``all``.
     "governance": _governance,
     "debt": _debt,
 }

@@ -16,11 +16,12 @@ import gc
 import logging
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
 
-from tokengov.core.decoding import decode_events
+from tokengov.core.decoding import Decoded, decode_events
 from tokengov.core.kafka import Record, latest_by_key, read_to_end
 from tokengov.core.observability import LatencyHistogram
 from tokengov.core.worker_context import WorkerContext
@@ -33,9 +34,13 @@ from tokengov.streams.published_outputs import read_published
 from tokengov.streams.publisher import Publisher
 from tokengov.streams.topics import StreamsTopics
 
-__all__ = ["Stage1"]
+__all__ = ["Stage1", "Tap"]
 
 log = logging.getLogger(__name__)
+
+#: Another consumer of the decoded events in this process (the debt role's stage 1): called
+#: once per message, with the message and what the one decode of it gave, under the lock.
+Tap = Callable[[Any, Decoded], Awaitable[None]]
 
 SWEEP_INTERVAL_S = 30.0
 FULL_GC_INTERVAL_S = 600.0
@@ -87,6 +92,8 @@ class Stage1:
         #: ``invalid_utf8``, ``contract``, ``process``, ``skip``)
         self.drops: Counter[str] = Counter()
         self.attempts = AttemptLog(ctx.settings.worker_state_dir / "attempts", ctx.topics.events)
+        #: consumers of the same decoded events (one decode per message for the process)
+        self.taps: list[Tap] = []
 
     # ------------------------------------------------------------ partitions
 
@@ -147,12 +154,15 @@ class Stage1:
             self.stats["messages"] += 1
             limit = self.views.view.settings.max_message_attempts
             attempt = self.attempts.start(partition, offset)
+            decoded: Decoded | None = None
             while True:
                 if attempt > limit:
                     self._skip(message, attempt - 1)
                     break
                 try:
-                    self._handle_message(proc, message)
+                    if decoded is None:
+                        decoded = decode_events(message.value)
+                    self._handle_message(proc, message, decoded)
                     break
                 except Exception:  # a bug: positions make trying again exact
                     self.stats["retried"] += 1
@@ -166,6 +176,9 @@ class Stage1:
                     )
                     attempt = self.attempts.failed(partition, offset)
             self.attempts.done(partition, offset)
+            if decoded is not None:
+                for tap in self.taps:
+                    await tap(message, decoded)
             self.pending.append((stream, event))
             if (
                 len(self.pending) >= self.max_pending
@@ -198,9 +211,8 @@ class Stage1:
             None,
         )
 
-    def _handle_message(self, proc: PartitionProcessor, message: Any) -> None:
+    def _handle_message(self, proc: PartitionProcessor, message: Any, decoded: Decoded) -> None:
         partition, offset = message.partition, message.offset
-        decoded = decode_events(message.value)
         for failure, item in decoded.failures:
             self._dead_letter(
                 message, failure.reason, "decode", failure.index, failure.event_id, item

@@ -9,7 +9,7 @@ from tokengov.core.calls import from_model
 from tokengov.core.policy import parse_policy
 from tokengov.core.worker_context import PolicyHolder
 from tokengov.streams.debt.detectors import MemoryReplay
-from tokengov.streams.debt.engine import DebtEngine
+from tokengov.streams.debt.engine import DebtEngine, DebtTallies
 from tokengov.streams.debt.findings import Finding
 
 
@@ -205,3 +205,38 @@ def test_policy_holder_and_json_round_trip(policy, kit) -> None:
 
 def test_flush_with_nothing_observed(policy) -> None:
     assert DebtEngine(policy).flush().findings == []
+
+
+def test_take_does_not_fold_open_tasks_into_the_closed_buckets(policy, kit) -> None:
+    """A task still open at a take is in that share provisionally; when it closes it is
+    counted once (a take used to merge the open tasks' tallies into the partition's own
+    closed buckets, so every take while a task was open counted its calls again)."""
+    closed = [
+        kit.call(kit.T0 + timedelta(seconds=s), task="closed", step=s, memory=10) for s in range(3)
+    ]
+    open_task = [
+        kit.call(kit.T0 + timedelta(seconds=10 + s), task="open", step=s, memory=10)
+        for s in range(4)
+    ]
+    finished = kit.outcome(kit.T0 + timedelta(seconds=20), task="open")
+    taking, once = DebtTallies(policy), DebtTallies(policy)
+    for e in [*closed, kit.outcome(kit.T0 + timedelta(seconds=5), task="closed"), *open_task]:
+        taking.observe(from_model(e))
+        once.observe(from_model(e))
+    for i in range(3):  # the open task is in each of these shares, provisionally
+        [share] = taking.take()
+        assert _calls(share) == 7 + i
+        taking.observe(from_model(kit.call(kit.T0 + timedelta(seconds=15), task="x", memory=0)))
+        once.observe(from_model(kit.call(kit.T0 + timedelta(seconds=15), task="x", memory=0)))
+    taking.observe(from_model(finished))
+    once.observe(from_model(finished))
+    assert _calls(taking.take()[0]) == _calls(once.take()[0]) == 10
+
+
+def _calls(share) -> float:
+    return sum(
+        t.get("calls")
+        for key, held in share.buckets.items()
+        if key[3] == "memory_replay"
+        for t in held.values()
+    )

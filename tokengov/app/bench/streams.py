@@ -1,12 +1,16 @@
 """``tokengov bench streams``: the real worker against a naive Faust agent, same run, same work.
 
-1. Throughput: a realistic mix (batch envelopes of 200 events, as the SDK sends
-   them) is pushed as fast as the broker takes it; the clock stops when the
-   last event of every partition has been processed (a probe task at the end
-   of each partition crosses a limit: its alert is the proof).
-2. Detection latency: the same mix offered at a fixed rate; every 100 ms a
-   probe task makes the call that crosses its limit (``ts`` = when it was
-   sent); latency = alert on the topic − that call. p50 / p99.
+1. Throughput of ``--role governance``, ``--role debt`` and ``--role streams`` (both: what
+   ``--role all`` runs), each in its own worker process: a realistic mix (batch envelopes
+   of 200 events, as the SDK sends them) is pushed as fast as the broker takes it; the
+   clock stops when the last event of every partition has been processed (a probe task at
+   the end of each partition crosses a limit: its alert is the proof; the debt role, which
+   raises none, shows it by committing every event, and so does the streams role).
+2. Detection latency of ``--role streams`` at 50 % and 80 % of the capacity it showed in
+   step 1 (so the figure does not depend on how busy the machine is): the same mix offered
+   at that rate; every 100 ms a probe task makes the call that crosses its limit (``ts`` =
+   when it was sent); latency = alert on the topic − that call. p50 / p99. The 1-minute
+   load average is recorded at the end of every run.
 3. The naive baseline: one event per message, one ``async for`` per event,
    pydantic validation, a table write per event — same core, same alerts.
 """
@@ -36,36 +40,54 @@ from tokengov.core.topics import Topics, TopicSpec, ensure_topics, topic_specs
 __all__ = ["StreamsBench", "run"]
 
 
+#: The roles measured, each in its own worker process (``tokengov worker --role …``).
+ROLES = ("governance", "debt", "streams")
+#: The shares of the measured capacity of ``--role streams`` offered in the latency runs.
+LATENCY_SHARES = (0.5, 0.8)
+
+
 @dataclass
-class StreamsBench:
-    events: int = 0
-    seconds: float = 0.0
-    naive_events: int = 0
-    naive_seconds: float = 0.0
-    with_debt_events: int = 0
-    with_debt_seconds: float = 0.0
-    offered_rate: int = 0
-    latency_events: int = 0
-    latencies_ms: list[float] = field(default_factory=list)
-    lost_probes: int = 0
+class RoleRun:
+    role: str
+    events: int
+    seconds: float
+    load_average: float  # the 1-minute load average when the run ended
 
     @property
     def events_per_s(self) -> float:
         return self.events / self.seconds if self.seconds else 0.0
 
-    @property
-    def with_debt_per_s(self) -> float:
-        return self.with_debt_events / self.with_debt_seconds if self.with_debt_seconds else 0.0
 
-    @property
-    def naive_per_s(self) -> float:
-        return self.naive_events / self.naive_seconds if self.naive_seconds else 0.0
+@dataclass
+class LatencyRun:
+    share: float  # of the measured capacity
+    offered_rate: int  # events/s
+    events: int
+    latencies_ms: list[float]
+    lost_probes: int
+    load_average: float
 
     def percentile(self, q: float) -> float:
         if not self.latencies_ms:
             return float("nan")
         ordered = sorted(self.latencies_ms)
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+@dataclass
+class StreamsBench:
+    roles: dict[str, RoleRun] = field(default_factory=dict)
+    latency: list[LatencyRun] = field(default_factory=list)
+    naive_events: int = 0
+    naive_seconds: float = 0.0
+
+    @property
+    def naive_per_s(self) -> float:
+        return self.naive_events / self.naive_seconds if self.naive_seconds else 0.0
+
+
+def _load_average() -> float:
+    return os.getloadavg()[0]
 
 
 class AlertWatch:
@@ -109,6 +131,34 @@ class AlertWatch:
         self._consumer.close()
 
 
+def _committed_end(bootstrap: str, group: str, topic: str, timeout_s: float) -> float:
+    """When ``group`` has committed every partition of ``topic`` up to its current end: how
+    a role that raises no alert (``--role debt``) shows it has processed everything. The
+    worker commits every second (``broker_commit_interval``), so this is at most ~1 s late."""
+    consumer = Consumer(
+        {
+            **connection(bootstrap).librdkafka_config(),
+            "group.id": group,
+            "enable.auto.commit": False,
+        }
+    )
+    try:
+        parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        ends = {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in parts
+        }
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            committed = consumer.committed([TopicPartition(topic, p) for p in parts], timeout=10)
+            if all(tp.offset >= ends[tp.partition] for tp in committed):
+                return time.time()
+            time.sleep(0.02)
+        raise RuntimeError(f"group {group} did not commit {topic} to its end in {timeout_s:.0f} s")
+    finally:
+        consumer.close()
+
+
 def _producer(bootstrap: str) -> Producer:
     return Producer(
         {
@@ -131,8 +181,10 @@ def _warm_up(
     *,
     single: bool = False,
     timeout_s: float = 60,
+    committed: tuple[str, str] | None = None,
 ) -> None:
-    """One probe per partition: returns once the worker has loaded and processed them all."""
+    """One probe per partition: returns once the worker has loaded and processed them all
+    (their alerts are out; with ``committed`` = (bootstrap, group): the group committed them)."""
     probes = set()
     now = datetime.now(UTC)
     for p in range(wl.partitions):
@@ -150,15 +202,31 @@ def _warm_up(
             key, value = envelopes(events)[0]
             producer.produce(topics.events, key=key, value=value)
     producer.flush(30)
-    if not watch.wait(probes, timeout_s):
+    try:
+        if committed is not None:
+            _committed_end(*committed, topics.events, timeout_s)
+        elif not watch.wait(probes, timeout_s):
+            raise RuntimeError("no alert")
+    except RuntimeError as exc:
         tail = log.read_bytes()[-3000:].decode("utf-8", "replace")
-        raise RuntimeError(f"the worker did not start within the warm-up; {log} ends with:\n{tail}")
+        raise RuntimeError(
+            f"the worker did not start within the warm-up ({exc}); {log} ends with:\n{tail}"
+        ) from exc
 
 
 def _throughput(
-    wl: Workload, producer: Producer, topics: Topics, watch: AlertWatch, tasks: int, *, single: bool
+    wl: Workload,
+    producer: Producer,
+    topics: Topics,
+    watch: AlertWatch,
+    tasks: int,
+    *,
+    single: bool,
+    alerts: bool = True,
+    committed: tuple[str, str] | None = None,
 ) -> tuple[int, float]:
-    """Push the mix; returns (events, seconds until the last partition's probe alerted)."""
+    """Push the mix; returns (events, seconds until the last partition's probe alerted and,
+    with ``committed`` = (bootstrap, group), the group committed every event)."""
     start = datetime.now(UTC)
     per_partition = wl.by_partition(tasks, start)
     run = uuid.uuid4().hex[:6]
@@ -187,9 +255,14 @@ def _throughput(
             except BufferError:
                 producer.poll(0.01)
     producer.flush(120)
-    if not watch.wait(probes, 600):
-        raise RuntimeError("the worker did not process every partition in time")
-    return total, max(watch.seen[t] for t in probes) - began
+    ended = 0.0
+    if committed is not None:
+        ended = _committed_end(*committed, topics.events, 600)
+    if alerts:
+        if not watch.wait(probes, 600):
+            raise RuntimeError("the worker did not process every partition in time")
+        ended = max(ended, *(watch.seen[t] for t in probes))
+    return total, ended - began
 
 
 def _latency(
@@ -241,11 +314,10 @@ def run(
     tasks: int = 40_000,
     naive_tasks: int = 3_000,
     partitions: int = 8,
-    rate: int = 50_000,
     latency_seconds: float = 10.0,
     seed: int = 7,
 ) -> StreamsBench:
-    result = StreamsBench(offered_rate=rate)
+    result = StreamsBench()
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tokengov-bench-")))
         if os.environ.get("TOKENGOV_BENCH_KEEP"):
@@ -259,8 +331,9 @@ def run(
         policy.write_text(BENCH_POLICY)
         producer = _producer(bootstrap)
 
-        # ---- the real worker: the stream processors (governance), then with token debt too
-        for role in ("governance", "streams"):
+        # ---- the real worker: each role in its own process, same mix; then the latency of
+        # the full worker (--role streams) at shares of the capacity it just showed
+        for role in ROLES:
             prefix = f"bench{uuid.uuid4().hex[:6]}."
             topics = Topics.with_prefix(prefix)
             ensure_topics(bootstrap, topic_specs(prefix=prefix, event_partitions=partitions))
@@ -290,15 +363,33 @@ def run(
             watch = AlertWatch(bootstrap, topics.alerts)
             stack.callback(watch.close)
             wl = Workload(seed, partitions)
-            _warm_up(wl, producer, topics, watch, log_path)
-            events, seconds = _throughput(wl, producer, topics, watch, tasks, single=False)
-            if role == "governance":
-                result.events, result.seconds = events, seconds
-                result.latency_events, result.latencies_ms, result.lost_probes = _latency(
-                    wl, producer, topics, watch, rate, latency_seconds
-                )
-            else:
-                result.with_debt_events, result.with_debt_seconds = events, seconds
+            # the worker's consumer group (tokengov.app.worker_app.app_id, one role): the
+            # debt role raises no alert, so it shows it is done by committing the events
+            committed = (
+                None if role == "governance" else (bootstrap, f"{prefix}tokengov-worker-{role}")
+            )
+            _warm_up(wl, producer, topics, watch, log_path, committed=committed)
+            events, seconds = _throughput(
+                wl,
+                producer,
+                topics,
+                watch,
+                tasks,
+                single=False,
+                alerts=role != "debt",
+                committed=committed,
+            )
+            result.roles[role] = RoleRun(role, events, seconds, _load_average())
+            if role == "streams":
+                capacity = result.roles[role].events_per_s
+                for share in LATENCY_SHARES:
+                    offered = int(capacity * share)
+                    sent, latencies, lost = _latency(
+                        wl, producer, topics, watch, offered, latency_seconds
+                    )
+                    result.latency.append(
+                        LatencyRun(share, offered, sent, latencies, lost, _load_average())
+                    )
             stop_process(worker)
 
         # ---- the naive baseline, same mix, one event per message

@@ -25,60 +25,75 @@ def streams(
     ] = 40_000,
     naive_tasks: Annotated[int, typer.Option(help="Tasks for the naive baseline.")] = 3_000,
     partitions: Annotated[int, typer.Option(help="Partitions of tokengov.events.")] = 8,
-    rate: Annotated[int, typer.Option(help="Offered events/s during the latency run.")] = 50_000,
-    latency_seconds: Annotated[float, typer.Option(help="Length of the latency run.")] = 10.0,
+    latency_seconds: Annotated[
+        float, typer.Option(help="Length of each latency run (50 % and 80 % of capacity).")
+    ] = 10.0,
     seed: Annotated[int, typer.Option(help="Seed of the event mix.")] = 7,
     bootstrap: BootstrapOpt = None,
 ) -> None:
-    """The streams worker (envelopes, fast path) against a naive one-event-at-a-time Faust agent.
+    """The worker's roles (governance, debt, both) against a naive one-event-at-a-time Faust
+    agent, then the full worker's detection latency at 50 % and 80 % of its measured capacity.
 
     Starts its own embedded broker unless --bootstrap is given."""
     from tokengov.app.bench.streams import run
 
-    console.print("running: real worker (throughput, then latency), then the naive baseline …")
+    console.print(
+        "running: worker --role governance, --role debt, --role streams (throughput; then "
+        "latency at 50 % and 80 % of its capacity), then the naive baseline …"
+    )
     r = run(
         bootstrap=bootstrap,
         tasks=tasks,
         naive_tasks=naive_tasks,
         partitions=partitions,
-        rate=rate,
         latency_seconds=latency_seconds,
         seed=seed,
     )
     table = Table(
-        "", "events", "seconds", "events/s", title="tokengov bench streams", title_justify="left"
+        "",
+        "events",
+        "seconds",
+        "events/s",
+        "load avg (1 min)",
+        title="tokengov bench streams",
+        title_justify="left",
     )
-    table.add_row(
-        "worker --role governance (stream processors)",
-        f"{r.events:,}",
-        f"{r.seconds:.2f}",
-        f"{r.events_per_s:,.0f}",
-    )
-    table.add_row(
-        "worker --role streams (+ token debt)",
-        f"{r.with_debt_events:,}",
-        f"{r.with_debt_seconds:.2f}",
-        f"{r.with_debt_per_s:,.0f}",
-    )
+    labels = {
+        "governance": "worker --role governance (stream processors)",
+        "debt": "worker --role debt (token debt)",
+        "streams": "worker --role streams (both, one decode)",
+    }
+    for name, run_ in r.roles.items():
+        table.add_row(
+            labels.get(name, name),
+            f"{run_.events:,}",
+            f"{run_.seconds:.2f}",
+            f"{run_.events_per_s:,.0f}",
+            f"{run_.load_average:.2f}",
+        )
     table.add_row(
         "naive Faust agent",
         f"{r.naive_events:,}",
         f"{r.naive_seconds:.2f}",
         f"{r.naive_per_s:,.0f}",
+        "",
     )
     console.print(table)
-    ratio = r.events_per_s / r.naive_per_s if r.naive_per_s else float("nan")
-    console.print(
-        f"ratio: [bold]{ratio:.1f}×[/] the naive agent (stream processors, end to end: "
-        "events in → alerts out)"
-    )
-    console.print(
-        f"detection latency (--role governance) at {r.offered_rate:,} events/s offered "
-        f"({r.latency_events:,} events, {len(r.latencies_ms)} limit crossings): "
-        f"p50 {r.percentile(0.5):.0f} ms, p99 {r.percentile(0.99):.0f} ms, "
-        f"max {max(r.latencies_ms, default=float('nan')):.0f} ms"
-        + (f"; {r.lost_probes} crossings without an alert" if r.lost_probes else "")
-    )
+    governance = r.roles.get("governance")
+    if governance is not None and r.naive_per_s:
+        console.print(
+            f"ratio: [bold]{governance.events_per_s / r.naive_per_s:.1f}×[/] the naive agent "
+            "(stream processors, end to end: events in → alerts out)"
+        )
+    for lat in r.latency:
+        console.print(
+            f"detection latency (--role streams) at {lat.share:.0%} of its capacity = "
+            f"{lat.offered_rate:,} events/s offered ({lat.events:,} events, "
+            f"{len(lat.latencies_ms)} limit crossings, load avg {lat.load_average:.2f}): "
+            f"p50 {lat.percentile(0.5):.0f} ms, p99 {lat.percentile(0.99):.0f} ms, "
+            f"max {max(lat.latencies_ms, default=float('nan')):.0f} ms"
+            + (f"; {lat.lost_probes} crossings without an alert" if lat.lost_probes else "")
+        )
 
 
 @app.command("otlp")

@@ -48,7 +48,7 @@ from tokengov.streams.debt.detectors import (
     Verdict,
     all_detectors,
 )
-from tokengov.streams.debt.detectors.base import Priced
+from tokengov.streams.debt.detectors.base import AgentDetector, Priced, by_agent
 from tokengov.streams.debt.findings import Finding, finding_alert, make_finding_id
 from tokengov.streams.debt.tally import Buckets, Key, Tally, WorkflowTallies
 
@@ -116,6 +116,11 @@ def _bucket_start(ts: datetime, size: timedelta) -> datetime:
     return _EPOCH + ((ts - _EPOCH) // size) * size
 
 
+def _call_order(priced: Priced) -> tuple[datetime, int, int]:
+    call = priced[0]
+    return call.ts, call.step, call.attempt
+
+
 def _merge_at(buckets: dict[datetime, Tally], start: datetime, tally: Tally) -> None:
     """Add ``tally`` to the bucket at ``start`` (a new bucket holds a copy, never ``tally``)."""
     held = buckets.get(start)
@@ -178,8 +183,8 @@ class DebtTallies(_PolicySource):
         if event.event_id in self._seen:
             self.stats.duplicates += 1
             return False
-        horizon = self.policy.debt.horizon
-        if self.watermark is not None and event.ts < self.watermark - horizon:
+        policy = self.policy
+        if self.watermark is not None and event.ts < self.watermark - policy.debt.horizon:
             self.stats.late += 1
             log.debug("debt: event %s is older than the horizon; not judged", event.event_id)
             return False
@@ -193,7 +198,6 @@ class DebtTallies(_PolicySource):
         self.stats.observed_calls += 1
         if self.watermark is None or event.ts > self.watermark:
             self.watermark = event.ts
-        policy = self.policy
         workflow = event.workflow
         task = self._tasks.get(event.task_id)
         if task is None:
@@ -218,10 +222,19 @@ class DebtTallies(_PolicySource):
     def _tallies(self, task: _Task) -> Iterator[tuple[Key, datetime, Tally]]:
         policy = self.policy
         ctx = TaskContext(policy.debt, policy.profile(task.workflow))
-        calls = sorted(task.calls, key=lambda cp: (cp[0].ts, cp[0].step, cp[0].attempt))
+        calls = sorted(task.calls, key=_call_order)
+        agents = by_agent(calls)  # grouped once for every agent detector
+        starts: dict[timedelta, datetime] = {}
         for detector in self.detectors:
-            start = _bucket_start(task.last_ts, detector.bucket)
-            for agent, tally in detector.tally_task(calls, ctx).items():
+            size = detector.bucket
+            start = starts.get(size)
+            if start is None:
+                start = starts[size] = _bucket_start(task.last_ts, size)
+            if isinstance(detector, AgentDetector):
+                tallies = detector.tally_agents(agents, ctx)
+            else:
+                tallies = detector.tally_task(calls, ctx)
+            for agent, tally in tallies.items():
                 yield (task.team, task.workflow, agent, detector.name), start, tally
 
     def _close(self, task: _Task) -> None:
@@ -256,11 +269,22 @@ class DebtTallies(_PolicySource):
             share = out.get(key[1])
             if share is not None:
                 share.buckets[key] = dict(held)
+        # The open tasks' tallies go into copies: the closed buckets above are this partition's
+        # own Tally objects, and a provisional tally merged into them would be counted again
+        # when its task closes.
+        copied: set[tuple[Key, datetime]] = set()
         for task in self._tasks.values():
             share = out.get(task.workflow)
             if share is not None:
                 for key, start, tally in self._tallies(task):
-                    _merge_at(share.buckets.setdefault(key, {}), start, tally)
+                    held = share.buckets.setdefault(key, {})
+                    if (key, start) not in copied:
+                        copied.add((key, start))
+                        closed = held.get(start)
+                        if closed is not None:
+                            held[start] = copy = Tally()
+                            copy.merge(closed)
+                    _merge_at(held, start, tally)
         return list(out.values())
 
     def _close_idle(self, cutoff: datetime) -> None:

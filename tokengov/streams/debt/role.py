@@ -40,7 +40,7 @@ from aiokafka.partitioner import murmur2
 from confluent_kafka import Consumer, TopicPartition
 
 from tokengov.core.calls import Call, Done, from_model
-from tokengov.core.decoding import decode_events
+from tokengov.core.decoding import Decoded, decode_events
 from tokengov.core.kafka import connection, read_to_end
 from tokengov.core.worker_context import WorkerContext
 from tokengov.streams.debt import wire
@@ -50,6 +50,7 @@ from tokengov.streams.debt.engine import (
     EngineStats,
     FlushResult,
 )
+from tokengov.streams.partition_stage import Stage1
 from tokengov.streams.publisher import Publisher
 from tokengov.streams.topics import StreamsTopics, ensure_streams_topics
 
@@ -210,20 +211,26 @@ class DebtRole:
         return taken, len(history)
 
     async def handle_event(self, message: Any) -> None:
+        """One message of the events topic, decoded here (the debt role on its own)."""
+        await self.handle_decoded(message, decode_events(message.value))
+
+    async def handle_decoded(self, message: Any, decoded: Decoded) -> None:
+        """One message of the events topic and its decoded events: from :meth:`handle_event`,
+        or from the streams role's stage 1 when both run in one process (one decode)."""
         async with self.lock:
             tallies = await self.partition(message.partition, message.offset)
             if tallies is None:
                 return
-            decoded = decode_events(message.value)
             if decoded.failures:
                 self.undecodable += len(decoded.failures)
                 log.debug(
                     "debt: %d undecodable item(s) skipped (dead-lettered by the streams role)",
                     len(decoded.failures),
                 )
+            observe = tallies.observe
             for _, event in decoded.events:
                 try:
-                    tallies.observe(event)
+                    observe(event)
                 except Exception:  # a bug must not stop the worker (the streams role governs)
                     self.failed += 1
                     log.exception("debt: event %s could not be observed", event.event_id)
@@ -374,7 +381,10 @@ class DebtRole:
                 log.info("debt: partitions %s handed over", handed)
 
 
-def register(app: faust.App, ctx: WorkerContext) -> DebtRole:
+def register(app: faust.App, ctx: WorkerContext, *, stage1: Stage1 | None = None) -> DebtRole:
+    """The debt role on ``app``. With ``stage1`` (the streams role's, in the same process: what
+    ``--role streams`` runs) stage 1 takes the events that stage decoded, once per message,
+    instead of consuming and decoding the topic again in an agent of its own."""
     names, partitions = ensure_streams_topics(ctx.kafka, ctx.topics)
     role = DebtRole(
         ctx,
@@ -399,7 +409,10 @@ def register(app: faust.App, ctx: WorkerContext) -> DebtRole:
         async for event in stream.events():
             await role.handle_share(event.message)
 
-    app.agent(events, name="tokengov-debt")(consume)
+    if stage1 is None:
+        app.agent(events, name="tokengov-debt")(consume)
+    else:
+        stage1.taps.append(role.handle_decoded)
     app.agent(shares, name="tokengov-debt-judge")(judge)
 
     async def publish() -> None:

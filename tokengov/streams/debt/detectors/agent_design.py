@@ -36,13 +36,23 @@ class ToolDefinitionBloat(AgentDetector):
     )
 
     def tally_agent(self, tally: Tally, calls: Sequence[Priced], ctx: TaskContext) -> None:
+        # summed here and added once: the same sums, in the same order, as one add per call
+        input_tokens = definitions_tokens = tool_calls = 0
+        definitions_usd: float = 0
+        names = tally.names
         for call, price in calls:
-            tally.add("input_tokens", call.input)
-            tally.add("tool_definitions_tokens", call.tool_definitions)
-            tally.add("tool_definitions_usd", float(price.input_usd(call.tool_definitions)))
-            tally.add("tool_calls", call.tool_calls)
+            input_tokens += call.input
+            definitions = call.tool_definitions
+            definitions_tokens += definitions
+            definitions_usd += float(price.input_usd(definitions))
+            tool_calls += call.tool_calls
             if call.tool_name:
-                tally.names.add(call.tool_name)
+                names.add(call.tool_name)
+        if calls:
+            tally.add("input_tokens", input_tokens)
+            tally.add("tool_definitions_tokens", definitions_tokens)
+            tally.add("tool_definitions_usd", definitions_usd)
+            tally.add("tool_calls", tool_calls)
 
     def judge(self, buckets: Sequence[tuple[datetime, Tally]], ctx: JudgeContext) -> Verdict | None:
         t = self.total(buckets)

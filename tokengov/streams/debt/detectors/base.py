@@ -156,8 +156,15 @@ class AgentDetector(Detector):
     starts with its ``calls``; :meth:`tally_agent` adds the rest."""
 
     def tally_task(self, calls: Sequence[Priced], ctx: TaskContext) -> dict[str | None, Tally]:
+        return self.tally_agents(by_agent(calls), ctx)
+
+    def tally_agents(
+        self, agents: dict[str, list[Priced]], ctx: TaskContext
+    ) -> dict[str | None, Tally]:
+        """:meth:`tally_task` on the task's calls already grouped by :func:`by_agent` (the
+        engine groups once per task for every agent detector)."""
         out: dict[str | None, Tally] = {}
-        for agent, agent_calls in by_agent(calls).items():
+        for agent, agent_calls in agents.items():
             tally = Tally()
             tally.add("calls", len(agent_calls))
             self.tally_agent(tally, agent_calls, ctx)

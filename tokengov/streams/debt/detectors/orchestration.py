@@ -41,7 +41,9 @@ class FullContextHandoff(Detector):
         latest_input: dict[str, int] = {}
         budget = ctx.policy.handoff_budget_tokens
         for e, price in calls:
-            tally = out.setdefault(e.agent, Tally())
+            tally = out.get(e.agent)
+            if tally is None:
+                tally = out[e.agent] = Tally()
             tally.add("calls")
             sender_context = latest_input.get(e.parent_agent) if e.parent_agent else None
             if e.handoff > 0 and sender_context:

@@ -50,11 +50,17 @@ class SystemPromptGrowth(Detector):
 
     def tally_task(self, calls: Sequence[Priced], ctx: TaskContext) -> dict[str | None, Tally]:
         tally = Tally()
+        # summed here and added once: the same sums, in the same order, as one add per call
+        system_tokens = 0
+        system_usd: float = 0
         for call, price in calls:
             system = call.system
-            tally.add("calls")
-            tally.add("system_tokens", system)
-            tally.add("system_usd", float(price.input_usd(system)))
+            system_tokens += system
+            system_usd += float(price.input_usd(system))
+        if calls:
+            tally.add("calls", len(calls))
+            tally.add("system_tokens", system_tokens)
+            tally.add("system_usd", system_usd)
         return {None: tally}
 
     def judge(self, buckets: Sequence[tuple[datetime, Tally]], ctx: JudgeContext) -> Verdict | None:
