@@ -294,15 +294,19 @@ class DebtRole:
     # ---------------------------------------------------------------- the timer
 
     async def flush(self) -> None:
+        """Publish the tallies, then judge. The deliveries are awaited outside the lock: in
+        ``--role streams`` the governance stage hands every message to :meth:`handle_decoded`,
+        which takes the lock, so a slow broker must not hold governance up here."""
         async with self.lock:
             for partition, tallies in self.tallies.items():
                 self._publish_shares(partition, tallies)
-            await self.publisher.delivered()
+        await self.publisher.delivered()
+        async with self.lock:
             for q in self.judged - set(self.loaded_end):
                 await self._load_judged(q)  # judged partitions with no new share yet
             result = self.judge.flush()
             self._publish_result(result)
-            await self.publisher.delivered()
+        await self.publisher.delivered()
 
     def _publish_result(self, result: FlushResult) -> None:
         for finding in result.findings:
