@@ -32,7 +32,7 @@ import orjson
 from aiohttp import web
 from confluent_kafka import Producer
 
-from tokengov.app.bench.common import percentile, start_process, stop_process
+from tokengov.app.bench.common import percentile, start_process, stop_process, worker_command
 from tokengov.app.local.broker import EmbeddedBroker, free_port
 from tokengov.app.worker_app import READY_FILE
 from tokengov.core.contracts import Alert
@@ -179,28 +179,6 @@ async def _wait(predicate: Callable[[], bool], timeout_s: float) -> bool:
     return True
 
 
-def _worker_command(
-    role: str, policy: Path, data_dir: Path, bootstrap: str, prefix: str
-) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "tokengov.app.cli.main",
-        "worker",
-        "--role",
-        role,
-        "--policy",
-        str(policy),
-        "--data-dir",
-        str(data_dir),
-        "--bootstrap",
-        bootstrap,
-        "--topic-prefix",
-        prefix,
-        "--no-create-topics",
-    ]
-
-
 async def _run(
     bootstrap: str, tmp: Path, n: int, interval_s: float, wait: str, role: str
 ) -> AlertBenchResult:
@@ -242,7 +220,7 @@ async def _run(
     )
     sent: dict[str, float] = {}
     worker = start_process(
-        _worker_command(role, policy, data_dir, bootstrap, prefix), worker_log, env
+        worker_command(role, policy, data_dir, bootstrap, prefix), worker_log, env
     )
     try:
         # Warm up: the first alert waits for the worker to start and its group to form.

@@ -7,6 +7,7 @@ import os
 import signal
 import statistics
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -37,6 +38,18 @@ def start_process(
         stderr=subprocess.STDOUT,
         env={**os.environ, "COLUMNS": "300", **(env or {})},
     )
+
+
+def worker_command(
+    role: str, policy: Path, data_dir: Path, bootstrap: str, prefix: str
+) -> list[str]:
+    """``tokengov worker`` of ``role`` on a bench's own topics (``prefix``), which the bench
+    created with their partition counts."""
+    return [
+        sys.executable, "-m", "tokengov.app.cli.main", "worker", "--role", role,
+        "--policy", str(policy), "--data-dir", str(data_dir), "--bootstrap", bootstrap,
+        "--topic-prefix", prefix, "--no-create-topics",
+    ]  # fmt: skip
 
 
 def stop_process(proc: subprocess.Popen[bytes]) -> None:

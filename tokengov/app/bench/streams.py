@@ -31,7 +31,7 @@ from pathlib import Path
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
-from tokengov.app.bench.common import start_process, stop_process
+from tokengov.app.bench.common import start_process, stop_process, worker_command
 from tokengov.app.bench.workload import BENCH_POLICY, Workload, envelopes, partition_of
 from tokengov.app.local.broker import EmbeddedBroker, free_port
 from tokengov.core.kafka import connection
@@ -339,23 +339,7 @@ def run(
             ensure_topics(bootstrap, topic_specs(prefix=prefix, event_partitions=partitions))
             log_path = tmp / f"worker-{role}.log"
             worker = start_process(
-                [
-                    sys.executable,
-                    "-m",
-                    "tokengov.app.cli.main",
-                    "worker",
-                    "--role",
-                    role,
-                    "--policy",
-                    str(policy),
-                    "--data-dir",
-                    str(tmp / f"data-{role}"),
-                    "--bootstrap",
-                    bootstrap,
-                    "--topic-prefix",
-                    prefix,
-                    "--no-create-topics",
-                ],
+                worker_command(role, policy, tmp / f"data-{role}", bootstrap, prefix),
                 log_path,
                 {"TOKENGOV_EVENT_PARTITIONS": str(partitions)},
             )
