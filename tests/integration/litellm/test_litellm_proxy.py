@@ -47,6 +47,13 @@ litellm_settings:
 def proxy_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The ``litellm`` console script of a virtualenv with litellm[proxy] and this tokengov."""
     given = os.environ.get("TOKENGOV_LITELLM_PROXY_VENV")
+    # `make test` builds it in the background while the suite starts: wait for that build
+    # (its marker goes when it ends, built or not)
+    building = MADE_BY_MAKE.with_name("litellm-proxy.building")
+    deadline = time.monotonic() + 900
+    while building.exists() and not (MADE_BY_MAKE / ".installed").exists():
+        assert time.monotonic() < deadline, f"{MADE_BY_MAKE} still building after 15 min"
+        time.sleep(1)  # another process's pip install: no event to wait on but its files
     for venv in (Path(given) if given else None, MADE_BY_MAKE):
         if venv is not None and (venv / ".installed").exists():
             return venv / "bin" / "litellm"
