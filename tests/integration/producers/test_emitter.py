@@ -113,8 +113,12 @@ def test_broker_down_spools_and_replays_in_order(tmp_path):
         for round_ in range(10, 30):
             for task in tasks:
                 task.record({"input": 100 + round_, "output": 5}, model="m")
+        # the delivery reports count the spooled events; the sender thread then notices the
+        # failures and switches to spooling: wait for both
         deadline = time.monotonic() + 30
-        while emitter.stats.spooled < 100 and time.monotonic() < deadline:
+        while not (emitter.stats.spooled >= 100 and emitter.spooling):
+            if time.monotonic() > deadline:
+                break
             time.sleep(0.1)
         assert emitter.spooling and emitter.stats.spooled == 100
         assert emitter.spooled_pending > 0
