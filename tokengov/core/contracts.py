@@ -41,6 +41,7 @@ __all__ = [
     "MAX_MESSAGE_BYTES",
     "MAX_NAME_CHARS",
     "SCHEMA_VERSION",
+    "TOKEN_NAMES",
     "TS_MAX",
     "TS_MIN",
     "UNATTRIBUTED",
@@ -173,6 +174,9 @@ class TokenCounts(_Wire):
     def total(self) -> int:
         return self.input + self.output
 
+
+#: The token counts of a call, in :class:`TokenCounts` order (the wire's ``tokens`` keys).
+TOKEN_NAMES: Final = tuple(TokenCounts.model_fields)
 
 COMPONENT_NAMES: Final = (
     "system",

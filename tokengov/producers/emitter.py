@@ -49,6 +49,7 @@ from pydantic import TypeAdapter, ValidationError
 from tokengov.core.contracts import (
     COMPONENT_NAMES,
     SCHEMA_VERSION,
+    TOKEN_NAMES,
     UNATTRIBUTED,
     CallEvent,
     Components,
@@ -78,14 +79,6 @@ _events_adapter: Final = TypeAdapter(list[Event])
 _JSON_OPTIONS: Final = orjson.OPT_UTC_Z
 _NO_COMPONENTS: Final = dict.fromkeys(COMPONENT_NAMES, 0)
 _NO_TOKENS: Final = TokenCounts()
-_TOKEN_NAMES: Final = (
-    "input",
-    "output",
-    "cached_input",
-    "cache_write",
-    "cache_write_1h",
-    "reasoning",
-)
 
 
 @dataclass
@@ -164,8 +157,8 @@ def _event_ids() -> Iterator[str]:
 def _tokens_doc(tokens: TokenCounts | Mapping[str, int]) -> dict[str, Any]:
     """The six counts of ``tokens`` as the models write them (0 where not reported)."""
     if isinstance(tokens, TokenCounts):
-        return {name: getattr(tokens, name) for name in _TOKEN_NAMES}
-    return {name: tokens.get(name, 0) for name in _TOKEN_NAMES}
+        return {name: getattr(tokens, name) for name in TOKEN_NAMES}
+    return {name: tokens.get(name, 0) for name in TOKEN_NAMES}
 
 
 _TASK_CALL_FIELDS: Final = (

@@ -23,6 +23,7 @@ from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Fiel
 from tokengov.core.calls import Call, Done, from_model
 from tokengov.core.contracts import (
     SCHEMA_VERSION,
+    TOKEN_NAMES,
     UNATTRIBUTED,
     Alert,
     CallEvent,
@@ -416,17 +417,7 @@ def row_payload(table: str, row: tuple[Any, ...]) -> bytes:
             "service_tier",
         ):
             doc[key] = _iso(r[key])
-        doc["tokens"] = {
-            k: r[f"{k}_tokens"]
-            for k in (
-                "input",
-                "output",
-                "cached_input",
-                "cache_write",
-                "cache_write_1h",
-                "reasoning",
-            )
-        }
+        doc["tokens"] = {k: r[f"{k}_tokens"] for k in TOKEN_NAMES}
         doc["components"] = {
             k: r[f"{k}_tokens"]
             for k in (
