@@ -135,31 +135,39 @@ def _decode(text: str, escapes: re.Pattern[str]) -> tuple[str, list[tuple[int, i
     return "".join(chars), spans
 
 
-def _views(text: str) -> list[tuple[str, list[tuple[int, int]]]]:
-    """The text and each pass of unescaping it, until nothing changes (at most three:
-    double encoding), each with the spans of ``text`` its characters came from: every kind
-    of escape at once, then each kind alone. Every level is searched: a secret may itself
-    contain what looks like an escape. The last view is the fullest decoding."""
-    identity = [(i, i + 1) for i in range(len(text))]
-    views = [(text, identity)]
-    seen = {text}
-    fullest = views[0]
-    for n, escapes in enumerate(_ESCAPES):
-        view, spans = text, identity
-        for _ in range(3):
-            decoded, inner = _decode(view, escapes)
-            if decoded == view:
-                break
-            spans = [(spans[a][0], spans[b - 1][1]) for a, b in inner]
-            view = decoded
-            if n == 0:
-                fullest = (view, spans)
-            if view not in seen:
-                seen.add(view)
-                views.append((view, spans))
-    views.remove(fullest)
-    views.append(fullest)
-    return views
+_View = tuple[str, list[tuple[int, int]]]
+
+
+def _passes(view: _View, escapes: re.Pattern[str]) -> list[_View]:
+    """Each pass of unescaping what ``escapes`` matches, until nothing changes (at most three:
+    double encoding), with the spans of the original text its characters came from."""
+    out: list[_View] = []
+    text, spans = view
+    for _ in range(3):
+        decoded, inner = _decode(text, escapes)
+        if decoded == text:
+            break
+        spans = [(spans[a][0], spans[b - 1][1]) for a, b in inner]
+        text = decoded
+        out.append((text, spans))
+    return out
+
+
+def _views(text: str) -> tuple[list[_View], _View]:
+    """Every view of ``text`` to search — the text, each pass of unescaping every kind of
+    escape at once, then of each kind alone (a secret may itself contain what looks like
+    another kind's escape) — and the fullest decoding (where base64 is looked for)."""
+    raw: _View = (text, [(i, i + 1) for i in range(len(text))])
+    every_kind, *each_kind = _ESCAPES
+    combined = _passes(raw, every_kind)
+    views = [raw, *combined]
+    seen = {view for view, _ in views}
+    for escapes in each_kind:
+        for view in _passes(raw, escapes):
+            if view[0] not in seen:
+                seen.add(view[0])
+                views.append(view)
+    return views, combined[-1] if combined else raw
 
 
 def _canonical(text: str) -> str:
@@ -278,11 +286,14 @@ class Redactor:
 
     def _find(self, text: str, depth: int = _DECODE_DEPTH) -> list[tuple[int, int]]:
         """Spans of ``text`` to redact."""
-        views = _views(text)
+        views, (view, spans) = _views(text)
         found: list[tuple[int, int]] = []
-        for view, spans in views:
-            found += [(spans[a][0], spans[b - 1][1]) for a, b in self._marks(view) if b > a]
-        view, spans = views[-1]
+        for decoded, decoded_spans in views:
+            found += [
+                (decoded_spans[a][0], decoded_spans[b - 1][1])
+                for a, b in self._marks(decoded)
+                if b > a
+            ]
         for match in _B64_TOKEN.finditer(view):
             if self._base64_secret(match.group(), depth):
                 found.append((spans[match.start()][0], spans[match.end() - 1][1]))
