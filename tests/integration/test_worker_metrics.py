@@ -23,8 +23,9 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.streams.conftest import Cluster, WorkerProcess, wait_for
+from tests.integration.streams.conftest import Cluster, WorkerProcess
 from tests.integration.streams.events import POLICY, call, tool_calls
+from tests.waiting import wait_for
 from tokengov.app.local.broker import free_port
 from tokengov.core.topics import Topics, ensure_topics, topic_specs
 from tokengov.sinks.grafana.dashboards import pipeline

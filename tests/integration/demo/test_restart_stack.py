@@ -31,7 +31,7 @@ import orjson
 import pytest
 from confluent_kafka import Producer
 
-from tests.integration.streams.conftest import wait_for
+from tests.waiting import wait_for
 from tokengov.app.local.broker import free_port
 from tokengov.core.kafka import read_to_end
 from tokengov.core.topics import DECISIONS, EVENTS, NO_AUTO_CREATE

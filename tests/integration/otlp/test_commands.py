@@ -16,10 +16,11 @@ import httpx
 import pytest
 
 from tests.otlp_spans import chat_span, otlp_protobuf, sdk_spans
+from tests.waiting import wait_for
 from tokengov.core.topics import Topics
 from tokengov.ingest.otlp.runtime import ADDRESS_FILE
 
-from .conftest import read_events, wait_for
+from .conftest import read_events
 
 pytestmark = pytest.mark.integration
 

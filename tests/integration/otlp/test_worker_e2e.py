@@ -16,6 +16,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from tests.waiting import wait_for
 from tokengov.app.local.broker import free_port
 from tokengov.core.kafka import read_to_end
 from tokengov.core.topics import Topics
@@ -24,7 +25,7 @@ from tokengov.sinks.clickhouse.endpoint import read_token
 from tokengov.sinks.clickhouse.reader import EndpointReader, endpoint_address
 
 from .agent import run_agent
-from .conftest import FakeOpenAI, wait_for
+from .conftest import FakeOpenAI
 
 pytestmark = pytest.mark.integration
 

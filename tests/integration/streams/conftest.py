@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,25 +14,13 @@ import orjson
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from tests.waiting import wait_for
 from tokengov.core.deadletter import DeadLetterRecord
 from tokengov.core.kafka import end_offsets, read_to_end
 from tokengov.core.topics import Topics
 from tokengov.streams.topics import StreamsTopics
 
 ROOT = Path(__file__).resolve().parents[3]
-
-
-def wait_for(
-    predicate: Callable[[], Any], timeout_s: float, what: str, tail: Callable[[], str] = lambda: ""
-) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}\n{tail()}")
-        time.sleep(0.1)
 
 
 class WorkerProcess:

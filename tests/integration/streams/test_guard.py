@@ -9,8 +9,8 @@ import pytest
 from confluent_kafka import Producer
 from typer.testing import CliRunner
 
-from tests.integration.streams.conftest import wait_for
 from tests.integration.streams.events import POLICY, call, tool_calls
+from tests.waiting import wait_for
 from tokengov.app.cli.main import app
 from tokengov.app.local.broker import free_port
 from tokengov.core.contracts import Decision, utcnow

@@ -12,8 +12,9 @@ import orjson
 import pytest
 from confluent_kafka import Producer
 
-from tests.integration.streams.conftest import Cluster, wait_for
+from tests.integration.streams.conftest import Cluster
 from tests.integration.streams.events import POLICY, call
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -17,9 +17,10 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from tests.integration.streams.conftest import Cluster, wait_for
+from tests.integration.streams.conftest import Cluster
 from tests.integration.streams.events import POLICY
 from tests.integration.streams.poison import Poison, corpus, good_call, mutations
+from tests.waiting import wait_for
 from tokengov.app.cli.main import app
 
 pytestmark = pytest.mark.integration

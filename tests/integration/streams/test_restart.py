@@ -6,8 +6,8 @@ from collections import Counter
 
 import pytest
 
-from tests.integration.streams.conftest import wait_for
 from tests.integration.streams.events import POLICY, call, now, tool_calls
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

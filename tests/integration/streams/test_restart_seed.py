@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TEST_EVENT_PARTITIONS
-from tests.integration.streams.conftest import wait_for
 from tests.integration.streams.events import POLICY, call, now
 from tests.integration.streams.test_topics_owned import topics_with
+from tests.waiting import wait_for
 from tokengov.core.topics import topic_specs
 from tokengov.streams.topics import StreamsTopics
 

@@ -20,8 +20,9 @@ import orjson
 import pytest
 
 from tests.conftest import TEST_EVENT_PARTITIONS
-from tests.integration.streams.conftest import Cluster, wait_for
+from tests.integration.streams.conftest import Cluster
 from tests.integration.streams.events import POLICY, call, now, outcome
+from tests.waiting import wait_for
 from tokengov.app.local.broker import free_port
 from tokengov.core.decoding import decode_events
 from tokengov.core.errors import QueryError, TokenGovError

@@ -8,8 +8,8 @@ import signal
 import orjson
 import pytest
 
-from tests.integration.streams.conftest import wait_for
 from tests.integration.streams.events import POLICY, call, now, outcome, retries, tool_calls
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
