@@ -288,8 +288,8 @@ _CALL_ATTRS: Final = (
     "usage_missing",
     "context_window",
 )
-_GET_CALL_ATTRS: Final = [attrgetter(name) for name in _CALL_ATTRS]
-_GET_COMPONENTS: Final = attrgetter("components")
+#: One pass over each call (cache-friendly: a run holds thousands of them), then transposed.
+_GET_CALL_ATTRS: Final = attrgetter(*_CALL_ATTRS, "components")
 
 
 def call_columns(
@@ -298,7 +298,7 @@ def call_columns(
     cost_usd: list[Any],
     cost_source: list[Any],
     price_version: list[Any],
-) -> list[list[Any]]:
+) -> list[Sequence[Any]]:
     """token_events' columns (:data:`TOKEN_EVENT_COLUMNS` order) of ``calls`` — the one
     place that lays a call out as a row. The time and the cost come as columns of their
     own: datetimes and Decimal USD for rows (:func:`call_row`), or whatever a Native block
@@ -328,10 +328,9 @@ def call_columns(
         status,
         usage_missing,
         context_window,
-    ) = [list(map(get, calls)) for get in _GET_CALL_ATTRS]
-    parts: list[list[Any]] = [list(p) for p in zip(*map(_GET_COMPONENTS, calls), strict=True)]
-    if not parts:
-        parts = [[] for _ in COMPONENT_NAMES]
+        components,
+    ) = zip(*map(_GET_CALL_ATTRS, calls), strict=True) if calls else [()] * (len(_CALL_ATTRS) + 1)
+    parts = list(zip(*components, strict=True)) if calls else [()] * len(COMPONENT_NAMES)
     return [
         event_id,
         ts,
