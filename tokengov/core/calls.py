@@ -15,7 +15,7 @@ decimals), and much cheaper than Decimal.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Final
 
@@ -28,6 +28,7 @@ __all__ = [
     "Call",
     "Done",
     "Event",
+    "epoch_ms",
     "from_model",
     "to_femto",
     "usd",
@@ -36,6 +37,14 @@ __all__ = [
 
 FEMTO: Final = 10**15
 NO_COMPONENTS: Final = (0, 0, 0, 0, 0, 0, 0)
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MS: Final = timedelta(milliseconds=1)
+
+
+def epoch_ms(ts: datetime) -> int:
+    """Milliseconds since the epoch, floored (exact: no float) — what a ``DateTime64(3)``
+    column keeps, and every call's and outcome's ``ts_ms``."""
+    return (ts - _EPOCH) // _MS
 
 
 def to_femto(value: Decimal) -> int:
@@ -126,7 +135,7 @@ class Call:
     ) -> None:
         self.event_id = event_id
         self.ts = ts
-        self.ts_ms = int(ts.timestamp() * 1000)
+        self.ts_ms = (ts - _EPOCH) // _MS  # epoch_ms, inlined (once per event)
         self.team = team
         self.workflow = workflow
         self.task_id = task_id
@@ -192,7 +201,7 @@ class Call:
         for name in Call.__slots__:
             setattr(copy, name, getattr(self, name))
         copy.ts = ts
-        copy.ts_ms = int(ts.timestamp() * 1000)
+        copy.ts_ms = (ts - _EPOCH) // _MS
         return copy
 
     def __eq__(self, other: object) -> bool:
@@ -224,7 +233,7 @@ class Done:
     ) -> None:
         self.event_id = event_id
         self.ts = ts
-        self.ts_ms = int(ts.timestamp() * 1000)
+        self.ts_ms = (ts - _EPOCH) // _MS  # epoch_ms, inlined (once per event)
         self.team = team
         self.workflow = workflow
         self.task_id = task_id

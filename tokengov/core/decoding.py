@@ -65,6 +65,7 @@ __all__ = [
 _TS: Final = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?(?:Z|[+-][0-9]{2}:[0-9]{2})\Z"
 )
+_TS_MATCH: Final = _TS.match
 _CTRL: Final = re.compile(r"[\x00-\x1f\x7f]")
 _INT_LIMIT: Final = MAX_COUNT + 1  # every integer field: 0 <= n < 2**63
 _STATUSES: Final = frozenset(("ok", "error", "timeout"))
@@ -413,64 +414,99 @@ def _from_wire(w: _CallWire | _OutcomeWire) -> Call | Done:
             w.quality,
         )
     c = cast(_CallWire, w)
+    # Inlined on purpose (once per event): _ts and _attribution's usual cases.
+    event_id, task, model, agent = c.event_id, c.task_id, c.model, c.agent
+    provider, parent, tool, tier = c.provider, c.parent_agent, c.tool_name, c.service_tier
     if not (
-        c.event_id.isprintable()
-        and c.model.isprintable()
-        and c.agent.isprintable()
-        and c.provider.isprintable()
-        and (c.task_id is None or c.task_id.isprintable())
-        and (c.parent_agent is None or c.parent_agent.isprintable())
-        and (c.tool_name is None or c.tool_name.isprintable())
-        and (c.service_tier is None or c.service_tier.isprintable())
+        event_id.isprintable()
+        and model.isprintable()
+        and agent.isprintable()
+        and provider.isprintable()
+        and (task is None or task.isprintable())
+        and (parent is None or parent.isprintable())
+        and (tool is None or tool.isprintable())
+        and (tier is None or tier.isprintable())
     ):
         raise _Slow
-    t = _NO_TOKENS if c.tokens is msgspec.UNSET else c.tokens
-    p = _NO_COMPONENTS_WIRE if c.components is msgspec.UNSET else c.components
-    assert isinstance(t, _TokensWire) and isinstance(p, _ComponentsWire)
-    components = (
-        p.system,
-        p.tool_definitions,
-        p.retrieved,
-        p.history,
-        p.tool_responses,
-        p.handoff,
-        p.memory,
-    )
+    t = c.tokens
+    if t is msgspec.UNSET:
+        t = _NO_TOKENS
+    p = c.components
+    if p is msgspec.UNSET:
+        components = NO_COMPONENTS
+    else:
+        components = (
+            p.system,
+            p.tool_definitions,
+            p.retrieved,
+            p.history,
+            p.tool_responses,
+            p.handoff,
+            p.memory,
+        )
+    inp, out, cached, write = t.input, t.output, t.cached_input, t.cache_write
+    write_1h, reasoning, missing = t.cache_write_1h, t.reasoning, c.usage_missing
     if (
-        t.cached_input + t.cache_write > t.input
-        or t.cache_write_1h > t.cache_write
-        or t.reasoning > t.output
-        or sum(components) > t.input
-        or (c.usage_missing and (t.input or t.output))
+        cached + write > inp
+        or write_1h > write
+        or reasoning > out
+        or (p is not msgspec.UNSET and sum(components) > inp)
+        or (missing and (inp or out))
     ):
         raise _Slow
+    text = c.ts
+    if not _TS_MATCH(text):
+        raise _Slow
+    try:
+        ts = datetime.fromisoformat(text)
+    except ValueError:
+        raise _Slow from None
+    if not TS_MIN <= ts < TS_MAX:
+        raise _Slow  # out of range: the models say so (and converting could overflow)
+    if text[-1] != "Z":
+        ts = ts.astimezone(UTC)
+    team, workflow = c.team, c.workflow
+    if not (
+        type(team) is str
+        and 0 < len(team) <= MAX_NAME_CHARS
+        and team.isprintable()
+        and not team.isspace()
+    ):
+        team = _attribution(team)
+    if not (
+        type(workflow) is str
+        and 0 < len(workflow) <= MAX_NAME_CHARS
+        and workflow.isprintable()
+        and not workflow.isspace()
+    ):
+        workflow = _attribution(workflow)
     return Call(
-        c.event_id,
-        _ts(c.ts),
-        _attribution(c.team),
-        _attribution(c.workflow),
-        c.event_id if c.task_id is None else c.task_id,
-        c.agent,
-        c.parent_agent,
+        event_id,
+        ts,
+        team,
+        workflow,
+        event_id if task is None else task,
+        agent,
+        parent,
         c.step,
-        c.model,
-        t.input,
-        t.output,
-        t.cached_input,
-        t.cache_write,
-        t.reasoning,
+        model,
+        inp,
+        out,
+        cached,
+        write,
+        reasoning,
         components,
         c.attempt,
         c.tool_calls,
-        c.tool_name,
+        tool,
         c.status,
         None,
         c.context_window,
-        c.provider,
+        provider,
         c.latency_ms,
-        t.cache_write_1h,
-        c.service_tier,
-        c.usage_missing,
+        write_1h,
+        tier,
+        missing,
     )
 
 

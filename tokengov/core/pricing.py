@@ -5,7 +5,7 @@
   + (cache_write − cache_write_1h) × cache_write_price + cache_write_1h × cache_write_1h_price
   + (output − reasoning) × output_price + reasoning × reasoning_price
 
-per million tokens (:func:`_formula`; :meth:`Pricer.femto` inlines it, tested
+per million tokens (:func:`_formula`; :meth:`Pricer.cost` inlines it, tested
 equal). Missing cache prices fall back to the input price (the 1-hour write to the
 cache-write price), a missing reasoning price to the output price.
 
@@ -57,12 +57,15 @@ if TYPE_CHECKING:
     from genai_prices.types import ModelInfo, ModelPrice, Provider
 
 __all__ = [
+    "EXACT_FEMTO",
     "ZERO",
+    "Cost",
     "CostSource",
     "Entry",
     "PricedCall",
     "Pricer",
     "catalog_version",
+    "cost_decimal",
     "cost_of_tokens",
     "femto_exact",
     "price_call",
@@ -74,6 +77,15 @@ _PER_TOKEN: Final = Decimal(10**9)  # femto-USD per token for 1 USD per million 
 ZERO: Final = Decimal(0)
 
 CostSource = Literal["reported", "policy", "catalog", "unpriced", "missing_usage"]
+
+#: A call's cost as :meth:`Pricer.cost` gives it: (amount, source, price_version). The amount
+#: is integer femto-USD wherever the cost is exact in femto-USD (a reported cost, an entry
+#: whose rates are whole femto-USD per token; 0 for ``unpriced`` and ``missing_usage``),
+#: Decimal USD otherwise; :func:`cost_decimal` turns it into :meth:`Pricer.priced`'s Decimal.
+Cost = tuple[int | Decimal, CostSource, str]
+#: Femto-USD amounts in [0, EXACT_FEMTO) have an exact :func:`cost_decimal` (28 digits, the
+#: default Decimal context's precision), below 10**13 USD.
+EXACT_FEMTO: Final = 10**28
 
 _N = TypeVar("_N", int, Decimal)
 
@@ -343,6 +355,18 @@ def _catalog_entry(
 # ---------------------------------------------------------------- the pricer
 
 
+def cost_decimal(amount: int | Decimal, source: CostSource) -> Decimal:
+    """The Decimal USD of a :data:`Cost`'s amount — exactly :meth:`Pricer.priced`'s
+    ``cost_usd`` for the same call (the same value and the same exponent)."""
+    if isinstance(amount, Decimal):
+        return amount
+    if source == "catalog" or source == "policy":
+        return Decimal(amount).scaleb(-15)
+    if source == "reported":
+        return usd(amount)
+    return ZERO  # unpriced, missing_usage
+
+
 @dataclass(frozen=True, slots=True)
 class PricedCall:
     """What a call cost (USD) and where that came from (``price_version``: the catalog's
@@ -435,9 +459,51 @@ class Pricer:
             call.reasoning,
         )
 
+    def cost(self, call: Call) -> Cost:
+        """The call's :data:`Cost` — what :meth:`priced` says, without building its object
+        or (where the cost is exact in femto-USD) a Decimal: the sink's hot path."""
+        if call.cost_femto is not None:
+            return call.cost_femto, "reported", ""
+        if call.usage_missing:
+            return 0, "missing_usage", ""
+        key = (call.provider, call.model, call.ts.date(), call.service_tier)
+        try:
+            entry = self._cache[key]
+        except KeyError:
+            entry = self.entry(call.model, key[2], call.provider, call.service_tier)
+        if entry is None:
+            return 0, "unpriced", ""
+        input = call.input
+        if not entry.exact:
+            return self._usd(entry, call) / _PER_MILLION, entry.source, entry.version
+        rates = entry.femto_rates
+        for tier in entry.tiers:
+            if input > tier.above:
+                rates = tier.femto_rates
+                break
+        r_in, r_cached, r_write, r_write_1h, r_out, r_reason = rates
+        cached, write, write_1h, reasoning = (
+            call.cached_input,
+            call.cache_write,
+            call.cache_write_1h,
+            call.reasoning,
+        )
+        femto = (
+            (input - cached - write) * r_in
+            + cached * r_cached
+            + (write - write_1h) * r_write
+            + write_1h * r_write_1h
+            + (call.output - reasoning) * r_out
+            + reasoning * r_reason
+        )
+        return femto, entry.source, entry.version
+
     def priced(self, call: Call, *, input_rate: bool = False) -> PricedCall:
         """The exact cost in USD and its source (and, with ``input_rate``, the call's
         average price of an input token)."""
+        if not input_rate:
+            amount, of, release = self.cost(call)
+            return PricedCall(cost_decimal(amount, of), of, ZERO, release)
         entry = (
             None
             if call.usage_missing

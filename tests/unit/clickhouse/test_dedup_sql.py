@@ -53,3 +53,18 @@ def test_range_probe_sql():
     sql = stored_in_ranges_sql("token_events", [(MS, MS)], count=True)
     assert sql.startswith("SELECT count() FROM token_events WHERE ts BETWEEN")
     assert "DISTINCT event_id" in stored_in_ranges_sql("token_events", [(MS, MS)], count=False)
+
+
+def test_own_rows_found_only_in_the_ranges_over_many_inserts():
+    """OwnRows.found visits only inserts with rows in the ranges; the answer is the ids of
+    any insert whose timestamp is within them."""
+    from tokengov.sinks.clickhouse.dedup import OwnRows
+
+    own = OwnRows(max_rows=1_000)
+    for n in range(5):  # inserts an hour apart, ten rows each
+        ids = [f"{n}-{i}" for i in range(10)]
+        own.add(ids, [n * 3_600_000 + i for i in range(10)])
+    asked = ["0-1", "2-3", "2-9", "4-0", "new"]
+    assert own.found(asked, [(2 * 3_600_000, 2 * 3_600_000 + 5)]) == {"2-3"}
+    assert own.found(asked, [(0, 1), (4 * 3_600_000, 4 * 3_600_000)]) == {"0-1", "4-0"}
+    assert own.found(asked, [(10, 3_600_000 - 1)]) == set()

@@ -21,6 +21,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Final, Literal, NamedTuple
 
 import orjson
@@ -31,12 +32,13 @@ from tokengov.core.contracts import Alert, Decision, describe_validation_error
 from tokengov.core.decoding import decode_events
 from tokengov.core.message_items import load_items
 from tokengov.core.policy import PriceCatalog
-from tokengov.core.pricing import Pricer
+from tokengov.core.pricing import CostSource, Pricer
 from tokengov.sinks.clickhouse.rows import (
     Finding,
     RowError,
     alert_row,
     call_row,
+    checked_cost,
     decision_row,
     done_row,
     finding_row,
@@ -93,6 +95,12 @@ class Reject:
 
 @dataclass(slots=True)
 class Decoded:
+    """One message's rows (``items``), rejects and invalid items. Decoded with
+    ``columns=True`` (:meth:`MessageDecoder.decode`), its calls' rows are not built: the
+    calls are in ``calls`` with what they cost (``amounts``, ``sources``, ``versions``: a
+    :data:`~tokengov.core.pricing.Cost` each, checked), and ``items`` holds the other rows;
+    the encoder lays them out as columns (:func:`~tokengov.sinks.clickhouse.rows.call_columns`)."""
+
     items: list[Item] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
     invalid_events: int = 0  # refused by the contract: counted, dead-lettered by the streams
@@ -100,6 +108,10 @@ class Decoded:
     #: Why each invalid item was refused ("item 3: tokens.input: …"; the whole message: no
     #: prefix), for the writer's log.
     invalid_reasons: list[str] = field(default_factory=list)
+    calls: list[Call] = field(default_factory=list)
+    amounts: list[int | Decimal] = field(default_factory=list)
+    sources: list[CostSource] = field(default_factory=list)
+    versions: list[str] = field(default_factory=list)
 
     def invalid(self, reason: str, index: int | None = None) -> None:
         self.invalid_events += 1
@@ -140,16 +152,17 @@ class MessageDecoder:
             pricer = self._pricer = Pricer(catalog)
         return pricer
 
-    def decode(self, kind: TopicKind, value: bytes | None) -> Decoded:
+    def decode(self, kind: TopicKind, value: bytes | None, *, columns: bool = False) -> Decoded:
         """One message's rows, rejects and invalid items; never raises for what a message
-        holds (a fault decoding it dead-letters what it touched)."""
+        holds (a fault decoding it dead-letters what it touched). ``columns``: calls are
+        left as calls for the encoder (see :class:`Decoded`)."""
         out = Decoded()
         if value is None:
             out.tombstones = 1
             return out
         try:
             if kind == "events":
-                self._events(value, out)
+                self._events(value, out, columns)
             elif kind == "alerts":
                 self._single(value, out, Alert, "alerts", alert_row)
             elif kind == "decisions":
@@ -162,7 +175,7 @@ class MessageDecoder:
             out.rejects.append(Reject(_fault(exc), value, whole=True))
         return out
 
-    def _events(self, value: bytes, out: Decoded) -> None:
+    def _events(self, value: bytes, out: Decoded, columns: bool) -> None:
         decoded = decode_events(value)
         for failure, _ in decoded.failures:
             out.invalid(failure.reason, failure.index)
@@ -171,9 +184,16 @@ class MessageDecoder:
         for index, event in decoded.events:
             try:
                 if type(event) is Call:
-                    priced = pricer.priced(event)
-                    row = call_row(event, priced)
-                    items.append(Item(TOKEN_EVENTS, row, event.event_id, event.ts))
+                    if columns:
+                        amount, source, version = pricer.cost(event)
+                        checked_cost(event, amount, source)
+                        out.calls.append(event)
+                        out.amounts.append(amount)
+                        out.sources.append(source)
+                        out.versions.append(version)
+                    else:
+                        row = call_row(event, pricer.priced(event))
+                        items.append(Item(TOKEN_EVENTS, row, event.event_id, event.ts))
                 else:
                     assert type(event) is Done
                     items.append(Item("task_outcomes", done_row(event), event.event_id, event.ts))

@@ -122,6 +122,9 @@ class _Stored:
     ms_sums: list[int]
     ids: dict[str, int]  # id → its timestamp (ms)
 
+    def count(self, lo: int, hi: int) -> int:
+        return bisect_right(self.stamps, hi) - bisect_left(self.stamps, lo)
+
     def summary(self, lo: int, hi: int) -> tuple[int, int, int]:
         start, end = bisect_left(self.stamps, lo), bisect_right(self.stamps, hi)
         crc = self.crc_sums[end] - self.crc_sums[start]
@@ -172,8 +175,12 @@ class OwnRows:
     def found(self, ids: Sequence[str], ranges: Sequence[tuple[int, int]]) -> set[str]:
         """The ids among ``ids`` that are among these rows with a timestamp in ``ranges``."""
         out: set[str] = set()
-        wanted = set(ids)
+        wanted: set[str] | None = None
         for stored in self._inserts:
+            if not any(stored.count(lo, hi) for lo, hi in ranges):
+                continue  # none of this insert's rows in the ranges: nothing to compare
+            if wanted is None:
+                wanted = set(ids)
             for event_id in wanted & stored.ids.keys():
                 stamp = stored.ids[event_id]
                 if any(lo <= stamp <= hi for lo, hi in ranges):
@@ -213,7 +220,6 @@ def existing_event_ids(
     """
     if not ids:
         return set()
-    wanted = set(ids)
     ranges = ts_ranges(stamps_ms)
     if own is not None and own.rows:
         row = store.fetch(stored_summary_sql(table, ranges)).rows[0]
@@ -227,7 +233,7 @@ def existing_event_ids(
         return set()
     if stored <= SMALL:
         rows = store.fetch(stored_in_ranges_sql(table, ranges, count=False)).rows
-        return wanted & {str(r[0]) for r in rows}
+        return set(ids) & {str(r[0]) for r in rows}
     found: set[str] = set()
     for start in range(0, len(ids), chunk):
         part = ids[start : start + chunk]

@@ -1,12 +1,17 @@
 """Kafka messages → ClickHouse Native blocks, in a pool of decoder processes (or inline).
 
 Decoding a call (parse, the contract's checks, pricing) and serializing it for
-ClickHouse cost ~8 µs of Python per row; the insert itself ~1.5 µs of engine time.
+ClickHouse cost ~9 µs of Python per row; the insert itself ~1.5 µs of engine time.
 The writer therefore hands runs of consecutive messages of one partition to a
 :class:`DecodePool`: each run comes back as an :class:`Encoded` — per table, the
 rows already serialized in ClickHouse's Native format by clickhouse-connect's own
 column serializers, plus what the writer needs without the rows themselves (event
-ids and millisecond timestamps for its duplicate lookup, row counts, rejects).
+ids and millisecond timestamps for its duplicate lookup, row counts, rejects). The
+decoders build no row per call: the calls stay decoded calls with their costs
+(``MessageDecoder.decode(..., columns=True)``), laid out as columns by
+:func:`~tokengov.sinks.clickhouse.rows.call_columns`, the cost column from integer
+femto-USD (:class:`ScaledDecimal`: the bytes clickhouse-connect writes for the
+Decimals, without a Decimal per row).
 The writer concatenates the blocks of a flush and inserts them in one statement.
 
 Anything unusual — rows to leave out because they are already stored, a block
@@ -33,28 +38,39 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from decimal import Decimal, localcontext
 from typing import Any, Final
 
 from clickhouse_connect.datatypes.base import ClickHouseType
+from clickhouse_connect.datatypes.numeric import Decimal as ChDecimal
 from clickhouse_connect.datatypes.registry import get_from_name
 from clickhouse_connect.driver.insert import InsertContext
 from clickhouse_connect.driver.transform import NativeTransform
 
+from tokengov.core.calls import Call, epoch_ms
 from tokengov.core.policy import PriceCatalog
-from tokengov.sinks.clickhouse.decode import Decoded, MessageDecoder, Reject, TopicKind
-from tokengov.sinks.clickhouse.rows import TABLE_COLUMNS
+from tokengov.core.pricing import EXACT_FEMTO, CostSource, cost_decimal
+from tokengov.sinks.clickhouse.decode import (
+    TOKEN_EVENTS,
+    Decoded,
+    MessageDecoder,
+    Reject,
+    TopicKind,
+)
+from tokengov.sinks.clickhouse.rows import TABLE_COLUMNS, TOKEN_EVENT_COLUMNS, call_columns
 
 __all__ = [
     "DEDUP_TABLES",
     "DecodePool",
     "Encoded",
     "Encoder",
+    "ScaledDecimal",
     "default_decoders",
     "epoch_ms",
     "merge",
     "native_block",
     "rejected",
+    "scaled_costs",
     "summarize",
     "wire_type",
 ]
@@ -64,9 +80,6 @@ log = logging.getLogger(__name__)
 #: Tables whose rows are deduplicated by event id before inserting.
 DEDUP_TABLES: Final = ("token_events", "task_outcomes")
 
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_MS: Final = timedelta(milliseconds=1)
-
 
 def default_decoders() -> int:
     """Decoder processes for a worker: one per CPU this process may use, at most four."""
@@ -75,11 +88,6 @@ def default_decoders() -> int:
     except AttributeError:  # not Linux
         cpus = os.cpu_count() or 1
     return max(1, min(4, cpus))
-
-
-def epoch_ms(ts: datetime) -> int:
-    """Milliseconds since the epoch, floored — exactly what a ``DateTime64(3)`` column keeps."""
-    return (ts - _EPOCH) // _MS
 
 
 def native_block(
@@ -143,6 +151,12 @@ class Encoder:
     def __init__(self, types: Mapping[str, Sequence[str]]) -> None:
         self.type_names = {table: list(names) for table, names in types.items()}
         self.types = {t: [get_from_name(wire_type(n)) for n in names] for t, names in types.items()}
+        # The calls' (decoded with columns=True) costs are written from scaled integers.
+        self._call_types = list(self.types.get(TOKEN_EVENTS, ()))
+        if self._call_types:
+            cost = self._call_types[_COST_AT]
+            if isinstance(cost, ChDecimal) and not cost.nullable and 0 <= cost.scale <= 15:
+                self._call_types[_COST_AT] = ScaledDecimal.of(cost)
 
     def encode(self, decoded: Sequence[Decoded]) -> Encoded:
         out, rows = summarize(decoded)
@@ -156,13 +170,82 @@ class Encoder:
             block = native_block(table, TABLE_COLUMNS[table], self.types[table], data)
             if block is not None:
                 out.blocks[table] = block
+        if any(message.calls for message in decoded):
+            block = self._calls(decoded, out.ts_ms[TOKEN_EVENTS])
+            if block is not None:
+                out.blocks[TOKEN_EVENTS] = block
         return out
+
+    def _calls(self, decoded: Sequence[Decoded], stamps: list[int]) -> bytes | None:
+        """The token_events block of the messages' calls (decoded with ``columns=True``)."""
+        calls: list[Call] = []
+        amounts: list[int | Decimal] = []
+        sources: list[CostSource] = []
+        versions: list[str] = []
+        for message in decoded:
+            calls += message.calls
+            amounts += message.amounts
+            sources += message.sources
+            versions += message.versions
+        types = self._call_types
+        cost_type = types[_COST_AT]
+        cost: list[Any]
+        if isinstance(cost_type, ScaledDecimal):
+            cost = scaled_costs(cost_type, amounts, sources)
+        else:
+            cost = [cost_decimal(a, s) for a, s in zip(amounts, sources, strict=True)]
+        data = call_columns(calls, stamps, cost, sources, versions)
+        return native_block(TOKEN_EVENTS, TOKEN_EVENT_COLUMNS, types, data)
+
+
+_COST_AT: Final = TOKEN_EVENT_COLUMNS.index("cost_usd")
+
+
+class ScaledDecimal(ChDecimal, registered=False):
+    """A ``Decimal(P, S)`` column written from integers already scaled (value × 10**S): the
+    same type in the block, the same bytes as clickhouse-connect's Decimal serializer writes
+    for the Decimal values, without a Decimal per row (:func:`scaled_costs`)."""
+
+    @classmethod
+    def of(cls, kind: ChDecimal) -> ScaledDecimal:
+        return cls(kind.type_def, kind.prec, kind.byte_size * 8, kind.scale)
+
+    def _write_column_binary(self, column: Sequence[Any], dest: bytearray, _ctx: Any) -> None:
+        size = self.byte_size
+        dest += b"".join([v.to_bytes(size, "little", signed=True) for v in column])
+
+
+def scaled_costs(
+    kind: ChDecimal, amounts: Sequence[int | Decimal], sources: Sequence[CostSource]
+) -> list[int]:
+    """The costs (:data:`~tokengov.core.pricing.Cost` amounts) of a ``Decimal(P, S)`` column
+    (S ≤ 15) as the integers its Native form holds: exactly clickhouse-connect's
+    ``int(value × 10**S)`` at precision P of each cost's Decimal
+    (:func:`~tokengov.core.pricing.cost_decimal`) — for a femto-USD amount in
+    [0, EXACT_FEMTO) that Decimal is exact, and the integer is the amount ÷ 10**(15 − S)."""
+    divisor = 10 ** (15 - kind.scale)
+    # The few amounts that need their Decimal: made as the pricer makes them (its context).
+    slow = {
+        i: cost_decimal(a, sources[i])
+        for i, a in enumerate(amounts)
+        if type(a) is not int or not 0 <= a < EXACT_FEMTO
+    }
+    values = [a // divisor if type(a) is int else 0 for a in amounts]
+    if slow:
+        mult = 10**kind.scale
+        with localcontext() as context:
+            context.prec = kind.prec  # as clickhouse-connect does
+            for i, value in slow.items():
+                values[i] = int(value * mult)
+    return values
 
 
 def summarize(decoded: Sequence[Decoded]) -> tuple[Encoded, dict[str, list[tuple[Any, ...]]]]:
-    """What the writer needs to know of decoded messages (no blocks), and their rows."""
+    """What the writer needs to know of decoded messages (no blocks), and their rows (the
+    calls of messages decoded with ``columns=True`` are counted, not made rows)."""
     out = Encoded(messages=len(decoded))
     rows: dict[str, list[tuple[Any, ...]]] = {}
+    calls: list[Call] = []
     for index, message in enumerate(decoded):
         out.invalid_events += message.invalid_events
         out.tombstones += message.tombstones
@@ -179,7 +262,14 @@ def summarize(decoded: Sequence[Decoded]) -> tuple[Encoded, dict[str, list[tuple
             if item.event_id is not None and item.ts is not None:
                 out.ids[item.table].append(item.event_id)
                 out.ts_ms[item.table].append(epoch_ms(item.ts))
+        calls += message.calls
     out.rows = {table: len(table_rows) for table, table_rows in rows.items()}
+    if calls:
+        if TOKEN_EVENTS in rows:
+            raise ValueError("a run mixes calls and token_events rows")
+        out.rows[TOKEN_EVENTS] = len(calls)
+        out.ids[TOKEN_EVENTS] = [c.event_id for c in calls]
+        out.ts_ms[TOKEN_EVENTS] = [c.ts_ms for c in calls]
     return out, rows
 
 
@@ -259,7 +349,7 @@ def _encode_in_worker(catalog_blob: bytes, kind: TopicKind, values: list[bytes |
         _worker["catalog_blob"] = catalog_blob
     decoder: MessageDecoder = _worker["decoder"]
     encoder: Encoder = _worker["encoder"]
-    return encoder.encode([decoder.decode(kind, v) for v in values])
+    return encoder.encode([decoder.decode(kind, v, columns=True) for v in values])
 
 
 def _ready() -> int:
@@ -344,7 +434,7 @@ class DecodePool:
             return self._executor.submit(_encode_in_worker, self._catalog_blob, kind, values)
 
     def encode_here(self, kind: TopicKind, values: Sequence[bytes | None]) -> Encoded:
-        return self.encoder.encode(self.decode_here(kind, values))
+        return self.encoder.encode([self._decoder.decode(kind, v, columns=True) for v in values])
 
     def decode_here(self, kind: TopicKind, values: Sequence[bytes | None]) -> list[Decoded]:
         """The messages decoded in this thread (the row path)."""

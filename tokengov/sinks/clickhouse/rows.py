@@ -13,8 +13,10 @@ and no column here could hold it.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
+from operator import attrgetter
 from typing import Annotated, Any, Final
 
 import orjson
@@ -22,6 +24,7 @@ from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Fiel
 
 from tokengov.core.calls import Call, Done, from_model
 from tokengov.core.contracts import (
+    COMPONENT_NAMES,
     SCHEMA_VERSION,
     TOKEN_NAMES,
     UNATTRIBUTED,
@@ -30,7 +33,7 @@ from tokengov.core.contracts import (
     Decision,
     Outcome,
 )
-from tokengov.core.pricing import ZERO, PricedCall
+from tokengov.core.pricing import EXACT_FEMTO, ZERO, CostSource, PricedCall, cost_decimal
 
 __all__ = [
     "ALERT_COLUMNS",
@@ -42,7 +45,9 @@ __all__ = [
     "Finding",
     "RowError",
     "alert_row",
+    "call_columns",
     "call_row",
+    "checked_cost",
     "decision_row",
     "done_row",
     "event_row",
@@ -231,52 +236,132 @@ def call_row(call: Call, priced: PricedCall) -> tuple[Any, ...]:
     within the contract's 2**63-1 (the decoder's rule), so only the time and the cost are
     checked. A call without usage (``usage_missing``) is written with cost 0 and cost_source
     ``missing_usage``, whatever the pricer says — it is never a normally priced call — unless
-    the agent reported its cost (then ``reported``; ``usage_missing`` still says it)."""
+    the agent reported its cost (then ``reported``; ``usage_missing`` still says it). The
+    columns are :func:`call_columns`'."""
     if call.usage_missing and call.cost_femto is None:
         cost_usd, source, version = ZERO, MISSING_USAGE, ""
     else:
         cost_usd, source = priced.cost_usd, priced.source
         version = priced.price_version  # the catalog's release ('' for the other sources)
         _money("cost_usd", cost_usd)
-    c = call.components
     ts = call.ts
-    return (
-        call.event_id,
-        ts if TS_MIN <= ts < TS_MAX else _ts(ts),
-        call.team,
-        call.workflow,
-        call.task_id,
-        call.agent,
-        call.parent_agent,
-        call.step,
-        call.provider,
-        call.model,
-        call.service_tier,
-        call.input,
-        call.output,
-        call.cached_input,
-        call.cache_write,
-        call.cache_write_1h,
-        call.reasoning,
-        c[0],
-        c[1],
-        c[2],
-        c[3],
-        c[4],
-        c[5],
-        c[6],
-        call.attempt,
-        call.tool_calls,
-        call.tool_name,
-        call.latency_ms,
-        call.status,
+    if not TS_MIN <= ts < TS_MAX:
+        _ts(ts)
+    columns = call_columns([call], [ts], [cost_usd], [source], [version])
+    return tuple(column[0] for column in columns)
+
+
+def checked_cost(call: Call, amount: int | Decimal, source: CostSource) -> None:
+    """What :func:`call_row` checks of a call priced ``(amount, source)``
+    (:meth:`tokengov.core.pricing.Pricer.cost`): its time, and a cost that fits the column;
+    raises :class:`RowError` naming the field. The hot path's check: no Decimal for a cost
+    in femto-USD in [0, EXACT_FEMTO) (below 10**13 USD)."""
+    ts = call.ts
+    if not TS_MIN <= ts < TS_MAX:
+        _ts(ts)
+    if type(amount) is not int or not 0 <= amount < EXACT_FEMTO:
+        _money("cost_usd", cost_decimal(amount, source))
+
+
+_CALL_ATTRS: Final = (
+    "event_id",
+    "team",
+    "workflow",
+    "task_id",
+    "agent",
+    "parent_agent",
+    "step",
+    "provider",
+    "model",
+    "service_tier",
+    "input",
+    "output",
+    "cached_input",
+    "cache_write",
+    "cache_write_1h",
+    "reasoning",
+    "attempt",
+    "tool_calls",
+    "tool_name",
+    "latency_ms",
+    "status",
+    "usage_missing",
+    "context_window",
+)
+#: One pass over each call (cache-friendly: a run holds thousands of them), then transposed.
+_GET_CALL_ATTRS: Final = attrgetter(*_CALL_ATTRS, "components")
+
+
+def call_columns(
+    calls: Sequence[Call],
+    ts: list[Any],
+    cost_usd: list[Any],
+    cost_source: list[Any],
+    price_version: list[Any],
+) -> list[Sequence[Any]]:
+    """token_events' columns (:data:`TOKEN_EVENT_COLUMNS` order) of ``calls`` — the one
+    place that lays a call out as a row. The time and the cost come as columns of their
+    own: datetimes and Decimal USD for rows (:func:`call_row`), or whatever a Native block
+    is serialized from (:mod:`tokengov.sinks.clickhouse.encode`: milliseconds, scaled
+    integers). Unchecked: see :func:`call_row` and :func:`checked_cost`."""
+    (
+        event_id,
+        team,
+        workflow,
+        task_id,
+        agent,
+        parent_agent,
+        step,
+        provider,
+        model,
+        service_tier,
+        input,
+        output,
+        cached_input,
+        cache_write,
+        cache_write_1h,
+        reasoning,
+        attempt,
+        tool_calls,
+        tool_name,
+        latency_ms,
+        status,
+        usage_missing,
+        context_window,
+        components,
+    ) = zip(*map(_GET_CALL_ATTRS, calls), strict=True) if calls else [()] * (len(_CALL_ATTRS) + 1)
+    parts = list(zip(*components, strict=True)) if calls else [()] * len(COMPONENT_NAMES)
+    return [
+        event_id,
+        ts,
+        team,
+        workflow,
+        task_id,
+        agent,
+        parent_agent,
+        step,
+        provider,
+        model,
+        service_tier,
+        input,
+        output,
+        cached_input,
+        cache_write,
+        cache_write_1h,
+        reasoning,
+        *parts,
+        attempt,
+        tool_calls,
+        tool_name,
+        latency_ms,
+        status,
         cost_usd,
-        source,
-        version,
-        call.usage_missing,
-        call.context_window,
-        SCHEMA_VERSION,
-    )
+        cost_source,
+        price_version,
+        usage_missing,
+        context_window,
+        [SCHEMA_VERSION] * len(calls),
+    ]
 
 
 def done_row(done: Done) -> tuple[Any, ...]:
