@@ -1,0 +1,234 @@
+"""One closed (or provisional) task's calls by column: what the detectors read.
+
+The engine keeps an open task's decoded calls as they arrive, unpriced and untouched. When
+the task closes it sorts them into event-time order once, groups them by agent once, and
+reads every column once (the seven input components in one ``zip``), so the detectors
+compute with builtins (``sum``, ``max``, ``zip``) over tuples of ints instead of walking call
+objects. Prices are resolved lazily: the input price of every call only when a detector
+prices its tokens (:meth:`Columns.rates`), the whole cost only for the calls a detector
+judges wasted (:meth:`Columns.cost_usd`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Final
+
+from tokengov.core.calls import Call
+from tokengov.core.pricing import Entry, Pricer
+
+__all__ = ["Columns", "TaskCalls", "call_order", "femto_inputs", "input_rates"]
+
+_ZERO: Final = Decimal(0)
+
+
+def call_order(call: Call) -> tuple[datetime, int, int]:
+    """Event-time order of a task's calls (ties broken by step, then attempt)."""
+    return call.ts, call.step, call.attempt
+
+
+#: Below these (tokens of any kind; femto-USD per token), the decimal formula of
+#: :meth:`Pricer.priced` is exact (every term under 10²⁶ femto-USD, the sum under 10²⁷, so
+#: within the 28 digits of the decimal context) and equals the integer femto-USD formula.
+_TOKENS_BELOW: Final = 10**12
+_RATE_BELOW: Final = 10**14
+_FEMTO: Final = 10**15
+#: Relative margin: the decimal path rounds twice to 28 significant digits (≤ 1e-27 in all).
+_MARGIN: Final = 10**26
+_FEMTO_MARGIN: Final = _FEMTO * _MARGIN
+
+
+def femto_inputs(pricer: Pricer, calls: Sequence[Call]) -> list[int | None]:
+    """Every call's input cost in integer femto-USD (its cache discount included; what
+    ``input_usd_per_token × input`` is, exactly), or None where only the pricer can say: no
+    usage, no price, inexact rates, or counts too large for the integer formula to be the
+    decimal one (:data:`_TOKENS_BELOW`)."""
+    out: list[int | None] = []
+    append = out.append
+    hot: dict[tuple[str, str, date, str | None], Entry | None] = {}
+    for call in calls:
+        input = call.input
+        if not input:
+            append(0)
+            continue
+        key = (call.provider, call.model, call.ts.date(), call.service_tier)
+        try:
+            entry = hot[key]
+        except KeyError:
+            entry = hot[key] = _exact_entry(pricer, call, key[2])
+        cached, write, write_1h = call.cached_input, call.cache_write, call.cache_write_1h
+        if (
+            entry is None
+            or call.usage_missing
+            or not (input < _TOKENS_BELOW and cached < _TOKENS_BELOW and write < _TOKENS_BELOW)
+            or not write_1h < _TOKENS_BELOW
+        ):
+            append(None)
+            continue
+        r_in, r_cached, r_write, r_write_1h, _, _ = entry.femto_rates_for(input)
+        append(
+            (input - cached - write) * r_in
+            + cached * r_cached
+            + (write - write_1h) * r_write
+            + write_1h * r_write_1h
+        )
+    return out
+
+
+def _exact_entry(pricer: Pricer, call: Call, day: date) -> Entry | None:
+    """The call's rates when the integer formula is exact for them (else None)."""
+    if call.usage_missing:
+        return None
+    entry = pricer.entry(call.model, day, call.provider, call.service_tier)
+    if entry is None or not entry.exact:
+        return None
+    rates = [entry.femto_rates, *(t.femto_rates for t in entry.tiers)]
+    if any(not 0 <= r < _RATE_BELOW for group in rates for r in group):
+        return None
+    return entry
+
+
+def input_rates(pricer: Pricer, calls: Sequence[Call]) -> list[Decimal]:
+    """Every call's average input price (USD per input token, its cache discount included):
+    exactly ``pricer.priced(call, input_rate=True).input_usd_per_token`` — the same quotient
+    (:func:`femto_inputs` × 10⁻¹⁵ / input), divided once in the same decimal context — without
+    building a priced call per call; the calls :func:`femto_inputs` cannot price are priced by
+    the pricer itself."""
+    return _rates(pricer, calls, femto_inputs(pricer, calls))
+
+
+def _rates(pricer: Pricer, calls: Sequence[Call], femtos: list[int | None]) -> list[Decimal]:
+    out: list[Decimal] = []
+    for call, femto in zip(calls, femtos, strict=True):
+        if femto is None:
+            out.append(pricer.priced(call, input_rate=True).input_usd_per_token)
+        elif not call.input:
+            out.append(_ZERO)
+        else:
+            out.append(Decimal(femto) / (call.input * _FEMTO))
+    return out
+
+
+class Columns:
+    """Calls of one task (all of them, or one agent's), in event-time order, by column."""
+
+    __slots__ = (
+        "_costs",
+        "_femtos",
+        "_pricer",
+        "_rates",
+        "attempt",
+        "cached_input",
+        "calls",
+        "handoff",
+        "history",
+        "input",
+        "memory",
+        "n",
+        "retrieved",
+        "system",
+        "tool_calls",
+        "tool_definitions",
+        "tool_responses",
+    )
+
+    def __init__(self, calls: list[Call], pricer: Pricer) -> None:
+        self.calls = calls
+        self.n = len(calls)
+        self._pricer = pricer
+        self._rates: list[Decimal] | None = None
+        self._femtos: list[int | None] | None = None
+        self._costs: dict[int, Decimal] = {}
+        columns = list(zip(*[c.components for c in calls], strict=True))
+        if not columns:
+            columns = [()] * 7
+        (
+            self.system,
+            self.tool_definitions,
+            self.retrieved,
+            self.history,
+            self.tool_responses,
+            self.handoff,
+            self.memory,
+        ) = columns
+        self.input = [c.input for c in calls]
+        self.cached_input = [c.cached_input for c in calls]
+        self.tool_calls = [c.tool_calls for c in calls]
+        self.attempt = [c.attempt for c in calls]
+
+    def femtos(self) -> list[int | None]:
+        """Every call's input cost in femto-USD (:func:`femto_inputs`), on first use."""
+        femtos = self._femtos
+        if femtos is None:
+            femtos = self._femtos = femto_inputs(self._pricer, self.calls)
+        return femtos
+
+    def rates(self) -> list[Decimal]:
+        """Every call's input price per token (:func:`input_rates`), on first use."""
+        rates = self._rates
+        if rates is None:
+            rates = self._rates = _rates(self._pricer, self.calls, self.femtos())
+        return rates
+
+    def input_usd_float_sum(self, tokens: Sequence[int]) -> float:
+        """``sum(float(input_usd(i, tokens[i])))`` over the calls in order, the calls with no
+        such tokens left out (each adds 0.0): the float the per-call sum gives, bit for bit.
+        ``float(rate × n)`` is the correctly rounded float of a decimal that is within 1e-27
+        (relative) of the exact ``femto × n / (input × 10¹⁵)``; the exact quotient's float
+        is taken, in integers, when every value within 1e-26 of it rounds to the same float,
+        and the decimal's otherwise (never, in practice)."""
+        total = 0.0
+        femtos = self.femtos()
+        inputs = self.input
+        for i, n in enumerate(tokens):
+            if not n:
+                continue
+            femto = femtos[i]
+            if femto is not None and inputs[i]:
+                scaled = femto * n
+                divisor = inputs[i] * _FEMTO_MARGIN
+                low = scaled * (_MARGIN - 1) / divisor
+                if low == scaled * (_MARGIN + 1) / divisor:
+                    total += low
+                    continue
+            total += float(self.rates()[i] * n)
+        return total
+
+    def input_usd(self, index: int, tokens: int) -> Decimal:
+        """What ``tokens`` of call ``index``'s input cost."""
+        return self.rates()[index] * tokens
+
+    def cost_usd(self, index: int) -> Decimal:
+        """The whole cost of call ``index`` (input and output)."""
+        cost = self._costs.get(index)
+        if cost is None:
+            cost = self._costs[index] = self._pricer.priced(self.calls[index]).cost_usd
+        return cost
+
+    def tool_names(self) -> set[str]:
+        return {name for c in self.calls if (name := c.tool_name)}
+
+
+class TaskCalls:
+    """One task's calls sorted once, by column (``all``) and by agent (``agents``, in the
+    order of their first call; a task with one agent shares ``all``)."""
+
+    __slots__ = ("agents", "all")
+
+    def __init__(self, calls: list[Call], pricer: Pricer) -> None:
+        ordered = sorted(calls, key=call_order)
+        self.all = Columns(ordered, pricer)
+        first = ordered[0].agent if ordered else ""
+        if all(c.agent == first for c in ordered):
+            self.agents = {first: self.all} if ordered else {}
+            return
+        groups: dict[str, list[Call]] = {}
+        for call in ordered:
+            group = groups.get(call.agent)
+            if group is None:
+                groups[call.agent] = [call]
+            else:
+                group.append(call)
+        self.agents = {agent: Columns(group, pricer) for agent, group in groups.items()}
