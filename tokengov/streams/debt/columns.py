@@ -12,21 +12,21 @@ judges wasted (:meth:`Columns.cost_usd`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
+from operator import attrgetter
 from typing import Final
 
 from tokengov.core.calls import Call
 from tokengov.core.pricing import Entry, Pricer
 
-__all__ = ["Columns", "TaskCalls", "call_order", "femto_inputs", "input_rates"]
+__all__ = ["Columns", "TaskCalls", "femto_inputs", "input_rates"]
 
 _ZERO: Final = Decimal(0)
-
-
-def call_order(call: Call) -> tuple[datetime, int, int]:
-    """Event-time order of a task's calls (ties broken by step, then attempt)."""
-    return call.ts, call.step, call.attempt
+#: The columns read from every call, in one pass.
+_ROW: Final = attrgetter("input", "cached_input", "tool_calls", "attempt", "components")
+#: Event-time order of a task's calls (ties broken by step, then attempt).
+_ORDER: Final = attrgetter("ts", "step", "attempt")
 
 
 #: Below these (tokens of any kind; femto-USD per token), the decimal formula of
@@ -141,22 +141,23 @@ class Columns:
         self._rates: list[Decimal] | None = None
         self._femtos: list[int | None] | None = None
         self._costs: dict[int, Decimal] = {}
-        columns = list(zip(*[c.components for c in calls], strict=True))
-        if not columns:
-            columns = [()] * 7
-        (
-            self.system,
-            self.tool_definitions,
-            self.retrieved,
-            self.history,
-            self.tool_responses,
-            self.handoff,
-            self.memory,
-        ) = columns
-        self.input = [c.input for c in calls]
-        self.cached_input = [c.cached_input for c in calls]
-        self.tool_calls = [c.tool_calls for c in calls]
-        self.attempt = [c.attempt for c in calls]
+        if calls:
+            self.input, self.cached_input, self.tool_calls, self.attempt, components = zip(
+                *map(_ROW, calls), strict=True
+            )
+            (
+                self.system,
+                self.tool_definitions,
+                self.retrieved,
+                self.history,
+                self.tool_responses,
+                self.handoff,
+                self.memory,
+            ) = zip(*components, strict=True)
+        else:
+            self.input = self.cached_input = self.tool_calls = self.attempt = ()
+            self.system = self.tool_definitions = self.retrieved = self.history = ()
+            self.tool_responses = self.handoff = self.memory = ()
 
     def femtos(self) -> list[int | None]:
         """Every call's input cost in femto-USD (:func:`femto_inputs`), on first use."""
@@ -218,7 +219,7 @@ class TaskCalls:
     __slots__ = ("agents", "all")
 
     def __init__(self, calls: list[Call], pricer: Pricer) -> None:
-        ordered = sorted(calls, key=call_order)
+        ordered = sorted(calls, key=_ORDER)
         self.all = Columns(ordered, pricer)
         first = ordered[0].agent if ordered else ""
         if all(c.agent == first for c in ordered):

@@ -130,40 +130,53 @@ def _ts_of(call: Call) -> datetime:
     return call.ts
 
 
-def _tally_for(
-    tally_at: Callable[[Key, datetime], Tally], team: str, workflow: str, name: str, start: datetime
-) -> Callable[[str | None], Tally]:
-    """The tally of an agent (None: the workflow) of detector ``name`` in the bucket at
-    ``start``."""
-
-    def tally_for(agent: str | None) -> Tally:
-        return tally_at((team, workflow, agent, name), start)
-
-    return tally_for
+#: Where a task's sums go: (team, workflow, detector, bucket start) → the tally of an agent.
+TallyAt = Callable[[str, str, str, datetime], Callable[[str | None], Tally]]
 
 
-def _provisional(
-    buckets: Buckets, copied: set[tuple[Key, datetime]]
-) -> Callable[[Key, datetime], Tally]:
-    """Where an open task's sums go in a share: a copy of the closed bucket (made on the first
+def _closed(buckets: Buckets) -> TallyAt:
+    """A closed task's sums go into the partition's own buckets."""
+
+    def at(team: str, workflow: str, name: str, start: datetime) -> Callable[[str | None], Tally]:
+        def tally_for(agent: str | None) -> Tally:
+            key = (team, workflow, agent, name)
+            held = buckets.get(key)
+            if held is None:
+                held = buckets[key] = {}
+            tally = held.get(start)
+            if tally is None:
+                tally = held[start] = Tally()
+            return tally
+
+        return tally_for
+
+    return at
+
+
+def _provisional(buckets: Buckets, copied: set[tuple[Key, datetime]]) -> TallyAt:
+    """An open task's sums go into a share: a copy of the closed bucket (made on the first
     touch of each (key, start)), never the partition's own."""
 
-    def provisional(key: Key, start: datetime) -> Tally:
-        held = buckets.get(key)
-        if held is None:
-            held = buckets[key] = {}
-        tally = held.get(start)
-        if (key, start) not in copied:
-            copied.add((key, start))
-            copy = Tally()
-            if tally is not None:
-                copy.merge(tally)
-            tally = held[start] = copy
-        elif tally is None:
-            tally = held[start] = Tally()
-        return tally
+    def at(team: str, workflow: str, name: str, start: datetime) -> Callable[[str | None], Tally]:
+        def tally_for(agent: str | None) -> Tally:
+            key = (team, workflow, agent, name)
+            held = buckets.get(key)
+            if held is None:
+                held = buckets[key] = {}
+            tally = held.get(start)
+            if (key, start) not in copied:
+                copied.add((key, start))
+                copy = Tally()
+                if tally is not None:
+                    copy.merge(tally)
+                tally = held[start] = copy
+            elif tally is None:
+                tally = held[start] = Tally()
+            return tally
 
-    return provisional
+        return tally_for
+
+    return at
 
 
 def _merge_at(buckets: dict[datetime, Tally], start: datetime, tally: Tally) -> None:
@@ -213,6 +226,7 @@ class DebtTallies(_PolicySource):
         self._dirty: set[str] = set()  # workflows whose tallies changed since the last take
         self._pricer: Pricer | None = None
         self._stamp = 0  # batches observed
+        self.failed = 0  # tasks a detector failed on (:meth:`_close_safely`)
 
     # ------------------------------------------------------------------ input
 
@@ -261,7 +275,7 @@ class DebtTallies(_PolicySource):
                     stats.outcomes += 1
                     task = tasks.pop(event.task_id, None)
                     if task is not None:
-                        self._close(task)
+                        self._close_safely(task)
                     continue
                 calls += 1
                 if watermark is None or ts > watermark:
@@ -284,7 +298,7 @@ class DebtTallies(_PolicySource):
                 if workflow != task.workflow:
                     task.mixed = True
                 if len(held) >= MAX_TASK_CALLS:
-                    self._close(tasks.pop(event.task_id))
+                    self._close_safely(tasks.pop(event.task_id))
         finally:
             stats.observed_calls += calls
             self.watermark = watermark
@@ -319,8 +333,8 @@ class DebtTallies(_PolicySource):
 
     # ------------------------------------------------------------ task tallies
 
-    def _tally(self, task: _Task, tally_at: Callable[[Key, datetime], Tally]) -> None:
-        """Add the task's sums, detector by detector, into ``tally_at(key, bucket start)``."""
+    def _tally(self, task: _Task, at: TallyAt) -> None:
+        """Add the task's sums, detector by detector, into the tallies ``at`` gives."""
         policy = self.policy
         ctx = TaskContext(policy.debt, policy.profile(task.workflow))
         calls = TaskCalls(task.calls, self._pricer_of(policy))
@@ -331,26 +345,22 @@ class DebtTallies(_PolicySource):
             start = starts.get(size)
             if start is None:
                 start = starts[size] = _bucket_start(task.last_ts, size)
-            detector.tally_task(
-                calls, ctx, _tally_for(tally_at, team, workflow, detector.name, start)
-            )
+            detector.tally_task(calls, ctx, at(team, workflow, detector.name, start))
+
+    def _close_safely(self, task: _Task) -> None:
+        """:meth:`_close`; a bug in a detector costs that task's tallies, never the batch's
+        other events (counted in ``failed``)."""
+        try:
+            self._close(task)
+        except Exception:
+            self.failed += 1
+            log.exception("debt: task of workflow %s could not be tallied", task.workflow)
 
     def _close(self, task: _Task) -> None:
         self._count(task)
         self.stats.tasks_closed += 1
         self._dirty.add(task.workflow)
-        buckets = self._buckets
-
-        def closed(key: Key, start: datetime) -> Tally:
-            held = buckets.get(key)
-            if held is None:
-                held = buckets[key] = {}
-            tally = held.get(start)
-            if tally is None:
-                tally = held[start] = Tally()
-            return tally
-
-        self._tally(task, closed)
+        self._tally(task, _closed(self._buckets))
 
     # ------------------------------------------------------------------ output
 

@@ -35,10 +35,11 @@ class ToolDefinitionBloat(AgentDetector):
         # (a call without tool definitions adds 0.0 to the USD: skipped)
         definitions = calls.tool_definitions
         definitions_usd = calls.input_usd_float_sum(definitions) if max(definitions) > 0 else 0.0
-        tally.add("input_tokens", sum(calls.input))
-        tally.add("tool_definitions_tokens", sum(definitions))
-        tally.add("tool_definitions_usd", definitions_usd)
-        tally.add("tool_calls", sum(calls.tool_calls))
+        counts, get = tally.counts, tally.counts.get
+        counts["input_tokens"] = get("input_tokens", 0) + sum(calls.input)
+        counts["tool_definitions_tokens"] = get("tool_definitions_tokens", 0) + sum(definitions)
+        counts["tool_definitions_usd"] = get("tool_definitions_usd", 0) + definitions_usd
+        counts["tool_calls"] = get("tool_calls", 0) + sum(calls.tool_calls)
         tally.names |= calls.tool_names()
 
     def judge(self, buckets: Sequence[tuple[datetime, Tally]], ctx: JudgeContext) -> Verdict | None:

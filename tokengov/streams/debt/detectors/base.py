@@ -151,7 +151,8 @@ class AgentDetector(Detector):
     def tally_task(self, task: TaskCalls, ctx: TaskContext, tally_for: TallyFor) -> None:
         for agent, columns in task.agents.items():
             tally = tally_for(agent)
-            tally.add("calls", columns.n)
+            counts = tally.counts
+            counts["calls"] = counts.get("calls", 0) + columns.n
             self.tally_agent(tally, columns, ctx)
 
     @abstractmethod

@@ -42,14 +42,15 @@ class HistoryResend(AgentDetector):
     def tally_agent(self, tally: Tally, calls: Columns, ctx: TaskContext) -> None:
         budget = ctx.policy.history_budget_tokens
         history = calls.history
-        tally.add("input_tokens", sum(calls.input))
-        tally.add("cached_input_tokens", sum(calls.cached_input))
-        tally.add("history_tokens", sum(history))
+        counts, get = tally.counts, tally.counts.get
+        counts["input_tokens"] = get("input_tokens", 0) + sum(calls.input)
+        counts["cached_input_tokens"] = get("cached_input_tokens", 0) + sum(calls.cached_input)
+        counts["history_tokens"] = get("history_tokens", 0) + sum(history)
         if calls.n >= 3:
             # a constant history has slope 0.0 exactly: the fit is skipped, not changed
             growth = slope(range(calls.n), history) if min(history) != max(history) else 0.0
-            tally.add("multi_turn_tasks")
-            tally.add("growth_tokens_per_turn_sum", growth)
+            counts["multi_turn_tasks"] = get("multi_turn_tasks", 0) + 1
+            counts["growth_tokens_per_turn_sum"] = get("growth_tokens_per_turn_sum", 0) + growth
             if growth >= ctx.policy.history_min_growth_per_turn:
                 tally.add("growing_tasks")
                 # summed here and added once: the same sum, in the same order, as per call

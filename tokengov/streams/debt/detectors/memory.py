@@ -39,9 +39,10 @@ class MemoryReplay(AgentDetector):
         budget = ctx.policy.memory_budget_tokens
         memory = calls.memory
         if max(memory) <= 0:
-            tally.add("memory_calls", 0)
-            tally.add("memory_tokens", 0)
-            tally.add("large_memory_calls", 0)
+            counts, get = tally.counts, tally.counts.get
+            counts["memory_calls"] = get("memory_calls", 0)
+            counts["memory_tokens"] = get("memory_tokens", 0)
+            counts["large_memory_calls"] = get("large_memory_calls", 0)
             return
         with_memory = [m for m in memory if m > 0]
         large = [i for i, m in enumerate(memory) if m > 0 and m >= budget]

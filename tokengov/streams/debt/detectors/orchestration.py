@@ -43,7 +43,8 @@ class FullContextHandoff(Detector):
         columns = task.all
         if max(columns.handoff) <= 0:  # no handoff: every agent's tally is its calls
             for agent, calls in task.agents.items():
-                tally_for(agent).add("calls", calls.n)
+                counts = tally_for(agent).counts
+                counts["calls"] = counts.get("calls", 0) + calls.n
             return
         latest_input: dict[str, int] = {}
         budget = ctx.policy.handoff_budget_tokens

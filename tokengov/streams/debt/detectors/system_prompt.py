@@ -57,10 +57,11 @@ class SystemPromptGrowth(Detector):
         # (a call without system tokens adds 0.0 to the USD: skipped)
         system = calls.system
         system_usd = calls.input_usd_float_sum(system) if max(system) > 0 else 0.0
-        tally = tally_for(None)
-        tally.add("calls", calls.n)
-        tally.add("system_tokens", sum(system))
-        tally.add("system_usd", system_usd)
+        counts = tally_for(None).counts
+        get = counts.get
+        counts["calls"] = get("calls", 0) + calls.n
+        counts["system_tokens"] = get("system_tokens", 0) + sum(system)
+        counts["system_usd"] = get("system_usd", 0) + system_usd
 
     def judge(self, buckets: Sequence[tuple[datetime, Tally]], ctx: JudgeContext) -> Verdict | None:
         days = [(start, t) for start, t in buckets if t.get("calls") > 0]
