@@ -25,7 +25,7 @@ from tokengov.core.calls import Call, Done, from_model
 from tokengov.core.contracts import CallEvent, Components, Outcome, TokenCounts
 from tokengov.core.policy import parse_policy
 from tokengov.core.pricing import PricedCall, Pricer
-from tokengov.streams.debt.columns import TaskCalls, input_rates
+from tokengov.streams.debt.columns import InputPrices, TaskCalls, input_rates
 from tokengov.streams.debt.detectors import TaskContext, all_detectors
 from tokengov.streams.debt.detectors.retries import backs_off
 from tokengov.streams.debt.engine import DebtTallies
@@ -294,7 +294,7 @@ def task_calls(draw: st.DrawFn) -> list[Call]:
 def test_column_tallies_equal_the_per_call_tallies(calls: list[Call]) -> None:
     pricer = Pricer(POLICY.catalog)
     ctx = TaskContext(POLICY.debt, POLICY.profile("wf"))
-    task = TaskCalls(calls, pricer)
+    task = TaskCalls(calls, InputPrices(pricer))
     for detector in all_detectors():
         got: dict[Any, Tally] = {}
         detector.tally_task(task, ctx, lambda agent, got=got: got.setdefault(agent, Tally()))

@@ -15,16 +15,18 @@ from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
 from operator import attrgetter
-from typing import Final
+from typing import Any, Final
 
 from tokengov.core.calls import Call
 from tokengov.core.pricing import Entry, Pricer
 
-__all__ = ["Columns", "TaskCalls", "femto_inputs", "input_rates"]
+__all__ = ["Columns", "InputPrices", "TaskCalls", "femto_inputs", "input_rates"]
 
 _ZERO: Final = Decimal(0)
+_UNSEEN: Final[Any] = object()  # not in the InputPrices' cache yet (it holds None too)
 #: The columns read from every call, in one pass.
 _ROW: Final = attrgetter("input", "cached_input", "tool_calls", "attempt", "components")
+_TOOL_NAME: Final = attrgetter("tool_name")
 #: Event-time order of a task's calls (ties broken by step, then attempt).
 _ORDER: Final = attrgetter("ts", "step", "attempt")
 
@@ -40,24 +42,56 @@ _MARGIN: Final = 10**26
 _FEMTO_MARGIN: Final = _FEMTO * _MARGIN
 
 
-def femto_inputs(pricer: Pricer, calls: Sequence[Call]) -> list[int | None]:
+class InputPrices:
+    """The rates :func:`femto_inputs` prices with, per (provider, model, UTC day, service tier),
+    kept across tasks: the pricer's entry when the integer formula is exact for it, else None.
+    A policy reload brings a new pricer, and the engine a new ``InputPrices`` with it."""
+
+    __slots__ = ("_rates", "pricer")
+
+    def __init__(self, pricer: Pricer) -> None:
+        self.pricer = pricer
+        self._rates: dict[tuple[str, str, date, str | None], Entry | None] = {}
+
+    def exact(self, key: tuple[str, str, date, str | None]) -> Entry | None:
+        try:
+            return self._rates[key]
+        except KeyError:
+            pass
+        if len(self._rates) > 10_000:
+            self._rates.clear()
+        provider, model, day, tier = key
+        entry = self.pricer.entry(model, day, provider, tier)
+        if entry is not None and (
+            not entry.exact
+            or any(
+                not 0 <= r < _RATE_BELOW
+                for group in (entry.femto_rates, *(t.femto_rates for t in entry.tiers))
+                for r in group
+            )
+        ):
+            entry = None
+        self._rates[key] = entry
+        return entry
+
+
+def femto_inputs(prices: InputPrices, calls: Sequence[Call]) -> list[int | None]:
     """Every call's input cost in integer femto-USD (its cache discount included; what
     ``input_usd_per_token × input`` is, exactly), or None where only the pricer can say: no
     usage, no price, inexact rates, or counts too large for the integer formula to be the
     decimal one (:data:`_TOKENS_BELOW`)."""
     out: list[int | None] = []
     append = out.append
-    hot: dict[tuple[str, str, date, str | None], Entry | None] = {}
+    rates_of = prices._rates
     for call in calls:
         input = call.input
         if not input:
             append(0)
             continue
         key = (call.provider, call.model, call.ts.date(), call.service_tier)
-        try:
-            entry = hot[key]
-        except KeyError:
-            entry = hot[key] = _exact_entry(pricer, call, key[2])
+        entry = rates_of.get(key, _UNSEEN)
+        if entry is _UNSEEN:
+            entry = prices.exact(key)
         cached, write, write_1h = call.cached_input, call.cache_write, call.cache_write_1h
         if (
             entry is None
@@ -67,7 +101,9 @@ def femto_inputs(pricer: Pricer, calls: Sequence[Call]) -> list[int | None]:
         ):
             append(None)
             continue
-        r_in, r_cached, r_write, r_write_1h, _, _ = entry.femto_rates_for(input)
+        r_in, r_cached, r_write, r_write_1h, _, _ = (
+            entry.femto_rates_for(input) if entry.tiers else entry.femto_rates
+        )
         append(
             (input - cached - write) * r_in
             + cached * r_cached
@@ -77,26 +113,13 @@ def femto_inputs(pricer: Pricer, calls: Sequence[Call]) -> list[int | None]:
     return out
 
 
-def _exact_entry(pricer: Pricer, call: Call, day: date) -> Entry | None:
-    """The call's rates when the integer formula is exact for them (else None)."""
-    if call.usage_missing:
-        return None
-    entry = pricer.entry(call.model, day, call.provider, call.service_tier)
-    if entry is None or not entry.exact:
-        return None
-    rates = [entry.femto_rates, *(t.femto_rates for t in entry.tiers)]
-    if any(not 0 <= r < _RATE_BELOW for group in rates for r in group):
-        return None
-    return entry
-
-
 def input_rates(pricer: Pricer, calls: Sequence[Call]) -> list[Decimal]:
     """Every call's average input price (USD per input token, its cache discount included):
     exactly ``pricer.priced(call, input_rate=True).input_usd_per_token`` — the same quotient
     (:func:`femto_inputs` × 10⁻¹⁵ / input), divided once in the same decimal context — without
     building a priced call per call; the calls :func:`femto_inputs` cannot price are priced by
     the pricer itself."""
-    return _rates(pricer, calls, femto_inputs(pricer, calls))
+    return _rates(pricer, calls, femto_inputs(InputPrices(pricer), calls))
 
 
 def _rates(pricer: Pricer, calls: Sequence[Call], femtos: list[int | None]) -> list[Decimal]:
@@ -117,7 +140,7 @@ class Columns:
     __slots__ = (
         "_costs",
         "_femtos",
-        "_pricer",
+        "_prices",
         "_rates",
         "attempt",
         "cached_input",
@@ -134,10 +157,10 @@ class Columns:
         "tool_responses",
     )
 
-    def __init__(self, calls: list[Call], pricer: Pricer) -> None:
+    def __init__(self, calls: list[Call], prices: InputPrices) -> None:
         self.calls = calls
         self.n = len(calls)
-        self._pricer = pricer
+        self._prices = prices
         self._rates: list[Decimal] | None = None
         self._femtos: list[int | None] | None = None
         self._costs: dict[int, Decimal] = {}
@@ -163,14 +186,14 @@ class Columns:
         """Every call's input cost in femto-USD (:func:`femto_inputs`), on first use."""
         femtos = self._femtos
         if femtos is None:
-            femtos = self._femtos = femto_inputs(self._pricer, self.calls)
+            femtos = self._femtos = femto_inputs(self._prices, self.calls)
         return femtos
 
     def rates(self) -> list[Decimal]:
         """Every call's input price per token (:func:`input_rates`), on first use."""
         rates = self._rates
         if rates is None:
-            rates = self._rates = _rates(self._pricer, self.calls, self.femtos())
+            rates = self._rates = _rates(self._prices.pricer, self.calls, self.femtos())
         return rates
 
     def input_usd_float_sum(self, tokens: Sequence[int]) -> float:
@@ -205,11 +228,12 @@ class Columns:
         """The whole cost of call ``index`` (input and output)."""
         cost = self._costs.get(index)
         if cost is None:
-            cost = self._costs[index] = self._pricer.priced(self.calls[index]).cost_usd
+            cost = self._costs[index] = self._prices.pricer.priced(self.calls[index]).cost_usd
         return cost
 
     def tool_names(self) -> set[str]:
-        return {name for c in self.calls if (name := c.tool_name)}
+        """The tools the calls name (an empty name is none)."""
+        return set(filter(None, map(_TOOL_NAME, self.calls)))
 
 
 class TaskCalls:
@@ -218,9 +242,9 @@ class TaskCalls:
 
     __slots__ = ("agents", "all")
 
-    def __init__(self, calls: list[Call], pricer: Pricer) -> None:
+    def __init__(self, calls: list[Call], prices: InputPrices) -> None:
         ordered = sorted(calls, key=_ORDER)
-        self.all = Columns(ordered, pricer)
+        self.all = Columns(ordered, prices)
         first = ordered[0].agent if ordered else ""
         if all(c.agent == first for c in ordered):
             self.agents = {first: self.all} if ordered else {}
@@ -232,4 +256,4 @@ class TaskCalls:
                 groups[call.agent] = [call]
             else:
                 group.append(call)
-        self.agents = {agent: Columns(group, pricer) for agent, group in groups.items()}
+        self.agents = {agent: Columns(group, prices) for agent, group in groups.items()}

@@ -41,7 +41,7 @@ from tokengov.core.pricing import Pricer
 from tokengov.core.worker_context import PolicyHolder
 from tokengov.streams.core import codec
 from tokengov.streams.debt import wire
-from tokengov.streams.debt.columns import TaskCalls
+from tokengov.streams.debt.columns import InputPrices, TaskCalls
 from tokengov.streams.debt.detectors import (
     Detector,
     JudgeContext,
@@ -224,18 +224,18 @@ class DebtTallies(_PolicySource):
         self._last_seen: dict[str, datetime] = {}
         self._calls: dict[str, int] = {}
         self._dirty: set[str] = set()  # workflows whose tallies changed since the last take
-        self._pricer: Pricer | None = None
+        self._prices: InputPrices | None = None
         self._stamp = 0  # batches observed
         self.failed = 0  # tasks a detector failed on (:meth:`_close_safely`)
 
     # ------------------------------------------------------------------ input
 
-    def _pricer_of(self, policy: Policy) -> Pricer:
-        """The pricer of the catalog in force (a policy reload brings a new catalog)."""
-        pricer = self._pricer
-        if pricer is None or pricer.catalog is not policy.catalog:
-            pricer = self._pricer = Pricer(policy.catalog)
-        return pricer
+    def _prices_of(self, policy: Policy) -> InputPrices:
+        """The prices of the catalog in force (a policy reload brings a new catalog)."""
+        prices = self._prices
+        if prices is None or prices.pricer.catalog is not policy.catalog:
+            prices = self._prices = InputPrices(Pricer(policy.catalog))
+        return prices
 
     def observe(self, event: Call | Done) -> bool:
         """Take one decoded event (:mod:`tokengov.core.decoding`). False when it is a duplicate or
@@ -337,7 +337,7 @@ class DebtTallies(_PolicySource):
         """Add the task's sums, detector by detector, into the tallies ``at`` gives."""
         policy = self.policy
         ctx = TaskContext(policy.debt, policy.profile(task.workflow))
-        calls = TaskCalls(task.calls, self._pricer_of(policy))
+        calls = TaskCalls(task.calls, self._prices_of(policy))
         team, workflow = task.team, task.workflow
         starts: dict[timedelta, datetime] = {}
         for detector in self.detectors:
