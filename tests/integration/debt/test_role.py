@@ -11,10 +11,11 @@ from pathlib import Path
 import faust
 import orjson
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 
 from tokengov.app.debt_fleet import fleet_policy_yaml, scripted_fleet
 from tokengov.core.contracts import Alert, encode_events
+from tokengov.core.kafka import read_to_end
 from tokengov.core.policy import parse_policy
 from tokengov.core.settings import Settings
 from tokengov.core.topics import Topics
@@ -49,24 +50,7 @@ def _produce(bootstrap: str, topic: str, run_events: list) -> int:
 
 
 def _read_all(bootstrap: str, topic: str, partitions: int) -> list[bytes]:
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"t-{uuid.uuid4().hex}",
-            "enable.auto.commit": False,
-        }
-    )
-    consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
-    out: list[bytes] = []
-    try:
-        while True:
-            message = consumer.poll(0.5)
-            if message is None:
-                return out
-            if message.error() is None and message.value() is not None:
-                out.append(message.value())
-    finally:
-        consumer.close()
+    return [r.value for r in read_to_end(bootstrap, topic, range(partitions)) if r.value]
 
 
 @pytest.mark.asyncio
@@ -101,9 +85,16 @@ async def test_role_publishes_findings_and_alerts(
     await app.start()
     try:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline:  # counted when sent: wait for them on the topic too
             if role.stats.observed_calls >= calls and role.findings_sent >= len(wasteful):
-                break
+                on_topic = await asyncio.to_thread(_read_all, bootstrap, topic_names.findings, 2)
+                alerts_on_topic = await asyncio.to_thread(
+                    _read_all, bootstrap, topic_names.alerts, 4
+                )
+                if {
+                    Finding.model_validate_json(raw).workflow for raw in on_topic
+                } >= wasteful and len(alerts_on_topic) >= role.alerts_sent:
+                    break
             await asyncio.sleep(0.2)
     finally:
         await app.stop()

@@ -28,7 +28,7 @@ finding near the bar does not flap), the alert is resolved.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -41,6 +41,7 @@ from tokengov.core.pricing import Pricer
 from tokengov.core.worker_context import PolicyHolder
 from tokengov.streams.core import codec
 from tokengov.streams.debt import wire
+from tokengov.streams.debt.columns import InputPrices, TaskCalls
 from tokengov.streams.debt.detectors import (
     Detector,
     JudgeContext,
@@ -48,7 +49,6 @@ from tokengov.streams.debt.detectors import (
     Verdict,
     all_detectors,
 )
-from tokengov.streams.debt.detectors.base import AgentDetector, Priced, by_agent
 from tokengov.streams.debt.findings import Finding, finding_alert, make_finding_id
 from tokengov.streams.debt.tally import Buckets, Key, Tally, WorkflowTallies
 
@@ -89,12 +89,22 @@ class EngineStats:
     tasks_closed: int = 0
 
 
-@dataclass
 class _Task:
-    team: str
-    workflow: str
-    calls: list[Priced] = field(default_factory=list)
-    last_ts: datetime = _EPOCH
+    """An open task: its calls as decoded (priced and sorted when it closes), the latest
+    ``ts`` among those counted, and how many are counted in the workflow's facts."""
+
+    __slots__ = ("calls", "counted", "last_ts", "mixed", "stamp", "team", "workflow")
+
+    def __init__(
+        self, team: str, workflow: str, calls: list[Call] | None = None, last_ts: datetime = _EPOCH
+    ) -> None:
+        self.team = team
+        self.workflow = workflow
+        self.calls: list[Call] = calls if calls is not None else []
+        self.last_ts = last_ts
+        self.counted = len(self.calls)
+        self.stamp = 0  # the batch that last touched it (:meth:`DebtTallies.observe_all`)
+        self.mixed = False  # a call names another workflow than the task's first
 
 
 @dataclass
@@ -116,9 +126,57 @@ def _bucket_start(ts: datetime, size: timedelta) -> datetime:
     return _EPOCH + ((ts - _EPOCH) // size) * size
 
 
-def _call_order(priced: Priced) -> tuple[datetime, int, int]:
-    call = priced[0]
-    return call.ts, call.step, call.attempt
+def _ts_of(call: Call) -> datetime:
+    return call.ts
+
+
+#: Where a task's sums go: (team, workflow, detector, bucket start) → the tally of an agent.
+TallyAt = Callable[[str, str, str, datetime], Callable[[str | None], Tally]]
+
+
+def _closed(buckets: Buckets) -> TallyAt:
+    """A closed task's sums go into the partition's own buckets."""
+
+    def at(team: str, workflow: str, name: str, start: datetime) -> Callable[[str | None], Tally]:
+        def tally_for(agent: str | None) -> Tally:
+            key = (team, workflow, agent, name)
+            held = buckets.get(key)
+            if held is None:
+                held = buckets[key] = {}
+            tally = held.get(start)
+            if tally is None:
+                tally = held[start] = Tally()
+            return tally
+
+        return tally_for
+
+    return at
+
+
+def _provisional(buckets: Buckets, copied: set[tuple[Key, datetime]]) -> TallyAt:
+    """An open task's sums go into a share: a copy of the closed bucket (made on the first
+    touch of each (key, start)), never the partition's own."""
+
+    def at(team: str, workflow: str, name: str, start: datetime) -> Callable[[str | None], Tally]:
+        def tally_for(agent: str | None) -> Tally:
+            key = (team, workflow, agent, name)
+            held = buckets.get(key)
+            if held is None:
+                held = buckets[key] = {}
+            tally = held.get(start)
+            if (key, start) not in copied:
+                copied.add((key, start))
+                copy = Tally()
+                if tally is not None:
+                    copy.merge(tally)
+                tally = held[start] = copy
+            elif tally is None:
+                tally = held[start] = Tally()
+            return tally
+
+        return tally_for
+
+    return at
 
 
 def _merge_at(buckets: dict[datetime, Tally], start: datetime, tally: Tally) -> None:
@@ -166,82 +224,143 @@ class DebtTallies(_PolicySource):
         self._last_seen: dict[str, datetime] = {}
         self._calls: dict[str, int] = {}
         self._dirty: set[str] = set()  # workflows whose tallies changed since the last take
-        self._pricer: Pricer | None = None
+        self._prices: InputPrices | None = None
+        self._stamp = 0  # batches observed
+        self.failed = 0  # tasks a detector failed on (:meth:`_close_safely`)
 
     # ------------------------------------------------------------------ input
 
-    def _pricer_of(self, policy: Policy) -> Pricer:
-        """The pricer of the catalog in force (a policy reload brings a new catalog)."""
-        pricer = self._pricer
-        if pricer is None or pricer.catalog is not policy.catalog:
-            pricer = self._pricer = Pricer(policy.catalog)
-        return pricer
+    def _prices_of(self, policy: Policy) -> InputPrices:
+        """The prices of the catalog in force (a policy reload brings a new catalog)."""
+        prices = self._prices
+        if prices is None or prices.pricer.catalog is not policy.catalog:
+            prices = self._prices = InputPrices(Pricer(policy.catalog))
+        return prices
 
     def observe(self, event: Call | Done) -> bool:
         """Take one decoded event (:mod:`tokengov.core.decoding`). False when it is a duplicate or
         older than the horizon."""
-        if event.event_id in self._seen:
-            self.stats.duplicates += 1
-            return False
+        return self.observe_all((event,)) == 1
+
+    def observe_all(self, events: Iterable[Call | Done]) -> int:
+        """Take decoded events in order (one message's, usually): what :meth:`observe` does
+        to each, with the per-event work cut to the duplicate check and an append to the
+        event's task; the workflows' facts are counted per task once per batch. Returns how
+        many were taken (neither duplicates nor older than the horizon)."""
         policy = self.policy
-        if self.watermark is not None and event.ts < self.watermark - policy.debt.horizon:
-            self.stats.late += 1
-            log.debug("debt: event %s is older than the horizon; not judged", event.event_id)
-            return False
-        self._seen[event.event_id] = event.ts
-        if isinstance(event, Done):
-            self.stats.outcomes += 1
-            task = self._tasks.pop(event.task_id, None)
-            if task is not None:
-                self._close(task)
-            return True
-        self.stats.observed_calls += 1
-        if self.watermark is None or event.ts > self.watermark:
-            self.watermark = event.ts
-        workflow = event.workflow
-        task = self._tasks.get(event.task_id)
-        if task is None:
-            owner = policy.owner_team(workflow) or event.team
-            task = self._tasks[event.task_id] = _Task(owner, workflow)
-        # priced once, here: the tallies (provisional ones too) read the price
-        task.calls.append((event, self._pricer_of(policy).priced(event, input_rate=True)))
-        if event.ts > task.last_ts:
-            task.last_ts = event.ts
-        if workflow not in self._first_seen:
-            self._first_seen[workflow] = event.ts
-        if event.ts > self._last_seen.get(workflow, _EPOCH):
-            self._last_seen[workflow] = event.ts
-        self._calls[workflow] = self._calls.get(workflow, 0) + 1
-        self._dirty.add(workflow)
-        if len(task.calls) >= MAX_TASK_CALLS:
-            self._close(self._tasks.pop(event.task_id))
-        return True
+        horizon = policy.debt.horizon
+        stats = self.stats
+        seen = self._seen
+        tasks = self._tasks
+        first_seen = self._first_seen
+        watermark = self.watermark
+        cutoff = None if watermark is None else watermark - horizon
+        self._stamp = stamp = self._stamp + 1
+        touched: list[_Task] = []
+        taken = calls = 0
+        try:
+            for event in events:
+                event_id = event.event_id
+                if event_id in seen:
+                    stats.duplicates += 1
+                    continue
+                ts = event.ts
+                if cutoff is not None and ts < cutoff:
+                    stats.late += 1
+                    log.debug("debt: event %s is older than the horizon; not judged", event_id)
+                    continue
+                seen[event_id] = ts
+                taken += 1
+                if type(event) is not Call:  # an outcome (Done)
+                    stats.outcomes += 1
+                    task = tasks.pop(event.task_id, None)
+                    if task is not None:
+                        self._close_safely(task)
+                    continue
+                calls += 1
+                if watermark is None or ts > watermark:
+                    watermark = ts
+                    cutoff = ts - horizon
+                workflow = event.workflow
+                if workflow not in first_seen:
+                    first_seen[workflow] = ts
+                task = tasks.get(event.task_id)
+                if task is None:
+                    owner = policy.owner_team(workflow) or event.team
+                    task = tasks[event.task_id] = _Task(owner, workflow)
+                    task.stamp = stamp
+                    touched.append(task)
+                elif task.stamp != stamp:
+                    task.stamp = stamp
+                    touched.append(task)
+                held = task.calls
+                held.append(event)
+                if workflow != task.workflow:
+                    task.mixed = True
+                if len(held) >= MAX_TASK_CALLS:
+                    self._close_safely(tasks.pop(event.task_id))
+        finally:
+            stats.observed_calls += calls
+            self.watermark = watermark
+            for task in touched:
+                self._count(task)
+        return taken
+
+    def _count(self, task: _Task) -> None:
+        """Count the task's calls not counted yet in their workflows' facts."""
+        held = task.calls
+        new = held[task.counted :] if task.counted else held
+        if not new:
+            return
+        task.counted = len(held)
+        last = max(map(_ts_of, new))
+        if last > task.last_ts:
+            task.last_ts = last
+        calls, last_seen, dirty = self._calls, self._last_seen, self._dirty
+        if not task.mixed:
+            workflow = task.workflow
+            calls[workflow] = calls.get(workflow, 0) + len(new)
+            if last > last_seen.get(workflow, _EPOCH):
+                last_seen[workflow] = last
+            dirty.add(workflow)
+            return
+        for call in new:  # a task whose calls name more than one workflow: each its own
+            workflow = call.workflow
+            calls[workflow] = calls.get(workflow, 0) + 1
+            if call.ts > last_seen.get(workflow, _EPOCH):
+                last_seen[workflow] = call.ts
+            dirty.add(workflow)
 
     # ------------------------------------------------------------ task tallies
 
-    def _tallies(self, task: _Task) -> Iterator[tuple[Key, datetime, Tally]]:
+    def _tally(self, task: _Task, at: TallyAt) -> None:
+        """Add the task's sums, detector by detector, into the tallies ``at`` gives."""
         policy = self.policy
         ctx = TaskContext(policy.debt, policy.profile(task.workflow))
-        calls = sorted(task.calls, key=_call_order)
-        agents = by_agent(calls)  # grouped once for every agent detector
+        calls = TaskCalls(task.calls, self._prices_of(policy))
+        team, workflow = task.team, task.workflow
         starts: dict[timedelta, datetime] = {}
         for detector in self.detectors:
             size = detector.bucket
             start = starts.get(size)
             if start is None:
                 start = starts[size] = _bucket_start(task.last_ts, size)
-            if isinstance(detector, AgentDetector):
-                tallies = detector.tally_agents(agents, ctx)
-            else:
-                tallies = detector.tally_task(calls, ctx)
-            for agent, tally in tallies.items():
-                yield (task.team, task.workflow, agent, detector.name), start, tally
+            detector.tally_task(calls, ctx, at(team, workflow, detector.name, start))
+
+    def _close_safely(self, task: _Task) -> None:
+        """:meth:`_close`; a bug in a detector costs that task's tallies, never the batch's
+        other events (counted in ``failed``)."""
+        try:
+            self._close(task)
+        except Exception:
+            self.failed += 1
+            log.exception("debt: task of workflow %s could not be tallied", task.workflow)
 
     def _close(self, task: _Task) -> None:
+        self._count(task)
         self.stats.tasks_closed += 1
         self._dirty.add(task.workflow)
-        for key, start, tally in self._tallies(task):
-            _merge_at(self._buckets.setdefault(key, {}), start, tally)
+        self._tally(task, _closed(self._buckets))
 
     # ------------------------------------------------------------------ output
 
@@ -270,21 +389,14 @@ class DebtTallies(_PolicySource):
             if share is not None:
                 share.buckets[key] = dict(held)
         # The open tasks' tallies go into copies: the closed buckets above are this partition's
-        # own Tally objects, and a provisional tally merged into them would be counted again
+        # own Tally objects, and a provisional tally added into them would be counted again
         # when its task closes.
         copied: set[tuple[Key, datetime]] = set()
         for task in self._tasks.values():
             share = out.get(task.workflow)
-            if share is not None:
-                for key, start, tally in self._tallies(task):
-                    held = share.buckets.setdefault(key, {})
-                    if (key, start) not in copied:
-                        copied.add((key, start))
-                        closed = held.get(start)
-                        if closed is not None:
-                            held[start] = copy = Tally()
-                            copy.merge(closed)
-                    _merge_at(held, start, tally)
+            if share is None:
+                continue
+            self._tally(task, _provisional(share.buckets, copied))
         return list(out.values())
 
     def _close_idle(self, cutoff: datetime) -> None:
@@ -328,7 +440,7 @@ class DebtTallies(_PolicySource):
                         t.team,
                         t.workflow,
                         wire.micros(t.last_ts),
-                        [wire.encode_call(c) for c, _ in t.calls],
+                        [wire.encode_call(c) for c in t.calls],
                     ]
                     for task_id, t in self._tasks.items()
                 ],
@@ -346,16 +458,11 @@ class DebtTallies(_PolicySource):
         wm = doc["watermark_us"]
         self.watermark = None if wm is None else wire.from_micros(wm)
         self._seen = {e: wire.from_micros(ts) for e, ts in doc["seen"]}
-        pricer = self._pricer_of(self.policy)
         self._tasks = {}
         for task_id, team, workflow, last_us, calls in doc["tasks"]:
             decoded = [wire.decode_call(c) for c in calls]
-            self._tasks[task_id] = _Task(
-                team,
-                workflow,
-                [(c, pricer.priced(c, input_rate=True)) for c in decoded],
-                wire.from_micros(last_us),
-            )
+            task = self._tasks[task_id] = _Task(team, workflow, decoded, wire.from_micros(last_us))
+            task.mixed = any(c.workflow != workflow for c in decoded)
         self._buckets = wire.decode_buckets(doc["buckets"])
         for workflow, first_us, last_us, calls in doc["workflows"]:
             self._first_seen[workflow] = wire.from_micros(first_us)

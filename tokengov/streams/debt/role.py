@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import faust
@@ -205,7 +206,7 @@ class DebtRole:
                     doc["next_offset"],
                 )
         history = self._history_of(partition)
-        taken = sum(tallies.observe(event) for event in history)
+        taken = tallies.observe_all(history)
         self.tallies[partition] = tallies
         self.next_offset[partition] = next_offset
         return taken, len(history)
@@ -227,13 +228,13 @@ class DebtRole:
                     "debt: %d undecodable item(s) skipped (dead-lettered by the streams role)",
                     len(decoded.failures),
                 )
-            observe = tallies.observe
-            for _, event in decoded.events:
-                try:
-                    observe(event)
-                except Exception:  # a bug must not stop the worker (the streams role governs)
-                    self.failed += 1
-                    log.exception("debt: event %s could not be observed", event.event_id)
+            failed = tallies.failed
+            try:
+                tallies.observe_all(map(itemgetter(1), decoded.events))
+            except Exception:  # a bug must not stop the worker (the streams role governs)
+                self.failed += 1
+                log.exception("debt: the events at offset %d could not be observed", message.offset)
+            self.failed += tallies.failed - failed
             self.next_offset[message.partition] = message.offset + 1
 
     def _publish_shares(self, partition: int, tallies: DebtTallies) -> None:

@@ -15,13 +15,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 
-from tokengov.streams.debt.detectors.base import (
-    AgentDetector,
-    JudgeContext,
-    Priced,
-    TaskContext,
-    Verdict,
-)
+from tokengov.streams.debt.columns import Columns
+from tokengov.streams.debt.detectors.base import AgentDetector, JudgeContext, TaskContext, Verdict
 from tokengov.streams.debt.tally import Tally
 
 __all__ = ["ToolDefinitionBloat"]
@@ -35,24 +30,17 @@ class ToolDefinitionBloat(AgentDetector):
         "instead of sending every tool definition on every call."
     )
 
-    def tally_agent(self, tally: Tally, calls: Sequence[Priced], ctx: TaskContext) -> None:
+    def tally_agent(self, tally: Tally, calls: Columns, ctx: TaskContext) -> None:
         # summed here and added once: the same sums, in the same order, as one add per call
-        input_tokens = definitions_tokens = tool_calls = 0
-        definitions_usd: float = 0
-        names = tally.names
-        for call, price in calls:
-            input_tokens += call.input
-            definitions = call.tool_definitions
-            definitions_tokens += definitions
-            definitions_usd += float(price.input_usd(definitions))
-            tool_calls += call.tool_calls
-            if call.tool_name:
-                names.add(call.tool_name)
-        if calls:
-            tally.add("input_tokens", input_tokens)
-            tally.add("tool_definitions_tokens", definitions_tokens)
-            tally.add("tool_definitions_usd", definitions_usd)
-            tally.add("tool_calls", tool_calls)
+        # (a call without tool definitions adds 0.0 to the USD: skipped)
+        definitions = calls.tool_definitions
+        definitions_usd = calls.input_usd_float_sum(definitions) if max(definitions) > 0 else 0.0
+        counts, get = tally.counts, tally.counts.get
+        counts["input_tokens"] = get("input_tokens", 0) + sum(calls.input)
+        counts["tool_definitions_tokens"] = get("tool_definitions_tokens", 0) + sum(definitions)
+        counts["tool_definitions_usd"] = get("tool_definitions_usd", 0) + definitions_usd
+        counts["tool_calls"] = get("tool_calls", 0) + sum(calls.tool_calls)
+        tally.names |= calls.tool_names()
 
     def judge(self, buckets: Sequence[tuple[datetime, Tally]], ctx: JudgeContext) -> Verdict | None:
         t = self.total(buckets)

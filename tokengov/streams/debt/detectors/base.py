@@ -1,23 +1,24 @@
 """The detector interface: tally each task, judge the tallies of a horizon.
 
-A detector turns one task's calls into additive :class:`Tally` values (per
-agent, or per workflow), and judges the sum of the tallies over its horizon.
-Tallies add up, so the engine keeps only per-bucket sums, never raw events of
-closed tasks.
+A detector turns one task's calls (by column: :class:`~tokengov.streams.debt.columns.TaskCalls`)
+into additive :class:`Tally` values (per agent, or per workflow), and judges the sum of the
+tallies over its horizon. Tallies add up, so the engine keeps only per-bucket sums, never raw
+events of closed tasks; a detector adds into the tally the engine hands it (the task's bucket
+itself when the task closes), so what it adds must be the task's own sums, each added once:
+the same numbers, in the same order, as a fresh tally merged into the bucket.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import ClassVar, Final
 
-from tokengov.core.calls import Call
 from tokengov.core.policy import CostProfile, DebtPolicy
-from tokengov.core.pricing import PricedCall
+from tokengov.streams.debt.columns import Columns, TaskCalls
 from tokengov.streams.debt.findings import Area
 from tokengov.streams.debt.tally import Tally, sum_tallies
 
@@ -27,18 +28,17 @@ __all__ = [
     "AgentDetector",
     "Detector",
     "JudgeContext",
-    "Priced",
+    "TallyFor",
     "TaskContext",
     "Verdict",
-    "by_agent",
     "confidence",
     "flagged_share",
     "per_day",
 ]
 
 DAY: Final = timedelta(days=1)
-#: A call and what it cost (its input price included: :meth:`PricedCall.input_usd`).
-Priced = tuple[Call, PricedCall]
+#: The tally of an agent (None: the whole workflow) that a task's sums are added into.
+TallyFor = Callable[[str | None], Tally]
 #: The share of the units that could show a pattern that must show it before it is reported.
 MIN_SHARE: Final = 0.5
 
@@ -90,13 +90,6 @@ def flagged_share(tally: Tally, ctx: JudgeContext, units: float, flagged: float)
     return share if share >= MIN_SHARE else None
 
 
-def by_agent(calls: Sequence[Priced]) -> dict[str, list[Priced]]:
-    out: dict[str, list[Priced]] = {}
-    for priced in calls:
-        out.setdefault(priced[0].agent, []).append(priced)
-    return out
-
-
 class Detector(ABC):
     """One wasteful pattern. Subclasses set the class attributes and the two methods."""
 
@@ -111,9 +104,9 @@ class Detector(ABC):
         return policy.horizon
 
     @abstractmethod
-    def tally_task(self, calls: Sequence[Priced], ctx: TaskContext) -> dict[str | None, Tally]:
-        """One task's calls (in event-time order) → tallies keyed by agent (None when
-        the detector judges whole workflows)."""
+    def tally_task(self, task: TaskCalls, ctx: TaskContext, tally_for: TallyFor) -> None:
+        """Add one task's calls to ``tally_for(agent)`` (``tally_for(None)`` when the detector
+        judges whole workflows)."""
 
     @abstractmethod
     def judge(self, buckets: Sequence[tuple[datetime, Tally]], ctx: JudgeContext) -> Verdict | None:
@@ -153,24 +146,15 @@ class Detector(ABC):
 
 class AgentDetector(Detector):
     """A detector that tallies each agent of a task on its own. Every agent's tally
-    starts with its ``calls``; :meth:`tally_agent` adds the rest."""
+    gets its ``calls``; :meth:`tally_agent` adds the rest."""
 
-    def tally_task(self, calls: Sequence[Priced], ctx: TaskContext) -> dict[str | None, Tally]:
-        return self.tally_agents(by_agent(calls), ctx)
-
-    def tally_agents(
-        self, agents: dict[str, list[Priced]], ctx: TaskContext
-    ) -> dict[str | None, Tally]:
-        """:meth:`tally_task` on the task's calls already grouped by :func:`by_agent` (the
-        engine groups once per task for every agent detector)."""
-        out: dict[str | None, Tally] = {}
-        for agent, agent_calls in agents.items():
-            tally = Tally()
-            tally.add("calls", len(agent_calls))
-            self.tally_agent(tally, agent_calls, ctx)
-            out[agent] = tally
-        return out
+    def tally_task(self, task: TaskCalls, ctx: TaskContext, tally_for: TallyFor) -> None:
+        for agent, columns in task.agents.items():
+            tally = tally_for(agent)
+            counts = tally.counts
+            counts["calls"] = counts.get("calls", 0) + columns.n
+            self.tally_agent(tally, columns, ctx)
 
     @abstractmethod
-    def tally_agent(self, tally: Tally, calls: Sequence[Priced], ctx: TaskContext) -> None:
+    def tally_agent(self, tally: Tally, calls: Columns, ctx: TaskContext) -> None:
         """Add one agent's calls of one task (in event-time order) to ``tally``."""

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from decimal import Decimal
 
+from tokengov.streams.debt.columns import Columns
 from tokengov.streams.debt.detectors.base import (
     AgentDetector,
     JudgeContext,
-    Priced,
     TaskContext,
     Verdict,
     flagged_share,
@@ -38,21 +39,27 @@ class HistoryResend(AgentDetector):
         "stable prefix first so the provider's prompt cache serves it."
     )
 
-    def tally_agent(self, tally: Tally, calls: Sequence[Priced], ctx: TaskContext) -> None:
+    def tally_agent(self, tally: Tally, calls: Columns, ctx: TaskContext) -> None:
         budget = ctx.policy.history_budget_tokens
-        tally.add("input_tokens", sum(c.input for c, _ in calls))
-        tally.add("cached_input_tokens", sum(c.cached_input for c, _ in calls))
-        history = [c.history for c, _ in calls]
-        tally.add("history_tokens", sum(history))
-        if len(calls) >= 3:
-            growth = slope(list(range(len(calls))), history)
-            tally.add("multi_turn_tasks")
-            tally.add("growth_tokens_per_turn_sum", growth)
+        history = calls.history
+        counts, get = tally.counts, tally.counts.get
+        counts["input_tokens"] = get("input_tokens", 0) + sum(calls.input)
+        counts["cached_input_tokens"] = get("cached_input_tokens", 0) + sum(calls.cached_input)
+        counts["history_tokens"] = get("history_tokens", 0) + sum(history)
+        if calls.n >= 3:
+            # a constant history has slope 0.0 exactly: the fit is skipped, not changed
+            growth = slope(range(calls.n), history) if min(history) != max(history) else 0.0
+            counts["multi_turn_tasks"] = get("multi_turn_tasks", 0) + 1
+            counts["growth_tokens_per_turn_sum"] = get("growth_tokens_per_turn_sum", 0) + growth
             if growth >= ctx.policy.history_min_growth_per_turn:
                 tally.add("growing_tasks")
-                for call, price in calls:
-                    excess = max(0, call.history - budget)
-                    tally.waste(excess, price.input_usd(excess))
+                # summed here and added once: the same sum, in the same order, as per call
+                tokens, usd = 0, Decimal()
+                for rate, tokens_of_call in zip(calls.rates(), history, strict=True):
+                    excess = max(0, tokens_of_call - budget)
+                    tokens += excess
+                    usd += rate * excess
+                tally.waste(tokens, usd)
 
     def judge(self, buckets: Sequence[tuple[datetime, Tally]], ctx: JudgeContext) -> Verdict | None:
         t = self.total(buckets)

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from decimal import Decimal
 
+from tokengov.streams.debt.columns import Columns
 from tokengov.streams.debt.detectors.base import (
     AgentDetector,
     JudgeContext,
-    Priced,
     TaskContext,
     Verdict,
     flagged_share,
@@ -34,18 +35,29 @@ class MemoryReplay(AgentDetector):
         "replaying raw transcripts into every call."
     )
 
-    def tally_agent(self, tally: Tally, calls: Sequence[Priced], ctx: TaskContext) -> None:
+    def tally_agent(self, tally: Tally, calls: Columns, ctx: TaskContext) -> None:
         budget = ctx.policy.memory_budget_tokens
-        with_memory = [(c, p) for c, p in calls if c.memory > 0]
-        large = [(c, p) for c, p in with_memory if c.memory >= budget]
+        memory = calls.memory
+        if max(memory) <= 0:
+            counts, get = tally.counts, tally.counts.get
+            counts["memory_calls"] = get("memory_calls", 0)
+            counts["memory_tokens"] = get("memory_tokens", 0)
+            counts["large_memory_calls"] = get("large_memory_calls", 0)
+            return
+        with_memory = [m for m in memory if m > 0]
+        large = [i for i, m in enumerate(memory) if m > 0 and m >= budget]
         tally.add("memory_calls", len(with_memory))
-        tally.add("memory_tokens", sum(c.memory for c, _ in with_memory))
+        tally.add("memory_tokens", sum(with_memory))
         tally.add("large_memory_calls", len(large))
         if len(large) >= 2:
             tally.add("replaying_tasks")
-            for call, price in large:
-                excess = call.memory - budget
-                tally.waste(excess, price.input_usd(excess))
+            # summed here and added once: the same sum, in the same order, as per call
+            tokens, usd = 0, Decimal()
+            for i in large:
+                excess = memory[i] - budget
+                tokens += excess
+                usd += calls.input_usd(i, excess)
+            tally.waste(tokens, usd)
 
     def judge(self, buckets: Sequence[tuple[datetime, Tally]], ctx: JudgeContext) -> Verdict | None:
         t = self.total(buckets)

@@ -14,12 +14,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from decimal import Decimal
+from typing import Any
 
+from tokengov.streams.debt.columns import TaskCalls
 from tokengov.streams.debt.detectors.base import (
     MIN_SHARE,
     Detector,
     JudgeContext,
-    Priced,
+    TallyFor,
     TaskContext,
     Verdict,
 )
@@ -36,28 +39,47 @@ class FullContextHandoff(Detector):
         "instead of the sender's whole context."
     )
 
-    def tally_task(self, calls: Sequence[Priced], ctx: TaskContext) -> dict[str | None, Tally]:
-        out: dict[str | None, Tally] = {}
+    def tally_task(self, task: TaskCalls, ctx: TaskContext, tally_for: TallyFor) -> None:
+        columns = task.all
+        if max(columns.handoff) <= 0:  # no handoff: every agent's tally is its calls
+            for agent, calls in task.agents.items():
+                counts = tally_for(agent).counts
+                counts["calls"] = counts.get("calls", 0) + calls.n
+            return
         latest_input: dict[str, int] = {}
         budget = ctx.policy.handoff_budget_tokens
-        for e, price in calls:
-            tally = out.get(e.agent)
-            if tally is None:
-                tally = out[e.agent] = Tally()
-            tally.add("calls")
+        # each agent's counts and waste summed here and added once (the same sums, in the
+        # same order, as one add per call)
+        sums: dict[str, list[Any]] = {}
+        for i, e in enumerate(columns.calls):
+            held = sums.get(e.agent)
+            if held is None:
+                held = sums[e.agent] = [0, 0, 0, 0, 0, 0, Decimal(), set()]
+            held[0] += 1
             sender_context = latest_input.get(e.parent_agent) if e.parent_agent else None
-            if e.handoff > 0 and sender_context:
-                handoff = e.handoff
-                tally.add("handoff_calls")
-                tally.add("handoff_tokens", handoff)
-                tally.add("sender_context_tokens", sender_context)
+            handoff = columns.handoff[i]
+            if handoff > 0 and sender_context:
+                held[1] += 1
+                held[2] += handoff
+                held[3] += sender_context
                 if handoff >= ctx.policy.handoff_min_context_share * sender_context:
-                    tally.add("full_context_handoffs")
+                    held[4] += 1
                     excess = max(0, handoff - budget)
-                    tally.waste(excess, price.input_usd(excess))
-                tally.names.add(e.parent_agent or "")
+                    held[5] += excess
+                    held[6] += columns.input_usd(i, excess)
+                held[7].add(e.parent_agent or "")
             latest_input[e.agent] = e.input
-        return out
+        for agent, (calls, handoffs, tokens, context, full, waste, usd, senders) in sums.items():
+            tally = tally_for(agent)
+            tally.add("calls", calls)
+            if handoffs:
+                tally.add("handoff_calls", handoffs)
+                tally.add("handoff_tokens", tokens)
+                tally.add("sender_context_tokens", context)
+                tally.names |= senders
+            if full:
+                tally.add("full_context_handoffs", full)
+                tally.waste(waste, usd)
 
     def judge(self, buckets: Sequence[tuple[datetime, Tally]], ctx: JudgeContext) -> Verdict | None:
         t = self.total(buckets)

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from decimal import Decimal
 from itertools import pairwise
 
+from tokengov.core.calls import Call
+from tokengov.streams.debt.columns import Columns
 from tokengov.streams.debt.detectors.base import (
     AgentDetector,
     JudgeContext,
-    Priced,
     TaskContext,
     Verdict,
 )
@@ -33,15 +35,15 @@ from tokengov.streams.debt.tally import Tally
 __all__ = ["RetryWithoutBackoff", "backs_off"]
 
 
-def _gaps(chain: Sequence[Priced]) -> list[float]:
+def _gaps(chain: Sequence[Call]) -> list[float]:
     gaps: list[float] = []
-    for (before, _), (after, _) in pairwise(chain):
+    for before, after in pairwise(chain):
         end = before.ts + timedelta(milliseconds=before.latency_ms or 0)
         gaps.append((after.ts - end).total_seconds())
     return gaps
 
 
-def backs_off(chain: Sequence[Priced], min_backoff: timedelta, factor: float) -> bool:
+def backs_off(chain: Sequence[Call], min_backoff: timedelta, factor: float) -> bool:
     """True when the gaps between attempts start at ``min_backoff`` and keep growing."""
     gaps = _gaps(chain)
     if not gaps or gaps[0] < min_backoff.total_seconds():
@@ -57,29 +59,52 @@ class RetryWithoutBackoff(AgentDetector):
         "once the bound is hit, instead of retrying immediately and without limit."
     )
 
-    def tally_agent(self, tally: Tally, calls: Sequence[Priced], ctx: TaskContext) -> None:
+    def tally_agent(self, tally: Tally, calls: Columns, ctx: TaskContext) -> None:
+        if max(calls.attempt) < 2:
+            return  # no retry: no chain
         bound = (ctx.profile.max_retries if ctx.profile else None) or ctx.policy.retry_bound
-        steps: dict[int, list[Priced]] = {}
-        for priced in calls:
-            steps.setdefault(priced[0].step, []).append(priced)
-        for chain in steps.values():
-            if max(c.attempt for c, _ in chain) < 2:
+        steps: dict[int, list[int]] = {}
+        for i, call in enumerate(calls.calls):
+            steps.setdefault(call.step, []).append(i)
+        # summed here and added once: the same sums, in the same order, as per chain
+        chains = retry_calls = retry_tokens = over_bound = without_backoff = wasteful = 0
+        tokens, usd = 0, Decimal()
+        for indexes in steps.values():
+            chain = [calls.calls[i] for i in indexes]
+            if max(c.attempt for c in chain) < 2:
                 continue
-            chain.sort(key=lambda cp: (cp[0].attempt, cp[0].ts))
-            retries = [(c, p) for c, p in chain if c.attempt > 1]
-            tally.add("chains")
-            tally.add("retry_calls", len(retries))
-            tally.add("retry_tokens", sum(c.tokens_total for c, _ in retries))
-            tally.add("chains_over_bound", int(len(retries) > bound))
-            if not backs_off(chain, ctx.policy.retry_min_backoff, ctx.policy.retry_backoff_factor):
-                tally.add("chains_without_backoff")
-                wasted = [(c, p) for c, p in retries if c.status != "ok"]
+            order = sorted(range(len(chain)), key=lambda j: (chain[j].attempt, chain[j].ts))
+            ordered = [(indexes[j], chain[j]) for j in order]
+            retries = [(i, c) for i, c in ordered if c.attempt > 1]
+            chains += 1
+            retry_calls += len(retries)
+            retry_tokens += sum(c.tokens_total for _, c in retries)
+            over_bound += int(len(retries) > bound)
+            if not backs_off(
+                [c for _, c in ordered],
+                ctx.policy.retry_min_backoff,
+                ctx.policy.retry_backoff_factor,
+            ):
+                without_backoff += 1
+                wasted = [(i, c) for i, c in retries if c.status != "ok"]
             else:
-                wasted = [(c, p) for c, p in retries if c.attempt > 1 + bound and c.status != "ok"]
+                wasted = [(i, c) for i, c in retries if c.attempt > 1 + bound and c.status != "ok"]
             if wasted:
-                tally.add("wasteful_chains")
-            for call, price in wasted:
-                tally.waste(call.tokens_total, price.cost_usd)
+                wasteful += 1
+            for i, call in wasted:
+                tokens += call.tokens_total
+                usd += calls.cost_usd(i)
+        if not chains:
+            return
+        tally.add("chains", chains)
+        tally.add("retry_calls", retry_calls)
+        tally.add("retry_tokens", retry_tokens)
+        tally.add("chains_over_bound", over_bound)
+        if without_backoff:
+            tally.add("chains_without_backoff", without_backoff)
+        if wasteful:
+            tally.add("wasteful_chains", wasteful)
+            tally.waste(tokens, usd)
 
     def judge(self, buckets: Sequence[tuple[datetime, Tally]], ctx: JudgeContext) -> Verdict | None:
         t = self.total(buckets)

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from decimal import Decimal
 
+from tokengov.streams.debt.columns import Columns
 from tokengov.streams.debt.detectors.base import (
     AgentDetector,
     JudgeContext,
-    Priced,
     TaskContext,
     Verdict,
     flagged_share,
@@ -36,22 +37,37 @@ class RetrievalWaste(AgentDetector):
         "task's retrievals instead of fetching the same chunks again."
     )
 
-    def tally_agent(self, tally: Tally, calls: Sequence[Priced], ctx: TaskContext) -> None:
+    def tally_agent(self, tally: Tally, calls: Columns, ctx: TaskContext) -> None:
+        retrieved_tokens = calls.retrieved
+        if max(retrieved_tokens) <= 0:
+            return
         budget = ctx.policy.retrieval_budget_tokens
+        min_repeat = ctx.policy.retrieval_min_repeat_tokens
         seen: set[int] = set()
-        for call, price in calls:
-            retrieved = call.retrieved
+        retrievals = total = repeated = oversized = tokens = 0
+        usd = Decimal()  # summed here and added once: the same sums, in the same order
+        for i, retrieved in enumerate(retrieved_tokens):
             if retrieved <= 0:
                 continue
-            tally.add("retrieval_calls")
-            tally.add("retrieved_tokens", retrieved)
-            if retrieved >= ctx.policy.retrieval_min_repeat_tokens and retrieved in seen:
-                tally.add("repeated_retrievals")
-                tally.waste(retrieved, price.input_usd(retrieved))
+            retrievals += 1
+            total += retrieved
+            if retrieved >= min_repeat and retrieved in seen:
+                repeated += 1
+                tokens += retrieved
+                usd += calls.input_usd(i, retrieved)
             elif retrieved > budget:
-                tally.add("oversized_retrievals")
-                tally.waste(retrieved - budget, price.input_usd(retrieved - budget))
+                oversized += 1
+                tokens += retrieved - budget
+                usd += calls.input_usd(i, retrieved - budget)
             seen.add(retrieved)
+        tally.add("retrieval_calls", retrievals)
+        tally.add("retrieved_tokens", total)
+        if repeated:
+            tally.add("repeated_retrievals", repeated)
+        if oversized:
+            tally.add("oversized_retrievals", oversized)
+        if repeated or oversized:
+            tally.waste(tokens, usd)
 
     def judge(self, buckets: Sequence[tuple[datetime, Tally]], ctx: JudgeContext) -> Verdict | None:
         t = self.total(buckets)

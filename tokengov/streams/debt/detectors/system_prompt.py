@@ -20,11 +20,12 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from tokengov.core.policy import DebtPolicy
+from tokengov.streams.debt.columns import TaskCalls
 from tokengov.streams.debt.detectors.base import (
     DAY,
     Detector,
     JudgeContext,
-    Priced,
+    TallyFor,
     TaskContext,
     Verdict,
     confidence,
@@ -48,20 +49,19 @@ class SystemPromptGrowth(Detector):
     def retention(self, policy: DebtPolicy) -> timedelta:
         return timedelta(days=policy.system_prompt_days)
 
-    def tally_task(self, calls: Sequence[Priced], ctx: TaskContext) -> dict[str | None, Tally]:
-        tally = Tally()
+    def tally_task(self, task: TaskCalls, ctx: TaskContext, tally_for: TallyFor) -> None:
+        calls = task.all
+        if not calls.n:
+            return
         # summed here and added once: the same sums, in the same order, as one add per call
-        system_tokens = 0
-        system_usd: float = 0
-        for call, price in calls:
-            system = call.system
-            system_tokens += system
-            system_usd += float(price.input_usd(system))
-        if calls:
-            tally.add("calls", len(calls))
-            tally.add("system_tokens", system_tokens)
-            tally.add("system_usd", system_usd)
-        return {None: tally}
+        # (a call without system tokens adds 0.0 to the USD: skipped)
+        system = calls.system
+        system_usd = calls.input_usd_float_sum(system) if max(system) > 0 else 0.0
+        counts = tally_for(None).counts
+        get = counts.get
+        counts["calls"] = get("calls", 0) + calls.n
+        counts["system_tokens"] = get("system_tokens", 0) + sum(system)
+        counts["system_usd"] = get("system_usd", 0) + system_usd
 
     def judge(self, buckets: Sequence[tuple[datetime, Tally]], ctx: JudgeContext) -> Verdict | None:
         days = [(start, t) for start, t in buckets if t.get("calls") > 0]

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from decimal import Decimal
 
+from tokengov.streams.debt.columns import Columns
 from tokengov.streams.debt.detectors.base import (
     AgentDetector,
     JudgeContext,
-    Priced,
     TaskContext,
     Verdict,
     flagged_share,
@@ -34,20 +35,32 @@ class ToolResponseBloat(AgentDetector):
         "payloads) instead of whole responses."
     )
 
-    def tally_agent(self, tally: Tally, calls: Sequence[Priced], ctx: TaskContext) -> None:
+    def tally_agent(self, tally: Tally, calls: Columns, ctx: TaskContext) -> None:
+        tool_responses = calls.tool_responses
+        if max(tool_responses) <= 0:
+            return
         per_output = ctx.policy.tool_response_tokens_per_output
         floor = ctx.policy.tool_response_min_tokens
-        for e, price in calls:
-            responses = e.tool_responses
+        response_calls = response_tokens = output_tokens = oversized = tokens = 0
+        usd = Decimal()  # summed here and added once: the same sums, in the same order
+        for i, responses in enumerate(tool_responses):
             if responses <= 0:
                 continue
-            tally.add("response_calls")
-            tally.add("tool_responses_tokens", responses)
-            tally.add("output_tokens", e.output)
-            allowance = max(floor, per_output * e.output)
+            output = calls.calls[i].output
+            response_calls += 1
+            response_tokens += responses
+            output_tokens += output
+            allowance = max(floor, per_output * output)
             if responses > allowance:
-                tally.add("oversized_responses")
-                tally.waste(responses - allowance, price.input_usd(responses - allowance))
+                oversized += 1
+                tokens += responses - allowance
+                usd += calls.input_usd(i, responses - allowance)
+        tally.add("response_calls", response_calls)
+        tally.add("tool_responses_tokens", response_tokens)
+        tally.add("output_tokens", output_tokens)
+        if oversized:
+            tally.add("oversized_responses", oversized)
+            tally.waste(tokens, usd)
 
     def judge(self, buckets: Sequence[tuple[datetime, Tally]], ctx: JudgeContext) -> Verdict | None:
         t = self.total(buckets)

@@ -1,0 +1,259 @@
+"""One closed (or provisional) task's calls by column: what the detectors read.
+
+The engine keeps an open task's decoded calls as they arrive, unpriced and untouched. When
+the task closes it sorts them into event-time order once, groups them by agent once, and
+reads every column once (the seven input components in one ``zip``), so the detectors
+compute with builtins (``sum``, ``max``, ``zip``) over tuples of ints instead of walking call
+objects. Prices are resolved lazily: the input price of every call only when a detector
+prices its tokens (:meth:`Columns.rates`), the whole cost only for the calls a detector
+judges wasted (:meth:`Columns.cost_usd`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from decimal import Decimal
+from operator import attrgetter
+from typing import Any, Final
+
+from tokengov.core.calls import Call
+from tokengov.core.pricing import Entry, Pricer
+
+__all__ = ["Columns", "InputPrices", "TaskCalls", "femto_inputs", "input_rates"]
+
+_ZERO: Final = Decimal(0)
+_UNSEEN: Final[Any] = object()  # not in the InputPrices' cache yet (it holds None too)
+#: The columns read from every call, in one pass.
+_ROW: Final = attrgetter("input", "cached_input", "tool_calls", "attempt", "components")
+_TOOL_NAME: Final = attrgetter("tool_name")
+#: Event-time order of a task's calls (ties broken by step, then attempt).
+_ORDER: Final = attrgetter("ts", "step", "attempt")
+
+
+#: Below these (tokens of any kind; femto-USD per token), the decimal formula of
+#: :meth:`Pricer.priced` is exact (every term under 10²⁶ femto-USD, the sum under 10²⁷, so
+#: within the 28 digits of the decimal context) and equals the integer femto-USD formula.
+_TOKENS_BELOW: Final = 10**12
+_RATE_BELOW: Final = 10**14
+_FEMTO: Final = 10**15
+#: Relative margin: the decimal path rounds twice to 28 significant digits (≤ 1e-27 in all).
+_MARGIN: Final = 10**26
+_FEMTO_MARGIN: Final = _FEMTO * _MARGIN
+
+
+class InputPrices:
+    """The rates :func:`femto_inputs` prices with, per (provider, model, UTC day, service tier),
+    kept across tasks: the pricer's entry when the integer formula is exact for it, else None.
+    A policy reload brings a new pricer, and the engine a new ``InputPrices`` with it."""
+
+    __slots__ = ("_rates", "pricer")
+
+    def __init__(self, pricer: Pricer) -> None:
+        self.pricer = pricer
+        self._rates: dict[tuple[str, str, date, str | None], Entry | None] = {}
+
+    def exact(self, key: tuple[str, str, date, str | None]) -> Entry | None:
+        try:
+            return self._rates[key]
+        except KeyError:
+            pass
+        if len(self._rates) > 10_000:
+            self._rates.clear()
+        provider, model, day, tier = key
+        entry = self.pricer.entry(model, day, provider, tier)
+        if entry is not None and (
+            not entry.exact
+            or any(
+                not 0 <= r < _RATE_BELOW
+                for group in (entry.femto_rates, *(t.femto_rates for t in entry.tiers))
+                for r in group
+            )
+        ):
+            entry = None
+        self._rates[key] = entry
+        return entry
+
+
+def femto_inputs(prices: InputPrices, calls: Sequence[Call]) -> list[int | None]:
+    """Every call's input cost in integer femto-USD (its cache discount included; what
+    ``input_usd_per_token × input`` is, exactly), or None where only the pricer can say: no
+    usage, no price, inexact rates, or counts too large for the integer formula to be the
+    decimal one (:data:`_TOKENS_BELOW`)."""
+    out: list[int | None] = []
+    append = out.append
+    rates_of = prices._rates
+    for call in calls:
+        input = call.input
+        if not input:
+            append(0)
+            continue
+        key = (call.provider, call.model, call.ts.date(), call.service_tier)
+        entry = rates_of.get(key, _UNSEEN)
+        if entry is _UNSEEN:
+            entry = prices.exact(key)
+        cached, write, write_1h = call.cached_input, call.cache_write, call.cache_write_1h
+        if (
+            entry is None
+            or call.usage_missing
+            or not (input < _TOKENS_BELOW and cached < _TOKENS_BELOW and write < _TOKENS_BELOW)
+            or not write_1h < _TOKENS_BELOW
+        ):
+            append(None)
+            continue
+        r_in, r_cached, r_write, r_write_1h, _, _ = (
+            entry.femto_rates_for(input) if entry.tiers else entry.femto_rates
+        )
+        append(
+            (input - cached - write) * r_in
+            + cached * r_cached
+            + (write - write_1h) * r_write
+            + write_1h * r_write_1h
+        )
+    return out
+
+
+def input_rates(pricer: Pricer, calls: Sequence[Call]) -> list[Decimal]:
+    """Every call's average input price (USD per input token, its cache discount included):
+    exactly ``pricer.priced(call, input_rate=True).input_usd_per_token`` — the same quotient
+    (:func:`femto_inputs` × 10⁻¹⁵ / input), divided once in the same decimal context — without
+    building a priced call per call; the calls :func:`femto_inputs` cannot price are priced by
+    the pricer itself."""
+    return _rates(pricer, calls, femto_inputs(InputPrices(pricer), calls))
+
+
+def _rates(pricer: Pricer, calls: Sequence[Call], femtos: list[int | None]) -> list[Decimal]:
+    out: list[Decimal] = []
+    for call, femto in zip(calls, femtos, strict=True):
+        if femto is None:
+            out.append(pricer.priced(call, input_rate=True).input_usd_per_token)
+        elif not call.input:
+            out.append(_ZERO)
+        else:
+            out.append(Decimal(femto) / (call.input * _FEMTO))
+    return out
+
+
+class Columns:
+    """Calls of one task (all of them, or one agent's), in event-time order, by column."""
+
+    __slots__ = (
+        "_costs",
+        "_femtos",
+        "_prices",
+        "_rates",
+        "attempt",
+        "cached_input",
+        "calls",
+        "handoff",
+        "history",
+        "input",
+        "memory",
+        "n",
+        "retrieved",
+        "system",
+        "tool_calls",
+        "tool_definitions",
+        "tool_responses",
+    )
+
+    def __init__(self, calls: list[Call], prices: InputPrices) -> None:
+        self.calls = calls
+        self.n = len(calls)
+        self._prices = prices
+        self._rates: list[Decimal] | None = None
+        self._femtos: list[int | None] | None = None
+        self._costs: dict[int, Decimal] = {}
+        if calls:
+            self.input, self.cached_input, self.tool_calls, self.attempt, components = zip(
+                *map(_ROW, calls), strict=True
+            )
+            (
+                self.system,
+                self.tool_definitions,
+                self.retrieved,
+                self.history,
+                self.tool_responses,
+                self.handoff,
+                self.memory,
+            ) = zip(*components, strict=True)
+        else:
+            self.input = self.cached_input = self.tool_calls = self.attempt = ()
+            self.system = self.tool_definitions = self.retrieved = self.history = ()
+            self.tool_responses = self.handoff = self.memory = ()
+
+    def femtos(self) -> list[int | None]:
+        """Every call's input cost in femto-USD (:func:`femto_inputs`), on first use."""
+        femtos = self._femtos
+        if femtos is None:
+            femtos = self._femtos = femto_inputs(self._prices, self.calls)
+        return femtos
+
+    def rates(self) -> list[Decimal]:
+        """Every call's input price per token (:func:`input_rates`), on first use."""
+        rates = self._rates
+        if rates is None:
+            rates = self._rates = _rates(self._prices.pricer, self.calls, self.femtos())
+        return rates
+
+    def input_usd_float_sum(self, tokens: Sequence[int]) -> float:
+        """``sum(float(input_usd(i, tokens[i])))`` over the calls in order, the calls with no
+        such tokens left out (each adds 0.0): the float the per-call sum gives, bit for bit.
+        ``float(rate × n)`` is the correctly rounded float of a decimal that is within 1e-27
+        (relative) of the exact ``femto × n / (input × 10¹⁵)``; the exact quotient's float
+        is taken, in integers, when every value within 1e-26 of it rounds to the same float,
+        and the decimal's otherwise (never, in practice)."""
+        total = 0.0
+        femtos = self.femtos()
+        inputs = self.input
+        for i, n in enumerate(tokens):
+            if not n:
+                continue
+            femto = femtos[i]
+            if femto is not None and inputs[i]:
+                scaled = femto * n
+                divisor = inputs[i] * _FEMTO_MARGIN
+                low = scaled * (_MARGIN - 1) / divisor
+                if low == scaled * (_MARGIN + 1) / divisor:
+                    total += low
+                    continue
+            total += float(self.rates()[i] * n)
+        return total
+
+    def input_usd(self, index: int, tokens: int) -> Decimal:
+        """What ``tokens`` of call ``index``'s input cost."""
+        return self.rates()[index] * tokens
+
+    def cost_usd(self, index: int) -> Decimal:
+        """The whole cost of call ``index`` (input and output)."""
+        cost = self._costs.get(index)
+        if cost is None:
+            cost = self._costs[index] = self._prices.pricer.priced(self.calls[index]).cost_usd
+        return cost
+
+    def tool_names(self) -> set[str]:
+        """The tools the calls name (an empty name is none)."""
+        return set(filter(None, map(_TOOL_NAME, self.calls)))
+
+
+class TaskCalls:
+    """One task's calls sorted once, by column (``all``) and by agent (``agents``, in the
+    order of their first call; a task with one agent shares ``all``)."""
+
+    __slots__ = ("agents", "all")
+
+    def __init__(self, calls: list[Call], prices: InputPrices) -> None:
+        ordered = sorted(calls, key=_ORDER)
+        self.all = Columns(ordered, prices)
+        first = ordered[0].agent if ordered else ""
+        if all(c.agent == first for c in ordered):
+            self.agents = {first: self.all} if ordered else {}
+            return
+        groups: dict[str, list[Call]] = {}
+        for call in ordered:
+            group = groups.get(call.agent)
+            if group is None:
+                groups[call.agent] = [call]
+            else:
+                group.append(call)
+        self.agents = {agent: Columns(group, prices) for agent, group in groups.items()}
