@@ -532,3 +532,120 @@ def decode_events(raw: bytes | None) -> Decoded:
     if len(result.failures) > 1:
         result.failures.sort(key=lambda f: -1 if f[0].index is None else f[0].index)
     return result
+
+
+# -- path 1 for a producer: the answer alone --------------------------------------------
+
+#: A time as the SDK writes it: UTC (``Z``), from 2000 to 2099, on a day every year has (29
+#: February goes to the models), so that the pattern alone decides the contract's rules.
+_PLAIN_TS: Final = (
+    r"\A20[0-9]{2}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])"
+    r"|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)|02-(?:0[1-9]|1[0-9]|2[0-8]))"
+    r"T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,6})?Z\Z"
+)
+_CheckedTs = Annotated[str, msgspec.Meta(pattern=_PLAIN_TS)]
+#: Team and workflow: blank is ``unattributed`` for the models, so only the length is checked.
+_CheckedAttribution = Annotated[str, msgspec.Meta(max_length=MAX_NAME_CHARS)] | None
+
+
+class _CallCheck(_CallWire):
+    """:class:`_CallWire` with the rules msgspec can check in C on the whole message (the
+    timestamp's, the attribution's length); the rest is :func:`_check_item`'s."""
+
+    ts: _CheckedTs
+    team: _CheckedAttribution = None
+    workflow: _CheckedAttribution = None
+
+
+class _OutcomeCheck(_OutcomeWire):
+    ts: _CheckedTs
+    team: _CheckedAttribution = None
+    workflow: _CheckedAttribution = None
+
+
+_Check = _CallCheck | _OutcomeCheck
+_CHECK: Final = msgspec.json.Decoder(list[_Check] | _Check)
+_CHECK_ONE: Final = msgspec.json.Decoder(_Check)
+_RAW_ITEMS: Final = msgspec.json.Decoder(list[msgspec.Raw])
+
+
+def _printable(*texts: str | None) -> bool:
+    """The contract's printable text: no C0 control character nor DEL."""
+    return not any(t is not None and _CTRL.search(t) for t in texts)
+
+
+def _check_item(w: _CallCheck | _OutcomeCheck, plain: bool) -> bool:
+    """The rules of one event that :data:`_CHECK` did not check. ``plain``: the message holds
+    neither a backslash nor DEL, so no string in it has a control character (JSON refuses
+    them raw) and every text is printable as the contract means it."""
+    if type(w) is _OutcomeCheck:
+        return plain or _printable(w.event_id, w.task_id, w.team, w.workflow)
+    c = cast(_CallCheck, w)
+    t = _NO_TOKENS if c.tokens is msgspec.UNSET else cast(_TokensWire, c.tokens)
+    inp = t.input
+    if (
+        t.cached_input + t.cache_write > inp
+        or t.cache_write_1h > t.cache_write
+        or t.reasoning > t.output
+        or (c.usage_missing and (inp or t.output))
+    ):
+        return False
+    if c.components is not msgspec.UNSET:
+        p = cast(_ComponentsWire, c.components)
+        if (
+            p.system
+            + p.tool_definitions
+            + p.retrieved
+            + p.history
+            + p.tool_responses
+            + p.handoff
+            + p.memory
+            > inp
+        ):
+            return False
+    return plain or _printable(
+        c.event_id,
+        c.team,
+        c.workflow,
+        c.task_id,
+        c.agent,
+        c.parent_agent,
+        c.provider,
+        c.model,
+        c.tool_name,
+        c.service_tier,
+    )
+
+
+def check_message(raw: bytes) -> list[int] | None:
+    """Path 1 for a producer that needs the answer only, not the events: ``[]`` when the
+    models accept every event of the message as it is, else the indexes (positions in the
+    envelope) of the items a slower path must decide. None: the slower paths decide the whole
+    message (too large, not JSON, an empty envelope, or one event this path cannot take).
+    Never answers ``[]`` for a message the models would not take whole
+    (``tests/unit/streams/test_decode.py`` checks it with hypothesis)."""
+    if len(raw) > MAX_MESSAGE_BYTES:
+        return None
+    plain = b"\\" not in raw and b"\x7f" not in raw
+    try:
+        doc = _CHECK.decode(raw)
+    except (msgspec.DecodeError, UnicodeDecodeError):  # DecodeError includes ValidationError
+        doc = None
+    if type(doc) is list:
+        return [i for i, w in enumerate(doc) if not _check_item(w, plain)] if doc else None
+    if doc is not None:
+        return [] if _check_item(cast(_Check, doc), plain) else None
+    # an item or more is not for this path: which ones
+    try:
+        items = _RAW_ITEMS.decode(raw)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return None
+    slow = []
+    for i, item in enumerate(items):
+        try:
+            ok = _check_item(_CHECK_ONE.decode(item), plain)
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            ok = False
+        if not ok:
+            slow.append(i)
+    return slow or None

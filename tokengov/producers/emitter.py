@@ -10,10 +10,11 @@ logged with the field at fault and counted; a full queue counts the overflow.
 
 The sender builds each recorded call as the plain JSON document the models would
 write, serialises the envelope of a task once (orjson) and validates those very
-bytes with the contract's fast path (:func:`tokengov.core.decoding.fast_message`,
-which accepts exactly what the models accept); an envelope it is not sure about
-goes event by event through the pydantic models, which keep the valid events and
-name the field at fault in the others.
+bytes with the contract's fast path (:func:`tokengov.core.decoding.check_message`:
+msgspec checks the contract's types, ranges, lengths and timestamp in C; it takes
+only what the models take); the events it is not sure about go one by one through
+the pydantic models, which keep the valid events and name the field at fault in
+the others.
 
 When the broker cannot take messages (all brokers down, delivery timeout, a
 fatal producer error) the emitter purges what librdkafka still holds into a
@@ -44,7 +45,7 @@ from typing import TYPE_CHECKING, Any, Final, cast
 
 import orjson
 from confluent_kafka import KafkaError, KafkaException, Producer
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from tokengov.core.contracts import (
     COMPONENT_NAMES,
@@ -53,13 +54,12 @@ from tokengov.core.contracts import (
     UNATTRIBUTED,
     CallEvent,
     Components,
-    Event,
     Outcome,
     TokenCounts,
     describe_validation_error,
     new_event_id,
 )
-from tokengov.core.decoding import fast_message
+from tokengov.core.decoding import check_message
 from tokengov.core.errors import ContractError
 from tokengov.core.kafka import KafkaConnection, connection
 from tokengov.core.topics import EVENTS, NO_AUTO_CREATE
@@ -74,7 +74,6 @@ __all__ = ["EmitterStats", "TaskContext", "TokenEmitter"]
 log = logging.getLogger(__name__)
 _rdkafka_log = logging.getLogger(f"{__name__}.librdkafka")
 
-_events_adapter: Final = TypeAdapter(list[Event])
 #: orjson writes an aware UTC datetime as ``…Z``, as the models' JSON does.
 _JSON_OPTIONS: Final = orjson.OPT_UTC_Z
 _NO_COMPONENTS: Final = dict.fromkeys(COMPONENT_NAMES, 0)
@@ -448,24 +447,36 @@ class TokenEmitter:
     def _envelope(
         self, key: str, parts: list[bytes | CallEvent | Outcome], pendings: list[_Pending]
     ) -> tuple[bytes, bytes, int] | None:
-        """One message of a task, its bytes validated whole by the contract's fast path; when
-        that is not sure, event by event through the models."""
+        """One message of a task, its bytes checked whole by the contract's fast path
+        (:func:`~tokengov.core.decoding.check_message`); the events it is not sure about go
+        one by one through the models, which keep the valid ones and name the field at fault
+        in the others."""
         raw: Any = parts[0]
         if len(parts) > 1:
             try:
                 raw = b"[%b]" % b",".join(parts)  # type: ignore[arg-type]
             except TypeError:  # a model among them
                 raw = None
-        if type(raw) is bytes and fast_message(raw) is not None:
-            return key.encode(), raw, len(parts)
-        events: list[CallEvent | Outcome] = []
-        for part, pending in zip(parts, pendings, strict=True):
-            event = self._build(*pending) if type(part) is bytes else part
-            if event is not None:
-                events.append(cast(CallEvent | Outcome, event))
-        if not events:
+        slow: list[int] | None = None
+        if type(raw) is bytes:
+            slow = check_message(raw)
+            if slow == []:
+                return key.encode(), raw, len(parts)
+        # the models decide what the check left (everything, when it could not read it)
+        redo = range(len(parts)) if slow is None else slow
+        for index in redo:
+            part = parts[index]
+            if type(part) is bytes:
+                built = self._build(*pendings[index])
+                parts[index] = b"" if built is None else self._encode(built)
+            else:
+                parts[index] = self._encode(cast(CallEvent | Outcome, part))
+        kept = [part for part in parts if part]
+        if not kept:
             return None
-        return key.encode(), self._encode(events), len(events)
+        if len(kept) == 1:
+            return key.encode(), cast(bytes, kept[0]), 1
+        return key.encode(), b"[%b]" % b",".join(cast(list[bytes], kept)), len(kept)
 
     def _task_call_doc(self, at: float, values: tuple[Any, ...]) -> dict[str, Any] | None:
         """The call :meth:`TaskContext.record` captured, as the models would write it; None
@@ -588,10 +599,8 @@ class TokenEmitter:
         return {**_DEFAULTS[kind], **doc}
 
     @staticmethod
-    def _encode(events: list[CallEvent | Outcome]) -> bytes:
-        if len(events) == 1:
-            return events[0].__pydantic_serializer__.to_json(events[0])
-        return _events_adapter.dump_json(events)
+    def _encode(event: CallEvent | Outcome) -> bytes:
+        return event.__pydantic_serializer__.to_json(event)
 
     def _build(self, kind: str, at: float, values: Any) -> CallEvent | Outcome | None:
         try:
