@@ -28,6 +28,8 @@ from tokengov.core.contracts import (
     describe_validation_error,
     event_adapter,
 )
+from tokengov.core.errors import ContractError
+from tokengov.producers.adapters import Usage, read_usage
 from tokengov.producers.emitter import TokenEmitter, _event_id_batch
 
 
@@ -135,3 +137,51 @@ def test_an_invalid_event_gets_the_models_message_naming_the_field(
     ]
     assert reasons == expected
     assert [d.get("step") for d in sent[0][1]] == [1, 3, None]  # the good calls, the outcome
+
+
+def test_an_openai_usage_dict_read_in_one_go_ends_as_read_usage_reads_it(
+    emitter: TokenEmitter, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The sender reads an OpenAI usage dict without checking its counts (the envelope's check
+    does): what the check refuses goes to read_usage and the models, with their message."""
+    usages: list[dict[str, Any]] = [
+        {"prompt_tokens": 10.0, "completion_tokens": 1},  # a whole float: read_usage takes it
+        {"prompt_tokens": None, "completion_tokens": 1, "prompt_tokens_details": None},
+        {"prompt_tokens": -1, "completion_tokens": 1},
+        {"prompt_tokens": 10, "completion_tokens": True},
+        {"input_tokens": 10, "output_tokens": 2, "output_tokens_details": {"reasoning_tokens": 5}},
+        {
+            "prompt_tokens": 10,
+            "completion_tokens": 2,
+            "prompt_tokens_details": {
+                "cached_tokens": 4,
+                "cache_write_tokens": 3,
+                "cache_creation_token_details": {"ephemeral_1h_input_tokens": 1},
+            },
+            "completion_tokens_details": {"reasoning_tokens": 2},
+            "service_tier": "flex",
+        },
+    ]
+    expected: list[Any] = []
+    for usage in usages:
+        try:
+            expected.append(read_usage("openai", usage))
+        except ContractError as exc:
+            expected.append(f"ContractError: {exc}")
+    with emitter.task(team="search", workflow="wf", task_id="t-4", provider="openai") as task:
+        for usage in usages:
+            task.record(usage, model="m")
+    with caplog.at_level(logging.WARNING, logger="tokengov.producers.emitter"):
+        sent = _sent(emitter)
+    calls = [CallEvent.model_validate(d) for d in sent[0][1] if d["kind"] == "call"]
+    taken = [e for e in expected if isinstance(e, Usage)]
+    assert [(c.tokens, c.service_tier) for c in calls] == [
+        (u.tokens, u.service_tier) for u in taken
+    ]
+    assert len(taken) == 3 and calls[0].tokens.input == 10 and calls[2].tokens.cache_write_1h == 1
+    reasons = [
+        r.getMessage().split("it breaks the contract: ", 1)[1]
+        for r in caplog.records
+        if "breaks the contract" in r.getMessage()
+    ]
+    assert reasons == [e for e in expected if isinstance(e, str)] and len(reasons) == 3
