@@ -574,46 +574,50 @@ def _printable(*texts: str | None) -> bool:
     return not any(t is not None and _CTRL.search(t) for t in texts)
 
 
-def _check_item(w: _CallCheck | _OutcomeCheck, plain: bool) -> bool:
-    """The rules of one event that :data:`_CHECK` did not check. ``plain``: the message holds
-    neither a backslash nor DEL, so no string in it has a control character (JSON refuses
-    them raw) and every text is printable as the contract means it."""
+_UNSET: Final = msgspec.UNSET
+
+
+def _check_item(w: Any, plain: bool) -> bool:
+    """The rules of one event (a :class:`_CallCheck` or :class:`_OutcomeCheck`) that
+    :data:`_CHECK` did not check. ``plain``: the message holds neither a backslash nor DEL,
+    so no string in it has a control character (JSON refuses them raw) and every text is
+    printable as the contract means it."""
     if type(w) is _OutcomeCheck:
         return plain or _printable(w.event_id, w.task_id, w.team, w.workflow)
-    c = cast(_CallCheck, w)
-    t = _NO_TOKENS if c.tokens is msgspec.UNSET else cast(_TokensWire, c.tokens)
+    t = w.tokens
+    if t is _UNSET:
+        t = _NO_TOKENS
     inp = t.input
     if (
         t.cached_input + t.cache_write > inp
         or t.cache_write_1h > t.cache_write
         or t.reasoning > t.output
-        or (c.usage_missing and (inp or t.output))
+        or (w.usage_missing and (inp or t.output))
     ):
         return False
-    if c.components is not msgspec.UNSET:
-        p = cast(_ComponentsWire, c.components)
-        if (
-            p.system
-            + p.tool_definitions
-            + p.retrieved
-            + p.history
-            + p.tool_responses
-            + p.handoff
-            + p.memory
-            > inp
-        ):
-            return False
+    p = w.components
+    if p is not _UNSET and (
+        p.system
+        + p.tool_definitions
+        + p.retrieved
+        + p.history
+        + p.tool_responses
+        + p.handoff
+        + p.memory
+        > inp
+    ):
+        return False
     return plain or _printable(
-        c.event_id,
-        c.team,
-        c.workflow,
-        c.task_id,
-        c.agent,
-        c.parent_agent,
-        c.provider,
-        c.model,
-        c.tool_name,
-        c.service_tier,
+        w.event_id,
+        w.team,
+        w.workflow,
+        w.task_id,
+        w.agent,
+        w.parent_agent,
+        w.provider,
+        w.model,
+        w.tool_name,
+        w.service_tier,
     )
 
 
@@ -634,7 +638,7 @@ def check_message(raw: bytes) -> list[int] | None:
     if type(doc) is list:
         return [i for i, w in enumerate(doc) if not _check_item(w, plain)] if doc else None
     if doc is not None:
-        return [] if _check_item(cast(_Check, doc), plain) else None
+        return [] if _check_item(doc, plain) else None
     # an item or more is not for this path: which ones
     try:
         items = _RAW_ITEMS.decode(raw)
