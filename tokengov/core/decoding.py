@@ -546,13 +546,13 @@ class _CallCheck(_CallWire):
     refuse but a missing offset and the range, both :func:`_check_item`'s; the
     attribution's length); the rest is :func:`_check_item`'s."""
 
-    ts: datetime
+    ts: datetime  # type: ignore[assignment]  # msgspec reads a field again in a subclass
     team: _CheckedAttribution = None
     workflow: _CheckedAttribution = None
 
 
 class _OutcomeCheck(_OutcomeWire):
-    ts: datetime
+    ts: datetime  # type: ignore[assignment]
     team: _CheckedAttribution = None
     workflow: _CheckedAttribution = None
 
