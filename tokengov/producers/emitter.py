@@ -214,7 +214,8 @@ def _tokens_doc(tokens: TokenCounts | Mapping[str, int]) -> dict[str, Any]:
 class _Recorded(msgspec.Struct, gc=False):
     """What :meth:`TaskContext.record` queues: its values, in one C call. Not tracked by the
     garbage collector (nor, once it has seen them, the tuples that hold it): with 200,000
-    calls queued, the collector walking them tripled the call site's CPU time. Safe: it holds no reference cycle (the caller's values only)."""
+    calls queued, the collector walking them tripled the call site's CPU time. Safe: it
+    holds no reference cycle (the caller's values only)."""
 
     team: Any
     workflow: Any
