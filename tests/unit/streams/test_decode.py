@@ -359,7 +359,7 @@ edge_timestamps = st.one_of(
 )
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(
     tokens=st.fixed_dictionaries(
         {}, optional={k: st.integers(min_value=0, max_value=4) for k in TOKEN_KEYS}
