@@ -12,7 +12,9 @@ The sender builds each recorded call as the plain JSON document the models would
 write, serialises the envelope of a task once (orjson) and validates those very
 bytes with the contract's fast path (:func:`tokengov.core.decoding.check_message`:
 msgspec checks the contract's types, ranges, lengths and timestamp in C; it takes
-only what the models take); the events it is not sure about go one by one through
+only what the models take; an envelope of recorded calls alone is checked by
+:func:`~tokengov.core.decoding.check_calls` on the values it was written from, with no
+JSON read back); the events it is not sure about go one by one through
 the pydantic models, which keep the valid events and name the field at fault in
 the others.
 
@@ -61,7 +63,7 @@ from tokengov.core.contracts import (
     describe_validation_error,
     new_event_id,
 )
-from tokengov.core.decoding import check_message
+from tokengov.core.decoding import check_calls, check_message
 from tokengov.core.errors import ContractError
 from tokengov.core.kafka import KafkaConnection, connection
 from tokengov.core.topics import EVENTS, NO_AUTO_CREATE
@@ -501,14 +503,18 @@ class TokenEmitter:
     def _envelope(
         self, key: str, parts: list[_Part | None], pendings: list[_Pending]
     ) -> tuple[bytes, bytes, int] | None:
-        """One message of a task, written once and its bytes checked whole by the contract's
-        fast path (:func:`~tokengov.core.decoding.check_message`); the events it is not sure
+        """One message of a task, written once and checked whole by the contract's fast path
+        (:func:`~tokengov.core.decoding.check_message` on its bytes, or, for recorded calls
+        alone, :func:`~tokengov.core.decoding.check_calls` on the values written); the events it is not sure
         about go one by one through the models, which keep the valid ones and name the field
         at fault in the others."""
         slow: Any = None
         try:
             raw = _ENCODER.encode(parts if len(parts) > 1 else parts[0])
-            slow = check_message(raw)
+            if all(type(part) is _CallDoc for part in parts):  # their values, checked as they are
+                slow = check_calls(list(map(msgspec.structs.astuple, parts)), raw)  # type: ignore[arg-type]
+            else:
+                slow = check_message(raw)
         except TypeError:  # a value JSON cannot hold: the models decide every event
             pass
         if slow == []:

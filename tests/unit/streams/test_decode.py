@@ -7,13 +7,16 @@ import json
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import msgspec
 import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.unit.streams.builders import call, outcome
 from tokengov.core.calls import Call, from_model
+from tokengov.core.contracts import CallEvent
 from tokengov.core.decoding import (
+    check_calls,
     check_message,
     decode_events,
     fast_event,
@@ -426,3 +429,55 @@ def test_the_senders_check_on_the_calendar_and_the_counts() -> None:
     assert slow(BASE_CALL) is not None and taken(BASE_CALL)
     doc = {**BASE_CALL, "tokens": {"input": 3}, "components": {"system": 2, "memory": 2}}
     assert slow(doc) is None and not taken(doc)
+
+
+#: The models' call fields in their order, ``kind`` left out: the values check_calls takes.
+CALL_FIELDS = [name for name in CallEvent.model_fields if name != "kind"]
+#: Python values as a sender holds them: the wire's scalars, NaN, timestamps as datetimes.
+values = st.one_of(scalars, st.just(float("nan")))
+value_timestamps = st.one_of(
+    st.just(datetime(2026, 11, 29, 5, tzinfo=UTC)),
+    st.datetimes(
+        min_value=datetime(1999, 12, 31),
+        max_value=datetime(2100, 1, 2),
+        timezones=st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30))]),
+    ),
+    st.datetimes(),  # naive
+    values,
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(data=st.data(), base=st.sampled_from([BASE_CALL, MISSING_USAGE_CALL]))
+def test_the_senders_check_of_values_agrees_with_the_models(
+    data: st.DataObject, base: dict[str, Any]
+) -> None:
+    """check_calls judges a call's Python values and the message msgspec writes of them: what
+    it takes, the models take from those bytes and check_message takes too; and it takes what
+    check_message takes, but for a NaN (which JSON writes as null)."""
+    doc = {**base, "ts": datetime.fromisoformat(base["ts"])}
+    for key in data.draw(st.lists(st.sampled_from(CALL_FIELDS), max_size=3)):
+        if key == "ts":
+            doc[key] = data.draw(value_timestamps)
+        elif key == "tokens":
+            doc[key] = data.draw(st.one_of(token_dicts, values))
+        elif key == "components":
+            doc["tokens"] = data.draw(token_dicts)
+            doc[key] = data.draw(st.one_of(component_dicts, values))
+        else:
+            doc[key] = data.draw(values)
+    call_values = tuple(doc.get(name) for name in CALL_FIELDS)
+    try:
+        raw = msgspec.json.encode(
+            {"kind": "call", **dict(zip(CALL_FIELDS, call_values, strict=True))}
+        )
+    except (TypeError, ValueError, OverflowError):
+        return  # not written: the sender asks the models
+    taken = check_calls([call_values], raw) == []
+    twice = b"[" + raw + b"," + raw + b"]"
+    assert check_calls([call_values] * 2, twice) == ([] if taken else [0, 1]), doc
+    if taken:
+        assert slow(orjson.loads(raw)) is not None, doc
+        assert check_message(raw) == [], doc
+    elif not any(type(v) is float and v != v for v in call_values):
+        assert check_message(raw) != [], doc
