@@ -53,6 +53,7 @@ from pydantic import ValidationError
 
 from tokengov.core.contracts import (
     COMPONENT_NAMES,
+    MAX_MESSAGE_BYTES,
     SCHEMA_VERSION,
     TOKEN_NAMES,
     UNATTRIBUTED,
@@ -511,10 +512,7 @@ class TokenEmitter:
         slow: Any = None
         try:
             raw = _ENCODER.encode(parts if len(parts) > 1 else parts[0])
-            if all(type(part) is _CallDoc for part in parts):  # their values, checked as they are
-                slow = check_calls(list(map(msgspec.structs.astuple, parts)), raw)  # type: ignore[arg-type]
-            else:
-                slow = check_message(raw)
+            slow = self._check(parts, raw)
         except TypeError:  # a value JSON cannot hold: the models decide every event
             pass
         if slow == []:
@@ -527,10 +525,29 @@ class TokenEmitter:
             return None
         return key.encode(), _ENCODER.encode(kept if len(kept) > 1 else kept[0]), len(kept)
 
+    @staticmethod
+    def _check(parts: list[_Part | None], raw: bytes) -> list[int] | None:
+        """The contract's fast path on a message: the recorded calls on the values written
+        (:func:`~tokengov.core.decoding.check_calls`, which also refuses a float JSON would
+        write as null), the others (already the models' JSON, or the values') on their bytes
+        (:func:`~tokengov.core.decoding.check_message`). The indexes the models must decide;
+        None: all of them."""
+        calls = [i for i, part in enumerate(parts) if type(part) is _CallDoc]
+        if len(calls) == len(parts):
+            return check_calls(list(map(msgspec.structs.astuple, parts)), raw)  # type: ignore[arg-type]
+        slow = [i for i, part in enumerate(parts) if type(part) is not _CallDoc]
+        if len(raw) > MAX_MESSAGE_BYTES:
+            return None
+        slow = [i for i in slow if check_message(bytes(parts[i])) != []]  # type: ignore[arg-type]
+        if calls:
+            slow_calls = check_calls([msgspec.structs.astuple(parts[i]) for i in calls], raw)  # type: ignore[arg-type]
+            slow += range(len(calls)) if slow_calls is None else [calls[i] for i in slow_calls]
+        return sorted(slow)
+
     def _task_call_doc(self, at: float, values: _Recorded) -> _CallDoc | None:
         """The call :meth:`TaskContext.record` captured, as the models would write it; None
-        when only the models can tell (a reported cost, a float where JSON would write NaN
-        as null, a task id that is not text, a usage payload the readers refuse)."""
+        when only the models can tell (a reported cost, a task id that is not text, a usage
+        payload the readers refuse)."""
         (
             team,
             workflow,
@@ -551,20 +568,9 @@ class TokenEmitter:
             context_window,
             service_tier,
         ) = msgspec.structs.astuple(values)
-        if (
-            cost_usd is not None
-            or type(task_id) is not str
-            or float
-            in (
-                type(team),
-                type(workflow),
-                type(parent),
-                type(tool_name),
-                type(latency_ms),
-                type(context_window),
-                type(service_tier),
-            )
-        ):
+        # A float anywhere (NaN, which JSON writes as null, included) is refused by
+        # check_calls, which judges these values as they are: the models then decide.
+        if cost_usd is not None or type(task_id) is not str:
             return None
         try:
             tokens, usage_tier, missing = read_usage_counts(str(provider or "unknown"), usage)

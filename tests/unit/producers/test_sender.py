@@ -111,6 +111,25 @@ def test_what_the_fast_path_cannot_decide_goes_to_the_models(
     assert docs[0]["cost_usd"] == "0.0012" and docs[1]["latency_ms"] == 5
 
 
+def test_recorded_calls_alone_with_a_float_json_would_write_as_null(
+    emitter: TokenEmitter,
+) -> None:
+    """An envelope of recorded calls only, checked on its values: a NaN (JSON would write
+    null, which the contract takes) and a float where the contract wants an integer or text
+    go to the models, which decide as they would for the values given."""
+    task = emitter.task(team="search", workflow="wf", task_id="t-4")
+    task.record({"input": 10, "output": 1}, model="m", context_window=float("nan"))  # type: ignore[arg-type]
+    task.record({"input": 10, "output": 1}, model="m", tool_name=float("nan"))  # type: ignore[arg-type]
+    task.record({"input": 10, "output": 1}, model="m", latency_ms=5.0)  # type: ignore[arg-type]
+    task.record({"input": 10, "output": 1}, model="m")
+    sent = _sent(emitter)
+    assert emitter.stats.invalid == 2
+    docs = sent[0][1]
+    assert [d["step"] for d in docs] == [3, 4] and docs[0]["latency_ms"] == 5
+    for doc in docs:
+        assert CallEvent.model_validate(doc).model_dump(mode="json") == doc
+
+
 def test_an_invalid_event_gets_the_models_message_naming_the_field(
     emitter: TokenEmitter, caplog: pytest.LogCaptureFixture
 ) -> None:
