@@ -670,8 +670,8 @@ _CALL_VALUES: Final = list[_CallValues]  # type: ignore[valid-type]
 
 def check_calls(calls: list[tuple[Any, ...]], raw: bytes) -> list[int] | None:
     """:func:`check_message` for a sender that holds the values it wrote: ``calls``, each a
-    call's values in the models' field order (``kind`` left out; a struct among them is read
-    by its attributes), and ``raw``, the message msgspec's encoder wrote of them, in that
+    call's values in the models' field order (``kind`` left out; tokens and components as
+    dicts), and ``raw``, the message msgspec's encoder wrote of them, in that
     order (one call: not in a list). The values' types and rules are checked as they are,
     in C: a value is taken only where its JSON is what :func:`check_message` takes (no float
     for an integer, no bool for a number, text as text); ``tests/unit/streams/test_decode.py``
@@ -680,7 +680,7 @@ def check_calls(calls: list[tuple[Any, ...]], raw: bytes) -> list[int] | None:
         return None
     plain = b"\\" not in raw and b"\x7f" not in raw
     try:
-        checked = msgspec.convert(calls, _CALL_VALUES, from_attributes=True)
+        checked = msgspec.convert(calls, _CALL_VALUES)
     except msgspec.ValidationError:
         checked = None
     if checked is not None:
@@ -688,7 +688,7 @@ def check_calls(calls: list[tuple[Any, ...]], raw: bytes) -> list[int] | None:
     slow = []
     for i, values in enumerate(calls):
         try:
-            ok = _check_item(msgspec.convert(values, _CallValues, from_attributes=True), plain)
+            ok = _check_item(msgspec.convert(values, _CallValues), plain)
         except msgspec.ValidationError:
             ok = False
         if not ok:

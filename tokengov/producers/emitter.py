@@ -108,21 +108,14 @@ class EmitterStats:
 _Pending = tuple[str, float, Any]
 
 
-#: The context components of a recorded call as the models write them (0 where not given),
-#: not tracked by the garbage collector, as :class:`_CallDoc`.
-_ComponentsDoc: Final = msgspec.defstruct(
-    "_ComponentsDoc", [(name, Any, 0) for name in COMPONENT_NAMES], gc=False
-)
-
-
 class _CallDoc(msgspec.Struct, gc=False, tag_field="kind", tag="call"):
     """A recorded call as the models write it, every field, in one C call rather than a dict;
     encoded with msgspec and checked as bytes (any value: the check judges what is written).
 
     Not tracked by the garbage collector: a drain keeps up to 50,000 of them alive until their
     envelopes are written, and the collector walking tracked documents cost the sender a
-    third of its time. Safe: it holds no reference cycle (its only dict is the usage
-    reader's counts)."""
+    third of its time. Safe: it holds no reference cycle (its only dicts are the usage
+    reader's counts and the components, of numbers)."""
 
     schema_version: int
     event_id: str
@@ -149,7 +142,6 @@ class _CallDoc(msgspec.Struct, gc=False, tag_field="kind", tag="call"):
 
 
 _ENCODER: Final = msgspec.json.Encoder()
-_NO_COMPONENTS_DOC: Final = _ComponentsDoc()
 # What the sender batches per task: each event (to be written with the others, or already
 # written: the models' JSON, the values' JSON), and what was queued.
 _Part = _CallDoc | msgspec.Raw
@@ -200,6 +192,21 @@ def _event_id_batch(count: int) -> list[str]:
     bits = int.from_bytes(os.urandom(size)) & int.from_bytes(_UUID_KEEP * count)
     text = (bits | int.from_bytes(_UUID_SET * count)).to_bytes(size).hex()
     return list(map("-".join, _UUID_GROUPS.findall(text)))
+
+
+_TIMESTAMPS: Final = list[datetime]
+
+
+def _timestamps(times: list[float]) -> list[datetime]:
+    """``datetime.fromtimestamp(t, UTC)`` of each Unix time, in one C call: msgspec reads a
+    number as a Unix time, an aware UTC datetime rounded to the nearest microsecond (a time
+    exactly halfway, one float in about 15,000 near today's, rounded up where
+    ``fromtimestamp`` rounds to even; ``tests/unit/producers/test_sender.py`` checks it); a
+    ``fromtimestamp`` per call cost the sender 0.4 µs an event."""
+    try:
+        return msgspec.convert(times, _TIMESTAMPS, strict=False)
+    except msgspec.ValidationError:  # not one a datetime holds: each as the models would
+        return [datetime.fromtimestamp(t, UTC) for t in times]
 
 
 def _event_ids() -> Iterator[str]:
@@ -456,14 +463,19 @@ class TokenEmitter:
         """Drain the queue into (key, value, event count) messages, one envelope per task."""
         by_task: dict[str, _Bucket] = {}
         queue, envelope_max = self._queue, self._envelope_max
-        n = 0
-        while queue and n < 50_000:
-            pending = queue.popleft()
-            n += 1
-            prepared = self._prepare(pending)
-            if prepared is None:
-                continue
-            key, part = prepared
+        part: _Part
+        # up to 50,000 at a time (what the call site adds meanwhile waits for the next step)
+        drained = [queue.popleft() for _ in range(min(len(queue), 50_000))]
+        for pending, ts in zip(drained, _timestamps([p[1] for p in drained]), strict=True):
+            recorded = pending[0] == "task-call"  # the usual: TaskContext.record's
+            call = self._task_call_doc(ts, pending[2]) if recorded else None
+            if call is not None:
+                key, part = call.task_id, call
+            else:
+                prepared = self._prepare(pending)
+                if prepared is None:
+                    continue
+                key, part = prepared
             bucket = by_task.get(key)
             if bucket is None:
                 by_task[key] = bucket = ([], [])
@@ -481,14 +493,11 @@ class TokenEmitter:
                     yield message
 
     def _prepare(self, pending: _Pending) -> tuple[str, _Part] | None:
-        """(key, the event): to be written and checked with its envelope, or the models' JSON
-        of it when they had to decide now. None: invalid (logged and counted)."""
+        """(key, the event) for what :meth:`_task_call_doc` did not take: its values' JSON,
+        to be checked with its envelope, or the models' JSON of it when they had to decide
+        now. None: invalid (logged and counted)."""
         kind, at, values = pending
-        if kind == "task-call":
-            call = self._task_call_doc(at, values)
-            if call is not None:
-                return call.task_id, call
-        elif kind in ("call", "outcome") and values.keys() <= _KNOWN_FIELDS[kind]:
+        if kind in ("call", "outcome") and values.keys() <= _KNOWN_FIELDS[kind]:
             doc = self._values_doc(kind, at, values)
             if doc is not None:
                 try:
@@ -544,7 +553,7 @@ class TokenEmitter:
             slow += range(len(calls)) if slow_calls is None else [calls[i] for i in slow_calls]
         return sorted(slow)
 
-    def _task_call_doc(self, at: float, values: _Recorded) -> _CallDoc | None:
+    def _task_call_doc(self, ts: datetime, values: _Recorded) -> _CallDoc | None:
         """The call :meth:`TaskContext.record` captured, as the models would write it; None
         when only the models can tell (a reported cost, a task id that is not text, a usage
         payload the readers refuse)."""
@@ -577,12 +586,11 @@ class TokenEmitter:
         except (ContractError, TypeError, ValueError):
             return None  # the models' path says why
         if not components:
-            parts = _NO_COMPONENTS_DOC
+            parts = _NO_COMPONENTS
         elif type(components) is dict:
-            try:
-                parts = _ComponentsDoc(**components)
-            except TypeError:  # a part the contract does not know: the models name it
-                return None
+            # in the models' order, 0 where not given; a part the contract does not know
+            # stays, for check_calls to refuse and the models to name
+            parts = {**_NO_COMPONENTS, **components}
         else:
             return None
         if service_tier is None:
@@ -590,7 +598,7 @@ class TokenEmitter:
         return _CallDoc(
             SCHEMA_VERSION,
             next(self._ids),
-            datetime.fromtimestamp(at, UTC),
+            ts,
             UNATTRIBUTED if team is None or (type(team) is str and not team.strip()) else team,
             UNATTRIBUTED
             if workflow is None or (type(workflow) is str and not workflow.strip())

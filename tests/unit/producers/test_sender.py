@@ -10,7 +10,9 @@ the sender's drain (``_messages``) runs on a queue filled at the call site.
 from __future__ import annotations
 
 import logging
+import math
 import uuid
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,8 @@ from typing import Any
 import orjson
 import pytest
 from anthropic.types import Message
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from openai.types.chat import ChatCompletion
 
 from tests.unit.producers.test_sdk_payloads import CHAT, MESSAGE
@@ -30,7 +34,7 @@ from tokengov.core.contracts import (
 )
 from tokengov.core.errors import ContractError
 from tokengov.producers.adapters import Usage, read_usage
-from tokengov.producers.emitter import TokenEmitter, _event_id_batch
+from tokengov.producers.emitter import TokenEmitter, _event_id_batch, _timestamps
 
 
 def _sent(emitter: TokenEmitter) -> list[tuple[bytes, list[dict[str, Any]]]]:
@@ -54,6 +58,31 @@ def test_event_ids_are_random_uuids_as_new_event_id_makes_them() -> None:
     for text in ids:
         parsed = uuid.UUID(text)  # the standard library's reading of RFC 9562
         assert parsed.version == 4 and parsed.variant == uuid.RFC_4122 and str(parsed) == text
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.floats(min_value=0, max_value=4_102_444_800, allow_nan=False),
+            st.integers(0, 4_102_444_800).map(lambda t: t + 0.5e-6),  # halfway: rounded even
+            st.integers(0, 4_102_444_800 * 10**6).map(lambda us: us / 10**6),
+        ),
+        max_size=20,
+    )
+)
+def test_the_senders_timestamps_are_fromtimestamps(times: list[float]) -> None:
+    """The sender reads the call times of a drain in one go: each is
+    datetime.fromtimestamp(t, UTC), to the microsecond, but for a time exactly halfway between
+    two microseconds (one float in about 15,000 near today's), rounded up rather than to
+    the even one."""
+    for t, ts in zip(times, _timestamps(times), strict=True):
+        expected = datetime.fromtimestamp(t, UTC)
+        assert ts.tzinfo is UTC
+        if math.modf(t)[0] * 1e6 % 1 == 0.5:  # a tie as fromtimestamp computes it
+            assert ts - expected in (timedelta(0), timedelta(microseconds=1)), t
+        else:
+            assert ts == expected, t
 
 
 def test_every_message_is_the_models_json_of_it(emitter: TokenEmitter) -> None:
