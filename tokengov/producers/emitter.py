@@ -522,7 +522,7 @@ class TokenEmitter:
         try:
             raw = _ENCODER.encode(parts if len(parts) > 1 else parts[0])
             slow = self._check(parts, raw)
-        except TypeError:  # a value JSON cannot hold: the models decide every event
+        except (TypeError, ValueError):  # a value JSON cannot hold: the models decide each
             pass
         if slow == []:
             return key.encode(), raw, len(parts)

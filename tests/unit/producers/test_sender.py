@@ -159,6 +159,20 @@ def test_recorded_calls_alone_with_a_float_json_would_write_as_null(
         assert CallEvent.model_validate(doc).model_dump(mode="json") == doc
 
 
+def test_text_json_cannot_hold_goes_to_the_models(
+    emitter: TokenEmitter, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A lone surrogate (no UTF-8 for it): the envelope cannot be written, so the models
+    decide each event; the others are sent, that one is refused naming the field."""
+    task = emitter.task(team="search", workflow="wf", task_id="t-5")
+    task.record({"input": 10, "output": 1}, model="m\udc80")
+    task.record({"input": 10, "output": 1}, model="m")
+    with caplog.at_level(logging.WARNING, logger="tokengov.producers.emitter"):
+        sent = _sent(emitter)
+    assert emitter.stats.invalid == 1 and "model:" in caplog.text
+    assert [d["step"] for d in sent[0][1]] == [2]
+
+
 def test_an_invalid_event_gets_the_models_message_naming_the_field(
     emitter: TokenEmitter, caplog: pytest.LogCaptureFixture
 ) -> None:
