@@ -8,15 +8,14 @@ into envelopes, and produces them with confluent-kafka (idempotent,
 clients and aiokafka do). Nothing raises into the agent: an invalid event is
 logged with the field at fault and counted; a full queue counts the overflow.
 
-The sender builds each recorded call as the plain JSON document the models would
-write, serialises the envelope of a task once (orjson) and validates those very
-bytes with the contract's fast path (:func:`tokengov.core.decoding.check_message`:
-msgspec checks the contract's types, ranges, lengths and timestamp in C; it takes
-only what the models take; an envelope of recorded calls alone is checked by
-:func:`~tokengov.core.decoding.check_calls` on the values it was written from, with no
-JSON read back); the events it is not sure about go one by one through
-the pydantic models, which keep the valid events and name the field at fault in
-the others.
+The sender builds each recorded call as the document the models would write,
+serialises the envelope of a task once (msgspec) and checks it with the contract's
+fast path: the recorded calls on the very values written
+(:func:`tokengov.core.decoding.check_calls`: ``msgspec.convert`` checks their types,
+ranges and lengths in C, no JSON read back), any other event on its bytes
+(:func:`tokengov.core.decoding.check_message`); both take only what the models take.
+The events they are not sure about go one by one through the pydantic models, which
+keep the valid events and name the field at fault in the others.
 
 When the broker cannot take messages (all brokers down, delivery timeout, a
 fatal producer error) the emitter purges what librdkafka still holds into a
