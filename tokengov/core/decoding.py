@@ -31,7 +31,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Annotated, Any, Final, Literal, cast
+from typing import Annotated, Any, Final, Literal, cast, get_type_hints
 
 import msgspec
 from pydantic import ValidationError
@@ -568,3 +568,165 @@ def decode_events(raw: bytes | None) -> Decoded:
     if len(result.failures) > 1:
         result.failures.sort(key=lambda f: -1 if f[0].index is None else f[0].index)
     return result
+
+
+# -- path 1 for a producer: the answer alone --------------------------------------------
+
+#: Team and workflow: blank is ``unattributed`` for the models, so only the length is checked.
+_CheckedAttribution = Annotated[str, msgspec.Meta(max_length=MAX_NAME_CHARS)] | None
+
+
+class _CallCheck(_CallWire):
+    """:class:`_CallWire` with the rules msgspec can check in C on the whole message (the
+    timestamp parsed by msgspec's RFC 3339 reader, which refuses everything the models
+    refuse but a missing offset and the range, both :func:`_check_item`'s; the
+    attribution's length); the rest is :func:`_check_item`'s."""
+
+    ts: datetime  # type: ignore[assignment]  # msgspec reads a field again in a subclass
+    team: _CheckedAttribution = None
+    workflow: _CheckedAttribution = None
+
+
+class _OutcomeCheck(_OutcomeWire):
+    ts: datetime  # type: ignore[assignment]
+    team: _CheckedAttribution = None
+    workflow: _CheckedAttribution = None
+
+
+_Check = _CallCheck | _OutcomeCheck
+_CHECK: Final = msgspec.json.Decoder(list[_Check] | _Check)
+_CHECK_ONE: Final = msgspec.json.Decoder(_Check)
+_RAW_ITEMS: Final = msgspec.json.Decoder(list[msgspec.Raw])
+
+
+def _printable(*texts: str | None) -> bool:
+    """The contract's printable text: no C0 control character nor DEL."""
+    return not any(t is not None and _CTRL.search(t) for t in texts)
+
+
+_UNSET: Final = msgspec.UNSET
+
+
+def _check_item(w: Any, plain: bool) -> bool:
+    """The rules of one event (a :class:`_CallCheck` or :class:`_OutcomeCheck`) that
+    :data:`_CHECK` did not check. ``plain``: the message holds neither a backslash nor DEL,
+    so no string in it has a control character (JSON refuses them raw) and every text is
+    printable as the contract means it."""
+    ts = w.ts
+    if ts.tzinfo is None or not TS_MIN <= ts < TS_MAX:
+        return False
+    if type(w) is _OutcomeCheck:
+        return plain or _printable(w.event_id, w.task_id, w.team, w.workflow)
+    t = w.tokens
+    if t is _UNSET:
+        t = _NO_TOKENS
+    inp = t.input
+    if (
+        t.cached_input + t.cache_write > inp
+        or t.cache_write_1h > t.cache_write
+        or t.reasoning > t.output
+        or (w.usage_missing and (inp or t.output))
+    ):
+        return False
+    p = w.components
+    if p is not _UNSET and (
+        p.system
+        + p.tool_definitions
+        + p.retrieved
+        + p.history
+        + p.tool_responses
+        + p.handoff
+        + p.memory
+        > inp
+    ):
+        return False
+    return plain or _printable(
+        w.event_id,
+        w.team,
+        w.workflow,
+        w.task_id,
+        w.agent,
+        w.parent_agent,
+        w.provider,
+        w.model,
+        w.tool_name,
+        w.service_tier,
+    )
+
+
+def check_message(raw: bytes) -> list[int] | None:
+    """Path 1 for a producer that needs the answer only, not the events: ``[]`` when the
+    models accept every event of the message as it is, else the indexes (positions in the
+    envelope) of the items a slower path must decide. None: the slower paths decide the whole
+    message (too large, not JSON, an empty envelope, or one event this path cannot take).
+    Never answers ``[]`` for a message the models would not take whole
+    (``tests/unit/streams/test_decode.py`` checks it with hypothesis)."""
+    if len(raw) > MAX_MESSAGE_BYTES:
+        return None
+    plain = b"\\" not in raw and b"\x7f" not in raw
+    try:
+        doc = _CHECK.decode(raw)
+    except (msgspec.DecodeError, UnicodeDecodeError):  # DecodeError includes ValidationError
+        doc = None
+    if type(doc) is list:
+        return [i for i, w in enumerate(doc) if not _check_item(w, plain)] if doc else None
+    if doc is not None:
+        return [] if _check_item(doc, plain) else None
+    # an item or more is not for this path: which ones
+    try:
+        items = _RAW_ITEMS.decode(raw)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return None
+    slow = []
+    for i, item in enumerate(items):
+        try:
+            ok = _check_item(_CHECK_ONE.decode(item), plain)
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            ok = False
+        if not ok:
+            slow.append(i)
+    return slow or None
+
+
+#: A call's values in the models' field order (``kind`` left out), with the types
+#: :class:`_CallCheck` gives them: msgspec checks a sender's values in C (``msgspec.convert``
+#: of a tuple), with no JSON read back.
+_CallValues: Final = msgspec.defstruct(
+    "_CallValues",
+    [
+        (name, get_type_hints(_CallCheck, include_extras=True)[name])
+        for name in CallEvent.model_fields
+        if name != "kind"
+    ],
+    array_like=True,
+    gc=False,
+)
+_CALL_VALUES: Final = list[_CallValues]  # type: ignore[valid-type]
+
+
+def check_calls(calls: list[tuple[Any, ...]], raw: bytes) -> list[int] | None:
+    """:func:`check_message` for a sender that holds the values it wrote: ``calls``, each a
+    call's values in the models' field order (``kind`` left out; tokens and components as
+    dicts), and ``raw``, the message msgspec's encoder wrote of them, in that
+    order (one call: not in a list). The values' types and rules are checked as they are,
+    in C: a value is taken only where its JSON is what :func:`check_message` takes (no float
+    for an integer, no bool for a number, text as text); ``tests/unit/streams/test_decode.py``
+    checks that the models take what this takes, as :func:`check_message` does."""
+    if len(raw) > MAX_MESSAGE_BYTES or not calls:
+        return None
+    plain = b"\\" not in raw and b"\x7f" not in raw
+    try:
+        checked = msgspec.convert(calls, _CALL_VALUES)
+    except msgspec.ValidationError:
+        checked = None
+    if checked is not None:
+        return [i for i, w in enumerate(checked) if not _check_item(w, plain)]
+    slow = []
+    for i, values in enumerate(calls):
+        try:
+            ok = _check_item(msgspec.convert(values, _CallValues), plain)
+        except msgspec.ValidationError:
+            ok = False
+        if not ok:
+            slow.append(i)
+    return slow

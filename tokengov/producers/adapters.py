@@ -594,14 +594,73 @@ def read_usage_counts(
     provider: str, payload: Any
 ) -> tuple[TokenCounts | Mapping[str, int], str | None, bool]:
     """:func:`read_usage` for a caller that validates the whole event itself (the emitter's
-    sender, with the contract's fast path): (token counts, service tier, missing). Each count
-    is a whole number ≥ 0, but for the providers' usage shapes the counts are not checked
-    against each other (cached within input, …) and come as a plain dict of the six counts
-    rather than a :class:`TokenCounts`: should they break the contract, :func:`read_usage`
-    says how."""
+    sender, with the contract's fast path): (token counts, service tier, missing). For the
+    providers' usage shapes the counts come as a plain dict of the six, not checked against
+    each other (cached within input, …) and, for an OpenAI usage as a plain dict, as given
+    (a float or a negative count included): should they break the contract,
+    :func:`read_usage` says how."""
+    if type(payload) is dict:
+        plain = _plain_openai(provider, payload)
+        if plain is not None:
+            return plain
     if isinstance(payload, Usage):
         return payload.tokens, payload.service_tier, payload.missing
     return _read(provider, payload, _unchecked)
+
+
+#: The keys of OpenAI's usage as JSON, in each API's names (with a tier some gateways add).
+_CHAT_KEYS: Final = frozenset(
+    ("prompt_tokens", "completion_tokens", "total_tokens", "service_tier", *_CHAT[2:4])
+)
+_RESPONSES_KEYS: Final = frozenset(
+    ("input_tokens", "output_tokens", "total_tokens", "service_tier", *_RESPONSES[2:4])
+)
+
+
+def _plain_openai(
+    provider: str, u: dict[str, Any]
+) -> tuple[dict[str, int], str | None, bool] | None:
+    """The sender's usual case, read in one go: an OpenAI usage as a plain dict (no other
+    keys, details as dicts), for a provider whose usage is not Anthropic's, so that
+    :func:`_read` would take it to :func:`_openai`. The counts are as given (None is 0): the
+    caller checks the event, and hands what breaks the contract to :func:`read_usage`, which
+    says how. None: :func:`_read` decides."""
+    if "prompt_tokens" in u or "completion_tokens" in u:
+        if not u.keys() <= _CHAT_KEYS:
+            return None
+        input_key, output_key, in_details, out_details = _CHAT[:4]
+    elif ("input_tokens" in u or "output_tokens" in u) and u.keys() <= _RESPONSES_KEYS:
+        input_key, output_key, in_details, out_details = _RESPONSES[:4]
+    else:
+        return None
+    if provider.lower() in _ANTHROPIC:
+        return None
+    cached = write = write_1h = reasoning = None
+    details = u.get(in_details)
+    if details is not None:
+        if type(details) is not dict:
+            return None
+        cached, write = details.get("cached_tokens"), details.get("cache_write_tokens")
+        creation = details.get("cache_creation_token_details")
+        if creation is not None:
+            if type(creation) is not dict:
+                return None
+            write_1h = creation.get("ephemeral_1h_input_tokens")
+    details = u.get(out_details)
+    if details is not None:
+        if type(details) is not dict:
+            return None
+        reasoning = details.get("reasoning_tokens")
+    inp, out, tier = u.get(input_key), u.get(output_key), u.get("service_tier")
+    counts = {
+        "input": 0 if inp is None else inp,
+        "output": 0 if out is None else out,
+        "cached_input": 0 if cached is None else cached,
+        "cache_write": 0 if write is None else write,
+        "cache_write_1h": 0 if write_1h is None else write_1h,
+        "reasoning": 0 if reasoning is None else reasoning,
+    }
+    return counts, (tier if isinstance(tier, str) and tier.strip() else None), False
 
 
 def _read(provider: str, payload: Any, make: _Make) -> tuple[Any, str | None, bool]:

@@ -7,13 +7,22 @@ import json
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import msgspec
 import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.unit.streams.builders import call, outcome
 from tokengov.core.calls import Call, from_model
-from tokengov.core.decoding import decode_events, fast_event, fast_message, parse_event
+from tokengov.core.contracts import CallEvent
+from tokengov.core.decoding import (
+    check_calls,
+    check_message,
+    decode_events,
+    fast_event,
+    fast_message,
+    parse_event,
+)
 from tokengov.core.errors import ContractError
 
 BASE_CALL = call(
@@ -201,6 +210,13 @@ def test_message_path_agrees_with_the_models(data: st.DataObject, base: dict[str
         if fast is not None:  # only what the models accept, identically
             assert expected is not None, doc
             assert fast == (envelope, [expected] * (2 if envelope else 1)), doc
+    # check_message (the sender's): an item it does not send to a slower path is the models'
+    good = orjson.dumps(BASE_OUTCOME)
+    for message, size in ((raw, 1), (b"[" + raw + b"," + good + b"]", 2)):
+        slow_items = check_message(message)
+        if slow_items is not None:
+            assert set(slow_items) <= set(range(size)), doc
+            assert (0 in slow_items) or expected is not None, doc
 
 
 def test_ordinary_messages_take_the_message_path() -> None:
@@ -211,6 +227,9 @@ def test_ordinary_messages_take_the_message_path() -> None:
     # one item the message path is not sure about sends the whole message to the others
     odd = dict(BASE_CALL, step=1.0)
     assert fast_message(orjson.dumps([BASE_CALL, odd])) is None
+    # the sender's check names the items it is not sure about, and takes the others
+    assert check_message(envelope) == []
+    assert check_message(orjson.dumps([BASE_CALL, odd, BASE_OUTCOME, odd])) == [1, 3]
     decoded = decode_events(orjson.dumps([BASE_CALL, odd, {"kind": "call"}]))
     assert [i for i, _ in decoded.events] == [0, 1] and len(decoded.failures) == 1
 
@@ -279,6 +298,8 @@ def agree(doc: dict[str, Any]) -> None:
     fast, expected = fast_event(doc), slow(doc)
     if fast is not None:
         assert expected is not None and fast == expected, doc
+    if check_message(wire(doc)) == []:  # the sender's check: "valid" only if the models agree
+        assert expected is not None, doc
 
 
 @settings(max_examples=800, deadline=None)
@@ -323,3 +344,140 @@ def test_counts_and_their_constraints_agree(tokens, comps, drop, counts) -> None
 )
 def test_names_and_timestamps_agree(field, value, kind) -> None:
     agree({**kind, field: value})
+
+
+#: Times near the contract's edges: its range, the calendar's, the shapes of the offset.
+edge_timestamps = st.one_of(
+    timestamps,
+    st.datetimes(
+        min_value=datetime(1999, 12, 31), max_value=datetime(2100, 1, 2), timezones=st.just(UTC)
+    ).map(lambda d: d.isoformat().replace("+00:00", "Z")),
+    st.builds(
+        "{:04d}-{:02d}-{:02d}T{:02d}:00:00Z".format,
+        st.sampled_from([1999, 2000, 2024, 2026, 2099, 2100]),
+        st.integers(0, 13),
+        st.integers(0, 32),
+        st.sampled_from([0, 23, 24]),
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    tokens=st.fixed_dictionaries(
+        {}, optional={k: st.integers(min_value=0, max_value=4) for k in TOKEN_KEYS}
+    ),
+    comps=st.dictionaries(
+        st.sampled_from(COMPONENT_KEYS), st.integers(min_value=0, max_value=3), max_size=2
+    ),
+    ts=st.one_of(st.just(BASE_CALL["ts"]), edge_timestamps),
+    name=st.one_of(
+        st.none(),
+        st.tuples(
+            st.sampled_from(
+                ["event_id", "task_id", "team", "workflow", "agent", "provider", "model"]
+            ),
+            text,
+        ),
+    ),
+    missing=st.booleans(),
+    kind=st.sampled_from(["call", "outcome"]),
+)
+def test_the_senders_check_agrees_with_the_models(tokens, comps, ts, name, missing, kind) -> None:
+    """An envelope item that check_message takes is one the models take; an ordinary item
+    next to it is taken whatever the other is."""
+    if kind == "call":
+        doc = {**BASE_CALL, "tokens": tokens, "components": comps, "usage_missing": missing}
+    else:
+        doc = dict(BASE_OUTCOME)
+    doc["ts"] = ts
+    if name is not None:
+        doc[name[0]] = name[1]
+    slow_items = check_message(wire([BASE_OUTCOME, doc]))
+    assert slow_items is not None and 0 not in slow_items, doc
+    if 1 not in slow_items:
+        assert slow(doc) is not None, doc
+
+
+def test_the_senders_check_on_the_calendar_and_the_counts() -> None:
+    """Every day of the years at the contract's edges, hours and seconds past their ends, and
+    the counts' rules one by one: check_message takes exactly what the models take."""
+
+    def taken(doc: dict[str, Any]) -> bool:
+        slow_items = check_message(orjson.dumps([BASE_OUTCOME, doc]))
+        assert slow_items is not None and 0 not in slow_items, doc
+        return 1 not in slow_items
+
+    for year in (1999, 2000, 2024, 2026, 2099, 2100):
+        for month in range(14):
+            for day in range(33):
+                for clock in ("00:00:00", "23:59:59.999999", "24:00:00", "12:60:00", "12:00:60"):
+                    doc = {**BASE_CALL, "ts": f"{year:04d}-{month:02d}-{day:02d}T{clock}Z"}
+                    assert taken(doc) == (slow(doc) is not None), doc
+    for ts in ("2026-11-29T05:00:00+00:00", "2000-01-01T05:00:00+05:00", "2026-11-29T05:00:00"):
+        doc = {**BASE_CALL, "ts": ts}
+        assert taken(doc) == (slow(doc) is not None), doc
+    for tokens, missing in (
+        ({"input": 3, "output": 1, "reasoning": 2}, False),
+        ({"input": 3, "cached_input": 2, "cache_write": 2}, False),
+        ({"input": 3, "cache_write": 1, "cache_write_1h": 2}, False),
+        ({"output": 1}, True),
+        ({"input": 1}, True),
+    ):
+        doc = {**BASE_CALL, "tokens": tokens, "usage_missing": missing}
+        assert slow(doc) is None and not taken(doc), doc
+    assert slow(BASE_CALL) is not None and taken(BASE_CALL)
+    doc = {**BASE_CALL, "tokens": {"input": 3}, "components": {"system": 2, "memory": 2}}
+    assert slow(doc) is None and not taken(doc)
+
+
+#: The models' call fields in their order, ``kind`` left out: the values check_calls takes.
+CALL_FIELDS = [name for name in CallEvent.model_fields if name != "kind"]
+#: Python values as a sender holds them: the wire's scalars, NaN, timestamps as datetimes.
+values = st.one_of(scalars, st.just(float("nan")))
+value_timestamps = st.one_of(
+    st.just(datetime(2026, 11, 29, 5, tzinfo=UTC)),
+    st.datetimes(
+        min_value=datetime(1999, 12, 31),
+        max_value=datetime(2100, 1, 2),
+        timezones=st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30))]),
+    ),
+    st.datetimes(),  # naive
+    values,
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(data=st.data(), base=st.sampled_from([BASE_CALL, MISSING_USAGE_CALL]))
+def test_the_senders_check_of_values_agrees_with_the_models(
+    data: st.DataObject, base: dict[str, Any]
+) -> None:
+    """check_calls judges a call's Python values and the message msgspec writes of them: what
+    it takes, the models take from those bytes and check_message takes too; and it takes what
+    check_message takes, but for a NaN (which JSON writes as null)."""
+    doc = {**base, "ts": datetime.fromisoformat(base["ts"])}
+    for key in data.draw(st.lists(st.sampled_from(CALL_FIELDS), max_size=3)):
+        if key == "ts":
+            doc[key] = data.draw(value_timestamps)
+        elif key == "tokens":
+            doc[key] = data.draw(st.one_of(token_dicts, values))
+        elif key == "components":
+            doc["tokens"] = data.draw(token_dicts)
+            doc[key] = data.draw(st.one_of(component_dicts, values))
+        else:
+            doc[key] = data.draw(values)
+    call_values = tuple(doc.get(name) for name in CALL_FIELDS)
+    try:
+        raw = msgspec.json.encode(
+            {"kind": "call", **dict(zip(CALL_FIELDS, call_values, strict=True))}
+        )
+    except (TypeError, ValueError, OverflowError):
+        return  # not written: the sender asks the models
+    taken = check_calls([call_values], raw) == []
+    twice = b"[" + raw + b"," + raw + b"]"
+    assert check_calls([call_values] * 2, twice) == ([] if taken else [0, 1]), doc
+    if taken:
+        assert slow(orjson.loads(raw)) is not None, doc
+        assert check_message(raw) == [], doc
+    elif not any(type(v) is float and v != v for v in call_values):
+        assert check_message(raw) != [], doc
