@@ -12,7 +12,9 @@ version 3 adds the ``detector`` of a token-debt finding; version 4 makes the
 rollups exact for every value the contract accepts (see :func:`_v4`); version 5
 records usage as the providers report it and where each price came from (see
 :func:`_v5`); version 6 adds ``task_spend_hourly``, the per-task aggregate the reports
-``top-tasks`` and ``unit-economics`` read (see :func:`_v6`).
+``top-tasks`` and ``unit-economics`` read (see :func:`_v6`); version 7 adds ``task_totals``,
+one row per task with its lifetime sums and its latest outcome, which those reports read
+for every task wholly inside their window (see :func:`_v7`).
 
 Exactly-once (see docs/clickhouse.md): the raw tables are ReplacingMergeTree on
 their event id and keep a deduplication log of their last ``dedup_window``
@@ -40,6 +42,7 @@ __all__ = [
     "ROLLUP_COUNT",
     "ROLLUP_MONEY",
     "TASK_ROLLUP",
+    "TASK_TOTALS",
     "TS_MAX",
     "TS_MIN",
     "TTL_TABLES",
@@ -48,7 +51,9 @@ __all__ = [
     "latest_version",
     "repair_rollup",
     "repair_task_rollup",
+    "repair_task_totals",
     "task_rollup_differences",
+    "task_totals_differences",
 ]
 
 TS: Final = "DateTime64(3, 'UTC')"
@@ -608,6 +613,162 @@ def _v6(opts: SchemaOptions) -> list[str]:
     ]
 
 
+#: The per-task totals (version 7): one row per task over its whole life.
+TASK_TOTALS: Final = "task_totals"
+#: The stand-ins an outcome's row gives the call columns, and a call's row the outcome
+#: (``min`` / ``max`` of a real value never pick them: the contract's ``ts`` is in
+#: [2000, 2100), and an outcome's status is never empty).
+_NO_FIRST: Final = f"toDateTime64('{TS_MAX}', 3, 'UTC')"
+_NO_LAST: Final = "toDateTime64('1970-01-01 00:00:00', 3, 'UTC')"
+_OUTCOME: Final = "Tuple(DateTime64(3, 'UTC'), String, Nullable(Float64))"
+_NO_OUTCOME: Final = f"CAST(tuple({_NO_LAST}, '', NULL) AS {_OUTCOME})"
+_RAW_OUTCOME: Final = f"max(CAST(tuple(ts, toString(status), quality) AS {_OUTCOME}))"
+_NO_SUMS: Final = ", ".join(
+    f"{'toDecimal256(0, 12)' if c == 'cost_usd' else 'toInt256(0)'} AS {c}" for c, _ in _TASK_SUMS
+)
+
+
+def task_totals_v7(opts: SchemaOptions) -> str:
+    """Per task (``task_id``, over its whole life): the sums of ``task_spend_hourly``, the
+    teams and workflows its calls named, its first and last call, and its latest outcome
+    (``(ts, status, quality)``, the greatest tuple: the outcome with the latest ``ts``).
+    Calls and outcomes arrive as separate rows (one view each) that the merge — or
+    ``FINAL`` — folds into one; every column but the sums is a ``min`` / ``max`` /
+    set union, which a duplicate cannot change."""
+    sums = ",\n    ".join(
+        f"{c} {ROLLUP_MONEY if c == 'cost_usd' else ROLLUP_COUNT}" for c, _ in _TASK_SUMS
+    )
+    return f"""CREATE TABLE IF NOT EXISTS {TASK_TOTALS} (
+    task_id String,
+    {sums},
+    teams SimpleAggregateFunction(groupUniqArrayArray, Array(String)),
+    workflows SimpleAggregateFunction(groupUniqArrayArray, Array(String)),
+    first_call SimpleAggregateFunction(min, {TS}),
+    last_call SimpleAggregateFunction(max, {TS}),
+    outcome SimpleAggregateFunction(max, {_OUTCOME})
+) ENGINE = SummingMergeTree
+ORDER BY task_id
+SETTINGS {_dedup(opts)}"""
+
+
+def _task_calls_select() -> str:
+    sums = ",\n    ".join(f"{expr} AS {c}" for c, expr in _TASK_SUMS)
+    return f"""SELECT
+    task_id,
+    {sums},
+    groupUniqArray(toString(team)) AS teams,
+    groupUniqArray(toString(workflow)) AS workflows,
+    min(ts) AS first_call,
+    max(ts) AS last_call,
+    {_NO_OUTCOME} AS outcome
+FROM token_events
+GROUP BY task_id"""
+
+
+def _task_outcomes_select() -> str:
+    return f"""SELECT
+    task_id,
+    {_NO_SUMS},
+    CAST([] AS Array(String)) AS teams,
+    CAST([] AS Array(String)) AS workflows,
+    {_NO_FIRST} AS first_call,
+    {_NO_LAST} AS last_call,
+    {_RAW_OUTCOME} AS outcome
+FROM task_outcomes
+GROUP BY task_id"""
+
+
+def repair_task_totals(ttl_days: int | None, tasks: str | None = None) -> str:
+    """The INSERT of :func:`task_totals_differences` into ``task_totals``."""
+    names = ", ".join(c for c, _ in _TASK_SUMS)
+    return (
+        f"INSERT INTO {TASK_TOTALS} (task_id, {names}, teams, workflows, first_call, "
+        "last_call, outcome)\n" + task_totals_differences(ttl_days, tasks)
+    )
+
+
+def task_totals_differences(ttl_days: int | None, tasks: str | None = None) -> str:
+    """The rows to insert, for every task where ``task_totals`` differs from ``token_events
+    FINAL`` and ``task_outcomes FINAL``: the difference of the sums, and the raw rows' own
+    teams, workflows, first/last call and latest outcome (a union / ``min`` / ``max`` with
+    an equal value changes nothing). Afterwards they are equal; running it again adds
+    nothing; on an empty table it is the backfill. ``tasks``: a subquery or list of task ids
+    to limit it to (the writer's reconciliation); None, every task. With a retention
+    (``ttl_days``), tasks whose first call or outcome is older than it are left alone (their
+    raw rows may be gone)."""
+    names = [c for c, _ in _TASK_SUMS]
+    raw = ", ".join(expr for _, expr in _TASK_SUMS)
+    negated = ", ".join(f"-{c}" for c in names)
+    totals = ", ".join(f"sum(d{i}) AS {c}" for i, c in enumerate(names))
+    aliases = ", ".join(f"d{i}" for i in range(len(names)))
+    zeros = ", ".join("toDecimal256(0, 12)" if c == "cost_usd" else "toInt256(0)" for c in names)
+    only = "" if tasks is None else f" AND task_id IN ({tasks})"
+    # The raw rows' (src != 0; the stand-ins where a task has no calls or no outcome) and
+    # the table's (src = 0) own values; compared only where the raw rows have the task.
+    same = " AND ".join(
+        [
+            "minIf(f, src != 0) = minIf(f, src = 0)",
+            "maxIf(l, src != 0) = maxIf(l, src = 0)",
+            "arraySort(groupUniqArrayArrayIf(tm, src != 0)) "
+            "= arraySort(groupUniqArrayArrayIf(tm, src = 0))",
+            "arraySort(groupUniqArrayArrayIf(wf, src != 0)) "
+            "= arraySort(groupUniqArrayArrayIf(wf, src = 0))",
+            "maxIf(o, src != 0) = maxIf(o, src = 0)",
+        ]
+    )
+    sums_differ = " OR ".join(f"sum(d{i}) != 0" for i in range(len(names)))
+    having = f"({sums_differ} OR (countIf(src != 0) > 0 AND NOT ({same})))"
+    if ttl_days is not None:
+        horizon = f"now64(3, 'UTC') - toIntervalDay({ttl_days})"
+        having += (
+            f" AND minIf(f, src != 0) > {horizon}"
+            f" AND (maxIf(o, src != 0).1 = {_NO_LAST} OR maxIf(o, src != 0).1 > {horizon})"
+        )
+    # src 1: the calls' totals, 2: the outcomes' latest, 0: the table's (sums negated).
+    return f"""SELECT task_id, {totals},
+    groupUniqArrayArrayIf(tm, src != 0) AS teams,
+    groupUniqArrayArrayIf(wf, src != 0) AS workflows,
+    if(countIf(src != 0) > 0, minIf(f, src != 0), {_NO_FIRST}) AS first_call,
+    if(countIf(src != 0) > 0, maxIf(l, src != 0), {_NO_LAST}) AS last_call,
+    if(countIf(src != 0) > 0, maxIf(o, src != 0), {_NO_OUTCOME}) AS outcome
+FROM (
+    SELECT task_id, {raw}, groupUniqArray(toString(team)), groupUniqArray(toString(workflow)),
+        min(ts), max(ts), {_NO_OUTCOME}, 1
+    FROM token_events FINAL
+    WHERE ts >= '{TS_MIN}' AND ts < '{TS_MAX}'{only}
+    GROUP BY task_id
+    UNION ALL
+    SELECT task_id, {zeros}, [], [], {_NO_FIRST}, {_NO_LAST}, {_RAW_OUTCOME}, 2
+    FROM task_outcomes FINAL
+    WHERE ts >= '{TS_MIN}' AND ts < '{TS_MAX}'{only}
+    GROUP BY task_id
+    UNION ALL
+    SELECT task_id, {negated}, teams, workflows, CAST(first_call AS {TS}),
+        CAST(last_call AS {TS}), CAST(outcome AS {_OUTCOME}), 0
+    FROM {TASK_TOTALS}
+    WHERE 1{only}
+) AS t (task_id, {aliases}, tm, wf, f, l, o, src)
+GROUP BY task_id
+HAVING {having}"""
+
+
+def _v7(opts: SchemaOptions) -> list[str]:
+    """The per-task totals ``task_totals``: the table, the views that keep it (calls from
+    ``token_events``, outcomes from ``task_outcomes``), then its backfill from the raw rows
+    (views first, as in version 6: the backfill counts by difference), then one merge of
+    what the backfill wrote."""
+    return [
+        task_totals_v7(opts),
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {TASK_TOTALS}_mv TO {TASK_TOTALS} AS\n"
+        + _task_calls_select(),
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {TASK_TOTALS}_outcomes_mv TO {TASK_TOTALS} AS\n"
+        + _task_outcomes_select(),
+        repair_task_totals(opts.ttl_days),
+        # One part, as the reports read it at rest: FINAL then merges nothing.
+        f"OPTIMIZE TABLE {TASK_TOTALS} FINAL",
+    ]
+
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(
         1, "initial: events, outcomes, alerts, decisions, findings, notifications, rollups", _v1
@@ -629,6 +790,12 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         6,
         "task_spend_hourly: per-task sums, first and last call per hour (view + backfill)",
         _v6,
+    ),
+    Migration(
+        7,
+        "task_totals: per-task lifetime sums, teams, workflows, first/last call and latest "
+        "outcome (two views + backfill)",
+        _v7,
     ),
 )
 
