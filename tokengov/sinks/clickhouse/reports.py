@@ -271,19 +271,19 @@ def unit_economics_sql(*, listed: bool = False) -> str:
     ``task_totals``, with their outcome on the same row — no join; the others per
     (workflow, task) from :func:`task_calls_sql`, joined with their outcome.
     """
+    # The sums stay Int256 (no conversion per task: the ratios are Float64 either way).
     # The others are grouped by (workflow, task) as one string key: length-prefixed, so that
     # it is injective; ClickHouse hashes one string ~1.7× faster than the pair (measured).
     partial = _partial(True, listed)
     return f"""WITH tasks AS (
-    SELECT workflows[1] AS t_workflow, toUInt256(tokens) AS tokens,
-        toUInt256(retry_tokens) AS retry_tokens, cost_usd, outcome
+    SELECT workflows[1] AS t_workflow, tokens, retry_tokens, cost_usd, outcome
     FROM task_totals FINAL
     WHERE {_WHOLE_ONE_WORKFLOW}
     UNION ALL
     SELECT p.t_workflow, p.tokens, p.retry_tokens, p.cost_usd, o.outcome
     FROM (
         SELECT any(workflow) AS t_workflow, any(task_id) AS t_task,
-            toUInt256(sum(n_tokens)) AS tokens, toUInt256(sum(n_retry_tokens)) AS retry_tokens,
+            sum(n_tokens) AS tokens, sum(n_retry_tokens) AS retry_tokens,
             sum(n_cost_usd) AS cost_usd
         FROM (
             {task_calls_sql(partial)}
