@@ -54,6 +54,13 @@ def test_report_statements_read_the_totals_the_aggregate_and_the_raw_ends(listed
         for name in ("hours_from", "hours_to", "head_from", "head_to", "tail_from", "tail_to"):
             assert "{" + name + ":DateTime64(3, 'UTC')}" in sql
         assert "'search'" not in sql  # values are bound, never pasted
+    # none found: only task_totals is read
+    for sql in (
+        reports.top_tasks_sql(listed=listed, partial=False),
+        reports.unit_economics_sql(listed=listed, partial=False),
+    ):
+        assert "task_spend_hourly" not in sql and "token_events" not in sql
+        assert "FROM task_totals FINAL" in sql
     # exact order: Float64 first (monotonic), then the exact Decimal
     assert "ORDER BY toFloat64(cost_usd) DESC, cost_usd DESC, task_id" in (reports.top_tasks_sql())
 

@@ -205,7 +205,7 @@ def _partial(one_workflow: bool, listed: bool) -> str:
     return f"task_id IN (SELECT task_id FROM task_totals FINAL WHERE {_TOUCHES} AND NOT ({whole}))"
 
 
-def top_tasks_sql(*, listed: bool = False) -> str:
+def top_tasks_sql(*, listed: bool = False, partial: bool = True) -> str:
     """The ``limit`` costliest tasks of the window (keys whose calls a repair took back to 0
     are no task), from two disjoint sets of tasks:
 
@@ -219,8 +219,22 @@ def top_tasks_sql(*, listed: bool = False) -> str:
 
     Ordered by the cost as Float64 first (cheap to sort, and monotonic, so ordering by it
     and then by the exact cost is ordering by the exact cost), then by the exact cost.
+
+    ``listed``: the others are bound as ``{partial:Array(String)}`` (else selected by a
+    subquery); ``partial=False``: there are none (the lookup found none), nothing to read.
     """
-    partial = _partial(False, listed)
+    others = ""
+    if partial:
+        others = f"""    UNION ALL
+    SELECT task_id, any(team), any(workflow), toUInt64(sum(n_calls)), toUInt256(sum(n_tokens)),
+        sum(n_cost_usd), toUInt64(sum(n_retries)), toUInt256(sum(n_tool_calls)), min(n_first),
+        max(n_last)
+    FROM (
+        {task_calls_sql(_partial(False, listed))}
+    )
+    GROUP BY task_id
+    HAVING sum(n_calls) > 0
+"""
     return f"""SELECT task_id, task_team, task_workflow, calls, tokens, cost_usd, retries,
     tool_calls, first_call, last_call
 FROM (
@@ -236,16 +250,7 @@ FROM (
         ORDER BY toFloat64(cost_usd) DESC, cost_usd DESC, task_id
         LIMIT {{limit:UInt32}}
     ) AND {_WHOLE}
-    UNION ALL
-    SELECT task_id, any(team), any(workflow), toUInt64(sum(n_calls)), toUInt256(sum(n_tokens)),
-        sum(n_cost_usd), toUInt64(sum(n_retries)), toUInt256(sum(n_tool_calls)), min(n_first),
-        max(n_last)
-    FROM (
-        {task_calls_sql(partial)}
-    )
-    GROUP BY task_id
-    HAVING sum(n_calls) > 0
-)
+{others})
 ORDER BY toFloat64(cost_usd) DESC, cost_usd DESC, task_id
 LIMIT {{limit:UInt32}}"""
 
@@ -256,7 +261,7 @@ def task_outcomes_sql() -> str:
 FROM task_outcomes WHERE task_id IN {tasks:Array(String)} GROUP BY task_id"""
 
 
-def unit_economics_sql(*, listed: bool = False) -> str:
+def unit_economics_sql(*, listed: bool = False, partial: bool = True) -> str:
     """Per workflow over the tasks that called a model in the window.
 
     success: an outcome ``success`` with quality at or above the workflow's
@@ -269,32 +274,36 @@ def unit_economics_sql(*, listed: bool = False) -> str:
     A task's outcome: its latest (by ``ts``) if that is not before ``since``. The tasks as
     in :func:`top_tasks_sql`: those wholly in the window (and of one workflow) from
     ``task_totals``, with their outcome on the same row — no join; the others per
-    (workflow, task) from :func:`task_calls_sql`, joined with their outcome.
+    (workflow, task) from :func:`task_calls_sql`, joined with their outcome (``listed`` and
+    ``partial`` as in :func:`top_tasks_sql`).
     """
     # The sums stay Int256 (no conversion per task: the ratios are Float64 either way).
     # The others are grouped by (workflow, task) as one string key: length-prefixed, so that
     # it is injective; ClickHouse hashes one string ~1.7× faster than the pair (measured).
-    partial = _partial(True, listed)
-    return f"""WITH tasks AS (
-    SELECT workflows[1] AS t_workflow, tokens, retry_tokens, cost_usd, outcome
-    FROM task_totals FINAL
-    WHERE {_WHOLE_ONE_WORKFLOW}
-    UNION ALL
+    others = ""
+    if partial:
+        only = _partial(True, listed)
+        others = f"""    UNION ALL
     SELECT p.t_workflow, p.tokens, p.retry_tokens, p.cost_usd, o.outcome
     FROM (
         SELECT any(workflow) AS t_workflow, any(task_id) AS t_task,
             sum(n_tokens) AS tokens, sum(n_retry_tokens) AS retry_tokens,
             sum(n_cost_usd) AS cost_usd
         FROM (
-            {task_calls_sql(partial)}
+            {task_calls_sql(only)}
         )
         GROUP BY concat(toString(length(task_id)), ':', task_id, toString(workflow))
         HAVING sum(n_calls) > 0
     ) AS p
     ANY LEFT JOIN (
-        SELECT task_id, outcome FROM task_totals FINAL WHERE {partial}
+        SELECT task_id, outcome FROM task_totals FINAL WHERE {only}
     ) AS o ON p.t_task = o.task_id
-),
+"""
+    return f"""WITH tasks AS (
+    SELECT workflows[1] AS t_workflow, tokens, retry_tokens, cost_usd, outcome
+    FROM task_totals FINAL
+    WHERE {_WHOLE_ONE_WORKFLOW}
+{others}),
 joined AS (
     SELECT t_workflow AS workflow, tokens, retry_tokens, cost_usd,
         if(outcome.2 != '' AND outcome.1 >= {_SINCE}, outcome.2, NULL) AS status,
@@ -385,8 +394,8 @@ def _spend(reader: Reader, window: ReportWindow) -> QueryResult:
 def task_statement(name: str, reader: Reader, window: ReportWindow) -> tuple[str, dict[str, Any]]:
     """The statement of ``top-tasks`` or ``unit-economics`` (``name``) for ``window`` and its
     parameters: the partial tasks looked up first (:func:`partial_tasks_sql`) and bound as
-    a list when there are at most :data:`MAX_LISTED_PARTIAL_TASKS` — an empty list reads
-    nothing for them — else selected by the statement itself."""
+    a list when there are at most :data:`MAX_LISTED_PARTIAL_TASKS` (none: the statement has
+    no part for them), else selected by the statement itself."""
     one_workflow = name == "unit-economics"
     if not one_workflow and name != "top-tasks":
         raise ValueError(f"{name!r} is not a per-task report")
@@ -406,8 +415,8 @@ def task_statement(name: str, reader: Reader, window: ReportWindow) -> tuple[str
     listed = len(found.rows) <= MAX_LISTED_PARTIAL_TASKS
     if listed:
         parameters["partial"] = [str(row[0]) for row in found.rows]
-    sql = unit_economics_sql(listed=listed) if one_workflow else top_tasks_sql(listed=listed)
-    return sql, parameters
+    build = unit_economics_sql if one_workflow else top_tasks_sql
+    return build(listed=listed, partial=bool(found.rows)), parameters
 
 
 def _top_tasks(reader: Reader, window: ReportWindow) -> QueryResult:
