@@ -225,13 +225,24 @@ def _raw_per_task(store: ClickHouseStore) -> dict[tuple[Any, ...], tuple[Any, ..
     return {tuple(r[:4]): tuple(r[4:]) for r in rows}
 
 
+_TS_UNIT = "toUInt128('147573952589676412928')"  # 2**67
+_STATUS_UNIT = "toUInt128('36893488147419103232')"  # 2**65
+_QUALITY_FLAG = "toUInt128('18446744073709551616')"  # 2**64
+
+
 def _totals(store: ClickHouseStore) -> dict[str, tuple[Any, ...]]:
-    """``task_totals`` as the reports read it (FINAL), tasks with calls."""
+    """``task_totals`` as the reports read it (FINAL), its outcome unpacked (ts in ms ×
+    2**67 + status 1–3 × 2**65 + quality present × 2**64 + the quality's bits)."""
     rows = store.query(
         "SELECT task_id, calls, tokens, retry_tokens, cost_usd, retries, tool_calls, "
-        "arraySort(teams), arraySort(workflows), first_call, last_call, "
-        "if(outcome.2 = '', NULL, outcome.1), nullIf(outcome.2, ''), outcome.3 "
-        "FROM task_totals FINAL WHERE calls != 0 OR outcome.2 != ''"
+        "team_min, team_max, workflow_min, workflow_max, first_call, last_call, "
+        f"if(outcome = 0, NULL, fromUnixTimestamp64Milli(toInt64(intDiv(outcome, {_TS_UNIT})), "
+        "'UTC')), "
+        f"if(outcome = 0, NULL, ['success', 'failure', 'abandoned'][toUInt8(intDiv(outcome, "
+        f"{_STATUS_UNIT}) % 4)]), "
+        f"if(intDiv(outcome, {_QUALITY_FLAG}) % 2 = 1, "
+        f"reinterpretAsFloat64(toUInt64(outcome % {_QUALITY_FLAG})), NULL) "
+        "FROM task_totals FINAL WHERE calls != 0 OR outcome != 0"
     ).rows
     return {r[0]: tuple(r[1:]) for r in rows}
 
@@ -241,14 +252,14 @@ def _raw_totals(store: ClickHouseStore) -> dict[str, tuple[Any, ...]]:
     its latest outcome."""
     rows = store.query(
         "SELECT task_id, c.calls, c.tokens, c.retry_tokens, c.cost_usd, c.retries, "
-        "c.tool_calls, c.teams, c.workflows, c.first_call, c.last_call, o.at, o.status, "
-        "o.quality FROM ("
+        "c.tool_calls, c.tmin, c.tmax, c.wmin, c.wmax, c.first_call, c.last_call, o.at, "
+        "o.status, o.quality FROM ("
         "  SELECT task_id, count() AS calls, sum(toUInt256(input_tokens) + output_tokens) "
         "  AS tokens, sumIf(toUInt256(input_tokens) + output_tokens, attempt > 1) "
         "  AS retry_tokens, sum(toDecimal256(cost_usd, 12)) AS cost_usd, "
         "  countIf(attempt > 1) AS retries, sum(toUInt256(tool_calls)) AS tool_calls, "
-        "  arraySort(groupUniqArray(toString(team))) AS teams, "
-        "  arraySort(groupUniqArray(toString(workflow))) AS workflows, "
+        "  min(toString(team)) AS tmin, max(toString(team)) AS tmax, "
+        "  min(toString(workflow)) AS wmin, max(toString(workflow)) AS wmax, "
         "  min(ts) AS first_call, max(ts) AS last_call FROM token_events FINAL GROUP BY task_id"
         ") AS c FULL OUTER JOIN ("
         "  SELECT task_id, max(ts) AS at, argMax(toString(status), ts) AS status, "
@@ -299,16 +310,15 @@ def test_migration_backfills_and_reconcile_repairs(tmp_path, policy):
         # task_totals: a task's calls lost, another's doubled, an outcome lost
         store.command(
             "INSERT INTO task_totals SELECT task_id, -calls, -tokens, -retry_tokens, -cost_usd, "
-            "-retries, -tool_calls, teams, workflows, first_call, last_call, outcome "
-            "FROM task_totals FINAL WHERE task_id = 'task-7-2'"
+            "-retries, -tool_calls, team_min, team_max, workflow_min, workflow_max, first_call, "
+            "last_call, outcome FROM task_totals FINAL WHERE task_id = 'task-7-2'"
         )
         store.command(
             "INSERT INTO task_totals SELECT * FROM task_totals FINAL WHERE task_id = 'task-7-3'"
         )
         store.command("OPTIMIZE TABLE task_totals FINAL")
         store.command(
-            "ALTER TABLE task_totals UPDATE outcome = CAST(tuple(toDateTime64(0, 3, 'UTC'), '', "
-            "NULL) AS Tuple(DateTime64(3, 'UTC'), String, Nullable(Float64))) "
+            "ALTER TABLE task_totals UPDATE outcome = 0 "
             "WHERE task_id = 'task-7-4' SETTINGS mutations_sync = 2"
         )
         assert _aggregate(store) != _raw_per_task(store)

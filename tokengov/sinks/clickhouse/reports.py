@@ -34,6 +34,12 @@ from typing import Any, Final
 from tokengov.core.contracts import UNATTRIBUTED
 from tokengov.core.policy import Budget, Policy
 from tokengov.sinks.clickhouse.reader import Reader
+from tokengov.sinks.clickhouse.schema import (
+    OUTCOME_QUALITY_FLAG,
+    OUTCOME_STATUS_UNIT,
+    OUTCOME_STATUSES,
+    OUTCOME_TS_UNIT,
+)
 from tokengov.sinks.clickhouse.store import QueryResult
 
 __all__ = [
@@ -168,15 +174,28 @@ _UNTIL: Final = "{until:DateTime64(3, 'UTC')}"
 #: between its first and last call may all fall outside it.
 _TOUCHES: Final = (
     f"calls > 0 AND first_call < {_UNTIL} AND last_call >= {_SINCE} "
-    "AND ({team:String} = '' OR has(teams, {team:String}))"
+    "AND ({team:String} = '' OR (team_min <= {team:String} AND {team:String} <= team_max))"
 )
 #: A task all of whose calls the window holds (its lifetime totals are the window's).
 _WHOLE: Final = (
     f"calls > 0 AND first_call >= {_SINCE} AND last_call < {_UNTIL} "
-    "AND ({team:String} = '' OR teams = [{team:String}])"
+    "AND ({team:String} = '' OR (team_min = {team:String} AND team_max = {team:String}))"
 )
 #: ... and whose calls all name one workflow (unit-economics counts a task per workflow).
-_WHOLE_ONE_WORKFLOW: Final = f"{_WHOLE} AND length(workflows) = 1"
+_WHOLE_ONE_WORKFLOW: Final = f"{_WHOLE} AND workflow_min = workflow_max"
+#: The latest outcome's parts (``task_totals.outcome``, see
+#: :data:`tokengov.sinks.clickhouse.schema.OUTCOME_TS_UNIT`): counted when its ``ts`` is not
+#: before ``since``.
+_OUTCOME_STATUS: Final = (
+    f"if(outcome != 0 AND intDiv(outcome, toUInt128('{OUTCOME_TS_UNIT}')) "
+    f">= toUnixTimestamp64Milli({_SINCE}), "
+    f"arrayElement({list(OUTCOME_STATUSES)}, toUInt8(intDiv(outcome, "
+    f"toUInt128('{OUTCOME_STATUS_UNIT}')) % 4)), NULL)"
+)
+_OUTCOME_QUALITY: Final = (
+    f"if(intDiv(outcome, toUInt128('{OUTCOME_QUALITY_FLAG}')) % 2 = 1, "
+    f"reinterpretAsFloat64(toUInt64(outcome % toUInt128('{OUTCOME_QUALITY_FLAG}'))), NULL)"
+)
 
 
 #: At most this many partial tasks (see :func:`partial_tasks_sql`) are looked up first and
@@ -238,7 +257,7 @@ def top_tasks_sql(*, listed: bool = False, partial: bool = True) -> str:
     return f"""SELECT task_id, task_team, task_workflow, calls, tokens, cost_usd, retries,
     tool_calls, first_call, last_call
 FROM (
-    SELECT task_id, teams[1] AS task_team, workflows[1] AS task_workflow,
+    SELECT task_id, team_min AS task_team, workflow_min AS task_workflow,
         toUInt64(calls) AS calls, toUInt256(tokens) AS tokens, cost_usd,
         toUInt64(retries) AS retries, toUInt256(tool_calls) AS tool_calls,
         CAST(first_call AS {_TS}) AS first_call, CAST(last_call AS {_TS}) AS last_call
@@ -300,14 +319,14 @@ def unit_economics_sql(*, listed: bool = False, partial: bool = True) -> str:
     ) AS o ON p.t_task = o.task_id
 """
     return f"""WITH tasks AS (
-    SELECT workflows[1] AS t_workflow, tokens, retry_tokens, cost_usd, outcome
+    SELECT workflow_min AS t_workflow, tokens, retry_tokens, cost_usd, outcome
     FROM task_totals FINAL
     WHERE {_WHOLE_ONE_WORKFLOW}
 {others}),
 joined AS (
     SELECT t_workflow AS workflow, tokens, retry_tokens, cost_usd,
-        if(outcome.2 != '' AND outcome.1 >= {_SINCE}, outcome.2, NULL) AS status,
-        outcome.3 AS quality,
+        {_OUTCOME_STATUS} AS status,
+        {_OUTCOME_QUALITY} AS quality,
         indexOf({{bar_workflows:Array(String)}}, t_workflow) AS bar_index,
         status = 'success' AND (bar_index = 0
             OR ifNull(quality, -1) >= {{bar_values:Array(Float64)}}[bar_index]) AS success
