@@ -1,4 +1,5 @@
-"""The per-task aggregate ``task_spend_hourly`` (schema version 6) and the reports that read it.
+"""The per-task aggregate ``task_spend_hourly`` (schema version 6), the per-task totals
+``task_totals`` (version 7) and the reports that read them.
 
 ``top-tasks`` and ``unit-economics`` must answer exactly what a scan of the raw rows answers:
 the expected rows here are computed by this test's own SQL over ``token_events FINAL`` (the
@@ -21,7 +22,14 @@ from tokengov.sinks.clickhouse.decode import MessageDecoder
 from tokengov.sinks.clickhouse.migrate import migrate
 from tokengov.sinks.clickhouse.reader import StoreReader
 from tokengov.sinks.clickhouse.reconcile import reconcile
-from tokengov.sinks.clickhouse.reports import ReportWindow, run_report
+from tokengov.sinks.clickhouse.reports import (
+    ReportWindow,
+    partial_tasks_sql,
+    run_report,
+    task_statement,
+    top_tasks_sql,
+    unit_economics_sql,
+)
 from tokengov.sinks.clickhouse.store import ClickHouseStore
 from tokengov.sinks.clickhouse.writer import COLUMNS
 
@@ -101,11 +109,26 @@ def _windows() -> list[ReportWindow]:
     ]
 
 
-def _assert_reports_equal_raw(store: ClickHouseStore, policy: Policy) -> None:
+def _assert_reports_equal_raw(store: ClickHouseStore, policy: Policy) -> int:
+    """Both reports over every window equal the raw scans; returns how many windows had
+    tasks read call by call (crossed by an end of the window, or of several teams or
+    workflows) — the path of the reports besides ``task_totals``."""
     bars = {n: p.quality_bar for n, p in policy.cost_profiles.items() if p.quality_bar is not None}
     reader = StoreReader(store.dsn)
+    crossed = 0
     try:
         for window in _windows():
+            # The partial tasks bound as a list (what the reports do) and selected by the
+            # statement itself (beyond MAX_LISTED_PARTIAL_TASKS): the same rows.
+            for name, unlisted in (
+                ("top-tasks", top_tasks_sql(listed=False)),
+                ("unit-economics", unit_economics_sql(listed=False)),
+            ):
+                sql, params = task_statement(name, reader, replace(window, policy=policy))
+                assert reader.query(sql, params).rows == reader.query(unlisted, params).rows
+            params = task_statement("unit-economics", reader, window)[1]
+            partial = reader.query(partial_tasks_sql(True), params | {"listed": 100}).rows
+            crossed += bool(partial)
             top = run_report("top-tasks", reader, window)
             raw = _raw(store, RAW_TOP_TASKS, window)[: window.limit]
             # A task of several workflows: its team and workflow are any one of them (any()).
@@ -135,6 +158,7 @@ def _assert_reports_equal_raw(store: ClickHouseStore, policy: Policy) -> None:
                     assert r["retry_token_ratio"] == pytest.approx(retry / total, abs=0.000051)
     finally:
         reader.close()
+    return crossed
 
 
 def _late(events: list[dict[str, Any]], rng: random.Random) -> list[dict[str, Any]]:
@@ -170,9 +194,11 @@ def test_reports_equal_the_raw_scan_with_duplicates_and_late_events(
         )
         wait_committed(bootstrap, group, ends, writer)
         assert writer.counters.duplicates_skipped >= len(again)
-    # The aggregate equals the raw rows key by key, and the reports the raw scans.
+    # The aggregates equal the raw rows key by key, and the reports the raw scans.
     assert _aggregate(store) == _raw_per_task(store)
-    _assert_reports_equal_raw(store, policy)
+    assert _totals(store) == _raw_totals(store)
+    # late calls hours before their task's others: some windows' ends cross tasks
+    assert _assert_reports_equal_raw(store, policy) >= 2
 
 
 _SUMS = "calls, tokens, retry_tokens, cost_usd, retries, tool_calls"
@@ -199,6 +225,50 @@ def _raw_per_task(store: ClickHouseStore) -> dict[tuple[Any, ...], tuple[Any, ..
     return {tuple(r[:4]): tuple(r[4:]) for r in rows}
 
 
+_TS_UNIT = "toUInt128('147573952589676412928')"  # 2**67
+_STATUS_UNIT = "toUInt128('36893488147419103232')"  # 2**65
+_QUALITY_FLAG = "toUInt128('18446744073709551616')"  # 2**64
+
+
+def _totals(store: ClickHouseStore) -> dict[str, tuple[Any, ...]]:
+    """``task_totals`` as the reports read it (FINAL), its outcome unpacked (ts in ms ×
+    2**67 + status 1–3 × 2**65 + quality present × 2**64 + the quality's bits)."""
+    rows = store.query(
+        "SELECT task_id, calls, tokens, retry_tokens, cost_usd, retries, tool_calls, "
+        "team_min, team_max, workflow_min, workflow_max, first_call, last_call, "
+        f"if(outcome = 0, NULL, fromUnixTimestamp64Milli(toInt64(intDiv(outcome, {_TS_UNIT})), "
+        "'UTC')), "
+        f"if(outcome = 0, NULL, ['success', 'failure', 'abandoned'][toUInt8(intDiv(outcome, "
+        f"{_STATUS_UNIT}) % 4)]), "
+        f"if(intDiv(outcome, {_QUALITY_FLAG}) % 2 = 1, "
+        f"reinterpretAsFloat64(toUInt64(outcome % {_QUALITY_FLAG})), NULL) "
+        "FROM task_totals FINAL WHERE calls != 0 OR outcome != 0"
+    ).rows
+    return {r[0]: tuple(r[1:]) for r in rows}
+
+
+def _raw_totals(store: ClickHouseStore) -> dict[str, tuple[Any, ...]]:
+    """The same, written here over the raw rows: each task's calls over its whole life and
+    its latest outcome."""
+    rows = store.query(
+        "SELECT task_id, c.calls, c.tokens, c.retry_tokens, c.cost_usd, c.retries, "
+        "c.tool_calls, c.tmin, c.tmax, c.wmin, c.wmax, c.first_call, c.last_call, o.at, "
+        "o.status, o.quality FROM ("
+        "  SELECT task_id, count() AS calls, sum(toUInt256(input_tokens) + output_tokens) "
+        "  AS tokens, sumIf(toUInt256(input_tokens) + output_tokens, attempt > 1) "
+        "  AS retry_tokens, sum(toDecimal256(cost_usd, 12)) AS cost_usd, "
+        "  countIf(attempt > 1) AS retries, sum(toUInt256(tool_calls)) AS tool_calls, "
+        "  min(toString(team)) AS tmin, max(toString(team)) AS tmax, "
+        "  min(toString(workflow)) AS wmin, max(toString(workflow)) AS wmax, "
+        "  min(ts) AS first_call, max(ts) AS last_call FROM token_events FINAL GROUP BY task_id"
+        ") AS c FULL OUTER JOIN ("
+        "  SELECT task_id, max(ts) AS at, argMax(toString(status), ts) AS status, "
+        "  argMax(quality, ts) AS quality FROM task_outcomes FINAL GROUP BY task_id"
+        ") AS o USING task_id SETTINGS join_use_nulls = 1"
+    ).rows
+    return {r[0]: tuple(r[1:]) for r in rows}
+
+
 def _insert(store: ClickHouseStore, policy: Policy, docs: list[dict[str, Any]]) -> None:
     """Rows as the writer builds them, inserted directly (the views fill the rollups)."""
     import orjson
@@ -218,9 +288,11 @@ def test_migration_backfills_and_reconcile_repairs(tmp_path, policy):
         migrate(store, target=5)
         _insert(store, policy, make_events(40, seed=6))
         report = migrate(store)
-        assert report.applied == [6]
+        assert report.applied == [6, 7]
         assert _aggregate(store) and _aggregate(store) == _raw_per_task(store)
+        assert _totals(store) and _totals(store) == _raw_totals(store)
         _assert_reports_equal_raw(store, policy)
+        assert migrate(store).applied == []
 
         # A view's part of an insert lost (the raw rows landed, the aggregate missed some)
         # and one doubled: the writer's reconciliation of those hours puts it right.
@@ -235,12 +307,28 @@ def test_migration_backfills_and_reconcile_repairs(tmp_path, policy):
             "INSERT INTO task_spend_hourly SELECT * FROM task_spend_hourly "
             "WHERE task_id = 'task-7-1' LIMIT 1"
         )
+        # task_totals: a task's calls lost, another's doubled, an outcome lost
+        store.command(
+            "INSERT INTO task_totals SELECT task_id, -calls, -tokens, -retry_tokens, -cost_usd, "
+            "-retries, -tool_calls, team_min, team_max, workflow_min, workflow_max, first_call, "
+            "last_call, outcome FROM task_totals FINAL WHERE task_id = 'task-7-2'"
+        )
+        store.command(
+            "INSERT INTO task_totals SELECT * FROM task_totals FINAL WHERE task_id = 'task-7-3'"
+        )
+        store.command("OPTIMIZE TABLE task_totals FINAL")
+        store.command(
+            "ALTER TABLE task_totals UPDATE outcome = 0 "
+            "WHERE task_id = 'task-7-4' SETTINGS mutations_sync = 2"
+        )
         assert _aggregate(store) != _raw_per_task(store)
+        assert _totals(store) != _raw_totals(store)
         keys = store.query(
             "SELECT DISTINCT toStartOfHour(ts), team, workflow, model FROM token_events "
             "WHERE task_id LIKE 'task-7-%'"
         ).rows
         assert reconcile(store, [tuple(k) for k in keys]) > 0
         assert _aggregate(store) == _raw_per_task(store)
+        assert _totals(store) == _raw_totals(store)
         assert reconcile(store, [tuple(k) for k in keys]) == 0  # nothing left to correct
         _assert_reports_equal_raw(store, policy)

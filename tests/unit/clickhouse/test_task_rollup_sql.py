@@ -9,7 +9,13 @@ import pytest
 
 from tokengov.sinks.clickhouse import reports
 from tokengov.sinks.clickhouse.reports import ReportWindow, whole_hours
-from tokengov.sinks.clickhouse.schema import MIGRATIONS, SchemaOptions, repair_task_rollup
+from tokengov.sinks.clickhouse.schema import (
+    MIGRATIONS,
+    SchemaOptions,
+    repair_task_rollup,
+    repair_task_totals,
+    task_totals_differences,
+)
 
 
 def _at(hour: int, minute: int = 0, second: int = 0, ms: int = 0) -> datetime:
@@ -38,16 +44,45 @@ def test_whole_hours_splits_the_window_once(since, until, split):
     assert params["head_from"].endswith((".000", ".001"))
 
 
-def test_report_statements_read_the_aggregate_and_the_raw_ends():
-    for sql in (reports.top_tasks_sql(), reports.unit_economics_sql()):
+@pytest.mark.parametrize("listed", [True, False])
+def test_report_statements_read_the_totals_the_aggregate_and_the_raw_ends(listed):
+    for sql in (reports.top_tasks_sql(listed=listed), reports.unit_economics_sql(listed=listed)):
+        assert "FROM task_totals FINAL" in sql
         assert "FROM task_spend_hourly" in sql and "FROM token_events" in sql
+        # the partial tasks: the bound list, or the subquery that selects them
+        assert ("{partial:Array(String)}" in sql) is listed
         for name in ("hours_from", "hours_to", "head_from", "head_to", "tail_from", "tail_to"):
             assert "{" + name + ":DateTime64(3, 'UTC')}" in sql
         assert "'search'" not in sql  # values are bound, never pasted
+    # none found: only task_totals is read
+    for sql in (
+        reports.top_tasks_sql(listed=listed, partial=False),
+        reports.unit_economics_sql(listed=listed, partial=False),
+    ):
+        assert "task_spend_hourly" not in sql and "token_events" not in sql
+        assert "FROM task_totals FINAL" in sql
     # exact order: Float64 first (monotonic), then the exact Decimal
-    assert "ORDER BY toFloat64(sum(n_cost_usd)) DESC, sum(n_cost_usd) DESC" in (
-        reports.top_tasks_sql()
-    )
+    assert "ORDER BY toFloat64(cost_usd) DESC, cost_usd DESC, task_id" in (reports.top_tasks_sql())
+
+
+def test_version_7_creates_the_views_before_the_backfill_then_merges():
+    steps = MIGRATIONS[6].steps(SchemaOptions())
+    assert MIGRATIONS[6].version == 7
+    assert steps[0].startswith("CREATE TABLE IF NOT EXISTS task_totals")
+    assert "ORDER BY task_id" in steps[0]
+    assert steps[1].startswith("CREATE MATERIALIZED VIEW IF NOT EXISTS task_totals_mv")
+    assert "FROM token_events" in steps[1]
+    assert steps[2].startswith("CREATE MATERIALIZED VIEW IF NOT EXISTS task_totals_outcomes_mv")
+    assert "FROM task_outcomes" in steps[2]
+    assert steps[3] == repair_task_totals(None)
+    assert steps[4] == "OPTIMIZE TABLE task_totals FINAL"
+
+
+def test_totals_repair_limited_to_tasks_and_to_the_retention():
+    sql = task_totals_differences(30, "'a', 'b'")
+    assert sql.count("task_id IN ('a', 'b')") == 3  # calls, outcomes, the table
+    assert "toIntervalDay(30)" in sql
+    assert "toIntervalDay" not in task_totals_differences(None)
 
 
 def test_version_6_creates_the_view_before_its_backfill():

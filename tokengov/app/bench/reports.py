@@ -1,15 +1,18 @@
 """``tokengov bench reports``: ``top-tasks`` and ``unit-economics`` over millions of events,
-reading the per-task aggregate (schema version 6) next to the raw-table scan they ran before.
+reading the per-task totals and aggregate (schema versions 7 and 6) next to the raw-table
+scan they ran before.
 
 1. The store: ``--events`` call events (an outcome per 10-call task, alerts) generated inside
    chdb with ``INSERT … SELECT FROM numbers()`` (:func:`tokengov.app.bench.sink.generate_history`)
-   into a store at schema version 5, then migrated to the latest version — its backfill of
-   ``task_spend_hourly`` timed. Kept under ``--cache-dir`` and reused by the next run (a store
+   into a store at schema version 5, then migrated to the latest version — its backfills of
+   ``task_spend_hourly`` and ``task_totals`` timed. Kept under ``--cache-dir`` and reused by the next run (a store
    of another size is built anew).
 2. Each report, best of ``--repeat`` (the three runs taking turns), in the same run: the raw-table scan of version 5 (the
    baseline: the statements below, as they were) and the statement ``tokengov report`` runs
-   now, through the same read-only reader; their rows compared (they must be equal), and
-   the whole report (``run_report``: for top-tasks, with its outcome lookup) timed as well.
+   now (with its lookup of the tasks the window's ends cross:
+   :func:`tokengov.sinks.clickhouse.reports.task_statement`), through the same read-only
+   reader; their rows compared (they must be equal), and the whole report (``run_report``:
+   for top-tasks, with its outcome lookup) timed as well.
 """
 
 from __future__ import annotations
@@ -31,9 +34,7 @@ from tokengov.sinks.clickhouse.reader import StoreReader
 from tokengov.sinks.clickhouse.reports import (
     ReportWindow,
     run_report,
-    top_tasks_sql,
-    unit_economics_sql,
-    whole_hours,
+    task_statement,
 )
 from tokengov.sinks.clickhouse.store import ClickHouseStore
 
@@ -102,7 +103,7 @@ class ReportTiming:
     name: str
     window: str
     baseline_s: float  # the raw-table scan (schema version 5's statement)
-    aggregate_s: float  # the same question from task_spend_hourly (the statement alone)
+    aggregate_s: float  # the same question from task_totals / task_spend_hourly (statement)
     report_s: float  # the whole report as `tokengov report` runs it
     rows: int
     identical: bool  # the two statements returned the same rows
@@ -118,7 +119,7 @@ class ReportsBenchResult:
     store: Path
     built: bool
     generate_s: float  # 0 when the cached store was reused
-    backfill_s: float  # the migration to version 6 (0 when reused)
+    backfill_s: float  # the migration from version 5 to the latest (0 when reused)
     aggregate_rows: int
     timings: list[ReportTiming]
 
@@ -134,6 +135,11 @@ def _best(repeat: int, *runs: Callable[[], Any]) -> list[tuple[float, Any]]:
             results[i] = run_once()
             best[i] = min(best[i], time.perf_counter() - started)
     return list(zip(best, results, strict=True))
+
+
+def _statement(reader: StoreReader, name: str, window: ReportWindow) -> Any:
+    """The report's statement as ``tokengov report`` runs it (its lookup included)."""
+    return reader.query(*task_statement(name, reader, window))
 
 
 def _build(path: Path, events: int, progress: Callable[[str], None]) -> tuple[float, float]:
@@ -177,7 +183,7 @@ def run(
             migrate(store)
     dsn = f"chdb://{path / 'clickhouse'}"
     with ClickHouseStore(dsn) as store:
-        aggregate_rows = int(store.fetch("SELECT count() FROM task_spend_hourly").scalar())
+        aggregate_rows = int(store.fetch("SELECT count() FROM task_totals").scalar())
     whole = ReportWindow(START, START + timedelta(days=90), policy=policy)
     # A window whose ends fall inside hours: the raw table is read for the two partial hours.
     ragged = ReportWindow(
@@ -192,15 +198,14 @@ def run(
     try:
         for label, window in (("90 days", whole), ("30 days, ragged ends", ragged)):
             params = window.parameters() | bar_params
-            now = params | whole_hours(window)
-            for name, raw, new in (
-                ("top-tasks", RAW_TOP_TASKS, top_tasks_sql()),
-                ("unit-economics", RAW_UNIT_ECONOMICS, unit_economics_sql()),
+            for name, raw in (
+                ("top-tasks", RAW_TOP_TASKS),
+                ("unit-economics", RAW_UNIT_ECONOMICS),
             ):
                 (base_s, base), (agg_s, agg), (rep_s, _) = _best(
                     repeat,
                     partial(reader.query, raw, params),
-                    partial(reader.query, new, now),
+                    partial(_statement, reader, name, window),
                     partial(run_report, name, reader, window),
                 )
                 timings.append(

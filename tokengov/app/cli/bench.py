@@ -329,8 +329,8 @@ def reports(
     if result.built:
         console.print(
             f"store of {result.events:,} events built in {result.store}: generated in "
-            f"{result.generate_s:.0f} s at schema version 5, migrated to the latest (backfill of "
-            f"task_spend_hourly) in {result.backfill_s:.1f} s"
+            f"{result.generate_s:.0f} s at schema version 5, migrated to the latest (backfills of "
+            f"task_spend_hourly and task_totals) in {result.backfill_s:.1f} s"
         )
     else:
         console.print(f"store of {result.events:,} events reused from {result.store}")
@@ -338,14 +338,14 @@ def reports(
         "report",
         "window",
         "raw scan (before)",
-        "task_spend_hourly",
+        "statement (now)",
         "ratio",
         "whole report",
         "rows",
         "same rows",
         "target < 200 ms",
         title=f"Reports over {result.events:,} events ({result.aggregate_rows:,} rows in "
-        f"task_spend_hourly), best of {repeat}",
+        f"task_totals), best of {repeat}",
         title_justify="left",
     )
     for t in result.timings:

@@ -8,7 +8,9 @@ every (bucket, team, workflow, model) the flush touched, the raw totals
 (``token_events FINAL``) and the rollup totals, and inserts the difference
 into the rollup. Running it again is harmless: the difference is then zero. The
 per-task aggregate ``task_spend_hourly`` is corrected the same way for every (hour, team,
-workflow) the flush touched (:func:`tokengov.sinks.clickhouse.schema.repair_task_rollup`).
+workflow) the flush touched (:func:`tokengov.sinks.clickhouse.schema.repair_task_rollup`),
+and the per-task totals ``task_totals`` for every task with a call in those
+(:func:`tokengov.sinks.clickhouse.schema.repair_task_totals`: its calls and its outcome).
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ from tokengov.sinks.clickhouse.dedup import quote
 from tokengov.sinks.clickhouse.schema import (
     TOKEN_KINDS,
     repair_task_rollup,
+    repair_task_totals,
     task_rollup_differences,
+    task_totals_differences,
 )
 
 if TYPE_CHECKING:
@@ -157,13 +161,24 @@ def reconcile(
                 corrected += len(deltas)
     hours = sorted({(h, t, w) for h, t, w, _m in wanted})
     for start in range(0, len(hours), chunk):
-        literals = ", ".join(
-            f"({_literal(h)}, {quote(t)}, {quote(w)})" for h, t, w in hours[start : start + chunk]
-        )
+        hours_part = hours[start : start + chunk]
+        literals = ", ".join(f"({_literal(h)}, {quote(t)}, {quote(w)})" for h, t, w in hours_part)
+        lo, hi = hours_part[0][0], hours_part[-1][0] + timedelta(hours=1)
         diff = task_rollup_differences(ttl_days, literals)
         differs = int(store.fetch(f"SELECT count() FROM ({diff})").scalar() or 0)
         if differs:
             store.command(repair_task_rollup(ttl_days, literals))
+            corrected += differs
+        tasks = (
+            "SELECT DISTINCT task_id FROM token_events "
+            f"WHERE ts >= toDateTime64('{lo:%Y-%m-%d %H:%M:%S}', 3, 'UTC') "
+            f"AND ts < toDateTime64('{hi:%Y-%m-%d %H:%M:%S}', 3, 'UTC') "
+            f"AND (toStartOfHour(toDateTime(ts, 'UTC')), team, workflow) IN ({literals})"
+        )
+        diff = task_totals_differences(ttl_days, tasks)
+        differs = int(store.fetch(f"SELECT count() FROM ({diff})").scalar() or 0)
+        if differs:
+            store.command(repair_task_totals(ttl_days, tasks))
             corrected += differs
     if corrected:
         log.warning(

@@ -34,19 +34,28 @@ from typing import Any, Final
 from tokengov.core.contracts import UNATTRIBUTED
 from tokengov.core.policy import Budget, Policy
 from tokengov.sinks.clickhouse.reader import Reader
+from tokengov.sinks.clickhouse.schema import (
+    OUTCOME_QUALITY_FLAG,
+    OUTCOME_STATUS_UNIT,
+    OUTCOME_STATUSES,
+    OUTCOME_TS_UNIT,
+)
 from tokengov.sinks.clickhouse.store import QueryResult
 
 __all__ = [
+    "MAX_LISTED_PARTIAL_TASKS",
     "REPORTS",
     "Report",
     "ReportWindow",
     "alerts_sql",
     "budget_spend_sql",
     "coverage_sql",
+    "partial_tasks_sql",
     "run_report",
     "spend_sql",
     "task_calls_sql",
     "task_outcomes_sql",
+    "task_statement",
     "top_tasks_sql",
     "unit_economics_sql",
     "whole_hours",
@@ -125,12 +134,14 @@ def whole_hours(window: ReportWindow) -> dict[str, str]:
     return {name: value.strftime(fmt)[:-3] for name, value in bounds.items()}
 
 
-def task_calls_sql() -> str:
+def task_calls_sql(only: str = "") -> str:
     """The calls of each (team, workflow, task) in the window: ``n_calls``, ``n_tokens``
     (input + output), ``n_retry_tokens`` (of calls with attempt > 1), ``n_cost_usd``,
     ``n_retries``, ``n_tool_calls``, ``n_first``/``n_last`` (first and last call) — several
     rows per task; sum them. The whole hours come from ``task_spend_hourly``, the rest of the
-    window (at most an hour at each end) from ``token_events``."""
+    window (at most an hour at each end) from ``token_events``. ``only``: a condition on
+    ``task_id`` both reads add (the tasks to read)."""
+    restrict = f" AND {only}" if only else ""
     raw = ", ".join(
         [
             "toInt256(count())",
@@ -148,43 +159,120 @@ def task_calls_sql() -> str:
         tool_calls AS n_tool_calls, CAST(first_call AS DateTime64(3, 'UTC')) AS n_first,
         CAST(last_call AS DateTime64(3, 'UTC')) AS n_last
     FROM task_spend_hourly
-    WHERE hour >= {{hours_from:{_TS}}} AND hour < {{hours_to:{_TS}}} AND {_TEAM}
+    WHERE hour >= {{hours_from:{_TS}}} AND hour < {{hours_to:{_TS}}} AND {_TEAM}{restrict}
     UNION ALL
     SELECT team, workflow, task_id, {raw}
     FROM token_events
     WHERE ((ts >= {{head_from:{_TS}}} AND ts < {{head_to:{_TS}}})
-        OR (ts >= {{tail_from:{_TS}}} AND ts < {{tail_to:{_TS}}})) AND {_TEAM}
+        OR (ts >= {{tail_from:{_TS}}} AND ts < {{tail_to:{_TS}}})) AND {_TEAM}{restrict}
     GROUP BY team, workflow, task_id"""
 
 
-def top_tasks_sql() -> str:
-    """The ``limit`` costliest tasks of the window (a task's calls summed over its hours;
-    keys whose calls a repair took back to 0 are no task).
-
-    Two steps over :func:`task_calls_sql`: which tasks (only their cost and calls summed,
-    ordered first by the cost as Float64 — cheap to sort, and monotonic, so ordering by it
-    and then by the exact cost is ordering by the exact cost), then everything about those.
-    """
-    return f"""SELECT task_id, any(team) AS task_team, any(workflow) AS task_workflow,
-    toUInt64(sum(n_calls)) AS calls, toUInt256(sum(n_tokens)) AS tokens,
-    sum(n_cost_usd) AS cost_usd, toUInt64(sum(n_retries)) AS retries,
-    toUInt256(sum(n_tool_calls)) AS tool_calls, min(n_first) AS first_call,
-    max(n_last) AS last_call
-FROM (
-    {task_calls_sql()}
+_SINCE: Final = "{since:DateTime64(3, 'UTC')}"
+_UNTIL: Final = "{until:DateTime64(3, 'UTC')}"
+#: A task of ``task_totals`` (read with FINAL) with calls in the window — perhaps: those
+#: between its first and last call may all fall outside it.
+_TOUCHES: Final = (
+    f"calls > 0 AND first_call < {_UNTIL} AND last_call >= {_SINCE} "
+    "AND ({team:String} = '' OR (team_min <= {team:String} AND {team:String} <= team_max))"
 )
-WHERE task_id IN (
-    SELECT task_id
+#: A task all of whose calls the window holds (its lifetime totals are the window's).
+_WHOLE: Final = (
+    f"calls > 0 AND first_call >= {_SINCE} AND last_call < {_UNTIL} "
+    "AND ({team:String} = '' OR (team_min = {team:String} AND team_max = {team:String}))"
+)
+#: ... and whose calls all name one workflow (unit-economics counts a task per workflow).
+_WHOLE_ONE_WORKFLOW: Final = f"{_WHOLE} AND workflow_min = workflow_max"
+#: The latest outcome's parts (``task_totals.outcome``, see
+#: :data:`tokengov.sinks.clickhouse.schema.OUTCOME_TS_UNIT`): counted when its ``ts`` is not
+#: before ``since``.
+# (Shifts and masks: a division of UInt128 per row costs ~7× the rest of the query.)
+_OUTCOME_STATUS: Final = (
+    f"if(outcome != 0 AND outcome >= toUInt128(greatest(toUnixTimestamp64Milli({_SINCE}), 0))"
+    f" * toUInt128('{OUTCOME_TS_UNIT}'), arrayElement({list(OUTCOME_STATUSES)}, "
+    f"toUInt8(bitAnd(bitShiftRight(outcome, {OUTCOME_STATUS_UNIT.bit_length() - 1}), 3))), NULL)"
+)
+_OUTCOME_QUALITY: Final = (
+    f"if(bitAnd(bitShiftRight(outcome, {OUTCOME_QUALITY_FLAG.bit_length() - 1}), 1) = 1, "
+    f"reinterpretAsFloat64(toUInt64(bitAnd(outcome, toUInt128('{OUTCOME_QUALITY_FLAG - 1}')))), "
+    "NULL)"
+)
+
+
+#: At most this many partial tasks (see :func:`partial_tasks_sql`) are looked up first and
+#: bound to the report's statement as a list; more, and the statement selects them itself.
+MAX_LISTED_PARTIAL_TASKS: Final = 10_000
+
+
+def partial_tasks_sql(one_workflow: bool) -> str:
+    """The tasks that may have calls in the window but are not wholly in it (the window's
+    ends cross them, or they named several teams — or, for unit-economics
+    (``one_workflow``), several workflows): read call by call, their hours from
+    ``task_spend_hourly`` and the window's ragged ends from ``token_events``. Usually few
+    (none when no task crosses an end of the window); ``{listed:UInt32}`` + 1 at most."""
+    whole = _WHOLE_ONE_WORKFLOW if one_workflow else _WHOLE
+    return f"""SELECT task_id FROM task_totals FINAL
+WHERE {_TOUCHES} AND NOT ({whole})
+LIMIT {{listed:UInt32}} + 1"""
+
+
+def _partial(one_workflow: bool, listed: bool) -> str:
+    """The condition on ``task_id`` that selects the partial tasks: the list bound as
+    ``{partial:Array(String)}`` (``listed``), or the subquery itself."""
+    if listed:
+        return "task_id IN {partial:Array(String)}"
+    whole = _WHOLE_ONE_WORKFLOW if one_workflow else _WHOLE
+    return f"task_id IN (SELECT task_id FROM task_totals FINAL WHERE {_TOUCHES} AND NOT ({whole}))"
+
+
+def top_tasks_sql(*, listed: bool = False, partial: bool = True) -> str:
+    """The ``limit`` costliest tasks of the window (keys whose calls a repair took back to 0
+    are no task), from two disjoint sets of tasks:
+
+    * the tasks all of whose calls lie in the window (and name the team, if one is asked
+      for): their lifetime totals in ``task_totals``, one row each — the ``limit`` costliest;
+    * the others that may have calls in it (across one of its ends, or of several teams):
+      their calls in the window from :func:`task_calls_sql`, summed per task.
+
+    The first set is ranked on the cost alone, and only the chosen tasks' other columns
+    are read (by the table's key, ``task_id``).
+
+    Ordered by the cost as Float64 first (cheap to sort, and monotonic, so ordering by it
+    and then by the exact cost is ordering by the exact cost), then by the exact cost.
+
+    ``listed``: the others are bound as ``{partial:Array(String)}`` (else selected by a
+    subquery); ``partial=False``: there are none (the lookup found none), nothing to read.
+    """
+    others = ""
+    if partial:
+        others = f"""    UNION ALL
+    SELECT task_id, any(team), any(workflow), toUInt64(sum(n_calls)), toUInt256(sum(n_tokens)),
+        sum(n_cost_usd), toUInt64(sum(n_retries)), toUInt256(sum(n_tool_calls)), min(n_first),
+        max(n_last)
     FROM (
-        {task_calls_sql()}
+        {task_calls_sql(_partial(False, listed))}
     )
     GROUP BY task_id
     HAVING sum(n_calls) > 0
-    ORDER BY toFloat64(sum(n_cost_usd)) DESC, sum(n_cost_usd) DESC, task_id
-    LIMIT {{limit:UInt32}}
-)
-GROUP BY task_id
-ORDER BY cost_usd DESC, task_id"""
+"""
+    return f"""SELECT task_id, task_team, task_workflow, calls, tokens, cost_usd, retries,
+    tool_calls, first_call, last_call
+FROM (
+    SELECT task_id, team_min AS task_team, workflow_min AS task_workflow,
+        toUInt64(calls) AS calls, toUInt256(tokens) AS tokens, cost_usd,
+        toUInt64(retries) AS retries, toUInt256(tool_calls) AS tool_calls,
+        CAST(first_call AS {_TS}) AS first_call, CAST(last_call AS {_TS}) AS last_call
+    FROM task_totals FINAL
+    WHERE task_id IN (
+        SELECT task_id
+        FROM task_totals FINAL
+        WHERE {_WHOLE}
+        ORDER BY toFloat64(cost_usd) DESC, cost_usd DESC, task_id
+        LIMIT {{limit:UInt32}}
+    ) AND {_WHOLE}
+{others})
+ORDER BY toFloat64(cost_usd) DESC, cost_usd DESC, task_id
+LIMIT {{limit:UInt32}}"""
 
 
 def task_outcomes_sql() -> str:
@@ -193,7 +281,7 @@ def task_outcomes_sql() -> str:
 FROM task_outcomes WHERE task_id IN {tasks:Array(String)} GROUP BY task_id"""
 
 
-def unit_economics_sql() -> str:
+def unit_economics_sql(*, listed: bool = False, partial: bool = True) -> str:
     """Per workflow over the tasks that called a model in the window.
 
     success: an outcome ``success`` with quality at or above the workflow's
@@ -202,36 +290,48 @@ def unit_economics_sql() -> str:
     cost of *all* the workflow's tasks ÷ its successes (failures are part of
     the price of a success). retry_token_ratio: tokens of calls with
     attempt > 1 ÷ all tokens.
+
+    A task's outcome: its latest (by ``ts``) if that is not before ``since``. The tasks as
+    in :func:`top_tasks_sql`: those wholly in the window (and of one workflow) from
+    ``task_totals``, with their outcome on the same row — no join; the others per
+    (workflow, task) from :func:`task_calls_sql`, joined with their outcome (``listed`` and
+    ``partial`` as in :func:`top_tasks_sql`).
     """
-    # The tasks are grouped by (workflow, task) as one string key: length-prefixed, so that
+    # The sums stay Int256 (no conversion per task: the ratios are Float64 either way).
+    # The others are grouped by (workflow, task) as one string key: length-prefixed, so that
     # it is injective; ClickHouse hashes one string ~1.7× faster than the pair (measured).
-    return f"""WITH tasks AS (
-    SELECT any(workflow) AS t_workflow, any(task_id) AS t_task,
-        toUInt256(sum(n_tokens)) AS tokens, toUInt256(sum(n_retry_tokens)) AS retry_tokens,
-        sum(n_cost_usd) AS cost_usd
+    others = ""
+    if partial:
+        only = _partial(True, listed)
+        others = f"""    UNION ALL
+    SELECT p.t_workflow, p.tokens, p.retry_tokens, p.cost_usd, o.outcome
     FROM (
-        {task_calls_sql()}
-    )
-    GROUP BY concat(toString(length(task_id)), ':', task_id, toString(workflow))
-    HAVING sum(n_calls) > 0
-),
-outcomes AS (
-    -- Nullable, so that a task without an outcome joins as NULL (readers may not change
-    -- settings such as join_use_nulls: they run with readonly = 1). One row per task_id,
-    -- so ANY LEFT JOIN (cheaper) joins what LEFT JOIN would.
-    SELECT task_id, toNullable(argMax(status, ts)) AS status,
-        toNullable(argMax(quality, ts)) AS quality
-    FROM task_outcomes
-    WHERE ts >= {{since:DateTime64(3, 'UTC')}}
-    GROUP BY task_id
-),
+        SELECT any(workflow) AS t_workflow, any(task_id) AS t_task,
+            sum(n_tokens) AS tokens, sum(n_retry_tokens) AS retry_tokens,
+            sum(n_cost_usd) AS cost_usd
+        FROM (
+            {task_calls_sql(only)}
+        )
+        GROUP BY concat(toString(length(task_id)), ':', task_id, toString(workflow))
+        HAVING sum(n_calls) > 0
+    ) AS p
+    ANY LEFT JOIN (
+        SELECT task_id, outcome FROM task_totals FINAL WHERE {only}
+    ) AS o ON p.t_task = o.task_id
+"""
+    return f"""WITH tasks AS (
+    SELECT workflow_min AS t_workflow, tokens, retry_tokens, cost_usd, outcome
+    FROM task_totals FINAL
+    WHERE {_WHOLE_ONE_WORKFLOW}
+{others}),
 joined AS (
-    SELECT t.t_workflow AS workflow, t.tokens AS tokens, t.retry_tokens AS retry_tokens,
-        t.cost_usd AS cost_usd, o.status AS status, o.quality AS quality,
-        indexOf({{bar_workflows:Array(String)}}, t.t_workflow) AS bar_index,
-        o.status = 'success' AND (bar_index = 0
-            OR ifNull(o.quality, -1) >= {{bar_values:Array(Float64)}}[bar_index]) AS success
-    FROM tasks AS t ANY LEFT JOIN outcomes AS o ON t.t_task = o.task_id
+    SELECT t_workflow AS workflow, tokens, retry_tokens, cost_usd,
+        {_OUTCOME_STATUS} AS status,
+        {_OUTCOME_QUALITY} AS quality,
+        indexOf({{bar_workflows:Array(String)}}, t_workflow) AS bar_index,
+        status = 'success' AND (bar_index = 0
+            OR ifNull(quality, -1) >= {{bar_values:Array(Float64)}}[bar_index]) AS success
+    FROM tasks
 )
 SELECT workflow,
     count() AS tasks,
@@ -311,9 +411,37 @@ def _spend(reader: Reader, window: ReportWindow) -> QueryResult:
     return reader.query(spend_sql(), window.parameters())
 
 
+def task_statement(name: str, reader: Reader, window: ReportWindow) -> tuple[str, dict[str, Any]]:
+    """The statement of ``top-tasks`` or ``unit-economics`` (``name``) for ``window`` and its
+    parameters: the partial tasks looked up first (:func:`partial_tasks_sql`) and bound as
+    a list when there are at most :data:`MAX_LISTED_PARTIAL_TASKS` (none: the statement has
+    no part for them), else selected by the statement itself."""
+    one_workflow = name == "unit-economics"
+    if not one_workflow and name != "top-tasks":
+        raise ValueError(f"{name!r} is not a per-task report")
+    parameters = window.parameters() | whole_hours(window)
+    if one_workflow:
+        bars: dict[str, float] = {}
+        if window.policy is not None:
+            bars = {
+                workflow: p.quality_bar
+                for workflow, p in window.policy.cost_profiles.items()
+                if p.quality_bar is not None
+            }
+        parameters |= {"bar_workflows": list(bars), "bar_values": list(bars.values())}
+    found = reader.query(
+        partial_tasks_sql(one_workflow), parameters | {"listed": MAX_LISTED_PARTIAL_TASKS}
+    )
+    listed = len(found.rows) <= MAX_LISTED_PARTIAL_TASKS
+    if listed:
+        parameters["partial"] = [str(row[0]) for row in found.rows]
+    build = unit_economics_sql if one_workflow else top_tasks_sql
+    return build(listed=listed, partial=bool(found.rows)), parameters
+
+
 def _top_tasks(reader: Reader, window: ReportWindow) -> QueryResult:
     # Two queries: ClickHouse would compute a CTE once per reference.
-    ranked = reader.query(top_tasks_sql(), window.parameters() | whole_hours(window))
+    ranked = reader.query(*task_statement("top-tasks", reader, window))
     tasks = [str(row[0]) for row in ranked.rows]
     outcomes = dict(reader.query(task_outcomes_sql(), {"tasks": tasks}).rows) if tasks else {}
     columns = ["task_id", "team", "workflow", *ranked.columns[3:], "outcome"]
@@ -322,22 +450,7 @@ def _top_tasks(reader: Reader, window: ReportWindow) -> QueryResult:
 
 
 def _unit_economics(reader: Reader, window: ReportWindow) -> QueryResult:
-    bars: dict[str, float] = {}
-    if window.policy is not None:
-        bars = {
-            name: p.quality_bar
-            for name, p in window.policy.cost_profiles.items()
-            if p.quality_bar is not None
-        }
-    parameters = (
-        window.parameters()
-        | whole_hours(window)
-        | {
-            "bar_workflows": list(bars),
-            "bar_values": list(bars.values()),
-        }
-    )
-    return reader.query(unit_economics_sql(), parameters)
+    return reader.query(*task_statement("unit-economics", reader, window))
 
 
 def _alerts(reader: Reader, window: ReportWindow) -> QueryResult:

@@ -12,7 +12,9 @@ version 3 adds the ``detector`` of a token-debt finding; version 4 makes the
 rollups exact for every value the contract accepts (see :func:`_v4`); version 5
 records usage as the providers report it and where each price came from (see
 :func:`_v5`); version 6 adds ``task_spend_hourly``, the per-task aggregate the reports
-``top-tasks`` and ``unit-economics`` read (see :func:`_v6`).
+``top-tasks`` and ``unit-economics`` read (see :func:`_v6`); version 7 adds ``task_totals``,
+one row per task with its lifetime sums and its latest outcome, which those reports read
+for every task wholly inside their window (see :func:`_v7`).
 
 Exactly-once (see docs/clickhouse.md): the raw tables are ReplacingMergeTree on
 their event id and keep a deduplication log of their last ``dedup_window``
@@ -36,10 +38,15 @@ from typing import Final
 __all__ = [
     "COST_SOURCES",
     "MIGRATIONS",
+    "OUTCOME_QUALITY_FLAG",
+    "OUTCOME_STATUSES",
+    "OUTCOME_STATUS_UNIT",
+    "OUTCOME_TS_UNIT",
     "ROLLUPS",
     "ROLLUP_COUNT",
     "ROLLUP_MONEY",
     "TASK_ROLLUP",
+    "TASK_TOTALS",
     "TS_MAX",
     "TS_MIN",
     "TTL_TABLES",
@@ -48,7 +55,9 @@ __all__ = [
     "latest_version",
     "repair_rollup",
     "repair_task_rollup",
+    "repair_task_totals",
     "task_rollup_differences",
+    "task_totals_differences",
 ]
 
 TS: Final = "DateTime64(3, 'UTC')"
@@ -608,6 +617,196 @@ def _v6(opts: SchemaOptions) -> list[str]:
     ]
 
 
+#: The per-task totals (version 7): one row per task over its whole life.
+TASK_TOTALS: Final = "task_totals"
+#: A task's latest outcome as one number (version 7), so that ``max`` picks it: the
+#: outcome's ``ts`` in milliseconds × 2**67 + its status (1 success, 2 failure,
+#: 3 abandoned) × 2**65 + (quality present) × 2**64 + the quality's IEEE 754 bits (a
+#: quality is ≥ 0: its bits order as it does). 0: no outcome.
+OUTCOME_STATUSES: Final = ("success", "failure", "abandoned")
+OUTCOME_TS_UNIT: Final = 2**67
+OUTCOME_STATUS_UNIT: Final = 2**65
+OUTCOME_QUALITY_FLAG: Final = 2**64
+_U128: Final = "toUInt128('{}')"
+_STATUSES: Final = "[" + ", ".join(f"'{s}'" for s in OUTCOME_STATUSES) + "]"
+_RAW_OUTCOME: Final = (
+    f"max(toUInt128(toUnixTimestamp64Milli(ts)) * {_U128.format(OUTCOME_TS_UNIT)}"
+    f" + toUInt128(indexOf({_STATUSES}, toString(status))) * {_U128.format(OUTCOME_STATUS_UNIT)}"
+    f" + toUInt128(quality IS NOT NULL) * {_U128.format(OUTCOME_QUALITY_FLAG)}"
+    " + toUInt128(reinterpretAsUInt64(ifNull(quality, 0))))"
+)
+_NO_OUTCOME: Final = "toUInt128(0)"
+#: The stand-ins an outcome's row gives the call columns (``min`` / ``max`` of a real value
+#: never pick them: the contract's ``ts`` is in [2000, 2100); no valid UTF-8 text has the
+#: byte 0xFF, so every name sorts below it, and none below the empty string).
+_NO_FIRST: Final = f"toDateTime64('{TS_MAX}', 3, 'UTC')"
+_NO_LAST: Final = "toDateTime64('1970-01-01 00:00:00', 3, 'UTC')"
+_NO_MIN_NAME: Final = "'\\xFF'"
+_NO_MAX_NAME: Final = "''"
+_NAMES: Final = ("team", "workflow")
+_NO_SUMS: Final = ", ".join(
+    f"{'toDecimal256(0, 12)' if c == 'cost_usd' else 'toInt256(0)'} AS {c}" for c, _ in _TASK_SUMS
+)
+
+
+def task_totals_v7(opts: SchemaOptions) -> str:
+    """Per task (``task_id``, over its whole life): the sums of ``task_spend_hourly``, the
+    least and greatest team and workflow its calls named (one team if they are equal), its
+    first and last call, and its latest outcome (``outcome``, see :data:`OUTCOME_TS_UNIT`).
+    Calls and outcomes arrive as separate rows (one view each) that the merge — or
+    ``FINAL`` — folds into one; every column but the sums is a ``min`` / ``max`` of a
+    fixed-size value (cheap to merge), which a duplicate cannot change."""
+    sums = ",\n    ".join(
+        f"{c} {ROLLUP_MONEY if c == 'cost_usd' else ROLLUP_COUNT}" for c, _ in _TASK_SUMS
+    )
+    names = ",\n    ".join(
+        f"{n}_{f} SimpleAggregateFunction({f}, String)" for n in _NAMES for f in ("min", "max")
+    )
+    return f"""CREATE TABLE IF NOT EXISTS {TASK_TOTALS} (
+    task_id String,
+    {sums},
+    {names},
+    first_call SimpleAggregateFunction(min, {TS}),
+    last_call SimpleAggregateFunction(max, {TS}),
+    outcome SimpleAggregateFunction(max, UInt128)
+) ENGINE = SummingMergeTree
+ORDER BY task_id
+SETTINGS {_dedup(opts)}"""
+
+
+def _task_calls_select() -> str:
+    sums = ",\n    ".join(f"{expr} AS {c}" for c, expr in _TASK_SUMS)
+    names = ",\n    ".join(f"{f}(toString({n})) AS {n}_{f}" for n in _NAMES for f in ("min", "max"))
+    return f"""SELECT
+    task_id,
+    {sums},
+    {names},
+    min(ts) AS first_call,
+    max(ts) AS last_call,
+    {_NO_OUTCOME} AS outcome
+FROM token_events
+GROUP BY task_id"""
+
+
+def _task_outcomes_select() -> str:
+    names = ",\n    ".join(
+        f"{_NO_MIN_NAME if f == 'min' else _NO_MAX_NAME} AS {n}_{f}"
+        for n in _NAMES
+        for f in ("min", "max")
+    )
+    return f"""SELECT
+    task_id,
+    {_NO_SUMS},
+    {names},
+    {_NO_FIRST} AS first_call,
+    {_NO_LAST} AS last_call,
+    {_RAW_OUTCOME} AS outcome
+FROM task_outcomes
+GROUP BY task_id"""
+
+
+_TOTALS_COLUMNS: Final = (
+    *(c for c, _ in _TASK_SUMS),
+    *(f"{n}_{f}" for n in _NAMES for f in ("min", "max")),
+    "first_call",
+    "last_call",
+    "outcome",
+)
+
+
+def repair_task_totals(ttl_days: int | None, tasks: str | None = None) -> str:
+    """The INSERT of :func:`task_totals_differences` into ``task_totals``."""
+    return (
+        f"INSERT INTO {TASK_TOTALS} (task_id, {', '.join(_TOTALS_COLUMNS)})\n"
+        + task_totals_differences(ttl_days, tasks)
+    )
+
+
+def task_totals_differences(ttl_days: int | None, tasks: str | None = None) -> str:
+    """The rows to insert, for every task where ``task_totals`` differs from ``token_events
+    FINAL`` and ``task_outcomes FINAL``: the difference of the sums, and the raw rows' own
+    names, first/last call and latest outcome (a ``min`` / ``max`` with an equal value
+    changes nothing). Afterwards they are equal; running it again adds nothing; on an empty
+    table it is the backfill. ``tasks``: a subquery or list of task ids to limit it to (the
+    writer's reconciliation); None, every task. With a retention (``ttl_days``), tasks whose
+    first call or outcome is older than it are left alone (their raw rows may be gone)."""
+    names = [c for c, _ in _TASK_SUMS]
+    raw = ", ".join(expr for _, expr in _TASK_SUMS)
+    negated = ", ".join(f"-{c}" for c in names)
+    zeros = ", ".join("toDecimal256(0, 12)" if c == "cost_usd" else "toInt256(0)" for c in names)
+    totals = ", ".join(f"sum(d{i}) AS {c}" for i, c in enumerate(names))
+    aliases = ", ".join(f"d{i}" for i in range(len(names)))
+    only = "" if tasks is None else f" AND task_id IN ({tasks})"
+    # (alias in t, aggregate, stand-in): the columns that are not sums
+    kept = [
+        ("tmin", "min", _NO_MIN_NAME),
+        ("tmax", "max", _NO_MAX_NAME),
+        ("wmin", "min", _NO_MIN_NAME),
+        ("wmax", "max", _NO_MAX_NAME),
+        ("f", "min", _NO_FIRST),
+        ("l", "max", _NO_LAST),
+        ("o", "max", _NO_OUTCOME),
+    ]
+    # The raw rows' (src != 0; the stand-ins where a task has no calls or no outcome) and
+    # the table's (src = 0) own values; compared only where the raw rows have the task.
+    same = " AND ".join(f"{fn}If({a}, src != 0) = {fn}If({a}, src = 0)" for a, fn, _ in kept)
+    sums_differ = " OR ".join(f"sum(d{i}) != 0" for i in range(len(names)))
+    having = f"({sums_differ} OR (countIf(src != 0) > 0 AND NOT ({same})))"
+    if ttl_days is not None:
+        horizon = f"now64(3, 'UTC') - toIntervalDay({ttl_days})"
+        outcome = "maxIf(o, src != 0)"
+        having += (
+            f" AND minIf(f, src != 0) > {horizon} AND ({outcome} = 0 OR "
+            f"intDiv({outcome}, {_U128.format(OUTCOME_TS_UNIT)}) "
+            f"> toUnixTimestamp64Milli({horizon}))"
+        )
+    values = ",\n    ".join(
+        f"if(countIf(src != 0) > 0, {fn}If({a}, src != 0), {stand_in}) AS {column}"
+        for (a, fn, stand_in), column in zip(kept, _TOTALS_COLUMNS[len(names) :], strict=True)
+    )
+    call_names = ", ".join(f"{f}(toString({n}))" for n in _NAMES for f in ("min", "max"))
+    no_names = ", ".join([_NO_MIN_NAME, _NO_MAX_NAME] * 2)
+    table_names = ", ".join(f"{n}_{f}" for n in _NAMES for f in ("min", "max"))
+    # src 1: the calls' totals, 2: the outcomes' latest, 0: the table's (sums negated).
+    return f"""SELECT task_id, {totals},
+    {values}
+FROM (
+    SELECT task_id, {raw}, {call_names}, min(ts), max(ts), {_NO_OUTCOME}, 1
+    FROM token_events FINAL
+    WHERE ts >= '{TS_MIN}' AND ts < '{TS_MAX}'{only}
+    GROUP BY task_id
+    UNION ALL
+    SELECT task_id, {zeros}, {no_names}, {_NO_FIRST}, {_NO_LAST}, {_RAW_OUTCOME}, 2
+    FROM task_outcomes FINAL
+    WHERE ts >= '{TS_MIN}' AND ts < '{TS_MAX}'{only}
+    GROUP BY task_id
+    UNION ALL
+    SELECT task_id, {negated}, {table_names}, CAST(first_call AS {TS}),
+        CAST(last_call AS {TS}), CAST(outcome AS UInt128), 0
+    FROM {TASK_TOTALS}
+    WHERE 1{only}
+) AS t (task_id, {aliases}, tmin, tmax, wmin, wmax, f, l, o, src)
+GROUP BY task_id
+HAVING {having}"""
+
+
+def _v7(opts: SchemaOptions) -> list[str]:
+    """The per-task totals ``task_totals``: the table, the views that keep it (calls from
+    ``token_events``, outcomes from ``task_outcomes``), then its backfill from the raw rows
+    (views first, as in version 6: the backfill counts by difference), then one merge of
+    what the backfill wrote."""
+    return [
+        task_totals_v7(opts),
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {TASK_TOTALS}_mv TO {TASK_TOTALS} AS\n"
+        + _task_calls_select(),
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {TASK_TOTALS}_outcomes_mv TO {TASK_TOTALS} AS\n"
+        + _task_outcomes_select(),
+        repair_task_totals(opts.ttl_days),
+        # One part, as the reports read it at rest: FINAL then merges nothing.
+        f"OPTIMIZE TABLE {TASK_TOTALS} FINAL",
+    ]
+
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(
         1, "initial: events, outcomes, alerts, decisions, findings, notifications, rollups", _v1
@@ -629,6 +828,12 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         6,
         "task_spend_hourly: per-task sums, first and last call per hour (view + backfill)",
         _v6,
+    ),
+    Migration(
+        7,
+        "task_totals: per-task lifetime sums, least/greatest team and workflow, first/last "
+        "call and latest outcome (two views + backfill)",
+        _v7,
     ),
 )
 
