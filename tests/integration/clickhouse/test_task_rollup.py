@@ -331,4 +331,15 @@ def test_migration_backfills_and_reconcile_repairs(tmp_path, policy):
         assert _aggregate(store) == _raw_per_task(store)
         assert _totals(store) == _raw_totals(store)
         assert reconcile(store, [tuple(k) for k in keys]) == 0  # nothing left to correct
+
+        # A flush of outcomes alone (no call of their tasks in it) whose view part was lost:
+        # the writer names those tasks, and their totals are repaired too.
+        store.command(
+            "ALTER TABLE task_totals UPDATE outcome = 0 "
+            "WHERE task_id = 'task-7-5' SETTINGS mutations_sync = 2"
+        )
+        assert _totals(store) != _raw_totals(store)
+        assert reconcile(store, [], outcome_tasks=["task-7-5"]) == 1
+        assert _totals(store) == _raw_totals(store)
+        assert reconcile(store, [], outcome_tasks=["task-7-5"]) == 0
         _assert_reports_equal_raw(store, policy)

@@ -61,6 +61,7 @@ MAX_REASON_CHARS: Final = 500
 TopicKind = Literal["events", "alerts", "decisions", "findings"]
 
 TOKEN_EVENTS: Final = "token_events"  # noqa: S105
+TASK_OUTCOMES: Final = "task_outcomes"
 
 
 class Item(NamedTuple):
@@ -196,7 +197,7 @@ class MessageDecoder:
                         items.append(Item(TOKEN_EVENTS, row, event.event_id, event.ts))
                 else:
                     assert type(event) is Done
-                    items.append(Item("task_outcomes", done_row(event), event.event_id, event.ts))
+                    items.append(Item(TASK_OUTCOMES, done_row(event), event.event_id, event.ts))
             except Exception as exc:
                 at = index if decoded.envelope else None
                 reason = str(exc) if isinstance(exc, RowError) else _fault(exc)

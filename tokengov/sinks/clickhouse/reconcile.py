@@ -135,10 +135,13 @@ def reconcile(
     store: ClickHouseStore,
     keys: Iterable[RollupKey],
     *,
+    outcome_tasks: Iterable[str] = (),
     ttl_days: int | None = None,
     chunk: int = 500,
 ) -> int:
-    """Correct ``spend_hourly`` and ``spend_daily`` for ``keys``; returns the rows added.
+    """Correct ``spend_hourly``, ``spend_daily``, ``task_spend_hourly`` and ``task_totals``
+    for ``keys`` (and ``task_totals`` for ``outcome_tasks``: the tasks whose outcomes the
+    flush carried, which may have no call among ``keys``); returns the rows added.
 
     Keys older than the raw table's retention are left alone (their raw rows may be gone).
     """
@@ -179,6 +182,14 @@ def reconcile(
         differs = int(store.fetch(f"SELECT count() FROM ({diff})").scalar() or 0)
         if differs:
             store.command(repair_task_totals(ttl_days, tasks))
+            corrected += differs
+    outcomes = sorted(set(outcome_tasks))
+    for start in range(0, len(outcomes), chunk):
+        listed = ", ".join(quote(t) for t in outcomes[start : start + chunk])
+        diff = task_totals_differences(ttl_days, listed)
+        differs = int(store.fetch(f"SELECT count() FROM ({diff})").scalar() or 0)
+        if differs:
+            store.command(repair_task_totals(ttl_days, listed))
             corrected += differs
     if corrected:
         log.warning(

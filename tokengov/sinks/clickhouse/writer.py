@@ -56,7 +56,13 @@ from tokengov.sinks.clickhouse.batch import (
     content_token,
 )
 from tokengov.sinks.clickhouse.deadletter import DeadLetter, DeadLetterProducer
-from tokengov.sinks.clickhouse.decode import TOKEN_EVENTS, Item, MessageDecoder, TopicKind
+from tokengov.sinks.clickhouse.decode import (
+    TASK_OUTCOMES,
+    TOKEN_EVENTS,
+    Item,
+    MessageDecoder,
+    TopicKind,
+)
 from tokengov.sinks.clickhouse.dedup import OwnRows, existing_event_ids
 from tokengov.sinks.clickhouse.encode import (
     DEDUP_TABLES,
@@ -69,7 +75,7 @@ from tokengov.sinks.clickhouse.encode import (
 from tokengov.sinks.clickhouse.flush_plans import load_plans, write_plans
 from tokengov.sinks.clickhouse.migrate import migrate
 from tokengov.sinks.clickhouse.reconcile import RollupKey, reconcile
-from tokengov.sinks.clickhouse.rows import TABLE_COLUMNS, TOKEN_EVENT_COLUMNS
+from tokengov.sinks.clickhouse.rows import OUTCOME_COLUMNS, TABLE_COLUMNS, TOKEN_EVENT_COLUMNS
 from tokengov.sinks.clickhouse.schema import SchemaOptions
 from tokengov.sinks.clickhouse.store import ClickHouseStore, StoreError
 
@@ -80,6 +86,7 @@ log = logging.getLogger(__name__)
 COLUMNS: Final[Mapping[str, tuple[str, ...]]] = TABLE_COLUMNS
 
 _TEAM, _WORKFLOW, _MODEL = (TOKEN_EVENT_COLUMNS.index(c) for c in ("team", "workflow", "model"))
+_OUTCOME_TASK = OUTCOME_COLUMNS.index("task_id")
 
 #: Called at each stage of a flush ("planned", "inserted", "committed"); tests use it.
 StageHook = Callable[[str, Flush], None]
@@ -723,12 +730,20 @@ class SinkWriter:
     def _reconcile(self, flush: Flush) -> None:
         self._decode_rows(flush)
         keys: set[RollupKey] = set()
+        outcome_tasks: set[str] = set()
         for _, item in flush.items():
             if item.table == TOKEN_EVENTS and item.ts is not None:
                 row = item.row
                 hour = item.ts.replace(minute=0, second=0, microsecond=0)
                 keys.add((hour, row[_TEAM], row[_WORKFLOW], row[_MODEL]))
-        rows = reconcile(self._store, keys, ttl_days=self.config.schema.ttl_days)
+            elif item.table == TASK_OUTCOMES:
+                outcome_tasks.add(item.row[_OUTCOME_TASK])
+        rows = reconcile(
+            self._store,
+            keys,
+            outcome_tasks=outcome_tasks,
+            ttl_days=self.config.schema.ttl_days,
+        )
         self.counters.reconciled_flushes += 1
         self.counters.reconciled_rows += rows
         self._stage("reconciled", flush)
