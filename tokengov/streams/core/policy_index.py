@@ -56,12 +56,13 @@ class PolicyView:
             wf: p.max_same_tool_calls or self.settings.default_max_same_tool_calls
             for wf, p in self.profiles.items()
         }
+        self.default_loop_limit = self.settings.default_max_same_tool_calls
         self.late_grace_ms = int(self.settings.late_grace.total_seconds() * 1000)
         self.clock_ahead_ms = int(self.settings.max_clock_ahead.total_seconds() * 1000)
         self.clock_behind_ms = int(self.settings.max_clock_behind.total_seconds() * 1000)
 
     def loop_limit(self, workflow: str) -> int:
-        return self.loop_limits.get(workflow, self.settings.default_max_same_tool_calls)
+        return self.loop_limits.get(workflow, self.default_loop_limit)
 
     def budget_team(self, budget: Budget) -> str:
         """The team that owns a budget's spend: the team itself, or the workflow's owner."""

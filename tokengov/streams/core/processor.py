@@ -193,9 +193,10 @@ class PartitionProcessor:
         wm = agg.watermark_ms
         fast = 0
         try:
+            alerts = out.alerts
+            alerts_before = len(alerts)
             for index, event in events:
                 pos = base | index
-                alerts_before = len(out.alerts)
                 try:
                     cost = None
                     if type(event) is Call:
@@ -261,8 +262,10 @@ class PartitionProcessor:
                         raise
                     failures.append((index, event, exc))
                     applied, wm = max(applied, agg.applied_pos), max(wm, agg.watermark_ms)
-                if alert_ts_ms is not None and len(out.alerts) > alerts_before:
-                    alert_ts_ms.extend([event.ts_ms] * (len(out.alerts) - alerts_before))
+                if len(alerts) != alerts_before:
+                    if alert_ts_ms is not None:
+                        alert_ts_ms.extend([event.ts_ms] * (len(alerts) - alerts_before))
+                    alerts_before = len(alerts)
         finally:
             if fast:
                 agg.applied_pos, agg.watermark_ms = applied, wm
@@ -381,7 +384,7 @@ class PartitionProcessor:
             )
             if storm is not None:
                 out.alert(storm)
-        if task.loop_run > (limit := view.loop_limit(workflow)):
+        if task.loop_run > (limit := view.loop_limits.get(workflow, view.default_loop_limit)):
             loop = check_loop(
                 task, limit, team=self._team(task, view), event_ts=event.ts, event_id=event.event_id
             )
@@ -624,11 +627,22 @@ def _add_to_windows(windows: Iterable[list[Any]]) -> None:
                 retries += 1
             if call.status != "ok":
                 errors += 1
-        sums = (len(calls), inp, out, cached, written, reasoning, c0, c1, c2, c3, c4, c5, c6)
+        n = len(calls)
         cost = sum(costs)
-        for row in (minute_row, hour_row):
-            for i, value in enumerate(sums):
-                row[i] += value
+        for row in (minute_row, hour_row):  # WINDOW_FIELDS, then the cost
+            row[0] += n
+            row[1] += inp
+            row[2] += out
+            row[3] += cached
+            row[4] += written
+            row[5] += reasoning
+            row[6] += c0
+            row[7] += c1
+            row[8] += c2
+            row[9] += c3
+            row[10] += c4
+            row[11] += c5
+            row[12] += c6
             row[13] += retries
             row[14] += errors
             row[16] += cost  # row[15], unpriced calls: none take the fast path
