@@ -183,10 +183,10 @@ class PartitionProcessor:
         femto = view.pricer.femto
         apply_to_task = self._apply_call_to_task
         window_row = agg.window
-        # minute-window key → [calls, their costs, minute row, hour row]
+        # minute-window key → [calls, their costs, minute row, hour row, day rows]
         windows: dict[tuple[int, int, str, str, str, str], list[Any]] = {}
-        # (team, workflow, day start) → [calls, their costs, unit partial, budget rows,
-        # missing-profile row or None]
+        # (team, workflow, day start) → day rows: [unit partial, budget rows, missing-profile
+        # row or None], shared by the windows of that team, workflow and day
         days: dict[tuple[str, str, int], list[Any]] = {}
         base = offset << INDEX_BITS
         applied = agg.applied_pos
@@ -235,21 +235,18 @@ class PartitionProcessor:
                         w = windows.get(key)
                         if w is None:
                             hour = (HOUR_MS, minute - minute % HOUR_MS, *key[2:])
-                            w = windows[key] = [[], [], window_row(key), window_row(hour)]
+                            minute_row, hour_row = window_row(key), window_row(hour)
+                            day_key_ = (team, workflow, ts_ms - ts_ms % DAY_MS)
+                            d = days.get(day_key_)
+                            if d is None:
+                                d = days[day_key_] = self._day_rows(team, workflow, ts_ms, view)
+                            w = windows[key] = [[], [], minute_row, hour_row, d]
                         w[0].append(event)
                         w[1].append(cost)
-                        day_start = ts_ms - ts_ms % DAY_MS
-                        d = days.get((team, workflow, day_start))
-                        if d is None:
-                            d = days[(team, workflow, day_start)] = self._day_rows(
-                                team, workflow, ts_ms, view
-                            )
-                        d[0].append(event)
-                        d[1].append(cost)
                         context_window = event.context_window
                         if context_window:  # a float sum: added in order
                             utilization = event.input / context_window
-                            floats = d[2].floats
+                            floats = w[4][0].floats
                             floats[2] += utilization
                             if utilization > floats[3]:
                                 floats[3] = utilization
@@ -271,13 +268,12 @@ class PartitionProcessor:
                 agg.applied_pos, agg.watermark_ms = applied, wm
                 agg.changed = True
                 self.events_applied += fast
-                _add_to_windows(windows.values())
-                _add_to_days(days.values())
+                _add_sums(windows.values())
 
     def _day_rows(self, team: str, workflow: str, ts_ms: int, view: PolicyView) -> list[Any]:
         """The rows a call of (team, workflow) on the day of ``ts_ms`` adds to, made (in the
         order :meth:`_apply_call_to_partials` makes them) and marked changed:
-        ``[[], [], unit partial, budget rows, missing-profile row or None]``."""
+        ``[unit partial, budget rows, missing-profile row or None]``."""
         agg = self.agg
         rows: list[list[int]] = []
         for budgets in (view.team_budgets.get(team), view.workflow_budgets.get(workflow)):
@@ -291,7 +287,7 @@ class PartitionProcessor:
         missing = None
         if workflow != UNATTRIBUTED and workflow not in view.profiles:
             missing = agg.missing_row((workflow, day), team)
-        return [[], [], unit, rows, missing]
+        return [unit, rows, missing]
 
     def _clock_skew(self, event: Call | Done, skew_ms: int, view: PolicyView, out: Output) -> None:
         """Count an event far from the processing clock; alert once per team, agent, day."""
@@ -604,11 +600,13 @@ class PartitionProcessor:
         return proc
 
 
-def _add_to_windows(windows: Iterable[list[Any]]) -> None:
-    """Add the sums of a message's fast calls to their minute and hour window rows."""
-    for calls, costs, minute_row, hour_row in windows:
+def _add_sums(windows: Iterable[list[Any]]) -> None:
+    """Add the sums of a message's fast calls, per minute window, to its minute and hour
+    rows and to the budget, unit and missing-profile rows of its team, workflow and day."""
+    for calls, costs, minute_row, hour_row, (unit, budget_rows, missing) in windows:
         inp = out = cached = written = reasoning = retries = errors = 0
         c0 = c1 = c2 = c3 = c4 = c5 = c6 = 0
+        retry_tokens = context_reports = 0
         for call in calls:
             inp += call.input
             out += call.output
@@ -625,8 +623,11 @@ def _add_to_windows(windows: Iterable[list[Any]]) -> None:
             c6 += s6
             if call.attempt > 1:
                 retries += 1
+                retry_tokens += call.input + call.output
             if call.status != "ok":
                 errors += 1
+            if call.context_window:
+                context_reports += 1
         n = len(calls)
         cost = sum(costs)
         for row in (minute_row, hour_row):  # WINDOW_FIELDS, then the cost
@@ -646,21 +647,7 @@ def _add_to_windows(windows: Iterable[list[Any]]) -> None:
             row[13] += retries
             row[14] += errors
             row[16] += cost  # row[15], unpriced calls: none take the fast path
-
-
-def _add_to_days(days: Iterable[list[Any]]) -> None:
-    """Add the sums of a message's fast calls to their budget, unit and missing-profile rows."""
-    for calls, costs, unit, budget_rows, missing in days:
-        tokens = retry_tokens = context_reports = 0
-        for call in calls:
-            total = call.input + call.output
-            tokens += total
-            if call.attempt > 1:
-                retry_tokens += total
-            if call.context_window:
-                context_reports += 1
-        n = len(calls)
-        cost = sum(costs)
+        tokens = inp + out
         for row in budget_rows:
             row[0] += tokens
             row[1] += cost
