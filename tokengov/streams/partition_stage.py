@@ -26,7 +26,7 @@ from tokengov.core.kafka import Record, latest_by_key, read_to_end
 from tokengov.core.observability import LatencyHistogram
 from tokengov.core.worker_context import WorkerContext
 from tokengov.streams.attempts import AttemptLog
-from tokengov.streams.core import Output, PartitionProcessor, Suppressor, codec, position
+from tokengov.streams.core import Output, PartitionProcessor, Suppressor, codec
 from tokengov.streams.core.clock import Clock
 from tokengov.streams.deadletter import dead_letter
 from tokengov.streams.policy_in_force import ViewHolder
@@ -221,30 +221,34 @@ class Stage1:
         proc.begin()
         out = self.out
         duplicates = proc.agg.duplicates
-        for index, item_event in decoded.events:
-            try:
-                alerts = len(out.alerts)
-                proc.process(item_event, position(offset, index), view, out)
-                for _ in range(len(out.alerts) - alerts):
-                    self.alert_latency.observe(time.time() - item_event.ts_ms / 1000)
-            except Exception as exc:  # a bug must not stop the partition: dead-letter it
-                self.stats["failed"] += 1
-                log.exception(
-                    "processing failed: %s partition %d offset %d index %d event_id %s",
-                    message.topic,
-                    partition,
-                    offset,
-                    index,
-                    item_event.event_id,
-                )
-                self._dead_letter(
-                    message,
-                    f"processing failed: {type(exc).__name__}: {exc}",
-                    "process",
-                    index if decoded.envelope else None,
-                    item_event.event_id,
-                    None,  # the whole message; ``index`` names the event in it
-                )
+        alert_ts_ms: list[int] = []
+        failures: list[tuple[int, Any, Exception]] = []
+        proc.process_batch(
+            decoded.events, offset, view, out, alert_ts_ms=alert_ts_ms, failures=failures
+        )
+        if alert_ts_ms:
+            now = time.time()
+            for ts_ms in alert_ts_ms:
+                self.alert_latency.observe(now - ts_ms / 1000)
+        for index, item_event, exc in failures:  # a bug must not stop the partition
+            self.stats["failed"] += 1
+            log.error(
+                "processing failed: %s partition %d offset %d index %d event_id %s",
+                message.topic,
+                partition,
+                offset,
+                index,
+                item_event.event_id,
+                exc_info=exc,
+            )
+            self._dead_letter(
+                message,
+                f"processing failed: {type(exc).__name__}: {exc}",
+                "process",
+                index if decoded.envelope else None,
+                item_event.event_id,
+                None,  # the whole message; ``index`` names the event in it
+            )
         self.stats["events"] += len(decoded.events)
         self.stats["duplicates"] += proc.agg.duplicates - duplicates
         if out:

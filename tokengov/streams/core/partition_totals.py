@@ -133,14 +133,19 @@ class PartitionAggregates:
         return row
 
     def budget(self, key: BudgetKey, tokens: int, cost_femto: int) -> None:
-        row = self.budgets.get(key)
-        if row is None:
-            row = self.budgets[key] = [0, 0, 0]
+        row = self.budget_row(key)
         row[0] += tokens
         row[1] += cost_femto
         row[2] += 1
+
+    def budget_row(self, key: BudgetKey) -> list[int]:
+        """The row of a budget period (tokens, femto-USD, calls), made if new, marked changed."""
+        row = self.budgets.get(key)
+        if row is None:
+            row = self.budgets[key] = [0, 0, 0]
         self.dirty_budgets.add(key)
         self.changed = True
+        return row
 
     def unit(self, key: DayKey, team: str) -> UnitPartial:
         row = self.units.get(key)
@@ -151,12 +156,16 @@ class PartitionAggregates:
         return row
 
     def missing_profile(self, key: DayKey, team: str) -> None:
+        self.missing_row(key, team)[1] += 1
+
+    def missing_row(self, key: DayKey, team: str) -> list[Any]:
+        """The row (team, calls) of a workflow without a profile on a day, made if new."""
         row = self.missing.get(key)
         if row is None:
             row = self.missing[key] = [team, 0]
-        row[1] += 1
         self.dirty_missing.add(key)
         self.changed = True
+        return row
 
     def unpriced_call(self, key: DayKey, team: str, tokens: int) -> None:
         row = self.unpriced.get(key)

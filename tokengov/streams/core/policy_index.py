@@ -8,7 +8,7 @@ from tokengov.core.policy import Budget, CostProfile, Policy, StreamsSettings
 from tokengov.core.pricing import Pricer
 from tokengov.streams.core.runaway import OBSERVED
 
-__all__ = ["LIMIT_NAMES", "PolicyView"]
+__all__ = ["LIMIT_NAMES", "UNLIMITED", "PolicyView"]
 
 LIMIT_NAMES: Final = (
     "max_calls",
@@ -18,6 +18,14 @@ LIMIT_NAMES: Final = (
     "max_tokens_per_task",
     "max_context_tokens",
 )
+
+#: Above any count a task can reach (token sums are Python ints: no overflow)
+UNLIMITED: Final = 1 << 256
+
+
+def _bounds(profile: CostProfile) -> tuple[int, int, int, int, int, int]:
+    b = [UNLIMITED if (v := getattr(profile, n)) is None else int(v) for n in LIMIT_NAMES]
+    return (b[0], b[1], b[2], b[3], b[4], b[5])
 
 
 class PolicyView:
@@ -38,16 +46,23 @@ class PolicyView:
             wf: tuple((n, v, OBSERVED[n]) for n in LIMIT_NAMES if (v := getattr(p, n)) is not None)
             for wf, p in self.profiles.items()
         }
+        #: per workflow: the allowed value of each limit in :data:`LIMIT_NAMES` order
+        #: (:data:`UNLIMITED` where the profile sets none), for the batched path's one test
+        #: of whether a call may have crossed any of them
+        self.limit_bounds: dict[str, tuple[int, int, int, int, int, int]] = {
+            wf: _bounds(p) for wf, p in self.profiles.items()
+        }
         self.loop_limits: dict[str, int] = {
             wf: p.max_same_tool_calls or self.settings.default_max_same_tool_calls
             for wf, p in self.profiles.items()
         }
+        self.default_loop_limit = self.settings.default_max_same_tool_calls
         self.late_grace_ms = int(self.settings.late_grace.total_seconds() * 1000)
         self.clock_ahead_ms = int(self.settings.max_clock_ahead.total_seconds() * 1000)
         self.clock_behind_ms = int(self.settings.max_clock_behind.total_seconds() * 1000)
 
     def loop_limit(self, workflow: str) -> int:
-        return self.loop_limits.get(workflow, self.settings.default_max_same_tool_calls)
+        return self.loop_limits.get(workflow, self.default_loop_limit)
 
     def budget_team(self, budget: Budget) -> str:
         """The team that owns a budget's spend: the team itself, or the workflow's owner."""

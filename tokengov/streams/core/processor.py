@@ -16,7 +16,7 @@ anything (see :mod:`tokengov.streams.core.task_state`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import orjson
@@ -32,7 +32,7 @@ from tokengov.streams.core.output import Output
 from tokengov.streams.core.partition_totals import PartitionAggregates
 from tokengov.streams.core.policy_index import PolicyView
 from tokengov.streams.core.retry_storm import check_retry_storm
-from tokengov.streams.core.runaway import check_runaway, crossings
+from tokengov.streams.core.runaway import check_runaway
 from tokengov.streams.core.skew import clock_skew_alert, clock_skew_fingerprint
 from tokengov.streams.core.task_state import TaskState
 from tokengov.streams.core.timeutil import DAY_MS, HOUR_MS, MINUTE_MS, day_key, period_key
@@ -145,6 +145,150 @@ class PartitionProcessor:
             agg.changed = True
             self.events_applied += 1
 
+    def process_batch(
+        self,
+        events: Sequence[tuple[int, Call | Done]],
+        offset: int,
+        view: PolicyView,
+        out: Output,
+        *,
+        alert_ts_ms: list[int] | None = None,
+        failures: list[tuple[int, Call | Done, Exception]] | None = None,
+    ) -> None:
+        """The events of one message (``(index, event)``, at ``position(offset, index)``), in
+        order: exactly what :meth:`process` does with each, at a fraction of the cost.
+
+        A call that is new (not a duplicate, not processed before), priced, carries its
+        usage and is on time (no clock skew, its minute window still open: then so are its
+        hour, day and budget periods) takes the fast path: its task is updated and checked
+        against every limit right away (an alert names that call, with the same values),
+        while its sums go to the partials once per minute window and once per (team,
+        workflow, day) at the end of the message. Every other event goes through
+        :meth:`process`. Those sums are integers, so their order does not matter; a row is
+        made (and marked changed) when the first event that adds to it is seen, so rows and
+        their changed-marks come in the same order as one by one; the one float sum
+        (context utilization) is added per call, in order.
+
+        ``alert_ts_ms`` gets the time of the event behind each alert raised (latency).
+        With ``failures``, an event whose processing raises is recorded there (index,
+        event, exception) and the next one goes on (the adapter dead-letters it); without,
+        the exception propagates, after the sums of the events before it were added.
+        """
+        agg = self.agg
+        grace_ms = agg.late_grace_ms = view.late_grace_ms
+        ahead_ms, behind_ms = view.clock_ahead_ms, view.clock_behind_ms
+        now_ms = self.now_ms
+        tasks = self.tasks
+        global_seen = self.global_seen
+        femto = view.pricer.femto
+        apply_to_task = self._apply_call_to_task
+        window_row = agg.window
+        # minute-window key → [calls, their costs, minute row, hour row, day rows]
+        windows: dict[tuple[int, int, str, str, str, str], list[Any]] = {}
+        # (team, workflow, day start) → day rows: [unit partial, budget rows, missing-profile
+        # row or None], shared by the windows of that team, workflow and day
+        days: dict[tuple[str, str, int], list[Any]] = {}
+        base = offset << INDEX_BITS
+        applied = agg.applied_pos
+        wm = agg.watermark_ms
+        fast = 0
+        try:
+            alerts = out.alerts
+            alerts_before = len(alerts)
+            for index, event in events:
+                pos = base | index
+                try:
+                    cost = None
+                    if type(event) is Call:
+                        ts_ms = event.ts_ms
+                        skew_ms = ts_ms - now_ms
+                        minute = ts_ms - ts_ms % MINUTE_MS
+                        if not (
+                            skew_ms > ahead_ms
+                            or -skew_ms > behind_ms
+                            or minute + MINUTE_MS < wm - grace_ms
+                            or pos <= applied
+                            or event.usage_missing
+                        ):
+                            task = tasks.get(event.task_id)
+                            if (
+                                task is None
+                                or (pos > task.applied_pos and event.event_id not in task.seen)
+                            ) and not (
+                                global_seen.buckets and global_seen.get(event.event_id) is not None
+                            ):
+                                cost = femto(event)
+                    if cost is None:  # anything else: one by one
+                        agg.applied_pos, agg.watermark_ms = applied, wm
+                        self.process(event, pos, view, out)
+                        applied, wm = agg.applied_pos, agg.watermark_ms
+                    else:
+                        assert type(event) is Call
+                        team, workflow = event.team, event.workflow
+                        if task is None:
+                            task = tasks[event.task_id] = TaskState.new(
+                                event.task_id, team, workflow
+                            )
+                        apply_to_task(task, event, pos, cost, view, out)
+                        # the partials: rows made now, sums added at the end
+                        key = (MINUTE_MS, minute, team, workflow, event.agent, event.model)
+                        w = windows.get(key)
+                        if w is None:
+                            hour = (HOUR_MS, minute - minute % HOUR_MS, *key[2:])
+                            minute_row, hour_row = window_row(key), window_row(hour)
+                            day_key_ = (team, workflow, ts_ms - ts_ms % DAY_MS)
+                            d = days.get(day_key_)
+                            if d is None:
+                                d = days[day_key_] = self._day_rows(team, workflow, ts_ms, view)
+                            w = windows[key] = [[], [], minute_row, hour_row, d]
+                        w[0].append(event)
+                        w[1].append(cost)
+                        context_window = event.context_window
+                        if context_window:  # a float sum: added in order
+                            utilization = event.input / context_window
+                            floats = w[4][0].floats
+                            floats[2] += utilization
+                            if utilization > floats[3]:
+                                floats[3] = utilization
+                        if ts_ms > wm:
+                            wm = ts_ms
+                        applied = pos
+                        fast += 1
+                except Exception as exc:
+                    if failures is None:
+                        raise
+                    failures.append((index, event, exc))
+                    applied, wm = max(applied, agg.applied_pos), max(wm, agg.watermark_ms)
+                if len(alerts) != alerts_before:
+                    if alert_ts_ms is not None:
+                        alert_ts_ms.extend([event.ts_ms] * (len(alerts) - alerts_before))
+                    alerts_before = len(alerts)
+        finally:
+            if fast:
+                agg.applied_pos, agg.watermark_ms = applied, wm
+                agg.changed = True
+                self.events_applied += fast
+                _add_sums(windows.values())
+
+    def _day_rows(self, team: str, workflow: str, ts_ms: int, view: PolicyView) -> list[Any]:
+        """The rows a call of (team, workflow) on the day of ``ts_ms`` adds to, made (in the
+        order :meth:`_apply_call_to_partials` makes them) and marked changed:
+        ``[unit partial, budget rows, missing-profile row or None]``."""
+        agg = self.agg
+        rows: list[list[int]] = []
+        for budgets in (view.team_budgets.get(team), view.workflow_budgets.get(workflow)):
+            if budgets:
+                for budget in budgets:
+                    rows.append(
+                        agg.budget_row((budget.budget_id, period_key(ts_ms, budget.period)))
+                    )
+        day = day_key(ts_ms)
+        unit = agg.unit((workflow, day), team)
+        missing = None
+        if workflow != UNATTRIBUTED and workflow not in view.profiles:
+            missing = agg.missing_row((workflow, day), team)
+        return [unit, rows, missing]
+
     def _clock_skew(self, event: Call | Done, skew_ms: int, view: PolicyView, out: Output) -> None:
         """Count an event far from the processing clock; alert once per team, agent, day."""
         agg = self.agg
@@ -203,15 +347,20 @@ class PartitionProcessor:
         observe_step(task, event.step, attempt, event.tool_name)
 
         workflow = task.workflow
-        profile = view.profiles.get(workflow)
-        limits = view.limits.get(workflow)
-        if limits and crossings(task, limits):
-            assert profile is not None
+        bounds = view.limit_bounds.get(workflow)
+        if bounds is not None and (  # one test of every limit before the exact check
+            task.calls > bounds[0]
+            or task.tool_calls > bounds[1]
+            or task.hop_count > bounds[2]
+            or task.retries > bounds[3]
+            or task.tokens > bounds[4]
+            or task.largest_context > bounds[5]
+        ):
             team = self._team(task, view)
             for alert, decision in check_runaway(
                 task,
-                profile,
-                limits,
+                view.profiles[workflow],
+                view.limits[workflow],
                 team=team,
                 event_ts=event.ts,
                 event_id=event.event_id,
@@ -223,7 +372,7 @@ class PartitionProcessor:
                 task,
                 event.step,
                 attempts,
-                profile,
+                view.profiles.get(workflow),
                 view.settings,
                 team=self._team(task, view),
                 event_ts=event.ts,
@@ -231,7 +380,7 @@ class PartitionProcessor:
             )
             if storm is not None:
                 out.alert(storm)
-        if task.loop_run > (limit := view.loop_limit(workflow)):
+        if task.loop_run > (limit := view.loop_limits.get(workflow, view.default_loop_limit)):
             loop = check_loop(
                 task, limit, team=self._team(task, view), event_ts=event.ts, event_id=event.event_id
             )
@@ -449,3 +598,66 @@ class PartitionProcessor:
                     len(raw),
                 )
         return proc
+
+
+def _add_sums(windows: Iterable[list[Any]]) -> None:
+    """Add the sums of a message's fast calls, per minute window, to its minute and hour
+    rows and to the budget, unit and missing-profile rows of its team, workflow and day."""
+    for calls, costs, minute_row, hour_row, (unit, budget_rows, missing) in windows:
+        inp = out = cached = written = reasoning = retries = errors = 0
+        c0 = c1 = c2 = c3 = c4 = c5 = c6 = 0
+        retry_tokens = context_reports = 0
+        for call in calls:
+            inp += call.input
+            out += call.output
+            cached += call.cached_input
+            written += call.cache_write
+            reasoning += call.reasoning
+            s0, s1, s2, s3, s4, s5, s6 = call.components
+            c0 += s0
+            c1 += s1
+            c2 += s2
+            c3 += s3
+            c4 += s4
+            c5 += s5
+            c6 += s6
+            if call.attempt > 1:
+                retries += 1
+                retry_tokens += call.input + call.output
+            if call.status != "ok":
+                errors += 1
+            if call.context_window:
+                context_reports += 1
+        n = len(calls)
+        cost = sum(costs)
+        for row in (minute_row, hour_row):  # WINDOW_FIELDS, then the cost
+            row[0] += n
+            row[1] += inp
+            row[2] += out
+            row[3] += cached
+            row[4] += written
+            row[5] += reasoning
+            row[6] += c0
+            row[7] += c1
+            row[8] += c2
+            row[9] += c3
+            row[10] += c4
+            row[11] += c5
+            row[12] += c6
+            row[13] += retries
+            row[14] += errors
+            row[16] += cost  # row[15], unpriced calls: none take the fast path
+        tokens = inp + out
+        for row in budget_rows:
+            row[0] += tokens
+            row[1] += cost
+            row[2] += n
+        ints = unit.ints
+        ints[0] += n
+        ints[1] += tokens
+        ints[2] += retry_tokens
+        ints[3] += tokens - retry_tokens
+        ints[8] += context_reports
+        unit.cost_femto += cost
+        if missing is not None:
+            missing[1] += n
