@@ -33,7 +33,9 @@ import multiprocessing
 import os
 import pickle
 import signal
+import sys
 import threading
+from array import array
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -199,6 +201,7 @@ class Encoder:
 
 
 _COST_AT: Final = TOKEN_EVENT_COLUMNS.index("cost_usd")
+_LITTLE: Final = sys.byteorder == "little" and array("q").itemsize == 8
 
 
 class ScaledDecimal(ChDecimal, registered=False):
@@ -212,6 +215,21 @@ class ScaledDecimal(ChDecimal, registered=False):
 
     def _write_column_binary(self, column: Sequence[Any], dest: bytearray, _ctx: Any) -> None:
         size = self.byte_size
+        if _LITTLE and size in (8, 16):
+            # The usual costs (≥ 0 and < 2**63) as machine integers in C; an array refuses
+            # (OverflowError) any other, and the column is then written value by value.
+            try:
+                words = array("q", column)
+            except OverflowError:
+                pass
+            else:
+                if min(words, default=0) >= 0:
+                    if size == 16:  # low word, then a high word of 0
+                        wide = array("q", bytes(16 * len(words)))
+                        wide[::2] = words
+                        words = wide
+                    dest += words
+                    return
         dest += b"".join([v.to_bytes(size, "little", signed=True) for v in column])
 
 
@@ -224,6 +242,13 @@ def scaled_costs(
     (:func:`~tokengov.core.pricing.cost_decimal`) — for a femto-USD amount in
     [0, EXACT_FEMTO) that Decimal is exact, and the integer is the amount ÷ 10**(15 − S)."""
     divisor = 10 ** (15 - kind.scale)
+    if (
+        amounts
+        and set(map(type, amounts)) == {int}
+        and min(amounts) >= 0
+        and max(amounts) < EXACT_FEMTO
+    ):
+        return [a // divisor for a in amounts]  # the usual run: every cost in femto-USD
     # The few amounts that need their Decimal: made as the pricer makes them (its context).
     slow = {
         i: cost_decimal(a, sources[i])
