@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from operator import attrgetter
 from typing import Any, Final, Literal
 
 from tokengov.core.calls import Call, Done
@@ -136,8 +137,8 @@ def _bucket_start(ts: datetime, size: timedelta) -> datetime:
     return _EPOCH + ((ts - _EPOCH) // size) * size
 
 
-def _ts_of(call: Call) -> datetime:
-    return call.ts
+#: A call's ``ts`` (``max(map(_ts_of, calls))``: the latest, read in C).
+_ts_of: Final[Callable[[Call], datetime]] = attrgetter("ts")
 
 
 #: Where a task's sums go: (team, workflow, detector, bucket start) → the tally of an agent.
