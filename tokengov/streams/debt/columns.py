@@ -40,6 +40,8 @@ _FEMTO: Final = 10**15
 #: Relative margin: the decimal path rounds twice to 28 significant digits (≤ 1e-27 in all).
 _MARGIN: Final = 10**26
 _FEMTO_MARGIN: Final = _FEMTO * _MARGIN
+_MARGIN_BELOW: Final = _MARGIN - 1  # the bounds' factors, made once
+_MARGIN_ABOVE: Final = _MARGIN + 1
 
 
 class InputPrices:
@@ -213,8 +215,8 @@ class Columns:
             if femto is not None and inputs[i]:
                 scaled = femto * n
                 divisor = inputs[i] * _FEMTO_MARGIN
-                low = scaled * (_MARGIN - 1) / divisor
-                if low == scaled * (_MARGIN + 1) / divisor:
+                low = scaled * _MARGIN_BELOW / divisor
+                if low == scaled * _MARGIN_ABOVE / divisor:
                     total += low
                     continue
             total += float(self.rates()[i] * n)

@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from operator import attrgetter
 from typing import Any, Final, Literal
 
 from tokengov.core.calls import Call, Done
@@ -107,6 +108,16 @@ class _Task:
         self.mixed = False  # a call names another workflow than the task's first
 
 
+class _Contexts(dict[str, TaskContext]):
+    """The detectors' :class:`TaskContext` per workflow, made once for ``policy``."""
+
+    __slots__ = ("policy",)
+
+    def __init__(self, policy: Policy | None) -> None:
+        super().__init__()
+        self.policy = policy
+
+
 @dataclass
 class _Standing:
     emitted_at: datetime
@@ -126,8 +137,8 @@ def _bucket_start(ts: datetime, size: timedelta) -> datetime:
     return _EPOCH + ((ts - _EPOCH) // size) * size
 
 
-def _ts_of(call: Call) -> datetime:
-    return call.ts
+#: A call's ``ts`` (``max(map(_ts_of, calls))``: the latest, read in C).
+_ts_of: Final[Callable[[Call], datetime]] = attrgetter("ts")
 
 
 #: Where a task's sums go: (team, workflow, detector, bucket start) → the tally of an agent.
@@ -225,6 +236,8 @@ class DebtTallies(_PolicySource):
         self._calls: dict[str, int] = {}
         self._dirty: set[str] = set()  # workflows whose tallies changed since the last take
         self._prices: InputPrices | None = None
+        self._contexts = _Contexts(None)  # the detectors' context per workflow (``_tally``)
+        self._bucket_spans: dict[timedelta, tuple[datetime, datetime]] = {}
         self._stamp = 0  # batches observed
         self.failed = 0  # tasks a detector failed on (:meth:`_close_safely`)
 
@@ -336,16 +349,23 @@ class DebtTallies(_PolicySource):
     def _tally(self, task: _Task, at: TallyAt) -> None:
         """Add the task's sums, detector by detector, into the tallies ``at`` gives."""
         policy = self.policy
-        ctx = TaskContext(policy.debt, policy.profile(task.workflow))
-        calls = TaskCalls(task.calls, self._prices_of(policy))
         team, workflow = task.team, task.workflow
-        starts: dict[timedelta, datetime] = {}
+        contexts = self._contexts
+        if contexts.policy is not policy:  # a policy reload: the contexts of the new one
+            contexts = self._contexts = _Contexts(policy)
+        ctx = contexts.get(workflow)
+        if ctx is None:
+            ctx = contexts[workflow] = TaskContext(policy.debt, policy.profile(workflow))
+        calls = TaskCalls(task.calls, self._prices_of(policy))
+        last_ts = task.last_ts
+        spans = self._bucket_spans  # size → the [start, end) of the last bucket found
         for detector in self.detectors:
             size = detector.bucket
-            start = starts.get(size)
-            if start is None:
-                start = starts[size] = _bucket_start(task.last_ts, size)
-            detector.tally_task(calls, ctx, at(team, workflow, detector.name, start))
+            span = spans.get(size)
+            if span is None or not span[0] <= last_ts < span[1]:
+                start = _bucket_start(last_ts, size)
+                span = spans[size] = (start, start + size)
+            detector.tally_task(calls, ctx, at(team, workflow, detector.name, span[0]))
 
     def _close_safely(self, task: _Task) -> None:
         """:meth:`_close`; a bug in a detector costs that task's tallies, never the batch's
