@@ -398,11 +398,13 @@ _Wire = _CallWire | _OutcomeWire
 _WIRE: Final = msgspec.json.Decoder(list[_Wire] | _Wire)
 
 
-def _from_wire(w: _CallWire | _OutcomeWire) -> Call | Done:
-    # Printable text: str.isprintable() is stricter than the contract (it also refuses, say,
-    # a soft hyphen); a name it refuses sends the message to path 2, which decides exactly.
+def _from_wire(w: _CallWire | _OutcomeWire, plain: bool) -> Call | Done:
+    # Printable text: ``plain`` (the message holds neither a backslash nor DEL) means every
+    # text in it is printable as the contract means it (JSON refuses raw C0 controls); else
+    # str.isprintable(), stricter than the contract (it also refuses, say, a soft hyphen): a
+    # name it refuses sends the message to path 2, which decides exactly.
     if type(w) is _OutcomeWire:
-        if not (w.event_id.isprintable() and w.task_id.isprintable()):
+        if not (plain or (w.event_id.isprintable() and w.task_id.isprintable())):
             raise _Slow
         return Done(
             w.event_id,
@@ -417,7 +419,7 @@ def _from_wire(w: _CallWire | _OutcomeWire) -> Call | Done:
     # Inlined on purpose (once per event): _ts and _attribution's usual cases.
     event_id, task, model, agent = c.event_id, c.task_id, c.model, c.agent
     provider, parent, tool, tier = c.provider, c.parent_agent, c.tool_name, c.service_tier
-    if not (
+    if not plain and not (
         event_id.isprintable()
         and model.isprintable()
         and agent.isprintable()
@@ -469,14 +471,14 @@ def _from_wire(w: _CallWire | _OutcomeWire) -> Call | Done:
     if not (
         type(team) is str
         and 0 < len(team) <= MAX_NAME_CHARS
-        and team.isprintable()
+        and (plain or team.isprintable())
         and not team.isspace()
     ):
         team = _attribution(team)
     if not (
         type(workflow) is str
         and 0 < len(workflow) <= MAX_NAME_CHARS
-        and workflow.isprintable()
+        and (plain or workflow.isprintable())
         and not workflow.isspace()
     ):
         workflow = _attribution(workflow)
@@ -519,10 +521,11 @@ def fast_message(raw: bytes) -> tuple[bool, list[Call | Done]] | None:
         doc = _WIRE.decode(raw)
     except (msgspec.DecodeError, UnicodeDecodeError):  # DecodeError includes ValidationError
         return None
+    plain = b"\\" not in raw and b"\x7f" not in raw
     try:
         if type(doc) is list:
-            return True, [_from_wire(w) for w in doc]
-        return False, [_from_wire(cast(_Wire, doc))]
+            return True, [_from_wire(w, plain) for w in doc]
+        return False, [_from_wire(cast(_Wire, doc), plain)]
     except _Slow:
         return None
 
