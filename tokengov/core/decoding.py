@@ -415,7 +415,7 @@ def _from_wire(w: _CallWire | _OutcomeWire, plain: bool) -> Call | Done:
             w.status,
             w.quality,
         )
-    c = cast(_CallWire, w)
+    c: _CallWire = w  # type: ignore[assignment]  # an outcome has returned (no cast() call)
     # Inlined on purpose (once per event): _ts and _attribution's usual cases.
     event_id, task, model, agent = c.event_id, c.task_id, c.model, c.agent
     provider, parent, tool, tier = c.provider, c.parent_agent, c.tool_name, c.service_tier
