@@ -17,11 +17,13 @@ scan they ran before.
 
 from __future__ import annotations
 
+import multiprocessing
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
@@ -114,6 +116,18 @@ class ReportTiming:
 
 
 @dataclass(frozen=True)
+class LiveTiming:
+    """A report on a copy of the store with ``fresh_parts`` unmerged parts in ``task_totals``
+    (merges stopped): what a live store between merges answers, and how fast."""
+
+    fresh_parts: int
+    name: str
+    report_s: float
+    rows: int
+    identical: bool  # the statement and the raw scan returned the same rows
+
+
+@dataclass(frozen=True)
 class ReportsBenchResult:
     events: int
     store: Path
@@ -122,6 +136,7 @@ class ReportsBenchResult:
     backfill_s: float  # the migration from version 5 to the latest (0 when reused)
     aggregate_rows: int
     timings: list[ReportTiming]
+    live: list[LiveTiming] = field(default_factory=list)
 
 
 def _best(repeat: int, *runs: Callable[[], Any]) -> list[tuple[float, Any]]:
@@ -169,6 +184,7 @@ def run(
     cache_dir: Path | None = None,
     rebuild: bool = False,
     repeat: int = 5,
+    live_parts: Sequence[int] = (),
     progress: Callable[[str], None] = lambda _msg: None,
 ) -> ReportsBenchResult:
     path = (cache_dir or Path(tempfile.gettempdir()) / "tokengov-bench-reports") / str(events)
@@ -216,4 +232,64 @@ def run(
                 progress(f"{name} ({label}): {base_s * 1000:.0f} → {agg_s * 1000:.0f} ms")
     finally:
         reader.close()
-    return ReportsBenchResult(events, path, built, generate_s, backfill_s, aggregate_rows, timings)
+    live: list[LiveTiming] = []
+    if live_parts:  # chdb serves one store per process: the copy is measured in another
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            live = pool.submit(
+                _live, path, whole, bar_params, sorted(set(live_parts)), repeat
+            ).result()
+        for t in live:
+            progress(f"{t.name}, {t.fresh_parts} fresh part(s): {t.report_s * 1000:.0f} ms")
+    return ReportsBenchResult(
+        events, path, built, generate_s, backfill_s, aggregate_rows, timings, live
+    )
+
+
+def _fresh_parts(store: ClickHouseStore) -> int:
+    active = "SELECT count() FROM system.parts WHERE table = 'task_totals' AND active"
+    return int(store.fetch(active).scalar()) - 1
+
+
+def _live(
+    path: Path,
+    window: ReportWindow,
+    bar_params: dict[str, Any],
+    counts: list[int],
+    repeat: int,
+) -> list[LiveTiming]:
+    """The two reports on a copy of the store (the cached one stays merged) with merges of
+    ``task_totals`` stopped and 1,000 more outcomes inserted at a time (each insert: a fresh
+    part of it through its view), measured at each of ``counts`` fresh parts, rows checked
+    against the raw scan of the same copy."""
+    out: list[LiveTiming] = []
+    with tempfile.TemporaryDirectory(prefix="tokengov-bench-live-") as tmp:
+        copy = Path(tmp) / "clickhouse"
+        shutil.copytree(path / "clickhouse", copy, symlinks=True)  # relative links
+        dsn = f"chdb://{copy}"
+        params = window.parameters() | bar_params
+        inserted = 0
+        for count in counts:
+            with ClickHouseStore(dsn) as store:
+                store.command("SYSTEM STOP MERGES task_totals")
+                while _fresh_parts(store) < count:
+                    inserted += 1
+                    store.command(
+                        "INSERT INTO task_outcomes SELECT generateUUIDv4(), "  # noqa: S608 (our ints)
+                        f"ts + INTERVAL {inserted} MINUTE, team, workflow, task_id, status, "
+                        "quality, schema_version, now64(3) FROM task_outcomes "
+                        f"WHERE cityHash64(task_id) % 1000 = {inserted % 1000} LIMIT 1000"
+                    )
+                parts = _fresh_parts(store)
+            reader = StoreReader(dsn)
+            try:
+                for name, raw in (
+                    ("top-tasks", RAW_TOP_TASKS),
+                    ("unit-economics", RAW_UNIT_ECONOMICS),
+                ):
+                    base = reader.query(raw, params)  # the answer, from the raw rows
+                    agg = _statement(reader, name, window)
+                    ((rep_s, _),) = _best(repeat, partial(run_report, name, reader, window))
+                    out.append(LiveTiming(parts, name, rep_s, len(agg.rows), base.rows == agg.rows))
+            finally:
+                reader.close()
+    return out
