@@ -9,8 +9,9 @@ every (bucket, team, workflow, model) the flush touched, the raw totals
 into the rollup. Running it again is harmless: the difference is then zero. The
 per-task aggregate ``task_spend_hourly`` is corrected the same way for every (hour, team,
 workflow) the flush touched (:func:`tokengov.sinks.clickhouse.schema.repair_task_rollup`),
-and the per-task totals ``task_totals`` for every task with a call in those
-(:func:`tokengov.sinks.clickhouse.schema.repair_task_totals`: its calls and its outcome).
+and the per-task totals ``task_totals`` for every task with a call in those or an outcome in
+the flush (:func:`tokengov.sinks.clickhouse.schema.repair_task_totals`: its calls and its
+outcome).
 """
 
 from __future__ import annotations
