@@ -98,6 +98,8 @@ GROUP BY workflow
 ORDER BY cost_usd DESC, workflow"""  # noqa: S608
 
 _MARK: Final = "tokengov-bench-reports.events"
+#: Each report measured, with its baseline: schema version 5's raw-table scan.
+_REPORTS: Final = (("top-tasks", RAW_TOP_TASKS), ("unit-economics", RAW_UNIT_ECONOMICS))
 
 
 @dataclass(frozen=True)
@@ -214,10 +216,7 @@ def run(
     try:
         for label, window in (("90 days", whole), ("30 days, ragged ends", ragged)):
             params = window.parameters() | bar_params
-            for name, raw in (
-                ("top-tasks", RAW_TOP_TASKS),
-                ("unit-economics", RAW_UNIT_ECONOMICS),
-            ):
+            for name, raw in _REPORTS:
                 (base_s, base), (agg_s, agg), (rep_s, _) = _best(
                     repeat,
                     partial(reader.query, raw, params),
@@ -282,10 +281,7 @@ def _live(
                 parts = _fresh_parts(store)
             reader = StoreReader(dsn)
             try:
-                for name, raw in (
-                    ("top-tasks", RAW_TOP_TASKS),
-                    ("unit-economics", RAW_UNIT_ECONOMICS),
-                ):
+                for name, raw in _REPORTS:
                     base = reader.query(raw, params)  # the answer, from the raw rows
                     agg = _statement(reader, name, window)
                     ((rep_s, _),) = _best(repeat, partial(run_report, name, reader, window))
