@@ -19,6 +19,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import msgspec
 import orjson
 
 from tokengov.core.calls import Call, Done
@@ -46,6 +47,7 @@ TASK_PREFIX = "t|"
 SEEN_PREFIX = "seen|"
 ENDED_TASK_LINGER_S = 600.0
 INDEX_BITS = 20
+_decode = msgspec.json.decode
 
 
 def position(offset: int, index: int) -> int:
@@ -579,7 +581,7 @@ class PartitionProcessor:
         proc = cls(partition, settings, clock)
         for key, raw in records:
             try:
-                doc: Any = orjson.loads(raw)
+                doc: Any = _decode(raw)  # exact at any size (TaskState.to_bytes)
                 if key == AGG_KEY:
                     proc.agg = PartitionAggregates.from_doc(doc, late_grace_ms)
                 elif key.startswith(TASK_PREFIX):
