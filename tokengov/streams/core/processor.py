@@ -178,14 +178,16 @@ class PartitionProcessor:
         """
         agg = self.agg
         grace_ms = agg.late_grace_ms = view.late_grace_ms
-        ahead_ms, behind_ms = view.clock_ahead_ms, view.clock_behind_ms
-        now_ms = self.now_ms
+        # on time: no clock skew (lo <= ts_ms <= hi) and the minute window still open
+        # (minute >= edge, i.e. minute + MINUTE_MS >= watermark - grace: then so are its hour,
+        # day and budget periods)
+        lo, hi = self.now_ms - view.clock_behind_ms, self.now_ms + view.clock_ahead_ms
         tasks = self.tasks
         global_seen = self.global_seen
         femto = view.pricer.femto
         apply_to_task = self._apply_call_to_task
         window_row = agg.window
-        # minute-window key → [calls, their costs, minute row, hour row, day rows]
+        # minute-window key → [calls, the sum of their costs, minute row, hour row, day rows]
         windows: dict[tuple[int, int, str, str, str, str], list[Any]] = {}
         # (team, workflow, day start) → day rows: [unit partial, budget rows, missing-profile
         # row or None], shared by the windows of that team, workflow and day
@@ -193,6 +195,7 @@ class PartitionProcessor:
         base = offset << INDEX_BITS
         applied = agg.applied_pos
         wm = agg.watermark_ms
+        edge = wm - grace_ms - MINUTE_MS
         fast = 0
         try:
             alerts = out.alerts
@@ -203,14 +206,12 @@ class PartitionProcessor:
                     cost = None
                     if type(event) is Call:
                         ts_ms = event.ts_ms
-                        skew_ms = ts_ms - now_ms
                         minute = ts_ms - ts_ms % MINUTE_MS
-                        if not (
-                            skew_ms > ahead_ms
-                            or -skew_ms > behind_ms
-                            or minute + MINUTE_MS < wm - grace_ms
-                            or pos <= applied
-                            or event.usage_missing
+                        if (
+                            lo <= ts_ms <= hi
+                            and minute >= edge
+                            and pos > applied
+                            and not event.usage_missing
                         ):
                             task = tasks.get(event.task_id)
                             if (
@@ -224,6 +225,7 @@ class PartitionProcessor:
                         agg.applied_pos, agg.watermark_ms = applied, wm
                         self.process(event, pos, view, out)
                         applied, wm = agg.applied_pos, agg.watermark_ms
+                        edge = wm - grace_ms - MINUTE_MS
                     else:
                         assert type(event) is Call
                         team, workflow = event.team, event.workflow
@@ -242,9 +244,10 @@ class PartitionProcessor:
                             d = days.get(day_key_)
                             if d is None:
                                 d = days[day_key_] = self._day_rows(team, workflow, ts_ms, view)
-                            w = windows[key] = [[], [], minute_row, hour_row, d]
-                        w[0].append(event)
-                        w[1].append(cost)
+                            w = windows[key] = [[event], cost, minute_row, hour_row, d]
+                        else:
+                            w[0].append(event)
+                            w[1] += cost
                         context_window = event.context_window
                         if context_window:  # a float sum: added in order
                             utilization = event.input / context_window
@@ -254,6 +257,7 @@ class PartitionProcessor:
                                 floats[3] = utilization
                         if ts_ms > wm:
                             wm = ts_ms
+                            edge = wm - grace_ms - MINUTE_MS
                         applied = pos
                         fast += 1
                 except Exception as exc:
@@ -261,6 +265,7 @@ class PartitionProcessor:
                         raise
                     failures.append((index, event, exc))
                     applied, wm = max(applied, agg.applied_pos), max(wm, agg.watermark_ms)
+                    edge = wm - grace_ms - MINUTE_MS
                 if len(alerts) != alerts_before:
                     if alert_ts_ms is not None:
                         alert_ts_ms.extend([event.ts_ms] * (len(alerts) - alerts_before))
@@ -323,30 +328,35 @@ class PartitionProcessor:
     ) -> None:
         self._claim(task, event, pos)
         ts_ms = event.ts_ms
-        if task.calls == 0 or ts_ms < task.first_ts_ms:
+        calls = task.calls
+        if calls == 0 or ts_ms < task.first_ts_ms:
             task.first_ts_ms = ts_ms
         if ts_ms > task.last_ts_ms:
             task.last_ts_ms = ts_ms
-        total = event.input + event.output
-        task.calls += 1
+        input_tokens = event.input
+        total = input_tokens + event.output
+        task.calls = calls + 1
         task.tokens += total
         task.cost_femto += cost
-        task.tool_calls += event.tool_calls
+        if event.tool_calls:
+            task.tool_calls += event.tool_calls
         attempt = event.attempt
         if attempt > 1:
             task.retries += 1
             task.retry_tokens += total
         else:
             task.first_attempt_tokens += total
-        if event.input > task.largest_context:
-            task.largest_context = event.input
+        if input_tokens > task.largest_context:
+            task.largest_context = input_tokens
         if event.parent_agent is not None:
             edge = f"{event.parent_agent}>{event.agent}"
             if edge not in task.hops:
                 task.hops.append(edge)
                 task.hop_count += 1
-        attempts = task.record_attempt(event.step, attempt, ts_ms)
-        observe_step(task, event.step, attempt, event.tool_name)
+        step = event.step
+        attempts = task.record_attempt(step, attempt, ts_ms)
+        if attempts is None:  # a first attempt (observe_step ignores retries)
+            observe_step(task, step, attempt, event.tool_name)
 
         workflow = task.workflow
         bounds = view.limit_bounds.get(workflow)
@@ -605,7 +615,7 @@ class PartitionProcessor:
 def _add_sums(windows: Iterable[list[Any]]) -> None:
     """Add the sums of a message's fast calls, per minute window, to its minute and hour
     rows and to the budget, unit and missing-profile rows of its team, workflow and day."""
-    for calls, costs, minute_row, hour_row, (unit, budget_rows, missing) in windows:
+    for calls, cost, minute_row, hour_row, (unit, budget_rows, missing) in windows:
         inp = out = cached = written = reasoning = retries = errors = 0
         c0 = c1 = c2 = c3 = c4 = c5 = c6 = 0
         retry_tokens = context_reports = 0
@@ -631,7 +641,6 @@ def _add_sums(windows: Iterable[list[Any]]) -> None:
             if call.context_window:
                 context_reports += 1
         n = len(calls)
-        cost = sum(costs)
         for row in (minute_row, hour_row):  # WINDOW_FIELDS, then the cost
             row[0] += n
             row[1] += inp
