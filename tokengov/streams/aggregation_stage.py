@@ -159,8 +159,7 @@ class Stage2:
         self.last_flush = time.monotonic()
         await self.publisher.delivered()
         if self.aggregator is not None:
-            for key, value in self.aggregator.take_records():
-                self.publisher.send(self.names.aggregate_state, key.encode(), value, partition=0)
+            self.publisher.send_all(self.names.aggregate_state, self.aggregator.take_records(), 0)
         pending, self.pending = self.pending, []
         for stream, event in pending:
             await stream.ack(event)

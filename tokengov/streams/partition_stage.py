@@ -328,8 +328,7 @@ class Stage1:
                 continue
             self.stats["state_errors"] += proc.record_errors
             proc.record_errors = 0
-            for key, value in records:
-                self.publisher.send(self.names.state, key.encode(), value, partition=p)
+            self.publisher.send_all(self.names.state, records, p)
         # 4. only now may the offsets be committed
         pending, self.pending = self.pending, []
         for stream, event in pending:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
@@ -90,6 +91,27 @@ class Publisher:
             except KafkaException as exc:
                 raise BrokerError(f"cannot produce to {topic}: {exc}") from exc
         self.sent["records"] += 1
+
+    def send_all(
+        self, topic: str, records: Iterable[tuple[str, bytes | None]], partition: int
+    ) -> None:
+        """Keyed records to one partition (a flush's state records), as :meth:`send` sends
+        each, in one loop without its per-record keyword arguments (half its cost)."""
+        producer = self._producer
+        produce, on_delivery = producer.produce, self._on_delivery
+        sent = 0
+        for key, value in records:
+            raw_key = key.encode()
+            while True:
+                try:
+                    produce(topic, value, raw_key, partition, on_delivery)
+                    break
+                except BufferError:  # the local queue is full: let librdkafka drain it
+                    producer.poll(0.05)
+                except KafkaException as exc:
+                    raise BrokerError(f"cannot produce to {topic}: {exc}") from exc
+            sent += 1
+        self.sent["records"] += sent
 
     def alert(self, alert: Alert) -> None:
         self.send(self.topics.alerts, alert.team.encode(), alert.model_dump_json().encode())
