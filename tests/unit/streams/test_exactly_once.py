@@ -170,3 +170,36 @@ def test_idle_tasks_are_dropped_and_their_ids_still_deduplicate() -> None:
     clock.advance(3601 + 600)
     proc.sweep(VIEW.settings)
     assert len(proc.global_seen) == 0
+
+
+#: A task's state record as the worker wrote it before issue 18's fourth pass: the bytes
+#: ``TaskState.to_bytes`` of main f0d7ae3 gives for this task (an object, orjson of the
+#: dataclass; a sum beyond 64 bits as decimal text, int keys as strings)
+OBJECT_RECORD = (
+    b'{"task_id":"t1","team":"search","workflow":"support-triage","applied_pos":1048577,'
+    b'"first_ts_ms":1764392400000,"last_ts_ms":1764392401000,"touched_s":1764392460.5,'
+    b'"calls":2,"tool_calls":1,"retries":1,"tokens":3300,"first_attempt_tokens":1100,'
+    b'"retry_tokens":2200,"cost_femto":"150000000000000000000","largest_context":2000,'
+    b'"hops":["planner>writer"],"hop_count":1,"max_step":3,"loop_tool":"grep","loop_run":1,'
+    b'"first_ts":{"3":1764392400000},"steps":{"3":[[1,1764392400000],[2,1764392401000]]},'
+    b'"fired":[],"outcome":null,"outcome_pos":-1,"outcome_tokens":0,"outcome_cost_femto":0,'
+    b'"seen":{"e1":1048576,"e2":1048577}}'
+)
+
+
+def test_task_records_of_both_formats_read_back_exactly() -> None:
+    clock = ManualClock(T0)
+    old = PartitionProcessor.load(0, [("t|t1", OBJECT_RECORD)], VIEW.settings, clock)
+    assert old.record_errors == 0
+    task = old.tasks["t1"]
+    assert task.cost_femto == 150 * 10**18 and task.tokens == 3300
+    assert task.first_ts == {3: 1764392400000}
+    assert task.steps == {3: [[1, 1764392400000], [2, 1764392401000]]}
+    assert task.seen == {"e1": 1048576, "e2": 1048577} and task.hops == ["planner>writer"]
+    # the array record written now, with a sum beyond 64 bits, reads back equal
+    task.tokens = 2**70 + 1
+    raw = task.to_bytes()
+    assert raw.startswith(b'["t1","search","support-triage",1048577,')
+    again = PartitionProcessor.load(0, [("t|t1", raw)], VIEW.settings, clock)
+    assert again.record_errors == 0 and again.tasks["t1"] == task
+    assert again.tasks["t1"].tokens == 2**70 + 1

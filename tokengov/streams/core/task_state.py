@@ -6,11 +6,15 @@ task and ``seen`` maps each event id to the position where it first appeared.
 Together they make re-processing after a crash exact: an event at or before
 ``applied_pos`` is already in the counters; an id first seen at an earlier
 position is a duplicate.
+
+The state record is the task as a JSON array of its fields in declaration order
+(:meth:`TaskState.to_bytes`; a new field goes at the end, with a default, so that older
+records still read); records written before issue 18's fourth pass are JSON objects
+and read as well.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Final
 
 import msgspec
@@ -38,8 +42,10 @@ _SUMS = (
 )
 
 
-@dataclass(slots=True)
-class TaskState:
+class TaskState(msgspec.Struct, array_like=True, gc=False):
+    """A msgspec struct: slotted, encoded to an array in C, never tracked by the cyclic GC
+    (it holds ids, counts and lists/dicts of them: no cycles)."""
+
     task_id: str
     team: str
     workflow: str
@@ -55,23 +61,24 @@ class TaskState:
     retry_tokens: int = 0
     cost_femto: int = 0  # femto-USD (see tokengov.core.calls)
     largest_context: int = 0
-    hops: list[str] = field(default_factory=list)  # distinct parent>agent handoffs
+    hops: list[str] = msgspec.field(default_factory=list)  # distinct parent>agent handoffs
     hop_count: int = 0  # len(hops)
     max_step: int = -1
     loop_tool: str | None = None
     loop_run: int = 0
-    first_ts: dict[int, int] = field(default_factory=dict)  # step -> ts_ms of attempt 1
-    steps: dict[int, list[list[int]]] = field(default_factory=dict)  # retried step -> attempts
-    fired: list[str] = field(default_factory=list)
+    first_ts: dict[int, int] = msgspec.field(default_factory=dict)  # step -> ts_ms of attempt 1
+    #: retried step -> its attempts
+    steps: dict[int, list[list[int]]] = msgspec.field(default_factory=dict)
+    fired: list[str] = msgspec.field(default_factory=list)
     outcome: str | None = None
     outcome_pos: int = -1
     outcome_tokens: int = 0
     outcome_cost_femto: int = 0
-    seen: dict[str, int] = field(default_factory=dict)
+    seen: dict[str, int] = msgspec.field(default_factory=dict)
 
     @classmethod
     def new(cls, task_id: str, team: str, workflow: str) -> TaskState:
-        return cls(task_id=task_id, team=team, workflow=workflow)
+        return cls(task_id, team, workflow)
 
     def has_fired(self, name: str) -> bool:
         return name in self.fired
@@ -100,17 +107,19 @@ class TaskState:
         return attempts
 
     def to_bytes(self) -> bytes:
-        """The state record (JSON): msgspec serialises the dataclass directly, the same bytes
-        orjson gives (``OPT_NON_STR_KEYS``), 1.7× as fast; an integer beyond 64 bits is a JSON
-        number here (not decimal text as :func:`tokengov.streams.core.codec.dumps` writes),
-        so the record is read back with msgspec, which keeps it exact."""
+        """The state record: a JSON array of the fields, encoded by msgspec in C; an integer
+        beyond 64 bits is a JSON number (not decimal text, as
+        :func:`tokengov.streams.core.codec.dumps` writes), so the record is read back with
+        msgspec, which keeps it exact."""
         return _ENCODER.encode(self)
 
     @classmethod
-    def from_doc(cls, doc: dict[str, Any]) -> TaskState:
-        state = cls(**doc)
-        for name in _SUMS:  # sums beyond 64 bits are written as decimal text
+    def from_doc(cls, doc: list[Any] | dict[str, Any]) -> TaskState:
+        """A task from its record as decoded JSON: the array :meth:`to_bytes` writes, or the
+        object of records written before it."""
+        state = cls(**doc) if isinstance(doc, dict) else cls(*doc)
+        for name in _SUMS:  # sums beyond 64 bits were written as decimal text in objects
             setattr(state, name, big(getattr(state, name)))
-        state.steps = {int(step): attempts for step, attempts in doc["steps"].items()}
-        state.first_ts = {int(step): ts for step, ts in doc["first_ts"].items()}
+        state.steps = {int(step): attempts for step, attempts in state.steps.items()}
+        state.first_ts = {int(step): ts for step, ts in state.first_ts.items()}
         return state
