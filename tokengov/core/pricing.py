@@ -49,7 +49,7 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import TYPE_CHECKING, Final, Literal, NamedTuple, TypeVar
 
-from tokengov.core.calls import Call, from_model, usd
+from tokengov.core.calls import Call, CallArgs, call_args, from_model, usd
 from tokengov.core.contracts import CallEvent, TokenCounts
 from tokengov.core.policy import Discount, Price, PriceCatalog
 
@@ -461,42 +461,74 @@ class Pricer:
 
     def cost(self, call: Call) -> Cost:
         """The call's :data:`Cost` — what :meth:`priced` says, without building its object
-        or (where the cost is exact in femto-USD) a Decimal: the sink's hot path."""
-        if call.cost_femto is not None:
-            return call.cost_femto, "reported", ""
-        if call.usage_missing:
-            return 0, "missing_usage", ""
-        key = (call.provider, call.model, call.ts.date(), call.service_tier)
-        try:
-            entry = self._cache[key]
-        except KeyError:
-            entry = self.entry(call.model, key[2], call.provider, call.service_tier)
-        if entry is None:
-            return 0, "unpriced", ""
-        input = call.input
-        if not entry.exact:
-            return self._usd(entry, call) / _PER_MILLION, entry.source, entry.version
-        rates = entry.femto_rates
-        for tier in entry.tiers:
-            if input > tier.above:
-                rates = tier.femto_rates
-                break
-        r_in, r_cached, r_write, r_write_1h, r_out, r_reason = rates
-        cached, write, write_1h, reasoning = (
-            call.cached_input,
-            call.cache_write,
-            call.cache_write_1h,
-            call.reasoning,
-        )
-        femto = (
-            (input - cached - write) * r_in
-            + cached * r_cached
-            + (write - write_1h) * r_write
-            + write_1h * r_write_1h
-            + (call.output - reasoning) * r_out
-            + reasoning * r_reason
-        )
-        return femto, entry.source, entry.version
+        or (where the cost is exact in femto-USD) a Decimal (:meth:`costs` of one call)."""
+        amounts, sources, versions = self.costs((call_args(call),))
+        return amounts[0], sources[0], versions[0]
+
+    def costs(
+        self, calls: Sequence[CallArgs]
+    ) -> tuple[list[int | Decimal], list[CostSource], list[str]]:
+        """The :data:`Cost` of each of ``calls`` (each a call's
+        :data:`~tokengov.core.calls.CallArgs`), as three columns (amounts, sources, versions):
+        the sink's hot path — no :class:`Call` built, and the rates looked up once for each
+        run of calls of one (provider, model, UTC day, service tier)."""
+        amounts: list[int | Decimal] = []
+        sources: list[CostSource] = []
+        versions: list[str] = []
+        amount, source, version = amounts.append, sources.append, versions.append
+        cache = self._cache
+        last: tuple[str, str, date, str | None] | None = None
+        entry: Entry | None = None
+        for a in calls:
+            # CALL_ARGS positions: 1 ts, 8 model, 9 input, 10 output, 11 cached_input,
+            # 12 cache_write, 13 reasoning, 19 cost_femto, 21 provider, 23 cache_write_1h,
+            # 24 service_tier, 25 usage_missing
+            if a[19] is not None:
+                amount(a[19])
+                source("reported")
+                version("")
+                continue
+            if a[25]:
+                amount(0)
+                source("missing_usage")
+                version("")
+                continue
+            key = (a[21], a[8], a[1].date(), a[24])
+            if key != last:
+                try:
+                    entry = cache[key]
+                except KeyError:
+                    entry = self.entry(a[8], key[2], a[21], a[24])
+                last = key
+            if entry is None:
+                amount(0)
+                source("unpriced")
+                version("")
+                continue
+            input = a[9]
+            if not entry.exact:
+                amount(self._usd(entry, Call(*a)) / _PER_MILLION)
+                source(entry.source)
+                version(entry.version)
+                continue
+            rates = entry.femto_rates
+            for tier in entry.tiers:
+                if input > tier.above:
+                    rates = tier.femto_rates
+                    break
+            r_in, r_cached, r_write, r_write_1h, r_out, r_reason = rates
+            cached, write, write_1h, reasoning = a[11], a[12], a[23], a[13]
+            amount(
+                (input - cached - write) * r_in
+                + cached * r_cached
+                + (write - write_1h) * r_write
+                + write_1h * r_write_1h
+                + (a[10] - reasoning) * r_out
+                + reasoning * r_reason
+            )
+            source(entry.source)
+            version(entry.version)
+        return amounts, sources, versions
 
     def priced(self, call: Call, *, input_rate: bool = False) -> PricedCall:
         """The exact cost in USD and its source (and, with ``input_rate``, the call's

@@ -40,16 +40,18 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal, localcontext
 from typing import Any, Final
 
 from clickhouse_connect.datatypes.base import ClickHouseType
 from clickhouse_connect.datatypes.numeric import Decimal as ChDecimal
 from clickhouse_connect.datatypes.registry import get_from_name
+from clickhouse_connect.datatypes.string import String
 from clickhouse_connect.driver.insert import InsertContext
 from clickhouse_connect.driver.transform import NativeTransform
 
-from tokengov.core.calls import Call, epoch_ms
+from tokengov.core.calls import CallArgs, epoch_ms
 from tokengov.core.policy import PriceCatalog
 from tokengov.core.pricing import EXACT_FEMTO, CostSource, cost_decimal
 from tokengov.sinks.clickhouse.decode import (
@@ -145,6 +147,46 @@ def wire_type(name: str) -> str:
     return name
 
 
+def _wire(name: str) -> ClickHouseType:
+    """The serializer of a column of type ``name`` (:func:`wire_type`); a
+    ``LowCardinality(String)`` column's values repeat: :class:`RepeatedString`."""
+    kind = get_from_name(wire_type(name))
+    if type(kind) is String and name.startswith("LowCardinality("):
+        return RepeatedString(kind.type_def)
+    return kind
+
+
+class RepeatedString(String, registered=False):
+    """A ``String`` column whose values repeat (a ``LowCardinality`` column's): each distinct
+    value encoded once, the column joined from them in C — the bytes clickhouse-connect's
+    String serializer writes (a LEB128 length, the UTF-8 bytes; ``NULL`` as an empty string
+    after the null map), at half its cost. Any other value (not text, or text UTF-8 cannot
+    encode) leaves the column to that serializer."""
+
+    def _write_column_binary(self, column: Sequence[Any], dest: bytearray, ctx: Any) -> None:
+        try:
+            encoded = {value: _string_bytes(value, self.nullable) for value in set(column)}
+        except (TypeError, UnicodeEncodeError):
+            super()._write_column_binary(column, dest, ctx)
+            return
+        dest += b"".join(map(encoded.__getitem__, column))
+
+
+def _string_bytes(value: str | None, nullable: bool) -> bytes:
+    if type(value) is not str:
+        if value is None and nullable:
+            return b"\x00"
+        raise TypeError("not text")
+    data = value.encode()
+    size = len(data)
+    prefix = bytearray()
+    while size > 0x7F:
+        prefix.append(0x80 | (size & 0x7F))
+        size >>= 7
+    prefix.append(size)
+    return bytes(prefix) + data
+
+
 class Encoder:
     """Serializes decoded messages for the tables' actual column types (``types``: table →
     ClickHouse type names in :data:`TABLE_COLUMNS` order, read from the store; see
@@ -152,7 +194,7 @@ class Encoder:
 
     def __init__(self, types: Mapping[str, Sequence[str]]) -> None:
         self.type_names = {table: list(names) for table, names in types.items()}
-        self.types = {t: [get_from_name(wire_type(n)) for n in names] for t, names in types.items()}
+        self.types = {t: [_wire(n) for n in names] for t, names in types.items()}
         # The calls' (decoded with columns=True) costs are written from scaled integers.
         self._call_types = list(self.types.get(TOKEN_EVENTS, ()))
         if self._call_types:
@@ -180,7 +222,7 @@ class Encoder:
 
     def _calls(self, decoded: Sequence[Decoded], stamps: list[int]) -> bytes | None:
         """The token_events block of the messages' calls (decoded with ``columns=True``)."""
-        calls: list[Call] = []
+        calls: list[CallArgs] = []
         amounts: list[int | Decimal] = []
         sources: list[CostSource] = []
         versions: list[str] = []
@@ -201,6 +243,7 @@ class Encoder:
 
 
 _COST_AT: Final = TOKEN_EVENT_COLUMNS.index("cost_usd")
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _LITTLE: Final = sys.byteorder == "little" and array("q").itemsize == 8
 
 
@@ -270,7 +313,7 @@ def summarize(decoded: Sequence[Decoded]) -> tuple[Encoded, dict[str, list[tuple
     calls of messages decoded with ``columns=True`` are counted, not made rows)."""
     out = Encoded(messages=len(decoded))
     rows: dict[str, list[tuple[Any, ...]]] = {}
-    calls: list[Call] = []
+    calls: list[CallArgs] = []
     for index, message in enumerate(decoded):
         out.invalid_events += message.invalid_events
         out.tombstones += message.tombstones
@@ -293,8 +336,12 @@ def summarize(decoded: Sequence[Decoded]) -> tuple[Encoded, dict[str, list[tuple
         if TOKEN_EVENTS in rows:
             raise ValueError("a run mixes calls and token_events rows")
         out.rows[TOKEN_EVENTS] = len(calls)
-        out.ids[TOKEN_EVENTS] = [c.event_id for c in calls]
-        out.ts_ms[TOKEN_EVENTS] = [c.ts_ms for c in calls]
+        out.ids[TOKEN_EVENTS] = [c[0] for c in calls]
+        # epoch_ms of each call's ts (CallArgs position 1), inlined
+        out.ts_ms[TOKEN_EVENTS] = [
+            (d := c[1] - _EPOCH).days * 86_400_000 + d.seconds * 1000 + d.microseconds // 1000
+            for c in calls
+        ]
     return out, rows
 
 
