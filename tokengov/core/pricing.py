@@ -199,6 +199,11 @@ class Entry(NamedTuple):
 _Hot = tuple[tuple[int, int, int, int, int, int], tuple[Tier, ...]]
 #: Not in the hot path's cache yet (a sentinel: the cache holds None for an unpriced model).
 _UNSEEN: Final[_Hot] = ((0, 0, 0, 0, 0, 0), ())
+#: :meth:`Pricer.costs`' view of an entry: (its femto-USD rates, None where they are not exact
+#: or there is no entry; source; version; tiers; the entry).
+_Rated = tuple[
+    tuple[int, int, int, int, int, int] | None, CostSource, str, "tuple[Tier, ...]", "Entry | None"
+]
 
 
 def _policy_entry(price: Price) -> Entry:
@@ -396,6 +401,7 @@ class Pricer:
         self.catalog = catalog
         self._cache: dict[tuple[str, str, date, str | None], Entry | None] = {}
         self._hot: dict[tuple[str, str, date, str | None], _Hot | None] = {}
+        self._rated: dict[tuple[str, str, date, str | None], _Rated] = {}
         # The catalog's data loads once per process (~0.2 s): here, not on the first call
         # of an unknown model in the streams' hot path.
         from genai_prices.data_snapshot import get_snapshot
@@ -413,6 +419,7 @@ class Pricer:
         if len(self._cache) > 10_000:
             self._cache.clear()
             self._hot.clear()
+            self._rated = {}
         found = self._cache[key] = self._resolve(model, day, provider, service_tier)
         return found
 
@@ -476,9 +483,7 @@ class Pricer:
         sources: list[CostSource] = []
         versions: list[str] = []
         amount, source, version = amounts.append, sources.append, versions.append
-        cache = self._cache
-        last: tuple[str, str, date, str | None] | None = None
-        entry: Entry | None = None
+        rated = self._rated
         for a in calls:
             # CALL_ARGS positions: 1 ts, 8 model, 9 input, 10 output, 11 cached_input,
             # 12 cache_write, 13 reasoning, 19 cost_femto, 21 provider, 23 cache_write_1h,
@@ -494,28 +499,33 @@ class Pricer:
                 version("")
                 continue
             key = (a[21], a[8], a[1].date(), a[24])
-            if key != last:
-                try:
-                    entry = cache[key]
-                except KeyError:
-                    entry = self.entry(a[8], key[2], a[21], a[24])
-                last = key
-            if entry is None:
-                amount(0)
-                source("unpriced")
-                version("")
+            rates_of = rated.get(key)
+            if rates_of is None:
+                entry = self.entry(a[8], key[2], a[21], a[24])
+                rated = self._rated  # (emptied with the entries when they are too many)
+                rates_of = rated[key] = (
+                    (None, "unpriced", "", (), None)
+                    if entry is None
+                    else (
+                        entry.femto_rates if entry.exact else None,
+                        entry.source,
+                        entry.version,
+                        entry.tiers,
+                        entry,
+                    )
+                )
+            rates, of, release, tiers, entry = rates_of
+            source(of)
+            version(release)
+            if rates is None:  # unpriced, or a price beyond femto-USD: Decimal
+                amount(0 if entry is None else self._usd(entry, Call(*a)) / _PER_MILLION)
                 continue
             input = a[9]
-            if not entry.exact:
-                amount(self._usd(entry, Call(*a)) / _PER_MILLION)
-                source(entry.source)
-                version(entry.version)
-                continue
-            rates = entry.femto_rates
-            for tier in entry.tiers:
-                if input > tier.above:
-                    rates = tier.femto_rates
-                    break
+            if tiers:
+                for tier in tiers:
+                    if input > tier.above:
+                        rates = tier.femto_rates
+                        break
             r_in, r_cached, r_write, r_write_1h, r_out, r_reason = rates
             cached, write, write_1h, reasoning = a[11], a[12], a[23], a[13]
             amount(
@@ -526,8 +536,6 @@ class Pricer:
                 + (a[10] - reasoning) * r_out
                 + reasoning * r_reason
             )
-            source(entry.source)
-            version(entry.version)
         return amounts, sources, versions
 
     def priced(self, call: Call, *, input_rate: bool = False) -> PricedCall:
