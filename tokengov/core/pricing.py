@@ -68,6 +68,7 @@ __all__ = [
     "cost_decimal",
     "cost_of_tokens",
     "femto_exact",
+    "load_catalog_data",
     "price_call",
     "price_tokens",
 ]
@@ -393,6 +394,14 @@ class PricedCall:
         return self.input_usd_per_token * tokens
 
 
+def load_catalog_data() -> None:
+    """Load the price catalog's data (genai-prices' snapshot: ~0.2 s of CPU, once per
+    process) now — a process that will price calls does it before its first one."""
+    from genai_prices.data_snapshot import get_snapshot
+
+    get_snapshot()
+
+
 class Pricer:
     """Prices decoded calls: the policy's prices over the catalog; the rates in force are
     resolved once per (provider, model, UTC day, service tier) and cached."""
@@ -404,9 +413,7 @@ class Pricer:
         self._rated: dict[tuple[str, str, date, str | None], _Rated] = {}
         # The catalog's data loads once per process (~0.2 s): here, not on the first call
         # of an unknown model in the streams' hot path.
-        from genai_prices.data_snapshot import get_snapshot
-
-        get_snapshot()
+        load_catalog_data()
 
     def entry(
         self, model: str, day: date, provider: str = "unknown", service_tier: str | None = None
