@@ -346,7 +346,7 @@ _WireName = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_NAME_CHARS)
 _WireId = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_CHARS)]
 
 
-class _TokensWire(msgspec.Struct, forbid_unknown_fields=True):
+class _TokensWire(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     input: _Count = 0
     output: _Count = 0
     cached_input: _Count = 0
@@ -355,7 +355,7 @@ class _TokensWire(msgspec.Struct, forbid_unknown_fields=True):
     reasoning: _Count = 0
 
 
-class _ComponentsWire(msgspec.Struct, forbid_unknown_fields=True):
+class _ComponentsWire(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     system: _Count = 0
     tool_definitions: _Count = 0
     retrieved: _Count = 0
@@ -370,7 +370,7 @@ _NO_TOKENS: Final = _TokensWire()
 _NO_COMPONENTS_WIRE: Final = _ComponentsWire()
 
 
-class _CallWire(msgspec.Struct, tag_field="kind", tag="call", forbid_unknown_fields=True):
+class _CallWire(msgspec.Struct, tag_field="kind", tag="call", forbid_unknown_fields=True, gc=False):
     """A call as path 1 accepts it: strictly typed (no coercion), a reported cost refused
     (Decimal rules are the models' job); absent ``tokens``/``components`` are UNSET (a JSON
     ``null`` there is refused, as the contract refuses it). Unknown fields are left to path 2,
@@ -400,7 +400,9 @@ class _CallWire(msgspec.Struct, tag_field="kind", tag="call", forbid_unknown_fie
     usage_missing: bool = False
 
 
-class _OutcomeWire(msgspec.Struct, tag_field="kind", tag="outcome", forbid_unknown_fields=True):
+class _OutcomeWire(
+    msgspec.Struct, tag_field="kind", tag="outcome", forbid_unknown_fields=True, gc=False
+):
     event_id: _WireId
     ts: str
     task_id: _WireId

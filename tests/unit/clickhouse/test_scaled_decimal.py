@@ -88,7 +88,10 @@ _TEXTS = st.one_of(
 
 @settings(max_examples=300, deadline=None)
 @given(
-    values=st.lists(st.one_of(_TEXTS, st.none()), max_size=40),
+    values=st.one_of(
+        st.lists(st.one_of(_TEXTS, st.none()), max_size=40),
+        st.builds(lambda v, n: [v] * n, st.one_of(_TEXTS, st.none()), st.integers(1, 40)),
+    ),
     nullable=st.booleans(),
 )
 def test_repeated_strings_serialize_as_strings_do(values: list[str | None], nullable: bool) -> None:

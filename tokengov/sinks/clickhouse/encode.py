@@ -165,6 +165,11 @@ class RepeatedString(String, registered=False):
 
     def _write_column_binary(self, column: Sequence[Any], dest: bytearray, ctx: Any) -> None:
         try:
+            if (  # one value (often): the first is the last, and every one
+                column and column[0] == column[-1] and column.count(column[0]) == len(column)
+            ):
+                dest += _string_bytes(column[0], self.nullable) * len(column)
+                return
             encoded = {value: _string_bytes(value, self.nullable) for value in set(column)}
         except (TypeError, UnicodeEncodeError):
             super()._write_column_binary(column, dest, ctx)
