@@ -39,6 +39,7 @@ from pydantic import ValidationError
 
 from tokengov.core.calls import NO_COMPONENTS, Call, CallArgs, Done, call_args, from_model
 from tokengov.core.contracts import (
+    COMPONENT_NAMES,
     MAX_COUNT,
     MAX_ID_CHARS,
     MAX_MESSAGE_BYTES,
@@ -365,6 +366,9 @@ class _ComponentsWire(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     memory: _Count = 0
 
 
+if _ComponentsWire.__struct_fields__ != COMPONENT_NAMES:  # _astuple's order is the contract's
+    raise RuntimeError("_ComponentsWire's fields are not COMPONENT_NAMES, in that order")
+_astuple: Final = msgspec.structs.astuple
 _UNSET: Final = msgspec.UNSET
 _NO_TOKENS: Final = _TokensWire()
 _NO_COMPONENTS_WIRE: Final = _ComponentsWire()
@@ -461,18 +465,7 @@ def _from_wire(
     if t is _UNSET:
         t = _NO_TOKENS
     p = c.components
-    if p is _UNSET:
-        components = NO_COMPONENTS
-    else:
-        components = (
-            p.system,
-            p.tool_definitions,
-            p.retrieved,
-            p.history,
-            p.tool_responses,
-            p.handoff,
-            p.memory,
-        )
+    components = NO_COMPONENTS if p is _UNSET else _astuple(p)  # COMPONENT_NAMES order
     inp, out, cached, write = t.input, t.output, t.cached_input, t.cache_write
     write_1h, reasoning, missing = t.cache_write_1h, t.reasoning, c.usage_missing
     if (
@@ -500,7 +493,7 @@ def _from_wire(
         raise _Slow from None
     if not TS_MIN <= ts < TS_MAX:
         raise _Slow  # out of range: the models say so (and converting could overflow)
-    if text[-1] != "Z":
+    if text[-1] != "Z" and text[-6:] != "+00:00":  # (those two are read as UTC already)
         ts = ts.astimezone(UTC)
     team, workflow = c.team, c.workflow
     if not (
