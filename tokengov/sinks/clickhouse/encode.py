@@ -1,17 +1,19 @@
 """Kafka messages → ClickHouse Native blocks, in a pool of decoder processes (or inline).
 
 Decoding a call (parse, the contract's checks, pricing) and serializing it for
-ClickHouse cost ~9 µs of Python per row; the insert itself ~1.5 µs of engine time.
+ClickHouse cost ~6 µs of Python per row; the insert itself ~1.5 µs of engine time.
 The writer therefore hands runs of consecutive messages of one partition to a
 :class:`DecodePool`: each run comes back as an :class:`Encoded` — per table, the
 rows already serialized in ClickHouse's Native format by clickhouse-connect's own
 column serializers, plus what the writer needs without the rows themselves (event
 ids and millisecond timestamps for its duplicate lookup, row counts, rejects). The
-decoders build no row per call: the calls stay decoded calls with their costs
+decoders build no row per call, nor a :class:`~tokengov.core.calls.Call`: the calls
+stay their constructor's arguments with their costs
 (``MessageDecoder.decode(..., columns=True)``), laid out as columns by
 :func:`~tokengov.sinks.clickhouse.rows.call_columns`, the cost column from integer
 femto-USD (:class:`ScaledDecimal`: the bytes clickhouse-connect writes for the
-Decimals, without a Decimal per row).
+Decimals, without a Decimal per row), the ``LowCardinality`` strings from each distinct
+value's bytes (:class:`RepeatedString`).
 The writer concatenates the blocks of a flush and inserts them in one statement.
 
 Anything unusual — rows to leave out because they are already stored, a block
