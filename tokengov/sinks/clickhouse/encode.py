@@ -166,6 +166,9 @@ class RepeatedString(String, registered=False):
     encode) leaves the column to that serializer."""
 
     def _write_column_binary(self, column: Sequence[Any], dest: bytearray, ctx: Any) -> None:
+        if (ctx.encoding or self.encoding).replace("-", "").lower() != "utf8":
+            super()._write_column_binary(column, dest, ctx)  # (never, from the Encoder)
+            return
         try:
             if (  # one value (often): the first is the last, and every one
                 column and column[0] == column[-1] and column.count(column[0]) == len(column)
