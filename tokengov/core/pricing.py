@@ -49,7 +49,7 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import TYPE_CHECKING, Final, Literal, NamedTuple, TypeVar
 
-from tokengov.core.calls import Call, from_model, usd
+from tokengov.core.calls import Call, CallArgs, call_args, from_model, usd
 from tokengov.core.contracts import CallEvent, TokenCounts
 from tokengov.core.policy import Discount, Price, PriceCatalog
 
@@ -68,6 +68,7 @@ __all__ = [
     "cost_decimal",
     "cost_of_tokens",
     "femto_exact",
+    "load_catalog_data",
     "price_call",
     "price_tokens",
 ]
@@ -199,6 +200,11 @@ class Entry(NamedTuple):
 _Hot = tuple[tuple[int, int, int, int, int, int], tuple[Tier, ...]]
 #: Not in the hot path's cache yet (a sentinel: the cache holds None for an unpriced model).
 _UNSEEN: Final[_Hot] = ((0, 0, 0, 0, 0, 0), ())
+#: :meth:`Pricer.costs`' view of an entry: (its femto-USD rates, None where they are not exact
+#: or there is no entry; source; version; tiers; the entry).
+_Rated = tuple[
+    tuple[int, int, int, int, int, int] | None, CostSource, str, "tuple[Tier, ...]", "Entry | None"
+]
 
 
 def _policy_entry(price: Price) -> Entry:
@@ -388,6 +394,14 @@ class PricedCall:
         return self.input_usd_per_token * tokens
 
 
+def load_catalog_data() -> None:
+    """Load the price catalog's data (genai-prices' snapshot: ~0.2 s of CPU, once per
+    process) now — a process that will price calls does it before its first one."""
+    from genai_prices.data_snapshot import get_snapshot
+
+    get_snapshot()
+
+
 class Pricer:
     """Prices decoded calls: the policy's prices over the catalog; the rates in force are
     resolved once per (provider, model, UTC day, service tier) and cached."""
@@ -396,11 +410,10 @@ class Pricer:
         self.catalog = catalog
         self._cache: dict[tuple[str, str, date, str | None], Entry | None] = {}
         self._hot: dict[tuple[str, str, date, str | None], _Hot | None] = {}
+        self._rated: dict[tuple[str, str, date, str | None], _Rated] = {}
         # The catalog's data loads once per process (~0.2 s): here, not on the first call
         # of an unknown model in the streams' hot path.
-        from genai_prices.data_snapshot import get_snapshot
-
-        get_snapshot()
+        load_catalog_data()
 
     def entry(
         self, model: str, day: date, provider: str = "unknown", service_tier: str | None = None
@@ -413,6 +426,7 @@ class Pricer:
         if len(self._cache) > 10_000:
             self._cache.clear()
             self._hot.clear()
+            self._rated = {}
         found = self._cache[key] = self._resolve(model, day, provider, service_tier)
         return found
 
@@ -461,42 +475,75 @@ class Pricer:
 
     def cost(self, call: Call) -> Cost:
         """The call's :data:`Cost` — what :meth:`priced` says, without building its object
-        or (where the cost is exact in femto-USD) a Decimal: the sink's hot path."""
-        if call.cost_femto is not None:
-            return call.cost_femto, "reported", ""
-        if call.usage_missing:
-            return 0, "missing_usage", ""
-        key = (call.provider, call.model, call.ts.date(), call.service_tier)
-        try:
-            entry = self._cache[key]
-        except KeyError:
-            entry = self.entry(call.model, key[2], call.provider, call.service_tier)
-        if entry is None:
-            return 0, "unpriced", ""
-        input = call.input
-        if not entry.exact:
-            return self._usd(entry, call) / _PER_MILLION, entry.source, entry.version
-        rates = entry.femto_rates
-        for tier in entry.tiers:
-            if input > tier.above:
-                rates = tier.femto_rates
-                break
-        r_in, r_cached, r_write, r_write_1h, r_out, r_reason = rates
-        cached, write, write_1h, reasoning = (
-            call.cached_input,
-            call.cache_write,
-            call.cache_write_1h,
-            call.reasoning,
-        )
-        femto = (
-            (input - cached - write) * r_in
-            + cached * r_cached
-            + (write - write_1h) * r_write
-            + write_1h * r_write_1h
-            + (call.output - reasoning) * r_out
-            + reasoning * r_reason
-        )
-        return femto, entry.source, entry.version
+        or (where the cost is exact in femto-USD) a Decimal (:meth:`costs` of one call)."""
+        amounts, sources, versions = self.costs((call_args(call),))
+        return amounts[0], sources[0], versions[0]
+
+    def costs(
+        self, calls: Sequence[CallArgs]
+    ) -> tuple[list[int | Decimal], list[CostSource], list[str]]:
+        """The :data:`Cost` of each of ``calls`` (each a call's
+        :data:`~tokengov.core.calls.CallArgs`), as three columns (amounts, sources, versions):
+        the sink's hot path — no :class:`Call` built, and the rates looked up once for each
+        run of calls of one (provider, model, UTC day, service tier)."""
+        amounts: list[int | Decimal] = []
+        sources: list[CostSource] = []
+        versions: list[str] = []
+        amount, source, version = amounts.append, sources.append, versions.append
+        rated = self._rated
+        for a in calls:
+            # CALL_ARGS positions: 1 ts, 8 model, 9 input, 10 output, 11 cached_input,
+            # 12 cache_write, 13 reasoning, 19 cost_femto, 21 provider, 23 cache_write_1h,
+            # 24 service_tier, 25 usage_missing
+            if a[19] is not None:
+                amount(a[19])
+                source("reported")
+                version("")
+                continue
+            if a[25]:
+                amount(0)
+                source("missing_usage")
+                version("")
+                continue
+            key = (a[21], a[8], a[1].date(), a[24])
+            rates_of = rated.get(key)
+            if rates_of is None:
+                entry = self.entry(a[8], key[2], a[21], a[24])
+                rated = self._rated  # (emptied with the entries when they are too many)
+                rates_of = rated[key] = (
+                    (None, "unpriced", "", (), None)
+                    if entry is None
+                    else (
+                        entry.femto_rates if entry.exact else None,
+                        entry.source,
+                        entry.version,
+                        entry.tiers,
+                        entry,
+                    )
+                )
+            rates, of, release, tiers, entry = rates_of
+            source(of)
+            version(release)
+            if rates is None:  # unpriced, or a price beyond femto-USD: Decimal
+                amount(0 if entry is None else self._usd(entry, Call(*a)) / _PER_MILLION)
+                continue
+            input = a[9]
+            if tiers:
+                for tier in tiers:
+                    if input > tier.above:
+                        rates = tier.femto_rates
+                        break
+            r_in, r_cached, r_write, r_write_1h, r_out, r_reason = rates
+            cached, write, write_1h, reasoning = a[11], a[12], a[23], a[13]
+            amount(
+                (input - cached - write) * r_in
+                + cached * r_cached
+                + (write - write_1h) * r_write
+                + write_1h * r_write_1h
+                + (a[10] - reasoning) * r_out
+                + reasoning * r_reason
+            )
+        return amounts, sources, versions
 
     def priced(self, call: Call, *, input_rate: bool = False) -> PricedCall:
         """The exact cost in USD and its source (and, with ``input_rate``, the call's

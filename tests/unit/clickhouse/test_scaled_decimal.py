@@ -1,10 +1,12 @@
 """The cost column written from scaled integers (encode.ScaledDecimal, encode.scaled_costs)
 against clickhouse-connect's own Decimal serializer (the reference: what its ``insert``
-writes for the Decimal values)."""
+writes for the Decimal values), and the LowCardinality strings (encode.RepeatedString)
+against its String serializer."""
 
 from __future__ import annotations
 
 from decimal import Decimal, localcontext
+from typing import Any
 
 from clickhouse_connect.datatypes.numeric import Decimal as ChDecimal
 from clickhouse_connect.datatypes.registry import get_from_name
@@ -13,7 +15,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tokengov.core.pricing import EXACT_FEMTO, cost_decimal
-from tokengov.sinks.clickhouse.encode import ScaledDecimal, scaled_costs
+from tokengov.sinks.clickhouse.encode import (
+    RepeatedString,
+    ScaledDecimal,
+    _wire,
+    scaled_costs,
+    wire_type,
+)
 
 
 def _reference(kind: ChDecimal, values: list[Decimal]) -> bytes:
@@ -58,3 +66,41 @@ def test_scaled_costs_serialize_as_the_decimals_do(amounts: list[int], type_name
     if not fits:  # a value the column cannot hold: not this test's business
         return
     assert _scaled(kind, scaled_costs(kind, amounts, sources)) == _reference(kind, decimals)
+
+
+def _written(kind: Any, values: list[Any]) -> bytes | str:
+    dest = bytearray()
+    ctx = InsertContext("t", ["c"], [kind], data=[values], column_oriented=True)
+    try:
+        kind.write_column_data(values, dest, ctx)
+    except Exception as exc:  # the same refusal (a value UTF-8 cannot encode)
+        return type(exc).__name__
+    return bytes(dest)
+
+
+# Text of any length (a LEB128 length of one to three bytes), repeated, with NULLs, and text
+# UTF-8 cannot encode (a lone surrogate).
+_TEXTS = st.one_of(
+    st.sampled_from(["", "support", "é", "x" * 127, "y" * 128, "z" * 16_384, "a\ud800"]),
+    st.text(max_size=200),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    values=st.one_of(
+        st.lists(st.one_of(_TEXTS, st.none()), max_size=40),
+        st.builds(lambda v, n: [v] * n, st.one_of(_TEXTS, st.none()), st.integers(1, 40)),
+    ),
+    nullable=st.booleans(),
+)
+def test_repeated_strings_serialize_as_strings_do(values: list[str | None], nullable: bool) -> None:
+    """A LowCardinality(String) column (encode.RepeatedString: each distinct value encoded
+    once) gives clickhouse-connect's String serializer's bytes, or its refusal."""
+    name = "LowCardinality(Nullable(String))" if nullable else "LowCardinality(String)"
+    if not nullable:
+        values = [v for v in values if v is not None]
+    repeated = _wire(name)
+    assert isinstance(repeated, RepeatedString)
+    reference = get_from_name(wire_type(name))
+    assert _written(repeated, values) == _written(reference, values)

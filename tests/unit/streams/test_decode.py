@@ -18,6 +18,7 @@ from tokengov.core.contracts import CallEvent
 from tokengov.core.decoding import (
     check_calls,
     check_message,
+    decode_call_args,
     decode_events,
     fast_event,
     fast_message,
@@ -210,6 +211,13 @@ def test_message_path_agrees_with_the_models(data: st.DataObject, base: dict[str
         if fast is not None:  # only what the models accept, identically
             assert expected is not None, doc
             assert fast == (envelope, [expected] * (2 if envelope else 1)), doc
+        # the sink's decoding (calls as their constructor's arguments): the same events
+        as_args, as_calls = decode_call_args(message), decode_events(message)
+        assert all(type(e) is not Call for _i, e in as_args.events), doc
+        assert [(i, Call(*e) if type(e) is tuple else e) for i, e in as_args.events] == (
+            as_calls.events
+        ), doc
+        assert (as_args.failures, as_args.envelope) == (as_calls.failures, as_calls.envelope)
     # check_message (the sender's): an item it does not send to a slower path is the models'
     good = orjson.dumps(BASE_OUTCOME)
     for message, size in ((raw, 1), (b"[" + raw + b"," + good + b"]", 2)):

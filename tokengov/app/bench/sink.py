@@ -10,7 +10,8 @@ millions of events.
    clickhouse-connect ``client.insert`` in the same batch size into the same (emptied)
    tables, views included.
 3. Decode ceiling: the same messages decoded, priced and serialized to Native blocks
-   in this one process, no I/O — where the writer's time goes.
+   in this one process, no I/O, as a decoder process does it (warmed up, the collector
+   off) — where the writer's time goes.
 4. Reports: ``--events`` call events (and an outcome per task, and alerts)
    generated inside ClickHouse with ``INSERT … SELECT FROM numbers()``, then each
    report's latency (best of 3) through the same code path ``tokengov report`` uses.
@@ -145,14 +146,22 @@ def _decode_rows(
     messages: list[tuple[bytes, bytes]], policy: Policy, store: ClickHouseStore, run: int
 ) -> tuple[list[Any], float]:
     """The rows of ``messages`` (for the bare insert), and the time one process takes to
-    decode, price and serialize them as the writer's decoders do."""
+    decode, price and serialize them as the writer's decoders do: warmed up, and with the
+    collector off (a decoder process collects cycles itself, every few hundred runs; on here,
+    it would rescan the bench's own data again and again)."""
     decoder = MessageDecoder(lambda: policy.catalog)
     pool = DecodePool(0, column_types(store), decoder, decoder.catalog)
+    pool.encoder.warm()
     values: list[bytes | None] = [value for _key, value in messages]
-    started = time.perf_counter()
-    for i in range(0, len(values), run):
-        pool.encode_here("events", values[i : i + run])
-    elapsed = time.perf_counter() - started
+    gc.collect()
+    gc.disable()
+    try:
+        started = time.perf_counter()
+        for i in range(0, len(values), run):
+            pool.encode_here("events", values[i : i + run])
+        elapsed = time.perf_counter() - started
+    finally:
+        gc.enable()
     rows = [item.row for v in values for item in decoder.decode("events", v).items]
     return rows, elapsed
 

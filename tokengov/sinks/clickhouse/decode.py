@@ -22,18 +22,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Final, Literal, NamedTuple
+from typing import Any, Final, Literal, NamedTuple, cast
 
 import orjson
 from pydantic import ValidationError
 
-from tokengov.core.calls import Call, Done
+from tokengov.core.calls import Call, CallArgs, Done
 from tokengov.core.contracts import Alert, Decision, describe_validation_error
-from tokengov.core.decoding import decode_events
+from tokengov.core.decoding import decode_call_args, decode_events
 from tokengov.core.message_items import load_items
 from tokengov.core.policy import PriceCatalog
-from tokengov.core.pricing import CostSource, Pricer
+from tokengov.core.pricing import EXACT_FEMTO, CostSource, Pricer
 from tokengov.sinks.clickhouse.rows import (
+    TS_MAX,
+    TS_MIN,
     Finding,
     RowError,
     alert_row,
@@ -97,10 +99,12 @@ class Reject:
 @dataclass(slots=True)
 class Decoded:
     """One message's rows (``items``), rejects and invalid items. Decoded with
-    ``columns=True`` (:meth:`MessageDecoder.decode`), its calls' rows are not built: the
-    calls are in ``calls`` with what they cost (``amounts``, ``sources``, ``versions``: a
-    :data:`~tokengov.core.pricing.Cost` each, checked), and ``items`` holds the other rows;
-    the encoder lays them out as columns (:func:`~tokengov.sinks.clickhouse.rows.call_columns`)."""
+    ``columns=True`` (:meth:`MessageDecoder.decode`), its calls' rows are not built, nor
+    their :class:`~tokengov.core.calls.Call` s: the calls are in ``calls``, each as its
+    :data:`~tokengov.core.calls.CallArgs`, with what they cost (``amounts``, ``sources``,
+    ``versions``: a :data:`~tokengov.core.pricing.Cost` each, checked), and ``items`` holds
+    the other rows; the encoder lays them out as columns
+    (:func:`~tokengov.sinks.clickhouse.rows.call_columns`)."""
 
     items: list[Item] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
@@ -109,7 +113,7 @@ class Decoded:
     #: Why each invalid item was refused ("item 3: tokens.input: …"; the whole message: no
     #: prefix), for the writer's log.
     invalid_reasons: list[str] = field(default_factory=list)
-    calls: list[Call] = field(default_factory=list)
+    calls: list[CallArgs] = field(default_factory=list)
     amounts: list[int | Decimal] = field(default_factory=list)
     sources: list[CostSource] = field(default_factory=list)
     versions: list[str] = field(default_factory=list)
@@ -177,6 +181,9 @@ class MessageDecoder:
         return out
 
     def _events(self, value: bytes, out: Decoded, columns: bool) -> None:
+        if columns:
+            self._call_columns(value, out)
+            return
         decoded = decode_events(value)
         for failure, _ in decoded.failures:
             out.invalid(failure.reason, failure.index)
@@ -185,25 +192,91 @@ class MessageDecoder:
         for index, event in decoded.events:
             try:
                 if type(event) is Call:
-                    if columns:
-                        amount, source, version = pricer.cost(event)
-                        checked_cost(event, amount, source)
-                        out.calls.append(event)
-                        out.amounts.append(amount)
-                        out.sources.append(source)
-                        out.versions.append(version)
-                    else:
-                        row = call_row(event, pricer.priced(event))
-                        items.append(Item(TOKEN_EVENTS, row, event.event_id, event.ts))
+                    row = call_row(event, pricer.priced(event))
+                    items.append(Item(TOKEN_EVENTS, row, event.event_id, event.ts))
                 else:
                     assert type(event) is Done
                     items.append(Item(TASK_OUTCOMES, done_row(event), event.event_id, event.ts))
             except Exception as exc:
-                at = index if decoded.envelope else None
-                reason = str(exc) if isinstance(exc, RowError) else _fault(exc)
-                if not isinstance(exc, RowError):
-                    log.exception("building the row of item %s failed", at)
-                out.rejects.append(Reject(reason, _sent_item(value, at), event.event_id, at))
+                self._reject(value, out, decoded.envelope, index, event.event_id, exc)
+
+    @staticmethod
+    def _reject(
+        value: bytes, out: Decoded, envelope: bool, index: int, event_id: str, exc: Exception
+    ) -> None:
+        """Item ``index`` of the message cannot be stored (``exc`` says why): a reject."""
+        at = index if envelope else None
+        reason = str(exc) if isinstance(exc, RowError) else _fault(exc)
+        if not isinstance(exc, RowError):
+            log.exception("building the row of item %s failed", at)
+        out.rejects.append(Reject(reason, _sent_item(value, at), event_id, at))
+
+    def _call_columns(self, value: bytes, out: Decoded) -> None:
+        """:meth:`_events` with ``columns``: the calls as their arguments (no
+        :class:`~tokengov.core.calls.Call` built), priced together; the same rejects, in the
+        same (item) order."""
+        decoded = decode_call_args(value)
+        for failure, _ in decoded.failures:
+            out.invalid(failure.reason, failure.index)
+        at: list[int] = []  # the calls' items
+        calls: list[CallArgs] = []
+        failed: dict[int, Exception] = {}  # item → why it cannot be stored
+        for index, event in decoded.events:
+            if type(event) is Done:
+                try:
+                    row = done_row(event)
+                except Exception as exc:
+                    failed[index] = exc
+                    continue
+                out.items.append(Item(TASK_OUTCOMES, row, event.event_id, event.ts))
+            else:
+                at.append(index)
+                calls.append(cast(CallArgs, event))
+        if calls:
+            pricer = self._pricer_now()
+            try:
+                amounts, sources, versions = pricer.costs(calls)
+            except Exception:  # a fault: which call's (each priced alone)
+                amounts, sources, versions = [], [], []
+                for index, args in zip(at, calls, strict=True):
+                    try:
+                        cost = pricer.costs((args,))
+                    except Exception as exc:
+                        failed[index] = exc
+                        cost = [0], ["unpriced"], [""]
+                    amounts += cost[0]
+                    sources += cost[1]
+                    versions += cost[2]
+            # checked_cost, column-wise for the usual run (every cost exact in femto-USD)
+            stamps = [args[1] for args in calls]
+            if not (
+                set(map(type, amounts)) == {int}
+                and min(amounts) >= 0
+                and max(amounts) < EXACT_FEMTO
+                and min(stamps) >= TS_MIN
+                and max(stamps) < TS_MAX
+            ):
+                for index, ts, amount, source in zip(at, stamps, amounts, sources, strict=True):
+                    try:
+                        checked_cost(ts, amount, source)
+                    except Exception as exc:
+                        failed.setdefault(index, exc)
+            if failed:
+                keep = [i for i, index in enumerate(at) if index not in failed]
+                calls = [calls[i] for i in keep]
+                amounts = [amounts[i] for i in keep]
+                sources = [sources[i] for i in keep]
+                versions = [versions[i] for i in keep]
+            out.calls = calls
+            out.amounts = amounts
+            out.sources = sources
+            out.versions = versions
+        if failed:
+            events = dict(decoded.events)
+            for index in sorted(failed):
+                event = events[index]
+                event_id = event.event_id if type(event) is Done else cast(CallArgs, event)[0]
+                self._reject(value, out, decoded.envelope, index, event_id, failed[index])
 
     @staticmethod
     def _single(

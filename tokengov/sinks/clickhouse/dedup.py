@@ -150,9 +150,10 @@ class OwnRows:
     def add(self, ids: Sequence[str], stamps_ms: Sequence[int]) -> None:
         if not ids or len(ids) > self.max_rows:
             return
+        crcs = list(map(zlib.crc32, map(str.encode, ids)))  # crc32() of each, in C
         order = sorted(range(len(ids)), key=stamps_ms.__getitem__)
-        stamps = [stamps_ms[i] for i in order]
-        crc_sums = [0, *accumulate(crc32(ids[i]) for i in order)]
+        stamps = list(map(stamps_ms.__getitem__, order))
+        crc_sums = [0, *accumulate(map(crcs.__getitem__, order))]
         ms_sums = [0, *accumulate(stamps)]
         ids_ms = dict(zip(ids, stamps_ms, strict=True))
         self._inserts.append(_Stored(stamps, crc_sums, ms_sums, ids_ms))

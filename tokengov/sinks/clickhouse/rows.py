@@ -16,13 +16,12 @@ import hashlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from operator import attrgetter
 from typing import Annotated, Any, Final
 
 import orjson
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, NonNegativeInt
 
-from tokengov.core.calls import Call, Done, from_model
+from tokengov.core.calls import CALL_ARGS, Call, CallArgs, Done, call_args, from_model
 from tokengov.core.contracts import (
     COMPONENT_NAMES,
     SCHEMA_VERSION,
@@ -247,89 +246,62 @@ def call_row(call: Call, priced: PricedCall) -> tuple[Any, ...]:
     ts = call.ts
     if not TS_MIN <= ts < TS_MAX:
         _ts(ts)
-    columns = call_columns([call], [ts], [cost_usd], [source], [version])
+    columns = call_columns([call_args(call)], [ts], [cost_usd], [source], [version])
     return tuple(column[0] for column in columns)
 
 
-def checked_cost(call: Call, amount: int | Decimal, source: CostSource) -> None:
-    """What :func:`call_row` checks of a call priced ``(amount, source)``
+def checked_cost(ts: datetime, amount: int | Decimal, source: CostSource) -> None:
+    """What :func:`call_row` checks of a call at ``ts`` priced ``(amount, source)``
     (:meth:`tokengov.core.pricing.Pricer.cost`): its time, and a cost that fits the column;
     raises :class:`RowError` naming the field. The hot path's check: no Decimal for a cost
     in femto-USD in [0, EXACT_FEMTO) (below 10**13 USD)."""
-    ts = call.ts
     if not TS_MIN <= ts < TS_MAX:
         _ts(ts)
     if type(amount) is not int or not 0 <= amount < EXACT_FEMTO:
         _money("cost_usd", cost_decimal(amount, source))
 
 
-_CALL_ATTRS: Final = (
-    "event_id",
-    "team",
-    "workflow",
-    "task_id",
-    "agent",
-    "parent_agent",
-    "step",
-    "provider",
-    "model",
-    "service_tier",
-    "input",
-    "output",
-    "cached_input",
-    "cache_write",
-    "cache_write_1h",
-    "reasoning",
-    "attempt",
-    "tool_calls",
-    "tool_name",
-    "latency_ms",
-    "status",
-    "usage_missing",
-    "context_window",
-)
-#: One pass over each call (cache-friendly: a run holds thousands of them), then transposed.
-_GET_CALL_ATTRS: Final = attrgetter(*_CALL_ATTRS, "components")
-
-
 def call_columns(
-    calls: Sequence[Call],
+    calls: Sequence[CallArgs],
     ts: list[Any],
     cost_usd: list[Any],
     cost_source: list[Any],
     price_version: list[Any],
 ) -> list[Sequence[Any]]:
-    """token_events' columns (:data:`TOKEN_EVENT_COLUMNS` order) of ``calls`` — the one
-    place that lays a call out as a row. The time and the cost come as columns of their
-    own: datetimes and Decimal USD for rows (:func:`call_row`), or whatever a Native block
-    is serialized from (:mod:`tokengov.sinks.clickhouse.encode`: milliseconds, scaled
-    integers). Unchecked: see :func:`call_row` and :func:`checked_cost`."""
+    """token_events' columns (:data:`TOKEN_EVENT_COLUMNS` order) of ``calls``, each a call's
+    :data:`~tokengov.core.calls.CallArgs` — the one place that lays a call out as a row. The
+    time and the cost come as columns of their own: datetimes and Decimal USD for rows
+    (:func:`call_row`), or whatever a Native block is serialized from
+    (:mod:`tokengov.sinks.clickhouse.encode`: milliseconds, scaled integers). Unchecked: see
+    :func:`call_row` and :func:`checked_cost`."""
     (
         event_id,
+        _ts,
         team,
         workflow,
         task_id,
         agent,
         parent_agent,
         step,
-        provider,
         model,
-        service_tier,
         input,
         output,
         cached_input,
         cache_write,
-        cache_write_1h,
         reasoning,
+        components,
         attempt,
         tool_calls,
         tool_name,
-        latency_ms,
         status,
-        usage_missing,
+        _cost_femto,
         context_window,
-        components,
-    ) = zip(*map(_GET_CALL_ATTRS, calls), strict=True) if calls else [()] * (len(_CALL_ATTRS) + 1)
+        provider,
+        latency_ms,
+        cache_write_1h,
+        service_tier,
+        usage_missing,
+    ) = zip(*calls, strict=True) if calls else [()] * len(CALL_ARGS)
     parts = list(zip(*components, strict=True)) if calls else [()] * len(COMPONENT_NAMES)
     return [
         event_id,

@@ -377,7 +377,15 @@ class SinkWriter:
         # Caught up (nothing read, nothing decoding) with a good part of a batch: write it now
         # rather than when it is max_delay_s old (the end of a burst, a backlog read).
         caught_up = not read and not self._pending
-        if self._batcher.due() or (caught_up and self._batcher.rows >= self.config.idle_rows):
+        # Nothing more to read for now and the decoders still at work: write what is decoded
+        # while they finish (a quarter of a batch or more), rather than all of it after them.
+        waiting = not read and bool(self._pending) and not self._pending[0][4].done()
+        rows = self._batcher.rows
+        if (
+            self._batcher.due()
+            or (caught_up and rows >= self.config.idle_rows)
+            or (waiting and rows >= self.config.max_rows // 4)
+        ):
             flush = self._batcher.take()
             if flush is not None:
                 self._write(flush)
