@@ -25,6 +25,7 @@ the raw table, to the last digit, from ~1 row per task instead of one per call.
 from __future__ import annotations
 
 import calendar
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -203,8 +204,10 @@ def task_totals_read(where: str, columns: tuple[str, ...]) -> str:
     task_id``). A subquery; the statement reading it ends with :data:`ONE_SNAPSHOT`, so
     that all its reads of the table see the same parts."""
     plain = "".join(f", CAST({c} AS {_MERGE[c][1]}) AS {c}" for c in columns)
-    folded = ", ".join(f"{_MERGE[c][0]}({c}) AS {c}" for c in _MERGE)
-    read = ", ".join(_MERGE)
+    # Only the columns the statement reads (ClickHouse would read the others' parts too).
+    used = [c for c in _MERGE if c in columns or re.search(rf"\b{c}\b", where)]
+    folded = ", ".join(f"{_MERGE[c][0]}({c}) AS {c}" for c in used)
+    read = ", ".join(used)
     return f"""(
     SELECT task_id{plain}
     FROM task_totals
