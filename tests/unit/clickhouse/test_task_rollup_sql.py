@@ -78,7 +78,7 @@ def test_between_merges_the_statements_fold_the_fresh_tasks_in_one_snapshot():
         assert "FINAL" not in lookup and lookup.rstrip().endswith(reports.ONE_SNAPSHOT)
     # the rows of the merged part are read as they are only for tasks with no fresh row
     read = reports.task_totals_read("calls > 0", ("cost_usd",))
-    assert "WHERE (calls > 0) AND task_id NOT IN (SELECT task_id FROM task_totals" in read
+    assert "AND (calls > 0)\n    WHERE task_id NOT IN (SELECT task_id FROM task_totals" in read
 
 
 def test_version_7_creates_the_views_before_the_backfill_then_merges():

@@ -198,8 +198,8 @@ def task_totals_read(where: str, columns: tuple[str, ...]) -> str:
     every row read with the fresh parts (which span the whole range of task ids, so that
     ``FINAL`` merges all of them): the rows of the largest merged part
     (``{merged_part:String}``, see :data:`TASK_TOTALS_PARTS_SQL`) of the tasks that have no other
-    row, as they are (``where`` first: only the rows it keeps are looked up among the
-    fresh tasks); the rest — the parts written since it was merged and the rows of that
+    row, as they are (``where`` first, in ``PREWHERE``: only the rows it keeps are looked up
+    among the fresh tasks); the rest — the parts written since it was merged and the rows of that
     part of the same tasks (found by the table's key), few — folded (``GROUP BY
     task_id``). A subquery; the statement reading it ends with :data:`ONE_SNAPSHOT`, so
     that all its reads of the table see the same parts."""
@@ -211,8 +211,8 @@ def task_totals_read(where: str, columns: tuple[str, ...]) -> str:
     return f"""(
     SELECT task_id{plain}
     FROM task_totals
-    PREWHERE _part = {_MERGED}
-    WHERE ({where}) AND task_id NOT IN {_FRESH_TASKS}
+    PREWHERE _part = {_MERGED} AND ({where})
+    WHERE task_id NOT IN {_FRESH_TASKS}
     UNION ALL
     SELECT task_id{"".join(f", {c}" for c in columns)} FROM (
         SELECT task_id, {folded}
