@@ -65,6 +65,22 @@ def test_report_statements_read_the_totals_the_aggregate_and_the_raw_ends(listed
     assert "ORDER BY toFloat64(cost_usd) DESC, cost_usd DESC, task_id" in (reports.top_tasks_sql())
 
 
+def test_between_merges_the_statements_fold_the_fresh_tasks_in_one_snapshot():
+    for build in (reports.top_tasks_sql, reports.unit_economics_sql):
+        at_rest, folded = build(partial=False), build(partial=False, folded=True)
+        # the whole tasks (ranked, or summed per workflow) read folded, not with FINAL
+        assert folded.count("FROM task_totals FINAL") == at_rest.count("FROM task_totals FINAL") - 1
+        assert "_part = {merged_part:String}" in folded and "GROUP BY task_id" in folded
+        assert folded.rstrip().endswith(reports.ONE_SNAPSHOT)
+    # the lookup of the partial tasks always reads folded (cheaper than FINAL at rest too)
+    for one_workflow in (False, True):
+        lookup = reports.partial_tasks_sql(one_workflow)
+        assert "FINAL" not in lookup and lookup.rstrip().endswith(reports.ONE_SNAPSHOT)
+    # the rows of the merged part are read as they are only for tasks with no fresh row
+    read = reports.task_totals_read("calls > 0", ("cost_usd",))
+    assert "AND (calls > 0)\n    WHERE task_id NOT IN (SELECT task_id FROM task_totals" in read
+
+
 def test_version_7_creates_the_views_before_the_backfill_then_merges():
     steps = MIGRATIONS[6].steps(SchemaOptions())
     assert MIGRATIONS[6].version == 7

@@ -25,6 +25,7 @@ the raw table, to the last digit, from ~1 row per task instead of one per call.
 from __future__ import annotations
 
 import calendar
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -39,12 +40,15 @@ from tokengov.sinks.clickhouse.schema import (
     OUTCOME_STATUS_UNIT,
     OUTCOME_STATUSES,
     OUTCOME_TS_UNIT,
+    TASK_TOTALS_MERGE,
 )
 from tokengov.sinks.clickhouse.store import QueryResult
 
 __all__ = [
     "MAX_LISTED_PARTIAL_TASKS",
+    "ONE_SNAPSHOT",
     "REPORTS",
+    "TASK_TOTALS_PARTS_SQL",
     "Report",
     "ReportWindow",
     "alerts_sql",
@@ -56,6 +60,7 @@ __all__ = [
     "task_calls_sql",
     "task_outcomes_sql",
     "task_statement",
+    "task_totals_read",
     "top_tasks_sql",
     "unit_economics_sql",
     "whole_hours",
@@ -168,9 +173,67 @@ def task_calls_sql(only: str = "") -> str:
     GROUP BY team, workflow, task_id"""
 
 
+#: The parts of ``task_totals``, the merged ones (level > 0: merged, or sorted and folded as
+#: they were inserted — ``optimize_on_insert``: no two rows of one task in one of them, the
+#: invariant ``FINAL`` relies on as well) first, the largest first. Looked up before each
+#: statement (:func:`task_statement`): the first, if merged, is bound as
+#: ``{merged_part:String}`` (see :func:`task_totals_read`). Any name gives the same rows
+#: (if that part was merged away meanwhile, every row is folded); only the time depends on
+#: it.
+TASK_TOTALS_PARTS_SQL: Final = """SELECT name, level > 0
+FROM system.parts
+WHERE database = currentDatabase() AND table = 'task_totals' AND active
+ORDER BY level > 0 DESC, rows DESC, name"""
+_MERGED: Final = "{merged_part:String}"
+#: The rows of ``task_totals`` outside that part: the parts written since it was merged.
+_FRESH_ROWS: Final = f"FROM task_totals WHERE _part != {_MERGED}"
+#: The tasks with a row outside that part: the only ones with more than one row.
+_FRESH_TASKS: Final = f"(SELECT task_id {_FRESH_ROWS})"
+_MERGE: Final = {c: (f, t) for c, f, t in TASK_TOTALS_MERGE}
+
+
+def task_totals_read(where: str, columns: tuple[str, ...]) -> str:
+    """The rows of ``task_totals`` as ``FINAL`` reads it (one per task, its rows folded as a
+    merge folds them) that satisfy ``where`` (a condition on its columns), without merging
+    every row read with the fresh parts (which span the whole range of task ids, so that
+    ``FINAL`` merges all of them): the rows of the largest merged part
+    (``{merged_part:String}``, see :data:`TASK_TOTALS_PARTS_SQL`) of the tasks that have no other
+    row, as they are (``where`` first, in ``PREWHERE``: only the rows it keeps are looked up
+    among the fresh tasks); the rest — the parts written since it was merged and the rows of that
+    part of the same tasks (found by the table's key), few — folded (``GROUP BY
+    task_id``). A subquery; the statement reading it ends with :data:`ONE_SNAPSHOT`, so
+    that all its reads of the table see the same parts."""
+    plain = "".join(f", CAST({c} AS {_MERGE[c][1]}) AS {c}" for c in columns)
+    # Only the columns the statement reads (ClickHouse would read the others' parts too).
+    used = [c for c in _MERGE if c in columns or re.search(rf"\b{c}\b", where)]
+    folded = ", ".join(f"{_MERGE[c][0]}({c}) AS {c}" for c in used)
+    read = ", ".join(used)
+    return f"""(
+    SELECT task_id{plain}
+    FROM task_totals
+    PREWHERE _part = {_MERGED} AND ({where})
+    WHERE task_id NOT IN {_FRESH_TASKS}
+    UNION ALL
+    SELECT task_id{"".join(f", {c}" for c in columns)} FROM (
+        SELECT task_id, {folded}
+        FROM (
+            SELECT task_id, {read} {_FRESH_ROWS}
+            UNION ALL
+            SELECT task_id, {read} FROM task_totals
+            PREWHERE _part = {_MERGED} AND task_id IN {_FRESH_TASKS}
+        )
+        GROUP BY task_id
+    ) WHERE {where}
+)"""
+
+
+#: The setting every statement that reads :func:`task_totals_read` ends with.
+ONE_SNAPSHOT: Final = "SETTINGS enable_shared_storage_snapshot_in_query = 1"
+
 _SINCE: Final = "{since:DateTime64(3, 'UTC')}"
 _UNTIL: Final = "{until:DateTime64(3, 'UTC')}"
-#: A task of ``task_totals`` (read with FINAL) with calls in the window — perhaps: those
+#: A task of ``task_totals`` (as :func:`task_totals_read` reads it) with calls in the window
+#: — perhaps: those
 #: between its first and last call may all fall outside it.
 _TOUCHES: Final = (
     f"calls > 0 AND first_call < {_UNTIL} AND last_call >= {_SINCE} "
@@ -183,6 +246,9 @@ _WHOLE: Final = (
 )
 #: ... and whose calls all name one workflow (unit-economics counts a task per workflow).
 _WHOLE_ONE_WORKFLOW: Final = f"{_WHOLE} AND workflow_min = workflow_max"
+#: top-tasks' order: the cost as Float64 first (cheap to sort, and monotonic, so ordering by
+#: it and then by the exact cost is ordering by the exact cost), then the exact cost.
+_RANK: Final = "toFloat64(cost_usd) DESC, cost_usd DESC, task_id"
 #: The latest outcome's parts (``task_totals.outcome``, see
 #: :data:`tokengov.sinks.clickhouse.schema.OUTCOME_TS_UNIT`): counted when its ``ts`` is not
 #: before ``since``.
@@ -211,9 +277,9 @@ def partial_tasks_sql(one_workflow: bool) -> str:
     ``task_spend_hourly`` and the window's ragged ends from ``token_events``. Usually few
     (none when no task crosses an end of the window); ``{listed:UInt32}`` + 1 at most."""
     whole = _WHOLE_ONE_WORKFLOW if one_workflow else _WHOLE
-    return f"""SELECT task_id FROM task_totals FINAL
-WHERE {_TOUCHES} AND NOT ({whole})
-LIMIT {{listed:UInt32}} + 1"""
+    return f"""SELECT task_id FROM {task_totals_read(f"{_TOUCHES} AND NOT ({whole})", ())}
+LIMIT {{listed:UInt32}} + 1
+{ONE_SNAPSHOT}"""
 
 
 def _partial(one_workflow: bool, listed: bool) -> str:
@@ -222,10 +288,12 @@ def _partial(one_workflow: bool, listed: bool) -> str:
     if listed:
         return "task_id IN {partial:Array(String)}"
     whole = _WHOLE_ONE_WORKFLOW if one_workflow else _WHOLE
-    return f"task_id IN (SELECT task_id FROM task_totals FINAL WHERE {_TOUCHES} AND NOT ({whole}))"
+    return (
+        f"task_id IN (SELECT task_id FROM {task_totals_read(f'{_TOUCHES} AND NOT ({whole})', ())})"
+    )
 
 
-def top_tasks_sql(*, listed: bool = False, partial: bool = True) -> str:
+def top_tasks_sql(*, listed: bool = False, partial: bool = True, folded: bool = False) -> str:
     """The ``limit`` costliest tasks of the window (keys whose calls a repair took back to 0
     are no task), from two disjoint sets of tasks:
 
@@ -242,7 +310,14 @@ def top_tasks_sql(*, listed: bool = False, partial: bool = True) -> str:
 
     ``listed``: the others are bound as ``{partial:Array(String)}`` (else selected by a
     subquery); ``partial=False``: there are none (the lookup found none), nothing to read.
+    ``folded``: the ranking reads ``task_totals`` by :func:`task_totals_read` (there are
+    parts besides the merged one), else with ``FINAL`` (it merges nothing at rest).
     """
+    ranked = (
+        task_totals_read(_WHOLE, ("cost_usd",))
+        if folded
+        else f"task_totals FINAL\n        WHERE {_WHOLE}"
+    )
     others = ""
     if partial:
         others = f"""    UNION ALL
@@ -265,14 +340,14 @@ FROM (
     FROM task_totals FINAL
     WHERE task_id IN (
         SELECT task_id
-        FROM task_totals FINAL
-        WHERE {_WHOLE}
-        ORDER BY toFloat64(cost_usd) DESC, cost_usd DESC, task_id
+        FROM {ranked}
+        ORDER BY {_RANK}
         LIMIT {{limit:UInt32}}
     ) AND {_WHOLE}
 {others})
-ORDER BY toFloat64(cost_usd) DESC, cost_usd DESC, task_id
-LIMIT {{limit:UInt32}}"""
+ORDER BY {_RANK}
+LIMIT {{limit:UInt32}}
+{ONE_SNAPSHOT}"""
 
 
 def task_outcomes_sql() -> str:
@@ -281,7 +356,7 @@ def task_outcomes_sql() -> str:
 FROM task_outcomes WHERE task_id IN {tasks:Array(String)} GROUP BY task_id"""
 
 
-def unit_economics_sql(*, listed: bool = False, partial: bool = True) -> str:
+def unit_economics_sql(*, listed: bool = False, partial: bool = True, folded: bool = False) -> str:
     """Per workflow over the tasks that called a model in the window.
 
     success: an outcome ``success`` with quality at or above the workflow's
@@ -294,9 +369,16 @@ def unit_economics_sql(*, listed: bool = False, partial: bool = True) -> str:
     A task's outcome: its latest (by ``ts``) if that is not before ``since``. The tasks as
     in :func:`top_tasks_sql`: those wholly in the window (and of one workflow) from
     ``task_totals``, with their outcome on the same row — no join; the others per
-    (workflow, task) from :func:`task_calls_sql`, joined with their outcome (``listed`` and
-    ``partial`` as in :func:`top_tasks_sql`).
+    (workflow, task) from :func:`task_calls_sql`, joined with their outcome (``listed``,
+    ``partial`` and ``folded`` as in :func:`top_tasks_sql`).
     """
+    whole = (
+        task_totals_read(
+            _WHOLE_ONE_WORKFLOW, ("workflow_min", "tokens", "retry_tokens", "cost_usd", "outcome")
+        )
+        if folded
+        else f"task_totals FINAL\n    WHERE {_WHOLE_ONE_WORKFLOW}"
+    )
     # The sums stay Int256 (no conversion per task: the ratios are Float64 either way).
     # The others are grouped by (workflow, task) as one string key: length-prefixed, so that
     # it is injective; ClickHouse hashes one string ~1.7× faster than the pair (measured).
@@ -321,8 +403,7 @@ def unit_economics_sql(*, listed: bool = False, partial: bool = True) -> str:
 """
     return f"""WITH tasks AS (
     SELECT workflow_min AS t_workflow, tokens, retry_tokens, cost_usd, outcome
-    FROM task_totals FINAL
-    WHERE {_WHOLE_ONE_WORKFLOW}
+    FROM {whole}
 {others}),
 joined AS (
     SELECT t_workflow AS workflow, tokens, retry_tokens, cost_usd,
@@ -346,7 +427,8 @@ SELECT workflow,
     round(sum(retry_tokens) / nullIf(sum(tokens), 0), 4) AS retry_token_ratio
 FROM joined
 GROUP BY workflow
-ORDER BY cost_usd DESC, workflow"""
+ORDER BY cost_usd DESC, workflow
+{ONE_SNAPSHOT}"""
 
 
 def budget_spend_sql() -> str:
@@ -413,7 +495,9 @@ def _spend(reader: Reader, window: ReportWindow) -> QueryResult:
 
 def task_statement(name: str, reader: Reader, window: ReportWindow) -> tuple[str, dict[str, Any]]:
     """The statement of ``top-tasks`` or ``unit-economics`` (``name``) for ``window`` and its
-    parameters: the partial tasks looked up first (:func:`partial_tasks_sql`) and bound as
+    parameters: the parts of ``task_totals`` looked up first (:data:`TASK_TOTALS_PARTS_SQL`:
+    with parts besides the merged one, the statement reads it ``folded``, see
+    :func:`top_tasks_sql`), then the partial tasks (:func:`partial_tasks_sql`), bound as
     a list when there are at most :data:`MAX_LISTED_PARTIAL_TASKS` (none: the statement has
     no part for them), else selected by the statement itself."""
     one_workflow = name == "unit-economics"
@@ -429,6 +513,10 @@ def task_statement(name: str, reader: Reader, window: ReportWindow) -> tuple[str
                 if p.quality_bar is not None
             }
         parameters |= {"bar_workflows": list(bars), "bar_values": list(bars.values())}
+    parts = reader.query(TASK_TOTALS_PARTS_SQL).rows
+    parameters["merged_part"] = str(parts[0][0]) if parts and parts[0][1] else ""
+    # At rest (one merged part) FINAL merges nothing; else it would merge every row it reads.
+    folded = len(parts) > 1 or not parameters["merged_part"]
     found = reader.query(
         partial_tasks_sql(one_workflow), parameters | {"listed": MAX_LISTED_PARTIAL_TASKS}
     )
@@ -436,7 +524,7 @@ def task_statement(name: str, reader: Reader, window: ReportWindow) -> tuple[str
     if listed:
         parameters["partial"] = [str(row[0]) for row in found.rows]
     build = unit_economics_sql if one_workflow else top_tasks_sql
-    return build(listed=listed, partial=bool(found.rows)), parameters
+    return build(listed=listed, partial=bool(found.rows), folded=folded), parameters
 
 
 def _top_tasks(reader: Reader, window: ReportWindow) -> QueryResult:

@@ -47,6 +47,7 @@ __all__ = [
     "ROLLUP_MONEY",
     "TASK_ROLLUP",
     "TASK_TOTALS",
+    "TASK_TOTALS_MERGE",
     "TS_MAX",
     "TS_MIN",
     "TTL_TABLES",
@@ -711,6 +712,18 @@ _TOTALS_COLUMNS: Final = (
     "first_call",
     "last_call",
     "outcome",
+)
+
+
+#: How a merge (or ``FINAL``) folds the rows of one task in ``task_totals``: (column, the
+#: aggregate function, the column's value type) — what a ``GROUP BY task_id`` that reads
+#: it exactly as ``FINAL`` does computes.
+TASK_TOTALS_MERGE: Final[tuple[tuple[str, str, str], ...]] = (
+    *((c, "sum", ROLLUP_MONEY if c == "cost_usd" else ROLLUP_COUNT) for c, _ in _TASK_SUMS),
+    *((f"{n}_{f}", f, "String") for n in _NAMES for f in ("min", "max")),
+    ("first_call", "min", TS),
+    ("last_call", "max", TS),
+    ("outcome", "max", "UInt128"),
 )
 
 

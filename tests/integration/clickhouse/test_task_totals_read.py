@@ -1,0 +1,133 @@
+"""``task_totals`` read between merges (:func:`tokengov.sinks.clickhouse.reports.task_totals_read`)
+must give exactly the rows ``FINAL`` gives — ClickHouse's own fold of a SummingMergeTree's
+rows, the reference here — for any state of its parts: a merged part or none, fresh parts
+(merges stopped) of the same tasks, duplicates, tasks of several teams and workflows, and
+any name bound as the merged part (the real one, a fresh part, one merged away, none).
+The reports' statements read that way equal the same statements read with ``FINAL``.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tokengov.core.policy import Policy
+from tokengov.sinks.clickhouse.reader import StoreReader
+from tokengov.sinks.clickhouse.reports import (
+    ONE_SNAPSHOT,
+    TASK_TOTALS_PARTS_SQL,
+    ReportWindow,
+    task_statement,
+    task_totals_read,
+    top_tasks_sql,
+    unit_economics_sql,
+)
+from tokengov.sinks.clickhouse.schema import TASK_TOTALS_MERGE
+from tokengov.sinks.clickhouse.store import ClickHouseStore
+
+from .conftest import make_events
+from .test_task_rollup import _insert
+
+pytestmark = pytest.mark.integration
+
+_COLUMNS = tuple(c for c, _, _ in TASK_TOTALS_MERGE)
+_T0 = datetime(2026, 10, 30, 12, tzinfo=UTC)  # make_events' start
+_WINDOWS = (
+    ReportWindow(_T0 - timedelta(days=1), _T0 + timedelta(days=3)),
+    ReportWindow(_T0 + timedelta(hours=5, minutes=7), _T0 + timedelta(hours=29, minutes=41)),
+    ReportWindow(_T0, _T0 + timedelta(days=2), team="search", limit=3),
+)
+
+
+def _pool() -> list[dict[str, Any]]:
+    """Calls and outcomes of a few tasks, and calls of some of them under another team and
+    workflow (a task of several), and a second outcome of some (the later one counts)."""
+    events = make_events(8, seed=41)
+    rng = random.Random(41)
+    calls = [e for e in events if e["kind"] == "call"]
+    for i, base in enumerate(rng.sample(calls, 4)):
+        events.append(
+            base
+            | {
+                "event_id": str(uuid.uuid4()),
+                "team": "research",
+                "workflow": "deep-research",
+                "step": 70 + i,
+            }
+        )
+    for base in [e for e in events if e["kind"] != "call"][:3]:
+        later = datetime.fromisoformat(base["ts"]) + timedelta(minutes=5)
+        events.append(base | {"event_id": str(uuid.uuid4()), "ts": later.isoformat()})
+    return events
+
+
+_POOL = _pool()
+
+
+def _final(store: ClickHouseStore, where: str) -> list[tuple[Any, ...]]:
+    sql = f"SELECT task_id, {', '.join(_COLUMNS)} FROM task_totals FINAL WHERE {where}"
+    return sorted(tuple(r) for r in store.query(sql + " ORDER BY task_id").rows)
+
+
+def _read(store: ClickHouseStore, where: str, merged_part: str) -> list[tuple[Any, ...]]:
+    sql = f"SELECT * FROM {task_totals_read(where, _COLUMNS)} ORDER BY task_id {ONE_SNAPSHOT}"
+    return sorted(tuple(r) for r in store.query(sql, {"merged_part": merged_part}).rows)
+
+
+@settings(
+    max_examples=8,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    batches=st.lists(
+        st.lists(st.integers(0, len(_POOL) - 1), min_size=1, max_size=25),
+        min_size=1,
+        max_size=5,
+    ),
+    merged_batches=st.integers(0, 5),
+)
+def test_the_folded_read_equals_final(
+    store: ClickHouseStore, policy: Policy, batches: list[list[int]], merged_batches: int
+) -> None:
+    for table in ("token_events", "task_outcomes", "task_totals"):
+        store.command(f"TRUNCATE TABLE {table}")
+    store.command("SYSTEM START MERGES task_totals")
+    for i, batch in enumerate(batches):
+        if i == merged_batches:  # the batches before: one merged part; those after: fresh
+            if i:
+                store.command("OPTIMIZE TABLE task_totals FINAL")
+            store.command("SYSTEM STOP MERGES task_totals")
+        _insert(store, policy, [_POOL[j] for j in batch])  # duplicates included
+    parts = store.query(TASK_TOTALS_PARTS_SQL).rows
+    names = [str(r[0]) for r in parts if r[1]]
+    for where in ("calls != 0", "calls > 0 AND team_min != team_max", "outcome != 0"):
+        expected = _final(store, where)
+        # the largest merged part, another, one merged away, none
+        for merged_part in {*names[:2], "all_1_1_0", ""}:
+            assert _read(store, where, merged_part) == expected, (where, merged_part, parts)
+    reader = StoreReader(store.dsn)
+    try:
+        for window in _WINDOWS:
+            for name, build in (
+                ("top-tasks", top_tasks_sql),
+                ("unit-economics", unit_economics_sql),
+            ):
+                _, params = task_statement(name, reader, window)
+                listed, partial = "partial" in params, bool(params.get("partial", True))
+                rows = [
+                    reader.query(build(listed=listed, partial=partial, folded=f), params).rows
+                    for f in (False, True)
+                ]
+                # and the partial tasks selected by the statement itself (a folded subquery)
+                rows.append(reader.query(build(listed=False, folded=True), params).rows)
+                assert rows[0] == rows[1] == rows[2], (name, window, parts)
+    finally:
+        reader.close()
+        store.command("SYSTEM START MERGES task_totals")
