@@ -52,10 +52,22 @@ class RoleRun:
     events: int
     seconds: float
     load_average: float  # the 1-minute load average when the run ended
+    cpu_seconds: float | None = None  # the worker process's CPU time (user + system) in the run
 
     @property
     def events_per_s(self) -> float:
         return self.events / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_us_per_event(self) -> float | None:
+        """What the worker spent per event, whatever else ran on the machine."""
+        return self.cpu_seconds * 1e6 / self.events if self.cpu_seconds and self.events else None
+
+    @property
+    def cpu_share(self) -> float | None:
+        """The worker's CPU time over the run's wall time: below 1, it waited or was crowded out
+        (the broker and the bench's producer share the cores)."""
+        return self.cpu_seconds / self.seconds if self.cpu_seconds and self.seconds else None
 
 
 @dataclass
@@ -88,6 +100,17 @@ class StreamsBench:
 
 def _load_average() -> float:
     return os.getloadavg()[0]
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """A process's CPU time so far (user + system, all its threads), from /proc; ``None`` where
+    there is no /proc (the table then leaves the column empty)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    # after the command's ")": state is field 3, so utime (14) and stime (15) are [11], [12]
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class AlertWatch:
@@ -353,6 +376,7 @@ def run(
                 None if role == "governance" else (bootstrap, f"{prefix}tokengov-worker-{role}")
             )
             _warm_up(wl, producer, topics, watch, log_path, committed=committed)
+            cpu_before = _cpu_seconds(worker.pid)
             events, seconds = _throughput(
                 wl,
                 producer,
@@ -363,7 +387,9 @@ def run(
                 alerts=role != "debt",
                 committed=committed,
             )
-            result.roles[role] = RoleRun(role, events, seconds, _load_average())
+            cpu_after = _cpu_seconds(worker.pid)
+            cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
+            result.roles[role] = RoleRun(role, events, seconds, _load_average(), cpu)
             if role == "streams":
                 capacity = result.roles[role].events_per_s
                 for share in LATENCY_SHARES:

@@ -54,6 +54,8 @@ def streams(
         "events",
         "seconds",
         "events/s",
+        "worker CPU µs/event",
+        "worker CPU share",
         "load avg (1 min)",
         title="tokengov bench streams",
         title_justify="left",
@@ -69,6 +71,8 @@ def streams(
             f"{run_.events:,}",
             f"{run_.seconds:.2f}",
             f"{run_.events_per_s:,.0f}",
+            "" if run_.cpu_us_per_event is None else f"{run_.cpu_us_per_event:.1f}",
+            "" if run_.cpu_share is None else f"{run_.cpu_share:.0%}",
             f"{run_.load_average:.2f}",
         )
     table.add_row(
@@ -76,6 +80,8 @@ def streams(
         f"{r.naive_events:,}",
         f"{r.naive_seconds:.2f}",
         f"{r.naive_per_s:,.0f}",
+        "",
+        "",
         "",
     )
     console.print(table)
