@@ -32,6 +32,7 @@ __all__ = [
     "Done",
     "Event",
     "call_args",
+    "check_call_arg_positions",
     "epoch_ms",
     "from_model",
     "to_femto",
@@ -310,6 +311,15 @@ CALL_ARGS: Final = (
 CallArgs = tuple[Any, ...]
 #: A :class:`Call`'s :data:`CallArgs`.
 call_args: Final = attrgetter(*CALL_ARGS)
+
+
+def check_call_arg_positions(reader: str, positions: dict[int, str]) -> None:
+    """For a hot loop that reads :data:`CallArgs` by position (an index is cheaper than a
+    name): fail at import, naming ``reader``, if :data:`CALL_ARGS` no longer has those names
+    at those positions."""
+    wrong = {i: name for i, name in positions.items() if CALL_ARGS[i] != name}
+    if wrong:
+        raise ImportError(f"{reader} reads CallArgs by position, and CALL_ARGS moved {wrong}")
 
 
 def from_model(event: CallEvent | Outcome) -> Call | Done:

@@ -49,7 +49,14 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import TYPE_CHECKING, Final, Literal, NamedTuple, TypeVar
 
-from tokengov.core.calls import Call, CallArgs, call_args, from_model, usd
+from tokengov.core.calls import (
+    Call,
+    CallArgs,
+    call_args,
+    check_call_arg_positions,
+    from_model,
+    usd,
+)
 from tokengov.core.contracts import CallEvent, TokenCounts
 from tokengov.core.policy import Discount, Price, PriceCatalog
 
@@ -400,6 +407,26 @@ def load_catalog_data() -> None:
     from genai_prices.data_snapshot import get_snapshot
 
     get_snapshot()
+
+
+# The positions Pricer.costs reads.
+check_call_arg_positions(
+    "Pricer.costs",
+    {
+        1: "ts",
+        8: "model",
+        9: "input",
+        10: "output",
+        11: "cached_input",
+        12: "cache_write",
+        13: "reasoning",
+        19: "cost_femto",
+        21: "provider",
+        23: "cache_write_1h",
+        24: "service_tier",
+        25: "usage_missing",
+    },
+)
 
 
 class Pricer:

@@ -89,10 +89,12 @@ class Publisher:
         """Keyed records to one partition (a flush's state records) in one loop."""
         produce = self._produce
         sent = 0
-        for key, value in records:
-            produce(topic, value, key.encode(), partition)
-            sent += 1
-        self.sent["records"] += sent
+        try:
+            for key, value in records:
+                produce(topic, value, key.encode(), partition)
+                sent += 1
+        finally:  # counted also when the broker fails us part of the way
+            self.sent["records"] += sent
 
     def _produce(
         self,

@@ -18,12 +18,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tokengov.core.policy import Policy
+from tokengov.sinks.clickhouse.limits import QueryLimits
 from tokengov.sinks.clickhouse.reader import StoreReader
 from tokengov.sinks.clickhouse.reports import (
     ONE_SNAPSHOT,
-    TASK_TOTALS_PARTS_SQL,
     ReportWindow,
+    run_report,
     task_statement,
+    task_totals_parts,
     task_totals_read,
     top_tasks_sql,
     unit_economics_sql,
@@ -105,14 +107,22 @@ def test_the_folded_read_equals_final(
                 store.command("OPTIMIZE TABLE task_totals FINAL")
             store.command("SYSTEM STOP MERGES task_totals")
         _insert(store, policy, [_POOL[j] for j in batch])  # duplicates included
-    parts = store.query(TASK_TOTALS_PARTS_SQL).rows
-    names = [str(r[0]) for r in parts if r[1]]
+    reader = StoreReader(store.dsn)
+    parts = task_totals_parts(reader)
+    # the names and levels as system.parts has them (the reader cannot read it on a server)
+    assert sorted((n, m) for n, m in parts) == sorted(
+        (str(n), bool(m))
+        for n, m in store.query(
+            "SELECT name, level > 0 FROM system.parts WHERE database = currentDatabase() "
+            "AND table = 'task_totals' AND active"
+        ).rows
+    )
+    names = [n for n, merged in parts if merged]
     for where in ("calls != 0", "calls > 0 AND team_min != team_max", "outcome != 0"):
         expected = _final(store, where)
         # the largest merged part, another, one merged away, none
         for merged_part in {*names[:2], "all_1_1_0", ""}:
             assert _read(store, where, merged_part) == expected, (where, merged_part, parts)
-    reader = StoreReader(store.dsn)
     try:
         for window in _WINDOWS:
             for name, build in (
@@ -128,6 +138,52 @@ def test_the_folded_read_equals_final(
                 # and the partial tasks selected by the statement itself (a folded subquery)
                 rows.append(reader.query(build(listed=False, folded=True), params).rows)
                 assert rows[0] == rows[1] == rows[2], (name, window, parts)
+    finally:
+        reader.close()
+        store.command("SYSTEM START MERGES task_totals")
+
+
+class _ServerBefore2512(QueryLimits):
+    """The reader's session on a server before ClickHouse 25.12, where
+    ``enable_shared_storage_snapshot_in_query`` is 0 until the session sets it (chdb's engine
+    defaults to 1): that value first, then the reader's own settings, ``readonly`` last."""
+
+    def session_settings(self) -> dict[str, Any]:
+        ours = super().session_settings()
+
+        class ServerDefaultFirst(dict[str, Any]):
+            def items(self) -> Any:
+                return [("enable_shared_storage_snapshot_in_query", 0), *ours.items()]
+
+        return ServerDefaultFirst(ours)
+
+
+def test_the_reports_on_an_empty_table_and_a_server_before_25_12(
+    store: ClickHouseStore, policy: Policy
+) -> None:
+    """No part at all (nothing merged: every row folded, none there), then a merged part and a
+    fresh one, each read in a read-only session that had the snapshot setting off (a
+    ``SETTINGS`` clause that changed it would be refused there)."""
+    for table in ("token_events", "task_outcomes", "task_totals"):
+        store.command(f"TRUNCATE TABLE {table}")
+    reader = StoreReader(store.dsn, limits=_ServerBefore2512())
+    try:
+        assert task_totals_parts(reader) == []
+        for name in ("top-tasks", "unit-economics"):
+            assert run_report(name, reader, _WINDOWS[0]).rows == []
+        _insert(store, policy, _POOL[: len(_POOL) // 2])
+        store.command("OPTIMIZE TABLE task_totals FINAL")
+        store.command("SYSTEM STOP MERGES task_totals")
+        _insert(store, policy, _POOL[len(_POOL) // 2 :])
+        parts = task_totals_parts(reader)
+        assert len(parts) >= 2 and parts[0][1], parts
+        for name, build in (("top-tasks", top_tasks_sql), ("unit-economics", unit_economics_sql)):
+            statement, params = task_statement(name, reader, _WINDOWS[0])
+            assert params["merged_part"] == parts[0][0]
+            folded = reader.query(statement, params).rows
+            assert folded, name
+            final = reader.query(build(listed="partial" in params, folded=False), params).rows
+            assert folded == final, name
     finally:
         reader.close()
         store.command("SYSTEM START MERGES task_totals")

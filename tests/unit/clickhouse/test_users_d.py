@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tokengov.sinks.clickhouse.limits import QueryLimits
+from tokengov.sinks.clickhouse.reports import ONE_SNAPSHOT
 
 DEPLOY = Path(__file__).resolve().parents[3] / "deploy" / "clickhouse"
 USERS = DEPLOY / "users.d" / "tokengov.xml"
@@ -84,6 +85,10 @@ def test_the_reader_profile_is_read_only_with_limits(users: ET.Element) -> None:
     assert _int(profile, "max_result_rows") == defaults.max_result_rows
     assert profile.findtext("result_overflow_mode") == "throw"
     assert profile.findtext("timeout_overflow_mode") == "throw"
+    # what the reports' statements say in SETTINGS (refused under readonly = 1 unless equal)
+    snapshot = "enable_shared_storage_snapshot_in_query"
+    assert _int(profile, snapshot) == defaults.session_settings()[snapshot] == 1
+    assert f"SETTINGS {snapshot} = 1" in ONE_SNAPSHOT
     constraints = profile.find("constraints")
     assert constraints is not None
     # Only max_execution_time may change under readonly = 1, and only within the limit.

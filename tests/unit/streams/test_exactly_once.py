@@ -199,7 +199,15 @@ def test_task_records_of_both_formats_read_back_exactly() -> None:
     # the array record written now, with a sum beyond 64 bits, reads back equal
     task.tokens = 2**70 + 1
     raw = task.to_bytes()
-    assert raw.startswith(b'["t1","search","support-triage",1048577,')
+    # the whole record, field by field in TaskState's declaration order (the format is
+    # positional: a field moved or inserted would read old records wrongly)
+    assert raw == (
+        b'["t1","search","support-triage",1048577,1764392400000,1764392401000,1764392460.5,'
+        b"2,1,1,1180591620717411303425,1100,2200,150000000000000000000,2000,"
+        b'["planner>writer"],1,3,"grep",1,{"3":1764392400000},'
+        b'{"3":[[1,1764392400000],[2,1764392401000]]},[],null,-1,0,0,'
+        b'{"e1":1048576,"e2":1048577}]'
+    )
     again = PartitionProcessor.load(0, [("t|t1", raw)], VIEW.settings, clock)
     assert again.record_errors == 0 and again.tasks["t1"] == task
     assert again.tasks["t1"].tokens == 2**70 + 1

@@ -27,7 +27,7 @@ from typing import Any, Final, Literal, NamedTuple, cast
 import orjson
 from pydantic import ValidationError
 
-from tokengov.core.calls import Call, CallArgs, Done
+from tokengov.core.calls import Call, CallArgs, Done, check_call_arg_positions
 from tokengov.core.contracts import Alert, Decision, describe_validation_error
 from tokengov.core.decoding import decode_call_args, decode_events
 from tokengov.core.message_items import load_items
@@ -46,6 +46,8 @@ from tokengov.sinks.clickhouse.rows import (
     finding_row,
     row_payload,
 )
+
+check_call_arg_positions("the decoders' cost check", {1: "ts"})
 
 __all__ = [
     "Decoded",

@@ -53,7 +53,7 @@ from clickhouse_connect.datatypes.string import String
 from clickhouse_connect.driver.insert import InsertContext
 from clickhouse_connect.driver.transform import NativeTransform
 
-from tokengov.core.calls import CallArgs, epoch_ms
+from tokengov.core.calls import CallArgs, check_call_arg_positions, epoch_ms
 from tokengov.core.policy import PriceCatalog
 from tokengov.core.pricing import EXACT_FEMTO, CostSource, cost_decimal, load_catalog_data
 from tokengov.sinks.clickhouse.decode import (
@@ -262,6 +262,7 @@ class Encoder:
 
 _COST_AT: Final = TOKEN_EVENT_COLUMNS.index("cost_usd")
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+check_call_arg_positions("the encoder's ids and ts_ms of calls", {0: "event_id", 1: "ts"})
 _LITTLE: Final = sys.byteorder == "little" and array("q").itemsize == 8
 
 

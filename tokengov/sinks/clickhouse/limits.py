@@ -58,6 +58,11 @@ class QueryLimits:
             "result_overflow_mode": "throw",
             "max_threads": self.max_threads,
             "allow_ddl": 0,
+            # top-tasks and unit-economics read task_totals more than once in a statement and
+            # must see the same parts each time (tokengov.sinks.clickhouse.reports.ONE_SNAPSHOT,
+            # which their statements also carry: under readonly = 1 a SETTINGS clause may only
+            # repeat the session's value). ClickHouse ≥ 25.6; the default from 25.12.
+            "enable_shared_storage_snapshot_in_query": 1,
             "readonly": 1,
         }
 

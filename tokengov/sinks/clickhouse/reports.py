@@ -54,12 +54,14 @@ __all__ = [
     "alerts_sql",
     "budget_spend_sql",
     "coverage_sql",
+    "part_level",
     "partial_tasks_sql",
     "run_report",
     "spend_sql",
     "task_calls_sql",
     "task_outcomes_sql",
     "task_statement",
+    "task_totals_parts",
     "task_totals_read",
     "top_tasks_sql",
     "unit_economics_sql",
@@ -173,17 +175,43 @@ def task_calls_sql(only: str = "") -> str:
     GROUP BY team, workflow, task_id"""
 
 
-#: The parts of ``task_totals``, the merged ones (level > 0: merged, or sorted and folded as
-#: they were inserted — ``optimize_on_insert``: no two rows of one task in one of them, the
-#: invariant ``FINAL`` relies on as well) first, the largest first. Looked up before each
-#: statement (:func:`task_statement`): the first, if merged, is bound as
-#: ``{merged_part:String}`` (see :func:`task_totals_read`). Any name gives the same rows
-#: (if that part was merged away meanwhile, every row is folded); only the time depends on
-#: it.
-TASK_TOTALS_PARTS_SQL: Final = """SELECT name, level > 0
-FROM system.parts
-WHERE database = currentDatabase() AND table = 'task_totals' AND active
-ORDER BY level > 0 DESC, rows DESC, name"""
+#: The parts of ``task_totals`` and their rows, read from the table itself (its ``_part`` and
+#: ``_partition_id`` virtual columns), not from ``system.parts``: a reader needs no right beyond
+#: ``SELECT`` on the database (a server with ``select_from_system_db_requires_grant`` would
+#: refuse ``system.parts`` to the reader users of deploy/clickhouse/users.d). See
+#: :func:`task_totals_parts`.
+TASK_TOTALS_PARTS_SQL: Final = """SELECT _part, _partition_id, count()
+FROM task_totals
+GROUP BY _part, _partition_id"""
+
+
+def part_level(name: str, partition_id: str) -> int | None:
+    """The merge level of a MergeTree part from its name (``<partition>_<min block>_<max
+    block>_<level>[_<mutation>]``); ``None`` for a name of another shape."""
+    prefix = f"{partition_id}_"
+    fields = name[len(prefix) :].split("_") if name.startswith(prefix) else []
+    if len(fields) not in (3, 4) or not all(f.isdigit() for f in fields):
+        return None
+    return int(fields[2])
+
+
+def task_totals_parts(reader: Reader) -> list[tuple[str, bool]]:
+    """The parts of ``task_totals`` as (name, merged): the merged ones (level > 0: merged, or
+    sorted and folded as they were inserted — ``optimize_on_insert``: no two rows of one task
+    in one of them, the invariant ``FINAL`` relies on as well) first, the largest first.
+    Looked up before each statement (:func:`task_statement`): the first, if merged, is bound
+    as ``{merged_part:String}`` (see :func:`task_totals_read`). The rows are the same for a
+    merged part's name or a name that matches no part (if that part was merged away
+    meanwhile, every row is folded); only the time depends on it. (A part of level 0 may hold
+    two rows of one task: its name is never bound.)"""
+    parts = []
+    for name, partition_id, rows in reader.query(TASK_TOTALS_PARTS_SQL).rows:
+        level = part_level(str(name), str(partition_id))
+        parts.append((level is not None and level > 0, int(rows), str(name)))
+    parts.sort(key=lambda p: (not p[0], -p[1], p[2]))
+    return [(name, merged) for merged, _, name in parts]
+
+
 _MERGED: Final = "{merged_part:String}"
 #: The rows of ``task_totals`` outside that part: the parts written since it was merged.
 _FRESH_ROWS: Final = f"FROM task_totals WHERE _part != {_MERGED}"
@@ -513,8 +541,8 @@ def task_statement(name: str, reader: Reader, window: ReportWindow) -> tuple[str
                 if p.quality_bar is not None
             }
         parameters |= {"bar_workflows": list(bars), "bar_values": list(bars.values())}
-    parts = reader.query(TASK_TOTALS_PARTS_SQL).rows
-    parameters["merged_part"] = str(parts[0][0]) if parts and parts[0][1] else ""
+    parts = task_totals_parts(reader)
+    parameters["merged_part"] = parts[0][0] if parts and parts[0][1] else ""
     # At rest (one merged part) FINAL merges nothing; else it would merge every row it reads.
     folded = len(parts) > 1 or not parameters["merged_part"]
     found = reader.query(
