@@ -518,6 +518,7 @@ class Pricer:
         versions: list[str] = []
         amount, source, version = amounts.append, sources.append, versions.append
         rated = self._rated
+        formula = _formula
         for a in calls:
             # CALL_ARGS positions: 1 ts, 8 model, 9 input, 10 output, 11 cached_input,
             # 12 cache_write, 13 reasoning, 19 cost_femto, 21 provider, 23 cache_write_1h,
@@ -554,22 +555,9 @@ class Pricer:
             if rates is None:  # unpriced, or a price beyond femto-USD: Decimal
                 amount(0 if entry is None else self._usd(entry, Call(*a)) / _PER_MILLION)
                 continue
-            input = a[9]
             if tiers:
-                for tier in tiers:
-                    if input > tier.above:
-                        rates = tier.femto_rates
-                        break
-            r_in, r_cached, r_write, r_write_1h, r_out, r_reason = rates
-            cached, write, write_1h, reasoning = a[11], a[12], a[23], a[13]
-            amount(
-                (input - cached - write) * r_in
-                + cached * r_cached
-                + (write - write_1h) * r_write
-                + write_1h * r_write_1h
-                + (a[10] - reasoning) * r_out
-                + reasoning * r_reason
-            )
+                rates = entry.femto_rates_for(a[9])  # type: ignore[union-attr]  # tiers: an entry
+            amount(formula(rates, a[9], a[11], a[12], a[23], a[10], a[13]))
         return amounts, sources, versions
 
     def priced(self, call: Call, *, input_rate: bool = False) -> PricedCall:
