@@ -15,6 +15,7 @@ decimals), and much cheaper than Decimal.
 
 from __future__ import annotations
 
+import inspect
 from datetime import UTC, datetime
 from decimal import Decimal
 from operator import attrgetter
@@ -276,35 +277,9 @@ class Done:
 
 Event = Call | Done
 
-#: :class:`Call`'s constructor arguments, in order (``ts_ms`` is worked out from ``ts``).
-CALL_ARGS: Final = (
-    "event_id",
-    "ts",
-    "team",
-    "workflow",
-    "task_id",
-    "agent",
-    "parent_agent",
-    "step",
-    "model",
-    "input",
-    "output",
-    "cached_input",
-    "cache_write",
-    "reasoning",
-    "components",
-    "attempt",
-    "tool_calls",
-    "tool_name",
-    "status",
-    "cost_femto",
-    "context_window",
-    "provider",
-    "latency_ms",
-    "cache_write_1h",
-    "service_tier",
-    "usage_missing",
-)
+#: :class:`Call`'s constructor arguments, in order (``ts_ms`` is worked out from ``ts``):
+#: read from its signature, so that there is one list of them.
+CALL_ARGS: Final = tuple(inspect.signature(Call.__init__).parameters)[1:]
 #: A call as the tuple of its constructor's arguments (:data:`CALL_ARGS` order): what the
 #: decoder hands a consumer that lays calls out as columns (the ClickHouse sink) instead of
 #: building a :class:`Call` (~1 µs each); ``Call(*args)`` is the call.
