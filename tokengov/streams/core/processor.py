@@ -355,8 +355,7 @@ class PartitionProcessor:
                 task.hop_count += 1
         step = event.step
         attempts = task.record_attempt(step, attempt, ts_ms)
-        if attempts is None:  # a first attempt (observe_step ignores retries)
-            observe_step(task, step, attempt, event.tool_name)
+        observe_step(task, step, attempt, event.tool_name)
 
         workflow = task.workflow
         bounds = view.limit_bounds.get(workflow)
