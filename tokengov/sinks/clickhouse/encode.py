@@ -302,20 +302,24 @@ def scaled_costs(
     (S ≤ 15) as the integers its Native form holds: exactly clickhouse-connect's
     ``int(value × 10**S)`` at precision P of each cost's Decimal
     (:func:`~tokengov.core.pricing.cost_decimal`) — for a femto-USD amount in
-    [0, EXACT_FEMTO) that Decimal is exact, and the integer is the amount ÷ 10**(15 − S)."""
+    [0, EXACT_FEMTO) that Decimal is exact, and if the amount has at most P digits the
+    product is exact at precision P too (it has the amount's digits): the integer is then the
+    amount ÷ 10**(15 − S). Beyond P digits (a narrow column: ``Decimal(18, 6)``) the product
+    is rounded at precision P, as clickhouse-connect rounds it."""
     divisor = 10 ** (15 - kind.scale)
+    exact_below = min(EXACT_FEMTO, 10**kind.prec)  # Decimal(38, 12): EXACT_FEMTO
     if (
         amounts
         and set(map(type, amounts)) == {int}
         and min(amounts) >= 0
-        and max(amounts) < EXACT_FEMTO
+        and max(amounts) < exact_below
     ):
         return [a // divisor for a in amounts]  # the usual run: every cost in femto-USD
     # The few amounts that need their Decimal: made as the pricer makes them (its context).
     slow = {
         i: cost_decimal(a, sources[i])
         for i, a in enumerate(amounts)
-        if type(a) is not int or not 0 <= a < EXACT_FEMTO
+        if type(a) is not int or not 0 <= a < exact_below
     }
     values = [a // divisor if type(a) is int else 0 for a in amounts]
     if slow:
