@@ -32,15 +32,14 @@ from tokengov.core.contracts import Alert, Decision, describe_validation_error
 from tokengov.core.decoding import decode_call_args, decode_events
 from tokengov.core.message_items import load_items
 from tokengov.core.policy import PriceCatalog
-from tokengov.core.pricing import EXACT_FEMTO, CostSource, Pricer
+from tokengov.core.pricing import CostSource, Pricer
 from tokengov.sinks.clickhouse.rows import (
-    TS_MAX,
-    TS_MIN,
     Finding,
     RowError,
     alert_row,
     call_row,
     checked_cost,
+    costs_fit,
     decision_row,
     done_row,
     finding_row,
@@ -249,15 +248,9 @@ class MessageDecoder:
                     amounts += cost[0]
                     sources += cost[1]
                     versions += cost[2]
-            # checked_cost, column-wise for the usual run (every cost exact in femto-USD)
+            # checked_cost, column-wise for the usual run; one by one when any may fail
             stamps = [args[1] for args in calls]
-            if not (
-                set(map(type, amounts)) == {int}
-                and min(amounts) >= 0
-                and max(amounts) < EXACT_FEMTO
-                and min(stamps) >= TS_MIN
-                and max(stamps) < TS_MAX
-            ):
+            if not costs_fit(stamps, amounts):
                 for index, ts, amount, source in zip(at, stamps, amounts, sources, strict=True):
                     try:
                         checked_cost(ts, amount, source)

@@ -47,6 +47,7 @@ __all__ = [
     "call_columns",
     "call_row",
     "checked_cost",
+    "costs_fit",
     "decision_row",
     "done_row",
     "event_row",
@@ -259,6 +260,20 @@ def checked_cost(ts: datetime, amount: int | Decimal, source: CostSource) -> Non
         _ts(ts)
     if type(amount) is not int or not 0 <= amount < EXACT_FEMTO:
         _money("cost_usd", cost_decimal(amount, source))
+
+
+def costs_fit(stamps: Sequence[datetime], amounts: Sequence[int | Decimal]) -> bool:
+    """:func:`checked_cost`'s test for a whole column of calls at once (``stamps`` and
+    ``amounts`` of the same calls, at least one): True when every one would pass it on its
+    fast branch — every time in range, every cost an integer femto-USD in [0, EXACT_FEMTO).
+    False: check them one by one with :func:`checked_cost`, which names what fails."""
+    return (
+        set(map(type, amounts)) == {int}
+        and min(amounts) >= 0
+        and max(amounts) < EXACT_FEMTO
+        and min(stamps) >= TS_MIN
+        and max(stamps) < TS_MAX
+    )
 
 
 def call_columns(
