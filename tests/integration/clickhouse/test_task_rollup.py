@@ -127,7 +127,7 @@ def _assert_reports_equal_raw(store: ClickHouseStore, policy: Policy) -> int:
                 sql, params = task_statement(name, reader, replace(window, policy=policy))
                 assert reader.query(sql, params).rows == reader.query(unlisted, params).rows
             params = task_statement("unit-economics", reader, window)[1]
-            partial = reader.query(partial_tasks_sql(True), params | {"listed": 100}).rows
+            ((partial,),) = reader.query(partial_tasks_sql(True), params | {"listed": 100}).rows
             crossed += bool(partial)
             top = run_report("top-tasks", reader, window)
             raw = _raw(store, RAW_TOP_TASKS, window)[: window.limit]

@@ -1,9 +1,12 @@
 """``task_totals`` read between merges (:func:`tokengov.sinks.clickhouse.reports.task_totals_read`)
 must give exactly the rows ``FINAL`` gives — ClickHouse's own fold of a SummingMergeTree's
 rows, the reference here — for any state of its parts: a merged part or none, fresh parts
-(merges stopped) of the same tasks, duplicates, tasks of several teams and workflows, and
-any name bound as the merged part (the real one, a fresh part, one merged away, none).
-The reports' statements read that way equal the same statements read with ``FINAL``.
+(merges stopped) of the same tasks, duplicates, tasks of several teams and workflows, later
+outcomes alone in a fresh part, and any name bound as the merged part (the real one, a
+fresh part, one merged away, none). So must the signed rows of
+:func:`~tokengov.sinks.clickhouse.reports.task_totals_signed` (what unit-economics sums):
+their sums per workflow equal ``FINAL``'s counts and sums. The reports' statements read that
+way equal the same statements read with ``FINAL``.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import random
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -27,6 +30,7 @@ from tokengov.sinks.clickhouse.reports import (
     task_statement,
     task_totals_parts,
     task_totals_read,
+    task_totals_signed,
     top_tasks_sql,
     unit_economics_sql,
 )
@@ -82,6 +86,56 @@ def _read(store: ClickHouseStore, where: str, merged_part: str) -> list[tuple[An
     return sorted(tuple(r) for r in store.query(sql, {"merged_part": merged_part}).rows)
 
 
+#: Sums per workflow over ``FINAL``'s rows, and the same over the signed rows.
+_SUMS: Final = (
+    "count()",
+    "countIf(outcome != 0)",
+    "sum(tokens)",
+    "sumIf(tokens, outcome % 7 = 1)",
+    "sum(cost_usd)",
+    "sum(retry_tokens)",
+)
+_SIGNED: Final = (
+    "sum(sign)",
+    "sumIf(sign, outcome != 0)",
+    "sum(tokens)",
+    "sumIf(tokens, outcome % 7 = 1)",
+    "sum(cost_usd)",
+    "sum(retry_tokens)",
+)
+_SIGNED_COLUMNS: Final = ("workflow_min", "tokens", "retry_tokens", "cost_usd", "outcome")
+
+
+def _final_sums(store: ClickHouseStore, where: str) -> list[tuple[Any, ...]]:
+    sql = f"""SELECT workflow_min, {", ".join(_SUMS)} FROM task_totals FINAL WHERE {where}
+        GROUP BY workflow_min ORDER BY workflow_min"""
+    return [tuple(r) for r in store.query(sql).rows]
+
+
+def _signed_sums(store: ClickHouseStore, where: str, merged_part: str) -> list[tuple[Any, ...]]:
+    rows = task_totals_signed(where, _SIGNED_COLUMNS, ("tokens", "retry_tokens", "cost_usd"))
+    sql = f"""SELECT workflow_min, {", ".join(_SIGNED)} FROM {rows}
+        GROUP BY workflow_min HAVING sum(sign) != 0 ORDER BY workflow_min {ONE_SNAPSHOT}"""
+    return [tuple(r) for r in store.query(sql, {"merged_part": merged_part}).rows]
+
+
+def _late_outcomes() -> list[dict[str, Any]]:
+    """Each outcome of the pool again, reported an hour later: alone in a part, it changes
+    only the tasks' ``outcome``."""
+    return [
+        base
+        | {
+            "event_id": str(uuid.uuid4()),
+            "ts": (datetime.fromisoformat(base["ts"]) + timedelta(hours=1)).isoformat(),
+        }
+        for base in _POOL
+        if base["kind"] != "call"
+    ]
+
+
+_LATE_OUTCOMES = _late_outcomes()
+
+
 @settings(
     max_examples=8,
     deadline=None,
@@ -94,9 +148,14 @@ def _read(store: ClickHouseStore, where: str, merged_part: str) -> list[tuple[An
         max_size=5,
     ),
     merged_batches=st.integers(0, 5),
+    late_outcomes=st.lists(st.integers(0, len(_LATE_OUTCOMES) - 1), max_size=6),
 )
 def test_the_folded_read_equals_final(
-    store: ClickHouseStore, policy: Policy, batches: list[list[int]], merged_batches: int
+    store: ClickHouseStore,
+    policy: Policy,
+    batches: list[list[int]],
+    merged_batches: int,
+    late_outcomes: list[int],
 ) -> None:
     for table in ("token_events", "task_outcomes", "task_totals"):
         store.command(f"TRUNCATE TABLE {table}")
@@ -107,6 +166,10 @@ def test_the_folded_read_equals_final(
                 store.command("OPTIMIZE TABLE task_totals FINAL")
             store.command("SYSTEM STOP MERGES task_totals")
         _insert(store, policy, [_POOL[j] for j in batch])  # duplicates included
+    if merged_batches >= len(batches):
+        store.command("SYSTEM STOP MERGES task_totals")
+    if late_outcomes:  # a part of outcomes alone (changing only outcome), after the rest
+        _insert(store, policy, [_LATE_OUTCOMES[j] for j in late_outcomes])
     reader = StoreReader(store.dsn)
     parts = task_totals_parts(reader)
     # the names and levels as system.parts has them (the reader cannot read it on a server)
@@ -123,6 +186,11 @@ def test_the_folded_read_equals_final(
         # the largest merged part, another, one merged away, none
         for merged_part in {*names[:2], "all_1_1_0", ""}:
             assert _read(store, where, merged_part) == expected, (where, merged_part, parts)
+    for where in ("calls != 0", "calls > 0 AND workflow_min = workflow_max", "1"):
+        expected = _final_sums(store, where)
+        for merged_part in {*names[:2], "all_1_1_0", ""}:
+            got = _signed_sums(store, where, merged_part)
+            assert got == expected, (where, merged_part, parts)
     try:
         for window in _WINDOWS:
             for name, build in (

@@ -41,6 +41,7 @@ from tokengov.sinks.clickhouse.schema import (
     OUTCOME_STATUSES,
     OUTCOME_TS_UNIT,
     TASK_TOTALS_MERGE,
+    TASK_TOTALS_NEUTRAL,
 )
 from tokengov.sinks.clickhouse.store import QueryResult
 
@@ -63,6 +64,7 @@ __all__ = [
     "task_statement",
     "task_totals_parts",
     "task_totals_read",
+    "task_totals_signed",
     "top_tasks_sql",
     "unit_economics_sql",
     "whole_hours",
@@ -215,9 +217,27 @@ def task_totals_parts(reader: Reader) -> list[tuple[str, bool]]:
 _MERGED: Final = "{merged_part:String}"
 #: The rows of ``task_totals`` outside that part: the parts written since it was merged.
 _FRESH_ROWS: Final = f"FROM task_totals WHERE _part != {_MERGED}"
-#: The tasks with a row outside that part: the only ones with more than one row.
-_FRESH_TASKS: Final = f"(SELECT task_id {_FRESH_ROWS})"
 _MERGE: Final = {c: (f, t) for c, f, t in TASK_TOTALS_MERGE}
+
+
+def _used(where: str, columns: tuple[str, ...]) -> list[str]:
+    """The columns of ``task_totals`` a read of ``columns`` where ``where`` needs (only
+    those: ClickHouse would read the others' parts too)."""
+    return [c for c in _MERGE if c in columns or re.search(rf"\b{c}\b", where)]
+
+
+def _changed_tasks(where: str, used: list[str]) -> str:
+    """The tasks whose rows outside the merged part may change their row of ``task_totals``
+    as a read of ``used`` where ``where`` sees it — a subquery of their ids: those with a row
+    there that holds something other than the neutral values
+    (:data:`~tokengov.sinks.clickhouse.schema.TASK_TOTALS_NEUTRAL`) in a column of ``used``,
+    or that ``where`` keeps. For any other task, ``FINAL``'s row has, in ``used``, the values
+    of the task's row in the merged part, or (none there) the neutral ones, which ``where``
+    does not keep (its rows outside are all the neutral row, which it does not keep). Row by
+    row, without folding: a task whose rows cancel out is folded needlessly, never missed. (An
+    outcome reported since the merge changes only ``outcome``.)"""
+    neutral = " AND ".join(f"{c} = {TASK_TOTALS_NEUTRAL[c]}" for c in used)
+    return f"(SELECT task_id {_FRESH_ROWS} AND (NOT ({neutral}) OR ({where})))"
 
 
 def task_totals_read(where: str, columns: tuple[str, ...]) -> str:
@@ -225,32 +245,106 @@ def task_totals_read(where: str, columns: tuple[str, ...]) -> str:
     merge folds them) that satisfy ``where`` (a condition on its columns), without merging
     every row read with the fresh parts (which span the whole range of task ids, so that
     ``FINAL`` merges all of them): the rows of the largest merged part
-    (``{merged_part:String}``, see :data:`TASK_TOTALS_PARTS_SQL`) of the tasks that have no other
-    row, as they are (``where`` first, in ``PREWHERE``: only the rows it keeps are looked up
-    among the fresh tasks); the rest — the parts written since it was merged and the rows of that
-    part of the same tasks (found by the table's key), few — folded (``GROUP BY
-    task_id``). A subquery; the statement reading it ends with :data:`ONE_SNAPSHOT`, so
-    that all its reads of the table see the same parts."""
+    (``{merged_part:String}``, see :data:`TASK_TOTALS_PARTS_SQL`) as they are (``where``
+    first, in ``PREWHERE``), but for the tasks whose rows in the parts written since it was
+    merged change what this read sees (:func:`_changed_tasks`: few; looked up only among the
+    rows ``where`` keeps); those tasks folded (their rows there and their row of that part,
+    found by the table's key; ``GROUP BY task_id``). A subquery; the statement reading it
+    ends with :data:`ONE_SNAPSHOT`, so that all its reads of the table see the same parts."""
     plain = "".join(f", CAST({c} AS {_MERGE[c][1]}) AS {c}" for c in columns)
-    # Only the columns the statement reads (ClickHouse would read the others' parts too).
-    used = [c for c in _MERGE if c in columns or re.search(rf"\b{c}\b", where)]
+    used = _used(where, columns)
     folded = ", ".join(f"{_MERGE[c][0]}({c}) AS {c}" for c in used)
     read = ", ".join(used)
+    changed = _changed_tasks(where, used)
     return f"""(
     SELECT task_id{plain}
     FROM task_totals
     PREWHERE _part = {_MERGED} AND ({where})
-    WHERE task_id NOT IN {_FRESH_TASKS}
+    WHERE task_id NOT IN {changed}
     UNION ALL
-    SELECT task_id{"".join(f", {c}" for c in columns)} FROM (
+    SELECT task_id{plain} FROM (
         SELECT task_id, {folded}
         FROM (
-            SELECT task_id, {read} {_FRESH_ROWS}
+            SELECT task_id, {read} {_FRESH_ROWS} AND task_id IN {changed}
             UNION ALL
             SELECT task_id, {read} FROM task_totals
-            PREWHERE _part = {_MERGED} AND task_id IN {_FRESH_TASKS}
+            PREWHERE _part = {_MERGED} AND task_id IN {changed}
         )
         GROUP BY task_id
+    ) WHERE {where}
+)"""
+
+
+def task_totals_signed(where: str, columns: tuple[str, ...], summed: tuple[str, ...]) -> str:
+    """The rows of ``task_totals`` as ``FINAL`` reads it that satisfy ``where`` (which must not
+    read ``outcome``), for sums over them: a ``sign`` (±1) and ``columns``, of which
+    ``summed`` already multiplied by the sign — so that ``sum(sign)``, ``sumIf(sign, c)`` and
+    ``sum(x)`` over these rows are ``count()``, ``countIf(c)`` and ``sum(x)`` over ``FINAL``'s
+    rows, exactly (integers and decimals: nothing rounded).
+
+    No task is looked up row by row among the fresh ones (the rows a ``PREWHERE`` keeps are
+    ~every row of the merged part): the rows of the largest merged part
+    (``{merged_part:String}``) that satisfy ``where``, sign +1, each with its task's latest
+    ``outcome`` (the greatest of its own and that of the task's rows written since, joined by
+    ``task_id`` — few: an outcome reported since the merge is the usual change of an old
+    task's row); then, for the tasks whose rows written since change anything else this read
+    sees (:func:`_changed_tasks`), that row again with sign −1, and the task's rows folded
+    with sign +1 if the fold satisfies ``where`` (one read of their rows; the row of the
+    merged part is the old one). A subquery; the statement ends with :data:`ONE_SNAPSHOT`."""
+    if re.search(r"\boutcome\b", where):
+        raise ValueError("task_totals_signed joins outcome: where must not read it")
+    latest = "outcome" in columns
+    plain = "".join(
+        f", CAST({c} AS {_MERGE[c][1]}) AS {c}" for c in columns if not (latest and c == "outcome")
+    )
+    used = _used(where, columns)
+    folded = ", ".join(f"{_MERGE[c][0]}({c}) AS f_{c}" for c in used)
+    # A task has at most one row in a merged part: the old row's value in each column.
+    old = ", ".join(f"{_MERGE[c][0]}If({c}, old = 1) AS o_{c}" for c in used)
+    read = ", ".join(used)
+    changed = _changed_tasks(where, [c for c in used if c != "outcome"])
+    rows = ", ".join(f"r.{i + 2} AS {c}" for i, c in enumerate(used))
+    # (The plain types, as the merged part's rows have them: else the union would convert those.)
+    signed = "".join(
+        f", CAST(if(sign < 0, -{c}, {c}) AS {_MERGE[c][1]}) AS {c}"
+        if c in summed
+        else f", CAST({c} AS {_MERGE[c][1]}) AS {c}"
+        for c in columns
+    )
+    # The −1 row is the +1 row the merged part gave: the old row with the latest outcome.
+    minus = ", ".join("f_outcome" if c == "outcome" else f"o_{c}" for c in used)
+    plus = ", ".join(f"f_{c}" for c in used)
+    merged_rows = f"""SELECT toInt8(1) AS sign{plain}
+    FROM task_totals
+    PREWHERE _part = {_MERGED} AND ({where})"""
+    if latest:
+        merged_rows = f"""SELECT sign{"".join(f", {c}" for c in columns if c != "outcome")},
+        greatest(outcome, ifNull(f.latest, toUInt128(0))) AS outcome
+    FROM (
+        SELECT toInt8(1) AS sign, task_id{plain}, CAST(outcome AS UInt128) AS outcome
+        FROM task_totals
+        PREWHERE _part = {_MERGED} AND ({where})
+    ) AS m
+    LEFT ANY JOIN (
+        SELECT task_id, CAST(max(outcome) AS UInt128) AS latest {_FRESH_ROWS} GROUP BY task_id
+    ) AS f USING task_id"""
+    return f"""(
+    {merged_rows}
+    UNION ALL
+    SELECT sign{signed} FROM (
+        SELECT r.1 AS sign, {rows}
+        FROM (
+            SELECT {folded}, {old}, countIf(old = 1) AS n_old
+            FROM (
+                SELECT task_id, 0 AS old, {read} {_FRESH_ROWS} AND task_id IN {changed}
+                UNION ALL
+                SELECT task_id, 1 AS old, {read} FROM task_totals
+                PREWHERE _part = {_MERGED} AND task_id IN {changed}
+            )
+            GROUP BY task_id
+        )
+        ARRAY JOIN arraySlice([(toInt8(-1), {minus}), (toInt8(1), {plus})], if(n_old = 0, 2, 1))
+            AS r
     ) WHERE {where}
 )"""
 
@@ -303,10 +397,14 @@ def partial_tasks_sql(one_workflow: bool) -> str:
     ends cross them, or they named several teams — or, for unit-economics
     (``one_workflow``), several workflows): read call by call, their hours from
     ``task_spend_hourly`` and the window's ragged ends from ``token_events``. Usually few
-    (none when no task crosses an end of the window); ``{listed:UInt32}`` + 1 at most."""
+    (none when no task crosses an end of the window); ``{listed:UInt32}`` + 1 at most, as
+    one row: an array (an empty result would cost an embedded store a second statement, to
+    learn its columns)."""
     whole = _WHOLE_ONE_WORKFLOW if one_workflow else _WHOLE
-    return f"""SELECT task_id FROM {task_totals_read(f"{_TOUCHES} AND NOT ({whole})", ())}
-LIMIT {{listed:UInt32}} + 1
+    return f"""SELECT groupArray(task_id) FROM (
+    SELECT task_id FROM {task_totals_read(f"{_TOUCHES} AND NOT ({whole})", ())}
+    LIMIT {{listed:UInt32}} + 1
+)
 {ONE_SNAPSHOT}"""
 
 
@@ -401,11 +499,13 @@ def unit_economics_sql(*, listed: bool = False, partial: bool = True, folded: bo
     ``partial`` and ``folded`` as in :func:`top_tasks_sql`).
     """
     whole = (
-        task_totals_read(
-            _WHOLE_ONE_WORKFLOW, ("workflow_min", "tokens", "retry_tokens", "cost_usd", "outcome")
+        task_totals_signed(
+            _WHOLE_ONE_WORKFLOW,
+            ("workflow_min", "tokens", "retry_tokens", "cost_usd", "outcome"),
+            summed=("tokens", "retry_tokens", "cost_usd"),
         )
         if folded
-        else f"task_totals FINAL\n    WHERE {_WHOLE_ONE_WORKFLOW}"
+        else f"(SELECT toInt8(1) AS sign, * FROM task_totals FINAL\n    WHERE {_WHOLE_ONE_WORKFLOW})"
     )
     # The sums stay Int256 (no conversion per task: the ratios are Float64 either way).
     # The others are grouped by (workflow, task) as one string key: length-prefixed, so that
@@ -414,7 +514,7 @@ def unit_economics_sql(*, listed: bool = False, partial: bool = True, folded: bo
     if partial:
         only = _partial(True, listed)
         others = f"""    UNION ALL
-    SELECT p.t_workflow, p.tokens, p.retry_tokens, p.cost_usd, o.outcome
+    SELECT toInt8(1), p.t_workflow, p.tokens, p.retry_tokens, p.cost_usd, o.outcome
     FROM (
         SELECT any(workflow) AS t_workflow, any(task_id) AS t_task,
             sum(n_tokens) AS tokens, sum(n_retry_tokens) AS retry_tokens,
@@ -430,11 +530,11 @@ def unit_economics_sql(*, listed: bool = False, partial: bool = True, folded: bo
     ) AS o ON p.t_task = o.task_id
 """
     return f"""WITH tasks AS (
-    SELECT workflow_min AS t_workflow, tokens, retry_tokens, cost_usd, outcome
+    SELECT sign, workflow_min AS t_workflow, tokens, retry_tokens, cost_usd, outcome
     FROM {whole}
 {others}),
 joined AS (
-    SELECT t_workflow AS workflow, tokens, retry_tokens, cost_usd,
+    SELECT sign, t_workflow AS workflow, tokens, retry_tokens, cost_usd,
         {_OUTCOME_STATUS} AS status,
         {_OUTCOME_QUALITY} AS quality,
         indexOf({{bar_workflows:Array(String)}}, t_workflow) AS bar_index,
@@ -443,18 +543,18 @@ joined AS (
     FROM tasks
 )
 SELECT workflow,
-    count() AS tasks,
-    countIf(status IS NOT NULL) AS tasks_with_outcome,
-    countIf(success) AS successes,
-    round(countIf(success) / nullIf(countIf(status IS NOT NULL), 0), 4) AS success_rate,
-    round(sumIf(tokens, status IS NOT NULL) / nullIf(countIf(status IS NOT NULL), 0), 1)
+    toUInt64(sum(sign)) AS tasks,
+    toUInt64(sumIf(sign, status IS NOT NULL)) AS tasks_with_outcome,
+    toUInt64(sumIf(sign, success)) AS successes,
+    round(successes / nullIf(tasks_with_outcome, 0), 4) AS success_rate,
+    round(sumIf(tokens, status IS NOT NULL) / nullIf(tasks_with_outcome, 0), 1)
         AS tokens_per_outcome,
     sum(cost_usd) AS cost_usd,
-    if(countIf(success) = 0, NULL, cost_usd / countIf(success))
-        AS cost_per_successful_task,
+    if(successes = 0, NULL, cost_usd / successes) AS cost_per_successful_task,
     round(sum(retry_tokens) / nullIf(sum(tokens), 0), 4) AS retry_token_ratio
 FROM joined
 GROUP BY workflow
+HAVING tasks > 0
 ORDER BY cost_usd DESC, workflow
 {ONE_SNAPSHOT}"""
 
@@ -545,14 +645,14 @@ def task_statement(name: str, reader: Reader, window: ReportWindow) -> tuple[str
     parameters["merged_part"] = parts[0][0] if parts and parts[0][1] else ""
     # At rest (one merged part) FINAL merges nothing; else it would merge every row it reads.
     folded = len(parts) > 1 or not parameters["merged_part"]
-    found = reader.query(
+    ((found,),) = reader.query(
         partial_tasks_sql(one_workflow), parameters | {"listed": MAX_LISTED_PARTIAL_TASKS}
-    )
-    listed = len(found.rows) <= MAX_LISTED_PARTIAL_TASKS
+    ).rows
+    listed = len(found) <= MAX_LISTED_PARTIAL_TASKS
     if listed:
-        parameters["partial"] = [str(row[0]) for row in found.rows]
+        parameters["partial"] = [str(task) for task in found]
     build = unit_economics_sql if one_workflow else top_tasks_sql
-    return build(listed=listed, partial=bool(found.rows), folded=folded), parameters
+    return build(listed=listed, partial=bool(found), folded=folded), parameters
 
 
 def _top_tasks(reader: Reader, window: ReportWindow) -> QueryResult:

@@ -48,6 +48,7 @@ __all__ = [
     "TASK_ROLLUP",
     "TASK_TOTALS",
     "TASK_TOTALS_MERGE",
+    "TASK_TOTALS_NEUTRAL",
     "TS_MAX",
     "TS_MIN",
     "TTL_TABLES",
@@ -725,6 +726,20 @@ TASK_TOTALS_MERGE: Final[tuple[tuple[str, str, str], ...]] = (
     ("last_call", "max", TS),
     ("outcome", "max", "UInt128"),
 )
+
+#: What a row of ``task_totals`` that holds no calls (an outcome's) or no outcome (calls')
+#: carries in each column: the neutral value of the column's fold (0 for a sum, the
+#: stand-ins above for a ``min`` / ``max`` — no real value is beyond them), so that folding
+#: it into any real row changes nothing. A task whose rows in some parts fold to these
+#: values in some columns has, in those columns, the values of its other rows.
+TASK_TOTALS_NEUTRAL: Final[dict[str, str]] = {
+    **{c: "0" for c, _ in _TASK_SUMS},
+    **{f"{n}_min": _NO_MIN_NAME for n in _NAMES},
+    **{f"{n}_max": _NO_MAX_NAME for n in _NAMES},
+    "first_call": _NO_FIRST,
+    "last_call": _NO_LAST,
+    "outcome": _NO_OUTCOME,
+}
 
 
 def repair_task_totals(ttl_days: int | None, tasks: str | None = None) -> str:
