@@ -64,7 +64,6 @@ __all__ = [
     "task_statement",
     "task_totals_parts",
     "task_totals_read",
-    "task_totals_signed",
     "top_tasks_sql",
     "unit_economics_sql",
     "whole_hours",
@@ -247,20 +246,35 @@ def task_totals_read(where: str, columns: tuple[str, ...]) -> str:
     ``FINAL`` merges all of them): the rows of the largest merged part
     (``{merged_part:String}``, see :data:`TASK_TOTALS_PARTS_SQL`) as they are (``where``
     first, in ``PREWHERE``), but for the tasks whose rows in the parts written since it was
-    merged change what this read sees (:func:`_changed_tasks`: few; looked up only among the
-    rows ``where`` keeps); those tasks folded (their rows there and their row of that part,
-    found by the table's key; ``GROUP BY task_id``). A subquery; the statement reading it
-    ends with :data:`ONE_SNAPSHOT`, so that all its reads of the table see the same parts."""
+    merged change what this read sees (:func:`_changed_tasks`: few); those tasks folded (their
+    rows there and their row of that part, found by the table's key; ``GROUP BY task_id``).
+
+    An ``outcome`` reported since the merge — the usual change of an old task's row — does not
+    make its task one of those when ``where`` does not read ``outcome``: the merged part's row
+    then takes the task's latest outcome, the greatest of its own and of the task's rows written
+    since (joined by ``task_id``: few). A subquery; the statement reading it ends with
+    :data:`ONE_SNAPSHOT`, so that all its reads of the table see the same parts."""
+    joined = "outcome" in columns and not re.search(r"\boutcome\b", where)
     plain = "".join(f", CAST({c} AS {_MERGE[c][1]}) AS {c}" for c in columns)
     used = _used(where, columns)
     folded = ", ".join(f"{_MERGE[c][0]}({c}) AS {c}" for c in used)
     read = ", ".join(used)
-    changed = _changed_tasks(where, used)
-    return f"""(
-    SELECT task_id{plain}
+    changed = _changed_tasks(where, [c for c in used if not (joined and c == "outcome")])
+    merged = f"""SELECT task_id{plain}
     FROM task_totals
     PREWHERE _part = {_MERGED} AND ({where})
-    WHERE task_id NOT IN {changed}
+    WHERE task_id NOT IN {changed}"""
+    if joined:
+        merged = f"""SELECT task_id{"".join(f", {c}" for c in columns if c != "outcome")},
+        greatest(outcome, ifNull(latest, toUInt128(0))) AS outcome
+    FROM (
+    {merged}
+    ) AS m
+    LEFT ANY JOIN (
+        SELECT task_id, CAST(max(outcome) AS UInt128) AS latest {_FRESH_ROWS} GROUP BY task_id
+    ) AS l USING task_id"""
+    return f"""(
+    {merged}
     UNION ALL
     SELECT task_id{plain} FROM (
         SELECT task_id, {folded}
@@ -271,80 +285,6 @@ def task_totals_read(where: str, columns: tuple[str, ...]) -> str:
             PREWHERE _part = {_MERGED} AND task_id IN {changed}
         )
         GROUP BY task_id
-    ) WHERE {where}
-)"""
-
-
-def task_totals_signed(where: str, columns: tuple[str, ...], summed: tuple[str, ...]) -> str:
-    """The rows of ``task_totals`` as ``FINAL`` reads it that satisfy ``where`` (which must not
-    read ``outcome``), for sums over them: a ``sign`` (±1) and ``columns``, of which
-    ``summed`` already multiplied by the sign — so that ``sum(sign)``, ``sumIf(sign, c)`` and
-    ``sum(x)`` over these rows are ``count()``, ``countIf(c)`` and ``sum(x)`` over ``FINAL``'s
-    rows, exactly (integers and decimals: nothing rounded).
-
-    No task is looked up row by row among the fresh ones (the rows a ``PREWHERE`` keeps are
-    ~every row of the merged part): the rows of the largest merged part
-    (``{merged_part:String}``) that satisfy ``where``, sign +1, each with its task's latest
-    ``outcome`` (the greatest of its own and that of the task's rows written since, joined by
-    ``task_id`` — few: an outcome reported since the merge is the usual change of an old
-    task's row); then, for the tasks whose rows written since change anything else this read
-    sees (:func:`_changed_tasks`), that row again with sign −1, and the task's rows folded
-    with sign +1 if the fold satisfies ``where`` (one read of their rows; the row of the
-    merged part is the old one). A subquery; the statement ends with :data:`ONE_SNAPSHOT`."""
-    if re.search(r"\boutcome\b", where):
-        raise ValueError("task_totals_signed joins outcome: where must not read it")
-    latest = "outcome" in columns
-    plain = "".join(
-        f", CAST({c} AS {_MERGE[c][1]}) AS {c}" for c in columns if not (latest and c == "outcome")
-    )
-    used = _used(where, columns)
-    folded = ", ".join(f"{_MERGE[c][0]}({c}) AS f_{c}" for c in used)
-    # A task has at most one row in a merged part: the old row's value in each column.
-    old = ", ".join(f"{_MERGE[c][0]}If({c}, old = 1) AS o_{c}" for c in used)
-    read = ", ".join(used)
-    changed = _changed_tasks(where, [c for c in used if c != "outcome"])
-    rows = ", ".join(f"r.{i + 2} AS {c}" for i, c in enumerate(used))
-    # (The plain types, as the merged part's rows have them: else the union would convert those.)
-    signed = "".join(
-        f", CAST(if(sign < 0, -{c}, {c}) AS {_MERGE[c][1]}) AS {c}"
-        if c in summed
-        else f", CAST({c} AS {_MERGE[c][1]}) AS {c}"
-        for c in columns
-    )
-    # The −1 row is the +1 row the merged part gave: the old row with the latest outcome.
-    minus = ", ".join("f_outcome" if c == "outcome" else f"o_{c}" for c in used)
-    plus = ", ".join(f"f_{c}" for c in used)
-    merged_rows = f"""SELECT toInt8(1) AS sign{plain}
-    FROM task_totals
-    PREWHERE _part = {_MERGED} AND ({where})"""
-    if latest:
-        merged_rows = f"""SELECT sign{"".join(f", {c}" for c in columns if c != "outcome")},
-        greatest(outcome, ifNull(f.latest, toUInt128(0))) AS outcome
-    FROM (
-        SELECT toInt8(1) AS sign, task_id{plain}, CAST(outcome AS UInt128) AS outcome
-        FROM task_totals
-        PREWHERE _part = {_MERGED} AND ({where})
-    ) AS m
-    LEFT ANY JOIN (
-        SELECT task_id, CAST(max(outcome) AS UInt128) AS latest {_FRESH_ROWS} GROUP BY task_id
-    ) AS f USING task_id"""
-    return f"""(
-    {merged_rows}
-    UNION ALL
-    SELECT sign{signed} FROM (
-        SELECT r.1 AS sign, {rows}
-        FROM (
-            SELECT {folded}, {old}, countIf(old = 1) AS n_old
-            FROM (
-                SELECT task_id, 0 AS old, {read} {_FRESH_ROWS} AND task_id IN {changed}
-                UNION ALL
-                SELECT task_id, 1 AS old, {read} FROM task_totals
-                PREWHERE _part = {_MERGED} AND task_id IN {changed}
-            )
-            GROUP BY task_id
-        )
-        ARRAY JOIN arraySlice([(toInt8(-1), {minus}), (toInt8(1), {plus})], if(n_old = 0, 2, 1))
-            AS r
     ) WHERE {where}
 )"""
 
@@ -499,13 +439,11 @@ def unit_economics_sql(*, listed: bool = False, partial: bool = True, folded: bo
     ``partial`` and ``folded`` as in :func:`top_tasks_sql`).
     """
     whole = (
-        task_totals_signed(
-            _WHOLE_ONE_WORKFLOW,
-            ("workflow_min", "tokens", "retry_tokens", "cost_usd", "outcome"),
-            summed=("tokens", "retry_tokens", "cost_usd"),
+        task_totals_read(
+            _WHOLE_ONE_WORKFLOW, ("workflow_min", "tokens", "retry_tokens", "cost_usd", "outcome")
         )
         if folded
-        else f"(SELECT toInt8(1) AS sign, * FROM task_totals FINAL\n    WHERE {_WHOLE_ONE_WORKFLOW})"
+        else f"task_totals FINAL\n    WHERE {_WHOLE_ONE_WORKFLOW}"
     )
     # The sums stay Int256 (no conversion per task: the ratios are Float64 either way).
     # The others are grouped by (workflow, task) as one string key: length-prefixed, so that
@@ -514,7 +452,7 @@ def unit_economics_sql(*, listed: bool = False, partial: bool = True, folded: bo
     if partial:
         only = _partial(True, listed)
         others = f"""    UNION ALL
-    SELECT toInt8(1), p.t_workflow, p.tokens, p.retry_tokens, p.cost_usd, o.outcome
+    SELECT p.t_workflow, p.tokens, p.retry_tokens, p.cost_usd, o.outcome
     FROM (
         SELECT any(workflow) AS t_workflow, any(task_id) AS t_task,
             sum(n_tokens) AS tokens, sum(n_retry_tokens) AS retry_tokens,
@@ -530,11 +468,11 @@ def unit_economics_sql(*, listed: bool = False, partial: bool = True, folded: bo
     ) AS o ON p.t_task = o.task_id
 """
     return f"""WITH tasks AS (
-    SELECT sign, workflow_min AS t_workflow, tokens, retry_tokens, cost_usd, outcome
+    SELECT workflow_min AS t_workflow, tokens, retry_tokens, cost_usd, outcome
     FROM {whole}
 {others}),
 joined AS (
-    SELECT sign, t_workflow AS workflow, tokens, retry_tokens, cost_usd,
+    SELECT t_workflow AS workflow, tokens, retry_tokens, cost_usd,
         {_OUTCOME_STATUS} AS status,
         {_OUTCOME_QUALITY} AS quality,
         indexOf({{bar_workflows:Array(String)}}, t_workflow) AS bar_index,
@@ -543,18 +481,18 @@ joined AS (
     FROM tasks
 )
 SELECT workflow,
-    toUInt64(sum(sign)) AS tasks,
-    toUInt64(sumIf(sign, status IS NOT NULL)) AS tasks_with_outcome,
-    toUInt64(sumIf(sign, success)) AS successes,
-    round(successes / nullIf(tasks_with_outcome, 0), 4) AS success_rate,
-    round(sumIf(tokens, status IS NOT NULL) / nullIf(tasks_with_outcome, 0), 1)
+    count() AS tasks,
+    countIf(status IS NOT NULL) AS tasks_with_outcome,
+    countIf(success) AS successes,
+    round(countIf(success) / nullIf(countIf(status IS NOT NULL), 0), 4) AS success_rate,
+    round(sumIf(tokens, status IS NOT NULL) / nullIf(countIf(status IS NOT NULL), 0), 1)
         AS tokens_per_outcome,
     sum(cost_usd) AS cost_usd,
-    if(successes = 0, NULL, cost_usd / successes) AS cost_per_successful_task,
+    if(countIf(success) = 0, NULL, cost_usd / countIf(success))
+        AS cost_per_successful_task,
     round(sum(retry_tokens) / nullIf(sum(tokens), 0), 4) AS retry_token_ratio
 FROM joined
 GROUP BY workflow
-HAVING tasks > 0
 ORDER BY cost_usd DESC, workflow
 {ONE_SNAPSHOT}"""
 
