@@ -78,8 +78,11 @@ def _final(store: ClickHouseStore, where: str) -> list[tuple[Any, ...]]:
     return sorted(tuple(r) for r in store.query(sql + " ORDER BY task_id").rows)
 
 
-def _read(store: ClickHouseStore, where: str, merged_part: str) -> list[tuple[Any, ...]]:
-    sql = f"SELECT * FROM {task_totals_read(where, _COLUMNS)} ORDER BY task_id {ONE_SNAPSHOT}"
+def _read(
+    store: ClickHouseStore, where: str, merged_part: str, at_rest: bool = False
+) -> list[tuple[Any, ...]]:
+    read = task_totals_read(where, _COLUMNS, at_rest=at_rest)
+    sql = f"SELECT * FROM {read} ORDER BY task_id {ONE_SNAPSHOT}"
     return sorted(tuple(r) for r in store.query(sql, {"merged_part": merged_part}).rows)
 
 
@@ -158,6 +161,8 @@ def test_the_folded_read_equals_final(
         # the largest merged part, another, one merged away, none
         for merged_part in {*names[:2], "all_1_1_0", ""}:
             assert _read(store, where, merged_part) == expected, (where, merged_part, parts)
+        # as read when the lookup found the merged part alone (every fresh task folded)
+        assert _read(store, where, names[0] if names else "", at_rest=True) == expected
     try:
         for window in _WINDOWS:
             for name, build in (

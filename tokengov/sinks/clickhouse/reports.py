@@ -242,7 +242,7 @@ def _changed_tasks(where: str, used: list[str]) -> str:
     return f"(SELECT task_id {_FRESH_ROWS} AND (NOT ({neutral}){keeps}))"
 
 
-def task_totals_read(where: str, columns: tuple[str, ...]) -> str:
+def task_totals_read(where: str, columns: tuple[str, ...], *, at_rest: bool = False) -> str:
     """The rows of ``task_totals`` as ``FINAL`` reads it (one per task, its rows folded as a
     merge folds them) that satisfy ``where`` (a condition on its columns), without merging
     every row read with the fresh parts (which span the whole range of task ids, so that
@@ -258,13 +258,21 @@ def task_totals_read(where: str, columns: tuple[str, ...]) -> str:
     make its task one of those when ``where`` does not read ``outcome``: the merged part's row
     then takes the task's latest outcome, the greatest of its own and of the task's rows written
     since (joined by ``task_id``: few). A subquery; the statement reading it ends with
-    :data:`ONE_SNAPSHOT`, so that all its reads of the table see the same parts."""
-    joined = "outcome" in columns and not re.search(r"\boutcome\b", where)
+    :data:`ONE_SNAPSHOT`, so that all its reads of the table see the same parts.
+
+    ``at_rest``: the parts lookup found the merged part alone (a part written since is
+    unlikely): every task with a row outside it is folded, without the test of what its
+    rows change, which costs ClickHouse more to analyse than nothing to fold saves."""
+    joined = not at_rest and "outcome" in columns and not re.search(r"\boutcome\b", where)
     plain = "".join(f", CAST({c} AS {_MERGE[c][1]}) AS {c}" for c in columns)
     used = _used(where, columns)
     folded = ", ".join(f"{_MERGE[c][0]}({c}) AS {c}" for c in used)
     read = ", ".join(used)
-    changed = _changed_tasks(where, [c for c in used if not (joined and c == "outcome")])
+    changed = (
+        f"(SELECT task_id {_FRESH_ROWS})"
+        if at_rest
+        else _changed_tasks(where, [c for c in used if not (joined and c == "outcome")])
+    )
     merged = f"""SELECT task_id{plain}
     FROM task_totals
     PREWHERE _part = {_MERGED} AND ({where})
@@ -337,17 +345,18 @@ _OUTCOME_QUALITY: Final = (
 MAX_LISTED_PARTIAL_TASKS: Final = 10_000
 
 
-def partial_tasks_sql(one_workflow: bool) -> str:
+def partial_tasks_sql(one_workflow: bool, *, at_rest: bool = False) -> str:
     """The tasks that may have calls in the window but are not wholly in it (the window's
     ends cross them, or they named several teams — or, for unit-economics
     (``one_workflow``), several workflows): read call by call, their hours from
     ``task_spend_hourly`` and the window's ragged ends from ``token_events``. Usually few
     (none when no task crosses an end of the window); ``{listed:UInt32}`` + 1 at most, as
     one row: an array (an empty result would cost an embedded store a second statement, to
-    learn its columns)."""
+    learn its columns). ``at_rest``: as in :func:`task_totals_read`."""
     whole = _WHOLE_ONE_WORKFLOW if one_workflow else _WHOLE
+    read = task_totals_read(f"{_TOUCHES} AND NOT ({whole})", (), at_rest=at_rest)
     return f"""SELECT groupArray(task_id) FROM (
-    SELECT task_id FROM {task_totals_read(f"{_TOUCHES} AND NOT ({whole})", ())}
+    SELECT task_id FROM {read}
     LIMIT {{listed:UInt32}} + 1
 )
 {ONE_SNAPSHOT}"""
@@ -589,7 +598,8 @@ def task_statement(name: str, reader: Reader, window: ReportWindow) -> tuple[str
     # At rest (one merged part) FINAL merges nothing; else it would merge every row it reads.
     folded = len(parts) > 1 or not parameters["merged_part"]
     ((found,),) = reader.query(
-        partial_tasks_sql(one_workflow), parameters | {"listed": MAX_LISTED_PARTIAL_TASKS}
+        partial_tasks_sql(one_workflow, at_rest=not folded),
+        parameters | {"listed": MAX_LISTED_PARTIAL_TASKS},
     ).rows
     listed = len(found) <= MAX_LISTED_PARTIAL_TASKS
     if listed:
