@@ -69,9 +69,9 @@ class FullContextHandoff(Detector):
                     held[6] += columns.input_usd(i, excess)
                 held[7].add(e.parent_agent or "")
             latest_input[e.agent] = e.input
-        for agent, (calls, handoffs, tokens, context, full, waste, usd, senders) in sums.items():
+        for agent, (n_calls, handoffs, tokens, context, full, waste, usd, senders) in sums.items():
             tally = tally_for(agent)
-            tally.add("calls", calls)
+            tally.add("calls", n_calls)
             if handoffs:
                 tally.add("handoff_calls", handoffs)
                 tally.add("handoff_tokens", tokens)
