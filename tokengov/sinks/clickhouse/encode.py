@@ -44,6 +44,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, localcontext
+from itertools import chain
 from typing import Any, Final
 
 from clickhouse_connect.datatypes.base import ClickHouseType
@@ -53,7 +54,7 @@ from clickhouse_connect.datatypes.string import String
 from clickhouse_connect.driver.insert import InsertContext
 from clickhouse_connect.driver.transform import NativeTransform
 
-from tokengov.core.calls import CallArgs, check_call_arg_positions, epoch_ms
+from tokengov.core.calls import check_call_arg_positions, epoch_ms
 from tokengov.core.policy import PriceCatalog
 from tokengov.core.pricing import EXACT_FEMTO, CostSource, cost_decimal, load_catalog_data
 from tokengov.sinks.clickhouse.decode import (
@@ -224,7 +225,7 @@ class Encoder:
             block = native_block(table, TABLE_COLUMNS[table], self.types[table], data)
             if block is not None:
                 out.blocks[table] = block
-        if any(message.calls for message in decoded):
+        if out.rows.get(TOKEN_EVENTS) and not rows.get(TOKEN_EVENTS):
             block = self._calls(decoded, out.ts_ms[TOKEN_EVENTS])
             if block is not None:
                 out.blocks[TOKEN_EVENTS] = block
@@ -240,12 +241,11 @@ class Encoder:
 
     def _calls(self, decoded: Sequence[Decoded], stamps: list[int]) -> bytes | None:
         """The token_events block of the messages' calls (decoded with ``columns=True``)."""
-        calls: list[CallArgs] = []
+        calls = _call_columns(decoded)
         amounts: list[int | Decimal] = []
         sources: list[CostSource] = []
         versions: list[str] = []
         for message in decoded:
-            calls += message.calls
             amounts += message.amounts
             sources += message.sources
             versions += message.versions
@@ -258,6 +258,14 @@ class Encoder:
             cost = [cost_decimal(a, s) for a, s in zip(amounts, sources, strict=True)]
         data = call_columns(calls, stamps, cost, sources, versions)
         return native_block(TOKEN_EVENTS, TOKEN_EVENT_COLUMNS, types, data)
+
+
+def _call_columns(decoded: Sequence[Decoded]) -> list[Sequence[Any]]:
+    """The calls' columns of messages decoded with ``columns=True``, one after the other."""
+    parts = [message.calls for message in decoded if message.calls]
+    if len(parts) == 1:
+        return parts[0]
+    return [list(chain.from_iterable(column)) for column in zip(*parts, strict=True)]
 
 
 _COST_AT: Final = TOKEN_EVENT_COLUMNS.index("cost_usd")
@@ -336,7 +344,7 @@ def summarize(decoded: Sequence[Decoded]) -> tuple[Encoded, dict[str, list[tuple
     calls of messages decoded with ``columns=True`` are counted, not made rows)."""
     out = Encoded(messages=len(decoded))
     rows: dict[str, list[tuple[Any, ...]]] = {}
-    calls: list[CallArgs] = []
+    calls = False
     for index, message in enumerate(decoded):
         out.invalid_events += message.invalid_events
         out.tombstones += message.tombstones
@@ -353,17 +361,23 @@ def summarize(decoded: Sequence[Decoded]) -> tuple[Encoded, dict[str, list[tuple
             if item.event_id is not None and item.ts is not None:
                 out.ids[item.table].append(item.event_id)
                 out.ts_ms[item.table].append(epoch_ms(item.ts))
-        calls += message.calls
+        calls = calls or bool(message.calls and message.calls[0])
     out.rows = {table: len(table_rows) for table, table_rows in rows.items()}
     if calls:
         if TOKEN_EVENTS in rows:
             raise ValueError("a run mixes calls and token_events rows")
-        out.rows[TOKEN_EVENTS] = len(calls)
-        out.ids[TOKEN_EVENTS] = [c[0] for c in calls]
+        ids: list[str] = []
+        stamps: list[datetime] = []
+        for message in decoded:
+            if message.calls:
+                ids += message.calls[0]
+                stamps += message.calls[1]
+        out.rows[TOKEN_EVENTS] = len(ids)
+        out.ids[TOKEN_EVENTS] = ids
         # epoch_ms of each call's ts (CallArgs position 1), inlined
         out.ts_ms[TOKEN_EVENTS] = [
-            (d := c[1] - _EPOCH).days * 86_400_000 + d.seconds * 1000 + d.microseconds // 1000
-            for c in calls
+            (d := ts - _EPOCH).days * 86_400_000 + d.seconds * 1000 + d.microseconds // 1000
+            for ts in stamps
         ]
     return out, rows
 
