@@ -37,6 +37,7 @@ import pickle
 import signal
 import sys
 import threading
+import types
 from array import array
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -44,13 +45,15 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, localcontext
-from itertools import chain
+from operator import itemgetter
 from typing import Any, Final
 
 from clickhouse_connect.datatypes.base import ClickHouseType
 from clickhouse_connect.datatypes.numeric import Decimal as ChDecimal
+from clickhouse_connect.datatypes.numeric import IntBase
 from clickhouse_connect.datatypes.registry import get_from_name
 from clickhouse_connect.datatypes.string import String
+from clickhouse_connect.driver.ctypes import data_conv
 from clickhouse_connect.driver.insert import InsertContext
 from clickhouse_connect.driver.transform import NativeTransform
 
@@ -156,6 +159,8 @@ def _wire(name: str) -> ClickHouseType:
     kind = get_from_name(wire_type(name))
     if type(kind) is String and name.startswith("LowCardinality("):
         return RepeatedString(kind.type_def)
+    if isinstance(kind, IntBase) and kind.nullable and not kind.low_card:
+        return _nullable_ints(kind)
     return kind
 
 
@@ -170,6 +175,8 @@ class RepeatedString(String, registered=False):
         if (ctx.encoding or self.encoding).replace("-", "").lower() != "utf8":
             super()._write_column_binary(column, dest, ctx)  # (never, from the Encoder)
             return
+        if not column:
+            return
         try:
             if (  # one value (often): the first is the last, and every one
                 column and column[0] == column[-1] and column.count(column[0]) == len(column)
@@ -180,7 +187,56 @@ class RepeatedString(String, registered=False):
         except (TypeError, UnicodeEncodeError):
             super()._write_column_binary(column, dest, ctx)
             return
-        dest += b"".join(map(encoded.__getitem__, column))
+        dest += b"".join(itemgetter(*column)(encoded))  # (two values or more: a tuple)
+
+    def write_column_data(self, column: Sequence[Any], dest: bytearray, ctx: Any) -> None:
+        if self.nullable and not self.low_card:
+            dest += _null_map(column)
+            self._write_column_binary(column, dest, ctx)
+        else:
+            super().write_column_data(column, dest, ctx)
+
+
+class _NullableInts(IntBase, registered=False):
+    """A ``Nullable`` integer column: the bytes clickhouse-connect writes (the null map, then
+    each value, 0 for NULL), the usual columns — no NULL, or nothing but NULL — without a
+    Python pass over the values. Made for each integer type by :func:`_wire`."""
+
+    def write_column_data(self, column: Sequence[Any], dest: bytearray, ctx: Any) -> None:
+        nulls = column.count(None)
+        if column and (nulls == len(column) or (nulls == 0 and type(column[0]) is int)):
+            dest += _null_map(column, nulls)
+            if nulls:  # every one: 0 each
+                dest += bytes(len(column) * array(self._array_type).itemsize)
+            else:
+                data_conv.write_native_col(self._array_type, column, dest, ctx.column_name)
+            return
+        super().write_column_data(column, dest, ctx)
+
+
+def _null_map(column: Sequence[Any], nulls: int | None = None) -> bytes:
+    """``bytes([1 if x is None else 0 for x in column])`` (clickhouse-connect's null map), in
+    C for a column without NULL or of NULLs only."""
+    if nulls is None:
+        nulls = column.count(None)
+    if nulls == 0:
+        return bytes(len(column))
+    if nulls == len(column):
+        return b"\x01" * nulls
+    return bytes([1 if x is None else 0 for x in column])
+
+
+def _nullable_ints(kind: IntBase) -> IntBase:
+    """``kind`` (a ``Nullable`` integer type) as a :class:`_NullableInts`."""
+    made = _NULLABLE_INTS.get(type(kind))
+    if made is None:
+        made = _NULLABLE_INTS[type(kind)] = types.new_class(
+            f"Nullable{type(kind).__name__}", (_NullableInts, type(kind)), {"registered": False}
+        )
+    return made(kind.type_def)
+
+
+_NULLABLE_INTS: dict[type[IntBase], type[IntBase]] = {}
 
 
 def _string_bytes(value: str | None, nullable: bool) -> bytes:
@@ -265,7 +321,13 @@ def _call_columns(decoded: Sequence[Decoded]) -> list[Sequence[Any]]:
     parts = [message.calls for message in decoded if message.calls]
     if len(parts) == 1:
         return parts[0]
-    return [list(chain.from_iterable(column)) for column in zip(*parts, strict=True)]
+    columns: list[Sequence[Any]] = []
+    for pieces in zip(*parts, strict=True):
+        column: list[Any] = []
+        for piece in pieces:
+            column += piece
+        columns.append(column)
+    return columns
 
 
 _COST_AT: Final = TOKEN_EVENT_COLUMNS.index("cost_usd")
