@@ -8,13 +8,14 @@ rows already serialized in ClickHouse's Native format by clickhouse-connect's ow
 column serializers, plus what the writer needs without the rows themselves (event
 ids and millisecond timestamps for its duplicate lookup, row counts, rejects). The
 decoders build no row per call, nor a :class:`~tokengov.core.calls.Call`: the calls
-stay their constructor's arguments with their costs
-(``MessageDecoder.decode(..., columns=True)``), laid out as columns by
+are decoded as columns of their constructor's arguments, with their costs
+(``MessageDecoder.decode(..., columns=True)``, through
+:func:`~tokengov.core.decoding.decode_call_columns`), laid out as the table's columns by
 :func:`~tokengov.sinks.clickhouse.rows.call_columns`, the cost column from integer
 femto-USD (:class:`ScaledDecimal`: the bytes clickhouse-connect writes for the
 Decimals, without a Decimal per row), the ``LowCardinality`` strings from each distinct
-value's bytes (:class:`RepeatedString`).
-The writer concatenates the blocks of a flush and inserts them in one statement.
+value's bytes (:class:`RepeatedString`), a ``Nullable`` integer column's null map in C
+(:class:`_NullableInts`). The writer concatenates the blocks of a flush and inserts them in one statement.
 
 Anything unusual — rows to leave out because they are already stored, a block
 ClickHouse refuses, rollups to reconcile — takes the row path: the writer decodes
