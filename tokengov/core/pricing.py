@@ -218,6 +218,11 @@ _SOURCE: Final = itemgetter(1)
 _VERSION: Final = itemgetter(2)
 
 
+def _same(column: Sequence[Any]) -> bool:
+    """Every value of ``column`` is its first (or there is none)."""
+    return not column or column.count(column[0]) == len(column)
+
+
 def _policy_entry(price: Price) -> Entry:
     rates = _usd_rates(price)
     return Entry(rates, _femto(rates), _exact(rates), "policy", price=price)
@@ -542,19 +547,25 @@ class Pricer:
         # CALL_ARGS positions: 1 ts, 8 model, 9 input, 10 output, 11 cached_input,
         # 12 cache_write, 13 reasoning, 19 cost_femto, 21 provider, 23 cache_write_1h,
         # 24 service_tier, 25 usage_missing
-        keys = list(zip(calls[21], calls[8], map(datetime.date, calls[1]), calls[24], strict=True))
-        views: list[Any] = list(map(self._rated.get, keys))  # each a _Rated, once found
-        if None in views:
-            found = {key: self._rated_view(key) for key in set(keys)}
-            views = list(map(found.__getitem__, keys))
+        provider, model, tier = calls[21], calls[8], calls[24]
+        days = list(map(datetime.date, calls[1]))
+        views: list[Any]  # each call's _Rated
+        if _same(provider) and _same(days) and _same(tier):  # usual: one provider, day, tier
+            rated = {m: self._rated_view((provider[0], m, days[0], tier[0])) for m in set(model)}
+            views = list(map(rated.__getitem__, model))
+            distinct = rated.values()
+        else:
+            keys = list(zip(provider, model, days, tier, strict=True))
+            views = list(map(self._rated.get, keys))
+            if None in views:
+                found = {key: self._rated_view(key) for key in set(keys)}
+                views = list(map(found.__getitem__, keys))
+            distinct = dict(zip(map(id, views), views, strict=True)).values()
         reported = calls[19]
         if (
             reported.count(None) == len(reported)
             and True not in calls[25]
-            and all(
-                v[0] is not None and not v[3]
-                for v in dict(zip(map(id, views), views, strict=True)).values()
-            )
+            and all(v[0] is not None and not v[3] for v in distinct)
         ):
             return (
                 list(

@@ -30,10 +30,12 @@ from tokengov.sinks.clickhouse.decode import TASK_OUTCOMES, TOKEN_EVENTS, Messag
 from tokengov.sinks.clickhouse.rows import call_columns
 
 #: (provider, model): policy prices in femto-USD, a price beyond femto-USD (on 2026-11-29),
-#: the catalog's long-context tiers, a model nobody prices.
+#: the catalog's long-context tiers, the catalog's service tiers (the calls' ``flex``), a
+#: model nobody prices.
 MODELS = [
     ("openai", "gpt-4.1-mini"),
     ("anthropic", "claude-sonnet-4-5"),
+    ("openai", "gpt-5"),
     ("p", "unpriced-model"),
 ]
 #: Times as the column path takes them (UTC: ``Z`` or ``+00:00``, 0–6 decimals), and others.
