@@ -29,15 +29,25 @@ object that must be a valid event (``tokengov emit``'s lines) is
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Annotated, Any, Final, Literal, cast, get_type_hints
+from operator import add, gt
+from typing import Annotated, Any, Final, Literal, NamedTuple, cast, get_type_hints
 
 import msgspec
 from pydantic import ValidationError
 
-from tokengov.core.calls import NO_COMPONENTS, Call, CallArgs, Done, call_args, from_model
+from tokengov.core.calls import (
+    CALL_ARGS,
+    NO_COMPONENTS,
+    Call,
+    CallArgs,
+    Done,
+    call_args,
+    check_call_arg_positions,
+    from_model,
+)
 from tokengov.core.contracts import (
     COMPONENT_NAMES,
     MAX_COUNT,
@@ -56,9 +66,11 @@ from tokengov.core.errors import ContractError
 from tokengov.core.message_items import DecodeFailure, load_items, plain_id
 
 __all__ = [
+    "CallColumns",
     "DecodeFailure",
     "Decoded",
     "decode_call_args",
+    "decode_call_columns",
     "decode_events",
     "fast_event",
     "fast_message",
@@ -619,6 +631,240 @@ def _decode(raw: bytes | None, make: Callable[..., Any]) -> Decoded:
     if len(result.failures) > 1:
         result.failures.sort(key=lambda f: -1 if f[0].index is None else f[0].index)
     return result
+
+
+# -- path 1 for the sink: the calls as columns -------------------------------------------
+
+
+class CallColumns(NamedTuple):
+    """The calls of a message as columns: ``columns`` in :data:`~tokengov.core.calls.CALL_ARGS`
+    order, each one value per call (``components`` a column of tuples), and ``at`` the calls'
+    items (their indices in the message)."""
+
+    at: Sequence[int]
+    columns: list[Sequence[Any]]
+
+
+_NO_CALLS: Final = CallColumns((), [()] * len(CALL_ARGS))
+_fromisoformat: Final = datetime.fromisoformat
+_SEPARATORS: Final = ((4, "-"), (7, "-"), (10, "T"), (13, ":"), (16, ":"))
+
+
+def decode_call_columns(raw: bytes | None) -> tuple[Decoded, CallColumns]:
+    """:func:`decode_call_args` with the calls laid out as columns (:class:`CallColumns`;
+    ``events`` of the :class:`Decoded` holds the outcomes only): the same rules, the same
+    values — ``Call(*row)`` for each ``row`` of ``zip(*columns)`` is the call
+    :func:`decode_events` gives at that item. The ClickHouse sink's decoders' path: a
+    message of printable text (neither a backslash nor DEL) whose times share one shape is
+    checked column by column over its calls (:func:`_wire_columns`), in C where it can be;
+    any other goes through :func:`decode_call_args`, its calls then transposed."""
+    if raw is not None and len(raw) <= MAX_MESSAGE_BYTES and _plain(raw):
+        try:
+            doc = _WIRE.decode(raw)
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            doc = None
+        if doc is not None:
+            try:
+                if type(doc) is list:
+                    return _wire_columns(doc, True)
+                return _wire_columns([doc], False)
+            except _Slow:
+                pass  # the models decide (path 2), as decode_call_args does
+    decoded = decode_call_args(raw)
+    events = decoded.events
+    calls = [(i, e) for i, e in events if type(e) is not Done]
+    if not calls:
+        return decoded, _NO_CALLS
+    if len(calls) < len(events):
+        decoded.events = [(i, e) for i, e in events if type(e) is Done]
+    else:
+        decoded.events = []
+    at, args = zip(*calls, strict=True)
+    return decoded, CallColumns(at, list(zip(*args, strict=True)))
+
+
+def _plain(raw: bytes) -> bool:
+    """The message holds neither a backslash nor DEL: all its text is printable as the
+    contract means it (JSON refuses raw C0 controls)."""
+    return b"\\" not in raw and b"\x7f" not in raw
+
+
+def _wire_columns(doc: list[_Wire], envelope: bool) -> tuple[Decoded, CallColumns]:
+    """The events of a decoded message of printable text (:func:`decode_call_columns`), or
+    :class:`_Slow` when the models must decide."""
+    result = Decoded(envelope=envelope)
+    calls: list[_CallWire] = [w for w in doc if type(w) is _CallWire]
+    if len(calls) == len(doc):
+        at: Sequence[int] = range(len(doc))
+    else:
+        at = [i for i, w in enumerate(doc) if type(w) is _CallWire]
+        result.events = [
+            (i, _from_wire(w, True)) for i, w in enumerate(doc) if type(w) is not _CallWire
+        ]
+    if not calls:
+        return result, _NO_CALLS
+    columns = _columns(calls)
+    if columns is None:  # not the usual shape: call by call, as path 1 does
+        columns = list(zip(*[_from_wire(w, True, _call_tuple) for w in calls], strict=True))
+    return result, CallColumns(at, columns)
+
+
+check_call_arg_positions(
+    "decoding._columns",
+    dict(
+        enumerate(
+            (
+                "event_id",
+                "ts",
+                "team",
+                "workflow",
+                "task_id",
+                "agent",
+                "parent_agent",
+                "step",
+                "model",
+                "input",
+                "output",
+                "cached_input",
+                "cache_write",
+                "reasoning",
+                "components",
+                "attempt",
+                "tool_calls",
+                "tool_name",
+                "status",
+                "cost_femto",
+                "context_window",
+                "provider",
+                "latency_ms",
+                "cache_write_1h",
+                "service_tier",
+                "usage_missing",
+            )
+        )
+    ),
+)
+
+
+def _columns(calls: list[_CallWire]) -> list[Sequence[Any]] | None:
+    """:func:`_from_wire`'s rules over the calls of a message of printable text, column by
+    column (``_from_wire(w, True, _call_tuple)`` of each, transposed); None when any call is
+    not of the usual shape (times of one length, all in ``Z`` or all ``+00:00``; counts within
+    their totals): then call by call, where :func:`_from_wire` decides. Raises :class:`_Slow`
+    where :func:`_from_wire` would."""
+    (
+        event_id,
+        ts,
+        model,
+        _version,
+        team,
+        workflow,
+        task,
+        agent,
+        parent,
+        step,
+        provider,
+        tokens,
+        parts,
+        attempt,
+        tool_calls,
+        tool,
+        latency,
+        status,
+        cost,
+        context,
+        tier,
+        missing,
+    ) = zip(*map(_astuple, calls), strict=True)
+    if _UNSET in tokens:
+        tokens = tuple(_NO_TOKENS if t is _UNSET else t for t in tokens)
+    inp, out, cached, write, write_1h, reasoning = zip(*map(_astuple, tokens), strict=True)
+    if _UNSET in parts:
+        components = [NO_COMPONENTS if p is _UNSET else _astuple(p) for p in parts]
+    else:
+        components = list(map(_astuple, parts))  # COMPONENT_NAMES order
+    if (
+        any(map(gt, map(add, cached, write), inp))
+        or any(map(gt, write_1h, write))
+        or any(map(gt, reasoning, out))
+        or any(map(gt, map(sum, components), inp))  # (no components: 0)
+        or (
+            True in missing
+            and any(m and (i or o) for m, i, o in zip(missing, inp, out, strict=True))
+        )
+    ):
+        return None
+    lengths = set(map(len, ts))
+    if len(lengths) == 1:
+        if not _shaped(ts, lengths.pop()):
+            return None
+    elif not all(_shaped([t for t in ts if len(t) == n], n) for n in lengths):
+        return None
+    try:
+        stamps = list(map(_fromisoformat, ts))
+    except ValueError:
+        return None
+    if min(stamps) < TS_MIN or max(stamps) >= TS_MAX:
+        return None
+    if None in task:
+        task = tuple(e if t is None else t for e, t in zip(event_id, task, strict=True))
+    return [
+        event_id,
+        stamps,
+        _attributed(team),
+        _attributed(workflow),
+        task,
+        agent,
+        parent,
+        step,
+        model,
+        inp,
+        out,
+        cached,
+        write,
+        reasoning,
+        components,
+        attempt,
+        tool_calls,
+        tool,
+        status,
+        cost,
+        context,
+        provider,
+        latency,
+        write_1h,
+        tier,
+        missing,
+    ]
+
+
+def _shaped(ts: Sequence[str], n: int) -> bool:
+    """Every time of ``ts`` (each ``n`` characters long) has :func:`_from_wire`'s shape,
+    and reads as UTC as it is (``Z`` or ``+00:00``): the times laid end to end, each rule on
+    a position is one slice of every n-th character."""
+    k = len(ts)
+    joined = "".join(ts)
+    if n < 20 or not joined.isascii() or any(joined[i::n] != c * k for i, c in _SEPARATORS):
+        return False
+    if joined[n - 1 :: n] == "Z" * k:
+        return n == 20 or (21 < n < 28 and joined[19::n] == "." * k)
+    if all(joined[n - 6 + j :: n] == c * k for j, c in enumerate("+00:00")):
+        return n == 25 or (26 < n < 33 and joined[19::n] == "." * k)
+    return False  # other offsets: each converted to UTC, call by call
+
+
+def _attributed(column: Sequence[Any]) -> Sequence[Any]:
+    """A team or workflow column of printable text as :func:`_from_wire` makes it: each
+    distinct value once."""
+    named = {
+        v: v
+        if type(v) is str and 0 < len(v) <= MAX_NAME_CHARS and not v.isspace()
+        else _attribution(v)
+        for v in set(column)
+    }
+    if all(k is v for k, v in named.items()):
+        return column
+    return list(map(named.__getitem__, column))
 
 
 # -- path 1 for a producer: the answer alone --------------------------------------------

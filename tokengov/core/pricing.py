@@ -43,11 +43,12 @@ token counts (the demo fleet, tests) with the same pricer.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
-from typing import TYPE_CHECKING, Final, Literal, NamedTuple, TypeVar
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple, TypeVar
 
 from tokengov.core.calls import (
     Call,
@@ -212,6 +213,14 @@ _UNSEEN: Final[_Hot] = ((0, 0, 0, 0, 0, 0), ())
 _Rated = tuple[
     tuple[int, int, int, int, int, int] | None, CostSource, str, "tuple[Tier, ...]", "Entry | None"
 ]
+_RATES: Final = itemgetter(0)
+_SOURCE: Final = itemgetter(1)
+_VERSION: Final = itemgetter(2)
+
+
+def _same(column: Sequence[Any]) -> bool:
+    """Every value of ``column`` is its first (or there is none)."""
+    return not column or column.count(column[0]) == len(column)
 
 
 def _policy_entry(price: Price) -> Entry:
@@ -503,26 +512,89 @@ class Pricer:
     def cost(self, call: Call) -> Cost:
         """The call's :data:`Cost` — what :meth:`priced` says, without building its object
         or (where the cost is exact in femto-USD) a Decimal (:meth:`costs` of one call)."""
-        amounts, sources, versions = self.costs((call_args(call),))
+        amounts, sources, versions = self.costs(list(zip(call_args(call))))
         return amounts[0], sources[0], versions[0]
 
+    def _rated_view(self, key: tuple[str, str, date, str | None]) -> _Rated:
+        """:meth:`costs`' view of the entry of (provider, model, UTC day, service tier)."""
+        view = self._rated.get(key)
+        if view is None:
+            entry = self.entry(key[1], key[2], key[0], key[3])
+            view = self._rated[key] = (  # (emptied with the entries when they are too many)
+                (None, "unpriced", "", (), None)
+                if entry is None
+                else (
+                    entry.femto_rates if entry.exact else None,
+                    entry.source,
+                    entry.version,
+                    entry.tiers,
+                    entry,
+                )
+            )
+        return view
+
     def costs(
-        self, calls: Sequence[CallArgs]
+        self, calls: Sequence[Sequence[Any]]
     ) -> tuple[list[int | Decimal], list[CostSource], list[str]]:
-        """The :data:`Cost` of each of ``calls`` (each a call's
-        :data:`~tokengov.core.calls.CallArgs`), as three columns (amounts, sources, versions):
-        the sink's hot path — no :class:`Call` built, and the rates looked up once for each
-        run of calls of one (provider, model, UTC day, service tier)."""
+        """The :data:`Cost` of each call of ``calls``, given as columns in
+        :data:`~tokengov.core.calls.CALL_ARGS` order (a column of the calls'
+        :data:`~tokengov.core.calls.CallArgs` each, as
+        :func:`~tokengov.core.decoding.decode_call_columns` gives them), as three columns
+        (amounts, sources, versions): the sink's hot path — no :class:`Call` built, the rates
+        looked up once for each (provider, model, UTC day, service tier), and the usual
+        column (no reported cost, every call with usage, rates exact in femto-USD without
+        tiers) priced in one pass; any other call by call (:meth:`_cost_rows`)."""
+        # CALL_ARGS positions: 1 ts, 8 model, 9 input, 10 output, 11 cached_input,
+        # 12 cache_write, 13 reasoning, 19 cost_femto, 21 provider, 23 cache_write_1h,
+        # 24 service_tier, 25 usage_missing
+        provider, model, tier = calls[21], calls[8], calls[24]
+        days = list(map(datetime.date, calls[1]))
+        views: list[Any]  # each call's _Rated
+        if _same(provider) and _same(days) and _same(tier):  # usual: one provider, day, tier
+            rated = {m: self._rated_view((provider[0], m, days[0], tier[0])) for m in set(model)}
+            views = list(map(rated.__getitem__, model))
+            distinct = rated.values()
+        else:
+            keys = list(zip(provider, model, days, tier, strict=True))
+            views = list(map(self._rated.get, keys))
+            if None in views:
+                found = {key: self._rated_view(key) for key in set(keys)}
+                views = list(map(found.__getitem__, keys))
+            distinct = dict(zip(map(id, views), views, strict=True)).values()
+        reported = calls[19]
+        if (
+            reported.count(None) == len(reported)
+            and True not in calls[25]
+            and all(v[0] is not None and not v[3] for v in distinct)
+        ):
+            return (
+                list(
+                    map(
+                        _formula,
+                        map(_RATES, views),
+                        calls[9],
+                        calls[11],
+                        calls[12],
+                        calls[23],
+                        calls[10],
+                        calls[13],
+                    )
+                ),
+                list(map(_SOURCE, views)),
+                list(map(_VERSION, views)),
+            )
+        return self._cost_rows(zip(*calls, strict=True), views)
+
+    def _cost_rows(
+        self, calls: Iterable[CallArgs], views: Sequence[_Rated]
+    ) -> tuple[list[int | Decimal], list[CostSource], list[str]]:
+        """:meth:`costs`, call by call (``views``: each call's entry's)."""
         amounts: list[int | Decimal] = []
         sources: list[CostSource] = []
         versions: list[str] = []
         amount, source, version = amounts.append, sources.append, versions.append
-        rated = self._rated
         formula = _formula
-        for a in calls:
-            # CALL_ARGS positions: 1 ts, 8 model, 9 input, 10 output, 11 cached_input,
-            # 12 cache_write, 13 reasoning, 19 cost_femto, 21 provider, 23 cache_write_1h,
-            # 24 service_tier, 25 usage_missing
+        for a, rates_of in zip(calls, views, strict=True):
             if a[19] is not None:
                 amount(a[19])
                 source("reported")
@@ -533,22 +605,6 @@ class Pricer:
                 source("missing_usage")
                 version("")
                 continue
-            key = (a[21], a[8], a[1].date(), a[24])
-            rates_of = rated.get(key)
-            if rates_of is None:
-                entry = self.entry(a[8], key[2], a[21], a[24])
-                rated = self._rated  # (emptied with the entries when they are too many)
-                rates_of = rated[key] = (
-                    (None, "unpriced", "", (), None)
-                    if entry is None
-                    else (
-                        entry.femto_rates if entry.exact else None,
-                        entry.source,
-                        entry.version,
-                        entry.tiers,
-                        entry,
-                    )
-                )
             rates, of, release, tiers, entry = rates_of
             source(of)
             version(release)

@@ -106,3 +106,26 @@ def test_repeated_strings_serialize_as_strings_do(values: list[str | None], null
     assert isinstance(repeated, RepeatedString)
     reference = get_from_name(wire_type(name))
     assert _written(repeated, values) == _written(reference, values)
+
+
+_INTS = st.one_of(st.none(), st.integers(0, 2**32 - 1), st.sampled_from([0, 1, 2**31, True]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    values=st.one_of(
+        st.lists(_INTS, max_size=40),
+        st.builds(lambda v, n: [v] * n, _INTS, st.integers(1, 40)),
+        st.lists(st.integers(0, 2**32 - 1), max_size=40).map(tuple),
+    ),
+    type_name=st.sampled_from(["Nullable(UInt64)", "Nullable(UInt32)", "Nullable(Int64)"]),
+)
+def test_nullable_ints_serialize_as_clickhouse_connect_does(
+    values: list[int | None], type_name: str
+) -> None:
+    """A Nullable integer column (encode._NullableInts: no NULL, or only NULLs, in C) gives
+    clickhouse-connect's bytes for it."""
+    fast = _wire(type_name)
+    reference = get_from_name(type_name)
+    assert type(fast) is not type(reference)
+    assert _written(fast, values) == _written(reference, values)

@@ -18,18 +18,18 @@ whose row could not be built, naming the fault.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Final, Literal, NamedTuple, cast
+from typing import Any, Final, Literal, NamedTuple
 
 import orjson
 from pydantic import ValidationError
 
-from tokengov.core.calls import Call, CallArgs, Done, check_call_arg_positions
+from tokengov.core.calls import Call, Done, check_call_arg_positions
 from tokengov.core.contracts import Alert, Decision, describe_validation_error
-from tokengov.core.decoding import decode_call_args, decode_events
+from tokengov.core.decoding import decode_call_columns, decode_events
 from tokengov.core.message_items import load_items
 from tokengov.core.policy import PriceCatalog
 from tokengov.core.pricing import CostSource, Pricer
@@ -46,7 +46,7 @@ from tokengov.sinks.clickhouse.rows import (
     row_payload,
 )
 
-check_call_arg_positions("the decoders' cost check", {1: "ts"})
+check_call_arg_positions("the decoders' cost check and rejects", {0: "event_id", 1: "ts"})
 
 __all__ = [
     "Decoded",
@@ -101,8 +101,8 @@ class Reject:
 class Decoded:
     """One message's rows (``items``), rejects and invalid items. Decoded with
     ``columns=True`` (:meth:`MessageDecoder.decode`), its calls' rows are not built, nor
-    their :class:`~tokengov.core.calls.Call` s: the calls are in ``calls``, each as its
-    :data:`~tokengov.core.calls.CallArgs`, with what they cost (``amounts``, ``sources``,
+    their :class:`~tokengov.core.calls.Call` s: the calls are in ``calls``, as columns in
+    :data:`~tokengov.core.calls.CALL_ARGS` order, with what they cost (``amounts``, ``sources``,
     ``versions``: a :data:`~tokengov.core.pricing.Cost` each, checked), and ``items`` holds
     the other rows; the encoder lays them out as columns
     (:func:`~tokengov.sinks.clickhouse.rows.call_columns`)."""
@@ -114,7 +114,8 @@ class Decoded:
     #: Why each invalid item was refused ("item 3: tokens.input: …"; the whole message: no
     #: prefix), for the writer's log.
     invalid_reasons: list[str] = field(default_factory=list)
-    calls: list[CallArgs] = field(default_factory=list)
+    #: The calls' columns, in :data:`~tokengov.core.calls.CALL_ARGS` order (none: no calls).
+    calls: list[Sequence[Any]] = field(default_factory=list)
     amounts: list[int | Decimal] = field(default_factory=list)
     sources: list[CostSource] = field(default_factory=list)
     versions: list[str] = field(default_factory=list)
@@ -213,35 +214,31 @@ class MessageDecoder:
         out.rejects.append(Reject(reason, _sent_item(value, at), event_id, at))
 
     def _call_columns(self, value: bytes, out: Decoded) -> None:
-        """:meth:`_events` with ``columns``: the calls as their arguments (no
+        """:meth:`_events` with ``columns``: the calls as columns
+        (:func:`~tokengov.core.decoding.decode_call_columns`: no
         :class:`~tokengov.core.calls.Call` built), priced together; the same rejects, in the
         same (item) order."""
-        decoded = decode_call_args(value)
+        decoded, (at, calls) = decode_call_columns(value)
         for failure, _ in decoded.failures:
             out.invalid(failure.reason, failure.index)
-        at: list[int] = []  # the calls' items
-        calls: list[CallArgs] = []
         failed: dict[int, Exception] = {}  # item → why it cannot be stored
-        for index, event in decoded.events:
-            if type(event) is Done:
-                try:
-                    row = done_row(event)
-                except Exception as exc:
-                    failed[index] = exc
-                    continue
-                out.items.append(Item(TASK_OUTCOMES, row, event.event_id, event.ts))
-            else:
-                at.append(index)
-                calls.append(cast(CallArgs, event))
-        if calls:
+        for index, event in decoded.events:  # the outcomes
+            assert type(event) is Done
+            try:
+                row = done_row(event)
+            except Exception as exc:
+                failed[index] = exc
+                continue
+            out.items.append(Item(TASK_OUTCOMES, row, event.event_id, event.ts))
+        if at:
             pricer = self._pricer_now()
             try:
                 amounts, sources, versions = pricer.costs(calls)
             except Exception:  # a fault: which call's (each priced alone)
                 amounts, sources, versions = [], [], []
-                for index, args in zip(at, calls, strict=True):
+                for index, args in zip(at, zip(*calls, strict=True), strict=True):
                     try:
-                        cost = pricer.costs((args,))
+                        cost = pricer.costs(list(zip(args)))
                     except Exception as exc:
                         failed[index] = exc
                         cost = [0], ["unpriced"], [""]
@@ -249,16 +246,17 @@ class MessageDecoder:
                     sources += cost[1]
                     versions += cost[2]
             # checked_cost, column-wise for the usual run; one by one when any may fail
-            stamps = [args[1] for args in calls]
+            stamps = calls[1]
             if not costs_fit(stamps, amounts):
                 for index, ts, amount, source in zip(at, stamps, amounts, sources, strict=True):
                     try:
                         checked_cost(ts, amount, source)
                     except Exception as exc:
                         failed.setdefault(index, exc)
+            ids = calls[0]
             if failed:
                 keep = [i for i, index in enumerate(at) if index not in failed]
-                calls = [calls[i] for i in keep]
+                calls = [[column[i] for i in keep] for column in calls]
                 amounts = [amounts[i] for i in keep]
                 sources = [sources[i] for i in keep]
                 versions = [versions[i] for i in keep]
@@ -267,10 +265,11 @@ class MessageDecoder:
             out.sources = sources
             out.versions = versions
         if failed:
+            event_ids = dict(zip(at, ids, strict=True)) if at else {}
             events = dict(decoded.events)
             for index in sorted(failed):
-                event = events[index]
-                event_id = event.event_id if type(event) is Done else cast(CallArgs, event)[0]
+                outcome = events.get(index)
+                event_id = outcome.event_id if outcome is not None else event_ids[index]
                 self._reject(value, out, decoded.envelope, index, event_id, failed[index])
 
     @staticmethod

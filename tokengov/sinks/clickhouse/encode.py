@@ -8,13 +8,14 @@ rows already serialized in ClickHouse's Native format by clickhouse-connect's ow
 column serializers, plus what the writer needs without the rows themselves (event
 ids and millisecond timestamps for its duplicate lookup, row counts, rejects). The
 decoders build no row per call, nor a :class:`~tokengov.core.calls.Call`: the calls
-stay their constructor's arguments with their costs
-(``MessageDecoder.decode(..., columns=True)``), laid out as columns by
+are decoded as columns of their constructor's arguments, with their costs
+(``MessageDecoder.decode(..., columns=True)``, through
+:func:`~tokengov.core.decoding.decode_call_columns`), laid out as the table's columns by
 :func:`~tokengov.sinks.clickhouse.rows.call_columns`, the cost column from integer
 femto-USD (:class:`ScaledDecimal`: the bytes clickhouse-connect writes for the
 Decimals, without a Decimal per row), the ``LowCardinality`` strings from each distinct
-value's bytes (:class:`RepeatedString`).
-The writer concatenates the blocks of a flush and inserts them in one statement.
+value's bytes (:class:`RepeatedString`), a ``Nullable`` integer column's null map in C
+(:class:`_NullableInts`). The writer concatenates the blocks of a flush and inserts them in one statement.
 
 Anything unusual — rows to leave out because they are already stored, a block
 ClickHouse refuses, rollups to reconcile — takes the row path: the writer decodes
@@ -37,6 +38,7 @@ import pickle
 import signal
 import sys
 import threading
+import types
 from array import array
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -44,16 +46,19 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, localcontext
+from operator import itemgetter
 from typing import Any, Final
 
 from clickhouse_connect.datatypes.base import ClickHouseType
 from clickhouse_connect.datatypes.numeric import Decimal as ChDecimal
+from clickhouse_connect.datatypes.numeric import IntBase
 from clickhouse_connect.datatypes.registry import get_from_name
 from clickhouse_connect.datatypes.string import String
+from clickhouse_connect.driver.ctypes import data_conv
 from clickhouse_connect.driver.insert import InsertContext
 from clickhouse_connect.driver.transform import NativeTransform
 
-from tokengov.core.calls import CallArgs, check_call_arg_positions, epoch_ms
+from tokengov.core.calls import check_call_arg_positions, epoch_ms
 from tokengov.core.policy import PriceCatalog
 from tokengov.core.pricing import EXACT_FEMTO, CostSource, cost_decimal, load_catalog_data
 from tokengov.sinks.clickhouse.decode import (
@@ -155,6 +160,8 @@ def _wire(name: str) -> ClickHouseType:
     kind = get_from_name(wire_type(name))
     if type(kind) is String and name.startswith("LowCardinality("):
         return RepeatedString(kind.type_def)
+    if isinstance(kind, IntBase) and kind.nullable and not kind.low_card:
+        return _nullable_ints(kind)
     return kind
 
 
@@ -169,6 +176,8 @@ class RepeatedString(String, registered=False):
         if (ctx.encoding or self.encoding).replace("-", "").lower() != "utf8":
             super()._write_column_binary(column, dest, ctx)  # (never, from the Encoder)
             return
+        if not column:
+            return
         try:
             if (  # one value (often): the first is the last, and every one
                 column and column[0] == column[-1] and column.count(column[0]) == len(column)
@@ -179,7 +188,56 @@ class RepeatedString(String, registered=False):
         except (TypeError, UnicodeEncodeError):
             super()._write_column_binary(column, dest, ctx)
             return
-        dest += b"".join(map(encoded.__getitem__, column))
+        dest += b"".join(itemgetter(*column)(encoded))  # (two values or more: a tuple)
+
+    def write_column_data(self, column: Sequence[Any], dest: bytearray, ctx: Any) -> None:
+        if self.nullable and not self.low_card:
+            dest += _null_map(column)
+            self._write_column_binary(column, dest, ctx)
+        else:
+            super().write_column_data(column, dest, ctx)
+
+
+class _NullableInts(IntBase, registered=False):
+    """A ``Nullable`` integer column: the bytes clickhouse-connect writes (the null map, then
+    each value, 0 for NULL), the usual columns — no NULL, or nothing but NULL — without a
+    Python pass over the values. Made for each integer type by :func:`_wire`."""
+
+    def write_column_data(self, column: Sequence[Any], dest: bytearray, ctx: Any) -> None:
+        nulls = column.count(None)
+        if column and (nulls == len(column) or (nulls == 0 and type(column[0]) is int)):
+            dest += _null_map(column, nulls)
+            if nulls:  # every one: 0 each
+                dest += bytes(len(column) * array(self._array_type).itemsize)
+            else:
+                data_conv.write_native_col(self._array_type, column, dest, ctx.column_name)
+            return
+        super().write_column_data(column, dest, ctx)
+
+
+def _null_map(column: Sequence[Any], nulls: int | None = None) -> bytes:
+    """``bytes([1 if x is None else 0 for x in column])`` (clickhouse-connect's null map), in
+    C for a column without NULL or of NULLs only."""
+    if nulls is None:
+        nulls = column.count(None)
+    if nulls == 0:
+        return bytes(len(column))
+    if nulls == len(column):
+        return b"\x01" * nulls
+    return bytes([1 if x is None else 0 for x in column])
+
+
+def _nullable_ints(kind: IntBase) -> IntBase:
+    """``kind`` (a ``Nullable`` integer type) as a :class:`_NullableInts`."""
+    made = _NULLABLE_INTS.get(type(kind))
+    if made is None:
+        made = _NULLABLE_INTS[type(kind)] = types.new_class(
+            f"Nullable{type(kind).__name__}", (_NullableInts, type(kind)), {"registered": False}
+        )
+    return made(kind.type_def)
+
+
+_NULLABLE_INTS: dict[type[IntBase], type[IntBase]] = {}
 
 
 def _string_bytes(value: str | None, nullable: bool) -> bytes:
@@ -224,7 +282,7 @@ class Encoder:
             block = native_block(table, TABLE_COLUMNS[table], self.types[table], data)
             if block is not None:
                 out.blocks[table] = block
-        if any(message.calls for message in decoded):
+        if out.rows.get(TOKEN_EVENTS) and not rows.get(TOKEN_EVENTS):
             block = self._calls(decoded, out.ts_ms[TOKEN_EVENTS])
             if block is not None:
                 out.blocks[TOKEN_EVENTS] = block
@@ -240,12 +298,11 @@ class Encoder:
 
     def _calls(self, decoded: Sequence[Decoded], stamps: list[int]) -> bytes | None:
         """The token_events block of the messages' calls (decoded with ``columns=True``)."""
-        calls: list[CallArgs] = []
+        calls = _call_columns(decoded)
         amounts: list[int | Decimal] = []
         sources: list[CostSource] = []
         versions: list[str] = []
         for message in decoded:
-            calls += message.calls
             amounts += message.amounts
             sources += message.sources
             versions += message.versions
@@ -258,6 +315,20 @@ class Encoder:
             cost = [cost_decimal(a, s) for a, s in zip(amounts, sources, strict=True)]
         data = call_columns(calls, stamps, cost, sources, versions)
         return native_block(TOKEN_EVENTS, TOKEN_EVENT_COLUMNS, types, data)
+
+
+def _call_columns(decoded: Sequence[Decoded]) -> list[Sequence[Any]]:
+    """The calls' columns of messages decoded with ``columns=True``, one after the other."""
+    parts = [message.calls for message in decoded if message.calls]
+    if len(parts) == 1:
+        return parts[0]
+    columns: list[Sequence[Any]] = []
+    for pieces in zip(*parts, strict=True):
+        column: list[Any] = []
+        for piece in pieces:
+            column += piece
+        columns.append(column)
+    return columns
 
 
 _COST_AT: Final = TOKEN_EVENT_COLUMNS.index("cost_usd")
@@ -336,7 +407,7 @@ def summarize(decoded: Sequence[Decoded]) -> tuple[Encoded, dict[str, list[tuple
     calls of messages decoded with ``columns=True`` are counted, not made rows)."""
     out = Encoded(messages=len(decoded))
     rows: dict[str, list[tuple[Any, ...]]] = {}
-    calls: list[CallArgs] = []
+    calls = False
     for index, message in enumerate(decoded):
         out.invalid_events += message.invalid_events
         out.tombstones += message.tombstones
@@ -353,17 +424,23 @@ def summarize(decoded: Sequence[Decoded]) -> tuple[Encoded, dict[str, list[tuple
             if item.event_id is not None and item.ts is not None:
                 out.ids[item.table].append(item.event_id)
                 out.ts_ms[item.table].append(epoch_ms(item.ts))
-        calls += message.calls
+        calls = calls or bool(message.calls and message.calls[0])
     out.rows = {table: len(table_rows) for table, table_rows in rows.items()}
     if calls:
         if TOKEN_EVENTS in rows:
             raise ValueError("a run mixes calls and token_events rows")
-        out.rows[TOKEN_EVENTS] = len(calls)
-        out.ids[TOKEN_EVENTS] = [c[0] for c in calls]
+        ids: list[str] = []
+        stamps: list[datetime] = []
+        for message in decoded:
+            if message.calls:
+                ids += message.calls[0]
+                stamps += message.calls[1]
+        out.rows[TOKEN_EVENTS] = len(ids)
+        out.ids[TOKEN_EVENTS] = ids
         # epoch_ms of each call's ts (CallArgs position 1), inlined
         out.ts_ms[TOKEN_EVENTS] = [
-            (d := c[1] - _EPOCH).days * 86_400_000 + d.seconds * 1000 + d.microseconds // 1000
-            for c in calls
+            (d := ts - _EPOCH).days * 86_400_000 + d.seconds * 1000 + d.microseconds // 1000
+            for ts in stamps
         ]
     return out, rows
 

@@ -21,7 +21,7 @@ from typing import Annotated, Any, Final
 import orjson
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, NonNegativeInt
 
-from tokengov.core.calls import CALL_ARGS, Call, CallArgs, Done, call_args, from_model
+from tokengov.core.calls import Call, Done, call_args, from_model
 from tokengov.core.contracts import (
     COMPONENT_NAMES,
     SCHEMA_VERSION,
@@ -247,7 +247,7 @@ def call_row(call: Call, priced: PricedCall) -> tuple[Any, ...]:
     ts = call.ts
     if not TS_MIN <= ts < TS_MAX:
         _ts(ts)
-    columns = call_columns([call_args(call)], [ts], [cost_usd], [source], [version])
+    columns = call_columns(list(zip(call_args(call))), [ts], [cost_usd], [source], [version])
     return tuple(column[0] for column in columns)
 
 
@@ -277,14 +277,17 @@ def costs_fit(stamps: Sequence[datetime], amounts: Sequence[int | Decimal]) -> b
 
 
 def call_columns(
-    calls: Sequence[CallArgs],
+    calls: Sequence[Sequence[Any]],
     ts: list[Any],
     cost_usd: list[Any],
     cost_source: list[Any],
     price_version: list[Any],
 ) -> list[Sequence[Any]]:
-    """token_events' columns (:data:`TOKEN_EVENT_COLUMNS` order) of ``calls``, each a call's
-    :data:`~tokengov.core.calls.CallArgs` — the one place that lays a call out as a row. The
+    """token_events' columns (:data:`TOKEN_EVENT_COLUMNS` order) of ``calls``, given as
+    columns in :data:`~tokengov.core.calls.CALL_ARGS` order (a column of the calls'
+    :data:`~tokengov.core.calls.CallArgs` each, as
+    :func:`~tokengov.core.decoding.decode_call_columns` gives them) — the one place that lays
+    a call out as a row. The
     time and the cost come as columns of their own: datetimes and Decimal USD for rows
     (:func:`call_row`), or whatever a Native block is serialized from
     (:mod:`tokengov.sinks.clickhouse.encode`: milliseconds, scaled integers). Unchecked: see
@@ -316,8 +319,8 @@ def call_columns(
         cache_write_1h,
         service_tier,
         usage_missing,
-    ) = zip(*calls, strict=True) if calls else [()] * len(CALL_ARGS)
-    parts = list(zip(*components, strict=True)) if calls else [()] * len(COMPONENT_NAMES)
+    ) = calls
+    parts = list(zip(*components, strict=True)) if components else [()] * len(COMPONENT_NAMES)
     return [
         event_id,
         ts,
@@ -347,7 +350,7 @@ def call_columns(
         price_version,
         usage_missing,
         context_window,
-        [SCHEMA_VERSION] * len(calls),
+        [SCHEMA_VERSION] * len(event_id),
     ]
 
 
