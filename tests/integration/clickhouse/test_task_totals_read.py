@@ -24,12 +24,15 @@ from tokengov.sinks.clickhouse.reader import StoreReader
 from tokengov.sinks.clickhouse.reports import (
     ONE_SNAPSHOT,
     ReportWindow,
+    partial_tasks_condition,
+    partial_tasks_sql,
     run_report,
     task_statement,
     task_totals_parts,
     task_totals_read,
     top_tasks_sql,
     unit_economics_sql,
+    whole_hours,
 )
 from tokengov.sinks.clickhouse.schema import TASK_TOTALS_MERGE
 from tokengov.sinks.clickhouse.store import ClickHouseStore
@@ -73,15 +76,22 @@ def _pool() -> list[dict[str, Any]]:
 _POOL = _pool()
 
 
-def _final(store: ClickHouseStore, where: str) -> list[tuple[Any, ...]]:
-    sql = f"SELECT task_id, {', '.join(_COLUMNS)} FROM task_totals FINAL WHERE {where}"
+def _final(
+    store: ClickHouseStore, where: str, columns: tuple[str, ...] = _COLUMNS
+) -> list[tuple[Any, ...]]:
+    sql = f"SELECT task_id, {', '.join(columns)} FROM task_totals FINAL WHERE {where}"
     return sorted(tuple(r) for r in store.query(sql + " ORDER BY task_id").rows)
 
 
 def _read(
-    store: ClickHouseStore, where: str, merged_part: str, at_rest: bool = False
+    store: ClickHouseStore,
+    where: str,
+    merged_part: str,
+    at_rest: bool = False,
+    columns: tuple[str, ...] = _COLUMNS,
+    needs_calls: bool = False,
 ) -> list[tuple[Any, ...]]:
-    read = task_totals_read(where, _COLUMNS, at_rest=at_rest)
+    read = task_totals_read(where, columns, at_rest=at_rest, needs_calls=needs_calls)
     sql = f"SELECT * FROM {read} ORDER BY task_id {ONE_SNAPSHOT}"
     return sorted(tuple(r) for r in store.query(sql, {"merged_part": merged_part}).rows)
 
@@ -149,20 +159,44 @@ def test_the_folded_read_equals_final(
     )
     names = [n for n, merged in parts if merged]
     # (all but "outcome != 0" leave outcome alone: a later outcome is joined in, not folded;
-    # the last keeps the rows of tasks with no calls, outcomes alone, too)
-    for where in (
-        "calls != 0",
-        "calls > 0 AND team_min != team_max",
-        "calls > 0 AND workflow_min = workflow_max",
-        "outcome != 0",
-        "calls >= 0",
+    # "calls >= 0" keeps the rows of tasks with no calls, outcomes alone, too, and so does
+    # the last, a condition with OR at its top, whose first term alone needs calls)
+    for where, needs_calls in (
+        ("calls != 0", False),
+        ("calls > 0 AND team_min != team_max", True),
+        ("calls > 0 AND workflow_min = workflow_max", True),
+        ("outcome != 0", False),
+        ("calls >= 0", False),
+        ("calls > 0 AND cost_usd > 100 OR tokens >= 0", False),
     ):
-        expected = _final(store, where)
-        # the largest merged part, another, one merged away, none
-        for merged_part in {*names[:2], "all_1_1_0", ""}:
-            assert _read(store, where, merged_part) == expected, (where, merged_part, parts)
-        # as read when the lookup found the merged part alone (every fresh task folded)
-        assert _read(store, where, names[0] if names else "", at_rest=True) == expected
+        # the columns in the table's order, and reversed (outcome first: the join must
+        # keep the caller's order, as UNION ALL matches columns by position)
+        for columns in (_COLUMNS, _COLUMNS[::-1]):
+            expected = _final(store, where, columns)
+            # the largest merged part, another, one merged away, none
+            for merged_part in {*names[:2], "all_1_1_0", ""}:
+                got = _read(store, where, merged_part, columns=columns, needs_calls=needs_calls)
+                assert got == expected, (where, columns, merged_part, parts)
+            # as read when the lookup found the merged part alone (every fresh task folded)
+            main = names[0] if names else ""
+            assert _read(store, where, main, at_rest=True, columns=columns) == expected
+    # the partial-task lookup's own condition, as the reports bind it, against FINAL
+    merged_part = names[0] if names else ""
+    for window in _WINDOWS:
+        params = window.parameters() | whole_hours(window) | {"merged_part": merged_part}
+        for one_workflow in (False, True):
+            condition = partial_tasks_condition(one_workflow)
+            expected_tasks = sorted(
+                str(r[0])
+                for r in store.query(
+                    f"SELECT task_id FROM task_totals FINAL WHERE {condition}", params
+                ).rows
+            )
+            for at_rest in (False, True):
+                ((found,),) = store.query(
+                    partial_tasks_sql(one_workflow, at_rest=at_rest), params | {"listed": 10_000}
+                ).rows
+                assert sorted(map(str, found)) == expected_tasks, (window, one_workflow, parts)
     try:
         for window in _WINDOWS:
             for name, build in (

@@ -225,7 +225,7 @@ def _used(where: str, columns: tuple[str, ...]) -> list[str]:
     return [c for c in _MERGE if c in columns or re.search(rf"\b{c}\b", where)]
 
 
-def _changed_tasks(where: str, used: list[str]) -> str:
+def _changed_tasks(where: str, used: list[str], needs_calls: bool) -> str:
     """The tasks whose rows outside the merged part may change their row of ``task_totals``
     as a read of ``used`` where ``where`` sees it — a subquery of their ids: those with a row
     there that holds something other than the neutral values
@@ -234,15 +234,18 @@ def _changed_tasks(where: str, used: list[str]) -> str:
     of the task's row in the merged part, or (none there) the neutral ones, which ``where``
     does not keep (its rows outside are all the neutral row, which it does not keep). Row by
     row, without folding: a task whose rows cancel out is folded needlessly, never missed. (An
-    outcome reported since the merge changes only ``outcome``.)"""
-    neutral = " AND ".join(f"{c} = {TASK_TOTALS_NEUTRAL[c]}" for c in used)
+    outcome reported since the merge changes only ``outcome``.) ``needs_calls``: as in
+    :func:`task_totals_read`."""
+    neutral = " AND ".join(f"{c} = {TASK_TOTALS_NEUTRAL[c]}" for c in used) or "1"
     # (A condition that needs calls keeps no neutral row: then that suffices, and is shorter
     # for ClickHouse to analyse, twice per statement.)
-    keeps = "" if where.startswith("calls > 0 AND ") else f" OR ({where})"
+    keeps = "" if needs_calls and "calls" in used else f" OR ({where})"
     return f"(SELECT task_id {_FRESH_ROWS} AND (NOT ({neutral}){keeps}))"
 
 
-def task_totals_read(where: str, columns: tuple[str, ...], *, at_rest: bool = False) -> str:
+def task_totals_read(
+    where: str, columns: tuple[str, ...], *, at_rest: bool = False, needs_calls: bool = False
+) -> str:
     """The rows of ``task_totals`` as ``FINAL`` reads it (one per task, its rows folded as a
     merge folds them) that satisfy ``where`` (a condition on its columns), without merging
     every row read with the fresh parts (which span the whole range of task ids, so that
@@ -262,7 +265,11 @@ def task_totals_read(where: str, columns: tuple[str, ...], *, at_rest: bool = Fa
 
     ``at_rest``: the parts lookup found the merged part alone (a part written since is
     unlikely): every task with a row outside it is folded, without the test of what its
-    rows change, which costs ClickHouse more to analyse than nothing to fold saves."""
+    rows change, which costs ClickHouse more to analyse than nothing to fold saves.
+
+    ``needs_calls``: ``where`` keeps no row without calls (it is ``calls > 0 AND …``, a
+    conjunction, as every condition of the reports is), so that a row neutral in ``calls``
+    is one it does not keep: the test of what a task's rows change is then shorter."""
     joined = not at_rest and "outcome" in columns and not re.search(r"\boutcome\b", where)
     plain = "".join(f", CAST({c} AS {_MERGE[c][1]}) AS {c}" for c in columns)
     used = _used(where, columns)
@@ -271,15 +278,19 @@ def task_totals_read(where: str, columns: tuple[str, ...], *, at_rest: bool = Fa
     changed = (
         f"(SELECT task_id {_FRESH_ROWS})"
         if at_rest
-        else _changed_tasks(where, [c for c in used if not (joined and c == "outcome")])
+        else _changed_tasks(
+            where, [c for c in used if not (joined and c == "outcome")], needs_calls
+        )
     )
     merged = f"""SELECT task_id{plain}
     FROM task_totals
     PREWHERE _part = {_MERGED} AND ({where})
     WHERE task_id NOT IN {changed}"""
     if joined:
-        merged = f"""SELECT task_id{"".join(f", {c}" for c in columns if c != "outcome")},
-        greatest(outcome, ifNull(latest, toUInt128(0))) AS outcome
+        latest = "greatest(outcome, ifNull(latest, toUInt128(0))) AS outcome"
+        # (in the caller's order: UNION ALL matches the fold's columns by position)
+        kept = "".join(f", {latest if c == 'outcome' else c}" for c in columns)
+        merged = f"""SELECT task_id{kept}
     FROM (
     {merged}
     ) AS m
@@ -345,6 +356,12 @@ _OUTCOME_QUALITY: Final = (
 MAX_LISTED_PARTIAL_TASKS: Final = 10_000
 
 
+def partial_tasks_condition(one_workflow: bool) -> str:
+    """The condition on a row of ``task_totals`` (as ``FINAL`` reads it) of a partial task
+    (:func:`partial_tasks_sql`)."""
+    return f"{_TOUCHES} AND NOT ({_WHOLE_ONE_WORKFLOW if one_workflow else _WHOLE})"
+
+
 def partial_tasks_sql(one_workflow: bool, *, at_rest: bool = False) -> str:
     """The tasks that may have calls in the window but are not wholly in it (the window's
     ends cross them, or they named several teams — or, for unit-economics
@@ -353,8 +370,9 @@ def partial_tasks_sql(one_workflow: bool, *, at_rest: bool = False) -> str:
     (none when no task crosses an end of the window); ``{listed:UInt32}`` + 1 at most, as
     one row: an array (an empty result would cost an embedded store a second statement, to
     learn its columns). ``at_rest``: as in :func:`task_totals_read`."""
-    whole = _WHOLE_ONE_WORKFLOW if one_workflow else _WHOLE
-    read = task_totals_read(f"{_TOUCHES} AND NOT ({whole})", (), at_rest=at_rest)
+    read = task_totals_read(
+        partial_tasks_condition(one_workflow), (), at_rest=at_rest, needs_calls=True
+    )
     return f"""SELECT groupArray(task_id) FROM (
     SELECT task_id FROM {read}
     LIMIT {{listed:UInt32}} + 1
@@ -367,10 +385,8 @@ def _partial(one_workflow: bool, listed: bool) -> str:
     ``{partial:Array(String)}`` (``listed``), or the subquery itself."""
     if listed:
         return "task_id IN {partial:Array(String)}"
-    whole = _WHOLE_ONE_WORKFLOW if one_workflow else _WHOLE
-    return (
-        f"task_id IN (SELECT task_id FROM {task_totals_read(f'{_TOUCHES} AND NOT ({whole})', ())})"
-    )
+    read = task_totals_read(partial_tasks_condition(one_workflow), (), needs_calls=True)
+    return f"task_id IN (SELECT task_id FROM {read})"
 
 
 def top_tasks_sql(*, listed: bool = False, partial: bool = True, folded: bool = False) -> str:
@@ -394,7 +410,7 @@ def top_tasks_sql(*, listed: bool = False, partial: bool = True, folded: bool = 
     parts besides the merged one), else with ``FINAL`` (it merges nothing at rest).
     """
     ranked = (
-        task_totals_read(_WHOLE, ("cost_usd",))
+        task_totals_read(_WHOLE, ("cost_usd",), needs_calls=True)
         if folded
         else f"task_totals FINAL\n        WHERE {_WHOLE}"
     )
@@ -454,7 +470,9 @@ def unit_economics_sql(*, listed: bool = False, partial: bool = True, folded: bo
     """
     whole = (
         task_totals_read(
-            _WHOLE_ONE_WORKFLOW, ("workflow_min", "tokens", "retry_tokens", "cost_usd", "outcome")
+            _WHOLE_ONE_WORKFLOW,
+            ("workflow_min", "tokens", "retry_tokens", "cost_usd", "outcome"),
+            needs_calls=True,
         )
         if folded
         else f"task_totals FINAL\n    WHERE {_WHOLE_ONE_WORKFLOW}"
@@ -597,10 +615,12 @@ def task_statement(name: str, reader: Reader, window: ReportWindow) -> tuple[str
     parameters["merged_part"] = parts[0][0] if parts and parts[0][1] else ""
     # At rest (one merged part) FINAL merges nothing; else it would merge every row it reads.
     folded = len(parts) > 1 or not parameters["merged_part"]
-    ((found,),) = reader.query(
+    lookup = reader.query(
         partial_tasks_sql(one_workflow, at_rest=not folded),
         parameters | {"listed": MAX_LISTED_PARTIAL_TASKS},
     ).rows
+    # (one row; none on a server whose profile sets empty_result_for_aggregation_by_empty_set)
+    found = lookup[0][0] if lookup else []
     listed = len(found) <= MAX_LISTED_PARTIAL_TASKS
     if listed:
         parameters["partial"] = [str(task) for task in found]
