@@ -231,10 +231,13 @@ def test_a_sink_only_worker_is_ready_and_scraped(
         lambda: (
             (x := scrape(port))
             and value(x, "tokengov_sink_rows_inserted_total", table="token_events") == 3
+            # the writer's thread samples its lag every LAG_SAMPLE_S, once it has a position:
+            # the gauge may still be empty when the rows are in
+            and x.get("tokengov_consumer_lag_messages")
             and x
         ),
         60,
-        "three rows stored",
+        "three rows stored and the writer's lag sampled",
         process.tail,
     )
     assert {labels["group"] for labels, _ in s["tokengov_consumer_lag_messages"]} == {
