@@ -45,7 +45,6 @@ from tokengov.core.calls import (
     CallArgs,
     Done,
     call_args,
-    check_call_arg_positions,
     from_model,
 )
 from tokengov.core.contracts import (
@@ -552,23 +551,37 @@ def _from_wire(
     )
 
 
-def fast_message(
-    raw: bytes, make: Callable[..., Any] = Call
-) -> tuple[bool, list[Call | Done]] | None:
-    """Path 1: (is an envelope, every event of the message), or None when any part of the
-    message needs a slower path (then nothing of it is taken from here). ``make``: how a call
-    is made of its arguments (:func:`decode_call_args`)."""
+def _plain(raw: bytes) -> bool:
+    """The message holds neither a backslash nor DEL: all its text is printable as the
+    contract means it (JSON refuses raw C0 controls)."""
+    return b"\\" not in raw and b"\x7f" not in raw
+
+
+def _wire_items(raw: bytes) -> tuple[bool, list[_Wire]] | None:
+    """Path 1's reading of a message: (is an envelope, its items as wire structs), or None
+    when the message is too large or msgspec refuses it (a slower path decides)."""
     if len(raw) > MAX_MESSAGE_BYTES:
         return None
     try:
         doc = _WIRE.decode(raw)
     except (msgspec.DecodeError, UnicodeDecodeError):  # DecodeError includes ValidationError
         return None
-    plain = b"\\" not in raw and b"\x7f" not in raw
+    return (True, doc) if type(doc) is list else (False, [cast(_Wire, doc)])
+
+
+def fast_message(
+    raw: bytes, make: Callable[..., Any] = Call
+) -> tuple[bool, list[Call | Done]] | None:
+    """Path 1: (is an envelope, every event of the message), or None when any part of the
+    message needs a slower path (then nothing of it is taken from here). ``make``: how a call
+    is made of its arguments (:func:`decode_call_args`)."""
+    read = _wire_items(raw)
+    if read is None:
+        return None
+    envelope, items = read
+    plain = _plain(raw)
     try:
-        if type(doc) is list:
-            return True, [_from_wire(w, plain, make) for w in doc]
-        return False, [_from_wire(cast(_Wire, doc), plain, make)]
+        return envelope, [_from_wire(w, plain, make) for w in items]
     except _Slow:
         return None
 
@@ -596,9 +609,10 @@ def decode_call_args(raw: bytes | None) -> Decoded:
     return _decode(raw, _call_tuple)
 
 
-def _decode(raw: bytes | None, make: Callable[..., Any]) -> Decoded:
+def _decode(raw: bytes | None, make: Callable[..., Any], fast_first: bool = True) -> Decoded:
+    # fast_first=False: path 1 has been tried already (decode_call_columns)
     result = Decoded()
-    if raw is not None:
+    if raw is not None and fast_first:
         fast = fast_message(raw, make)
         if fast is not None:
             result.envelope, events = fast
@@ -658,19 +672,15 @@ def decode_call_columns(raw: bytes | None) -> tuple[Decoded, CallColumns]:
     message of printable text (neither a backslash nor DEL) whose times share one shape is
     checked column by column over its calls (:func:`_wire_columns`), in C where it can be;
     any other goes through :func:`decode_call_args`, its calls then transposed."""
-    if raw is not None and len(raw) <= MAX_MESSAGE_BYTES and _plain(raw):
+    tried = raw is not None and _plain(raw)
+    read = _wire_items(raw) if tried and raw is not None else None
+    if read is not None:
         try:
-            doc = _WIRE.decode(raw)
-        except (msgspec.DecodeError, UnicodeDecodeError):
-            doc = None
-        if doc is not None:
-            try:
-                if type(doc) is list:
-                    return _wire_columns(doc, True)
-                return _wire_columns([doc], False)
-            except _Slow:
-                pass  # the models decide (path 2), as decode_call_args does
-    decoded = decode_call_args(raw)
+            return _wire_columns(read[1], read[0])
+        except _Slow:
+            pass  # the models decide (path 2), as decode_call_args does
+    # (a message of printable text that path 1 refused: fast_message would refuse it too)
+    decoded = _decode(raw, _call_tuple, fast_first=not tried)
     events = decoded.events
     calls = [(i, e) for i, e in events if type(e) is not Done]
     if not calls:
@@ -681,12 +691,6 @@ def decode_call_columns(raw: bytes | None) -> tuple[Decoded, CallColumns]:
         decoded.events = []
     at, args = zip(*calls, strict=True)
     return decoded, CallColumns(at, list(zip(*args, strict=True)))
-
-
-def _plain(raw: bytes) -> bool:
-    """The message holds neither a backslash nor DEL: all its text is printable as the
-    contract means it (JSON refuses raw C0 controls)."""
-    return b"\\" not in raw and b"\x7f" not in raw
 
 
 def _wire_columns(doc: list[_Wire], envelope: bool) -> tuple[Decoded, CallColumns]:
@@ -707,43 +711,6 @@ def _wire_columns(doc: list[_Wire], envelope: bool) -> tuple[Decoded, CallColumn
     if columns is None:  # not the usual shape: call by call, as path 1 does
         columns = list(zip(*[_from_wire(w, True, _call_tuple) for w in calls], strict=True))
     return result, CallColumns(at, columns)
-
-
-check_call_arg_positions(
-    "decoding._columns",
-    dict(
-        enumerate(
-            (
-                "event_id",
-                "ts",
-                "team",
-                "workflow",
-                "task_id",
-                "agent",
-                "parent_agent",
-                "step",
-                "model",
-                "input",
-                "output",
-                "cached_input",
-                "cache_write",
-                "reasoning",
-                "components",
-                "attempt",
-                "tool_calls",
-                "tool_name",
-                "status",
-                "cost_femto",
-                "context_window",
-                "provider",
-                "latency_ms",
-                "cache_write_1h",
-                "service_tier",
-                "usage_missing",
-            )
-        )
-    ),
-)
 
 
 def _columns(calls: list[_CallWire]) -> list[Sequence[Any]] | None:
@@ -808,34 +775,36 @@ def _columns(calls: list[_CallWire]) -> list[Sequence[Any]] | None:
         return None
     if None in task:
         task = tuple(e if t is None else t for e, t in zip(event_id, task, strict=True))
-    return [
-        event_id,
-        stamps,
-        _attributed(team),
-        _attributed(workflow),
-        task,
-        agent,
-        parent,
-        step,
-        model,
-        inp,
-        out,
-        cached,
-        write,
-        reasoning,
-        components,
-        attempt,
-        tool_calls,
-        tool,
-        status,
-        cost,
-        context,
-        provider,
-        latency,
-        write_1h,
-        tier,
-        missing,
-    ]
+    named = {
+        "event_id": event_id,
+        "ts": stamps,
+        "team": _attributed(team),
+        "workflow": _attributed(workflow),
+        "task_id": task,
+        "agent": agent,
+        "parent_agent": parent,
+        "step": step,
+        "model": model,
+        "input": inp,
+        "output": out,
+        "cached_input": cached,
+        "cache_write": write,
+        "reasoning": reasoning,
+        "components": components,
+        "attempt": attempt,
+        "tool_calls": tool_calls,
+        "tool_name": tool,
+        "status": status,
+        "cost_femto": cost,
+        "context_window": context,
+        "provider": provider,
+        "latency_ms": latency,
+        "cache_write_1h": write_1h,
+        "service_tier": tier,
+        "usage_missing": missing,
+    }
+    # in Call's argument order, whatever it is (a name of it missing here: KeyError, at once)
+    return [named[name] for name in CALL_ARGS]
 
 
 def _shaped(ts: Sequence[str], n: int) -> bool:
@@ -957,7 +926,7 @@ def check_message(raw: bytes) -> list[int] | None:
     (``tests/unit/streams/test_decode.py`` checks it with hypothesis)."""
     if len(raw) > MAX_MESSAGE_BYTES:
         return None
-    plain = b"\\" not in raw and b"\x7f" not in raw
+    plain = _plain(raw)
     try:
         doc = _CHECK.decode(raw)
     except (msgspec.DecodeError, UnicodeDecodeError):  # DecodeError includes ValidationError
@@ -1008,7 +977,7 @@ def check_calls(calls: list[tuple[Any, ...]], raw: bytes) -> list[int] | None:
     checks that the models take what this takes, as :func:`check_message` does."""
     if len(raw) > MAX_MESSAGE_BYTES or not calls:
         return None
-    plain = b"\\" not in raw and b"\x7f" not in raw
+    plain = _plain(raw)
     try:
         checked = msgspec.convert(calls, _CALL_VALUES)
     except msgspec.ValidationError:
