@@ -59,6 +59,10 @@ class RetryWithoutBackoff(AgentDetector):
         "once the bound is hit, instead of retrying immediately and without limit."
     )
 
+    def tally_agents(self, tally: Tally, calls: Columns, ctx: TaskContext) -> None:
+        if max(calls.attempt) >= 2:  # else no task retried: nothing to add
+            super().tally_agents(tally, calls, ctx)
+
     def tally_agent(self, tally: Tally, calls: Columns, ctx: TaskContext) -> None:
         if max(calls.attempt) < 2:
             return  # no retry: no chain

@@ -37,6 +37,10 @@ class RetrievalWaste(AgentDetector):
         "task's retrievals instead of fetching the same chunks again."
     )
 
+    def tally_agents(self, tally: Tally, calls: Columns, ctx: TaskContext) -> None:
+        if max(calls.retrieved) > 0:  # else no task retrieved anything: nothing to add
+            super().tally_agents(tally, calls, ctx)
+
     def tally_agent(self, tally: Tally, calls: Columns, ctx: TaskContext) -> None:
         retrieved_tokens = calls.retrieved
         if max(retrieved_tokens) <= 0:

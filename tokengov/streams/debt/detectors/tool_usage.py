@@ -35,6 +35,10 @@ class ToolResponseBloat(AgentDetector):
         "payloads) instead of whole responses."
     )
 
+    def tally_agents(self, tally: Tally, calls: Columns, ctx: TaskContext) -> None:
+        if max(calls.tool_responses) > 0:  # else no task read tool responses: nothing to add
+            super().tally_agents(tally, calls, ctx)
+
     def tally_agent(self, tally: Tally, calls: Columns, ctx: TaskContext) -> None:
         tool_responses = calls.tool_responses
         if max(tool_responses) <= 0:
