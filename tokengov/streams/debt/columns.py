@@ -204,8 +204,21 @@ class Columns:
         bounds = self.bounds
         if len(bounds) <= 2:
             return [self]
-        calls, prices = self.calls, self._prices
-        return [Columns(calls[lo:hi], prices) for lo, hi in pairwise(bounds)]
+        return [self.part(lo, hi) for lo, hi in pairwise(bounds)]
+
+    def part(self, lo: int, hi: int) -> Columns:
+        """The calls from ``lo`` to ``hi`` (a task's: ``bounds[k]``, ``bounds[k + 1]``)."""
+        if lo == 0 and hi == self.n:
+            return self
+        return Columns(self.calls[lo:hi], self._prices)
+
+    def parts_where(self, column: tuple[int, ...], least: int) -> list[Columns]:
+        """The tasks (:meth:`parts`) in which ``column`` reaches ``least``, in order."""
+        return [
+            self.part(lo, hi)
+            for lo, hi in pairwise(self.bounds)
+            if hi > lo and max(column[lo:hi]) >= least
+        ]
 
     def femtos(self) -> list[int | None]:
         """Every call's input cost in femto-USD (:func:`femto_inputs`), on first use."""

@@ -60,8 +60,9 @@ class RetryWithoutBackoff(AgentDetector):
     )
 
     def tally_agents(self, tally: Tally, calls: Columns, ctx: TaskContext) -> None:
-        if max(calls.attempt) >= 2:  # else no task retried: nothing to add
-            super().tally_agents(tally, calls, ctx)
+        if max(calls.attempt) >= 2:  # a task that did not retry adds nothing
+            for part in calls.parts_where(calls.attempt, 2):
+                self.tally_agent(tally, part, ctx)
 
     def tally_agent(self, tally: Tally, calls: Columns, ctx: TaskContext) -> None:
         if max(calls.attempt) < 2:

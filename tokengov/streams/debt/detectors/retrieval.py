@@ -38,8 +38,9 @@ class RetrievalWaste(AgentDetector):
     )
 
     def tally_agents(self, tally: Tally, calls: Columns, ctx: TaskContext) -> None:
-        if max(calls.retrieved) > 0:  # else no task retrieved anything: nothing to add
-            super().tally_agents(tally, calls, ctx)
+        if max(calls.retrieved) > 0:  # a task that retrieved nothing adds nothing
+            for part in calls.parts_where(calls.retrieved, 1):
+                self.tally_agent(tally, part, ctx)
 
     def tally_agent(self, tally: Tally, calls: Columns, ctx: TaskContext) -> None:
         retrieved_tokens = calls.retrieved

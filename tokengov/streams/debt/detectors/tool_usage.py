@@ -36,8 +36,9 @@ class ToolResponseBloat(AgentDetector):
     )
 
     def tally_agents(self, tally: Tally, calls: Columns, ctx: TaskContext) -> None:
-        if max(calls.tool_responses) > 0:  # else no task read tool responses: nothing to add
-            super().tally_agents(tally, calls, ctx)
+        if max(calls.tool_responses) > 0:  # a task without tool responses adds nothing
+            for part in calls.parts_where(calls.tool_responses, 1):
+                self.tally_agent(tally, part, ctx)
 
     def tally_agent(self, tally: Tally, calls: Columns, ctx: TaskContext) -> None:
         tool_responses = calls.tool_responses
