@@ -5,7 +5,10 @@ into additive :class:`Tally` values (per agent, or per workflow), and judges the
 tallies over its horizon. Tallies add up, so the engine keeps only per-bucket sums, never raw
 events of closed tasks; a detector adds into the tally the engine hands it (the task's bucket
 itself when the task closes), so what it adds must be the task's own sums, each added once:
-the same numbers, in the same order, as a fresh tally merged into the bucket.
+the same numbers, in the same order, as a fresh tally merged into the bucket. The engine hands
+a detector the tasks that close together and share its buckets at once
+(:meth:`Detector.tally_batch`): by default each task in turn; a detector may add at once the
+sums of the tasks that show nothing of its pattern, where that gives the same numbers.
 """
 
 from __future__ import annotations
