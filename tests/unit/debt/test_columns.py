@@ -439,3 +439,38 @@ def test_tasks_tallied_together_equal_tasks_tallied_alone(data: st.DataObject) -
     closed = [[c for c in arrived[tasks[i][0].task_id] if isinstance(c, Call)] for i in order]
     want = {key: _exact(t) for key, t in _tallied_alone(closed).items()}
     assert got == want
+
+
+SHORT = parse_policy(
+    "version: 1\n"
+    "teams: {search: {owner: s@example.com}}\n"
+    "prices: {exact-model: {input: 2.00, output: 8.00}}\n"
+    "debt: {horizon: 1m, min_span: 1m, task_idle: 1m}\n"
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(task_calls(), min_size=1, max_size=6), st.data())
+def test_take_forgets_the_event_ids_that_left_the_horizon(
+    tasks: list[list[Call]], data: st.DataObject
+) -> None:
+    """``take`` forgets exactly the event ids older than the horizon (by the minute index of
+    the ids, not a pass over all of them): the ids kept, in their order, are those of a
+    filter of every id seen, and what the index holds is what is seen."""
+    events: list[Call | Done] = [c for calls in tasks for c in calls]
+    events += [_outcome(calls[0].task_id, max(c.ts for c in calls)) for calls in tasks]
+    events = data.draw(st.permutations(events))
+    if data.draw(st.booleans()):  # in event time (as they come, mostly): the horizon moves
+        events.sort(key=lambda e: e.ts)
+    events += data.draw(st.lists(st.sampled_from(events), max_size=5))  # redelivered
+    tallies = DebtTallies(SHORT)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(events)), min_size=1, max_size=8)))
+    for start, end in itertools.pairwise([0, *cuts, len(events)]):
+        tallies.observe_all(events[start:end])
+        before, watermark = dict(tallies._seen), tallies.watermark
+        tallies.take()
+        if watermark is not None:
+            cutoff = watermark - SHORT.debt.horizon
+            assert list(tallies._seen.items()) == [(e, t) for e, t in before.items() if t >= cutoff]
+        indexed = [e for ids in tallies._seen_minutes.values() for e in ids]
+        assert sorted(indexed) == sorted(tallies._seen)

@@ -67,6 +67,7 @@ log = logging.getLogger(__name__)
 
 MAX_TASK_CALLS: Final = 2000
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MINUTE: Final = timedelta(minutes=1)
 
 
 @dataclass
@@ -229,6 +230,7 @@ class DebtTallies(_PolicySource):
         self.stats = EngineStats()
         self.watermark: datetime | None = None
         self._seen: dict[str, datetime] = {}
+        self._seen_minutes: dict[int, list[str]] = {}  # ``_seen``'s ids by the minute of ts
         self._tasks: dict[str, _Task] = {}
         self._buckets: Buckets = {}
         self._first_seen: dict[str, datetime] = {}
@@ -265,6 +267,7 @@ class DebtTallies(_PolicySource):
         horizon = policy.debt.horizon
         stats = self.stats
         seen = self._seen
+        minutes = self._seen_minutes
         tasks = self._tasks
         first_seen = self._first_seen
         watermark = self.watermark
@@ -284,6 +287,12 @@ class DebtTallies(_PolicySource):
                     log.debug("debt: event %s is older than the horizon; not judged", event_id)
                     continue
                 seen[event_id] = ts
+                minute = event.ts_ms // 60_000
+                ids = minutes.get(minute)
+                if ids is None:
+                    minutes[minute] = [event_id]
+                else:
+                    ids.append(event_id)
                 taken += 1
                 if type(event) is not Call:  # an outcome (Done)
                     stats.outcomes += 1
@@ -458,7 +467,7 @@ class DebtTallies(_PolicySource):
 
     def _evict(self, watermark: datetime) -> None:
         horizon = self.policy.debt.horizon
-        self._seen = {eid: ts for eid, ts in self._seen.items() if ts >= watermark - horizon}
+        self._evict_seen(watermark - horizon)
         reach = {d.name: (d.retention(self.policy.debt), d.bucket) for d in self.detectors}
         for key in list(self._buckets):
             retention, size = reach.get(key[3], (horizon, timedelta(minutes=1)))
@@ -471,6 +480,26 @@ class DebtTallies(_PolicySource):
                 self._buckets[key] = kept
             else:
                 del self._buckets[key]
+
+    def _evict_seen(self, cutoff: datetime) -> None:
+        """Forget the event ids older than ``cutoff``: every id of the minutes before its
+        minute, and those of its minute that are older; the others stay, in their order."""
+        seen, minutes = self._seen, self._seen_minutes
+        last = (cutoff - _EPOCH) // _MINUTE
+        for minute in [m for m in minutes if m <= last]:
+            ids = minutes.pop(minute)
+            if minute < last:
+                for event_id in ids:
+                    del seen[event_id]
+                continue
+            kept = []
+            for event_id in ids:
+                if seen[event_id] < cutoff:
+                    del seen[event_id]
+                else:
+                    kept.append(event_id)
+            if kept:
+                minutes[minute] = kept
 
     @property
     def open_tasks(self) -> int:
@@ -510,6 +539,9 @@ class DebtTallies(_PolicySource):
         wm = doc["watermark_us"]
         self.watermark = None if wm is None else wire.from_micros(wm)
         self._seen = {e: wire.from_micros(ts) for e, ts in doc["seen"]}
+        self._seen_minutes = {}
+        for event_id, ts in self._seen.items():
+            self._seen_minutes.setdefault((ts - _EPOCH) // _MINUTE, []).append(event_id)
         self._tasks = {}
         for task_id, team, workflow, last_us, calls in doc["tasks"]:
             decoded = [wire.decode_call(c) for c in calls]
