@@ -228,16 +228,32 @@ def reference(name: str, calls: list[Call], pricer: Pricer, ctx: TaskContext) ->
 _TOKENS = st.sampled_from([0, 0, 0, 300, 600, 600, 1200, 2500, 5000])
 
 
+#: What a task may leave out (every call of it: 0, or attempt 1), so that the detectors'
+#: tests over several tasks at once meet tasks that show nothing of a pattern.
+QUIET = ("system", "tool_definitions", "retrieved", "history", "tool_responses", "handoff")
+QUIET_ALSO = ("memory", "attempt")
+
+
 @st.composite
-def call_events(draw: st.DrawFn, task: str, when: datetime) -> CallEvent:
+def call_events(
+    draw: st.DrawFn,
+    task: str,
+    when: datetime,
+    workflow: str = "wf",
+    quiet: frozenset[str] = frozenset(),
+    history: int = 0,
+) -> CallEvent:
+    def tokens(name: str, values: st.SearchStrategy[int]) -> int:
+        return 0 if name in quiet else draw(values)
+
     parts = Components(
-        system=draw(st.sampled_from([0, 400, 400, 2100])),
-        tool_definitions=draw(st.sampled_from([0, 0, 150, 4000])),
-        retrieved=draw(_TOKENS),
-        history=draw(st.integers(0, 9000)),
-        tool_responses=draw(st.sampled_from([0, 0, 200, 800, 9000])),
-        handoff=draw(_TOKENS),
-        memory=draw(st.sampled_from([0, 0, 900, 1000, 4000])),
+        system=tokens("system", st.sampled_from([0, 400, 400, 2100])),
+        tool_definitions=tokens("tool_definitions", st.sampled_from([0, 0, 150, 4000])),
+        retrieved=tokens("retrieved", _TOKENS),
+        history=history if "history" in quiet else draw(st.integers(0, 9000)),
+        tool_responses=tokens("tool_responses", st.sampled_from([0, 0, 200, 800, 9000])),
+        handoff=tokens("handoff", _TOKENS),
+        memory=tokens("memory", st.sampled_from([0, 0, 900, 1000, 4000])),
     )
     model = draw(st.sampled_from(MODELS))
     missing = model == "unpriced-model" and draw(st.booleans())
@@ -252,7 +268,7 @@ def call_events(draw: st.DrawFn, task: str, when: datetime) -> CallEvent:
         event_id=f"c{next(_ids)}",
         ts=when,
         team="search",
-        workflow="wf",
+        workflow=workflow,
         task_id=task,
         agent=agent,
         parent_agent=draw(st.sampled_from([None, "planner", "researcher"])),
@@ -267,7 +283,7 @@ def call_events(draw: st.DrawFn, task: str, when: datetime) -> CallEvent:
             reasoning=draw(st.integers(0, output)),
         ),
         components=parts,
-        attempt=draw(st.sampled_from([1, 1, 1, 2, 3, 4])),
+        attempt=1 if "attempt" in quiet else draw(st.sampled_from([1, 1, 1, 2, 3, 4])),
         tool_calls=draw(st.integers(0, 3)),
         tool_name=draw(st.sampled_from([None, "search", "sql"])),
         latency_ms=draw(st.sampled_from([None, 0, 200, 900])),
@@ -278,13 +294,16 @@ def call_events(draw: st.DrawFn, task: str, when: datetime) -> CallEvent:
 
 
 @st.composite
-def task_calls(draw: st.DrawFn) -> list[Call]:
+def task_calls(
+    draw: st.DrawFn, workflows: Sequence[str] = ("wf",), quiet: frozenset[str] = frozenset()
+) -> list[Call]:
     task = f"t{next(_ids)}"
     when = T0 + timedelta(seconds=draw(st.integers(0, 300)))
+    workflow = draw(st.sampled_from(workflows))
     calls = []
     for _ in range(draw(st.integers(1, 14))):
         when += timedelta(milliseconds=draw(st.sampled_from([0, 0, 300, 1500, 4000])))
-        calls.append(from_model(draw(call_events(task, when))))
+        calls.append(from_model(draw(call_events(task, when, workflow, quiet, 700))))
     # arrival order is not event-time order
     return list(draw(st.permutations(calls)))
 
@@ -353,3 +372,105 @@ def test_batches_take_what_single_events_take(tasks: list[list[Call]], data: st.
         batched.observe_all(events[start:end])
     assert batched.stats == single.stats and batched.open_tasks == single.open_tasks
     assert batched.take() == single.take()
+
+
+# ------------------------------------------------------------------ tasks tallied together
+
+
+def _tallied_alone(tasks: list[list[Call]]) -> dict[Any, Tally]:
+    """Each task's tallies added on their own, task after task (the per-task path:
+    :meth:`Detector.tally_task` of its :class:`TaskCalls`), into fresh buckets."""
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    prices = InputPrices(Pricer(POLICY.catalog))
+    buckets: dict[Any, Tally] = {}
+    for calls in tasks:
+        workflow = calls[0].workflow
+        team = POLICY.owner_team(workflow) or calls[0].team
+        ctx = TaskContext(POLICY.debt, POLICY.profile(workflow))
+        task = TaskCalls(calls, prices)
+        last = max(c.ts for c in calls)
+        for detector in all_detectors():
+            start = epoch + ((last - epoch) // detector.bucket) * detector.bucket
+            at = (team, workflow, detector.name, start)
+
+            def tally_for(agent: str | None, at: tuple[Any, ...] = at) -> Tally:
+                return buckets.setdefault((at[0], at[1], agent, *at[2:]), Tally())
+
+            detector.tally_task(task, ctx, tally_for)
+    return buckets
+
+
+def _exact(tally: Tally) -> tuple[Any, ...]:
+    """A tally as it is: its counts in their order with their types, floats by their bits."""
+    return (
+        [(k, type(v).__name__, repr(v)) for k, v in tally.counts.items()],
+        tally.waste_tokens,
+        repr(tally.waste_usd),
+        sorted(tally.names),
+    )
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_tasks_tallied_together_equal_tasks_tallied_alone(data: st.DataObject) -> None:
+    """Tasks that close in one batch are tallied together (per detector, the tasks of one team,
+    workflow and bucket at once, :meth:`Detector.tally_batch`): every tally is the same as
+    when each task is tallied on its own in the order the tasks closed, floats bit for bit,
+    counts in the same order — with tasks that show nothing of a pattern among them (the
+    detectors add those at once)."""
+    quiet = frozenset(data.draw(st.sets(st.sampled_from(QUIET + QUIET_ALSO))))
+    strategy = task_calls(("wf", "wf2"), quiet) | task_calls(("wf", "wf2"))
+    tasks = data.draw(st.lists(strategy, min_size=1, max_size=8))
+    events: list[Call | Done] = [c for calls in tasks for c in calls]
+    events = data.draw(st.permutations(events))
+    order = data.draw(st.permutations(range(len(tasks))))  # the order the tasks close in
+    events += [_outcome(tasks[i][0].task_id, max(c.ts for c in tasks[i])) for i in order]
+    tallies = DebtTallies(POLICY)
+    assert tallies.observe_all(events) == len(events)
+    assert tallies.failed == 0 and tallies.open_tasks == 0
+    got = {
+        (*key, start): _exact(t)
+        for key, held in tallies._buckets.items()
+        for start, t in held.items()
+    }
+    arrived = {
+        calls[0].task_id: [e for e in events if e.task_id == calls[0].task_id] for calls in tasks
+    }
+    closed = [[c for c in arrived[tasks[i][0].task_id] if isinstance(c, Call)] for i in order]
+    want = {key: _exact(t) for key, t in _tallied_alone(closed).items()}
+    assert got == want
+
+
+SHORT = parse_policy(
+    "version: 1\n"
+    "teams: {search: {owner: s@example.com}}\n"
+    "prices: {exact-model: {input: 2.00, output: 8.00}}\n"
+    "debt: {horizon: 1m, min_span: 1m, task_idle: 1m}\n"
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(task_calls(), min_size=1, max_size=6), st.data())
+def test_take_forgets_the_event_ids_that_left_the_horizon(
+    tasks: list[list[Call]], data: st.DataObject
+) -> None:
+    """``take`` forgets exactly the event ids older than the horizon (by the minute index of
+    the ids, not a pass over all of them): the ids kept, in their order, are those of a
+    filter of every id seen, and what the index holds is what is seen."""
+    events: list[Call | Done] = [c for calls in tasks for c in calls]
+    events += [_outcome(calls[0].task_id, max(c.ts for c in calls)) for calls in tasks]
+    events = data.draw(st.permutations(events))
+    if data.draw(st.booleans()):  # in event time (as they come, mostly): the horizon moves
+        events.sort(key=lambda e: e.ts)
+    events += data.draw(st.lists(st.sampled_from(events), max_size=5))  # redelivered
+    tallies = DebtTallies(SHORT)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(events)), min_size=1, max_size=8)))
+    for start, end in itertools.pairwise([0, *cuts, len(events)]):
+        tallies.observe_all(events[start:end])
+        before, watermark = dict(tallies._seen), tallies.watermark
+        tallies.take()
+        if watermark is not None:
+            cutoff = watermark - SHORT.debt.horizon
+            assert list(tallies._seen.items()) == [(e, t) for e, t in before.items() if t >= cutoff]
+        indexed = [e for ids in tallies._seen_minutes.values() for e in ids]
+        assert sorted(indexed) == sorted(tallies._seen)

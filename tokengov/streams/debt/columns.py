@@ -14,13 +14,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
+from itertools import pairwise
 from operator import attrgetter
 from typing import Any, Final
 
 from tokengov.core.calls import Call
 from tokengov.core.pricing import Entry, Pricer
 
-__all__ = ["Columns", "InputPrices", "TaskCalls", "femto_inputs", "input_rates"]
+__all__ = [
+    "Columns",
+    "InputPrices",
+    "TaskBatch",
+    "TaskCalls",
+    "femto_inputs",
+    "in_order",
+    "input_rates",
+]
 
 _ZERO: Final = Decimal(0)
 _UNSEEN: Final[Any] = object()  # not in the InputPrices' cache yet (it holds None too)
@@ -137,7 +146,9 @@ def _rates(pricer: Pricer, calls: Sequence[Call], femtos: list[int | None]) -> l
 
 
 class Columns:
-    """Calls of one task (all of them, or one agent's), in event-time order, by column."""
+    """Calls of one task (all of them, or one agent's), in event-time order, by column; or of
+    several tasks (a :class:`TaskBatch`'s), task after task, each task's part from
+    ``bounds[k]`` to ``bounds[k + 1]`` (:meth:`parts`)."""
 
     __slots__ = (
         "_costs",
@@ -145,6 +156,7 @@ class Columns:
         "_prices",
         "_rates",
         "attempt",
+        "bounds",
         "cached_input",
         "calls",
         "handoff",
@@ -159,9 +171,12 @@ class Columns:
         "tool_responses",
     )
 
-    def __init__(self, calls: list[Call], prices: InputPrices) -> None:
+    def __init__(
+        self, calls: list[Call], prices: InputPrices, bounds: list[int] | None = None
+    ) -> None:
         self.calls = calls
         self.n = len(calls)
+        self.bounds = bounds if bounds is not None else [0, self.n]
         self._prices = prices
         self._rates: list[Decimal] | None = None
         self._femtos: list[int | None] | None = None
@@ -184,6 +199,27 @@ class Columns:
             self.system = self.tool_definitions = self.retrieved = self.history = ()
             self.tool_responses = self.handoff = self.memory = ()
 
+    def parts(self) -> list[Columns]:
+        """Each task's calls (of a batch) on their own, in the batch's order."""
+        bounds = self.bounds
+        if len(bounds) <= 2:
+            return [self]
+        return [self.part(lo, hi) for lo, hi in pairwise(bounds)]
+
+    def part(self, lo: int, hi: int) -> Columns:
+        """The calls from ``lo`` to ``hi`` (a task's: ``bounds[k]``, ``bounds[k + 1]``)."""
+        if lo == 0 and hi == self.n:
+            return self
+        return Columns(self.calls[lo:hi], self._prices)
+
+    def parts_where(self, column: tuple[int, ...], least: int) -> list[Columns]:
+        """The tasks (:meth:`parts`) in which ``column`` reaches ``least``, in order."""
+        return [
+            self.part(lo, hi)
+            for lo, hi in pairwise(self.bounds)
+            if hi > lo and max(column[lo:hi]) >= least
+        ]
+
     def femtos(self) -> list[int | None]:
         """Every call's input cost in femto-USD (:func:`femto_inputs`), on first use."""
         femtos = self._femtos
@@ -205,10 +241,20 @@ class Columns:
         (relative) of the exact ``femto × n / (input × 10¹⁵)``; the exact quotient's float
         is taken, in integers, when every value within 1e-26 of it rounds to the same float,
         and the decimal's otherwise (never, in practice)."""
+        return self._float_sum(tokens, 0, self.n)
+
+    def input_usd_float_sums(self, tokens: Sequence[int]) -> list[float]:
+        """:meth:`input_usd_float_sum` of each part (:meth:`parts`), in order: each part's
+        sum from 0.0, as that task's own columns give it."""
+        bounds = self.bounds
+        return [self._float_sum(tokens, lo, hi) for lo, hi in pairwise(bounds)]
+
+    def _float_sum(self, tokens: Sequence[int], lo: int, hi: int) -> float:
         total = 0.0
         femtos = self.femtos()
         inputs = self.input
-        for i, n in enumerate(tokens):
+        for i in range(lo, hi):
+            n = tokens[i]
             if not n:
                 continue
             femto = femtos[i]
@@ -238,6 +284,11 @@ class Columns:
         return set(filter(None, map(_TOOL_NAME, self.calls)))
 
 
+def in_order(calls: list[Call]) -> list[Call]:
+    """A task's calls in event-time order (ties broken by step, then attempt, then arrival)."""
+    return sorted(calls, key=_ORDER)
+
+
 class TaskCalls:
     """One task's calls sorted once, by column (``all``) and by agent (``agents``, in the
     order of their first call; a task with one agent shares ``all``)."""
@@ -245,7 +296,7 @@ class TaskCalls:
     __slots__ = ("agents", "all")
 
     def __init__(self, calls: list[Call], prices: InputPrices) -> None:
-        ordered = sorted(calls, key=_ORDER)
+        ordered = in_order(calls)
         self.all = Columns(ordered, prices)
         first = ordered[0].agent if ordered else ""
         if all(c.agent == first for c in ordered):
@@ -259,3 +310,64 @@ class TaskCalls:
             else:
                 group.append(call)
         self.agents = {agent: Columns(group, prices) for agent, group in groups.items()}
+
+
+class TaskBatch:
+    """Closing tasks whose sums go into the same buckets (one team, workflow and bucket
+    start), read by column at once: ``all`` (every task's calls, task after task) and
+    ``agents`` (per agent, in the order of their first call, that agent's calls of every task
+    that has some), each a :class:`Columns` whose :meth:`Columns.parts` are the tasks' own.
+    ``tasks``: each task's calls in event-time order (:data:`_ORDER`), none empty."""
+
+    __slots__ = ("_agents", "_all", "_prices", "tasks")
+
+    def __init__(self, tasks: list[list[Call]], prices: InputPrices) -> None:
+        self.tasks = tasks
+        self._prices = prices
+        self._all: Columns | None = None
+        self._agents: dict[str, Columns] | None = None
+
+    @property
+    def all(self) -> Columns:
+        columns = self._all
+        if columns is None:
+            calls: list[Call] = []
+            bounds = [0]
+            for task in self.tasks:
+                calls.extend(task)
+                bounds.append(len(calls))
+            columns = self._all = Columns(calls, self._prices, bounds)
+        return columns
+
+    @property
+    def agents(self) -> dict[str, Columns]:
+        agents = self._agents
+        if agents is None:
+            groups: dict[str, tuple[list[Call], list[int]]] = {}
+            for task in self.tasks:
+                first = task[0].agent
+                if all(c.agent == first for c in task):
+                    held = groups.get(first)
+                    if held is None:
+                        held = groups[first] = ([], [0])
+                    held[0].extend(task)
+                    held[1].append(len(held[0]))
+                    continue
+                touched: dict[str, list[Call]] = {}
+                for call in task:
+                    held = groups.get(call.agent)
+                    if held is None:
+                        held = groups[call.agent] = ([], [0])
+                    held[0].append(call)
+                    touched[call.agent] = held[0]
+                for agent, calls in touched.items():
+                    groups[agent][1].append(len(calls))
+            prices = self._prices
+            agents = self._agents = {
+                agent: Columns(calls, prices, bounds) for agent, (calls, bounds) in groups.items()
+            }
+        return agents
+
+    def task(self, index: int) -> TaskCalls:
+        """Task ``index`` on its own."""
+        return TaskCalls(self.tasks[index], self._prices)

@@ -42,7 +42,7 @@ from tokengov.core.pricing import Pricer
 from tokengov.core.worker_context import PolicyHolder
 from tokengov.streams.core import codec
 from tokengov.streams.debt import wire
-from tokengov.streams.debt.columns import InputPrices, TaskCalls
+from tokengov.streams.debt.columns import InputPrices, TaskBatch, in_order
 from tokengov.streams.debt.detectors import (
     Detector,
     JudgeContext,
@@ -67,6 +67,7 @@ log = logging.getLogger(__name__)
 
 MAX_TASK_CALLS: Final = 2000
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MINUTE: Final = timedelta(minutes=1)
 
 
 @dataclass
@@ -229,6 +230,7 @@ class DebtTallies(_PolicySource):
         self.stats = EngineStats()
         self.watermark: datetime | None = None
         self._seen: dict[str, datetime] = {}
+        self._seen_minutes: dict[int, list[str]] = {}  # ``_seen``'s ids by the minute of ts
         self._tasks: dict[str, _Task] = {}
         self._buckets: Buckets = {}
         self._first_seen: dict[str, datetime] = {}
@@ -236,10 +238,11 @@ class DebtTallies(_PolicySource):
         self._calls: dict[str, int] = {}
         self._dirty: set[str] = set()  # workflows whose tallies changed since the last take
         self._prices: InputPrices | None = None
-        self._contexts = _Contexts(None)  # the detectors' context per workflow (``_tally``)
+        self._contexts = _Contexts(None)  # the detectors' context per workflow (``_tally_all``)
         self._bucket_spans: dict[timedelta, tuple[datetime, datetime]] = {}
         self._stamp = 0  # batches observed
-        self.failed = 0  # tasks a detector failed on (:meth:`_close_safely`)
+        self._closing: list[_Task] = []  # closed, to be tallied together (:meth:`_tally_closed`)
+        self.failed = 0  # tasks a detector failed on (:meth:`_tally_all`)
 
     # ------------------------------------------------------------------ input
 
@@ -264,6 +267,7 @@ class DebtTallies(_PolicySource):
         horizon = policy.debt.horizon
         stats = self.stats
         seen = self._seen
+        minutes = self._seen_minutes
         tasks = self._tasks
         first_seen = self._first_seen
         watermark = self.watermark
@@ -283,12 +287,18 @@ class DebtTallies(_PolicySource):
                     log.debug("debt: event %s is older than the horizon; not judged", event_id)
                     continue
                 seen[event_id] = ts
+                minute = event.ts_ms // 60_000
+                ids = minutes.get(minute)
+                if ids is None:
+                    minutes[minute] = [event_id]
+                else:
+                    ids.append(event_id)
                 taken += 1
                 if type(event) is not Call:  # an outcome (Done)
                     stats.outcomes += 1
                     task = tasks.pop(event.task_id, None)
                     if task is not None:
-                        self._close_safely(task)
+                        self._close(task)
                     continue
                 calls += 1
                 if watermark is None or ts > watermark:
@@ -311,12 +321,13 @@ class DebtTallies(_PolicySource):
                 if workflow != task.workflow:
                     task.mixed = True
                 if len(held) >= MAX_TASK_CALLS:
-                    self._close_safely(tasks.pop(event.task_id))
+                    self._close(tasks.pop(event.task_id))
         finally:
             stats.observed_calls += calls
             self.watermark = watermark
             for task in touched:
                 self._count(task)
+            self._tally_closed()
         return taken
 
     def _count(self, task: _Task) -> None:
@@ -346,41 +357,69 @@ class DebtTallies(_PolicySource):
 
     # ------------------------------------------------------------ task tallies
 
-    def _tally(self, task: _Task, at: TallyAt) -> None:
-        """Add the task's sums, detector by detector, into the tallies ``at`` gives."""
+    def _tally_all(self, tasks: list[_Task], at: TallyAt) -> None:
+        """Add the tasks' sums into the tallies ``at`` gives: per detector, the tasks whose
+        sums go into the same buckets (team, workflow, bucket start) together, in their
+        order (:meth:`Detector.tally_batch`), so each tally takes every task's sums in the
+        order the tasks came, as one task at a time would add them. A detector that fails on
+        a batch costs that batch's tallies of that detector (its tasks counted in
+        ``failed``), never the other tasks'."""
         policy = self.policy
-        team, workflow = task.team, task.workflow
         contexts = self._contexts
         if contexts.policy is not policy:  # a policy reload: the contexts of the new one
             contexts = self._contexts = _Contexts(policy)
-        ctx = contexts.get(workflow)
-        if ctx is None:
-            ctx = contexts[workflow] = TaskContext(policy.debt, policy.profile(workflow))
-        calls = TaskCalls(task.calls, self._prices_of(policy))
-        last_ts = task.last_ts
+        prices = self._prices_of(policy)
         spans = self._bucket_spans  # size → the [start, end) of the last bucket found
+        ordered = [in_order(task.calls) for task in tasks]
+        by_size: dict[timedelta, list[Detector]] = {}
         for detector in self.detectors:
-            size = detector.bucket
-            span = spans.get(size)
-            if span is None or not span[0] <= last_ts < span[1]:
-                start = _bucket_start(last_ts, size)
-                span = spans[size] = (start, start + size)
-            detector.tally_task(calls, ctx, at(team, workflow, detector.name, span[0]))
+            by_size.setdefault(detector.bucket, []).append(detector)
+        for size, detectors in by_size.items():
+            groups: dict[tuple[str, str, datetime], list[list[Call]]] = {}
+            for task, calls in zip(tasks, ordered, strict=True):
+                if not calls:
+                    continue
+                last_ts = task.last_ts
+                span = spans.get(size)
+                if span is None or not span[0] <= last_ts < span[1]:
+                    start = _bucket_start(last_ts, size)
+                    span = spans[size] = (start, start + size)
+                key = (task.team, task.workflow, span[0])
+                group = groups.get(key)
+                if group is None:
+                    groups[key] = [calls]
+                else:
+                    group.append(calls)
+            for (team, workflow, start), group in groups.items():
+                ctx = contexts.get(workflow)
+                if ctx is None:
+                    ctx = contexts[workflow] = TaskContext(policy.debt, policy.profile(workflow))
+                batch = TaskBatch(group, prices)
+                for detector in detectors:
+                    try:
+                        detector.tally_batch(batch, ctx, at(team, workflow, detector.name, start))
+                    except Exception:
+                        self.failed += len(group)
+                        log.exception(
+                            "debt: %d task(s) of workflow %s could not be tallied by %s",
+                            len(group),
+                            workflow,
+                            detector.name,
+                        )
 
-    def _close_safely(self, task: _Task) -> None:
-        """:meth:`_close`; a bug in a detector costs that task's tallies, never the batch's
-        other events (counted in ``failed``)."""
-        try:
-            self._close(task)
-        except Exception:
-            self.failed += 1
-            log.exception("debt: task of workflow %s could not be tallied", task.workflow)
+    def _tally_closed(self) -> None:
+        """Tally the tasks closed since the last call, together (:meth:`_tally_all`)."""
+        closing = self._closing
+        if closing:
+            self._closing = []
+            self._tally_all(closing, _closed(self._buckets))
 
     def _close(self, task: _Task) -> None:
+        """Count the task's calls, and keep it to be tallied (:meth:`_tally_closed`)."""
         self._count(task)
         self.stats.tasks_closed += 1
         self._dirty.add(task.workflow)
-        self._tally(task, _closed(self._buckets))
+        self._closing.append(task)
 
     # ------------------------------------------------------------------ output
 
@@ -393,6 +432,7 @@ class DebtTallies(_PolicySource):
         debt = self.policy.debt
         watermark = self.watermark
         self._close_idle(watermark - debt.task_idle)
+        self._tally_closed()
         self._evict(watermark)
         dirty, self._dirty = self._dirty, set()
         if not dirty:
@@ -412,11 +452,12 @@ class DebtTallies(_PolicySource):
         # own Tally objects, and a provisional tally added into them would be counted again
         # when its task closes.
         copied: set[tuple[Key, datetime]] = set()
+        open_tasks: dict[str, list[_Task]] = {}
         for task in self._tasks.values():
-            share = out.get(task.workflow)
-            if share is None:
-                continue
-            self._tally(task, _provisional(share.buckets, copied))
+            if task.workflow in out:
+                open_tasks.setdefault(task.workflow, []).append(task)
+        for workflow, waiting in open_tasks.items():
+            self._tally_all(waiting, _provisional(out[workflow].buckets, copied))
         return list(out.values())
 
     def _close_idle(self, cutoff: datetime) -> None:
@@ -426,7 +467,7 @@ class DebtTallies(_PolicySource):
 
     def _evict(self, watermark: datetime) -> None:
         horizon = self.policy.debt.horizon
-        self._seen = {eid: ts for eid, ts in self._seen.items() if ts >= watermark - horizon}
+        self._evict_seen(watermark - horizon)
         reach = {d.name: (d.retention(self.policy.debt), d.bucket) for d in self.detectors}
         for key in list(self._buckets):
             retention, size = reach.get(key[3], (horizon, timedelta(minutes=1)))
@@ -439,6 +480,26 @@ class DebtTallies(_PolicySource):
                 self._buckets[key] = kept
             else:
                 del self._buckets[key]
+
+    def _evict_seen(self, cutoff: datetime) -> None:
+        """Forget the event ids older than ``cutoff``: every id of the minutes before its
+        minute, and those of its minute that are older; the others stay, in their order."""
+        seen, minutes = self._seen, self._seen_minutes
+        last = (cutoff - _EPOCH) // _MINUTE
+        for minute in [m for m in minutes if m <= last]:
+            ids = minutes.pop(minute)
+            if minute < last:
+                for event_id in ids:
+                    del seen[event_id]
+                continue
+            kept = []
+            for event_id in ids:
+                if seen[event_id] < cutoff:
+                    del seen[event_id]
+                else:
+                    kept.append(event_id)
+            if kept:
+                minutes[minute] = kept
 
     @property
     def open_tasks(self) -> int:
@@ -478,6 +539,9 @@ class DebtTallies(_PolicySource):
         wm = doc["watermark_us"]
         self.watermark = None if wm is None else wire.from_micros(wm)
         self._seen = {e: wire.from_micros(ts) for e, ts in doc["seen"]}
+        self._seen_minutes = {}
+        for event_id, ts in self._seen.items():
+            self._seen_minutes.setdefault((ts - _EPOCH) // _MINUTE, []).append(event_id)
         self._tasks = {}
         for task_id, team, workflow, last_us, calls in doc["tasks"]:
             decoded = [wire.decode_call(c) for c in calls]

@@ -30,6 +30,14 @@ class ToolDefinitionBloat(AgentDetector):
         "instead of sending every tool definition on every call."
     )
 
+    def tally_agents(self, tally: Tally, calls: Columns, ctx: TaskContext) -> None:
+        if max(calls.tool_definitions) <= 0:
+            # no task sends tool definitions: its USD adds 0.0, and the rest are integer sums
+            # and a set, the same added at once as task by task
+            self.tally_agent(tally, calls, ctx)
+        else:
+            super().tally_agents(tally, calls, ctx)
+
     def tally_agent(self, tally: Tally, calls: Columns, ctx: TaskContext) -> None:
         # summed here and added once: the same sums, in the same order, as one add per call
         # (a call without tool definitions adds 0.0 to the USD: skipped)

@@ -5,7 +5,10 @@ into additive :class:`Tally` values (per agent, or per workflow), and judges the
 tallies over its horizon. Tallies add up, so the engine keeps only per-bucket sums, never raw
 events of closed tasks; a detector adds into the tally the engine hands it (the task's bucket
 itself when the task closes), so what it adds must be the task's own sums, each added once:
-the same numbers, in the same order, as a fresh tally merged into the bucket.
+the same numbers, in the same order, as a fresh tally merged into the bucket. The engine hands
+a detector the tasks that close together and share its buckets at once
+(:meth:`Detector.tally_batch`): by default each task in turn; a detector may add at once the
+sums of the tasks that show nothing of its pattern, where that gives the same numbers.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from decimal import Decimal
 from typing import ClassVar, Final
 
 from tokengov.core.policy import CostProfile, DebtPolicy
-from tokengov.streams.debt.columns import Columns, TaskCalls
+from tokengov.streams.debt.columns import Columns, TaskBatch, TaskCalls
 from tokengov.streams.debt.findings import Area
 from tokengov.streams.debt.tally import Tally, sum_tallies
 
@@ -108,6 +111,13 @@ class Detector(ABC):
         """Add one task's calls to ``tally_for(agent)`` (``tally_for(None)`` when the detector
         judges whole workflows)."""
 
+    def tally_batch(self, batch: TaskBatch, ctx: TaskContext, tally_for: TallyFor) -> None:
+        """Add several tasks whose sums go into the same buckets, in their order: what
+        :meth:`tally_task` adds for each in turn (a detector may add the sums of tasks that
+        show nothing at once, where that gives the same numbers, floats bit for bit)."""
+        for index in range(len(batch.tasks)):
+            self.tally_task(batch.task(index), ctx, tally_for)
+
     @abstractmethod
     def judge(self, buckets: Sequence[tuple[datetime, Tally]], ctx: JudgeContext) -> Verdict | None:
         """The horizon's tallies (by bucket start, oldest first) → a verdict, or None when
@@ -154,6 +164,20 @@ class AgentDetector(Detector):
             counts = tally.counts
             counts["calls"] = counts.get("calls", 0) + columns.n
             self.tally_agent(tally, columns, ctx)
+
+    def tally_batch(self, batch: TaskBatch, ctx: TaskContext, tally_for: TallyFor) -> None:
+        for agent, columns in batch.agents.items():
+            tally = tally_for(agent)
+            counts = tally.counts
+            counts["calls"] = counts.get("calls", 0) + columns.n
+            self.tally_agents(tally, columns, ctx)
+
+    def tally_agents(self, tally: Tally, calls: Columns, ctx: TaskContext) -> None:
+        """Add one agent's calls of several tasks (:meth:`Columns.parts`, each in event-time
+        order) to ``tally``: :meth:`tally_agent` of each part in turn, unless a detector
+        knows that the parts' sums added at once are the same."""
+        for part in calls.parts():
+            self.tally_agent(tally, part, ctx)
 
     @abstractmethod
     def tally_agent(self, tally: Tally, calls: Columns, ctx: TaskContext) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
+from itertools import pairwise
 
 from tokengov.streams.debt.columns import Columns
 from tokengov.streams.debt.detectors.base import (
@@ -39,13 +40,32 @@ class HistoryResend(AgentDetector):
         "stable prefix first so the provider's prompt cache serves it."
     )
 
+    def tally_agents(self, tally: Tally, calls: Columns, ctx: TaskContext) -> None:
+        history = calls.history
+        if min(history) != max(history) or ctx.policy.history_min_growth_per_turn <= 0:
+            super().tally_agents(tally, calls, ctx)
+            return
+        # every task's history is constant: each multi-turn task adds a growth of 0.0 and is
+        # not growing; the rest are integer sums, the same added at once as task by task
+        counts, get = tally.counts, tally.counts.get
+        self._sums(counts, calls)
+        multi_turn = sum(hi - lo >= 3 for lo, hi in pairwise(calls.bounds))
+        if multi_turn:
+            counts["multi_turn_tasks"] = get("multi_turn_tasks", 0) + multi_turn
+            counts["growth_tokens_per_turn_sum"] = get("growth_tokens_per_turn_sum", 0) + 0.0
+
+    @staticmethod
+    def _sums(counts: dict[str, float], calls: Columns) -> None:
+        get = counts.get
+        counts["input_tokens"] = get("input_tokens", 0) + sum(calls.input)
+        counts["cached_input_tokens"] = get("cached_input_tokens", 0) + sum(calls.cached_input)
+        counts["history_tokens"] = get("history_tokens", 0) + sum(calls.history)
+
     def tally_agent(self, tally: Tally, calls: Columns, ctx: TaskContext) -> None:
         budget = ctx.policy.history_budget_tokens
         history = calls.history
         counts, get = tally.counts, tally.counts.get
-        counts["input_tokens"] = get("input_tokens", 0) + sum(calls.input)
-        counts["cached_input_tokens"] = get("cached_input_tokens", 0) + sum(calls.cached_input)
-        counts["history_tokens"] = get("history_tokens", 0) + sum(history)
+        self._sums(counts, calls)
         if calls.n >= 3:
             # a constant history has slope 0.0 exactly: the fit is skipped, not changed
             growth = slope(range(calls.n), history) if min(history) != max(history) else 0.0

@@ -35,6 +35,12 @@ class MemoryReplay(AgentDetector):
         "replaying raw transcripts into every call."
     )
 
+    def tally_agents(self, tally: Tally, calls: Columns, ctx: TaskContext) -> None:
+        if max(calls.memory) <= 0:  # no task carries memory: the same zeros, added once
+            self.tally_agent(tally, calls, ctx)
+        else:
+            super().tally_agents(tally, calls, ctx)
+
     def tally_agent(self, tally: Tally, calls: Columns, ctx: TaskContext) -> None:
         budget = ctx.policy.memory_budget_tokens
         memory = calls.memory

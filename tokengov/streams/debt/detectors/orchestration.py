@@ -17,7 +17,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from tokengov.streams.debt.columns import TaskCalls
+from tokengov.streams.debt.columns import TaskBatch, TaskCalls
 from tokengov.streams.debt.detectors.base import (
     MIN_SHARE,
     Detector,
@@ -38,6 +38,15 @@ class FullContextHandoff(Detector):
         "Hand off a small structured message (goal, decisions, open questions, references) "
         "instead of the sender's whole context."
     )
+
+    def tally_batch(self, batch: TaskBatch, ctx: TaskContext, tally_for: TallyFor) -> None:
+        agents = batch.agents
+        if any(max(calls.handoff) > 0 for calls in agents.values()):
+            super().tally_batch(batch, ctx, tally_for)
+            return
+        for agent, calls in agents.items():  # no handoff in any task: each agent's calls
+            counts = tally_for(agent).counts
+            counts["calls"] = counts.get("calls", 0) + calls.n
 
     def tally_task(self, task: TaskCalls, ctx: TaskContext, tally_for: TallyFor) -> None:
         columns = task.all

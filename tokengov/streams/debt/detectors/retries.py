@@ -59,20 +59,26 @@ class RetryWithoutBackoff(AgentDetector):
         "once the bound is hit, instead of retrying immediately and without limit."
     )
 
+    def tally_agents(self, tally: Tally, calls: Columns, ctx: TaskContext) -> None:
+        if max(calls.attempt) >= 2:  # a task that did not retry adds nothing
+            for part in calls.parts_where(calls.attempt, 2):
+                self.tally_agent(tally, part, ctx)
+
     def tally_agent(self, tally: Tally, calls: Columns, ctx: TaskContext) -> None:
         if max(calls.attempt) < 2:
             return  # no retry: no chain
         bound = (ctx.profile.max_retries if ctx.profile else None) or ctx.policy.retry_bound
+        # the steps with a retry, each with its calls, in the order of their first call
+        retried = {calls.calls[i].step for i, a in enumerate(calls.attempt) if a >= 2}
         steps: dict[int, list[int]] = {}
         for i, call in enumerate(calls.calls):
-            steps.setdefault(call.step, []).append(i)
+            if call.step in retried:
+                steps.setdefault(call.step, []).append(i)
         # summed here and added once: the same sums, in the same order, as per chain
         chains = retry_calls = retry_tokens = over_bound = without_backoff = wasteful = 0
         tokens, usd = 0, Decimal()
         for indexes in steps.values():
             chain = [calls.calls[i] for i in indexes]
-            if max(c.attempt for c in chain) < 2:
-                continue
             order = sorted(range(len(chain)), key=lambda j: (chain[j].attempt, chain[j].ts))
             ordered = [(indexes[j], chain[j]) for j in order]
             retries = [(i, c) for i, c in ordered if c.attempt > 1]

@@ -37,6 +37,11 @@ class RetrievalWaste(AgentDetector):
         "task's retrievals instead of fetching the same chunks again."
     )
 
+    def tally_agents(self, tally: Tally, calls: Columns, ctx: TaskContext) -> None:
+        if max(calls.retrieved) > 0:  # a task that retrieved nothing adds nothing
+            for part in calls.parts_where(calls.retrieved, 1):
+                self.tally_agent(tally, part, ctx)
+
     def tally_agent(self, tally: Tally, calls: Columns, ctx: TaskContext) -> None:
         retrieved_tokens = calls.retrieved
         if max(retrieved_tokens) <= 0:

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from tokengov.core.policy import DebtPolicy
-from tokengov.streams.debt.columns import TaskCalls
+from tokengov.streams.debt.columns import Columns, TaskBatch, TaskCalls
 from tokengov.streams.debt.detectors.base import (
     DAY,
     Detector,
@@ -50,18 +50,28 @@ class SystemPromptGrowth(Detector):
         return timedelta(days=policy.system_prompt_days)
 
     def tally_task(self, task: TaskCalls, ctx: TaskContext, tally_for: TallyFor) -> None:
-        calls = task.all
-        if not calls.n:
-            return
-        # summed here and added once: the same sums, in the same order, as one add per call
-        # (a call without system tokens adds 0.0 to the USD: skipped)
+        if task.all.n:
+            self._add(task.all, tally_for)
+
+    def tally_batch(self, batch: TaskBatch, ctx: TaskContext, tally_for: TallyFor) -> None:
+        self._add(batch.all, tally_for)
+
+    @staticmethod
+    def _add(calls: Columns, tally_for: TallyFor) -> None:
+        """Add the calls of one task or more (:meth:`Columns.parts`, none empty)."""
+        # summed here and added once per task: the same sums, in the same order, as one add
+        # per call (a call without system tokens adds 0.0 to the USD: skipped); the integer
+        # sums of several tasks added at once
         system = calls.system
-        system_usd = calls.input_usd_float_sum(system) if max(system) > 0 else 0.0
+        sums = calls.input_usd_float_sums(system) if max(system) > 0 else (0.0,)
         counts = tally_for(None).counts
         get = counts.get
         counts["calls"] = get("calls", 0) + calls.n
         counts["system_tokens"] = get("system_tokens", 0) + sum(system)
-        counts["system_usd"] = get("system_usd", 0) + system_usd
+        usd = get("system_usd", 0)
+        for system_usd in sums:
+            usd = usd + system_usd
+        counts["system_usd"] = usd
 
     def judge(self, buckets: Sequence[tuple[datetime, Tally]], ctx: JudgeContext) -> Verdict | None:
         days = [(start, t) for start, t in buckets if t.get("calls") > 0]

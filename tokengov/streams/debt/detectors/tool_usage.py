@@ -35,6 +35,11 @@ class ToolResponseBloat(AgentDetector):
         "payloads) instead of whole responses."
     )
 
+    def tally_agents(self, tally: Tally, calls: Columns, ctx: TaskContext) -> None:
+        if max(calls.tool_responses) > 0:  # a task without tool responses adds nothing
+            for part in calls.parts_where(calls.tool_responses, 1):
+                self.tally_agent(tally, part, ctx)
+
     def tally_agent(self, tally: Tally, calls: Columns, ctx: TaskContext) -> None:
         tool_responses = calls.tool_responses
         if max(tool_responses) <= 0:
