@@ -1,5 +1,9 @@
 import calendar
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tokengov.sinks.clickhouse.dedup import existing_ids_sql, quote, stored_in_ranges_sql, ts_ranges
 from tokengov.sinks.clickhouse.encode import epoch_ms
@@ -38,6 +42,34 @@ def test_ranges_are_capped_by_merging_the_narrowest_gaps():
     assert len(ranges) == 3 and ranges[0][0] == stamps[0] and ranges[-1][1] == stamps[-1]
     covered = [s for s in stamps if any(lo <= s <= hi for lo, hi in ranges)]
     assert covered == stamps
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(st.integers(-(10**13), 10**13) | st.integers(0, 3 * HOUR), max_size=400)
+    | st.lists(st.integers(0, 3), max_size=400)
+    | st.lists(st.integers(0, 200), min_size=60, max_size=400).map(
+        lambda steps: [MS + sum(steps[:i]) * 60_000 for i in range(len(steps))]
+    ),
+    st.sampled_from([0, 1, 2, HOUR // 2, HOUR, 3 * HOUR]),
+    st.integers(1, 20),
+)
+def test_ranges_are_those_of_every_gap_read_one_by_one(
+    stamps: list[int], gap: int, max_ranges: int
+) -> None:
+    """The ranges of the definition: every gap between consecutive sorted timestamps wider
+    than ``gap_ms``, the ``max_ranges - 1`` widest of them (ties: the later) cut."""
+    if not stamps:
+        assert ts_ranges(stamps, gap_ms=gap, max_ranges=max_ranges) == []
+        return
+    ordered = sorted(stamps)
+    widest = sorted(
+        ((b - a, i) for i, (a, b) in enumerate(pairwise(ordered)) if b - a > gap),
+        reverse=True,
+    )[: max_ranges - 1]
+    bounds = [-1, *sorted(i for _, i in widest), len(ordered) - 1]
+    expected = [(ordered[lo + 1], ordered[hi]) for lo, hi in pairwise(bounds)]
+    assert ts_ranges(stamps, gap_ms=gap, max_ranges=max_ranges) == expected
 
 
 def test_lookup_sql_sends_ids_as_one_block_and_bounds_the_time():

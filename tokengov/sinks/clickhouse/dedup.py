@@ -63,6 +63,24 @@ def _ts_literal(ms: int) -> str:
     return f"fromUnixTimestamp64Milli(toInt64({int(ms)}), 'UTC')"
 
 
+#: Consecutive timestamps :func:`_gaps` skips at once when they span no gap.
+_SPAN: Final = 64
+
+
+def _gaps(ordered: Sequence[int], gap_ms: int) -> list[int]:
+    """Every ``i`` with ``ordered[i + 1] - ordered[i] > gap_ms`` (``ordered`` ascending), in
+    order: a stretch of :data:`_SPAN` steps spanning ``gap_ms`` or less holds none, so only
+    the stretches that span more are read step by step (a flush's 50,000 timestamps: ~800
+    comparisons instead of 50,000)."""
+    last = len(ordered) - 1
+    found: list[int] = []
+    for start in range(0, last, _SPAN):
+        end = min(start + _SPAN, last)
+        if ordered[end] - ordered[start] > gap_ms:
+            found += [i for i in range(start, end) if ordered[i + 1] - ordered[i] > gap_ms]
+    return found
+
+
 def ts_ranges(
     stamps_ms: Sequence[int], *, gap_ms: int = HOUR_MS, max_ranges: int = MAX_RANGES
 ) -> list[tuple[int, int]]:
@@ -71,14 +89,9 @@ def ts_ranges(
     if not stamps_ms:
         return []
     ordered = sorted(stamps_ms)
-    gaps = sorted(
-        (
-            (ordered[i + 1] - ordered[i], i)
-            for i in range(len(ordered) - 1)
-            if ordered[i + 1] - ordered[i] > gap_ms
-        ),
-        reverse=True,
-    )[: max_ranges - 1]
+    gaps = sorted(((ordered[i + 1] - ordered[i], i) for i in _gaps(ordered, gap_ms)), reverse=True)[
+        : max_ranges - 1
+    ]
     cuts = sorted(i for _, i in gaps)
     ranges: list[tuple[int, int]] = []
     start = 0
