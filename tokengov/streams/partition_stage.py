@@ -44,6 +44,15 @@ Tap = Callable[[Any, Decoded], Awaitable[None]]
 
 SWEEP_INTERVAL_S = 30.0
 FULL_GC_INTERVAL_S = 600.0
+#: The cyclic GC's thresholds in a streams worker (``gc.set_threshold``; CPython's default is
+#: (700, 10, 10)). Every decoded call is a tracked object, and the debt role keeps a task's
+#: calls until it closes, so at 700 allocations a young collection ran every ~200 events
+#: and traversed calls that were still alive: 0.5-0.6 CPU µs per event in the worker,
+#: against ~0.1 at 50,000 (gc callbacks' thread time over ``bench streams``' mix, 2026-12-06).
+#: Nothing here makes cycles that matter (the state is acyclic and frozen after each flush,
+#: with a full collection every ``FULL_GC_INTERVAL_S``), so a larger young generation costs
+#: memory only for garbage in cycles, which waits a little longer.
+GC_THRESHOLDS = (50_000, 20, 10)
 
 
 class Stage1:
@@ -339,7 +348,8 @@ class Stage1:
         """Keep the cyclic GC off the state: the per-task state is acyclic and long-lived, and
         a full collection over millions of its objects stalls the loop for hundreds of ms
         (measured). Everything alive now is frozen out of the collector; a full collection
-        runs every ``FULL_GC_INTERVAL_S``."""
+        runs every ``FULL_GC_INTERVAL_S``; in between, young collections run at the
+        ``GC_THRESHOLDS`` the role sets (:func:`tokengov.streams.role.register`)."""
         now = time.monotonic()
         if now - self.last_full_gc >= FULL_GC_INTERVAL_S:
             self.last_full_gc = now

@@ -8,6 +8,7 @@ the timer flushes idle batches and ticks the aggregator.
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from tokengov.core.worker_context import WorkerContext
 from tokengov.streams.aggregation_stage import Stage2
 from tokengov.streams.core import Suppressor, SystemClock
 from tokengov.streams.core.clock import Clock
-from tokengov.streams.partition_stage import Stage1
+from tokengov.streams.partition_stage import GC_THRESHOLDS, Stage1
 from tokengov.streams.policy_in_force import ViewHolder
 from tokengov.streams.publisher import Publisher
 from tokengov.streams.topics import StreamsTopics, ensure_streams_topics
@@ -50,6 +51,7 @@ def _raw_topic(app: faust.App, name: str) -> Any:
 
 def register(app: faust.App, ctx: WorkerContext, *, clock: Clock | None = None) -> StreamsRole:
     clock = clock or SystemClock()
+    gc.set_threshold(*GC_THRESHOLDS)  # the process's; see partition_stage.GC_THRESHOLDS
     names, partitions = ensure_streams_topics(ctx.kafka, ctx.topics)
     views = ViewHolder(ctx.policy)
     publisher = Publisher(ctx.kafka, ctx.topics)

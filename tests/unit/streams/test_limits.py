@@ -223,6 +223,16 @@ def test_codec_round_trips_integers_of_any_size() -> None:
     assert back["d"] == "150000" and back["b"] == {"c": 1}
 
 
+_EDGES = st.sampled_from([2**63 - 1, 2**63, -(2**63), -(2**63) - 1, 2**64, 0])
+
+
+@given(st.lists(st.integers() | _EDGES | st.integers(-(2**70), 2**70), max_size=20))
+def test_wide_ints_is_wide_of_a_list_of_integers(values: list[int]) -> None:
+    # the windows' and unit metrics' state records use the fast form; wide is the reference
+    assert codec.wide_ints(values) == codec.wide(values)
+    assert orjson.dumps(codec.wide_ints(values)) == orjson.dumps(codec.wide(values))
+
+
 WHALE = POLICY.replace("teams:\n", "teams:\n  whale: {owner: whale@example.com}\n").replace(
     "budgets:\n",
     "budgets:\n  - {scope: team, name: whale, period: month, limit_usd: 2000000000000,"

@@ -23,7 +23,7 @@ from typing import Any
 
 from tokengov.core.calls import usd, usd_str
 from tokengov.core.policy import CostProfile
-from tokengov.streams.core.codec import big, wide
+from tokengov.streams.core.codec import big, wide, wide_ints
 from tokengov.streams.core.partition_totals import UNIT_FLOAT_FIELDS, UNIT_INT_FIELDS
 from tokengov.streams.core.timeutil import iso_ms
 
@@ -59,7 +59,9 @@ class UnitAgg:
         return {
             "workflow": self.workflow,
             "day": self.day,
-            "parts": [[p, v, t, wide(i), f, wide(c)] for p, (v, t, i, f, c) in self.parts.items()],
+            "parts": [
+                [p, v, t, wide_ints(i), f, wide(c)] for p, (v, t, i, f, c) in self.parts.items()
+            ],
             "revision": self.revision,
             "changed": self.changed,
             "published_s": self.published_s,

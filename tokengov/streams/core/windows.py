@@ -19,7 +19,7 @@ from typing import Any
 from tokengov.core.calls import usd, usd_str
 from tokengov.core.contracts import UNATTRIBUTED
 from tokengov.streams.core.alerts import fingerprint, make_alert
-from tokengov.streams.core.codec import big, wide
+from tokengov.streams.core.codec import big, wide, wide_ints
 from tokengov.streams.core.output import Output
 from tokengov.streams.core.partition_totals import WINDOW_FIELDS
 from tokengov.streams.core.timeutil import HOUR_MS, MINUTE_MS, iso_ms
@@ -79,7 +79,7 @@ class WindowGroup:
             "size_ms": self.size_ms,
             "start_ms": self.start_ms,
             "rows": [
-                [*dims, [[p, v, wide(ints), wide(c)] for p, (v, ints, c) in cell.items()]]
+                [*dims, [[p, v, wide_ints(ints), wide(c)] for p, (v, ints, c) in cell.items()]]
                 for dims, cell in self.rows.items()
             ],
             "revision": self.revision,
