@@ -253,10 +253,12 @@ def task_totals_read(
     ``FINAL`` merges all of them): the rows of the largest merged part
     (``{merged_part:String}``, see :data:`TASK_TOTALS_PARTS_SQL`) as they are (``where``
     first, in ``PREWHERE``), but for the tasks whose rows in the parts written since it was
-    merged change what this read sees (:func:`_changed_tasks`: few); the rows of those parts
-    folded (``GROUP BY task_id``) with the rows of that part of those tasks (found by the
-    table's key) — a task not among them folds, there alone, to a row ``where`` does not
-    keep.
+    merged change what this read sees (:func:`_changed_tasks`: few); every row of those tasks,
+    in every part (found by the table's key), folded (``GROUP BY task_id``). (Any other task
+    with rows written since has, in the columns read, its merged row's values, or none: its
+    rows there, alone, fold to a row ``where`` does not keep. One read of the table for the
+    fold, not the parts written since and the merged part's rows of those tasks apart:
+    ClickHouse took ~8 ms less to plan it.)
 
     An ``outcome`` reported since the merge — the usual change of an old task's row — does not
     make its task one of those when ``where`` does not read ``outcome``: the merged part's row
@@ -275,7 +277,6 @@ def task_totals_read(
     plain = "".join(f", CAST({c} AS {_MERGE[c][1]}) AS {c}" for c in columns)
     used = _used(where, columns)
     folded = ", ".join(f"{_MERGE[c][0]}({c}) AS {c}" for c in used)
-    read = ", ".join(used)
     changed = (
         f"(SELECT task_id {_FRESH_ROWS})"
         if at_rest
@@ -303,12 +304,8 @@ def task_totals_read(
     UNION ALL
     SELECT task_id{plain} FROM (
         SELECT task_id, {folded}
-        FROM (
-            SELECT task_id, {read} {_FRESH_ROWS}
-            UNION ALL
-            SELECT task_id, {read} FROM task_totals
-            PREWHERE _part = {_MERGED} AND task_id IN {changed}
-        )
+        FROM task_totals
+        PREWHERE task_id IN {changed}
         GROUP BY task_id
     ) WHERE {where}
 )"""
