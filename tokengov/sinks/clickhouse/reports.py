@@ -485,7 +485,10 @@ def unit_economics_sql(*, listed: bool = False, partial: bool = True, folded: bo
     in :func:`top_tasks_sql`: those wholly in the window (and of one workflow) from
     ``task_totals``, with their outcome on the same row — no join; the others per
     (workflow, task) from :func:`task_calls_sql`, joined with their outcome (``listed``,
-    ``partial`` and ``folded`` as in :func:`top_tasks_sql`).
+    ``partial`` and ``folded`` as in :func:`top_tasks_sql`). Its parameters besides the
+    window's: the bars (``{bar_workflows:Array(String)}``, ``{bar_values:Array(Float64)}``)
+    and ``{outcome_from:UInt128}`` (:func:`outcome_from` of ``since``), as
+    :func:`task_statement` binds them.
     """
     whole = (
         task_totals_read(
