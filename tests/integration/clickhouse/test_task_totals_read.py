@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tokengov.app.bench.reports import RAW_UNIT_ECONOMICS
 from tokengov.core.policy import Policy
 from tokengov.sinks.clickhouse.limits import QueryLimits
 from tokengov.sinks.clickhouse.reader import StoreReader
@@ -261,3 +263,98 @@ def test_the_reports_on_an_empty_table_and_a_server_before_25_12(
     finally:
         reader.close()
         store.command("SYSTEM START MERGES task_totals")
+
+
+_BOUNDS_CALLS = [e for e in make_events(120, seed=43) if e["kind"] == "call"]
+
+
+def _outcomes_at_the_bounds(since: datetime) -> list[dict[str, Any]]:
+    """An outcome for every task of ``_BOUNDS_CALLS``, each a case at the edges of what unit-economics
+    counts: its ``ts`` a millisecond before ``since``, at it, a millisecond after; a success
+    without quality, at its workflow's bar exactly, just below it (the next float down), at
+    0 and 1; a failure of high quality; an abandoned task — in every workflow (with a bar, 0.8
+    or 0.5, or none)."""
+    tasks = sorted(
+        {(e["task_id"], e.get("team"), e.get("workflow")) for e in _BOUNDS_CALLS}, key=str
+    )
+    cases = [
+        ("success", None),
+        ("success", 0.8),
+        ("success", 0.5),
+        ("success", 0.7999999999999999),
+        ("success", 0.49999999999999994),
+        ("success", 1.0),
+        ("success", 0.0),
+        ("failure", 0.9),
+        ("abandoned", None),
+    ]
+    offsets = (timedelta(milliseconds=-1), timedelta(0), timedelta(milliseconds=1))
+    seen: dict[str | None, int] = {}
+    outcomes = []
+    for task, team, workflow in tasks:
+        j = seen[workflow] = seen.get(workflow, -1) + 1  # every case in every workflow
+        status, quality = cases[j % len(cases)]
+        outcomes.append(
+            {
+                "kind": "outcome",
+                "schema_version": 1,
+                "event_id": str(uuid.uuid4()),
+                "ts": (since + offsets[j // len(cases) % 3]).isoformat(),
+                **({"team": team} if team else {}),
+                **({"workflow": workflow} if workflow else {}),
+                "task_id": task,
+                "status": status,
+                "quality": quality,
+            }
+        )
+    return outcomes
+
+
+def test_unit_economics_counts_outcomes_from_since_and_bars_as_the_raw_scan(
+    store: ClickHouseStore, policy: Policy
+) -> None:
+    """Which outcomes count (``ts`` ≥ ``since``, to the millisecond ``since`` is bound to) and
+    which are successes (quality at or above the workflow's bar; none: below any bar), at
+    rest and with the outcomes in a fresh part, with the policy's bars and with none: equal
+    to the raw scan of schema version 5 (tokengov.app.bench.reports.RAW_UNIT_ECONOMICS, the
+    statement the report ran before the per-task totals; no duplicate in these rows)."""
+    for table in ("token_events", "task_outcomes", "task_totals"):
+        store.command(f"TRUNCATE TABLE {table}")
+    since = _T0 + timedelta(hours=3, minutes=11, seconds=5, milliseconds=250)
+    _insert(store, policy, _BOUNDS_CALLS)
+    store.command("OPTIMIZE TABLE task_totals FINAL")
+    store.command("SYSTEM STOP MERGES task_totals")
+    _insert(store, policy, _outcomes_at_the_bounds(since))
+    windows = [
+        ReportWindow(since, _T0 + timedelta(days=3)),
+        # bound to the millisecond: the same outcomes count as from `since`
+        ReportWindow(since + timedelta(microseconds=999), _T0 + timedelta(days=3)),
+        ReportWindow(_T0 - timedelta(days=1), _T0 + timedelta(days=3), team="search"),
+    ]
+    reader = StoreReader(store.dsn)
+    try:
+        for at_rest in (False, True):
+            if at_rest:
+                store.command("SYSTEM START MERGES task_totals")
+                store.command("OPTIMIZE TABLE task_totals FINAL")
+            assert (len(task_totals_parts(reader)) == 1) is at_rest
+            for window in windows:
+                for bars in (policy, None):
+                    w = replace(window, policy=bars)
+                    params = w.parameters() | _bar_parameters(bars)
+                    expected = [tuple(r) for r in store.query(RAW_UNIT_ECONOMICS, params).rows]
+                    got = run_report("unit-economics", reader, w).rows
+                    assert got == expected, (w, at_rest)
+                    assert any(r[3] for r in got), got  # successes among the cases
+    finally:
+        reader.close()
+        store.command("SYSTEM START MERGES task_totals")
+
+
+def _bar_parameters(policy: Policy | None) -> dict[str, Any]:
+    bars = {
+        n: p.quality_bar
+        for n, p in (policy.cost_profiles.items() if policy else ())
+        if p.quality_bar is not None
+    }
+    return {"bar_workflows": list(bars), "bar_values": list(bars.values())}
