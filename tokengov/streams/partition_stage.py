@@ -44,7 +44,8 @@ Tap = Callable[[Any, Decoded], Awaitable[None]]
 
 SWEEP_INTERVAL_S = 30.0
 FULL_GC_INTERVAL_S = 600.0
-#: The cyclic GC's thresholds in a streams worker (``gc.set_threshold``; CPython's default is
+#: The cyclic GC's thresholds the streams and debt roles ask for (raised to, never lowered:
+#: :func:`tokengov.core.process_tuning.raise_gc_thresholds`; CPython's default is
 #: (700, 10, 10)). Every decoded call is a tracked object, and the debt role keeps a task's
 #: calls until it closes, so at 700 allocations a young collection ran every ~200 events
 #: and traversed calls that were still alive: 0.5-0.6 CPU µs per event in the worker,
@@ -349,7 +350,7 @@ class Stage1:
         a full collection over millions of its objects stalls the loop for hundreds of ms
         (measured). Everything alive now is frozen out of the collector; a full collection
         runs every ``FULL_GC_INTERVAL_S``; in between, young collections run at the
-        ``GC_THRESHOLDS`` the role sets (:func:`tokengov.streams.role.register`)."""
+        ``GC_THRESHOLDS`` the role asks for (:func:`tokengov.streams.role.register`)."""
         now = time.monotonic()
         if now - self.last_full_gc >= FULL_GC_INTERVAL_S:
             self.last_full_gc = now

@@ -8,7 +8,6 @@ the timer flushes idle batches and ticks the aggregator.
 
 from __future__ import annotations
 
-import gc
 import logging
 import time
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from typing import Any
 
 import faust
 
+from tokengov.core.process_tuning import raise_gc_thresholds
 from tokengov.core.worker_context import WorkerContext
 from tokengov.streams.aggregation_stage import Stage2
 from tokengov.streams.core import Suppressor, SystemClock
@@ -51,7 +51,7 @@ def _raw_topic(app: faust.App, name: str) -> Any:
 
 def register(app: faust.App, ctx: WorkerContext, *, clock: Clock | None = None) -> StreamsRole:
     clock = clock or SystemClock()
-    gc.set_threshold(*GC_THRESHOLDS)  # the process's; see partition_stage.GC_THRESHOLDS
+    raise_gc_thresholds(*GC_THRESHOLDS)  # the process's; see partition_stage.GC_THRESHOLDS
     names, partitions = ensure_streams_topics(ctx.kafka, ctx.topics)
     views = ViewHolder(ctx.policy)
     publisher = Publisher(ctx.kafka, ctx.topics)

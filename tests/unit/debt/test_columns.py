@@ -25,8 +25,8 @@ from tokengov.core.calls import Call, Done, from_model
 from tokengov.core.contracts import CallEvent, Components, Outcome, TokenCounts
 from tokengov.core.policy import parse_policy
 from tokengov.core.pricing import PricedCall, Pricer
-from tokengov.streams.debt.columns import InputPrices, TaskCalls, input_rates
-from tokengov.streams.debt.detectors import TaskContext, all_detectors
+from tokengov.streams.debt.columns import InputPrices, TaskBatch, TaskCalls, input_rates
+from tokengov.streams.debt.detectors import Detector, TaskContext, all_detectors
 from tokengov.streams.debt.detectors.retries import backs_off
 from tokengov.streams.debt.engine import DebtTallies
 from tokengov.streams.debt.stats import slope
@@ -242,6 +242,7 @@ def call_events(
     workflow: str = "wf",
     quiet: frozenset[str] = frozenset(),
     history: int = 0,
+    team: str = "search",
 ) -> CallEvent:
     def tokens(name: str, values: st.SearchStrategy[int]) -> int:
         return 0 if name in quiet else draw(values)
@@ -267,7 +268,7 @@ def call_events(
     return CallEvent(
         event_id=f"c{next(_ids)}",
         ts=when,
-        team="search",
+        team=team,
         workflow=workflow,
         task_id=task,
         agent=agent,
@@ -295,15 +296,19 @@ def call_events(
 
 @st.composite
 def task_calls(
-    draw: st.DrawFn, workflows: Sequence[str] = ("wf",), quiet: frozenset[str] = frozenset()
+    draw: st.DrawFn,
+    workflows: Sequence[str] = ("wf",),
+    quiet: frozenset[str] = frozenset(),
+    teams: Sequence[str] = ("search",),
 ) -> list[Call]:
     task = f"t{next(_ids)}"
     when = T0 + timedelta(seconds=draw(st.integers(0, 300)))
     workflow = draw(st.sampled_from(workflows))
+    team = draw(st.sampled_from(teams))  # the owner's, for a workflow with a profile
     calls = []
     for _ in range(draw(st.integers(1, 14))):
         when += timedelta(milliseconds=draw(st.sampled_from([0, 0, 300, 1500, 4000])))
-        calls.append(from_model(draw(call_events(task, when, workflow, quiet, 700))))
+        calls.append(from_model(draw(call_events(task, when, workflow, quiet, 700, team))))
     # arrival order is not event-time order
     return list(draw(st.permutations(calls)))
 
@@ -417,16 +422,22 @@ def test_tasks_tallied_together_equal_tasks_tallied_alone(data: st.DataObject) -
     workflow and bucket at once, :meth:`Detector.tally_batch`): every tally is the same as
     when each task is tallied on its own in the order the tasks closed, floats bit for bit,
     counts in the same order — with tasks that show nothing of a pattern among them (the
-    detectors add those at once)."""
+    detectors add those at once), of two teams (``wf2`` has no profile: its calls' team
+    owns it), closing over several batches (a batch adds into what the ones before left)."""
     quiet = frozenset(data.draw(st.sets(st.sampled_from(QUIET + QUIET_ALSO))))
-    strategy = task_calls(("wf", "wf2"), quiet) | task_calls(("wf", "wf2"))
+    teams = ("search", "ads")
+    strategy = task_calls(("wf", "wf2"), quiet, teams) | task_calls(("wf", "wf2"), teams=teams)
     tasks = data.draw(st.lists(strategy, min_size=1, max_size=8))
     events: list[Call | Done] = [c for calls in tasks for c in calls]
     events = data.draw(st.permutations(events))
     order = data.draw(st.permutations(range(len(tasks))))  # the order the tasks close in
-    events += [_outcome(tasks[i][0].task_id, max(c.ts for c in tasks[i])) for i in order]
+    outcomes = [_outcome(tasks[i][0].task_id, max(c.ts for c in tasks[i])) for i in order]
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(outcomes)), max_size=3)))
     tallies = DebtTallies(POLICY)
     assert tallies.observe_all(events) == len(events)
+    for start, end in itertools.pairwise([0, *cuts, len(outcomes)]):  # closed in batches
+        assert tallies.observe_all(outcomes[start:end]) == end - start
+    events += outcomes
     assert tallies.failed == 0 and tallies.open_tasks == 0
     got = {
         (*key, start): _exact(t)
@@ -438,6 +449,66 @@ def test_tasks_tallied_together_equal_tasks_tallied_alone(data: st.DataObject) -
     }
     closed = [[c for c in arrived[tasks[i][0].task_id] if isinstance(c, Call)] for i in order]
     want = {key: _exact(t) for key, t in _tallied_alone(closed).items()}
+    assert got == want
+
+
+def _poisoned(cls: type[Detector]) -> Detector:
+    """A real detector with a bug: on a task with a call of agent ``poison`` it raises after
+    adding its sums (in either path: a batch's, a task's), as a bug midway would."""
+
+    def check(calls: list[Call]) -> None:
+        if any(c.agent == "poison" for c in calls):
+            raise RuntimeError("a detector's bug")
+
+    class Poisoned(cls):  # type: ignore[valid-type,misc]
+        def tally_batch(self, batch: TaskBatch, ctx: TaskContext, tally_for: Any) -> None:
+            super().tally_batch(batch, ctx, tally_for)
+            check([c for calls in batch.tasks for c in calls])
+
+        def tally_task(self, task: TaskCalls, ctx: TaskContext, tally_for: Any) -> None:
+            super().tally_task(task, ctx, tally_for)
+            check(task.all.calls)
+
+    return Poisoned()
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(task_calls(), min_size=1, max_size=6), st.data())
+def test_a_detector_failing_on_a_task_costs_that_task_alone(
+    tasks: list[list[Call]], data: st.DataObject
+) -> None:
+    """A detector that fails on one task of a batch (after adding part of its sums) leaves
+    every other task's sums, and its own for the other tasks, as if the failing task had not
+    been there for that detector alone; it counts one failure per failing task and detector."""
+    poison = data.draw(st.sampled_from(tasks))
+    poison[0] = from_model(
+        data.draw(call_events(poison[0].task_id, poison[0].ts, "wf")).model_copy(
+            update={"agent": "poison"}
+        )
+    )
+    broken = {"history_resend", "full_context_handoff"}
+    detectors = [_poisoned(type(d)) if d.name in broken else d for d in all_detectors()]
+    events: list[Call | Done] = [c for calls in tasks for c in calls]
+    events += [_outcome(calls[0].task_id, max(c.ts for c in calls)) for calls in tasks]
+    tallies = DebtTallies(POLICY, detectors=detectors)
+    assert tallies.observe_all(events) == len(events)
+    assert tallies.failed == len(broken)
+    got = {
+        (*key, start): _exact(t)
+        for key, held in tallies._buckets.items()
+        for start, t in held.items()
+        if t != Tally()
+    }
+    healthy = [calls for calls in tasks if calls is not poison]
+    want = {
+        key: _exact(t)
+        for key, t in _tallied_alone(tasks).items()
+        if key[3] not in broken and t != Tally()
+    } | {
+        key: _exact(t)
+        for key, t in _tallied_alone(healthy).items()
+        if key[3] in broken and t != Tally()
+    }
     assert got == want
 
 

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import gc
-import logging
+from tokengov.core.process_tuning import raise_gc_thresholds
 
 __all__ = ["GC_GEN0_THRESHOLD", "tune_gc"]
-
-log = logging.getLogger(__name__)
 
 #: The writer keeps a batch (tens of thousands of rows) alive while it decodes the next
 #: messages; with CPython's default gen-0 threshold (700) the collector then rescans it over
@@ -17,7 +14,4 @@ GC_GEN0_THRESHOLD = 10_000
 
 def tune_gc() -> None:
     """Raise the collector's gen-0 threshold (never lower it) for this process."""
-    gen0, gen1, gen2 = gc.get_threshold()
-    if gen0 < GC_GEN0_THRESHOLD:
-        gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
-        log.debug("gc gen-0 threshold %d → %d", gen0, GC_GEN0_THRESHOLD)
+    raise_gc_thresholds(GC_GEN0_THRESHOLD)

@@ -43,6 +43,7 @@ from confluent_kafka import Consumer, TopicPartition
 from tokengov.core.calls import Call, Done, from_model
 from tokengov.core.decoding import Decoded, decode_events
 from tokengov.core.kafka import connection, read_to_end
+from tokengov.core.process_tuning import raise_gc_thresholds
 from tokengov.core.worker_context import WorkerContext
 from tokengov.streams.debt import wire
 from tokengov.streams.debt.engine import (
@@ -51,7 +52,7 @@ from tokengov.streams.debt.engine import (
     EngineStats,
     FlushResult,
 )
-from tokengov.streams.partition_stage import Stage1
+from tokengov.streams.partition_stage import GC_THRESHOLDS, Stage1
 from tokengov.streams.publisher import Publisher
 from tokengov.streams.topics import StreamsTopics, ensure_streams_topics
 
@@ -238,7 +239,10 @@ class DebtRole:
             self.next_offset[message.partition] = message.offset + 1
 
     def _publish_shares(self, partition: int, tallies: DebtTallies) -> None:
-        for share in tallies.take():
+        failed = tallies.failed  # idle tasks closed by take can fail a detector too
+        shares = tallies.take()
+        self.failed += tallies.failed - failed
+        for share in shares:
             self.publisher.send(
                 self.names.debt_tallies,
                 wire.share_key(share.workflow, partition),
@@ -390,6 +394,7 @@ def register(app: faust.App, ctx: WorkerContext, *, stage1: Stage1 | None = None
     """The debt role on ``app``. With ``stage1`` (the streams role's, in the same process: what
     ``--role streams`` runs) stage 1 takes the events that stage decoded, once per message,
     instead of consuming and decoding the topic again in an agent of its own."""
+    raise_gc_thresholds(*GC_THRESHOLDS)  # it keeps open tasks' calls: see GC_THRESHOLDS
     names, partitions = ensure_streams_topics(ctx.kafka, ctx.topics)
     role = DebtRole(
         ctx,
