@@ -154,23 +154,29 @@ class Detector(ABC):
         )
 
 
+def _per_agent(
+    agents: dict[str, Columns],
+    ctx: TaskContext,
+    tally_for: TallyFor,
+    add: Callable[[Tally, Columns, TaskContext], None],
+) -> None:
+    """Each agent's ``calls`` counted into its tally, then ``add`` the rest of its columns."""
+    for agent, columns in agents.items():
+        tally = tally_for(agent)
+        counts = tally.counts
+        counts["calls"] = counts.get("calls", 0) + columns.n
+        add(tally, columns, ctx)
+
+
 class AgentDetector(Detector):
     """A detector that tallies each agent of a task on its own. Every agent's tally
     gets its ``calls``; :meth:`tally_agent` adds the rest."""
 
     def tally_task(self, task: TaskCalls, ctx: TaskContext, tally_for: TallyFor) -> None:
-        for agent, columns in task.agents.items():
-            tally = tally_for(agent)
-            counts = tally.counts
-            counts["calls"] = counts.get("calls", 0) + columns.n
-            self.tally_agent(tally, columns, ctx)
+        _per_agent(task.agents, ctx, tally_for, self.tally_agent)
 
     def tally_batch(self, batch: TaskBatch, ctx: TaskContext, tally_for: TallyFor) -> None:
-        for agent, columns in batch.agents.items():
-            tally = tally_for(agent)
-            counts = tally.counts
-            counts["calls"] = counts.get("calls", 0) + columns.n
-            self.tally_agents(tally, columns, ctx)
+        _per_agent(batch.agents, ctx, tally_for, self.tally_agents)
 
     def tally_agents(self, tally: Tally, calls: Columns, ctx: TaskContext) -> None:
         """Add one agent's calls of several tasks (:meth:`Columns.parts`, each in event-time
