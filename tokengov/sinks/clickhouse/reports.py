@@ -345,8 +345,8 @@ _RANK: Final = "toFloat64(cost_usd) DESC, cost_usd DESC, task_id"
 # ~230 over a million tasks; the status as a code, not a string; the bound of the outcome
 # computed here, not in each statement, which ClickHouse took ~7 ms to analyse.)
 _HAS_OUTCOME: Final = "outcome >= {outcome_from:UInt128}"
-_SUCCEEDED: Final = (
-    f"{_HAS_OUTCOME} AND bitAnd(bitShiftRight(outcome, {OUTCOME_STATUS_UNIT.bit_length() - 1}), 3)"
+_SUCCESS_STATUS: Final = (
+    f"bitAnd(bitShiftRight(outcome, {OUTCOME_STATUS_UNIT.bit_length() - 1}), 3)"
     f" = {OUTCOME_STATUSES.index('success') + 1}"
 )
 _QUALITY_OR_LESS: Final = (
@@ -528,7 +528,8 @@ def unit_economics_sql(*, listed: bool = False, partial: bool = True, folded: bo
 joined AS (
     SELECT t_workflow AS workflow, tokens, retry_tokens, cost_usd,
         {_HAS_OUTCOME} AS has_outcome,
-        {_SUCCEEDED} AND (isNaN({_BAR} AS bar) OR {_QUALITY_OR_LESS} >= bar) AS success
+        has_outcome AND {_SUCCESS_STATUS}
+            AND (isNaN({_BAR} AS bar) OR {_QUALITY_OR_LESS} >= bar) AS success
     FROM tasks
 )
 SELECT workflow,

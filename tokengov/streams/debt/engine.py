@@ -174,17 +174,8 @@ def _closed(buckets: Buckets) -> TallyAt:
             if tally is None:
                 tally = held[start] = Tally()
                 saved[agent] = (tally, None)
-            elif agent not in saved:  # _contents, inlined (once per tally and batch)
-                names = tally.names
-                saved[agent] = (
-                    tally,
-                    (
-                        dict(tally.counts),
-                        tally.waste_tokens,
-                        tally.waste_usd,
-                        set(names) if names else None,
-                    ),
-                )
+            elif agent not in saved:
+                saved[agent] = (tally, _contents(tally))
             return tally
 
         return tally_for

@@ -17,7 +17,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from tokengov.streams.debt.columns import TaskBatch, TaskCalls
+from tokengov.streams.debt.columns import Columns, TaskBatch, TaskCalls
 from tokengov.streams.debt.detectors.base import (
     MIN_SHARE,
     Detector,
@@ -29,6 +29,13 @@ from tokengov.streams.debt.detectors.base import (
 from tokengov.streams.debt.tally import Tally
 
 __all__ = ["FullContextHandoff"]
+
+
+def _calls_only(agents: dict[str, Columns], tally_for: TallyFor) -> None:
+    """Calls without a handoff: every agent's tally is its calls."""
+    for agent, calls in agents.items():
+        counts = tally_for(agent).counts
+        counts["calls"] = counts.get("calls", 0) + calls.n
 
 
 class FullContextHandoff(Detector):
@@ -44,16 +51,12 @@ class FullContextHandoff(Detector):
         if any(max(calls.handoff) > 0 for calls in agents.values()):
             super().tally_batch(batch, ctx, tally_for)
             return
-        for agent, calls in agents.items():  # no handoff in any task: each agent's calls
-            counts = tally_for(agent).counts
-            counts["calls"] = counts.get("calls", 0) + calls.n
+        _calls_only(agents, tally_for)  # no handoff in any task
 
     def tally_task(self, task: TaskCalls, ctx: TaskContext, tally_for: TallyFor) -> None:
         columns = task.all
-        if max(columns.handoff) <= 0:  # no handoff: every agent's tally is its calls
-            for agent, calls in task.agents.items():
-                counts = tally_for(agent).counts
-                counts["calls"] = counts.get("calls", 0) + calls.n
+        if max(columns.handoff) <= 0:  # no handoff
+            _calls_only(task.agents, tally_for)
             return
         latest_input: dict[str, int] = {}
         budget = ctx.policy.handoff_budget_tokens
