@@ -89,6 +89,7 @@ def worker(
     from faust.worker import Worker
 
     from tokengov.app.cli.worker_recovery import recover
+    from tokengov.app.faust_adjustments import without_spinner
     from tokengov.app.worker_app import app_id, create_app, expand_roles
 
     specs = topic_specs(prefix=topic_prefix, event_partitions=settings.event_partitions)
@@ -117,9 +118,11 @@ def worker(
     log.info(
         "worker starting: roles %s, broker %s", ", ".join(role or ["all"]), ctx.kafka.describe()
     )
-    Worker(
-        faust_app,
-        loglevel="DEBUG" if verbose else "WARNING",
-        redirect_stdouts=False,
-        quiet=True,
+    without_spinner(  # its root logger at DEBUG cost every debug call (faust_adjustments)
+        Worker(
+            faust_app,
+            loglevel="DEBUG" if verbose else "WARNING",
+            redirect_stdouts=False,
+            quiet=True,
+        )
     ).execute_from_commandline()
