@@ -58,8 +58,8 @@ class Stage2:
         self.clock = clock
         #: The tick (every second, :mod:`tokengov.streams.role`) persists and acks; a partial
         #: flushes by itself only when ticks are late by this much. (At 0.2 s, stage 2 wrote
-        #: its whole current minute and hour window groups several times a second: ~0.1 CPU
-        #: µs per event of ``bench streams``.)
+        #: its whole current minute and hour window groups several times a second; stage 2
+        #: cost 0.28 -> 0.24 CPU µs per event of ``bench streams``, medians of 12 runs.)
         self.flush_interval_s = flush_interval_s
         self.aggregator: Aggregator | None = None
         self.pending: list[tuple[Any, faust.types.EventT[Any]]] = []

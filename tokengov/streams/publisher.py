@@ -56,9 +56,9 @@ class Publisher:
                 "message.max.bytes": 8_000_000,
                 "queue.buffering.max.messages": 1_000_000,
                 # the delivery callback is called for failures only: a success needs nothing
-                # of it, and a Python call per record delivered cost the flush's thread
-                # ~1 µs (a Message built, the GIL taken); :meth:`delivered` still waits for
-                # every record
+                # of it, and a Message and a Python call per record delivered cost ~0.3 CPU
+                # µs a record (3.5 -> 3.2 µs sent and delivered); :meth:`delivered` still
+                # waits for every record
                 "delivery.report.only.error": True,
                 "error_cb": self._on_error,
                 **(config or {}),
