@@ -17,7 +17,7 @@ from decimal import Decimal
 from functools import cache, reduce
 from itertools import pairwise, repeat
 from math import gcd
-from operator import add, attrgetter, floordiv, mul, truediv
+from operator import add, attrgetter, floordiv, itemgetter, mul, truediv
 from typing import Any, Final
 
 from tokengov.core.calls import Call
@@ -26,6 +26,7 @@ from tokengov.core.pricing import Entry, Pricer
 __all__ = [
     "Columns",
     "InputPrices",
+    "PricedColumns",
     "TaskBatch",
     "TaskCalls",
     "femto_inputs",
@@ -40,6 +41,10 @@ _ROW: Final = attrgetter("input", "cached_input", "tool_calls", "attempt", "comp
 _TOOL_NAME: Final = attrgetter("tool_name")
 #: Event-time order of a task's calls (ties broken by step, then attempt).
 _ORDER: Final = attrgetter("ts", "step", "attempt")
+_AGENT: Final = attrgetter("agent")
+_INPUT: Final = attrgetter("input")
+_COMPONENTS: Final = attrgetter("components")
+_SYSTEM: Final = itemgetter(0)  # of the components
 
 
 #: Below these (tokens of any kind; femto-USD per token), the decimal formula of
@@ -132,15 +137,26 @@ def _femto_column(prices: InputPrices, calls: Sequence[Call]) -> tuple[list[int 
     append = out.append
     rates_of = prices._rates
     unit = _FEMTO
+    # the key of the call before (a task's calls share it, mostly): compared field by field
+    model = provider = tier = day = _UNSEEN
+    rated: Any = None
     for call in calls:
         input = call.input
         if not input:
             append(0)
             continue
-        key = (call.provider, call.model, call.ts.date(), call.service_tier)
-        rated = rates_of.get(key, _UNSEEN)
-        if rated is _UNSEEN:
-            rated = prices.exact(key)
+        on = call.ts.date()
+        if (
+            on != day
+            or call.model != model
+            or call.provider != provider
+            or call.service_tier != tier
+        ):
+            model, provider, tier, day = call.model, call.provider, call.service_tier, on
+            key = (provider, model, on, tier)
+            rated = rates_of.get(key, _UNSEEN)
+            if rated is _UNSEEN:
+                rated = prices.exact(key)
         cached, write, write_1h = call.cached_input, call.cache_write, call.cache_write_1h
         if (
             rated is None
@@ -187,10 +203,11 @@ def _rates(pricer: Pricer, calls: Sequence[Call], femtos: list[int | None]) -> l
     return out
 
 
-class Columns:
-    """Calls of one task (all of them, or one agent's), in event-time order, by column; or of
-    several tasks (a :class:`TaskBatch`'s), task after task, each task's part from
-    ``bounds[k]`` to ``bounds[k + 1]`` (:meth:`parts`)."""
+class PricedColumns:
+    """Calls in event-time order by the columns their input's price reads: ``input`` and
+    ``system`` (what the system prompt detector reads, :attr:`TaskBatch.inputs`); of one task or
+    of several, task after task, each task's part from ``bounds[k]`` to ``bounds[k + 1]``.
+    :class:`Columns` has every column."""
 
     __slots__ = (
         "_costs",
@@ -198,25 +215,21 @@ class Columns:
         "_prices",
         "_rates",
         "_unit",
-        "attempt",
         "bounds",
-        "cached_input",
         "calls",
-        "handoff",
-        "history",
         "input",
-        "memory",
         "n",
-        "retrieved",
         "system",
-        "tool_calls",
-        "tool_definitions",
-        "tool_responses",
     )
 
     def __init__(
         self, calls: list[Call], prices: InputPrices, bounds: list[int] | None = None
     ) -> None:
+        self._start(calls, prices, bounds)
+        self.input = tuple(map(_INPUT, calls))
+        self.system = tuple(map(_SYSTEM, map(_COMPONENTS, calls)))
+
+    def _start(self, calls: list[Call], prices: InputPrices, bounds: list[int] | None) -> None:
         self.calls = calls
         self.n = len(calls)
         self.bounds = bounds if bounds is not None else [0, self.n]
@@ -225,44 +238,6 @@ class Columns:
         self._femtos: list[int | None] | None = None
         self._unit = 0  # of the femtos (:func:`_femto_column`), once they are made
         self._costs: dict[int, Decimal] = {}
-        if calls:
-            self.input, self.cached_input, self.tool_calls, self.attempt, components = zip(
-                *map(_ROW, calls), strict=True
-            )
-            (
-                self.system,
-                self.tool_definitions,
-                self.retrieved,
-                self.history,
-                self.tool_responses,
-                self.handoff,
-                self.memory,
-            ) = zip(*components, strict=True)
-        else:
-            self.input = self.cached_input = self.tool_calls = self.attempt = ()
-            self.system = self.tool_definitions = self.retrieved = self.history = ()
-            self.tool_responses = self.handoff = self.memory = ()
-
-    def parts(self) -> list[Columns]:
-        """Each task's calls (of a batch) on their own, in the batch's order."""
-        bounds = self.bounds
-        if len(bounds) <= 2:
-            return [self]
-        return [self.part(lo, hi) for lo, hi in pairwise(bounds)]
-
-    def part(self, lo: int, hi: int) -> Columns:
-        """The calls from ``lo`` to ``hi`` (a task's: ``bounds[k]``, ``bounds[k + 1]``)."""
-        if lo == 0 and hi == self.n:
-            return self
-        return Columns(self.calls[lo:hi], self._prices)
-
-    def parts_where(self, column: tuple[int, ...], least: int) -> list[Columns]:
-        """The tasks (:meth:`parts`) in which ``column`` reaches ``least``, in order."""
-        return [
-            self.part(lo, hi)
-            for lo, hi in pairwise(self.bounds)
-            if hi > lo and max(column[lo:hi]) >= least
-        ]
 
     def femtos(self) -> list[int | None]:
         """Every call's input cost in femto-USD (:func:`femto_inputs`), on first use."""
@@ -381,6 +356,67 @@ class Columns:
         return set(filter(None, map(_TOOL_NAME, self.calls)))
 
 
+class Columns(PricedColumns):
+    """Calls of one task (all of them, or one agent's), in event-time order, by column; or of
+    several tasks (a :class:`TaskBatch`'s), task after task, each task's part from
+    ``bounds[k]`` to ``bounds[k + 1]`` (:meth:`parts`)."""
+
+    __slots__ = (
+        "attempt",
+        "cached_input",
+        "handoff",
+        "history",
+        "memory",
+        "retrieved",
+        "tool_calls",
+        "tool_definitions",
+        "tool_responses",
+    )
+
+    def __init__(
+        self, calls: list[Call], prices: InputPrices, bounds: list[int] | None = None
+    ) -> None:
+        self._start(calls, prices, bounds)
+        if calls:
+            self.input, self.cached_input, self.tool_calls, self.attempt, components = zip(
+                *map(_ROW, calls), strict=True
+            )
+            (
+                self.system,
+                self.tool_definitions,
+                self.retrieved,
+                self.history,
+                self.tool_responses,
+                self.handoff,
+                self.memory,
+            ) = zip(*components, strict=True)
+        else:
+            self.input = self.cached_input = self.tool_calls = self.attempt = ()
+            self.system = self.tool_definitions = self.retrieved = self.history = ()
+            self.tool_responses = self.handoff = self.memory = ()
+
+    def parts(self) -> list[Columns]:
+        """Each task's calls (of a batch) on their own, in the batch's order."""
+        bounds = self.bounds
+        if len(bounds) <= 2:
+            return [self]
+        return [self.part(lo, hi) for lo, hi in pairwise(bounds)]
+
+    def part(self, lo: int, hi: int) -> Columns:
+        """The calls from ``lo`` to ``hi`` (a task's: ``bounds[k]``, ``bounds[k + 1]``)."""
+        if lo == 0 and hi == self.n:
+            return self
+        return Columns(self.calls[lo:hi], self._prices)
+
+    def parts_where(self, column: tuple[int, ...], least: int) -> list[Columns]:
+        """The tasks (:meth:`parts`) in which ``column`` reaches ``least``, in order."""
+        return [
+            self.part(lo, hi)
+            for lo, hi in pairwise(self.bounds)
+            if hi > lo and max(column[lo:hi]) >= least
+        ]
+
+
 def in_order(calls: list[Call]) -> list[Call]:
     """A task's calls in event-time order (ties broken by step, then attempt, then arrival)."""
     return sorted(calls, key=_ORDER)
@@ -425,14 +461,27 @@ class TaskBatch:
         self._agents: dict[str, Columns] | None = None
 
     @property
+    def inputs(self) -> PricedColumns:
+        """Every task's calls, task after task, by the columns of their input's price only
+        (``all``'s if it is made; not kept)."""
+        if self._all is not None:
+            return self._all
+        calls, bounds = self._calls()
+        return PricedColumns(calls, self._prices, bounds)
+
+    def _calls(self) -> tuple[list[Call], list[int]]:
+        calls: list[Call] = []
+        bounds = [0]
+        for task in self.tasks:
+            calls.extend(task)
+            bounds.append(len(calls))
+        return calls, bounds
+
+    @property
     def all(self) -> Columns:
         columns = self._all
         if columns is None:
-            calls: list[Call] = []
-            bounds = [0]
-            for task in self.tasks:
-                calls.extend(task)
-                bounds.append(len(calls))
+            calls, bounds = self._calls()
             columns = self._all = Columns(calls, self._prices, bounds)
         return columns
 
@@ -443,7 +492,7 @@ class TaskBatch:
             groups: dict[str, tuple[list[Call], list[int]]] = {}
             for task in self.tasks:
                 first = task[0].agent
-                if all(c.agent == first for c in task):
+                if len(task) == 1 or list(map(_AGENT, task)).count(first) == len(task):
                     held = groups.get(first)
                     if held is None:
                         held = groups[first] = ([], [0])
