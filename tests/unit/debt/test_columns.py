@@ -565,7 +565,16 @@ EDGES = parse_policy(
     "  femto-model: {input: 0.000000007, output: 1, cached_input: 0.000000003}\n"
     "  odd-model: {input: 0.1234567891234, output: 0.9876543210987}\n"  # not femto-exact
 )
-EDGE_MODELS = ["exact-model", "cache-model", "pricey-model", "femto-model", "odd-model", "none"]
+#: From the catalog: ``gemini-2.5-pro`` (Google) costs more above 200,000 input tokens.
+EDGE_MODELS = [
+    "exact-model",
+    "cache-model",
+    "pricey-model",
+    "femto-model",
+    "odd-model",
+    "none",
+    "gemini-2.5-pro",
+]
 
 
 @st.composite
@@ -581,6 +590,7 @@ def edge_calls(draw: st.DrawFn) -> tuple[Call, int]:
                 st.integers(0, 300),  # pricey-model's bound is 204
                 st.integers(0, 20_000),
                 st.integers(600_000, 700_000),  # cache-model's bound is 640,000
+                st.integers(199_990, 200_010),  # gemini-2.5-pro's tier
                 st.sampled_from([1, 2, 204, 205, 640_000, 640_001, 10**12 - 1, 10**12]),
             )
         )
@@ -594,6 +604,7 @@ def edge_calls(draw: st.DrawFn) -> tuple[Call, int]:
         workflow="wf",
         task_id="t",
         agent="a",
+        provider="google" if model.startswith("gemini") else "unknown",
         model=model,
         tokens=TokenCounts(
             input=input,

@@ -137,9 +137,12 @@ def _femto_column(prices: InputPrices, calls: Sequence[Call]) -> tuple[list[int 
     append = out.append
     rates_of = prices._rates
     unit = _FEMTO
-    # the key of the call before (a task's calls share it, mostly): compared field by field
+    # the key of the call before (a task's calls share it, mostly), compared field by field,
+    # and what it gave: None (no exact entry), or the entry, its tiers and its base rates
     model = provider = tier = day = _UNSEEN
-    rated: Any = None
+    entry: Entry | None = None
+    tiers: tuple[Any, ...] = ()
+    r_in = r_cached = r_write = r_write_1h = 0
     for call in calls:
         input = call.input
         if not input:
@@ -157,9 +160,17 @@ def _femto_column(prices: InputPrices, calls: Sequence[Call]) -> tuple[list[int 
             rated = rates_of.get(key, _UNSEEN)
             if rated is _UNSEEN:
                 rated = prices.exact(key)
+            if rated is None:
+                entry = None
+            else:
+                entry, entry_unit = rated
+                if unit and entry_unit != unit:
+                    unit = gcd(unit, entry_unit)
+                tiers = entry.tiers
+                r_in, r_cached, r_write, r_write_1h, _, _ = entry.femto_rates
         cached, write, write_1h = call.cached_input, call.cache_write, call.cache_write_1h
         if (
-            rated is None
+            entry is None
             or call.usage_missing
             or not (input < _TOKENS_BELOW and cached < _TOKENS_BELOW and write < _TOKENS_BELOW)
             or not write_1h < _TOKENS_BELOW
@@ -167,12 +178,8 @@ def _femto_column(prices: InputPrices, calls: Sequence[Call]) -> tuple[list[int 
             append(None)
             unit = 0
             continue
-        entry, entry_unit = rated
-        if entry_unit != unit and unit:
-            unit = gcd(unit, entry_unit)
-        r_in, r_cached, r_write, r_write_1h, _, _ = (
-            entry.femto_rates_for(input) if entry.tiers else entry.femto_rates
-        )
+        if tiers:
+            r_in, r_cached, r_write, r_write_1h, _, _ = entry.femto_rates_for(input)
         append(
             (input - cached - write) * r_in
             + cached * r_cached
