@@ -290,11 +290,11 @@ class PricedColumns:
         Proven when every call has an exact femto-USD input cost (:func:`femto_inputs`), a
         multiple of the column's unit ``u`` (the rates' gcd with 10¹⁵, :func:`_unit`), every
         input is at most :data:`_PROVEN_BELOW` over the odd part ``c'`` of ``c = 10¹⁵ / u``
-        (:func:`_scale`), and every float is below 1. Proof: ``q = N / (input × c)`` with
+        (:func:`_scale`), and every float is in [0, 1). Proof: ``q = N / (input × c)`` with
         ``N = (femto / u) × n`` an integer; write ``input × c = 2ᵃ × D`` with ``D`` odd, so
         ``D ≤ input × c' ≤ 5×10¹⁰`` and ``a < 36 + 15 = 51``. The decimal path's value ``d``
-        is ``q`` rounded twice to 28 significant digits: ``|d − q| ≤ η q``, ``η = (1 +
-        5×10⁻²⁸)² − 1 < 1.0001×10⁻²⁷``. The floats of ``q`` and ``d`` differ only if a
+        is ``q`` rounded twice to 28 significant digits, half-even (the default context, as
+        :data:`_MARGIN`): ``|d − q| ≤ η q``, ``η = (1 + 5×10⁻²⁸)² − 1 < 1.0001×10⁻²⁷``. The floats of ``q`` and ``d`` differ only if a
         rounding boundary, a midpoint ``m`` between two adjacent floats, lies between them
         (or on either). Below 1 every such ``m`` is ``K / 2ʲ`` with ``K`` odd, ``j ≥ 54`` and
         ``m < 2⁵⁴⁻ʲ`` (a float below 1 rounds ``q`` and ``d ≤ q(1 + η)`` stays below 1).
@@ -322,7 +322,7 @@ class PricedColumns:
             )
         except ZeroDivisionError:
             return None
-        if max(floats) >= 1.0:
+        if max(floats) >= 1.0 or min(floats) < 0.0:  # (no cost is negative, by contract)
             return None
         return floats
 
