@@ -620,7 +620,7 @@ def edge_calls(draw: st.DrawFn) -> tuple[Call, int]:
     return from_model(event), tokens
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.lists(edge_calls(), min_size=1, max_size=6), min_size=1, max_size=4))
 def test_exact_floats_are_the_decimal_paths(tasks: list[list[tuple[Call, int]]]) -> None:
     """The float sums of a column (each task's, and the whole column's), proven for the
