@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -25,7 +26,7 @@ from tokengov.core.calls import Call, Done, from_model
 from tokengov.core.contracts import CallEvent, Components, Outcome, TokenCounts
 from tokengov.core.policy import parse_policy
 from tokengov.core.pricing import PricedCall, Pricer
-from tokengov.streams.debt.columns import InputPrices, TaskBatch, TaskCalls, input_rates
+from tokengov.streams.debt.columns import Columns, InputPrices, TaskBatch, TaskCalls, input_rates
 from tokengov.streams.debt.detectors import Detector, TaskContext, all_detectors
 from tokengov.streams.debt.detectors.retries import backs_off
 from tokengov.streams.debt.engine import DebtTallies
@@ -545,3 +546,133 @@ def test_take_forgets_the_event_ids_that_left_the_horizon(
             assert list(tallies._seen.items()) == [(e, t) for e, t in before.items() if t >= cutoff]
         indexed = [e for ids in tallies._seen_minutes.values() for e in ids]
         assert sorted(indexed) == sorted(tallies._seen)
+
+
+# ------------------------------------------------------------------ exact floats at the edges
+
+#: Prices at the edges of :meth:`Columns._exact_floats`' proof: ``cache-model``'s unit is
+#: 2.5×10⁷ femto-USD (the odd part of its scale 78,125: inputs up to 640,000 tokens are
+#: proven), ``pricey-model``'s 1,000 (inputs up to 204; and a few of its tokens cost about
+#: 1 USD, where the proof stops), ``femto-model``'s 1 (one input token at most).
+EDGES = parse_policy(
+    "version: 1\n"
+    "teams: {search: {owner: s@example.com}}\n"
+    "prices:\n"
+    "  exact-model: {input: 2.00, output: 8.00, cached_input: 0.50}\n"
+    "  cache-model: {input: 3.00, output: 15.00, cached_input: 0.30, cache_write: 3.75,"
+    " cache_write_1h: 6.00}\n"
+    "  pricey-model: {input: 90000, output: 1, cached_input: 12345.678901}\n"
+    "  femto-model: {input: 0.000000007, output: 1, cached_input: 0.000000003}\n"
+    "  odd-model: {input: 0.1234567891234, output: 0.9876543210987}\n"  # not femto-exact
+)
+#: From the catalog: ``gemini-2.5-pro`` (Google) costs more above 200,000 input tokens.
+EDGE_MODELS = [
+    "exact-model",
+    "cache-model",
+    "pricey-model",
+    "femto-model",
+    "odd-model",
+    "none",
+    "gemini-2.5-pro",
+]
+
+
+@st.composite
+def edge_calls(draw: st.DrawFn) -> tuple[Call, int]:
+    """A call and a count of its input tokens (what a detector prices: 0 up to its input)."""
+    model = draw(st.sampled_from(EDGE_MODELS))
+    missing = model == "none" and draw(st.booleans())
+    input = (
+        0
+        if missing
+        else draw(
+            st.one_of(
+                st.integers(0, 300),  # pricey-model's bound is 204
+                st.integers(0, 20_000),
+                st.integers(600_000, 700_000),  # cache-model's bound is 640,000
+                st.integers(199_990, 200_010),  # gemini-2.5-pro's tier
+                st.sampled_from([1, 2, 204, 205, 640_000, 640_001, 10**12 - 1, 10**12]),
+            )
+        )
+    )
+    cached = draw(st.integers(0, input))
+    write = draw(st.integers(0, input - cached)) if model == "cache-model" else 0
+    event = CallEvent(
+        event_id=f"c{next(_ids)}",
+        ts=T0 + timedelta(minutes=draw(st.integers(0, 3))),  # two pricing days
+        team="search",
+        workflow="wf",
+        task_id="t",
+        agent="a",
+        provider="google" if model.startswith("gemini") else "unknown",
+        model=model,
+        tokens=TokenCounts(
+            input=input,
+            output=0 if missing else 10,
+            cached_input=cached,
+            cache_write=write,
+            cache_write_1h=draw(st.integers(0, write)),
+        ),
+        usage_missing=missing,
+    )
+    # few tokens of pricey-model: floats about 1 (the proof holds below 1)
+    tokens = draw(st.one_of(st.integers(0, input), st.integers(0, min(input, 15))))
+    return from_model(event), tokens
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.lists(edge_calls(), min_size=1, max_size=6), min_size=1, max_size=4))
+def test_exact_floats_are_the_decimal_paths(tasks: list[list[tuple[Call, int]]]) -> None:
+    """The float sums of a column (each task's, and the whole column's), proven for the
+    whole column at once or checked call by call, are the per-call sums of
+    ``float(input_usd_per_token × tokens)`` of :meth:`Pricer.priced`, bit for bit: at the
+    inputs and floats where the proof stops, with prices whose unit is 1, with no usage and
+    no price among them."""
+    pricer = Pricer(EDGES.catalog)
+    calls = [call for task in tasks for call, _ in task]
+    tokens = [n for task in tasks for _, n in task]
+    bounds = [0, *itertools.accumulate(len(task) for task in tasks)]
+    columns = Columns(calls, InputPrices(pricer), bounds)
+
+    def per_call(lo: int, hi: int) -> float:
+        total = 0.0
+        for call, n in zip(calls[lo:hi], tokens[lo:hi], strict=True):
+            if n:
+                total += float(pricer.priced(call, input_rate=True).input_usd_per_token * n)
+        return total
+
+    want = [per_call(lo, hi) for lo, hi in itertools.pairwise(bounds)]
+    assert list(map(float.hex, columns.input_usd_float_sums(tokens))) == list(map(float.hex, want))
+    assert columns.input_usd_float_sum(tokens).hex() == per_call(0, len(calls)).hex()
+
+
+@pytest.mark.parametrize(
+    ("model", "input", "tokens", "proven"),
+    [
+        ("exact-model", 12_000, 400, True),
+        ("cache-model", 640_000, 400, True),
+        ("cache-model", 640_001, 400, False),  # beyond the bound: checked call by call
+        ("pricey-model", 204, 5, True),
+        ("pricey-model", 205, 5, False),
+        ("pricey-model", 200, 12, False),  # 1.08 USD: not below 1
+        ("femto-model", 1, 1, True),
+        ("femto-model", 2, 1, False),
+        ("odd-model", 1_000, 400, False),  # not femto-exact
+    ],
+)
+def test_where_the_exact_floats_are_proven(
+    model: str, input: int, tokens: int, proven: bool
+) -> None:
+    """The proof covers the columns it should (so the test above meets both paths)."""
+    event = CallEvent(
+        event_id=f"c{next(_ids)}",
+        ts=T0,
+        team="search",
+        workflow="wf",
+        task_id="t",
+        agent="a",
+        model=model,
+        tokens=TokenCounts(input=input, output=10),
+    )
+    columns = Columns([from_model(event)], InputPrices(Pricer(EDGES.catalog)))
+    assert (columns._exact_floats([tokens]) is not None) == proven

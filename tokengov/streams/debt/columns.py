@@ -14,8 +14,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
-from itertools import pairwise
-from operator import attrgetter
+from functools import cache, reduce
+from itertools import pairwise, repeat
+from math import gcd
+from operator import add, attrgetter, floordiv, itemgetter, mul, truediv
 from typing import Any, Final
 
 from tokengov.core.calls import Call
@@ -24,6 +26,7 @@ from tokengov.core.pricing import Entry, Pricer
 __all__ = [
     "Columns",
     "InputPrices",
+    "PricedColumns",
     "TaskBatch",
     "TaskCalls",
     "femto_inputs",
@@ -38,6 +41,10 @@ _ROW: Final = attrgetter("input", "cached_input", "tool_calls", "attempt", "comp
 _TOOL_NAME: Final = attrgetter("tool_name")
 #: Event-time order of a task's calls (ties broken by step, then attempt).
 _ORDER: Final = attrgetter("ts", "step", "attempt")
+_AGENT: Final = attrgetter("agent")
+_INPUT: Final = attrgetter("input")
+_COMPONENTS: Final = attrgetter("components")
+_SYSTEM: Final = itemgetter(0)  # of the components
 
 
 #: Below these (tokens of any kind; femto-USD per token), the decimal formula of
@@ -51,20 +58,49 @@ _MARGIN: Final = 10**26
 _FEMTO_MARGIN: Final = _FEMTO * _MARGIN
 _MARGIN_BELOW: Final = _MARGIN - 1  # the bounds' factors, made once
 _MARGIN_ABOVE: Final = _MARGIN + 1
+#: A column's inputs times the odd part of its scale (:func:`_scale`) at most this: every
+#: call's exact-quotient float is the decimal path's (:meth:`Columns._exact_floats`).
+_PROVEN_BELOW: Final = 5 * 10**10
+#: (entry, its unit: :func:`_unit`), or None: what :class:`InputPrices` keeps per key.
+_Rated = tuple[Entry, int]
+
+
+def _unit(entry: Entry) -> int:
+    """The gcd of 10¹⁵ and every femto-USD input rate of ``entry`` (base and tiers): every
+    input cost :func:`femto_inputs` gives with it is a multiple of it."""
+    unit = _FEMTO
+    for group in (entry.femto_rates, *(t.femto_rates for t in entry.tiers)):
+        for rate in group[:4]:  # input, cached input, cache write, 1-hour cache write
+            unit = gcd(unit, rate)
+    return unit
+
+
+@cache
+def _scale(unit: int) -> tuple[int, int]:
+    """For a column whose input costs are multiples of ``unit`` (a divisor of 10¹⁵): the
+    scale ``c = 10¹⁵ / unit`` (a call's ``femto × n / (input × 10¹⁵)`` is
+    ``(femto / unit) × n / (input × c)``), and the largest input for which the proof of
+    :meth:`Columns._exact_floats` holds: :data:`_PROVEN_BELOW` over the odd part of ``c``."""
+    scale = _FEMTO // unit
+    odd = scale
+    while not odd % 2:
+        odd //= 2
+    return scale, _PROVEN_BELOW // odd
 
 
 class InputPrices:
     """The rates :func:`femto_inputs` prices with, per (provider, model, UTC day, service tier),
-    kept across tasks: the pricer's entry when the integer formula is exact for it, else None.
-    A policy reload brings a new pricer, and the engine a new ``InputPrices`` with it."""
+    kept across tasks: the pricer's entry and its :func:`_unit` when the integer formula is
+    exact for it, else None. A policy reload brings a new pricer, and the engine a new
+    ``InputPrices`` with it."""
 
     __slots__ = ("_rates", "pricer")
 
     def __init__(self, pricer: Pricer) -> None:
         self.pricer = pricer
-        self._rates: dict[tuple[str, str, date, str | None], Entry | None] = {}
+        self._rates: dict[tuple[str, str, date, str | None], _Rated | None] = {}
 
-    def exact(self, key: tuple[str, str, date, str | None]) -> Entry | None:
+    def exact(self, key: tuple[str, str, date, str | None]) -> _Rated | None:
         try:
             return self._rates[key]
         except KeyError:
@@ -82,8 +118,8 @@ class InputPrices:
             )
         ):
             entry = None
-        self._rates[key] = entry
-        return entry
+        rated = self._rates[key] = None if entry is None else (entry, _unit(entry))
+        return rated
 
 
 def femto_inputs(prices: InputPrices, calls: Sequence[Call]) -> list[int | None]:
@@ -91,18 +127,47 @@ def femto_inputs(prices: InputPrices, calls: Sequence[Call]) -> list[int | None]
     ``input_usd_per_token × input`` is, exactly), or None where only the pricer can say: no
     usage, no price, inexact rates, or counts too large for the integer formula to be the
     decimal one (:data:`_TOKENS_BELOW`)."""
+    return _femto_column(prices, calls)[0]
+
+
+def _femto_column(prices: InputPrices, calls: Sequence[Call]) -> tuple[list[int | None], int]:
+    """:func:`femto_inputs`, and a unit every input cost is a multiple of (the gcd of the
+    entries' :func:`_unit`), or 0 when a call has none (None)."""
     out: list[int | None] = []
     append = out.append
     rates_of = prices._rates
+    unit = _FEMTO
+    # the key of the call before (a task's calls share it, mostly), compared field by field,
+    # and what it gave: None (no exact entry), or the entry, its tiers and its base rates
+    model = provider = tier = day = _UNSEEN
+    entry: Entry | None = None
+    tiers: tuple[Any, ...] = ()
+    r_in = r_cached = r_write = r_write_1h = 0
     for call in calls:
         input = call.input
         if not input:
             append(0)
             continue
-        key = (call.provider, call.model, call.ts.date(), call.service_tier)
-        entry = rates_of.get(key, _UNSEEN)
-        if entry is _UNSEEN:
-            entry = prices.exact(key)
+        on = call.ts.date()
+        if (
+            on != day
+            or call.model != model
+            or call.provider != provider
+            or call.service_tier != tier
+        ):
+            model, provider, tier, day = call.model, call.provider, call.service_tier, on
+            key = (provider, model, on, tier)
+            rated = rates_of.get(key, _UNSEEN)
+            if rated is _UNSEEN:
+                rated = prices.exact(key)
+            if rated is None:
+                entry = None
+            else:
+                entry, entry_unit = rated
+                if unit and entry_unit != unit:
+                    unit = gcd(unit, entry_unit)
+                tiers = entry.tiers
+                r_in, r_cached, r_write, r_write_1h, _, _ = entry.femto_rates
         cached, write, write_1h = call.cached_input, call.cache_write, call.cache_write_1h
         if (
             entry is None
@@ -111,17 +176,17 @@ def femto_inputs(prices: InputPrices, calls: Sequence[Call]) -> list[int | None]
             or not write_1h < _TOKENS_BELOW
         ):
             append(None)
+            unit = 0
             continue
-        r_in, r_cached, r_write, r_write_1h, _, _ = (
-            entry.femto_rates_for(input) if entry.tiers else entry.femto_rates
-        )
+        if tiers:
+            r_in, r_cached, r_write, r_write_1h, _, _ = entry.femto_rates_for(input)
         append(
             (input - cached - write) * r_in
             + cached * r_cached
             + (write - write_1h) * r_write
             + write_1h * r_write_1h
         )
-    return out
+    return out, unit
 
 
 def input_rates(pricer: Pricer, calls: Sequence[Call]) -> list[Decimal]:
@@ -145,27 +210,171 @@ def _rates(pricer: Pricer, calls: Sequence[Call], femtos: list[int | None]) -> l
     return out
 
 
-class Columns:
-    """Calls of one task (all of them, or one agent's), in event-time order, by column; or of
-    several tasks (a :class:`TaskBatch`'s), task after task, each task's part from
-    ``bounds[k]`` to ``bounds[k + 1]`` (:meth:`parts`)."""
+class PricedColumns:
+    """Calls in event-time order by the columns their input's price reads: ``input`` and
+    ``system`` (what the system prompt detector reads, :attr:`TaskBatch.inputs`); of one task or
+    of several, task after task, each task's part from ``bounds[k]`` to ``bounds[k + 1]``.
+    :class:`Columns` has every column."""
 
     __slots__ = (
         "_costs",
         "_femtos",
         "_prices",
         "_rates",
-        "attempt",
+        "_unit",
         "bounds",
-        "cached_input",
         "calls",
+        "input",
+        "n",
+        "system",
+    )
+
+    def __init__(
+        self, calls: list[Call], prices: InputPrices, bounds: list[int] | None = None
+    ) -> None:
+        self._start(calls, prices, bounds)
+        self.input = tuple(map(_INPUT, calls))
+        self.system = tuple(map(_SYSTEM, map(_COMPONENTS, calls)))
+
+    def _start(self, calls: list[Call], prices: InputPrices, bounds: list[int] | None) -> None:
+        self.calls = calls
+        self.n = len(calls)
+        self.bounds = bounds if bounds is not None else [0, self.n]
+        self._prices = prices
+        self._rates: list[Decimal] | None = None
+        self._femtos: list[int | None] | None = None
+        self._unit = 0  # of the femtos (:func:`_femto_column`), once they are made
+        self._costs: dict[int, Decimal] = {}
+
+    def femtos(self) -> list[int | None]:
+        """Every call's input cost in femto-USD (:func:`femto_inputs`), on first use."""
+        femtos = self._femtos
+        if femtos is None:
+            femtos, self._unit = _femto_column(self._prices, self.calls)
+            self._femtos = femtos
+        return femtos
+
+    def rates(self) -> list[Decimal]:
+        """Every call's input price per token (:func:`input_rates`), on first use."""
+        rates = self._rates
+        if rates is None:
+            rates = self._rates = _rates(self._prices.pricer, self.calls, self.femtos())
+        return rates
+
+    def input_usd_float_sum(self, tokens: Sequence[int]) -> float:
+        """``sum(float(input_usd(i, tokens[i])))`` over the calls in order, the calls with no
+        such tokens left out (each adds 0.0): the float the per-call sum gives, bit for bit.
+        ``float(rate × n)`` is the correctly rounded float of a decimal that is within 1e-27
+        (relative) of the exact ``femto × n / (input × 10¹⁵)``; the exact quotient's float
+        is taken where it is proven to be the decimal's (:meth:`_exact_floats`, for the
+        whole column at once; else per call, in integers, when every value within 1e-26 of
+        it rounds to the same float), and the decimal's otherwise (never, in practice)."""
+        return self.input_usd_float_sums(tokens, whole=True)[0]
+
+    def input_usd_float_sums(self, tokens: Sequence[int], *, whole: bool = False) -> list[float]:
+        """:meth:`input_usd_float_sum` of each part (:meth:`parts`), in order: each part's
+        sum from 0.0, as that task's own columns give it (``whole``: of the whole column)."""
+        bounds = (0, self.n) if whole else self.bounds
+        floats = self._exact_floats(tokens)
+        if floats is None:
+            return [self._float_sum(tokens, lo, hi) for lo, hi in pairwise(bounds)]
+        # adding a call's 0.0 leaves a sum of non-negative floats as it is; ``reduce`` adds
+        # left to right in floats as the loop does (``sum`` of floats compensates from 3.12)
+        return [reduce(add, floats[lo:hi], 0.0) for lo, hi in pairwise(bounds)]
+
+    def _exact_floats(self, tokens: Sequence[int]) -> list[float] | None:
+        """Every call's ``float(input_usd(i, tokens[i]))``, each the float of its exact
+        quotient ``q = femto × n / (input × 10¹⁵)`` (Python's int division rounds it
+        correctly), or None where that is not proven for the whole column.
+
+        Proven when every call has an exact femto-USD input cost (:func:`femto_inputs`), a
+        multiple of the column's unit ``u`` (the rates' gcd with 10¹⁵, :func:`_unit`), every
+        input is at most :data:`_PROVEN_BELOW` over the odd part ``c'`` of ``c = 10¹⁵ / u``
+        (:func:`_scale`), and every float is in [0, 1). Proof: ``q = N / (input × c)`` with
+        ``N = (femto / u) × n`` an integer; write ``input × c = 2ᵃ × D`` with ``D`` odd, so
+        ``D ≤ input × c' ≤ 5×10¹⁰`` and ``a < 36 + 15 = 51``. The decimal path's value ``d``
+        is ``q`` rounded twice to 28 significant digits, half-even (the default context, as
+        :data:`_MARGIN`): ``|d − q| ≤ η q``, ``η = (1 + 5×10⁻²⁸)² − 1 < 1.0001×10⁻²⁷``. The floats of ``q`` and ``d`` differ only if a
+        rounding boundary, a midpoint ``m`` between two adjacent floats, lies between them
+        (or on either). Below 1 every such ``m`` is ``K / 2ʲ`` with ``K`` odd, ``j ≥ 54`` and
+        ``m < 2⁵⁴⁻ʲ`` (a float below 1 rounds ``q`` and ``d ≤ q(1 + η)`` stays below 1).
+        Then ``|q − m| = 2ᵃ |N 2ʲ⁻ᵃ − K D| / (2ᵃ D 2ʲ)``, whose bracket is odd (even minus
+        odd: ``j > a``), so ``|q − m| ≥ 1 / (D 2ʲ) > m / (D 2⁵⁴)``; with ``m ≥ q(1 − η)``
+        and ``D 2⁵⁴ ≤ 5×10¹⁰ × 2⁵⁴ < 9.01×10²⁶ < (1 − η) / η``, ``|q − m| > η q ≥ |d − q|``:
+        no boundary lies between them, and the two floats are equal. (A call with no input
+        has no such tokens, ``femto`` 0: its quotient is 0/0, and the column is left to
+        :meth:`_float_sum`.)"""
+        femtos = self.femtos()
+        unit = self._unit
+        if not unit or not self.n:
+            return None
+        scale, largest = _scale(unit)
+        inputs = self.input
+        if max(inputs) > largest:
+            return None
+        try:
+            floats = list(
+                map(
+                    truediv,
+                    map(mul, map(floordiv, femtos, repeat(unit)), tokens),
+                    map(mul, inputs, repeat(scale)),
+                )
+            )
+        except ZeroDivisionError:
+            return None
+        if max(floats) >= 1.0 or min(floats) < 0.0:  # (no cost is negative, by contract)
+            return None
+        return floats
+
+    def _float_sum(self, tokens: Sequence[int], lo: int, hi: int) -> float:
+        """The sum from ``lo`` to ``hi``, call by call (a column :meth:`_exact_floats` does
+        not prove)."""
+        total = 0.0
+        femtos = self.femtos()
+        inputs = self.input
+        for i in range(lo, hi):
+            n = tokens[i]
+            if not n:
+                continue
+            femto = femtos[i]
+            if femto is not None and inputs[i]:
+                scaled = femto * n
+                divisor = inputs[i] * _FEMTO_MARGIN
+                low = scaled * _MARGIN_BELOW / divisor
+                if low == scaled * _MARGIN_ABOVE / divisor:
+                    total += low
+                    continue
+            total += float(self.rates()[i] * n)
+        return total
+
+    def input_usd(self, index: int, tokens: int) -> Decimal:
+        """What ``tokens`` of call ``index``'s input cost."""
+        return self.rates()[index] * tokens
+
+    def cost_usd(self, index: int) -> Decimal:
+        """The whole cost of call ``index`` (input and output)."""
+        cost = self._costs.get(index)
+        if cost is None:
+            cost = self._costs[index] = self._prices.pricer.priced(self.calls[index]).cost_usd
+        return cost
+
+    def tool_names(self) -> set[str]:
+        """The tools the calls name (an empty name is none)."""
+        return set(filter(None, map(_TOOL_NAME, self.calls)))
+
+
+class Columns(PricedColumns):
+    """Calls of one task (all of them, or one agent's), in event-time order, by column; or of
+    several tasks (a :class:`TaskBatch`'s), task after task, each task's part from
+    ``bounds[k]`` to ``bounds[k + 1]`` (:meth:`parts`)."""
+
+    __slots__ = (
+        "attempt",
+        "cached_input",
         "handoff",
         "history",
-        "input",
         "memory",
-        "n",
         "retrieved",
-        "system",
         "tool_calls",
         "tool_definitions",
         "tool_responses",
@@ -174,13 +383,7 @@ class Columns:
     def __init__(
         self, calls: list[Call], prices: InputPrices, bounds: list[int] | None = None
     ) -> None:
-        self.calls = calls
-        self.n = len(calls)
-        self.bounds = bounds if bounds is not None else [0, self.n]
-        self._prices = prices
-        self._rates: list[Decimal] | None = None
-        self._femtos: list[int | None] | None = None
-        self._costs: dict[int, Decimal] = {}
+        self._start(calls, prices, bounds)
         if calls:
             self.input, self.cached_input, self.tool_calls, self.attempt, components = zip(
                 *map(_ROW, calls), strict=True
@@ -219,69 +422,6 @@ class Columns:
             for lo, hi in pairwise(self.bounds)
             if hi > lo and max(column[lo:hi]) >= least
         ]
-
-    def femtos(self) -> list[int | None]:
-        """Every call's input cost in femto-USD (:func:`femto_inputs`), on first use."""
-        femtos = self._femtos
-        if femtos is None:
-            femtos = self._femtos = femto_inputs(self._prices, self.calls)
-        return femtos
-
-    def rates(self) -> list[Decimal]:
-        """Every call's input price per token (:func:`input_rates`), on first use."""
-        rates = self._rates
-        if rates is None:
-            rates = self._rates = _rates(self._prices.pricer, self.calls, self.femtos())
-        return rates
-
-    def input_usd_float_sum(self, tokens: Sequence[int]) -> float:
-        """``sum(float(input_usd(i, tokens[i])))`` over the calls in order, the calls with no
-        such tokens left out (each adds 0.0): the float the per-call sum gives, bit for bit.
-        ``float(rate × n)`` is the correctly rounded float of a decimal that is within 1e-27
-        (relative) of the exact ``femto × n / (input × 10¹⁵)``; the exact quotient's float
-        is taken, in integers, when every value within 1e-26 of it rounds to the same float,
-        and the decimal's otherwise (never, in practice)."""
-        return self._float_sum(tokens, 0, self.n)
-
-    def input_usd_float_sums(self, tokens: Sequence[int]) -> list[float]:
-        """:meth:`input_usd_float_sum` of each part (:meth:`parts`), in order: each part's
-        sum from 0.0, as that task's own columns give it."""
-        bounds = self.bounds
-        return [self._float_sum(tokens, lo, hi) for lo, hi in pairwise(bounds)]
-
-    def _float_sum(self, tokens: Sequence[int], lo: int, hi: int) -> float:
-        total = 0.0
-        femtos = self.femtos()
-        inputs = self.input
-        for i in range(lo, hi):
-            n = tokens[i]
-            if not n:
-                continue
-            femto = femtos[i]
-            if femto is not None and inputs[i]:
-                scaled = femto * n
-                divisor = inputs[i] * _FEMTO_MARGIN
-                low = scaled * _MARGIN_BELOW / divisor
-                if low == scaled * _MARGIN_ABOVE / divisor:
-                    total += low
-                    continue
-            total += float(self.rates()[i] * n)
-        return total
-
-    def input_usd(self, index: int, tokens: int) -> Decimal:
-        """What ``tokens`` of call ``index``'s input cost."""
-        return self.rates()[index] * tokens
-
-    def cost_usd(self, index: int) -> Decimal:
-        """The whole cost of call ``index`` (input and output)."""
-        cost = self._costs.get(index)
-        if cost is None:
-            cost = self._costs[index] = self._prices.pricer.priced(self.calls[index]).cost_usd
-        return cost
-
-    def tool_names(self) -> set[str]:
-        """The tools the calls name (an empty name is none)."""
-        return set(filter(None, map(_TOOL_NAME, self.calls)))
 
 
 def in_order(calls: list[Call]) -> list[Call]:
@@ -328,14 +468,27 @@ class TaskBatch:
         self._agents: dict[str, Columns] | None = None
 
     @property
+    def inputs(self) -> PricedColumns:
+        """Every task's calls, task after task, by the columns of their input's price only
+        (``all``'s if it is made; not kept)."""
+        if self._all is not None:
+            return self._all
+        calls, bounds = self._calls()
+        return PricedColumns(calls, self._prices, bounds)
+
+    def _calls(self) -> tuple[list[Call], list[int]]:
+        calls: list[Call] = []
+        bounds = [0]
+        for task in self.tasks:
+            calls.extend(task)
+            bounds.append(len(calls))
+        return calls, bounds
+
+    @property
     def all(self) -> Columns:
         columns = self._all
         if columns is None:
-            calls: list[Call] = []
-            bounds = [0]
-            for task in self.tasks:
-                calls.extend(task)
-                bounds.append(len(calls))
+            calls, bounds = self._calls()
             columns = self._all = Columns(calls, self._prices, bounds)
         return columns
 
@@ -346,7 +499,7 @@ class TaskBatch:
             groups: dict[str, tuple[list[Call], list[int]]] = {}
             for task in self.tasks:
                 first = task[0].agent
-                if all(c.agent == first for c in task):
+                if len(task) == 1 or list(map(_AGENT, task)).count(first) == len(task):
                     held = groups.get(first)
                     if held is None:
                         held = groups[first] = ([], [0])

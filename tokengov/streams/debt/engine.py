@@ -28,6 +28,7 @@ finding near the bar does not flap), the alert is resolved.
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -67,6 +68,7 @@ log = logging.getLogger(__name__)
 
 MAX_TASK_CALLS: Final = 2000
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_NEVER: Final = datetime.min.replace(tzinfo=UTC)  # before every ts
 _MINUTE: Final = timedelta(minutes=1)
 
 
@@ -262,7 +264,8 @@ class DebtTallies(_PolicySource):
         self.stats = EngineStats()
         self.watermark: datetime | None = None
         self._seen: dict[str, datetime] = {}
-        self._seen_minutes: dict[int, list[str]] = {}  # ``_seen``'s ids by the minute of ts
+        # ``_seen``'s ids by the minute of ts
+        self._seen_minutes: defaultdict[int, list[str]] = defaultdict(list)
         self._tasks: dict[str, _Task] = {}
         self._buckets: Buckets = {}
         self._first_seen: dict[str, datetime] = {}
@@ -302,11 +305,13 @@ class DebtTallies(_PolicySource):
         minutes = self._seen_minutes
         tasks = self._tasks
         first_seen = self._first_seen
-        watermark = self.watermark
-        cutoff = None if watermark is None else watermark - horizon
+        # no watermark yet: nothing is late (every ts is above _NEVER, none below)
+        watermark = _NEVER if self.watermark is None else self.watermark
+        cutoff = _NEVER if watermark is _NEVER else watermark - horizon
         self._stamp = stamp = self._stamp + 1
         touched: list[_Task] = []
-        taken = calls = 0
+        # taken: the ids added to ``seen``; calls: those taken less the outcomes
+        seen_before, outcomes_before = len(seen), stats.outcomes
         try:
             for event in events:
                 event_id = event.event_id
@@ -314,35 +319,29 @@ class DebtTallies(_PolicySource):
                     stats.duplicates += 1
                     continue
                 ts = event.ts
-                if cutoff is not None and ts < cutoff:
+                if ts < cutoff:
                     stats.late += 1
                     log.debug("debt: event %s is older than the horizon; not judged", event_id)
                     continue
                 seen[event_id] = ts
-                minute = event.ts_ms // 60_000
-                ids = minutes.get(minute)
-                if ids is None:
-                    minutes[minute] = [event_id]
-                else:
-                    ids.append(event_id)
-                taken += 1
+                minutes[event.ts_ms // 60_000].append(event_id)
                 if type(event) is not Call:  # an outcome (Done)
                     stats.outcomes += 1
                     task = tasks.pop(event.task_id, None)
                     if task is not None:
                         self._close(task)
                     continue
-                calls += 1
-                if watermark is None or ts > watermark:
+                if ts > watermark:
                     watermark = ts
                     cutoff = ts - horizon
                 workflow = event.workflow
                 if workflow not in first_seen:
                     first_seen[workflow] = ts
-                task = tasks.get(event.task_id)
+                task_id = event.task_id
+                task = tasks.get(task_id)
                 if task is None:
                     owner = policy.owner_team(workflow) or event.team
-                    task = tasks[event.task_id] = _Task(owner, workflow)
+                    task = tasks[task_id] = _Task(owner, workflow)
                     task.stamp = stamp
                     touched.append(task)
                 elif task.stamp != stamp:
@@ -353,10 +352,11 @@ class DebtTallies(_PolicySource):
                 if workflow != task.workflow:
                     task.mixed = True
                 if len(held) >= MAX_TASK_CALLS:
-                    self._close(tasks.pop(event.task_id))
+                    self._close(tasks.pop(task_id))
         finally:
-            stats.observed_calls += calls
-            self.watermark = watermark
+            taken = len(seen) - seen_before
+            stats.observed_calls += taken - (stats.outcomes - outcomes_before)
+            self.watermark = None if watermark is _NEVER else watermark
             for task in touched:
                 self._count(task)
             self._tally_closed()
@@ -610,9 +610,9 @@ class DebtTallies(_PolicySource):
         wm = doc["watermark_us"]
         self.watermark = None if wm is None else wire.from_micros(wm)
         self._seen = {e: wire.from_micros(ts) for e, ts in doc["seen"]}
-        self._seen_minutes = {}
+        self._seen_minutes = defaultdict(list)
         for event_id, ts in self._seen.items():
-            self._seen_minutes.setdefault((ts - _EPOCH) // _MINUTE, []).append(event_id)
+            self._seen_minutes[(ts - _EPOCH) // _MINUTE].append(event_id)
         self._tasks = {}
         for task_id, team, workflow, last_us, calls in doc["tasks"]:
             decoded = [wire.decode_call(c) for c in calls]

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from tokengov.core.policy import DebtPolicy
-from tokengov.streams.debt.columns import Columns, TaskBatch, TaskCalls
+from tokengov.streams.debt.columns import PricedColumns, TaskBatch, TaskCalls
 from tokengov.streams.debt.detectors.base import (
     DAY,
     Detector,
@@ -54,10 +54,10 @@ class SystemPromptGrowth(Detector):
             self._add(task.all, tally_for)
 
     def tally_batch(self, batch: TaskBatch, ctx: TaskContext, tally_for: TallyFor) -> None:
-        self._add(batch.all, tally_for)
+        self._add(batch.inputs, tally_for)
 
     @staticmethod
-    def _add(calls: Columns, tally_for: TallyFor) -> None:
+    def _add(calls: PricedColumns, tally_for: TallyFor) -> None:
         """Add the calls of one task or more (:meth:`Columns.parts`, none empty)."""
         # summed here and added once per task: the same sums, in the same order, as one add
         # per call (a call without system tokens adds 0.0 to the USD: skipped); the integer
