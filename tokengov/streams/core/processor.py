@@ -28,14 +28,14 @@ from tokengov.core.policy import StreamsSettings
 from tokengov.streams.core import codec
 from tokengov.streams.core.clock import Clock
 from tokengov.streams.core.dedup import MAX_SEEN_PER_TASK, GlobalSeen, trim_task_seen
-from tokengov.streams.core.loop import check_loop, observe_step
+from tokengov.streams.core.loop import check_loop
 from tokengov.streams.core.output import Output
 from tokengov.streams.core.partition_totals import PartitionAggregates
 from tokengov.streams.core.policy_index import PolicyView
 from tokengov.streams.core.retry_storm import check_retry_storm
 from tokengov.streams.core.runaway import check_runaway
 from tokengov.streams.core.skew import clock_skew_alert, clock_skew_fingerprint
-from tokengov.streams.core.task_state import TaskState
+from tokengov.streams.core.task_state import MAX_STEPS_TRACKED, TaskState
 from tokengov.streams.core.timeutil import DAY_MS, HOUR_MS, MINUTE_MS, day_key, period_key
 
 __all__ = ["AGG_KEY", "ENDED_TASK_LINGER_S", "PartitionProcessor", "position"]
@@ -326,7 +326,19 @@ class PartitionProcessor:
     def _apply_call_to_task(
         self, task: TaskState, event: Call, pos: int, cost: int, view: PolicyView, out: Output
     ) -> None:
-        self._claim(task, event, pos)
+        # what _claim does, inlined (once per call)
+        event_id = event.event_id
+        seen = task.seen
+        seen[event_id] = pos
+        task.applied_pos = pos
+        task.touched_s = self.now_s
+        if task.team == UNATTRIBUTED and event.team != UNATTRIBUTED:
+            task.team = event.team
+        if task.workflow == UNATTRIBUTED and event.workflow != UNATTRIBUTED:
+            task.workflow = event.workflow
+        self.dirty_tasks.add(task.task_id)
+        if len(seen) > MAX_SEEN_PER_TASK:
+            trim_task_seen(task, self.global_seen, self.now_s)
         ts_ms = event.ts_ms
         calls = task.calls
         if calls == 0 or ts_ms < task.first_ts_ms:
@@ -354,8 +366,25 @@ class PartitionProcessor:
                 task.hops.append(edge)
                 task.hop_count += 1
         step = event.step
-        attempts = task.record_attempt(step, attempt, ts_ms)
-        observe_step(task, step, attempt, event.tool_name)
+        if attempt > 1:  # a retry: its step's attempts (retries neither extend nor break a run)
+            attempts = task.record_retry(step, attempt, ts_ms)
+        else:
+            attempts = None
+            first = task.first_ts  # when the step's first attempt happened (bounded)
+            first[step] = ts_ms
+            if len(first) > MAX_STEPS_TRACKED:
+                del first[next(iter(first))]
+            # step progress and the same-tool run (tokengov.streams.core.loop)
+            progressed = step > task.max_step
+            if progressed:
+                task.max_step = step
+            tool_name = event.tool_name
+            if tool_name is None:
+                task.loop_tool, task.loop_run = None, 0
+            elif progressed or tool_name != task.loop_tool:
+                task.loop_tool, task.loop_run = tool_name, 1
+            else:
+                task.loop_run += 1
 
         workflow = task.workflow
         bounds = view.limit_bounds.get(workflow)
@@ -374,7 +403,7 @@ class PartitionProcessor:
                 view.limits[workflow],
                 team=team,
                 event_ts=event.ts,
-                event_id=event.event_id,
+                event_id=event_id,
                 now=self.clock.now(),
             ):
                 out.alert(alert, decision)
@@ -387,13 +416,13 @@ class PartitionProcessor:
                 view.settings,
                 team=self._team(task, view),
                 event_ts=event.ts,
-                event_id=event.event_id,
+                event_id=event_id,
             )
             if storm is not None:
                 out.alert(storm)
         if task.loop_run > (limit := view.loop_limits.get(workflow, view.default_loop_limit)):
             loop = check_loop(
-                task, limit, team=self._team(task, view), event_ts=event.ts, event_id=event.event_id
+                task, limit, team=self._team(task, view), event_ts=event.ts, event_id=event_id
             )
             if loop is not None:
                 out.alert(loop)

@@ -86,15 +86,11 @@ class TaskState(msgspec.Struct, array_like=True, gc=False):
     def mark_fired(self, name: str) -> None:
         self.fired.append(name)
 
-    def record_attempt(self, step: int, attempt: int, ts_ms: int) -> list[list[int]] | None:
-        """Remember when attempts happened (bounded). For a retry, returns the step's attempts
-        ``[[attempt, ts_ms], …]`` (the first attempt included when it was seen)."""
-        if attempt == 1:
-            first = self.first_ts
-            first[step] = ts_ms
-            if len(first) > MAX_STEPS_TRACKED:
-                del first[next(iter(first))]
-            return None
+    def record_retry(self, step: int, attempt: int, ts_ms: int) -> list[list[int]]:
+        """Remember when a retry (``attempt > 1``) happened (bounded); returns the step's
+        attempts ``[[attempt, ts_ms], …]`` (the first attempt included when it was seen: a
+        first attempt's time is kept in ``first_ts`` by stage 1,
+        :mod:`tokengov.streams.core.processor`)."""
         attempts = self.steps.get(step)
         if attempts is None:
             first_ts = self.first_ts.get(step)
