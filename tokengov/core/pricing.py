@@ -204,8 +204,10 @@ class Entry(NamedTuple):
         return self.femto_rates
 
 
-#: What the hot path keeps per (provider, model, day, tier): femto-USD rates and tiers.
-_Hot = tuple[tuple[int, int, int, int, int, int], tuple[Tier, ...]]
+_Coefficients = tuple[int, int, int, int, int, int]
+#: What the hot path keeps per (provider, model, day, tier): the femto-USD rates as
+#: :func:`_coefficients`, and the long-context tiers' (``above``, coefficients), highest first.
+_Hot = tuple[_Coefficients, tuple[tuple[int, _Coefficients], ...]]
 #: Not in the hot path's cache yet (a sentinel: the cache holds None for an unpriced model).
 _UNSEEN: Final[_Hot] = ((0, 0, 0, 0, 0, 0), ())
 #: :meth:`Pricer.costs`' view of an entry: (its femto-USD rates, None where they are not exact
@@ -216,6 +218,22 @@ _Rated = tuple[
 _RATES: Final = itemgetter(0)
 _SOURCE: Final = itemgetter(1)
 _VERSION: Final = itemgetter(2)
+
+
+def _coefficients(rates: tuple[int, int, int, int, int, int]) -> _Coefficients:
+    """:func:`_formula` over integer rates, regrouped by token count: the cost is
+    ``input × c[0] + cached_input × c[1] + cache_write × c[2] + cache_write_1h × c[3]
+    + output × c[4] + reasoning × c[5]`` (the same integer: each count's rate minus the
+    rate of the count it is part of), so that a count of 0 costs no multiplication."""
+    r_in, r_cached, r_write, r_write_1h, r_out, r_reason = rates
+    return (r_in, r_cached - r_in, r_write - r_in, r_write_1h - r_write, r_out, r_reason - r_out)
+
+
+def _hot(entry: Entry | None) -> _Hot | None:
+    if entry is None:
+        return None
+    tiers = tuple((tier.above, _coefficients(tier.femto_rates)) for tier in entry.tiers)
+    return _coefficients(entry.femto_rates), tiers
 
 
 def _same(column: Sequence[Any]) -> bool:
@@ -489,25 +507,32 @@ class Pricer:
         hot = self._hot.get(key, _UNSEEN)
         if hot is _UNSEEN:
             entry = self.entry(call.model, key[2], call.provider, call.service_tier)
-            hot = self._hot[key] = None if entry is None else (entry.femto_rates, entry.tiers)
+            hot = self._hot[key] = _hot(entry)
         if hot is None:
             return None
-        rates, tiers = hot
+        coefficients, tiers = hot
         input = call.input
         if tiers:
-            for tier in tiers:
-                if input > tier.above:
-                    rates = tier.femto_rates
+            for above, tier_coefficients in tiers:
+                if input > above:
+                    coefficients = tier_coefficients
                     break
-        return _formula(
-            rates,
-            input,
-            call.cached_input,
-            call.cache_write,
-            call.cache_write_1h,
-            call.output,
-            call.reasoning,
-        )
+        # _formula as _coefficients regroups it (tested equal): no multiplication by a 0 count
+        c_in, c_cached, c_write, c_write_1h, c_out, c_reason = coefficients
+        cost = input * c_in + call.output * c_out
+        count = call.cached_input
+        if count:
+            cost += count * c_cached
+        count = call.cache_write
+        if count:
+            cost += count * c_write
+        count = call.cache_write_1h
+        if count:
+            cost += count * c_write_1h
+        count = call.reasoning
+        if count:
+            cost += count * c_reason
+        return cost
 
     def cost(self, call: Call) -> Cost:
         """The call's :data:`Cost` — what :meth:`priced` says, without building its object

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from tests.unit.streams.builders import call
@@ -96,20 +96,40 @@ def test_cost_is_exact_decimal() -> None:
 
 
 @given(
-    model=st.sampled_from(["gpt-4.1-mini", "claude-sonnet-4", "o-think", "plain", "gpt-9"]),
+    model=st.sampled_from(
+        [
+            ("unknown", "gpt-4.1-mini"),
+            ("unknown", "claude-sonnet-4"),
+            ("unknown", "o-think"),
+            ("unknown", "plain"),
+            ("unknown", "gpt-9"),
+            # the catalog's: a 1-hour cache-write price; a long-context tier (> 200k input)
+            ("anthropic", "claude-opus-4-1"),
+            ("google", "gemini-2.5-pro"),
+        ]
+    ),
     day=st.integers(min_value=-400, max_value=400),
     inp=st.integers(min_value=0, max_value=2_000_000),
     out=st.integers(min_value=0, max_value=200_000),
-    split=st.tuples(*(st.floats(min_value=0, max_value=1),) * 3),
+    split=st.tuples(*(st.floats(min_value=0, max_value=1),) * 4),
 )
+@example(model=("google", "gemini-2.5-pro"), day=0, inp=200_000, out=10, split=(0.5,) * 4)
+@example(model=("google", "gemini-2.5-pro"), day=0, inp=200_001, out=10, split=(0.5,) * 4)
 def test_hot_path_pricer_agrees_with_price_call(model, day, inp, out, split) -> None:
+    provider, model = model
     cached = int(inp * split[0] / 2)
     write = int(inp * split[1] / 2)
     reasoning = int(out * split[2])
     event = call(
-        model=model, input=inp, output=out, cached=cached, cache_write=write, reasoning=reasoning
+        model=model,
+        input=inp,
+        output=out,
+        cached=cached,
+        cache_write=write,
+        cache_write_1h=int(write * split[3]),
+        reasoning=reasoning,
     )
-    event = event.model_copy(update={"ts": NOV + timedelta(days=day)})
+    event = event.model_copy(update={"ts": NOV + timedelta(days=day), "provider": provider})
     pricer = Pricer(CATALOG)
     expected = price_call(event, CATALOG)
     for _ in range(2):  # the second time from the cached lookup
