@@ -6,7 +6,7 @@ reaches a new step starts a new run. Retries neither extend nor break a run.
 The run may reach the profile's ``max_same_tool_calls`` (or the policy's
 ``streams.default_max_same_tool_calls``); one more is a loop, alerted once per
 task and tool. A call's step progress and run are kept by stage 1's task update
-(``PartitionProcessor._apply_call_to_task``, inlined there: once per call).
+(``PartitionProcessor._apply_to_task``, inlined there: once per call).
 """
 
 from __future__ import annotations

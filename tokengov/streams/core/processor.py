@@ -127,7 +127,7 @@ class PartitionProcessor:
                 late = True  # far behind: late for windows, budgets and unit metrics
         if type(event) is Call:
             if apply_task:
-                self._apply_call_to_task(task, event, pos, cost or 0, view, out)
+                self._apply_to_task(task, event, pos, cost or 0, view, out)
             if apply_agg:
                 if late:
                     agg.late_events += 1
@@ -136,7 +136,7 @@ class PartitionProcessor:
         else:
             assert type(event) is Done
             if apply_task:
-                self._apply_outcome_to_task(task, event, pos)
+                self._apply_to_task(task, event, pos, 0, view, out)
             if apply_agg:
                 if late:
                     agg.late_events += 1
@@ -185,7 +185,7 @@ class PartitionProcessor:
         tasks = self.tasks
         global_seen = self.global_seen
         femto = view.pricer.femto
-        apply_to_task = self._apply_call_to_task
+        apply_to_task = self._apply_to_task
         window_row = agg.window
         # minute-window key → [calls, the sum of their costs, minute row, hour row, day rows]
         windows: dict[tuple[int, int, str, str, str, str], list[Any]] = {}
@@ -311,22 +311,19 @@ class PartitionProcessor:
         limit_ms = view.clock_ahead_ms if skew_ms > 0 else view.clock_behind_ms
         out.alert(clock_skew_alert(event, skew_ms, limit_ms, day, self.now))
 
-    def _claim(self, task: TaskState, event: Call | Done, pos: int) -> None:
-        task.seen[event.event_id] = pos
-        task.applied_pos = pos
-        task.touched_s = self.now_s
-        if task.team == UNATTRIBUTED and event.team != UNATTRIBUTED:
-            task.team = event.team
-        if task.workflow == UNATTRIBUTED and event.workflow != UNATTRIBUTED:
-            task.workflow = event.workflow
-        self.dirty_tasks.add(task.task_id)
-        if len(task.seen) > MAX_SEEN_PER_TASK:
-            trim_task_seen(task, self.global_seen, self.now_s)
-
-    def _apply_call_to_task(
-        self, task: TaskState, event: Call, pos: int, cost: int, view: PolicyView, out: Output
+    def _apply_to_task(
+        self,
+        task: TaskState,
+        event: Call | Done,
+        pos: int,
+        cost: int,
+        view: PolicyView,
+        out: Output,
     ) -> None:
-        # what _claim does, inlined (once per call)
+        """The event's claim on its task (its id's position, ``applied_pos``, the touched time,
+        the attribution a task without one takes from its first event that has it, the dirty
+        mark), then an outcome's record (the first one counts) or a call's counters and its
+        checks against the workflow's limits (``cost``: the call's, in femto-USD)."""
         event_id = event.event_id
         seen = task.seen
         seen[event_id] = pos
@@ -339,6 +336,13 @@ class PartitionProcessor:
         self.dirty_tasks.add(task.task_id)
         if len(seen) > MAX_SEEN_PER_TASK:
             trim_task_seen(task, self.global_seen, self.now_s)
+        if type(event) is not Call:  # an outcome: the first one counts
+            if task.outcome is None:
+                task.outcome = event.status
+                task.outcome_pos = pos
+                task.outcome_tokens = task.tokens
+                task.outcome_cost_femto = task.cost_femto
+            return
         ts_ms = event.ts_ms
         calls = task.calls
         if calls == 0 or ts_ms < task.first_ts_ms:
@@ -515,14 +519,6 @@ class PartitionProcessor:
             agg.late_events += 1
         if ts_ms > agg.watermark_ms:
             agg.watermark_ms = ts_ms
-
-    def _apply_outcome_to_task(self, task: TaskState, event: Done, pos: int) -> None:
-        self._claim(task, event, pos)
-        if task.outcome is None:
-            task.outcome = event.status
-            task.outcome_pos = pos
-            task.outcome_tokens = task.tokens
-            task.outcome_cost_femto = task.cost_femto
 
     def _apply_outcome_to_partials(
         self, task: TaskState, event: Done, pos: int, view: PolicyView
