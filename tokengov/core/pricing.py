@@ -47,6 +47,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
+from math import gcd
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple, TypeVar
 
@@ -82,6 +83,7 @@ __all__ = [
 ]
 
 _PER_MILLION: Final = Decimal(1_000_000)
+_DAY_MS: Final = 86_400_000
 _PER_TOKEN: Final = Decimal(10**9)  # femto-USD per token for 1 USD per million tokens
 ZERO: Final = Decimal(0)
 
@@ -204,10 +206,12 @@ class Entry(NamedTuple):
         return self.femto_rates
 
 
-#: What the hot path keeps per (provider, model, day, tier): femto-USD rates and tiers.
-_Hot = tuple[tuple[int, int, int, int, int, int], tuple[Tier, ...]]
+_Coefficients = tuple[int, int, int, int, int, int, int]
+#: What the hot path keeps per (provider, model, day, tier): the femto-USD rates as
+#: :func:`_coefficients`, and the long-context tiers' (``above``, coefficients), highest first.
+_Hot = tuple[_Coefficients, tuple[tuple[int, _Coefficients], ...]]
 #: Not in the hot path's cache yet (a sentinel: the cache holds None for an unpriced model).
-_UNSEEN: Final[_Hot] = ((0, 0, 0, 0, 0, 0), ())
+_UNSEEN: Final[_Hot] = ((1, 0, 0, 0, 0, 0, 0), ())
 #: :meth:`Pricer.costs`' view of an entry: (its femto-USD rates, None where they are not exact
 #: or there is no entry; source; version; tiers; the entry).
 _Rated = tuple[
@@ -216,6 +220,27 @@ _Rated = tuple[
 _RATES: Final = itemgetter(0)
 _SOURCE: Final = itemgetter(1)
 _VERSION: Final = itemgetter(2)
+
+
+def _coefficients(rates: tuple[int, int, int, int, int, int]) -> _Coefficients:
+    """:func:`_formula` over integer rates, regrouped by token count and by the rates'
+    greatest common divisor ``g``: the cost is ``g × (input × c[1] + cached_input × c[2]
+    + cache_write × c[3] + cache_write_1h × c[4] + output × c[5] + reasoning × c[6])``
+    with ``c[0] = g`` (the same integer: each count's rate minus the rate of the count it
+    is part of, divided by ``g``), so that a count of 0 costs no multiplication and the
+    others multiply small integers (a price in whole USD per million tokens is 10⁹
+    femto-USD a token)."""
+    r_in, r_cached, r_write, r_write_1h, r_out, r_reason = rates
+    c = (r_in, r_cached - r_in, r_write - r_in, r_write_1h - r_write, r_out, r_reason - r_out)
+    g = gcd(*c) or 1
+    return (g, c[0] // g, c[1] // g, c[2] // g, c[3] // g, c[4] // g, c[5] // g)
+
+
+def _hot(entry: Entry | None) -> _Hot | None:
+    if entry is None:
+        return None
+    tiers = tuple((tier.above, _coefficients(tier.femto_rates)) for tier in entry.tiers)
+    return _coefficients(entry.femto_rates), tiers
 
 
 def _same(column: Sequence[Any]) -> bool:
@@ -446,6 +471,10 @@ class Pricer:
         self.catalog = catalog
         self._cache: dict[tuple[str, str, date, str | None], Entry | None] = {}
         self._hot: dict[tuple[str, str, date, str | None], _Hot | None] = {}
+        #: per model: the (provider, service tier, UTC day's first and past-the-last ms,
+        #: _Hot) :meth:`femto` used last for a call at a UTC time — the same as ``_hot``
+        #: keyed by (provider, model, day, tier), found without building that key
+        self._last: dict[str, tuple[str, str | None, int, int, _Hot | None]] = {}
         self._rated: dict[tuple[str, str, date, str | None], _Rated] = {}
         # The catalog's data loads once per process (~0.2 s): here, not on the first call
         # of an unknown model in the streams' hot path.
@@ -462,6 +491,7 @@ class Pricer:
         if len(self._cache) > 10_000:
             self._cache.clear()
             self._hot.clear()
+            self._last.clear()
             self._rated = {}
         found = self._cache[key] = self._resolve(model, day, provider, service_tier)
         return found
@@ -485,29 +515,53 @@ class Pricer:
             return call.cost_femto
         if call.usage_missing:
             return 0
-        key = (call.provider, call.model, call.ts.date(), call.service_tier)
-        hot = self._hot.get(key, _UNSEEN)
-        if hot is _UNSEEN:
-            entry = self.entry(call.model, key[2], call.provider, call.service_tier)
-            hot = self._hot[key] = None if entry is None else (entry.femto_rates, entry.tiers)
+        model = call.model
+        last = self._last.get(model)
+        ts = call.ts
+        if (
+            last is not None
+            and last[2] <= call.ts_ms < last[3]
+            and last[0] == call.provider
+            and last[1] == call.service_tier
+            and ts.tzinfo is UTC  # (then ts.date() is the UTC day of ts_ms)
+        ):
+            hot = last[4]
+        else:
+            key = (call.provider, model, ts.date(), call.service_tier)
+            hot = self._hot.get(key, _UNSEEN)
+            if hot is _UNSEEN:
+                entry = self.entry(model, key[2], call.provider, call.service_tier)
+                hot = self._hot[key] = _hot(entry)
+            if ts.tzinfo is UTC:
+                if len(self._last) > 10_000:
+                    self._last.clear()
+                day_start = call.ts_ms - call.ts_ms % _DAY_MS
+                self._last[model] = (key[0], key[3], day_start, day_start + _DAY_MS, hot)
         if hot is None:
             return None
-        rates, tiers = hot
+        coefficients, tiers = hot
         input = call.input
         if tiers:
-            for tier in tiers:
-                if input > tier.above:
-                    rates = tier.femto_rates
+            for above, tier_coefficients in tiers:
+                if input > above:
+                    coefficients = tier_coefficients
                     break
-        return _formula(
-            rates,
-            input,
-            call.cached_input,
-            call.cache_write,
-            call.cache_write_1h,
-            call.output,
-            call.reasoning,
-        )
+        # _formula as _coefficients regroups it (tested equal): no multiplication by a 0 count
+        scale, c_in, c_cached, c_write, c_write_1h, c_out, c_reason = coefficients
+        cost = input * c_in + call.output * c_out
+        count = call.cached_input
+        if count:
+            cost += count * c_cached
+        count = call.cache_write
+        if count:
+            cost += count * c_write
+        count = call.cache_write_1h
+        if count:
+            cost += count * c_write_1h
+        count = call.reasoning
+        if count:
+            cost += count * c_reason
+        return cost * scale
 
     def cost(self, call: Call) -> Cost:
         """The call's :data:`Cost` — what :meth:`priced` says, without building its object

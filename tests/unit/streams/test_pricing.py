@@ -3,10 +3,10 @@ effective dates, unpriced models, and the hot path's cached lookup agreeing with
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
-from hypothesis import given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tests.unit.streams.builders import call
@@ -96,20 +96,40 @@ def test_cost_is_exact_decimal() -> None:
 
 
 @given(
-    model=st.sampled_from(["gpt-4.1-mini", "claude-sonnet-4", "o-think", "plain", "gpt-9"]),
+    model=st.sampled_from(
+        [
+            ("unknown", "gpt-4.1-mini"),
+            ("unknown", "claude-sonnet-4"),
+            ("unknown", "o-think"),
+            ("unknown", "plain"),
+            ("unknown", "gpt-9"),
+            # the catalog's: a 1-hour cache-write price; a long-context tier (> 200k input)
+            ("anthropic", "claude-opus-4-1"),
+            ("google", "gemini-2.5-pro"),
+        ]
+    ),
     day=st.integers(min_value=-400, max_value=400),
     inp=st.integers(min_value=0, max_value=2_000_000),
     out=st.integers(min_value=0, max_value=200_000),
-    split=st.tuples(*(st.floats(min_value=0, max_value=1),) * 3),
+    split=st.tuples(*(st.floats(min_value=0, max_value=1),) * 4),
 )
+@example(model=("google", "gemini-2.5-pro"), day=0, inp=200_000, out=10, split=(0.5,) * 4)
+@example(model=("google", "gemini-2.5-pro"), day=0, inp=200_001, out=10, split=(0.5,) * 4)
 def test_hot_path_pricer_agrees_with_price_call(model, day, inp, out, split) -> None:
+    provider, model = model
     cached = int(inp * split[0] / 2)
     write = int(inp * split[1] / 2)
     reasoning = int(out * split[2])
     event = call(
-        model=model, input=inp, output=out, cached=cached, cache_write=write, reasoning=reasoning
+        model=model,
+        input=inp,
+        output=out,
+        cached=cached,
+        cache_write=write,
+        cache_write_1h=int(write * split[3]),
+        reasoning=reasoning,
     )
-    event = event.model_copy(update={"ts": NOV + timedelta(days=day)})
+    event = event.model_copy(update={"ts": NOV + timedelta(days=day), "provider": provider})
     pricer = Pricer(CATALOG)
     expected = price_call(event, CATALOG)
     for _ in range(2):  # the second time from the cached lookup
@@ -149,3 +169,54 @@ def test_input_rate_is_what_one_input_token_of_the_call_cost() -> None:
     assert reported.input_usd_per_token == Decimal("0.0001")
     unpriced = pricer.priced(from_model(call(model="gpt-9")), input_rate=True)
     assert (unpriced.cost_usd, unpriced.source, unpriced.input_usd(10)) == (0, "unpriced", 0)
+
+
+OPUS, O4, SONNET = (
+    ("anthropic", "claude-opus-4-1"),
+    ("openai", "o4-mini"),
+    ("unknown", "claude-sonnet-4"),
+)
+DEC, JAN = datetime(2026, 12, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC)
+WEST = timezone(timedelta(hours=-7))
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    calls=st.lists(
+        st.tuples(
+            st.sampled_from(
+                [
+                    O4,  # the catalog's, a price per service tier
+                    ("openai", OPUS[1]),  # not OpenAI's: unpriced
+                    OPUS,
+                    SONNET,  # the policy's, a new price on 2027-01-01
+                ]
+            ),
+            st.sampled_from([None, "flex", "priority"]),
+            st.sampled_from([DEC, JAN]),
+            st.sampled_from([-1, 1]),  # a minute before or after that UTC midnight
+            st.sampled_from([UTC, timezone(timedelta(hours=5)), WEST]),
+            st.integers(min_value=1_000, max_value=300_000),
+        ),
+        min_size=1,
+        max_size=12,
+    )
+)
+@example(calls=[(OPUS, None, DEC, 1, UTC, 5_000), (("openai", OPUS[1]), None, DEC, 1, UTC, 5_000)])
+@example(calls=[(O4, None, DEC, 1, UTC, 5_000), (O4, "priority", DEC, 1, UTC, 5_000)])
+@example(calls=[(SONNET, None, JAN, -1, UTC, 5_000), (SONNET, None, JAN, 1, UTC, 5_000)])
+@example(calls=[(SONNET, None, JAN, 1, UTC, 5_000), (SONNET, None, JAN, 1, WEST, 5_000)])
+def test_hot_path_pricer_agrees_call_after_call(calls) -> None:
+    """One pricer prices calls of models, providers, tiers and days one after another (its
+    cache of the entry a model used last must not answer for another provider, tier or day,
+    nor for a time that is not UTC, whose ``date()`` is that of its zone) as a new pricer
+    prices each."""
+    pricer = Pricer(CATALOG)
+    for (provider, model), tier, midnight, minutes, zone, inp in calls:
+        event = call(model=model, input=inp, output=inp // 7, cached=inp // 3, reasoning=inp // 50)
+        at = midnight + timedelta(minutes=minutes)
+        decoded = from_model(
+            event.model_copy(update={"ts": at, "provider": provider, "service_tier": tier})
+        )
+        decoded.ts = at.astimezone(zone)  # the same instant (ts_ms) in another zone
+        assert pricer.femto(decoded) == Pricer(CATALOG).femto(decoded)

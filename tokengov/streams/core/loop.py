@@ -5,7 +5,8 @@ A run counts consecutive first attempts (``attempt == 1``) that use the same
 reaches a new step starts a new run. Retries neither extend nor break a run.
 The run may reach the profile's ``max_same_tool_calls`` (or the policy's
 ``streams.default_max_same_tool_calls``); one more is a loop, alerted once per
-task and tool.
+task and tool. A call's step progress and run are kept by stage 1's task update
+(``PartitionProcessor._apply_to_task``, inlined there: once per call).
 """
 
 from __future__ import annotations
@@ -16,22 +17,7 @@ from tokengov.core.contracts import Alert
 from tokengov.streams.core.alerts import fingerprint, make_alert
 from tokengov.streams.core.task_state import TaskState
 
-__all__ = ["check_loop", "observe_step"]
-
-
-def observe_step(task: TaskState, step: int, attempt: int, tool_name: str | None) -> None:
-    """Advance the task's step progress and same-tool run with one call."""
-    if attempt > 1:
-        return
-    progressed = step > task.max_step
-    if progressed:
-        task.max_step = step
-    if tool_name is None:
-        task.loop_tool, task.loop_run = None, 0
-    elif progressed or tool_name != task.loop_tool:
-        task.loop_tool, task.loop_run = tool_name, 1
-    else:
-        task.loop_run += 1
+__all__ = ["check_loop"]
 
 
 def check_loop(

@@ -28,14 +28,14 @@ from tokengov.core.policy import StreamsSettings
 from tokengov.streams.core import codec
 from tokengov.streams.core.clock import Clock
 from tokengov.streams.core.dedup import MAX_SEEN_PER_TASK, GlobalSeen, trim_task_seen
-from tokengov.streams.core.loop import check_loop, observe_step
+from tokengov.streams.core.loop import check_loop
 from tokengov.streams.core.output import Output
 from tokengov.streams.core.partition_totals import PartitionAggregates
 from tokengov.streams.core.policy_index import PolicyView
 from tokengov.streams.core.retry_storm import check_retry_storm
 from tokengov.streams.core.runaway import check_runaway
 from tokengov.streams.core.skew import clock_skew_alert, clock_skew_fingerprint
-from tokengov.streams.core.task_state import TaskState
+from tokengov.streams.core.task_state import MAX_STEPS_TRACKED, TaskState
 from tokengov.streams.core.timeutil import DAY_MS, HOUR_MS, MINUTE_MS, day_key, period_key
 
 __all__ = ["AGG_KEY", "ENDED_TASK_LINGER_S", "PartitionProcessor", "position"]
@@ -127,7 +127,7 @@ class PartitionProcessor:
                 late = True  # far behind: late for windows, budgets and unit metrics
         if type(event) is Call:
             if apply_task:
-                self._apply_call_to_task(task, event, pos, cost or 0, view, out)
+                self._apply_to_task(task, event, pos, cost or 0, view, out)
             if apply_agg:
                 if late:
                     agg.late_events += 1
@@ -136,7 +136,7 @@ class PartitionProcessor:
         else:
             assert type(event) is Done
             if apply_task:
-                self._apply_outcome_to_task(task, event, pos)
+                self._apply_to_task(task, event, pos, 0, view, out)
             if apply_agg:
                 if late:
                     agg.late_events += 1
@@ -185,7 +185,7 @@ class PartitionProcessor:
         tasks = self.tasks
         global_seen = self.global_seen
         femto = view.pricer.femto
-        apply_to_task = self._apply_call_to_task
+        apply_to_task = self._apply_to_task
         window_row = agg.window
         # minute-window key → [calls, the sum of their costs, minute row, hour row, day rows]
         windows: dict[tuple[int, int, str, str, str, str], list[Any]] = {}
@@ -311,8 +311,22 @@ class PartitionProcessor:
         limit_ms = view.clock_ahead_ms if skew_ms > 0 else view.clock_behind_ms
         out.alert(clock_skew_alert(event, skew_ms, limit_ms, day, self.now))
 
-    def _claim(self, task: TaskState, event: Call | Done, pos: int) -> None:
-        task.seen[event.event_id] = pos
+    def _apply_to_task(
+        self,
+        task: TaskState,
+        event: Call | Done,
+        pos: int,
+        cost: int,
+        view: PolicyView,
+        out: Output,
+    ) -> None:
+        """The event's claim on its task (its id's position, ``applied_pos``, the touched time,
+        the attribution a task without one takes from its first event that has it, the dirty
+        mark), then an outcome's record (the first one counts) or a call's counters and its
+        checks against the workflow's limits (``cost``: the call's, in femto-USD)."""
+        event_id = event.event_id
+        seen = task.seen
+        seen[event_id] = pos
         task.applied_pos = pos
         task.touched_s = self.now_s
         if task.team == UNATTRIBUTED and event.team != UNATTRIBUTED:
@@ -320,13 +334,15 @@ class PartitionProcessor:
         if task.workflow == UNATTRIBUTED and event.workflow != UNATTRIBUTED:
             task.workflow = event.workflow
         self.dirty_tasks.add(task.task_id)
-        if len(task.seen) > MAX_SEEN_PER_TASK:
+        if len(seen) > MAX_SEEN_PER_TASK:
             trim_task_seen(task, self.global_seen, self.now_s)
-
-    def _apply_call_to_task(
-        self, task: TaskState, event: Call, pos: int, cost: int, view: PolicyView, out: Output
-    ) -> None:
-        self._claim(task, event, pos)
+        if type(event) is not Call:  # an outcome: the first one counts
+            if task.outcome is None:
+                task.outcome = event.status
+                task.outcome_pos = pos
+                task.outcome_tokens = task.tokens
+                task.outcome_cost_femto = task.cost_femto
+            return
         ts_ms = event.ts_ms
         calls = task.calls
         if calls == 0 or ts_ms < task.first_ts_ms:
@@ -354,8 +370,25 @@ class PartitionProcessor:
                 task.hops.append(edge)
                 task.hop_count += 1
         step = event.step
-        attempts = task.record_attempt(step, attempt, ts_ms)
-        observe_step(task, step, attempt, event.tool_name)
+        if attempt > 1:  # a retry: its step's attempts (retries neither extend nor break a run)
+            attempts = task.record_retry(step, attempt, ts_ms)
+        else:
+            attempts = None
+            first = task.first_ts  # when the step's first attempt happened (bounded)
+            first[step] = ts_ms
+            if len(first) > MAX_STEPS_TRACKED:
+                del first[next(iter(first))]
+            # step progress and the same-tool run (tokengov.streams.core.loop)
+            progressed = step > task.max_step
+            if progressed:
+                task.max_step = step
+            tool_name = event.tool_name
+            if tool_name is None:
+                task.loop_tool, task.loop_run = None, 0
+            elif progressed or tool_name != task.loop_tool:
+                task.loop_tool, task.loop_run = tool_name, 1
+            else:
+                task.loop_run += 1
 
         workflow = task.workflow
         bounds = view.limit_bounds.get(workflow)
@@ -374,7 +407,7 @@ class PartitionProcessor:
                 view.limits[workflow],
                 team=team,
                 event_ts=event.ts,
-                event_id=event.event_id,
+                event_id=event_id,
                 now=self.clock.now(),
             ):
                 out.alert(alert, decision)
@@ -387,13 +420,13 @@ class PartitionProcessor:
                 view.settings,
                 team=self._team(task, view),
                 event_ts=event.ts,
-                event_id=event.event_id,
+                event_id=event_id,
             )
             if storm is not None:
                 out.alert(storm)
         if task.loop_run > (limit := view.loop_limits.get(workflow, view.default_loop_limit)):
             loop = check_loop(
-                task, limit, team=self._team(task, view), event_ts=event.ts, event_id=event.event_id
+                task, limit, team=self._team(task, view), event_ts=event.ts, event_id=event_id
             )
             if loop is not None:
                 out.alert(loop)
@@ -486,14 +519,6 @@ class PartitionProcessor:
             agg.late_events += 1
         if ts_ms > agg.watermark_ms:
             agg.watermark_ms = ts_ms
-
-    def _apply_outcome_to_task(self, task: TaskState, event: Done, pos: int) -> None:
-        self._claim(task, event, pos)
-        if task.outcome is None:
-            task.outcome = event.status
-            task.outcome_pos = pos
-            task.outcome_tokens = task.tokens
-            task.outcome_cost_femto = task.cost_femto
 
     def _apply_outcome_to_partials(
         self, task: TaskState, event: Done, pos: int, view: PolicyView
