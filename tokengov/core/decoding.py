@@ -32,6 +32,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import repeat
 from operator import add, gt
 from typing import Annotated, Any, Final, Literal, NamedTuple, cast, get_type_hints
 
@@ -438,9 +439,13 @@ def _call_tuple(*args: Any) -> CallArgs:
 
 
 def _from_wire(
-    w: _CallWire | _OutcomeWire, plain: bool, make: Callable[..., Any] = Call
+    w: _CallWire | _OutcomeWire,
+    plain: bool,
+    make: Callable[..., Any] = Call,
+    stamp: datetime | None = None,
 ) -> Call | Done:
     # ``make``: Call, or _call_tuple for a consumer that wants the call's arguments.
+    # ``stamp``: ``w.ts`` as this function reads it, read already (_utc_stamps), or None.
     # Printable text: ``plain`` (the message holds neither a backslash nor DEL) means every
     # text in it is printable as the contract means it (JSON refuses raw C0 controls); else
     # str.isprintable(), stricter than the contract (it also refuses, say, a soft hyphen): a
@@ -450,7 +455,7 @@ def _from_wire(
             raise _Slow
         return Done(
             w.event_id,
-            _ts(w.ts),
+            _ts(w.ts) if stamp is None else stamp,
             _attribution(w.team),
             _attribution(w.workflow),
             w.task_id,
@@ -487,25 +492,28 @@ def _from_wire(
         or (missing and (inp or out))
     ):
         raise _Slow
-    text = c.ts  # _ts_shaped, inlined
-    n = len(text)
-    if text[-1:] == "Z":
-        if not (n == 20 or (21 < n < 28 and text[19] == ".")):
+    if stamp is not None:
+        ts = stamp
+    else:
+        text = c.ts  # _ts_shaped, inlined
+        n = len(text)
+        if text[-1:] == "Z":
+            if not (n == 20 or (21 < n < 28 and text[19] == ".")):
+                raise _Slow
+        elif not (
+            (n == 25 or (26 < n < 33 and text[19] == ".")) and text[-6] in "+-" and text[-3] == ":"
+        ):
             raise _Slow
-    elif not (
-        (n == 25 or (26 < n < 33 and text[19] == ".")) and text[-6] in "+-" and text[-3] == ":"
-    ):
-        raise _Slow
-    if text[4:17:3] != "--T::" or not text.isascii():
-        raise _Slow
-    try:
-        ts = datetime.fromisoformat(text)
-    except ValueError:
-        raise _Slow from None
-    if not TS_MIN <= ts < TS_MAX:
-        raise _Slow  # out of range: the models say so (and converting could overflow)
-    if text[-1] != "Z" and text[-6:] != "+00:00":  # (those two are read as UTC already)
-        ts = ts.astimezone(UTC)
+        if text[4:17:3] != "--T::" or not text.isascii():
+            raise _Slow
+        try:
+            ts = datetime.fromisoformat(text)
+        except ValueError:
+            raise _Slow from None
+        if not TS_MIN <= ts < TS_MAX:
+            raise _Slow  # out of range: the models say so (and converting could overflow)
+        if text[-1] != "Z" and text[-6:] != "+00:00":  # (those two are read as UTC already)
+            ts = ts.astimezone(UTC)
     team, workflow = c.team, c.workflow
     if not (
         type(team) is str
@@ -580,8 +588,11 @@ def fast_message(
         return None
     envelope, items = read
     plain = _plain(raw)
+    stamps = _utc_stamps([w.ts for w in items])
     try:
-        return envelope, [_from_wire(w, plain, make) for w in items]
+        if stamps is None:  # each time read on its own, or refused
+            return envelope, [_from_wire(w, plain, make) for w in items]
+        return envelope, list(map(_from_wire, items, repeat(plain), repeat(make), stamps))
     except _Slow:
         return None
 
@@ -761,17 +772,8 @@ def _columns(calls: list[_CallWire]) -> list[Sequence[Any]] | None:
         )
     ):
         return None
-    lengths = set(map(len, ts))
-    if len(lengths) == 1:
-        if not _shaped(ts, lengths.pop()):
-            return None
-    elif not all(_shaped([t for t in ts if len(t) == n], n) for n in lengths):
-        return None
-    try:
-        stamps = list(map(_fromisoformat, ts))
-    except ValueError:
-        return None
-    if min(stamps) < TS_MIN or max(stamps) >= TS_MAX:
+    stamps = _utc_stamps(ts)
+    if stamps is None:
         return None
     if None in task:
         task = tuple(e if t is None else t for e, t in zip(event_id, task, strict=True))
@@ -805,6 +807,27 @@ def _columns(calls: list[_CallWire]) -> list[Sequence[Any]] | None:
     }
     # in Call's argument order, whatever it is (a name of it missing here: KeyError, at once)
     return [named[name] for name in CALL_ARGS]
+
+
+def _utc_stamps(ts: Sequence[str]) -> list[datetime] | None:
+    """The times ``ts`` as :func:`_from_wire` reads them, all at once (in C where it can be),
+    when every one has its shape (:func:`_shaped`: ``Z`` or ``+00:00``), reads and is in the
+    contract's range; else None (then each is read, or refused, on its own)."""
+    lengths = set(map(len, ts))
+    if not lengths:
+        return None
+    if len(lengths) == 1:
+        if not _shaped(ts, lengths.pop()):
+            return None
+    elif not all(_shaped([t for t in ts if len(t) == n], n) for n in lengths):
+        return None
+    try:
+        stamps = list(map(_fromisoformat, ts))
+    except ValueError:
+        return None
+    if min(stamps) < TS_MIN or max(stamps) >= TS_MAX:
+        return None
+    return stamps
 
 
 def _shaped(ts: Sequence[str], n: int) -> bool:
