@@ -386,16 +386,24 @@ _NO_TOKENS: Final = _TokensWire()
 _NO_COMPONENTS_WIRE: Final = _ComponentsWire()
 
 
-class _CallWire(msgspec.Struct, tag_field="kind", tag="call", forbid_unknown_fields=True, gc=False):
+class _CallWire(
+    msgspec.Struct,
+    tag_field="kind",
+    tag="call",
+    forbid_unknown_fields=True,
+    gc=False,
+    kw_only=True,
+):
     """A call as path 1 accepts it: strictly typed (no coercion), a reported cost refused
     (Decimal rules are the models' job); absent ``tokens``/``components`` are UNSET (a JSON
     ``null`` there is refused, as the contract refuses it). Unknown fields are left to path 2,
-    which checks how deep they nest; so nothing here nests deeper than three levels."""
+    which checks how deep they nest; so nothing here nests deeper than three levels. The
+    fields in the models' order (checked below): the order producers write them in, in which
+    msgspec finds each key at its first try."""
 
+    schema_version: Literal[1] = 1
     event_id: _WireId
     ts: str
-    model: _WireName
-    schema_version: Literal[1] = 1
     team: str | None = None
     workflow: str | None = None
     task_id: _WireId | None = None
@@ -403,6 +411,7 @@ class _CallWire(msgspec.Struct, tag_field="kind", tag="call", forbid_unknown_fie
     parent_agent: _WireName | None = None
     step: _Count = 0
     provider: _WireName = "unknown"
+    model: _WireName
     tokens: _TokensWire | msgspec.UnsetType = msgspec.UNSET
     components: _ComponentsWire | msgspec.UnsetType = msgspec.UNSET
     attempt: Annotated[int, msgspec.Meta(ge=1, le=MAX_COUNT)] = 1
@@ -417,19 +426,28 @@ class _CallWire(msgspec.Struct, tag_field="kind", tag="call", forbid_unknown_fie
 
 
 class _OutcomeWire(
-    msgspec.Struct, tag_field="kind", tag="outcome", forbid_unknown_fields=True, gc=False
+    msgspec.Struct,
+    tag_field="kind",
+    tag="outcome",
+    forbid_unknown_fields=True,
+    gc=False,
+    kw_only=True,
 ):
+    schema_version: Literal[1] = 1
     event_id: _WireId
     ts: str
-    task_id: _WireId
-    status: Literal["success", "failure", "abandoned"]
-    schema_version: Literal[1] = 1
     team: str | None = None
     workflow: str | None = None
+    task_id: _WireId
+    status: Literal["success", "failure", "abandoned"]
     quality: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] | None = None
 
 
 _Wire = _CallWire | _OutcomeWire
+for _wire, _model in ((_CallWire, CallEvent), (_OutcomeWire, Outcome)):
+    # _columns unpacks a call's fields in this order
+    if _wire.__struct_fields__ != tuple(_model.model_fields)[1:]:  # (``kind``: the tag)
+        raise RuntimeError(f"{_wire.__name__}'s fields are not {_model.__name__}'s, in order")
 _WIRE: Final = msgspec.json.Decoder(list[_Wire] | _Wire)
 
 
@@ -731,10 +749,9 @@ def _columns(calls: list[_CallWire]) -> list[Sequence[Any]] | None:
     their totals): then call by call, where :func:`_from_wire` decides. Raises :class:`_Slow`
     where :func:`_from_wire` would."""
     (
+        _version,
         event_id,
         ts,
-        model,
-        _version,
         team,
         workflow,
         task,
@@ -742,6 +759,7 @@ def _columns(calls: list[_CallWire]) -> list[Sequence[Any]] | None:
         parent,
         step,
         provider,
+        model,
         tokens,
         parts,
         attempt,
@@ -865,7 +883,7 @@ def _attributed(column: Sequence[Any]) -> Sequence[Any]:
 _CheckedAttribution = Annotated[str, msgspec.Meta(max_length=MAX_NAME_CHARS)] | None
 
 
-class _CallCheck(_CallWire):
+class _CallCheck(_CallWire, kw_only=True):
     """:class:`_CallWire` with the rules msgspec can check in C on the whole message (the
     timestamp parsed by msgspec's RFC 3339 reader, which refuses everything the models
     refuse but a missing offset and the range, both :func:`_check_item`'s; the
@@ -876,7 +894,7 @@ class _CallCheck(_CallWire):
     workflow: _CheckedAttribution = None
 
 
-class _OutcomeCheck(_OutcomeWire):
+class _OutcomeCheck(_OutcomeWire, kw_only=True):
     ts: datetime  # type: ignore[assignment]
     team: _CheckedAttribution = None
     workflow: _CheckedAttribution = None
