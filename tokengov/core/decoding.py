@@ -357,6 +357,9 @@ def fast_event(item: Any) -> Call | Done | None:
 _Count = Annotated[int, msgspec.Meta(ge=0, le=MAX_COUNT)]
 _WireName = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_NAME_CHARS)]
 _WireId = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_CHARS)]
+#: Team and workflow: blank is ``unattributed`` for the models, so only the length is checked
+#: (a longer one, even blank, goes to the slower paths).
+_WireAttribution = Annotated[str, msgspec.Meta(max_length=MAX_NAME_CHARS)] | None
 
 
 class _TokensWire(msgspec.Struct, forbid_unknown_fields=True, gc=False):
@@ -404,8 +407,8 @@ class _CallWire(
     schema_version: Literal[1] = 1
     event_id: _WireId
     ts: str
-    team: str | None = None
-    workflow: str | None = None
+    team: _WireAttribution = None
+    workflow: _WireAttribution = None
     task_id: _WireId | None = None
     agent: _WireName = "agent"
     parent_agent: _WireName | None = None
@@ -436,8 +439,8 @@ class _OutcomeWire(
     schema_version: Literal[1] = 1
     event_id: _WireId
     ts: str
-    team: str | None = None
-    workflow: str | None = None
+    team: _WireAttribution = None
+    workflow: _WireAttribution = None
     task_id: _WireId
     status: Literal["success", "failure", "abandoned"]
     quality: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] | None = None
@@ -533,19 +536,10 @@ def _from_wire(
         if text[-1] != "Z" and text[-6:] != "+00:00":  # (those two are read as UTC already)
             ts = ts.astimezone(UTC)
     team, workflow = c.team, c.workflow
-    if not (
-        type(team) is str
-        and 0 < len(team) <= MAX_NAME_CHARS
-        and (plain or team.isprintable())
-        and not team.isspace()
-    ):
+    # (None, or text within MAX_NAME_CHARS: _WireAttribution)
+    if not (team and (plain or team.isprintable()) and not team.isspace()):
         team = _attribution(team)
-    if not (
-        type(workflow) is str
-        and 0 < len(workflow) <= MAX_NAME_CHARS
-        and (plain or workflow.isprintable())
-        and not workflow.isspace()
-    ):
+    if not (workflow and (plain or workflow.isprintable()) and not workflow.isspace()):
         workflow = _attribution(workflow)
     return make(  # type: ignore[no-any-return]  # a Call, or its arguments for _call_tuple
         event_id,
@@ -879,25 +873,18 @@ def _attributed(column: Sequence[Any]) -> Sequence[Any]:
 
 # -- path 1 for a producer: the answer alone --------------------------------------------
 
-#: Team and workflow: blank is ``unattributed`` for the models, so only the length is checked.
-_CheckedAttribution = Annotated[str, msgspec.Meta(max_length=MAX_NAME_CHARS)] | None
-
 
 class _CallCheck(_CallWire, kw_only=True):
     """:class:`_CallWire` with the rules msgspec can check in C on the whole message (the
     timestamp parsed by msgspec's RFC 3339 reader, which refuses everything the models
-    refuse but a missing offset and the range, both :func:`_check_item`'s; the
-    attribution's length); the rest is :func:`_check_item`'s."""
+    refuse but a missing offset and the range, both :func:`_check_item`'s); the rest is
+    :func:`_check_item`'s."""
 
     ts: datetime  # type: ignore[assignment]  # msgspec reads a field again in a subclass
-    team: _CheckedAttribution = None
-    workflow: _CheckedAttribution = None
 
 
 class _OutcomeCheck(_OutcomeWire, kw_only=True):
     ts: datetime  # type: ignore[assignment]
-    team: _CheckedAttribution = None
-    workflow: _CheckedAttribution = None
 
 
 _Check = _CallCheck | _OutcomeCheck
