@@ -2,9 +2,9 @@
 
 The wire contract is :mod:`tokengov.core.contracts` (pydantic models, the JSON Schema
 source); :class:`Call` (a model call) and :class:`Done` (how a task ended: an
-``Outcome``) are its internal form — flat, slotted, already validated — the one
-that :mod:`tokengov.core.decoding` produces for the streams, the token-debt role, the
-ClickHouse writer and the CLI. It is built either from a validated model
+``Outcome``) are its internal form — flat msgspec structs, not tracked by the cyclic
+GC, already validated — the one that :mod:`tokengov.core.decoding` produces for the
+streams, the token-debt role, the ClickHouse writer and the CLI. It is built either from a validated model
 (:func:`from_model`) or by the decoder's fast path, which applies the same rules
 without building models.
 
@@ -84,11 +84,12 @@ class Call(msgspec.Struct, gc=False):
     from the catalog), ``task_id`` never None, ``ts_ms`` (:func:`epoch_ms` of ``ts``).
 
     A ``msgspec.Struct`` without GC tracking (its fields are text, numbers, a time and a
-    tuple of integers: it can hold no cycle): built in C, ~4x cheaper than a slotted class
-    setting 27 attributes in Python. Built as a class would be, ``Call(*args)`` with
-    :data:`CALL_ARGS`; ``ts_ms`` is worked out from ``ts`` (``__post_init__``), whatever is
-    passed for it. Unhashable; equal to another call with equal fields and ``ts`` at the same
-    UTC offset (as before it was a Struct)."""
+    tuple of integers: it can hold no cycle), its fields set in C (~0.12 µs, against ~0.35
+    for a slotted class's 27 stores in Python; ``ts_ms``'s arithmetic, ~0.2 µs, is still
+    Python's). Built as the class was, ``Call(*args)`` with :data:`CALL_ARGS` (or by name);
+    ``ts_ms`` is worked out from ``ts`` in ``__post_init__``, whatever is passed for it.
+    As before: unhashable; equal to another call whose fields are equal and whose ``ts`` has
+    the same UTC offset; ``__slots__`` the field names, sorted."""
 
     event_id: str
     ts: datetime
