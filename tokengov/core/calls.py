@@ -4,9 +4,9 @@ The wire contract is :mod:`tokengov.core.contracts` (pydantic models, the JSON S
 source); :class:`Call` (a model call) and :class:`Done` (how a task ended: an
 ``Outcome``) are its internal form — flat msgspec structs, not tracked by the cyclic
 GC, already validated — the one that :mod:`tokengov.core.decoding` produces for the
-streams, the token-debt role, the ClickHouse writer and the CLI. It is built either from a validated model
-(:func:`from_model`) or by the decoder's fast path, which applies the same rules
-without building models.
+streams, the token-debt role, the ClickHouse writer and the CLI. It is built either from
+a validated model (:func:`from_model`) or by the decoder's fast path, which applies the
+same rules without building models.
 
 Money is kept in integer femto-USD (1e-15 USD): exact for every price with up to
 nine decimals per million tokens and every reported ``cost_usd`` (at most twelve
