@@ -2,11 +2,11 @@
 
 The wire contract is :mod:`tokengov.core.contracts` (pydantic models, the JSON Schema
 source); :class:`Call` (a model call) and :class:`Done` (how a task ended: an
-``Outcome``) are its internal form — flat, slotted, already validated — the one
-that :mod:`tokengov.core.decoding` produces for the streams, the token-debt role, the
-ClickHouse writer and the CLI. It is built either from a validated model
-(:func:`from_model`) or by the decoder's fast path, which applies the same rules
-without building models.
+``Outcome``) are its internal form — flat msgspec structs, not tracked by the cyclic
+GC, already validated — the one that :mod:`tokengov.core.decoding` produces for the
+streams, the token-debt role, the ClickHouse writer and the CLI. It is built either from
+a validated model (:func:`from_model`) or by the decoder's fast path, which applies the
+same rules without building models.
 
 Money is kept in integer femto-USD (1e-15 USD): exact for every price with up to
 nine decimals per million tokens and every reported ``cost_usd`` (at most twelve
@@ -15,11 +15,12 @@ decimals), and much cheaper than Decimal.
 
 from __future__ import annotations
 
-import inspect
 from datetime import UTC, datetime
 from decimal import Decimal
 from operator import attrgetter
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal
+
+import msgspec
 
 from tokengov.core.contracts import COMPONENT_NAMES, CallEvent, Outcome
 
@@ -44,6 +45,7 @@ __all__ = [
 FEMTO: Final = 10**15
 NO_COMPONENTS: Final = (0, 0, 0, 0, 0, 0, 0)
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_replace: Final = msgspec.structs.replace
 
 
 def epoch_ms(ts: datetime) -> int:
@@ -72,103 +74,57 @@ def usd(femto: int) -> Decimal:
     return Decimal(usd_str(femto))
 
 
-class Call:
+class Call(msgspec.Struct, gc=False):
     """One model call (the contract's :class:`~tokengov.core.contracts.CallEvent`): token counts
     flat (``input``, ``output``, ``cached_input``, ``cache_write`` with its 1-hour part
     ``cache_write_1h``, ``reasoning``), ``service_tier`` (None: not reported),
     ``usage_missing`` (the response carried no usage: never priced as a normal call), the
     input's ``components`` as a tuple in :data:`COMPONENT_NAMES` order (also readable by
     name: ``call.history``), a reported cost in femto-USD (``cost_femto``, None: price it
-    from the catalog), ``task_id`` never None."""
+    from the catalog), ``task_id`` never None, ``ts_ms`` (:func:`epoch_ms` of ``ts``).
 
-    __slots__ = (
-        "agent",
-        "attempt",
-        "cache_write",
-        "cache_write_1h",
-        "cached_input",
-        "components",
-        "context_window",
-        "cost_femto",
-        "event_id",
-        "input",
-        "latency_ms",
-        "model",
-        "output",
-        "parent_agent",
-        "provider",
-        "reasoning",
-        "service_tier",
-        "status",
-        "step",
-        "task_id",
-        "team",
-        "tool_calls",
-        "tool_name",
-        "ts",
-        "ts_ms",
-        "usage_missing",
-        "workflow",
-    )
-    kind: Final = "call"
+    A ``msgspec.Struct`` without GC tracking (its fields are text, numbers, a time and a
+    tuple of integers: it can hold no cycle), its fields set in C (~0.12 µs, against ~0.35
+    for a slotted class's 27 stores in Python; ``ts_ms``'s arithmetic, ~0.2 µs, is still
+    Python's). Built as the class was, ``Call(*args)`` with :data:`CALL_ARGS` (or by name);
+    ``ts_ms`` is worked out from ``ts`` in ``__post_init__``, whatever is passed for it.
+    As before: unhashable; equal to another call whose fields are equal and whose ``ts`` has
+    the same UTC offset; ``__slots__`` the field names, sorted."""
 
-    def __init__(
-        self,
-        event_id: str,
-        ts: datetime,
-        team: str,
-        workflow: str,
-        task_id: str,
-        agent: str,
-        parent_agent: str | None,
-        step: int,
-        model: str,
-        input: int,
-        output: int,
-        cached_input: int,
-        cache_write: int,
-        reasoning: int,
-        components: tuple[int, int, int, int, int, int, int],
-        attempt: int,
-        tool_calls: int,
-        tool_name: str | None,
-        status: str,
-        cost_femto: int | None,
-        context_window: int | None,
-        provider: str = "unknown",
-        latency_ms: int | None = None,
-        cache_write_1h: int = 0,
-        service_tier: str | None = None,
-        usage_missing: bool = False,
-    ) -> None:
-        self.event_id = event_id
-        self.ts = ts
-        d = ts - _EPOCH  # epoch_ms, inlined (once per event)
+    event_id: str
+    ts: datetime
+    team: str
+    workflow: str
+    task_id: str
+    agent: str
+    parent_agent: str | None
+    step: int
+    model: str
+    input: int
+    output: int
+    cached_input: int
+    cache_write: int
+    reasoning: int
+    components: tuple[int, int, int, int, int, int, int]
+    attempt: int
+    tool_calls: int
+    tool_name: str | None
+    status: str
+    cost_femto: int | None
+    context_window: int | None
+    provider: str = "unknown"
+    latency_ms: int | None = None
+    cache_write_1h: int = 0
+    service_tier: str | None = None
+    usage_missing: bool = False
+    ts_ms: int = 0  # set by __post_init__ (not one of CALL_ARGS)
+    kind: ClassVar[Literal["call"]] = "call"
+    if TYPE_CHECKING:  # msgspec's, as a slotted class has them: the fields, sorted
+        __slots__: ClassVar[tuple[str, ...]]
+
+    def __post_init__(self) -> None:
+        d = self.ts - _EPOCH  # epoch_ms, inlined (once per event)
         self.ts_ms = d.days * 86_400_000 + d.seconds * 1000 + d.microseconds // 1000
-        self.team = team
-        self.workflow = workflow
-        self.task_id = task_id
-        self.agent = agent
-        self.parent_agent = parent_agent
-        self.step = step
-        self.model = model
-        self.input = input
-        self.output = output
-        self.cached_input = cached_input
-        self.cache_write = cache_write
-        self.reasoning = reasoning
-        self.components = components
-        self.attempt = attempt
-        self.tool_calls = tool_calls
-        self.tool_name = tool_name
-        self.status = status
-        self.cost_femto = cost_femto
-        self.context_window = context_window
-        self.provider = provider
-        self.latency_ms = latency_ms
-        self.cache_write_1h = cache_write_1h
-        self.service_tier = service_tier
-        self.usage_missing = usage_missing
 
     @property
     def tokens_total(self) -> int:
@@ -206,55 +162,37 @@ class Call:
 
     def at(self, ts: datetime) -> Call:
         """The same call stamped ``ts`` (clock skew: governed at processing time)."""
-        copy = Call.__new__(Call)
-        for name in Call.__slots__:
-            setattr(copy, name, getattr(self, name))
-        copy.ts = ts
-        copy.ts_ms = epoch_ms(ts)
-        return copy
+        return _replace(self, ts=ts)  # (__post_init__ works out ts_ms)
 
     def __eq__(self, other: object) -> bool:
         return (
             type(other) is Call
-            and all(getattr(self, s) == getattr(other, s) for s in Call.__slots__)
+            and all(getattr(self, f) == getattr(other, f) for f in Call.__struct_fields__)
             and self.ts.utcoffset() == other.ts.utcoffset()
         )
 
-    def __repr__(self) -> str:
-        return f"Call({', '.join(f'{s}={getattr(self, s)!r}' for s in Call.__slots__)})"
 
+class Done(msgspec.Struct, gc=False):
+    """How a task ended (the contract's :class:`~tokengov.core.contracts.Outcome`); a
+    ``msgspec.Struct`` as :class:`Call` is, ``ts_ms`` worked out from ``ts``."""
 
-class Done:
-    """How a task ended (the contract's :class:`~tokengov.core.contracts.Outcome`)."""
+    event_id: str
+    ts: datetime
+    team: str
+    workflow: str
+    task_id: str
+    status: str
+    quality: float | None
+    ts_ms: int = 0  # set by __post_init__
+    kind: ClassVar[Literal["outcome"]] = "outcome"
 
-    __slots__ = ("event_id", "quality", "status", "task_id", "team", "ts", "ts_ms", "workflow")
-    kind: Final = "outcome"
-
-    def __init__(
-        self,
-        event_id: str,
-        ts: datetime,
-        team: str,
-        workflow: str,
-        task_id: str,
-        status: str,
-        quality: float | None,
-    ) -> None:
-        self.event_id = event_id
-        self.ts = ts
-        d = ts - _EPOCH  # epoch_ms, inlined (once per event)
+    def __post_init__(self) -> None:
+        d = self.ts - _EPOCH  # epoch_ms, inlined (once per event)
         self.ts_ms = d.days * 86_400_000 + d.seconds * 1000 + d.microseconds // 1000
-        self.team = team
-        self.workflow = workflow
-        self.task_id = task_id
-        self.status = status
-        self.quality = quality
 
     def at(self, ts: datetime) -> Done:
         """The same outcome stamped ``ts`` (clock skew: governed at processing time)."""
-        return Done(
-            self.event_id, ts, self.team, self.workflow, self.task_id, self.status, self.quality
-        )
+        return _replace(self, ts=ts)
 
     def met_quality_bar(self, quality_bar: float | None) -> bool:
         """Success and (when a bar is set) ``quality`` at or above it — as ``Outcome`` says."""
@@ -267,19 +205,16 @@ class Done:
     def __eq__(self, other: object) -> bool:
         return (
             type(other) is Done
-            and all(getattr(self, s) == getattr(other, s) for s in Done.__slots__)
+            and all(getattr(self, f) == getattr(other, f) for f in Done.__struct_fields__)
             and self.ts.utcoffset() == other.ts.utcoffset()
         )
-
-    def __repr__(self) -> str:
-        return f"Done({', '.join(f'{s}={getattr(self, s)!r}' for s in Done.__slots__)})"
 
 
 Event = Call | Done
 
 #: :class:`Call`'s constructor arguments, in order (``ts_ms`` is worked out from ``ts``):
-#: read from its signature, so that there is one list of them.
-CALL_ARGS: Final = tuple(inspect.signature(Call.__init__).parameters)[1:]
+#: read from its fields, so that there is one list of them.
+CALL_ARGS: Final = tuple(name for name in Call.__struct_fields__ if name != "ts_ms")
 #: A call as the tuple of its constructor's arguments (:data:`CALL_ARGS` order): what the
 #: decoder hands a consumer that lays calls out as columns (the ClickHouse sink) instead of
 #: building a :class:`Call` (~1 µs each); ``Call(*args)`` is the call.

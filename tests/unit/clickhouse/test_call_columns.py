@@ -6,7 +6,6 @@ rows, whatever the items (valid or not, calls and outcomes mixed)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -19,7 +18,9 @@ from tests.unit.streams.test_decode import (
     BASE_OUTCOME,
     MISSING_USAGE_CALL,
     mutate,
+    odd_utc_times,
     timestamps,
+    utc_times,
     wire,
 )
 from tokengov.core.calls import Call
@@ -38,30 +39,6 @@ MODELS = [
     ("openai", "gpt-5"),
     ("p", "unpriced-model"),
 ]
-#: Times as the column path takes them (UTC: ``Z`` or ``+00:00``, 0–6 decimals), and others.
-utc_times = st.datetimes(
-    min_value=datetime(1999, 12, 31), max_value=datetime(2100, 1, 2), timezones=st.just(UTC)
-).flatmap(
-    lambda d: st.sampled_from(
-        [d.isoformat(), d.isoformat().replace("+00:00", "Z"), d.isoformat(timespec="seconds")]
-    )
-)
-#: Nearly the column path's shapes.
-odd_utc_times = st.sampled_from(
-    [
-        "2026-11-29T05:00:00.1234567Z",
-        "2026-11-29T05:00:00.1234567+00:00",
-        "2026-11-29T05:00:00.Z",
-        "2026-11-29T05:00:00.+00:00",
-        "2026-11-29 05:00:00Z",
-        "2026-11-29T05:00:00-00:00",
-        "2026-11-29T05:00:00+00:30",
-        "2026-11-29T05:00:00Z ",
-        "2026-11-29T05:00Z",
-    ]
-)
-
-
 small = st.integers(0, 12)
 
 

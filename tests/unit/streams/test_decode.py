@@ -489,3 +489,80 @@ def test_the_senders_check_of_values_agrees_with_the_models(
         assert check_message(raw) == [], doc
     elif not any(type(v) is float and v != v for v in call_values):
         assert check_message(raw) != [], doc
+
+
+#: UTC times in the shapes path 1 reads a whole message's times in at once (``Z`` or
+#: ``+00:00``, 0-6 decimals), across the contract's range and just outside it.
+utc_times = st.datetimes(
+    min_value=datetime(1999, 12, 31), max_value=datetime(2100, 1, 2), timezones=st.just(UTC)
+).flatmap(
+    lambda d: st.sampled_from(
+        [
+            d.isoformat(),
+            d.isoformat().replace("+00:00", "Z"),
+            d.isoformat(timespec="seconds"),
+            d.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        ]
+    )
+) | st.sampled_from(  # the range's ends, in both shapes
+    [
+        "1999-12-31T23:59:59.999999Z",
+        "2000-01-01T00:00:00Z",
+        "2000-01-01T00:00:00.000+00:00",
+        "2099-12-31T23:59:59.999+00:00",
+        "2100-01-01T00:00:00Z",
+        "2100-01-01T00:00:00.000000+00:00",
+    ]
+)
+#: Nearly those shapes (as long as one of them, or nearly): datetime.fromisoformat reads
+#: some of them, the contract's models some, path 1 none.
+odd_utc_times = st.sampled_from(
+    [
+        "2026-11-29T05:00:00.1234567Z",
+        "2026-11-29T05:00:00.1234567+00:00",
+        "2026-11-29T05:00:00.Z",
+        "2026-11-29T05:00:00.+00:00",
+        "2026-11-29 05:00:00Z",
+        "2026-11-29t05:00:00.123Z",
+        "2026-11-29T05:00:00z",
+        "2026-11-29T05:00:00-00:00",
+        "2026-11-29T05:00:00.5+0000",
+        "2026-11-29T05:00:00+00:30",
+        "2026-11-29T05:00:00Z ",
+        "2026-11-29T05:00Z",
+        "2026-W48-7T05:00:00Z",
+    ]
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(data=st.data())
+def test_envelopes_agree_with_the_models(data: st.DataObject) -> None:
+    """Path 1 reads the times of a message together when they all have a UTC shape, and one
+    by one when not: each event of an envelope it takes is the models' answer for that item,
+    whatever the times of the others (of one shape, of several, some refused), and an item
+    path 2's rules (:func:`fast_event`, item by item) would send to the models."""
+    bases = data.draw(
+        st.lists(st.sampled_from([BASE_CALL, MISSING_USAGE_CALL, BASE_OUTCOME]), max_size=5)
+    )
+    docs = []
+    for base in bases:
+        doc = dict(base)
+        if data.draw(st.booleans()):
+            doc["ts"] = data.draw(st.one_of(utc_times, utc_times, odd_utc_times, edge_timestamps))
+        if data.draw(st.integers(0, 4)) == 0:
+            doc = mutate(doc, data)
+        docs.append(doc)
+    raw = wire(docs)
+    expected = [slow(doc) for doc in docs]
+    fast = fast_message(raw)
+    if fast is not None:
+        assert None not in expected, docs
+        assert fast == (True, expected), docs
+        # and no more than the item by item rules take (no time of a shape they refuse)
+        assert all(fast_event(doc) is not None for doc in docs), docs
+    decoded = decode_events(raw)
+    assert decoded.events == [(i, e) for i, e in enumerate(expected) if e is not None], docs
+    assert [f.index for f, _item in decoded.failures] == [
+        i for i, e in enumerate(expected) if e is None
+    ], docs
