@@ -15,14 +15,17 @@ from tokengov.streams.publisher import Publisher
 
 
 def test_delivered_waits_for_every_record(bootstrap: str, topic_names: Topics) -> None:
-    publisher = Publisher(bootstrap, topic_names)
+    # records would wait 60 s in the producer's queue but for delivered()'s flush
+    publisher = Publisher(bootstrap, topic_names, config={"linger.ms": 60_000})
     try:
         records = [(f"task-{i}", f"state {i}".encode()) for i in range(500)]
         publisher.send_all(topic_names.events, records, 1)
         asyncio.run(publisher.delivered())
+        # read before close() (which flushes): delivered() alone must have put every record
+        # on the broker
+        stored = [(r.key, r.value) for r in read_to_end(bootstrap, topic_names.events, [1])]
     finally:
         publisher.close()
-    stored = [(r.key, r.value) for r in read_to_end(bootstrap, topic_names.events, [1])]
     assert stored == [(k.encode(), v) for k, v in records]
 
 

@@ -15,6 +15,7 @@ and read as well.
 
 from __future__ import annotations
 
+import inspect
 from operator import attrgetter
 from typing import Any, Final
 
@@ -198,3 +199,9 @@ class TaskState:
         state.steps = {int(step): attempts for step, attempts in state.steps.items()}
         state.first_ts = {int(step): ts for step, ts in state.first_ts.items()}
         return state
+
+
+# The record is positional (``to_bytes`` writes ``_FIELDS`` in order, ``from_doc`` reads it back
+# with ``cls(*doc)``): the constructor's parameters must be those fields, in that order.
+if tuple(inspect.signature(TaskState.__init__).parameters)[1:] != _FIELDS:
+    raise RuntimeError("TaskState.__init__'s parameters are not _FIELDS, in that order")
