@@ -19,6 +19,7 @@ import faust
 import orjson
 from faust.worker import Worker
 
+from tokengov.app.faust_adjustments import without_spinner
 from tokengov.app.faust_broker import faust_broker_options
 from tokengov.core.calls import from_model
 from tokengov.core.decoding import parse_event
@@ -111,7 +112,10 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, required=True)
     args = parser.parse_args()
     app = build(args.bootstrap, args.prefix, args.policy, args.data_dir, args.partitions)
-    Worker(app, loglevel="WARNING", redirect_stdouts=False, quiet=True).execute_from_commandline()
+    # without the spinner, as ``tokengov worker`` runs: the baseline pays no debug records
+    without_spinner(
+        Worker(app, loglevel="WARNING", redirect_stdouts=False, quiet=True)
+    ).execute_from_commandline()
 
 
 if __name__ == "__main__":
