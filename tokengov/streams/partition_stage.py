@@ -104,6 +104,11 @@ class Stage1:
         self.attempts = AttemptLog(ctx.settings.worker_state_dir / "attempts", ctx.topics.events)
         #: consumers of the same decoded events (one decode per message for the process)
         self.taps: list[Tap] = []
+        #: commits the acked offsets (the role sets Faust's ``app.consumer.commit``): called,
+        #: in a task of its own, after each flush that acked messages
+        self.commit: Callable[[], Awaitable[Any]] | None = None
+        self._committing: asyncio.Task[None] | None = None
+        self._commit_again = False
 
     # ------------------------------------------------------------ partitions
 
@@ -339,11 +344,37 @@ class Stage1:
             self.stats["state_errors"] += proc.record_errors
             proc.record_errors = 0
             self.publisher.send_all(self.names.state, records, p)
-        # 4. only now may the offsets be committed
+        # 4. the state records are on the broker (Faust flushes only its own producer before
+        #    it commits offsets, not this one)
+        await self.publisher.delivered()
+        # 5. only now may the offsets be committed: ack, and commit now rather than at Faust's
+        #    next commit timer (up to ``broker_commit_interval`` later)
         pending, self.pending = self.pending, []
         for stream, event in pending:
             await stream.ack(event)
+        if pending:
+            self._commit_soon()
         self._gc()
+
+    def _commit_soon(self) -> None:
+        """Commit what is acked, in a task (the broker round trip is not waited for under the
+        lock); a flush while a commit is in flight asks for one more after it."""
+        if self.commit is None:
+            return
+        if self._committing is not None and not self._committing.done():
+            self._commit_again = True
+            return
+        self._committing = asyncio.get_running_loop().create_task(self._commit_acked(self.commit))
+
+    async def _commit_acked(self, commit: Callable[[], Awaitable[Any]]) -> None:
+        while True:
+            self._commit_again = False
+            try:
+                await commit()
+            except Exception:  # Faust's commit timer commits them next
+                log.exception("committing the acked offsets failed; the commit timer retries")
+            if not self._commit_again:
+                return
 
     def _gc(self) -> None:
         """Keep the cyclic GC off the state: the per-task state is acyclic and long-lived, and

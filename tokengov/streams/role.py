@@ -88,6 +88,13 @@ def register(app: faust.App, ctx: WorkerContext, *, clock: Clock | None = None) 
     async def tick_timer() -> None:
         await stage2.tick()
 
+    async def commit() -> Any:
+        consumer = app.consumer
+        if consumer.should_stop:  # stopping: Faust commits what is acked itself
+            return False
+        return await consumer.commit()
+
+    stage1.commit = commit  # right after each flush, not at the next commit timer
     app.timer(0.1, name="tokengov.streams.flush")(flush_timer)
     app.timer(1.0, name="tokengov.streams.tick")(tick_timer)
 
