@@ -486,7 +486,7 @@ def _from_wire(
             w.quality,
         )
     c: _CallWire = w  # type: ignore[assignment]  # an outcome has returned (no cast() call)
-    # Inlined on purpose (once per event): _ts and _attribution's usual cases.
+    # Inlined on purpose (once per event): _attribution's usual cases.
     event_id, task, model, agent = c.event_id, c.task_id, c.model, c.agent
     provider, parent, tool, tier = c.provider, c.parent_agent, c.tool_name, c.service_tier
     if not plain and not (
@@ -515,28 +515,9 @@ def _from_wire(
         or (missing and (inp or out))
     ):
         raise _Slow
-    if stamp is not None:
-        ts = stamp
-    else:
-        text = c.ts  # _ts_shaped, inlined
-        n = len(text)
-        if text[-1:] == "Z":
-            if not (n == 20 or (21 < n < 28 and text[19] == ".")):
-                raise _Slow
-        elif not (
-            (n == 25 or (26 < n < 33 and text[19] == ".")) and text[-6] in "+-" and text[-3] == ":"
-        ):
-            raise _Slow
-        if text[4:17:3] != "--T::" or not text.isascii():
-            raise _Slow
-        try:
-            ts = datetime.fromisoformat(text)
-        except ValueError:
-            raise _Slow from None
-        if not TS_MIN <= ts < TS_MAX:
-            raise _Slow  # out of range: the models say so (and converting could overflow)
-        if text[-1] != "Z" and text[-6:] != "+00:00":  # (those two are read as UTC already)
-            ts = ts.astimezone(UTC)
+    # a message whose times are not all UTC-shaped reads each on its own (no longer the usual
+    # case, so no longer inlined)
+    ts = _ts(c.ts) if stamp is None else stamp
     team, workflow = c.team, c.workflow
     # (None, or text within MAX_NAME_CHARS: _WireAttribution)
     if not (team and (plain or team.isprintable()) and not team.isspace()):
