@@ -33,16 +33,17 @@ from tokengov.streams.debt.engine import DebtTallies
 from tokengov.streams.debt.stats import slope
 from tokengov.streams.debt.tally import Tally
 
-POLICY = parse_policy(
+#: A team and the models both policies price (``odd-model``'s rates are not femto-exact).
+_PRICES = (
     "version: 1\n"
     "teams: {search: {owner: s@example.com}}\n"
     "prices:\n"
     "  exact-model: {input: 2.00, output: 8.00, cached_input: 0.50}\n"
     "  cache-model: {input: 3.00, output: 15.00, cached_input: 0.30, cache_write: 3.75,"
     " cache_write_1h: 6.00}\n"
-    "  odd-model: {input: 0.1234567891234, output: 0.9876543210987}\n"  # not femto-exact
-    "cost_profiles: {wf: {team: search, max_retries: 1}}\n"
+    "  odd-model: {input: 0.1234567891234, output: 0.9876543210987}\n"
 )
+POLICY = parse_policy(_PRICES + "cost_profiles: {wf: {team: search, max_retries: 1}}\n")
 MODELS = ["exact-model", "cache-model", "odd-model", "unpriced-model"]
 T0 = datetime(2026, 11, 20, 23, 58, tzinfo=UTC)  # tasks cross midnight: two pricing days
 Priced = tuple[Call, PricedCall]
@@ -555,15 +556,9 @@ def test_take_forgets_the_event_ids_that_left_the_horizon(
 #: proven), ``pricey-model``'s 1,000 (inputs up to 204; and a few of its tokens cost about
 #: 1 USD, where the proof stops), ``femto-model``'s 1 (one input token at most).
 EDGES = parse_policy(
-    "version: 1\n"
-    "teams: {search: {owner: s@example.com}}\n"
-    "prices:\n"
-    "  exact-model: {input: 2.00, output: 8.00, cached_input: 0.50}\n"
-    "  cache-model: {input: 3.00, output: 15.00, cached_input: 0.30, cache_write: 3.75,"
-    " cache_write_1h: 6.00}\n"
-    "  pricey-model: {input: 90000, output: 1, cached_input: 12345.678901}\n"
-    "  femto-model: {input: 0.000000007, output: 1, cached_input: 0.000000003}\n"
-    "  odd-model: {input: 0.1234567891234, output: 0.9876543210987}\n"  # not femto-exact
+    _PRICES
+    + "  pricey-model: {input: 90000, output: 1, cached_input: 12345.678901}\n"
+    + "  femto-model: {input: 0.000000007, output: 1, cached_input: 0.000000003}\n"
 )
 #: From the catalog: ``gemini-2.5-pro`` (Google) costs more above 200,000 input tokens.
 EDGE_MODELS = [
