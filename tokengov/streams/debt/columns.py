@@ -413,7 +413,16 @@ class Columns(PricedColumns):
         """The calls from ``lo`` to ``hi`` (a task's: ``bounds[k]``, ``bounds[k + 1]``)."""
         if lo == 0 and hi == self.n:
             return self
-        return Columns(self.calls[lo:hi], self._prices)
+        # the parent's columns sliced: the same values its calls' would give, not read again
+        part = Columns.__new__(Columns)
+        part._start(self.calls[lo:hi], self._prices, None)
+        part.input, part.cached_input = self.input[lo:hi], self.cached_input[lo:hi]
+        part.tool_calls, part.attempt = self.tool_calls[lo:hi], self.attempt[lo:hi]
+        part.system, part.tool_definitions = self.system[lo:hi], self.tool_definitions[lo:hi]
+        part.retrieved, part.history = self.retrieved[lo:hi], self.history[lo:hi]
+        part.tool_responses, part.handoff = self.tool_responses[lo:hi], self.handoff[lo:hi]
+        part.memory = self.memory[lo:hi]
+        return part
 
     def parts_where(self, column: tuple[int, ...], least: int) -> list[Columns]:
         """The tasks (:meth:`parts`) in which ``column`` reaches ``least``, in order."""
