@@ -385,8 +385,10 @@ class Columns(PricedColumns):
     ) -> None:
         self._start(calls, prices, bounds)
         if calls:
+            # every row has _ROW's five values, and every call seven components (a Call's, as
+            # the decoder and the handover make it): a strict zip would check what cannot differ
             self.input, self.cached_input, self.tool_calls, self.attempt, components = zip(
-                *map(_ROW, calls), strict=True
+                *map(_ROW, calls)
             )
             (
                 self.system,
@@ -396,7 +398,7 @@ class Columns(PricedColumns):
                 self.tool_responses,
                 self.handoff,
                 self.memory,
-            ) = zip(*components, strict=True)
+            ) = zip(*components)
         else:
             self.input = self.cached_input = self.tool_calls = self.attempt = ()
             self.system = self.tool_definitions = self.retrieved = self.history = ()
