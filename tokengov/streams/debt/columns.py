@@ -388,7 +388,7 @@ class Columns(PricedColumns):
             # every row has _ROW's five values, and every call seven components (a Call's, as
             # the decoder and the handover make it): a strict zip would check what cannot differ
             self.input, self.cached_input, self.tool_calls, self.attempt, components = zip(
-                *map(_ROW, calls)
+                *map(_ROW, calls), strict=False
             )
             (
                 self.system,
@@ -398,7 +398,7 @@ class Columns(PricedColumns):
                 self.tool_responses,
                 self.handoff,
                 self.memory,
-            ) = zip(*components)
+            ) = zip(*components, strict=False)
         else:
             self.input = self.cached_input = self.tool_calls = self.attempt = ()
             self.system = self.tool_definitions = self.retrieved = self.history = ()
