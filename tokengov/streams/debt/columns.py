@@ -11,13 +11,14 @@ judges wasted (:meth:`Columns.cost_usd`).
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
 from functools import cache, reduce
-from itertools import pairwise, repeat
+from itertools import compress, count, pairwise, repeat
 from math import gcd
-from operator import add, attrgetter, floordiv, itemgetter, mul, truediv
+from operator import add, attrgetter, floordiv, ge, itemgetter, mul, truediv
 from typing import Any, Final
 
 from tokengov.core.calls import Call
@@ -428,11 +429,10 @@ class Columns(PricedColumns):
 
     def parts_where(self, column: tuple[int, ...], least: int) -> list[Columns]:
         """The tasks (:meth:`parts`) in which ``column`` reaches ``least``, in order."""
-        return [
-            self.part(lo, hi)
-            for lo, hi in pairwise(self.bounds)
-            if hi > lo and max(column[lo:hi]) >= least
-        ]
+        bounds = self.bounds
+        # the calls that reach it (read in C), then the tasks that hold them (bisected)
+        found = {bisect_right(bounds, i) for i in compress(count(), map(ge, column, repeat(least)))}
+        return [self.part(bounds[k - 1], bounds[k]) for k in sorted(found)]
 
 
 def in_order(calls: list[Call]) -> list[Call]:
