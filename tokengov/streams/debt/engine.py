@@ -320,6 +320,9 @@ class DebtTallies(_PolicySource):
         cutoff = _NEVER if watermark is _NEVER else watermark - horizon
         self._stamp = stamp = self._stamp + 1
         touched: list[_Task] = []
+        # the minute of the event before (none yet), and its ids in ``minutes``
+        minute: int | None = None
+        ids: list[str] = []
         # taken: the ids added to ``seen``; calls: those taken less the outcomes
         seen_before, outcomes_before = len(seen), stats.outcomes
         try:
@@ -334,7 +337,10 @@ class DebtTallies(_PolicySource):
                     log.debug("debt: event %s is older than the horizon; not judged", event_id)
                     continue
                 seen[event_id] = ts
-                minutes[event.ts_ms // 60_000].append(event_id)
+                if event.ts_ms // 60_000 != minute:
+                    minute = event.ts_ms // 60_000
+                    ids = minutes[minute]
+                ids.append(event_id)
                 if type(event) is not Call:  # an outcome (Done)
                     stats.outcomes += 1
                     task = tasks.pop(event.task_id, None)
