@@ -510,7 +510,9 @@ class TaskBatch:
             groups: dict[str, tuple[list[Call], list[int]]] = {}
             for task in self.tasks:
                 first = task[0].agent
-                if len(task) == 1 or list(map(_AGENT, task)).count(first) == len(task):
+                if len(task) == 1 or (
+                    task[-1].agent == first and list(map(_AGENT, task)).count(first) == len(task)
+                ):
                     held = groups.get(first)
                     if held is None:
                         held = groups[first] = ([], [0])
