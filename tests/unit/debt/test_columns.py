@@ -751,3 +751,31 @@ def test_where_the_exact_floats_are_proven(
     )
     columns = Columns([from_model(event)], InputPrices(Pricer(EDGES.catalog)))
     assert (columns._exact_floats([tokens]) is not None) == proven
+
+
+def test_calls_without_an_exact_cost_leave_the_others_proven() -> None:
+    """A column with calls of no exact cost (an inexact price, no price) is proven for the
+    others, and those are checked call by call: each float is the decimal path's."""
+    pricer = Pricer(EDGES.catalog)
+    calls = [
+        from_model(
+            CallEvent(
+                event_id=f"c{next(_ids)}",
+                ts=T0,
+                team="search",
+                workflow="wf",
+                task_id="t",
+                agent="a",
+                model=model,
+                tokens=TokenCounts(input=1_000 + k, output=10),
+            )
+        )
+        for k, model in enumerate(["exact-model", "odd-model", "unpriced", "cache-model"])
+    ]
+    tokens = [400, 300, 200, 100]
+    floats = Columns(calls, InputPrices(pricer))._exact_floats(tokens)
+    assert floats is not None
+    assert [f.hex() for f in floats] == [
+        float(pricer.priced(c, input_rate=True).input_usd_per_token * n).hex()
+        for c, n in zip(calls, tokens, strict=True)
+    ]

@@ -132,8 +132,8 @@ def femto_inputs(prices: InputPrices, calls: Sequence[Call]) -> list[int | None]
 
 
 def _femto_column(prices: InputPrices, calls: Sequence[Call]) -> tuple[list[int | None], int]:
-    """:func:`femto_inputs`, and a unit every input cost is a multiple of (the gcd of the
-    entries' :func:`_unit`), or 0 when a call has none (None)."""
+    """:func:`femto_inputs`, and a unit every input cost (but None) is a multiple of: the gcd
+    of the entries' :func:`_unit` (10¹⁵ when there is none)."""
     out: list[int | None] = []
     append = out.append
     rates_of = prices._rates
@@ -165,7 +165,7 @@ def _femto_column(prices: InputPrices, calls: Sequence[Call]) -> tuple[list[int 
                 entry = None
             else:
                 entry, entry_unit = rated
-                if unit and entry_unit != unit:
+                if entry_unit != unit:
                     unit = gcd(unit, entry_unit)
                 tiers = entry.tiers
                 r_in, r_cached, r_write, r_write_1h, _, _ = entry.femto_rates
@@ -177,7 +177,6 @@ def _femto_column(prices: InputPrices, calls: Sequence[Call]) -> tuple[list[int 
             or not write_1h < _TOKENS_BELOW
         ):
             append(None)
-            unit = 0
             continue
         if tiers:
             r_in, r_cached, r_write, r_write_1h, _, _ = entry.femto_rates_for(input)
@@ -200,15 +199,16 @@ def input_rates(pricer: Pricer, calls: Sequence[Call]) -> list[Decimal]:
 
 
 def _rates(pricer: Pricer, calls: Sequence[Call], femtos: list[int | None]) -> list[Decimal]:
-    out: list[Decimal] = []
-    for call, femto in zip(calls, femtos, strict=True):
-        if femto is None:
-            out.append(pricer.priced(call, input_rate=True).input_usd_per_token)
-        elif not call.input:
-            out.append(_ZERO)
-        else:
-            out.append(Decimal(femto) / (call.input * _FEMTO))
-    return out
+    return [_rate(pricer, call, femto) for call, femto in zip(calls, femtos, strict=True)]
+
+
+def _rate(pricer: Pricer, call: Call, femto: int | None) -> Decimal:
+    """One call's :func:`input_rates`, from its :func:`femto_inputs`."""
+    if femto is None:
+        return pricer.priced(call, input_rate=True).input_usd_per_token
+    if not call.input:
+        return _ZERO
+    return Decimal(femto) / (call.input * _FEMTO)
 
 
 class PricedColumns:
@@ -304,13 +304,22 @@ class PricedColumns:
         and ``D 2⁵⁴ ≤ 5×10¹⁰ × 2⁵⁴ < 9.01×10²⁶ < (1 − η) / η``, ``|q − m| > η q ≥ |d − q|``:
         no boundary lies between them, and the two floats are equal. (A call with no input
         has no such tokens, ``femto`` 0: its quotient is 0/0, and the column is left to
-        :meth:`_float_sum`.)"""
+        :meth:`_float_sum`.) The calls with no exact cost (None) take no part in the proof:
+        each of theirs is :meth:`_float_sum`'s, call by call."""
         femtos = self.femtos()
         unit = self._unit
-        if not unit or not self.n:
+        if not self.n:
             return None
         scale, largest = _scale(unit)
-        inputs = self.input
+        inputs: Sequence[int] = self.input
+        unknown = [i for i, f in enumerate(femtos) if f is None] if None in femtos else None
+        if unknown is not None:  # proven for the others: 0 / 1 for now (in range, no division by 0)
+            if len(unknown) == self.n:
+                return None
+            femtos, known = list(femtos), list(inputs)
+            for i in unknown:
+                femtos[i], known[i] = 0, 1
+            inputs = known
         if max(inputs) > largest:
             return None
         try:
@@ -325,6 +334,9 @@ class PricedColumns:
             return None
         if max(floats) >= 1.0 or min(floats) < 0.0:  # (no cost is negative, by contract)
             return None
+        if unknown is not None:
+            for i in unknown:
+                floats[i] = self._float_sum(tokens, i, i + 1)
         return floats
 
     def _float_sum(self, tokens: Sequence[int], lo: int, hi: int) -> float:
@@ -345,7 +357,11 @@ class PricedColumns:
                 if low == scaled * _MARGIN_ABOVE / divisor:
                     total += low
                     continue
-            total += float(self.rates()[i] * n)
+            rates = self._rates  # one call's, unless the column's are made
+            rate = (
+                rates[i] if rates is not None else _rate(self._prices.pricer, self.calls[i], femto)
+            )
+            total += float(rate * n)
         return total
 
     def input_usd(self, index: int, tokens: int) -> Decimal:
