@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -26,10 +27,11 @@ from tokengov.core.calls import Call, Done, from_model
 from tokengov.core.contracts import CallEvent, Components, Outcome, TokenCounts
 from tokengov.core.policy import parse_policy
 from tokengov.core.pricing import PricedCall, Pricer
+from tokengov.core.worker_context import PolicyHolder
 from tokengov.streams.debt.columns import Columns, InputPrices, TaskBatch, TaskCalls, input_rates
 from tokengov.streams.debt.detectors import Detector, TaskContext, all_detectors
 from tokengov.streams.debt.detectors.retries import backs_off
-from tokengov.streams.debt.engine import DebtTallies
+from tokengov.streams.debt.engine import TALLY_CALLS, DebtTallies
 from tokengov.streams.debt.stats import slope
 from tokengov.streams.debt.tally import Tally
 
@@ -436,9 +438,12 @@ def test_tasks_tallied_together_equal_tasks_tallied_alone(data: st.DataObject) -
     outcomes = [_outcome(tasks[i][0].task_id, max(c.ts for c in tasks[i])) for i in order]
     cuts = sorted(data.draw(st.lists(st.integers(0, len(outcomes)), max_size=3)))
     tallies = DebtTallies(POLICY)
+    # closed tasks are tallied at once, or wait for calls of later ones (TALLY_CALLS)
+    tallies.tally_calls = data.draw(st.sampled_from([0, 1, 8, TALLY_CALLS]))
     assert tallies.observe_all(events) == len(events)
     for start, end in itertools.pairwise([0, *cuts, len(outcomes)]):  # closed in batches
         assert tallies.observe_all(outcomes[start:end]) == end - start
+    tallies._tally_closed()  # what take and handover do first
     events += outcomes
     assert tallies.failed == 0 and tallies.open_tasks == 0
     got = {
@@ -474,6 +479,79 @@ def _poisoned(cls: type[Detector]) -> Detector:
     return Poisoned()
 
 
+#: Another policy for the same workflow: other budgets, bounds and prices (a reload).
+_RELOADED = (
+    _PRICES.replace("input: 2.00,", "input: 2.50,")
+    + "cost_profiles: {wf: {team: search, max_retries: 2}}\n"
+    + "debt: {memory_budget_tokens: 500, history_budget_tokens: 300, retry_bound: 1,"
+    + " retrieval_budget_tokens: 200, handoff_budget_tokens: 100}\n"
+)
+
+
+def _shares(tallies: DebtTallies) -> list[Any]:
+    return [
+        (
+            s.workflow,
+            s.watermark,
+            s.first_seen,
+            s.calls,
+            sorted(
+                ((k[0], k[1], k[2] or "", k[3]), start, _exact(t))
+                for k, held in s.buckets.items()
+                for start, t in held.items()
+            ),
+        )
+        for s in tallies.take()
+    ]
+
+
+def _handover(tallies: DebtTallies) -> dict[str, Any]:
+    doc: dict[str, Any] = orjson.loads(tallies.handover(7))
+    doc["buckets"] = sorted(
+        (team, workflow, agent is None, agent or "", name, sorted(held))
+        for team, workflow, agent, name, held in doc["buckets"]
+    )
+    return doc
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(task_calls(), min_size=1, max_size=8), st.data())
+def test_closed_tasks_waiting_to_be_tallied_give_the_same_shares(
+    tmp_path_factory: pytest.TempPathFactory, tasks: list[list[Call]], data: st.DataObject
+) -> None:
+    """Closed tasks wait to be tallied together until they hold ``tally_calls`` calls, a take,
+    a handover or a policy reload: every share, the handover and ``failed`` are those of
+    tallying them at the end of every batch, under the policy in force when they closed."""
+    path = tmp_path_factory.mktemp("policy") / "policy.yaml"
+    path.write_text(_PRICES + "cost_profiles: {wf: {team: search, max_retries: 1}}\n")
+    holders = [PolicyHolder.from_file(path) for _ in range(2)]
+    at_once, waiting = (DebtTallies(holder) for holder in holders)
+    at_once.tally_calls = 0
+    waiting.tally_calls = data.draw(st.sampled_from([1, 6, 20, TALLY_CALLS]))
+    events: list[Call | Done] = [c for calls in tasks for c in calls]
+    events += [
+        _outcome(calls[0].task_id, max(c.ts for c in calls))
+        for calls in tasks
+        if data.draw(st.booleans())
+    ]
+    events = data.draw(st.permutations(events))
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(events)), max_size=5)))
+    reloaded = False
+    for start, end in itertools.pairwise([0, *cuts, len(events)]):
+        assert at_once.observe_all(events[start:end]) == waiting.observe_all(events[start:end])
+        step = data.draw(st.sampled_from(["none", "take", "reload"]))
+        if step == "take":
+            assert _shares(waiting) == _shares(at_once)
+        elif step == "reload" and not reloaded:
+            reloaded = True
+            path.write_text(_RELOADED)
+            assert all(holder.reload() for holder in holders)
+    # (the buckets in another order: they were always in the order of the messages' tallies)
+    assert _handover(waiting) == _handover(at_once)
+    assert _shares(waiting) == _shares(at_once)
+    assert waiting.failed == at_once.failed == 0
+
+
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(task_calls(), min_size=1, max_size=6), st.data())
 def test_a_detector_failing_on_a_task_costs_that_task_alone(
@@ -493,7 +571,9 @@ def test_a_detector_failing_on_a_task_costs_that_task_alone(
     events: list[Call | Done] = [c for calls in tasks for c in calls]
     events += [_outcome(calls[0].task_id, max(c.ts for c in calls)) for calls in tasks]
     tallies = DebtTallies(POLICY, detectors=detectors)
+    tallies.tally_calls = data.draw(st.sampled_from([0, TALLY_CALLS]))
     assert tallies.observe_all(events) == len(events)
+    tallies._tally_closed()  # what take and handover do first
     assert tallies.failed == len(broken)
     got = {
         (*key, start): _exact(t)
@@ -671,3 +751,31 @@ def test_where_the_exact_floats_are_proven(
     )
     columns = Columns([from_model(event)], InputPrices(Pricer(EDGES.catalog)))
     assert (columns._exact_floats([tokens]) is not None) == proven
+
+
+def test_calls_without_an_exact_cost_leave_the_others_proven() -> None:
+    """A column with calls of no exact cost (an inexact price, no price) is proven for the
+    others, and those are checked call by call: each float is the decimal path's."""
+    pricer = Pricer(EDGES.catalog)
+    calls = [
+        from_model(
+            CallEvent(
+                event_id=f"c{next(_ids)}",
+                ts=T0,
+                team="search",
+                workflow="wf",
+                task_id="t",
+                agent="a",
+                model=model,
+                tokens=TokenCounts(input=1_000 + k, output=10),
+            )
+        )
+        for k, model in enumerate(["exact-model", "odd-model", "unpriced", "cache-model"])
+    ]
+    tokens = [400, 300, 200, 100]
+    floats = Columns(calls, InputPrices(pricer))._exact_floats(tokens)
+    assert floats is not None
+    assert [f.hex() for f in floats] == [
+        float(pricer.priced(c, input_rate=True).input_usd_per_token * n).hex()
+        for c, n in zip(calls, tokens, strict=True)
+    ]

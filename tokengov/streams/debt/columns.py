@@ -11,13 +11,14 @@ judges wasted (:meth:`Columns.cost_usd`).
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
 from functools import cache, reduce
-from itertools import pairwise, repeat
+from itertools import compress, count, pairwise, repeat
 from math import gcd
-from operator import add, attrgetter, floordiv, itemgetter, mul, truediv
+from operator import add, attrgetter, floordiv, ge, itemgetter, mul, truediv
 from typing import Any, Final
 
 from tokengov.core.calls import Call
@@ -131,8 +132,8 @@ def femto_inputs(prices: InputPrices, calls: Sequence[Call]) -> list[int | None]
 
 
 def _femto_column(prices: InputPrices, calls: Sequence[Call]) -> tuple[list[int | None], int]:
-    """:func:`femto_inputs`, and a unit every input cost is a multiple of (the gcd of the
-    entries' :func:`_unit`), or 0 when a call has none (None)."""
+    """:func:`femto_inputs`, and a unit every input cost (but None) is a multiple of: the gcd
+    of the entries' :func:`_unit` (10¹⁵ when there is none)."""
     out: list[int | None] = []
     append = out.append
     rates_of = prices._rates
@@ -164,7 +165,7 @@ def _femto_column(prices: InputPrices, calls: Sequence[Call]) -> tuple[list[int 
                 entry = None
             else:
                 entry, entry_unit = rated
-                if unit and entry_unit != unit:
+                if entry_unit != unit:
                     unit = gcd(unit, entry_unit)
                 tiers = entry.tiers
                 r_in, r_cached, r_write, r_write_1h, _, _ = entry.femto_rates
@@ -176,7 +177,6 @@ def _femto_column(prices: InputPrices, calls: Sequence[Call]) -> tuple[list[int 
             or not write_1h < _TOKENS_BELOW
         ):
             append(None)
-            unit = 0
             continue
         if tiers:
             r_in, r_cached, r_write, r_write_1h, _, _ = entry.femto_rates_for(input)
@@ -199,15 +199,16 @@ def input_rates(pricer: Pricer, calls: Sequence[Call]) -> list[Decimal]:
 
 
 def _rates(pricer: Pricer, calls: Sequence[Call], femtos: list[int | None]) -> list[Decimal]:
-    out: list[Decimal] = []
-    for call, femto in zip(calls, femtos, strict=True):
-        if femto is None:
-            out.append(pricer.priced(call, input_rate=True).input_usd_per_token)
-        elif not call.input:
-            out.append(_ZERO)
-        else:
-            out.append(Decimal(femto) / (call.input * _FEMTO))
-    return out
+    return [_rate(pricer, call, femto) for call, femto in zip(calls, femtos, strict=True)]
+
+
+def _rate(pricer: Pricer, call: Call, femto: int | None) -> Decimal:
+    """One call's :func:`input_rates`, from its :func:`femto_inputs`."""
+    if femto is None:
+        return pricer.priced(call, input_rate=True).input_usd_per_token
+    if not call.input:
+        return _ZERO
+    return Decimal(femto) / (call.input * _FEMTO)
 
 
 class PricedColumns:
@@ -303,13 +304,22 @@ class PricedColumns:
         and ``D 2⁵⁴ ≤ 5×10¹⁰ × 2⁵⁴ < 9.01×10²⁶ < (1 − η) / η``, ``|q − m| > η q ≥ |d − q|``:
         no boundary lies between them, and the two floats are equal. (A call with no input
         has no such tokens, ``femto`` 0: its quotient is 0/0, and the column is left to
-        :meth:`_float_sum`.)"""
+        :meth:`_float_sum`.) The calls with no exact cost (None) take no part in the proof:
+        each of theirs is :meth:`_float_sum`'s, call by call."""
         femtos = self.femtos()
         unit = self._unit
-        if not unit or not self.n:
+        if not self.n:
             return None
         scale, largest = _scale(unit)
-        inputs = self.input
+        inputs: Sequence[int] = self.input
+        unknown = [i for i, f in enumerate(femtos) if f is None] if None in femtos else None
+        if unknown is not None:  # proven for the others: 0 / 1 for now (in range, no division by 0)
+            if len(unknown) == self.n:
+                return None
+            femtos, known = list(femtos), list(inputs)
+            for i in unknown:
+                femtos[i], known[i] = 0, 1
+            inputs = known
         if max(inputs) > largest:
             return None
         try:
@@ -324,6 +334,9 @@ class PricedColumns:
             return None
         if max(floats) >= 1.0 or min(floats) < 0.0:  # (no cost is negative, by contract)
             return None
+        if unknown is not None:
+            for i in unknown:
+                floats[i] = self._float_sum(tokens, i, i + 1)
         return floats
 
     def _float_sum(self, tokens: Sequence[int], lo: int, hi: int) -> float:
@@ -344,7 +357,11 @@ class PricedColumns:
                 if low == scaled * _MARGIN_ABOVE / divisor:
                     total += low
                     continue
-            total += float(self.rates()[i] * n)
+            rates = self._rates  # one call's, unless the column's are made
+            rate = (
+                rates[i] if rates is not None else _rate(self._prices.pricer, self.calls[i], femto)
+            )
+            total += float(rate * n)
         return total
 
     def input_usd(self, index: int, tokens: int) -> Decimal:
@@ -385,8 +402,10 @@ class Columns(PricedColumns):
     ) -> None:
         self._start(calls, prices, bounds)
         if calls:
+            # every row has _ROW's five values, and every call seven components (a Call's, as
+            # the decoder and the handover make it): a strict zip would check what cannot differ
             self.input, self.cached_input, self.tool_calls, self.attempt, components = zip(
-                *map(_ROW, calls), strict=True
+                *map(_ROW, calls), strict=False
             )
             (
                 self.system,
@@ -396,7 +415,7 @@ class Columns(PricedColumns):
                 self.tool_responses,
                 self.handoff,
                 self.memory,
-            ) = zip(*components, strict=True)
+            ) = zip(*components, strict=False)
         else:
             self.input = self.cached_input = self.tool_calls = self.attempt = ()
             self.system = self.tool_definitions = self.retrieved = self.history = ()
@@ -413,15 +432,23 @@ class Columns(PricedColumns):
         """The calls from ``lo`` to ``hi`` (a task's: ``bounds[k]``, ``bounds[k + 1]``)."""
         if lo == 0 and hi == self.n:
             return self
-        return Columns(self.calls[lo:hi], self._prices)
+        # the parent's columns sliced: the same values its calls' would give, not read again
+        part = Columns.__new__(Columns)
+        part._start(self.calls[lo:hi], self._prices, None)
+        part.input, part.cached_input = self.input[lo:hi], self.cached_input[lo:hi]
+        part.tool_calls, part.attempt = self.tool_calls[lo:hi], self.attempt[lo:hi]
+        part.system, part.tool_definitions = self.system[lo:hi], self.tool_definitions[lo:hi]
+        part.retrieved, part.history = self.retrieved[lo:hi], self.history[lo:hi]
+        part.tool_responses, part.handoff = self.tool_responses[lo:hi], self.handoff[lo:hi]
+        part.memory = self.memory[lo:hi]
+        return part
 
     def parts_where(self, column: tuple[int, ...], least: int) -> list[Columns]:
         """The tasks (:meth:`parts`) in which ``column`` reaches ``least``, in order."""
-        return [
-            self.part(lo, hi)
-            for lo, hi in pairwise(self.bounds)
-            if hi > lo and max(column[lo:hi]) >= least
-        ]
+        bounds = self.bounds
+        # the calls that reach it (read in C), then the tasks that hold them (bisected)
+        found = {bisect_right(bounds, i) for i in compress(count(), map(ge, column, repeat(least)))}
+        return [self.part(bounds[k - 1], bounds[k]) for k in sorted(found)]
 
 
 def in_order(calls: list[Call]) -> list[Call]:
@@ -499,7 +526,9 @@ class TaskBatch:
             groups: dict[str, tuple[list[Call], list[int]]] = {}
             for task in self.tasks:
                 first = task[0].agent
-                if len(task) == 1 or list(map(_AGENT, task)).count(first) == len(task):
+                if len(task) == 1 or (
+                    task[-1].agent == first and list(map(_AGENT, task)).count(first) == len(task)
+                ):
                     held = groups.get(first)
                     if held is None:
                         held = groups[first] = ([], [0])

@@ -56,6 +56,7 @@ from tokengov.streams.debt.tally import Buckets, Key, Tally, WorkflowTallies
 
 __all__ = [
     "MAX_TASK_CALLS",
+    "TALLY_CALLS",
     "DebtEngine",
     "DebtJudge",
     "DebtTallies",
@@ -67,6 +68,10 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 MAX_TASK_CALLS: Final = 2000
+#: Closed tasks wait to be tallied together until they hold this many calls (or until the
+#: next :meth:`DebtTallies.take`, handover or policy change): the detectors' per-batch and
+#: per-agent work is then shared by more calls (:meth:`DebtTallies._tally_closed`).
+TALLY_CALLS: Final = 2000
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _NEVER: Final = datetime.min.replace(tzinfo=UTC)  # before every ts
 _MINUTE: Final = timedelta(minutes=1)
@@ -277,6 +282,9 @@ class DebtTallies(_PolicySource):
         self._bucket_spans: dict[timedelta, tuple[datetime, datetime]] = {}
         self._stamp = 0  # batches observed
         self._closing: list[_Task] = []  # closed, to be tallied together (:meth:`_tally_closed`)
+        self._closing_calls = 0  # their calls
+        self._closing_policy: Policy | None = None  # the policy they closed under
+        self.tally_calls = TALLY_CALLS  # closed tasks' calls that wait to be tallied, at most
         self.failed = 0  # (closed task, detector) tallies that failed (:meth:`_tally_all`)
 
     # ------------------------------------------------------------------ input
@@ -299,6 +307,8 @@ class DebtTallies(_PolicySource):
         event's task; the workflows' facts are counted per task once per batch. Returns how
         many were taken (neither duplicates nor older than the horizon)."""
         policy = self.policy
+        if policy is not self._closing_policy:
+            self._closing_under(policy)
         horizon = policy.debt.horizon
         stats = self.stats
         seen = self._seen
@@ -310,6 +320,9 @@ class DebtTallies(_PolicySource):
         cutoff = _NEVER if watermark is _NEVER else watermark - horizon
         self._stamp = stamp = self._stamp + 1
         touched: list[_Task] = []
+        # the minute of the event before (none yet), and its ids in ``minutes``
+        minute: int | None = None
+        ids: list[str] = []
         # taken: the ids added to ``seen``; calls: those taken less the outcomes
         seen_before, outcomes_before = len(seen), stats.outcomes
         try:
@@ -324,7 +337,10 @@ class DebtTallies(_PolicySource):
                     log.debug("debt: event %s is older than the horizon; not judged", event_id)
                     continue
                 seen[event_id] = ts
-                minutes[event.ts_ms // 60_000].append(event_id)
+                if event.ts_ms // 60_000 != minute:
+                    minute = event.ts_ms // 60_000
+                    ids = minutes[minute]
+                ids.append(event_id)
                 if type(event) is not Call:  # an outcome (Done)
                     stats.outcomes += 1
                     task = tasks.pop(event.task_id, None)
@@ -359,7 +375,8 @@ class DebtTallies(_PolicySource):
             self.watermark = None if watermark is _NEVER else watermark
             for task in touched:
                 self._count(task)
-            self._tally_closed()
+            if self._closing_calls >= self.tally_calls:
+                self._tally_closed()
         return taken
 
     def _count(self, task: _Task) -> None:
@@ -389,7 +406,9 @@ class DebtTallies(_PolicySource):
 
     # ------------------------------------------------------------ task tallies
 
-    def _tally_all(self, tasks: list[_Task], at: TallyAt, *, provisional: bool = False) -> None:
+    def _tally_all(
+        self, tasks: list[_Task], at: TallyAt, policy: Policy, *, provisional: bool = False
+    ) -> None:
         """Add the tasks' sums into the tallies ``at`` gives: per detector, the tasks whose
         sums go into the same buckets (team, workflow, bucket start) together, in their
         order (:meth:`Detector.tally_batch`), so each tally takes every task's sums in the
@@ -399,7 +418,6 @@ class DebtTallies(_PolicySource):
         detector alone (counted in ``failed``, unless ``provisional``: an open task is tallied
         again at every ``take`` and counted when it closes), never another task's nor another
         detector's."""
-        policy = self.policy
         contexts = self._contexts
         if contexts.policy is not policy:  # a policy reload: the contexts of the new one
             contexts = self._contexts = _Contexts(policy)
@@ -479,11 +497,25 @@ class DebtTallies(_PolicySource):
                 )
 
     def _tally_closed(self) -> None:
-        """Tally the tasks closed since the last call, together (:meth:`_tally_all`)."""
+        """Tally the tasks closed since the last call, together (:meth:`_tally_all`), under the
+        policy they closed under. They wait for it until they hold :data:`TALLY_CALLS` calls,
+        the next :meth:`take` or :meth:`handover`, or a new policy (:meth:`_closing_under`):
+        what a bucket adds is the same either way, every task's sums in the order the tasks
+        closed (:meth:`Detector.tally_batch`); only :attr:`failed` is counted when they are."""
         closing = self._closing
         if closing:
             self._closing = []
-            self._tally_all(closing, _closed(self._buckets))
+            self._closing_calls = 0
+            policy = self._closing_policy
+            self._tally_all(
+                closing, _closed(self._buckets), self.policy if policy is None else policy
+            )
+
+    def _closing_under(self, policy: Policy) -> None:
+        """Tasks close under ``policy`` from now on: those closed under another are tallied
+        first, under it."""
+        self._tally_closed()
+        self._closing_policy = policy
 
     def _close(self, task: _Task) -> None:
         """Count the task's calls, and keep it to be tallied (:meth:`_tally_closed`)."""
@@ -491,6 +523,7 @@ class DebtTallies(_PolicySource):
         self.stats.tasks_closed += 1
         self._dirty.add(task.workflow)
         self._closing.append(task)
+        self._closing_calls += len(task.calls)
 
     # ------------------------------------------------------------------ output
 
@@ -500,7 +533,10 @@ class DebtTallies(_PolicySource):
         horizon comes with no buckets: its share is gone)."""
         if self.watermark is None:
             return []
-        debt = self.policy.debt
+        policy = self.policy
+        if policy is not self._closing_policy:
+            self._closing_under(policy)
+        debt = policy.debt
         watermark = self.watermark
         self._close_idle(watermark - debt.task_idle)
         self._tally_closed()
@@ -528,7 +564,9 @@ class DebtTallies(_PolicySource):
             if task.workflow in out:
                 open_tasks.setdefault(task.workflow, []).append(task)
         for workflow, waiting in open_tasks.items():
-            self._tally_all(waiting, _provisional(out[workflow].buckets, copied), provisional=True)
+            self._tally_all(
+                waiting, _provisional(out[workflow].buckets, copied), policy, provisional=True
+            )
         return list(out.values())
 
     def _close_idle(self, cutoff: datetime) -> None:
@@ -581,6 +619,7 @@ class DebtTallies(_PolicySource):
     def handover(self, next_offset: int) -> bytes:
         """This partition's whole state, read up to (not including) ``next_offset``, for the
         worker that takes the partition over (:meth:`restore`)."""
+        self._tally_closed()
         return codec.dumps(
             {
                 "next_offset": next_offset,
@@ -619,6 +658,7 @@ class DebtTallies(_PolicySource):
             task = self._tasks[task_id] = _Task(team, workflow, decoded, wire.from_micros(last_us))
             task.mixed = any(c.workflow != workflow for c in decoded)
         self._buckets = wire.decode_buckets(doc["buckets"])
+        self._closing, self._closing_calls = [], 0  # (their tallies would go into the old buckets)
         for workflow, first_us, last_us, calls in doc["workflows"]:
             self._first_seen[workflow] = wire.from_micros(first_us)
             self._last_seen[workflow] = wire.from_micros(last_us)
