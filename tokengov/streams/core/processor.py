@@ -391,8 +391,9 @@ class PartitionProcessor:
                 task.loop_run += 1
 
         workflow = task.workflow
-        bounds = view.limit_bounds.get(workflow)
-        if bounds is not None and (  # one test of every limit before the exact check
+        # one test of every limit before the exact check (never true without a profile)
+        bounds = view.limit_bounds.get(workflow, view.unprofiled_bounds)
+        if (
             task.calls > bounds[0]
             or task.tool_calls > bounds[1]
             or task.hop_count > bounds[2]
@@ -424,9 +425,9 @@ class PartitionProcessor:
             )
             if storm is not None:
                 out.alert(storm)
-        if task.loop_run > (limit := view.loop_limits.get(workflow, view.default_loop_limit)):
+        if task.loop_run > bounds[6]:
             loop = check_loop(
-                task, limit, team=self._team(task, view), event_ts=event.ts, event_id=event_id
+                task, bounds[6], team=self._team(task, view), event_ts=event.ts, event_id=event_id
             )
             if loop is not None:
                 out.alert(loop)
