@@ -522,7 +522,7 @@ class Pricer:
             last is not None
             and last[2] <= call.ts_ms < last[3]
             and last[0] == call.provider
-            and last[1] == call.service_tier
+            and ((tier := call.service_tier) is last[1] or tier == last[1])  # None: no compare
             and ts.tzinfo is UTC  # (then ts.date() is the UTC day of ts_ms)
         ):
             hot = last[4]

@@ -141,3 +141,33 @@ def test_two_tasks_are_independent() -> None:
     pipe = Pipeline.of()
     pipe.feed(*[call(task=t, step=i, tool_calls=1) for i in range(13) for t in ("a", "b")])
     assert sorted(a.task_id for a in pipe.kinds("runaway")) == ["a", "b"]
+
+
+def test_counts_beyond_one_30_bit_digit_cross_exactly() -> None:
+    """Stage 1's pre-test compares a count with a one-digit int where a profile sets no limit
+    (``UNCHECKED``, 2**30 - 1): a task past it alerts on no limit it does not have, and a limit
+    set above it fires the moment it is crossed (eighth pass of issue 18)."""
+    text = POLICY.replace("    max_tool_calls: 30\n", "    max_tool_calls: 30\n    max_calls: 3\n")
+    text = text.replace(
+        "  deep-research:\n",
+        "  big-tokens:\n    team: research\n    max_tokens_per_task: 3000000000\n"
+        "    on_runaway: proceed\n  deep-research:\n",
+    )
+    pipe = Pipeline.of(text)
+    for step in range(3):  # 6e9 tokens, 3 calls: deep-research sets no token limit
+        pipe.feed(call("dr", team="research", workflow="deep-research", step=step, input=2 * 10**9))
+    assert pipe.kinds("runaway") == []
+    pipe.feed(call("bt", team="research", workflow="big-tokens", input=2 * 10**9, output=0))
+    assert pipe.kinds("runaway") == []
+    pipe.feed(call("bt", team="research", workflow="big-tokens", step=1, input=10**9, output=0))
+    assert pipe.kinds("runaway") == []  # 3e9: at the limit, not past it
+    pipe.feed(call("bt", team="research", workflow="big-tokens", step=2, input=1, output=0))
+    (crossed,) = pipe.kinds("runaway")
+    assert crossed.labels["limit"] == "max_tokens_per_task"
+    assert crossed.evidence["observed"] == 3_000_000_001
+    assert crossed.evidence["limit"] == 3_000_000_000
+    pipe.feed(call("dr", team="research", workflow="deep-research", step=3, input=1))
+    assert [a.labels["limit"] for a in pipe.kinds("runaway")] == [
+        "max_tokens_per_task",
+        "max_calls",
+    ]

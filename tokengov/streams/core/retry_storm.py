@@ -50,15 +50,14 @@ def check_retry_storm(
     if retries == 0:
         return None
     max_retries = profile.max_retries if profile is not None else None
+    too_many = max_retries is not None and retries > max_retries
+    if not too_many and retries < settings.retry_storm_min_retries:
+        return None  # neither check can fire (the growth is not worked out for nothing)
     growth = backoff_growth(attempts)
     reason: str | None = None
-    if max_retries is not None and retries > max_retries:
+    if too_many:
         reason = f"step {step} retried {retries} times; its cost profile allows {max_retries}"
-    elif (
-        retries >= settings.retry_storm_min_retries
-        and growth is not None
-        and growth < settings.retry_backoff_growth
-    ):
+    elif growth is not None and growth < settings.retry_backoff_growth:
         reason = (
             f"step {step} retried {retries} times without backoff "
             f"(gaps grow ×{growth:.2f} per retry; backoff needs ×{settings.retry_backoff_growth})"

