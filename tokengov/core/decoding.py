@@ -531,13 +531,9 @@ def _from_wire(
             w.quality,
         )
     c: _CallWire = w  # type: ignore[assignment]  # an outcome has returned (no cast() call)
-    event_id, task, parent, tool, tier = (
-        c.event_id,
-        c.task_id,
-        c.parent_agent,
-        c.tool_name,
-        c.service_tier,
-    )
+    # (at most three names to an assignment: CPython builds a tuple for four)
+    event_id, task, tier = c.event_id, c.task_id, c.service_tier
+    parent, tool = c.parent_agent, c.tool_name
     if not plain and not (
         event_id.isprintable()
         and (task is None or task.isprintable())
@@ -557,8 +553,9 @@ def _from_wire(
         t = _NO_TOKENS
     p = c.components
     components = NO_COMPONENTS if p is _UNSET else _astuple(p)  # COMPONENT_NAMES order
-    inp, out, cached, write = t.input, t.output, t.cached_input, t.cache_write
-    write_1h, reasoning, missing = t.cache_write_1h, t.reasoning, c.usage_missing
+    inp, out, reasoning = t.input, t.output, t.reasoning
+    cached, write, write_1h = t.cached_input, t.cache_write, t.cache_write_1h
+    missing = c.usage_missing
     if (
         cached + write > inp
         or write_1h > write
