@@ -583,7 +583,7 @@ NAME_FIELDS = {
 }
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(data=st.data())
 def test_names_kept_once_checked_agree_with_the_models(data: st.DataObject) -> None:
     """Path 1 checks an event's usual names once and keeps the answer (``_NAMES``): over
