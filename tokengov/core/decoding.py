@@ -17,8 +17,9 @@ faster ones only to what they are sure about:
    contract (``_CallWire``, ``_OutcomeWire``, fields in the models' order); the
    remaining rules (printable text, attribution, timestamp shape, parts within totals)
    are checked here, a message's times at once when they are all UTC-shaped
-   (:func:`_utc_stamps`). Any item it is not sure about sends the whole message to
-   path 2. ~2.5 µs CPU per event (the bench mix), about half of it msgspec's.
+   (:func:`_utc_stamps`), an event's usual names once per distinct set, each name then one
+   object in every event (:data:`_NAMES`). Any item it is not sure about sends the whole
+   message to path 2. ~2.5 µs CPU per event (the bench mix), about half of it msgspec's.
 2. :func:`fast_event` — per item of the parsed JSON, the same rules on the dict.
 3. The pydantic models, which accept the item or say precisely what is wrong.
 
@@ -461,6 +462,47 @@ def _call_tuple(*args: Any) -> CallArgs:
     return args
 
 
+#: An event's names as the wire has them — a call's (team, workflow, agent, model, provider),
+#: an outcome's (team, workflow) — to the same as :func:`_from_wire` makes them (a blank or
+#: absent team or workflow ``unattributed``), each name one object (:data:`_NAME`) in every
+#: event that has it: the consumers' dicts keyed by names (the streams' tasks, windows and
+#: budgets, the debt tallies) then find it by identity, its hash kept, instead of hashing and
+#: comparing a new string per event. Only names all plainly printable (``str.isprintable``)
+#: are kept, so that an answer holds for any message. At most :data:`_NAMES_MAX` entries
+#: (then emptied: the names are the producers').
+_NAMES: Final[dict[tuple[str | None, ...], tuple[Any, ...]]] = {}
+_NAMES_MAX: Final = 4096
+#: Each name of :data:`_NAMES`' answers, as one object (the same in every answer that has it).
+_NAME: Final[dict[str, str]] = {}
+
+
+def _names(key: tuple[Any, ...], plain: bool) -> tuple[Any, ...]:
+    """:func:`_from_wire`'s rules for an event's names (``key``, as in :data:`_NAMES`): team and
+    workflow blank or absent are ``unattributed``; the others printable (``plain``: the
+    message holds neither a backslash nor DEL, so they are); else :class:`_Slow`. Keeps the
+    answer in :data:`_NAMES` when every name is plainly printable."""
+    team, workflow = key[0], key[1]
+    printable = all(name is None or name.isprintable() for name in key)
+    if not (plain or printable):
+        for name in key[2:]:
+            if name is not None and not name.isprintable():
+                raise _Slow
+    # (None, or text within MAX_NAME_CHARS: _WireAttribution)
+    if not (team and (plain or team.isprintable()) and not team.isspace()):
+        team = _attribution(team)
+    if not (workflow and (plain or workflow.isprintable()) and not workflow.isspace()):
+        workflow = _attribution(workflow)
+    names = (team, workflow, *key[2:])
+    if printable:
+        if len(_NAMES) >= _NAMES_MAX:
+            _NAMES.clear()
+            _NAME.clear()
+        one = _NAME.setdefault
+        names = tuple(name if name is None else one(name, name) for name in names)
+        _NAMES[key] = names
+    return names
+
+
 def _from_wire(
     w: _CallWire | _OutcomeWire,
     plain: bool,
@@ -476,37 +518,45 @@ def _from_wire(
     if type(w) is _OutcomeWire:
         if not (plain or (w.event_id.isprintable() and w.task_id.isprintable())):
             raise _Slow
+        pair: tuple[str | None, ...] = (w.team, w.workflow)
+        names = _NAMES.get(pair)
+        if names is None:
+            names = _names(pair, plain)
         return Done(
             w.event_id,
             _ts(w.ts) if stamp is None else stamp,
-            _attribution(w.team),
-            _attribution(w.workflow),
+            names[0],
+            names[1],
             w.task_id,
             w.status,
             w.quality,
         )
     c: _CallWire = w  # type: ignore[assignment]  # an outcome has returned (no cast() call)
-    # Inlined on purpose (once per event): _attribution's usual cases.
-    event_id, task, model, agent = c.event_id, c.task_id, c.model, c.agent
-    provider, parent, tool, tier = c.provider, c.parent_agent, c.tool_name, c.service_tier
+    # (at most three names to an assignment: CPython builds a tuple for four)
+    event_id, task, tier = c.event_id, c.task_id, c.service_tier
+    parent, tool = c.parent_agent, c.tool_name
     if not plain and not (
         event_id.isprintable()
-        and model.isprintable()
-        and agent.isprintable()
-        and provider.isprintable()
         and (task is None or task.isprintable())
         and (parent is None or parent.isprintable())
         and (tool is None or tool.isprintable())
         and (tier is None or tier.isprintable())
     ):
         raise _Slow
+    # the usual names, checked once and each one object (_NAMES)
+    key = (c.team, c.workflow, c.agent, c.model, c.provider)
+    names = _NAMES.get(key)
+    if names is None:
+        names = _names(key, plain)
+    team, workflow, agent, model, provider = names
     t = c.tokens
     if t is _UNSET:
         t = _NO_TOKENS
     p = c.components
     components = NO_COMPONENTS if p is _UNSET else _astuple(p)  # COMPONENT_NAMES order
-    inp, out, cached, write = t.input, t.output, t.cached_input, t.cache_write
-    write_1h, reasoning, missing = t.cache_write_1h, t.reasoning, c.usage_missing
+    inp, out, reasoning = t.input, t.output, t.reasoning
+    cached, write, write_1h = t.cached_input, t.cache_write, t.cache_write_1h
+    missing = c.usage_missing
     if (
         cached + write > inp
         or write_1h > write
@@ -518,12 +568,6 @@ def _from_wire(
     # a message whose times are not all UTC-shaped reads each on its own (no longer the usual
     # case, so no longer inlined)
     ts = _ts(c.ts) if stamp is None else stamp
-    team, workflow = c.team, c.workflow
-    # (None, or text within MAX_NAME_CHARS: _WireAttribution)
-    if not (team and (plain or team.isprintable()) and not team.isspace()):
-        team = _attribution(team)
-    if not (workflow and (plain or workflow.isprintable()) and not workflow.isspace()):
-        workflow = _attribution(workflow)
     return make(  # type: ignore[no-any-return]  # a Call, or its arguments for _call_tuple
         event_id,
         ts,

@@ -16,6 +16,8 @@ from tests.unit.streams.builders import call, outcome
 from tokengov.core.calls import Call, from_model
 from tokengov.core.contracts import CallEvent
 from tokengov.core.decoding import (
+    _NAMES,
+    _NAMES_MAX,
     check_calls,
     check_message,
     decode_call_args,
@@ -566,3 +568,64 @@ def test_envelopes_agree_with_the_models(data: st.DataObject) -> None:
     assert [f.index for f, _item in decoded.failures] == [
         i for i, e in enumerate(expected) if e is None
     ], docs
+
+
+#: A name as producers may write it (a call's team, workflow, agent, model, provider; an
+#: outcome's team and workflow): the usual ones, with a space, blank, not ``str.isprintable``
+#: (a soft hyphen: printable as the contract means it), with a control character, too long,
+#: absent.
+names = st.sampled_from(
+    ["support", "planner", " support", " ", "", "\u00ad", "a\x00b", "é", "x" * 257, None]
+)
+NAME_FIELDS = {
+    "call": ("team", "workflow", "agent", "model", "provider"),
+    "outcome": ("team", "workflow"),
+}
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_names_kept_once_checked_agree_with_the_models(data: st.DataObject) -> None:
+    """Path 1 checks an event's usual names once and keeps the answer (``_NAMES``): over
+    messages that repeat names — of plain text or not, the names printable or not, blank,
+    absent — each event, its names checked or kept, is the models' answer; and a plainly
+    printable name path 1 gives is one object in every event that has it."""
+    if data.draw(st.booleans()):
+        _NAMES.clear()
+    messages = []
+    for _message in range(data.draw(st.integers(1, 3))):
+        docs = []
+        for _item in range(data.draw(st.integers(1, 3))):
+            doc = dict(data.draw(st.sampled_from([BASE_CALL, BASE_OUTCOME])))
+            for key in NAME_FIELDS[doc["kind"]]:
+                if data.draw(st.booleans()):
+                    value = data.draw(names)
+                    if value is None and data.draw(st.booleans()):
+                        doc.pop(key, None)
+                    else:
+                        doc[key] = value
+            if data.draw(st.integers(0, 3)) == 0:
+                doc["event_id"] = "e\\1"  # a backslash: the message is not of plain text
+            docs.append(doc)
+        messages.append(docs)
+    seen: dict[str, str] = {}
+    for docs in messages * 2:  # each twice: its names kept the second time, if not the first
+        expected = [slow(doc) for doc in docs]
+        raw = wire(docs)
+        decoded = decode_events(raw)
+        assert decoded.events == [(i, e) for i, e in enumerate(expected) if e is not None], docs
+        fast = fast_message(raw)
+        if fast is None:
+            continue
+        assert fast == (True, expected), docs
+        for event in fast[1]:
+            given_names = [getattr(event, key) for key in NAME_FIELDS[event.kind]]
+            if all(name.isprintable() for name in given_names):
+                for name in given_names:
+                    assert seen.setdefault(name, name) is name, docs
+
+
+def test_names_kept_are_bounded() -> None:
+    for i in range(_NAMES_MAX + 10):
+        assert decode_events(wire(dict(BASE_CALL, team=f"team-{i}"))).events != []
+    assert 0 < len(_NAMES) <= _NAMES_MAX
