@@ -390,6 +390,17 @@ class Stage1:
         gc.freeze()
 
 
+async def commit_acked(app: faust.App) -> bool:
+    """Commit the offsets acked so far on ``app``'s consumer now, rather than at Faust's next
+    commit timer (``broker_commit_interval``). Nothing acked since the last commit: no broker
+    request (Faust filters the partitions with pending acks first). A stopping consumer
+    commits what is acked itself, so nothing is done then. Returns whether it committed."""
+    consumer = app.consumer
+    if consumer.should_stop:
+        return False
+    return bool(await consumer.commit())
+
+
 def _drop_reason(stage: str, reason: str) -> str:
     """The class of a dead letter, for the counters."""
     if stage != "decode":

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import faust
@@ -20,7 +21,7 @@ from tokengov.core.worker_context import WorkerContext
 from tokengov.streams.aggregation_stage import Stage2
 from tokengov.streams.core import Suppressor, SystemClock
 from tokengov.streams.core.clock import Clock
-from tokengov.streams.partition_stage import GC_THRESHOLDS, Stage1
+from tokengov.streams.partition_stage import GC_THRESHOLDS, Stage1, commit_acked
 from tokengov.streams.policy_in_force import ViewHolder
 from tokengov.streams.publisher import Publisher
 from tokengov.streams.topics import StreamsTopics, ensure_streams_topics
@@ -88,13 +89,7 @@ def register(app: faust.App, ctx: WorkerContext, *, clock: Clock | None = None) 
     async def tick_timer() -> None:
         await stage2.tick()
 
-    async def commit() -> Any:
-        consumer = app.consumer
-        if consumer.should_stop:  # stopping: Faust commits what is acked itself
-            return False
-        return await consumer.commit()
-
-    stage1.commit = commit  # right after each flush, not at the next commit timer
+    stage1.commit = partial(commit_acked, app)  # right after each flush, not at the next timer
     app.timer(0.1, name="tokengov.streams.flush")(flush_timer)
     app.timer(1.0, name="tokengov.streams.tick")(tick_timer)
 

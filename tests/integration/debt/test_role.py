@@ -1,5 +1,6 @@
 """The debt role on a real Faust app against the real (Tansu) broker: events in as single
-messages and batch envelopes (with duplicates), findings and alerts out on their topics."""
+messages and batch envelopes (with duplicates), findings and alerts out on their topics, and
+the offsets it has read committed without Faust's commit timer."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from confluent_kafka import Producer
 
 from tokengov.app.debt_fleet import fleet_policy_yaml, scripted_fleet
 from tokengov.core.contracts import Alert, encode_events
-from tokengov.core.kafka import read_to_end
+from tokengov.core.kafka import end_offsets, read_to_end
 from tokengov.core.policy import parse_policy
 from tokengov.core.settings import Settings
 from tokengov.core.topics import Topics
@@ -78,15 +79,25 @@ async def test_role_publishes_findings_and_alerts(
         broker_heartbeat_interval=1,
         consumer_auto_offset_reset="earliest",
         datadir=str(tmp_path / "faust"),
+        # Faust's own commit timer never fires in this test: the role commits what it acked
+        broker_commit_interval=3600,
     )
     role = register(app, ctx)
     wasteful = {p.wasteful for p in run.patterns if p.detector != "system_prompt_growth"}
     calls = sum(1 for e in run.events if e.kind == "call")
+    ends = await asyncio.to_thread(end_offsets, bootstrap, topic_names.events)
+    committed: dict[int, int] = {}
     await app.start()
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:  # counted when sent: wait for them on the topic too
-            if role.stats.observed_calls >= calls and role.findings_sent >= len(wasteful):
+            if committed != ends:
+                committed = await asyncio.to_thread(role._committed, sorted(ends))
+            if (
+                committed == ends
+                and role.stats.observed_calls >= calls
+                and role.findings_sent >= len(wasteful)
+            ):
                 on_topic = await asyncio.to_thread(_read_all, bootstrap, topic_names.findings, 2)
                 alerts_on_topic = await asyncio.to_thread(
                     _read_all, bootstrap, topic_names.alerts, 4
@@ -99,6 +110,7 @@ async def test_role_publishes_findings_and_alerts(
     finally:
         await app.stop()
 
+    assert committed == ends  # every message read and committed while the worker runs
     assert role.stats.observed_calls == calls  # duplicates counted once
     assert role.stats.duplicates > 0
     assert role.undecodable == 1

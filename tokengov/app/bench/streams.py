@@ -157,7 +157,8 @@ class AlertWatch:
 def _committed_end(bootstrap: str, group: str, topic: str, timeout_s: float) -> float:
     """When ``group`` has committed every partition of ``topic`` up to its current end: how
     a role that raises no alert (``--role debt``) shows it has processed everything. The
-    worker commits every second (``broker_commit_interval``), so this is at most ~1 s late."""
+    debt role commits what it acked every 0.1 s, and stage 1 of ``--role streams`` after each
+    flush, so this is at most ~0.1 s (debt) or one flush interval (streams) late."""
     consumer = Consumer(
         {
             **connection(bootstrap).librdkafka_config(),
