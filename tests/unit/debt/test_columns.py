@@ -721,6 +721,22 @@ def test_exact_floats_are_the_decimal_paths(tasks: list[list[tuple[Call, int]]])
     assert columns.input_usd_float_sum(tokens).hex() == per_call(0, len(calls)).hex()
 
 
+def _edge_call(model: str, input: int) -> Call:
+    """One call of ``model`` under the edge policy, ``input`` tokens in and 10 out."""
+    return from_model(
+        CallEvent(
+            event_id=f"c{next(_ids)}",
+            ts=T0,
+            team="search",
+            workflow="wf",
+            task_id="t",
+            agent="a",
+            model=model,
+            tokens=TokenCounts(input=input, output=10),
+        )
+    )
+
+
 @pytest.mark.parametrize(
     ("model", "input", "tokens", "proven"),
     [
@@ -739,17 +755,7 @@ def test_where_the_exact_floats_are_proven(
     model: str, input: int, tokens: int, proven: bool
 ) -> None:
     """The proof covers the columns it should (so the test above meets both paths)."""
-    event = CallEvent(
-        event_id=f"c{next(_ids)}",
-        ts=T0,
-        team="search",
-        workflow="wf",
-        task_id="t",
-        agent="a",
-        model=model,
-        tokens=TokenCounts(input=input, output=10),
-    )
-    columns = Columns([from_model(event)], InputPrices(Pricer(EDGES.catalog)))
+    columns = Columns([_edge_call(model, input)], InputPrices(Pricer(EDGES.catalog)))
     assert (columns._exact_floats([tokens]) is not None) == proven
 
 
@@ -758,18 +764,7 @@ def test_calls_without_an_exact_cost_leave_the_others_proven() -> None:
     others, and those are checked call by call: each float is the decimal path's."""
     pricer = Pricer(EDGES.catalog)
     calls = [
-        from_model(
-            CallEvent(
-                event_id=f"c{next(_ids)}",
-                ts=T0,
-                team="search",
-                workflow="wf",
-                task_id="t",
-                agent="a",
-                model=model,
-                tokens=TokenCounts(input=1_000 + k, output=10),
-            )
-        )
+        _edge_call(model, 1_000 + k)
         for k, model in enumerate(["exact-model", "odd-model", "unpriced", "cache-model"])
     ]
     tokens = [400, 300, 200, 100]

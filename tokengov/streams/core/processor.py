@@ -206,24 +206,18 @@ class PartitionProcessor:
                 pos = base | index
                 try:
                     cost = None
+                    ts_ms = event.ts_ms
                     if type(event) is Call:
-                        ts_ms = event.ts_ms
                         minute = ts_ms - ts_ms % MINUTE_MS
-                        if (
+                        quick = (
                             lo <= ts_ms <= hi
                             and minute >= edge
                             and pos > applied
                             and not event.usage_missing
-                        ):
-                            task = tasks.get(event.task_id)
-                            if (
-                                task is None
-                                or (pos > task.applied_pos and event.event_id not in task.seen)
-                            ) and not (
-                                global_seen.buckets and global_seen.get(event.event_id) is not None
-                            ):
-                                cost = femto(event)
-                    elif lo <= event.ts_ms <= hi and pos > applied:
+                        )
+                    else:  # an outcome
+                        quick = lo <= ts_ms <= hi and pos > applied
+                    if quick:  # and new: neither applied nor seen in the task, nor globally
                         task = tasks.get(event.task_id)
                         if (
                             task is None
@@ -231,7 +225,7 @@ class PartitionProcessor:
                         ) and not (
                             global_seen.buckets and global_seen.get(event.event_id) is not None
                         ):
-                            cost = 0
+                            cost = femto(event) if type(event) is Call else 0
                     if cost is None:  # anything else: one by one
                         agg.applied_pos, agg.watermark_ms = applied, wm
                         self.process(event, pos, view, out)
