@@ -445,10 +445,15 @@ class Columns(PricedColumns):
 
     def parts_where(self, column: tuple[int, ...], least: int) -> list[Columns]:
         """The tasks (:meth:`parts`) in which ``column`` reaches ``least``, in order."""
+        return [self.part(lo, hi) for lo, hi in self.spans_where(column, least)]
+
+    def spans_where(self, column: tuple[int, ...], least: int) -> list[tuple[int, int]]:
+        """Where the tasks of :meth:`parts_where` are: each one's (``bounds[k]``,
+        ``bounds[k + 1]``), in order."""
         bounds = self.bounds
         # the calls that reach it (read in C), then the tasks that hold them (bisected)
         found = {bisect_right(bounds, i) for i in compress(count(), map(ge, column, repeat(least)))}
-        return [self.part(bounds[k - 1], bounds[k]) for k in sorted(found)]
+        return [(bounds[k - 1], bounds[k]) for k in sorted(found)]
 
 
 def in_order(calls: list[Call]) -> list[Call]:
