@@ -544,13 +544,17 @@ class TaskBatch:
                     held[0].extend(task)
                     held[1].append(len(held[0]))
                     continue
+                # each agent's calls of the task, appended to that agent's (found once a task)
                 touched: dict[str, list[Call]] = {}
                 for call in task:
-                    held = groups.get(call.agent)
-                    if held is None:
-                        held = groups[call.agent] = ([], [0])
-                    held[0].append(call)
-                    touched[call.agent] = held[0]
+                    agent = call.agent
+                    calls = touched.get(agent)
+                    if calls is None:
+                        held = groups.get(agent)
+                        if held is None:
+                            held = groups[agent] = ([], [0])
+                        calls = touched[agent] = held[0]
+                    calls.append(call)
                 for agent, calls in touched.items():
                     groups[agent][1].append(len(calls))
             prices = self._prices
