@@ -131,13 +131,14 @@ def femto_inputs(prices: InputPrices, calls: Sequence[Call]) -> list[int | None]
     return _femto_column(prices, calls)[0]
 
 
-def _femto_column(prices: InputPrices, calls: Sequence[Call]) -> tuple[list[int | None], int]:
-    """:func:`femto_inputs`, and a unit every input cost (but None) is a multiple of: the gcd
-    of the entries' :func:`_unit` (10¹⁵ when there is none)."""
+def _femto_column(prices: InputPrices, calls: Sequence[Call]) -> tuple[list[int | None], int, bool]:
+    """:func:`femto_inputs`, a unit every input cost (but None) is a multiple of: the gcd
+    of the entries' :func:`_unit` (10¹⁵ when there is none), and whether one is None."""
     out: list[int | None] = []
     append = out.append
     rates_of = prices._rates
     unit = _FEMTO
+    unknown = False
     # the key of the call before (a task's calls share it, mostly), compared field by field,
     # and what it gave: None (no exact entry), or the entry, its tiers and its base rates
     model = provider = tier = day = _UNSEEN
@@ -177,6 +178,7 @@ def _femto_column(prices: InputPrices, calls: Sequence[Call]) -> tuple[list[int 
             or not write_1h < _TOKENS_BELOW
         ):
             append(None)
+            unknown = True
             continue
         if tiers:
             r_in, r_cached, r_write, r_write_1h, _, _ = entry.femto_rates_for(input)
@@ -186,7 +188,7 @@ def _femto_column(prices: InputPrices, calls: Sequence[Call]) -> tuple[list[int 
             + (write - write_1h) * r_write
             + write_1h * r_write_1h
         )
-    return out, unit
+    return out, unit, unknown
 
 
 def input_rates(pricer: Pricer, calls: Sequence[Call]) -> list[Decimal]:
@@ -223,6 +225,7 @@ class PricedColumns:
         "_prices",
         "_rates",
         "_unit",
+        "_unknown",
         "bounds",
         "calls",
         "input",
@@ -245,13 +248,14 @@ class PricedColumns:
         self._rates: list[Decimal] | None = None
         self._femtos: list[int | None] | None = None
         self._unit = 0  # of the femtos (:func:`_femto_column`), once they are made
+        self._unknown = False  # a femto is None (:func:`_femto_column`), once they are made
         self._costs: dict[int, Decimal] = {}
 
     def femtos(self) -> list[int | None]:
         """Every call's input cost in femto-USD (:func:`femto_inputs`), on first use."""
         femtos = self._femtos
         if femtos is None:
-            femtos, self._unit = _femto_column(self._prices, self.calls)
+            femtos, self._unit, self._unknown = _femto_column(self._prices, self.calls)
             self._femtos = femtos
         return femtos
 
@@ -312,7 +316,7 @@ class PricedColumns:
             return None
         scale, largest = _scale(unit)
         inputs: Sequence[int] = self.input
-        unknown = [i for i, f in enumerate(femtos) if f is None] if None in femtos else None
+        unknown = [i for i, f in enumerate(femtos) if f is None] if self._unknown else None
         if unknown is not None:  # proven for the others: 0 / 1 for now (in range, no division by 0)
             if len(unknown) == self.n:
                 return None
@@ -445,10 +449,15 @@ class Columns(PricedColumns):
 
     def parts_where(self, column: tuple[int, ...], least: int) -> list[Columns]:
         """The tasks (:meth:`parts`) in which ``column`` reaches ``least``, in order."""
+        return [self.part(lo, hi) for lo, hi in self.spans_where(column, least)]
+
+    def spans_where(self, column: tuple[int, ...], least: int) -> list[tuple[int, int]]:
+        """Where the tasks of :meth:`parts_where` are: each one's (``bounds[k]``,
+        ``bounds[k + 1]``), in order."""
         bounds = self.bounds
         # the calls that reach it (read in C), then the tasks that hold them (bisected)
         found = {bisect_right(bounds, i) for i in compress(count(), map(ge, column, repeat(least)))}
-        return [self.part(bounds[k - 1], bounds[k]) for k in sorted(found)]
+        return [(bounds[k - 1], bounds[k]) for k in sorted(found)]
 
 
 def in_order(calls: list[Call]) -> list[Call]:
@@ -535,13 +544,17 @@ class TaskBatch:
                     held[0].extend(task)
                     held[1].append(len(held[0]))
                     continue
+                # each agent's calls of the task, appended to that agent's (found once a task)
                 touched: dict[str, list[Call]] = {}
                 for call in task:
-                    held = groups.get(call.agent)
-                    if held is None:
-                        held = groups[call.agent] = ([], [0])
-                    held[0].append(call)
-                    touched[call.agent] = held[0]
+                    agent = call.agent
+                    calls = touched.get(agent)
+                    if calls is None:
+                        held = groups.get(agent)
+                        if held is None:
+                            held = groups[agent] = ([], [0])
+                        calls = touched[agent] = held[0]
+                    calls.append(call)
                 for agent, calls in touched.items():
                     groups[agent][1].append(len(calls))
             prices = self._prices

@@ -61,24 +61,30 @@ class RetryWithoutBackoff(AgentDetector):
 
     def tally_agents(self, tally: Tally, calls: Columns, ctx: TaskContext) -> None:
         if max(calls.attempt) >= 2:  # a task that did not retry adds nothing
-            for part in calls.parts_where(calls.attempt, 2):
-                self.tally_agent(tally, part, ctx)
+            # each task that retried read in place (its calls ``lo`` to ``hi``), not sliced
+            for lo, hi in calls.spans_where(calls.attempt, 2):
+                self._chains(tally, calls, lo, hi, ctx)
 
     def tally_agent(self, tally: Tally, calls: Columns, ctx: TaskContext) -> None:
-        if max(calls.attempt) < 2:
-            return  # no retry: no chain
+        if max(calls.attempt) >= 2:  # no retry: no chain
+            self._chains(tally, calls, 0, calls.n, ctx)
+
+    def _chains(self, tally: Tally, calls: Columns, lo: int, hi: int, ctx: TaskContext) -> None:
+        """Add the chains of one agent's calls of one task: ``calls``' from ``lo`` to ``hi``."""
         bound = (ctx.profile.max_retries if ctx.profile else None) or ctx.policy.retry_bound
+        rows, attempt = calls.calls, calls.attempt
         # the steps with a retry, each with its calls, in the order of their first call
-        retried = {calls.calls[i].step for i, a in enumerate(calls.attempt) if a >= 2}
+        retried = {rows[i].step for i in range(lo, hi) if attempt[i] >= 2}
         steps: dict[int, list[int]] = {}
-        for i, call in enumerate(calls.calls):
-            if call.step in retried:
-                steps.setdefault(call.step, []).append(i)
+        for i in range(lo, hi):
+            step = rows[i].step
+            if step in retried:
+                steps.setdefault(step, []).append(i)
         # summed here and added once: the same sums, in the same order, as per chain
         chains = retry_calls = retry_tokens = over_bound = without_backoff = wasteful = 0
         tokens, usd = 0, Decimal()
         for indexes in steps.values():
-            chain = [calls.calls[i] for i in indexes]
+            chain = [rows[i] for i in indexes]
             order = sorted(range(len(chain)), key=lambda j: (chain[j].attempt, chain[j].ts))
             ordered = [(indexes[j], chain[j]) for j in order]
             retries = [(i, c) for i, c in ordered if c.attempt > 1]
