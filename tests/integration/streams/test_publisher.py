@@ -44,3 +44,27 @@ def test_a_record_the_broker_refuses_fails_the_barrier(bootstrap: str, topic_nam
             asyncio.run(publisher.delivered(timeout_s=10))
     finally:
         publisher.close(1)
+
+
+def test_send_all_waits_out_a_full_local_queue(bootstrap: str, topic_names: Topics) -> None:
+    # librdkafka's local queue holds 10 records: send_all's produce is refused (BufferError)
+    # most of the way and its slow path waits for room; every record still goes, in order
+    publisher = Publisher(bootstrap, topic_names, config={"queue.buffering.max.messages": 10})
+    slow_path = publisher._produce
+    slow_calls: list[bytes | None] = []
+
+    def counted(topic: str, value: bytes | None, key: bytes | None, partition: int) -> None:
+        slow_calls.append(key)
+        slow_path(topic, value, key, partition)
+
+    publisher._produce = counted  # type: ignore[method-assign]  # observed, not replaced
+    try:
+        records = [(f"task-{i}", f"state {i}".encode()) for i in range(200)]
+        publisher.send_all(topic_names.events, records, 2)
+        asyncio.run(publisher.delivered())
+        stored = [(r.key, r.value) for r in read_to_end(bootstrap, topic_names.events, [2])]
+    finally:
+        publisher.close()
+    assert publisher.sent["records"] == 200
+    assert slow_calls  # the queue was full at least once
+    assert stored == [(k.encode(), v) for k, v in records]
