@@ -561,8 +561,9 @@ def test_envelopes_agree_with_the_models(data: st.DataObject) -> None:
     if fast is not None:
         assert None not in expected, docs
         assert fast == (True, expected), docs
-        # and no more than the item by item rules take (no time of a shape they refuse)
-        assert all(fast_event(doc) is not None for doc in docs), docs
+        # and no time of a shape the item by item rules refuse (their other rules may leave
+        # to the models what path 1 takes with the models' answer, e.g. a quality of int 0)
+        assert all(fast_event({**BASE_OUTCOME, "ts": doc["ts"]}) is not None for doc in docs), docs
     decoded = decode_events(raw)
     assert decoded.events == [(i, e) for i, e in enumerate(expected) if e is not None], docs
     assert [f.index for f, _item in decoded.failures] == [
