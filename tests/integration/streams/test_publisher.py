@@ -14,18 +14,24 @@ from tokengov.core.topics import Topics
 from tokengov.streams.publisher import Publisher
 
 
+def _sent_and_stored(
+    publisher: Publisher, bootstrap: str, topic: str, records: list[tuple[str, bytes]], p: int
+) -> list[tuple[bytes | None, bytes | None]]:
+    """``send_all`` then ``delivered()``; partition ``p`` as the broker has it, read before
+    ``close()`` (which flushes: what is on the broker then is what ``delivered()`` put there)."""
+    try:
+        publisher.send_all(topic, records, p)
+        asyncio.run(publisher.delivered())
+        return [(r.key, r.value) for r in read_to_end(bootstrap, topic, [p])]
+    finally:
+        publisher.close()
+
+
 def test_delivered_waits_for_every_record(bootstrap: str, topic_names: Topics) -> None:
     # records would wait 60 s in the producer's queue but for delivered()'s flush
     publisher = Publisher(bootstrap, topic_names, config={"linger.ms": 60_000})
-    try:
-        records = [(f"task-{i}", f"state {i}".encode()) for i in range(500)]
-        publisher.send_all(topic_names.events, records, 1)
-        asyncio.run(publisher.delivered())
-        # read before close() (which flushes): delivered() alone must have put every record
-        # on the broker
-        stored = [(r.key, r.value) for r in read_to_end(bootstrap, topic_names.events, [1])]
-    finally:
-        publisher.close()
+    records = [(f"task-{i}", f"state {i}".encode()) for i in range(500)]
+    stored = _sent_and_stored(publisher, bootstrap, topic_names.events, records, 1)
     assert stored == [(k.encode(), v) for k, v in records]
 
 
@@ -58,13 +64,8 @@ def test_send_all_waits_out_a_full_local_queue(bootstrap: str, topic_names: Topi
         slow_path(topic, value, key, partition)
 
     publisher._produce = counted  # type: ignore[method-assign]  # observed, not replaced
-    try:
-        records = [(f"task-{i}", f"state {i}".encode()) for i in range(200)]
-        publisher.send_all(topic_names.events, records, 2)
-        asyncio.run(publisher.delivered())
-        stored = [(r.key, r.value) for r in read_to_end(bootstrap, topic_names.events, [2])]
-    finally:
-        publisher.close()
+    records = [(f"task-{i}", f"state {i}".encode()) for i in range(200)]
+    stored = _sent_and_stored(publisher, bootstrap, topic_names.events, records, 2)
     assert publisher.sent["records"] == 200
     assert slow_calls  # the queue was full at least once
     assert stored == [(k.encode(), v) for k, v in records]
