@@ -16,6 +16,7 @@ from rich.console import Console
 from tests.integration.router.conftest import eventually, read_topic
 from tokengov.core.contracts import Alert
 from tokengov.core.deadletter import DeadLetterRecord
+from tokengov.core.errors import BrokerError
 from tokengov.core.kafka import CheckedProducer
 from tokengov.core.policy import parse_policy
 from tokengov.sinks.router.delivery import RetryPolicy
@@ -24,6 +25,7 @@ from tokengov.sinks.router.inhibit import Inhibitor
 from tokengov.sinks.router.kafka import KafkaAlertSink, KafkaDeadLetters
 from tokengov.sinks.router.notification_log import MemoryNotificationLog
 from tokengov.sinks.router.receivers import build_receivers
+from tokengov.sinks.router.receivers.webhook import NOTIFICATION_ID_HEADER
 from tokengov.sinks.router.router import Router
 from tokengov.sinks.router.state import MemoryState
 from tokengov.sinks.router.tree import RouteTree
@@ -182,3 +184,40 @@ async def test_resolved_alert_is_notified(make_router, http_capture):
     body = orjson.loads(notes[1].body)
     assert body["status"] == "resolved" and body["reason"] == "all alerts resolved"
     await eventually(lambda: not router.dispatcher.groups, what="the group to be gone")
+
+
+async def test_a_notification_goes_out_only_once_its_outbox_record_is_stored(
+    make_router, http_capture
+):
+    """A router that dies while delivering leaves the notification in the outbox its
+    partition's next owner reads (same id): it stores the outbox before sending."""
+    state = MemoryState()
+    stored = asyncio.Event()
+    asked: list[tuple[list[str], int]] = []  # (the outbox, requests received) at each barrier
+
+    async def persist() -> None:
+        asked.append(([n.notification_id for n in state.outbox_all()], len(http_capture.received)))
+        await stored.wait()
+
+    router = await make_router(state=state, persist=persist)
+    router.ingest(alert())
+    await eventually(lambda: asked, what="the flush to ask for its outbox to be stored")
+    [(outbox, received)] = asked
+    assert len(outbox) == 1 and received == 0  # in the outbox, not sent yet
+    stored.set()
+    [request] = await http_capture.wait_for(1, path="/search")
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    assert headers[NOTIFICATION_ID_HEADER.lower()] == outbox[0]
+
+
+async def test_a_notification_goes_out_when_its_outbox_cannot_be_stored(make_router, http_capture):
+    """Paging late or not at all is worse than telling a change twice: past the wait (here
+    at once, the store failing) the notification is sent anyway."""
+
+    async def persist() -> None:
+        raise BrokerError("the state topic is unreachable")
+
+    router = await make_router(persist=persist)
+    router.ingest(alert())
+    await http_capture.wait_for(1, path="/search")
+    assert router.dead_lettered == 0

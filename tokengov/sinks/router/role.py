@@ -162,6 +162,7 @@ class RouterRuntime:
             notification_log=self._open_log(),
             dead_letters=KafkaDeadLetters(self._publisher, self.ctx.topics.deadletter),
             alert_sink=KafkaAlertSink(self._publisher, self.ctx.topics.alerts),
+            persist=self.persist,  # a notification's outbox record is stored before it goes
         )
         await self.router.start()
         self._follower = threading.Thread(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Protocol
 
@@ -27,6 +27,10 @@ from tokengov.sinks.router.ownership import PartitionedDispatcher
 from tokengov.sinks.router.receivers.base import Receiver
 
 __all__ = ["AlertSink", "DeadLetterSink", "Router", "receiver_failing_alert"]
+
+#: How long a flush waits for its notifications' outbox records to be stored
+#: (``Router(persist=...)``) before it sends them anyway.
+PERSIST_WAIT_S = 15.0
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +97,13 @@ class Router:
         workers_per_receiver: int = 1,
         log_flush_interval_s: float = 1.0,
         maintenance_interval_s: float = 3600.0,
+        persist: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.dispatcher = dispatcher
+        #: Waits until the state written so far (the outbox among it) is stored: called
+        #: before new notifications go out, so that one this router dies delivering is in
+        #: the outbox its partition's next owner reads, and goes again with the same id.
+        self.persist = persist
         self.notification_log = notification_log
         self.dead_letters = dead_letters
         self.alert_sink = alert_sink
@@ -216,7 +225,10 @@ class Router:
     async def _timers(self) -> None:
         while True:
             try:
-                for notification in self.dispatcher.flush_due():
+                due = self.dispatcher.flush_due()
+                if due and self.persist is not None:
+                    await self._persisted(len(due))
+                for notification in due:
                     await self._enqueue(notification)
             except Exception:
                 # The loop must survive a bad group: log it loudly and keep the others going.
@@ -229,6 +241,23 @@ class Router:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait_s):
                     await self._wake.wait()
+
+    async def _persisted(self, count: int) -> None:
+        """Wait (up to :data:`PERSIST_WAIT_S`) for the outbox records of ``count`` new
+        notifications to be stored. Past that they go out anyway: paging late or not at all
+        is worse than the same change told twice (a next owner would not know of them and
+        send its own, with another id)."""
+        assert self.persist is not None
+        try:
+            async with asyncio.timeout(PERSIST_WAIT_S):
+                await self.persist()
+        except Exception as exc:  # incl. TimeoutError
+            log.warning(
+                "%d notification(s) sent before their outbox records were stored (%s): a "
+                "router that dies now leaves its partitions' next owner to notify again",
+                count,
+                type(exc).__name__ if isinstance(exc, TimeoutError) else exc,
+            )
 
     async def _enqueue(self, notification: Notification) -> None:
         queue = self.queues.get(notification.receiver)
