@@ -4,7 +4,8 @@ Per message: decode (single events and batch envelopes), dead-letter what
 cannot be trusted, run every event through its partition's
 :class:`~tokengov.streams.core.PartitionProcessor`, publish the alerts and decisions
 it produced right away. Every ``flush_interval`` (or ``max_pending``
-messages): wait until those outputs are delivered, send the partials to
+messages), and as soon as the stream has been quiet for ``idle_flush`` (it caught up):
+wait until those outputs are delivered, send the partials to
 stage 2 and wait, write the changed state records, and only then ack the
 messages — so a committed offset always has its state and outputs behind it.
 """
@@ -43,6 +44,9 @@ log = logging.getLogger(__name__)
 Tap = Callable[[Any, Decoded], Awaitable[None]]
 
 SWEEP_INTERVAL_S = 30.0
+#: A stream quiet this long has caught up: the timer flushes what is pending then instead of
+#: waiting out ``flush_interval`` (its commit, and the state behind it, up to ~0.4 s sooner).
+IDLE_FLUSH_S = 0.05
 FULL_GC_INTERVAL_S = 600.0
 #: The cyclic GC's thresholds the streams and debt roles ask for (raised to, never lowered:
 #: :func:`tokengov.core.process_tuning.raise_gc_thresholds`; CPython's default is
@@ -68,6 +72,7 @@ class Stage1:
         *,
         flush_interval_s: float = 0.5,
         max_pending: int = 2000,
+        idle_flush_s: float = IDLE_FLUSH_S,
     ) -> None:
         self.ctx = ctx
         self.names = names
@@ -77,12 +82,15 @@ class Stage1:
         self.clock = clock
         self.flush_interval_s = flush_interval_s
         self.max_pending = max_pending
+        self.idle_flush_s = idle_flush_s
         self.processors: dict[int, PartitionProcessor] = {}
         self.assigned: set[int] = set()
         self.pending: list[tuple[Any, faust.types.EventT[Any]]] = []  # (stream, event) to ack
         self.lock = asyncio.Lock()
         self.out = Output(suppressor=suppressor)
         self.last_flush = time.monotonic()
+        #: when the last message was handled (the timer flushes once the stream is quiet)
+        self.last_message = time.monotonic()
         self.last_sweep = time.monotonic()
         self.last_full_gc = time.monotonic()
         self.ledger_fresh = False
@@ -195,9 +203,10 @@ class Stage1:
                 for tap in self.taps:
                     await tap(message, decoded)
             self.pending.append((stream, event))
+            self.last_message = now = time.monotonic()
             if (
                 len(self.pending) >= self.max_pending
-                or time.monotonic() - self.last_flush >= self.flush_interval_s
+                or now - self.last_flush >= self.flush_interval_s
             ):
                 await self._flush()
 
@@ -306,9 +315,21 @@ class Stage1:
     # ------------------------------------------------------------ flushing
 
     async def flush_if_due(self) -> None:
-        if self.pending and time.monotonic() - self.last_flush >= self.flush_interval_s:
+        """The role's timer (every 0.1 s): flush what is pending once ``flush_interval`` has
+        passed since the last flush, or as soon as no message has come for ``idle_flush``: the
+        stream caught up, so its state and offsets need not wait out the interval (a busy
+        stream flushes every ``flush_interval``; a quiet one within ~0.15 s of its last
+        message, at most once a tick)."""
+        if not self.pending:
+            return
+        now = time.monotonic()
+        if (
+            now - self.last_flush >= self.flush_interval_s
+            or now - self.last_message >= self.idle_flush_s
+        ):
             async with self.lock:
-                await self._flush()
+                if self.pending:  # (a message's own flush may have come first)
+                    await self._flush()
 
     async def _flush(self) -> None:
         self.last_flush = time.monotonic()

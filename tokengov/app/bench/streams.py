@@ -158,7 +158,9 @@ def _committed_end(bootstrap: str, group: str, topic: str, timeout_s: float) -> 
     """When ``group`` has committed every partition of ``topic`` up to its current end: how
     a role that raises no alert (``--role debt``) shows it has processed everything. The
     debt role commits what it acked every 0.1 s, and stage 1 of ``--role streams`` after each
-    flush, so this is at most ~0.1 s (debt) or one flush interval (streams) late."""
+    flush, which a quiet stream gets within ~0.15 s of its last message
+    (``partition_stage.IDLE_FLUSH_S`` on the 0.1 s timer), so this is at most ~0.1 s (debt)
+    or ~0.15 s (streams) late."""
     consumer = Consumer(
         {
             **connection(bootstrap).librdkafka_config(),
