@@ -28,6 +28,7 @@ from tokengov.core.contracts import CallEvent, Components, Outcome, TokenCounts
 from tokengov.core.policy import parse_policy
 from tokengov.core.pricing import PricedCall, Pricer
 from tokengov.core.worker_context import PolicyHolder
+from tokengov.streams.debt import wire
 from tokengov.streams.debt.columns import Columns, InputPrices, TaskBatch, TaskCalls, input_rates
 from tokengov.streams.debt.detectors import Detector, TaskContext, all_detectors
 from tokengov.streams.debt.detectors.retries import backs_off
@@ -381,6 +382,45 @@ def test_batches_take_what_single_events_take(tasks: list[list[Call]], data: st.
         batched.observe_all(events[start:end])
     assert batched.stats == single.stats and batched.open_tasks == single.open_tasks
     assert batched.take() == single.take()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(task_calls(workflows=("wf", "other")), min_size=1, max_size=6), st.data())
+def test_batches_count_every_call_of_open_and_closed_tasks(
+    tasks: list[list[Call]], data: st.DataObject
+) -> None:
+    """After each batch, each workflow's facts (calls, first and latest ``ts``) and each open
+    task's latest ``ts`` count every call observed once, whether its task closed within the
+    batch, in another, or is still open (what ``observe_all`` counts at a batch's end and at a
+    close); read from the handover, worked out from the events. ``take`` then agrees."""
+    events: list[Call | Done] = []
+    for calls in tasks:
+        events.extend(calls)
+        if data.draw(st.booleans()):
+            events.append(_outcome(calls[0].task_id, max(c.ts for c in calls)))
+    events = data.draw(st.permutations(events))
+    events += data.draw(st.lists(st.sampled_from(events), max_size=5))  # redelivered
+    tallies = DebtTallies(POLICY)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(events)), max_size=4)))
+    first: dict[str, datetime] = {}
+    distinct: dict[str, dict[str, datetime]] = {}
+    for start, end in itertools.pairwise([0, *cuts, len(events)]):
+        tallies.observe_all(events[start:end])
+        for event in events[start:end]:
+            if isinstance(event, Call):
+                first.setdefault(event.workflow, event.ts)
+                distinct.setdefault(event.workflow, {}).setdefault(event.event_id, event.ts)
+        doc = orjson.loads(tallies.handover(end))
+        assert sorted(doc["workflows"]) == sorted(
+            [w, wire.micros(first[w]), wire.micros(max(ids.values())), len(ids)]
+            for w, ids in distinct.items()
+        )
+        for _task_id, _team, _workflow, last_us, calls in doc["tasks"]:
+            assert last_us == max(wire.micros(wire.decode_call(c).ts) for c in calls)
+    shares = {share.workflow: share for share in tallies.take()}
+    assert {w: (s.calls, s.first_seen, s.watermark) for w, s in shares.items()} == {
+        w: (len(ids), first[w], max(ids.values())) for w, ids in distinct.items()
+    }
 
 
 # ------------------------------------------------------------------ tasks tallied together

@@ -374,7 +374,8 @@ class DebtTallies(_PolicySource):
             stats.observed_calls += taken - (stats.outcomes - outcomes_before)
             self.watermark = None if watermark is _NEVER else watermark
             for task in touched:
-                self._count(task)
+                if task.counted != len(task.calls):  # (a task closed since is counted)
+                    self._count(task)
             if self._closing_calls >= self.tally_calls:
                 self._tally_closed()
         return taken
