@@ -37,12 +37,16 @@ the root logger stays at ``loglevel`` (``--verbose``, DEBUG, has no spinner eith
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import logging
+from collections.abc import Coroutine, Generator
 from typing import Any
 
 __all__ = [
     "FETCH_MAX_WAIT_MS",
     "adjust_faust",
+    "deliver_inline",
     "forbid_topic_auto_creation",
     "shorten_fetch_wait",
     "without_spinner",
@@ -55,9 +59,10 @@ _patched = False
 
 
 def adjust_faust() -> None:
-    """Both adjustments; call before building a ``faust.App`` (idempotent)."""
+    """The consumer's adjustments; call before building a ``faust.App`` (idempotent)."""
     shorten_fetch_wait()
     forbid_topic_auto_creation()
+    deliver_inline()
 
 
 def shorten_fetch_wait(wait_ms: int = FETCH_MAX_WAIT_MS) -> None:
@@ -105,3 +110,97 @@ def forbid_topic_auto_creation() -> None:
 
     aiokafka_client.MetadataRequest = NoAutoCreateMetadataRequest
     log.debug("aiokafka: metadata requests never auto-create topics")
+
+
+def deliver_inline() -> None:
+    """Make Faust's consumer hand each fetched message to its streams without four tasks.
+
+    Faust's fetch loop (``Consumer._drain_messages``) delivers every message with
+    ``await self.wait_first(callback(message), self.suspend_flow.wait())``: mode's
+    ``wait_first`` starts a task for the delivery, one for each of the two events and one for
+    each of the service's ``stopped`` and ``crashed`` events, waits for the first to finish and
+    cancels the rest. The delivery (the conductor's ``on_message``: decode to an event, put it
+    on each subscribed stream's queue) finishes without suspending unless the flow is
+    stopped, the producer's buffer or a stream's queue is full. Here that call runs the
+    delivery in the fetch loop's task up to its first suspension: finished, the loop yields
+    once (``asyncio.sleep(0)``, so that the agent runs before the next delivery, as it did
+    while the tasks ran); suspended, the rest of the delivery races the flow's suspension in
+    mode's ``wait_first`` exactly as before. With the flow suspended or the consumer stopping
+    (or any other ``wait_first`` of the consumer), mode's ``wait_first`` runs unchanged.
+    """
+    from faust.transport.drivers import aiokafka as faust_aiokafka
+    from mode.services import WaitResults
+
+    consumer_class = faust_aiokafka.Consumer
+    if getattr(consumer_class.wait_first, "tokengov_inline", False):
+        return
+    wait_first = consumer_class.wait_first
+
+    async def inline_wait_first(self: Any, *coros: Any, timeout: Any = None) -> Any:
+        if (
+            timeout is not None
+            or len(coros) != 2
+            or not _waits_on(coros[1], self.suspend_flow)
+            or not inspect.iscoroutine(coros[0])
+            or self.suspend_flow.is_set()
+            or self._stopped.is_set()
+            or self._crashed.is_set()
+        ):
+            return await wait_first(self, *coros, timeout=timeout)
+        delivery, suspended = coros
+        try:
+            first = delivery.send(None)
+        except StopIteration as finished:
+            suspended.close()
+            await asyncio.sleep(0)  # the woken stream runs before the next delivery
+            return WaitResults([delivery], [finished.value], False)
+        except BaseException:
+            suspended.close()
+            raise
+        rest = _Rest(delivery, first)
+        results = await wait_first(self, rest, suspended)
+        winners = [delivery if winner is rest else winner for winner in results.done]
+        return WaitResults(winners, results.results, results.stopped)
+
+    inline_wait_first.tokengov_inline = True  # type: ignore[attr-defined]
+    consumer_class.wait_first = inline_wait_first  # type: ignore[method-assign]
+    log.debug("faust consumer: messages delivered inline")
+
+
+def _waits_on(coro: Any, event: Any) -> bool:
+    """Whether ``coro`` is ``event.wait()``, not started."""
+    frame = getattr(coro, "cr_frame", None)
+    return (
+        frame is not None
+        and coro.cr_code is type(event).wait.__code__
+        and frame.f_locals.get("self") is event
+    )
+
+
+class _Rest:
+    """The rest of a coroutine run up to its first suspension (which yielded ``first``)."""
+
+    __slots__ = ("_coro", "_first")
+
+    def __init__(self, coro: Coroutine[Any, Any, Any], first: Any) -> None:
+        self._coro = coro
+        self._first = first
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coro, pending = self._coro, self._first
+        while True:
+            try:
+                sent = yield pending
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as exc:  # cancelled: pass it on to the delivery
+                try:
+                    pending = coro.throw(exc)
+                except StopIteration as done:
+                    return done.value
+            else:
+                try:
+                    pending = coro.send(sent)
+                except StopIteration as done:
+                    return done.value
