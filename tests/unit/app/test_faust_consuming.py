@@ -1,15 +1,22 @@
-"""Faust's fetch loop hands each message to the streams with
+"""How the worker's Faust consumer hands messages to the streams, and what it records of each.
+
+Faust's fetch loop hands each message to the streams with
 ``consumer.wait_first(callback(message), consumer.suspend_flow.wait())``;
 :func:`tokengov.app.faust_adjustments.deliver_inline` runs that delivery in the loop's own
 task instead of in four new ones. The reference is mode's own ``Service.wait_first`` (what
 the consumer ran before), called on the same consumer with the same deliveries: the winners,
 the results, what the delivery did and when, and what a suspended flow cancels must be the
-same. The consumer is Faust's (the aiokafka transport's), built without connecting."""
+same. The consumer is Faust's (the aiokafka transport's), built without connecting.
+
+Per message the worker's app keeps, of Faust's Monitor, only what Faust's livelock check
+reads (:class:`tokengov.app.faust_adjustments.LeanMonitor`)."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import subprocess
+import sys
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -19,9 +26,7 @@ import pytest
 import pytest_asyncio
 from mode.services import Service
 
-from tokengov.app.faust_adjustments import deliver_inline
-
-pytestmark = pytest.mark.asyncio
+from tokengov.app.faust_adjustments import LeanMonitor, deliver_inline
 
 Delivery = Callable[[list[str]], Awaitable[Any]]
 
@@ -92,6 +97,7 @@ async def suspends_then_returns(log: list[str]) -> str:
     return "value"
 
 
+@pytest.mark.asyncio
 @pytest.mark.parametrize("delivery", [returns_at_once, suspends_then_returns])
 async def test_a_delivery_runs_and_wakes_the_agent_before_the_fetch_loop_goes_on(
     consumer: Any, delivery: Delivery
@@ -106,6 +112,7 @@ async def test_a_delivery_runs_and_wakes_the_agent_before_the_fetch_loop_goes_on
     assert (done, results, stopped) == (["delivery"], ["value"], False)
 
 
+@pytest.mark.asyncio
 async def test_a_delivery_waiting_when_the_flow_stops_is_cancelled_as_before(
     consumer: Any,
 ) -> None:
@@ -134,6 +141,7 @@ async def test_a_delivery_waiting_when_the_flow_stops_is_cancelled_as_before(
     )
 
 
+@pytest.mark.asyncio
 async def test_with_the_flow_suspended_mode_decides_as_before(consumer: Any) -> None:
     outcomes = []
     for way in WAYS:
@@ -143,6 +151,7 @@ async def test_with_the_flow_suspended_mode_decides_as_before(consumer: Any) -> 
     assert outcomes[0] == outcomes[1]
 
 
+@pytest.mark.asyncio
 async def test_a_delivery_that_raises_raises_and_leaves_no_coroutine_unawaited(
     consumer: Any,
 ) -> None:
@@ -159,3 +168,56 @@ async def test_a_delivery_that_raises_raises_and_leaves_no_coroutine_unawaited(
                 await run(way(consumer), consumer, raises)
         gc.collect()
     assert [w for w in caught if "never awaited" in str(w.message)] == []
+
+
+WORKER_APP_MONITOR = """
+import asyncio, sys, tempfile
+from pathlib import Path
+
+from tokengov.app.worker_app import create_app
+from tokengov.core.policy import parse_policy
+from tokengov.core.settings import Settings
+from tokengov.core.topics import Topics
+from tokengov.core.worker_context import PolicyHolder, WorkerContext
+
+
+async def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        ctx = WorkerContext(
+            settings=Settings(data_dir=Path(tmp), kafka_bootstrap="127.0.0.1:1"),
+            policy=PolicyHolder(parse_policy("version: 1\\n")),
+            topics=Topics.with_prefix("monitor."),
+        )
+        app = create_app(ctx, ["router"])
+        print(type(app.monitor).__module__, type(app.monitor).__name__, app.monitor in set(app.sensors) or "later")
+
+
+asyncio.run(main())
+"""
+
+
+def test_the_worker_app_uses_the_lean_monitor() -> None:
+    """Built in a fresh interpreter, as ``tokengov worker`` builds it (the app's settings)."""
+    result = subprocess.run(
+        [sys.executable, "-c", WORKER_APP_MONITOR], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split()[:2] == ["tokengov.app.faust_adjustments", "LeanMonitor"]
+
+
+@pytest.mark.asyncio
+async def test_the_lean_monitor_keeps_what_the_livelock_check_reads() -> None:
+    from faust.types import TP
+
+    monitor = LeanMonitor()
+    tp = TP("tokengov.events", 3)
+    message = object()
+    monitor.on_message_in(tp, 7, message)
+    state = monitor.on_stream_event_in(tp, 7, object(), object())
+    monitor.on_stream_event_out(tp, 7, object(), object(), state)
+    monitor.on_message_out(tp, 7, message)
+    # what Faust's livelock check (its aiokafka driver's verify_event_path) reads
+    assert set(monitor.stream_inbound_time) == {tp}
+    # and nothing per message beyond it
+    assert (monitor.messages_received_total, monitor.events_total) == (0, 0)
+    assert monitor.tp_read_offsets == {} and len(monitor.events_runtime) == 0
