@@ -1,6 +1,6 @@
-"""Two adjustments Faust does not expose, made by :func:`adjust_faust` for every Faust app
+"""Three adjustments Faust does not expose, made by :func:`adjust_faust` for every Faust app
 tokengov builds (the worker's, :mod:`tokengov.app.worker_app`; the router's own,
-:mod:`tokengov.app.router_app`), and a third for the worker process (:func:`without_spinner`).
+:mod:`tokengov.app.router_app`), and a fourth for the worker process (:func:`without_spinner`).
 
 **Topic auto-creation.** aiokafka asks for the metadata of the topics it reads and writes
 with ``allow_auto_topic_creation`` left at ``True`` (it has no setting for it), so a broker
@@ -33,16 +33,47 @@ streams`` in ``tokengov bench streams``'s throughput run (``Logger._log`` timed 
 worker, 2026-12-06; 0.05–0.06 without the spinner: the project's own records), on both the
 event loop and the consumer thread. :func:`without_spinner` removes the spinner before the worker starts, so
 the root logger stays at ``loglevel`` (``--verbose``, DEBUG, has no spinner either way).
+
+**Delivery in the fetch loop's task.** Faust's fetch loop (``Consumer._drain_messages``)
+hands each message to the streams with ``await self.wait_first(callback(message),
+self.suspend_flow.wait())``: mode's ``wait_first`` starts four tasks (the delivery, the flow's
+suspension, the service's ``stopped`` and ``crashed``), waits for the first and cancels the
+rest, ~32 µs a message (a micro-benchmark; ~0.16 µs per event of the bench's 200-event
+envelopes), plus the loop iterations of those tasks. :func:`deliver_inline` runs the
+delivery in the fetch loop's task instead, up to its first suspension; it normally has none
+(the conductor decodes the message and puts it on each stream's queue), and then the loop
+yields once so that the woken stream runs before the next delivery, as it did. A delivery
+that suspends (flow control during a rebalance, a full producer buffer or stream queue)
+races the flow's suspension in mode's ``wait_first`` exactly as before; with the flow
+already suspended or the consumer stopping, mode's ``wait_first`` runs unchanged. Every
+message is still delivered once, in order, and acked and committed by the streams as
+before. Measured in the real ``--role streams`` worker (2026-12-07, docs/streams.md,
+"Performance", tenth pass): the event loop's CPU outside our handlers 0.76–0.81 → 0.50–0.57
+µs/event.
+
+**A lean Monitor** (:class:`LeanMonitor`, the worker app's ``Monitor`` setting; Faust exposes
+this one): Faust's Monitor counts, times and keys by stream every message four times for
+Faust's web views, which the worker does not serve; it keeps only ``stream_inbound_time``,
+which Faust's livelock check reads. The sensors' calls per message 0.061 → 0.032 CPU
+µs/event (timed in the worker, timing included).
 """
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import logging
+from collections.abc import Coroutine, Generator
+from time import monotonic
 from typing import Any
+
+from faust.sensors import Monitor
 
 __all__ = [
     "FETCH_MAX_WAIT_MS",
+    "LeanMonitor",
     "adjust_faust",
+    "deliver_inline",
     "forbid_topic_auto_creation",
     "shorten_fetch_wait",
     "without_spinner",
@@ -55,9 +86,10 @@ _patched = False
 
 
 def adjust_faust() -> None:
-    """Both adjustments; call before building a ``faust.App`` (idempotent)."""
+    """The consumer's adjustments; call before building a ``faust.App`` (idempotent)."""
     shorten_fetch_wait()
     forbid_topic_auto_creation()
+    deliver_inline()
 
 
 def shorten_fetch_wait(wait_ms: int = FETCH_MAX_WAIT_MS) -> None:
@@ -105,3 +137,113 @@ def forbid_topic_auto_creation() -> None:
 
     aiokafka_client.MetadataRequest = NoAutoCreateMetadataRequest
     log.debug("aiokafka: metadata requests never auto-create topics")
+
+
+def deliver_inline() -> None:
+    """Make Faust's consumer run each message's delivery to the streams in its fetch loop's
+    task, up to the delivery's first suspension, instead of in four new tasks per message
+    (mode's ``wait_first``); a delivery that suspends races the flow's suspension as before
+    (the module's docstring has why and what it saves)"""
+    from faust.transport.drivers import aiokafka as faust_aiokafka
+    from mode.services import WaitResults
+
+    consumer_class = faust_aiokafka.Consumer
+    if getattr(consumer_class.wait_first, "tokengov_inline", False):
+        return
+    wait_first = consumer_class.wait_first
+
+    async def inline_wait_first(self: Any, *coros: Any, timeout: Any = None) -> Any:
+        if (
+            timeout is not None
+            or len(coros) != 2
+            or not _waits_on(coros[1], self.suspend_flow)
+            or not inspect.iscoroutine(coros[0])
+            or self.suspend_flow.is_set()
+            or self._stopped.is_set()
+            or self._crashed.is_set()
+        ):
+            return await wait_first(self, *coros, timeout=timeout)
+        delivery, suspended = coros
+        try:
+            first = delivery.send(None)
+        except StopIteration as finished:
+            suspended.close()
+            await asyncio.sleep(0)  # the woken stream runs before the next delivery
+            return WaitResults([delivery], [finished.value], False)
+        except BaseException:
+            suspended.close()
+            raise
+        rest = _Rest(delivery, first)
+        results = await wait_first(self, rest, suspended)
+        winners = [delivery if winner is rest else winner for winner in results.done]
+        return WaitResults(winners, results.results, results.stopped)
+
+    inline_wait_first.tokengov_inline = True  # type: ignore[attr-defined]
+    consumer_class.wait_first = inline_wait_first  # type: ignore[method-assign]
+    log.debug("faust consumer: messages delivered inline")
+
+
+def _waits_on(coro: Any, event: Any) -> bool:
+    """Whether ``coro`` is ``event.wait()``, not started."""
+    frame = getattr(coro, "cr_frame", None)
+    return (
+        frame is not None
+        and coro.cr_code is type(event).wait.__code__
+        and frame.f_locals.get("self") is event
+    )
+
+
+class _Rest:
+    """The rest of a coroutine run up to its first suspension (which yielded ``first``)."""
+
+    __slots__ = ("_coro", "_first")
+
+    def __init__(self, coro: Coroutine[Any, Any, Any], first: Any) -> None:
+        self._coro = coro
+        self._first = first
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coro, pending = self._coro, self._first
+        while True:
+            try:
+                sent = yield pending
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as exc:  # cancelled: pass it on to the delivery
+                try:
+                    pending = coro.throw(exc)
+                except StopIteration as done:
+                    return done.value
+            else:
+                try:
+                    pending = coro.send(sent)
+                except StopIteration as done:
+                    return done.value
+
+
+class LeanMonitor(Monitor):
+    """Faust's Monitor without its per-message statistics, for the worker's app
+    (``faust.App(..., Monitor=LeanMonitor)``).
+
+    Faust calls its sensors four times for every message (in, stream in, stream out,
+    out); the Monitor counts, times and keys each by stream and task name, for Faust's web
+    views (off in the worker: ``web_enabled=False``), which nothing of tokengov reads.
+    Kept: when a partition's stream last took an event (``stream_inbound_time``), which
+    Faust's livelock check reads to warn of a stalled partition, and every other hook
+    (commits, sends, rebalances, assignments: a few a second at most)."""
+
+    def on_message_in(self, tp: Any, offset: int, message: Any) -> None:
+        return None
+
+    def on_stream_event_in(self, tp: Any, offset: int, stream: Any, event: Any) -> None:
+        self.stream_inbound_time[tp] = monotonic()
+        return None
+
+    def on_stream_event_out(
+        self, tp: Any, offset: int, stream: Any, event: Any, state: Any = None
+    ) -> None:
+        return None
+
+    def on_message_out(self, tp: Any, offset: int, message: Any) -> None:
+        return None

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 
 import faust
 
-from tokengov.app.faust_adjustments import adjust_faust
+from tokengov.app.faust_adjustments import LeanMonitor, adjust_faust
 from tokengov.app.faust_broker import faust_broker_options
 from tokengov.core.errors import TokenGovError
 from tokengov.core.worker_context import ROLES, WorkerContext
@@ -157,6 +157,9 @@ def create_app(ctx: WorkerContext, roles: Sequence[str]) -> faust.App:
         # Acks wait for the flush that persists their state (tokengov/streams/partition_stage.py); at shutdown the
         # flush timer is gone, so do not wait for acks: what was not flushed is replayed, exactly.
         stream_wait_empty=False,
+        # Faust's Monitor counts and times every message for its web views (off here):
+        # this one keeps only what Faust's livelock check reads (faust_adjustments)
+        Monitor=LeanMonitor,
     )
     registered: dict[str, list[object]] = {}
     for role, role_registrars in registrars.items():
