@@ -362,11 +362,8 @@ def _outcome(task: str, when: datetime) -> Done:
     return result
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(task_calls(), min_size=1, max_size=5), st.data())
-def test_batches_take_what_single_events_take(tasks: list[list[Call]], data: st.DataObject) -> None:
-    """Observing events in batches of any size (duplicates and outcomes among them) leaves the
-    same state as observing them one at a time: the same shares, open tasks and counters."""
+def _delivered(tasks: list[list[Call]], data: st.DataObject) -> list[Call | Done]:
+    """The tasks' calls, some tasks with an outcome, in any order, some redelivered."""
     events: list[Call | Done] = []
     for calls in tasks:
         events.extend(calls)
@@ -374,6 +371,15 @@ def test_batches_take_what_single_events_take(tasks: list[list[Call]], data: st.
             events.append(_outcome(calls[0].task_id, max(c.ts for c in calls)))
     events = data.draw(st.permutations(events))
     events += data.draw(st.lists(st.sampled_from(events), max_size=5))  # redelivered
+    return events
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(task_calls(), min_size=1, max_size=5), st.data())
+def test_batches_take_what_single_events_take(tasks: list[list[Call]], data: st.DataObject) -> None:
+    """Observing events in batches of any size (duplicates and outcomes among them) leaves the
+    same state as observing them one at a time: the same shares, open tasks and counters."""
+    events = _delivered(tasks, data)
     single, batched = DebtTallies(POLICY), DebtTallies(POLICY)
     for event in events:
         single.observe(event)
@@ -393,13 +399,7 @@ def test_batches_count_every_call_of_open_and_closed_tasks(
     task's latest ``ts`` count every call observed once, whether its task closed within the
     batch, in another, or is still open (what ``observe_all`` counts at a batch's end and at a
     close); read from the handover, worked out from the events. ``take`` then agrees."""
-    events: list[Call | Done] = []
-    for calls in tasks:
-        events.extend(calls)
-        if data.draw(st.booleans()):
-            events.append(_outcome(calls[0].task_id, max(c.ts for c in calls)))
-    events = data.draw(st.permutations(events))
-    events += data.draw(st.lists(st.sampled_from(events), max_size=5))  # redelivered
+    events = _delivered(tasks, data)
     tallies = DebtTallies(POLICY)
     cuts = sorted(data.draw(st.lists(st.integers(0, len(events)), max_size=4)))
     first: dict[str, datetime] = {}
