@@ -6,6 +6,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import signal
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -276,26 +279,56 @@ def test_a_trillion_dollars_is_exact_through_state_and_partials() -> None:
 # -- the attempt record ---------------------------------------------------------------------
 
 
-def test_attempts_carry_over_deaths_and_reset_after_success(tmp_path: Path) -> None:
-    first = AttemptLog(tmp_path, "tokengov.events")
+@pytest.mark.parametrize("mapped", [True, False], ids=["mapped", "pwrite"])
+def test_attempts_carry_over_deaths_and_reset_after_success(tmp_path: Path, mapped: bool) -> None:
+    first = AttemptLog(tmp_path, "tokengov.events", mapped=mapped)
     assert first.start(3, 10) == 1
     first.done(3, 10)
     assert first.start(3, 11) == 1  # ... and the process dies handling offset 11
     first.close()
     for attempt in (2, 3):  # each successor replays offset 10 (not committed), dies on 11
-        again = AttemptLog(tmp_path, "tokengov.events")
+        again = AttemptLog(tmp_path, "tokengov.events", mapped=mapped)
         assert again.start(3, 10) == 1
         again.done(3, 10)
         assert again.start(3, 11) == attempt
         again.close()
-    last = AttemptLog(tmp_path, "tokengov.events")
+    last = AttemptLog(tmp_path, "tokengov.events", mapped=mapped)
     assert last.start(3, 11) == 4  # beyond 3: the stage skips it
     assert last.failed(3, 11) == 5  # (raising counts too)
     last.done(3, 11)
     assert last.start(3, 11) == 1  # handled: a replay of it starts afresh
     assert last.start(4, 11) == 1  # another partition has its own record
     last.close()
-    assert AttemptLog(tmp_path, "tokengov.events").start(4, 11) == 2  # it died there
+    assert AttemptLog(tmp_path, "tokengov.events", mapped=mapped).start(4, 11) == 2  # it died there
+    record = (tmp_path / "tokengov.events-4").read_bytes()  # the documented record, as before
+    assert len(record) == 512 and record.endswith(b"\n")
+    assert orjson.loads(record) == {"suspects": {"11": 2}, "handling": 11}
+
+
+_DIES_HANDLING = """
+import os, sys
+from pathlib import Path
+from tokengov.streams.attempts import AttemptLog
+log = AttemptLog(Path(sys.argv[1]), "tokengov.events", mapped=sys.argv[2] == "mapped")
+log.start(2, 40)
+log.done(2, 40)
+log.start(2, 41)
+os.kill(os.getpid(), 9)  # dies handling offset 41: no close, no flush, no exit handler
+"""
+
+
+@pytest.mark.parametrize("mapped", [True, False], ids=["mapped", "pwrite"])
+def test_a_record_outlives_a_killed_process(tmp_path: Path, mapped: bool) -> None:
+    """What the record guards against: a process killed while handling a message (SIGKILL,
+    as the kernel's OOM killer sends) leaves the record behind, for its successor."""
+    mode = "mapped" if mapped else "pwrite"
+    died = subprocess.run([sys.executable, "-c", _DIES_HANDLING, str(tmp_path), mode], check=False)
+    assert died.returncode == -signal.SIGKILL
+    successor = AttemptLog(tmp_path, "tokengov.events")
+    assert successor.start(2, 40) == 1  # handled before the death
+    successor.done(2, 40)
+    assert successor.start(2, 41) == 2  # the death counted
+    successor.close()
 
 
 # -- clock skew -------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import platform
 import signal
 import statistics
 import subprocess
@@ -18,12 +19,32 @@ from rich.table import Table
 from tokengov.app.local.broker import EmbeddedBroker, free_port
 from tokengov.core.topics import ensure_topics, topic_specs
 
-__all__ = ["bench_broker", "percentile", "start_process", "stop_process", "summarize_ns"]
+__all__ = [
+    "bench_broker",
+    "interpreter",
+    "percentile",
+    "start_process",
+    "stop_process",
+    "summarize_ns",
+]
 
 console = Console(highlight=False)
 
 #: The checkout (or site-packages) root: the benchmarks' subprocesses run from there.
 ROOT = Path(__file__).resolve().parents[3]
+
+
+def interpreter() -> str:
+    """The Python the benchmark's processes run on (the same executable as this one): a
+    figure of CPU per event depends on how that interpreter was built as much as on the
+    code — CPython with profile-guided and link-time optimization (python.org's, the
+    official Docker images', Debian's) runs the same Python code faster than one built
+    without (pyenv's default); docs/streams.md, "Performance", measured both here."""
+    build, built_on = platform.python_build()
+    return (
+        f"{platform.python_implementation()} {platform.python_version()} ({build}, {built_on}; "
+        f"{platform.python_compiler()}) at {sys.executable}"
+    )
 
 
 def start_process(
