@@ -13,21 +13,16 @@ it there; its successor replays the messages before ``o`` (uncommitted), meets
 message is skipped (dead-lettered whole with an ERROR log naming topic,
 partition and offset).
 
-One file per partition under ``<worker state dir>/attempts/``, a 512-byte record
-overwritten in place through a shared memory map of the file: a store to the page
-cache, which survives the process (what this guards against — a machine crash is not
-a poison message), without a system call that gives up the GIL. Two writes a message,
-timed in the worker of ``bench streams`` (2026-12-07, a probe around each write):
-~19 µs of CPU and ~45 µs of wall each with a ``pwrite``, as before; ~11 and ~25 through
-the map (alone, in a loop: 2.9 and 1.7 µs). Where the file cannot be mapped, each write
-is a ``pwrite``. Workers that share a data directory share these files, which is right:
-the partition's next owner reads what its last owner left.
+One file per partition under ``<worker state dir>/attempts/``, overwritten in
+place with ``pwrite`` (one system call; the page cache survives the process,
+which is what this guards against — a machine crash is not a poison message).
+Workers that share a data directory share these files, which is right: the
+partition's next owner reads what its last owner left.
 """
 
 from __future__ import annotations
 
 import logging
-import mmap
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,20 +41,15 @@ _MAX_SUSPECTS: Final = 8
 @dataclass(slots=True)
 class _Slot:
     fd: int
-    #: the file's record, mapped (None: written with ``pwrite``)
-    view: mmap.mmap | None = None
     #: offset -> times its handling was started and did not end (deaths and failures)
     suspects: dict[int, int] = field(default_factory=dict)
     handling: int | None = None  # the offset being handled now
 
 
 class AttemptLog:
-    def __init__(self, directory: Path, topic: str, *, mapped: bool = True) -> None:
-        """``mapped=False``: write each record with ``pwrite`` (what a file that cannot be
-        mapped gets)."""
+    def __init__(self, directory: Path, topic: str) -> None:
         self.directory = directory
         self.topic = topic
-        self.mapped = mapped
         self._slots: dict[int, _Slot] = {}
         self.broken = False  # the directory cannot be written: count in memory only
 
@@ -85,8 +75,6 @@ class AttemptLog:
                 slot.handling = None if doc["handling"] is None else int(doc["handling"])
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             log.warning("attempt record %s unreadable, starting afresh: %s", path, exc)
-        if self.mapped:
-            slot.view = _mapped(fd, path)
         if slot.handling is not None:
             log.error(
                 "%s partition %d: the last worker died while handling offset %d (attempt %d)",
@@ -117,12 +105,8 @@ class AttemptLog:
             {"suspects": slot.suspects, "handling": slot.handling},
             option=orjson.OPT_NON_STR_KEYS,
         )
-        record = record.ljust(_RECORD_BYTES - 1) + b"\n"  # (8 suspects fit: ≤ ~320 bytes)
-        if slot.view is not None and len(record) == _RECORD_BYTES:
-            slot.view[:] = record
-            return
         try:
-            os.pwrite(slot.fd, record, 0)
+            os.pwrite(slot.fd, record.ljust(_RECORD_BYTES - 1) + b"\n", 0)
         except OSError as exc:
             self._broken(exc)
 
@@ -153,21 +137,6 @@ class AttemptLog:
 
     def close(self) -> None:
         for slot in self._slots.values():
-            if slot.view is not None:
-                slot.view.close()
             if slot.fd >= 0:
                 os.close(slot.fd)
         self._slots.clear()
-
-
-def _mapped(fd: int, path: Path) -> mmap.mmap | None:
-    """The file's first ``_RECORD_BYTES``, mapped shared and writable (the file grown to that
-    size first: zeros, which a reader strips); None where it cannot be (a file system
-    without shared maps: every write is then a ``pwrite``)."""
-    try:
-        if os.fstat(fd).st_size < _RECORD_BYTES:
-            os.ftruncate(fd, _RECORD_BYTES)
-        return mmap.mmap(fd, _RECORD_BYTES, access=mmap.ACCESS_WRITE)
-    except (OSError, ValueError) as exc:
-        log.warning("attempt record %s: cannot be mapped (%s); written with pwrite", path, exc)
-        return None
