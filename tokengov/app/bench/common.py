@@ -37,9 +37,9 @@ ROOT = Path(__file__).resolve().parents[3]
 def interpreter() -> str:
     """The Python the benchmark's processes run on (the same executable as this one): a
     figure of CPU per event depends on how that interpreter was built as much as on the
-    code — CPython with profile-guided and link-time optimization (python.org's, the
-    official Docker images', Debian's) runs the same Python code faster than one built
-    without (pyenv's default); docs/streams.md, "Performance", measured both here."""
+    code: CPython built with profile-guided and link-time optimization (the official Docker
+    images', Debian's) ran the worker's stages ~10 % faster here than pyenv's default build,
+    which has neither (docs/streams.md, "Performance", eleventh pass)."""
     build, built_on = platform.python_build()
     return (
         f"{platform.python_implementation()} {platform.python_version()} ({build}, {built_on}; "
