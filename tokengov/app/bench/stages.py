@@ -16,18 +16,16 @@ builds can be compared on one machine within a few per cent.
 from __future__ import annotations
 
 import gc
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
 import orjson
 
 from tokengov.app.bench.workload import BENCH_POLICY, Workload, envelopes
 from tokengov.core.decoding import decode_events
-from tokengov.core.policy import Policy, load_policy
+from tokengov.core.policy import Policy, parse_policy
 from tokengov.streams.core import Output, PartitionProcessor
 from tokengov.streams.core.clock import SystemClock
 from tokengov.streams.core.policy_index import PolicyView
@@ -76,10 +74,7 @@ def run(
     repeat: int = 3,
     progress: Callable[[str], None] | None = None,
 ) -> StagesBench:
-    with tempfile.TemporaryDirectory(prefix="tokengov-bench-stages-") as tmp:
-        path = Path(tmp) / "policy.yaml"
-        path.write_text(BENCH_POLICY)
-        policy = load_policy(path)
+    policy = parse_policy(BENCH_POLICY, source="bench policy")
     view = PolicyView(policy)
     per_partition = Workload(seed, partitions).by_partition(tasks, datetime.now(UTC))
     messages = {p: [value for _, value in envelopes(events)] for p, events in per_partition.items()}
