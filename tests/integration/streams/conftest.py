@@ -72,6 +72,11 @@ class Cluster:
         self.policy = policy
         self.data_dir = tmp / "data"
         self.workers: list[WorkerProcess] = []
+        #: the role set of each worker group and the topics it reads (:meth:`processed`): one
+        #: ``streams`` group, or ``governance`` and ``debt`` run as two services
+        self.groups: dict[str, tuple[str, ...]] = {
+            "streams": (topics.events, self.internal.partials, self.internal.debt_tallies)
+        }
         self.producer = Producer(
             {"bootstrap.servers": bootstrap, "partitioner": "murmur2_random", "linger.ms": 5}
         )
@@ -141,17 +146,20 @@ class Cluster:
         return letters
 
     def processed(self) -> bool:
-        """Every message of the events, partials and debt tallies topics is committed by the
-        worker group."""
+        """Every message of the topics each worker group reads (:attr:`groups`: the events,
+        partials and debt tallies for ``streams``) is committed by that group."""
+        return all(self._committed(roles, topics) for roles, topics in self.groups.items())
+
+    def _committed(self, roles: str, topics: tuple[str, ...]) -> bool:
         consumer = Consumer(
             {
                 "bootstrap.servers": self.bootstrap,
-                "group.id": f"{self.prefix}tokengov-worker-streams",
+                "group.id": f"{self.prefix}tokengov-worker-{roles}",
                 "enable.auto.commit": False,
             }
         )
         try:
-            for topic in (self.topics.events, self.internal.partials, self.internal.debt_tallies):
+            for topic in topics:
                 ends = end_offsets(self.bootstrap, topic)
                 tps = [TopicPartition(topic, p) for p in ends]
                 committed = {tp.partition: tp.offset for tp in consumer.committed(tps, timeout=5)}

@@ -6,8 +6,10 @@ mid-stream (each run with its own topic prefix, group and store). The alerts (by
 fingerprint), decisions, findings, dead letters, the metrics' final values and the store's
 totals are the same; the findings are also those of one in-process
 :class:`~tokengov.streams.debt.engine.DebtEngine` that saw every event once (the point both
-runs must converge to). Every wait is on a condition: offsets committed, every event stored,
-every call in the metrics, the findings converged."""
+runs must converge to). The same stream through ``--role governance`` and ``--role debt`` run
+as two services (what docs/streams.md, "Scaling", advises above what one ``streams`` process
+handles) gives the answers of ``--role streams`` too. Every wait is on a condition: offsets
+committed, every event stored, every call in the metrics, the findings converged."""
 
 from __future__ import annotations
 
@@ -281,3 +283,46 @@ def test_one_worker_and_three_with_a_rebalance_give_the_same_answers(
     assert set(single["decisions"]) == {"task:t-doc", "task:t-run"} | {
         f"task:t-storm{i}" for i in range(8)
     }  # t-doc's fallback, t-run's pause, and each storm's pause (max_retries)
+
+
+def test_governance_and_debt_as_two_services_give_the_answers_of_streams(
+    bootstrap: str, tmp_path: Path
+) -> None:
+    parts = _scenario()
+    expected = _expected_findings(parts)
+    calls, events = _distinct(parts, True), _distinct(parts, False)
+
+    whole = _cluster(bootstrap, tmp_path, "streams")
+    halves = _cluster(bootstrap, tmp_path, "halves")
+    # each half is its own consumer group, and reads what it needs: governance the events and
+    # its partials (stage 2), token debt the events and its tallies (its judges)
+    halves.groups = {
+        "governance": (halves.topics.events, halves.internal.partials),
+        "debt": (halves.topics.events, halves.internal.debt_tallies),
+    }
+    try:  # side by side, each with its own topics, groups and store
+        whole.start_worker()
+        whole.start_worker(STORE_ROLES, {"TOKENGOV_QUERY_ENDPOINT": f"127.0.0.1:{free_port()}"})
+        halves.start_worker(("governance",))
+        halves.start_worker(("debt",))
+        halves.start_worker(STORE_ROLES, {"TOKENGOV_QUERY_ENDPOINT": f"127.0.0.1:{free_port()}"})
+        for part in parts:
+            for key, value in part:
+                whole.send_raw(key, value)
+                halves.send_raw(key, value)
+
+        one = _answers(whole, expected, calls, events)
+        two = _answers(halves, expected, calls, events)
+    finally:
+        whole.close()
+        halves.close()
+
+    for what in one:
+        assert one[what] == two[what], (what, one[what], two[what])
+    # what each half owns is there: governance's alerts and decisions, token debt's findings
+    # and their alerts, one dead letter for the message that is not JSON (governance's: token
+    # debt counts it and goes on)
+    kinds = {fp.split("|")[0] for fp in two["alerts"]}
+    assert {"runaway", "retry_storm", "budget_threshold", "debt_finding"} <= kinds, kinds
+    assert two["decisions"] and two["findings"] == expected
+    assert len(two["dead_letters"]) == 1, two["dead_letters"]
