@@ -14,6 +14,8 @@ committed, every event stored, every call in the metrics, the findings converged
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -232,43 +234,68 @@ def _answers(
     }
 
 
-def test_one_worker_and_three_with_a_rebalance_give_the_same_answers(
-    bootstrap: str, tmp_path: Path
-) -> None:
+@contextmanager
+def _side_by_side(bootstrap: str, tmp: Path, *names: str) -> Iterator[list[Cluster]]:
+    """Runs side by side, each with its own topics, groups and store; every worker stopped
+    at the end."""
+    clusters = [_cluster(bootstrap, tmp, name) for name in names]
+    try:
+        yield clusters
+    finally:
+        for c in clusters:
+            c.close()
+
+
+def _start_store(c: Cluster) -> None:
+    """The process that fills the cluster's store, with its query endpoint (:func:`_totals`)."""
+    c.start_worker(STORE_ROLES, {"TOKENGOV_QUERY_ENDPOINT": f"127.0.0.1:{free_port()}"})
+
+
+def _send(c: Cluster, messages: list[Message]) -> None:
+    for key, value in messages:
+        c.send_raw(key, value)
+
+
+def _assert_same(a: dict[str, Any], b: dict[str, Any]) -> None:
+    for what in a:
+        assert a[what] == b[what], (what, a[what], b[what])
+
+
+Scenario = tuple[list[list[Message]], dict[tuple[Any, ...], dict[str, Any]], int, int]
+
+
+@pytest.fixture
+def scenario() -> Scenario:
+    """The stream's parts, the findings one engine gives for it, its on-time calls and its
+    distinct events."""
     parts = _scenario()
-    expected = _expected_findings(parts)
-    calls, events = _distinct(parts, True), _distinct(parts, False)
+    return parts, _expected_findings(parts), _distinct(parts, True), _distinct(parts, False)
+
+
+def test_one_worker_and_three_with_a_rebalance_give_the_same_answers(
+    bootstrap: str, tmp_path: Path, scenario: Scenario
+) -> None:
+    parts, expected, calls, events = scenario
     assert {k[3] for k in expected} == {"retry_without_backoff"}, expected
 
-    one = _cluster(bootstrap, tmp_path, "one")
-    many = _cluster(bootstrap, tmp_path, "many")
-    try:  # the two runs side by side, each with its own topics, group and store
+    with _side_by_side(bootstrap, tmp_path, "one", "many") as (one, many):
         one.start_worker()
-        one.start_worker(STORE_ROLES, {"TOKENGOV_QUERY_ENDPOINT": f"127.0.0.1:{free_port()}"})
+        _start_store(one)
         workers = [many.start_worker() for _ in range(3)]
-        many.start_worker(STORE_ROLES, {"TOKENGOV_QUERY_ENDPOINT": f"127.0.0.1:{free_port()}"})
+        _start_store(many)
         for part in parts:
-            for key, value in part:
-                one.send_raw(key, value)
+            _send(one, part)
 
-        for key, value in parts[0]:
-            many.send_raw(key, value)
+        _send(many, parts[0])
         many.wait_processed(60)
         many.start_worker()  # a 4th joins mid-stream
-        for key, value in parts[1]:
-            many.send_raw(key, value)
+        _send(many, parts[1])
         workers[0].stop()  # and one leaves (SIGTERM: it hands its partitions over)
-        for key, value in parts[2]:
-            many.send_raw(key, value)
+        _send(many, parts[2])
 
         single = _answers(one, expected, calls, events)
         spread = _answers(many, expected, calls, events)
-    finally:
-        one.close()
-        many.close()
-
-    for what in single:
-        assert single[what] == spread[what], (what, single[what], spread[what])
+    _assert_same(single, spread)
     assert any(fp.startswith("debt_finding|") for fp in single["alerts"])
     assert {fp.split("|")[0] for fp in single["alerts"]} >= {
         "runaway",
@@ -286,39 +313,29 @@ def test_one_worker_and_three_with_a_rebalance_give_the_same_answers(
 
 
 def test_governance_and_debt_as_two_services_give_the_answers_of_streams(
-    bootstrap: str, tmp_path: Path
+    bootstrap: str, tmp_path: Path, scenario: Scenario
 ) -> None:
-    parts = _scenario()
-    expected = _expected_findings(parts)
-    calls, events = _distinct(parts, True), _distinct(parts, False)
+    parts, expected, calls, events = scenario
 
-    whole = _cluster(bootstrap, tmp_path, "streams")
-    halves = _cluster(bootstrap, tmp_path, "halves")
-    # each half is its own consumer group, and reads what it needs: governance the events and
-    # its partials (stage 2), token debt the events and its tallies (its judges)
-    halves.groups = {
-        "governance": (halves.topics.events, halves.internal.partials),
-        "debt": (halves.topics.events, halves.internal.debt_tallies),
-    }
-    try:  # side by side, each with its own topics, groups and store
+    with _side_by_side(bootstrap, tmp_path, "streams", "halves") as (whole, halves):
+        # each half is its own consumer group and reads what it needs: governance the events
+        # and its partials (stage 2), token debt the events and its tallies (its judges)
+        halves.groups = {
+            "governance": (halves.topics.events, halves.internal.partials),
+            "debt": (halves.topics.events, halves.internal.debt_tallies),
+        }
         whole.start_worker()
-        whole.start_worker(STORE_ROLES, {"TOKENGOV_QUERY_ENDPOINT": f"127.0.0.1:{free_port()}"})
+        _start_store(whole)
         halves.start_worker(("governance",))
         halves.start_worker(("debt",))
-        halves.start_worker(STORE_ROLES, {"TOKENGOV_QUERY_ENDPOINT": f"127.0.0.1:{free_port()}"})
+        _start_store(halves)
         for part in parts:
-            for key, value in part:
-                whole.send_raw(key, value)
-                halves.send_raw(key, value)
+            _send(whole, part)
+            _send(halves, part)
 
         one = _answers(whole, expected, calls, events)
         two = _answers(halves, expected, calls, events)
-    finally:
-        whole.close()
-        halves.close()
-
-    for what in one:
-        assert one[what] == two[what], (what, one[what], two[what])
+    _assert_same(one, two)
     # what each half owns is there: governance's alerts and decisions, token debt's findings
     # and their alerts, one dead letter for the message that is not JSON (governance's: token
     # debt counts it and goes on)
