@@ -26,6 +26,7 @@ import orjson
 from tokengov.app.bench.workload import BENCH_POLICY, Workload, envelopes
 from tokengov.core.decoding import decode_events
 from tokengov.core.policy import Policy, parse_policy
+from tokengov.core.process_tuning import raise_gc_thresholds
 from tokengov.streams.core import Output, PartitionProcessor
 from tokengov.streams.core.clock import SystemClock
 from tokengov.streams.core.policy_index import PolicyView
@@ -83,7 +84,7 @@ def run(
         messages=sum(len(values) for values in messages.values()),
     )
     thresholds = gc.get_threshold()
-    gc.set_threshold(*(max(a, b) for a, b in zip(thresholds, GC_THRESHOLDS, strict=True)))
+    raise_gc_thresholds(*GC_THRESHOLDS)  # as the worker does (tokengov.streams.role)
     try:
         best: dict[str, float] | None = None
         for n in range(repeat):
