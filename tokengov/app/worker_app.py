@@ -16,16 +16,19 @@ import os
 import signal
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 import faust
 
 from tokengov.app.faust_adjustments import LeanMonitor, adjust_faust
 from tokengov.app.faust_broker import faust_broker_options
 from tokengov.core.errors import TokenGovError
+from tokengov.core.kafka import KafkaConnection
 from tokengov.core.worker_context import ROLES, WorkerContext
 from tokengov.streams.topics import topic_prefix
 
-__all__ = ["ROLE_LOADERS", "Register", "app_id", "create_app", "expand_roles"]
+__all__ = ["ROLE_LOADERS", "Register", "app_id", "app_settings", "create_app", "expand_roles"]
 
 log = logging.getLogger(__name__)
 
@@ -129,38 +132,45 @@ def _load_role(role: str) -> list[Register]:
         ) from exc
 
 
+def app_settings(conn: KafkaConnection, state_dir: Path) -> dict[str, Any]:
+    """The worker's Faust settings, ``faust.App(app_id, **app_settings(...))``: also those of
+    the bare Faust agent ``tokengov bench streams`` measures the framework's floor with
+    (:mod:`tokengov.app.bench.bare_faust`), so that floor is this app's."""
+    return {
+        **faust_broker_options(conn),
+        "store": "memory://",
+        "datadir": str(state_dir / "faust"),
+        "web_enabled": False,
+        "autodiscover": False,
+        "topic_replication_factor": 1,
+        # Faust creates nothing: the roles use no tables (no changelogs) and no leader; every
+        # topic is created by tokengov with its configured partitions (tokengov/core/topics.py).
+        "topic_allow_declare": False,
+        "topic_disable_leader": True,
+        "consumer_auto_offset_reset": "earliest",
+        "broker_session_timeout": 6,
+        "broker_rebalance_timeout": 6,
+        "broker_heartbeat_interval": 1,
+        "broker_commit_interval": 1.0,
+        "producer_max_request_size": 4_000_000,
+        "stream_buffer_maxsize": 4096,
+        # Acks wait for the flush that persists their state (tokengov/streams/partition_stage.py); at
+        # shutdown the flush timer is gone, so do not wait for acks: what was not flushed is
+        # replayed, exactly.
+        "stream_wait_empty": False,
+        # Faust's Monitor counts and times every message for its web views (off here):
+        # this one keeps only what Faust's livelock check reads (faust_adjustments)
+        "Monitor": LeanMonitor,
+    }
+
+
 def create_app(ctx: WorkerContext, roles: Sequence[str]) -> faust.App:
     wanted = expand_roles(roles)
     registrars = {role: _load_role(role) for role in wanted}  # fail before connecting anywhere
     adjust_faust()
     state_dir = ctx.settings.worker_state_dir
     state_dir.mkdir(parents=True, exist_ok=True)
-    app = faust.App(
-        app_id(ctx, wanted),
-        **faust_broker_options(ctx.kafka),
-        store="memory://",
-        datadir=str(state_dir / "faust"),
-        web_enabled=False,
-        autodiscover=False,
-        topic_replication_factor=1,
-        # Faust creates nothing: the roles use no tables (no changelogs) and no leader; every
-        # topic is created by tokengov with its configured partitions (tokengov/core/topics.py).
-        topic_allow_declare=False,
-        topic_disable_leader=True,
-        consumer_auto_offset_reset="earliest",
-        broker_session_timeout=6,
-        broker_rebalance_timeout=6,
-        broker_heartbeat_interval=1,
-        broker_commit_interval=1.0,
-        producer_max_request_size=4_000_000,
-        stream_buffer_maxsize=4096,
-        # Acks wait for the flush that persists their state (tokengov/streams/partition_stage.py); at shutdown the
-        # flush timer is gone, so do not wait for acks: what was not flushed is replayed, exactly.
-        stream_wait_empty=False,
-        # Faust's Monitor counts and times every message for its web views (off here):
-        # this one keeps only what Faust's livelock check reads (faust_adjustments)
-        Monitor=LeanMonitor,
-    )
+    app = faust.App(app_id(ctx, wanted), **app_settings(ctx.kafka, state_dir))
     registered: dict[str, list[object]] = {}
     for role, role_registrars in registrars.items():
         registered[role] = [register(app, ctx) for register in role_registrars]

@@ -11,7 +11,11 @@
    at that rate; every 100 ms a probe task makes the call that crosses its limit (``ts`` =
    when it was sent); latency = alert on the topic − that call. p50 / p99. The 1-minute
    load average is recorded at the end of every run.
-3. The naive baseline: one event per message, one ``async for`` per event,
+3. The framework's floor: a Faust agent with the worker's settings that acks the same
+   messages and does nothing else (:mod:`tokengov.app.bench.bare_faust`); its CPU per event
+   is what Faust and aiokafka cost any role before tokengov's own work, and
+   ``1 / (floor + the stages' CPU per event)`` bounds what one process can reach.
+4. The naive baseline: one event per message, one ``async for`` per event,
    pydantic validation, a table write per event — same core, same alerts.
 """
 
@@ -31,6 +35,7 @@ from pathlib import Path
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
+from tokengov.app.bench.bare_faust import bare_faust_command, bare_faust_group
 from tokengov.app.bench.common import start_process, stop_process, worker_command
 from tokengov.app.bench.workload import BENCH_POLICY, Workload, envelopes, partition_of
 from tokengov.app.local.broker import EmbeddedBroker, free_port
@@ -42,6 +47,8 @@ __all__ = ["StreamsBench", "run"]
 
 #: The roles measured, each in its own worker process (``tokengov worker --role …``).
 ROLES = ("governance", "debt", "streams")
+#: The framework's floor, measured after the roles (:mod:`tokengov.app.bench.bare_faust`).
+FLOOR = "bare Faust"
 #: The shares of the measured capacity of ``--role streams`` offered in the latency runs.
 LATENCY_SHARES = (0.5, 0.8)
 
@@ -90,6 +97,8 @@ class LatencyRun:
 class StreamsBench:
     roles: dict[str, RoleRun] = field(default_factory=dict)
     latency: list[LatencyRun] = field(default_factory=list)
+    #: the bare Faust agent over the same mix (:mod:`tokengov.app.bench.bare_faust`)
+    floor: RoleRun | None = None
     naive_events: int = 0
     naive_seconds: float = 0.0
 
@@ -358,26 +367,29 @@ def run(
         producer = _producer(bootstrap)
 
         # ---- the real worker: each role in its own process, same mix; then the latency of
-        # the full worker (--role streams) at shares of the capacity it just showed
-        for role in ROLES:
+        # the full worker (--role streams) at shares of the capacity it just showed; then
+        # the framework's floor: a Faust agent that acks the same messages and does no work
+        for name in (*ROLES, FLOOR):
             prefix = f"bench{uuid.uuid4().hex[:6]}."
             topics = Topics.with_prefix(prefix)
             ensure_topics(bootstrap, topic_specs(prefix=prefix, event_partitions=partitions))
-            log_path = tmp / f"worker-{role}.log"
+            log_path = tmp / f"worker-{name}.log"
+            if name == FLOOR:
+                command = bare_faust_command(bootstrap, prefix, tmp / "data-bare")
+                group = bare_faust_group(prefix)
+            else:
+                command = worker_command(name, policy, tmp / f"data-{name}", bootstrap, prefix)
+                group = f"{prefix}tokengov-worker-{name}"  # tokengov.app.worker_app.app_id
             worker = start_process(
-                worker_command(role, policy, tmp / f"data-{role}", bootstrap, prefix),
-                log_path,
-                {"TOKENGOV_EVENT_PARTITIONS": str(partitions)},
+                command, log_path, {"TOKENGOV_EVENT_PARTITIONS": str(partitions)}
             )
             stack.callback(stop_process, worker)
             watch = AlertWatch(bootstrap, topics.alerts)
             stack.callback(watch.close)
             wl = Workload(seed, partitions)
-            # the worker's consumer group (tokengov.app.worker_app.app_id, one role): the
-            # debt role raises no alert, so it shows it is done by committing the events
-            committed = (
-                None if role == "governance" else (bootstrap, f"{prefix}tokengov-worker-{role}")
-            )
+            # the roles that raise no alert (debt, the floor) show they are done by committing
+            # every event; so does the streams role
+            committed = None if name == "governance" else (bootstrap, group)
             _warm_up(wl, producer, topics, watch, log_path, committed=committed)
             cpu_before = _cpu_seconds(worker.pid)
             events, seconds = _throughput(
@@ -387,14 +399,18 @@ def run(
                 watch,
                 tasks,
                 single=False,
-                alerts=role != "debt",
+                alerts=name in ("governance", "streams"),
                 committed=committed,
             )
             cpu_after = _cpu_seconds(worker.pid)
             cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
-            result.roles[role] = RoleRun(role, events, seconds, _load_average(), cpu)
-            if role == "streams":
-                capacity = result.roles[role].events_per_s
+            measured = RoleRun(name, events, seconds, _load_average(), cpu)
+            if name == FLOOR:
+                result.floor = measured
+            else:
+                result.roles[name] = measured
+            if name == "streams":
+                capacity = measured.events_per_s
                 for share in LATENCY_SHARES:
                     offered = int(capacity * share)
                     sent, latencies, lost = _latency(

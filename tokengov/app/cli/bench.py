@@ -40,7 +40,8 @@ def streams(
 
     console.print(
         "running: worker --role governance, --role debt, --role streams (throughput; then "
-        "latency at 50 % and 80 % of its capacity), then the naive baseline …"
+        "latency at 50 % and 80 % of its capacity), then the framework's floor (a bare Faust "
+        "agent) and the naive baseline …"
     )
     console.print(f"interpreter: {interpreter()}")
     r = run(
@@ -77,6 +78,17 @@ def streams(
             "" if run_.cpu_share is None else f"{run_.cpu_share:.0%}",
             f"{run_.load_average:.2f}",
         )
+    floor = r.floor
+    if floor is not None:
+        table.add_row(
+            "bare Faust agent (acks the messages, no work: the framework's floor)",
+            f"{floor.events:,}",
+            f"{floor.seconds:.2f}",
+            f"{floor.events_per_s:,.0f}",
+            "" if floor.cpu_us_per_event is None else f"{floor.cpu_us_per_event:.1f}",
+            "" if floor.cpu_share is None else f"{floor.cpu_share:.0%}",
+            f"{floor.load_average:.2f}",
+        )
     table.add_row(
         "naive Faust agent",
         f"{r.naive_events:,}",
@@ -92,6 +104,20 @@ def streams(
         console.print(
             f"ratio: [bold]{governance.events_per_s / r.naive_per_s:.1f}×[/] the naive agent "
             "(stream processors, end to end: events in → alerts out)"
+        )
+    streams_run = r.roles.get("streams")
+    if floor is not None and floor.cpu_us_per_event and streams_run is not None:
+        floor_us = floor.cpu_us_per_event
+        work = (
+            ""
+            if streams_run.cpu_us_per_event is None
+            else f"; --role streams spent {streams_run.cpu_us_per_event:.1f}, "
+            f"{streams_run.cpu_us_per_event - floor_us:.1f} of them its own work"
+        )
+        console.print(
+            f"framework floor: Faust and aiokafka took {floor_us:.1f} CPU µs/event before any "
+            f"of tokengov's work{work}. One core gives 10 µs/event at 100,000 events/s: "
+            f"the floor leaves {10 - floor_us:.1f} of them for the work"
         )
     for lat in r.latency:
         console.print(
