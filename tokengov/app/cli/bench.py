@@ -36,7 +36,7 @@ def streams(
 
     Starts its own embedded broker unless --bootstrap is given."""
     from tokengov.app.bench.common import interpreter
-    from tokengov.app.bench.streams import run
+    from tokengov.app.bench.streams import FLOOR, run
 
     console.print(
         "running: worker --role governance, --role debt, --role streams (throughput; then "
@@ -67,27 +67,18 @@ def streams(
         "governance": "worker --role governance (stream processors)",
         "debt": "worker --role debt (token debt)",
         "streams": "worker --role streams (both, one decode)",
+        FLOOR: "bare Faust agent (acks the messages, no work: the framework's floor)",
     }
-    for name, run_ in r.roles.items():
+    floor = r.floor
+    for run_ in [*r.roles.values(), *([] if floor is None else [floor])]:
         table.add_row(
-            labels.get(name, name),
+            labels.get(run_.role, run_.role),
             f"{run_.events:,}",
             f"{run_.seconds:.2f}",
             f"{run_.events_per_s:,.0f}",
             "" if run_.cpu_us_per_event is None else f"{run_.cpu_us_per_event:.1f}",
             "" if run_.cpu_share is None else f"{run_.cpu_share:.0%}",
             f"{run_.load_average:.2f}",
-        )
-    floor = r.floor
-    if floor is not None:
-        table.add_row(
-            "bare Faust agent (acks the messages, no work: the framework's floor)",
-            f"{floor.events:,}",
-            f"{floor.seconds:.2f}",
-            f"{floor.events_per_s:,.0f}",
-            "" if floor.cpu_us_per_event is None else f"{floor.cpu_us_per_event:.1f}",
-            "" if floor.cpu_share is None else f"{floor.cpu_share:.0%}",
-            f"{floor.load_average:.2f}",
         )
     table.add_row(
         "naive Faust agent",
