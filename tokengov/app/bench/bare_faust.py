@@ -1,8 +1,8 @@
 """The framework's floor in ``tokengov bench streams``: a Faust agent that does no work.
 
 It consumes the events topic with the worker's own Faust settings
-(:func:`tokengov.app.worker_app.app_settings`) and garbage-collector thresholds, reads each
-message's value, and acks it; a timer commits the acked offsets every ``flush_interval``
+(:func:`tokengov.app.worker_app.app_settings`) and garbage-collector thresholds, and acks
+each message as it comes; a timer commits the acked offsets every ``flush_interval_s``
 seconds, as stage 1 does after each flush (:func:`tokengov.streams.partition_stage.commit_acked`).
 Nothing is decoded. What this process spends per event is what Faust and aiokafka cost the
 worker before any of tokengov's work: the part of a process's CPU that no change to the
@@ -58,14 +58,11 @@ def build(
         key_serializer="raw",
         value_serializer="raw",
     )
-    taken = {"messages": 0, "bytes": 0}
 
     @app.agent(events, name="bare")
     async def bare(stream: Any) -> None:
         manual = stream.noack()
         async for event in manual.events():
-            taken["messages"] += 1
-            taken["bytes"] += len(event.message.value or b"")
             await manual.ack(event)
 
     app.timer(flush_interval_s, name="bare.commit")(partial(commit_acked, app))
